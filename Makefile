@@ -1,0 +1,195 @@
+# remus: one non-recursive Makefile.
+#
+#   make                 build/remus and the guest image
+#   make check           the whole test suite: normal build + ASan/UBSan build
+#   make deps            install every Debian package the project needs
+#   make fuzz            libFuzzer harnesses (clang)
+#   make bench           benchmarks, report in build/bench/
+#   make xen-lab         build (cached) and boot the Xen lab
+#   make check-xen       the Xen lab scenarios
+#
+# Switches: V=1 (show commands), WERROR=0 (warnings are not errors),
+# ASAN=1 (AddressSanitizer + UBSan; objects go to build-asan/).
+
+V ?= 0
+WERROR ?= 1
+ASAN ?= 0
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+ifeq ($(ASAN),1)
+BUILD ?= build-asan
+else
+BUILD ?= build
+endif
+
+CC ?= cc
+PROTOC_C ?= protoc-c
+
+PKGS := libprotobuf-c libnl-3.0 libnl-route-3.0 xencontrol xenforeignmemory \
+        xenevtchn xenstore xentoollog
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 \
+        -Wstrict-prototypes -Wmissing-prototypes -Wvla
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -I. -I$(BUILD)/gen $(PKG_CFLAGS) \
+          -MMD -MP -fno-strict-aliasing
+LDLIBS := $(PKG_LIBS) -lpthread -lm
+
+ifeq ($(ASAN),1)
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer \
+       -fno-sanitize-recover=all
+CFLAGS += $(SAN)
+LDFLAGS += $(SAN)
+endif
+
+# ---------------------------------------------------------------- objects
+# common/: stream, engines, I/O, logging
+COMMON_OBJS := common/err.o common/log.o common/io.o common/stream.o
+COMMON_OBJS += common/save.o common/restore.o
+
+# proto/: the control channel (generated code + framing)
+PROTO_SRCS := proto/remus.proto
+PROTO_GEN_OBJS := $(patsubst %.proto,%.pb-c.o,$(PROTO_SRCS))
+PROTO_OBJS :=
+
+# netbuf/: output commit
+NETBUF_OBJS :=
+
+# backends/kvm/: the embedded micro-VMM and its save/restore ops
+KVM_OBJS :=
+
+# backends/xen/: the Xen backend
+XEN_OBJS :=
+
+# primary/ and secondary/
+PRIMARY_OBJS :=
+SECONDARY_OBJS :=
+
+# cli/: the remus binary's subcommands
+CLI_OBJS := cli/main.o cli/cmd_stream_info.o
+
+LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
+            $(XEN_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS)
+
+# Unit tests (cmocka): tests/unit/test_NAME.c -> $(BUILD)/tests/test_NAME
+# Test-only support code (the memory-only backend) lives in tests/support.
+TEST_SUPPORT_OBJS := tests/support/mem_backend.o tests/support/testutil.o
+UNIT_TESTS := test_stream test_engines test_truncation
+
+# Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
+FUZZERS := fuzz_stream fuzz_restore
+
+# ------------------------------------------------------------------ rules
+B_LIB_OBJS := $(addprefix $(BUILD)/,$(LIB_OBJS))
+B_PROTO_GEN_OBJS := $(if $(PROTO_OBJS),$(addprefix $(BUILD)/gen/,$(PROTO_GEN_OBJS)))
+B_CLI_OBJS := $(addprefix $(BUILD)/,$(CLI_OBJS))
+B_TEST_SUPPORT_OBJS := $(addprefix $(BUILD)/,$(TEST_SUPPORT_OBJS))
+B_UNIT_TESTS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+LIBREMUS := $(BUILD)/libremus.a
+
+.PHONY: all clean deps check check-unit check-asan fuzz bench xen-lab \
+        check-xen guest
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/remus guest
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: %.proto
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  PROTOC  $<")
+	$(Q)$(PROTOC_C) --c_out=$(BUILD)/gen $<
+
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -Wno-missing-prototypes -c $< -o $@
+
+# Every object may include generated protobuf headers.
+$(B_LIB_OBJS) $(B_CLI_OBJS): | $(if $(PROTO_OBJS),$(BUILD)/gen/proto/remus.pb-c.h)
+
+$(LIBREMUS): $(B_LIB_OBJS) $(B_PROTO_GEN_OBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/remus: $(B_CLI_OBJS) $(LIBREMUS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(B_CLI_OBJS) $(LIBREMUS) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(B_TEST_SUPPORT_OBJS) $(LIBREMUS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(B_TEST_SUPPORT_OBJS) $(LIBREMUS) \
+	    $(LDLIBS) -lcmocka
+
+# ------------------------------------------------------------------ guest
+# The guest image (guest/) is freestanding: its own flags and linker script.
+GUEST_ELF := $(BUILD)/guest/remus-guest.elf
+guest:
+
+# ------------------------------------------------------------------ tests
+tests: $(BUILD)/remus $(B_UNIT_TESTS)
+
+# The whole suite: normal build, then the same suite under ASan+UBSan.
+check:
+	$(Q)$(MAKE) --no-print-directory tests
+	$(Q)$(MAKE) --no-print-directory ASAN=1 tests
+	$(Q)$(MAKE) --no-print-directory fuzz-smoke
+	$(Q)tests/run-tests.sh build build-asan
+
+check-unit: tests
+	$(Q)tests/run-tests.sh $(BUILD)
+
+# ------------------------------------------------------------------- fuzz
+FUZZ_CC ?= clang
+FUZZ_BUILD := build-fuzz
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -I. -I$(FUZZ_BUILD)/gen \
+               $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
+               -fno-sanitize-recover=all -Wall -Wextra -Wno-unused-parameter
+FUZZ_LIB_SRCS := $(COMMON_OBJS:.o=.c)
+B_FUZZERS := $(addprefix $(FUZZ_BUILD)/,$(FUZZERS))
+
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) tests/support/mem_backend.c \
+                 tests/support/testutil.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ -lpthread
+
+fuzz: $(B_FUZZERS)
+
+# A bounded number of executions of every harness, part of `make check`.
+FUZZ_RUNS ?= 20000
+fuzz-smoke: fuzz
+	$(Q)for f in $(FUZZERS); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus-$$f; \
+	    echo "  FUZZRUN $$f ($(FUZZ_RUNS) runs)"; \
+	    $(FUZZ_BUILD)/$$f -runs=$(FUZZ_RUNS) -seed=1 -max_len=65536 \
+	        $(FUZZ_BUILD)/corpus-$$f tests/fuzz/corpus/$$f \
+	        > $(FUZZ_BUILD)/$$f.log 2>&1 || \
+	        { tail -40 $(FUZZ_BUILD)/$$f.log; exit 1; }; \
+	done
+
+# ------------------------------------------------------------------- deps
+DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
+    libxen-dev libnl-3-dev libnl-route-3-dev libprotobuf-c-dev \
+    protobuf-c-compiler libcmocka-dev python3 iproute2 valgrind
+
+deps:
+	$(Q)scripts/install-deps.sh $(DEB_PACKAGES)
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

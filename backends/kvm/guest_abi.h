@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ABI between the remus micro-VMM (backends/kvm) and its guest
+ * (guest/).  Included by both; freestanding (no libc types beyond
+ * stdint.h).  Versioned by RM_GUEST_ABI_VERSION in the boot info.
+ *
+ * Machine model (the VMM sets it up directly, no firmware):
+ *   - guest-physical memory [0, mem_bytes), identity-mapped with 2 MiB
+ *     pages, every mapping user-accessible (U bit), so the guest runs its
+ *     code at CPL3: on PVM-based KVM only CPL3 code runs at native speed.
+ *   - every vCPU starts in 64-bit mode at CPL3 at the ELF entry point with
+ *     RDI = RM_GUEST_BOOTINFO_GPA, RSI = vCPU index, RSP = 0 (the entry
+ *     stub picks its own stack), RFLAGS.IOPL = 3 (port I/O allowed), no
+ *     interrupts (RFLAGS.IF = 0, no IDT: a fault is a triple fault, which
+ *     the VMM reports as a guest crash).
+ *   - the guest image is a static ELF64, linked at RM_GUEST_LOAD_GPA;
+ *     every PT_LOAD segment must fit in guest memory (checked by the VMM).
+ *
+ * Hypercalls: the guest writes the 32-bit guest-physical address of the
+ * call's argument struct to I/O port RM_HC_PORT_BASE + call number with
+ * `outl`.  The VMM checks that the struct (and every buffer it names) lies
+ * inside guest memory before touching it; a bad address makes the VMM stop
+ * the guest with an error.  Results are written back into the struct.
+ * No call is re-entrant across vCPUs except as noted.
+ */
+#ifndef REMUS_GUEST_ABI_H
+#define REMUS_GUEST_ABI_H
+
+#include <stdint.h>
+
+#define RM_GUEST_ABI_VERSION 1u
+
+/* Fixed guest-physical layout */
+#define RM_GUEST_BOOTINFO_GPA 0x1000ull   /* struct rm_guest_bootinfo */
+#define RM_GUEST_PAGETABLE_GPA 0x10000ull /* VMM-built tables, 64 KiB max */
+#define RM_GUEST_LOAD_GPA 0x100000ull     /* image link/load address */
+#define RM_GUEST_MIN_MEM (4ull << 20)
+
+#define RM_HC_PORT_BASE 0x500u
+enum rm_hypercall {
+    RM_HC_PUTS = 0,      /* struct rm_hc_puts: console output */
+    RM_HC_CLOCK = 1,     /* struct rm_hc_clock: monotonic time */
+    RM_HC_NET_INFO = 2,  /* struct rm_hc_net_info */
+    RM_HC_NET_WRITE = 3, /* struct rm_hc_net_io: send one frame */
+    RM_HC_NET_READ = 4,  /* struct rm_hc_net_io: receive one frame */
+    RM_HC_POLL = 5,      /* struct rm_hc_poll: block for a frame/deadline */
+    RM_HC_HALT = 6,      /* struct rm_hc_halt: the guest exits */
+    RM_HC_STATS = 7,     /* struct rm_hc_stats: guest publishes counters */
+    RM_HC_COUNT
+};
+
+struct rm_guest_bootinfo {
+    uint32_t abi_version;      /* RM_GUEST_ABI_VERSION */
+    uint32_t nr_vcpus;
+    uint64_t mem_bytes;
+    uint64_t tsc_khz;          /* 0 if unknown */
+    char cmdline[512];         /* NUL-terminated, "key=value key=value" */
+};
+
+struct rm_hc_puts {
+    uint64_t data;   /* in: gpa of the bytes */
+    uint64_t len;    /* in */
+};
+
+struct rm_hc_clock {
+    uint64_t monotonic_ns; /* out: guest monotonic clock; continues across
+                              save/restore and failover, never backwards */
+};
+
+struct rm_hc_net_info {
+    uint8_t mac[6];   /* out */
+    uint16_t mtu;     /* out: 1500 */
+    uint32_t ipv4;    /* out: network order, 0 if unconfigured */
+    uint32_t netmask; /* out: network order */
+    uint32_t gateway; /* out: network order, 0 if none */
+};
+
+struct rm_hc_net_io {
+    uint64_t data;    /* in: gpa of the frame buffer */
+    uint64_t len;     /* in: WRITE: frame length; READ: buffer size.
+                         out (READ): frame length */
+    int32_t ret;      /* out: 0 ok; 1 (READ) no frame pending; <0 error */
+    uint32_t pad;
+};
+
+struct rm_hc_poll {
+    uint64_t deadline_ns; /* in: monotonic_ns to wake at (0: don't block) */
+    uint32_t ready;       /* out: 1 if a frame is pending */
+    uint32_t pad;
+};
+
+struct rm_hc_halt {
+    int64_t exit_code;    /* in */
+};
+
+/*
+ * Counters the guest publishes so that tests and benchmarks can read the
+ * workload's progress without the network (e.g. page-writes done).
+ */
+struct rm_hc_stats {
+    uint64_t page_writes;     /* in: total page-writes done so far */
+    uint64_t kv_ops;          /* in: key-value operations applied */
+    uint64_t kv_seq;          /* in: last sequence number issued */
+};
+
+#endif

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The remus command line: one binary, one subcommand per file
+ * (cli/cmd_NAME.c defines `int cmd_NAME(int argc, char **argv)`), all
+ * listed in the table in cli/main.c.
+ *
+ * Exit codes shared by every subcommand:
+ *   0   success
+ *   1   the operation failed (the reason is on stderr)
+ *   2   bad usage (a wrong flag or argument; the message names it)
+ *   3   failover happened (receive, drill: the replica took over)
+ * Never above 125.
+ */
+#ifndef REMUS_CLI_H
+#define REMUS_CLI_H
+
+#define RM_EXIT_OK 0
+#define RM_EXIT_FAIL 1
+#define RM_EXIT_USAGE 2
+#define RM_EXIT_FAILOVER 3
+
+struct rm_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+};
+
+/* Subcommands (keep in step with the table in cli/main.c). */
+int cmd_stream_info(int argc, char **argv);
+int cmd_save(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+
+/* Helpers for subcommands */
+/* Print "remus NAME: error: MSG" to stderr; returns RM_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Print "remus NAME: error: MSG" to stderr; returns RM_EXIT_FAIL. */
+int cli_fail(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* True if argv has -h or --help before "--". */
+int cli_wants_help(int argc, char **argv);
+/* Open FILE for reading/writing; "-" is stdin/stdout.  fd or -errno. */
+int cli_open_in(const char *path);
+int cli_open_out(const char *path);
+
+#endif

@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * remus stream-info FILE|-: validate a checkpoint stream and print its
+ * headers and records.  Exit 0 only for a valid, complete stream (END
+ * seen, nothing after it); otherwise 1 with the byte offset and the reason
+ * on stderr.  Reads with bounded memory (one record at a time).
+ */
+#define RM_LOG_PREFIX "stream-info"
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/log.h"
+#include "common/stream.h"
+
+struct info_state {
+    bool all;               /* print every PAGE_DATA record */
+    bool quiet;             /* only the summary */
+    uint64_t run_records;   /* current run of PAGE_DATA records */
+    uint64_t run_pages;
+    uint64_t run_start;
+    uint64_t records;
+    uint64_t pages;         /* pages carrying data */
+    uint64_t pfns;          /* all pfn entries incl. XTAB/XALLOC/BROKEN */
+    uint64_t checkpoints;
+    uint64_t page_records;
+    uint64_t skipped_optional;
+    bool static_data_end;
+};
+
+static void flush_run(struct info_state *st)
+{
+    if (!st->run_records)
+        return;
+    if (!st->quiet)
+        printf("%10" PRIu64 "  PAGE_DATA x %" PRIu64 " records, %" PRIu64
+               " pages\n", st->run_start, st->run_records, st->run_pages);
+    st->run_records = st->run_pages = 0;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: remus stream-info [--all] [--quiet] FILE|-\n"
+            "\n"
+            "Validate a checkpoint/migration stream (Xen libxc stream v2/v3,\n"
+            "or a remus KVM stream) and print its headers and records.\n"
+            "\n"
+            "  --all     one line per PAGE_DATA record (default: runs are\n"
+            "            summarised)\n"
+            "  --quiet   print only the summary\n"
+            "\n"
+            "Exit status: 0 when the stream is valid and complete; 1 when it\n"
+            "is not (the byte offset and the reason go to stderr); 2 for a\n"
+            "usage error.\n");
+}
+
+static void print_record(struct info_state *st, const struct rm_record *rec)
+{
+    const uint8_t *d = rec->data;
+
+    flush_run(st);
+    if (st->quiet)
+        return;
+    printf("%10" PRIu64 "  %-26s length %u", rec->offset,
+           rm_rec_type_name(rec->type), rec->length);
+    switch (rec->type) {
+    case RM_REC_X86_TSC_INFO: {
+        struct rm_x86_tsc_info ti;
+
+        memcpy(&ti, d, sizeof(ti));
+        printf("  mode %u, %u kHz, %" PRIu64 " ns, incarnation %u", ti.mode,
+               ti.khz, (uint64_t)ti.nsec, ti.incarnation);
+        break;
+    }
+    case RM_REC_HVM_PARAMS: {
+        uint32_t count;
+
+        memcpy(&count, d, 4);
+        printf("  %u params", count);
+        break;
+    }
+    case RM_REC_X86_CPUID_POLICY:
+        printf("  %zu leaves", rec->length / sizeof(struct rm_x86_cpuid_leaf));
+        break;
+    case RM_REC_X86_MSR_POLICY:
+        printf("  %zu MSRs", rec->length / sizeof(struct rm_x86_msr_entry));
+        break;
+    case RM_REC_X86_PV_INFO:
+        printf("  %u-bit guest, %u levels", d[0] * 8, d[1]);
+        break;
+    case RM_REC_X86_PV_VCPU_BASIC:
+    case RM_REC_X86_PV_VCPU_EXTENDED:
+    case RM_REC_X86_PV_VCPU_XSAVE:
+    case RM_REC_X86_PV_VCPU_MSRS:
+    case RM_REC_KVM_VCPU: {
+        uint32_t id;
+
+        memcpy(&id, d, 4);
+        printf("  vcpu %u", id);
+        break;
+    }
+    case RM_REC_KVM_DEVICE: {
+        uint32_t id, ver;
+
+        memcpy(&id, d, 4);
+        memcpy(&ver, d + 4, 4);
+        printf("  device %u, layout %u", id, ver);
+        break;
+    }
+    case RM_REC_KVM_VM_INFO: {
+        struct rm_kvm_vm_info vi;
+
+        memcpy(&vi, d, sizeof(vi));
+        printf("  %" PRIu64 " MiB, %u vcpus, mac "
+               "%02x:%02x:%02x:%02x:%02x:%02x", (uint64_t)vi.mem_bytes >> 20,
+               vi.nr_vcpus, vi.mac[0], vi.mac[1], vi.mac[2], vi.mac[3],
+               vi.mac[4], vi.mac[5]);
+        break;
+    }
+    case RM_REC_EPOCH_INFO: {
+        struct rm_epoch_info ei;
+
+        memcpy(&ei, d, sizeof(ei));
+        printf("  epoch %" PRIu64 ", %" PRIu64 " pages, digest %016" PRIx64,
+               (uint64_t)ei.epoch, (uint64_t)ei.dirty_pages,
+               (uint64_t)ei.digest);
+        break;
+    }
+    case RM_REC_CHECKPOINT:
+        printf("  (checkpoint %" PRIu64 ")", st->checkpoints + 1);
+        break;
+    default:
+        if (rec->type & RM_REC_OPTIONAL)
+            printf("  (unknown optional record 0x%08x, skipped)", rec->type);
+        break;
+    }
+    printf("\n");
+}
+
+static int account_pages(struct info_state *st, const struct rm_record *rec,
+                         struct rm_error *err)
+{
+    struct rm_page_data_view v;
+    int rc = rm_page_data_view(rec, &v, err);
+
+    if (rc)
+        return rc;
+    if (!st->run_records)
+        st->run_start = rec->offset;
+    st->run_records++;
+    st->run_pages += v.count;
+    st->page_records++;
+    st->pfns += v.count;
+    st->pages += v.nr_data_pages;
+    if (st->all) {
+        flush_run(st);
+    }
+    return 0;
+}
+
+int cmd_stream_info(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "all", no_argument, NULL, 'a' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct info_state st;
+    struct rm_error err;
+    struct rm_src src;
+    struct rm_stream_reader rd;
+    struct rm_record rec;
+    int fd, rc, c, ret = RM_EXIT_FAIL;
+    bool ended = false;
+    uint8_t extra;
+
+    memset(&st, 0, sizeof(st));
+    rm_error_clear(&err);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+aqh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'a': st.all = true; break;
+        case 'q': st.quiet = true; break;
+        case 'h': usage(stdout); return RM_EXIT_OK;
+        default:
+            return cli_usage_error("stream-info", "unknown option '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage_error("stream-info",
+                               "expected exactly one FILE (or - for stdin)");
+
+    fd = cli_open_in(argv[optind]);
+    if (fd < 0)
+        return cli_fail("stream-info", "cannot open '%s': %s", argv[optind],
+                        strerror(-fd));
+    rm_src_init_fd(&src, fd);
+    rm_stream_reader_init(&rd, &src, &err);
+
+    rc = rm_stream_read_headers(&rd);
+    if (rc)
+        goto out;
+    if (!st.quiet) {
+        printf("Image header: version %u, %s endian\n", rd.ihdr.version,
+               (rd.ihdr.options & RM_IHDR_OPT_BIG_ENDIAN) ? "big" : "little");
+        if (rm_dhdr_is_remus(rd.dhdr.type))
+            printf("Domain header: %s (0x%08x), page shift %u, remus "
+                   "format %u.%u\n", rm_dhdr_type_name(rd.dhdr.type),
+                   rd.dhdr.type, rd.dhdr.page_shift, rd.dhdr.xen_major,
+                   rd.dhdr.xen_minor);
+        else
+            printf("Domain header: %s, page shift %u, from Xen %u.%u\n",
+                   rm_dhdr_type_name(rd.dhdr.type), rd.dhdr.page_shift,
+                   rd.dhdr.xen_major, rd.dhdr.xen_minor);
+        printf("%10s  %s\n", "offset", "record");
+    }
+
+    for (;;) {
+        rc = rm_stream_read_record(&rd, &rec);
+        if (rc) {
+            if (rc == -ENODATA) {
+                rm_error_force(&err, -ENODATA,
+                               "byte %" PRIu64 ": the stream ends without "
+                               "an END record (incomplete after %" PRIu64
+                               " records, %" PRIu64 " checkpoints)",
+                               src.offset, st.records, st.checkpoints);
+            }
+            rm_record_free(&rec);
+            goto out;
+        }
+        st.records++;
+        if (rec.type == RM_REC_PAGE_DATA) {
+            rc = account_pages(&st, &rec, &err);
+            if (rc) {
+                rm_record_free(&rec);
+                goto out;
+            }
+        } else {
+            if ((rec.type & RM_REC_OPTIONAL) &&
+                !strcmp(rm_rec_type_name(rec.type), "UNKNOWN"))
+                st.skipped_optional++;
+            print_record(&st, &rec);
+            if (rec.type == RM_REC_CHECKPOINT)
+                st.checkpoints++;
+            if (rec.type == RM_REC_STATIC_DATA_END)
+                st.static_data_end = true;
+        }
+        if (rec.type == RM_REC_END) {
+            rm_record_free(&rec);
+            ended = true;
+            break;
+        }
+        rm_record_free(&rec);
+    }
+
+    /* Nothing may follow END. */
+    rc = rm_src_read_exact(&src, &extra, 1);
+    if (rc == 0) {
+        rc = rm_error_set(&err, -EBADMSG,
+                          "byte %" PRIu64 ": data after the END record",
+                          src.offset - 1);
+        goto out;
+    }
+    if (rc != -ENODATA)
+        goto out;
+    rc = 0;
+
+out:
+    flush_run(&st);
+    if (ended && rc == 0) {
+        printf("Summary: valid and complete: %" PRIu64 " records, %" PRIu64
+               " page records, %" PRIu64 " pages with data (%" PRIu64
+               " pfns), %" PRIu64 " checkpoints, %" PRIu64 " bytes",
+               st.records, st.page_records, st.pages, st.pfns,
+               st.checkpoints, src.offset);
+        if (st.skipped_optional)
+            printf(", %" PRIu64 " unknown optional records skipped",
+                   st.skipped_optional);
+        printf("\n");
+        ret = RM_EXIT_OK;
+    } else {
+        if (rc == 0)
+            rm_error_set(&err, -EBADMSG, "stream incomplete");
+        fprintf(stderr, "remus stream-info: invalid stream: %s\n",
+                rm_error_str(&err));
+        ret = RM_EXIT_FAIL;
+    }
+    if (fd != STDIN_FILENO)
+        close(fd);
+    return ret;
+}

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+#define RM_LOG_PREFIX "cli"
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+static const struct rm_command commands[] = {
+    { "stream-info", "validate a checkpoint stream and print its records",
+      cmd_stream_info },
+};
+
+#define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void print_help(FILE *out)
+{
+    size_t i;
+
+    fprintf(out,
+            "usage: remus [-v|-q] COMMAND [ARGS]\n"
+            "\n"
+            "VM replication that survives a dead host.\n"
+            "\n"
+            "Commands:\n");
+    for (i = 0; i < NR_COMMANDS; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-12s %s\n", "help", "this list");
+    fprintf(out,
+            "\n"
+            "Global options: -v (debug log), -q (errors only).\n"
+            "Every command takes --help.\n");
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "remus %s: error: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(see 'remus %s --help')\n", cmd);
+    return RM_EXIT_USAGE;
+}
+
+int cli_fail(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "remus %s: error: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    return RM_EXIT_FAIL;
+}
+
+int cli_wants_help(int argc, char **argv)
+{
+    int i;
+
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            return 0;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+            return 1;
+    }
+    return 0;
+}
+
+int cli_open_in(const char *path)
+{
+    int fd;
+
+    if (!strcmp(path, "-"))
+        return STDIN_FILENO;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int cli_open_out(const char *path)
+{
+    int fd;
+
+    if (!strcmp(path, "-"))
+        return STDOUT_FILENO;
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    return fd < 0 ? -errno : fd;
+}
+
+int main(int argc, char **argv)
+{
+    enum rm_log_level level = RM_LOG_INFO;
+    size_t i;
+    int a = 1;
+
+    signal(SIGPIPE, SIG_IGN);
+    while (a < argc && argv[a][0] == '-') {
+        if (!strcmp(argv[a], "-v")) {
+            level = RM_LOG_DEBUG;
+        } else if (!strcmp(argv[a], "-q")) {
+            level = RM_LOG_ERROR;
+        } else if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
+            print_help(stdout);
+            return RM_EXIT_OK;
+        } else {
+            fprintf(stderr, "remus: error: unknown global option '%s'\n",
+                    argv[a]);
+            print_help(stderr);
+            return RM_EXIT_USAGE;
+        }
+        a++;
+    }
+    rm_log_init(level, NULL);
+
+    if (a >= argc) {
+        print_help(stderr);
+        return RM_EXIT_USAGE;
+    }
+    if (!strcmp(argv[a], "help")) {
+        print_help(stdout);
+        return RM_EXIT_OK;
+    }
+    for (i = 0; i < NR_COMMANDS; i++) {
+        if (!strcmp(argv[a], commands[i].name))
+            return commands[i].run(argc - a, argv + a);
+    }
+    fprintf(stderr, "remus: error: unknown command '%s'\n", argv[a]);
+    print_help(stderr);
+    return RM_EXIT_USAGE;
+}

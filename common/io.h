@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Byte sources and sinks for streams.
+ *
+ * A source is a file descriptor (file, pipe, socket) or a memory buffer
+ * (a staged checkpoint, a fuzzer input).  A sink is a file descriptor or a
+ * growable memory buffer (the primary stages each checkpoint in memory
+ * while the guest is paused and sends it after resuming the guest).
+ */
+#ifndef REMUS_COMMON_IO_H
+#define REMUS_COMMON_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+/* A growable byte buffer.  Zero-initialise; free with rm_buf_free(). */
+struct rm_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+};
+
+/* Ensure room for @extra more bytes.  0 or -ENOMEM. */
+int rm_buf_reserve(struct rm_buf *b, size_t extra);
+int rm_buf_append(struct rm_buf *b, const void *data, size_t len);
+void rm_buf_reset(struct rm_buf *b);  /* len = 0, keeps the allocation */
+void rm_buf_free(struct rm_buf *b);
+
+struct rm_src {
+    int fd;               /* >= 0: read from this descriptor */
+    const uint8_t *mem;   /* fd < 0: read from [mem, mem + mem_len) */
+    size_t mem_len;
+    size_t mem_pos;
+    int timeout_ms;       /* fd only: -1 waits forever; else per-read poll */
+    uint64_t offset;      /* bytes consumed so far (for error messages) */
+};
+
+void rm_src_init_fd(struct rm_src *s, int fd);
+void rm_src_init_mem(struct rm_src *s, const void *mem, size_t len);
+
+/*
+ * Read exactly @len bytes.  Returns 0; -ENODATA when the source ended
+ * before the first byte (a clean end); -EPIPE when it ended part-way
+ * (truncated); -ETIMEDOUT when timeout_ms passed with no data; or another
+ * negative errno.  On any error the bytes that did arrive are consumed
+ * and counted in s->offset.
+ */
+int rm_src_read_exact(struct rm_src *s, void *buf, size_t len);
+
+struct rm_sink {
+    int fd;               /* >= 0: write to this descriptor */
+    struct rm_buf *buf;   /* fd < 0: append to this buffer */
+    uint64_t offset;      /* bytes written so far */
+};
+
+void rm_sink_init_fd(struct rm_sink *s, int fd);
+void rm_sink_init_buf(struct rm_sink *s, struct rm_buf *buf);
+
+/*
+ * Write every byte of @iov[0..iovcnt) (any iovcnt: batches of IOV_MAX are
+ * made internally; short writes and EINTR are retried).  0 or -errno
+ * (-EPIPE when the peer went away; SIGPIPE must be ignored by the caller).
+ */
+int rm_sink_writev(struct rm_sink *s, const struct iovec *iov, int iovcnt);
+int rm_sink_write(struct rm_sink *s, const void *data, size_t len);
+
+/* Plain descriptor helpers: 0 or -errno, retrying EINTR/short transfers. */
+int rm_write_all(int fd, const void *data, size_t len);
+int rm_read_all(int fd, void *data, size_t len); /* -EPIPE on early EOF */
+
+/* Monotonic clock in nanoseconds. */
+uint64_t rm_now_ns(void);
+
+#endif

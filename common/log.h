@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Logging with a per-file prefix.
+ *
+ * Each .c file defines RM_LOG_PREFIX before including this header:
+ *
+ *     #define RM_LOG_PREFIX "stream"
+ *     #include "common/log.h"
+ *
+ * and logs with LOG_ERR / LOG_WARN / LOG_INFO / LOG_DBG.  Lines look like
+ * "remus[1234] stream: message".  The level and the sink are the one piece
+ * of process-wide state in the project (set once by the CLI with
+ * rm_log_init()); everything else travels in context structs.
+ *
+ * Library code uses LOG_* for progress and diagnostics only: errors are
+ * returned (see common/err.h), never just logged.
+ */
+#ifndef REMUS_COMMON_LOG_H
+#define REMUS_COMMON_LOG_H
+
+#include <stdio.h>
+
+enum rm_log_level {
+    RM_LOG_ERROR = 0,
+    RM_LOG_WARN = 1,
+    RM_LOG_INFO = 2,
+    RM_LOG_DEBUG = 3,
+};
+
+/* Set the level and the sink (NULL: stderr).  Not thread-safe; call once. */
+void rm_log_init(enum rm_log_level level, FILE *sink);
+enum rm_log_level rm_log_level(void);
+
+void rm_log_msg(enum rm_log_level level, const char *prefix,
+                const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#ifndef RM_LOG_PREFIX
+#define RM_LOG_PREFIX "remus"
+#endif
+
+#define LOG_ERR(...)  rm_log_msg(RM_LOG_ERROR, RM_LOG_PREFIX, __VA_ARGS__)
+#define LOG_WARN(...) rm_log_msg(RM_LOG_WARN, RM_LOG_PREFIX, __VA_ARGS__)
+#define LOG_INFO(...) rm_log_msg(RM_LOG_INFO, RM_LOG_PREFIX, __VA_ARGS__)
+#define LOG_DBG(...)                                                    \
+    do {                                                                \
+        if (rm_log_level() >= RM_LOG_DEBUG)                             \
+            rm_log_msg(RM_LOG_DEBUG, RM_LOG_PREFIX, __VA_ARGS__);       \
+    } while (0)
+
+#endif

@@ -1,0 +1,595 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The generic save engine: non-live, live pre-copy and checkpointed
+ * (Remus) saves over a backend's rm_save_ops (common/sr.h).
+ *
+ * Checkpointed mode, per epoch:
+ *   suspend -> harvest dirty log -> cb.suspended -> stage dirty pages and
+ *   state into a memory buffer -> resume -> hand the buffer to the sink ->
+ *   cb.checkpoint (waits for the ack, releases output, sleeps).
+ * The guest is paused only while pages are copied into the staging
+ * buffer, never while bytes cross the network.
+ */
+#define RM_LOG_PREFIX "save"
+#include "common/sr.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+struct rm_save_priv {
+    unsigned long *dirty;        /* nr_pfns bits */
+    uint64_t *batch_pfns;        /* RM_PAGE_DATA_BATCH */
+    uint32_t *batch_types;
+    void **batch_ptrs;
+    uint32_t batch_count;
+    struct rm_buf stage;         /* one staged checkpoint */
+    struct rm_sink stage_sink;
+    uint64_t digest;             /* FNV over pages since last CHECKPOINT */
+    uint64_t digest_pages;
+    bool logdirty;
+};
+
+void rm_save_params_default(struct rm_save_params *p, enum rm_save_mode m)
+{
+    memset(p, 0, sizeof(*p));
+    p->mode = m;
+    p->max_iters = 5;
+    p->dirty_threshold = 50;
+    p->max_factor = 3;
+}
+
+uint64_t rm_bitmap_weight(const unsigned long *bm, uint64_t nbits)
+{
+    uint64_t i, w = 0, longs = RM_BITMAP_LONGS(nbits);
+
+    for (i = 0; i < longs; i++) {
+        unsigned long v = bm[i];
+
+        if (i == longs - 1 && nbits % RM_BITS_PER_LONG)
+            v &= (1ul << (nbits % RM_BITS_PER_LONG)) - 1;
+        w += (uint64_t)__builtin_popcountl(v);
+    }
+    return w;
+}
+
+/* ------------------------------------------------------------ batches */
+
+static int flush_batch(struct rm_save_ctx *ctx)
+{
+    struct rm_save_priv *p = ctx->priv;
+    const struct rm_save_ops *ops = ctx->ops;
+    uint32_t i, n = p->batch_count;
+    int rc;
+
+    if (n == 0)
+        return 0;
+    memset(p->batch_ptrs, 0, n * sizeof(p->batch_ptrs[0]));
+    rc = ops->map_pages(ctx, n, p->batch_pfns, p->batch_types, p->batch_ptrs);
+    if (rc) {
+        rm_error_set(ctx->err, rc, "backend could not map %u pages", n);
+        return rc;
+    }
+    for (i = 0; i < n; i++) {
+        uint32_t t = p->batch_types[i];
+
+        if (!rm_page_type_valid(t)) {
+            rc = rm_error_set(ctx->err, -EIO,
+                              "backend returned invalid type 0x%x for pfn "
+                              "0x%" PRIx64, t, p->batch_pfns[i]);
+            goto unmap;
+        }
+        if (!rm_page_type_has_data(t))
+            continue;
+        if (!p->batch_ptrs[i]) {
+            rc = rm_error_set(ctx->err, -EIO,
+                              "backend mapped no data for pfn 0x%" PRIx64,
+                              p->batch_pfns[i]);
+            goto unmap;
+        }
+        if (ops->normalise_page) {
+            rc = ops->normalise_page(ctx, p->batch_pfns[i], t,
+                                     &p->batch_ptrs[i]);
+            if (rc) {
+                rm_error_set(ctx->err, rc, "normalising pfn 0x%" PRIx64,
+                             p->batch_pfns[i]);
+                goto unmap;
+            }
+        }
+        p->digest = rm_fnv64(p->digest, &p->batch_pfns[i], 8);
+        p->digest = rm_fnv64(p->digest, p->batch_ptrs[i], RM_PAGE_SIZE);
+        p->digest_pages++;
+    }
+    rc = rm_stream_write_page_data(&ctx->w, n, p->batch_pfns, p->batch_types,
+                                   (const void *const *)p->batch_ptrs);
+    if (rc == 0)
+        ctx->pages_sent += n;
+unmap:
+    if (ops->unmap_pages)
+        ops->unmap_pages(ctx, n, p->batch_ptrs);
+    p->batch_count = 0;
+    return rc;
+}
+
+static int queue_pfn(struct rm_save_ctx *ctx, uint64_t pfn)
+{
+    struct rm_save_priv *p = ctx->priv;
+
+    p->batch_pfns[p->batch_count++] = pfn;
+    if (p->batch_count == RM_PAGE_DATA_BATCH)
+        return flush_batch(ctx);
+    return 0;
+}
+
+/*
+ * Send every page whose bit is set in @bm (NULL: every page).  With
+ * @spread, visit pfns in a permutation that spreads consecutive sends
+ * across guest memory (i * stride mod n, stride coprime to n), so that a
+ * region the guest is busy writing is not sent page after page while it
+ * is still changing.
+ */
+static int send_pages(struct rm_save_ctx *ctx, const unsigned long *bm,
+                      bool spread)
+{
+    uint64_t n = ctx->nr_pfns, i, stride = 1;
+    int rc;
+
+    if (spread && n > 2) {
+        stride = (n * 618) / 1000 | 1;
+        while (stride > 1) {
+            uint64_t a = n, b = stride;
+
+            while (b) {
+                uint64_t t = a % b;
+
+                a = b;
+                b = t;
+            }
+            if (a == 1)
+                break;
+            stride += 2;
+            if (stride >= n)
+                stride = 1;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        uint64_t pfn = stride == 1 ? i : (uint64_t)(((__uint128_t)i * stride) % n);
+
+        if (bm && !rm_bitmap_test(bm, pfn))
+            continue;
+        rc = queue_pfn(ctx, pfn);
+        if (rc)
+            return rc;
+    }
+    return flush_batch(ctx);
+}
+
+/* ------------------------------------------------------------ steps */
+
+static int harvest(struct rm_save_ctx *ctx, uint64_t *count)
+{
+    struct rm_save_priv *p = ctx->priv;
+    int rc;
+
+    memset(p->dirty, 0, RM_BITMAP_LONGS(ctx->nr_pfns) * sizeof(unsigned long));
+    rc = ctx->ops->harvest_dirty(ctx, p->dirty);
+    if (rc)
+        return rm_error_set(ctx->err, rc, "harvesting the dirty log failed");
+    *count = rm_bitmap_weight(p->dirty, ctx->nr_pfns);
+    return 0;
+}
+
+static int check_vm(struct rm_save_ctx *ctx)
+{
+    int rc = ctx->ops->check_vm_state(ctx);
+
+    if (rc)
+        rm_error_set(ctx->err, rc, "the VM changed under the save "
+                     "(backend check failed)");
+    return rc;
+}
+
+static int do_suspend(struct rm_save_ctx *ctx)
+{
+    int rc = ctx->ops->suspend(ctx);
+
+    if (rc)
+        return rm_error_set(ctx->err, rc, "suspending the VM failed");
+    ctx->suspended = true;
+    return 0;
+}
+
+static int do_resume(struct rm_save_ctx *ctx)
+{
+    int rc = ctx->ops->resume(ctx);
+
+    if (rc)
+        return rm_error_set(ctx->err, rc, "resuming the VM failed");
+    ctx->suspended = false;
+    return 0;
+}
+
+static int write_empty(struct rm_save_ctx *ctx, uint32_t type)
+{
+    return rm_stream_write_record(&ctx->w, type, NULL, 0);
+}
+
+/* VERIFY, then every page again (the receiver compares). */
+static int send_verify(struct rm_save_ctx *ctx)
+{
+    int rc = write_empty(ctx, RM_REC_VERIFY);
+
+    if (rc)
+        return rc;
+    return send_pages(ctx, NULL, false);
+}
+
+/*
+ * Live pre-copy: pass 1 sends everything, then iterate on the dirty log
+ * until few pages stay dirty, max_iters passes were made, or max_factor
+ * times guest memory has been sent.  Returns with the VM running and the
+ * last harvest not yet taken.
+ */
+static int precopy(struct rm_save_ctx *ctx)
+{
+    struct rm_save_priv *p = ctx->priv;
+    uint64_t limit = (uint64_t)ctx->params.max_factor * ctx->nr_pfns;
+    uint64_t dirty = ctx->nr_pfns;
+    int rc;
+
+    rc = ctx->ops->enable_logdirty(ctx);
+    if (rc)
+        return rm_error_set(ctx->err, rc, "enabling dirty logging failed");
+    p->logdirty = true;
+
+    ctx->iterations = 0;
+    for (;;) {
+        rc = check_vm(ctx);
+        if (rc)
+            return rc;
+        if (ctx->iterations == 0) {
+            rc = send_pages(ctx, NULL, true);
+        } else {
+            rc = send_pages(ctx, p->dirty, true);
+        }
+        if (rc)
+            return rc;
+        ctx->iterations++;
+        rc = harvest(ctx, &dirty);
+        if (rc)
+            return rc;
+        if (ctx->cb.progress)
+            ctx->cb.progress(ctx->cb.opaque, ctx->iterations, ctx->pages_sent,
+                             dirty);
+        LOG_DBG("iteration %u: %" PRIu64 " pages sent in all, %" PRIu64
+                " dirty", ctx->iterations, ctx->pages_sent, dirty);
+        if (dirty < ctx->params.dirty_threshold) {
+            LOG_INFO("pre-copy converged after %u iterations (%" PRIu64
+                     " pages dirty)", ctx->iterations, dirty);
+            break;
+        }
+        if (ctx->iterations >= ctx->params.max_iters) {
+            LOG_INFO("pre-copy stopped at the iteration limit %u (%" PRIu64
+                     " pages still dirty)", ctx->params.max_iters, dirty);
+            break;
+        }
+        if (limit && ctx->pages_sent + dirty > limit) {
+            LOG_INFO("pre-copy stopped at the limit of %u x guest memory "
+                     "(%" PRIu64 " pages still dirty)",
+                     ctx->params.max_factor, dirty);
+            break;
+        }
+    }
+    /* p->dirty holds the pages dirtied during the last pass; they are sent
+     * (with whatever is dirtied until the suspend) in the final pass. */
+    return 0;
+}
+
+/* Merge a fresh harvest into p->dirty (keeps bits already set). */
+static int harvest_merge(struct rm_save_ctx *ctx)
+{
+    struct rm_save_priv *p = ctx->priv;
+    uint64_t longs = RM_BITMAP_LONGS(ctx->nr_pfns), i, dummy;
+    unsigned long *keep;
+    int rc;
+
+    keep = malloc(longs * sizeof(unsigned long));
+    if (!keep)
+        return rm_error_set(ctx->err, -ENOMEM, "out of memory");
+    memcpy(keep, p->dirty, longs * sizeof(unsigned long));
+    rc = harvest(ctx, &dummy);
+    if (rc == 0)
+        for (i = 0; i < longs; i++)
+            p->dirty[i] |= keep[i];
+    free(keep);
+    return rc;
+}
+
+static int write_epoch_end(struct rm_save_ctx *ctx, uint64_t epoch)
+{
+    struct rm_save_priv *p = ctx->priv;
+    int rc;
+
+    rc = ctx->ops->end_of_checkpoint(ctx);
+    if (rc)
+        return rm_error_set(ctx->err, rc, "writing the VM state failed");
+    if (rm_dhdr_is_remus(ctx->dtype)) {
+        struct rm_epoch_info ei = {
+            .epoch = epoch,
+            .dirty_pages = p->digest_pages,
+            .digest = p->digest,
+        };
+
+        rc = rm_stream_write_record(&ctx->w, RM_REC_EPOCH_INFO, &ei,
+                                    sizeof(ei));
+        if (rc)
+            return rc;
+    }
+    return write_empty(ctx, RM_REC_CHECKPOINT);
+}
+
+/*
+ * One checkpoint with the VM running on entry: suspend, harvest, stage the
+ * dirty pages and the state, resume, send.  @first: the final part of
+ * epoch 1 (p->dirty already holds the last pre-copy harvest).
+ */
+static int take_checkpoint(struct rm_save_ctx *ctx, uint64_t epoch,
+                           bool first, struct rm_epoch_stats *st)
+{
+    struct rm_save_priv *p = ctx->priv;
+    uint64_t t0, t1, t2;
+    int rc;
+
+    memset(st, 0, sizeof(*st));
+    st->epoch = epoch;
+    rc = check_vm(ctx);
+    if (rc)
+        return rc;
+
+    t0 = rm_now_ns();
+    rc = do_suspend(ctx);
+    if (rc)
+        return rc;
+    rc = first ? harvest_merge(ctx) : harvest(ctx, &st->dirty_pages);
+    if (rc)
+        return rc;
+    if (ctx->cb.suspended) {
+        rc = ctx->cb.suspended(ctx->cb.opaque, epoch);
+        if (rc)
+            return rm_error_set(ctx->err, rc, "suspended callback failed");
+    }
+
+    /* Stage into memory while the VM is paused. */
+    rm_buf_reset(&p->stage);
+    rm_sink_init_buf(&p->stage_sink, &p->stage);
+    ctx->w.sink = &p->stage_sink;
+    if (!first) {
+        p->digest = RM_FNV64_INIT;
+        p->digest_pages = 0;
+        rc = ctx->ops->start_of_checkpoint(ctx);
+        if (rc) {
+            rm_error_set(ctx->err, rc, "start of checkpoint failed");
+            goto restore_sink;
+        }
+    }
+    rc = send_pages(ctx, p->dirty, false);
+    if (rc)
+        goto restore_sink;
+    rc = write_epoch_end(ctx, epoch);
+restore_sink:
+    ctx->w.sink = ctx->out;
+    if (rc)
+        return rc;
+
+    rc = do_resume(ctx);
+    if (rc)
+        return rc;
+    t1 = rm_now_ns();
+
+    rc = rm_sink_write(ctx->out, p->stage.data, p->stage.len);
+    if (rc)
+        return rm_error_set(ctx->err, rc, "sending checkpoint %" PRIu64
+                            " (%zu bytes) failed: %s", epoch, p->stage.len,
+                            strerror(-rc));
+    t2 = rm_now_ns();
+
+    st->dirty_pages = p->digest_pages;
+    st->bytes = p->stage.len;
+    st->pause_ns = t1 - t0;
+    st->send_ns = t2 - t1;
+    st->digest = p->digest;
+    ctx->epoch = epoch;
+    return 0;
+}
+
+static int run_checkpointed(struct rm_save_ctx *ctx)
+{
+    struct rm_save_priv *p = ctx->priv;
+    struct rm_epoch_stats st;
+    uint64_t epoch = 1;
+    int rc;
+
+    if (!ctx->cb.checkpoint)
+        return rm_error_set(ctx->err, -EINVAL,
+                            "checkpointed save without a checkpoint "
+                            "callback");
+    p->digest = RM_FNV64_INIT;
+    p->digest_pages = 0;
+    rc = ctx->ops->start_of_checkpoint(ctx);
+    if (rc)
+        return rm_error_set(ctx->err, rc, "start of checkpoint failed");
+    rc = precopy(ctx);
+    if (rc)
+        return rc;
+    rc = take_checkpoint(ctx, epoch, true, &st);
+    for (;;) {
+        if (rc)
+            return rc;
+        rc = ctx->cb.checkpoint(ctx->cb.opaque, &st);
+        if (rc < 0)
+            return rm_error_set(ctx->err, rc, "checkpoint %" PRIu64
+                                " was not acknowledged", epoch);
+        if (rc == 0)
+            break;
+        epoch++;
+        rc = take_checkpoint(ctx, epoch, false, &st);
+    }
+    return write_empty(ctx, RM_REC_END);
+}
+
+static int run_plain(struct rm_save_ctx *ctx)
+{
+    struct rm_save_priv *p = ctx->priv;
+    bool live = ctx->params.mode == RM_SAVE_LIVE;
+    int rc;
+
+    p->digest = RM_FNV64_INIT;
+    rc = ctx->ops->start_of_checkpoint(ctx);
+    if (rc)
+        return rm_error_set(ctx->err, rc, "start of checkpoint failed");
+    if (live) {
+        rc = precopy(ctx);
+        if (rc)
+            return rc;
+        rc = do_suspend(ctx);
+        if (rc)
+            return rc;
+        rc = harvest_merge(ctx);
+        if (rc)
+            return rc;
+        rc = send_pages(ctx, p->dirty, false);
+    } else {
+        rc = do_suspend(ctx);
+        if (rc)
+            return rc;
+        rc = check_vm(ctx);
+        if (rc)
+            return rc;
+        rc = send_pages(ctx, NULL, false);
+    }
+    if (rc)
+        return rc;
+    rc = ctx->ops->end_of_checkpoint(ctx);
+    if (rc)
+        return rm_error_set(ctx->err, rc, "writing the VM state failed");
+    if (ctx->params.verify) {
+        rc = send_verify(ctx);
+        if (rc)
+            return rc;
+    }
+    rc = write_empty(ctx, RM_REC_END);
+    if (rc)
+        return rc;
+    if (ctx->params.resume_after)
+        rc = do_resume(ctx);
+    return rc;
+}
+
+int rm_save(struct rm_save_ctx *ctx, struct rm_sink *out)
+{
+    struct rm_save_priv *p;
+    bool setup_called = false;
+    int rc;
+
+    if (!ctx->ops || !out)
+        return rm_error_set(ctx->err, -EINVAL, "save: no backend or sink");
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return rm_error_set(ctx->err, -ENOMEM, "out of memory");
+    ctx->priv = p;
+    ctx->out = out;
+    ctx->epoch = 0;
+    ctx->pages_sent = 0;
+    ctx->iterations = 0;
+    ctx->suspended = false;
+    rm_stream_writer_init(&ctx->w, out, ctx->err);
+
+    if (ctx->params.compress) {
+        rc = rm_error_set(ctx->err, -EOPNOTSUPP,
+                          "compressed checkpoints are negotiated by the "
+                          "replication layer, not supported here");
+        goto out;
+    }
+    if (ctx->params.verify && ctx->params.mode == RM_SAVE_CHECKPOINTED) {
+        rc = rm_error_set(ctx->err, -EINVAL,
+                          "verify mode is for non-checkpointed saves");
+        goto out;
+    }
+
+    setup_called = true;
+    rc = ctx->ops->setup(ctx);
+    if (rc) {
+        rm_error_set(ctx->err, rc, "backend setup failed");
+        goto out;
+    }
+    if (ctx->nr_pfns == 0 || ctx->nr_pfns > RM_PAGE_PFN_MASK) {
+        rc = rm_error_set(ctx->err, -EINVAL, "backend reports %" PRIu64
+                          " guest pages", ctx->nr_pfns);
+        goto out;
+    }
+    p->dirty = calloc(RM_BITMAP_LONGS(ctx->nr_pfns), sizeof(unsigned long));
+    p->batch_pfns = calloc(RM_PAGE_DATA_BATCH, sizeof(*p->batch_pfns));
+    p->batch_types = calloc(RM_PAGE_DATA_BATCH, sizeof(*p->batch_types));
+    p->batch_ptrs = calloc(RM_PAGE_DATA_BATCH, sizeof(*p->batch_ptrs));
+    if (!p->dirty || !p->batch_pfns || !p->batch_types || !p->batch_ptrs) {
+        rc = rm_error_set(ctx->err, -ENOMEM, "out of memory for %" PRIu64
+                          " pages", ctx->nr_pfns);
+        goto out;
+    }
+
+    rc = rm_stream_write_headers(&ctx->w, ctx->dtype, ctx->dhdr_major,
+                                 ctx->dhdr_minor);
+    if (rc)
+        goto out;
+    rc = ctx->ops->static_data(ctx);
+    if (rc) {
+        rm_error_set(ctx->err, rc, "writing static data failed");
+        goto out;
+    }
+    rc = write_empty(ctx, RM_REC_STATIC_DATA_END);
+    if (rc)
+        goto out;
+    rc = ctx->ops->start_of_stream(ctx);
+    if (rc) {
+        rm_error_set(ctx->err, rc, "start of stream failed");
+        goto out;
+    }
+
+    if (ctx->params.mode == RM_SAVE_CHECKPOINTED)
+        rc = run_checkpointed(ctx);
+    else
+        rc = run_plain(ctx);
+
+out:
+    if (p->logdirty) {
+        int rc2 = ctx->ops->disable_logdirty(ctx);
+
+        if (rc2 && !rc)
+            rc = rm_error_set(ctx->err, rc2, "disabling dirty logging");
+    }
+    /* A checkpointed VM keeps running whatever happened; a failed plain
+     * save resumes the VM it suspended (the VM must survive our failure). */
+    if (ctx->suspended && (rc || ctx->params.mode == RM_SAVE_CHECKPOINTED)) {
+        int rc2 = ctx->ops->resume(ctx);
+
+        if (rc2)
+            LOG_WARN("could not resume the VM after a failed save: %d", rc2);
+        else
+            ctx->suspended = false;
+    }
+    if (setup_called)
+        ctx->ops->cleanup(ctx);
+    if (p) {
+        free(p->dirty);
+        free(p->batch_pfns);
+        free(p->batch_types);
+        free(p->batch_ptrs);
+        rm_buf_free(&p->stage);
+        free(p);
+    }
+    ctx->priv = NULL;
+    return rc;
+}
