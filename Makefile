@@ -56,7 +56,7 @@ endif
 # ---------------------------------------------------------------- objects
 # common/: stream, engines, I/O, logging
 COMMON_OBJS := common/err.o common/log.o common/io.o common/stream.o
-COMMON_OBJS += common/save.o common/restore.o
+COMMON_OBJS += common/save.o common/restore.o common/compress.o
 
 # proto/: the control channel (generated code + framing)
 PROTO_SRCS := proto/remus.proto

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/compress.h"
 #include "common/log.h"
 
 struct rm_restore_priv {
@@ -353,6 +354,44 @@ static int buffer_record(struct rm_restore_ctx *ctx, struct rm_record *rec)
     return 0;
 }
 
+/* Base page for a compressed delta: the replica's current content. */
+static const void *delta_base(void *opaque, uint64_t pfn)
+{
+    struct rm_restore_ctx *ctx = opaque;
+    struct rm_restore_priv *p = ctx->priv;
+    uint32_t type = RM_PT_NOTAB;
+    void *ptr = NULL;
+    const void *ret = NULL;
+
+    if (ctx->ops->map_pages(ctx, 1, &pfn, &type, &ptr) == 0 && ptr) {
+        memcpy(p->scratch, ptr, RM_PAGE_SIZE);
+        ret = p->scratch;
+    }
+    if (ctx->ops->unmap_pages)
+        ctx->ops->unmap_pages(ctx, 1, &ptr);
+    return ret;
+}
+
+/* Replace a compressed record by the plain PAGE_DATA it encodes. */
+static int expand_compressed(struct rm_restore_ctx *ctx,
+                             struct rm_record *rec)
+{
+    struct rm_record plain;
+    int rc;
+
+    if (!ctx->params.allow_compressed || !ctx->priv->static_done)
+        return 0; /* check_record refuses it with the reason */
+    rc = rm_decompress_record(rec, ctx->nr_pfns, delta_base, ctx, &plain,
+                              ctx->err);
+    if (rc) {
+        rm_error_prefix(ctx->err, "byte %" PRIu64 ": ", rec->offset);
+        return rc;
+    }
+    rm_record_free(rec);
+    *rec = plain;
+    return 0;
+}
+
 /* ------------------------------------------------------------ main loop */
 
 /*
@@ -437,6 +476,8 @@ static int restore_loop(struct rm_restore_ctx *ctx)
             p->buffering = true;
             continue;
         }
+        if (rc == 0 && rec.type == RM_REC_PAGE_DATA_COMPRESSED)
+            rc = expand_compressed(ctx, &rec);
         if (rc == 0)
             rc = check_record(ctx, &rec);
         if (rc == 0) {

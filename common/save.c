@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/compress.h"
 #include "common/log.h"
 
 struct rm_save_priv {
@@ -31,6 +32,7 @@ struct rm_save_priv {
     uint64_t digest;             /* FNV over pages since last CHECKPOINT */
     uint64_t digest_pages;
     bool logdirty;
+    struct rm_compressor *comp;  /* params.compress only */
 };
 
 void rm_save_params_default(struct rm_save_params *p, enum rm_save_mode m)
@@ -57,6 +59,16 @@ uint64_t rm_bitmap_weight(const unsigned long *bm, uint64_t nbits)
 }
 
 /* ------------------------------------------------------------ batches */
+
+static bool all_notab(const uint32_t *types, uint32_t n)
+{
+    uint32_t i;
+
+    for (i = 0; i < n; i++)
+        if (types[i] != RM_PT_NOTAB)
+            return false;
+    return true;
+}
 
 static int flush_batch(struct rm_save_ctx *ctx)
 {
@@ -103,8 +115,13 @@ static int flush_batch(struct rm_save_ctx *ctx)
         p->digest = rm_fnv64(p->digest, p->batch_ptrs[i], RM_PAGE_SIZE);
         p->digest_pages++;
     }
-    rc = rm_stream_write_page_data(&ctx->w, n, p->batch_pfns, p->batch_types,
-                                   (const void *const *)p->batch_ptrs);
+    if (p->comp && all_notab(p->batch_types, n))
+        rc = rm_compress_write(p->comp, &ctx->w, n, p->batch_pfns,
+                               (const void *const *)p->batch_ptrs);
+    else
+        rc = rm_stream_write_page_data(&ctx->w, n, p->batch_pfns,
+                                       p->batch_types,
+                                       (const void *const *)p->batch_ptrs);
     if (rc == 0)
         ctx->pages_sent += n;
 unmap:
@@ -507,12 +524,6 @@ int rm_save(struct rm_save_ctx *ctx, struct rm_sink *out)
     ctx->suspended = false;
     rm_stream_writer_init(&ctx->w, out, ctx->err);
 
-    if (ctx->params.compress) {
-        rc = rm_error_set(ctx->err, -EOPNOTSUPP,
-                          "compressed checkpoints are negotiated by the "
-                          "replication layer, not supported here");
-        goto out;
-    }
     if (ctx->params.verify && ctx->params.mode == RM_SAVE_CHECKPOINTED) {
         rc = rm_error_set(ctx->err, -EINVAL,
                           "verify mode is for non-checkpointed saves");
@@ -540,6 +551,19 @@ int rm_save(struct rm_save_ctx *ctx, struct rm_sink *out)
         goto out;
     }
 
+    if (ctx->params.compress) {
+        if (!rm_dhdr_is_remus(ctx->dtype)) {
+            rc = rm_error_set(ctx->err, -EINVAL, "compression is only "
+                              "possible between two remus ends (not in a "
+                              "%s stream)", rm_dhdr_type_name(ctx->dtype));
+            goto out;
+        }
+        p->comp = rm_compressor_new(0);
+        if (!p->comp) {
+            rc = rm_error_set(ctx->err, -ENOMEM, "out of memory");
+            goto out;
+        }
+    }
     rc = rm_stream_write_headers(&ctx->w, ctx->dtype, ctx->dhdr_major,
                                  ctx->dhdr_minor);
     if (rc)
@@ -588,6 +612,15 @@ out:
         free(p->batch_types);
         free(p->batch_ptrs);
         rm_buf_free(&p->stage);
+        if (p->comp) {
+            const struct rm_compress_stats *cs = rm_compressor_stats(p->comp);
+
+            LOG_DBG("compression: %" PRIu64 " pages (%" PRIu64 " zero, %"
+                    PRIu64 " delta, %" PRIu64 " raw), %" PRIu64 " -> %"
+                    PRIu64 " bytes", cs->pages, cs->zero, cs->delta,
+                    cs->raw, cs->bytes_in, cs->bytes_out);
+            rm_compressor_free(p->comp);
+        }
         free(p);
     }
     ctx->priv = NULL;

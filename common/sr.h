@@ -288,6 +288,8 @@ enum rm_restore_result {
 
 struct rm_restore_params {
     bool checkpointed_hint;   /* expect checkpoints (secondary) */
+    bool allow_compressed;    /* accept RM_REC_PAGE_DATA_COMPRESSED
+                                 (negotiated between two remus ends) */
     uint64_t max_buffer_bytes; /* cap on one buffered checkpoint (0: 1GiB) */
     unsigned read_timeout_ms;  /* 0: none.  After this long with no byte,
                                   the channel counts as broken */
