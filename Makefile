@@ -56,7 +56,8 @@ endif
 # ---------------------------------------------------------------- objects
 # common/: stream, engines, I/O, logging
 COMMON_OBJS := common/err.o common/log.o common/io.o common/stream.o
-COMMON_OBJS += common/save.o common/restore.o common/compress.o
+COMMON_OBJS += common/save.o common/restore.o common/compress.o \
+               common/status.o common/net.o
 
 # proto/: the control channel (generated code + framing)
 PROTO_SRCS := proto/remus.proto
@@ -77,7 +78,7 @@ PRIMARY_OBJS :=
 SECONDARY_OBJS :=
 
 # cli/: the remus binary's subcommands
-CLI_OBJS := cli/main.o cli/cmd_stream_info.o
+CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o
 
 LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS)

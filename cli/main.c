@@ -16,6 +16,7 @@
 static const struct rm_command commands[] = {
     { "stream-info", "validate a checkpoint stream and print its records",
       cmd_stream_info },
+    { "status", "show protections and replicas on this host", cmd_status },
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+#define RM_LOG_PREFIX "status"
+#include "common/status.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/io.h"
+#include "common/log.h"
+
+const char *rm_run_dir(void)
+{
+    const char *d = getenv("REMUS_RUN_DIR");
+
+    return d && *d ? d : "/run/remus";
+}
+
+/* JSON string escaping of our own short strings. */
+static int put_str(char *buf, int len, int off, const char *key,
+                   const char *val)
+{
+    int n = snprintf(buf + off, off < len ? (size_t)(len - off) : 0,
+                     "  \"%s\": \"", key);
+    const char *p;
+
+    off += n;
+    for (p = val; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (c == '"' || c == '\\')
+            n = snprintf(buf + off, off < len ? (size_t)(len - off) : 0,
+                         "\\%c", c);
+        else if (c < 0x20)
+            n = snprintf(buf + off, off < len ? (size_t)(len - off) : 0,
+                         "\\u%04x", c);
+        else
+            n = snprintf(buf + off, off < len ? (size_t)(len - off) : 0,
+                         "%c", c);
+        off += n;
+    }
+    n = snprintf(buf + off, off < len ? (size_t)(len - off) : 0, "\",\n");
+    return off + n;
+}
+
+static int put_u64(char *buf, int len, int off, const char *key, uint64_t v,
+                   bool last)
+{
+    return off + snprintf(buf + off, off < len ? (size_t)(len - off) : 0,
+                          "  \"%s\": %" PRIu64 "%s\n", key, v,
+                          last ? "" : ",");
+}
+
+int rm_status_to_json(const struct rm_status *st, char *buf, int len)
+{
+    int off = snprintf(buf, (size_t)len, "{\n");
+
+    off = put_str(buf, len, off, "name", st->name);
+    off = put_str(buf, len, off, "role", st->role);
+    off = put_str(buf, len, off, "state", st->state);
+    off = put_str(buf, len, off, "backend", st->backend);
+    off = put_str(buf, len, off, "peer", st->peer);
+    off = put_str(buf, len, off, "detail", st->detail);
+    off = put_u64(buf, len, off, "pid", (uint64_t)st->pid, false);
+    off = put_u64(buf, len, off, "epoch", st->epoch, false);
+    off = put_u64(buf, len, off, "acked_epoch", st->acked_epoch, false);
+    off = put_u64(buf, len, off, "last_pause_us", st->last_pause_us, false);
+    off = put_u64(buf, len, off, "last_dirty_pages", st->last_dirty_pages,
+                  false);
+    off = put_u64(buf, len, off, "last_bytes", st->last_bytes, false);
+    off = put_u64(buf, len, off, "total_bytes", st->total_bytes, false);
+    off = put_u64(buf, len, off, "interval_ms", st->interval_ms, false);
+    off = put_u64(buf, len, off, "failover_unix_ms", st->failover_unix_ms,
+                  false);
+    off = put_u64(buf, len, off, "updated_unix_ms", st->updated_unix_ms,
+                  true);
+    off += snprintf(buf + off, off < len ? (size_t)(len - off) : 0, "}\n");
+    return off;
+}
+
+static bool valid_name(const char *name)
+{
+    const char *p;
+
+    if (!*name || strlen(name) >= RM_STATUS_NAME_MAX)
+        return false;
+    for (p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' &&
+            *p != '.')
+            return false;
+    return name[0] != '.';
+}
+
+int rm_status_write(const struct rm_status *st, struct rm_error *err)
+{
+    char path[512], tmp[540], json[2048];
+    int fd, n, rc;
+
+    if (!valid_name(st->name))
+        return rm_error_set(err, -EINVAL, "invalid status name '%s'",
+                            st->name);
+    if (mkdir(rm_run_dir(), 0755) && errno != EEXIST)
+        return rm_error_set(err, -errno, "cannot create %s: %s",
+                            rm_run_dir(), strerror(errno));
+    snprintf(path, sizeof(path), "%s/%s.status.json", rm_run_dir(),
+             st->name);
+    snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+    n = rm_status_to_json(st, json, sizeof(json));
+    if (n >= (int)sizeof(json))
+        return rm_error_set(err, -E2BIG, "status too long");
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return rm_error_set(err, -errno, "cannot write %s: %s", tmp,
+                            strerror(errno));
+    rc = rm_write_all(fd, json, (size_t)n);
+    close(fd);
+    if (rc == 0 && rename(tmp, path))
+        rc = -errno;
+    if (rc) {
+        unlink(tmp);
+        return rm_error_set(err, rc, "cannot write %s: %s", path,
+                            strerror(-rc));
+    }
+    return 0;
+}
+
+void rm_status_remove(const char *name)
+{
+    char path[512];
+
+    if (!valid_name(name))
+        return;
+    snprintf(path, sizeof(path), "%s/%s.status.json", rm_run_dir(), name);
+    unlink(path);
+}
+
+/* Find "key": in @js and return a pointer just past the colon. */
+static const char *find_key(const char *js, const char *key)
+{
+    char pat[80];
+    const char *p;
+
+    snprintf(pat, sizeof(pat), "\"%s\"", key);
+    p = strstr(js, pat);
+    if (!p)
+        return NULL;
+    p += strlen(pat);
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p != ':')
+        return NULL;
+    p++;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+static int get_str(const char *js, const char *key, char *out, size_t len)
+{
+    const char *p = find_key(js, key);
+    size_t o = 0;
+
+    if (!p || *p != '"')
+        return -EBADMSG;
+    for (p++; *p && *p != '"'; p++) {
+        char c = *p;
+
+        if (c == '\\') {
+            p++;
+            if (!*p)
+                return -EBADMSG;
+            c = *p == 'u' ? '?' : *p;
+            if (*p == 'u') {
+                int k;
+
+                for (k = 0; k < 4; k++)
+                    if (!isxdigit((unsigned char)*++p))
+                        return -EBADMSG;
+            }
+        }
+        if (o + 1 < len)
+            out[o++] = c;
+    }
+    if (*p != '"')
+        return -EBADMSG;
+    out[o] = '\0';
+    return 0;
+}
+
+static int get_u64(const char *js, const char *key, uint64_t *v)
+{
+    const char *p = find_key(js, key);
+    char *end;
+
+    if (!p || !isdigit((unsigned char)*p))
+        return -EBADMSG;
+    errno = 0;
+    *v = strtoull(p, &end, 10);
+    if (errno || end == p)
+        return -EBADMSG;
+    return 0;
+}
+
+int rm_status_read(const char *path, struct rm_status *st,
+                   struct rm_error *err)
+{
+    char js[4096];
+    uint64_t pid = 0;
+    ssize_t n;
+    int fd, bad = 0;
+
+    memset(st, 0, sizeof(*st));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return rm_error_set(err, -errno, "cannot read %s: %s", path,
+                            strerror(errno));
+    n = read(fd, js, sizeof(js) - 1);
+    close(fd);
+    if (n < 0)
+        return rm_error_set(err, -errno, "cannot read %s", path);
+    js[n] = '\0';
+    bad |= get_str(js, "name", st->name, sizeof(st->name));
+    bad |= get_str(js, "role", st->role, sizeof(st->role));
+    bad |= get_str(js, "state", st->state, sizeof(st->state));
+    bad |= get_str(js, "backend", st->backend, sizeof(st->backend));
+    bad |= get_str(js, "peer", st->peer, sizeof(st->peer));
+    bad |= get_str(js, "detail", st->detail, sizeof(st->detail));
+    bad |= get_u64(js, "pid", &pid);
+    bad |= get_u64(js, "epoch", &st->epoch);
+    bad |= get_u64(js, "acked_epoch", &st->acked_epoch);
+    bad |= get_u64(js, "last_pause_us", &st->last_pause_us);
+    bad |= get_u64(js, "last_dirty_pages", &st->last_dirty_pages);
+    bad |= get_u64(js, "last_bytes", &st->last_bytes);
+    bad |= get_u64(js, "total_bytes", &st->total_bytes);
+    bad |= get_u64(js, "interval_ms", &st->interval_ms);
+    bad |= get_u64(js, "failover_unix_ms", &st->failover_unix_ms);
+    bad |= get_u64(js, "updated_unix_ms", &st->updated_unix_ms);
+    if (bad || pid > 0x7fffffff)
+        return rm_error_set(err, -EBADMSG, "%s is not a remus status file",
+                            path);
+    st->pid = (int)pid;
+    return 0;
+}

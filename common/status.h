@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Run-time status of a protection (primary) or replica (secondary), kept
+ * in a small JSON file that `remus status` reads:
+ *   $REMUS_RUN_DIR (default /run/remus)/NAME.status.json
+ * Written atomically (temp file + rename) by the owning process, at most
+ * a few times a second, so a reader never sees a half-written file.
+ */
+#ifndef REMUS_COMMON_STATUS_H
+#define REMUS_COMMON_STATUS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define RM_STATUS_NAME_MAX 64
+#define RM_STATUS_TEXT_MAX 256
+
+struct rm_status {
+    char name[RM_STATUS_NAME_MAX];     /* VM / protection name */
+    char role[16];                     /* "primary" or "secondary" */
+    char state[32];                    /* e.g. "protecting", "replica",
+                                          "failed-over", "unprotected",
+                                          "stopped" */
+    char backend[16];                  /* "kvm", "xen" */
+    char peer[RM_STATUS_TEXT_MAX];     /* HOST:PORT of the other end */
+    char detail[RM_STATUS_TEXT_MAX];   /* last notable event */
+    int pid;
+    uint64_t epoch;                    /* last checkpoint taken/committed */
+    uint64_t acked_epoch;              /* primary: last acknowledged */
+    uint64_t last_pause_us;
+    uint64_t last_dirty_pages;
+    uint64_t last_bytes;
+    uint64_t total_bytes;
+    uint64_t interval_ms;
+    uint64_t updated_unix_ms;
+    uint64_t failover_unix_ms;         /* 0 unless failed over */
+};
+
+/* The run directory ($REMUS_RUN_DIR or /run/remus). */
+const char *rm_run_dir(void);
+
+/* Write atomically; creates the run directory.  0 or -errno. */
+int rm_status_write(const struct rm_status *st, struct rm_error *err);
+/* Remove NAME's status file (on a clean exit).  */
+void rm_status_remove(const char *name);
+/* Read and parse one status file.  0, -ENOENT, or -EBADMSG. */
+int rm_status_read(const char *path, struct rm_status *st,
+                   struct rm_error *err);
+/* Render as JSON into @buf (NUL-terminated).  Returns the length. */
+int rm_status_to_json(const struct rm_status *st, char *buf, int len);
+
+#endif
