@@ -62,10 +62,10 @@ COMMON_OBJS += common/save.o common/restore.o common/compress.o \
 # proto/: the control channel (generated code + framing)
 PROTO_SRCS := proto/remus.proto
 PROTO_GEN_OBJS := $(patsubst %.proto,%.pb-c.o,$(PROTO_SRCS))
-PROTO_OBJS :=
+PROTO_OBJS := proto/channel.o
 
 # netbuf/: output commit
-NETBUF_OBJS :=
+NETBUF_OBJS := netbuf/netbuf_queue.o
 
 # backends/kvm/: the embedded micro-VMM and its save/restore ops
 KVM_OBJS :=
@@ -74,8 +74,8 @@ KVM_OBJS :=
 XEN_OBJS :=
 
 # primary/ and secondary/
-PRIMARY_OBJS :=
-SECONDARY_OBJS :=
+PRIMARY_OBJS := primary/protect.o
+SECONDARY_OBJS := secondary/receive.o
 
 # cli/: the remus binary's subcommands
 CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o

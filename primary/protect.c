@@ -1,0 +1,463 @@
+/* SPDX-License-Identifier: MIT */
+#define RM_LOG_PREFIX "primary"
+#include "primary/protect.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "netbuf/netbuf.h"
+#include "proto/channel.h"
+
+struct protect {
+    const struct rm_protect_cfg *cfg;
+    struct rm_protect_result *res;
+    struct rm_error *err;
+
+    struct rm_chan chan;
+    bool have_chan;
+    int ctl_fd, stream_fd;
+    bool compress;                 /* negotiated */
+
+    pthread_t ctl_thread;
+    bool ctl_running;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    /* under lock: */
+    uint64_t acked_epoch;
+    uint64_t acked_digest;
+    uint64_t acked_pages;
+    bool peer_lost;
+    bool stopping;                 /* ctl thread must exit */
+    struct rm_error peer_why;
+    uint64_t last_heard_ns;
+
+    /* epoch loop state (save thread only) */
+    uint64_t next_due_ns;
+    uint64_t total_bytes;
+    uint64_t last_progress_ns;
+    struct rm_status status;
+    uint64_t status_written_ns;
+};
+
+static uint64_t unix_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void publish_status(struct protect *p, const char *state, bool force)
+{
+    uint64_t now = rm_now_ns();
+    struct rm_error err = { 0 };
+
+    if (!force && now - p->status_written_ns < 200000000ull)
+        return;
+    p->status_written_ns = now;
+    snprintf(p->status.state, sizeof(p->status.state), "%s", state);
+    p->status.updated_unix_ms = unix_ms();
+    if (rm_status_write(&p->status, &err))
+        LOG_DBG("status: %s", rm_error_str(&err));
+}
+
+static void peer_lost_locked(struct protect *p, int code, const char *why)
+{
+    if (p->peer_lost)
+        return;
+    p->peer_lost = true;
+    rm_error_set(&p->peer_why, code, "%s", why);
+    pthread_cond_broadcast(&p->cond);
+}
+
+/*
+ * The control thread: receives acks and heartbeats, sends heartbeats,
+ * and declares the secondary lost after hb_timeout_ms of silence.
+ */
+static void *ctl_main(void *arg)
+{
+    struct protect *p = arg;
+    const struct rm_protect_cfg *cfg = p->cfg;
+    uint64_t next_hb = 0, hb_seq = 0;
+
+    for (;;) {
+        struct rm_ctl_msg msg;
+        uint64_t now = rm_now_ns();
+        int rc;
+
+        pthread_mutex_lock(&p->lock);
+        if (p->stopping || p->peer_lost) {
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
+        if (now - p->last_heard_ns > (uint64_t)cfg->hb_timeout_ms * 1000000) {
+            char why[128];
+
+            snprintf(why, sizeof(why), "no message from the secondary for "
+                     "%u ms (heartbeat timeout)", cfg->hb_timeout_ms);
+            peer_lost_locked(p, -ETIMEDOUT, why);
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
+        pthread_mutex_unlock(&p->lock);
+
+        if (now >= next_hb) {
+            rc = rm_chan_send_heartbeat(&p->chan, ++hb_seq, p->acked_epoch);
+            if (rc) {
+                pthread_mutex_lock(&p->lock);
+                peer_lost_locked(p, rc, "sending a heartbeat failed: "
+                                 "the control connection is broken");
+                pthread_mutex_unlock(&p->lock);
+                break;
+            }
+            next_hb = now + (uint64_t)cfg->hb_interval_ms * 1000000;
+        }
+
+        rc = rm_chan_recv(&p->chan, (int)cfg->hb_interval_ms, &msg);
+        if (rc == -ETIMEDOUT)
+            continue;
+        pthread_mutex_lock(&p->lock);
+        if (rc) {
+            char why[RM_ERROR_MSG_MAX];
+
+            snprintf(why, sizeof(why), "control connection: %s",
+                     rm_error_str(&p->chan.err));
+            peer_lost_locked(p, rc, why);
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
+        p->last_heard_ns = rm_now_ns();
+        switch (msg.kind) {
+        case RM_CTL_ACK:
+            if (msg.u.ack.epoch != p->acked_epoch + 1) {
+                char why[160];
+
+                snprintf(why, sizeof(why), "the secondary acknowledged "
+                         "epoch %" PRIu64 " after %" PRIu64,
+                         (uint64_t)msg.u.ack.epoch, p->acked_epoch);
+                peer_lost_locked(p, -EPROTO, why);
+                break;
+            }
+            p->acked_epoch = msg.u.ack.epoch;
+            p->acked_digest = msg.u.ack.digest;
+            p->acked_pages = msg.u.ack.pages;
+            pthread_cond_broadcast(&p->cond);
+            break;
+        case RM_CTL_HEARTBEAT:
+            break;
+        case RM_CTL_FAILOVER:
+            peer_lost_locked(p, -ECONNABORTED, "the secondary announced a "
+                             "failover");
+            break;
+        case RM_CTL_STOP:
+            peer_lost_locked(p, -ECONNABORTED, "the secondary stopped the "
+                             "protection");
+            break;
+        default:
+            break;
+        }
+        pthread_mutex_unlock(&p->lock);
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------- engine callbacks */
+
+static int on_suspended(void *opaque, uint64_t epoch)
+{
+    struct protect *p = opaque;
+
+    if (p->cfg->netbuf)
+        return rm_netbuf_start_epoch(p->cfg->netbuf, epoch);
+    return 0;
+}
+
+static void print_progress(struct protect *p, const struct rm_epoch_stats *st)
+{
+    uint64_t now = rm_now_ns();
+
+    if (!p->cfg->progress_ms ||
+        now - p->last_progress_ns < (uint64_t)p->cfg->progress_ms * 1000000)
+        return;
+    p->last_progress_ns = now;
+    fprintf(stderr, "remus protect %s: epoch %" PRIu64 "  pause %.3f ms  "
+            "dirty %" PRIu64 "  bytes %" PRIu64 "  acked %" PRIu64 "\n",
+            p->cfg->name, st->epoch, (double)st->pause_ns / 1e6,
+            st->dirty_pages, st->bytes, p->acked_epoch);
+}
+
+static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
+{
+    struct protect *p = opaque;
+    const struct rm_protect_cfg *cfg = p->cfg;
+    struct timespec deadline;
+    uint64_t wait_ns = (uint64_t)cfg->hb_timeout_ms * 1000000;
+    int rc = 0;
+
+    p->total_bytes += st->bytes;
+    p->res->bytes = p->total_bytes;
+
+    if (!cfg->blackhole) {
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += (time_t)(wait_ns / 1000000000ull);
+        deadline.tv_nsec += (long)(wait_ns % 1000000000ull);
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&p->lock);
+        while (p->acked_epoch < st->epoch && !p->peer_lost && rc == 0)
+            rc = pthread_cond_timedwait(&p->cond, &p->lock, &deadline);
+        if (p->acked_epoch < st->epoch && !p->peer_lost) {
+            char why[128];
+
+            snprintf(why, sizeof(why), "no acknowledgement of epoch %"
+                     PRIu64 " within %u ms", st->epoch, cfg->hb_timeout_ms);
+            peer_lost_locked(p, -ETIMEDOUT, why);
+        }
+        if (!p->peer_lost && p->acked_digest != st->digest) {
+            char why[200];
+
+            snprintf(why, sizeof(why), "the secondary applied epoch %"
+                     PRIu64 " with digest %016" PRIx64 " but %016" PRIx64
+                     " was sent", st->epoch, p->acked_digest, st->digest);
+            peer_lost_locked(p, -EBADMSG, why);
+        }
+        if (p->peer_lost) {
+            pthread_mutex_unlock(&p->lock);
+            return -ECONNRESET;
+        }
+        pthread_mutex_unlock(&p->lock);
+    } else {
+        p->acked_epoch = st->epoch;
+    }
+
+    /* The secondary has everything this epoch's output depends on. */
+    if (cfg->netbuf) {
+        rc = rm_netbuf_release(cfg->netbuf, st->epoch);
+        if (rc)
+            return rc;
+    }
+    p->res->epochs = st->epoch;
+
+    p->status.epoch = st->epoch;
+    p->status.acked_epoch = p->acked_epoch;
+    p->status.last_pause_us = st->pause_ns / 1000;
+    p->status.last_dirty_pages = st->dirty_pages;
+    p->status.last_bytes = st->bytes;
+    p->status.total_bytes = p->total_bytes;
+    publish_status(p, "protecting", false);
+    print_progress(p, st);
+
+    if (cfg->stop_requested && *cfg->stop_requested)
+        return 0;
+
+    /* Sleep until the next epoch is due (measured from the last one). */
+    {
+        uint64_t now = rm_now_ns();
+        uint64_t period = (uint64_t)cfg->interval_ms * 1000000;
+
+        if (!p->next_due_ns || p->next_due_ns + period < now)
+            p->next_due_ns = now;
+        p->next_due_ns += period;
+        while ((now = rm_now_ns()) < p->next_due_ns) {
+            uint64_t left = p->next_due_ns - now;
+            struct timespec ts = {
+                .tv_sec = (time_t)(left / 1000000000ull),
+                .tv_nsec = (long)(left % 1000000000ull),
+            };
+
+            if (left > 20000000ull) {
+                ts.tv_sec = 0;
+                ts.tv_nsec = 20000000L;
+            }
+            nanosleep(&ts, NULL);
+            if (cfg->stop_requested && *cfg->stop_requested)
+                return 0;
+            pthread_mutex_lock(&p->lock);
+            rc = p->peer_lost ? -ECONNRESET : 0;
+            pthread_mutex_unlock(&p->lock);
+            if (rc)
+                return rc;
+        }
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------- setup */
+
+static int connect_peer(struct protect *p)
+{
+    const struct rm_protect_cfg *cfg = p->cfg;
+    struct rm_hello mine, peer;
+    int rc;
+
+    p->ctl_fd = rm_tcp_connect(&cfg->peer, (int)cfg->connect_timeout_ms,
+                               p->err);
+    if (p->ctl_fd < 0)
+        return p->ctl_fd;
+    rm_chan_init(&p->chan, p->ctl_fd);
+    p->have_chan = true;
+
+    memset(&mine, 0, sizeof(mine));
+    mine.role = RM_ROLE_PRIMARY;
+    snprintf(mine.backend, sizeof(mine.backend), "%s", cfg->backend_name);
+    snprintf(mine.name, sizeof(mine.name), "%s", cfg->name);
+    mine.guest_bytes = cfg->guest_bytes;
+    mine.nr_vcpus = cfg->nr_vcpus;
+    mine.caps = cfg->compress ? RM_CAP_COMPRESSION : 0;
+    mine.interval_ms = cfg->interval_ms;
+    mine.hb_interval_ms = cfg->hb_interval_ms;
+    mine.hb_timeout_ms = cfg->hb_timeout_ms;
+    rc = rm_chan_handshake_client(&p->chan, &mine, &peer,
+                                  (int)cfg->connect_timeout_ms);
+    if (rc)
+        return rm_error_set(p->err, rc, "handshake with %s:%u refused: %s",
+                            cfg->peer.host, cfg->peer.port,
+                            rm_error_str(&p->chan.err));
+    p->compress = (peer.caps & RM_CAP_COMPRESSION) != 0;
+
+    /* The stream connection carries the session token from the hello. */
+    p->stream_fd = rm_tcp_connect(&cfg->peer, (int)cfg->connect_timeout_ms,
+                                  p->err);
+    if (p->stream_fd < 0)
+        return p->stream_fd;
+    rc = rm_write_all(p->stream_fd, peer.session, sizeof(peer.session));
+    if (rc)
+        return rm_error_set(p->err, rc, "sending the stream session token");
+    LOG_INFO("protecting '%s' to %s:%u: interval %u ms, compression %s, "
+             "heartbeat %u/%u ms", cfg->name, cfg->peer.host, cfg->peer.port,
+             cfg->interval_ms, p->compress ? "on" : "off",
+             cfg->hb_interval_ms, cfg->hb_timeout_ms);
+    return 0;
+}
+
+int rm_protect_run(const struct rm_protect_cfg *cfg,
+                   struct rm_protect_result *res, struct rm_error *err)
+{
+    struct protect *p;
+    struct rm_save_ctx sctx;
+    struct rm_sink sink;
+    int rc, devnull = -1;
+
+    memset(res, 0, sizeof(*res));
+    if (cfg->interval_ms < 1 || cfg->hb_interval_ms < 1 ||
+        cfg->hb_timeout_ms <= cfg->hb_interval_ms)
+        return rm_error_set(err, -EINVAL, "interval %u ms, heartbeat %u ms, "
+                            "timeout %u ms: need interval >= 1 and timeout "
+                            "> heartbeat", cfg->interval_ms,
+                            cfg->hb_interval_ms, cfg->hb_timeout_ms);
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return rm_error_set(err, -ENOMEM, "out of memory");
+    p->cfg = cfg;
+    p->res = res;
+    p->err = err;
+    p->ctl_fd = p->stream_fd = -1;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+
+    snprintf(p->status.name, sizeof(p->status.name), "%s", cfg->name);
+    snprintf(p->status.role, sizeof(p->status.role), "primary");
+    snprintf(p->status.backend, sizeof(p->status.backend), "%s",
+             cfg->backend_name);
+    snprintf(p->status.peer, sizeof(p->status.peer), "%.200s:%u",
+             cfg->blackhole ? "blackhole" : cfg->peer.host, cfg->peer.port);
+    p->status.pid = (int)getpid();
+    p->status.interval_ms = cfg->interval_ms;
+    publish_status(p, "connecting", true);
+
+    if (cfg->blackhole) {
+        devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (devnull < 0) {
+            rc = rm_error_set(err, -errno, "cannot open /dev/null");
+            goto out;
+        }
+        rm_sink_init_fd(&sink, devnull);
+        p->compress = cfg->compress;
+    } else {
+        rc = connect_peer(p);
+        if (rc)
+            goto out;
+        rm_sink_init_fd(&sink, p->stream_fd);
+        p->last_heard_ns = rm_now_ns();
+        rc = pthread_create(&p->ctl_thread, NULL, ctl_main, p);
+        if (rc) {
+            rc = rm_error_set(err, -rc, "cannot start the control thread");
+            goto out;
+        }
+        p->ctl_running = true;
+    }
+
+    memset(&sctx, 0, sizeof(sctx));
+    sctx.ops = cfg->ops;
+    sctx.backend_arg = cfg->backend_arg;
+    sctx.err = err;
+    rm_save_params_default(&sctx.params, RM_SAVE_CHECKPOINTED);
+    sctx.params.compress = p->compress;
+    sctx.cb.opaque = p;
+    sctx.cb.suspended = on_suspended;
+    sctx.cb.checkpoint = on_checkpoint;
+    publish_status(p, "protecting", true);
+
+    rc = rm_save(&sctx, &sink);
+
+    pthread_mutex_lock(&p->lock);
+    if (p->peer_lost) {
+        res->end = RM_PROTECT_PEER_LOST;
+        res->why = p->peer_why;
+        rm_error_clear(err);
+        rc = 0;
+    } else if (rc == 0) {
+        res->end = RM_PROTECT_STOPPED;
+    }
+    p->stopping = true;
+    pthread_mutex_unlock(&p->lock);
+
+    if (rc == 0 && res->end == RM_PROTECT_STOPPED && p->have_chan)
+        rm_chan_send_stop(&p->chan, "protection stopped on the primary");
+
+out:
+    /* Whatever happened, the VM keeps running and its output flows. */
+    if (cfg->netbuf)
+        rm_netbuf_passthrough(cfg->netbuf);
+    if (p->ctl_running) {
+        pthread_mutex_lock(&p->lock);
+        p->stopping = true;
+        pthread_mutex_unlock(&p->lock);
+        if (p->ctl_fd >= 0)
+            shutdown(p->ctl_fd, SHUT_RDWR);
+        pthread_join(p->ctl_thread, NULL);
+    }
+    if (rc == 0 && res->end == RM_PROTECT_PEER_LOST) {
+        snprintf(p->status.detail, sizeof(p->status.detail),
+                 "secondary lost: %s", rm_error_str(&res->why));
+        publish_status(p, "unprotected", true);
+    } else if (rc == 0) {
+        publish_status(p, "stopped", true);
+    } else {
+        snprintf(p->status.detail, sizeof(p->status.detail), "%s",
+                 rm_error_str(err));
+        publish_status(p, "failed", true);
+    }
+    if (p->stream_fd >= 0)
+        close(p->stream_fd);
+    if (p->ctl_fd >= 0)
+        close(p->ctl_fd);
+    if (devnull >= 0)
+        close(devnull);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->cond);
+    free(p);
+    return rc;
+}

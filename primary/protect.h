@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The primary: continuous protection of a running VM.
+ *
+ * rm_protect_run() connects to the secondary (a control connection, then a
+ * stream connection), runs the save engine in checkpointed mode and, per
+ * epoch, with the engine's callbacks:
+ *   suspended  -> netbuf: output from now on belongs to the new epoch
+ *   checkpoint -> wait for the secondary's ack of this epoch (and check its
+ *                 digest against what was sent), release the epoch's held
+ *                 output, publish progress, sleep until the next epoch
+ * A thread on the control connection receives acks and heartbeats and
+ * sends heartbeats.  When the secondary is lost (no message for the
+ * heartbeat timeout, a broken connection, an ack that does not match),
+ * protection ends: held output is released and the VM goes on running
+ * unprotected.  A stop request (SIGINT/SIGTERM in the CLI) ends the stream
+ * cleanly with END and a STOP message; the VM goes on running.
+ */
+#ifndef REMUS_PRIMARY_PROTECT_H
+#define REMUS_PRIMARY_PROTECT_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/net.h"
+#include "common/sr.h"
+
+struct rm_netbuf;
+
+enum rm_protect_end {
+    RM_PROTECT_STOPPED = 0,     /* stop requested, stream ended cleanly */
+    RM_PROTECT_PEER_LOST,       /* secondary lost: VM runs unprotected */
+};
+
+struct rm_protect_cfg {
+    const char *name;             /* for status and logs */
+    const char *backend_name;     /* "kvm", "xen" */
+    struct rm_hostport peer;
+    unsigned interval_ms;         /* checkpoint interval (>= 1) */
+    bool compress;                /* ask for compression (-u clears) */
+    bool blackhole;               /* -b: checkpoints go nowhere */
+    unsigned hb_interval_ms;      /* heartbeat period */
+    unsigned hb_timeout_ms;       /* peer lost after this much silence */
+    unsigned connect_timeout_ms;
+    uint64_t guest_bytes;         /* for the handshake */
+    uint32_t nr_vcpus;
+
+    /* The VM: save ops and their argument (the backend's VM handle). */
+    const struct rm_save_ops *ops;
+    void *backend_arg;
+
+    /* Output commit; NULL with -n (no buffering). */
+    struct rm_netbuf *netbuf;
+
+    /* Set asynchronously (signal handler) to end protection cleanly. */
+    volatile sig_atomic_t *stop_requested;
+
+    /* Optional progress line per epoch on stderr (every N ms; 0: off). */
+    unsigned progress_ms;
+};
+
+struct rm_protect_result {
+    enum rm_protect_end end;
+    uint64_t epochs;              /* checkpoints acknowledged */
+    uint64_t bytes;               /* stream bytes sent */
+    struct rm_error why;          /* for PEER_LOST: the reason */
+};
+
+/*
+ * Run protection until stopped or the peer is lost.  Returns 0 with
+ * @res filled, or -errno (with the reason in @err) when protection could
+ * not start (connection refused, handshake refused) or the VM failed.
+ * In every case the VM is left running.
+ */
+int rm_protect_run(const struct rm_protect_cfg *cfg,
+                   struct rm_protect_result *res, struct rm_error *err);
+
+#endif

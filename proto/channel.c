@@ -1,0 +1,541 @@
+/* SPDX-License-Identifier: MIT */
+#define RM_LOG_PREFIX "chan"
+#include "proto/channel.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/io.h"
+#include "common/log.h"
+#include "proto/remus.pb-c.h"
+
+const char *rm_ctl_kind_name(enum rm_ctl_kind k)
+{
+    switch (k) {
+    case RM_CTL_HELLO: return "hello";
+    case RM_CTL_HELLO_REPLY: return "hello-reply";
+    case RM_CTL_ACK: return "ack";
+    case RM_CTL_HEARTBEAT: return "heartbeat";
+    case RM_CTL_STOP: return "stop";
+    case RM_CTL_FAILOVER: return "failover";
+    case RM_CTL_STATS: return "stats";
+    default: return "unknown";
+    }
+}
+
+void rm_chan_init(struct rm_chan *ch, int fd)
+{
+    memset(ch, 0, sizeof(*ch));
+    ch->fd = fd;
+    pthread_mutex_init(&ch->send_lock, NULL);
+}
+
+void rm_chan_destroy(struct rm_chan *ch)
+{
+    pthread_mutex_destroy(&ch->send_lock);
+}
+
+/* ------------------------------------------------------------ decoding */
+
+static int copy_text(char *dst, size_t cap, const char *src, const char *what,
+                     struct rm_error *err)
+{
+    size_t n;
+
+    if (!src) {
+        dst[0] = '\0';
+        return 0;
+    }
+    n = strlen(src);
+    if (n >= cap)
+        return rm_error_set(err, -EBADMSG, "%s is %zu bytes long (at most "
+                            "%zu)", what, n, cap - 1);
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+static int decode_hello(const Remus__Hello *h, struct rm_hello *out,
+                        struct rm_error *err)
+{
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (!h)
+        return rm_error_set(err, -EBADMSG, "hello is missing");
+    out->protocol_version = h->protocol_version;
+    if (h->protocol_version == 0)
+        return rm_error_set(err, -EBADMSG, "hello with protocol version 0");
+    if (h->role != REMUS__ROLE__ROLE_PRIMARY &&
+        h->role != REMUS__ROLE__ROLE_SECONDARY)
+        return rm_error_set(err, -EBADMSG, "hello with unknown role %d",
+                            (int)h->role);
+    out->role = h->role == REMUS__ROLE__ROLE_PRIMARY ? RM_ROLE_PRIMARY
+                                                     : RM_ROLE_SECONDARY;
+    rc = copy_text(out->backend, sizeof(out->backend), h->backend,
+                   "the backend name", err);
+    if (rc)
+        return rc;
+    if (!out->backend[0])
+        return rm_error_set(err, -EBADMSG, "hello without a backend name");
+    rc = copy_text(out->name, sizeof(out->name), h->name, "the VM name", err);
+    if (rc)
+        return rc;
+    out->guest_bytes = h->has_guest_bytes ? h->guest_bytes : 0;
+    out->nr_vcpus = h->has_nr_vcpus ? h->nr_vcpus : 0;
+    out->caps = h->has_caps ? h->caps : 0;
+    out->required_caps = h->has_required_caps ? h->required_caps : 0;
+    out->interval_ms = h->has_interval_ms ? h->interval_ms : 0;
+    out->hb_interval_ms = h->has_hb_interval_ms ? h->hb_interval_ms : 0;
+    out->hb_timeout_ms = h->has_hb_timeout_ms ? h->hb_timeout_ms : 0;
+    if (h->has_nonce) {
+        if (h->nonce.len != RM_CTL_TOKEN_LEN)
+            return rm_error_set(err, -EBADMSG, "nonce of %zu bytes (%u "
+                                "expected)", h->nonce.len, RM_CTL_TOKEN_LEN);
+        memcpy(out->nonce, h->nonce.data, RM_CTL_TOKEN_LEN);
+        out->has_nonce = true;
+    }
+    if (h->has_session) {
+        if (h->session.len != RM_CTL_TOKEN_LEN)
+            return rm_error_set(err, -EBADMSG, "session token of %zu bytes "
+                                "(%u expected)", h->session.len,
+                                RM_CTL_TOKEN_LEN);
+        memcpy(out->session, h->session.data, RM_CTL_TOKEN_LEN);
+        out->has_session = true;
+    }
+    return 0;
+}
+
+int rm_ctl_decode(const uint8_t *buf, size_t len, struct rm_ctl_msg *out,
+                  struct rm_error *err)
+{
+    Remus__RemusMsg *m;
+    int rc = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (len == 0 || len > RM_CHAN_MAX_FRAME)
+        return rm_error_set(err, -EBADMSG, "frame of %zu bytes (1..%u "
+                            "allowed)", len, RM_CHAN_MAX_FRAME);
+    m = remus__remus_msg__unpack(NULL, len, buf);
+    if (!m)
+        return rm_error_set(err, -EBADMSG, "a %zu-byte frame is not a valid "
+                            "control message (protobuf decoding failed)",
+                            len);
+    switch (m->body_case) {
+    case REMUS__REMUS_MSG__BODY_HELLO:
+        out->kind = RM_CTL_HELLO;
+        rc = decode_hello(m->hello, &out->u.hello, err);
+        break;
+    case REMUS__REMUS_MSG__BODY_HELLO_REPLY:
+        out->kind = RM_CTL_HELLO_REPLY;
+        out->u.hello_reply.accepted = m->hello_reply->accepted;
+        rc = copy_text(out->u.hello_reply.reason,
+                       sizeof(out->u.hello_reply.reason),
+                       m->hello_reply->reason, "the refusal reason", err);
+        if (!rc)
+            rc = decode_hello(m->hello_reply->hello,
+                              &out->u.hello_reply.hello, err);
+        break;
+    case REMUS__REMUS_MSG__BODY_ACK:
+        out->kind = RM_CTL_ACK;
+        out->u.ack.epoch = m->ack->epoch;
+        out->u.ack.digest = m->ack->digest;
+        out->u.ack.pages = m->ack->has_pages ? m->ack->pages : 0;
+        if (out->u.ack.epoch == 0)
+            rc = rm_error_set(err, -EBADMSG, "ack of epoch 0");
+        break;
+    case REMUS__REMUS_MSG__BODY_HEARTBEAT:
+        out->kind = RM_CTL_HEARTBEAT;
+        out->u.heartbeat.seq = m->heartbeat->seq;
+        out->u.heartbeat.committed_epoch =
+            m->heartbeat->has_committed_epoch ? m->heartbeat->committed_epoch
+                                              : 0;
+        out->u.heartbeat.sent_unix_ms =
+            m->heartbeat->has_sent_unix_ms ? m->heartbeat->sent_unix_ms : 0;
+        break;
+    case REMUS__REMUS_MSG__BODY_STOP:
+        out->kind = RM_CTL_STOP;
+        rc = copy_text(out->u.stop.reason, sizeof(out->u.stop.reason),
+                       m->stop->reason, "the stop reason", err);
+        break;
+    case REMUS__REMUS_MSG__BODY_FAILOVER:
+        out->kind = RM_CTL_FAILOVER;
+        rc = copy_text(out->u.failover.reason,
+                       sizeof(out->u.failover.reason), m->failover->reason,
+                       "the failover reason", err);
+        break;
+    case REMUS__REMUS_MSG__BODY_STATS:
+        out->kind = RM_CTL_STATS;
+        out->u.stats.epoch = m->stats->has_epoch ? m->stats->epoch : 0;
+        out->u.stats.pause_us = m->stats->has_pause_us ? m->stats->pause_us : 0;
+        out->u.stats.dirty_pages =
+            m->stats->has_dirty_pages ? m->stats->dirty_pages : 0;
+        out->u.stats.bytes = m->stats->has_bytes ? m->stats->bytes : 0;
+        break;
+    default:
+        rc = rm_error_set(err, -EBADMSG, "control message of unknown kind "
+                          "%d", (int)m->body_case);
+        break;
+    }
+    remus__remus_msg__free_unpacked(m, NULL);
+    return rc;
+}
+
+/* ------------------------------------------------------------ encoding */
+
+static void encode_hello(const struct rm_hello *in, Remus__Hello *h,
+                         char *backend, char *name)
+{
+    remus__hello__init(h);
+    h->protocol_version = in->protocol_version ? in->protocol_version
+                                               : RM_CTL_PROTOCOL_VERSION;
+    h->role = in->role == RM_ROLE_PRIMARY ? REMUS__ROLE__ROLE_PRIMARY
+                                          : REMUS__ROLE__ROLE_SECONDARY;
+    snprintf(backend, 16, "%s", in->backend);
+    snprintf(name, 64, "%s", in->name);
+    h->backend = backend;
+    h->name = name;
+    h->has_guest_bytes = true;
+    h->guest_bytes = in->guest_bytes;
+    h->has_nr_vcpus = true;
+    h->nr_vcpus = in->nr_vcpus;
+    h->has_caps = true;
+    h->caps = in->caps;
+    h->has_required_caps = true;
+    h->required_caps = in->required_caps;
+    h->has_interval_ms = true;
+    h->interval_ms = in->interval_ms;
+    h->has_hb_interval_ms = true;
+    h->hb_interval_ms = in->hb_interval_ms;
+    h->has_hb_timeout_ms = true;
+    h->hb_timeout_ms = in->hb_timeout_ms;
+    if (in->has_nonce) {
+        h->has_nonce = true;
+        h->nonce.len = RM_CTL_TOKEN_LEN;
+        h->nonce.data = (uint8_t *)in->nonce;
+    }
+    if (in->has_session) {
+        h->has_session = true;
+        h->session.len = RM_CTL_TOKEN_LEN;
+        h->session.data = (uint8_t *)in->session;
+    }
+}
+
+int rm_ctl_encode(const struct rm_ctl_msg *msg, uint8_t **frame, size_t *len)
+{
+    Remus__RemusMsg m = REMUS__REMUS_MSG__INIT;
+    Remus__Hello hello;
+    Remus__HelloReply reply = REMUS__HELLO_REPLY__INIT;
+    Remus__Ack ack = REMUS__ACK__INIT;
+    Remus__Heartbeat hb = REMUS__HEARTBEAT__INIT;
+    Remus__Stop stop = REMUS__STOP__INIT;
+    Remus__Failover fo = REMUS__FAILOVER__INIT;
+    Remus__Stats stats = REMUS__STATS__INIT;
+    char backend[16], name[64], reason[RM_CTL_TEXT_MAX];
+    size_t n;
+    uint32_t be;
+    uint8_t *buf;
+
+    switch (msg->kind) {
+    case RM_CTL_HELLO:
+        encode_hello(&msg->u.hello, &hello, backend, name);
+        m.body_case = REMUS__REMUS_MSG__BODY_HELLO;
+        m.hello = &hello;
+        break;
+    case RM_CTL_HELLO_REPLY:
+        encode_hello(&msg->u.hello_reply.hello, &hello, backend, name);
+        reply.accepted = msg->u.hello_reply.accepted;
+        snprintf(reason, sizeof(reason), "%s", msg->u.hello_reply.reason);
+        reply.reason = reason;
+        reply.hello = &hello;
+        m.body_case = REMUS__REMUS_MSG__BODY_HELLO_REPLY;
+        m.hello_reply = &reply;
+        break;
+    case RM_CTL_ACK:
+        ack.epoch = msg->u.ack.epoch;
+        ack.digest = msg->u.ack.digest;
+        ack.has_pages = true;
+        ack.pages = msg->u.ack.pages;
+        m.body_case = REMUS__REMUS_MSG__BODY_ACK;
+        m.ack = &ack;
+        break;
+    case RM_CTL_HEARTBEAT:
+        hb.seq = msg->u.heartbeat.seq;
+        hb.has_committed_epoch = true;
+        hb.committed_epoch = msg->u.heartbeat.committed_epoch;
+        hb.has_sent_unix_ms = true;
+        hb.sent_unix_ms = msg->u.heartbeat.sent_unix_ms;
+        m.body_case = REMUS__REMUS_MSG__BODY_HEARTBEAT;
+        m.heartbeat = &hb;
+        break;
+    case RM_CTL_STOP:
+        snprintf(reason, sizeof(reason), "%s", msg->u.stop.reason);
+        stop.reason = reason;
+        m.body_case = REMUS__REMUS_MSG__BODY_STOP;
+        m.stop = &stop;
+        break;
+    case RM_CTL_FAILOVER:
+        snprintf(reason, sizeof(reason), "%s", msg->u.failover.reason);
+        fo.reason = reason;
+        m.body_case = REMUS__REMUS_MSG__BODY_FAILOVER;
+        m.failover = &fo;
+        break;
+    case RM_CTL_STATS:
+        stats.has_epoch = stats.has_pause_us = true;
+        stats.has_dirty_pages = stats.has_bytes = true;
+        stats.epoch = msg->u.stats.epoch;
+        stats.pause_us = msg->u.stats.pause_us;
+        stats.dirty_pages = msg->u.stats.dirty_pages;
+        stats.bytes = msg->u.stats.bytes;
+        m.body_case = REMUS__REMUS_MSG__BODY_STATS;
+        m.stats = &stats;
+        break;
+    default:
+        return -EINVAL;
+    }
+    n = remus__remus_msg__get_packed_size(&m);
+    if (n == 0 || n > RM_CHAN_MAX_FRAME)
+        return -E2BIG;
+    buf = malloc(n + 4);
+    if (!buf)
+        return -ENOMEM;
+    be = htonl((uint32_t)n);
+    memcpy(buf, &be, 4);
+    remus__remus_msg__pack(&m, buf + 4);
+    *frame = buf;
+    *len = n + 4;
+    return 0;
+}
+
+/* ------------------------------------------------------------ transport */
+
+int rm_chan_send(struct rm_chan *ch, const struct rm_ctl_msg *msg)
+{
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    int rc;
+
+    rc = rm_ctl_encode(msg, &frame, &len);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&ch->send_lock);
+    rc = rm_write_all(ch->fd, frame, len);
+    if (!rc)
+        ch->frames_sent++;
+    pthread_mutex_unlock(&ch->send_lock);
+    free(frame);
+    return rc;
+}
+
+int rm_chan_recv(struct rm_chan *ch, int timeout_ms, struct rm_ctl_msg *out)
+{
+    struct pollfd pfd = { .fd = ch->fd, .events = POLLIN };
+    struct rm_src src;
+    uint32_t be, len;
+    uint8_t *buf;
+    int rc;
+
+    rm_error_clear(&ch->err);
+    do {
+        rc = poll(&pfd, 1, timeout_ms);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0)
+        return rm_error_set(&ch->err, -errno, "poll: %s", strerror(errno));
+    if (rc == 0)
+        return rm_error_set(&ch->err, -ETIMEDOUT, "no message within %d ms",
+                            timeout_ms);
+
+    /* A frame that has begun must arrive whole within a bound. */
+    rm_src_init_fd(&src, ch->fd);
+    src.timeout_ms = 5000;
+    rc = rm_src_read_exact(&src, &be, sizeof(be));
+    if (rc == -ENODATA || rc == -EPIPE || rc == -ECONNRESET)
+        return rm_error_set(&ch->err, -EPIPE, "the peer closed the "
+                            "connection");
+    if (rc)
+        return rm_error_set(&ch->err, rc == -ETIMEDOUT ? -EPIPE : rc,
+                            "reading a frame header: %s", strerror(-rc));
+    len = ntohl(be);
+    if (len == 0 || len > RM_CHAN_MAX_FRAME)
+        return rm_error_set(&ch->err, -EBADMSG, "frame length %u out of "
+                            "range (1..%u)", len, RM_CHAN_MAX_FRAME);
+    buf = malloc(len);
+    if (!buf)
+        return rm_error_set(&ch->err, -ENOMEM, "out of memory");
+    rc = rm_src_read_exact(&src, buf, len);
+    if (rc) {
+        free(buf);
+        return rm_error_set(&ch->err, -EPIPE, "the connection broke inside "
+                            "a %u-byte frame", len);
+    }
+    rc = rm_ctl_decode(buf, len, out, &ch->err);
+    free(buf);
+    if (!rc)
+        ch->frames_received++;
+    return rc;
+}
+
+int rm_chan_send_ack(struct rm_chan *ch, uint64_t epoch, uint64_t digest,
+                     uint64_t pages)
+{
+    struct rm_ctl_msg m = { .kind = RM_CTL_ACK };
+
+    m.u.ack.epoch = epoch;
+    m.u.ack.digest = digest;
+    m.u.ack.pages = pages;
+    return rm_chan_send(ch, &m);
+}
+
+int rm_chan_send_heartbeat(struct rm_chan *ch, uint64_t seq,
+                           uint64_t committed_epoch)
+{
+    struct rm_ctl_msg m = { .kind = RM_CTL_HEARTBEAT };
+
+    m.u.heartbeat.seq = seq;
+    m.u.heartbeat.committed_epoch = committed_epoch;
+    return rm_chan_send(ch, &m);
+}
+
+int rm_chan_send_stop(struct rm_chan *ch, const char *reason)
+{
+    struct rm_ctl_msg m = { .kind = RM_CTL_STOP };
+
+    snprintf(m.u.stop.reason, sizeof(m.u.stop.reason), "%s", reason);
+    return rm_chan_send(ch, &m);
+}
+
+int rm_chan_send_failover(struct rm_chan *ch, const char *reason)
+{
+    struct rm_ctl_msg m = { .kind = RM_CTL_FAILOVER };
+
+    snprintf(m.u.failover.reason, sizeof(m.u.failover.reason), "%s", reason);
+    return rm_chan_send(ch, &m);
+}
+
+/* ------------------------------------------------------------ handshake */
+
+static const char *role_name(enum rm_role r)
+{
+    return r == RM_ROLE_PRIMARY ? "primary" : "secondary";
+}
+
+/* Why @peer cannot pair with @mine, or NULL. */
+static const char *incompatible(const struct rm_hello *mine,
+                                const struct rm_hello *peer,
+                                enum rm_role want_role, char *buf, size_t len)
+{
+    if (peer->protocol_version != RM_CTL_PROTOCOL_VERSION) {
+        snprintf(buf, len, "peer speaks remus control protocol %u, we speak "
+                 "%u", peer->protocol_version, RM_CTL_PROTOCOL_VERSION);
+        return buf;
+    }
+    if (peer->role != want_role) {
+        snprintf(buf, len, "peer is a %s, a %s was expected",
+                 role_name(peer->role), role_name(want_role));
+        return buf;
+    }
+    if (strcmp(peer->backend, mine->backend)) {
+        snprintf(buf, len, "peer backend is '%s', ours is '%s'",
+                 peer->backend, mine->backend);
+        return buf;
+    }
+    if (peer->required_caps & ~(mine->caps & RM_CAP_KNOWN)) {
+        snprintf(buf, len, "peer requires capabilities 0x%" PRIx64 " that "
+                 "we do not offer", peer->required_caps & ~mine->caps);
+        return buf;
+    }
+    if (mine->required_caps & ~peer->caps) {
+        snprintf(buf, len, "peer lacks required capabilities 0x%" PRIx64,
+                 mine->required_caps & ~peer->caps);
+        return buf;
+    }
+    return NULL;
+}
+
+static int recv_kind(struct rm_chan *ch, int timeout_ms,
+                     enum rm_ctl_kind kind, struct rm_ctl_msg *out)
+{
+    int rc = rm_chan_recv(ch, timeout_ms, out);
+
+    if (rc)
+        return rc;
+    if (out->kind != kind)
+        return rm_error_set(&ch->err, -EPROTO, "expected a %s, got a %s",
+                            rm_ctl_kind_name(kind),
+                            rm_ctl_kind_name(out->kind));
+    return 0;
+}
+
+int rm_chan_handshake_client(struct rm_chan *ch, const struct rm_hello *mine,
+                             struct rm_hello *peer, int timeout_ms)
+{
+    struct rm_ctl_msg m = { .kind = RM_CTL_HELLO };
+    char why[RM_CTL_TEXT_MAX];
+    int rc;
+
+    m.u.hello = *mine;
+    m.u.hello.protocol_version = RM_CTL_PROTOCOL_VERSION;
+    rc = rm_chan_send(ch, &m);
+    if (rc)
+        return rm_error_set(&ch->err, rc, "sending hello: %s", strerror(-rc));
+    rc = recv_kind(ch, timeout_ms, RM_CTL_HELLO_REPLY, &m);
+    if (rc)
+        return rc;
+    if (!m.u.hello_reply.accepted)
+        return rm_error_set(&ch->err, -EPROTO, "the secondary refused us: "
+                            "%s", m.u.hello_reply.reason);
+    *peer = m.u.hello_reply.hello;
+    if (incompatible(mine, peer, RM_ROLE_SECONDARY, why, sizeof(why)))
+        return rm_error_set(&ch->err, -EPROTO, "%s", why);
+    if (!peer->has_session)
+        return rm_error_set(&ch->err, -EPROTO, "the secondary sent no "
+                            "session token");
+    return 0;
+}
+
+int rm_chan_handshake_server(struct rm_chan *ch, struct rm_hello *mine,
+                             struct rm_hello *peer, int timeout_ms)
+{
+    struct rm_ctl_msg m;
+    char why[RM_CTL_TEXT_MAX];
+    const char *bad;
+    int rc;
+
+    rc = recv_kind(ch, timeout_ms, RM_CTL_HELLO, &m);
+    if (rc)
+        return rc;
+    *peer = m.u.hello;
+    bad = incompatible(mine, peer, RM_ROLE_PRIMARY, why, sizeof(why));
+    if (!bad && mine->guest_bytes && peer->guest_bytes > mine->guest_bytes) {
+        snprintf(why, sizeof(why), "guest of %" PRIu64 " MiB exceeds this "
+                 "secondary's limit of %" PRIu64 " MiB",
+                 peer->guest_bytes >> 20, mine->guest_bytes >> 20);
+        bad = why;
+    }
+    if (!bad && peer->guest_bytes == 0) {
+        snprintf(why, sizeof(why), "the primary did not say its guest size");
+        bad = why;
+    }
+    mine->protocol_version = RM_CTL_PROTOCOL_VERSION;
+    mine->caps &= peer->caps & RM_CAP_KNOWN;
+    mine->has_session = true;
+    memset(&m, 0, sizeof(m));
+    m.kind = RM_CTL_HELLO_REPLY;
+    m.u.hello_reply.accepted = bad == NULL;
+    snprintf(m.u.hello_reply.reason, sizeof(m.u.hello_reply.reason), "%s",
+             bad ? bad : "");
+    m.u.hello_reply.hello = *mine;
+    rc = rm_chan_send(ch, &m);
+    if (bad)
+        return rm_error_set(&ch->err, -EPROTO, "refused the primary: %s",
+                            bad);
+    if (rc)
+        return rm_error_set(&ch->err, rc, "sending the hello reply: %s",
+                            strerror(-rc));
+    return 0;
+}

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control channel between primary and secondary (proto/remus.proto).
+ *
+ * Frames: u32 big-endian length (1..RM_CHAN_MAX_FRAME), then one packed
+ * remus.RemusMsg.  rm_chan_recv() returns validated plain-C messages; no
+ * caller ever sees protobuf-c types.
+ *
+ * Threading: one thread may block in rm_chan_recv() while others send;
+ * sends are serialised by a mutex.  Receive errors are described in
+ * ch->err (touched only by the receiving thread); send errors are returned.
+ */
+#ifndef REMUS_PROTO_CHANNEL_H
+#define REMUS_PROTO_CHANNEL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define RM_CTL_PROTOCOL_VERSION 1u
+#define RM_CHAN_MAX_FRAME 65536u
+#define RM_CTL_TOKEN_LEN 16u
+#define RM_CTL_TEXT_MAX 256u
+
+/* Capabilities (Hello.caps) */
+#define RM_CAP_COMPRESSION (1ull << 0)
+#define RM_CAP_KNOWN (RM_CAP_COMPRESSION)
+
+enum rm_role {
+    RM_ROLE_PRIMARY = 1,
+    RM_ROLE_SECONDARY = 2,
+};
+
+struct rm_hello {
+    uint32_t protocol_version;   /* filled by the handshake helpers */
+    enum rm_role role;
+    char backend[16];
+    char name[64];
+    uint64_t guest_bytes;        /* secondary: its maximum (0: any) */
+    uint32_t nr_vcpus;
+    uint64_t caps;               /* offered; in a reply: the agreed set */
+    uint64_t required_caps;      /* the peer must offer these */
+    uint32_t interval_ms;
+    uint32_t hb_interval_ms;
+    uint32_t hb_timeout_ms;
+    bool has_nonce;
+    uint8_t nonce[RM_CTL_TOKEN_LEN];
+    bool has_session;
+    uint8_t session[RM_CTL_TOKEN_LEN];
+};
+
+enum rm_ctl_kind {
+    RM_CTL_HELLO = 1,
+    RM_CTL_HELLO_REPLY,
+    RM_CTL_ACK,
+    RM_CTL_HEARTBEAT,
+    RM_CTL_STOP,
+    RM_CTL_FAILOVER,
+    RM_CTL_STATS,
+};
+
+struct rm_ctl_msg {
+    enum rm_ctl_kind kind;
+    union {
+        struct rm_hello hello;
+        struct {
+            bool accepted;
+            char reason[RM_CTL_TEXT_MAX];
+            struct rm_hello hello;
+        } hello_reply;
+        struct {
+            uint64_t epoch, digest, pages;
+        } ack;
+        struct {
+            uint64_t seq, committed_epoch, sent_unix_ms;
+        } heartbeat;
+        struct {
+            char reason[RM_CTL_TEXT_MAX];
+        } stop, failover;
+        struct {
+            uint64_t epoch, pause_us, dirty_pages, bytes;
+        } stats;
+    } u;
+};
+
+struct rm_chan {
+    int fd;
+    pthread_mutex_t send_lock;
+    struct rm_error err;         /* last receive error */
+    uint64_t frames_sent, frames_received;
+};
+
+void rm_chan_init(struct rm_chan *ch, int fd);
+/* Destroys the mutex; does not close fd. */
+void rm_chan_destroy(struct rm_chan *ch);
+
+/*
+ * Receive one message, waiting at most @timeout_ms (-1: forever).
+ * 0; -ETIMEDOUT (nothing arrived; nothing consumed); -EPIPE (peer closed
+ * or the connection broke); -EBADMSG (an invalid frame: the reason, which
+ * names what was wrong, is in ch->err; the channel is unusable after it).
+ */
+int rm_chan_recv(struct rm_chan *ch, int timeout_ms, struct rm_ctl_msg *out);
+
+/* Senders: 0 or -errno. */
+int rm_chan_send(struct rm_chan *ch, const struct rm_ctl_msg *msg);
+int rm_chan_send_ack(struct rm_chan *ch, uint64_t epoch, uint64_t digest,
+                     uint64_t pages);
+int rm_chan_send_heartbeat(struct rm_chan *ch, uint64_t seq,
+                           uint64_t committed_epoch);
+int rm_chan_send_stop(struct rm_chan *ch, const char *reason);
+int rm_chan_send_failover(struct rm_chan *ch, const char *reason);
+
+/*
+ * Handshake.  The primary (client) sends its hello and waits for the
+ * reply; the secondary (server) checks the primary's hello against its
+ * own (protocol version, role, backend, guest size, required
+ * capabilities), answers with accepted/refused and why, and on success
+ * sets mine->caps to the agreed set (the intersection).  A refusal is
+ * -EPROTO (client: the secondary's reason; server: ours) in ch->err.
+ */
+int rm_chan_handshake_client(struct rm_chan *ch, const struct rm_hello *mine,
+                             struct rm_hello *peer, int timeout_ms);
+int rm_chan_handshake_server(struct rm_chan *ch, struct rm_hello *mine,
+                             struct rm_hello *peer, int timeout_ms);
+
+/*
+ * Decode and validate one frame body (without its length prefix).  Used
+ * by rm_chan_recv and by the fuzz harness.  0 or -EBADMSG with a reason.
+ */
+int rm_ctl_decode(const uint8_t *buf, size_t len, struct rm_ctl_msg *out,
+                  struct rm_error *err);
+/* Encode @msg into a malloc'd frame (length prefix included). */
+int rm_ctl_encode(const struct rm_ctl_msg *msg, uint8_t **frame,
+                  size_t *len);
+
+const char *rm_ctl_kind_name(enum rm_ctl_kind k);
+
+#endif

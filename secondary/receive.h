@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The secondary: receive a protected VM's checkpoints, keep a paused
+ * replica at the last complete one, acknowledge each, and fail over when
+ * the primary is lost.
+ *
+ * rm_receive_run() accepts the primary's control connection (handshake),
+ * then its stream connection (which must present the session token the
+ * handshake issued), and runs the restore engine over the stream.  Every
+ * committed checkpoint is acknowledged with its epoch and digest.  A
+ * control thread exchanges heartbeats; after hb_timeout_ms without a word
+ * from the primary (or on an explicit failover request) it shuts the
+ * stream down, which makes the engine fail over: the open checkpoint is
+ * discarded and the replica stays at the last committed one.
+ *
+ * The caller then decides what to do with the replica: on FAILOVER it
+ * resumes the VM (the backend's job: same MAC, gratuitous ARP); on a clean
+ * STOP from the primary it discards it.
+ */
+#ifndef REMUS_SECONDARY_RECEIVE_H
+#define REMUS_SECONDARY_RECEIVE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/net.h"
+#include "common/sr.h"
+
+enum rm_receive_end {
+    RM_RECEIVE_STOPPED = 0,   /* the primary ended protection cleanly */
+    RM_RECEIVE_FAILOVER,      /* the replica must take over */
+};
+
+struct rm_receive_cfg {
+    const char *name;             /* for status; "" uses the primary's */
+    const char *backend_name;     /* must match the primary's */
+    struct rm_hostport listen;
+    int listen_fd;                /* >= 0: use this listening socket */
+    unsigned hb_interval_ms;
+    unsigned hb_timeout_ms;
+    unsigned accept_timeout_ms;   /* 0: wait forever for the primary */
+    bool allow_compression;
+    /* Limits a handshake must satisfy (0: any). */
+    uint64_t max_guest_bytes;
+
+    const struct rm_restore_ops *ops;
+    void *backend_arg;
+
+    volatile sig_atomic_t *stop_requested;
+    unsigned progress_ms;
+};
+
+struct rm_receive_result {
+    enum rm_receive_end end;
+    uint64_t committed_epoch;
+    uint64_t lost_at_ns;          /* monotonic time the primary was lost */
+    struct rm_error why;          /* FAILOVER: why the primary is
+                                     considered lost */
+    char name[64];                /* the VM's name from the handshake */
+};
+
+/*
+ * 0 with @res filled (FAILOVER: the backend holds the replica at
+ * res->committed_epoch, ready to be resumed), or -errno when there is no
+ * consistent replica (refused handshake, stream broken before its first
+ * checkpoint, ...).
+ */
+int rm_receive_run(const struct rm_receive_cfg *cfg,
+                   struct rm_receive_result *res, struct rm_error *err);
+
+#endif
