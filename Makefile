@@ -100,7 +100,8 @@ B_UNIT_TESTS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 LIBREMUS := $(BUILD)/libremus.a
 
 .PHONY: all clean deps check check-unit check-asan fuzz bench xen-lab \
-        check-xen guest
+        check-xen guest demo drill tests fuzz-smoke
+.SECONDARY:
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/remus guest
@@ -135,13 +136,22 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(B_TEST_SUPPORT_OBJS) $(LIBREMUS)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(B_TEST_SUPPORT_OBJS) $(LIBREMUS) \
 	    $(LDLIBS) -lcmocka
 
+# Test tools (not cmocka): tests/support/NAME.c -> $(BUILD)/tests/NAME
+TEST_TOOLS := mkstream
+B_TEST_TOOLS := $(addprefix $(BUILD)/tests/,$(TEST_TOOLS))
+
+$(B_TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/support/%.o \
+                 $(B_TEST_SUPPORT_OBJS) $(LIBREMUS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(B_TEST_SUPPORT_OBJS) $(LIBREMUS) $(LDLIBS)
+
 # ------------------------------------------------------------------ guest
 # The guest image (guest/) is freestanding: its own flags and linker script.
 GUEST_ELF := $(BUILD)/guest/remus-guest.elf
 guest:
 
 # ------------------------------------------------------------------ tests
-tests: $(BUILD)/remus $(B_UNIT_TESTS)
+tests: $(BUILD)/remus $(B_UNIT_TESTS) $(B_TEST_TOOLS)
 
 # The whole suite: normal build, then the same suite under ASan+UBSan.
 check:
@@ -163,15 +173,19 @@ FUZZ_LIB_SRCS := $(COMMON_OBJS:.o=.c)
 B_FUZZERS := $(addprefix $(FUZZ_BUILD)/,$(FUZZERS))
 
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) tests/support/mem_backend.c \
-                 tests/support/testutil.c
+                 tests/support/testutil.c | $(FUZZ_BUILD)/gen/proto/remus.pb-c.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ -lpthread
 
+$(FUZZ_BUILD)/gen/proto/remus.pb-c.h: proto/remus.proto
+	@mkdir -p $(dir $@)
+	$(Q)$(PROTOC_C) --c_out=$(FUZZ_BUILD)/gen $<
+
 fuzz: $(B_FUZZERS)
 
 # A bounded number of executions of every harness, part of `make check`.
-FUZZ_RUNS ?= 20000
+FUZZ_RUNS ?= 300000
 fuzz-smoke: fuzz
 	$(Q)for f in $(FUZZERS); do \
 	    mkdir -p $(FUZZ_BUILD)/corpus-$$f; \
@@ -189,6 +203,12 @@ DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
 
 deps:
 	$(Q)scripts/install-deps.sh $(DEB_PACKAGES)
+
+# The README's first command.  Until `remus drill` exists it runs the best
+# end-to-end demonstration there is.
+demo drill: deps
+	$(Q)$(MAKE) --no-print-directory tests
+	$(Q)scripts/demo-stream.sh
 
 clean:
 	rm -rf build build-asan build-fuzz

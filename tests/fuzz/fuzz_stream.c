@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* libFuzzer: the stream reader, validator and page-data view on any bytes. */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/log.h"
+#include "common/stream.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct rm_src src;
+    struct rm_stream_reader rd;
+    struct rm_error err = { 0 };
+    struct rm_record rec;
+    int i;
+
+    rm_log_init(RM_LOG_ERROR, NULL);
+    rm_src_init_mem(&src, data, size);
+    rm_stream_reader_init(&rd, &src, &err);
+    rd.max_length = 1u << 20;
+    if (rm_stream_read_headers(&rd))
+        return 0;
+    for (i = 0; i < 256; i++) {
+        struct rm_page_data_view v;
+
+        if (rm_stream_read_record(&rd, &rec)) {
+            rm_record_free(&rec);
+            break;
+        }
+        if (rec.type == RM_REC_PAGE_DATA &&
+            rm_page_data_view(&rec, &v, &err) == 0) {
+            volatile uint8_t sink = 0;
+            uint32_t k;
+
+            for (k = 0; k < v.nr_data_pages; k++)
+                sink ^= v.pages[(size_t)k * RM_PAGE_SIZE + RM_PAGE_SIZE - 1];
+            (void)sink;
+        }
+        rm_record_free(&rec);
+        if (rec.type == RM_REC_END)
+            break;
+    }
+    return 0;
+}

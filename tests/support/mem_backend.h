@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A memory-only backend for the engines, for tests only.
+ *
+ * Save side: a "guest" of nr_pfns pages in a malloc'd array with a
+ * software dirty log (mem_guest_write marks pages dirty), a workload hook
+ * called at every harvest (so the guest "runs" between iterations and
+ * checkpoints), holes (pfns reported as XTAB), and a knob that makes
+ * check_vm_state report a layout change at a given call.
+ * Restore side: the replica's pages and the log of what was applied.
+ * Domain type: x86 HVM (writes HVM_CONTEXT, HVM_PARAMS, X86_TSC_INFO,
+ * X86_CPUID_POLICY, X86_MSR_POLICY) or remus KVM (KVM_VM_INFO, KVM_VCPU,
+ * KVM_DEVICE).
+ */
+#ifndef REMUS_TESTS_MEM_BACKEND_H
+#define REMUS_TESTS_MEM_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/sr.h"
+
+struct mem_guest {
+    uint64_t nr_pfns;
+    uint32_t dtype;
+    uint8_t *pages;                 /* nr_pfns * RM_PAGE_SIZE */
+    unsigned long *dirty;           /* software dirty log */
+    bool *hole;                     /* pfn not populated (XTAB) */
+    uint64_t vcpu_state;            /* "register" saved in state records */
+    uint64_t rng;
+
+    /* The guest "runs": called at every harvest of a running guest (live
+     * pre-copy) and at every resume (checkpoints). */
+    void (*workload)(struct mem_guest *g, void *opaque);
+    void *workload_opaque;
+
+    /* check_vm_state fails with -ESTALE on this call (0: never). */
+    unsigned layout_change_at;
+    unsigned checks;
+
+    /* Counters */
+    unsigned suspends, resumes, harvests;
+    bool suspended;
+    bool logdirty;
+};
+
+struct mem_guest *mem_guest_new(uint64_t nr_pfns, uint32_t dtype,
+                                uint64_t seed);
+void mem_guest_free(struct mem_guest *g);
+/* Write one byte pattern into a page and mark it dirty. */
+void mem_guest_write(struct mem_guest *g, uint64_t pfn, uint64_t value);
+/* Dirty @count random pages. */
+void mem_guest_scribble(struct mem_guest *g, unsigned count);
+
+extern const struct rm_save_ops mem_save_ops;   /* backend_arg: mem_guest */
+
+struct mem_replica {
+    uint64_t nr_pfns;              /* from the stream */
+    uint8_t *pages;
+    uint64_t vcpu_state;           /* applied state */
+    bool have_state;
+    bool completed;                /* stream_complete called */
+    unsigned records_processed;
+    uint64_t max_pfns;             /* refuse larger guests (0: 1<<20) */
+};
+
+struct mem_replica *mem_replica_new(void);
+void mem_replica_free(struct mem_replica *r);
+
+extern const struct rm_restore_ops mem_restore_ops; /* arg: mem_replica */
+
+#endif

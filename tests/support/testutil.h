@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers shared by the unit tests and fuzzers (tests only). */
+#ifndef REMUS_TESTS_TESTUTIL_H
+#define REMUS_TESTS_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/io.h"
+#include "common/sr.h"
+#include "tests/support/mem_backend.h"
+
+/* Snapshots of the guest at each checkpoint (for convergence checks). */
+struct tu_snapshots {
+    unsigned count, cap;
+    uint8_t **pages;         /* [epoch - 1] */
+    uint64_t *vcpu_state;
+    uint64_t *digest;
+    uint64_t nr_pfns;
+};
+
+struct tu_save_opts {
+    enum rm_save_mode mode;
+    unsigned epochs;          /* checkpointed: stop after this many */
+    unsigned dirty_per_epoch; /* pages the workload dirties per harvest */
+    bool compress;
+    bool verify;
+    struct tu_snapshots *snaps;  /* optional */
+    unsigned max_iters;       /* 0: default */
+    uint64_t dirty_threshold; /* 0: default */
+    unsigned max_factor;      /* 0: default */
+    uint64_t *later_bytes;    /* optional: bytes of checkpoints >= 2 */
+};
+
+/* Save @g into @out (appended).  Returns rm_save's result. */
+int tu_save(struct mem_guest *g, const struct tu_save_opts *o,
+            struct rm_buf *out, struct rm_save_ctx *ctx_out,
+            struct rm_error *err);
+
+struct tu_restore_log {
+    unsigned commits;
+    uint64_t last_epoch;
+    uint64_t digests[256];
+    struct tu_snapshots *snaps;   /* compare replica at each commit */
+    struct mem_replica *replica;
+    unsigned mismatched_commits;  /* replica != snapshot at commit */
+};
+
+/* Restore @len bytes at @data into @r. */
+int tu_restore(const void *data, size_t len, struct mem_replica *r,
+               bool allow_compressed, bool checkpointed,
+               struct tu_restore_log *log, struct rm_restore_ctx *ctx_out,
+               struct rm_error *err);
+
+void tu_snapshots_free(struct tu_snapshots *s);
+
+#endif

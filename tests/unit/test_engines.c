@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: MIT */
+/* The save and restore engines end to end over the memory-only backend. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/compress.h"
+#include "tests/support/testutil.h"
+
+#define NP 512
+
+static void assert_same_memory(struct mem_guest *g, struct mem_replica *r)
+{
+    assert_int_equal(r->nr_pfns, g->nr_pfns);
+    for (uint64_t i = 0; i < g->nr_pfns; i++)
+        if (memcmp(g->pages + i * RM_PAGE_SIZE, r->pages + i * RM_PAGE_SIZE,
+                   RM_PAGE_SIZE))
+            fail_msg("pfn %llu differs", (unsigned long long)i);
+}
+
+static void run_plain(uint32_t dtype, enum rm_save_mode mode,
+                      unsigned dirty_per_harvest)
+{
+    struct mem_guest *g = mem_guest_new(NP, dtype, 1);
+    struct mem_replica *r = mem_replica_new();
+    struct tu_save_opts o = { .mode = mode,
+                              .dirty_per_epoch = dirty_per_harvest };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+    struct rm_restore_ctx rctx;
+    int rc;
+
+    rc = tu_save(g, &o, &out, NULL, &err);
+    if (rc)
+        fail_msg("save: %s", rm_error_str(&err));
+    assert_true(g->suspended);     /* left suspended, as asked */
+    r->nr_pfns = dtype == RM_DHDR_TYPE_X86_HVM ? NP : 0;
+    rc = tu_restore(out.data, out.len, r, false, false, NULL, &rctx, &err);
+    if (rc)
+        fail_msg("restore: %s", rm_error_str(&err));
+    assert_int_equal(rctx.result, RM_RESTORE_COMPLETE);
+    assert_true(r->completed);
+    assert_true(r->have_state);
+    assert_int_equal(r->vcpu_state, g->vcpu_state);
+    assert_same_memory(g, r);
+    rm_buf_free(&out);
+    mem_guest_free(g);
+    mem_replica_free(r);
+}
+
+static void test_nonlive_hvm(void **s) { (void)s; run_plain(RM_DHDR_TYPE_X86_HVM, RM_SAVE_NONLIVE, 0); }
+static void test_nonlive_kvm(void **s) { (void)s; run_plain(RM_DHDR_TYPE_REMUS_KVM, RM_SAVE_NONLIVE, 0); }
+static void test_live_busy(void **s) { (void)s; run_plain(RM_DHDR_TYPE_REMUS_KVM, RM_SAVE_LIVE, 30); }
+
+static void test_live_converges(void **state)
+{
+    struct mem_guest *g = mem_guest_new(NP, RM_DHDR_TYPE_REMUS_KVM, 2);
+    struct tu_save_opts o = { .mode = RM_SAVE_LIVE, .dirty_per_epoch = 5 };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+    struct rm_save_ctx ctx;
+
+    (void)state;
+    assert_int_equal(tu_save(g, &o, &out, &ctx, &err), 0);
+    /* 5 pages dirty per pass < threshold 50: one pass and done. */
+    assert_int_equal(ctx.iterations, 1);
+    rm_buf_free(&out);
+    mem_guest_free(g);
+}
+
+static void test_live_max_iters(void **state)
+{
+    struct mem_guest *g = mem_guest_new(NP, RM_DHDR_TYPE_REMUS_KVM, 3);
+    struct tu_save_opts o = { .mode = RM_SAVE_LIVE, .dirty_per_epoch = 200,
+                              .max_iters = 4, .max_factor = 100 };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+    struct rm_save_ctx ctx;
+
+    (void)state;
+    assert_int_equal(tu_save(g, &o, &out, &ctx, &err), 0);
+    assert_int_equal(ctx.iterations, 4);
+    rm_buf_free(&out);
+    mem_guest_free(g);
+}
+
+static void test_live_max_factor(void **state)
+{
+    struct mem_guest *g = mem_guest_new(NP, RM_DHDR_TYPE_REMUS_KVM, 4);
+    /* Dirty nearly everything each pass: the 2x limit must stop it. */
+    struct tu_save_opts o = { .mode = RM_SAVE_LIVE, .dirty_per_epoch = 2000,
+                              .max_iters = 50, .max_factor = 2 };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+    struct rm_save_ctx ctx;
+
+    (void)state;
+    assert_int_equal(tu_save(g, &o, &out, &ctx, &err), 0);
+    assert_true(ctx.iterations < 50);
+    /* Pre-copy stays within 2x guest memory; the final pass adds what
+     * was still dirty (at most the whole guest). */
+    assert_true(ctx.pages_sent <= 3 * NP);
+    rm_buf_free(&out);
+    mem_guest_free(g);
+}
+
+static void run_checkpointed(bool compress)
+{
+    struct mem_guest *g = mem_guest_new(NP, RM_DHDR_TYPE_REMUS_KVM, 5);
+    struct mem_replica *r = mem_replica_new();
+    struct tu_snapshots snaps = { 0 };
+    struct tu_save_opts o = { .mode = RM_SAVE_CHECKPOINTED, .epochs = 12,
+                              .dirty_per_epoch = 40, .compress = compress,
+                              .snaps = &snaps };
+    struct tu_restore_log log = { .snaps = &snaps };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+    struct rm_save_ctx sctx;
+    struct rm_restore_ctx rctx;
+    int rc;
+
+    rc = tu_save(g, &o, &out, &sctx, &err);
+    if (rc)
+        fail_msg("save: %s", rm_error_str(&err));
+    assert_int_equal(sctx.epoch, 12);
+    assert_false(g->suspended);     /* checkpointed: the VM keeps running */
+    assert_int_equal(snaps.count, 12);
+    rc = tu_restore(out.data, out.len, r, compress, true, &log, &rctx, &err);
+    if (rc)
+        fail_msg("restore: %s", rm_error_str(&err));
+    assert_int_equal(rctx.result, RM_RESTORE_COMPLETE);
+    assert_int_equal(log.commits, 12);
+    assert_int_equal(log.last_epoch, 12);
+    /* At every commit the replica equals the primary at that checkpoint,
+     * and the digest acknowledged is the one the primary computed. */
+    assert_int_equal(log.mismatched_commits, 0);
+    assert_memory_equal(r->pages, snaps.pages[11], NP * RM_PAGE_SIZE);
+    tu_snapshots_free(&snaps);
+    rm_buf_free(&out);
+    mem_guest_free(g);
+    mem_replica_free(r);
+}
+
+static void test_checkpointed(void **s) { (void)s; run_checkpointed(false); }
+static void test_checkpointed_compressed(void **s) { (void)s; run_checkpointed(true); }
+
+static void test_compression_pays(void **state)
+{
+    struct mem_guest *g1 = mem_guest_new(NP, RM_DHDR_TYPE_REMUS_KVM, 6);
+    struct mem_guest *g2 = mem_guest_new(NP, RM_DHDR_TYPE_REMUS_KVM, 6);
+    uint64_t plain = 0, packed = 0;
+    struct tu_save_opts o = { .mode = RM_SAVE_CHECKPOINTED, .epochs = 20,
+                              .dirty_per_epoch = 40, .later_bytes = &plain };
+    struct rm_buf a = { 0 }, b = { 0 };
+    struct rm_error err = { 0 };
+
+    (void)state;
+    assert_int_equal(tu_save(g1, &o, &a, NULL, &err), 0);
+    o.compress = true;
+    o.later_bytes = &packed;
+    assert_int_equal(tu_save(g2, &o, &b, NULL, &err), 0);
+    /* Pages changed by two qwords compress to a few bytes: checkpoints
+     * after the first shrink by far more than half. */
+    assert_true(plain > 19 * 30 * RM_PAGE_SIZE);
+    assert_true(packed * 4 < plain);
+    rm_buf_free(&a);
+    rm_buf_free(&b);
+    mem_guest_free(g1);
+    mem_guest_free(g2);
+}
+
+static void test_compressed_refused_unless_negotiated(void **state)
+{
+    struct mem_guest *g = mem_guest_new(64, RM_DHDR_TYPE_REMUS_KVM, 7);
+    struct mem_replica *r = mem_replica_new();
+    struct tu_save_opts o = { .mode = RM_SAVE_CHECKPOINTED, .epochs = 2,
+                              .dirty_per_epoch = 3, .compress = true };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+
+    (void)state;
+    assert_int_equal(tu_save(g, &o, &out, NULL, &err), 0);
+    assert_int_equal(tu_restore(out.data, out.len, r, false, true, NULL,
+                                NULL, &err), -EOPNOTSUPP);
+    assert_non_null(strstr(err.msg, "not negotiated"));
+    rm_buf_free(&out);
+    mem_guest_free(g);
+    mem_replica_free(r);
+}
+
+static void test_verify_mode(void **state)
+{
+    struct mem_guest *g = mem_guest_new(NP, RM_DHDR_TYPE_REMUS_KVM, 8);
+    struct mem_replica *r = mem_replica_new();
+    struct tu_save_opts o = { .mode = RM_SAVE_NONLIVE, .verify = true };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+    struct rm_restore_ctx rctx;
+    size_t off = 0;
+    bool patched = false;
+
+    (void)state;
+    assert_int_equal(tu_save(g, &o, &out, NULL, &err), 0);
+    assert_int_equal(tu_restore(out.data, out.len, r, false, false, NULL,
+                                &rctx, &err), 0);
+    assert_int_equal(rctx.verify_mismatches, 0);
+
+    /* Corrupt one page in the verify part (after the VERIFY record): the
+     * receiver reports exactly that pfn and keeps the good data. */
+    for (off = 40; off + 8 <= out.len;) {
+        uint32_t type, len;
+
+        memcpy(&type, out.data + off, 4);
+        memcpy(&len, out.data + off + 4, 4);
+        if (type == RM_REC_VERIFY) {
+            /* the next PAGE_DATA: first pfn's page data */
+            size_t p = off + 8;
+            uint32_t count;
+
+            memcpy(&count, out.data + p + 8, 4);
+            out.data[p + 8 + 8 + count * 8 + 100] ^= 0xff;
+            patched = true;
+            break;
+        }
+        off += 8 + ((len + 7) & ~7u);
+    }
+    assert_true(patched);
+    mem_replica_free(r);
+    r = mem_replica_new();
+    assert_int_equal(tu_restore(out.data, out.len, r, false, false, NULL,
+                                &rctx, &err), 0);
+    assert_int_equal(rctx.verify_mismatches, 1);
+    assert_same_memory(g, r);
+    rm_buf_free(&out);
+    mem_guest_free(g);
+    mem_replica_free(r);
+}
+
+static void test_layout_change_aborts(void **state)
+{
+    struct mem_guest *g = mem_guest_new(NP, RM_DHDR_TYPE_REMUS_KVM, 9);
+    struct tu_save_opts o = { .mode = RM_SAVE_LIVE, .dirty_per_epoch = 300,
+                              .max_factor = 50 };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+
+    (void)state;
+    g->layout_change_at = 2;
+    assert_int_equal(tu_save(g, &o, &out, NULL, &err), -ESTALE);
+    assert_non_null(strstr(err.msg, "layout changed"));
+    /* A failed save leaves the VM running. */
+    assert_false(g->suspended);
+    rm_buf_free(&out);
+    mem_guest_free(g);
+}
+
+static void test_pfn_beyond_guest(void **state)
+{
+    struct mem_guest *g = mem_guest_new(64, RM_DHDR_TYPE_X86_HVM, 10);
+    struct mem_replica *r = mem_replica_new();
+    struct tu_save_opts o = { .mode = RM_SAVE_NONLIVE };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+
+    (void)state;
+    assert_int_equal(tu_save(g, &o, &out, NULL, &err), 0);
+    r->nr_pfns = 32; /* the receiving domain is smaller */
+    assert_int_equal(tu_restore(out.data, out.len, r, false, false, NULL,
+                                NULL, &err), -EBADMSG);
+    assert_non_null(strstr(err.msg, "beyond the guest's 32 pages"));
+    rm_buf_free(&out);
+    mem_guest_free(g);
+    mem_replica_free(r);
+}
+
+static void test_holes(void **state)
+{
+    struct mem_guest *g = mem_guest_new(64, RM_DHDR_TYPE_X86_HVM, 11);
+    struct mem_replica *r = mem_replica_new();
+    struct tu_save_opts o = { .mode = RM_SAVE_NONLIVE };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+    struct rm_save_ctx sctx;
+
+    (void)state;
+    g->hole[3] = g->hole[40] = true;
+    memset(g->pages + 3 * RM_PAGE_SIZE, 0, RM_PAGE_SIZE);
+    memset(g->pages + 40 * RM_PAGE_SIZE, 0, RM_PAGE_SIZE);
+    assert_int_equal(tu_save(g, &o, &out, &sctx, &err), 0);
+    r->nr_pfns = 64;
+    assert_int_equal(tu_restore(out.data, out.len, r, false, false, NULL,
+                                NULL, &err), 0);
+    assert_same_memory(g, r);
+    rm_buf_free(&out);
+    mem_guest_free(g);
+    mem_replica_free(r);
+}
+
+/* A replayed checkpoint (the same epoch twice) is refused: the replica
+ * stays at the last good one. */
+static void test_replayed_checkpoint(void **state)
+{
+    struct mem_guest *g = mem_guest_new(64, RM_DHDR_TYPE_REMUS_KVM, 12);
+    struct mem_replica *r = mem_replica_new();
+    struct tu_snapshots snaps = { 0 };
+    struct tu_save_opts o = { .mode = RM_SAVE_CHECKPOINTED, .epochs = 3,
+                              .dirty_per_epoch = 4, .snaps = &snaps };
+    struct tu_restore_log log = { .snaps = &snaps };
+    struct rm_buf out = { 0 }, evil = { 0 };
+    struct rm_error err = { 0 };
+    struct rm_restore_ctx rctx;
+    size_t off = 40, cp_end[4] = { 0 };
+    unsigned cps = 0;
+
+    (void)state;
+    assert_int_equal(tu_save(g, &o, &out, NULL, &err), 0);
+    /* Find where each checkpoint ends. */
+    while (off + 8 <= out.len && cps < 4) {
+        uint32_t type, len;
+
+        memcpy(&type, out.data + off, 4);
+        memcpy(&len, out.data + off + 4, 4);
+        off += 8 + ((len + 7) & ~7u);
+        if (type == RM_REC_CHECKPOINT)
+            cp_end[++cps] = off;
+    }
+    assert_int_equal(cps, 3);
+    /* stream: checkpoints 1, 2, then checkpoint 2 again, then 3 ... */
+    rm_buf_append(&evil, out.data, cp_end[2]);
+    rm_buf_append(&evil, out.data + cp_end[1], cp_end[2] - cp_end[1]);
+    rm_buf_append(&evil, out.data + cp_end[2], out.len - cp_end[2]);
+    assert_int_equal(tu_restore(evil.data, evil.len, r, false, true, &log,
+                                &rctx, &err), 0);
+    assert_int_equal(rctx.result, RM_RESTORE_FAILOVER);
+    assert_int_equal(rctx.committed_epoch, 2);
+    assert_non_null(strstr(rctx.failover_reason.msg, "out of sequence"));
+    assert_memory_equal(r->pages, snaps.pages[1], 64 * RM_PAGE_SIZE);
+    assert_int_equal(log.mismatched_commits, 0);
+    tu_snapshots_free(&snaps);
+    rm_buf_free(&out);
+    rm_buf_free(&evil);
+    mem_guest_free(g);
+    mem_replica_free(r);
+}
+
+/* A corrupted page inside checkpoint 3: digest mismatch, stay on 2. */
+static void test_corrupt_checkpoint(void **state)
+{
+    struct mem_guest *g = mem_guest_new(64, RM_DHDR_TYPE_REMUS_KVM, 13);
+    struct mem_replica *r = mem_replica_new();
+    struct tu_snapshots snaps = { 0 };
+    struct tu_save_opts o = { .mode = RM_SAVE_CHECKPOINTED, .epochs = 4,
+                              .dirty_per_epoch = 4, .snaps = &snaps };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+    struct rm_restore_ctx rctx;
+    size_t off = 40;
+    unsigned cps = 0;
+    bool hit = false;
+
+    (void)state;
+    assert_int_equal(tu_save(g, &o, &out, NULL, &err), 0);
+    while (off + 8 <= out.len) {
+        uint32_t type, len;
+
+        memcpy(&type, out.data + off, 4);
+        memcpy(&len, out.data + off + 4, 4);
+        if (type == RM_REC_CHECKPOINT)
+            cps++;
+        if (cps == 2 && type == RM_REC_PAGE_DATA) {
+            out.data[off + len] ^= 0x40; /* last byte of the last page */
+            hit = true;
+            break;
+        }
+        off += 8 + ((len + 7) & ~7u);
+    }
+    assert_true(hit);
+    assert_int_equal(tu_restore(out.data, out.len, r, false, true, NULL,
+                                &rctx, &err), 0);
+    assert_int_equal(rctx.result, RM_RESTORE_FAILOVER);
+    assert_int_equal(rctx.committed_epoch, 2);
+    assert_non_null(strstr(rctx.failover_reason.msg, "digest mismatch"));
+    assert_memory_equal(r->pages, snaps.pages[1], 64 * RM_PAGE_SIZE);
+    tu_snapshots_free(&snaps);
+    rm_buf_free(&out);
+    mem_guest_free(g);
+    mem_replica_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_nonlive_hvm),
+        cmocka_unit_test(test_nonlive_kvm),
+        cmocka_unit_test(test_live_busy),
+        cmocka_unit_test(test_live_converges),
+        cmocka_unit_test(test_live_max_iters),
+        cmocka_unit_test(test_live_max_factor),
+        cmocka_unit_test(test_checkpointed),
+        cmocka_unit_test(test_checkpointed_compressed),
+        cmocka_unit_test(test_compression_pays),
+        cmocka_unit_test(test_compressed_refused_unless_negotiated),
+        cmocka_unit_test(test_verify_mode),
+        cmocka_unit_test(test_layout_change_aborts),
+        cmocka_unit_test(test_pfn_beyond_guest),
+        cmocka_unit_test(test_holes),
+        cmocka_unit_test(test_replayed_checkpoint),
+        cmocka_unit_test(test_corrupt_checkpoint),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
