@@ -68,7 +68,7 @@ PROTO_OBJS := proto/channel.o
 NETBUF_OBJS := netbuf/netbuf_queue.o
 
 # backends/kvm/: the embedded micro-VMM and its save/restore ops
-KVM_OBJS :=
+KVM_OBJS := backends/kvm/vmm.o backends/kvm/guestcfg.o
 
 # backends/xen/: the Xen backend
 XEN_OBJS :=
@@ -78,7 +78,7 @@ PRIMARY_OBJS := primary/protect.o
 SECONDARY_OBJS := secondary/receive.o
 
 # cli/: the remus binary's subcommands
-CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o
+CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o
 
 LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS)
@@ -147,8 +147,24 @@ $(B_TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/support/%.o \
 
 # ------------------------------------------------------------------ guest
 # The guest image (guest/) is freestanding: its own flags and linker script.
+# It is never built with sanitizers.
 GUEST_ELF := $(BUILD)/guest/remus-guest.elf
-guest:
+GUEST_SRCS := guest/arch/entry.S guest/lib/rt.c guest/net/net.c \
+              guest/app/main.c
+GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -I. \
+    -ffreestanding -fno-builtin-printf -nostdlib -fno-pic -fno-pie \
+    -fno-stack-protector -mno-red-zone -mgeneral-regs-only \
+    -fno-asynchronous-unwind-tables -fcf-protection=none
+GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,guest/arch/guest.ld \
+    -Wl,--build-id=none -Wl,-z,noexecstack
+
+guest: $(GUEST_ELF)
+
+$(GUEST_ELF): $(GUEST_SRCS) guest/arch/guest.ld guest/lib/rt.h \
+              guest/net/net.h backends/kvm/guest_abi.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GUEST   $@")
+	$(Q)$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $(GUEST_SRCS)
 
 # ------------------------------------------------------------------ tests
 tests: $(BUILD)/remus $(B_UNIT_TESTS) $(B_TEST_TOOLS)

@@ -28,6 +28,7 @@ struct rm_command {
 /* Subcommands (keep in step with the table in cli/main.c). */
 int cmd_stream_info(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_save(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 

@@ -16,6 +16,7 @@
 static const struct rm_command commands[] = {
     { "stream-info", "validate a checkpoint stream and print its records",
       cmd_stream_info },
+    { "run", "run a guest on the embedded KVM micro-VMM", cmd_run },
     { "status", "show protections and replicas on this host", cmd_status },
 };
 

@@ -17,8 +17,12 @@
  *     every PT_LOAD segment must fit in guest memory (checked by the VMM).
  *
  * Hypercalls: the guest writes the 32-bit guest-physical address of the
- * call's argument struct to I/O port RM_HC_PORT_BASE + call number with
- * `outl`.  The VMM checks that the struct (and every buffer it names) lies
+ * call's argument struct with one 32-bit store to RM_HC_MMIO_BASE +
+ * 8 * call number (an MMIO exit: the VMM maps that 2 MiB window, user-
+ * accessible, outside every memory slot).  `outl` to I/O port
+ * RM_HC_PORT_BASE + call number is accepted too, for guests that run with
+ * IOPL 3 (PVM-based KVM drops an IOPL set from outside, so our guest uses
+ * MMIO).  The VMM checks that the struct (and every buffer it names) lies
  * inside guest memory before touching it; a bad address makes the VMM stop
  * the guest with an error.  Results are written back into the struct.
  * No call is re-entrant across vCPUs except as noted.
@@ -37,6 +41,8 @@
 #define RM_GUEST_MIN_MEM (4ull << 20)
 
 #define RM_HC_PORT_BASE 0x500u
+#define RM_HC_MMIO_BASE 0x100000000ull   /* 4 GiB */
+#define RM_HC_MMIO_SIZE 0x200000ull
 enum rm_hypercall {
     RM_HC_PUTS = 0,      /* struct rm_hc_puts: console output */
     RM_HC_CLOCK = 1,     /* struct rm_hc_clock: monotonic time */
@@ -45,6 +51,8 @@ enum rm_hypercall {
     RM_HC_NET_READ = 4,  /* struct rm_hc_net_io: receive one frame */
     RM_HC_POLL = 5,      /* struct rm_hc_poll: block for a frame/deadline */
     RM_HC_HALT = 6,      /* struct rm_hc_halt: the guest exits */
+    /* RM_HC_POLL from a vCPU other than 0 only sleeps until the deadline
+     * (only vCPU 0 serves the network). */
     RM_HC_STATS = 7,     /* struct rm_hc_stats: guest publishes counters */
     RM_HC_COUNT
 };

@@ -1,0 +1,1601 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The remus micro-VMM (see vmm.h).
+ *
+ * Guest-physical layout (guest_abi.h): boot info at 0x1000, GDT at 0x2000,
+ * TSS at 0x3000, page tables at 0x10000 (PML4, PDPT, up to four PDs of
+ * 2 MiB pages, all user-accessible), the image at 1 MiB.
+ */
+#define RM_LOG_PREFIX "vmm"
+#include "backends/kvm/vmm.h"
+
+#include <arpa/inet.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/sr.h"
+
+#define GDT_GPA 0x2000ull
+#define TSS_GPA 0x3000ull
+#define PML4_GPA RM_GUEST_PAGETABLE_GPA
+#define PDPT_GPA (PML4_GPA + 0x1000)
+#define PD_GPA (PML4_GPA + 0x2000)   /* 5 PDs: 4 GiB of RAM + MMIO */
+#define MAX_MEM (4ull << 30)
+#define KICK_SIGNAL SIGUSR1
+
+struct vcpu {
+    struct rm_vm *vm;
+    uint32_t idx;
+    int fd;
+    struct kvm_run *run;
+    pthread_t thread;
+    bool started;
+};
+
+struct rm_vm {
+    struct rm_vm_config cfg;
+    char name[64], cmdline[512], tap[IFNAMSIZ];
+    int kvm_fd, vm_fd, tap_fd, console_fd, kick_fd, stop_fd;
+    size_t run_size;
+    uint8_t *mem;
+    uint64_t mem_bytes, nr_pfns;
+    struct vcpu vcpus[RM_KVM_MAX_VCPUS];
+    uint32_t nr_vcpus;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool pause_req;          /* under lock; read racily as a hint */
+    uint32_t parked;
+    bool stopping;
+    bool ended;
+    int64_t exit_code;
+    char end_reason[160];
+
+    bool logdirty;
+    unsigned long *vmm_dirty;    /* pages the VMM wrote (atomic OR) */
+    unsigned long *scratch_bm;
+
+    int64_t clock_offset_ns;     /* guest = host monotonic + offset */
+    uint64_t paused_at_ns;       /* guest time frozen while paused */
+
+    pthread_mutex_t stats_lock;
+    struct rm_hc_stats stats;
+    uint64_t console_bytes, tx_frames, rx_frames, tx_dropped;
+
+    rm_vm_net_out_fn net_out;
+    void *net_out_opaque;
+};
+
+/* ------------------------------------------------------------ config */
+
+void rm_vm_config_default(struct rm_vm_config *cfg)
+{
+    static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->name = "vm";
+    cfg->mem_bytes = 64ull << 20;
+    cfg->nr_vcpus = 1;
+    memcpy(cfg->mac, mac, 6);
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+    unsigned v[6];
+    int i;
+
+    if (sscanf(s, "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4],
+               &v[5]) != 6)
+        return -EINVAL;
+    for (i = 0; i < 6; i++) {
+        if (v[i] > 255)
+            return -EINVAL;
+        mac[i] = (uint8_t)v[i];
+    }
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    char *e;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' ||
+                     e[-1] == '\r'))
+        *--e = '\0';
+    if (e - s >= 2 && ((s[0] == '"' && e[-1] == '"') ||
+                       (s[0] == '\'' && e[-1] == '\''))) {
+        e[-1] = '\0';
+        s++;
+    }
+    return s;
+}
+
+int rm_vm_config_load(const char *path, struct rm_vm_config *cfg,
+                      char **storage, struct rm_error *err)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024], *store, *sp;
+    size_t used = 0;
+    int lineno = 0, rc = 0;
+
+    *storage = NULL;
+    if (!f)
+        return rm_error_set(err, -errno, "cannot open guest description "
+                            "'%s': %s", path, strerror(errno));
+    store = calloc(1, 8192);
+    if (!store) {
+        fclose(f);
+        return rm_error_set(err, -ENOMEM, "out of memory");
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char *key, *val, *eq, *hash;
+        size_t vlen;
+
+        lineno++;
+        hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        key = trim(line);
+        if (!*key)
+            continue;
+        eq = strchr(key, '=');
+        if (!eq) {
+            rc = rm_error_set(err, -EINVAL, "%s:%d: expected 'key = value'",
+                              path, lineno);
+            break;
+        }
+        *eq = '\0';
+        key = trim(key);
+        val = trim(eq + 1);
+        vlen = strlen(val) + 1;
+        if (used + vlen > 8192) {
+            rc = rm_error_set(err, -E2BIG, "%s: too long", path);
+            break;
+        }
+        sp = store + used;
+        memcpy(sp, val, vlen);
+        used += vlen;
+        if (!strcmp(key, "name")) {
+            cfg->name = sp;
+        } else if (!strcmp(key, "memory")) {
+            char *end;
+            unsigned long long mib = strtoull(val, &end, 10);
+
+            if (*end || mib < 4 || mib > 4096) {
+                rc = rm_error_set(err, -EINVAL, "%s:%d: memory '%s' must be "
+                                  "4..4096 (MiB)", path, lineno, val);
+                break;
+            }
+            cfg->mem_bytes = mib << 20;
+        } else if (!strcmp(key, "vcpus")) {
+            char *end;
+            unsigned long n = strtoul(val, &end, 10);
+
+            if (*end || n < 1 || n > RM_KVM_MAX_VCPUS) {
+                rc = rm_error_set(err, -EINVAL, "%s:%d: vcpus '%s' must be "
+                                  "1..%u", path, lineno, val,
+                                  RM_KVM_MAX_VCPUS);
+                break;
+            }
+            cfg->nr_vcpus = (uint32_t)n;
+        } else if (!strcmp(key, "image")) {
+            cfg->image = sp;
+        } else if (!strcmp(key, "cmdline")) {
+            cfg->cmdline = sp;
+        } else if (!strcmp(key, "mac")) {
+            if (parse_mac(val, cfg->mac)) {
+                rc = rm_error_set(err, -EINVAL, "%s:%d: bad mac '%s'", path,
+                                  lineno, val);
+                break;
+            }
+        } else if (!strcmp(key, "ip") || !strcmp(key, "netmask") ||
+                   !strcmp(key, "gateway")) {
+            struct in_addr a;
+
+            if (inet_pton(AF_INET, val, &a) != 1) {
+                rc = rm_error_set(err, -EINVAL, "%s:%d: bad IPv4 address "
+                                  "'%s'", path, lineno, val);
+                break;
+            }
+            if (key[0] == 'i')
+                cfg->ipv4 = a.s_addr;
+            else if (key[0] == 'n')
+                cfg->netmask = a.s_addr;
+            else
+                cfg->gateway = a.s_addr;
+        } else if (!strcmp(key, "tap")) {
+            cfg->tap = sp;
+        } else if (!strcmp(key, "console")) {
+            cfg->console_path = sp;
+        } else {
+            rc = rm_error_set(err, -EINVAL, "%s:%d: unknown key '%s'", path,
+                              lineno, key);
+            break;
+        }
+    }
+    fclose(f);
+    if (rc)
+        free(store);
+    else
+        *storage = store;
+    return rc;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t host_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Is [gpa, gpa + len) inside guest memory? */
+static bool gpa_ok(const struct rm_vm *vm, uint64_t gpa, uint64_t len)
+{
+    return gpa < vm->mem_bytes && len <= vm->mem_bytes - gpa;
+}
+
+static void mark_vmm_dirty(struct rm_vm *vm, uint64_t gpa, uint64_t len)
+{
+    uint64_t pfn, last;
+
+    if (!len)
+        return;
+    last = (gpa + len - 1) >> RM_PAGE_SHIFT;
+    for (pfn = gpa >> RM_PAGE_SHIFT; pfn <= last; pfn++)
+        __atomic_fetch_or(&vm->vmm_dirty[pfn / RM_BITS_PER_LONG],
+                          1ul << (pfn % RM_BITS_PER_LONG), __ATOMIC_RELAXED);
+}
+
+/* Copy into guest memory and remember the pages for the dirty log. */
+static void guest_write(struct rm_vm *vm, uint64_t gpa, const void *src,
+                        size_t len)
+{
+    memcpy(vm->mem + gpa, src, len);
+    mark_vmm_dirty(vm, gpa, len);
+}
+
+static void end_vm(struct rm_vm *vm, int64_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void end_vm(struct rm_vm *vm, int64_t code, const char *fmt, ...)
+{
+    va_list ap;
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&vm->lock);
+    if (!vm->ended) {
+        vm->ended = true;
+        vm->exit_code = code;
+        va_start(ap, fmt);
+        vsnprintf(vm->end_reason, sizeof(vm->end_reason), fmt, ap);
+        va_end(ap);
+    }
+    vm->stopping = true;
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    if (write(vm->stop_fd, &one, sizeof(one)) < 0)
+        (void)0;
+    if (write(vm->kick_fd, &one, sizeof(one)) < 0)
+        (void)0;
+}
+
+/* ------------------------------------------------------------ hypercalls */
+
+static int hc_puts(struct rm_vm *vm, uint64_t gpa)
+{
+    struct rm_hc_puts a;
+    char prefix[80];
+    struct iovec iov[3];
+
+    if (!gpa_ok(vm, gpa, sizeof(a)))
+        return -EFAULT;
+    memcpy(&a, vm->mem + gpa, sizeof(a));
+    if (a.len > 4096 || !gpa_ok(vm, a.data, a.len))
+        return -EFAULT;
+    vm->console_bytes += a.len;
+    snprintf(prefix, sizeof(prefix), "[%s] ", vm->name);
+    iov[0].iov_base = prefix;
+    iov[0].iov_len = vm->console_fd == STDERR_FILENO ? strlen(prefix) : 0;
+    iov[1].iov_base = vm->mem + a.data;
+    iov[1].iov_len = a.len;
+    iov[2].iov_base = (void *)"";
+    iov[2].iov_len = 0;
+    if (writev(vm->console_fd, iov, 3) < 0)
+        (void)0;
+    return 0;
+}
+
+static int hc_clock(struct rm_vm *vm, uint64_t gpa)
+{
+    struct rm_hc_clock c;
+
+    if (!gpa_ok(vm, gpa, sizeof(c)))
+        return -EFAULT;
+    c.monotonic_ns = rm_vm_guest_ns(vm);
+    guest_write(vm, gpa, &c, sizeof(c));
+    return 0;
+}
+
+static int hc_net_info(struct rm_vm *vm, uint64_t gpa)
+{
+    struct rm_hc_net_info ni;
+
+    if (!gpa_ok(vm, gpa, sizeof(ni)))
+        return -EFAULT;
+    memset(&ni, 0, sizeof(ni));
+    memcpy(ni.mac, vm->cfg.mac, 6);
+    ni.mtu = 1500;
+    ni.ipv4 = vm->cfg.ipv4;
+    ni.netmask = vm->cfg.netmask;
+    ni.gateway = vm->cfg.gateway;
+    guest_write(vm, gpa, &ni, sizeof(ni));
+    return 0;
+}
+
+static int hc_net_write(struct rm_vm *vm, uint64_t gpa)
+{
+    struct rm_hc_net_io io;
+    int rc = 0;
+
+    if (!gpa_ok(vm, gpa, sizeof(io)))
+        return -EFAULT;
+    memcpy(&io, vm->mem + gpa, sizeof(io));
+    if (io.len < 14 || io.len > 1518 || !gpa_ok(vm, io.data, io.len)) {
+        io.ret = -EINVAL;
+    } else if (vm->tap_fd < 0) {
+        io.ret = -ENETDOWN;
+    } else {
+        rm_vm_net_out_fn out = __atomic_load_n(&vm->net_out,
+                                               __ATOMIC_ACQUIRE);
+        void *opaque = __atomic_load_n(&vm->net_out_opaque,
+                                       __ATOMIC_ACQUIRE);
+
+        rc = out(opaque, vm->mem + io.data, io.len);
+        if (rc)
+            vm->tx_dropped++;
+        else
+            vm->tx_frames++;
+        io.ret = 0;  /* a dropped frame is not the guest's error */
+    }
+    guest_write(vm, gpa + offsetof(struct rm_hc_net_io, ret), &io.ret,
+                sizeof(io.ret));
+    return 0;
+}
+
+static int hc_net_read(struct rm_vm *vm, uint64_t gpa)
+{
+    struct rm_hc_net_io io;
+    ssize_t n;
+
+    if (!gpa_ok(vm, gpa, sizeof(io)))
+        return -EFAULT;
+    memcpy(&io, vm->mem + gpa, sizeof(io));
+    if (io.len > 65536 || !gpa_ok(vm, io.data, io.len)) {
+        io.ret = -EINVAL;
+    } else if (vm->tap_fd < 0) {
+        io.ret = 1;
+    } else {
+        n = read(vm->tap_fd, vm->mem + io.data, io.len);
+        if (n > 0) {
+            mark_vmm_dirty(vm, io.data, (uint64_t)n);
+            io.len = (uint64_t)n;
+            io.ret = 0;
+            vm->rx_frames++;
+        } else {
+            io.ret = 1;
+            io.len = 0;
+        }
+    }
+    guest_write(vm, gpa, &io, sizeof(io));
+    return 0;
+}
+
+static int hc_poll(struct rm_vm *vm, struct vcpu *vc, uint64_t gpa)
+{
+    struct rm_hc_poll p;
+    struct pollfd pfd[2];
+    uint64_t now;
+    int nfds = 0, timeout, rc;
+
+    if (!gpa_ok(vm, gpa, sizeof(p)))
+        return -EFAULT;
+    memcpy(&p, vm->mem + gpa, sizeof(p));
+    pfd[nfds].fd = vm->kick_fd;
+    pfd[nfds++].events = POLLIN;
+    /* Only vCPU 0 serves the network; the others just sleep. */
+    if (vc->idx == 0 && vm->tap_fd >= 0) {
+        pfd[nfds].fd = vm->tap_fd;
+        pfd[nfds++].events = POLLIN;
+    }
+    now = rm_vm_guest_ns(vm);
+    if (p.deadline_ns <= now)
+        timeout = 0;
+    else if (p.deadline_ns - now > 1000000000ull)
+        timeout = 1000;
+    else
+        timeout = (int)((p.deadline_ns - now + 999999) / 1000000);
+    if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE))
+        timeout = 0;
+    rc = poll(pfd, (nfds_t)nfds, timeout);
+    p.ready = (rc > 0 && nfds == 2 && (pfd[1].revents & POLLIN)) ? 1 : 0;
+    guest_write(vm, gpa + offsetof(struct rm_hc_poll, ready), &p.ready,
+                sizeof(p.ready));
+    return 0;
+}
+
+static int hc_stats(struct rm_vm *vm, uint64_t gpa)
+{
+    struct rm_hc_stats s;
+
+    if (!gpa_ok(vm, gpa, sizeof(s)))
+        return -EFAULT;
+    memcpy(&s, vm->mem + gpa, sizeof(s));
+    pthread_mutex_lock(&vm->stats_lock);
+    vm->stats = s;
+    pthread_mutex_unlock(&vm->stats_lock);
+    return 0;
+}
+
+static int dispatch(struct rm_vm *vm, struct vcpu *vc, unsigned call,
+                    uint32_t gpa32);
+
+static int handle_io(struct rm_vm *vm, struct vcpu *vc)
+{
+    struct kvm_run *run = vc->run;
+    uint32_t gpa32;
+
+    if (run->io.direction != KVM_EXIT_IO_OUT || run->io.size != 4 ||
+        run->io.count != 1 || run->io.port < RM_HC_PORT_BASE ||
+        run->io.port >= RM_HC_PORT_BASE + RM_HC_COUNT) {
+        end_vm(vm, -1, "guest crashed: unexpected port I/O (port 0x%x, "
+               "size %u, %s)", run->io.port, run->io.size,
+               run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in");
+        return -EIO;
+    }
+    memcpy(&gpa32, (uint8_t *)run + run->io.data_offset, 4);
+    return dispatch(vm, vc, run->io.port - RM_HC_PORT_BASE, gpa32);
+}
+
+static int handle_mmio(struct rm_vm *vm, struct vcpu *vc)
+{
+    struct kvm_run *run = vc->run;
+    uint64_t off = run->mmio.phys_addr - RM_HC_MMIO_BASE;
+    uint32_t gpa32;
+
+    if (run->mmio.phys_addr < RM_HC_MMIO_BASE ||
+        off >= 8ull * RM_HC_COUNT || off % 8 || !run->mmio.is_write ||
+        run->mmio.len != 4) {
+        end_vm(vm, -1, "guest crashed: unexpected MMIO %s of %u bytes at "
+               "0x%llx", run->mmio.is_write ? "write" : "read",
+               run->mmio.len, (unsigned long long)run->mmio.phys_addr);
+        return -EIO;
+    }
+    memcpy(&gpa32, run->mmio.data, 4);
+    return dispatch(vm, vc, (unsigned)(off / 8), gpa32);
+}
+
+static int dispatch(struct rm_vm *vm, struct vcpu *vc, unsigned call,
+                    uint32_t gpa32)
+{
+    switch (call) {
+    case RM_HC_PUTS: return hc_puts(vm, gpa32);
+    case RM_HC_CLOCK: return hc_clock(vm, gpa32);
+    case RM_HC_NET_INFO: return hc_net_info(vm, gpa32);
+    case RM_HC_NET_WRITE: return hc_net_write(vm, gpa32);
+    case RM_HC_NET_READ: return hc_net_read(vm, gpa32);
+    case RM_HC_POLL: return hc_poll(vm, vc, gpa32);
+    case RM_HC_STATS: return hc_stats(vm, gpa32);
+    case RM_HC_HALT: {
+        struct rm_hc_halt h;
+
+        if (!gpa_ok(vm, gpa32, sizeof(h)))
+            return -EFAULT;
+        memcpy(&h, vm->mem + gpa32, sizeof(h));
+        end_vm(vm, h.exit_code, "guest halted with code %" PRId64,
+               (int64_t)h.exit_code);
+        return 0;
+    }
+    default:
+        return -ENOSYS;
+    }
+}
+
+/* ------------------------------------------------------------ vCPU loop */
+
+static void kick_handler(int sig)
+{
+    (void)sig;
+}
+
+static void park(struct rm_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    vm->parked++;
+    pthread_cond_broadcast(&vm->cond);
+    while (vm->pause_req && !vm->stopping)
+        pthread_cond_wait(&vm->cond, &vm->lock);
+    vm->parked--;
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+}
+
+static void *vcpu_main(void *arg)
+{
+    struct vcpu *vc = arg;
+    struct rm_vm *vm = vc->vm;
+    bool io_pending = false;
+
+    for (;;) {
+        int rc;
+
+        if (__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
+            break;
+        if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)) {
+            if (io_pending) {
+                /* Complete the port I/O so registers are consistent. */
+                vc->run->immediate_exit = 1;
+                ioctl(vc->fd, KVM_RUN, 0);
+                io_pending = false;
+            }
+            park(vm);
+            continue;
+        }
+        rc = ioctl(vc->fd, KVM_RUN, 0);
+        if (rc < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            end_vm(vm, -1, "KVM_RUN failed on vcpu %u: %s", vc->idx,
+                   strerror(errno));
+            break;
+        }
+        switch (vc->run->exit_reason) {
+        case KVM_EXIT_IO:
+        case KVM_EXIT_MMIO:
+            io_pending = true;
+            if ((vc->run->exit_reason == KVM_EXIT_IO ? handle_io(vm, vc)
+                                                     : handle_mmio(vm, vc))
+                == -EFAULT)
+                end_vm(vm, -1, "guest crashed: vcpu %u passed a hypercall "
+                       "address outside guest memory", vc->idx);
+            break;
+        case KVM_EXIT_INTR:
+            break;
+        case KVM_EXIT_SHUTDOWN: {
+            struct kvm_regs r;
+
+            struct kvm_sregs sr;
+
+            ioctl(vc->fd, KVM_GET_REGS, &r);
+            ioctl(vc->fd, KVM_GET_SREGS, &sr);
+            end_vm(vm, -1, "guest crashed: triple fault on vcpu %u at rip "
+                   "0x%llx (rflags 0x%llx, cs 0x%x dpl %u, cr4 0x%llx)",
+                   vc->idx, (unsigned long long)r.rip,
+                   (unsigned long long)r.rflags, sr.cs.selector, sr.cs.dpl,
+                   (unsigned long long)sr.cr4);
+            break;
+        }
+        case KVM_EXIT_FAIL_ENTRY:
+            end_vm(vm, -1, "vcpu %u entry failed (reason 0x%llx)", vc->idx,
+                   (unsigned long long)
+                   vc->run->fail_entry.hardware_entry_failure_reason);
+            break;
+        case KVM_EXIT_INTERNAL_ERROR:
+            end_vm(vm, -1, "vcpu %u: KVM internal error %u", vc->idx,
+                   vc->run->internal.suberror);
+            break;
+        case KVM_EXIT_HLT:
+            end_vm(vm, -1, "guest crashed: hlt on vcpu %u", vc->idx);
+            break;
+        default:
+            end_vm(vm, -1, "vcpu %u: unexpected exit %u", vc->idx,
+                   vc->run->exit_reason);
+            break;
+        }
+        if (vc->run->exit_reason != KVM_EXIT_IO &&
+            vc->run->exit_reason != KVM_EXIT_MMIO)
+            io_pending = false;
+    }
+    /* Count as parked so a pause in progress does not wait for us. */
+    pthread_mutex_lock(&vm->lock);
+    vm->parked++;
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ setup */
+
+static int open_tap(struct rm_vm *vm, struct rm_error *err)
+{
+    struct ifreq ifr;
+    int fd, s;
+
+    fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return rm_error_set(err, -errno, "cannot open /dev/net/tun: %s",
+                            strerror(errno));
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", vm->cfg.tap);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        int e = errno;
+
+        close(fd);
+        return rm_error_set(err, -e, "cannot attach to TAP '%s': %s",
+                            vm->cfg.tap, strerror(e));
+    }
+    snprintf(vm->tap, sizeof(vm->tap), "%s", ifr.ifr_name);
+    /* Bring the link up. */
+    s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s >= 0) {
+        if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+            ifr.ifr_flags |= IFF_UP;
+            ioctl(s, SIOCSIFFLAGS, &ifr);
+        }
+        close(s);
+    }
+    vm->tap_fd = fd;
+    return 0;
+}
+
+int rm_vm_tap_write(void *opaque, const void *frame, size_t len)
+{
+    struct rm_vm *vm = opaque;
+    ssize_t n = write(vm->tap_fd, frame, len);
+
+    return n == (ssize_t)len ? 0 : -EIO;
+}
+
+static int load_elf(struct rm_vm *vm, uint64_t *entry, struct rm_error *err)
+{
+    const char *path = vm->cfg.image;
+    Elf64_Ehdr eh;
+    struct stat sb;
+    int fd, i, rc = 0;
+    uint64_t lo = UINT64_MAX, hi = 0;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return rm_error_set(err, -errno, "cannot open guest image '%s': %s",
+                            path, strerror(errno));
+    if (fstat(fd, &sb) || pread(fd, &eh, sizeof(eh), 0) != sizeof(eh)) {
+        rc = rm_error_set(err, -EIO, "'%s': cannot read an ELF header", path);
+        goto out;
+    }
+    if (memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+        eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64 ||
+        eh.e_type != ET_EXEC || eh.e_phentsize != sizeof(Elf64_Phdr) ||
+        eh.e_phnum == 0 || eh.e_phnum > 64) {
+        rc = rm_error_set(err, -ENOEXEC, "'%s' is not a static x86-64 ELF "
+                          "executable", path);
+        goto out;
+    }
+    for (i = 0; i < eh.e_phnum; i++) {
+        Elf64_Phdr ph;
+
+        if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph)))
+            != sizeof(ph)) {
+            rc = rm_error_set(err, -EIO, "'%s': truncated program headers",
+                              path);
+            goto out;
+        }
+        if (ph.p_type != PT_LOAD)
+            continue;
+        if (ph.p_filesz > ph.p_memsz || ph.p_vaddr < RM_GUEST_LOAD_GPA ||
+            !gpa_ok(vm, ph.p_vaddr, ph.p_memsz) ||
+            ph.p_offset > (uint64_t)sb.st_size ||
+            ph.p_filesz > (uint64_t)sb.st_size - ph.p_offset) {
+            rc = rm_error_set(err, -ENOEXEC, "'%s': segment %d (0x%" PRIx64
+                              "+0x%" PRIx64 ") does not fit in %" PRIu64
+                              " MiB of guest memory above 1 MiB", path, i,
+                              (uint64_t)ph.p_vaddr, (uint64_t)ph.p_memsz,
+                              vm->mem_bytes >> 20);
+            goto out;
+        }
+        if (pread(fd, vm->mem + ph.p_vaddr, ph.p_filesz,
+                  (off_t)ph.p_offset) != (ssize_t)ph.p_filesz) {
+            rc = rm_error_set(err, -EIO, "'%s': short read", path);
+            goto out;
+        }
+        memset(vm->mem + ph.p_vaddr + ph.p_filesz, 0,
+               ph.p_memsz - ph.p_filesz);
+        if (ph.p_vaddr < lo)
+            lo = ph.p_vaddr;
+        if (ph.p_vaddr + ph.p_memsz > hi)
+            hi = ph.p_vaddr + ph.p_memsz;
+    }
+    if (lo == UINT64_MAX || eh.e_entry < lo || eh.e_entry >= hi) {
+        rc = rm_error_set(err, -ENOEXEC, "'%s': entry point 0x%" PRIx64
+                          " is outside its loaded segments", path,
+                          (uint64_t)eh.e_entry);
+        goto out;
+    }
+    *entry = eh.e_entry;
+out:
+    close(fd);
+    return rc;
+}
+
+static void build_tables(struct rm_vm *vm)
+{
+    uint64_t *pml4 = (uint64_t *)(vm->mem + PML4_GPA);
+    uint64_t *pdpt = (uint64_t *)(vm->mem + PDPT_GPA);
+    uint64_t gib = (vm->mem_bytes + (1ull << 30) - 1) >> 30, i;
+    uint64_t *gdt = (uint64_t *)(vm->mem + GDT_GPA);
+
+    /* Identity map [0, mem) with 2 MiB user pages: P | RW | US | PS. */
+    pml4[0] = PDPT_GPA | 0x7;
+    for (i = 0; i < gib; i++) {
+        uint64_t *pd = (uint64_t *)(vm->mem + PD_GPA + i * 0x1000);
+        uint64_t j;
+
+        pdpt[i] = (PD_GPA + i * 0x1000) | 0x7;
+        for (j = 0; j < 512; j++) {
+            uint64_t addr = (i << 30) | (j << 21);
+
+            if (addr >= vm->mem_bytes)
+                break;
+            pd[j] = addr | 0x87;
+        }
+    }
+    /* The hypercall window: one 2 MiB user page at 4 GiB, no memory slot
+     * behind it, so every store there is an MMIO exit. */
+    {
+        uint64_t *pd = (uint64_t *)(vm->mem + PD_GPA + 4 * 0x1000);
+
+        pdpt[4] = (PD_GPA + 4 * 0x1000) | 0x7;
+        pd[0] = RM_HC_MMIO_BASE | 0x87;
+    }
+    gdt[0] = 0;
+    gdt[1] = 0x00af9a000000ffffull; /* kernel code 64 */
+    gdt[2] = 0x00cf92000000ffffull; /* kernel data */
+    gdt[3] = 0x00affa000000ffffull; /* user code 64, DPL 3 */
+    gdt[4] = 0x00cff2000000ffffull; /* user data, DPL 3 */
+    /* 64-bit TSS descriptor (16 bytes) */
+    gdt[5] = 0x0000890000000067ull | ((TSS_GPA & 0xffffff) << 16) |
+             ((TSS_GPA >> 24 & 0xff) << 56);
+    gdt[6] = TSS_GPA >> 32;
+}
+
+static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, int code)
+{
+    memset(s, 0, sizeof(*s));
+    s->selector = sel;
+    s->base = 0;
+    s->limit = 0xffffffff;
+    s->type = type;
+    s->present = 1;
+    s->dpl = 3;
+    s->s = 1;
+    s->l = code ? 1 : 0;
+    s->db = code ? 0 : 1;
+    s->g = 1;
+}
+
+static int setup_vcpu_regs(struct rm_vm *vm, struct vcpu *vc, uint64_t entry,
+                           struct rm_error *err)
+{
+    struct kvm_sregs sr;
+    struct kvm_regs r;
+    struct kvm_fpu fpu;
+
+    if (ioctl(vc->fd, KVM_GET_SREGS, &sr) < 0)
+        return rm_error_set(err, -errno, "KVM_GET_SREGS: %s",
+                            strerror(errno));
+    seg(&sr.cs, 0x1b, 11, 1);
+    seg(&sr.ds, 0x23, 3, 0);
+    sr.es = sr.fs = sr.gs = sr.ss = sr.ds;
+    memset(&sr.tr, 0, sizeof(sr.tr));
+    sr.tr.base = TSS_GPA;
+    sr.tr.limit = 0x67;
+    sr.tr.selector = 0x28;
+    sr.tr.type = 11;
+    sr.tr.present = 1;
+    memset(&sr.ldt, 0, sizeof(sr.ldt));
+    sr.ldt.type = 2;
+    sr.ldt.unusable = 1;
+    sr.gdt.base = GDT_GPA;
+    sr.gdt.limit = 7 * 8 - 1;
+    sr.idt.base = 0;
+    sr.idt.limit = 0;
+    sr.cr0 = 0x80050033ull;   /* PG AM WP NE ET MP PE */
+    sr.cr3 = PML4_GPA;
+    sr.cr4 = 0x620;           /* PAE OSFXSR OSXMMEXCPT */
+    sr.efer = 0x500;          /* LME LMA */
+    if (ioctl(vc->fd, KVM_SET_SREGS, &sr) < 0)
+        return rm_error_set(err, -errno, "KVM_SET_SREGS (64-bit CPL3): %s",
+                            strerror(errno));
+    memset(&r, 0, sizeof(r));
+    r.rip = entry;
+    r.rdi = RM_GUEST_BOOTINFO_GPA;
+    r.rsi = vc->idx;
+    r.rflags = 0x3002;        /* IOPL 3, reserved bit 1; IF clear */
+    if (ioctl(vc->fd, KVM_SET_REGS, &r) < 0)
+        return rm_error_set(err, -errno, "KVM_SET_REGS: %s", strerror(errno));
+    memset(&fpu, 0, sizeof(fpu));
+    fpu.fcw = 0x37f;
+    fpu.mxcsr = 0x1f80;
+    ioctl(vc->fd, KVM_SET_FPU, &fpu);
+    (void)vm;
+    return 0;
+}
+
+static int set_cpuid(struct rm_vm *vm, struct vcpu *vc, struct rm_error *err)
+{
+    struct kvm_cpuid2 *cpuid;
+    int n = 128, rc = 0;
+
+    cpuid = calloc(1, sizeof(*cpuid) + (size_t)n * sizeof(cpuid->entries[0]));
+    if (!cpuid)
+        return -ENOMEM;
+    cpuid->nent = (uint32_t)n;
+    if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0) {
+        rc = rm_error_set(err, -errno, "KVM_GET_SUPPORTED_CPUID: %s",
+                          strerror(errno));
+    } else if (ioctl(vc->fd, KVM_SET_CPUID2, cpuid) < 0) {
+        rc = rm_error_set(err, -errno, "KVM_SET_CPUID2: %s", strerror(errno));
+    }
+    free(cpuid);
+    return rc;
+}
+
+static int set_region(struct rm_vm *vm, bool logdirty)
+{
+    struct kvm_userspace_memory_region reg = {
+        .slot = 0,
+        .flags = logdirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+        .guest_phys_addr = 0,
+        .memory_size = vm->mem_bytes,
+        .userspace_addr = (uint64_t)(uintptr_t)vm->mem,
+    };
+
+    return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &reg) < 0 ? -errno
+                                                                  : 0;
+}
+
+int rm_vm_create(const struct rm_vm_config *cfg, struct rm_vm **out,
+                 struct rm_error *err)
+{
+    struct rm_vm *vm;
+    struct sigaction sa;
+    uint32_t i;
+    int rc;
+
+    *out = NULL;
+    if (cfg->mem_bytes < RM_GUEST_MIN_MEM || cfg->mem_bytes > MAX_MEM ||
+        cfg->mem_bytes % (2u << 20))
+        return rm_error_set(err, -EINVAL, "guest memory of %" PRIu64 " bytes:"
+                            " must be a multiple of 2 MiB from 4 MiB to "
+                            "4 GiB", cfg->mem_bytes);
+    if (cfg->nr_vcpus < 1 || cfg->nr_vcpus > RM_KVM_MAX_VCPUS)
+        return rm_error_set(err, -EINVAL, "%u vcpus: 1..%u allowed",
+                            cfg->nr_vcpus, RM_KVM_MAX_VCPUS);
+    vm = calloc(1, sizeof(*vm));
+    if (!vm)
+        return rm_error_set(err, -ENOMEM, "out of memory");
+    vm->cfg = *cfg;
+    snprintf(vm->name, sizeof(vm->name), "%s", cfg->name ? cfg->name : "vm");
+    snprintf(vm->cmdline, sizeof(vm->cmdline), "%s",
+             cfg->cmdline ? cfg->cmdline : "");
+    vm->cfg.name = vm->name;
+    vm->cfg.cmdline = vm->cmdline;
+    vm->kvm_fd = vm->vm_fd = vm->tap_fd = vm->kick_fd = vm->stop_fd = -1;
+    vm->console_fd = STDERR_FILENO;
+    vm->mem_bytes = cfg->mem_bytes;
+    vm->nr_pfns = cfg->mem_bytes >> RM_PAGE_SHIFT;
+    vm->nr_vcpus = cfg->nr_vcpus;
+    for (i = 0; i < RM_KVM_MAX_VCPUS; i++)
+        vm->vcpus[i].fd = -1;
+    pthread_mutex_init(&vm->lock, NULL);
+    pthread_cond_init(&vm->cond, NULL);
+    pthread_mutex_init(&vm->stats_lock, NULL);
+    vm->net_out = cfg->net_out ? cfg->net_out : rm_vm_tap_write;
+    vm->net_out_opaque = cfg->net_out ? cfg->net_out_opaque : vm;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = kick_handler;   /* no SA_RESTART: interrupt syscalls */
+    sigaction(KICK_SIGNAL, &sa, NULL);
+
+    vm->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    vm->vmm_dirty = calloc(RM_BITMAP_LONGS(vm->nr_pfns), sizeof(long));
+    vm->scratch_bm = calloc(RM_BITMAP_LONGS(vm->nr_pfns), sizeof(long));
+    if (vm->kick_fd < 0 || vm->stop_fd < 0 || !vm->vmm_dirty ||
+        !vm->scratch_bm) {
+        rc = rm_error_set(err, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (cfg->console_path) {
+        vm->console_fd = open(cfg->console_path, O_WRONLY | O_CREAT |
+                              O_APPEND | O_CLOEXEC, 0644);
+        if (vm->console_fd < 0) {
+            rc = rm_error_set(err, -errno, "cannot open console log '%s': "
+                              "%s", cfg->console_path, strerror(errno));
+            vm->console_fd = STDERR_FILENO;
+            goto fail;
+        }
+    }
+
+    vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (vm->kvm_fd < 0) {
+        rc = rm_error_set(err, -errno, "cannot open /dev/kvm: %s",
+                          strerror(errno));
+        goto fail;
+    }
+    if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+        rc = rm_error_set(err, -ENOTSUP, "unsupported KVM API version");
+        goto fail;
+    }
+    vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+    if (vm->vm_fd < 0) {
+        rc = rm_error_set(err, -errno, "KVM_CREATE_VM: %s", strerror(errno));
+        goto fail;
+    }
+    ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul);
+    vm->run_size = (size_t)ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    vm->mem = mmap(NULL, vm->mem_bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (vm->mem == MAP_FAILED) {
+        vm->mem = NULL;
+        rc = rm_error_set(err, -ENOMEM, "cannot map %" PRIu64 " MiB of "
+                          "guest memory", vm->mem_bytes >> 20);
+        goto fail;
+    }
+    madvise(vm->mem, vm->mem_bytes, MADV_MERGEABLE);
+    rc = set_region(vm, false);
+    if (rc) {
+        rm_error_set(err, rc, "KVM_SET_USER_MEMORY_REGION: %s",
+                     strerror(-rc));
+        goto fail;
+    }
+    for (i = 0; i < vm->nr_vcpus; i++) {
+        struct vcpu *vc = &vm->vcpus[i];
+
+        vc->vm = vm;
+        vc->idx = i;
+        vc->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
+        if (vc->fd < 0) {
+            rc = rm_error_set(err, -errno, "KVM_CREATE_VCPU %u: %s", i,
+                              strerror(errno));
+            goto fail;
+        }
+        vc->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE,
+                       MAP_SHARED, vc->fd, 0);
+        if (vc->run == MAP_FAILED) {
+            vc->run = NULL;
+            rc = rm_error_set(err, -errno, "mmap of kvm_run: %s",
+                              strerror(errno));
+            goto fail;
+        }
+        rc = set_cpuid(vm, vc, err);
+        if (rc)
+            goto fail;
+    }
+    if (cfg->tap) {
+        rc = open_tap(vm, err);
+        if (rc)
+            goto fail;
+    }
+    vm->clock_offset_ns = 0;
+
+    if (cfg->image) {
+        struct rm_guest_bootinfo bi;
+        uint64_t entry = 0;
+
+        rc = load_elf(vm, &entry, err);
+        if (rc)
+            goto fail;
+        build_tables(vm);
+        memset(&bi, 0, sizeof(bi));
+        bi.abi_version = RM_GUEST_ABI_VERSION;
+        bi.nr_vcpus = vm->nr_vcpus;
+        bi.mem_bytes = vm->mem_bytes;
+        snprintf(bi.cmdline, sizeof(bi.cmdline), "%s", vm->cmdline);
+        memcpy(vm->mem + RM_GUEST_BOOTINFO_GPA, &bi, sizeof(bi));
+        for (i = 0; i < vm->nr_vcpus; i++) {
+            rc = setup_vcpu_regs(vm, &vm->vcpus[i], entry, err);
+            if (rc)
+                goto fail;
+        }
+    }
+    *out = vm;
+    return 0;
+fail:
+    rm_vm_destroy(vm);
+    return rc;
+}
+
+int rm_vm_start(struct rm_vm *vm, struct rm_error *err)
+{
+    uint32_t i;
+
+    for (i = 0; i < vm->nr_vcpus; i++) {
+        struct vcpu *vc = &vm->vcpus[i];
+        int rc = pthread_create(&vc->thread, NULL, vcpu_main, vc);
+
+        if (rc)
+            return rm_error_set(err, -rc, "cannot start vcpu %u", i);
+        vc->started = true;
+    }
+    return 0;
+}
+
+static void kick_all(struct rm_vm *vm)
+{
+    uint64_t one = 1;
+    uint32_t i;
+
+    if (write(vm->kick_fd, &one, sizeof(one)) < 0)
+        (void)0;
+    for (i = 0; i < vm->nr_vcpus; i++) {
+        struct vcpu *vc = &vm->vcpus[i];
+
+        if (!vc->started)
+            continue;
+        vc->run->immediate_exit = 1;
+        pthread_kill(vc->thread, KICK_SIGNAL);
+    }
+}
+
+static uint32_t started_vcpus(const struct rm_vm *vm)
+{
+    uint32_t i, n = 0;
+
+    for (i = 0; i < vm->nr_vcpus; i++)
+        n += vm->vcpus[i].started;
+    return n;
+}
+
+int rm_vm_pause(struct rm_vm *vm)
+{
+    uint32_t want = started_vcpus(vm);
+
+    pthread_mutex_lock(&vm->lock);
+    if (vm->pause_req) {
+        pthread_mutex_unlock(&vm->lock);
+        return 0;
+    }
+    __atomic_store_n(&vm->pause_req, true, __ATOMIC_RELEASE);
+    vm->paused_at_ns = rm_vm_guest_ns(vm);
+    pthread_mutex_unlock(&vm->lock);
+    kick_all(vm);
+    pthread_mutex_lock(&vm->lock);
+    while (vm->parked < want) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 2000000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        /* Re-kick now and then: a signal may land outside KVM_RUN. */
+        if (pthread_cond_timedwait(&vm->cond, &vm->lock, &ts) == ETIMEDOUT) {
+            pthread_mutex_unlock(&vm->lock);
+            kick_all(vm);
+            pthread_mutex_lock(&vm->lock);
+        }
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+}
+
+int rm_vm_resume(struct rm_vm *vm)
+{
+    uint64_t v;
+    uint32_t i;
+
+    pthread_mutex_lock(&vm->lock);
+    if (!vm->pause_req) {
+        pthread_mutex_unlock(&vm->lock);
+        return 0;
+    }
+    for (i = 0; i < vm->nr_vcpus; i++)
+        if (vm->vcpus[i].run)
+            vm->vcpus[i].run->immediate_exit = 0;
+    if (!vm->stopping)
+        while (read(vm->kick_fd, &v, sizeof(v)) > 0)
+            ;
+    __atomic_store_n(&vm->pause_req, false, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+}
+
+bool rm_vm_is_paused(const struct rm_vm *vm)
+{
+    return __atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE);
+}
+
+void rm_vm_request_stop(struct rm_vm *vm)
+{
+    uint64_t one = 1;
+
+    if (write(vm->stop_fd, &one, sizeof(one)) < 0)
+        (void)0;
+}
+
+int rm_vm_wait(struct rm_vm *vm, int timeout_ms, int64_t *exit_code)
+{
+    struct pollfd pfd = { .fd = vm->stop_fd, .events = POLLIN };
+    int rc;
+
+    do {
+        rc = poll(&pfd, 1, timeout_ms);
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0)
+        return -ETIMEDOUT;
+    pthread_mutex_lock(&vm->lock);
+    if (!vm->ended) {
+        vm->ended = true;
+        vm->exit_code = -1;
+        snprintf(vm->end_reason, sizeof(vm->end_reason), "stopped on "
+                 "request");
+    }
+    if (exit_code)
+        *exit_code = vm->exit_code;
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+}
+
+const char *rm_vm_end_reason(const struct rm_vm *vm)
+{
+    return vm->end_reason[0] ? vm->end_reason : "running";
+}
+
+void rm_vm_destroy(struct rm_vm *vm)
+{
+    uint32_t i;
+
+    if (!vm)
+        return;
+    pthread_mutex_lock(&vm->lock);
+    vm->stopping = true;
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    if (vm->kick_fd >= 0)
+        kick_all(vm);
+    for (i = 0; i < vm->nr_vcpus; i++) {
+        struct vcpu *vc = &vm->vcpus[i];
+
+        if (vc->started) {
+            while (pthread_tryjoin_np(vc->thread, NULL) == EBUSY) {
+                vc->run->immediate_exit = 1;
+                pthread_kill(vc->thread, KICK_SIGNAL);
+                usleep(1000);
+            }
+        }
+        if (vc->run)
+            munmap(vc->run, vm->run_size);
+        if (vc->fd >= 0)
+            close(vc->fd);
+    }
+    if (vm->mem)
+        munmap(vm->mem, vm->mem_bytes);
+    if (vm->vm_fd >= 0)
+        close(vm->vm_fd);
+    if (vm->kvm_fd >= 0)
+        close(vm->kvm_fd);
+    if (vm->tap_fd >= 0)
+        close(vm->tap_fd);
+    if (vm->console_fd >= 0 && vm->console_fd != STDERR_FILENO)
+        close(vm->console_fd);
+    if (vm->kick_fd >= 0)
+        close(vm->kick_fd);
+    if (vm->stop_fd >= 0)
+        close(vm->stop_fd);
+    free(vm->vmm_dirty);
+    free(vm->scratch_bm);
+    pthread_mutex_destroy(&vm->lock);
+    pthread_cond_destroy(&vm->cond);
+    pthread_mutex_destroy(&vm->stats_lock);
+    free(vm);
+}
+
+/* ------------------------------------------------------------ accessors */
+
+uint8_t *rm_vm_mem(struct rm_vm *vm) { return vm->mem; }
+uint64_t rm_vm_mem_bytes(const struct rm_vm *vm) { return vm->mem_bytes; }
+uint32_t rm_vm_nr_vcpus(const struct rm_vm *vm) { return vm->nr_vcpus; }
+const struct rm_vm_config *rm_vm_config(const struct rm_vm *vm)
+{
+    return &vm->cfg;
+}
+
+const char *rm_vm_dirty_log_mode(const struct rm_vm *vm)
+{
+    (void)vm;
+    return "KVM_GET_DIRTY_LOG";
+}
+
+int rm_vm_logdirty(struct rm_vm *vm, bool on)
+{
+    int rc;
+
+    if (vm->logdirty == on)
+        return 0;
+    rc = set_region(vm, on);
+    if (rc)
+        return rc;
+    vm->logdirty = on;
+    if (on)
+        memset(vm->vmm_dirty, 0, RM_BITMAP_LONGS(vm->nr_pfns) * sizeof(long));
+    return 0;
+}
+
+int rm_vm_harvest_dirty(struct rm_vm *vm, unsigned long *bitmap)
+{
+    struct kvm_dirty_log log;
+    uint64_t i, longs = RM_BITMAP_LONGS(vm->nr_pfns);
+
+    if (!vm->logdirty)
+        return -EINVAL;
+    memset(&log, 0, sizeof(log));
+    log.slot = 0;
+    log.dirty_bitmap = vm->scratch_bm;
+    memset(vm->scratch_bm, 0, longs * sizeof(long));
+    if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+        return -errno;
+    for (i = 0; i < longs; i++) {
+        unsigned long v = __atomic_exchange_n(&vm->vmm_dirty[i], 0,
+                                              __ATOMIC_RELAXED);
+
+        bitmap[i] |= vm->scratch_bm[i] | v;
+    }
+    return 0;
+}
+
+uint64_t rm_vm_guest_ns(struct rm_vm *vm)
+{
+    return (uint64_t)((int64_t)host_ns() + vm->clock_offset_ns);
+}
+
+void rm_vm_set_guest_ns(struct rm_vm *vm, uint64_t ns)
+{
+    vm->clock_offset_ns = (int64_t)ns - (int64_t)host_ns();
+}
+
+void rm_vm_guest_stats(struct rm_vm *vm, struct rm_hc_stats *st)
+{
+    pthread_mutex_lock(&vm->stats_lock);
+    *st = vm->stats;
+    pthread_mutex_unlock(&vm->stats_lock);
+}
+
+void rm_vm_set_net_out(struct rm_vm *vm, rm_vm_net_out_fn fn, void *opaque)
+{
+    if (!fn) {
+        fn = rm_vm_tap_write;
+        opaque = vm;
+    }
+    __atomic_store_n(&vm->net_out_opaque, opaque, __ATOMIC_RELEASE);
+    __atomic_store_n(&vm->net_out, fn, __ATOMIC_RELEASE);
+}
+
+int rm_vm_announce(struct rm_vm *vm)
+{
+    uint8_t f[60];
+    int i, rc = 0;
+
+    if (vm->tap_fd < 0 || !vm->cfg.ipv4)
+        return 0;
+    for (i = 0; i < 2; i++) {
+        memset(f, 0, sizeof(f));
+        memset(f, 0xff, 6);
+        memcpy(f + 6, vm->cfg.mac, 6);
+        f[12] = 0x08;
+        f[13] = 0x06;
+        f[15] = 1;
+        f[16] = 0x08;
+        f[18] = 6;
+        f[19] = 4;
+        f[21] = (uint8_t)(i + 1);        /* request, then reply */
+        memcpy(f + 22, vm->cfg.mac, 6);
+        memcpy(f + 28, &vm->cfg.ipv4, 4);
+        memcpy(f + 38, &vm->cfg.ipv4, 4);
+        rc |= rm_vm_tap_write(vm, f, sizeof(f));
+    }
+    return rc ? -EIO : 0;
+}
+
+/* ------------------------------------------------------------ vCPU state */
+
+#define VCPU_BLOB_VERSION 1u
+static const uint32_t saved_msrs[] = {
+    0x10,        /* IA32_TSC */
+    0x174, 0x175, 0x176,     /* SYSENTER */
+    0x277,       /* PAT */
+    0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084,  /* STAR..SFMASK */
+    0xc0000102,  /* KERNEL_GS_BASE */
+    0xc0000103,  /* TSC_AUX */
+};
+#define NR_SAVED_MSRS (sizeof(saved_msrs) / sizeof(saved_msrs[0]))
+
+struct vcpu_blob {
+    uint32_t version;
+    uint32_t nr_msrs;
+    uint32_t have_xsave;
+    uint32_t have_xcrs;
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    struct kvm_fpu fpu;
+    struct kvm_xsave xsave;
+    struct kvm_xcrs xcrs;
+    struct kvm_vcpu_events events;
+    struct kvm_debugregs dregs;
+    struct kvm_msr_entry msrs[NR_SAVED_MSRS];
+};
+
+int rm_vm_get_vcpu_state(struct rm_vm *vm, uint32_t idx, void **blob,
+                         size_t *len, struct rm_error *err)
+{
+    struct vcpu_blob *b;
+    struct {
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry e[NR_SAVED_MSRS];
+    } msrs;
+    struct vcpu *vc;
+    int fd, n;
+    uint32_t i;
+
+    if (idx >= vm->nr_vcpus)
+        return rm_error_set(err, -EINVAL, "no vcpu %u", idx);
+    vc = &vm->vcpus[idx];
+    fd = vc->fd;
+    b = calloc(1, sizeof(*b));
+    if (!b)
+        return rm_error_set(err, -ENOMEM, "out of memory");
+    b->version = VCPU_BLOB_VERSION;
+    if (ioctl(fd, KVM_GET_REGS, &b->regs) < 0 ||
+        ioctl(fd, KVM_GET_SREGS, &b->sregs) < 0 ||
+        ioctl(fd, KVM_GET_FPU, &b->fpu) < 0 ||
+        ioctl(fd, KVM_GET_VCPU_EVENTS, &b->events) < 0 ||
+        ioctl(fd, KVM_GET_DEBUGREGS, &b->dregs) < 0) {
+        int e = errno;
+
+        free(b);
+        return rm_error_set(err, -e, "reading vcpu %u state: %s", idx,
+                            strerror(e));
+    }
+    b->have_xsave = ioctl(fd, KVM_GET_XSAVE, &b->xsave) == 0;
+    b->have_xcrs = ioctl(fd, KVM_GET_XCRS, &b->xcrs) == 0;
+    memset(&msrs, 0, sizeof(msrs));
+    msrs.hdr.nmsrs = NR_SAVED_MSRS;
+    for (i = 0; i < NR_SAVED_MSRS; i++)
+        msrs.e[i].index = saved_msrs[i];
+    n = ioctl(fd, KVM_GET_MSRS, &msrs);
+    if (n < 0)
+        n = 0;
+    b->nr_msrs = (uint32_t)n;   /* the first n were read */
+    memcpy(b->msrs, msrs.e, (size_t)n * sizeof(msrs.e[0]));
+    *blob = b;
+    *len = sizeof(*b);
+    return 0;
+}
+
+int rm_vm_check_vcpu_state(const void *blob, size_t len, struct rm_error *err)
+{
+    struct vcpu_blob b;
+
+    if (len != sizeof(b))
+        return rm_error_set(err, -EBADMSG, "vcpu state of %zu bytes (layout "
+                            "%u has %zu)", len, VCPU_BLOB_VERSION, sizeof(b));
+    memcpy(&b, blob, sizeof(b));
+    if (b.version != VCPU_BLOB_VERSION)
+        return rm_error_set(err, -EBADMSG, "vcpu state layout %u (we know "
+                            "%u)", b.version, VCPU_BLOB_VERSION);
+    if (b.nr_msrs > NR_SAVED_MSRS || b.have_xsave > 1 || b.have_xcrs > 1)
+        return rm_error_set(err, -EBADMSG, "vcpu state: bad MSR count %u",
+                            b.nr_msrs);
+    for (uint32_t i = 0; i < b.nr_msrs; i++)
+        if (b.msrs[i].index != saved_msrs[i])
+            return rm_error_set(err, -EBADMSG, "vcpu state: MSR %u is "
+                                "0x%x", i, b.msrs[i].index);
+    /* Our guests run in 64-bit mode at CPL3 with paging on. */
+    if (!(b.sregs.cr0 & 0x80000001ull) || !(b.sregs.efer & 0x400))
+        return rm_error_set(err, -EBADMSG, "vcpu state is not in 64-bit "
+                            "paged mode (cr0 0x%llx, efer 0x%llx)",
+                            (unsigned long long)b.sregs.cr0,
+                            (unsigned long long)b.sregs.efer);
+    if (b.sregs.cr3 >= MAX_MEM)
+        return rm_error_set(err, -EBADMSG, "vcpu state: cr3 0x%llx outside "
+                            "guest memory",
+                            (unsigned long long)b.sregs.cr3);
+    return 0;
+}
+
+int rm_vm_set_vcpu_state(struct rm_vm *vm, uint32_t idx, const void *blob,
+                         size_t len, struct rm_error *err)
+{
+    struct vcpu_blob *b;
+    struct {
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry e[NR_SAVED_MSRS];
+    } msrs;
+    int fd, rc = 0;
+
+    if (idx >= vm->nr_vcpus)
+        return rm_error_set(err, -EINVAL, "no vcpu %u in this VM", idx);
+    rc = rm_vm_check_vcpu_state(blob, len, err);
+    if (rc)
+        return rc;
+    if (vm->cfg.ipv4 == 0 && 0)
+        return 0;
+    b = malloc(sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    memcpy(b, blob, sizeof(*b));
+    fd = vm->vcpus[idx].fd;
+    if (ioctl(fd, KVM_SET_SREGS, &b->sregs) < 0 ||
+        ioctl(fd, KVM_SET_REGS, &b->regs) < 0 ||
+        ioctl(fd, KVM_SET_FPU, &b->fpu) < 0) {
+        rc = rm_error_set(err, -errno, "restoring vcpu %u registers: %s",
+                          idx, strerror(errno));
+        goto out;
+    }
+    if (b->have_xcrs)
+        ioctl(fd, KVM_SET_XCRS, &b->xcrs);
+    if (b->have_xsave && ioctl(fd, KVM_SET_XSAVE, &b->xsave) < 0)
+        LOG_WARN("vcpu %u: KVM_SET_XSAVE: %s", idx, strerror(errno));
+    memset(&msrs, 0, sizeof(msrs));
+    msrs.hdr.nmsrs = b->nr_msrs;
+    memcpy(msrs.e, b->msrs, b->nr_msrs * sizeof(msrs.e[0]));
+    if (b->nr_msrs && ioctl(fd, KVM_SET_MSRS, &msrs) < 0)
+        LOG_WARN("vcpu %u: KVM_SET_MSRS: %s", idx, strerror(errno));
+    b->events.flags &= KVM_VCPUEVENT_VALID_NMI_PENDING |
+                       KVM_VCPUEVENT_VALID_SIPI_VECTOR |
+                       KVM_VCPUEVENT_VALID_SHADOW;
+    if (ioctl(fd, KVM_SET_VCPU_EVENTS, &b->events) < 0)
+        LOG_WARN("vcpu %u: KVM_SET_VCPU_EVENTS: %s", idx, strerror(errno));
+    if (ioctl(fd, KVM_SET_DEBUGREGS, &b->dregs) < 0)
+        LOG_WARN("vcpu %u: KVM_SET_DEBUGREGS: %s", idx, strerror(errno));
+out:
+    free(b);
+    return rc;
+}
+
+/* ------------------------------------------------------------ devices */
+
+struct dev_clock { uint64_t guest_ns; };
+struct dev_console { uint64_t bytes; };
+struct dev_net {
+    uint8_t mac[6];
+    uint16_t pad;
+    uint32_t ipv4;
+    uint64_t tx_frames, rx_frames, tx_dropped;
+};
+
+int rm_vm_get_device_state(struct rm_vm *vm, uint32_t dev, void *buf,
+                           size_t *len)
+{
+    switch (dev) {
+    case RM_KVM_DEV_CLOCK: {
+        /* The guest's clock as of the pause: it resumes from there. */
+        struct dev_clock c = { vm->pause_req ? vm->paused_at_ns
+                                             : rm_vm_guest_ns(vm) };
+
+        memcpy(buf, &c, sizeof(c));
+        *len = sizeof(c);
+        return 0;
+    }
+    case RM_KVM_DEV_CONSOLE: {
+        struct dev_console c = { vm->console_bytes };
+
+        memcpy(buf, &c, sizeof(c));
+        *len = sizeof(c);
+        return 0;
+    }
+    case RM_KVM_DEV_NET: {
+        struct dev_net n;
+
+        memset(&n, 0, sizeof(n));
+        memcpy(n.mac, vm->cfg.mac, 6);
+        n.ipv4 = vm->cfg.ipv4;
+        n.tx_frames = vm->tx_frames;
+        n.rx_frames = vm->rx_frames;
+        n.tx_dropped = vm->tx_dropped;
+        memcpy(buf, &n, sizeof(n));
+        *len = sizeof(n);
+        return 0;
+    }
+    case RM_KVM_DEV_STATS: {
+        struct rm_hc_stats s;
+
+        rm_vm_guest_stats(vm, &s);
+        memcpy(buf, &s, sizeof(s));
+        *len = sizeof(s);
+        return 0;
+    }
+    default:
+        return -ENOENT;
+    }
+}
+
+int rm_vm_check_device_state(uint32_t dev, uint32_t version,
+                             const void *buf, size_t len,
+                             struct rm_error *err)
+{
+    size_t want;
+
+    (void)buf;
+    if (version != RM_KVM_DEV_LAYOUT)
+        return rm_error_set(err, -EBADMSG, "device %u state layout %u (we "
+                            "know %u)", dev, version, RM_KVM_DEV_LAYOUT);
+    switch (dev) {
+    case RM_KVM_DEV_CLOCK: want = sizeof(struct dev_clock); break;
+    case RM_KVM_DEV_CONSOLE: want = sizeof(struct dev_console); break;
+    case RM_KVM_DEV_NET: want = sizeof(struct dev_net); break;
+    case RM_KVM_DEV_STATS: want = sizeof(struct rm_hc_stats); break;
+    default:
+        return rm_error_set(err, -EBADMSG, "unknown device %u", dev);
+    }
+    if (len != want)
+        return rm_error_set(err, -EBADMSG, "device %u state of %zu bytes "
+                            "(%zu expected)", dev, len, want);
+    return 0;
+}
+
+int rm_vm_set_device_state(struct rm_vm *vm, uint32_t dev, const void *buf,
+                           size_t len)
+{
+    (void)len;
+    switch (dev) {
+    case RM_KVM_DEV_CLOCK: {
+        struct dev_clock c;
+
+        memcpy(&c, buf, sizeof(c));
+        rm_vm_set_guest_ns(vm, c.guest_ns);
+        return 0;
+    }
+    case RM_KVM_DEV_CONSOLE: {
+        struct dev_console c;
+
+        memcpy(&c, buf, sizeof(c));
+        vm->console_bytes = c.bytes;
+        return 0;
+    }
+    case RM_KVM_DEV_NET: {
+        struct dev_net n;
+
+        memcpy(&n, buf, sizeof(n));
+        vm->tx_frames = n.tx_frames;
+        vm->rx_frames = n.rx_frames;
+        vm->tx_dropped = n.tx_dropped;
+        return 0;
+    }
+    case RM_KVM_DEV_STATS: {
+        pthread_mutex_lock(&vm->stats_lock);
+        memcpy(&vm->stats, buf, sizeof(vm->stats));
+        pthread_mutex_unlock(&vm->stats_lock);
+        return 0;
+    }
+    default:
+        return -ENOENT;
+    }
+}

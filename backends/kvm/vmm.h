@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The remus micro-VMM: a minimal KVM tender in the spirit of Solo5's hvt.
+ *
+ * It creates a VM with one memory slot [0, mem_bytes), loads a static
+ * ELF64 guest, and sets each vCPU directly into 64-bit mode at CPL3 with
+ * identity-mapped user pages (on PVM-based KVM only CPL3 code runs at
+ * native speed).  The guest talks to the VMM only through the hypercalls
+ * of backends/kvm/guest_abi.h (port I/O exits); every address it passes is
+ * checked against guest memory before use.
+ *
+ * All VMM state sits behind the opaque struct rm_vm.  Threads: one per
+ * vCPU, started by rm_vm_start(); the rest of the API is called from one
+ * controlling thread (the CLI's, or the save engine's), except
+ * rm_vm_request_stop() which is async-signal-safe.
+ */
+#ifndef REMUS_BACKENDS_KVM_VMM_H
+#define REMUS_BACKENDS_KVM_VMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backends/kvm/guest_abi.h"
+#include "common/err.h"
+
+struct rm_vm;
+
+/* Where the guest's outgoing frames go; default: straight to the TAP. */
+typedef int (*rm_vm_net_out_fn)(void *opaque, const void *frame, size_t len);
+
+struct rm_vm_config {
+    const char *name;
+    uint64_t mem_bytes;        /* multiple of 2 MiB, 4 MiB .. 4 GiB */
+    uint32_t nr_vcpus;         /* 1 .. RM_KVM_MAX_VCPUS */
+    const char *image;         /* guest ELF; NULL when restoring */
+    const char *cmdline;
+    uint8_t mac[6];
+    uint32_t ipv4, netmask, gateway;   /* network order */
+    const char *tap;           /* TAP interface (created if needed); NULL:
+                                  no network */
+    const char *console_path;  /* NULL: console lines go to stderr */
+    rm_vm_net_out_fn net_out;  /* NULL: write to the TAP */
+    void *net_out_opaque;
+};
+
+/* Defaults: 64 MiB, 1 vCPU, MAC 52:54:00:12:34:56, no network. */
+void rm_vm_config_default(struct rm_vm_config *cfg);
+
+/*
+ * Parse a guest description file: `key = value` lines (# comments):
+ * name, memory (MiB), vcpus, image, cmdline, mac, ip, netmask, gateway,
+ * tap, console.  Strings are copied into @storage (freed by the caller with
+ * free()).  Unknown keys and bad values are errors that name the line.
+ */
+int rm_vm_config_load(const char *path, struct rm_vm_config *cfg,
+                      char **storage, struct rm_error *err);
+
+/*
+ * Create the VM: memory, vCPUs, TAP; when cfg->image is set, load it and
+ * set every vCPU to its entry point.  The vCPUs do not run until
+ * rm_vm_start().  0 or -errno; *out is NULL on failure.
+ */
+int rm_vm_create(const struct rm_vm_config *cfg, struct rm_vm **out,
+                 struct rm_error *err);
+/* Stop the vCPU threads (if running) and free everything. */
+void rm_vm_destroy(struct rm_vm *vm);
+
+/* Start the vCPU threads.  0 or -errno. */
+int rm_vm_start(struct rm_vm *vm, struct rm_error *err);
+
+/*
+ * Pause every vCPU (pending port I/O completed, so the state is
+ * consistent) / let them run again.  Pause returns once all are parked.
+ */
+int rm_vm_pause(struct rm_vm *vm);
+int rm_vm_resume(struct rm_vm *vm);
+bool rm_vm_is_paused(const struct rm_vm *vm);
+
+/* Async-signal-safe: ask rm_vm_wait() to return (the VM is stopped). */
+void rm_vm_request_stop(struct rm_vm *vm);
+/*
+ * Wait until the guest halts, crashes, or a stop is requested; at most
+ * @timeout_ms (-1: forever).  Returns 0 when the VM ended (*exit_code set:
+ * the guest's halt code, or -1 for a crash / stop request) or -ETIMEDOUT.
+ */
+int rm_vm_wait(struct rm_vm *vm, int timeout_ms, int64_t *exit_code);
+/* Why the VM ended, for messages ("guest halted with 0", "triple fault"). */
+const char *rm_vm_end_reason(const struct rm_vm *vm);
+
+/* Guest memory (host mapping) and geometry. */
+uint8_t *rm_vm_mem(struct rm_vm *vm);
+uint64_t rm_vm_mem_bytes(const struct rm_vm *vm);
+uint32_t rm_vm_nr_vcpus(const struct rm_vm *vm);
+const struct rm_vm_config *rm_vm_config(const struct rm_vm *vm);
+
+/* Dirty logging: on/off, and harvest-and-clear into @bitmap (one bit per
+ * page, OR'ed in), merging the pages the VMM itself wrote. */
+int rm_vm_logdirty(struct rm_vm *vm, bool on);
+int rm_vm_harvest_dirty(struct rm_vm *vm, unsigned long *bitmap);
+
+/* The guest clock (ns): continues across save/restore. */
+uint64_t rm_vm_guest_ns(struct rm_vm *vm);
+void rm_vm_set_guest_ns(struct rm_vm *vm, uint64_t ns);
+
+/* Counters the guest published with RM_HC_STATS. */
+void rm_vm_guest_stats(struct rm_vm *vm, struct rm_hc_stats *st);
+
+/* Send a gratuitous ARP for the guest's MAC/IP straight to the TAP (after
+ * a failover, so the network learns where the guest is now). */
+int rm_vm_announce(struct rm_vm *vm);
+
+/* Change where guest output goes (netbuf plugs in here). */
+void rm_vm_set_net_out(struct rm_vm *vm, rm_vm_net_out_fn fn, void *opaque);
+/* Write a frame to the TAP (the default net_out; for netbuf's sink). */
+int rm_vm_tap_write(void *vm, const void *frame, size_t len);
+
+/*
+ * vCPU state as a versioned blob (RM_REC_KVM_VCPU body after its header):
+ * registers, special registers, FPU, XSAVE, XCRs, MSRs (TSC included),
+ * pending events, debug registers.  The VM must be paused.
+ * get: *blob malloc'd (caller frees).  check: validate without applying.
+ */
+int rm_vm_get_vcpu_state(struct rm_vm *vm, uint32_t idx, void **blob,
+                         size_t *len, struct rm_error *err);
+int rm_vm_check_vcpu_state(const void *blob, size_t len,
+                           struct rm_error *err);
+int rm_vm_set_vcpu_state(struct rm_vm *vm, uint32_t idx, const void *blob,
+                         size_t len, struct rm_error *err);
+
+/* Device state (RM_REC_KVM_DEVICE): clock, console, net, guest stats. */
+#define RM_KVM_DEV_CLOCK 1u
+#define RM_KVM_DEV_CONSOLE 2u
+#define RM_KVM_DEV_NET 3u
+#define RM_KVM_DEV_STATS 4u
+#define RM_KVM_DEV_LAYOUT 1u
+int rm_vm_get_device_state(struct rm_vm *vm, uint32_t dev, void *buf,
+                           size_t *len);
+int rm_vm_check_device_state(uint32_t dev, uint32_t version,
+                             const void *buf, size_t len,
+                             struct rm_error *err);
+int rm_vm_set_device_state(struct rm_vm *vm, uint32_t dev, const void *buf,
+                           size_t len);
+
+/* Bench/diagnostics: the KVM dirty-log capability in use. */
+const char *rm_vm_dirty_log_mode(const struct rm_vm *vm);
+
+#endif

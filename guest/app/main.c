@@ -1,0 +1,391 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The guest's service: a key-value store over UDP (guest/PROTOCOL.md) and
+ * a memory-dirtying workload.  All state lives in guest memory, so a
+ * checkpoint of memory + vCPU registers captures it whole.
+ *
+ * vCPU 0 serves the network; with two or more vCPUs, vCPU 1 runs the
+ * workload, otherwise vCPU 0 interleaves it with the network loop.
+ */
+#include "guest/lib/rt.h"
+#include "guest/net/net.h"
+
+#define NKEYS 256
+#define KEYLEN 16
+#define NCLIENTS 32
+#define REPLY_MAX 128
+
+extern char __image_end[];
+
+struct kv_entry {
+    char key[KEYLEN];
+    uint64_t value;
+    int used;
+};
+
+struct client_slot {
+    uint32_t id;
+    int used;
+    uint64_t last_req;
+    char reply[REPLY_MAX];
+    uint32_t reply_len;
+    uint64_t last_use;
+};
+
+static struct {
+    struct kv_entry kv[NKEYS];
+    struct client_slot clients[NCLIENTS];
+    uint64_t seq;                       /* ops applied */
+    uint64_t use_clock;
+    /* workload knobs and counters (shared with vCPU 1) */
+    volatile uint64_t dirty_rate;       /* page-writes/s, 0 = flat out */
+    volatile uint64_t dirty_wss;        /* pages, 0 = off */
+    volatile uint64_t page_writes;
+    volatile int ready;
+    uint8_t *wss_base;
+    uint64_t wss_max;
+    uint16_t port;
+} g;
+
+static struct kv_entry *kv_find(const char *key, size_t len, int create)
+{
+    struct kv_entry *free_e = 0;
+    int i;
+
+    for (i = 0; i < NKEYS; i++) {
+        struct kv_entry *e = &g.kv[i];
+
+        if (e->used && strlen(e->key) == len && !memcmp(e->key, key, len))
+            return e;
+        if (!e->used && !free_e)
+            free_e = e;
+    }
+    if (!create || !free_e)
+        return 0;
+    memset(free_e, 0, sizeof(*free_e));
+    memcpy(free_e->key, key, len);
+    free_e->used = 1;
+    return free_e;
+}
+
+static struct client_slot *client_slot(uint32_t id)
+{
+    struct client_slot *lru = &g.clients[0];
+    int i;
+
+    for (i = 0; i < NCLIENTS; i++) {
+        if (g.clients[i].used && g.clients[i].id == id)
+            return &g.clients[i];
+        if (!g.clients[i].used ||
+            (lru->used && g.clients[i].last_use < lru->last_use))
+            lru = &g.clients[i];
+    }
+    memset(lru, 0, sizeof(*lru));
+    lru->used = 1;
+    lru->id = id;
+    return lru;
+}
+
+static const char *skip_sp(const char *p, const char *end)
+{
+    while (p < end && *p == ' ')
+        p++;
+    return p;
+}
+
+static const char *word(const char *p, const char *end, size_t *len)
+{
+    const char *s = p;
+
+    while (p < end && *p != ' ' && *p != '\n' && *p != '\r')
+        p++;
+    *len = (size_t)(p - s);
+    return s;
+}
+
+static int parse_num(const char **pp, const char *end, uint64_t *v)
+{
+    const char *p = *pp;
+    uint64_t x = 0;
+    int n = 0;
+
+    while (p < end && *p >= '0' && *p <= '9' && n < 19) {
+        x = x * 10 + (uint64_t)(*p++ - '0');
+        n++;
+    }
+    if (!n || (p < end && *p != ' ' && *p != '\n' && *p != '\r'))
+        return 0;
+    *pp = p;
+    *v = x;
+    return 1;
+}
+
+static int valid_key(const char *k, size_t len)
+{
+    size_t i;
+
+    if (!len || len >= KEYLEN)
+        return 0;
+    for (i = 0; i < len; i++) {
+        char c = k[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Apply one request; write the reply.  Returns the reply length. */
+static int apply(uint64_t req, const char *p, const char *end, char *out)
+{
+    size_t clen, klen;
+    const char *cmd, *key;
+    uint64_t v = 0;
+    struct kv_entry *e;
+
+    p = skip_sp(p, end);
+    cmd = word(p, end, &clen);
+    p = skip_sp(cmd + clen, end);
+
+#define IS(s) (clen == sizeof(s) - 1 && !memcmp(cmd, s, clen))
+    if (IS("STATS")) {
+        g.seq++;
+        return rt_snprintf(out, REPLY_MAX, "%lu OK writes=%lu ops=%lu "
+                           "seq=%lu", req, g.page_writes, g.seq, g.seq);
+    }
+    if (IS("DIRTY")) {
+        uint64_t rate, wss;
+
+        if (!parse_num(&p, end, &rate))
+            goto bad;
+        p = skip_sp(p, end);
+        if (!parse_num(&p, end, &wss))
+            goto bad;
+        if (wss > g.wss_max)
+            wss = g.wss_max;
+        g.dirty_rate = rate;
+        g.dirty_wss = wss;
+        g.seq++;
+        return rt_snprintf(out, REPLY_MAX, "%lu OK rate=%lu wss=%lu seq=%lu",
+                           req, rate, wss, g.seq);
+    }
+    key = word(p, end, &klen);
+    p = skip_sp(key + klen, end);
+    if (!valid_key(key, klen))
+        goto bad;
+    if (IS("GET")) {
+        e = kv_find(key, klen, 0);
+        v = e ? e->value : 0;
+    } else if (IS("SET")) {
+        if (!parse_num(&p, end, &v))
+            goto bad;
+        e = kv_find(key, klen, 1);
+        if (!e)
+            return rt_snprintf(out, REPLY_MAX, "%lu ERR full seq=%lu", req,
+                               g.seq);
+        e->value = v;
+    } else if (IS("INCR")) {
+        e = kv_find(key, klen, 1);
+        if (!e)
+            return rt_snprintf(out, REPLY_MAX, "%lu ERR full seq=%lu", req,
+                               g.seq);
+        v = ++e->value;
+    } else {
+        goto bad;
+    }
+#undef IS
+    g.seq++;
+    return rt_snprintf(out, REPLY_MAX, "%lu OK %lu seq=%lu", req, v, g.seq);
+bad:
+    return rt_snprintf(out, REPLY_MAX, "%lu ERR bad-request seq=%lu", req,
+                       g.seq);
+}
+
+static void on_udp(const struct udp_peer *from, const uint8_t *data,
+                   size_t len)
+{
+    const char *p = (const char *)data, *end = p + len;
+    struct client_slot *c;
+    uint64_t client, req;
+    char reply[REPLY_MAX];
+    int n;
+
+    if (len == 0 || len > 200)
+        return;
+    p = skip_sp(p, end);
+    if (!parse_num(&p, end, &client) || client > 0xffffffffu)
+        goto malformed;
+    p = skip_sp(p, end);
+    if (!parse_num(&p, end, &req) || req == 0)
+        goto malformed;
+    c = client_slot((uint32_t)client);
+    c->last_use = ++g.use_clock;
+    if (req == c->last_req) {
+        /* A retransmission: answer again, apply nothing. */
+        net_udp_send(from, g.port, c->reply, c->reply_len);
+        return;
+    }
+    if (req < c->last_req) {
+        n = rt_snprintf(reply, sizeof(reply), "%lu ERR stale-request "
+                        "seq=%lu", req, g.seq);
+        net_udp_send(from, g.port, reply, (size_t)n);
+        return;
+    }
+    n = apply(req, p, end, reply);
+    if (n > REPLY_MAX - 1)
+        n = REPLY_MAX - 1;
+    c->last_req = req;
+    memcpy(c->reply, reply, (size_t)n);
+    c->reply_len = (uint32_t)n;
+    net_udp_send(from, g.port, reply, (size_t)n);
+    return;
+malformed:
+    n = rt_snprintf(reply, sizeof(reply), "0 ERR malformed seq=%lu", g.seq);
+    net_udp_send(from, g.port, reply, (size_t)n);
+}
+
+/* Dirty up to @budget pages of the working set; returns pages written. */
+static uint64_t dirty_some(uint64_t budget, uint64_t *cursor)
+{
+    uint64_t wss = g.dirty_wss, i;
+
+    if (!wss)
+        return 0;
+    for (i = 0; i < budget; i++) {
+        volatile uint64_t *q;
+
+        if (*cursor >= wss)
+            *cursor = 0;
+        q = (volatile uint64_t *)(g.wss_base + *cursor * 4096);
+        *q = *q + 1;
+        (*cursor)++;
+    }
+    __atomic_add_fetch(&g.page_writes, budget, __ATOMIC_RELAXED);
+    return budget;
+}
+
+static void publish_stats(void)
+{
+    struct rm_hc_stats s = { .page_writes = g.page_writes, .kv_ops = g.seq,
+                             .kv_seq = g.seq };
+
+    hc(RM_HC_STATS, &s);
+}
+
+/* Paced workload step: how many writes are due since @t0 at the rate. */
+static uint64_t due(uint64_t t0, uint64_t done)
+{
+    uint64_t rate = g.dirty_rate, want;
+
+    if (!rate)
+        return 4096;
+    want = (rt_now_ns() - t0) / 1000 * rate / 1000000;
+    return want > done ? (want - done > 65536 ? 65536 : want - done) : 0;
+}
+
+static void workload_vcpu(void)
+{
+    uint64_t cursor = 0, t0 = rt_now_ns(), done = 0, last_rate = 0;
+
+    for (;;) {
+        uint64_t n;
+
+        if (!g.dirty_wss) {
+            rt_poll(rt_now_ns() + 5000000);
+            t0 = rt_now_ns();
+            done = 0;
+            continue;
+        }
+        if (g.dirty_rate != last_rate) {
+            last_rate = g.dirty_rate;
+            t0 = rt_now_ns();
+            done = 0;
+        }
+        n = due(t0, done);
+        if (n == 0) {
+            rt_poll(rt_now_ns() + 200000);
+            continue;
+        }
+        done += dirty_some(n, &cursor);
+    }
+}
+
+static void network_loop(int interleave)
+{
+    uint64_t next_stats = 0, cursor = 0, t0 = rt_now_ns(), done = 0;
+    uint64_t last_rate = g.dirty_rate;
+
+    for (;;) {
+        uint64_t now = rt_now_ns();
+
+        net_poll();
+        if (now >= next_stats) {
+            publish_stats();
+            next_stats = now + 10000000;
+        }
+        if (interleave && g.dirty_wss) {
+            uint64_t n;
+
+            if (g.dirty_rate != last_rate) {
+                last_rate = g.dirty_rate;
+                t0 = now;
+                done = 0;
+            }
+            n = due(t0, done);
+            if (n) {
+                done += dirty_some(n > 1024 ? 1024 : n, &cursor);
+                continue;
+            }
+            rt_poll(now + 200000);
+        } else {
+            rt_poll(next_stats);
+        }
+    }
+}
+
+int guest_main(struct rm_guest_bootinfo *bi, uint64_t vcpu);
+
+int guest_main(struct rm_guest_bootinfo *bi, uint64_t vcpu)
+{
+    if (vcpu != 0) {
+        while (!__atomic_load_n(&g.ready, __ATOMIC_ACQUIRE))
+            rt_poll(rt_now_ns() + 1000000);
+        if (vcpu == 1)
+            workload_vcpu();
+        for (;;)
+            rt_poll(rt_now_ns() + 1000000000ull);
+    }
+    rt_init(bi);
+    if (bi->abi_version != RM_GUEST_ABI_VERSION)
+        rt_halt(2);
+    {
+        uint64_t base = ((uint64_t)(uintptr_t)__image_end + 0x1fffff) &
+                        ~0x1fffffull;
+
+        g.wss_base = (uint8_t *)(uintptr_t)base;
+        g.wss_max = base < bi->mem_bytes ? (bi->mem_bytes - base) / 4096 : 0;
+    }
+    g.port = (uint16_t)rt_cmdline_u64("kv_port", 7000);
+    g.dirty_rate = rt_cmdline_u64("dirty_rate", 0);
+    g.dirty_wss = rt_cmdline_u64("dirty_wss", 0);
+    if (g.dirty_wss > g.wss_max)
+        g.dirty_wss = g.wss_max;
+    if (net_init(g.port, on_udp)) {
+        rt_printf("remus-guest: no IPv4 address configured\n");
+        rt_halt(3);
+    }
+    {
+        uint32_t ip = net_ip();
+
+        rt_printf("remus-guest: up: %u vcpus, %lu MiB, kv on "
+                  "%u.%u.%u.%u:%u, workload %lu pages at %lu/s (max %lu)\n",
+                  bi->nr_vcpus, bi->mem_bytes >> 20, ip & 0xff,
+                  (ip >> 8) & 0xff, (ip >> 16) & 0xff, ip >> 24, g.port,
+                  g.dirty_wss, g.dirty_rate, g.wss_max);
+    }
+    net_announce();
+    __atomic_store_n(&g.ready, 1, __ATOMIC_RELEASE);
+    network_loop(bi->nr_vcpus < 2);
+    return 0;
+}
