@@ -68,7 +68,8 @@ PROTO_OBJS := proto/channel.o
 NETBUF_OBJS := netbuf/netbuf_queue.o
 
 # backends/kvm/: the embedded micro-VMM and its save/restore ops
-KVM_OBJS := backends/kvm/vmm.o backends/kvm/guestcfg.o
+KVM_OBJS := backends/kvm/vmm.o backends/kvm/guestcfg.o backends/kvm/kvm_sr.o \
+            backends/kvm/vmctl.o
 
 # backends/xen/: the Xen backend
 XEN_OBJS :=
@@ -78,7 +79,8 @@ PRIMARY_OBJS := primary/protect.o
 SECONDARY_OBJS := secondary/receive.o
 
 # cli/: the remus binary's subcommands
-CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o
+CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
+            cli/cmd_save.o cli/cmd_restore.o
 
 LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS)

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backends/kvm/guestcfg.h"
+#include "backends/kvm/vmctl.h"
 #include "cli/cli.h"
 #include "common/log.h"
 
@@ -50,6 +51,7 @@ int cmd_run(int argc, char **argv)
     struct rm_guestcfg g;
     struct rm_error err = { 0 };
     struct rm_vm *vm = NULL;
+    struct rm_vmctl *ctl = NULL;
     struct sigaction sa;
     int64_t code = 0;
     long timeout_s = -1;
@@ -102,6 +104,10 @@ int cmd_run(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    ctl = rm_vmctl_start(vm, g.vm.name, &err);
+    if (!ctl)
+        LOG_WARN("no control socket (remus save will not reach this VM): "
+                 "%s", rm_error_str(&err));
     rc = rm_vm_start(vm, &err);
     if (rc) {
         ret = cli_fail("run", "%s", rm_error_str(&err));
@@ -123,6 +129,7 @@ int cmd_run(int argc, char **argv)
         ret = cli_fail("run", "%s", rm_vm_end_reason(vm));
     }
 out:
+    rm_vmctl_stop(ctl);
     run_vm = NULL;
     rm_vm_destroy(vm);
     rm_guestcfg_free(&g);

@@ -17,6 +17,8 @@ static const struct rm_command commands[] = {
     { "stream-info", "validate a checkpoint stream and print its records",
       cmd_stream_info },
     { "run", "run a guest on the embedded KVM micro-VMM", cmd_run },
+    { "save", "save a running VM into a stream", cmd_save },
+    { "restore", "restore a VM from a stream and run it", cmd_restore },
     { "status", "show protections and replicas on this host", cmd_status },
 };
 

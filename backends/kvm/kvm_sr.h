@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The KVM backend's ops for the generic save and restore engines.
+ *
+ * Save: backend_arg is the struct rm_vm * to save (running or paused).
+ * Restore: backend_arg is a struct rm_kvm_restore_arg; the VM is created
+ * when the stream's KVM_VM_INFO record is applied (memory, vCPUs, the
+ * stream's MAC and IP, the caller's TAP/console/name), filled as records
+ * arrive, and its vCPU and device state applied at stream_complete (END,
+ * or the engine's failover to the last committed checkpoint).  It is then
+ * handed to the caller in arg->vm, paused; if the restore failed, the
+ * backend destroys it (no VM is left behind).
+ */
+#ifndef REMUS_BACKENDS_KVM_KVM_SR_H
+#define REMUS_BACKENDS_KVM_KVM_SR_H
+
+#include "backends/kvm/vmm.h"
+#include "common/sr.h"
+
+extern const struct rm_save_ops rm_kvm_save_ops;
+extern const struct rm_restore_ops rm_kvm_restore_ops;
+
+struct rm_kvm_restore_arg {
+    struct rm_vm_config cfg;   /* name, tap, console, net_out: the rest
+                                  comes from the stream */
+    uint64_t max_mem_bytes;    /* refuse larger guests (0: 4 GiB) */
+    struct rm_vm *vm;          /* out: the restored VM (caller destroys) */
+};
+
+#endif

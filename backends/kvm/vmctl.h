@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket of a running KVM VM: $REMUS_RUN_DIR/NAME.sock.
+ * `remus save NAME FILE` connects, sends one request line and the output
+ * file descriptor (SCM_RIGHTS); the VM's process runs the save engine on
+ * its own VM and answers one line: "ok BYTES PAGES ITERATIONS" or
+ * "error REASON".
+ *
+ * Requests: "save nonlive" | "save live" (+ " continue" to keep the VM
+ * running afterwards; without it the VM stops after a successful save, as
+ * with `xl save`).
+ */
+#ifndef REMUS_BACKENDS_KVM_VMCTL_H
+#define REMUS_BACKENDS_KVM_VMCTL_H
+
+#include <stdbool.h>
+
+#include "backends/kvm/vmm.h"
+#include "common/err.h"
+
+struct rm_vmctl;
+
+/* Serve the control socket of @vm (a thread).  NULL on failure. */
+struct rm_vmctl *rm_vmctl_start(struct rm_vm *vm, const char *name,
+                                struct rm_error *err);
+void rm_vmctl_stop(struct rm_vmctl *c);
+
+/* Client: ask VM @name to save into @fd.  0 or -errno with the reason. */
+int rm_vmctl_save(const char *name, bool live, bool keep_running, int fd,
+                  char *reply, size_t reply_len, struct rm_error *err);
+
+#endif
