@@ -80,7 +80,8 @@ SECONDARY_OBJS := secondary/receive.o
 
 # cli/: the remus binary's subcommands
 CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
-            cli/cmd_save.o cli/cmd_restore.o
+            cli/cmd_save.o cli/cmd_restore.o cli/cmd_protect.o \
+            cli/cmd_receive.o
 
 LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS)

@@ -25,7 +25,8 @@ struct rm_save_priv {
     unsigned long *dirty;        /* nr_pfns bits */
     uint64_t *batch_pfns;        /* RM_PAGE_DATA_BATCH */
     uint32_t *batch_types;
-    void **batch_ptrs;
+    void **batch_ptrs;           /* as mapped (for unmap_pages) */
+    void **send_ptrs;            /* what is sent: bounce / normalised */
     uint32_t batch_count;
     struct rm_buf stage;         /* one staged checkpoint */
     struct rm_sink stage_sink;
@@ -33,6 +34,7 @@ struct rm_save_priv {
     uint64_t digest_pages;
     bool logdirty;
     struct rm_compressor *comp;  /* params.compress only */
+    uint8_t *bounce;             /* stable copies of a running VM's pages */
 };
 
 void rm_save_params_default(struct rm_save_params *p, enum rm_save_mode m)
@@ -85,6 +87,7 @@ static int flush_batch(struct rm_save_ctx *ctx)
         rm_error_set(ctx->err, rc, "backend could not map %u pages", n);
         return rc;
     }
+    memcpy(p->send_ptrs, p->batch_ptrs, n * sizeof(p->send_ptrs[0]));
     for (i = 0; i < n; i++) {
         uint32_t t = p->batch_types[i];
 
@@ -102,9 +105,20 @@ static int flush_batch(struct rm_save_ctx *ctx)
                               p->batch_pfns[i]);
             goto unmap;
         }
+        /*
+         * A running guest may change a page while we send it.  Digest,
+         * compression cache and the bytes on the wire must all be one
+         * and the same copy, so take it first.
+         */
+        if (!ctx->suspended) {
+            uint8_t *copy = p->bounce + (size_t)i * RM_PAGE_SIZE;
+
+            memcpy(copy, p->batch_ptrs[i], RM_PAGE_SIZE);
+            p->send_ptrs[i] = copy;
+        }
         if (ops->normalise_page) {
             rc = ops->normalise_page(ctx, p->batch_pfns[i], t,
-                                     &p->batch_ptrs[i]);
+                                     &p->send_ptrs[i]);
             if (rc) {
                 rm_error_set(ctx->err, rc, "normalising pfn 0x%" PRIx64,
                              p->batch_pfns[i]);
@@ -112,16 +126,16 @@ static int flush_batch(struct rm_save_ctx *ctx)
             }
         }
         p->digest = rm_fnv64(p->digest, &p->batch_pfns[i], 8);
-        p->digest = rm_fnv64(p->digest, p->batch_ptrs[i], RM_PAGE_SIZE);
+        p->digest = rm_fnv64(p->digest, p->send_ptrs[i], RM_PAGE_SIZE);
         p->digest_pages++;
     }
     if (p->comp && all_notab(p->batch_types, n))
         rc = rm_compress_write(p->comp, &ctx->w, n, p->batch_pfns,
-                               (const void *const *)p->batch_ptrs);
+                               (const void *const *)p->send_ptrs);
     else
         rc = rm_stream_write_page_data(&ctx->w, n, p->batch_pfns,
                                        p->batch_types,
-                                       (const void *const *)p->batch_ptrs);
+                                       (const void *const *)p->send_ptrs);
     if (rc == 0)
         ctx->pages_sent += n;
 unmap:
@@ -545,7 +559,10 @@ int rm_save(struct rm_save_ctx *ctx, struct rm_sink *out)
     p->batch_pfns = calloc(RM_PAGE_DATA_BATCH, sizeof(*p->batch_pfns));
     p->batch_types = calloc(RM_PAGE_DATA_BATCH, sizeof(*p->batch_types));
     p->batch_ptrs = calloc(RM_PAGE_DATA_BATCH, sizeof(*p->batch_ptrs));
-    if (!p->dirty || !p->batch_pfns || !p->batch_types || !p->batch_ptrs) {
+    p->send_ptrs = calloc(RM_PAGE_DATA_BATCH, sizeof(*p->send_ptrs));
+    p->bounce = malloc((size_t)RM_PAGE_DATA_BATCH * RM_PAGE_SIZE);
+    if (!p->dirty || !p->batch_pfns || !p->batch_types || !p->batch_ptrs ||
+        !p->bounce || !p->send_ptrs) {
         rc = rm_error_set(ctx->err, -ENOMEM, "out of memory for %" PRIu64
                           " pages", ctx->nr_pfns);
         goto out;
@@ -611,6 +628,8 @@ out:
         free(p->batch_pfns);
         free(p->batch_types);
         free(p->batch_ptrs);
+        free(p->bounce);
+        free(p->send_ptrs);
         rm_buf_free(&p->stage);
         if (p->comp) {
             const struct rm_compress_stats *cs = rm_compressor_stats(p->comp);

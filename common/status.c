@@ -108,8 +108,8 @@ int rm_status_write(const struct rm_status *st, struct rm_error *err)
     if (mkdir(rm_run_dir(), 0755) && errno != EEXIST)
         return rm_error_set(err, -errno, "cannot create %s: %s",
                             rm_run_dir(), strerror(errno));
-    snprintf(path, sizeof(path), "%s/%s.status.json", rm_run_dir(),
-             st->name);
+    snprintf(path, sizeof(path), "%s/%s.%s.status.json", rm_run_dir(),
+             st->name, st->role[0] ? st->role : "vm");
     snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
     n = rm_status_to_json(st, json, sizeof(json));
     if (n >= (int)sizeof(json))
@@ -130,13 +130,14 @@ int rm_status_write(const struct rm_status *st, struct rm_error *err)
     return 0;
 }
 
-void rm_status_remove(const char *name)
+void rm_status_remove(const char *name, const char *role)
 {
     char path[512];
 
     if (!valid_name(name))
         return;
-    snprintf(path, sizeof(path), "%s/%s.status.json", rm_run_dir(), name);
+    snprintf(path, sizeof(path), "%s/%s.%s.status.json", rm_run_dir(), name,
+             role);
     unlink(path);
 }
 

@@ -2,7 +2,7 @@
 /*
  * Run-time status of a protection (primary) or replica (secondary), kept
  * in a small JSON file that `remus status` reads:
- *   $REMUS_RUN_DIR (default /run/remus)/NAME.status.json
+ *   $REMUS_RUN_DIR (default /run/remus)/NAME.ROLE.status.json
  * Written atomically (temp file + rename) by the owning process, at most
  * a few times a second, so a reader never sees a half-written file.
  */
@@ -43,8 +43,8 @@ const char *rm_run_dir(void);
 
 /* Write atomically; creates the run directory.  0 or -errno. */
 int rm_status_write(const struct rm_status *st, struct rm_error *err);
-/* Remove NAME's status file (on a clean exit).  */
-void rm_status_remove(const char *name);
+/* Remove NAME's status file for ROLE (on a clean exit).  */
+void rm_status_remove(const char *name, const char *role);
 /* Read and parse one status file.  0, -ENOENT, or -EBADMSG. */
 int rm_status_read(const char *path, struct rm_status *st,
                    struct rm_error *err);

@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * remus protect [OPTIONS] VM HOST:PORT: run the VM described by VM (a guest
+ * description file) on the embedded KVM micro-VMM and protect it with
+ * checkpoints to a `remus receive` at HOST:PORT.  Flags follow `xl remus`.
+ */
+#define RM_LOG_PREFIX "protect"
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/kvm/guestcfg.h"
+#include "backends/kvm/kvm_sr.h"
+#include "cli/cli.h"
+#include "common/log.h"
+#include "netbuf/netbuf.h"
+#include "primary/protect.h"
+
+static volatile sig_atomic_t protect_stop;
+static struct rm_vm *protect_vm;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (!protect_stop) {
+        protect_stop = 1;     /* first: end protection, keep the VM */
+    } else if (protect_vm) {
+        rm_vm_request_stop(protect_vm);   /* second: stop the VM */
+    }
+}
+
+static int netbuf_out(void *nb, const void *frame, size_t len)
+{
+    return rm_netbuf_output(nb, frame, len);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: remus protect [OPTIONS] VM HOST:PORT\n"
+            "\n"
+            "Run the VM described by the guest description file VM on the\n"
+            "embedded KVM micro-VMM and protect it: a checkpoint every\n"
+            "interval to the `remus receive` at HOST:PORT, with the VM's\n"
+            "network output held until the secondary acknowledged the\n"
+            "checkpoint that produced it.\n"
+            "\n"
+            "  -i MS       checkpoint interval in ms (default 200, minimum 1)\n"
+            "  -u          no checkpoint compression\n"
+            "  -F          unsafe mode: required by -b, -n and -d\n"
+            "  -b          blackhole: checkpoints go nowhere (HOST:PORT may be\n"
+            "              omitted)\n"
+            "  -n          no network output buffering\n"
+            "  -d          no disk replication (our guests have no disks)\n"
+            "  --heartbeat MS        heartbeat period (default 100)\n"
+            "  --heartbeat-timeout MS  the secondary is lost after this much\n"
+            "              silence (default 1000)\n"
+            "  --netbuf-max-bytes N  bound on held output (default 16 MiB;\n"
+            "              when full, new frames are dropped and logged)\n"
+            "  --progress MS         a progress line every MS (default 1000;\n"
+            "              0: off)\n"
+            "Guest options override the description file:\n" RM_GUESTCFG_HELP
+            "\n"
+            "SIGINT/SIGTERM ends protection cleanly (END + stop message); the\n"
+            "VM keeps running unprotected in this process; a second signal\n"
+            "stops the VM.  If the secondary is lost, protection ends and the\n"
+            "VM runs on unprotected.\n"
+            "Exit status: 0 when the VM ended or was stopped; 1 on an error;\n"
+            "2 for a usage error.\n");
+}
+
+static int parse_ms(const char *opt, const char *arg, unsigned *out,
+                    unsigned min)
+{
+    char *end;
+    unsigned long v = strtoul(arg, &end, 10);
+
+    if (*end || !*arg || v < min || v > 3600000)
+        return cli_usage_error("protect", "%s %s: a number of milliseconds "
+                               "from %u to 3600000", opt, arg, min);
+    *out = (unsigned)v;
+    return 0;
+}
+
+int cmd_protect(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        RM_GUESTCFG_OPTS,
+        { "heartbeat", required_argument, NULL, 'H' },
+        { "heartbeat-timeout", required_argument, NULL, 'T' },
+        { "netbuf-max-bytes", required_argument, NULL, 'N' },
+        { "progress", required_argument, NULL, 'P' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct rm_protect_cfg pc;
+    struct rm_protect_result res;
+    struct rm_netbuf_queue_cfg nq;
+    struct rm_netbuf *nb = NULL;
+    struct rm_guestcfg g;
+    struct rm_error err = { 0 };
+    struct rm_vm *vm = NULL;
+    struct sigaction sa;
+    bool unsafe = false, blackhole = false, nonet = false, nodisk = false;
+    bool compress = true;
+    unsigned interval = 200, hb = 100, hb_timeout = 1000, progress = 1000;
+    unsigned long long nb_max = 0;
+    int64_t code = 0;
+    int c, rc, ret = RM_EXIT_FAIL;
+
+    rm_guestcfg_init(&g, argv[0]);
+    memset(&pc, 0, sizeof(pc));
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+i:uFbndh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i':
+            if (parse_ms("-i", optarg, &interval, 1))
+                goto usage_out;
+            continue;
+        case 'u': compress = false; continue;
+        case 'F': unsafe = true; continue;
+        case 'b': blackhole = true; continue;
+        case 'n': nonet = true; continue;
+        case 'd': nodisk = true; continue;
+        case 'H':
+            if (parse_ms("--heartbeat", optarg, &hb, 1))
+                goto usage_out;
+            continue;
+        case 'T':
+            if (parse_ms("--heartbeat-timeout", optarg, &hb_timeout, 2))
+                goto usage_out;
+            continue;
+        case 'P':
+            if (parse_ms("--progress", optarg, &progress, 0))
+                goto usage_out;
+            continue;
+        case 'N': {
+            char *end;
+
+            nb_max = strtoull(optarg, &end, 10);
+            if (*end || nb_max < 4096) {
+                cli_usage_error("protect", "--netbuf-max-bytes %s: at "
+                                "least 4096", optarg);
+                goto usage_out;
+            }
+            continue;
+        }
+        case 'h':
+            usage(stdout);
+            rm_guestcfg_free(&g);
+            return RM_EXIT_OK;
+        default:
+            break;
+        }
+        rc = rm_guestcfg_opt(&g, c, optarg, &err);
+        if (rc < 0) {
+            cli_usage_error("protect", "%s", rm_error_str(&err));
+            goto usage_out;
+        }
+        if (rc == 0) {
+            cli_usage_error("protect", "unknown option '%s'",
+                            argv[optind - 1]);
+            goto usage_out;
+        }
+    }
+    if ((blackhole || nonet || nodisk) && !unsafe) {
+        cli_usage_error("protect", "%s%s%s need%s -F (unsafe mode): without "
+                        "%s the protection does not hold its promise",
+                        blackhole ? "-b " : "", nonet ? "-n " : "",
+                        nodisk ? "-d " : "",
+                        (blackhole + nonet + nodisk) > 1 ? "" : "s",
+                        blackhole ? "a secondary" : nonet ?
+                        "output buffering" : "disk replication");
+        goto usage_out;
+    }
+    if (argc - optind < 1 || argc - optind > 2) {
+        cli_usage_error("protect", "expected VM (a guest description file) "
+                        "and HOST:PORT");
+        goto usage_out;
+    }
+    if (strcmp(argv[optind], "-")) {
+        rc = rm_guestcfg_opt(&g, 0x100b, argv[optind], &err);
+        if (rc < 0) {
+            cli_usage_error("protect", "%s", rm_error_str(&err));
+            goto usage_out;
+        }
+    }
+    if (argc - optind == 2) {
+        rc = rm_parse_hostport(argv[optind + 1], &pc.peer, &err);
+        if (rc) {
+            cli_usage_error("protect", "%s", rm_error_str(&err));
+            goto usage_out;
+        }
+    } else if (!blackhole) {
+        cli_usage_error("protect", "HOST:PORT of the secondary is missing");
+        goto usage_out;
+    }
+    if (hb_timeout <= hb) {
+        cli_usage_error("protect", "--heartbeat-timeout %u must exceed "
+                        "--heartbeat %u", hb_timeout, hb);
+        goto usage_out;
+    }
+    if (!g.vm.image) {
+        cli_usage_error("protect", "the guest description names no image");
+        goto usage_out;
+    }
+
+    rc = rm_vm_create(&g.vm, &vm, &err);
+    if (rc) {
+        ret = cli_fail("protect", "%s", rm_error_str(&err));
+        goto out;
+    }
+    if (!nonet) {
+        memset(&nq, 0, sizeof(nq));
+        nq.max_bytes = nb_max;
+        nq.sink = rm_vm_tap_write;
+        nq.sink_opaque = vm;
+        nb = rm_netbuf_queue_new(&nq, &err);
+        if (!nb) {
+            ret = cli_fail("protect", "%s", rm_error_str(&err));
+            goto out;
+        }
+        rm_vm_set_net_out(vm, netbuf_out, nb);
+    }
+    protect_vm = vm;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    rc = rm_vm_start(vm, &err);
+    if (rc) {
+        ret = cli_fail("protect", "%s", rm_error_str(&err));
+        goto out;
+    }
+
+    pc.name = g.vm.name;
+    pc.backend_name = "kvm";
+    pc.interval_ms = interval;
+    pc.compress = compress;
+    pc.blackhole = blackhole;
+    pc.hb_interval_ms = hb;
+    pc.hb_timeout_ms = hb_timeout;
+    pc.connect_timeout_ms = 5000;
+    pc.guest_bytes = g.vm.mem_bytes;
+    pc.nr_vcpus = g.vm.nr_vcpus;
+    pc.ops = &rm_kvm_save_ops;
+    pc.backend_arg = vm;
+    pc.netbuf = nb;
+    pc.stop_requested = &protect_stop;
+    pc.progress_ms = progress;
+    rc = rm_protect_run(&pc, &res, &err);
+    if (rc) {
+        cli_fail("protect", "%s", rm_error_str(&err));
+        if (strcmp(rm_vm_end_reason(vm), "running")) {
+            ret = RM_EXIT_FAIL;
+            goto out;
+        }
+        fprintf(stderr, "remus protect: the VM keeps running UNPROTECTED\n");
+    } else if (res.end == RM_PROTECT_PEER_LOST) {
+        fprintf(stderr, "remus protect: secondary lost after %" PRIu64
+                " checkpoints: %s; the VM keeps running UNPROTECTED\n",
+                res.epochs, rm_error_str(&res.why));
+    } else {
+        fprintf(stderr, "remus protect: protection stopped after %" PRIu64
+                " checkpoints (%" PRIu64 " bytes); the VM keeps running "
+                "unprotected (signal again to stop it)\n", res.epochs,
+                res.bytes);
+    }
+    rm_vm_wait(vm, -1, &code);
+    LOG_INFO("%s", rm_vm_end_reason(vm));
+    ret = code >= 0 ? (code > 125 ? 1 : (int)code)
+          : strstr(rm_vm_end_reason(vm), "request") ? RM_EXIT_OK
+                                                    : RM_EXIT_FAIL;
+out:
+    protect_vm = NULL;
+    rm_vm_destroy(vm);
+    rm_netbuf_free(nb);
+    rm_guestcfg_free(&g);
+    return ret;
+usage_out:
+    rm_guestcfg_free(&g);
+    return RM_EXIT_USAGE;
+}

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * remus receive --listen ADDR:PORT [OPTIONS]: be the secondary of one
+ * protected KVM VM; on failover, run the replica here.
+ */
+#define RM_LOG_PREFIX "receive"
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backends/kvm/kvm_sr.h"
+#include "backends/kvm/vmctl.h"
+#include "cli/cli.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "secondary/receive.h"
+
+static volatile sig_atomic_t receive_stop;
+static struct rm_vm *receive_vm;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    receive_stop = 1;
+    if (receive_vm)
+        rm_vm_request_stop(receive_vm);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: remus receive --listen ADDR:PORT [OPTIONS]\n"
+            "\n"
+            "Be the secondary of one protected VM: keep a paused replica at\n"
+            "the last complete checkpoint, acknowledge every checkpoint, and\n"
+            "when the primary is lost (broken stream or no heartbeat for the\n"
+            "timeout) discard any partial checkpoint, resume the replica with\n"
+            "the same MAC (gratuitous ARP) and run it here.\n"
+            "\n"
+            "  --listen ADDR:PORT     where the primary connects (required)\n"
+            "  --heartbeat MS         heartbeat period (default 100)\n"
+            "  --heartbeat-timeout MS the primary is lost after this much\n"
+            "                         silence (default 1000)\n"
+            "  --no-compression       refuse compressed checkpoints\n"
+            "  --max-memory MIB       refuse larger guests (default 4096)\n"
+            "  --name NAME            replica name (default: the primary's)\n"
+            "  --tap NAME             TAP interface for the replica's NIC\n"
+            "  --console FILE         replica console log (default stderr)\n"
+            "  --progress MS          a progress line every MS (default 0)\n"
+            "\n"
+            "Exit status: 0 when the primary ended protection cleanly (the\n"
+            "replica is discarded); 3 after a failover, once the VM that took\n"
+            "over ends or is stopped by SIGINT/SIGTERM; 1 on an error (no\n"
+            "consistent replica: nothing runs); 2 for a usage error.\n");
+}
+
+int cmd_receive(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "listen", required_argument, NULL, 'l' },
+        { "heartbeat", required_argument, NULL, 'H' },
+        { "heartbeat-timeout", required_argument, NULL, 'T' },
+        { "no-compression", no_argument, NULL, 'u' },
+        { "max-memory", required_argument, NULL, 'm' },
+        { "name", required_argument, NULL, 'n' },
+        { "tap", required_argument, NULL, 't' },
+        { "console", required_argument, NULL, 'o' },
+        { "progress", required_argument, NULL, 'P' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct rm_receive_cfg rc_cfg;
+    struct rm_receive_result res;
+    struct rm_kvm_restore_arg arg;
+    struct rm_error err = { 0 };
+    struct rm_vmctl *ctl = NULL;
+    struct sigaction sa;
+    bool have_listen = false;
+    int64_t code = 0;
+    int c, rc, ret = RM_EXIT_FAIL;
+
+    memset(&rc_cfg, 0, sizeof(rc_cfg));
+    memset(&arg, 0, sizeof(arg));
+    rm_vm_config_default(&arg.cfg);
+    arg.cfg.name = NULL;
+    rc_cfg.backend_name = "kvm";
+    rc_cfg.listen_fd = -1;
+    rc_cfg.hb_interval_ms = 100;
+    rc_cfg.hb_timeout_ms = 1000;
+    rc_cfg.allow_compression = true;
+    rc_cfg.max_guest_bytes = 4ull << 30;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        char *end = NULL;
+        unsigned long v = 0;
+
+        if (c == 'H' || c == 'T' || c == 'm' || c == 'P') {
+            v = strtoul(optarg, &end, 10);
+            if (*end || !*optarg || v > 3600000 || (c != 'P' && v == 0))
+                return cli_usage_error("receive", "%s: '%s' is not a "
+                                       "positive number", argv[optind - 2],
+                                       optarg);
+        }
+        switch (c) {
+        case 'l':
+            if (rm_parse_hostport(optarg, &rc_cfg.listen, &err))
+                return cli_usage_error("receive", "--listen: %s",
+                                       rm_error_str(&err));
+            have_listen = true;
+            break;
+        case 'H': rc_cfg.hb_interval_ms = (unsigned)v; break;
+        case 'T': rc_cfg.hb_timeout_ms = (unsigned)v; break;
+        case 'u': rc_cfg.allow_compression = false; break;
+        case 'm': rc_cfg.max_guest_bytes = (uint64_t)v << 20; break;
+        case 'n': arg.cfg.name = optarg; break;
+        case 't': arg.cfg.tap = optarg; break;
+        case 'o': arg.cfg.console_path = optarg; break;
+        case 'P': rc_cfg.progress_ms = (unsigned)v; break;
+        case 'h': usage(stdout); return RM_EXIT_OK;
+        default:
+            return cli_usage_error("receive", "unknown option '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if (!have_listen)
+        return cli_usage_error("receive", "--listen ADDR:PORT is required");
+    if (optind != argc)
+        return cli_usage_error("receive", "unexpected argument '%s'",
+                               argv[optind]);
+    if (rc_cfg.hb_timeout_ms <= rc_cfg.hb_interval_ms)
+        return cli_usage_error("receive", "--heartbeat-timeout %u must "
+                               "exceed --heartbeat %u", rc_cfg.hb_timeout_ms,
+                               rc_cfg.hb_interval_ms);
+    rc_cfg.name = arg.cfg.name;
+    rc_cfg.ops = &rm_kvm_restore_ops;
+    rc_cfg.backend_arg = &arg;
+    rc_cfg.stop_requested = &receive_stop;
+    arg.max_mem_bytes = rc_cfg.max_guest_bytes;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    rc = rm_receive_run(&rc_cfg, &res, &err);
+    if (rc) {
+        rm_vm_destroy(arg.vm);
+        return cli_fail("receive", "%s", rm_error_str(&err));
+    }
+    if (res.end == RM_RECEIVE_STOPPED) {
+        LOG_INFO("the primary stopped protection after checkpoint %" PRIu64
+                 "; the replica is discarded", res.committed_epoch);
+        rm_vm_destroy(arg.vm);
+        return RM_EXIT_OK;
+    }
+
+    /* Failover: the replica takes over. */
+    if (!arg.vm)
+        return cli_fail("receive", "failover without a replica");
+    if (!arg.cfg.name)
+        arg.cfg.name = res.name;
+    receive_vm = arg.vm;
+    rc = rm_vm_start(arg.vm, &err);
+    if (rc) {
+        ret = cli_fail("receive", "failover failed: %s", rm_error_str(&err));
+        goto out;
+    }
+    rm_vm_announce(arg.vm);
+    {
+        uint64_t ms = (rm_now_ns() - res.lost_at_ns) / 1000000;
+        struct rm_status st;
+        struct rm_error serr = { 0 };
+        struct timespec ts;
+
+        fprintf(stderr, "remus receive: FAILOVER: %s; the replica resumed "
+                "from checkpoint %" PRIu64 " %" PRIu64 " ms after the "
+                "primary was declared lost\n", rm_error_str(&res.why),
+                res.committed_epoch, ms);
+        memset(&st, 0, sizeof(st));
+        snprintf(st.name, sizeof(st.name), "%s", res.name);
+        snprintf(st.role, sizeof(st.role), "secondary");
+        snprintf(st.state, sizeof(st.state), "failed-over");
+        snprintf(st.backend, sizeof(st.backend), "kvm");
+        snprintf(st.detail, sizeof(st.detail), "running from checkpoint %"
+                 PRIu64 ": %s", res.committed_epoch, rm_error_str(&res.why));
+        st.pid = (int)getpid();
+        st.epoch = st.acked_epoch = res.committed_epoch;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        st.updated_unix_ms = st.failover_unix_ms =
+            (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        rm_status_write(&st, &serr);
+    }
+    ctl = rm_vmctl_start(arg.vm, res.name, &err);
+    if (receive_stop)
+        rm_vm_request_stop(arg.vm);
+    rm_vm_wait(arg.vm, -1, &code);
+    LOG_INFO("the VM that took over ended: %s", rm_vm_end_reason(arg.vm));
+    ret = RM_EXIT_FAILOVER;
+out:
+    rm_vmctl_stop(ctl);
+    receive_vm = NULL;
+    rm_vm_destroy(arg.vm);
+    return ret;
+}
