@@ -78,13 +78,16 @@ XEN_OBJS :=
 PRIMARY_OBJS := primary/protect.o
 SECONDARY_OBJS := secondary/receive.o
 
+# drill/: the failover drill (orchestration + the guest service's client)
+DRILL_OBJS := drill/drill.o drill/kvclient.o
+
 # cli/: the remus binary's subcommands
 CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
             cli/cmd_save.o cli/cmd_restore.o cli/cmd_protect.o \
-            cli/cmd_receive.o
+            cli/cmd_receive.o cli/cmd_drill.o
 
 LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
-            $(XEN_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS)
+            $(XEN_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS) $(DRILL_OBJS)
 
 # Unit tests (cmocka): tests/unit/test_NAME.c -> $(BUILD)/tests/test_NAME
 # Test-only support code (the memory-only backend) lives in tests/support.
@@ -103,7 +106,7 @@ B_UNIT_TESTS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 LIBREMUS := $(BUILD)/libremus.a
 
 .PHONY: all clean deps check check-unit check-asan fuzz bench xen-lab \
-        check-xen guest demo drill tests fuzz-smoke
+        check-xen guest drill tests fuzz-smoke
 .SECONDARY:
 .DEFAULT_GOAL := all
 
@@ -223,11 +226,10 @@ DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
 deps:
 	$(Q)scripts/install-deps.sh $(DEB_PACKAGES)
 
-# The README's first command.  Until `remus drill` exists it runs the best
-# end-to-end demonstration there is.
-demo drill: deps
-	$(Q)$(MAKE) --no-print-directory tests
-	$(Q)scripts/demo-stream.sh
+# The README's first command: a failover drill on the embedded KVM backend.
+drill: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(BUILD)/remus drill $(DRILL_ARGS)
 
 clean:
 	rm -rf build build-asan build-fuzz

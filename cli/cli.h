@@ -30,6 +30,7 @@ int cmd_stream_info(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_protect(int argc, char **argv);
+int cmd_drill(int argc, char **argv);
 int cmd_receive(int argc, char **argv);
 int cmd_save(int argc, char **argv);
 int cmd_restore(int argc, char **argv);

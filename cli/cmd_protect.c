@@ -6,6 +6,8 @@
  */
 #define RM_LOG_PREFIX "protect"
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -63,6 +65,8 @@ static void usage(FILE *out)
             "              when full, new frames are dropped and logged)\n"
             "  --progress MS         a progress line every MS (default 1000;\n"
             "              0: off)\n"
+            "  --stats-file FILE     one line per acknowledged checkpoint:\n"
+            "              epoch pause_us dirty_pages bytes send_us ack_us\n"
             "Guest options override the description file:\n" RM_GUESTCFG_HELP
             "\n"
             "SIGINT/SIGTERM ends protection cleanly (END + stop message); the\n"
@@ -94,6 +98,7 @@ int cmd_protect(int argc, char **argv)
         { "heartbeat-timeout", required_argument, NULL, 'T' },
         { "netbuf-max-bytes", required_argument, NULL, 'N' },
         { "progress", required_argument, NULL, 'P' },
+        { "stats-file", required_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -109,6 +114,8 @@ int cmd_protect(int argc, char **argv)
     bool compress = true;
     unsigned interval = 200, hb = 100, hb_timeout = 1000, progress = 1000;
     unsigned long long nb_max = 0;
+    const char *stats_path = NULL;
+    int stats_fd = -1;
     int64_t code = 0;
     int c, rc, ret = RM_EXIT_FAIL;
 
@@ -137,6 +144,9 @@ int cmd_protect(int argc, char **argv)
         case 'P':
             if (parse_ms("--progress", optarg, &progress, 0))
                 goto usage_out;
+            continue;
+        case 'S':
+            stats_path = optarg;
             continue;
         case 'N': {
             char *end;
@@ -252,6 +262,17 @@ int cmd_protect(int argc, char **argv)
     pc.netbuf = nb;
     pc.stop_requested = &protect_stop;
     pc.progress_ms = progress;
+    pc.stats_fd = -1;
+    if (stats_path) {
+        stats_fd = open(stats_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                        0644);
+        if (stats_fd < 0) {
+            ret = cli_fail("protect", "cannot write '%s': %s", stats_path,
+                           strerror(errno));
+            goto out;
+        }
+        pc.stats_fd = stats_fd;
+    }
     rc = rm_protect_run(&pc, &res, &err);
     if (rc) {
         cli_fail("protect", "%s", rm_error_str(&err));
@@ -276,6 +297,8 @@ int cmd_protect(int argc, char **argv)
           : strstr(rm_vm_end_reason(vm), "request") ? RM_EXIT_OK
                                                     : RM_EXIT_FAIL;
 out:
+    if (stats_fd >= 0)
+        close(stats_fd);
     protect_vm = NULL;
     rm_vm_destroy(vm);
     rm_netbuf_free(nb);

@@ -17,6 +17,7 @@ static const struct rm_command commands[] = {
     { "stream-info", "validate a checkpoint stream and print its records",
       cmd_stream_info },
     { "run", "run a guest on the embedded KVM micro-VMM", cmd_run },
+    { "drill", "rehearse a failover on this machine (KVM)", cmd_drill },
     { "protect", "protect a VM with checkpoints to a secondary",
       cmd_protect },
     { "receive", "be the secondary of a protected VM", cmd_receive },

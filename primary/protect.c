@@ -43,6 +43,7 @@ struct protect {
 
     /* epoch loop state (save thread only) */
     uint64_t next_due_ns;
+    uint64_t epoch_sent_ns;
     uint64_t total_bytes;
     uint64_t last_progress_ns;
     struct rm_status status;
@@ -204,6 +205,7 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
     uint64_t wait_ns = (uint64_t)cfg->hb_timeout_ms * 1000000;
     int rc = 0;
 
+    p->epoch_sent_ns = rm_now_ns();
     p->total_bytes += st->bytes;
     p->res->bytes = p->total_bytes;
 
@@ -240,6 +242,18 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
         pthread_mutex_unlock(&p->lock);
     } else {
         p->acked_epoch = st->epoch;
+    }
+
+    if (cfg->stats_fd >= 0) {
+        char line[160];
+        int n = snprintf(line, sizeof(line), "%" PRIu64 " %" PRIu64 " %"
+                         PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+                         st->epoch, st->pause_ns / 1000, st->dirty_pages,
+                         st->bytes, st->send_ns / 1000,
+                         (rm_now_ns() - p->epoch_sent_ns) / 1000);
+
+        if (write(cfg->stats_fd, line, (size_t)n) < 0)
+            (void)0;
     }
 
     /* The secondary has everything this epoch's output depends on. */
@@ -302,10 +316,25 @@ static int connect_peer(struct protect *p)
     struct rm_hello mine, peer;
     int rc;
 
-    p->ctl_fd = rm_tcp_connect(&cfg->peer, (int)cfg->connect_timeout_ms,
-                               p->err);
-    if (p->ctl_fd < 0)
-        return p->ctl_fd;
+    /* The secondary may still be starting: retry a refused connection. */
+    {
+        uint64_t until = rm_now_ns() +
+                         (uint64_t)cfg->connect_timeout_ms * 1000000;
+
+        for (;;) {
+            struct rm_error e = { 0 };
+
+            p->ctl_fd = rm_tcp_connect(&cfg->peer,
+                                       (int)cfg->connect_timeout_ms, &e);
+            if (p->ctl_fd >= 0)
+                break;
+            if (p->ctl_fd != -ECONNREFUSED || rm_now_ns() >= until) {
+                *p->err = e;
+                return p->ctl_fd;
+            }
+            usleep(50000);
+        }
+    }
     rm_chan_init(&p->chan, p->ctl_fd);
     p->have_chan = true;
 

@@ -59,6 +59,10 @@ struct rm_protect_cfg {
 
     /* Optional progress line per epoch on stderr (every N ms; 0: off). */
     unsigned progress_ms;
+
+    /* Optional: one line per acknowledged epoch, "epoch pause_us
+     * dirty_pages bytes send_us ack_us", for drills and benchmarks. */
+    int stats_fd;                 /* -1: none */
 };
 
 struct rm_protect_result {

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/* remus drill [OPTIONS]: rehearse a failover on the embedded KVM backend. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "drill/drill.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: remus drill [OPTIONS]\n"
+            "\n"
+            "Rehearse a failover on this machine with the embedded KVM backend:\n"
+            "start a secondary and a primary protecting our guest (in a private\n"
+            "network namespace), put a client load on the guest's key-value\n"
+            "service, kill the primary with SIGKILL at a random moment, and\n"
+            "show the failover.  The report: epochs, checkpoint pause p50/p99/\n"
+            "max, bytes per epoch, failover time (primary death to the guest\n"
+            "answering from the secondary), operations acknowledged, and\n"
+            "acknowledged operations lost.\n"
+            "\n"
+            "  --kill-after S        kill the primary after S seconds (default:\n"
+            "                        random, 2 to 5 s)\n"
+            "  -i MS                 checkpoint interval (default 25)\n"
+            "  --heartbeat MS        heartbeat period (default 50)\n"
+            "  --heartbeat-timeout MS  (default 500)\n"
+            "  --clients N           concurrent clients (default 4)\n"
+            "  --memory MIB --vcpus N  the guest (default 64 MiB, 2 vCPUs)\n"
+            "  --dirty-rate N --dirty-wss N  guest memory workload: page-writes\n"
+            "                        per second over N pages (default 5000, 2048)\n"
+            "  --after S             load after the failover (default 2)\n"
+            "  -u                    no checkpoint compression\n"
+            "  --image ELF           guest image (default: next to this binary)\n"
+            "  --json FILE           write the report as JSON\n"
+            "  --keep-logs DIR       keep all logs in DIR\n"
+            "  --seed N              seed of the random kill time\n"
+            "  --quiet               no live progress\n"
+            "\n"
+            "Needs root and /dev/kvm.  Exit status: 0 only if the guest\n"
+            "survived and no acknowledged operation was lost; 1 otherwise;\n"
+            "2 for a usage error.\n");
+}
+
+static int num(const char *opt, const char *arg, unsigned long long min,
+               unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    unsigned long long v = strtoull(arg, &end, 10);
+
+    if (*end || !*arg || v < min || v > max)
+        return cli_usage_error("drill", "%s %s: a number from %llu to %llu",
+                               opt, arg, min, max);
+    *out = v;
+    return 0;
+}
+
+int cmd_drill(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "kill-after", required_argument, NULL, 'k' },
+        { "heartbeat", required_argument, NULL, 'H' },
+        { "heartbeat-timeout", required_argument, NULL, 'T' },
+        { "clients", required_argument, NULL, 'c' },
+        { "memory", required_argument, NULL, 'm' },
+        { "vcpus", required_argument, NULL, 'v' },
+        { "dirty-rate", required_argument, NULL, 'r' },
+        { "dirty-wss", required_argument, NULL, 'w' },
+        { "after", required_argument, NULL, 'a' },
+        { "image", required_argument, NULL, 'I' },
+        { "json", required_argument, NULL, 'j' },
+        { "keep-logs", required_argument, NULL, 'K' },
+        { "seed", required_argument, NULL, 's' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct rm_drill_cfg cfg;
+    struct rm_drill_report rep;
+    struct rm_error err = { 0 };
+    char self[PATH_MAX - 64], image[PATH_MAX];
+    const char *json = NULL;
+    unsigned long long v;
+    ssize_t n;
+    int c, rc;
+    bool pass;
+
+    rm_drill_cfg_default(&cfg);
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return cli_fail("drill", "cannot find my own binary");
+    self[n] = '\0';
+    cfg.self = self;
+    snprintf(image, sizeof(image), "%.*s/guest/remus-guest.elf",
+             (int)(strrchr(self, '/') - self), self);
+    cfg.image = image;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+i:uh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k':
+            if (num("--kill-after", optarg, 1, 3600, &v))
+                return RM_EXIT_USAGE;
+            cfg.kill_after_ms = (unsigned)v * 1000;
+            break;
+        case 'i':
+            if (num("-i", optarg, 1, 10000, &v))
+                return RM_EXIT_USAGE;
+            cfg.interval_ms = (unsigned)v;
+            break;
+        case 'H':
+            if (num("--heartbeat", optarg, 1, 10000, &v))
+                return RM_EXIT_USAGE;
+            cfg.hb_interval_ms = (unsigned)v;
+            break;
+        case 'T':
+            if (num("--heartbeat-timeout", optarg, 2, 60000, &v))
+                return RM_EXIT_USAGE;
+            cfg.hb_timeout_ms = (unsigned)v;
+            break;
+        case 'c':
+            if (num("--clients", optarg, 1, 64, &v))
+                return RM_EXIT_USAGE;
+            cfg.clients = (unsigned)v;
+            break;
+        case 'm':
+            if (num("--memory", optarg, 8, 4096, &v) ||
+                (v % 2 && cli_usage_error("drill", "--memory: even MiB")))
+                return RM_EXIT_USAGE;
+            cfg.memory_mib = (unsigned)v;
+            break;
+        case 'v':
+            if (num("--vcpus", optarg, 1, 8, &v))
+                return RM_EXIT_USAGE;
+            cfg.vcpus = (unsigned)v;
+            break;
+        case 'r':
+            if (num("--dirty-rate", optarg, 0, 100000000, &v))
+                return RM_EXIT_USAGE;
+            cfg.dirty_rate = v;
+            break;
+        case 'w':
+            if (num("--dirty-wss", optarg, 0, 1000000, &v))
+                return RM_EXIT_USAGE;
+            cfg.dirty_wss = v;
+            break;
+        case 'a':
+            if (num("--after", optarg, 1, 600, &v))
+                return RM_EXIT_USAGE;
+            cfg.after_ms = (unsigned)v * 1000;
+            break;
+        case 'u': cfg.compress = false; break;
+        case 'I': cfg.image = optarg; break;
+        case 'j': json = optarg; break;
+        case 'K': cfg.keep_dir = optarg; break;
+        case 's':
+            if (num("--seed", optarg, 1, ~0ull, &v))
+                return RM_EXIT_USAGE;
+            cfg.seed = v;
+            break;
+        case 'q': cfg.quiet = true; break;
+        case 'h': usage(stdout); return RM_EXIT_OK;
+        default:
+            return cli_usage_error("drill", "unknown option '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if (optind != argc)
+        return cli_usage_error("drill", "unexpected argument '%s'",
+                               argv[optind]);
+    if (cfg.hb_timeout_ms <= cfg.hb_interval_ms)
+        return cli_usage_error("drill", "the heartbeat timeout must exceed "
+                               "the heartbeat");
+
+    rc = rm_drill_run(&cfg, &rep, &err);
+    if (rc)
+        return cli_fail("drill", "%s", rm_error_str(&err));
+    pass = rep.survived && rep.lost_ops == 0 && !rep.why[0];
+    printf("\n"
+           "remus drill report\n"
+           "  primary killed after        %.1f s\n"
+           "  checkpoints (epochs)        %" PRIu64 "\n"
+           "  checkpoint pause p50/p99/max %.3f / %.3f / %.3f ms\n"
+           "  dirty pages per epoch       %.1f\n"
+           "  bytes per epoch             %.0f\n"
+           "  replica resumed from epoch  %" PRIu64 "\n"
+           "  failover time               %.1f ms (kill -9 to the first "
+           "answer from the replica)\n"
+           "  operations acknowledged     %" PRIu64 " (%" PRIu64 " before "
+           "the kill)\n"
+           "  acknowledged ops lost       %" PRIu64 "\n"
+           "  guest survived              %s\n"
+           "  logs                        %s\n"
+           "  RESULT                      %s%s%s\n",
+           rep.kill_after_ms / 1000.0, rep.epochs, rep.pause_ms_p50,
+           rep.pause_ms_p99, rep.pause_ms_max, rep.dirty_per_epoch,
+           rep.bytes_per_epoch, rep.committed_epoch, rep.failover_ms,
+           rep.acked_ops, rep.acked_before_kill, rep.lost_ops,
+           rep.survived ? "yes" : "NO", rep.logs, pass ? "PASS" : "FAIL",
+           rep.why[0] ? ": " : "", rep.why);
+    if (json && rm_drill_report_json(&rep, json, &err))
+        return cli_fail("drill", "%s", rm_error_str(&err));
+    return pass ? RM_EXIT_OK : RM_EXIT_FAIL;
+}

@@ -1,0 +1,555 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The failover drill (drill.h).
+ *
+ * Topology, inside a network namespace private to the drill process (it
+ * vanishes with the process, so a crashed drill leaves nothing behind):
+ *
+ *     client sockets -- br0 10.77.0.1/24 --+-- tapp -- primary's guest
+ *                                          +-- taps -- secondary's replica
+ *     primary <-- 127.0.0.1:7790 --> secondary   (control + checkpoints)
+ *
+ * Both guests have the same MAC and IP; the replica's TAP stays silent
+ * until the failover, when the replica announces itself (gratuitous ARP).
+ */
+#define RM_LOG_PREFIX "drill"
+#include "drill/drill.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/io.h"
+#include "common/log.h"
+#include "drill/kvclient.h"
+
+#define GUEST_IP "10.77.0.2"
+#define GUEST_PORT 7000
+#define REPL_ADDR "127.0.0.1:7790"
+#define MAX_CLIENTS 64
+
+void rm_drill_cfg_default(struct rm_drill_cfg *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->memory_mib = 64;
+    cfg->vcpus = 2;
+    cfg->interval_ms = 25;
+    cfg->hb_interval_ms = 50;
+    cfg->hb_timeout_ms = 500;
+    cfg->clients = 4;
+    cfg->after_ms = 2000;
+    cfg->dirty_rate = 5000;
+    cfg->dirty_wss = 2048;
+    cfg->compress = true;
+}
+
+struct drill;
+
+struct client {
+    struct drill *d;
+    unsigned idx;
+    pthread_t thread;
+    struct kv_client kc;
+    uint64_t acked;
+    uint64_t acked_at_kill;
+    uint64_t lost;
+    uint64_t doubled;
+    int error;
+};
+
+struct drill {
+    const struct rm_drill_cfg *cfg;
+    struct rm_drill_report *rep;
+    char dir[128];
+    pid_t primary, secondary;
+    volatile int stop;
+    uint64_t t_kill;              /* 0 until the kill */
+    uint64_t t_first_after;       /* first reply to a request sent later */
+    uint64_t t_start;
+    struct client clients[MAX_CLIENTS];
+    pthread_mutex_t lock;
+};
+
+/* ------------------------------------------------------------ processes */
+
+static pid_t spawn(char *const argv[], const char *log)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int null = open("/dev/null", O_RDONLY);
+
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+        }
+        if (null >= 0)
+            dup2(null, STDIN_FILENO);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int run(const char *log, const char *a0, ...)
+{
+    char *argv[16];
+    va_list ap;
+    int n = 0, status;
+    pid_t pid;
+
+    argv[n++] = (char *)a0;
+    va_start(ap, a0);
+    while (n < 15 && (argv[n] = va_arg(ap, char *)))
+        n++;
+    va_end(ap);
+    argv[n] = NULL;
+    pid = spawn(argv, log);
+    if (pid < 0)
+        return -errno;
+    if (waitpid(pid, &status, 0) < 0)
+        return -errno;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+static int setup_network(struct drill *d, struct rm_error *err)
+{
+    char log[256];
+    int rc = 0;
+
+    snprintf(log, sizeof(log), "%s/network.log", d->dir);
+    if (unshare(CLONE_NEWNET))
+        return rm_error_set(err, -errno, "cannot create a network "
+                            "namespace: %s (the drill needs root)",
+                            strerror(errno));
+    rc |= run(log, "ip", "link", "set", "lo", "up", NULL);
+    rc |= run(log, "ip", "link", "add", "br0", "type", "bridge", NULL);
+    rc |= run(log, "ip", "link", "set", "br0", "up", NULL);
+    rc |= run(log, "ip", "addr", "add", "10.77.0.1/24", "dev", "br0", NULL);
+    rc |= run(log, "ip", "tuntap", "add", "dev", "tapp", "mode", "tap", NULL);
+    rc |= run(log, "ip", "tuntap", "add", "dev", "taps", "mode", "tap", NULL);
+    rc |= run(log, "ip", "link", "set", "tapp", "master", "br0", "up", NULL);
+    rc |= run(log, "ip", "link", "set", "taps", "master", "br0", "up", NULL);
+    if (rc)
+        return rm_error_set(err, -EIO, "setting up the drill's network "
+                            "failed (is iproute2 installed?); see %s", log);
+    return 0;
+}
+
+/* ------------------------------------------------------------ clients */
+
+static void *client_main(void *arg)
+{
+    struct client *c = arg;
+    struct drill *d = c->d;
+    char cmd[32];
+
+    snprintf(cmd, sizeof(cmd), "INCR k%u", c->idx);
+    while (!d->stop) {
+        struct kv_reply r;
+        uint64_t sent = rm_now_ns();
+        uint64_t expected;
+        int rc = kv_call(&c->kc, cmd, &r, 20, sent + 30000000000ull,
+                         &d->stop);
+
+        if (rc == -EINTR)
+            break;
+        if (rc) {
+            c->error = rc;
+            break;
+        }
+        if (!r.ok) {
+            c->error = -EPROTO;
+            break;
+        }
+        expected = c->acked + 1;
+        if (r.value < expected)
+            c->lost += expected - r.value;      /* acked state vanished */
+        else if (r.value > expected)
+            c->doubled += r.value - expected;   /* applied twice */
+        c->acked = r.value;
+        pthread_mutex_lock(&d->lock);
+        if (d->t_kill && sent > d->t_kill && !d->t_first_after)
+            d->t_first_after = rm_now_ns();
+        pthread_mutex_unlock(&d->lock);
+    }
+    return NULL;
+}
+
+static uint64_t total_acked(struct drill *d)
+{
+    uint64_t n = 0;
+    unsigned i;
+
+    for (i = 0; i < d->cfg->clients; i++)
+        n += d->clients[i].acked;
+    return n;
+}
+
+/* ------------------------------------------------------------ analysis */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static void read_epochs(struct drill *d)
+{
+    struct rm_drill_report *rep = d->rep;
+    char path[256], line[256];
+    uint64_t *pause = NULL, n = 0, cap = 0, bytes = 0, dirty = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/epochs.txt", d->dir);
+    f = fopen(path, "r");
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long long e, p, dp, b;
+
+        if (sscanf(line, "%llu %llu %llu %llu", &e, &p, &dp, &b) != 4)
+            continue;
+        if (n == cap) {
+            uint64_t *np = realloc(pause, (cap ? cap * 2 : 1024) *
+                                   sizeof(*np));
+
+            if (!np)
+                break;
+            pause = np;
+            cap = cap ? cap * 2 : 1024;
+        }
+        pause[n++] = p;
+        bytes += b;
+        dirty += dp;
+    }
+    fclose(f);
+    rep->epochs = n;
+    if (n) {
+        qsort(pause, n, sizeof(*pause), cmp_u64);
+        rep->pause_ms_p50 = (double)pause[n / 2] / 1000.0;
+        rep->pause_ms_p99 = (double)pause[(n * 99) / 100] / 1000.0;
+        rep->pause_ms_max = (double)pause[n - 1] / 1000.0;
+        rep->bytes_per_epoch = (double)bytes / (double)n;
+        rep->dirty_per_epoch = (double)dirty / (double)n;
+    }
+    free(pause);
+}
+
+static void read_failover_line(struct drill *d)
+{
+    char path[256], line[1024];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/secondary.log", d->dir);
+    f = fopen(path, "r");
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        const char *p = strstr(line, "resumed from checkpoint ");
+
+        if (p)
+            d->rep->committed_epoch = strtoull(p + 24, NULL, 10);
+    }
+    fclose(f);
+}
+
+static void progress(struct drill *d, const char *phase)
+{
+    if (d->cfg->quiet)
+        return;
+    fprintf(stderr, "remus drill: %5.1fs  %-22s acked ops %" PRIu64 "\n",
+            (double)(rm_now_ns() - d->t_start) / 1e9, phase, total_acked(d));
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+    nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------ the drill */
+
+int rm_drill_run(const struct rm_drill_cfg *cfg,
+                 struct rm_drill_report *rep, struct rm_error *err)
+{
+    struct drill *d;
+    char gcfg[256], log_p[256], log_s[256], epochs[256], pcons[256];
+    char scons[256], rundir[256], iv[16], hb[16], hbt[16];
+    unsigned i, started = 0;
+    struct kv_client probe;
+    struct kv_reply r;
+    uint64_t seed;
+    FILE *f;
+    int rc = 0, status;
+
+    memset(rep, 0, sizeof(*rep));
+    if (geteuid() != 0)
+        return rm_error_set(err, -EPERM, "the drill needs root (network "
+                            "namespace, TAP devices)");
+    if (access("/dev/kvm", R_OK | W_OK))
+        return rm_error_set(err, -ENODEV, "/dev/kvm is not usable: %s",
+                            strerror(errno));
+    if (!cfg->image || access(cfg->image, R_OK))
+        return rm_error_set(err, -ENOENT, "guest image '%s' not found "
+                            "(run make)", cfg->image ? cfg->image : "");
+    if (cfg->clients < 1 || cfg->clients > MAX_CLIENTS)
+        return rm_error_set(err, -EINVAL, "1..%d clients", MAX_CLIENTS);
+    d = calloc(1, sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    d->cfg = cfg;
+    d->rep = rep;
+    d->primary = d->secondary = -1;
+    pthread_mutex_init(&d->lock, NULL);
+    seed = cfg->seed ? cfg->seed : (uint64_t)time(NULL) ^ (uint64_t)getpid();
+    srandom((unsigned)seed);
+    rep->kill_after_ms = cfg->kill_after_ms ? cfg->kill_after_ms
+                                            : 2000 + (unsigned)(random() % 3000);
+
+    if (cfg->keep_dir) {
+        snprintf(d->dir, sizeof(d->dir), "%s", cfg->keep_dir);
+        mkdir(d->dir, 0755);
+    } else {
+        snprintf(d->dir, sizeof(d->dir), "/tmp/remus-drill.XXXXXX");
+        if (!mkdtemp(d->dir)) {
+            rc = rm_error_set(err, -errno, "mkdtemp: %s", strerror(errno));
+            goto out_free;
+        }
+    }
+    snprintf(rep->logs, sizeof(rep->logs), "%s", d->dir);
+    snprintf(gcfg, sizeof(gcfg), "%s/guest.cfg", d->dir);
+    snprintf(log_p, sizeof(log_p), "%s/primary.log", d->dir);
+    snprintf(log_s, sizeof(log_s), "%s/secondary.log", d->dir);
+    snprintf(epochs, sizeof(epochs), "%s/epochs.txt", d->dir);
+    snprintf(pcons, sizeof(pcons), "%s/primary-console.log", d->dir);
+    snprintf(scons, sizeof(scons), "%s/replica-console.log", d->dir);
+    snprintf(rundir, sizeof(rundir), "%s/run", d->dir);
+    snprintf(iv, sizeof(iv), "%u", cfg->interval_ms);
+    snprintf(hb, sizeof(hb), "%u", cfg->hb_interval_ms);
+    snprintf(hbt, sizeof(hbt), "%u", cfg->hb_timeout_ms);
+    setenv("REMUS_RUN_DIR", rundir, 1);
+
+    f = fopen(gcfg, "w");
+    if (!f) {
+        rc = rm_error_set(err, -errno, "cannot write %s", gcfg);
+        goto out_free;
+    }
+    fprintf(f, "name = drillvm\nmemory = %u\nvcpus = %u\nimage = %s\n"
+            "ip = " GUEST_IP "\nnetmask = 255.255.255.0\ntap = tapp\n"
+            "cmdline = \"dirty_rate=%" PRIu64 " dirty_wss=%" PRIu64 "\"\n",
+            cfg->memory_mib, cfg->vcpus, cfg->image, cfg->dirty_rate,
+            cfg->dirty_wss);
+    fclose(f);
+
+    rc = setup_network(d, err);
+    if (rc)
+        goto out_free;
+    d->t_start = rm_now_ns();
+    if (!cfg->quiet)
+        fprintf(stderr, "remus drill: guest %u MiB, %u vcpus, workload %"
+                PRIu64 " pages/s over %" PRIu64 " pages; checkpoint every "
+                "%u ms, heartbeat %u/%u ms, %u clients; the primary dies "
+                "after %.1f s (seed %" PRIu64 "); logs in %s\n",
+                cfg->memory_mib, cfg->vcpus, cfg->dirty_rate, cfg->dirty_wss,
+                cfg->interval_ms, cfg->hb_interval_ms, cfg->hb_timeout_ms,
+                cfg->clients, rep->kill_after_ms / 1000.0, seed, d->dir);
+    {
+        char *sargv[] = { (char *)cfg->self, "receive", "--listen", REPL_ADDR,
+                          "--tap", "taps", "--heartbeat", hb,
+                          "--heartbeat-timeout", hbt, "--console", scons,
+                          NULL };
+        char *pargv[] = { (char *)cfg->self, "protect", "-i", iv,
+                          "--heartbeat", hb, "--heartbeat-timeout", hbt,
+                          "--stats-file", epochs, "--progress", "0",
+                          "--console", pcons, cfg->compress ? gcfg : "-u",
+                          cfg->compress ? REPL_ADDR : gcfg,
+                          cfg->compress ? NULL : REPL_ADDR, NULL };
+
+        d->secondary = spawn(sargv, log_s);
+        sleep_ms(200);
+        d->primary = spawn(pargv, log_p);
+    }
+    if (d->primary < 0 || d->secondary < 0) {
+        rc = rm_error_set(err, -errno, "cannot start remus: %s",
+                          strerror(errno));
+        goto out_stop;
+    }
+
+    /* Wait for the protected guest to answer. */
+    if (kv_open(&probe, 999999, GUEST_IP, GUEST_PORT) ||
+        kv_call(&probe, "STATS", &r, 50, rm_now_ns() + 20000000000ull,
+                NULL)) {
+        rc = rm_error_set(err, -ETIMEDOUT, "the protected guest did not "
+                          "answer within 20 s; see %s and %s", log_p, log_s);
+        kv_close(&probe);
+        goto out_stop;
+    }
+    kv_close(&probe);
+    progress(d, "guest up, protected");
+
+    for (i = 0; i < cfg->clients; i++) {
+        struct client *c = &d->clients[i];
+
+        c->d = d;
+        c->idx = i;
+        if (kv_open(&c->kc, 1000 + i, GUEST_IP, GUEST_PORT) ||
+            pthread_create(&c->thread, NULL, client_main, c)) {
+            rc = rm_error_set(err, -EAGAIN, "cannot start client %u", i);
+            goto out_clients;
+        }
+        started++;
+    }
+
+    /* Run until the kill, with live progress. */
+    {
+        uint64_t kill_at = rm_now_ns() +
+                           (uint64_t)rep->kill_after_ms * 1000000ull;
+
+        while (rm_now_ns() < kill_at) {
+            uint64_t left = (kill_at - rm_now_ns()) / 1000000;
+
+            sleep_ms(left > 1000 ? 1000 : (unsigned)left + 1);
+            progress(d, "protected, under load");
+        }
+    }
+    pthread_mutex_lock(&d->lock);
+    d->t_kill = rm_now_ns();
+    pthread_mutex_unlock(&d->lock);
+    kill(d->primary, SIGKILL);
+    waitpid(d->primary, &status, 0);
+    d->primary = -1;
+    rep->acked_before_kill = total_acked(d);
+    for (i = 0; i < started; i++)
+        d->clients[i].acked_at_kill = d->clients[i].acked;
+    progress(d, "PRIMARY KILLED (-9)");
+
+    /* Wait for the replica to answer, then keep the load on a while. */
+    {
+        uint64_t give_up = rm_now_ns() + 15000000000ull;
+
+        while (rm_now_ns() < give_up) {
+            uint64_t t;
+
+            pthread_mutex_lock(&d->lock);
+            t = d->t_first_after;
+            pthread_mutex_unlock(&d->lock);
+            if (t)
+                break;
+            sleep_ms(5);
+        }
+    }
+    if (d->t_first_after) {
+        rep->failover_ms = (double)(d->t_first_after - d->t_kill) / 1e6;
+        progress(d, "replica answering");
+        sleep_ms(cfg->after_ms);
+        progress(d, "after failover");
+    }
+
+out_clients:
+    d->stop = 1;
+    for (i = 0; i < started; i++)
+        pthread_join(d->clients[i].thread, NULL);
+
+    /* Verify: every acknowledged increment is in the replica's state. */
+    if (!rc && d->t_first_after) {
+        rep->survived = true;
+        for (i = 0; i < started; i++) {
+            struct client *c = &d->clients[i];
+            char cmd[32];
+
+            rep->acked_ops += c->acked;
+            rep->lost_ops += c->lost;
+            snprintf(cmd, sizeof(cmd), "GET k%u", i);
+            if (kv_call(&c->kc, cmd, &r, 50, rm_now_ns() + 5000000000ull,
+                        NULL) || !r.ok) {
+                rep->survived = false;
+                snprintf(rep->why, sizeof(rep->why), "the replica stopped "
+                         "answering during verification");
+                break;
+            }
+            if (r.value < c->acked)
+                rep->lost_ops += c->acked - r.value;
+            if (c->doubled || r.value > c->acked)
+                snprintf(rep->why, sizeof(rep->why), "client %u: an "
+                         "operation was applied twice", i);
+        }
+    } else if (!rc) {
+        snprintf(rep->why, sizeof(rep->why), "the replica never answered "
+                 "after the primary died");
+    }
+    for (i = 0; i < started; i++)
+        kv_close(&d->clients[i].kc);
+
+out_stop:
+    if (d->primary > 0) {
+        kill(d->primary, SIGKILL);
+        waitpid(d->primary, &status, 0);
+    }
+    if (d->secondary > 0) {
+        kill(d->secondary, SIGTERM);
+        waitpid(d->secondary, &status, 0);
+    }
+    read_epochs(d);
+    read_failover_line(d);
+    if (!rc && rep->survived && rep->lost_ops == 0 && !rep->why[0] &&
+        !cfg->keep_dir) {
+        char cmd[300];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
+        if (system(cmd) == 0)
+            snprintf(rep->logs, sizeof(rep->logs), "(removed: the drill "
+                     "passed)");
+    }
+out_free:
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+    return rc;
+}
+
+int rm_drill_report_json(const struct rm_drill_report *rep, const char *path,
+                         struct rm_error *err)
+{
+    FILE *f = fopen(path, "w");
+
+    if (!f)
+        return rm_error_set(err, -errno, "cannot write %s: %s", path,
+                            strerror(errno));
+    fprintf(f, "{\n"
+            "  \"epochs\": %" PRIu64 ",\n"
+            "  \"pause_ms_p50\": %.3f,\n"
+            "  \"pause_ms_p99\": %.3f,\n"
+            "  \"pause_ms_max\": %.3f,\n"
+            "  \"bytes_per_epoch\": %.0f,\n"
+            "  \"dirty_pages_per_epoch\": %.1f,\n"
+            "  \"failover_ms\": %.1f,\n"
+            "  \"acked_ops\": %" PRIu64 ",\n"
+            "  \"acked_before_kill\": %" PRIu64 ",\n"
+            "  \"lost_ops\": %" PRIu64 ",\n"
+            "  \"replica_checkpoint\": %" PRIu64 ",\n"
+            "  \"kill_after_ms\": %u,\n"
+            "  \"survived\": %s\n"
+            "}\n", rep->epochs, rep->pause_ms_p50, rep->pause_ms_p99,
+            rep->pause_ms_max, rep->bytes_per_epoch, rep->dirty_per_epoch,
+            rep->failover_ms, rep->acked_ops, rep->acked_before_kill,
+            rep->lost_ops, rep->committed_epoch, rep->kill_after_ms,
+            rep->survived ? "true" : "false");
+    if (fclose(f))
+        return rm_error_set(err, -EIO, "writing %s failed", path);
+    return 0;
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The failover drill: on one machine, in a private network namespace, a
+ * secondary (`remus receive`) and a primary (`remus protect`) protect our
+ * guest; clients put a load on its key-value service; the primary is
+ * killed with SIGKILL at a random moment (or after kill_after_ms); the
+ * drill measures the failover and checks that no acknowledged operation
+ * was lost.
+ */
+#ifndef REMUS_DRILL_DRILL_H
+#define REMUS_DRILL_DRILL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+struct rm_drill_cfg {
+    const char *self;            /* path of the remus binary */
+    const char *image;           /* guest image */
+    unsigned memory_mib;         /* 64 */
+    unsigned vcpus;              /* 2 */
+    unsigned interval_ms;        /* 25 */
+    unsigned hb_interval_ms;     /* 50 */
+    unsigned hb_timeout_ms;      /* 500 */
+    unsigned clients;            /* 4 */
+    unsigned kill_after_ms;      /* 0: random in [2000, 5000) */
+    unsigned after_ms;           /* load after the failover (2000) */
+    uint64_t dirty_rate;         /* guest workload pages/s (5000) */
+    uint64_t dirty_wss;          /* pages (2048) */
+    bool compress;               /* true */
+    bool quiet;                  /* no live progress */
+    uint64_t seed;               /* 0: from the clock */
+    const char *keep_dir;        /* keep logs here (NULL: temp, removed
+                                    when the drill passes) */
+};
+
+struct rm_drill_report {
+    uint64_t epochs;
+    double pause_ms_p50, pause_ms_p99, pause_ms_max;
+    double bytes_per_epoch;
+    double dirty_per_epoch;
+    double failover_ms;          /* kill -> first reply from the replica */
+    double detect_ms;            /* kill -> the secondary resumed (log) */
+    uint64_t acked_ops;
+    uint64_t lost_ops;
+    uint64_t acked_before_kill;
+    uint64_t committed_epoch;    /* the secondary's, at failover */
+    unsigned kill_after_ms;
+    bool survived;
+    char logs[256];
+    char why[256];               /* when it did not pass */
+};
+
+void rm_drill_cfg_default(struct rm_drill_cfg *cfg);
+/* 0 when the drill ran (see report->survived / lost_ops), -errno when it
+ * could not run (no /dev/kvm, not root, ...). */
+int rm_drill_run(const struct rm_drill_cfg *cfg,
+                 struct rm_drill_report *rep, struct rm_error *err);
+/* The report as JSON (keys: epochs, pause_ms_p50, pause_ms_p99,
+ * pause_ms_max, bytes_per_epoch, failover_ms, acked_ops, lost_ops, ...). */
+int rm_drill_report_json(const struct rm_drill_report *rep, const char *path,
+                         struct rm_error *err);
+
+#endif
