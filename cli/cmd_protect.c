@@ -35,6 +35,11 @@ static void on_signal(int sig)
     }
 }
 
+static uint64_t vm_digest(void *vm)
+{
+    return rm_kvm_mem_digest(vm);
+}
+
 static int netbuf_out(void *nb, const void *frame, size_t len)
 {
     return rm_netbuf_output(nb, frame, len);
@@ -67,6 +72,9 @@ static void usage(FILE *out)
             "              0: off)\n"
             "  --stats-file FILE     one line per acknowledged checkpoint:\n"
             "              epoch pause_us dirty_pages bytes send_us ack_us\n"
+            "  --digest-every N --digest-file FILE   (tests) every Nth\n"
+            "              checkpoint, write 'epoch hash' of the whole guest\n"
+            "              memory as the checkpoint captured it\n"
             "Guest options override the description file:\n" RM_GUESTCFG_HELP
             "\n"
             "SIGINT/SIGTERM ends protection cleanly (END + stop message); the\n"
@@ -99,6 +107,8 @@ int cmd_protect(int argc, char **argv)
         { "netbuf-max-bytes", required_argument, NULL, 'N' },
         { "progress", required_argument, NULL, 'P' },
         { "stats-file", required_argument, NULL, 'S' },
+        { "digest-file", required_argument, NULL, 'D' },
+        { "digest-every", required_argument, NULL, 'E' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -114,8 +124,9 @@ int cmd_protect(int argc, char **argv)
     bool compress = true;
     unsigned interval = 200, hb = 100, hb_timeout = 1000, progress = 1000;
     unsigned long long nb_max = 0;
-    const char *stats_path = NULL;
-    int stats_fd = -1;
+    const char *stats_path = NULL, *digest_path = NULL;
+    int stats_fd = -1, digest_fd = -1;
+    unsigned digest_every = 0;
     int64_t code = 0;
     int c, rc, ret = RM_EXIT_FAIL;
 
@@ -147,6 +158,13 @@ int cmd_protect(int argc, char **argv)
             continue;
         case 'S':
             stats_path = optarg;
+            continue;
+        case 'D':
+            digest_path = optarg;
+            continue;
+        case 'E':
+            if (parse_ms("--digest-every", optarg, &digest_every, 1))
+                goto usage_out;
             continue;
         case 'N': {
             char *end;
@@ -273,6 +291,20 @@ int cmd_protect(int argc, char **argv)
         }
         pc.stats_fd = stats_fd;
     }
+    pc.digest_fd = -1;
+    if (digest_path && digest_every) {
+        digest_fd = open(digest_path, O_WRONLY | O_CREAT | O_TRUNC |
+                         O_CLOEXEC, 0644);
+        if (digest_fd < 0) {
+            ret = cli_fail("protect", "cannot write '%s': %s", digest_path,
+                           strerror(errno));
+            goto out;
+        }
+        pc.digest_fd = digest_fd;
+        pc.digest_every = digest_every;
+        pc.mem_digest = vm_digest;
+        pc.mem_digest_opaque = vm;
+    }
     rc = rm_protect_run(&pc, &res, &err);
     if (rc) {
         cli_fail("protect", "%s", rm_error_str(&err));
@@ -299,6 +331,8 @@ int cmd_protect(int argc, char **argv)
 out:
     if (stats_fd >= 0)
         close(stats_fd);
+    if (digest_fd >= 0)
+        close(digest_fd);
     protect_vm = NULL;
     rm_vm_destroy(vm);
     rm_netbuf_free(nb);

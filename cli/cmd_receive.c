@@ -5,6 +5,7 @@
  */
 #define RM_LOG_PREFIX "receive"
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -32,6 +33,13 @@ static void on_signal(int sig)
         rm_vm_request_stop(receive_vm);
 }
 
+static uint64_t replica_digest(void *opaque)
+{
+    struct rm_kvm_restore_arg *arg = opaque;
+
+    return arg->replica ? rm_kvm_mem_digest(arg->replica) : 0;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -51,8 +59,12 @@ static void usage(FILE *out)
             "  --max-memory MIB       refuse larger guests (default 4096)\n"
             "  --name NAME            replica name (default: the primary's)\n"
             "  --tap NAME             TAP interface for the replica's NIC\n"
+            "  --tap-netns NS         open that TAP in network namespace NS\n"
             "  --console FILE         replica console log (default stderr)\n"
             "  --progress MS          a progress line every MS (default 0)\n"
+            "  --digest-every N --digest-file FILE  (tests) every Nth\n"
+            "                         committed checkpoint, write 'epoch hash'\n"
+            "                         of the replica's whole memory\n"
             "\n"
             "Exit status: 0 when the primary ended protection cleanly (the\n"
             "replica is discarded); 3 after a failover, once the VM that took\n"
@@ -70,8 +82,11 @@ int cmd_receive(int argc, char **argv)
         { "max-memory", required_argument, NULL, 'm' },
         { "name", required_argument, NULL, 'n' },
         { "tap", required_argument, NULL, 't' },
+        { "tap-netns", required_argument, NULL, 'N' },
         { "console", required_argument, NULL, 'o' },
         { "progress", required_argument, NULL, 'P' },
+        { "digest-file", required_argument, NULL, 'D' },
+        { "digest-every", required_argument, NULL, 'E' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -82,6 +97,8 @@ int cmd_receive(int argc, char **argv)
     struct rm_vmctl *ctl = NULL;
     struct sigaction sa;
     bool have_listen = false;
+    const char *digest_path = NULL;
+    int digest_fd = -1;
     int64_t code = 0;
     int c, rc, ret = RM_EXIT_FAIL;
 
@@ -100,7 +117,7 @@ int cmd_receive(int argc, char **argv)
         char *end = NULL;
         unsigned long v = 0;
 
-        if (c == 'H' || c == 'T' || c == 'm' || c == 'P') {
+        if (c == 'H' || c == 'T' || c == 'm' || c == 'P' || c == 'E') {
             v = strtoul(optarg, &end, 10);
             if (*end || !*optarg || v > 3600000 || (c != 'P' && v == 0))
                 return cli_usage_error("receive", "%s: '%s' is not a "
@@ -120,8 +137,11 @@ int cmd_receive(int argc, char **argv)
         case 'm': rc_cfg.max_guest_bytes = (uint64_t)v << 20; break;
         case 'n': arg.cfg.name = optarg; break;
         case 't': arg.cfg.tap = optarg; break;
+        case 'N': arg.cfg.tap_netns = optarg; break;
         case 'o': arg.cfg.console_path = optarg; break;
         case 'P': rc_cfg.progress_ms = (unsigned)v; break;
+        case 'E': rc_cfg.digest_every = (unsigned)v; break;
+        case 'D': digest_path = optarg; break;
         case 'h': usage(stdout); return RM_EXIT_OK;
         default:
             return cli_usage_error("receive", "unknown option '%s'",
@@ -137,6 +157,19 @@ int cmd_receive(int argc, char **argv)
         return cli_usage_error("receive", "--heartbeat-timeout %u must "
                                "exceed --heartbeat %u", rc_cfg.hb_timeout_ms,
                                rc_cfg.hb_interval_ms);
+    rc_cfg.digest_fd = -1;
+    if (digest_path && rc_cfg.digest_every) {
+        digest_fd = open(digest_path, O_WRONLY | O_CREAT | O_TRUNC |
+                         O_CLOEXEC, 0644);
+        if (digest_fd < 0)
+            return cli_fail("receive", "cannot write '%s': %s", digest_path,
+                            strerror(errno));
+        rc_cfg.digest_fd = digest_fd;
+        rc_cfg.mem_digest = replica_digest;
+        rc_cfg.mem_digest_opaque = &arg;
+    } else {
+        rc_cfg.digest_every = 0;
+    }
     rc_cfg.name = arg.cfg.name;
     rc_cfg.ops = &rm_kvm_restore_ops;
     rc_cfg.backend_arg = &arg;

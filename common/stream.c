@@ -105,6 +105,21 @@ uint64_t rm_fnv64(uint64_t h, const void *data, size_t len)
     return h;
 }
 
+uint64_t rm_hash_words(uint64_t h, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    size_t i;
+
+    for (i = 0; i + 8 <= len; i += 8) {
+        uint64_t w;
+
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0x100000001b3ull;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
 /* ------------------------------------------------------------ reading */
 
 void rm_record_free(struct rm_record *rec)

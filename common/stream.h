@@ -364,5 +364,8 @@ int rm_stream_write_page_data(struct rm_stream_writer *w, uint32_t count,
 /* FNV-1a 64 helpers used for epoch digests. */
 #define RM_FNV64_INIT 0xcbf29ce484222325ull
 uint64_t rm_fnv64(uint64_t h, const void *data, size_t len);
+/* A faster FNV-style hash over 8-byte words (len a multiple of 8), for
+ * whole-memory digests in tests and drills. */
+uint64_t rm_hash_words(uint64_t h, const void *data, size_t len);
 
 #endif

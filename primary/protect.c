@@ -174,9 +174,25 @@ static void *ctl_main(void *arg)
 
 /* ---------------------------------------------------- engine callbacks */
 
+static void write_digest(int fd, uint64_t epoch, uint64_t digest)
+{
+    char line[64];
+    int n = snprintf(line, sizeof(line), "%" PRIu64 " %016" PRIx64 "\n",
+                     epoch, digest);
+
+    if (write(fd, line, (size_t)n) < 0)
+        (void)0;
+}
+
 static int on_suspended(void *opaque, uint64_t epoch)
 {
     struct protect *p = opaque;
+
+    /* The VM is paused: memory is exactly what checkpoint @epoch holds. */
+    if (p->cfg->mem_digest && p->cfg->digest_every &&
+        epoch % p->cfg->digest_every == 0)
+        write_digest(p->cfg->digest_fd, epoch,
+                     p->cfg->mem_digest(p->cfg->mem_digest_opaque));
 
     if (p->cfg->netbuf)
         return rm_netbuf_start_epoch(p->cfg->netbuf, epoch);

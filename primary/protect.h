@@ -60,6 +60,14 @@ struct rm_protect_cfg {
     /* Optional progress line per epoch on stderr (every N ms; 0: off). */
     unsigned progress_ms;
 
+    /* Test and drill instrumentation, optional: every digest_every-th
+     * checkpoint, write "epoch digest" of the whole guest memory (as the
+     * checkpoint captured it / as the replica holds it) to digest_fd. */
+    uint64_t (*mem_digest)(void *opaque);
+    void *mem_digest_opaque;
+    unsigned digest_every;
+    int digest_fd;
+
     /* Optional: one line per acknowledged epoch, "epoch pause_us
      * dirty_pages bytes send_us ack_us", for drills and benchmarks. */
     int stats_fd;                 /* -1: none */

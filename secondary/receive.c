@@ -155,6 +155,15 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
     pthread_mutex_lock(&r->lock);
     r->committed = epoch;
     pthread_mutex_unlock(&r->lock);
+    if (r->cfg->mem_digest && r->cfg->digest_every &&
+        epoch % r->cfg->digest_every == 0) {
+        char line[64];
+        int n = snprintf(line, sizeof(line), "%" PRIu64 " %016" PRIx64 "\n",
+                         epoch, r->cfg->mem_digest(r->cfg->mem_digest_opaque));
+
+        if (write(r->cfg->digest_fd, line, (size_t)n) < 0)
+            (void)0;
+    }
     rc = rm_chan_send_ack(&r->chan, epoch, digest, pages);
     r->status.epoch = epoch;
     r->status.acked_epoch = epoch;

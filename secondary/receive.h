@@ -50,6 +50,14 @@ struct rm_receive_cfg {
 
     volatile sig_atomic_t *stop_requested;
     unsigned progress_ms;
+
+    /* Test and drill instrumentation, optional: every digest_every-th
+     * checkpoint, write "epoch digest" of the whole guest memory (as the
+     * checkpoint captured it / as the replica holds it) to digest_fd. */
+    uint64_t (*mem_digest)(void *opaque);
+    void *mem_digest_opaque;
+    unsigned digest_every;
+    int digest_fd;
 };
 
 struct rm_receive_result {

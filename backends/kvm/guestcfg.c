@@ -97,6 +97,7 @@ int rm_guestcfg_opt(struct rm_guestcfg *g, int opt, const char *arg,
         return rc ? rc : 1;
     }
     case 0x1008: g->vm.tap = arg; return 1;
+    case 0x100c: g->vm.tap_netns = arg; return 1;
     case 0x1009: g->vm.console_path = arg; return 1;
     case 0x100a: g->vm.name = arg; return 1;
     case 0x100b: {

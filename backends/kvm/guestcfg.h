@@ -25,7 +25,8 @@
     { "tap", required_argument, NULL, 0x1008 },                  \
     { "console", required_argument, NULL, 0x1009 },              \
     { "name", required_argument, NULL, 0x100a },                 \
-    { "config", required_argument, NULL, 0x100b }
+    { "config", required_argument, NULL, 0x100b },               \
+    { "tap-netns", required_argument, NULL, 0x100c }
 
 #define RM_GUESTCFG_HELP                                                   \
     "  --config FILE   guest description (key = value lines: name, memory,\n" \
@@ -36,6 +37,7 @@
     "  --cmdline S     guest command line (e.g. \"dirty_rate=1000 dirty_wss=256\")\n" \
     "  --mac MAC --ip A.B.C.D --netmask A.B.C.D   guest NIC\n"              \
     "  --tap NAME      TAP interface for the guest NIC\n"                   \
+    "  --tap-netns NS  open the TAP in network namespace NS\n"              \
     "  --console FILE  guest console log (default: stderr)\n"               \
     "  --name NAME     VM name (default: vm)\n"
 

@@ -14,6 +14,11 @@ static const uint32_t devices[NR_DEVICES] = {
     RM_KVM_DEV_CLOCK, RM_KVM_DEV_CONSOLE, RM_KVM_DEV_NET, RM_KVM_DEV_STATS,
 };
 
+uint64_t rm_kvm_mem_digest(struct rm_vm *vm)
+{
+    return rm_hash_words(RM_FNV64_INIT, rm_vm_mem(vm), rm_vm_mem_bytes(vm));
+}
+
 /* ---------------------------------------------------------------- save */
 
 static int s_setup(struct rm_save_ctx *ctx)
@@ -277,6 +282,7 @@ static int r_process(struct rm_restore_ctx *ctx, const struct rm_record *rec)
         rc = rm_vm_create(&cfg, &k->vm, ctx->err);
         if (rc)
             return rc;
+        k->arg->replica = k->vm;
         ctx->nr_pfns = vi.mem_bytes >> RM_PAGE_SHIFT;
         return 0;
     }
@@ -358,6 +364,7 @@ static void r_cleanup(struct rm_restore_ctx *ctx)
 
     if (!k)
         return;
+    k->arg->replica = NULL;
     if (k->completed && ctx->result != RM_RESTORE_NONE)
         k->arg->vm = k->vm;
     else

@@ -25,6 +25,11 @@ struct rm_kvm_restore_arg {
                                   comes from the stream */
     uint64_t max_mem_bytes;    /* refuse larger guests (0: 4 GiB) */
     struct rm_vm *vm;          /* out: the restored VM (caller destroys) */
+    struct rm_vm *replica;     /* the VM being restored (read-only view,
+                                  valid while rm_restore runs) */
 };
+
+/* Hash of a VM's whole memory (tests and drills). */
+uint64_t rm_kvm_mem_digest(struct rm_vm *vm);
 
 #endif

@@ -19,6 +19,7 @@
 #include <linux/kvm.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -228,6 +229,8 @@ int rm_vm_config_load(const char *path, struct rm_vm_config *cfg,
                 cfg->gateway = a.s_addr;
         } else if (!strcmp(key, "tap")) {
             cfg->tap = sp;
+        } else if (!strcmp(key, "tap_netns")) {
+            cfg->tap_netns = sp;
         } else if (!strcmp(key, "console")) {
             cfg->console_path = sp;
         } else {
@@ -631,7 +634,50 @@ static void *vcpu_main(void *arg)
 
 /* ------------------------------------------------------------ setup */
 
+static int open_tap_here(struct rm_vm *vm, struct rm_error *err);
+
+/*
+ * Open the TAP, inside cfg.tap_netns when given: switch this thread into
+ * that namespace, open it, switch back (the fd stays bound to the device).
+ */
 static int open_tap(struct rm_vm *vm, struct rm_error *err)
+{
+    char path[300];
+    int self, target, rc;
+
+    if (!vm->cfg.tap_netns)
+        return open_tap_here(vm, err);
+    snprintf(path, sizeof(path), "/run/netns/%s", vm->cfg.tap_netns);
+    self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    target = open(path, O_RDONLY | O_CLOEXEC);
+    if (self < 0 || target < 0) {
+        rc = rm_error_set(err, -errno, "network namespace '%s': %s",
+                          vm->cfg.tap_netns, strerror(errno));
+        goto out;
+    }
+    if (setns(target, CLONE_NEWNET)) {
+        rc = rm_error_set(err, -errno, "entering network namespace '%s': "
+                          "%s", vm->cfg.tap_netns, strerror(errno));
+        goto out;
+    }
+    rc = open_tap_here(vm, err);
+    if (setns(self, CLONE_NEWNET)) {
+        rc = rm_error_set(err, -errno, "returning from network namespace "
+                          "'%s': %s", vm->cfg.tap_netns, strerror(errno));
+        if (vm->tap_fd >= 0) {
+            close(vm->tap_fd);
+            vm->tap_fd = -1;
+        }
+    }
+out:
+    if (self >= 0)
+        close(self);
+    if (target >= 0)
+        close(target);
+    return rc;
+}
+
+static int open_tap_here(struct rm_vm *vm, struct rm_error *err)
 {
     struct ifreq ifr;
     int fd, s;

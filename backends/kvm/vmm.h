@@ -39,6 +39,8 @@ struct rm_vm_config {
     uint32_t ipv4, netmask, gateway;   /* network order */
     const char *tap;           /* TAP interface (created if needed); NULL:
                                   no network */
+    const char *tap_netns;     /* open the TAP in this named network
+                                  namespace (/run/netns/NAME); NULL: ours */
     const char *console_path;  /* NULL: console lines go to stderr */
     rm_vm_net_out_fn net_out;  /* NULL: write to the TAP */
     void *net_out_opaque;

@@ -152,7 +152,8 @@ static int apply(uint64_t req, const char *p, const char *end, char *out)
     if (IS("STATS")) {
         g.seq++;
         return rt_snprintf(out, REPLY_MAX, "%lu OK writes=%lu ops=%lu "
-                           "seq=%lu", req, g.page_writes, g.seq, g.seq);
+                           "now=%lu seq=%lu", req, g.page_writes, g.seq,
+                           rt_now_ns(), g.seq);
     }
     if (IS("DIRTY")) {
         uint64_t rate, wss;
