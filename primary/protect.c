@@ -128,6 +128,11 @@ static void *ctl_main(void *arg)
         if (rc == -ETIMEDOUT)
             continue;
         pthread_mutex_lock(&p->lock);
+        if (rc && p->stopping) {
+            /* We ended the protection: the secondary closing is expected. */
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
         if (rc) {
             char why[RM_ERROR_MSG_MAX];
 
@@ -213,6 +218,20 @@ static void print_progress(struct protect *p, const struct rm_epoch_stats *st)
             st->dirty_pages, st->bytes, p->acked_epoch);
 }
 
+/*
+ * End protection cleanly: tell the secondary first (so it knows the END
+ * that follows is not a failure), then let the engine write END.
+ */
+static int announce_stop(struct protect *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->stopping = true;
+    pthread_mutex_unlock(&p->lock);
+    if (p->have_chan)
+        rm_chan_send_stop(&p->chan, "protection stopped on the primary");
+    return 0;
+}
+
 static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
 {
     struct protect *p = opaque;
@@ -290,7 +309,7 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
     print_progress(p, st);
 
     if (cfg->stop_requested && *cfg->stop_requested)
-        return 0;
+        return announce_stop(p);
 
     /* Sleep until the next epoch is due (measured from the last one). */
     {
@@ -313,7 +332,7 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
             }
             nanosleep(&ts, NULL);
             if (cfg->stop_requested && *cfg->stop_requested)
-                return 0;
+                return announce_stop(p);
             pthread_mutex_lock(&p->lock);
             rc = p->peer_lost ? -ECONNRESET : 0;
             pthread_mutex_unlock(&p->lock);
@@ -469,8 +488,6 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
     p->stopping = true;
     pthread_mutex_unlock(&p->lock);
 
-    if (rc == 0 && res->end == RM_PROTECT_STOPPED && p->have_chan)
-        rm_chan_send_stop(&p->chan, "protection stopped on the primary");
 
 out:
     /* Whatever happened, the VM keeps running and its output flows. */

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# remus protect / remus receive on KVM:
+#  - the replica converges: whole-memory hashes of primary (at suspend) and
+#    replica (at commit) agree for the same epochs, under a dirtying load;
+#  - a clean stop (SIGINT) ends protection; the VM runs on; the secondary
+#    discards its replica and exits 0;
+#  - a refused handshake names the reason; -n needs -F;
+#  - the replication link cut between two host namespaces: the secondary
+#    fails over after the heartbeat timeout and the guest answers from it.
+. "$ROOT/tests/lib/kvm.sh"
+ns_setup tapp taps
+PORT=127.0.0.1:7790
+
+# -- convergence and clean stop --------------------------------------------
+guest_cfg "$TMP/g.cfg" tapp "dirty_rate=20000 dirty_wss=3000" 2
+ip netns exec "$NS" "$REMUS" receive --listen $PORT --tap taps \
+    --digest-every 5 --digest-file "$TMP/sec.digests" > "$TMP/sec.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 --digest-every 5 \
+    --digest-file "$TMP/pri.digests" --console "$TMP/pri.console" \
+    "$TMP/g.cfg" $PORT > "$TMP/pri.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+kv 1 1 "INCR a" "INCR a" > /dev/null
+sleep 2
+"$REMUS" status
+"$REMUS" status --json | grep -q '"state": "protecting"'
+kill -INT $PRI
+wait_for "$TMP/pri.log" "protection stopped after" 5
+wait $SEC || { echo "secondary did not exit 0 after a clean stop"; cat "$TMP/sec.log"; exit 1; }
+grep -q "the replica is discarded" "$TMP/sec.log"
+kv 1 3 "GET a" | grep -q "^3 OK 2 "      # the VM runs on, unprotected
+kill -INT $PRI; wait $PRI || true
+common=$(join <(sort "$TMP/pri.digests") <(sort "$TMP/sec.digests") | wc -l)
+same=$(join <(sort "$TMP/pri.digests") <(sort "$TMP/sec.digests") | awk '$2==$3' | wc -l)
+echo "convergence: $same of $common common epochs have identical memory"
+[ "$common" -ge 5 ] && [ "$same" = "$common" ]
+
+# -- refusals ----------------------------------------------------------------
+if "$REMUS" protect -n "$TMP/g.cfg" $PORT 2> "$TMP/e1"; then exit 1; fi
+grep -q "need.* -F" "$TMP/e1"
+ip netns exec "$NS" "$REMUS" receive --listen $PORT --max-memory 32 \
+    > "$TMP/sec2.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+if ip netns exec "$NS" "$REMUS" protect --progress 0 "$TMP/g.cfg" $PORT \
+    > "$TMP/pri2.log" 2>&1 < /dev/null & then PRI=$!; PIDS+=($PRI); fi
+wait_for "$TMP/pri2.log" "refused" 10
+grep -q "exceeds this secondary's limit of 32 MiB" "$TMP/pri2.log"
+kill -9 $PRI 2>/dev/null || true; wait $SEC || true
+grep -q "refused the primary" "$TMP/sec2.log"
+
+# -- the replication link cut between two hosts -------------------------------
+ip netns add "${NS}p"; ip netns add "${NS}s"
+PIDS+=("")
+trap 'cleanup; ip netns del "${NS}p" 2>/dev/null || true; ip netns del "${NS}s" 2>/dev/null || true' EXIT
+ip link add rmp$$ netns "${NS}p" type veth peer name rms$$ netns "${NS}s"
+ip -n "${NS}p" addr add 10.88.0.1/24 dev rmp$$; ip -n "${NS}p" link set rmp$$ up
+ip -n "${NS}s" addr add 10.88.0.2/24 dev rms$$; ip -n "${NS}s" link set rms$$ up
+ip -n "${NS}p" link set lo up; ip -n "${NS}s" link set lo up
+guest_cfg "$TMP/g2.cfg" tapp "dirty_rate=2000 dirty_wss=500" 1
+echo "tap_netns = $NS" >> "$TMP/g2.cfg"
+ip netns exec "${NS}s" "$REMUS" receive --listen 10.88.0.2:7790 --tap taps \
+    --tap-netns "$NS" --heartbeat 50 --heartbeat-timeout 400 \
+    > "$TMP/sec3.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "${NS}p" "$REMUS" protect -i 20 --heartbeat 50 \
+    --heartbeat-timeout 400 --progress 0 "$TMP/g2.cfg" 10.88.0.2:7790 \
+    > "$TMP/pri3.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+kv 2 1 "INCR z" "INCR z" "INCR z" | tail -1 | grep -q "^3 OK 3 "
+sleep 1
+ip -n "${NS}p" link set rmp$$ down          # cut the replication link
+wait_for "$TMP/sec3.log" "FAILOVER" 10
+grep -Eq "FAILOVER: (no message from the primary for 400 ms|no data for 400 ms)" "$TMP/sec3.log"
+wait_for "$TMP/pri3.log" "UNPROTECTED" 10
+# The primary still runs too (split brain without a quorum arbiter: see
+# the hardening issue); stop it, then the client must reach the replica.
+kill -9 $PRI
+kv 2 4 "GET z" | grep -q "^4 OK 3 "
+echo "link cut: $(grep FAILOVER "$TMP/sec3.log")"
+kill -TERM $SEC; wait $SEC || rc=$?
+[ "${rc:-0}" = 3 ] || { echo "receive should exit 3 after a failover"; exit 1; }
