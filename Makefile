@@ -92,7 +92,8 @@ LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
 # Unit tests (cmocka): tests/unit/test_NAME.c -> $(BUILD)/tests/test_NAME
 # Test-only support code (the memory-only backend) lives in tests/support.
 TEST_SUPPORT_OBJS := tests/support/mem_backend.o tests/support/testutil.o
-UNIT_TESTS := test_stream test_engines test_truncation
+UNIT_TESTS := test_stream test_engines test_truncation test_proto \
+              test_netbuf
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore

@@ -479,7 +479,8 @@ int rm_chan_handshake_client(struct rm_chan *ch, const struct rm_hello *mine,
     int rc;
 
     m.u.hello = *mine;
-    m.u.hello.protocol_version = RM_CTL_PROTOCOL_VERSION;
+    if (!m.u.hello.protocol_version)
+        m.u.hello.protocol_version = RM_CTL_PROTOCOL_VERSION;
     rc = rm_chan_send(ch, &m);
     if (rc)
         return rm_error_set(&ch->err, rc, "sending hello: %s", strerror(-rc));

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# kill -9 of the primary at random moments under client load: the replica
+# takes over and every reply a client received is still reflected in the
+# guest's state (remus drill checks it and reports lost_ops); and with
+# -F -n replies flow without waiting for a checkpoint.
+. "$ROOT/tests/lib/kvm.sh"
+seed=$(( $(date +%s) % 100000 + 1 ))
+for i in 1 2 3; do
+    "$REMUS" drill --quiet --seed $((seed + i)) --after 1 --clients 3 \
+        --json "$TMP/d$i.json" > "$TMP/d$i.out" 2>&1 || {
+        cat "$TMP/d$i.out"; echo "drill $i (seed $((seed + i))) failed"; exit 1; }
+    for k in epochs pause_ms_p50 pause_ms_p99 failover_ms acked_ops lost_ops; do
+        grep -q "\"$k\": " "$TMP/d$i.json" || { echo "no $k in the report"; exit 1; }
+    done
+    grep -q '"lost_ops": 0,' "$TMP/d$i.json"
+    grep -q '"survived": true' "$TMP/d$i.json"
+    echo "drill $i: $(grep -E 'killed after|failover time|acknowledged' "$TMP/d$i.out" | tr -s ' ' | tr '\n' ';')"
+done
+# The drill refuses bad flags.
+if "$REMUS" drill --clients 0 2> "$TMP/e"; then exit 1; fi
+grep -q "clients 0" "$TMP/e"
+
+# -F -n: no output buffering.  With a 3 s checkpoint interval, buffered
+# replies wait for the next acknowledged checkpoint (seconds); unbuffered
+# ones come back at once.  (A functional check with a 10x margin, not a
+# performance assertion.)
+ns_setup tapp taps
+guest_cfg "$TMP/g.cfg" tapp "" 1
+ip netns exec "$NS" "$REMUS" receive --listen 127.0.0.1:7790 --tap taps \
+    --heartbeat-timeout 10000 > "$TMP/sec.log" 2>&1 & PIDS+=($!)
+ip netns exec "$NS" "$REMUS" protect -F -n -i 3000 --heartbeat-timeout 10000 \
+    --progress 0 "$TMP/g.cfg" 127.0.0.1:7790 > "$TMP/pri.log" 2>&1 & PIDS+=($!)
+kv 3 1 "INCR q" > /dev/null          # wait for the guest
+sleep 0.2
+start=$(date +%s%N)
+kv 3 2 "INCR q" "INCR q" "INCR q" > /dev/null
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+echo "-n: 3 requests answered in ${ms} ms with a 3000 ms checkpoint interval"
+[ "$ms" -lt 300 ]

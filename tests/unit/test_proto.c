@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/* The control channel: framing, validation, handshake refusals. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proto/channel.h"
+
+struct pair {
+    int fd[2];
+    struct rm_chan a, b;
+};
+
+static void pair_open(struct pair *p)
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, p->fd), 0);
+    rm_chan_init(&p->a, p->fd[0]);
+    rm_chan_init(&p->b, p->fd[1]);
+}
+
+static void pair_close(struct pair *p)
+{
+    close(p->fd[0]);
+    close(p->fd[1]);
+    rm_chan_destroy(&p->a);
+    rm_chan_destroy(&p->b);
+}
+
+static void test_roundtrip(void **state)
+{
+    struct pair p;
+    struct rm_ctl_msg m;
+
+    (void)state;
+    pair_open(&p);
+    assert_int_equal(rm_chan_send_ack(&p.a, 7, 0xdeadbeefcafef00dull, 12), 0);
+    assert_int_equal(rm_chan_recv(&p.b, 1000, &m), 0);
+    assert_int_equal(m.kind, RM_CTL_ACK);
+    assert_int_equal(m.u.ack.epoch, 7);
+    assert_true(m.u.ack.digest == 0xdeadbeefcafef00dull);
+    assert_int_equal(m.u.ack.pages, 12);
+    assert_int_equal(rm_chan_send_heartbeat(&p.b, 3, 9), 0);
+    assert_int_equal(rm_chan_recv(&p.a, 1000, &m), 0);
+    assert_int_equal(m.kind, RM_CTL_HEARTBEAT);
+    assert_int_equal(m.u.heartbeat.seq, 3);
+    assert_int_equal(m.u.heartbeat.committed_epoch, 9);
+    assert_int_equal(rm_chan_send_stop(&p.a, "bye"), 0);
+    assert_int_equal(rm_chan_recv(&p.b, 1000, &m), 0);
+    assert_int_equal(m.kind, RM_CTL_STOP);
+    assert_string_equal(m.u.stop.reason, "bye");
+    assert_int_equal(rm_chan_send_failover(&p.a, "now"), 0);
+    assert_int_equal(rm_chan_recv(&p.b, 1000, &m), 0);
+    assert_int_equal(m.kind, RM_CTL_FAILOVER);
+    /* timeout and peer close */
+    assert_int_equal(rm_chan_recv(&p.b, 10, &m), -ETIMEDOUT);
+    close(p.fd[0]);
+    p.fd[0] = -1;
+    assert_int_equal(rm_chan_recv(&p.b, 1000, &m), -EPIPE);
+    pair_close(&p);
+}
+
+static void send_raw(int fd, const void *d, size_t n)
+{
+    assert_int_equal(write(fd, d, n), (ssize_t)n);
+}
+
+static void expect_bad(const void *frame, size_t n, const char *needle)
+{
+    struct pair p;
+    struct rm_ctl_msg m;
+    int rc;
+
+    pair_open(&p);
+    send_raw(p.fd[0], frame, n);
+    shutdown(p.fd[0], SHUT_WR);
+    rc = rm_chan_recv(&p.b, 1000, &m);
+    assert_true(rc == -EBADMSG || rc == -EPIPE);
+    if (!strstr(p.b.err.msg, needle))
+        fail_msg("'%s' does not mention '%s'", p.b.err.msg, needle);
+    pair_close(&p);
+}
+
+static void test_bad_frames(void **state)
+{
+    uint8_t f[16];
+    uint32_t be;
+
+    (void)state;
+    be = htonl(0);
+    memcpy(f, &be, 4);
+    expect_bad(f, 4, "frame length 0");
+    be = htonl(RM_CHAN_MAX_FRAME + 1);
+    memcpy(f, &be, 4);
+    expect_bad(f, 4, "out of range");
+    be = htonl(8);
+    memcpy(f, &be, 4);
+    memcpy(f + 4, "\xff\xff\xff", 3);
+    expect_bad(f, 7, "broke inside");              /* truncated frame */
+    memset(f + 4, 0xff, 8);
+    expect_bad(f, 12, "not a valid control message");
+    be = htonl(2);
+    memcpy(f, &be, 4);
+    f[4] = 0x1a; /* field 3 (ack), length 0: required fields missing */
+    f[5] = 0x00;
+    expect_bad(f, 6, "not a valid control message");
+    expect_bad(f, 2, "closed");                    /* half a header */
+}
+
+static void test_ack_epoch_zero(void **state)
+{
+    uint8_t *frame;
+    size_t len;
+    struct rm_ctl_msg m = { .kind = RM_CTL_ACK };
+    struct rm_error err = { 0 };
+    struct rm_ctl_msg out;
+
+    (void)state;
+    assert_int_equal(rm_ctl_encode(&m, &frame, &len), 0);
+    assert_int_equal(rm_ctl_decode(frame + 4, len - 4, &out, &err),
+                     -EBADMSG);
+    assert_non_null(strstr(err.msg, "epoch 0"));
+    free(frame);
+}
+
+struct hs {
+    struct rm_chan *ch;
+    struct rm_hello mine, peer;
+    int rc;
+};
+
+static void *server(void *arg)
+{
+    struct hs *h = arg;
+
+    h->rc = rm_chan_handshake_server(h->ch, &h->mine, &h->peer, 2000);
+    return NULL;
+}
+
+static int handshake(struct rm_hello *cli, struct rm_hello *srv,
+                     struct rm_hello *got, char *why, size_t whylen)
+{
+    struct pair p;
+    struct hs h;
+    pthread_t t;
+    int rc;
+
+    pair_open(&p);
+    h.ch = &p.b;
+    h.mine = *srv;
+    pthread_create(&t, NULL, server, &h);
+    rc = rm_chan_handshake_client(&p.a, cli, got, 2000);
+    pthread_join(t, NULL);
+    snprintf(why, whylen, "%s", p.a.err.msg);
+    if (!rc)
+        assert_int_equal(h.rc, 0);
+    else
+        assert_int_equal(h.rc, -EPROTO);
+    pair_close(&p);
+    return rc;
+}
+
+static void hello(struct rm_hello *h, enum rm_role role)
+{
+    memset(h, 0, sizeof(*h));
+    h->role = role;
+    strcpy(h->backend, "kvm");
+    strcpy(h->name, "vm1");
+    h->guest_bytes = 64ull << 20;
+    h->caps = RM_CAP_COMPRESSION;
+    h->has_session = role == RM_ROLE_SECONDARY;
+}
+
+static void test_handshake(void **state)
+{
+    struct rm_hello c, s, got;
+    char why[RM_ERROR_MSG_MAX];
+
+    (void)state;
+    hello(&c, RM_ROLE_PRIMARY);
+    hello(&s, RM_ROLE_SECONDARY);
+    assert_int_equal(handshake(&c, &s, &got, why, sizeof(why)), 0);
+    assert_true(got.caps & RM_CAP_COMPRESSION);
+    assert_true(got.has_session);
+
+    /* negotiation: the secondary declines compression */
+    s.caps = 0;
+    assert_int_equal(handshake(&c, &s, &got, why, sizeof(why)), 0);
+    assert_false(got.caps & RM_CAP_COMPRESSION);
+
+    hello(&s, RM_ROLE_SECONDARY);
+    strcpy(s.backend, "xen");
+    assert_int_equal(handshake(&c, &s, &got, why, sizeof(why)), -EPROTO);
+    assert_non_null(strstr(why, "backend is 'kvm', ours is 'xen'"));
+
+    hello(&s, RM_ROLE_SECONDARY);
+    s.guest_bytes = 32ull << 20;
+    assert_int_equal(handshake(&c, &s, &got, why, sizeof(why)), -EPROTO);
+    assert_non_null(strstr(why, "exceeds this secondary's limit"));
+
+    hello(&s, RM_ROLE_SECONDARY);
+    c.required_caps = 1ull << 5;
+    assert_int_equal(handshake(&c, &s, &got, why, sizeof(why)), -EPROTO);
+    assert_non_null(strstr(why, "requires capabilities"));
+
+    hello(&c, RM_ROLE_PRIMARY);
+    c.protocol_version = 2;
+    assert_int_equal(handshake(&c, &s, &got, why, sizeof(why)), -EPROTO);
+    assert_non_null(strstr(why, "speaks remus control protocol 2, we speak 1"));
+    (void)got;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_bad_frames),
+        cmocka_unit_test(test_ack_epoch_zero),
+        cmocka_unit_test(test_handshake),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
