@@ -73,6 +73,7 @@ struct rm_vm {
     char end_reason[160];
 
     bool logdirty;
+    bool drop_vmm_dirty;         /* tests only */
     unsigned long *vmm_dirty;    /* pages the VMM wrote (atomic OR) */
     unsigned long *scratch_bm;
 
@@ -1274,6 +1275,11 @@ const struct rm_vm_config *rm_vm_config(const struct rm_vm *vm)
     return &vm->cfg;
 }
 
+void rm_vm_debug_drop_vmm_dirty(struct rm_vm *vm, bool drop)
+{
+    vm->drop_vmm_dirty = drop;
+}
+
 const char *rm_vm_dirty_log_mode(const struct rm_vm *vm)
 {
     (void)vm;
@@ -1312,7 +1318,7 @@ int rm_vm_harvest_dirty(struct rm_vm *vm, unsigned long *bitmap)
         unsigned long v = __atomic_exchange_n(&vm->vmm_dirty[i], 0,
                                               __ATOMIC_RELAXED);
 
-        bitmap[i] |= vm->scratch_bm[i] | v;
+        bitmap[i] |= vm->scratch_bm[i] | (vm->drop_vmm_dirty ? 0 : v);
     }
     return 0;
 }

@@ -144,6 +144,10 @@ int rm_vm_check_device_state(uint32_t dev, uint32_t version,
 int rm_vm_set_device_state(struct rm_vm *vm, uint32_t dev, const void *buf,
                            size_t len);
 
+/* Tests only: stop merging VMM-written pages into harvests, to prove that
+ * the test that checks them can fail. */
+void rm_vm_debug_drop_vmm_dirty(struct rm_vm *vm, bool drop);
+
 /* Bench/diagnostics: the KVM dirty-log capability in use. */
 const char *rm_vm_dirty_log_mode(const struct rm_vm *vm);
 
