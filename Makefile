@@ -174,7 +174,7 @@ $(GUEST_ELF): $(GUEST_SRCS) guest/arch/guest.ld guest/lib/rt.h \
 	$(Q)$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $(GUEST_SRCS)
 
 # ------------------------------------------------------------------ tests
-tests: $(BUILD)/remus $(B_UNIT_TESTS) $(B_TEST_TOOLS)
+tests: $(BUILD)/remus guest $(B_UNIT_TESTS) $(B_TEST_TOOLS)
 
 # The whole suite: normal build, then the same suite under ASan+UBSan.
 check:
