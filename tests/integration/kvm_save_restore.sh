@@ -22,7 +22,9 @@ for mode in nonlive live; do
     start_vm src-$mode "$cmd" $v
     kv 11 1 "INCR n" "INCR n" "SET m 41" > "$TMP/a"
     grep -q "^3 OK 41 seq=3$" "$TMP/a"
-    t0=$(kv 11 4 STATS | sed 's/.*writes=\([0-9]*\).*/\1/')
+    st0=$(kv 11 4 STATS)
+    t0=$(echo "$st0" | sed 's/.*writes=\([0-9]*\).*/\1/')
+    c0=$(echo "$st0" | sed 's/.*now=\([0-9]*\).*/\1/')
     "$REMUS" save $opt src-$mode "$TMP/$mode.stream" 2> "$TMP/save.err" || {
         cat "$TMP/save.err" "$TMP/src-$mode.log"; exit 1; }
     cat "$TMP/save.err"
@@ -36,6 +38,12 @@ for mode in nonlive live; do
     echo "$out" | grep -q "^6 OK 42 seq=6$"
     t1=$(echo "$out" | sed -n 's/^7 OK writes=\([0-9]*\).*/\1/p')
     [ "$t1" -ge "$t0" ] || { echo "the workload went backwards"; exit 1; }
+    c1=$(echo "$out" | sed -n 's/^7 OK .*now=\([0-9]*\).*/\1/p')
+    # the guest clock goes on from where it was saved: never backwards, and
+    # no leap (save + restore took well under 10 s of wall time)
+    [ "$c1" -ge "$c0" ] || { echo "guest clock went back: $c0 -> $c1"; exit 1; }
+    [ $((c1 - c0)) -lt 10000000000 ] || { echo "guest clock leapt: $c0 -> $c1"; exit 1; }
+    echo "$mode: guest clock $c0 -> $c1 ns across save/restore"
     # a retransmission (same client, same request id) is answered from the
     # cache, not applied again; an older request id is refused
     [ "$(kv 11 7 "INCR m")" = "$(echo "$out" | sed -n '/^7 /p')" ]
