@@ -152,6 +152,19 @@ $(B_TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/support/%.o \
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(B_TEST_SUPPORT_OBJS) $(LIBREMUS) $(LDLIBS)
 
+# Benchmarks: bench/NAME.c -> $(BUILD)/bench/NAME; `make bench` runs them
+# and writes $(BUILD)/bench/report.md.
+BENCHES := kvm_bench
+B_BENCHES := $(addprefix $(BUILD)/bench/,$(BENCHES))
+
+$(B_BENCHES): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBREMUS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBREMUS) $(LDLIBS)
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all $(B_BENCHES)
+	$(Q)$(BUILD)/bench/kvm_bench | tee $(BUILD)/bench/report.md
+
 # ------------------------------------------------------------------ guest
 # The guest image (guest/) is freestanding: its own flags and linker script.
 # It is never built with sanitizers.

@@ -91,7 +91,7 @@ static int check_page_data(struct rm_restore_ctx *ctx,
                                 rec->offset, pfn, ctx->nr_pfns);
         if (rm_page_type_has_data(rm_ptype_of(e))) {
             p->digest = rm_fnv64(p->digest, &pfn, 8);
-            p->digest = rm_fnv64(p->digest, page, RM_PAGE_SIZE);
+            p->digest = rm_hash_words(p->digest, page, RM_PAGE_SIZE);
             p->digest_pages++;
             page += RM_PAGE_SIZE;
         }

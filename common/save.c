@@ -126,7 +126,7 @@ static int flush_batch(struct rm_save_ctx *ctx)
             }
         }
         p->digest = rm_fnv64(p->digest, &p->batch_pfns[i], 8);
-        p->digest = rm_fnv64(p->digest, p->send_ptrs[i], RM_PAGE_SIZE);
+        p->digest = rm_hash_words(p->digest, p->send_ptrs[i], RM_PAGE_SIZE);
         p->digest_pages++;
     }
     if (p->comp && all_notab(p->batch_types, n))

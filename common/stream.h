@@ -242,7 +242,7 @@ struct rm_kvm_state_hdr {
 struct rm_epoch_info {
     uint64_t epoch;        /* 1 for the first full pass, then +1 */
     uint64_t dirty_pages;  /* pages sent in this checkpoint */
-    uint64_t digest;       /* FNV-1a-64 over (pfn, page) of pages sent */
+    uint64_t digest;       /* FNV-1a of each pfn + rm_hash_words of its page */
 };
 
 /* ---- Names for logs ---- */
