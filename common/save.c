@@ -34,6 +34,8 @@ struct rm_save_priv {
     uint64_t digest_pages;
     bool logdirty;
     struct rm_compressor *comp;  /* params.compress only */
+    bool comp_deferred;          /* staging raw: compress after resume */
+    struct rm_buf packed;        /* the compressed form of a staged CP */
     uint8_t *bounce;             /* stable copies of a running VM's pages */
 };
 
@@ -129,7 +131,7 @@ static int flush_batch(struct rm_save_ctx *ctx)
         p->digest = rm_hash_words(p->digest, p->send_ptrs[i], RM_PAGE_SIZE);
         p->digest_pages++;
     }
-    if (p->comp && all_notab(p->batch_types, n))
+    if (p->comp && !p->comp_deferred && all_notab(p->batch_types, n))
         rc = rm_compress_write(p->comp, &ctx->w, n, p->batch_pfns,
                                (const void *const *)p->send_ptrs);
     else
@@ -362,6 +364,8 @@ static int write_epoch_end(struct rm_save_ctx *ctx, uint64_t epoch)
     return write_empty(ctx, RM_REC_CHECKPOINT);
 }
 
+static int compress_stage(struct rm_save_ctx *ctx);
+
 /*
  * One checkpoint with the VM running on entry: suspend, harvest, stage the
  * dirty pages and the state, resume, send.  @first: the final part of
@@ -397,6 +401,9 @@ static int take_checkpoint(struct rm_save_ctx *ctx, uint64_t epoch,
     rm_buf_reset(&p->stage);
     rm_sink_init_buf(&p->stage_sink, &p->stage);
     ctx->w.sink = &p->stage_sink;
+    /* Checkpoint pages are only NOTAB on backends that compress (remus
+     * streams): stage them raw, compress once the VM runs again. */
+    p->comp_deferred = p->comp != NULL;
     if (!first) {
         p->digest = RM_FNV64_INIT;
         p->digest_pages = 0;
@@ -412,6 +419,7 @@ static int take_checkpoint(struct rm_save_ctx *ctx, uint64_t epoch,
     rc = write_epoch_end(ctx, epoch);
 restore_sink:
     ctx->w.sink = ctx->out;
+    p->comp_deferred = false;
     if (rc)
         return rc;
 
@@ -420,20 +428,78 @@ restore_sink:
         return rc;
     t1 = rm_now_ns();
 
-    rc = rm_sink_write(ctx->out, p->stage.data, p->stage.len);
-    if (rc)
-        return rm_error_set(ctx->err, rc, "sending checkpoint %" PRIu64
-                            " (%zu bytes) failed: %s", epoch, p->stage.len,
-                            strerror(-rc));
+    if (p->comp) {
+        rc = compress_stage(ctx);
+        if (rc)
+            return rc;
+    }
+    {
+        const struct rm_buf *out = p->comp ? &p->packed : &p->stage;
+
+        rc = rm_sink_write(ctx->out, out->data, out->len);
+        if (rc)
+            return rm_error_set(ctx->err, rc, "sending checkpoint %" PRIu64
+                                " (%zu bytes) failed: %s", epoch, out->len,
+                                strerror(-rc));
+        st->bytes = out->len;
+    }
     t2 = rm_now_ns();
 
     st->dirty_pages = p->digest_pages;
-    st->bytes = p->stage.len;
     st->pause_ns = t1 - t0;
     st->send_ns = t2 - t1;
     st->digest = p->digest;
     ctx->epoch = epoch;
     return 0;
+}
+
+/*
+ * Re-encode a staged checkpoint (plain records) with compressed page data,
+ * in stream order, into p->packed.  Runs after the VM was resumed, so the
+ * compression costs no pause time.  The staged pages are stable copies.
+ */
+static int compress_stage(struct rm_save_ctx *ctx)
+{
+    struct rm_save_priv *p = ctx->priv;
+    struct rm_sink sink;
+    struct rm_stream_writer w;
+    size_t off = 0;
+    int rc = 0;
+
+    rm_buf_reset(&p->packed);
+    rm_sink_init_buf(&sink, &p->packed);
+    rm_stream_writer_init(&w, &sink, ctx->err);
+    while (off + RM_RHDR_SIZE <= p->stage.len && !rc) {
+        struct rm_rhdr h;
+        size_t body = off + RM_RHDR_SIZE, padded;
+
+        memcpy(&h, p->stage.data + off, sizeof(h));
+        padded = ((size_t)h.length + 7) & ~(size_t)7;
+        if (h.type == RM_REC_PAGE_DATA) {
+            uint32_t count, i;
+            const uint64_t *e;
+            const void **pages;
+
+            memcpy(&count, p->stage.data + body, 4);
+            e = (const uint64_t *)(p->stage.data + body + 8);
+            pages = malloc(count * sizeof(*pages));
+            if (!pages)
+                return rm_error_set(ctx->err, -ENOMEM, "out of memory");
+            for (i = 0; i < count; i++) {
+                p->batch_pfns[i] = rm_pfn_of(e[i]);
+                pages[i] = p->stage.data + body + 8 + (size_t)count * 8 +
+                           (size_t)i * RM_PAGE_SIZE;
+            }
+            rc = rm_compress_write(p->comp, &w, count, p->batch_pfns,
+                                   (const void *const *)pages);
+            free(pages);
+        } else {
+            rc = rm_buf_append(&p->packed, p->stage.data + off,
+                               RM_RHDR_SIZE + padded);
+        }
+        off = body + padded;
+    }
+    return rc;
 }
 
 static int run_checkpointed(struct rm_save_ctx *ctx)
@@ -631,6 +697,7 @@ out:
         free(p->bounce);
         free(p->send_ptrs);
         rm_buf_free(&p->stage);
+        rm_buf_free(&p->packed);
         if (p->comp) {
             const struct rm_compress_stats *cs = rm_compressor_stats(p->comp);
 
