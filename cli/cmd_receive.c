@@ -209,7 +209,6 @@ int cmd_receive(int argc, char **argv)
         uint64_t ms = (rm_now_ns() - res.lost_at_ns) / 1000000;
         struct rm_status st;
         struct rm_error serr = { 0 };
-        struct timespec ts;
 
         fprintf(stderr, "remus receive: FAILOVER: %s; the replica resumed "
                 "from checkpoint %" PRIu64 " %" PRIu64 " ms after the "
@@ -224,9 +223,7 @@ int cmd_receive(int argc, char **argv)
                  PRIu64 ": %s", res.committed_epoch, rm_error_str(&res.why));
         st.pid = (int)getpid();
         st.epoch = st.acked_epoch = res.committed_epoch;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        st.updated_unix_ms = st.failover_unix_ms =
-            (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        st.updated_unix_ms = st.failover_unix_ms = rm_unix_ms();
         rm_status_write(&st, &serr);
     }
     ctl = rm_vmctl_start(arg.vm, res.name, &err);

@@ -10,10 +10,34 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/io.h"
 #include "common/log.h"
+
+uint64_t rm_unix_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void rm_status_publish(struct rm_status *st, const char *state,
+                       uint64_t *last_ns, bool force)
+{
+    uint64_t now = rm_now_ns();
+    struct rm_error err = { 0 };
+
+    if (!force && now - *last_ns < 200000000ull)
+        return;
+    *last_ns = now;
+    snprintf(st->state, sizeof(st->state), "%s", state);
+    st->updated_unix_ms = rm_unix_ms();
+    if (rm_status_write(st, &err))
+        LOG_DBG("status: %s", rm_error_str(&err));
+}
 
 const char *rm_run_dir(void)
 {

@@ -48,6 +48,17 @@ void rm_status_remove(const char *name, const char *role);
 /* Read and parse one status file.  0, -ENOENT, or -EBADMSG. */
 int rm_status_read(const char *path, struct rm_status *st,
                    struct rm_error *err);
+/* Wall-clock milliseconds since the epoch (for status timestamps). */
+uint64_t rm_unix_ms(void);
+
+/*
+ * Set @state and the update time and write the file, at most every 200 ms
+ * unless @force (*last_ns remembers the last write).  Failures only log:
+ * a status file never stops protection.
+ */
+void rm_status_publish(struct rm_status *st, const char *state,
+                       uint64_t *last_ns, bool force);
+
 /* Render as JSON into @buf (NUL-terminated).  Returns the length. */
 int rm_status_to_json(const struct rm_status *st, char *buf, int len);
 

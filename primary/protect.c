@@ -50,28 +50,6 @@ struct protect {
     uint64_t status_written_ns;
 };
 
-static uint64_t unix_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void publish_status(struct protect *p, const char *state, bool force)
-{
-    uint64_t now = rm_now_ns();
-    struct rm_error err = { 0 };
-
-    if (!force && now - p->status_written_ns < 200000000ull)
-        return;
-    p->status_written_ns = now;
-    snprintf(p->status.state, sizeof(p->status.state), "%s", state);
-    p->status.updated_unix_ms = unix_ms();
-    if (rm_status_write(&p->status, &err))
-        LOG_DBG("status: %s", rm_error_str(&err));
-}
-
 static void peer_lost_locked(struct protect *p, int code, const char *why)
 {
     if (p->peer_lost)
@@ -305,7 +283,7 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
     p->status.last_dirty_pages = st->dirty_pages;
     p->status.last_bytes = st->bytes;
     p->status.total_bytes = p->total_bytes;
-    publish_status(p, "protecting", false);
+    rm_status_publish(&p->status, "protecting", &p->status_written_ns, false);
     print_progress(p, st);
 
     if (cfg->stop_requested && *cfg->stop_requested)
@@ -439,7 +417,7 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
              cfg->blackhole ? "blackhole" : cfg->peer.host, cfg->peer.port);
     p->status.pid = (int)getpid();
     p->status.interval_ms = cfg->interval_ms;
-    publish_status(p, "connecting", true);
+    rm_status_publish(&p->status, "connecting", &p->status_written_ns, true);
 
     if (cfg->blackhole) {
         devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -472,7 +450,7 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
     sctx.cb.opaque = p;
     sctx.cb.suspended = on_suspended;
     sctx.cb.checkpoint = on_checkpoint;
-    publish_status(p, "protecting", true);
+    rm_status_publish(&p->status, "protecting", &p->status_written_ns, true);
 
     rc = rm_save(&sctx, &sink);
 
@@ -504,13 +482,13 @@ out:
     if (rc == 0 && res->end == RM_PROTECT_PEER_LOST) {
         snprintf(p->status.detail, sizeof(p->status.detail),
                  "secondary lost: %s", rm_error_str(&res->why));
-        publish_status(p, "unprotected", true);
+        rm_status_publish(&p->status, "unprotected", &p->status_written_ns, true);
     } else if (rc == 0) {
-        publish_status(p, "stopped", true);
+        rm_status_publish(&p->status, "stopped", &p->status_written_ns, true);
     } else {
         snprintf(p->status.detail, sizeof(p->status.detail), "%s",
                  rm_error_str(err));
-        publish_status(p, "failed", true);
+        rm_status_publish(&p->status, "failed", &p->status_written_ns, true);
     }
     if (p->stream_fd >= 0)
         close(p->stream_fd);

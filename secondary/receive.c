@@ -45,28 +45,6 @@ struct receive {
     uint64_t last_progress_ns;
 };
 
-static uint64_t unix_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void publish_status(struct receive *r, const char *state, bool force)
-{
-    uint64_t now = rm_now_ns();
-    struct rm_error err = { 0 };
-
-    if (!force && now - r->status_written_ns < 200000000ull)
-        return;
-    r->status_written_ns = now;
-    snprintf(r->status.state, sizeof(r->status.state), "%s", state);
-    r->status.updated_unix_ms = unix_ms();
-    if (rm_status_write(&r->status, &err))
-        LOG_DBG("status: %s", rm_error_str(&err));
-}
-
 /* Declare the primary lost and make the restore engine stop reading. */
 static void lose_primary_locked(struct receive *r, int code, const char *why)
 {
@@ -168,7 +146,7 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
     r->status.epoch = epoch;
     r->status.acked_epoch = epoch;
     r->status.last_dirty_pages = pages;
-    publish_status(r, "replica", false);
+    rm_status_publish(&r->status, "replica", &r->status_written_ns, false);
     if (r->cfg->progress_ms &&
         now - r->last_progress_ns >= (uint64_t)r->cfg->progress_ms * 1000000) {
         r->last_progress_ns = now;
@@ -275,7 +253,7 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     snprintf(r->status.peer, sizeof(r->status.peer), "primary '%s'",
              r->peer.name);
     r->status.interval_ms = r->peer.interval_ms;
-    publish_status(r, "syncing", true);
+    rm_status_publish(&r->status, "syncing", &r->status_written_ns, true);
 
     r->last_heard_ns = rm_now_ns();
     rc = pthread_create(&r->ctl_thread, NULL, ctl_main, r);
@@ -327,17 +305,17 @@ out:
         pthread_join(r->ctl_thread, NULL);
     }
     if (rc == 0 && res->end == RM_RECEIVE_FAILOVER) {
-        r->status.failover_unix_ms = unix_ms();
+        r->status.failover_unix_ms = rm_unix_ms();
         snprintf(r->status.detail, sizeof(r->status.detail), "failover at "
                  "epoch %" PRIu64 ": %s", res->committed_epoch,
                  rm_error_str(&res->why));
-        publish_status(r, "failing-over", true);
+        rm_status_publish(&r->status, "failing-over", &r->status_written_ns, true);
     } else if (rc == 0) {
-        publish_status(r, "stopped", true);
+        rm_status_publish(&r->status, "stopped", &r->status_written_ns, true);
     } else {
         snprintf(r->status.detail, sizeof(r->status.detail), "%s",
                  rm_error_str(err));
-        publish_status(r, "failed", true);
+        rm_status_publish(&r->status, "failed", &r->status_written_ns, true);
     }
     if (r->stream_fd >= 0)
         close(r->stream_fd);
