@@ -144,7 +144,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(B_TEST_SUPPORT_OBJS) $(LIBREMUS)
 	    $(LDLIBS) -lcmocka
 
 # Test tools (not cmocka): tests/support/NAME.c -> $(BUILD)/tests/NAME
-TEST_TOOLS := mkstream kvcli
+TEST_TOOLS := mkstream kvcli tcpmangle
 B_TEST_TOOLS := $(addprefix $(BUILD)/tests/,$(TEST_TOOLS))
 
 $(B_TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/support/%.o \

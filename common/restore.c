@@ -34,6 +34,7 @@ struct rm_restore_priv {
     /* epoch bookkeeping for the open checkpoint */
     uint64_t digest;          /* FNV over (pfn, page) seen since last CP */
     uint64_t digest_pages;
+    uint64_t state_hash;      /* over the state records since last CP */
     bool have_epoch_info;
     struct rm_epoch_info epoch_info;
     /* batch arrays */
@@ -57,6 +58,7 @@ static void reset_epoch(struct rm_restore_priv *p)
 {
     p->digest = RM_FNV64_INIT;
     p->digest_pages = 0;
+    p->state_hash = RM_FNV64_INIT;
     p->have_epoch_info = false;
 }
 
@@ -116,6 +118,12 @@ static int check_epoch_info(struct rm_restore_ctx *ctx,
         return rm_error_set(ctx->err, -EBADMSG,
                             "byte %" PRIu64 ": two EPOCH_INFO records in "
                             "one checkpoint", rec->offset);
+    if (ei.state_digest != p->state_hash)
+        return rm_error_set(ctx->err, -EBADMSG,
+                            "byte %" PRIu64 ": checkpoint %" PRIu64
+                            " state digest mismatch: the vCPU/device "
+                            "records differ from what the sender wrote",
+                            rec->offset, (uint64_t)ei.epoch);
     if (ei.dirty_pages != p->digest_pages || ei.digest != p->digest)
         return rm_error_set(ctx->err, -EBADMSG,
                             "byte %" PRIu64 ": checkpoint %" PRIu64
@@ -138,6 +146,13 @@ static int check_record(struct rm_restore_ctx *ctx,
 {
     struct rm_restore_priv *p = ctx->priv;
     int rc;
+
+    if (p->static_done && rm_rec_is_state(rec->type)) {
+        struct iovec v = { rec->data, rec->length };
+
+        p->state_hash = rm_state_hash(p->state_hash, rec->type, rec->length,
+                                      &v, rec->length ? 1 : 0);
+    }
 
     switch (rec->type) {
     case RM_REC_PAGE_DATA:

@@ -353,6 +353,7 @@ static int write_epoch_end(struct rm_save_ctx *ctx, uint64_t epoch)
         struct rm_epoch_info ei = {
             .epoch = epoch,
             .dirty_pages = p->digest_pages,
+            .state_digest = ctx->w.state_hash,
             .digest = p->digest,
         };
 
@@ -407,6 +408,7 @@ static int take_checkpoint(struct rm_save_ctx *ctx, uint64_t epoch,
     if (!first) {
         p->digest = RM_FNV64_INIT;
         p->digest_pages = 0;
+        ctx->w.state_hash = RM_FNV64_INIT;
         rc = ctx->ops->start_of_checkpoint(ctx);
         if (rc) {
             rm_error_set(ctx->err, rc, "start of checkpoint failed");
@@ -515,6 +517,7 @@ static int run_checkpointed(struct rm_save_ctx *ctx)
                             "callback");
     p->digest = RM_FNV64_INIT;
     p->digest_pages = 0;
+    ctx->w.state_hash = RM_FNV64_INIT;
     rc = ctx->ops->start_of_checkpoint(ctx);
     if (rc)
         return rm_error_set(ctx->err, rc, "start of checkpoint failed");
@@ -659,6 +662,8 @@ int rm_save(struct rm_save_ctx *ctx, struct rm_sink *out)
     rc = write_empty(ctx, RM_REC_STATIC_DATA_END);
     if (rc)
         goto out;
+    ctx->w.hash_state = true;
+    ctx->w.state_hash = RM_FNV64_INIT;
     rc = ctx->ops->start_of_stream(ctx);
     if (rc) {
         rm_error_set(ctx->err, rc, "start of stream failed");

@@ -120,6 +120,32 @@ uint64_t rm_hash_words(uint64_t h, const void *data, size_t len)
     return h;
 }
 
+bool rm_rec_is_state(uint32_t type)
+{
+    switch (type) {
+    case RM_REC_PAGE_DATA: case RM_REC_PAGE_DATA_COMPRESSED:
+    case RM_REC_EPOCH_INFO: case RM_REC_CHECKPOINT: case RM_REC_END:
+    case RM_REC_VERIFY: case RM_REC_STATIC_DATA_END:
+    case RM_REC_KVM_VM_INFO: case RM_REC_X86_CPUID_POLICY:
+    case RM_REC_X86_MSR_POLICY:
+        return false;
+    default:
+        return true;
+    }
+}
+
+uint64_t rm_state_hash(uint64_t h, uint32_t type, uint32_t length,
+                       const struct iovec *iov, int iovcnt)
+{
+    int i;
+
+    h = rm_fnv64(h, &type, sizeof(type));
+    h = rm_fnv64(h, &length, sizeof(length));
+    for (i = 0; i < iovcnt; i++)
+        h = rm_fnv64(h, iov[i].iov_base, iov[i].iov_len);
+    return h;
+}
+
 /* ------------------------------------------------------------ reading */
 
 void rm_record_free(struct rm_record *rec)
@@ -689,6 +715,9 @@ int rm_stream_write_recordv(struct rm_stream_writer *w, uint32_t type,
         free(v);
     if (rc)
         return write_fail(w, rc, rm_rec_type_name(type));
+    if (w->hash_state && rm_rec_is_state(type))
+        w->state_hash = rm_state_hash(w->state_hash, type, (uint32_t)len,
+                                      iov, iovcnt);
     return 0;
 }
 

@@ -242,6 +242,8 @@ struct rm_kvm_state_hdr {
 struct rm_epoch_info {
     uint64_t epoch;        /* 1 for the first full pass, then +1 */
     uint64_t dirty_pages;  /* pages sent in this checkpoint */
+    uint64_t state_digest; /* rm_state_hash over the checkpoint's state
+                              records (see rm_rec_is_state) */
     uint64_t digest;       /* FNV-1a of each pfn + rm_hash_words of its page */
 };
 
@@ -331,7 +333,20 @@ struct rm_stream_writer {
     struct rm_error *err;
     uint32_t dtype;
     uint32_t version;
+    bool hash_state;       /* fold state records into state_hash */
+    uint64_t state_hash;
 };
+
+/*
+ * State records: the records of a checkpoint other than its pages and its
+ * framing (PAGE_DATA, PAGE_DATA_COMPRESSED, EPOCH_INFO, CHECKPOINT, END,
+ * VERIFY, STATIC_DATA_END) and other than static data (VM_INFO, CPUID and
+ * MSR policies).  A remus checkpoint's EPOCH_INFO carries a hash of them,
+ * so a corrupted register or device blob is refused like a corrupted page.
+ */
+bool rm_rec_is_state(uint32_t type);
+uint64_t rm_state_hash(uint64_t h, uint32_t type, uint32_t length,
+                       const struct iovec *iov, int iovcnt);
 
 void rm_stream_writer_init(struct rm_stream_writer *w, struct rm_sink *sink,
                            struct rm_error *err);

@@ -393,6 +393,51 @@ static void test_corrupt_checkpoint(void **state)
     mem_replica_free(r);
 }
 
+/* A flipped byte in checkpoint 3's vCPU state record: refused by the
+ * state digest, the replica stays on checkpoint 2. */
+static void test_corrupt_state_record(void **state)
+{
+    struct mem_guest *g = mem_guest_new(64, RM_DHDR_TYPE_REMUS_KVM, 14);
+    struct mem_replica *r = mem_replica_new();
+    struct tu_snapshots snaps = { 0 };
+    struct tu_save_opts o = { .mode = RM_SAVE_CHECKPOINTED, .epochs = 4,
+                              .dirty_per_epoch = 4, .snaps = &snaps };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+    struct rm_restore_ctx rctx;
+    size_t off = 40;
+    unsigned cps = 0;
+    bool hit = false;
+
+    (void)state;
+    assert_int_equal(tu_save(g, &o, &out, NULL, &err), 0);
+    while (off + 8 <= out.len) {
+        uint32_t type, len;
+
+        memcpy(&type, out.data + off, 4);
+        memcpy(&len, out.data + off + 4, 4);
+        if (type == RM_REC_CHECKPOINT)
+            cps++;
+        if (cps == 2 && type == RM_REC_KVM_VCPU) {
+            out.data[off + 8 + len - 1] ^= 0x01;   /* the "register" */
+            hit = true;
+            break;
+        }
+        off += 8 + ((len + 7) & ~7u);
+    }
+    assert_true(hit);
+    assert_int_equal(tu_restore(out.data, out.len, r, false, true, NULL,
+                                &rctx, &err), 0);
+    assert_int_equal(rctx.result, RM_RESTORE_FAILOVER);
+    assert_int_equal(rctx.committed_epoch, 2);
+    assert_non_null(strstr(rctx.failover_reason.msg, "state digest"));
+    assert_int_equal(r->vcpu_state, snaps.vcpu_state[1]);
+    tu_snapshots_free(&snaps);
+    rm_buf_free(&out);
+    mem_guest_free(g);
+    mem_replica_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -412,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_holes),
         cmocka_unit_test(test_replayed_checkpoint),
         cmocka_unit_test(test_corrupt_checkpoint),
+        cmocka_unit_test(test_corrupt_state_record),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The real secondary under a stream that goes bad mid-protection: one byte
+# flipped, or the stream cut in the middle of a checkpoint.  The secondary
+# discards the open checkpoint, stays on the last committed one, says why,
+# and the guest it resumes has every acknowledged operation.
+. "$ROOT/tests/lib/kvm.sh"
+ns_setup tapp taps
+guest_cfg "$TMP/g.cfg" tapp "dirty_rate=3000 dirty_wss=500" 1
+for mode in corrupt truncate; do
+    ip netns exec "$NS" "$REMUS" receive --listen 127.0.0.1:7791 --tap taps \
+        > "$TMP/sec-$mode.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+    ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7790 7791 $mode 1500 \
+        > "$TMP/mangle-$mode.log" 2>&1 & PIDS+=($!)
+    sleep 0.2
+    ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 "$TMP/g.cfg" \
+        127.0.0.1:7790 > "$TMP/pri-$mode.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+    acked=0
+    for i in $(seq 1 30); do       # acknowledged increments before and after
+        kv 50 $i "INCR c" > /dev/null && acked=$i
+    done
+    wait_for "$TMP/sec-$mode.log" "FAILOVER" 15
+    grep -q "${mode}ed" "$TMP/mangle-$mode.log" || grep -q "$mode" "$TMP/mangle-$mode.log"
+    kill -9 $PRI 2>/dev/null || true      # the primary would run on unprotected
+    wait $PRI 2>/dev/null || true
+    reason=$(grep -o "FAILOVER: .*" "$TMP/sec-$mode.log")
+    echo "$mode: $reason"
+    case $mode in
+    corrupt)  echo "$reason" | grep -Eq "digest mismatch|byte [0-9]+:" ;;
+    truncate) echo "$reason" | grep -Eq "truncated|ends at byte|no data|no message" ;;
+    esac
+    out=$(kv 50 100 "GET c")
+    echo "$mode: replica says $out after $acked acknowledged increments"
+    val=$(echo "$out" | awk '{print $3}')
+    [ "$val" -ge "$acked" ] || { echo "acknowledged increments were lost"; exit 1; }
+    kill -TERM $SEC; wait $SEC || true
+done

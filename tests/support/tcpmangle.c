@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tcpmangle LISTEN-PORT TARGET-PORT MODE AFTER-MS (tests only)
+ * A TCP relay on 127.0.0.1 between a remus primary and secondary.  The
+ * second connection accepted is the checkpoint stream; AFTER-MS after it
+ * opened, MODE applies to it:
+ *   corrupt   flip one byte in the next chunk, then keep relaying
+ *   truncate  close the stream in the middle of the next chunk
+ * The control connection is relayed untouched.  Prints what it did.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/io.h"
+
+static int dial(int port)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)))
+        return -1;
+    return fd;
+}
+
+int main(int argc, char **argv)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    int lfd, one = 1, pairs[2][2], n = 0, after_ms;
+    uint64_t t_stream = 0;
+    bool done = false, truncate_mode;
+    static char buf[1 << 16];
+
+    if (argc != 5)
+        return 2;
+    truncate_mode = !strcmp(argv[3], "truncate");
+    after_ms = atoi(argv[4]);
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    a.sin_port = htons((uint16_t)atoi(argv[1]));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 4))
+        return 1;
+    pairs[0][0] = accept(lfd, NULL, NULL);
+    pairs[0][1] = dial(atoi(argv[2]));
+    pairs[1][0] = pairs[1][1] = -1;
+    if (pairs[0][0] < 0 || pairs[0][1] < 0)
+        return 1;
+    n = 1;
+    for (;;) {
+        struct pollfd p[5];
+        int i;
+
+        for (i = 0; i < 4; i++) {
+            p[i].fd = pairs[i / 2][i % 2];
+            p[i].events = POLLIN;
+        }
+        p[4].fd = n < 2 ? lfd : -1;
+        p[4].events = POLLIN;
+        if (poll(p, 5, 1000) <= 0)
+            continue;
+        if (n < 2 && (p[4].revents & POLLIN)) {
+            pairs[1][0] = accept(lfd, NULL, NULL);
+            pairs[1][1] = dial(atoi(argv[2]));
+            if (pairs[1][0] < 0 || pairs[1][1] < 0)
+                return 1;
+            n = 2;
+            t_stream = rm_now_ns();
+            continue;
+        }
+        for (i = 0; i < 4; i++) {
+            ssize_t got;
+            int to = pairs[i / 2][1 - i % 2];
+
+            if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP)))
+                continue;
+            got = read(p[i].fd, buf, sizeof(buf));
+            if (got <= 0)
+                return 0;   /* one side closed: stop relaying */
+            if (i == 2 && !done &&
+                rm_now_ns() - t_stream > (uint64_t)after_ms * 1000000) {
+                if (truncate_mode) {
+                    if (rm_write_all(to, buf, (size_t)got / 2))
+                        return 0;
+                    printf("tcpmangle: truncated the stream\n");
+                    fflush(stdout);
+                    close(pairs[1][0]);
+                    close(pairs[1][1]);
+                    pause();
+                }
+                buf[got / 2] ^= 0x5a;
+                printf("tcpmangle: corrupted one byte\n");
+                fflush(stdout);
+                done = true;
+            }
+            if (rm_write_all(to, buf, (size_t)got))
+                return 0;
+        }
+    }
+}
