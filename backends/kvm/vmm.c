@@ -43,6 +43,10 @@
 #define PD_GPA (PML4_GPA + 0x2000)   /* 5 PDs: 4 GiB of RAM + MMIO */
 #define MAX_MEM (4ull << 30)
 #define KICK_SIGNAL SIGUSR1
+/* x86's dirty ring lives at this page offset of the vCPU fd (the arch
+ * header of older uapi packages does not define it). */
+#define DIRTY_RING_PGOFF 64
+#define DIRTY_RING_ENTRIES 4096u
 
 struct vcpu {
     struct rm_vm *vm;
@@ -51,6 +55,9 @@ struct vcpu {
     struct kvm_run *run;
     pthread_t thread;
     bool started;
+    struct kvm_dirty_gfn *ring;   /* dirty_ring mode */
+    uint32_t ring_fetch;
+    pthread_mutex_t ring_lock;
 };
 
 struct rm_vm {
@@ -75,6 +82,7 @@ struct rm_vm {
     bool logdirty;
     bool drop_vmm_dirty;         /* tests only */
     unsigned long *vmm_dirty;    /* pages the VMM wrote (atomic OR) */
+    unsigned long *ring_dirty;   /* collected from the dirty rings */
     unsigned long *scratch_bm;
 
     int64_t clock_offset_ns;     /* guest = host monotonic + offset */
@@ -530,6 +538,40 @@ static int dispatch(struct rm_vm *vm, struct vcpu *vc, unsigned call,
     }
 }
 
+/* ------------------------------------------------------------ dirty ring */
+
+/*
+ * Move the entries KVM published in @vc's ring into vm->ring_dirty and
+ * hand the slots back (KVM_RESET_DIRTY_RINGS).  Called by the harvester
+ * and by a vCPU whose ring is full.
+ */
+static void collect_ring(struct rm_vm *vm, struct vcpu *vc)
+{
+    uint32_t n = 0;
+
+    pthread_mutex_lock(&vc->ring_lock);
+    for (;;) {
+        struct kvm_dirty_gfn *e = &vc->ring[vc->ring_fetch %
+                                            DIRTY_RING_ENTRIES];
+        uint32_t flags = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE);
+        uint64_t pfn;
+
+        if (!(flags & KVM_DIRTY_GFN_F_DIRTY))
+            break;
+        pfn = e->offset;
+        if (e->slot == 0 && pfn < vm->nr_pfns)
+            __atomic_fetch_or(&vm->ring_dirty[pfn / RM_BITS_PER_LONG],
+                              1ul << (pfn % RM_BITS_PER_LONG),
+                              __ATOMIC_RELAXED);
+        __atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
+        vc->ring_fetch++;
+        n++;
+    }
+    if (n)
+        ioctl(vm->vm_fd, KVM_RESET_DIRTY_RINGS, 0);
+    pthread_mutex_unlock(&vc->ring_lock);
+}
+
 /* ------------------------------------------------------------ vCPU loop */
 
 static void kick_handler(int sig)
@@ -589,6 +631,9 @@ static void *vcpu_main(void *arg)
                        "address outside guest memory", vc->idx);
             break;
         case KVM_EXIT_INTR:
+            break;
+        case KVM_EXIT_DIRTY_RING_FULL:
+            collect_ring(vm, vc);
             break;
         case KVM_EXIT_SHUTDOWN: {
             struct kvm_regs r;
@@ -972,8 +1017,10 @@ int rm_vm_create(const struct rm_vm_config *cfg, struct rm_vm **out,
     vm->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     vm->vmm_dirty = calloc(RM_BITMAP_LONGS(vm->nr_pfns), sizeof(long));
+    vm->ring_dirty = calloc(RM_BITMAP_LONGS(vm->nr_pfns), sizeof(long));
     vm->scratch_bm = calloc(RM_BITMAP_LONGS(vm->nr_pfns), sizeof(long));
     if (vm->kick_fd < 0 || vm->stop_fd < 0 || !vm->vmm_dirty ||
+        !vm->ring_dirty ||
         !vm->scratch_bm) {
         rc = rm_error_set(err, -ENOMEM, "out of memory");
         goto fail;
@@ -1005,6 +1052,19 @@ int rm_vm_create(const struct rm_vm_config *cfg, struct rm_vm **out,
         goto fail;
     }
     ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul);
+    if (cfg->dirty_ring) {
+        struct kvm_enable_cap cap = { .cap = KVM_CAP_DIRTY_LOG_RING };
+        int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION,
+                        KVM_CAP_DIRTY_LOG_RING);
+
+        cap.args[0] = DIRTY_RING_ENTRIES * sizeof(struct kvm_dirty_gfn);
+        if (max < (int)cap.args[0] ||
+            ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
+            rc = rm_error_set(err, -ENOTSUP, "this host's KVM has no usable "
+                              "dirty ring (KVM_CAP_DIRTY_LOG_RING %d)", max);
+            goto fail;
+        }
+    }
     vm->run_size = (size_t)ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
     vm->mem = mmap(NULL, vm->mem_bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -1043,6 +1103,21 @@ int rm_vm_create(const struct rm_vm_config *cfg, struct rm_vm **out,
         rc = set_cpuid(vm, vc, err);
         if (rc)
             goto fail;
+        pthread_mutex_init(&vc->ring_lock, NULL);
+        if (cfg->dirty_ring) {
+            long page = sysconf(_SC_PAGESIZE);
+
+            vc->ring = mmap(NULL, DIRTY_RING_ENTRIES *
+                            sizeof(struct kvm_dirty_gfn),
+                            PROT_READ | PROT_WRITE, MAP_SHARED, vc->fd,
+                            DIRTY_RING_PGOFF * page);
+            if (vc->ring == MAP_FAILED) {
+                vc->ring = NULL;
+                rc = rm_error_set(err, -errno, "mapping the dirty ring of "
+                                  "vcpu %u: %s", i, strerror(errno));
+                goto fail;
+            }
+        }
     }
     if (cfg->tap) {
         rc = open_tap(vm, err);
@@ -1240,6 +1315,8 @@ void rm_vm_destroy(struct rm_vm *vm)
         }
         if (vc->run)
             munmap(vc->run, vm->run_size);
+        if (vc->ring)
+            munmap(vc->ring, DIRTY_RING_ENTRIES * sizeof(struct kvm_dirty_gfn));
         if (vc->fd >= 0)
             close(vc->fd);
     }
@@ -1258,6 +1335,7 @@ void rm_vm_destroy(struct rm_vm *vm)
     if (vm->stop_fd >= 0)
         close(vm->stop_fd);
     free(vm->vmm_dirty);
+    free(vm->ring_dirty);
     free(vm->scratch_bm);
     pthread_mutex_destroy(&vm->lock);
     pthread_cond_destroy(&vm->cond);
@@ -1282,8 +1360,7 @@ void rm_vm_debug_drop_vmm_dirty(struct rm_vm *vm, bool drop)
 
 const char *rm_vm_dirty_log_mode(const struct rm_vm *vm)
 {
-    (void)vm;
-    return "KVM_GET_DIRTY_LOG";
+    return vm->cfg.dirty_ring ? "dirty ring" : "KVM_GET_DIRTY_LOG";
 }
 
 int rm_vm_logdirty(struct rm_vm *vm, bool on)
@@ -1296,8 +1373,10 @@ int rm_vm_logdirty(struct rm_vm *vm, bool on)
     if (rc)
         return rc;
     vm->logdirty = on;
-    if (on)
+    if (on) {
         memset(vm->vmm_dirty, 0, RM_BITMAP_LONGS(vm->nr_pfns) * sizeof(long));
+        memset(vm->ring_dirty, 0, RM_BITMAP_LONGS(vm->nr_pfns) * sizeof(long));
+    }
     return 0;
 }
 
@@ -1308,12 +1387,22 @@ int rm_vm_harvest_dirty(struct rm_vm *vm, unsigned long *bitmap)
 
     if (!vm->logdirty)
         return -EINVAL;
-    memset(&log, 0, sizeof(log));
-    log.slot = 0;
-    log.dirty_bitmap = vm->scratch_bm;
     memset(vm->scratch_bm, 0, longs * sizeof(long));
-    if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
-        return -errno;
+    if (vm->cfg.dirty_ring) {
+        uint32_t v;
+
+        for (v = 0; v < vm->nr_vcpus; v++)
+            collect_ring(vm, &vm->vcpus[v]);
+        for (i = 0; i < longs; i++)
+            vm->scratch_bm[i] = __atomic_exchange_n(&vm->ring_dirty[i], 0,
+                                                    __ATOMIC_RELAXED);
+    } else {
+        memset(&log, 0, sizeof(log));
+        log.slot = 0;
+        log.dirty_bitmap = vm->scratch_bm;
+        if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+            return -errno;
+    }
     for (i = 0; i < longs; i++) {
         unsigned long v = __atomic_exchange_n(&vm->vmm_dirty[i], 0,
                                               __ATOMIC_RELAXED);

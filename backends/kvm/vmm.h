@@ -42,6 +42,10 @@ struct rm_vm_config {
     const char *tap_netns;     /* open the TAP in this named network
                                   namespace (/run/netns/NAME); NULL: ours */
     const char *console_path;  /* NULL: console lines go to stderr */
+    bool dirty_ring;           /* track dirty pages with KVM's per-vCPU
+                                  dirty ring instead of the bitmap log
+                                  (KVM_GET_DIRTY_LOG); fails if the host
+                                  lacks KVM_CAP_DIRTY_LOG_RING */
     rm_vm_net_out_fn net_out;  /* NULL: write to the TAP */
     void *net_out_opaque;
 };
