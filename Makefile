@@ -178,7 +178,22 @@ GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -I. \
 GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,guest/arch/guest.ld \
     -Wl,--build-id=none -Wl,-z,noexecstack
 
-guest: $(GUEST_ELF)
+# The same guest for multiboot loaders (QEMU -kernel): a flat image.
+GUEST_MB := $(BUILD)/guest/remus-guest-mb.bin
+GUEST_MB_SRCS := guest/arch/multiboot.S guest/arch/mb_main.c guest/lib/rt.c \
+                 guest/net/net.c guest/app/main.c
+
+guest: $(GUEST_ELF) $(GUEST_MB)
+
+$(GUEST_MB): $(GUEST_MB_SRCS) guest/arch/mb.ld guest/lib/rt.h guest/net/net.h \
+             backends/kvm/guest_abi.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GUEST   $@")
+	$(Q)$(CC) $(GUEST_CFLAGS) -DRM_GUEST_MULTIBOOT -nostdlib -static -no-pie \
+	    -Wl,-T,guest/arch/mb.ld -Wl,--build-id=none -Wl,-z,noexecstack \
+	    -Wl,--no-warn-rwx-segments \
+	    -o $(@:.bin=.elf) $(GUEST_MB_SRCS)
+	$(Q)objcopy -O binary $(@:.bin=.elf) $@
 
 $(GUEST_ELF): $(GUEST_SRCS) guest/arch/guest.ld guest/lib/rt.h \
               guest/net/net.h backends/kvm/guest_abi.h
@@ -235,7 +250,8 @@ fuzz-smoke: fuzz
 # ------------------------------------------------------------------- deps
 DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
     libxen-dev libnl-3-dev libnl-route-3-dev libprotobuf-c-dev \
-    protobuf-c-compiler libcmocka-dev python3 iproute2 valgrind
+    protobuf-c-compiler libcmocka-dev python3 iproute2 valgrind \
+    qemu-system-x86
 
 deps:
 	$(Q)scripts/install-deps.sh $(DEB_PACKAGES)

@@ -312,6 +312,28 @@ static void workload_vcpu(void)
     }
 }
 
+static void workload_report_loop(void)
+{
+    uint64_t cursor = 0, t0 = rt_now_ns(), done = 0, last = 0;
+    uint64_t next = t0 + 1000000000ull;
+
+    for (;;) {
+        uint64_t n = due(t0, done), now;
+
+        if (n)
+            done += dirty_some(n > 65536 ? 65536 : n, &cursor);
+        else
+            cpu_relax();
+        now = rt_now_ns();
+        if (now >= next) {
+            rt_printf("remus-guest: page-writes/s %lu total %lu\n",
+                      g.page_writes - last, g.page_writes);
+            last = g.page_writes;
+            next += 1000000000ull;
+        }
+    }
+}
+
 static void network_loop(int interleave)
 {
     uint64_t next_stats = 0, cursor = 0, t0 = rt_now_ns(), done = 0;
@@ -373,8 +395,12 @@ int guest_main(struct rm_guest_bootinfo *bi, uint64_t vcpu)
     if (g.dirty_wss > g.wss_max)
         g.dirty_wss = g.wss_max;
     if (net_init(g.port, on_udp)) {
-        rt_printf("remus-guest: no IPv4 address configured\n");
-        rt_halt(3);
+        /* No network (e.g. booted by QEMU): run the workload alone and
+         * report its rate every second on the console. */
+        rt_printf("remus-guest: up without network: %lu MiB, workload %lu "
+                  "pages at %lu/s (max %lu)\n", bi->mem_bytes >> 20,
+                  g.dirty_wss, g.dirty_rate, g.wss_max);
+        workload_report_loop();
     }
     {
         uint32_t ip = net_ip();

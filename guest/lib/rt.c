@@ -8,6 +8,101 @@ void rt_init(struct rm_guest_bootinfo *bi)
     rt_bootinfo = bi;
 }
 
+#ifdef RM_GUEST_MULTIBOOT
+/*
+ * Booted by a multiboot loader (QEMU): no remus VMM behind us.  The
+ * console is COM1, the clock the TSC (calibrated with the PIT by
+ * mb_main), there is no network, and halting writes QEMU's isa-debug-exit
+ * port.  We run at CPL3 with IOPL 3, so port I/O is allowed.
+ */
+uint64_t rt_tsc_khz = 1000000;
+
+static inline void outb(uint16_t port, uint8_t v)
+{
+    __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+    uint8_t v;
+
+    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+static inline uint64_t rdtsc(void)
+{
+    uint32_t lo, hi;
+
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (uint64_t)hi << 32 | lo;
+}
+
+uint64_t rt_calibrate_tsc(void)
+{
+    uint64_t t0, t1;
+
+    outb(0x61, (uint8_t)((inb(0x61) & ~0x02) | 0x01)); /* gate on */
+    outb(0x43, 0xb0);               /* channel 2, lo/hi, mode 0 */
+    outb(0x42, 11932 & 0xff);       /* 10 ms at 1.193182 MHz */
+    outb(0x42, 11932 >> 8);
+    t0 = rdtsc();
+    while (!(inb(0x61) & 0x20))
+        ;
+    t1 = rdtsc();
+    rt_tsc_khz = (t1 - t0) / 10 ? (t1 - t0) / 10 : 1;
+    return rt_tsc_khz;
+}
+
+void hc(unsigned call, void *arg)
+{
+    switch (call) {
+    case RM_HC_PUTS: {
+        struct rm_hc_puts *a = arg;
+        const char *p = (const char *)(uintptr_t)a->data;
+        uint64_t i;
+
+        for (i = 0; i < a->len; i++) {
+            while (!(inb(0x3fd) & 0x20))
+                ;
+            outb(0x3f8, (uint8_t)p[i]);
+        }
+        break;
+    }
+    case RM_HC_CLOCK: {
+        struct rm_hc_clock *c = arg;
+        uint64_t t = rdtsc();
+
+        c->monotonic_ns = t / rt_tsc_khz * 1000000 +
+                          t % rt_tsc_khz * 1000000 / rt_tsc_khz;
+        break;
+    }
+    case RM_HC_NET_INFO:
+        memset(arg, 0, sizeof(struct rm_hc_net_info));
+        break;
+    case RM_HC_NET_READ:
+        ((struct rm_hc_net_io *)arg)->ret = 1;
+        break;
+    case RM_HC_NET_WRITE:
+        ((struct rm_hc_net_io *)arg)->ret = -1;
+        break;
+    case RM_HC_POLL: {
+        struct rm_hc_poll *p = arg;
+
+        while (rt_now_ns() < p->deadline_ns)
+            cpu_relax();
+        p->ready = 0;
+        break;
+    }
+    case RM_HC_HALT:
+        outb(0xf4, (uint8_t)((struct rm_hc_halt *)arg)->exit_code);
+        for (;;)
+            cpu_relax();
+    default:
+        break;
+    }
+}
+#else
 void hc(unsigned call, void *arg)
 {
     volatile uint32_t *door =
@@ -18,6 +113,7 @@ void hc(unsigned call, void *arg)
     *door = gpa;
     __asm__ volatile("" ::: "memory");
 }
+#endif
 
 void *memcpy(void *d, const void *s, size_t n)
 {

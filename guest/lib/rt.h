@@ -37,6 +37,11 @@ uint64_t rt_cmdline_u64(const char *key, uint64_t def);
 /* Parse an unsigned decimal at *p, advancing it; returns 0 on none. */
 int rt_parse_u64(const char **p, uint64_t *out);
 
+#ifdef RM_GUEST_MULTIBOOT
+extern uint64_t rt_tsc_khz;
+uint64_t rt_calibrate_tsc(void);
+#endif
+
 static inline void cpu_relax(void)
 {
     __asm__ volatile("pause");
