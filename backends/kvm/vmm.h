@@ -46,6 +46,11 @@ struct rm_vm_config {
                                   dirty ring instead of the bitmap log
                                   (KVM_GET_DIRTY_LOG); fails if the host
                                   lacks KVM_CAP_DIRTY_LOG_RING */
+    bool dirty_manual_clear;   /* bitmap log with manual clear
+                                  (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2:
+                                  only harvested pages are re-protected);
+                                  the default, measured fastest here; falls
+                                  back to get-and-clear if unavailable */
     rm_vm_net_out_fn net_out;  /* NULL: write to the TAP */
     void *net_out_opaque;
 };

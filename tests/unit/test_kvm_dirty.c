@@ -43,7 +43,7 @@ static uint64_t missed(const uint8_t *a, const uint8_t *b,
     return n;
 }
 
-static uint64_t run_round(bool drop_vmm_pages, bool ring, uint64_t *changed)
+static uint64_t run_round(bool drop_vmm_pages, int mode, uint64_t *changed)
 {
     struct rm_vm_config cfg;
     struct rm_error err = { 0 };
@@ -61,7 +61,8 @@ static uint64_t run_round(bool drop_vmm_pages, bool ring, uint64_t *changed)
     cfg.ipv4 = htonl(0x0a4d0002);       /* 10.77.0.2 */
     cfg.netmask = htonl(0xffffff00);
     cfg.console_path = "/dev/null";
-    cfg.dirty_ring = ring;
+    cfg.dirty_ring = mode == 1;
+    cfg.dirty_manual_clear = mode == 2;
     if (rm_vm_create(&cfg, &vm, &err))
         fail_msg("%s", rm_error_str(&err));
     assert_int_equal(system("ip addr add 10.77.0.1/24 dev rmdirty0 2>/dev/null;"
@@ -108,7 +109,7 @@ static void test_every_changed_page_is_reported(void **state)
     uint64_t changed = 0, miss;
 
     (void)state;
-    miss = run_round(false, false, &changed);
+    miss = run_round(false, 0, &changed);
     printf("changed pages: %llu, not reported: %llu\n",
            (unsigned long long)changed, (unsigned long long)miss);
     assert_true(changed > 0);
@@ -120,7 +121,7 @@ static void test_check_catches_missing_vmm_pages(void **state)
     uint64_t changed = 0, miss;
 
     (void)state;
-    miss = run_round(true, false, &changed);
+    miss = run_round(true, 0, &changed);
     printf("without the VMM's pages: %llu of %llu changed pages missed\n",
            (unsigned long long)miss, (unsigned long long)changed);
     assert_true(miss > 0);
@@ -132,12 +133,27 @@ static void test_dirty_ring(void **state)
     uint64_t changed = 0, miss;
 
     (void)state;
-    miss = run_round(false, true, &changed);
+    miss = run_round(false, 1, &changed);
     printf("dirty ring: changed pages: %llu, not reported: %llu\n",
            (unsigned long long)changed, (unsigned long long)miss);
     assert_true(changed > 0);
     assert_int_equal(miss, 0);
-    miss = run_round(true, true, &changed);
+    miss = run_round(true, 1, &changed);
+    assert_true(miss > 0);
+}
+
+/* And with the manually cleared bitmap log. */
+static void test_manual_clear(void **state)
+{
+    uint64_t changed = 0, miss;
+
+    (void)state;
+    miss = run_round(false, 2, &changed);
+    printf("manual clear: changed pages: %llu, not reported: %llu\n",
+           (unsigned long long)changed, (unsigned long long)miss);
+    assert_true(changed > 0);
+    assert_int_equal(miss, 0);
+    miss = run_round(true, 2, &changed);
     assert_true(miss > 0);
 }
 
@@ -147,6 +163,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_every_changed_page_is_reported),
         cmocka_unit_test(test_check_catches_missing_vmm_pages),
         cmocka_unit_test(test_dirty_ring),
+        cmocka_unit_test(test_manual_clear),
     };
     char self[PATH_MAX - 64];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
