@@ -13,7 +13,8 @@ void rt_init(struct rm_guest_bootinfo *bi)
  * Booted by a multiboot loader (QEMU): no remus VMM behind us.  The
  * console is COM1, the clock the TSC (calibrated with the PIT by
  * mb_main), there is no network, and halting writes QEMU's isa-debug-exit
- * port.  We run at CPL3 with IOPL 3, so port I/O is allowed.
+ * port.  We run at CPL3 with IOPL 3: TCG allows the port I/O, PVM-based
+ * KVM faults it and the #GP handler of guest/arch/multiboot.S does it.
  */
 uint64_t rt_tsc_khz = 1000000;
 
