@@ -161,9 +161,16 @@ $(B_BENCHES): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBREMUS)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBREMUS) $(LDLIBS)
 
+# Then the same guest under QEMU (bench/qemu_bench.py) and PNG plots.
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(B_BENCHES)
-	$(Q)$(BUILD)/bench/kvm_bench | tee $(BUILD)/bench/report.md
+	$(Q)$(BUILD)/bench/kvm_bench $(BUILD)/bench | tee $(BUILD)/bench/report.md
+	$(Q)python3 bench/qemu_bench.py $(BUILD) $(BUILD)/bench | \
+	    tee -a $(BUILD)/bench/report.md
+	$(Q)gnuplot -e "d='$(BUILD)/bench'" bench/plots.gp
+	$(Q)printf '\nPlots: pause.png, latency.png, throughput.png\n' | \
+	    tee -a $(BUILD)/bench/report.md
+	@echo "report: $(BUILD)/bench/report.md"
 
 # ------------------------------------------------------------------ guest
 # The guest image (guest/) is freestanding: its own flags and linker script.
@@ -251,7 +258,7 @@ fuzz-smoke: fuzz
 DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
     libxen-dev libnl-3-dev libnl-route-3-dev libprotobuf-c-dev \
     protobuf-c-compiler libcmocka-dev python3 iproute2 valgrind \
-    qemu-system-x86
+    qemu-system-x86 gnuplot-nox
 
 deps:
 	$(Q)scripts/install-deps.sh $(DEB_PACKAGES)

@@ -11,6 +11,14 @@
  *   - checkpoint pause against dirty pages, beside the memcpy floor of the
  *     same pages, and bytes per epoch with and without compression
  *   - full non-live save and restore of a 256 MiB guest
+ *   - end to end, with `remus protect` -> `remus receive` (the drill, run
+ *     in child processes): the highest checkpoint rate for an idle, a
+ *     light and a busy guest; guest throughput at 10, 25 and 100 ms
+ *     against the unprotected guest; added request latency (buffered
+ *     output against -n); failover time
+ *
+ *   kvm_bench [DATA-DIR]   also writes gnuplot data files into DATA-DIR
+ *                          (bench/plots.gp turns them into PNGs)
  *
  * Needs root (private network namespace) and /dev/kvm.
  */
@@ -25,14 +33,29 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "backends/kvm/kvm_sr.h"
 #include "backends/kvm/vmm.h"
 #include "common/io.h"
 #include "common/log.h"
+#include "drill/drill.h"
 #include "drill/kvclient.h"
 
 static char image[PATH_MAX];
+static char remus_bin[PATH_MAX];
+static char data_dir[PATH_MAX];
+
+/* A data file for the plots, or NULL (no DATA-DIR given). */
+static FILE *data_file(const char *name)
+{
+    char path[PATH_MAX + 64];
+
+    if (!data_dir[0])
+        return NULL;
+    snprintf(path, sizeof(path), "%s/%s", data_dir, name);
+    return fopen(path, "w");
+}
 
 struct gvm {
     struct rm_vm *vm;
@@ -174,7 +197,7 @@ static int checkpoints(struct gvm *g, uint64_t wss, bool compress,
     /* With dirty logging on, a PVM guest re-faults every page it writes
      * after each harvest, so sweeping a large working set takes longer:
      * give each epoch time to dirty it. */
-    c->want = wss > 5000 ? 8 : 20;
+    c->want = wss > 50000 ? 4 : wss > 5000 ? 8 : 20;
     c->sleep_ms = 25 + (unsigned)(wss / 30);
     memset(&ctx, 0, sizeof(ctx));
     ctx.ops = &rm_kvm_save_ops;
@@ -218,13 +241,168 @@ static double memcpy_floor_ms(struct gvm *g, uint64_t pages)
     return (double)best / 1e6;
 }
 
-int main(void)
+/*
+ * One drill (protect -> receive, clients, kill -9 of the primary) in a
+ * child process: rm_drill_run() moves its caller into a new network
+ * namespace and forks the remus processes.  0 with @rep filled.
+ */
+static int drill(unsigned interval_ms, uint64_t rate, uint64_t wss,
+                 bool no_buffer, struct rm_drill_report *rep)
+{
+    int fds[2], status;
+    pid_t pid;
+    ssize_t n;
+
+    memset(rep, 0, sizeof(*rep));
+    if (pipe(fds))
+        return -errno;
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        struct rm_drill_cfg cfg;
+        struct rm_drill_report r;
+        struct rm_error err = { 0 };
+
+        close(fds[0]);
+        rm_drill_cfg_default(&cfg);
+        cfg.self = remus_bin;
+        cfg.image = image;
+        cfg.interval_ms = interval_ms;
+        cfg.dirty_rate = rate;
+        cfg.dirty_wss = wss;
+        cfg.no_buffer = no_buffer;
+        cfg.kill_after_ms = 4000;
+        cfg.after_ms = 500;
+        cfg.quiet = true;
+        cfg.seed = 1;
+        if (rm_drill_run(&cfg, &r, &err)) {
+            fprintf(stderr, "kvm_bench: drill: %s\n", rm_error_str(&err));
+            _exit(1);
+        }
+        _exit(write(fds[1], &r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : 1);
+    }
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        return -errno;
+    }
+    n = read(fds[0], rep, sizeof(*rep));
+    close(fds[0]);
+    waitpid(pid, &status, 0);
+    return n == (ssize_t)sizeof(*rep) ? 0 : -EIO;
+}
+
+/* Page-writes/s of the drill's guest (64 MiB, 2 vCPUs) unprotected. */
+static double unprotected_rate(uint64_t wss)
+{
+    struct gvm g;
+    struct kv_reply r;
+    char cmd[64];
+    double rate;
+
+    if (start(&g, 64, 2, 2))
+        return 0;
+    snprintf(cmd, sizeof(cmd), "DIRTY 0 %" PRIu64, wss);
+    kv(&g, cmd, &r);
+    sleep_ms(300);
+    rate = write_rate(&g, false, 3000, NULL);
+    stop(&g);
+    return rate;
+}
+
+static void end_to_end(void)
+{
+    static const unsigned intervals[] = { 10, 25, 100 };
+    static const struct {
+        const char *name;
+        uint64_t rate, wss;
+    } loads[] = {
+        { "idle (no memory workload)", 0, 0 },
+        { "light (5,000 page-writes/s over 2,048 pages)", 5000, 2048 },
+        { "busy (flat out over 2,048 pages)", 0, 2048 },
+    };
+    struct rm_drill_report rep, nb;
+    FILE *lat = data_file("latency.dat"), *thr = data_file("throughput.dat");
+    double base;
+    unsigned i;
+
+    printf("\n## End to end: `remus protect` -> `remus receive`\n\n"
+           "Each row is one drill (kill -9 of the primary after 4 s; the "
+           "guest: 64 MiB, 2 vCPUs; 4 closed-loop clients of its "
+           "key-value service).\n\n"
+           "Highest checkpoint rate (interval 1 ms, the minimum):\n\n"
+           "| guest | checkpoints/s | pause p50 (ms) | pause p99 (ms) | "
+           "dirty pages/epoch | failover (ms) | lost ops |\n"
+           "|---|---|---|---|---|---|---|\n");
+    for (i = 0; i < sizeof(loads) / sizeof(loads[0]); i++) {
+        if (drill(1, loads[i].rate, loads[i].wss, false, &rep))
+            continue;
+        printf("| %s | %.0f | %.3f | %.3f | %.0f | %.1f | %" PRIu64 " |\n",
+               loads[i].name, rep.epochs_per_s, rep.pause_ms_p50,
+               rep.pause_ms_p99, rep.dirty_per_epoch, rep.failover_ms,
+               rep.lost_ops);
+        fflush(stdout);
+    }
+
+    base = unprotected_rate(2048);
+    printf("\nA memory-busy guest (flat out over 2,048 pages): throughput "
+           "against the unprotected guest (%.0f page-writes/s, same run), "
+           "and request latency with output buffered against `-n` "
+           "(unbuffered) at the same interval:\n\n"
+           "| interval (ms) | checkpoints/s | guest page-writes/s | vs "
+           "unprotected | latency p50 (ms) | latency p99 (ms) | p99 - "
+           "interval (ms) | -n latency p50 (ms) | -n latency p99 (ms) | "
+           "added p50 (ms) | failover (ms) | lost ops (buffered / -n) |\n"
+           "|---|---|---|---|---|---|---|---|---|---|---|---|\n", base);
+    if (thr)
+        fprintf(thr, "# interval_ms writes_per_s unprotected ratio "
+                "checkpoints_per_s pause_p50_ms pause_p99_ms\n");
+    if (lat)
+        fprintf(lat, "# interval_ms p50 p99 nobuf_p50 nobuf_p99\n");
+    for (i = 0; i < sizeof(intervals) / sizeof(intervals[0]); i++) {
+        if (drill(intervals[i], 0, 2048, false, &rep) ||
+            drill(intervals[i], 0, 2048, true, &nb))
+            continue;
+        printf("| %u | %.1f | %.0f | %.3f | %.3f | %.3f | %+.3f | %.3f | "
+               "%.3f | %.3f | %.1f | %" PRIu64 " / %" PRIu64 " |\n",
+               intervals[i], rep.epochs_per_s, rep.guest_writes_per_s,
+               base > 0 ? rep.guest_writes_per_s / base : 0,
+               rep.latency_ms_p50, rep.latency_ms_p99,
+               rep.latency_ms_p99 - intervals[i], nb.latency_ms_p50,
+               nb.latency_ms_p99, rep.latency_ms_p50 - nb.latency_ms_p50,
+               rep.failover_ms, rep.lost_ops, nb.lost_ops);
+        if (thr)
+            fprintf(thr, "%u %.0f %.0f %.4f %.2f %.4f %.4f\n", intervals[i],
+                    rep.guest_writes_per_s, base,
+                    base > 0 ? rep.guest_writes_per_s / base : 0,
+                    rep.epochs_per_s, rep.pause_ms_p50, rep.pause_ms_p99);
+        if (lat)
+            fprintf(lat, "%u %.3f %.3f %.3f %.3f\n", intervals[i],
+                    rep.latency_ms_p50, rep.latency_ms_p99,
+                    nb.latency_ms_p50, nb.latency_ms_p99);
+        fflush(stdout);
+    }
+    printf("\nFailover: kill -9 of the primary closes its TCP connections, "
+           "so the secondary notices at once; with the primary's host gone "
+           "silent (no RST) the heartbeat timeout (500 ms here) bounds it "
+           "(tests/integration/kvm_protect.sh cuts the link).  With `-n` "
+           "the clients saw replies whose state the replica never "
+           "received: the lost ops column is why output is buffered.\n");
+    if (lat)
+        fclose(lat);
+    if (thr)
+        fclose(thr);
+}
+
+int main(int argc, char **argv)
 {
     char self[PATH_MAX - 64];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     struct gvm g;
     double r0, r1, hp = 0;
-    static const uint64_t sizes[] = { 1, 10, 100, 1000, 5000, 20000 };
+    static const uint64_t sizes[] = { 1, 10, 100, 1000, 5000, 20000,
+                                      100000 };
+    FILE *pdat;
     unsigned i;
 
     rm_log_init(RM_LOG_ERROR, NULL);
@@ -237,9 +415,17 @@ int main(void)
     *strrchr(self, '/') = '\0';
     snprintf(image, sizeof(image), "%.*s/guest/remus-guest.elf",
              (int)(strrchr(self, '/') - self), self);
+    snprintf(remus_bin, sizeof(remus_bin), "%.*s/remus",
+             (int)(strrchr(self, '/') - self), self);
+    if (argc > 1)
+        snprintf(data_dir, sizeof(data_dir), "%s", argv[1]);
+    pdat = data_file("pause.dat");
+    if (pdat)
+        fprintf(pdat, "# dirty_pages pause_p50_ms memcpy_floor_ms "
+                "pause_p99_ms compressed_pause_p50_ms\n");
 
     printf("# remus benchmark (KVM backend), one run\n\n");
-    if (start(&g, 512, 2, 0))
+    if (start(&g, 512, 2, 2))
         return 1;
     printf("Guest start (create to first answer of its service), 512 MiB, "
            "2 vCPUs: %.1f ms\n\n", g.start_ms);
@@ -279,6 +465,11 @@ int main(void)
             continue;
         floor_ms = memcpy_floor_ms(&g, a.dirty_sum / a.epochs + 1);
         p50 = (double)a.pauses[a.epochs / 2] / 1e6;
+        if (pdat)
+            fprintf(pdat, "%" PRIu64 " %.4f %.4f %.4f %.4f\n",
+                    a.dirty_sum / a.epochs, p50, floor_ms,
+                    (double)a.pauses[(a.epochs * 99) / 100] / 1e6,
+                    (double)b.pauses[b.epochs / 2] / 1e6);
         printf("| %" PRIu64 " | %.3f | %.3f | %.3f | %.1f | %" PRIu64
                " | %" PRIu64 " | %" PRIu64 " | %.3f | %.3f |\n",
                a.dirty_sum / a.epochs, p50,
@@ -291,9 +482,11 @@ int main(void)
         fflush(stdout);
     }
     stop(&g);
+    if (pdat)
+        fclose(pdat);
 
     /* Full non-live save and restore of a 256 MiB guest. */
-    if (start(&g, 256, 1, 0) == 0) {
+    if (start(&g, 256, 1, 2) == 0) {
         struct rm_save_ctx ctx;
         struct rm_restore_ctx rctx;
         struct rm_kvm_restore_arg arg;
@@ -367,8 +560,9 @@ int main(void)
             stop(&g);
         }
     }
-    printf("\nremus uses the get-and-clear bitmap by default "
-           "(backends/kvm: cfg.dirty_ring / cfg.dirty_manual_clear select "
-           "the others).\n");
+    printf("\nremus uses the manual-clear bitmap by default (falling back "
+           "to get-and-clear; backends/kvm: cfg.dirty_ring selects the "
+           "ring).\n");
+    end_to_end();
     return 0;
 }

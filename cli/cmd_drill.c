@@ -37,6 +37,8 @@ static void usage(FILE *out)
             "                        per second over N pages (default 5000, 2048)\n"
             "  --after S             load after the failover (default 2)\n"
             "  -u                    no checkpoint compression\n"
+            "  --no-buffer           protect with -F -n: output not held back\n"
+            "                        (a latency baseline; may lose acked ops)\n"
             "  --image ELF           guest image (default: next to this binary)\n"
             "  --json FILE           write the report as JSON\n"
             "  --keep-logs DIR       keep all logs in DIR\n"
@@ -78,6 +80,7 @@ int cmd_drill(int argc, char **argv)
         { "keep-logs", required_argument, NULL, 'K' },
         { "seed", required_argument, NULL, 's' },
         { "quiet", no_argument, NULL, 'q' },
+        { "no-buffer", no_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -164,6 +167,7 @@ int cmd_drill(int argc, char **argv)
             cfg.seed = v;
             break;
         case 'q': cfg.quiet = true; break;
+        case 'N': cfg.no_buffer = true; break;
         case 'h': usage(stdout); return RM_EXIT_OK;
         default:
             return cli_usage_error("drill", "unknown option '%s'",
@@ -184,10 +188,12 @@ int cmd_drill(int argc, char **argv)
     printf("\n"
            "remus drill report\n"
            "  primary killed after        %.1f s\n"
-           "  checkpoints (epochs)        %" PRIu64 "\n"
+           "  checkpoints (epochs)        %" PRIu64 " (%.1f/s under load)\n"
            "  checkpoint pause p50/p99/max %.3f / %.3f / %.3f ms\n"
            "  dirty pages per epoch       %.1f\n"
            "  bytes per epoch             %.0f\n"
+           "  request latency p50/p99/max %.3f / %.3f / %.3f ms (protected)\n"
+           "  guest page-writes/s         %.0f (protected)\n"
            "  replica resumed from epoch  %" PRIu64 "\n"
            "  failover time               %.1f ms (kill -9 to the first "
            "answer from the replica)\n"
@@ -197,9 +203,11 @@ int cmd_drill(int argc, char **argv)
            "  guest survived              %s\n"
            "  logs                        %s\n"
            "  RESULT                      %s%s%s\n",
-           rep.kill_after_ms / 1000.0, rep.epochs, rep.pause_ms_p50,
-           rep.pause_ms_p99, rep.pause_ms_max, rep.dirty_per_epoch,
-           rep.bytes_per_epoch, rep.committed_epoch, rep.failover_ms,
+           rep.kill_after_ms / 1000.0, rep.epochs, rep.epochs_per_s,
+           rep.pause_ms_p50, rep.pause_ms_p99, rep.pause_ms_max,
+           rep.dirty_per_epoch, rep.bytes_per_epoch, rep.latency_ms_p50,
+           rep.latency_ms_p99, rep.latency_ms_max, rep.guest_writes_per_s,
+           rep.committed_epoch, rep.failover_ms,
            rep.acked_ops, rep.acked_before_kill, rep.lost_ops,
            rep.survived ? "yes" : "NO", rep.logs, pass ? "PASS" : "FAIL",
            rep.why[0] ? ": " : "", rep.why);

@@ -67,7 +67,11 @@ struct client {
     uint64_t lost;
     uint64_t doubled;
     int error;
+    uint32_t *lat_us;            /* request latencies while protected */
+    size_t nlat;
 };
+
+#define MAX_LAT_SAMPLES 262144
 
 struct drill {
     const struct rm_drill_cfg *cfg;
@@ -175,6 +179,12 @@ static void *client_main(void *arg)
             c->error = -EPROTO;
             break;
         }
+        if (!d->t_kill && c->lat_us && c->nlat < MAX_LAT_SAMPLES) {
+            uint64_t us = (rm_now_ns() - sent) / 1000;
+
+            c->lat_us[c->nlat++] = us > UINT32_MAX ? UINT32_MAX
+                                                   : (uint32_t)us;
+        }
         expected = c->acked + 1;
         if (r.value < expected)
             c->lost += expected - r.value;      /* acked state vanished */
@@ -187,6 +197,36 @@ static void *client_main(void *arg)
         pthread_mutex_unlock(&d->lock);
     }
     return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Request latency percentiles over every client's samples. */
+static void latency_report(struct drill *d, unsigned nclients)
+{
+    size_t n = 0, k = 0;
+    uint32_t *all;
+    unsigned i;
+
+    for (i = 0; i < nclients; i++)
+        n += d->clients[i].nlat;
+    if (!n || !(all = malloc(n * sizeof(*all))))
+        return;
+    for (i = 0; i < nclients; i++) {
+        memcpy(all + k, d->clients[i].lat_us,
+               d->clients[i].nlat * sizeof(*all));
+        k += d->clients[i].nlat;
+    }
+    qsort(all, n, sizeof(*all), cmp_u32);
+    d->rep->latency_ms_p50 = all[n / 2] / 1000.0;
+    d->rep->latency_ms_p99 = all[(n * 99) / 100] / 1000.0;
+    d->rep->latency_ms_max = all[n - 1] / 1000.0;
+    free(all);
 }
 
 static uint64_t total_acked(struct drill *d)
@@ -206,6 +246,20 @@ static int cmp_u64(const void *a, const void *b)
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
     return x < y ? -1 : x > y;
+}
+
+static uint64_t count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    uint64_t n = 0;
+    int c;
+
+    if (!f)
+        return 0;
+    while ((c = getc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
 }
 
 static void read_epochs(struct drill *d)
@@ -294,7 +348,7 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
     unsigned i, started = 0;
     struct kv_client probe;
     struct kv_reply r;
-    uint64_t seed;
+    uint64_t seed, t_load = 0, writes0 = 0, epochs0 = 0;
     FILE *f;
     int rc = 0, status;
 
@@ -374,12 +428,32 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
                           "--tap", "taps", "--heartbeat", hb,
                           "--heartbeat-timeout", hbt, "--console", scons,
                           NULL };
-        char *pargv[] = { (char *)cfg->self, "protect", "-i", iv,
-                          "--heartbeat", hb, "--heartbeat-timeout", hbt,
-                          "--stats-file", epochs, "--progress", "0",
-                          "--console", pcons, cfg->compress ? gcfg : "-u",
-                          cfg->compress ? REPL_ADDR : gcfg,
-                          cfg->compress ? NULL : REPL_ADDR, NULL };
+        char *pargv[24];
+        int np = 0;
+
+        pargv[np++] = (char *)cfg->self;
+        pargv[np++] = "protect";
+        pargv[np++] = "-i";
+        pargv[np++] = iv;
+        pargv[np++] = "--heartbeat";
+        pargv[np++] = hb;
+        pargv[np++] = "--heartbeat-timeout";
+        pargv[np++] = hbt;
+        pargv[np++] = "--stats-file";
+        pargv[np++] = epochs;
+        pargv[np++] = "--progress";
+        pargv[np++] = "0";
+        pargv[np++] = "--console";
+        pargv[np++] = pcons;
+        if (!cfg->compress)
+            pargv[np++] = "-u";
+        if (cfg->no_buffer) {
+            pargv[np++] = "-F";
+            pargv[np++] = "-n";
+        }
+        pargv[np++] = gcfg;
+        pargv[np++] = REPL_ADDR;
+        pargv[np] = NULL;
 
         d->secondary = spawn(sargv, log_s);
         sleep_ms(200);
@@ -400,14 +474,17 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
         kv_close(&probe);
         goto out_stop;
     }
-    kv_close(&probe);
     progress(d, "guest up, protected");
+    t_load = rm_now_ns();
+    writes0 = r.value;
+    epochs0 = count_lines(epochs);
 
     for (i = 0; i < cfg->clients; i++) {
         struct client *c = &d->clients[i];
 
         c->d = d;
         c->idx = i;
+        c->lat_us = malloc(MAX_LAT_SAMPLES * sizeof(*c->lat_us));
         if (kv_open(&c->kc, 1000 + i, GUEST_IP, GUEST_PORT) ||
             pthread_create(&c->thread, NULL, client_main, c)) {
             rc = rm_error_set(err, -EAGAIN, "cannot start client %u", i);
@@ -428,6 +505,11 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
             progress(d, "protected, under load");
         }
     }
+    if (kv_call(&probe, "STATS", &r, 50, rm_now_ns() + 2000000000ull,
+                NULL) == 0 && r.value >= writes0)
+        rep->guest_writes_per_s = (double)(r.value - writes0) /
+                                  ((double)(rm_now_ns() - t_load) / 1e9);
+    kv_close(&probe);
     pthread_mutex_lock(&d->lock);
     d->t_kill = rm_now_ns();
     pthread_mutex_unlock(&d->lock);
@@ -493,8 +575,12 @@ out_clients:
         snprintf(rep->why, sizeof(rep->why), "the replica never answered "
                  "after the primary died");
     }
-    for (i = 0; i < started; i++)
+    latency_report(d, started);
+    for (i = 0; i < started; i++) {
         kv_close(&d->clients[i].kc);
+        free(d->clients[i].lat_us);
+        d->clients[i].lat_us = NULL;
+    }
 
 out_stop:
     if (d->primary > 0) {
@@ -506,6 +592,9 @@ out_stop:
         waitpid(d->secondary, &status, 0);
     }
     read_epochs(d);
+    if (d->t_kill && t_load && d->t_kill > t_load)
+        rep->epochs_per_s = (double)(rep->epochs - epochs0) /
+                            ((double)(d->t_kill - t_load) / 1e9);
     read_failover_line(d);
     if (!rc && rep->survived && rep->lost_ops == 0 && !rep->why[0] &&
         !cfg->keep_dir) {
@@ -543,11 +632,18 @@ int rm_drill_report_json(const struct rm_drill_report *rep, const char *path,
             "  \"lost_ops\": %" PRIu64 ",\n"
             "  \"replica_checkpoint\": %" PRIu64 ",\n"
             "  \"kill_after_ms\": %u,\n"
+            "  \"epochs_per_s\": %.1f,\n"
+            "  \"latency_ms_p50\": %.3f,\n"
+            "  \"latency_ms_p99\": %.3f,\n"
+            "  \"latency_ms_max\": %.3f,\n"
+            "  \"guest_writes_per_s\": %.0f,\n"
             "  \"survived\": %s\n"
             "}\n", rep->epochs, rep->pause_ms_p50, rep->pause_ms_p99,
             rep->pause_ms_max, rep->bytes_per_epoch, rep->dirty_per_epoch,
             rep->failover_ms, rep->acked_ops, rep->acked_before_kill,
             rep->lost_ops, rep->committed_epoch, rep->kill_after_ms,
+            rep->epochs_per_s, rep->latency_ms_p50, rep->latency_ms_p99,
+            rep->latency_ms_max, rep->guest_writes_per_s,
             rep->survived ? "true" : "false");
     if (fclose(f))
         return rm_error_set(err, -EIO, "writing %s failed", path);

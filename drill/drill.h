@@ -29,6 +29,9 @@ struct rm_drill_cfg {
     uint64_t dirty_rate;         /* guest workload pages/s (5000) */
     uint64_t dirty_wss;          /* pages (2048) */
     bool compress;               /* true */
+    bool no_buffer;              /* protect -F -n: output not held back
+                                    (benchmarks: the latency baseline;
+                                    acknowledged state may then be lost) */
     bool quiet;                  /* no live progress */
     uint64_t seed;               /* 0: from the clock */
     const char *keep_dir;        /* keep logs here (NULL: temp, removed
@@ -46,6 +49,10 @@ struct rm_drill_report {
     uint64_t lost_ops;
     uint64_t acked_before_kill;
     uint64_t committed_epoch;    /* the secondary's, at failover */
+    double epochs_per_s;         /* while protected, before the kill */
+    double latency_ms_p50, latency_ms_p99, latency_ms_max;
+                                 /* client request -> reply, protected */
+    double guest_writes_per_s;   /* the guest's workload, protected */
     unsigned kill_after_ms;
     bool survived;
     char logs[256];
@@ -58,7 +65,8 @@ void rm_drill_cfg_default(struct rm_drill_cfg *cfg);
 int rm_drill_run(const struct rm_drill_cfg *cfg,
                  struct rm_drill_report *rep, struct rm_error *err);
 /* The report as JSON (keys: epochs, pause_ms_p50, pause_ms_p99,
- * pause_ms_max, bytes_per_epoch, failover_ms, acked_ops, lost_ops, ...). */
+ * pause_ms_max, bytes_per_epoch, failover_ms, acked_ops, lost_ops,
+ * epochs_per_s, latency_ms_p50/p99/max, guest_writes_per_s, ...). */
 int rm_drill_report_json(const struct rm_drill_report *rep, const char *path,
                          struct rm_error *err);
 

@@ -32,6 +32,13 @@ struct client_slot {
     uint64_t last_use;
 };
 
+/*
+ * Page-writes done by the memory workload.  A global symbol of its own:
+ * the QEMU side-by-side benchmark (bench/qemu_bench.py) reads it from
+ * guest memory at the address `nm` gives for the multiboot image.
+ */
+volatile uint64_t guest_page_writes;
+
 static struct {
     struct kv_entry kv[NKEYS];
     struct client_slot clients[NCLIENTS];
@@ -40,7 +47,6 @@ static struct {
     /* workload knobs and counters (shared with vCPU 1) */
     volatile uint64_t dirty_rate;       /* page-writes/s, 0 = flat out */
     volatile uint64_t dirty_wss;        /* pages, 0 = off */
-    volatile uint64_t page_writes;
     volatile int ready;
     uint8_t *wss_base;
     uint64_t wss_max;
@@ -152,7 +158,7 @@ static int apply(uint64_t req, const char *p, const char *end, char *out)
     if (IS("STATS")) {
         g.seq++;
         return rt_snprintf(out, REPLY_MAX, "%lu OK writes=%lu ops=%lu "
-                           "now=%lu seq=%lu", req, g.page_writes, g.seq,
+                           "now=%lu seq=%lu", req, guest_page_writes, g.seq,
                            rt_now_ns(), g.seq);
     }
     if (IS("DIRTY")) {
@@ -262,13 +268,13 @@ static uint64_t dirty_some(uint64_t budget, uint64_t *cursor)
         *q = *q + 1;
         (*cursor)++;
     }
-    __atomic_add_fetch(&g.page_writes, budget, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&guest_page_writes, budget, __ATOMIC_RELAXED);
     return budget;
 }
 
 static void publish_stats(void)
 {
-    struct rm_hc_stats s = { .page_writes = g.page_writes, .kv_ops = g.seq,
+    struct rm_hc_stats s = { .page_writes = guest_page_writes, .kv_ops = g.seq,
                              .kv_seq = g.seq };
 
     hc(RM_HC_STATS, &s);
@@ -327,8 +333,8 @@ static void workload_report_loop(void)
         now = rt_now_ns();
         if (now >= next) {
             rt_printf("remus-guest: page-writes/s %lu total %lu\n",
-                      g.page_writes - last, g.page_writes);
-            last = g.page_writes;
+                      guest_page_writes - last, guest_page_writes);
+            last = guest_page_writes;
             next += 1000000000ull;
         }
     }
