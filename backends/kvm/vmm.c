@@ -84,6 +84,13 @@ struct rm_vm {
     unsigned long *vmm_dirty;    /* pages the VMM wrote (atomic OR) */
     unsigned long *ring_dirty;   /* collected from the dirty rings */
     unsigned long *scratch_bm;
+    /* hot pages (manual-clear mode): see rm_vm_config.hot_pages_max */
+    unsigned long *hot_bm;       /* left writable, never cleared */
+    unsigned long *clear_bm;     /* what one harvest re-protects */
+    uint8_t *hot_streak;         /* per-page hotness score */
+    uint64_t hot_count;
+    uint64_t harvests;
+    bool drop_hot;               /* tests only */
 
     int64_t clock_offset_ns;     /* guest = host monotonic + offset */
     uint64_t paused_at_ns;       /* guest time frozen while paused */
@@ -107,6 +114,9 @@ void rm_vm_config_default(struct rm_vm_config *cfg)
     cfg->mem_bytes = 64ull << 20;
     cfg->nr_vcpus = 1;
     cfg->dirty_manual_clear = true;   /* the fastest here: see make bench */
+    cfg->hot_after = 3;
+    cfg->hot_period = 64;
+    cfg->hot_pages_max = 4096;
     memcpy(cfg->mac, mac, 6);
 }
 
@@ -1020,9 +1030,13 @@ int rm_vm_create(const struct rm_vm_config *cfg, struct rm_vm **out,
     vm->vmm_dirty = calloc(RM_BITMAP_LONGS(vm->nr_pfns), sizeof(long));
     vm->ring_dirty = calloc(RM_BITMAP_LONGS(vm->nr_pfns), sizeof(long));
     vm->scratch_bm = calloc(RM_BITMAP_LONGS(vm->nr_pfns), sizeof(long));
+    vm->hot_bm = calloc(RM_BITMAP_LONGS(vm->nr_pfns), sizeof(long));
+    vm->clear_bm = calloc(RM_BITMAP_LONGS(vm->nr_pfns), sizeof(long));
+    vm->hot_streak = calloc(RM_BITMAP_LONGS(vm->nr_pfns) * RM_BITS_PER_LONG,
+                            1);
     if (vm->kick_fd < 0 || vm->stop_fd < 0 || !vm->vmm_dirty ||
-        !vm->ring_dirty ||
-        !vm->scratch_bm) {
+        !vm->ring_dirty || !vm->scratch_bm || !vm->hot_bm ||
+        !vm->clear_bm || !vm->hot_streak) {
         rc = rm_error_set(err, -ENOMEM, "out of memory");
         goto fail;
     }
@@ -1351,6 +1365,9 @@ void rm_vm_destroy(struct rm_vm *vm)
     free(vm->vmm_dirty);
     free(vm->ring_dirty);
     free(vm->scratch_bm);
+    free(vm->hot_bm);
+    free(vm->clear_bm);
+    free(vm->hot_streak);
     pthread_mutex_destroy(&vm->lock);
     pthread_cond_destroy(&vm->cond);
     pthread_mutex_destroy(&vm->stats_lock);
@@ -1370,6 +1387,16 @@ const struct rm_vm_config *rm_vm_config(const struct rm_vm *vm)
 void rm_vm_debug_drop_vmm_dirty(struct rm_vm *vm, bool drop)
 {
     vm->drop_vmm_dirty = drop;
+}
+
+void rm_vm_debug_drop_hot(struct rm_vm *vm, bool drop)
+{
+    vm->drop_hot = drop;
+}
+
+uint64_t rm_vm_hot_pages(const struct rm_vm *vm)
+{
+    return vm->hot_count;
 }
 
 const char *rm_vm_dirty_log_mode(const struct rm_vm *vm)
@@ -1407,7 +1434,75 @@ int rm_vm_logdirty(struct rm_vm *vm, bool on)
         memset(vm->vmm_dirty, 0, RM_BITMAP_LONGS(vm->nr_pfns) * sizeof(long));
         memset(vm->ring_dirty, 0, RM_BITMAP_LONGS(vm->nr_pfns) * sizeof(long));
     }
+    /* Logging off makes every page writable; on starts from nothing hot. */
+    memset(vm->hot_bm, 0, RM_BITMAP_LONGS(vm->nr_pfns) * sizeof(long));
+    memset(vm->hot_streak, 0, RM_BITMAP_LONGS(vm->nr_pfns) *
+                              RM_BITS_PER_LONG);
+    vm->hot_count = 0;
+    vm->harvests = 0;
     return 0;
+}
+
+/*
+ * Manual-clear mode: decide which of the harvested pages (scratch_bm) to
+ * re-protect (clear_bm).  Each page keeps a score: +2 for every harvest
+ * that finds it dirty, -1 for every harvest that does not.  A page whose
+ * score reaches 2 * hot_after is promoted to hot (left writable): a page
+ * written in every other epoch gets there too, which matters because the
+ * write faults themselves throttle a busy guest below one sweep of its
+ * working set per epoch.  Every hot_period harvests every hot page is
+ * demoted (re-protected, score 0) so a page that went cold is tracked
+ * again.  A hot page's dirty bit is never cleared, so KVM keeps reporting
+ * it: it is in every harvest and every checkpoint copies it.
+ */
+static void plan_clear(struct rm_vm *vm)
+{
+    uint64_t longs = RM_BITMAP_LONGS(vm->nr_pfns), w;
+    bool hot_on = vm->cfg.hot_pages_max > 0 && vm->cfg.hot_after > 0;
+    bool demote = hot_on && vm->cfg.hot_period &&
+                  ++vm->harvests % vm->cfg.hot_period == 0;
+    unsigned promote_at = hot_on ? 2u * vm->cfg.hot_after : 0;
+
+    if (demote && vm->hot_count)
+        LOG_INFO("hot pages: %" PRIu64 " left writable over the last %u "
+                 "harvests, re-protected now", vm->hot_count,
+                 vm->cfg.hot_period);
+    for (w = 0; w < longs; w++) {
+        unsigned long dirty = vm->scratch_bm[w], clear = dirty, b;
+        uint8_t *score = vm->hot_streak + w * RM_BITS_PER_LONG;
+
+        if (!hot_on) {
+            vm->clear_bm[w] = clear;
+            continue;
+        }
+        for (b = 0; b < RM_BITS_PER_LONG; b++) {
+            unsigned long bit = 1ul << b;
+
+            if (!(dirty & bit)) {
+                if (score[b])
+                    score[b]--;
+                continue;
+            }
+            if (vm->hot_bm[w] & bit) {
+                if (demote) {              /* re-protect: track it again */
+                    vm->hot_bm[w] &= ~bit;
+                    vm->hot_count--;
+                    score[b] = 0;
+                } else {
+                    clear &= ~bit;         /* stays writable */
+                }
+                continue;
+            }
+            score[b] = score[b] > UINT8_MAX - 2 ? UINT8_MAX : score[b] + 2;
+            if (!demote && score[b] >= promote_at &&
+                vm->hot_count < vm->cfg.hot_pages_max) {
+                vm->hot_bm[w] |= bit;      /* from now on left writable */
+                vm->hot_count++;
+                clear &= ~bit;
+            }
+        }
+        vm->clear_bm[w] = clear;
+    }
 }
 
 int rm_vm_harvest_dirty(struct rm_vm *vm, unsigned long *bitmap)
@@ -1433,16 +1528,20 @@ int rm_vm_harvest_dirty(struct rm_vm *vm, unsigned long *bitmap)
         if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
             return -errno;
         if (vm->cfg.dirty_manual_clear) {
-            /* Re-protect exactly the pages we took. */
+            /* Re-protect the pages we took, but for the hot ones. */
             struct kvm_clear_dirty_log clr = {
                 .slot = 0,
                 .num_pages = (uint32_t)vm->nr_pfns,
                 .first_page = 0,
-                .dirty_bitmap = vm->scratch_bm,
+                .dirty_bitmap = vm->clear_bm,
             };
 
+            plan_clear(vm);
             if (ioctl(vm->vm_fd, KVM_CLEAR_DIRTY_LOG, &clr) < 0)
                 return -errno;
+            if (vm->drop_hot)
+                for (i = 0; i < longs; i++)
+                    vm->scratch_bm[i] &= ~vm->hot_bm[i];
         }
     }
     for (i = 0; i < longs; i++) {

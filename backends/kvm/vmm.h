@@ -51,6 +51,21 @@ struct rm_vm_config {
                                   only harvested pages are re-protected);
                                   the default, measured fastest here; falls
                                   back to get-and-clear if unavailable */
+    /*
+     * Hot pages (manual-clear mode only).  On this PVM host every first
+     * write to a page after a harvest is a write-protection fault costing
+     * ~20 us, so a guest that rewrites a working set is throttled to the
+     * fault rate.  A page found dirty in about hot_after consecutive
+     * harvests (a score: +2 dirty, -1 clean, hot at 2 * hot_after) is
+     * left writable (its dirty bit is not cleared, so every harvest
+     * reports it and every checkpoint copies it) for up to hot_period
+     * harvests, then re-protected so a page that went cold is tracked
+     * again.  At most hot_pages_max pages are hot: the checkpoint pause
+     * grows by the copy of them.  0 disables.  Defaults 3, 64, 4096.
+     */
+    uint32_t hot_after;
+    uint32_t hot_period;
+    uint64_t hot_pages_max;
     rm_vm_net_out_fn net_out;  /* NULL: write to the TAP */
     void *net_out_opaque;
 };
@@ -156,6 +171,10 @@ int rm_vm_set_device_state(struct rm_vm *vm, uint32_t dev, const void *buf,
 /* Tests only: stop merging VMM-written pages into harvests, to prove that
  * the test that checks them can fail. */
 void rm_vm_debug_drop_vmm_dirty(struct rm_vm *vm, bool drop);
+/* Tests only: leave hot pages out of the harvest (must be caught). */
+void rm_vm_debug_drop_hot(struct rm_vm *vm, bool drop);
+/* Pages now hot (left writable, reported by every harvest). */
+uint64_t rm_vm_hot_pages(const struct rm_vm *vm);
 
 /* Bench/diagnostics: the KVM dirty-log capability in use. */
 const char *rm_vm_dirty_log_mode(const struct rm_vm *vm);

@@ -33,6 +33,28 @@ same=$(join <(sort "$TMP/pri.digests") <(sort "$TMP/sec.digests") | awk '$2==$3'
 echo "convergence: $same of $common common epochs have identical memory"
 [ "$common" -ge 5 ] && [ "$same" = "$common" ]
 
+# -- convergence with hot pages (a guest rewriting 1,024 pages flat out:
+#    they are left writable and copied every checkpoint) ------------------
+guest_cfg "$TMP/gh.cfg" tapp "dirty_rate=0 dirty_wss=1024" 2
+ip netns exec "$NS" "$REMUS" receive --listen $PORT --tap taps \
+    --digest-every 3 --digest-file "$TMP/sech.digests" > "$TMP/sech.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 --digest-every 3 \
+    --digest-file "$TMP/prih.digests" --console "$TMP/prih.console" \
+    "$TMP/gh.cfg" $PORT > "$TMP/prih.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+kv 1 1 "INCR a" > /dev/null
+sleep 3
+kill -INT $PRI
+wait_for "$TMP/prih.log" "protection stopped after" 5
+wait $SEC || { echo "secondary did not exit 0 after a clean stop"; cat "$TMP/sech.log"; exit 1; }
+kill -INT $PRI; wait $PRI || true
+grep "hot pages:" "$TMP/prih.log" | head -2
+hot=$(grep -o "hot pages: [0-9]*" "$TMP/prih.log" | awk '{print $3}' | sort -n | tail -1)
+[ "${hot:-0}" -ge 500 ] || { echo "no hot pages with a guest rewriting 1,024 pages"; exit 1; }
+common=$(join <(sort "$TMP/prih.digests") <(sort "$TMP/sech.digests") | wc -l)
+same=$(join <(sort "$TMP/prih.digests") <(sort "$TMP/sech.digests") | awk '$2==$3' | wc -l)
+echo "convergence with hot pages: $same of $common common epochs have identical memory"
+[ "$common" -ge 5 ] && [ "$same" = "$common" ]
+
 # -- refusals ----------------------------------------------------------------
 if "$REMUS" protect -n "$TMP/g.cfg" $PORT 2> "$TMP/e1"; then exit 1; fi
 grep -q "need.* -F" "$TMP/e1"

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backends/kvm/vmm.h"
@@ -157,6 +158,97 @@ static void test_manual_clear(void **state)
     assert_true(miss > 0);
 }
 
+/*
+ * Hot pages (manual clear): a guest rewriting 256 pages flat out.  Every
+ * round (pause, harvest, compare with the previous round's copy) must
+ * report every changed page, while pages get promoted to hot (left
+ * writable), demoted every hot_period harvests, and, once the workload
+ * stops, stay cold.  With hot pages left out of the harvest the same
+ * check must find missed pages.
+ */
+static uint64_t hot_rounds(bool drop_hot, uint64_t *max_hot,
+                           uint64_t *hot_after_stop)
+{
+    struct rm_vm_config cfg;
+    struct rm_error err = { 0 };
+    struct rm_vm *vm = NULL;
+    struct kv_client c;
+    struct kv_reply r;
+    uint64_t pages, miss = 0, round;
+    uint8_t *before;
+    unsigned long *bm;
+
+    rm_vm_config_default(&cfg);
+    cfg.image = image;
+    cfg.tap = "rmdirty0";
+    cfg.ipv4 = htonl(0x0a4d0002);
+    cfg.netmask = htonl(0xffffff00);
+    cfg.console_path = "/dev/null";
+    cfg.nr_vcpus = 2;
+    cfg.hot_period = 8;
+    if (rm_vm_create(&cfg, &vm, &err))
+        fail_msg("%s", rm_error_str(&err));
+    assert_int_equal(system("ip addr add 10.77.0.1/24 dev rmdirty0 2>/dev/null;"
+                            " ip link set rmdirty0 up"), 0);
+    assert_int_equal(rm_vm_start(vm, &err), 0);
+    assert_int_equal(kv_open(&c, 6, "10.77.0.2", 7000), 0);
+    assert_int_equal(kv_call(&c, "DIRTY 0 256", &r, 50,
+                             rm_now_ns() + 10000000000ull, NULL), 0);
+    pages = rm_vm_mem_bytes(vm) / 4096;
+    before = malloc(rm_vm_mem_bytes(vm));
+    bm = calloc(RM_BITMAP_LONGS(pages), sizeof(long));
+    assert_non_null(before);
+    assert_non_null(bm);
+    rm_vm_debug_drop_hot(vm, drop_hot);
+    assert_int_equal(rm_vm_logdirty(vm, true), 0);
+    rm_vm_pause(vm);
+    assert_int_equal(rm_vm_harvest_dirty(vm, bm), 0);
+    memcpy(before, rm_vm_mem(vm), rm_vm_mem_bytes(vm));
+    rm_vm_resume(vm);
+    *max_hot = 0;
+    for (round = 0; round < 40; round++) {
+        struct timespec ts = { 0, 20000000 };
+
+        if (round == 20)   /* the workload stops; pages go cold */
+            assert_int_equal(kv_call(&c, "DIRTY 0 0", &r, 50,
+                                     rm_now_ns() + 5000000000ull, NULL), 0);
+        nanosleep(&ts, NULL);
+        rm_vm_pause(vm);
+        memset(bm, 0, RM_BITMAP_LONGS(pages) * sizeof(long));
+        assert_int_equal(rm_vm_harvest_dirty(vm, bm), 0);
+        miss += missed(before, rm_vm_mem(vm), bm, pages);
+        if (rm_vm_hot_pages(vm) > *max_hot)
+            *max_hot = rm_vm_hot_pages(vm);
+        memcpy(before, rm_vm_mem(vm), rm_vm_mem_bytes(vm));
+        rm_vm_resume(vm);
+    }
+    *hot_after_stop = rm_vm_hot_pages(vm);
+    kv_close(&c);
+    rm_vm_destroy(vm);
+    free(before);
+    free(bm);
+    return miss;
+}
+
+static void test_hot_pages(void **state)
+{
+    uint64_t max_hot, after_stop, miss;
+
+    (void)state;
+    miss = hot_rounds(false, &max_hot, &after_stop);
+    printf("hot pages: up to %llu, %llu after the workload stopped; "
+           "changed pages not reported: %llu\n",
+           (unsigned long long)max_hot, (unsigned long long)after_stop,
+           (unsigned long long)miss);
+    assert_true(max_hot >= 200);       /* the 256-page working set */
+    assert_int_equal(after_stop, 0);   /* demoted, and not promoted again */
+    assert_int_equal(miss, 0);
+    miss = hot_rounds(true, &max_hot, &after_stop);
+    printf("hot pages left out of the harvest: %llu changed pages missed\n",
+           (unsigned long long)miss);
+    assert_true(miss > 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +256,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_check_catches_missing_vmm_pages),
         cmocka_unit_test(test_dirty_ring),
         cmocka_unit_test(test_manual_clear),
+        cmocka_unit_test(test_hot_pages),
     };
     char self[PATH_MAX - 64];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
