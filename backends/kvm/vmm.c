@@ -58,7 +58,15 @@ struct vcpu {
     struct kvm_dirty_gfn *ring;   /* dirty_ring mode */
     uint32_t ring_fetch;
     pthread_mutex_t ring_lock;
+    /* The vCPU's state, read by its own thread as it parks for a pause
+     * (the vCPUs read theirs in parallel, off the pauser's critical
+     * path); valid until the resume or a set_vcpu_state. */
+    struct vcpu_blob *snap;
+    bool snap_valid;
 };
+
+static int read_vcpu_blob(int fd, struct vcpu_blob *b);
+static struct vcpu_blob *alloc_vcpu_blob(void);
 
 struct rm_vm {
     struct rm_vm_config cfg;
@@ -590,8 +598,10 @@ static void kick_handler(int sig)
     (void)sig;
 }
 
-static void park(struct rm_vm *vm)
+static void park(struct rm_vm *vm, struct vcpu *vc)
 {
+    if (vc->snap && !vc->snap_valid && read_vcpu_blob(vc->fd, vc->snap) == 0)
+        vc->snap_valid = true;
     pthread_mutex_lock(&vm->lock);
     vm->parked++;
     pthread_cond_broadcast(&vm->cond);
@@ -620,7 +630,7 @@ static void *vcpu_main(void *arg)
                 ioctl(vc->fd, KVM_RUN, 0);
                 io_pending = false;
             }
-            park(vm);
+            park(vm, vc);
             continue;
         }
         rc = ioctl(vc->fd, KVM_RUN, 0);
@@ -1132,6 +1142,7 @@ int rm_vm_create(const struct rm_vm_config *cfg, struct rm_vm **out,
         if (rc)
             goto fail;
         pthread_mutex_init(&vc->ring_lock, NULL);
+        vc->snap = alloc_vcpu_blob();   /* NULL: read at checkpoint time */
         if (cfg->dirty_ring) {
             long page = sysconf(_SC_PAGESIZE);
 
@@ -1266,9 +1277,11 @@ int rm_vm_resume(struct rm_vm *vm)
         pthread_mutex_unlock(&vm->lock);
         return 0;
     }
-    for (i = 0; i < vm->nr_vcpus; i++)
+    for (i = 0; i < vm->nr_vcpus; i++) {
         if (vm->vcpus[i].run)
             vm->vcpus[i].run->immediate_exit = 0;
+        vm->vcpus[i].snap_valid = false;
+    }
     if (!vm->stopping)
         while (read(vm->kick_fd, &v, sizeof(v)) > 0)
             ;
@@ -1347,6 +1360,8 @@ void rm_vm_destroy(struct rm_vm *vm)
             munmap(vc->ring, DIRTY_RING_ENTRIES * sizeof(struct kvm_dirty_gfn));
         if (vc->fd >= 0)
             close(vc->fd);
+        free(vc->snap);
+        vc->snap = NULL;
     }
     if (vm->mem)
         munmap(vm->mem, vm->mem_bytes);
@@ -1634,37 +1649,28 @@ struct vcpu_blob {
     struct kvm_msr_entry msrs[NR_SAVED_MSRS];
 };
 
-int rm_vm_get_vcpu_state(struct rm_vm *vm, uint32_t idx, void **blob,
-                         size_t *len, struct rm_error *err)
+static struct vcpu_blob *alloc_vcpu_blob(void)
 {
-    struct vcpu_blob *b;
+    return malloc(sizeof(struct vcpu_blob));
+}
+
+static int read_vcpu_blob(int fd, struct vcpu_blob *b)
+{
     struct {
         struct kvm_msrs hdr;
         struct kvm_msr_entry e[NR_SAVED_MSRS];
     } msrs;
-    struct vcpu *vc;
-    int fd, n;
     uint32_t i;
+    int n;
 
-    if (idx >= vm->nr_vcpus)
-        return rm_error_set(err, -EINVAL, "no vcpu %u", idx);
-    vc = &vm->vcpus[idx];
-    fd = vc->fd;
-    b = calloc(1, sizeof(*b));
-    if (!b)
-        return rm_error_set(err, -ENOMEM, "out of memory");
+    memset(b, 0, sizeof(*b));
     b->version = VCPU_BLOB_VERSION;
     if (ioctl(fd, KVM_GET_REGS, &b->regs) < 0 ||
         ioctl(fd, KVM_GET_SREGS, &b->sregs) < 0 ||
         ioctl(fd, KVM_GET_FPU, &b->fpu) < 0 ||
         ioctl(fd, KVM_GET_VCPU_EVENTS, &b->events) < 0 ||
-        ioctl(fd, KVM_GET_DEBUGREGS, &b->dregs) < 0) {
-        int e = errno;
-
-        free(b);
-        return rm_error_set(err, -e, "reading vcpu %u state: %s", idx,
-                            strerror(e));
-    }
+        ioctl(fd, KVM_GET_DEBUGREGS, &b->dregs) < 0)
+        return -errno;
     b->have_xsave = ioctl(fd, KVM_GET_XSAVE, &b->xsave) == 0;
     b->have_xcrs = ioctl(fd, KVM_GET_XCRS, &b->xcrs) == 0;
     memset(&msrs, 0, sizeof(msrs));
@@ -1676,6 +1682,32 @@ int rm_vm_get_vcpu_state(struct rm_vm *vm, uint32_t idx, void **blob,
         n = 0;
     b->nr_msrs = (uint32_t)n;   /* the first n were read */
     memcpy(b->msrs, msrs.e, (size_t)n * sizeof(msrs.e[0]));
+    return 0;
+}
+
+int rm_vm_get_vcpu_state(struct rm_vm *vm, uint32_t idx, void **blob,
+                         size_t *len, struct rm_error *err)
+{
+    struct vcpu_blob *b;
+    struct vcpu *vc;
+    int rc;
+
+    if (idx >= vm->nr_vcpus)
+        return rm_error_set(err, -EINVAL, "no vcpu %u", idx);
+    vc = &vm->vcpus[idx];
+    b = malloc(sizeof(*b));
+    if (!b)
+        return rm_error_set(err, -ENOMEM, "out of memory");
+    if (rm_vm_is_paused(vm) && vc->snap && vc->snap_valid) {
+        memcpy(b, vc->snap, sizeof(*b));    /* taken as it parked */
+    } else {
+        rc = read_vcpu_blob(vc->fd, b);
+        if (rc) {
+            free(b);
+            return rm_error_set(err, rc, "reading vcpu %u state: %s", idx,
+                                strerror(-rc));
+        }
+    }
     *blob = b;
     *len = sizeof(*b);
     return 0;
@@ -1724,6 +1756,7 @@ int rm_vm_set_vcpu_state(struct rm_vm *vm, uint32_t idx, const void *blob,
 
     if (idx >= vm->nr_vcpus)
         return rm_error_set(err, -EINVAL, "no vcpu %u in this VM", idx);
+    vm->vcpus[idx].snap_valid = false;
     rc = rm_vm_check_vcpu_state(blob, len, err);
     if (rc)
         return rc;
