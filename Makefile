@@ -65,7 +65,7 @@ PROTO_GEN_OBJS := $(patsubst %.proto,%.pb-c.o,$(PROTO_SRCS))
 PROTO_OBJS := proto/channel.o
 
 # netbuf/: output commit
-NETBUF_OBJS := netbuf/netbuf_queue.o
+NETBUF_OBJS := netbuf/netbuf.o netbuf/netbuf_queue.o netbuf/netbuf_plug.o
 
 # backends/kvm/: the embedded micro-VMM and its save/restore ops
 KVM_OBJS := backends/kvm/vmm.o backends/kvm/guestcfg.o backends/kvm/kvm_sr.o \
@@ -84,7 +84,7 @@ DRILL_OBJS := drill/drill.o drill/kvclient.o
 # cli/: the remus binary's subcommands
 CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
             cli/cmd_save.o cli/cmd_restore.o cli/cmd_protect.o \
-            cli/cmd_receive.o cli/cmd_drill.o
+            cli/cmd_receive.o cli/cmd_drill.o cli/cmd_netbuf.o
 
 LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS) $(DRILL_OBJS)
@@ -258,7 +258,7 @@ fuzz-smoke: fuzz
 DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
     libxen-dev libnl-3-dev libnl-route-3-dev libprotobuf-c-dev \
     protobuf-c-compiler libcmocka-dev python3 iproute2 valgrind \
-    qemu-system-x86 gnuplot-nox
+    qemu-system-x86 gnuplot-nox iputils-ping iputils-arping
 
 deps:
 	$(Q)scripts/install-deps.sh $(DEB_PACKAGES)

@@ -34,6 +34,7 @@ int cmd_drill(int argc, char **argv);
 int cmd_receive(int argc, char **argv);
 int cmd_save(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_netbuf(int argc, char **argv);
 
 /* Helpers for subcommands */
 /* Print "remus NAME: error: MSG" to stderr; returns RM_EXIT_USAGE. */

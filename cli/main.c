@@ -24,6 +24,8 @@ static const struct rm_command commands[] = {
     { "save", "save a running VM into a stream", cmd_save },
     { "restore", "restore a VM from a stream and run it", cmd_restore },
     { "status", "show protections and replicas on this host", cmd_status },
+    { "netbuf", "check / clean up Xen output buffering (IFB + plug)",
+      cmd_netbuf },
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))

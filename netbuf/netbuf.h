@@ -53,6 +53,8 @@ struct rm_netbuf_stats {
     uint64_t discarded_frames;              /* dropped by discard() */
     uint64_t held_frames, held_bytes;       /* now in the buffer */
     uint64_t sink_errors;
+    uint64_t released_epochs;               /* plug: release_one calls */
+    uint64_t discards;                      /* discard() calls */
 };
 
 struct rm_netbuf_queue_cfg {
@@ -86,5 +88,7 @@ int rm_netbuf_discard(struct rm_netbuf *nb);
 int rm_netbuf_passthrough(struct rm_netbuf *nb);
 void rm_netbuf_get_stats(struct rm_netbuf *nb, struct rm_netbuf_stats *st);
 void rm_netbuf_free(struct rm_netbuf *nb);
+/* "queue" (KVM) or "plug" (Xen). */
+const char *rm_netbuf_kind(const struct rm_netbuf *nb);
 
 #endif

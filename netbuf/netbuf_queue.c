@@ -6,7 +6,7 @@
  * outside it, so a slow TAP never stalls the guest's vCPUs.
  */
 #define RM_LOG_PREFIX "netbuf"
-#include "netbuf/netbuf.h"
+#include "netbuf/netbuf_impl.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -23,7 +23,8 @@ struct frame {
     uint8_t data[];
 };
 
-struct rm_netbuf {
+struct nb_queue {
+    struct rm_netbuf base;        /* first: ops */
     struct rm_netbuf_queue_cfg cfg;
     pthread_mutex_t lock;
     pthread_mutex_t sink_lock;    /* keeps released frames in order */
@@ -34,10 +35,12 @@ struct rm_netbuf {
     struct rm_netbuf_stats st;
 };
 
+static const struct rm_netbuf_ops queue_ops;
+
 struct rm_netbuf *rm_netbuf_queue_new(const struct rm_netbuf_queue_cfg *cfg,
                                       struct rm_error *err)
 {
-    struct rm_netbuf *nb;
+    struct nb_queue *nb;
 
     if (!cfg->sink) {
         rm_error_set(err, -EINVAL, "netbuf: no output sink");
@@ -57,10 +60,11 @@ struct rm_netbuf *rm_netbuf_queue_new(const struct rm_netbuf_queue_cfg *cfg,
     nb->cur_tag = 1;
     pthread_mutex_init(&nb->lock, NULL);
     pthread_mutex_init(&nb->sink_lock, NULL);
-    return nb;
+    nb->base.ops = &queue_ops;
+    return &nb->base;
 }
 
-static void send_list(struct rm_netbuf *nb, struct frame *f,
+static void send_list(struct nb_queue *nb, struct frame *f,
                       uint64_t released_by)
 {
     while (f) {
@@ -81,8 +85,9 @@ static void send_list(struct rm_netbuf *nb, struct frame *f,
     }
 }
 
-int rm_netbuf_output(struct rm_netbuf *nb, const void *data, size_t len)
+static int q_output(struct rm_netbuf *base, const void *data, size_t len)
 {
+    struct nb_queue *nb = (struct nb_queue *)base;
     struct frame *f;
 
     pthread_mutex_lock(&nb->lock);
@@ -142,8 +147,9 @@ int rm_netbuf_output(struct rm_netbuf *nb, const void *data, size_t len)
     return 0;
 }
 
-int rm_netbuf_start_epoch(struct rm_netbuf *nb, uint64_t epoch)
+static int q_start_epoch(struct rm_netbuf *base, uint64_t epoch)
 {
+    struct nb_queue *nb = (struct nb_queue *)base;
     pthread_mutex_lock(&nb->lock);
     nb->cur_tag = epoch + 1;
     pthread_mutex_unlock(&nb->lock);
@@ -151,7 +157,7 @@ int rm_netbuf_start_epoch(struct rm_netbuf *nb, uint64_t epoch)
 }
 
 /* Detach the frames tagged <= @upto (all with UINT64_MAX). */
-static struct frame *detach_upto(struct rm_netbuf *nb, uint64_t upto)
+static struct frame *detach_upto(struct nb_queue *nb, uint64_t upto)
 {
     struct frame *first = nb->head, *last = NULL, *f = nb->head;
 
@@ -170,8 +176,9 @@ static struct frame *detach_upto(struct rm_netbuf *nb, uint64_t upto)
     return first;
 }
 
-int rm_netbuf_release(struct rm_netbuf *nb, uint64_t epoch)
+static int q_release(struct rm_netbuf *base, uint64_t epoch)
 {
+    struct nb_queue *nb = (struct nb_queue *)base;
     struct frame *list;
 
     pthread_mutex_lock(&nb->sink_lock);
@@ -183,8 +190,9 @@ int rm_netbuf_release(struct rm_netbuf *nb, uint64_t epoch)
     return 0;
 }
 
-int rm_netbuf_discard(struct rm_netbuf *nb)
+static int q_discard(struct rm_netbuf *base)
 {
+    struct nb_queue *nb = (struct nb_queue *)base;
     struct frame *f;
 
     pthread_mutex_lock(&nb->lock);
@@ -200,8 +208,9 @@ int rm_netbuf_discard(struct rm_netbuf *nb)
     return 0;
 }
 
-int rm_netbuf_passthrough(struct rm_netbuf *nb)
+static int q_passthrough(struct rm_netbuf *base)
 {
+    struct nb_queue *nb = (struct nb_queue *)base;
     struct frame *list;
 
     pthread_mutex_lock(&nb->sink_lock);
@@ -214,19 +223,30 @@ int rm_netbuf_passthrough(struct rm_netbuf *nb)
     return 0;
 }
 
-void rm_netbuf_get_stats(struct rm_netbuf *nb, struct rm_netbuf_stats *st)
+static void q_get_stats(struct rm_netbuf *base, struct rm_netbuf_stats *st)
 {
+    struct nb_queue *nb = (struct nb_queue *)base;
     pthread_mutex_lock(&nb->lock);
     *st = nb->st;
     pthread_mutex_unlock(&nb->lock);
 }
 
-void rm_netbuf_free(struct rm_netbuf *nb)
+static void q_destroy(struct rm_netbuf *base)
 {
-    if (!nb)
-        return;
-    rm_netbuf_discard(nb);
+    struct nb_queue *nb = (struct nb_queue *)base;
+    q_discard(base);
     pthread_mutex_destroy(&nb->lock);
     pthread_mutex_destroy(&nb->sink_lock);
     free(nb);
 }
+
+static const struct rm_netbuf_ops queue_ops = {
+    .kind = "queue",
+    .output = q_output,
+    .start_epoch = q_start_epoch,
+    .release = q_release,
+    .discard = q_discard,
+    .passthrough = q_passthrough,
+    .get_stats = q_get_stats,
+    .destroy = q_destroy,
+};

@@ -1460,12 +1460,12 @@ int rm_vm_logdirty(struct rm_vm *vm, bool on)
 
 /*
  * Manual-clear mode: decide which of the harvested pages (scratch_bm) to
- * re-protect (clear_bm).  Each page keeps a score: +2 for every harvest
+ * re-protect (clear_bm).  Each page keeps a score: +4 for every harvest
  * that finds it dirty, -1 for every harvest that does not.  A page whose
- * score reaches 2 * hot_after is promoted to hot (left writable): a page
- * written in every other epoch gets there too, which matters because the
- * write faults themselves throttle a busy guest below one sweep of its
- * working set per epoch.  Every hot_period harvests every hot page is
+ * score reaches 4 * hot_after is promoted to hot (left writable): a page
+ * written in one of every four epochs gets there too, which matters
+ * because the write faults themselves throttle a busy guest below one
+ * sweep of its working set per epoch (at 10 ms, a quarter of it here).  Every hot_period harvests every hot page is
  * demoted (re-protected, score 0) so a page that went cold is tracked
  * again.  A hot page's dirty bit is never cleared, so KVM keeps reporting
  * it: it is in every harvest and every checkpoint copies it.
@@ -1476,7 +1476,7 @@ static void plan_clear(struct rm_vm *vm)
     bool hot_on = vm->cfg.hot_pages_max > 0 && vm->cfg.hot_after > 0;
     bool demote = hot_on && vm->cfg.hot_period &&
                   ++vm->harvests % vm->cfg.hot_period == 0;
-    unsigned promote_at = hot_on ? 2u * vm->cfg.hot_after : 0;
+    unsigned promote_at = hot_on ? 4u * vm->cfg.hot_after : 0;
 
     if (demote && vm->hot_count)
         LOG_INFO("hot pages: %" PRIu64 " left writable over the last %u "
@@ -1508,7 +1508,7 @@ static void plan_clear(struct rm_vm *vm)
                 }
                 continue;
             }
-            score[b] = score[b] > UINT8_MAX - 2 ? UINT8_MAX : score[b] + 2;
+            score[b] = score[b] > UINT8_MAX - 4 ? UINT8_MAX : score[b] + 4;
             if (!demote && score[b] >= promote_at &&
                 vm->hot_count < vm->cfg.hot_pages_max) {
                 vm->hot_bm[w] |= bit;      /* from now on left writable */

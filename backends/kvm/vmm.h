@@ -55,9 +55,8 @@ struct rm_vm_config {
      * Hot pages (manual-clear mode only).  On this PVM host every first
      * write to a page after a harvest is a write-protection fault costing
      * ~20 us, so a guest that rewrites a working set is throttled to the
-     * fault rate.  A page found dirty in about hot_after consecutive
-     * harvests (a score: +2 dirty, -1 clean, hot at 2 * hot_after) is
-     * left writable (its dirty bit is not cleared, so every harvest
+     * fault rate.  A page found dirty often enough (a score: +4 dirty,
+     * -1 clean, hot at 4 * hot_after) is left writable (its dirty bit is not cleared, so every harvest
      * reports it and every checkpoint copies it) for up to hot_period
      * harvests, then re-protected so a page that went cold is tracked
      * again.  At most hot_pages_max pages are hot: the checkpoint pause
