@@ -45,6 +45,23 @@ static int netbuf_out(void *nb, const void *frame, size_t len)
     return rm_netbuf_output(nb, frame, len);
 }
 
+/* --release-log: one line per frame let out by an acknowledgement. */
+static void log_release(void *opaque, const void *frame, size_t len,
+                        uint64_t produced, uint64_t released_by)
+{
+    int fd = *(int *)opaque;
+    char line[96];
+    int n;
+
+    (void)frame;
+    if (!produced)
+        return;                 /* passthrough: not held */
+    n = snprintf(line, sizeof(line), "release %" PRIu64 " %" PRIu64 " %"
+                 PRIu64 " %zu\n", rm_now_ns(), produced, released_by, len);
+    if (write(fd, line, (size_t)n) < 0)
+        (void)0;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -72,6 +89,8 @@ static void usage(FILE *out)
             "              0: off)\n"
             "  --stats-file FILE     one line per acknowledged checkpoint:\n"
             "              epoch pause_us dirty_pages bytes send_us ack_us\n"
+            "  --release-log FILE    (audit) 'release MONOTONIC_NS EPOCH\n"
+            "              ACKED_EPOCH BYTES' per held frame let out\n"
             "  --digest-every N --digest-file FILE   (tests) every Nth\n"
             "              checkpoint, write 'epoch hash' of the whole guest\n"
             "              memory as the checkpoint captured it\n"
@@ -109,6 +128,7 @@ int cmd_protect(int argc, char **argv)
         { "stats-file", required_argument, NULL, 'S' },
         { "digest-file", required_argument, NULL, 'D' },
         { "digest-every", required_argument, NULL, 'E' },
+        { "release-log", required_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -124,8 +144,8 @@ int cmd_protect(int argc, char **argv)
     bool compress = true;
     unsigned interval = 200, hb = 100, hb_timeout = 1000, progress = 1000;
     unsigned long long nb_max = 0;
-    const char *stats_path = NULL, *digest_path = NULL;
-    int stats_fd = -1, digest_fd = -1;
+    const char *stats_path = NULL, *digest_path = NULL, *release_path = NULL;
+    int stats_fd = -1, digest_fd = -1, release_fd = -1;
     unsigned digest_every = 0;
     int64_t code = 0;
     int c, rc, ret = RM_EXIT_FAIL;
@@ -159,6 +179,7 @@ int cmd_protect(int argc, char **argv)
         case 'S':
             stats_path = optarg;
             continue;
+        case 'R': release_path = optarg; continue;
         case 'D':
             digest_path = optarg;
             continue;
@@ -247,6 +268,17 @@ int cmd_protect(int argc, char **argv)
         nq.max_bytes = nb_max;
         nq.sink = rm_vm_tap_write;
         nq.sink_opaque = vm;
+        if (release_path) {
+            release_fd = open(release_path, O_WRONLY | O_CREAT | O_TRUNC |
+                              O_APPEND | O_CLOEXEC, 0644);
+            if (release_fd < 0) {
+                ret = cli_fail("protect", "cannot write '%s': %s",
+                               release_path, strerror(errno));
+                goto out;
+            }
+            nq.on_release = log_release;
+            nq.on_release_opaque = &release_fd;
+        }
         nb = rm_netbuf_queue_new(&nq, &err);
         if (!nb) {
             ret = cli_fail("protect", "%s", rm_error_str(&err));
@@ -336,6 +368,8 @@ out:
     protect_vm = NULL;
     rm_vm_destroy(vm);
     rm_netbuf_free(nb);
+    if (release_fd >= 0)
+        close(release_fd);
     rm_guestcfg_free(&g);
     return ret;
 usage_out:

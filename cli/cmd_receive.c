@@ -65,6 +65,8 @@ static void usage(FILE *out)
             "  --digest-every N --digest-file FILE  (tests) every Nth\n"
             "                         committed checkpoint, write 'epoch hash'\n"
             "                         of the replica's whole memory\n"
+            "  --commit-log FILE      (audit) 'commit MONOTONIC_NS EPOCH' per\n"
+            "                         committed checkpoint, before its ack\n"
             "\n"
             "Exit status: 0 when the primary ended protection cleanly (the\n"
             "replica is discarded); 3 after a failover, once the VM that took\n"
@@ -86,6 +88,7 @@ int cmd_receive(int argc, char **argv)
         { "console", required_argument, NULL, 'o' },
         { "progress", required_argument, NULL, 'P' },
         { "digest-file", required_argument, NULL, 'D' },
+        { "commit-log", required_argument, NULL, 'L' },
         { "digest-every", required_argument, NULL, 'E' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -97,7 +100,7 @@ int cmd_receive(int argc, char **argv)
     struct rm_vmctl *ctl = NULL;
     struct sigaction sa;
     bool have_listen = false;
-    const char *digest_path = NULL;
+    const char *digest_path = NULL, *commit_log = NULL;
     int digest_fd = -1;
     int64_t code = 0;
     int c, rc, ret = RM_EXIT_FAIL;
@@ -142,6 +145,7 @@ int cmd_receive(int argc, char **argv)
         case 'P': rc_cfg.progress_ms = (unsigned)v; break;
         case 'E': rc_cfg.digest_every = (unsigned)v; break;
         case 'D': digest_path = optarg; break;
+        case 'L': commit_log = optarg; break;
         case 'h': usage(stdout); return RM_EXIT_OK;
         default:
             return cli_usage_error("receive", "unknown option '%s'",
@@ -158,6 +162,14 @@ int cmd_receive(int argc, char **argv)
                                "exceed --heartbeat %u", rc_cfg.hb_timeout_ms,
                                rc_cfg.hb_interval_ms);
     rc_cfg.digest_fd = -1;
+    rc_cfg.commit_log_fd = -1;
+    if (commit_log) {
+        rc_cfg.commit_log_fd = open(commit_log, O_WRONLY | O_CREAT |
+                                    O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
+        if (rc_cfg.commit_log_fd < 0)
+            return cli_fail("receive", "cannot write '%s': %s", commit_log,
+                            strerror(errno));
+    }
     if (digest_path && rc_cfg.digest_every) {
         digest_fd = open(digest_path, O_WRONLY | O_CREAT | O_TRUNC |
                          O_CLOEXEC, 0644);

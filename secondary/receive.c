@@ -142,6 +142,14 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
         if (write(r->cfg->digest_fd, line, (size_t)n) < 0)
             (void)0;
     }
+    if (r->cfg->commit_log_fd >= 0) {
+        char line[64];
+        int n = snprintf(line, sizeof(line), "commit %" PRIu64 " %" PRIu64
+                         "\n", rm_now_ns(), epoch);
+
+        if (write(r->cfg->commit_log_fd, line, (size_t)n) < 0)
+            (void)0;
+    }
     rc = rm_chan_send_ack(&r->chan, epoch, digest, pages);
     r->status.epoch = epoch;
     r->status.acked_epoch = epoch;

@@ -58,6 +58,9 @@ struct rm_receive_cfg {
     void *mem_digest_opaque;
     unsigned digest_every;
     int digest_fd;
+    /* Audit, optional (-1: off): "commit MONOTONIC_NS EPOCH" for every
+     * committed checkpoint, written before its acknowledgement is sent. */
+    int commit_log_fd;
 };
 
 struct rm_receive_result {
