@@ -18,7 +18,7 @@ plot d."/pause.dat" using 1:2 with linespoints lw 2 title "pause p50", \
 unset logscale
 
 set output d."/latency.png"
-set title "Request latency of a protected guest against the checkpoint interval"
+set title "Request latency of a protected (light) guest against the checkpoint interval"
 set xlabel "checkpoint interval (ms)"
 set ylabel "ms"
 set logscale x

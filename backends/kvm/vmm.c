@@ -1490,6 +1490,21 @@ static void plan_clear(struct rm_vm *vm)
             vm->clear_bm[w] = clear;
             continue;
         }
+        if (!dirty) {
+            /* The common case on a large guest: nothing here to decay. */
+            uint64_t any = 0, k;
+
+            for (k = 0; k < RM_BITS_PER_LONG; k += 8) {
+                uint64_t v;
+
+                memcpy(&v, score + k, 8);
+                any |= v;
+            }
+            if (!any) {
+                vm->clear_bm[w] = 0;
+                continue;
+            }
+        }
         for (b = 0; b < RM_BITS_PER_LONG; b++) {
             unsigned long bit = 1ul << b;
 
