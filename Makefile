@@ -96,7 +96,7 @@ UNIT_TESTS := test_stream test_engines test_truncation test_proto \
               test_netbuf test_kvm_dirty
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
-FUZZERS := fuzz_stream fuzz_restore
+FUZZERS := fuzz_stream fuzz_restore fuzz_proto
 
 # ------------------------------------------------------------------ rules
 B_LIB_OBJS := $(addprefix $(BUILD)/,$(LIB_OBJS))
@@ -231,10 +231,13 @@ FUZZ_LIB_SRCS := $(COMMON_OBJS:.o=.c)
 B_FUZZERS := $(addprefix $(FUZZ_BUILD)/,$(FUZZERS))
 
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) tests/support/mem_backend.c \
-                 tests/support/testutil.c | $(FUZZ_BUILD)/gen/proto/remus.pb-c.h
+                 tests/support/testutil.c proto/channel.c \
+                 $(FUZZ_BUILD)/gen/proto/remus.pb-c.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ -lpthread
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ -lprotobuf-c -lpthread
+
+$(FUZZ_BUILD)/gen/proto/remus.pb-c.c: $(FUZZ_BUILD)/gen/proto/remus.pb-c.h
 
 $(FUZZ_BUILD)/gen/proto/remus.pb-c.h: proto/remus.proto
 	@mkdir -p $(dir $@)
