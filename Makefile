@@ -218,6 +218,14 @@ check:
 	$(Q)$(MAKE) --no-print-directory fuzz-smoke
 	$(Q)tests/run-tests.sh build build-asan
 
+# The Xen lab: `xen-lab` builds the image (cached) and boots the smoke
+# scenario; `check-xen` runs every lab scenario (tests/lab/*.sh).
+xen-lab: all
+	$(Q)lab/xen/run-scenario.sh smoke $(BUILD)
+
+check-xen: all
+	$(Q)tests/run-tests.sh --lab-only $(BUILD)
+
 check-unit: tests
 	$(Q)tests/run-tests.sh $(BUILD)
 
@@ -261,7 +269,8 @@ fuzz-smoke: fuzz
 DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
     libxen-dev libnl-3-dev libnl-route-3-dev libprotobuf-c-dev \
     protobuf-c-compiler libcmocka-dev python3 iproute2 valgrind \
-    qemu-system-x86 gnuplot-nox iputils-ping iputils-arping
+    qemu-system-x86 gnuplot-nox iputils-ping iputils-arping \
+    debootstrap busybox-static cpio
 
 deps:
 	$(Q)scripts/install-deps.sh $(DEB_PACKAGES)

@@ -58,8 +58,11 @@ run_integration() {
     fi
 }
 
-[ $# -ge 1 ] || { echo "usage: $0 BUILD_DIR..." >&2; exit 2; }
+LAB=all
+if [ "${1:-}" = "--lab-only" ]; then LAB=only; shift; fi
+[ $# -ge 1 ] || { echo "usage: $0 [--lab-only] BUILD_DIR..." >&2; exit 2; }
 for build in "$@"; do
+    [ "$LAB" = only ] && break
     echo "== $build"
     [ -x "$build/remus" ] || { echo "FAIL  $build/remus is missing"; failed=$((failed+1)); continue; }
     for bin in "$build"/tests/test_*; do
@@ -68,6 +71,13 @@ for build in "$@"; do
     for script in tests/integration/*.sh; do
         [ -f "$script" ] && run_integration "$build" "$script"
     done
+done
+# The Xen lab (tests/lab/*.sh): real Xen in QEMU, once, with the first
+# build directory (its binaries run inside dom0; ASan builds would not).
+echo "== Xen lab ($1)"
+TIMEOUT=${LAB_TIMEOUT:-1200}
+for script in tests/lab/*.sh; do
+    [ -f "$script" ] && run_integration "$1" "$script"
 done
 
 echo

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Build (or reuse from the cache) what the Xen lab boots:
+#   $CACHE/xen.gz-extracted -> xen.bin      Xen 4.17 (multiboot ELF)
+#   $CACHE/vmlinuz                          Debian's 6.1 -amd64 kernel (dom0 and guest)
+#   $CACHE/dom0.cpio.gz                     dom0 root (debootstrap minbase + Xen tools)
+#   $CACHE/guest.cpio.gz                    the PVH guest's busybox initramfs
+# All from Debian packages: `apt-get download` + `dpkg-deb -x` (nothing
+# installed on the host but debootstrap, busybox-static, cpio) and
+# debootstrap from the mirror apt is configured with.
+# The cache key is a hash of this script and lab/xen/rootfs/*: a changed
+# recipe rebuilds.  CACHE defaults to /var/cache/remus/xen-lab.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+CACHE_ROOT=${XEN_LAB_CACHE:-/var/cache/remus/xen-lab}
+KEY=$(cat "$0" "$HERE"/rootfs/* 2>/dev/null | sha256sum | cut -c1-12)
+CACHE="$CACHE_ROOT/$KEY"
+if [ -f "$CACHE/done" ]; then
+    echo "xen-lab: image cached in $CACHE"
+    exit 0
+fi
+mkdir -p "$CACHE"
+WORK=$(mktemp -d "$CACHE_ROOT/build.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+t0=$(date +%s)
+
+mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+[ -n "$mirror" ] || mirror=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+[ -n "$mirror" ] || { echo "xen-lab: cannot find apt's Debian mirror"; exit 1; }
+
+kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+[ -n "$kpkg" ] || { echo "xen-lab: no linux-image-*-amd64 package found (apt-get update?)"; exit 1; }
+echo "xen-lab: downloading xen-hypervisor-4.17-amd64 and $kpkg"
+(cd "$WORK" && apt-get download -q xen-hypervisor-4.17-amd64 "$kpkg" >/dev/null)
+mkdir -p "$WORK/x"
+for d in "$WORK"/*.deb; do dpkg-deb -x "$d" "$WORK/x"; done
+gunzip -c "$WORK"/x/boot/xen-4.17-amd64.gz > "$CACHE/xen.bin"
+cp "$WORK"/x/boot/vmlinuz-* "$CACHE/vmlinuz"
+kver=$(basename "$WORK"/x/lib/modules/*)
+
+echo "xen-lab: debootstrap of dom0 from $mirror (about a minute)"
+root="$WORK/root"
+debootstrap --variant=minbase \
+    --include=xen-utils-4.17,kmod,iproute2,busybox,python3,libnl-3-200,libnl-route-3-200,libprotobuf-c1 \
+    bookworm "$root" "$mirror" > "$WORK/debootstrap.log" 2>&1 ||
+    { tail -20 "$WORK/debootstrap.log"; exit 1; }
+# The kernel's modules, without what a lab never loads (sound, GPUs, ...)
+mkdir -p "$root/lib/modules"
+cp -a "$WORK/x/lib/modules/$kver" "$root/lib/modules/"
+for d in sound drivers/gpu drivers/media drivers/infiniband drivers/net/wireless \
+         drivers/bluetooth net/bluetooth drivers/staging drivers/iio drivers/hid \
+         drivers/input drivers/usb drivers/scsi drivers/ata fs/ocfs2 fs/nls; do
+    rm -rf "$root/lib/modules/$kver/kernel/$d"
+done
+chroot "$root" depmod "$kver"
+rm -rf "$root"/usr/share/doc "$root"/usr/share/man "$root"/usr/share/locale \
+       "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+cp "$HERE/rootfs/init" "$root/init"
+chmod +x "$root/init"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$CACHE/dom0.cpio.gz"
+
+echo "xen-lab: the PVH guest's initramfs"
+g="$WORK/guest"
+mkdir -p "$g"/{bin,proc,sys,dev,tmp}
+cp /bin/busybox "$g/bin/busybox"
+for a in sh echo cat sleep mount seq date; do ln -s busybox "$g/bin/$a"; done
+cp "$HERE/rootfs/guest-init" "$g/init"
+chmod +x "$g/init"
+(cd "$g" && find . | cpio -o -H newc --quiet | gzip -1) > "$CACHE/guest.cpio.gz"
+cp "$CACHE/vmlinuz" "$CACHE/guest-vmlinuz"
+
+echo "$kver" > "$CACHE/kernel-version"
+touch "$CACHE/done"
+ls -la "$CACHE"
+echo "xen-lab: image built in $(( $(date +%s) - t0 )) s into $CACHE"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Boot Xen + dom0 in QEMU (TCG; see ../shared/xen-lab.md for why) and run
+# one scenario inside dom0:  lab/xen/run-scenario.sh NAME [BUILD-DIR]
+# The scenario is lab/xen/scenarios/NAME.sh; it runs in dom0 with the
+# project's binaries (BUILD-DIR/remus, built on the host against Debian's
+# libxen-dev) and the PVH guest's kernel, initramfs and config in /payload.
+# Its results come back in $XEN_LAB_OUT/NAME/ (default build/xen-lab):
+# scenario.log, scenario.rc, xen-logs/ (guest consoles), xl-dmesg.log, and
+# the serial log of the whole boot (serial.log).  Exit: the scenario's.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+NAME=${1:?usage: run-scenario.sh NAME [BUILD-DIR]}
+BUILD=${2:-$ROOT/build}
+SCEN="$HERE/scenarios/$NAME.sh"
+[ -f "$SCEN" ] || { echo "xen-lab: no scenario $SCEN"; exit 2; }
+"$HERE/build-image.sh"
+CACHE_ROOT=${XEN_LAB_CACHE:-/var/cache/remus/xen-lab}
+KEY=$(cat "$HERE/build-image.sh" "$HERE"/rootfs/* | sha256sum | cut -c1-12)
+CACHE="$CACHE_ROOT/$KEY"
+OUT=${XEN_LAB_OUT:-$ROOT/build/xen-lab}/$NAME
+rm -rf "$OUT"; mkdir -p "$OUT"
+WORK=$(mktemp -d /tmp/remus-xenlab.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+
+# The payload: a cpio appended to dom0's initramfs.
+p="$WORK/payload/payload"
+mkdir -p "$p"
+cp "$SCEN" "$p/scenario.sh"; chmod +x "$p/scenario.sh"
+echo "$NAME" > "$p/scenario-name"
+[ -x "$BUILD/remus" ] && cp "$BUILD/remus" "$p/remus"
+cp "$CACHE/guest-vmlinuz" "$p/guest-vmlinuz"
+cp "$CACHE/guest.cpio.gz" "$p/guest.cpio.gz"
+cp "$HERE/guest.cfg" "$p/guest.cfg"
+(cd "$WORK/payload" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/payload.cpio.gz"
+cat "$CACHE/dom0.cpio.gz" "$WORK/payload.cpio.gz" > "$WORK/initrd.gz"
+truncate -s 256M "$WORK/results.img"
+
+echo "xen-lab: booting Xen + dom0 for scenario $NAME (TCG: slow)"
+t0=$(date +%s)
+rc=0
+timeout "${XEN_LAB_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg,thread=multi \
+    -cpu Opteron_G3,+svm,+npt,+nrip-save,-rdtscp -m 6144 -smp 2 \
+    -nographic -no-reboot -kernel "$CACHE/xen.bin" \
+    -append "dom0_mem=3072M,max:3072M console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all" \
+    -initrd "$CACHE/vmlinuz console=hvc0 earlyprintk=xen rdinit=/init,$WORK/initrd.gz" \
+    -drive "file=$WORK/results.img,format=raw,if=virtio" \
+    > "$OUT/serial.log" 2>&1 < /dev/null || rc=$?
+echo "xen-lab: QEMU ended (exit $rc) after $(( $(date +%s) - t0 )) s"
+tar -xf "$WORK/results.img" -C "$OUT" 2>/dev/null || true
+if [ ! -f "$OUT/scenario.rc" ]; then
+    echo "xen-lab: no results came back; the end of the serial log:"
+    tail -40 "$OUT/serial.log"
+    exit 1
+fi
+src=$(cat "$OUT/scenario.rc")
+echo "xen-lab: scenario $NAME exit $src; log: $OUT/scenario.log"
+tail -20 "$OUT/scenario.log"
+exit "$src"
