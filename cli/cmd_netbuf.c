@@ -38,6 +38,9 @@ static void usage(FILE *f)
             "    --no-plug    stop after the redirect (kernels without plug)\n"
             "    --hold S     keep the setup S seconds before tearing it down\n"
             "                 (SIGINT/SIGTERM end it early, cleanly)\n"
+            "    --epochs N --interval MS  then run N epochs of MS each: the\n"
+            "                 VIF's input is held and let out at each epoch's\n"
+            "                 end, as under protection (a drill for the plug)\n"
             "  cleanup    remove the IFBs and ingress redirects of remus runs\n"
             "             that died (of VIF only, if given)\n");
 }
@@ -56,6 +59,8 @@ static int check(int argc, char **argv)
         { "ifb", required_argument, NULL, 'i' },
         { "no-plug", no_argument, NULL, 'n' },
         { "hold", required_argument, NULL, 'H' },
+        { "epochs", required_argument, NULL, 'e' },
+        { "interval", required_argument, NULL, 'I' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -63,7 +68,7 @@ static int check(int argc, char **argv)
     struct rm_error err = { 0 };
     struct rm_netbuf *nb;
     struct sigaction sa;
-    long hold = 0;
+    long hold = 0, epochs = 0, interval_ms = 100;
     char *end;
     int c, rc;
 
@@ -78,6 +83,18 @@ static int check(int argc, char **argv)
             if (*end || hold < 0 || hold > 86400)
                 return cli_usage_error("netbuf", "--hold %s: seconds, 0 to "
                                        "86400", optarg);
+            break;
+        case 'e':
+            epochs = strtol(optarg, &end, 10);
+            if (*end || epochs < 0 || epochs > 1000000)
+                return cli_usage_error("netbuf", "--epochs %s: 0 to 1000000",
+                                       optarg);
+            break;
+        case 'I':
+            interval_ms = strtol(optarg, &end, 10);
+            if (*end || interval_ms < 1 || interval_ms > 60000)
+                return cli_usage_error("netbuf", "--interval %s: 1 to 60000 "
+                                       "ms", optarg);
             break;
         case 'h': usage(stdout); return RM_EXIT_OK;
         case ':':
@@ -114,6 +131,25 @@ static int check(int argc, char **argv)
     if (!cfg.no_plug)
         printf("netbuf: an epoch was buffered and released\n");
     fflush(stdout);
+    if (epochs) {
+        struct timespec t = { interval_ms / 1000,
+                              (interval_ms % 1000) * 1000000L };
+        long e;
+
+        for (e = 2; e < epochs + 2 && !stop_req; e++) {
+            nanosleep(&t, NULL);
+            rc = rm_netbuf_start_epoch(nb, (uint64_t)e);
+            if (rc == 0)
+                rc = rm_netbuf_release(nb, (uint64_t)e);
+            if (rc) {
+                rm_netbuf_free(nb);
+                return cli_fail("netbuf", "epoch %ld on %s failed: %s", e,
+                                cfg.vif, strerror(-rc));
+            }
+        }
+        printf("netbuf: %ld epochs of %ld ms run\n", e - 2, interval_ms);
+        fflush(stdout);
+    }
     if (hold) {
         struct timespec t = { 0, 100000000 };
         long ticks;
