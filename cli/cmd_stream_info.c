@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * remus stream-info FILE|-: validate a checkpoint stream and print its
- * headers and records.  Exit 0 only for a valid, complete stream (END
- * seen, nothing after it); otherwise 1 with the byte offset and the reason
- * on stderr.  Reads with bounded memory (one record at a time).
+ * remus stream-info [--format libxc|libxl|xl] FILE|-: validate a
+ * checkpoint stream and print its headers and records.  Exit 0 only for a
+ * valid, complete stream (END seen, nothing after it); otherwise 1 with the
+ * byte offset and the reason on stderr.  Reads with bounded memory (one
+ * record at a time).  With --format libxl or xl, the libxl stream v2
+ * wrapper (and xl's save-file header) around the libxc stream is read and
+ * checked too, as Xen's verify-stream-v2 -f does.
  */
 #define RM_LOG_PREFIX "stream-info"
 #include <errno.h>
@@ -46,11 +49,14 @@ static void flush_run(struct info_state *st)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: remus stream-info [--all] [--quiet] FILE|-\n"
+            "usage: remus stream-info [--format F] [--all] [--quiet] FILE|-\n"
             "\n"
             "Validate a checkpoint/migration stream (Xen libxc stream v2/v3,\n"
             "or a remus KVM stream) and print its headers and records.\n"
             "\n"
+            "  --format libxc  the bare libxc stream (default)\n"
+            "  --format libxl  libxl's migration stream v2 around it\n"
+            "  --format xl     an `xl save` file (xl header, then libxl)\n"
             "  --all     one line per PAGE_DATA record (default: runs are\n"
             "            summarised)\n"
             "  --quiet   print only the summary\n"
@@ -164,51 +170,19 @@ static int account_pages(struct info_state *st, const struct rm_record *rec,
     return 0;
 }
 
-int cmd_stream_info(int argc, char **argv)
+/* The libxc stream on @src up to and including its END record. */
+static int read_libxc(struct info_state *st, struct rm_src *src,
+                      struct rm_error *err, bool *ended)
 {
-    static const struct option opts[] = {
-        { "all", no_argument, NULL, 'a' },
-        { "quiet", no_argument, NULL, 'q' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    struct info_state st;
-    struct rm_error err;
-    struct rm_src src;
     struct rm_stream_reader rd;
     struct rm_record rec;
-    int fd, rc, c, ret = RM_EXIT_FAIL;
-    bool ended = false;
-    uint8_t extra;
+    int rc;
 
-    memset(&st, 0, sizeof(st));
-    rm_error_clear(&err);
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+aqh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'a': st.all = true; break;
-        case 'q': st.quiet = true; break;
-        case 'h': usage(stdout); return RM_EXIT_OK;
-        default:
-            return cli_usage_error("stream-info", "unknown option '%s'",
-                                   argv[optind - 1]);
-        }
-    }
-    if (argc - optind != 1)
-        return cli_usage_error("stream-info",
-                               "expected exactly one FILE (or - for stdin)");
-
-    fd = cli_open_in(argv[optind]);
-    if (fd < 0)
-        return cli_fail("stream-info", "cannot open '%s': %s", argv[optind],
-                        strerror(-fd));
-    rm_src_init_fd(&src, fd);
-    rm_stream_reader_init(&rd, &src, &err);
-
+    rm_stream_reader_init(&rd, src, err);
     rc = rm_stream_read_headers(&rd);
     if (rc)
-        goto out;
-    if (!st.quiet) {
+        return rc;
+    if (!st->quiet) {
         printf("Image header: version %u, %s endian\n", rd.ihdr.version,
                (rd.ihdr.options & RM_IHDR_OPT_BIG_ENDIAN) ? "big" : "little");
         if (rm_dhdr_is_remus(rd.dhdr.type))
@@ -222,44 +196,251 @@ int cmd_stream_info(int argc, char **argv)
                    rd.dhdr.xen_major, rd.dhdr.xen_minor);
         printf("%10s  %s\n", "offset", "record");
     }
-
     for (;;) {
         rc = rm_stream_read_record(&rd, &rec);
         if (rc) {
-            if (rc == -ENODATA) {
-                rm_error_force(&err, -ENODATA,
+            if (rc == -ENODATA)
+                rm_error_force(err, -ENODATA,
                                "byte %" PRIu64 ": the stream ends without "
                                "an END record (incomplete after %" PRIu64
                                " records, %" PRIu64 " checkpoints)",
-                               src.offset, st.records, st.checkpoints);
-            }
+                               src->offset, st->records, st->checkpoints);
             rm_record_free(&rec);
-            goto out;
+            return rc;
         }
-        st.records++;
+        st->records++;
         if (rec.type == RM_REC_PAGE_DATA) {
-            rc = account_pages(&st, &rec, &err);
+            rc = account_pages(st, &rec, err);
             if (rc) {
                 rm_record_free(&rec);
-                goto out;
+                return rc;
             }
         } else {
             if ((rec.type & RM_REC_OPTIONAL) &&
                 !strcmp(rm_rec_type_name(rec.type), "UNKNOWN"))
-                st.skipped_optional++;
-            print_record(&st, &rec);
+                st->skipped_optional++;
+            print_record(st, &rec);
             if (rec.type == RM_REC_CHECKPOINT)
-                st.checkpoints++;
+                st->checkpoints++;
             if (rec.type == RM_REC_STATIC_DATA_END)
-                st.static_data_end = true;
+                st->static_data_end = true;
         }
         if (rec.type == RM_REC_END) {
             rm_record_free(&rec);
-            ended = true;
-            break;
+            *ended = true;
+            return 0;
         }
         rm_record_free(&rec);
     }
+}
+
+/* xl's save-file header: magic, byte order, flags, optional data. */
+#define XL_MAGIC "Xen saved domain, xl format\n \0 \r"
+#define XL_BYTEORDER 0x01020304u
+#define XL_MAX_OPTIONAL (16u << 20)
+
+static int read_xl_header(struct info_state *st, struct rm_src *src,
+                          struct rm_error *err)
+{
+    struct {
+        char magic[32];
+        uint32_t byteorder, mandatory_flags, optional_flags, optional_len;
+    } h;
+    uint8_t skip[4096];
+    uint32_t left;
+    int rc;
+
+    rc = rm_src_read_exact(src, &h, sizeof(h));
+    if (rc)
+        return rm_error_set(err, rc, "byte 0: no xl save-file header (%s)",
+                            strerror(-rc));
+    if (memcmp(h.magic, XL_MAGIC, sizeof(h.magic)))
+        return rm_error_set(err, -EBADMSG, "byte 0: not an xl save file "
+                            "(bad magic)");
+    if (h.byteorder != XL_BYTEORDER)
+        return rm_error_set(err, -EBADMSG, "byte 32: xl save file of the "
+                            "other byte order (0x%08x)", h.byteorder);
+    /* Mandatory flags xl knows: 1 JSON configuration, 2 libxl stream v2. */
+    if (h.mandatory_flags & ~3u)
+        return rm_error_set(err, -EBADMSG, "byte 36: unknown mandatory xl "
+                            "flags 0x%x", h.mandatory_flags & ~3u);
+    if (!(h.mandatory_flags & 2u))
+        return rm_error_set(err, -EBADMSG, "byte 36: a legacy xl save file "
+                            "(no libxl stream v2): not supported");
+    if (h.optional_len > XL_MAX_OPTIONAL)
+        return rm_error_set(err, -EBADMSG, "byte 44: xl optional data of "
+                            "%u bytes (more than %u)", h.optional_len,
+                            XL_MAX_OPTIONAL);
+    for (left = h.optional_len; left;) {
+        uint32_t n = left < sizeof(skip) ? left : (uint32_t)sizeof(skip);
+
+        rc = rm_src_read_exact(src, skip, n);
+        if (rc)
+            return rm_error_set(err, -EBADMSG, "byte %" PRIu64 ": the xl "
+                                "optional data is cut short", src->offset);
+        left -= n;
+    }
+    if (!st->quiet)
+        printf("xl save file: byte order ok, optional flags 0x%x, %u bytes "
+               "of domain configuration\n", h.optional_flags,
+               h.optional_len);
+    return 0;
+}
+
+/* libxl migration stream v2 (Xen's docs/specs/libxl-migration-stream). */
+#define LIBXL_IDENT 0x4c6962786c466d74ull          /* "LibxlFmt" */
+enum {
+    LIBXL_REC_END = 0,
+    LIBXL_REC_LIBXC_CONTEXT = 1,
+    LIBXL_REC_EMULATOR_XENSTORE_DATA = 2,
+    LIBXL_REC_EMULATOR_CONTEXT = 3,
+    LIBXL_REC_CHECKPOINT_END = 4,
+    LIBXL_REC_CHECKPOINT_STATE = 5,
+};
+#define LIBXL_MAX_RECORD (64u << 20)
+
+static int read_libxl(struct info_state *st, struct rm_src *src,
+                      struct rm_error *err, bool *ended)
+{
+    static const char *const names[] = { "END", "LIBXC_CONTEXT",
+                                         "EMULATOR_XENSTORE_DATA",
+                                         "EMULATOR_CONTEXT", "CHECKPOINT_END",
+                                         "CHECKPOINT_STATE" };
+    uint8_t hdr[16], skip[4096];
+    uint64_t ident = 0;
+    uint32_t version, options;
+    unsigned libxc_parts = 0;
+    int i, rc;
+
+    rc = rm_src_read_exact(src, hdr, sizeof(hdr));
+    if (rc)
+        return rm_error_set(err, rc, "byte %" PRIu64 ": no libxl stream "
+                            "header", src->offset);
+    for (i = 0; i < 8; i++)
+        ident = ident << 8 | hdr[i];
+    version = (uint32_t)hdr[8] << 24 | hdr[9] << 16 | hdr[10] << 8 | hdr[11];
+    options = (uint32_t)hdr[12] << 24 | hdr[13] << 16 | hdr[14] << 8 |
+              hdr[15];
+    if (ident != LIBXL_IDENT)
+        return rm_error_set(err, -EBADMSG, "byte %" PRIu64 ": not a libxl "
+                            "stream (ident 0x%016" PRIx64 ")",
+                            src->offset - 16, ident);
+    if (version != 2)
+        return rm_error_set(err, -EBADMSG, "libxl stream version %u (2 is "
+                            "known)", version);
+    if (options & 1)
+        return rm_error_set(err, -EBADMSG, "big-endian libxl stream");
+    if (!st->quiet)
+        printf("libxl stream: version %u, options 0x%x%s\n", version,
+               options, (options & 2) ? " (legacy)" : "");
+    for (;;) {
+        uint32_t rh[2], left;
+        uint64_t at = src->offset;
+
+        rc = rm_src_read_exact(src, rh, sizeof(rh));
+        if (rc)
+            return rm_error_set(err, rc == -ENODATA ? -ENODATA : rc,
+                                "byte %" PRIu64 ": the libxl stream ends "
+                                "without its END record", at);
+        if (rh[0] > LIBXL_REC_CHECKPOINT_STATE)
+            return rm_error_set(err, -EBADMSG, "byte %" PRIu64 ": unknown "
+                                "libxl record type 0x%x", at, rh[0]);
+        if (rh[1] > LIBXL_MAX_RECORD)
+            return rm_error_set(err, -EBADMSG, "byte %" PRIu64 ": libxl %s "
+                                "record of %u bytes", at, names[rh[0]], rh[1]);
+        if (!st->quiet)
+            printf("%10" PRIu64 "  libxl %s, %u bytes\n", at, names[rh[0]],
+                   rh[1]);
+        if (rh[0] == LIBXL_REC_LIBXC_CONTEXT && rh[1] != 0)
+            return rm_error_set(err, -EBADMSG, "byte %" PRIu64 ": libxl "
+                                "LIBXC_CONTEXT with a body", at);
+        if (rh[0] == LIBXL_REC_END && rh[1] != 0)
+            return rm_error_set(err, -EBADMSG, "byte %" PRIu64 ": libxl END "
+                                "with a body", at);
+        for (left = (rh[1] + 7) & ~7u; left;) {
+            uint32_t n = left < sizeof(skip) ? left : (uint32_t)sizeof(skip);
+
+            rc = rm_src_read_exact(src, skip, n);
+            if (rc)
+                return rm_error_set(err, -EBADMSG, "byte %" PRIu64 ": the "
+                                    "libxl %s record is cut short",
+                                    src->offset, names[rh[0]]);
+            left -= n;
+        }
+        if (rh[0] == LIBXL_REC_LIBXC_CONTEXT) {
+            bool libxc_end = false;
+
+            rc = read_libxc(st, src, err, &libxc_end);
+            if (rc)
+                return rc;
+            libxc_parts++;
+        }
+        if (rh[0] == LIBXL_REC_END)
+            break;
+    }
+    if (!libxc_parts)
+        return rm_error_set(err, -EBADMSG, "the libxl stream has no "
+                            "LIBXC_CONTEXT (no domain state)");
+    *ended = true;
+    return 0;
+}
+
+int cmd_stream_info(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "all", no_argument, NULL, 'a' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "format", required_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct info_state st;
+    struct rm_error err;
+    struct rm_src src;
+    const char *format = "libxc";
+    int fd, rc, c, ret = RM_EXIT_FAIL;
+    bool ended = false;
+    uint8_t extra;
+
+    memset(&st, 0, sizeof(st));
+    rm_error_clear(&err);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+aqf:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'a': st.all = true; break;
+        case 'q': st.quiet = true; break;
+        case 'f': format = optarg; break;
+        case 'h': usage(stdout); return RM_EXIT_OK;
+        default:
+            return cli_usage_error("stream-info", "unknown option '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if (strcmp(format, "libxc") && strcmp(format, "libxl") &&
+        strcmp(format, "xl"))
+        return cli_usage_error("stream-info", "--format %s: libxc, libxl "
+                               "or xl", format);
+    if (argc - optind != 1)
+        return cli_usage_error("stream-info",
+                               "expected exactly one FILE (or - for stdin)");
+
+    fd = cli_open_in(argv[optind]);
+    if (fd < 0)
+        return cli_fail("stream-info", "cannot open '%s': %s", argv[optind],
+                        strerror(-fd));
+    rm_src_init_fd(&src, fd);
+
+    if (!strcmp(format, "xl")) {
+        rc = read_xl_header(&st, &src, &err);
+        if (rc)
+            goto out;
+    }
+    if (strcmp(format, "libxc"))
+        rc = read_libxl(&st, &src, &err, &ended);
+    else
+        rc = read_libxc(&st, &src, &err, &ended);
+    if (rc)
+        goto out;
 
     /* Nothing may follow END. */
     rc = rm_src_read_exact(&src, &extra, 1);
