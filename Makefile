@@ -31,7 +31,8 @@ CC ?= cc
 PROTOC_C ?= protoc-c
 
 PKGS := libprotobuf-c libnl-3.0 libnl-route-3.0 xencontrol xenforeignmemory \
-        xenevtchn xenstore xentoollog
+        xenevtchn xenstore xentoollog xenguest
+PKGS += libsodium
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -58,6 +59,7 @@ endif
 COMMON_OBJS := common/err.o common/log.o common/io.o common/stream.o
 COMMON_OBJS += common/save.o common/restore.o common/compress.o \
                common/status.o common/net.o
+COMMON_OBJS += common/auth.o
 
 # proto/: the control channel (generated code + framing)
 PROTO_SRCS := proto/remus.proto
@@ -72,7 +74,7 @@ KVM_OBJS := backends/kvm/vmm.o backends/kvm/guestcfg.o backends/kvm/kvm_sr.o \
             backends/kvm/vmctl.o
 
 # backends/xen/: the Xen backend
-XEN_OBJS :=
+XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o
 
 # primary/ and secondary/
 PRIMARY_OBJS := primary/protect.o
@@ -84,7 +86,8 @@ DRILL_OBJS := drill/drill.o drill/kvclient.o
 # cli/: the remus binary's subcommands
 CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
             cli/cmd_save.o cli/cmd_restore.o cli/cmd_protect.o \
-            cli/cmd_receive.o cli/cmd_drill.o cli/cmd_netbuf.o
+            cli/cmd_receive.o cli/cmd_drill.o cli/cmd_netbuf.o \
+            cli/cmd_xen.o
 
 LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS) $(DRILL_OBJS)
@@ -243,7 +246,7 @@ $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) tests/support/mem_backend.c \
                  $(FUZZ_BUILD)/gen/proto/remus.pb-c.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ -lprotobuf-c -lpthread
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ -lprotobuf-c -lsodium -lpthread
 
 $(FUZZ_BUILD)/gen/proto/remus.pb-c.c: $(FUZZ_BUILD)/gen/proto/remus.pb-c.h
 
@@ -271,6 +274,7 @@ DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
     protobuf-c-compiler libcmocka-dev python3 iproute2 valgrind \
     qemu-system-x86 gnuplot-nox iputils-ping iputils-arping \
     debootstrap busybox-static cpio
+DEB_PACKAGES += libsodium-dev
 
 deps:
 	$(Q)scripts/install-deps.sh $(DEB_PACKAGES)

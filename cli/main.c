@@ -45,6 +45,10 @@ static void print_help(FILE *out)
     fprintf(out, "  %-12s %s\n", "help", "this list");
     fprintf(out,
             "\n"
+            "Xen (in dom0, HVM/PVH guests): save, restore, protect and\n"
+            "receive with --xen as their first option (e.g. `remus protect\n"
+            "--xen --help`).\n"
+            "\n"
             "Global options: -v (debug log), -q (errors only).\n"
             "Every command takes --help.\n");
 }
@@ -139,6 +143,9 @@ int main(int argc, char **argv)
         print_help(stdout);
         return RM_EXIT_OK;
     }
+    /* `remus save|restore|protect|receive --xen ...`: the Xen backend. */
+    if (a + 1 < argc && !strcmp(argv[a + 1], "--xen"))
+        return cmd_xen(argc - a, argv + a);
     for (i = 0; i < NR_COMMANDS; i++) {
         if (!strcmp(argv[a], commands[i].name))
             return commands[i].run(argc - a, argv + a);

@@ -95,6 +95,8 @@ int rm_src_read_exact(struct rm_src *s, void *buf, size_t len)
     uint8_t *p = buf;
     size_t done = 0;
 
+    if (s->layer_read)
+        return s->layer_read(s, buf, len);
     if (s->fd < 0) {
         size_t avail = s->mem_len - s->mem_pos;
         size_t n = avail < len ? avail : len;
@@ -186,7 +188,11 @@ int rm_sink_writev(struct rm_sink *s, const struct iovec *iov, int iovcnt)
     for (i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
 
-    if (s->fd >= 0) {
+    if (s->layer_writev) {
+        rc = s->layer_writev(s, iov, iovcnt);
+        if (rc)
+            return rc;
+    } else if (s->fd >= 0) {
         rc = writev_fd(s->fd, iov, iovcnt);
         if (rc)
             return rc;

@@ -35,6 +35,13 @@ struct rm_src {
     size_t mem_pos;
     int timeout_ms;       /* fd only: -1 waits forever; else per-read poll */
     uint64_t offset;      /* bytes consumed so far (for error messages) */
+    /* Optional layer (the init functions leave it NULL: none).  When set,
+     * rm_src_read_exact() hands every read to layer_read, which keeps the
+     * same contract and counts the bytes it delivers in s->offset; @layer
+     * is its state.  The authenticated checkpoint stream (common/auth.h)
+     * sits here, under the stream engines. */
+    int (*layer_read)(struct rm_src *s, void *buf, size_t len);
+    void *layer;
 };
 
 void rm_src_init_fd(struct rm_src *s, int fd);
@@ -53,6 +60,12 @@ struct rm_sink {
     int fd;               /* >= 0: write to this descriptor */
     struct rm_buf *buf;   /* fd < 0: append to this buffer */
     uint64_t offset;      /* bytes written so far */
+    /* Optional layer (NULL: none): when set, rm_sink_writev() hands the
+     * bytes to layer_writev (same contract; offset is still counted by
+     * rm_sink_writev); @layer is its state (common/auth.h). */
+    int (*layer_writev)(struct rm_sink *s, const struct iovec *iov,
+                        int iovcnt);
+    void *layer;
 };
 
 void rm_sink_init_fd(struct rm_sink *s, int fd);

@@ -25,6 +25,7 @@ const char *rm_ctl_kind_name(enum rm_ctl_kind k)
     case RM_CTL_STOP: return "stop";
     case RM_CTL_FAILOVER: return "failover";
     case RM_CTL_STATS: return "stats";
+    case RM_CTL_AUTH: return "auth";
     default: return "unknown";
     }
 }
@@ -39,6 +40,19 @@ void rm_chan_init(struct rm_chan *ch, int fd)
 void rm_chan_destroy(struct rm_chan *ch)
 {
     pthread_mutex_destroy(&ch->send_lock);
+    rm_auth_wipe(&ch->tx, sizeof(ch->tx));
+    rm_auth_wipe(&ch->rx, sizeof(ch->rx));
+    rm_auth_wipe(&ch->stream_tx, sizeof(ch->stream_tx));
+    rm_auth_wipe(&ch->stream_rx, sizeof(ch->stream_rx));
+}
+
+int rm_chan_set_key(struct rm_chan *ch, const struct rm_auth_key *key)
+{
+    int rc = key ? rm_auth_init(&ch->err) : 0;
+
+    if (!rc)
+        ch->key = key;
+    return rc;
 }
 
 /* ------------------------------------------------------------ decoding */
@@ -94,10 +108,10 @@ static int decode_hello(const Remus__Hello *h, struct rm_hello *out,
     out->hb_interval_ms = h->has_hb_interval_ms ? h->hb_interval_ms : 0;
     out->hb_timeout_ms = h->has_hb_timeout_ms ? h->hb_timeout_ms : 0;
     if (h->has_nonce) {
-        if (h->nonce.len != RM_CTL_TOKEN_LEN)
+        if (h->nonce.len != RM_CTL_NONCE_LEN)
             return rm_error_set(err, -EBADMSG, "nonce of %zu bytes (%u "
-                                "expected)", h->nonce.len, RM_CTL_TOKEN_LEN);
-        memcpy(out->nonce, h->nonce.data, RM_CTL_TOKEN_LEN);
+                                "expected)", h->nonce.len, RM_CTL_NONCE_LEN);
+        memcpy(out->nonce, h->nonce.data, RM_CTL_NONCE_LEN);
         out->has_nonce = true;
     }
     if (h->has_session) {
@@ -109,6 +123,42 @@ static int decode_hello(const Remus__Hello *h, struct rm_hello *out,
         out->has_session = true;
     }
     return 0;
+}
+
+static int copy_bytes(uint8_t *dst, size_t want, bool *has,
+                      protobuf_c_boolean present, ProtobufCBinaryData src,
+                      const char *what, struct rm_error *err)
+{
+    if (has)
+        *has = false;
+    if (!present)
+        return has ? 0 : rm_error_set(err, -EBADMSG, "%s is missing", what);
+    if (src.len != want)
+        return rm_error_set(err, -EBADMSG, "%s of %zu bytes (%zu expected)",
+                            what, src.len, want);
+    memcpy(dst, src.data, want);
+    if (has)
+        *has = true;
+    return 0;
+}
+
+static int decode_auth(const Remus__Auth *a, struct rm_ctl_msg *out,
+                       struct rm_error *err)
+{
+    int rc;
+
+    rc = copy_bytes(out->u.auth.mac, RM_AUTH_MAC_LEN, NULL, 1, a->mac,
+                    "the auth proof", err);
+    if (!rc)
+        rc = copy_bytes(out->u.auth.ctl_header, RM_AUTH_HEADER_LEN,
+                        &out->u.auth.has_ctl_header, a->has_ctl_header,
+                        a->ctl_header, "the auth control header", err);
+    if (!rc)
+        rc = copy_bytes(out->u.auth.stream_header, RM_AUTH_HEADER_LEN,
+                        &out->u.auth.has_stream_header,
+                        a->has_stream_header, a->stream_header,
+                        "the auth stream header", err);
+    return rc;
 }
 
 int rm_ctl_decode(const uint8_t *buf, size_t len, struct rm_ctl_msg *out,
@@ -177,6 +227,10 @@ int rm_ctl_decode(const uint8_t *buf, size_t len, struct rm_ctl_msg *out,
             m->stats->has_dirty_pages ? m->stats->dirty_pages : 0;
         out->u.stats.bytes = m->stats->has_bytes ? m->stats->bytes : 0;
         break;
+    case REMUS__REMUS_MSG__BODY_AUTH:
+        out->kind = RM_CTL_AUTH;
+        rc = decode_auth(m->auth, out, err);
+        break;
     default:
         rc = rm_error_set(err, -EBADMSG, "control message of unknown kind "
                           "%d", (int)m->body_case);
@@ -216,7 +270,7 @@ static void encode_hello(const struct rm_hello *in, Remus__Hello *h,
     h->hb_timeout_ms = in->hb_timeout_ms;
     if (in->has_nonce) {
         h->has_nonce = true;
-        h->nonce.len = RM_CTL_TOKEN_LEN;
+        h->nonce.len = RM_CTL_NONCE_LEN;
         h->nonce.data = (uint8_t *)in->nonce;
     }
     if (in->has_session) {
@@ -236,6 +290,7 @@ int rm_ctl_encode(const struct rm_ctl_msg *msg, uint8_t **frame, size_t *len)
     Remus__Stop stop = REMUS__STOP__INIT;
     Remus__Failover fo = REMUS__FAILOVER__INIT;
     Remus__Stats stats = REMUS__STATS__INIT;
+    Remus__Auth auth = REMUS__AUTH__INIT;
     char backend[16], name[64], reason[RM_CTL_TEXT_MAX];
     size_t n;
     uint32_t be;
@@ -295,6 +350,22 @@ int rm_ctl_encode(const struct rm_ctl_msg *msg, uint8_t **frame, size_t *len)
         m.body_case = REMUS__REMUS_MSG__BODY_STATS;
         m.stats = &stats;
         break;
+    case RM_CTL_AUTH:
+        auth.mac.len = RM_AUTH_MAC_LEN;
+        auth.mac.data = (uint8_t *)msg->u.auth.mac;
+        if (msg->u.auth.has_ctl_header) {
+            auth.has_ctl_header = true;
+            auth.ctl_header.len = RM_AUTH_HEADER_LEN;
+            auth.ctl_header.data = (uint8_t *)msg->u.auth.ctl_header;
+        }
+        if (msg->u.auth.has_stream_header) {
+            auth.has_stream_header = true;
+            auth.stream_header.len = RM_AUTH_HEADER_LEN;
+            auth.stream_header.data = (uint8_t *)msg->u.auth.stream_header;
+        }
+        m.body_case = REMUS__REMUS_MSG__BODY_AUTH;
+        m.auth = &auth;
+        break;
     default:
         return -EINVAL;
     }
@@ -314,6 +385,38 @@ int rm_ctl_encode(const struct rm_ctl_msg *msg, uint8_t **frame, size_t *len)
 
 /* ------------------------------------------------------------ transport */
 
+/* Write one encoded frame (length prefix + body), sealing it when the
+ * channel is sealed.  Takes the send lock. */
+static int send_frame(struct rm_chan *ch, const uint8_t *frame, size_t len)
+{
+    uint8_t *sealed = NULL;
+    size_t body = len - 4;
+    int rc;
+
+    if (ch->sealed) {
+        sealed = malloc(4 + body + RM_AUTH_ABYTES);
+        if (!sealed)
+            return -ENOMEM;
+    }
+    pthread_mutex_lock(&ch->send_lock);
+    if (sealed) {
+        uint32_t be = htonl((uint32_t)(body + RM_AUTH_ABYTES));
+
+        memcpy(sealed, &be, 4);
+        /* Sealed in the order written: the receiver's state follows. */
+        rc = rm_auth_seal(&ch->tx, frame + 4, body, sealed + 4);
+        if (!rc)
+            rc = rm_write_all(ch->fd, sealed, 4 + body + RM_AUTH_ABYTES);
+    } else {
+        rc = rm_write_all(ch->fd, frame, len);
+    }
+    if (!rc)
+        ch->frames_sent++;
+    pthread_mutex_unlock(&ch->send_lock);
+    free(sealed);
+    return rc;
+}
+
 int rm_chan_send(struct rm_chan *ch, const struct rm_ctl_msg *msg)
 {
     uint8_t *frame = NULL;
@@ -323,23 +426,26 @@ int rm_chan_send(struct rm_chan *ch, const struct rm_ctl_msg *msg)
     rc = rm_ctl_encode(msg, &frame, &len);
     if (rc)
         return rc;
-    pthread_mutex_lock(&ch->send_lock);
-    rc = rm_write_all(ch->fd, frame, len);
-    if (!rc)
-        ch->frames_sent++;
-    pthread_mutex_unlock(&ch->send_lock);
+    rc = send_frame(ch, frame, len);
     free(frame);
     return rc;
 }
 
-int rm_chan_recv(struct rm_chan *ch, int timeout_ms, struct rm_ctl_msg *out)
+/*
+ * Receive one frame's body (opened when the channel is sealed) into a
+ * malloc'd buffer.  0 or the errors of rm_chan_recv.
+ */
+static int recv_body(struct rm_chan *ch, int timeout_ms, uint8_t **body,
+                     size_t *body_len)
 {
     struct pollfd pfd = { .fd = ch->fd, .events = POLLIN };
     struct rm_src src;
-    uint32_t be, len;
-    uint8_t *buf;
+    uint32_t be, len, max;
+    uint8_t *buf, *plain;
     int rc;
 
+    *body = NULL;
+    *body_len = 0;
     rm_error_clear(&ch->err);
     do {
         rc = poll(&pfd, 1, timeout_ms);
@@ -361,9 +467,13 @@ int rm_chan_recv(struct rm_chan *ch, int timeout_ms, struct rm_ctl_msg *out)
         return rm_error_set(&ch->err, rc == -ETIMEDOUT ? -EPIPE : rc,
                             "reading a frame header: %s", strerror(-rc));
     len = ntohl(be);
-    if (len == 0 || len > RM_CHAN_MAX_FRAME)
+    max = RM_CHAN_MAX_FRAME + (ch->sealed ? RM_AUTH_ABYTES : 0);
+    if (len == 0 || len > max || (ch->sealed && len <= RM_AUTH_ABYTES))
         return rm_error_set(&ch->err, -EBADMSG, "frame length %u out of "
-                            "range (1..%u)", len, RM_CHAN_MAX_FRAME);
+                            "range (%u..%u)%s", len,
+                            ch->sealed ? RM_AUTH_ABYTES + 1 : 1, max,
+                            ch->sealed ? " on the authenticated channel"
+                                       : "");
     buf = malloc(len);
     if (!buf)
         return rm_error_set(&ch->err, -ENOMEM, "out of memory");
@@ -373,8 +483,41 @@ int rm_chan_recv(struct rm_chan *ch, int timeout_ms, struct rm_ctl_msg *out)
         return rm_error_set(&ch->err, -EPIPE, "the connection broke inside "
                             "a %u-byte frame", len);
     }
-    rc = rm_ctl_decode(buf, len, out, &ch->err);
+    if (!ch->sealed) {
+        *body = buf;
+        *body_len = len;
+        return 0;
+    }
+    plain = malloc(len - RM_AUTH_ABYTES);
+    if (!plain) {
+        free(buf);
+        return rm_error_set(&ch->err, -ENOMEM, "out of memory");
+    }
+    rc = rm_auth_open(&ch->rx, buf, len, plain);
     free(buf);
+    if (rc) {
+        free(plain);
+        return rm_error_set(&ch->err, -EBADMSG, "authentication failed on "
+                            "control message %" PRIu64 " (%u bytes): it was "
+                            "tampered with, replayed, reordered or sealed "
+                            "with another key", ch->rx.seq + 1, len);
+    }
+    *body = plain;
+    *body_len = len - RM_AUTH_ABYTES;
+    return 0;
+}
+
+int rm_chan_recv(struct rm_chan *ch, int timeout_ms, struct rm_ctl_msg *out)
+{
+    uint8_t *body;
+    size_t len;
+    int rc;
+
+    rc = recv_body(ch, timeout_ms, &body, &len);
+    if (rc)
+        return rc;
+    rc = rm_ctl_decode(body, len, out, &ch->err);
+    free(body);
     if (!rc)
         ch->frames_received++;
     return rc;
@@ -457,18 +600,188 @@ static const char *incompatible(const struct rm_hello *mine,
     return NULL;
 }
 
+/* Receive a message of @kind; keeps its body in *body when asked. */
+static int recv_kind_body(struct rm_chan *ch, int timeout_ms,
+                          enum rm_ctl_kind kind, struct rm_ctl_msg *out,
+                          uint8_t **body, size_t *body_len)
+{
+    uint8_t *b;
+    size_t len;
+    int rc;
+
+    rc = recv_body(ch, timeout_ms, &b, &len);
+    if (rc)
+        return rc;
+    rc = rm_ctl_decode(b, len, out, &ch->err);
+    if (!rc) {
+        ch->frames_received++;
+        if (out->kind != kind)
+            rc = rm_error_set(&ch->err, -EPROTO, "expected a %s, got a %s",
+                              rm_ctl_kind_name(kind),
+                              rm_ctl_kind_name(out->kind));
+    }
+    if (!rc && body) {
+        *body = b;
+        *body_len = len;
+    } else {
+        free(b);
+    }
+    return rc;
+}
+
 static int recv_kind(struct rm_chan *ch, int timeout_ms,
                      enum rm_ctl_kind kind, struct rm_ctl_msg *out)
 {
-    int rc = rm_chan_recv(ch, timeout_ms, out);
+    return recv_kind_body(ch, timeout_ms, kind, out, NULL, NULL);
+}
+
+/* Encode and send @msg; keeps the encoded frame in *frame. */
+static int send_keep(struct rm_chan *ch, const struct rm_ctl_msg *msg,
+                     uint8_t **frame, size_t *len)
+{
+    int rc = rm_ctl_encode(msg, frame, len);
 
     if (rc)
         return rc;
-    if (out->kind != kind)
-        return rm_error_set(&ch->err, -EPROTO, "expected a %s, got a %s",
-                            rm_ctl_kind_name(kind),
-                            rm_ctl_kind_name(out->kind));
-    return 0;
+    rc = send_frame(ch, *frame, *len);
+    if (rc) {
+        free(*frame);
+        *frame = NULL;
+    }
+    return rc;
+}
+
+#define AUTH_WHY_KEY "a different key, or a replayed or tampered handshake"
+
+/* The client's side of the proofs, after the hellos. */
+static int auth_client(struct rm_chan *ch, const uint8_t *hello,
+                       size_t hello_len, const uint8_t *reply,
+                       size_t reply_len, int timeout_ms)
+{
+    struct rm_auth_session s;
+    struct rm_ctl_msg m;
+    uint8_t expect[RM_AUTH_MAC_LEN];
+    uint8_t hc[RM_AUTH_HEADER_LEN], hs[RM_AUTH_HEADER_LEN];
+    int rc;
+
+    rc = rm_auth_session_derive(ch->key, hello, hello_len, reply, reply_len,
+                                &s);
+    if (!rc)
+        rc = rm_auth_tx_init(&ch->tx, s.ctl_p2s, hc);
+    if (!rc)
+        rc = rm_auth_tx_init(&ch->stream_tx, s.stream, hs);
+    if (rc) {
+        rc = rm_error_set(&ch->err, rc, "deriving the session keys failed");
+        goto out;
+    }
+    memset(&m, 0, sizeof(m));
+    m.kind = RM_CTL_AUTH;
+    rm_auth_proof(s.mac_primary, s.transcript, hc, hs, NULL,
+                  RM_AUTH_HEADER_LEN, m.u.auth.mac);
+    m.u.auth.has_ctl_header = m.u.auth.has_stream_header = true;
+    memcpy(m.u.auth.ctl_header, hc, sizeof(hc));
+    memcpy(m.u.auth.stream_header, hs, sizeof(hs));
+    rc = rm_chan_send(ch, &m);
+    if (rc) {
+        rc = rm_error_set(&ch->err, rc, "sending our key proof: %s",
+                          strerror(-rc));
+        goto out;
+    }
+    rc = rm_chan_recv(ch, timeout_ms, &m);
+    if (rc)
+        goto out;
+    if (m.kind == RM_CTL_STOP) {
+        rc = rm_error_set(&ch->err, -EACCES, "the secondary refused our "
+                          "key proof: %s", m.u.stop.reason);
+        goto out;
+    }
+    if (m.kind != RM_CTL_AUTH || !m.u.auth.has_ctl_header) {
+        rc = rm_error_set(&ch->err, -EPROTO, "expected the secondary's key "
+                          "proof, got a %s", rm_ctl_kind_name(m.kind));
+        goto out;
+    }
+    rm_auth_proof(s.mac_secondary, s.transcript, hc, hs,
+                  m.u.auth.ctl_header, RM_AUTH_HEADER_LEN, expect);
+    if (!rm_auth_proof_equal(expect, m.u.auth.mac)) {
+        rc = rm_error_set(&ch->err, -EACCES, "authentication failed: the "
+                          "secondary's key proof does not match ("
+                          AUTH_WHY_KEY ")");
+        goto out;
+    }
+    rc = rm_auth_rx_init(&ch->rx, s.ctl_s2p, m.u.auth.ctl_header);
+    if (rc) {
+        rc = rm_error_set(&ch->err, -EBADMSG, "the secondary's control "
+                          "header is unusable");
+        goto out;
+    }
+    ch->sealed = true;
+out:
+    rm_auth_wipe(&s, sizeof(s));
+    return rc;
+}
+
+/* The server's side of the proofs, after the hellos. */
+static int auth_server(struct rm_chan *ch, const uint8_t *hello,
+                       size_t hello_len, const uint8_t *reply,
+                       size_t reply_len, int timeout_ms)
+{
+    struct rm_auth_session s;
+    struct rm_ctl_msg m, a;
+    uint8_t expect[RM_AUTH_MAC_LEN];
+    int rc;
+
+    rc = rm_auth_session_derive(ch->key, hello, hello_len, reply, reply_len,
+                                &s);
+    if (rc) {
+        rc = rm_error_set(&ch->err, rc, "deriving the session keys failed");
+        goto out;
+    }
+    rc = recv_kind(ch, timeout_ms, RM_CTL_AUTH, &m);
+    if (rc)
+        goto out;
+    if (!m.u.auth.has_ctl_header || !m.u.auth.has_stream_header) {
+        rc = rm_error_set(&ch->err, -EBADMSG, "the primary's key proof "
+                          "lacks its %s header", m.u.auth.has_ctl_header ?
+                          "stream" : "control");
+        goto out;
+    }
+    rm_auth_proof(s.mac_primary, s.transcript, m.u.auth.ctl_header,
+                  m.u.auth.stream_header, NULL, RM_AUTH_HEADER_LEN, expect);
+    if (!rm_auth_proof_equal(expect, m.u.auth.mac)) {
+        rm_chan_send_stop(ch, "authentication failed: the key proof does "
+                          "not match (" AUTH_WHY_KEY ")");
+        rc = rm_error_set(&ch->err, -EACCES, "authentication failed: the "
+                          "primary's key proof does not match ("
+                          AUTH_WHY_KEY ")");
+        goto out;
+    }
+    if (rm_auth_rx_init(&ch->rx, s.ctl_p2s, m.u.auth.ctl_header) ||
+        rm_auth_rx_init(&ch->stream_rx, s.stream, m.u.auth.stream_header)) {
+        rc = rm_error_set(&ch->err, -EBADMSG, "the primary's headers are "
+                          "unusable");
+        goto out;
+    }
+    memset(&a, 0, sizeof(a));
+    a.kind = RM_CTL_AUTH;
+    a.u.auth.has_ctl_header = true;
+    rc = rm_auth_tx_init(&ch->tx, s.ctl_s2p, a.u.auth.ctl_header);
+    if (rc) {
+        rc = rm_error_set(&ch->err, rc, "deriving the session keys failed");
+        goto out;
+    }
+    rm_auth_proof(s.mac_secondary, s.transcript, m.u.auth.ctl_header,
+                  m.u.auth.stream_header, a.u.auth.ctl_header,
+                  RM_AUTH_HEADER_LEN, a.u.auth.mac);
+    rc = rm_chan_send(ch, &a);
+    if (rc) {
+        rc = rm_error_set(&ch->err, rc, "sending our key proof: %s",
+                          strerror(-rc));
+        goto out;
+    }
+    ch->sealed = true;
+out:
+    rm_auth_wipe(&s, sizeof(s));
+    return rc;
 }
 
 int rm_chan_handshake_client(struct rm_chan *ch, const struct rm_hello *mine,
@@ -476,27 +789,58 @@ int rm_chan_handshake_client(struct rm_chan *ch, const struct rm_hello *mine,
 {
     struct rm_ctl_msg m = { .kind = RM_CTL_HELLO };
     char why[RM_CTL_TEXT_MAX];
+    uint8_t *hello = NULL, *reply = NULL;
+    size_t hello_len = 0, reply_len = 0;
     int rc;
 
     m.u.hello = *mine;
     if (!m.u.hello.protocol_version)
         m.u.hello.protocol_version = RM_CTL_PROTOCOL_VERSION;
-    rc = rm_chan_send(ch, &m);
+    m.u.hello.has_nonce = ch->key != NULL;
+    if (ch->key)
+        rm_auth_random(m.u.hello.nonce, sizeof(m.u.hello.nonce));
+    rc = send_keep(ch, &m, &hello, &hello_len);
+    if (rc) {
+        rc = rm_error_set(&ch->err, rc, "sending hello: %s", strerror(-rc));
+        goto out;
+    }
+    rc = recv_kind_body(ch, timeout_ms, RM_CTL_HELLO_REPLY, &m, &reply,
+                        &reply_len);
     if (rc)
-        return rm_error_set(&ch->err, rc, "sending hello: %s", strerror(-rc));
-    rc = recv_kind(ch, timeout_ms, RM_CTL_HELLO_REPLY, &m);
-    if (rc)
-        return rc;
-    if (!m.u.hello_reply.accepted)
-        return rm_error_set(&ch->err, -EPROTO, "the secondary refused us: "
-                            "%s", m.u.hello_reply.reason);
+        goto out;
+    if (!m.u.hello_reply.accepted) {
+        rc = rm_error_set(&ch->err, -EPROTO, "the secondary refused us: %s",
+                          m.u.hello_reply.reason);
+        goto out;
+    }
     *peer = m.u.hello_reply.hello;
-    if (incompatible(mine, peer, RM_ROLE_SECONDARY, why, sizeof(why)))
-        return rm_error_set(&ch->err, -EPROTO, "%s", why);
-    if (!peer->has_session)
-        return rm_error_set(&ch->err, -EPROTO, "the secondary sent no "
-                            "session token");
-    return 0;
+    if (incompatible(mine, peer, RM_ROLE_SECONDARY, why, sizeof(why))) {
+        rc = rm_error_set(&ch->err, -EPROTO, "%s", why);
+        goto out;
+    }
+    if (!peer->has_session) {
+        rc = rm_error_set(&ch->err, -EPROTO, "the secondary sent no "
+                          "session token");
+        goto out;
+    }
+    if (ch->key && !peer->has_nonce) {
+        rc = rm_error_set(&ch->err, -EACCES, "unauthenticated peer: the "
+                          "secondary does not authenticate (it has no key, "
+                          "--key-file) and we require it");
+        goto out;
+    }
+    if (!ch->key && peer->has_nonce) {
+        rc = rm_error_set(&ch->err, -EACCES, "the secondary authenticates "
+                          "with a key and we have none (--key-file)");
+        goto out;
+    }
+    if (ch->key)
+        rc = auth_client(ch, hello + 4, hello_len - 4, reply, reply_len,
+                         timeout_ms);
+out:
+    free(hello);
+    free(reply);
+    return rc;
 }
 
 int rm_chan_handshake_server(struct rm_chan *ch, struct rm_hello *mine,
@@ -505,9 +849,12 @@ int rm_chan_handshake_server(struct rm_chan *ch, struct rm_hello *mine,
     struct rm_ctl_msg m;
     char why[RM_CTL_TEXT_MAX];
     const char *bad;
-    int rc;
+    uint8_t *hello = NULL, *reply = NULL;
+    size_t hello_len = 0, reply_len = 0;
+    int rc, bad_rc = -EPROTO;
 
-    rc = recv_kind(ch, timeout_ms, RM_CTL_HELLO, &m);
+    rc = recv_kind_body(ch, timeout_ms, RM_CTL_HELLO, &m, &hello,
+                        &hello_len);
     if (rc)
         return rc;
     *peer = m.u.hello;
@@ -522,21 +869,46 @@ int rm_chan_handshake_server(struct rm_chan *ch, struct rm_hello *mine,
         snprintf(why, sizeof(why), "the primary did not say its guest size");
         bad = why;
     }
+    if (!bad && ch->key && !peer->has_nonce) {
+        snprintf(why, sizeof(why), "unauthenticated peer: this secondary "
+                 "requires a pre-shared key and the primary has none "
+                 "(--key-file)");
+        bad = why;
+        bad_rc = -EACCES;
+    }
+    if (!bad && !ch->key && peer->has_nonce) {
+        snprintf(why, sizeof(why), "the primary authenticates with a key "
+                 "and this secondary has none (--key-file)");
+        bad = why;
+        bad_rc = -EACCES;
+    }
     mine->protocol_version = RM_CTL_PROTOCOL_VERSION;
     mine->caps &= peer->caps & RM_CAP_KNOWN;
     mine->has_session = true;
+    mine->has_nonce = ch->key != NULL && !bad;
+    if (mine->has_nonce)
+        rm_auth_random(mine->nonce, sizeof(mine->nonce));
     memset(&m, 0, sizeof(m));
     m.kind = RM_CTL_HELLO_REPLY;
     m.u.hello_reply.accepted = bad == NULL;
     snprintf(m.u.hello_reply.reason, sizeof(m.u.hello_reply.reason), "%s",
              bad ? bad : "");
     m.u.hello_reply.hello = *mine;
-    rc = rm_chan_send(ch, &m);
-    if (bad)
-        return rm_error_set(&ch->err, -EPROTO, "refused the primary: %s",
-                            bad);
-    if (rc)
-        return rm_error_set(&ch->err, rc, "sending the hello reply: %s",
-                            strerror(-rc));
-    return 0;
+    rc = send_keep(ch, &m, &reply, &reply_len);
+    if (bad) {
+        rc = rm_error_set(&ch->err, bad_rc, "refused the primary: %s", bad);
+        goto out;
+    }
+    if (rc) {
+        rc = rm_error_set(&ch->err, rc, "sending the hello reply: %s",
+                          strerror(-rc));
+        goto out;
+    }
+    if (ch->key)
+        rc = auth_server(ch, hello, hello_len, reply + 4, reply_len - 4,
+                         timeout_ms);
+out:
+    free(hello);
+    free(reply);
+    return rc;
 }

@@ -6,6 +6,12 @@
  * remus.RemusMsg.  rm_chan_recv() returns validated plain-C messages; no
  * caller ever sees protobuf-c types.
  *
+ * Authentication (optional, common/auth.h): with rm_chan_set_key() before
+ * the handshake, the hellos carry nonces, both sides prove they hold the
+ * pre-shared key, and every later frame is sealed (u32 big-endian length
+ * of the sealed bytes, then the RemusMsg sealed with secretstream).  A
+ * keyed side refuses an unkeyed peer and vice versa, with the reason.
+ *
  * Threading: one thread may block in rm_chan_recv() while others send;
  * sends are serialised by a mutex.  Receive errors are described in
  * ch->err (touched only by the receiving thread); send errors are returned.
@@ -18,11 +24,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/auth.h"
 #include "common/err.h"
 
 #define RM_CTL_PROTOCOL_VERSION 1u
 #define RM_CHAN_MAX_FRAME 65536u
 #define RM_CTL_TOKEN_LEN 16u
+#define RM_CTL_NONCE_LEN RM_AUTH_NONCE_LEN
 #define RM_CTL_TEXT_MAX 256u
 
 /* Capabilities (Hello.caps) */
@@ -46,8 +54,8 @@ struct rm_hello {
     uint32_t interval_ms;
     uint32_t hb_interval_ms;
     uint32_t hb_timeout_ms;
-    bool has_nonce;
-    uint8_t nonce[RM_CTL_TOKEN_LEN];
+    bool has_nonce;              /* set by the handshake when keyed */
+    uint8_t nonce[RM_CTL_NONCE_LEN];
     bool has_session;
     uint8_t session[RM_CTL_TOKEN_LEN];
 };
@@ -60,6 +68,7 @@ enum rm_ctl_kind {
     RM_CTL_STOP,
     RM_CTL_FAILOVER,
     RM_CTL_STATS,
+    RM_CTL_AUTH,
 };
 
 struct rm_ctl_msg {
@@ -83,6 +92,12 @@ struct rm_ctl_msg {
         struct {
             uint64_t epoch, pause_us, dirty_pages, bytes;
         } stats;
+        struct {
+            uint8_t mac[RM_AUTH_MAC_LEN];
+            bool has_ctl_header, has_stream_header;
+            uint8_t ctl_header[RM_AUTH_HEADER_LEN];
+            uint8_t stream_header[RM_AUTH_HEADER_LEN];
+        } auth;
     } u;
 };
 
@@ -91,11 +106,30 @@ struct rm_chan {
     pthread_mutex_t send_lock;
     struct rm_error err;         /* last receive error */
     uint64_t frames_sent, frames_received;
+
+    /* Authentication: the key (NULL: none; not owned, must outlive the
+     * handshake) and, after an authenticated handshake, the sealing
+     * states.  tx is used under send_lock, rx by the receiving thread. */
+    const struct rm_auth_key *key;
+    bool sealed;                 /* frames are sealed from now on */
+    struct rm_auth_tx tx;
+    struct rm_auth_rx rx;
+    /* The checkpoint stream's sealing state, for rm_auth_sink_attach()
+     * on the primary / rm_auth_src_attach() on the secondary. */
+    struct rm_auth_tx stream_tx;
+    struct rm_auth_rx stream_rx;
 };
 
 void rm_chan_init(struct rm_chan *ch, int fd);
-/* Destroys the mutex; does not close fd. */
+/* Destroys the mutex and wipes the session keys; does not close fd. */
 void rm_chan_destroy(struct rm_chan *ch);
+
+/*
+ * Authenticate the handshake (and seal everything after it) with @key, or
+ * not (NULL, the default).  Call before the handshake.  0 or -EIO
+ * (libsodium failed to initialise; the reason is in ch->err).
+ */
+int rm_chan_set_key(struct rm_chan *ch, const struct rm_auth_key *key);
 
 /*
  * Receive one message, waiting at most @timeout_ms (-1: forever).
@@ -121,6 +155,14 @@ int rm_chan_send_failover(struct rm_chan *ch, const char *reason);
  * capabilities), answers with accepted/refused and why, and on success
  * sets mine->caps to the agreed set (the intersection).  A refusal is
  * -EPROTO (client: the secondary's reason; server: ours) in ch->err.
+ *
+ * With a key (rm_chan_set_key) the handshake goes on with the proofs
+ * (common/auth.h); on success ch->sealed is set and ch->stream_tx
+ * (client) / ch->stream_rx (server) are ready for the checkpoint stream.
+ * An authentication refusal is -EACCES with the reason in ch->err: an
+ * unauthenticated peer, a peer with a key when we have none, a wrong key
+ * or a replayed or tampered handshake (the server also tells the client
+ * why, with a Stop).
  */
 int rm_chan_handshake_client(struct rm_chan *ch, const struct rm_hello *mine,
                              struct rm_hello *peer, int timeout_ms);

@@ -40,7 +40,7 @@ kver=$(basename "$WORK"/x/lib/modules/*)
 echo "xen-lab: debootstrap of dom0 from $mirror (about a minute)"
 root="$WORK/root"
 debootstrap --variant=minbase \
-    --include=xen-utils-4.17,kmod,iproute2,busybox,python3,libnl-3-200,libnl-route-3-200,libprotobuf-c1 \
+    --include=xen-utils-4.17,kmod,iproute2,busybox,python3,libnl-3-200,libnl-route-3-200,libprotobuf-c1,libsodium23 \
     bookworm "$root" "$mirror" > "$WORK/debootstrap.log" 2>&1 ||
     { tail -20 "$WORK/debootstrap.log"; exit 1; }
 # The kernel's modules, without what a lab never loads (sound, GPUs, ...)
@@ -60,9 +60,17 @@ chmod +x "$root/init"
 
 echo "xen-lab: the PVH guest's initramfs"
 g="$WORK/guest"
-mkdir -p "$g"/{bin,proc,sys,dev,tmp}
+mkdir -p "$g"/{bin,proc,sys,dev,tmp,lib}
 cp /bin/busybox "$g/bin/busybox"
-for a in sh echo cat sleep mount seq date; do ln -s busybox "$g/bin/$a"; done
+for a in sh echo cat sleep mount seq date ip insmod ping nc httpd; do ln -s busybox "$g/bin/$a"; done
+# netfront, for guests with a VIF (guest-net.cfg)
+nf=$(find "$WORK/x/lib/modules/$kver" -name 'xen-netfront.ko*' | head -1)
+[ -n "$nf" ] || { echo "xen-lab: no xen-netfront module in $kpkg"; exit 1; }
+case "$nf" in
+*.xz) xz -dc "$nf" > "$g/lib/xen-netfront.ko" ;;
+*.zst) zstd -qdc "$nf" > "$g/lib/xen-netfront.ko" ;;
+*) cp "$nf" "$g/lib/xen-netfront.ko" ;;
+esac
 cp "$HERE/rootfs/guest-init" "$g/init"
 chmod +x "$g/init"
 (cd "$g" && find . | cpio -o -H newc --quiet | gzip -1) > "$CACHE/guest.cpio.gz"

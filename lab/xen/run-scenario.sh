@@ -19,7 +19,6 @@ CACHE_ROOT=${XEN_LAB_CACHE:-/var/cache/remus/xen-lab}
 KEY=$(cat "$HERE/build-image.sh" "$HERE"/rootfs/* | sha256sum | cut -c1-12)
 CACHE="$CACHE_ROOT/$KEY"
 OUT=${XEN_LAB_OUT:-$ROOT/build/xen-lab}/$NAME
-rm -rf "$OUT"; mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/remus-xenlab.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -31,23 +30,39 @@ echo "$NAME" > "$p/scenario-name"
 [ -x "$BUILD/remus" ] && cp "$BUILD/remus" "$p/remus"
 cp "$CACHE/guest-vmlinuz" "$p/guest-vmlinuz"
 cp "$CACHE/guest.cpio.gz" "$p/guest.cpio.gz"
-cp "$HERE/guest.cfg" "$p/guest.cfg"
+cp "$HERE/guest.cfg" "$HERE/guest-net.cfg" "$HERE/vif-lab" "$p/"
 (cd "$WORK/payload" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/payload.cpio.gz"
 cat "$CACHE/dom0.cpio.gz" "$WORK/payload.cpio.gz" > "$WORK/initrd.gz"
-truncate -s 256M "$WORK/results.img"
 
-echo "xen-lab: booting Xen + dom0 for scenario $NAME (TCG: slow)"
-t0=$(date +%s)
-rc=0
-timeout "${XEN_LAB_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg,thread=multi \
-    -cpu Opteron_G3,+svm,+npt,+nrip-save,-rdtscp -m 6144 -smp 2 \
-    -nographic -no-reboot -kernel "$CACHE/xen.bin" \
-    -append "dom0_mem=3072M,max:3072M console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all" \
-    -initrd "$CACHE/vmlinuz console=hvc0 earlyprintk=xen rdinit=/init,$WORK/initrd.gz" \
-    -drive "file=$WORK/results.img,format=raw,if=virtio" \
-    > "$OUT/serial.log" 2>&1 < /dev/null || rc=$?
-echo "xen-lab: QEMU ended (exit $rc) after $(( $(date +%s) - t0 )) s"
-tar -xf "$WORK/results.img" -C "$OUT" 2>/dev/null || true
+# Boot Xen + dom0 and run the scenario once; results into $OUT.
+boot_and_run() {
+    rm -rf "$OUT"; mkdir -p "$OUT"
+    rm -f "$WORK/results.img"; truncate -s 256M "$WORK/results.img"
+    echo "xen-lab: booting Xen + dom0 for scenario $NAME (TCG: slow)"
+    local t0 rc=0
+    t0=$(date +%s)
+    timeout "${XEN_LAB_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg,thread=multi \
+        -cpu Opteron_G3,+svm,+npt,+nrip-save,-rdtscp -m 6144 -smp 2 \
+        -nographic -no-reboot -kernel "$CACHE/xen.bin" \
+        -append "dom0_mem=3072M,max:3072M console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all" \
+        -initrd "$CACHE/vmlinuz console=hvc0 earlyprintk=xen rdinit=/init,$WORK/initrd.gz" \
+        -drive "file=$WORK/results.img,format=raw,if=virtio" \
+        > "$OUT/serial.log" 2>&1 < /dev/null || rc=$?
+    echo "xen-lab: QEMU ended (exit $rc) after $(( $(date +%s) - t0 )) s"
+    tar -xf "$WORK/results.img" -C "$OUT" 2>/dev/null || true
+}
+
+boot_and_run
+if [ -f "$OUT/scenario.rc" ] && [ "$(cat "$OUT/scenario.rc")" != 0 ]; then
+    why=$("$HERE/guest-died.sh" "$OUT" || true)
+    if [ -n "$why" ]; then
+        echo "xen-lab: the scenario failed and a guest died on its own (not remus):"
+        echo "$why" | sed 's/^/xen-lab:   /'
+        rm -rf "$OUT.first-try"; mv "$OUT" "$OUT.first-try"
+        echo "xen-lab: retrying $NAME once (first try kept in $OUT.first-try)"
+        boot_and_run
+    fi
+fi
 if [ ! -f "$OUT/scenario.rc" ]; then
     echo "xen-lab: no results came back; the end of the serial log:"
     tail -40 "$OUT/serial.log"

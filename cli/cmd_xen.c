@@ -1,0 +1,720 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Xen backend's commands, run in dom0:
+ *   remus save --xen [--live] [-c] DOMAIN FILE|-
+ *   remus restore --xen --config CFG [--name NAME] [--paused] FILE|-
+ *   remus protect --xen [xl remus flags] DOMAIN HOST:PORT
+ *   remus receive --xen --config CFG --listen ADDR:PORT [OPTIONS]
+ * (main.c sends a command here when --xen is its first option.)
+ */
+#define RM_LOG_PREFIX "xen"
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backends/xen/xen_host.h"
+#include "backends/xen/xen_sr.h"
+#include "cli/cli.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "netbuf/netbuf.h"
+#include "netbuf/netbuf_plug.h"
+#include "primary/protect.h"
+#include "secondary/receive.h"
+
+static volatile sig_atomic_t xen_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    xen_stop = 1;
+}
+
+static void catch_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static int parse_num(const char *cmd, const char *opt, const char *arg,
+                     unsigned min, unsigned max, unsigned *out)
+{
+    char *end;
+    unsigned long v = strtoul(arg, &end, 10);
+
+    if (!*arg || *end || v < min || v > max)
+        return cli_usage_error(cmd, "%s %s: a number from %u to %u", opt,
+                               arg, min, max);
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* The name = "..." line of an xl config file (for the replica's name). */
+static int config_name(const char *path, char *name, size_t len,
+                       struct rm_error *err)
+{
+    char line[512];
+    FILE *f = fopen(path, "re");
+    int rc = -ENOENT;
+
+    if (!f)
+        return rm_error_set(err, -errno, "cannot read '%s': %s", path,
+                            strerror(errno));
+    while (rc && fgets(line, sizeof(line), f)) {
+        char *p = line, *q;
+
+        while (isspace((unsigned char)*p))
+            p++;
+        if (strncmp(p, "name", 4))
+            continue;
+        p += 4;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p++ != '=')
+            continue;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p != '"' && *p != '\'')
+            continue;
+        q = strchr(p + 1, *p);
+        if (!q || q == p + 1 || (size_t)(q - p - 1) >= len)
+            continue;
+        memcpy(name, p + 1, (size_t)(q - p - 1));
+        name[q - p - 1] = '\0';
+        rc = 0;
+    }
+    fclose(f);
+    if (rc)
+        rm_error_set(err, rc, "'%s' has no name = \"...\" line: give "
+                     "--name", path);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- save */
+
+static void save_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: remus save --xen [--live] [-c] DOMAIN FILE|-\n"
+            "\n"
+            "Save the Xen HVM/PVH guest DOMAIN (name or id) into FILE as a\n"
+            "libxc migration stream (v3, x86 HVM): what `xl restore`'s libxc\n"
+            "part and `remus restore --xen` read.  The guest is suspended\n"
+            "cooperatively (control/shutdown or its suspend event channel).\n"
+            "\n"
+            "  --live          pre-copy with log-dirty first (short pause)\n"
+            "  -c              keep the domain running afterwards (default:\n"
+            "                  it is destroyed after a good save, as xl save)\n"
+            "  --suspend-timeout MS  wait this long for the guest to\n"
+            "                  suspend (default 30000)\n"
+            "Exit status: 0 saved; 1 failed (the domain keeps running);\n"
+            "2 usage.\n");
+}
+
+static int xen_save(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "xen", no_argument, NULL, 'x' },
+        { "live", no_argument, NULL, 'l' },
+        { "suspend-timeout", required_argument, NULL, 's' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct rm_xen_host *host = NULL;
+    struct rm_xen_save_arg arg;
+    struct rm_save_ctx ctx;
+    struct rm_error err = { 0 };
+    struct rm_sink sink;
+    bool live = false, keep = false;
+    int c, fd = -1, rc, ret = RM_EXIT_FAIL;
+
+    memset(&arg, 0, sizeof(arg));
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+ch", opts, NULL)) != -1) {
+        switch (c) {
+        case 'x': break;
+        case 'l': live = true; break;
+        case 'c': keep = true; break;
+        case 's':
+            if (parse_num("save", "--suspend-timeout", optarg, 1, 3600000,
+                          &arg.suspend_timeout_ms))
+                return RM_EXIT_USAGE;
+            break;
+        case 'h': save_usage(stdout); return RM_EXIT_OK;
+        default:
+            return cli_usage_error("save", "unknown option '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 2)
+        return cli_usage_error("save", "expected DOMAIN and FILE");
+    rc = rm_xen_host_open(&host, &err);
+    if (!rc)
+        rc = rm_xen_domid(host, argv[optind], &arg.domid, &err);
+    if (rc) {
+        ret = cli_fail("save", "%s", rm_error_str(&err));
+        goto out;
+    }
+    fd = cli_open_out(argv[optind + 1]);
+    if (fd < 0) {
+        ret = cli_fail("save", "cannot create '%s': %s", argv[optind + 1],
+                       strerror(-fd));
+        goto out;
+    }
+    arg.host = host;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.ops = &rm_xen_save_ops;
+    ctx.backend_arg = &arg;
+    ctx.err = &err;
+    rm_save_params_default(&ctx.params, live ? RM_SAVE_LIVE
+                                             : RM_SAVE_NONLIVE);
+    ctx.params.resume_after = keep;
+    rm_sink_init_fd(&sink, fd);
+    rc = rm_save(&ctx, &sink);
+    if (fd != STDOUT_FILENO && close(fd) && !rc)
+        rc = rm_error_set(&err, -errno, "closing '%s': %s",
+                          argv[optind + 1], strerror(errno));
+    fd = -1;
+    if (rc) {
+        if (strcmp(argv[optind + 1], "-"))
+            unlink(argv[optind + 1]);
+        if (ctx.suspended && !keep)
+            rm_xen_resume_cancelled(host, arg.domid, NULL);
+        ret = cli_fail("save", "%s", rm_error_str(&err));
+        goto out;
+    }
+    fprintf(stderr, "remus save: domain %u saved: %" PRIu64 " bytes, %"
+            PRIu64 " pages, %u pre-copy iterations\n", arg.domid,
+            sink.offset, ctx.pages_sent, ctx.iterations);
+    ret = RM_EXIT_OK;
+    if (!keep) {
+        rc = rm_xen_destroy(host, arg.domid, &err);
+        if (rc)
+            ret = cli_fail("save", "saved, but %s", rm_error_str(&err));
+    }
+out:
+    if (fd >= 0 && fd != STDOUT_FILENO)
+        close(fd);
+    rm_xen_host_close(host);
+    return ret;
+}
+
+/* ------------------------------------------------------------- restore */
+
+static void restore_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: remus restore --xen --config CFG [--name NAME] [--paused]"
+            " FILE|-\n"
+            "\n"
+            "Restore a Xen HVM/PVH guest from a libxc stream (`remus save\n"
+            "--xen`, or the libxc part of `xl save`).  The domain is created\n"
+            "paused from the guest's own xl config CFG (`xl create -p`: same\n"
+            "memory layout, its devices on this host), filled from the\n"
+            "stream, and unpaused.  A bad stream is refused with its byte\n"
+            "offset and no domain is left behind.\n"
+            "\n"
+            "  --name NAME   domain name (default: the config's)\n"
+            "  --paused      leave it paused\n");
+}
+
+static int xen_restore(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "xen", no_argument, NULL, 'x' },
+        { "config", required_argument, NULL, 'C' },
+        { "name", required_argument, NULL, 'n' },
+        { "paused", no_argument, NULL, 'p' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct rm_xen_host *host = NULL;
+    struct rm_xen_restore_arg arg;
+    struct rm_restore_ctx ctx;
+    struct rm_error err = { 0 };
+    struct rm_src src;
+    const char *config = NULL, *name = NULL;
+    char cfg_name[64];
+    bool paused = false, created = false;
+    int c, fd = -1, rc, ret = RM_EXIT_FAIL;
+
+    memset(&arg, 0, sizeof(arg));
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'x': break;
+        case 'C': config = optarg; break;
+        case 'n': name = optarg; break;
+        case 'p': paused = true; break;
+        case 'h': restore_usage(stdout); return RM_EXIT_OK;
+        default:
+            return cli_usage_error("restore", "unknown option '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage_error("restore", "expected one FILE (or -)");
+    if (!config)
+        return cli_usage_error("restore", "--config CFG (the guest's xl "
+                               "config) is required with --xen");
+    if (!name) {
+        if (config_name(config, cfg_name, sizeof(cfg_name), &err))
+            return cli_usage_error("restore", "%s", rm_error_str(&err));
+        name = cfg_name;
+    }
+    fd = cli_open_in(argv[optind]);
+    if (fd < 0)
+        return cli_fail("restore", "cannot open '%s': %s", argv[optind],
+                        strerror(-fd));
+    rc = rm_xen_host_open(&host, &err);
+    if (!rc)
+        rc = rm_xen_replica_create(host, config, name, &arg.domid, &err);
+    if (rc) {
+        ret = cli_fail("restore", "%s", rm_error_str(&err));
+        goto out;
+    }
+    created = true;
+    arg.host = host;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.ops = &rm_xen_restore_ops;
+    ctx.backend_arg = &arg;
+    ctx.err = &err;
+    rm_src_init_fd(&src, fd);
+    rc = rm_restore(&ctx, &src);
+    if (!rc && ctx.result != RM_RESTORE_COMPLETE)
+        rc = rm_error_set(&err, -EPIPE, "the stream is an incomplete "
+                          "checkpointed stream");
+    if (!rc && !paused)
+        rc = rm_xen_unpause(host, arg.domid, &err);
+    if (rc) {
+        ret = cli_fail("restore", "%s", rm_error_str(&err));
+        goto out;
+    }
+    fprintf(stderr, "remus restore: domain %u ('%s') restored: %" PRIu64
+            " pages%s\n", arg.domid, name, ctx.pages_applied,
+            paused ? "; paused" : "; running");
+    created = false;
+    ret = RM_EXIT_OK;
+out:
+    if (created) {
+        struct rm_error e2 = { 0 };
+
+        if (rm_xen_destroy(host, arg.domid, &e2))
+            LOG_WARN("%s", rm_error_str(&e2));
+    }
+    if (fd >= 0 && fd != STDIN_FILENO)
+        close(fd);
+    rm_xen_host_close(host);
+    return ret;
+}
+
+/* ------------------------------------------------------------- protect */
+
+static void protect_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: remus protect --xen [OPTIONS] DOMAIN HOST:PORT\n"
+            "\n"
+            "Protect the running Xen HVM/PVH guest DOMAIN: a checkpoint every\n"
+            "interval to the `remus receive --xen` at HOST:PORT (the guest\n"
+            "suspended cooperatively, log-dirty pages sent), its VIF's\n"
+            "output held by a plug qdisc until the secondary acknowledged\n"
+            "the checkpoint that produced it.\n"
+            "\n"
+            "  -i MS       checkpoint interval in ms (default 200)\n"
+            "  -u          no checkpoint compression (Xen streams: none)\n"
+            "  -F          unsafe mode: required by -b, -n and -d\n"
+            "  -b          blackhole: checkpoints go nowhere\n"
+            "  -n          no network output buffering\n"
+            "  -d          no disk replication\n"
+            "  --heartbeat MS  --heartbeat-timeout MS  (default 100 / 1000)\n"
+            "  --suspend-timeout MS  per checkpoint (default 30000)\n"
+            "  --progress MS         a progress line every MS (default 1000)\n"
+            "  --stats-file FILE     one line per acknowledged checkpoint\n"
+            "\n"
+            "SIGINT/SIGTERM ends protection cleanly; the domain keeps\n"
+            "running.  If the secondary is lost the domain runs on\n"
+            "unprotected.  Exit: 0 stopped or secondary lost, 1 error, 2\n"
+            "usage.\n");
+}
+
+static int xen_protect(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "xen", no_argument, NULL, 'x' },
+        { "heartbeat", required_argument, NULL, 'H' },
+        { "heartbeat-timeout", required_argument, NULL, 'T' },
+        { "suspend-timeout", required_argument, NULL, 's' },
+        { "progress", required_argument, NULL, 'P' },
+        { "stats-file", required_argument, NULL, 'S' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct rm_xen_host *host = NULL;
+    struct rm_xen_save_arg arg;
+    struct rm_xen_dominfo di;
+    struct rm_protect_cfg pc;
+    struct rm_protect_result res;
+    struct rm_netbuf *nb = NULL;
+    struct rm_error err = { 0 };
+    char vifs[4][16];
+    bool unsafe = false, blackhole = false, nonet = false, nodisk = false;
+    unsigned interval = 200, hb = 100, hb_timeout = 1000, progress = 1000;
+    const char *stats_path = NULL;
+    int c, rc, nvifs = 0, stats_fd = -1, ret = RM_EXIT_FAIL;
+
+    memset(&arg, 0, sizeof(arg));
+    memset(&pc, 0, sizeof(pc));
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+i:uFbndh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'x': break;
+        case 'i':
+            if (parse_num("protect", "-i", optarg, 1, 3600000, &interval))
+                return RM_EXIT_USAGE;
+            break;
+        case 'u': break;
+        case 'F': unsafe = true; break;
+        case 'b': blackhole = true; break;
+        case 'n': nonet = true; break;
+        case 'd': nodisk = true; break;
+        case 'H':
+            if (parse_num("protect", "--heartbeat", optarg, 1, 3600000, &hb))
+                return RM_EXIT_USAGE;
+            break;
+        case 'T':
+            if (parse_num("protect", "--heartbeat-timeout", optarg, 2,
+                          3600000, &hb_timeout))
+                return RM_EXIT_USAGE;
+            break;
+        case 's':
+            if (parse_num("protect", "--suspend-timeout", optarg, 1, 3600000,
+                          &arg.suspend_timeout_ms))
+                return RM_EXIT_USAGE;
+            break;
+        case 'P':
+            if (parse_num("protect", "--progress", optarg, 0, 3600000,
+                          &progress))
+                return RM_EXIT_USAGE;
+            break;
+        case 'S': stats_path = optarg; break;
+        case 'h': protect_usage(stdout); return RM_EXIT_OK;
+        default:
+            return cli_usage_error("protect", "unknown option '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if ((blackhole || nonet || nodisk) && !unsafe)
+        return cli_usage_error("protect", "-b, -n and -d need -F (unsafe "
+                               "mode): without them the protection does "
+                               "not hold its promise");
+    if (argc - optind != 2 && !(blackhole && argc - optind == 1))
+        return cli_usage_error("protect", "expected DOMAIN and HOST:PORT");
+    if (argc - optind == 2 &&
+        rm_parse_hostport(argv[optind + 1], &pc.peer, &err))
+        return cli_usage_error("protect", "%s", rm_error_str(&err));
+    if (hb_timeout <= hb)
+        return cli_usage_error("protect", "--heartbeat-timeout %u must "
+                               "exceed --heartbeat %u", hb_timeout, hb);
+    rc = rm_xen_host_open(&host, &err);
+    if (!rc)
+        rc = rm_xen_domid(host, argv[optind], &arg.domid, &err);
+    if (!rc)
+        rc = rm_xen_dominfo(host, arg.domid, &di, &err);
+    if (!rc && !nonet) {
+        nvifs = rm_xen_vifs(host, arg.domid, vifs, 4, &err);
+        rc = nvifs < 0 ? nvifs : 0;
+        if (!rc && nvifs > 1)
+            rc = rm_error_set(&err, -EOPNOTSUPP, "domain %u has %d VIFs; "
+                              "output buffering handles one (or use -F "
+                              "-n)", arg.domid, nvifs);
+        if (!rc && nvifs == 1) {
+            struct rm_netbuf_plug_cfg plug;
+
+            memset(&plug, 0, sizeof(plug));
+            plug.vif = vifs[0];
+            nb = rm_netbuf_plug_new(&plug, &err);
+            if (!nb)
+                rc = err.code ? err.code : -EIO;
+            else
+                LOG_INFO("output of %s held by a plug qdisc on %s", vifs[0],
+                         rm_netbuf_plug_ifb(nb));
+        }
+        if (!rc && nvifs == 0)
+            LOG_INFO("domain %u has no VIF: no network output to hold",
+                     arg.domid);
+    }
+    if (rc) {
+        ret = cli_fail("protect", "%s", rm_error_str(&err));
+        goto out;
+    }
+    if (stats_path) {
+        stats_fd = open(stats_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                        0644);
+        if (stats_fd < 0) {
+            ret = cli_fail("protect", "cannot write '%s': %s", stats_path,
+                           strerror(errno));
+            goto out;
+        }
+    }
+    arg.host = host;
+    pc.name = di.name;
+    pc.backend_name = "xen";
+    pc.interval_ms = interval;
+    pc.compress = false;
+    pc.blackhole = blackhole;
+    pc.hb_interval_ms = hb;
+    pc.hb_timeout_ms = hb_timeout;
+    pc.connect_timeout_ms = 5000;
+    pc.guest_bytes = di.nr_pages * 4096;
+    pc.nr_vcpus = di.nr_vcpus;
+    pc.ops = &rm_xen_save_ops;
+    pc.backend_arg = &arg;
+    pc.netbuf = nb;
+    pc.stop_requested = &xen_stop;
+    pc.progress_ms = progress;
+    pc.stats_fd = stats_fd;
+    pc.digest_fd = -1;
+    catch_signals();
+    rc = rm_protect_run(&pc, &res, &err);
+    if (rc) {
+        ret = cli_fail("protect", "%s", rm_error_str(&err));
+        fprintf(stderr, "remus protect: domain %u keeps running "
+                "UNPROTECTED\n", arg.domid);
+        goto out;
+    }
+    if (res.end == RM_PROTECT_PEER_LOST)
+        fprintf(stderr, "remus protect: secondary lost after %" PRIu64
+                " checkpoints: %s; domain %u keeps running UNPROTECTED\n",
+                res.epochs, rm_error_str(&res.why), arg.domid);
+    else
+        fprintf(stderr, "remus protect: protection stopped after %" PRIu64
+                " checkpoints (%" PRIu64 " bytes); domain %u keeps "
+                "running unprotected\n", res.epochs, res.bytes, arg.domid);
+    ret = RM_EXIT_OK;
+out:
+    rm_netbuf_free(nb);
+    if (stats_fd >= 0)
+        close(stats_fd);
+    rm_xen_host_close(host);
+    return ret;
+}
+
+/* ------------------------------------------------------------- receive */
+
+static void receive_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: remus receive --xen --config CFG --listen ADDR:PORT "
+            "[OPTIONS]\n"
+            "\n"
+            "Be the secondary of a Xen guest protected by `remus protect\n"
+            "--xen`.  The replica domain NAME--replica is created paused\n"
+            "from the guest's own xl config CFG (`xl create -p`), and holds\n"
+            "the last checkpoint that arrived whole.  When the primary is\n"
+            "lost (heartbeat timeout, broken channel) the replica resumes\n"
+            "from that checkpoint and takes the guest's name once it is\n"
+            "free; when the primary stops protection cleanly the replica is\n"
+            "destroyed.\n"
+            "\n"
+            "  --name NAME              the guest's name (default: CFG's)\n"
+            "  --heartbeat MS           heartbeat period (default 100)\n"
+            "  --heartbeat-timeout MS   primary lost after (default 1000)\n"
+            "  --progress MS            progress line period (0: off)\n"
+            "  --commit-log FILE        'commit NS EPOCH' per checkpoint\n"
+            "Exit: 0 the primary stopped; 3 failed over (the replica runs);\n"
+            "1 error (no replica left); 2 usage.\n");
+}
+
+static int xen_receive(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "xen", no_argument, NULL, 'x' },
+        { "config", required_argument, NULL, 'C' },
+        { "name", required_argument, NULL, 'n' },
+        { "listen", required_argument, NULL, 'l' },
+        { "heartbeat", required_argument, NULL, 'H' },
+        { "heartbeat-timeout", required_argument, NULL, 'T' },
+        { "progress", required_argument, NULL, 'P' },
+        { "commit-log", required_argument, NULL, 'L' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct rm_xen_host *host = NULL;
+    struct rm_xen_restore_arg arg;
+    struct rm_receive_cfg rc_cfg;
+    struct rm_receive_result res;
+    struct rm_error err = { 0 };
+    const char *config = NULL, *name = NULL, *commit_log = NULL;
+    char cfg_name[64], replica[96];
+    bool have_listen = false, created = false;
+    int c, rc, ret = RM_EXIT_FAIL;
+
+    memset(&arg, 0, sizeof(arg));
+    memset(&rc_cfg, 0, sizeof(rc_cfg));
+    rc_cfg.hb_interval_ms = 100;
+    rc_cfg.hb_timeout_ms = 1000;
+    rc_cfg.listen_fd = -1;
+    rc_cfg.commit_log_fd = -1;
+    rc_cfg.digest_fd = -1;
+    rc_cfg.max_guest_bytes = 64ull << 30;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'x': break;
+        case 'C': config = optarg; break;
+        case 'n': name = optarg; break;
+        case 'l':
+            if (rm_parse_hostport(optarg, &rc_cfg.listen, &err))
+                return cli_usage_error("receive", "--listen: %s",
+                                       rm_error_str(&err));
+            have_listen = true;
+            break;
+        case 'H':
+            if (parse_num("receive", "--heartbeat", optarg, 1, 3600000,
+                          &rc_cfg.hb_interval_ms))
+                return RM_EXIT_USAGE;
+            break;
+        case 'T':
+            if (parse_num("receive", "--heartbeat-timeout", optarg, 2,
+                          3600000, &rc_cfg.hb_timeout_ms))
+                return RM_EXIT_USAGE;
+            break;
+        case 'P':
+            if (parse_num("receive", "--progress", optarg, 0, 3600000,
+                          &rc_cfg.progress_ms))
+                return RM_EXIT_USAGE;
+            break;
+        case 'L': commit_log = optarg; break;
+        case 'h': receive_usage(stdout); return RM_EXIT_OK;
+        default:
+            return cli_usage_error("receive", "unknown option '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if (optind != argc)
+        return cli_usage_error("receive", "unexpected argument '%s'",
+                               argv[optind]);
+    if (!have_listen)
+        return cli_usage_error("receive", "--listen ADDR:PORT is required");
+    if (!config)
+        return cli_usage_error("receive", "--config CFG (the guest's xl "
+                               "config) is required with --xen");
+    if (rc_cfg.hb_timeout_ms <= rc_cfg.hb_interval_ms)
+        return cli_usage_error("receive", "--heartbeat-timeout %u must "
+                               "exceed --heartbeat %u", rc_cfg.hb_timeout_ms,
+                               rc_cfg.hb_interval_ms);
+    if (!name) {
+        if (config_name(config, cfg_name, sizeof(cfg_name), &err))
+            return cli_usage_error("receive", "%s", rm_error_str(&err));
+        name = cfg_name;
+    }
+    snprintf(replica, sizeof(replica), "%s--replica", name);
+    if (commit_log) {
+        rc_cfg.commit_log_fd = open(commit_log, O_WRONLY | O_CREAT |
+                                    O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+        if (rc_cfg.commit_log_fd < 0)
+            return cli_fail("receive", "cannot write '%s': %s", commit_log,
+                            strerror(errno));
+    }
+    rc = rm_xen_host_open(&host, &err);
+    if (!rc)
+        rc = rm_xen_replica_create(host, config, replica, &arg.domid, &err);
+    if (rc) {
+        ret = cli_fail("receive", "%s", rm_error_str(&err));
+        goto out;
+    }
+    created = true;
+    arg.host = host;
+    rc_cfg.name = name;
+    rc_cfg.backend_name = "xen";
+    rc_cfg.allow_compression = false;
+    rc_cfg.ops = &rm_xen_restore_ops;
+    rc_cfg.backend_arg = &arg;
+    rc_cfg.stop_requested = &xen_stop;
+    catch_signals();
+    rc = rm_receive_run(&rc_cfg, &res, &err);
+    if (rc) {
+        ret = cli_fail("receive", "%s", rm_error_str(&err));
+        goto out;
+    }
+    if (res.end == RM_RECEIVE_STOPPED) {
+        LOG_INFO("the primary stopped protection after checkpoint %" PRIu64
+                 "; the replica is discarded", res.committed_epoch);
+        ret = RM_EXIT_OK;
+        goto out;
+    }
+    rc = rm_xen_unpause(host, arg.domid, &err);
+    if (rc) {
+        ret = cli_fail("receive", "failover failed: %s",
+                       rm_error_str(&err));
+        goto out;
+    }
+    created = false;     /* it is the guest now */
+    {
+        uint64_t ms = (rm_now_ns() - res.lost_at_ns) / 1000000;
+        struct rm_error e2 = { 0 };
+        uint32_t other;
+        const char *args[] = { "rename", replica, name, NULL };
+
+        fprintf(stderr, "remus receive: FAILOVER: %s; domain %u resumed "
+                "from checkpoint %" PRIu64 " %" PRIu64 " ms after the "
+                "primary was declared lost\n", rm_error_str(&res.why),
+                arg.domid, res.committed_epoch, ms);
+        int tries;
+
+        /* On one host (a drill, the lab) the dead primary's domain may
+         * still be going away: give it a moment to free the name. */
+        for (tries = 0; tries < 75 &&
+             rm_xen_domid(host, name, &other, &e2) == 0; tries++)
+            usleep(200000);
+        rm_error_clear(&e2);
+        if (rm_xen_domid(host, name, &other, &e2) == 0)
+            LOG_WARN("a domain named '%s' (domain %u) still exists on this "
+                     "host: the replica keeps the name '%s'", name, other,
+                     replica);
+        else if (rm_xen_xl(args, 30000, &e2))
+            LOG_WARN("renaming the replica: %s", rm_error_str(&e2));
+        else
+            LOG_INFO("domain %u is now '%s'", arg.domid, name);
+    }
+    ret = RM_EXIT_FAILOVER;
+out:
+    if (created) {
+        struct rm_error e2 = { 0 };
+
+        if (rm_xen_destroy(host, arg.domid, &e2))
+            LOG_WARN("%s", rm_error_str(&e2));
+    }
+    if (rc_cfg.commit_log_fd >= 0)
+        close(rc_cfg.commit_log_fd);
+    rm_xen_host_close(host);
+    return ret;
+}
+
+/* ---------------------------------------------------------------- entry */
+
+int cmd_xen(int argc, char **argv)
+{
+    if (!strcmp(argv[0], "save"))
+        return xen_save(argc, argv);
+    if (!strcmp(argv[0], "restore"))
+        return xen_restore(argc, argv);
+    if (!strcmp(argv[0], "protect"))
+        return xen_protect(argc, argv);
+    if (!strcmp(argv[0], "receive"))
+        return xen_receive(argc, argv);
+    return cli_usage_error(argv[0], "--xen: not a Xen command (save, "
+                           "restore, protect, receive)");
+}

@@ -1,0 +1,72 @@
+#!/bin/sh
+# Remus on Xen, both ends in this dom0: `remus protect --xen` checkpoints a
+# PVH guest with a VIF to `remus receive --xen`, which keeps a paused
+# replica domain; the guest's network output is held by a plug qdisc on
+# its VIF until each checkpoint is acknowledged (pings take about an
+# interval).  Then the primary "host" dies (protect killed -9, the domain
+# destroyed): the replica resumes from its last checkpoint, takes the
+# guest's name, counts on, and answers pings.
+set -e
+R=/payload/remus
+log=/var/log/xen/console/guest-labguest.log
+counter() { grep -o "counter [0-9]*" "$1" 2>/dev/null | tail -1 | awk '{print $2}'; }
+avg_rtt() { busybox ping -c "$1" -W 5 10.80.0.2 > /tmp/ping.log 2>&1 || true; tail -2 /tmp/ping.log >&2
+            sed -n 's/.*min\/avg\/max = [0-9.]*\/\([0-9]*\)\..*/\1/p' /tmp/ping.log; }
+fail() { echo "FAIL: $*"; echo "--- receive"; tail -30 /tmp/recv.log; echo "--- protect"; tail -30 /tmp/prot.log; xl list; exit 1; }
+
+ip link set lo up
+xl create /payload/guest-net.cfg
+dom=$(xl domid labguest)
+for i in $(seq 1 60); do grep -q "guest: counter 4" $log 2>/dev/null && break; sleep 1; done
+grep -q "guest: eth0 up" $log || { tail $log; echo "the guest's network did not come up"; exit 1; }
+ip addr add 10.80.0.1/24 dev vif$dom.0
+base=$(avg_rtt 5)
+echo "unprotected: avg rtt ${base} ms"
+
+$R -v receive --xen --config /payload/guest-net.cfg --listen 127.0.0.1:7070 \
+    --heartbeat 200 --heartbeat-timeout 4000 --progress 0 > /tmp/recv.log 2>&1 &
+RECV=$!
+sleep 3
+$R -v protect --xen -i 1000 --heartbeat 200 --heartbeat-timeout 4000 \
+    --progress 2000 --stats-file /tmp/stats labguest 127.0.0.1:7070 > /tmp/prot.log 2>&1 &
+PROT=$!
+acked() { cat /tmp/stats 2>/dev/null | wc -l; }
+for i in $(seq 1 120); do [ "$(acked)" -ge 5 ] && break
+    kill -0 $PROT 2>/dev/null || fail "protect ended early"; sleep 1; done
+[ "$(acked)" -ge 5 ] || fail "not 5 checkpoints acknowledged in 120 s"
+echo "checkpoints acknowledged (epoch pause_us dirty_pages bytes send_us ack_us):"; tail -3 /tmp/stats
+ifb=$(sed -n 's/.*held by a plug qdisc on \([a-z0-9]*\).*/\1/p' /tmp/prot.log | head -1)
+[ -n "$ifb" ] || fail "no IFB for the VIF"
+tc qdisc show dev "$ifb" | grep -q "qdisc plug" || fail "no plug qdisc on $ifb"
+echo "plug qdisc on $ifb holds vif$dom.0's output"
+held=$(avg_rtt 6)
+echo "protected (1000 ms checkpoints): avg rtt ${held} ms"
+[ "${held:-0}" -ge 100 ] || fail "output was not held until the acknowledgement (avg rtt ${held} ms)"
+before=$(counter $log)
+xl list
+
+# The primary host dies.
+kill -9 $PROT
+xl destroy labguest
+t0=$(date +%s)
+rc=0; wait $RECV || rc=$?
+echo "remus receive exited $rc after $(( $(date +%s) - t0 )) s"
+cat /tmp/recv.log | tail -12
+[ $rc -eq 3 ] || fail "receive did not fail over (exit $rc)"
+xl list
+new=$(xl domid labguest) || fail "no domain named labguest after the failover"
+[ "$new" != "$dom" ] || fail "labguest is still the old domain"
+nlog=/var/log/xen/console/guest-labguest--replica.log
+[ -f $nlog ] || nlog=/var/log/xen/console/guest-labguest.log
+for i in $(seq 1 40); do
+    last=$(counter $nlog)
+    [ "${last:-0}" -gt "$((before + 3))" ] && break
+    sleep 1
+done
+echo "counter at the primary's death: $before; on the replica: $last"
+[ "${last:-0}" -gt "$((before + 3))" ] || { tail $nlog; fail "the replica does not count on"; }
+ip addr add 10.80.0.1/24 dev vif$new.0
+after=$(avg_rtt 5)
+echo "after failover: avg rtt ${after} ms"
+[ -n "$after" ] || fail "the replica does not answer pings"
+echo "xenprotect: checkpoints acknowledged, output held by sch_plug; after the primary's death the replica runs as labguest"

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The Xen backend's commands off Xen (this host has no hypervisor): every
+# refusal is a clear one-line error with the right exit status, and the
+# lab's guest-died detector (lab/xen/guest-died.sh) tells a guest that
+# died on its own from a failure of ours.  The commands themselves run
+# on real Xen in the lab (tests/lab/xen_xensave.sh, xen_xenprotect.sh).
+set -euo pipefail
+TMP=$(mktemp -d /tmp/remus-xencli.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+R="$BUILD/remus"
+fails=0
+expect() {   # expect STATUS PATTERN -- CMD...
+    local want=$1 pat=$2; shift 3
+    local rc=0
+    "$@" > "$TMP/out" 2>&1 || rc=$?
+    if [ "$rc" != "$want" ] || ! grep -q -- "$pat" "$TMP/out"; then
+        echo "FAIL: $* -> exit $rc (want $want), output:"; cat "$TMP/out"
+        fails=$((fails + 1))
+    else
+        echo "ok: $* -> $rc: $(head -1 "$TMP/out")"
+    fi
+}
+printf 'name = "g1"\nmemory = 128\n' > "$TMP/g.cfg"
+printf 'memory = 128\n' > "$TMP/noname.cfg"
+: > "$TMP/s.rms"
+expect 1 "runs in dom0" -- "$R" save --xen g1 "$TMP/out.rms"
+[ ! -e "$TMP/out.rms" ] || { echo "FAIL: a failed save left its file"; fails=$((fails + 1)); }
+expect 1 "runs in dom0" -- "$R" protect --xen -i 100 g1 127.0.0.1:7
+expect 1 "runs in dom0" -- "$R" restore --xen --config "$TMP/g.cfg" "$TMP/s.rms"
+expect 1 "runs in dom0" -- "$R" receive --xen --config "$TMP/g.cfg" --listen 127.0.0.1:0
+expect 2 "need -F" -- "$R" protect --xen -n g1 127.0.0.1:7
+expect 2 "expected DOMAIN and HOST:PORT" -- "$R" protect --xen g1
+expect 2 "a number from 1" -- "$R" protect --xen -i 0 g1 127.0.0.1:7
+expect 2 "--config CFG" -- "$R" restore --xen "$TMP/s.rms"
+expect 2 "has no name" -- "$R" restore --xen --config "$TMP/noname.cfg" "$TMP/s.rms"
+expect 2 "cannot read '$TMP/missing.cfg'" -- "$R" receive --xen --config "$TMP/missing.cfg" --listen 127.0.0.1:0
+expect 2 "--listen" -- "$R" receive --xen --config "$TMP/g.cfg"
+expect 2 "expected DOMAIN and FILE" -- "$R" save --xen g1
+expect 2 "unknown option" -- "$R" save --xen --bogus g1 f
+expect 2 "not a Xen command" -- "$R" status --xen
+expect 0 "usage: remus protect --xen" -- "$R" protect --xen --help
+
+# guest-died.sh: evidence in Xen's log -> 0 and printed; none -> 1.
+mkdir -p "$TMP/died" "$TMP/ours"
+printf '(XEN) d1v0 Triple fault - invoking HVM shutdown action 1\n' > "$TMP/died/xl-dmesg.log"
+printf 'lab: scenario exit 1\n' > "$TMP/died/serial.log"
+printf '(XEN) d0v0 nothing special\n' > "$TMP/ours/xl-dmesg.log"
+printf 'lab: scenario exit 1\n' > "$TMP/ours/serial.log"
+expect 0 "Triple fault" -- "$ROOT/lab/xen/guest-died.sh" "$TMP/died"
+rc=0; "$ROOT/lab/xen/guest-died.sh" "$TMP/ours" > /dev/null || rc=$?
+[ $rc = 1 ] && echo "ok: guest-died.sh on a failure of ours -> 1" || { echo "FAIL: guest-died.sh on our failure -> $rc"; fails=$((fails + 1)); }
+[ $fails = 0 ]
