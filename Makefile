@@ -87,7 +87,7 @@ DRILL_OBJS := drill/drill.o drill/kvclient.o
 CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
             cli/cmd_save.o cli/cmd_restore.o cli/cmd_protect.o \
             cli/cmd_receive.o cli/cmd_drill.o cli/cmd_netbuf.o \
-            cli/cmd_xen.o
+            cli/cmd_xen.o cli/cmd_reprotect.o
 
 LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS) $(DRILL_OBJS)

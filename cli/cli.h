@@ -35,6 +35,7 @@ int cmd_receive(int argc, char **argv);
 int cmd_save(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_netbuf(int argc, char **argv);
+int cmd_reprotect(int argc, char **argv);
 /* save/restore/protect/receive with --xen first (cli/cmd_xen.c) */
 int cmd_xen(int argc, char **argv);
 

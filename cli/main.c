@@ -21,6 +21,7 @@ static const struct rm_command commands[] = {
     { "protect", "protect a VM with checkpoints to a secondary",
       cmd_protect },
     { "receive", "be the secondary of a protected VM", cmd_receive },
+    { "reprotect", "protect a running VM again (failback)", cmd_reprotect },
     { "save", "save a running VM into a stream", cmd_save },
     { "restore", "restore a VM from a stream and run it", cmd_restore },
     { "status", "show protections and replicas on this host", cmd_status },

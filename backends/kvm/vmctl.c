@@ -17,13 +17,38 @@
 
 #include "backends/kvm/kvm_sr.h"
 #include "common/log.h"
+#include "common/net.h"
 #include "common/status.h"
+#include "netbuf/netbuf.h"
+#include "primary/protect.h"
+
+/* A protection started from the control socket ("protect ..."): after a
+ * failover, the VM that took over is protected again to a new secondary.
+ * Runs rm_protect_run() in its own thread; its per-ack stats lines come
+ * through a non-blocking pipe (the first one answers the request: the
+ * full resync is acknowledged; later ones are drained by the control
+ * thread and the last one kept). */
+struct reprotect {
+    pthread_t thread;
+    volatile sig_atomic_t stop;
+    int done;                      /* atomic: the thread has finished */
+    int stats_pipe[2];
+    struct rm_netbuf *nb;
+    struct rm_protect_cfg pc;
+    struct rm_protect_result res;
+    struct rm_error err;
+    int rc;
+    char peer[64];
+    char last[160];                /* last stats line */
+};
 
 struct rm_vmctl {
     struct rm_vm *vm;
     int lfd, stop_pipe[2];
     pthread_t thread;
     char path[108];
+    char name[64];
+    struct reprotect *rp;          /* NULL: none started */
 };
 
 static int sock_path(const char *name, char *out, size_t len,
@@ -47,9 +72,189 @@ static int sock_path(const char *name, char *out, size_t len,
     return 0;
 }
 
+static int netbuf_out(void *nb, const void *frame, size_t len)
+{
+    return rm_netbuf_output(nb, frame, len);
+}
+
+static void *reprotect_main(void *arg)
+{
+    struct reprotect *rp = arg;
+
+    rp->rc = rm_protect_run(&rp->pc, &rp->res, &rp->err);
+    __atomic_store_n(&rp->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* Stop (if running) and free the protection; the VM's output goes to its
+ * TAP directly again. */
+static void reprotect_end(struct rm_vmctl *c)
+{
+    struct reprotect *rp = c->rp;
+
+    if (!rp)
+        return;
+    rp->stop = 1;
+    pthread_join(rp->thread, NULL);
+    rm_vm_set_net_out(c->vm, rm_vm_tap_write, c->vm);
+    rm_netbuf_free(rp->nb);
+    close(rp->stats_pipe[0]);
+    close(rp->stats_pipe[1]);
+    free(rp);
+    c->rp = NULL;
+}
+
+/* Read what the stats pipe holds; keep the last whole line.  Returns the
+ * number of lines seen. */
+static int reprotect_drain(struct reprotect *rp)
+{
+    char buf[4096];
+    ssize_t n;
+    int lines = 0;
+
+    while ((n = read(rp->stats_pipe[0], buf, sizeof(buf) - 1)) > 0) {
+        char *end, *start;
+
+        buf[n] = '\0';
+        end = strrchr(buf, '\n');
+        if (!end)
+            continue;
+        *end = '\0';
+        start = strrchr(buf, '\n');
+        snprintf(rp->last, sizeof(rp->last), "%.159s", start ? start + 1 : buf);
+        for (start = buf; (start = strchr(start, '\n')); start++)
+            lines++;
+        lines++;
+    }
+    return lines;
+}
+
+static bool reprotect_running(const struct rm_vmctl *c)
+{
+    return c->rp && !__atomic_load_n(&c->rp->done, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * "protect HOST:PORT INTERVAL_MS HB_MS HB_TIMEOUT_MS BUFFER": start
+ * protecting this VM; answer once the first checkpoint (the full resync)
+ * is acknowledged: "ok EPOCH PAUSE_US DIRTY BYTES SEND_US ACK_US".
+ */
+static void serve_protect(struct rm_vmctl *c, const char *req, char *reply,
+                          size_t len)
+{
+    struct rm_netbuf_queue_cfg nq;
+    struct reprotect *rp;
+    struct rm_error err = { 0 };
+    char peer[64];
+    unsigned iv, hb, hbto, buffer, waited;
+
+    if (sscanf(req, "protect %63s %u %u %u %u", peer, &iv, &hb, &hbto,
+               &buffer) != 5 || !iv || !hb || hbto <= hb) {
+        snprintf(reply, len, "error bad protect request\n");
+        return;
+    }
+    if (reprotect_running(c)) {
+        snprintf(reply, len, "error this VM is already protected (to %s)\n",
+                 c->rp->peer);
+        return;
+    }
+    reprotect_end(c);
+    rp = calloc(1, sizeof(*rp));
+    if (!rp || pipe2(rp->stats_pipe, O_CLOEXEC | O_NONBLOCK)) {
+        free(rp);
+        snprintf(reply, len, "error out of resources\n");
+        return;
+    }
+    snprintf(rp->peer, sizeof(rp->peer), "%s", peer);
+    if (rm_parse_hostport(peer, &rp->pc.peer, &err))
+        goto fail;
+    if (buffer) {
+        memset(&nq, 0, sizeof(nq));
+        nq.sink = rm_vm_tap_write;
+        nq.sink_opaque = c->vm;
+        rp->nb = rm_netbuf_queue_new(&nq, &err);
+        if (!rp->nb)
+            goto fail;
+    }
+    rp->pc.name = c->name;
+    rp->pc.backend_name = "kvm";
+    rp->pc.interval_ms = iv;
+    rp->pc.compress = true;
+    rp->pc.hb_interval_ms = hb;
+    rp->pc.hb_timeout_ms = hbto;
+    rp->pc.connect_timeout_ms = 5000;
+    rp->pc.guest_bytes = rm_vm_mem_bytes(c->vm);
+    rp->pc.nr_vcpus = rm_vm_nr_vcpus(c->vm);
+    rp->pc.ops = &rm_kvm_save_ops;
+    rp->pc.backend_arg = c->vm;
+    rp->pc.netbuf = rp->nb;
+    rp->pc.stop_requested = &rp->stop;
+    rp->pc.stats_fd = rp->stats_pipe[1];
+    rp->pc.digest_fd = -1;
+    if (rp->nb)
+        rm_vm_set_net_out(c->vm, netbuf_out, rp->nb);
+    if (pthread_create(&rp->thread, NULL, reprotect_main, rp)) {
+        rm_vm_set_net_out(c->vm, rm_vm_tap_write, c->vm);
+        rm_error_set(&err, -EAGAIN, "cannot start the protection thread");
+        goto fail;
+    }
+    c->rp = rp;
+    LOG_INFO("protecting '%s' again, to %s (full resync first)", c->name,
+             peer);
+    /* Answer when the full resync is acknowledged, or protection failed. */
+    for (waited = 0; waited < 600000; waited += 100) {
+        struct pollfd pfd = { rp->stats_pipe[0], POLLIN, 0 };
+
+        poll(&pfd, 1, 100);
+        if (reprotect_drain(rp) > 0) {
+            snprintf(reply, len, "ok %s\n", rp->last);
+            return;
+        }
+        if (__atomic_load_n(&rp->done, __ATOMIC_ACQUIRE)) {
+            snprintf(reply, len, "error %s\n", rp->rc ?
+                     rm_error_str(&rp->err) : rm_error_str(&rp->res.why));
+            reprotect_end(c);
+            return;
+        }
+    }
+    snprintf(reply, len, "error no checkpoint acknowledged by %s in 600 s; "
+             "protection goes on trying\n", peer);
+    return;
+fail:
+    snprintf(reply, len, "error %s\n", rm_error_str(&err));
+    rm_netbuf_free(rp->nb);
+    close(rp->stats_pipe[0]);
+    close(rp->stats_pipe[1]);
+    free(rp);
+}
+
+/* "unprotect": end a protection started by "protect" cleanly. */
+static void serve_unprotect(struct rm_vmctl *c, char *reply, size_t len)
+{
+    struct reprotect *rp = c->rp;
+
+    if (!rp) {
+        snprintf(reply, len, "error this VM was not protected from its "
+                 "control socket\n");
+        return;
+    }
+    rp->stop = 1;
+    pthread_join(rp->thread, NULL);
+    snprintf(reply, len, "ok %" PRIu64 " checkpoints to %s: %s\n",
+             rp->res.epochs, rp->peer, rp->rc ? rm_error_str(&rp->err) :
+             rp->res.end == RM_PROTECT_PEER_LOST ?
+             rm_error_str(&rp->res.why) : "stopped");
+    rm_vm_set_net_out(c->vm, rm_vm_tap_write, c->vm);
+    rm_netbuf_free(rp->nb);
+    close(rp->stats_pipe[0]);
+    close(rp->stats_pipe[1]);
+    free(rp);
+    c->rp = NULL;
+}
+
 static void serve_one(struct rm_vmctl *c, int cfd)
 {
-    char req[64] = { 0 }, reply[600];
+    char req[256] = { 0 }, reply[600];
     char cbuf[CMSG_SPACE(sizeof(int))];
     struct iovec iov = { req, sizeof(req) - 1 };
     struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
@@ -64,9 +269,17 @@ static void serve_one(struct rm_vmctl *c, int cfd)
     for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
         if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
             memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-    if (fd < 0 || strncmp(req, "save ", 5)) {
+    if (!strncmp(req, "protect ", 8)) {
+        serve_protect(c, req, reply, sizeof(reply));
+    } else if (!strcmp(req, "unprotect")) {
+        serve_unprotect(c, reply, sizeof(reply));
+    } else if (fd < 0 || strncmp(req, "save ", 5)) {
         snprintf(reply, sizeof(reply), "error bad request (expected 'save "
-                 "live|nonlive' and a file descriptor)\n");
+                 "live|nonlive' and a file descriptor, 'protect ...' or "
+                 "'unprotect')\n");
+    } else if (reprotect_running(c)) {
+        snprintf(reply, sizeof(reply), "error the VM is being protected: "
+                 "`remus reprotect --stop` first\n");
     } else {
         struct rm_save_ctx sctx;
         struct rm_error err = { 0 };
@@ -107,14 +320,18 @@ static void *ctl_main(void *arg)
     struct rm_vmctl *c = arg;
 
     for (;;) {
-        struct pollfd p[2] = { { c->lfd, POLLIN, 0 },
-                               { c->stop_pipe[0], POLLIN, 0 } };
+        struct pollfd p[3] = { { c->lfd, POLLIN, 0 },
+                               { c->stop_pipe[0], POLLIN, 0 },
+                               { c->rp ? c->rp->stats_pipe[0] : -1,
+                                 POLLIN, 0 } };
         int cfd;
 
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
+        if (poll(p, 3, -1) < 0 && errno != EINTR)
             break;
         if (p[1].revents)
             break;
+        if (c->rp && p[2].revents)
+            reprotect_drain(c->rp);
         if (!(p[0].revents & POLLIN))
             continue;
         cfd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -135,6 +352,7 @@ struct rm_vmctl *rm_vmctl_start(struct rm_vm *vm, const char *name,
     if (!c)
         return NULL;
     c->vm = vm;
+    snprintf(c->name, sizeof(c->name), "%s", name);
     c->lfd = c->stop_pipe[0] = c->stop_pipe[1] = -1;
     if (sock_path(name, c->path, sizeof(c->path), err))
         goto fail;
@@ -171,6 +389,7 @@ void rm_vmctl_stop(struct rm_vmctl *c)
     if (write(c->stop_pipe[1], "x", 1) < 0)
         (void)0;
     pthread_join(c->thread, NULL);
+    reprotect_end(c);
     close(c->lfd);
     close(c->stop_pipe[0]);
     close(c->stop_pipe[1]);
@@ -178,11 +397,11 @@ void rm_vmctl_stop(struct rm_vmctl *c)
     free(c);
 }
 
-int rm_vmctl_save(const char *name, bool live, bool keep_running, int fd,
-                  char *reply, size_t reply_len, struct rm_error *err)
+int rm_vmctl_request(const char *name, const char *req, int fd,
+                     char *reply, size_t reply_len, struct rm_error *err)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    char path[108], req[64];
+    char path[108];
     char cbuf[CMSG_SPACE(sizeof(int))];
     struct iovec iov;
     struct msghdr mh;
@@ -203,21 +422,21 @@ int rm_vmctl_save(const char *name, bool live, bool keep_running, int fd,
             close(s);
         return rc;
     }
-    snprintf(req, sizeof(req), "save %s%s", live ? "live" : "nonlive",
-             keep_running ? " continue" : "");
-    iov.iov_base = req;
+    iov.iov_base = (void *)req;
     iov.iov_len = strlen(req) + 1;
     memset(&mh, 0, sizeof(mh));
     memset(cbuf, 0, sizeof(cbuf));
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
-    mh.msg_control = cbuf;
-    mh.msg_controllen = sizeof(cbuf);
-    cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    if (fd >= 0) {
+        mh.msg_control = cbuf;
+        mh.msg_controllen = sizeof(cbuf);
+        cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    }
     if (sendmsg(s, &mh, 0) < 0) {
         rc = rm_error_set(err, -errno, "sending the request: %s",
                           strerror(errno));
@@ -235,4 +454,14 @@ int rm_vmctl_save(const char *name, bool live, bool keep_running, int fd,
         return rm_error_set(err, -EIO, "%s", strncmp(reply, "error ", 6)
                             ? "the VM process gave no answer" : reply + 6);
     return 0;
+}
+
+int rm_vmctl_save(const char *name, bool live, bool keep_running, int fd,
+                  char *reply, size_t reply_len, struct rm_error *err)
+{
+    char req[64];
+
+    snprintf(req, sizeof(req), "save %s%s", live ? "live" : "nonlive",
+             keep_running ? " continue" : "");
+    return rm_vmctl_request(name, req, fd, reply, reply_len, err);
 }

@@ -9,6 +9,14 @@
  * Requests: "save nonlive" | "save live" (+ " continue" to keep the VM
  * running afterwards; without it the VM stops after a successful save, as
  * with `xl save`).
+ *
+ * "protect HOST:PORT INTERVAL_MS HB_MS HB_TIMEOUT_MS BUFFER(0|1)": protect
+ * this VM (again: after a failover, the replica that took over) to the
+ * `remus receive` at HOST:PORT, in this process, with output buffering
+ * when BUFFER; the answer comes once the first checkpoint (a full resync)
+ * is acknowledged: "ok EPOCH PAUSE_US DIRTY_PAGES BYTES SEND_US ACK_US".
+ * "unprotect": end it cleanly ("ok N checkpoints to PEER: how it ended").
+ * A save is refused while such a protection runs.
  */
 #ifndef REMUS_BACKENDS_KVM_VMCTL_H
 #define REMUS_BACKENDS_KVM_VMCTL_H
@@ -24,6 +32,14 @@ struct rm_vmctl;
 struct rm_vmctl *rm_vmctl_start(struct rm_vm *vm, const char *name,
                                 struct rm_error *err);
 void rm_vmctl_stop(struct rm_vmctl *c);
+
+/*
+ * Client: send @req (and @fd when >= 0) to VM @name's control socket and
+ * read its one-line answer into @reply.  0 when it starts with "ok ";
+ * otherwise -errno with the VM's reason.
+ */
+int rm_vmctl_request(const char *name, const char *req, int fd,
+                     char *reply, size_t reply_len, struct rm_error *err);
 
 /* Client: ask VM @name to save into @fd.  0 or -errno with the reason. */
 int rm_vmctl_save(const char *name, bool live, bool keep_running, int fd,

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * remus reprotect [OPTIONS] NAME HOST:PORT: protect a running KVM VM again
+ * (failback: after a failover, the replica that took over, in the `remus
+ * receive` process that runs it) to a new or repaired secondary, with a
+ * full resync, in one command.  remus reprotect --stop NAME ends it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/kvm/vmctl.h"
+#include "cli/cli.h"
+#include "common/net.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: remus reprotect [OPTIONS] NAME HOST:PORT\n"
+            "       remus reprotect --stop NAME\n"
+            "\n"
+            "Protect the running KVM VM NAME again, from the process that\n"
+            "runs it (after a failover: the `remus receive` whose replica took\n"
+            "over; or a `remus run`), to the `remus receive` at HOST:PORT: a\n"
+            "full resync, then a checkpoint every interval with the VM's\n"
+            "output held until acknowledged, as `remus protect`.  Returns\n"
+            "once the full resync is acknowledged; protection goes on in the\n"
+            "VM's process.  --stop ends it cleanly (the secondary discards\n"
+            "its replica).\n"
+            "\n"
+            "  -i MS                    checkpoint interval (default 200)\n"
+            "  -F -n                    no output buffering (unsafe)\n"
+            "  --heartbeat MS           heartbeat period (default 100)\n"
+            "  --heartbeat-timeout MS   secondary lost after (default 1000)\n"
+            "Exit status: 0 protected again (or stopped); 1 failed; 2 usage.\n");
+}
+
+static int parse_ms(const char *opt, const char *arg, unsigned min,
+                    unsigned *out)
+{
+    char *end;
+    unsigned long v = strtoul(arg, &end, 10);
+
+    if (!*arg || *end || v < min || v > 3600000)
+        return cli_usage_error("reprotect", "%s %s: a number of "
+                               "milliseconds from %u to 3600000", opt, arg,
+                               min);
+    *out = (unsigned)v;
+    return 0;
+}
+
+int cmd_reprotect(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "heartbeat", required_argument, NULL, 'H' },
+        { "heartbeat-timeout", required_argument, NULL, 'T' },
+        { "stop", no_argument, NULL, 's' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct rm_hostport hp;
+    struct rm_error err = { 0 };
+    unsigned interval = 200, hb = 100, hbto = 1000;
+    bool unsafe = false, nonet = false, stop = false;
+    unsigned long long epoch = 0, pause = 0, dirty = 0;
+    char req[160], reply[600];
+    int c;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+i:Fnh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i':
+            if (parse_ms("-i", optarg, 1, &interval))
+                return RM_EXIT_USAGE;
+            break;
+        case 'F': unsafe = true; break;
+        case 'n': nonet = true; break;
+        case 'H':
+            if (parse_ms("--heartbeat", optarg, 1, &hb))
+                return RM_EXIT_USAGE;
+            break;
+        case 'T':
+            if (parse_ms("--heartbeat-timeout", optarg, 2, &hbto))
+                return RM_EXIT_USAGE;
+            break;
+        case 's': stop = true; break;
+        case 'h': usage(stdout); return RM_EXIT_OK;
+        default:
+            return cli_usage_error("reprotect", "unknown option '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if (stop) {
+        if (argc - optind != 1)
+            return cli_usage_error("reprotect", "--stop takes one NAME");
+        if (rm_vmctl_request(argv[optind], "unprotect", -1, reply,
+                             sizeof(reply), &err))
+            return cli_fail("reprotect", "%s", rm_error_str(&err));
+        fprintf(stderr, "remus reprotect: '%s': protection ended after %s\n",
+                argv[optind], reply + 3);
+        return RM_EXIT_OK;
+    }
+    if (nonet && !unsafe)
+        return cli_usage_error("reprotect", "-n needs -F (unsafe mode): "
+                               "without output buffering the protection "
+                               "does not hold its promise");
+    if (argc - optind != 2)
+        return cli_usage_error("reprotect", "expected NAME and HOST:PORT");
+    if (hbto <= hb)
+        return cli_usage_error("reprotect", "--heartbeat-timeout %u must "
+                               "exceed --heartbeat %u", hbto, hb);
+    if (rm_parse_hostport(argv[optind + 1], &hp, &err))
+        return cli_usage_error("reprotect", "%s", rm_error_str(&err));
+    snprintf(req, sizeof(req), "protect %s %u %u %u %d", argv[optind + 1],
+             interval, hb, hbto, nonet ? 0 : 1);
+    if (rm_vmctl_request(argv[optind], req, -1, reply, sizeof(reply), &err))
+        return cli_fail("reprotect", "'%s' is not protected: %s",
+                        argv[optind], rm_error_str(&err));
+    sscanf(reply + 3, "%llu %llu %llu", &epoch, &pause, &dirty);
+    fprintf(stderr, "remus reprotect: '%s' is protected again by %s: full "
+            "resync of %llu pages acknowledged as checkpoint %llu (pause "
+            "%llu us); protection goes on in the VM's process\n",
+            argv[optind], argv[optind + 1], dirty, epoch, pause);
+    return RM_EXIT_OK;
+}
