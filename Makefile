@@ -109,7 +109,7 @@ B_TEST_SUPPORT_OBJS := $(addprefix $(BUILD)/,$(TEST_SUPPORT_OBJS))
 B_UNIT_TESTS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 LIBREMUS := $(BUILD)/libremus.a
 
-.PHONY: all clean deps check check-unit check-asan fuzz bench xen-lab \
+.PHONY: all clean deps check check-unit check-asan fuzz bench soak xen-lab \
         check-xen guest drill tests fuzz-smoke
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -165,6 +165,15 @@ $(B_BENCHES): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBREMUS)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBREMUS) $(LDLIBS)
 
 # Then the same guest under QEMU (bench/qemu_bench.py) and PNG plots.
+# `make soak`: 1,000 rounds of random faults (kill -9 of either side, a cut
+# replication link, a clean stop) on protected KVM VMs, outcomes counted
+# (tests/soak/soak.sh).  Not in CI by default: CI runs soak_short.sh.
+SOAK_ROUNDS ?= 1000
+soak: deps
+	$(Q)$(MAKE) --no-print-directory all tests
+	$(Q)BUILD=$(abspath $(BUILD)) REMUS=$(abspath $(BUILD))/remus ROOT=$(CURDIR) \
+	    bash tests/soak/soak.sh $(SOAK_ROUNDS) $(SOAK_SEED)
+
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(B_BENCHES)
 	$(Q)$(BUILD)/bench/kvm_bench $(BUILD)/bench | tee $(BUILD)/bench/report.md
