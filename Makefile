@@ -71,6 +71,7 @@ NETBUF_OBJS := netbuf/netbuf.o netbuf/netbuf_queue.o netbuf/netbuf_plug.o
 
 # backends/kvm/: the embedded micro-VMM and its save/restore ops
 KVM_OBJS := backends/kvm/vmm.o backends/kvm/guestcfg.o backends/kvm/kvm_sr.o \
+            backends/kvm/offline.o \
             backends/kvm/vmctl.o
 
 # backends/xen/: the Xen backend
@@ -87,7 +88,9 @@ DRILL_OBJS := drill/drill.o drill/kvclient.o
 CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
             cli/cmd_save.o cli/cmd_restore.o cli/cmd_protect.o \
             cli/cmd_receive.o cli/cmd_drill.o cli/cmd_netbuf.o \
-            cli/cmd_xen.o cli/cmd_reprotect.o
+            cli/cmd_xen.o cli/cmd_reprotect.o \
+            cli/cmd_offline_page.o
+CLI_OBJS += cli/cmd_keygen.o
 
 LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS) $(DRILL_OBJS)
@@ -97,6 +100,7 @@ LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
 TEST_SUPPORT_OBJS := tests/support/mem_backend.o tests/support/testutil.o
 UNIT_TESTS := test_stream test_engines test_truncation test_proto \
               test_netbuf test_kvm_dirty
+UNIT_TESTS += test_auth
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "backends/kvm/kvm_sr.h"
+#include "backends/kvm/offline.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "common/status.h"
@@ -252,6 +253,75 @@ static void serve_unprotect(struct rm_vmctl *c, char *reply, size_t len)
     c->rp = NULL;
 }
 
+/*
+ * "frame gfn G" / "frame pfn P": where guest frame G lives on the host, or
+ * which guest frames host frame P backs: "ok GFN PFN" per frame.
+ * "offline-page gfn G [fault-map|fault-verify]" / "offline-page pfn P
+ * [...]": move those guest frames off their host page: "ok GFN OLD NEW"
+ * per frame moved.  (The fault words are test hooks for the undo path.)
+ */
+static void serve_frames(struct rm_vmctl *c, const char *req, char *reply,
+                         size_t len)
+{
+    enum rm_kvm_offline_fault fault = RM_OFFLINE_FAULT_NONE;
+    struct rm_error err = { 0 };
+    char verb[16], kind[8], extra[16] = "";
+    unsigned long long v;
+    uint64_t gfns[16];
+    size_t off;
+    int n, i, rc;
+
+    if (sscanf(req, "%15s %7s %lli %15s", verb, kind, &v, extra) < 3 ||
+        (strcmp(kind, "gfn") && strcmp(kind, "pfn"))) {
+        snprintf(reply, len, "error bad request\n");
+        return;
+    }
+    if (!strcmp(extra, "fault-map"))
+        fault = RM_OFFLINE_FAULT_MAP;
+    else if (!strcmp(extra, "fault-verify"))
+        fault = RM_OFFLINE_FAULT_VERIFY;
+    if (!strcmp(kind, "gfn")) {
+        uint64_t pfn;
+
+        gfns[0] = v;
+        rc = rm_kvm_gfn_to_host_pfn(c->vm, v, &pfn, &err);
+        n = rc ? rc : 1;
+    } else {
+        n = rm_kvm_host_pfn_to_gfns(c->vm, v, gfns, 16, &err);
+        if (n == 0)
+            n = rm_error_set(&err, -ENOENT, "host frame %#llx backs no "
+                             "frame of this guest", v);
+    }
+    if (n < 0) {
+        snprintf(reply, len, "error %s\n", rm_error_str(&err));
+        return;
+    }
+    off = (size_t)snprintf(reply, len, "ok");
+    for (i = 0; i < n && off < len; i++) {
+        uint64_t pfn = 0;
+
+        if (!strcmp(verb, "frame")) {
+            rm_kvm_gfn_to_host_pfn(c->vm, gfns[i], &pfn, &err);
+            off += (size_t)snprintf(reply + off, len - off, " %#" PRIx64
+                                    " %#" PRIx64, gfns[i], pfn);
+        } else {
+            struct rm_kvm_offline_result r;
+
+            rc = rm_kvm_offline_gfn(c->vm, gfns[i], fault, &r, &err);
+            if (rc) {
+                snprintf(reply, len, "error %s (%d of %d frames moved "
+                         "before it)\n", rm_error_str(&err), i, n);
+                return;
+            }
+            off += (size_t)snprintf(reply + off, len - off, " %#" PRIx64
+                                    " %#" PRIx64 " %#" PRIx64, r.gfn,
+                                    r.old_pfn, r.new_pfn);
+        }
+    }
+    if (off < len)
+        snprintf(reply + off, len - off, "\n");
+}
+
 static void serve_one(struct rm_vmctl *c, int cfd)
 {
     char req[256] = { 0 }, reply[600];
@@ -269,7 +339,15 @@ static void serve_one(struct rm_vmctl *c, int cfd)
     for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
         if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
             memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-    if (!strncmp(req, "protect ", 8)) {
+    if (!strncmp(req, "frame ", 6)) {
+        serve_frames(c, req, reply, sizeof(reply));
+    } else if (!strncmp(req, "offline-page ", 13)) {
+        if (reprotect_running(c))
+            snprintf(reply, sizeof(reply), "error the VM is being "
+                     "protected: `remus reprotect --stop` first\n");
+        else
+            serve_frames(c, req, reply, sizeof(reply));
+    } else if (!strncmp(req, "protect ", 8)) {
         serve_protect(c, req, reply, sizeof(reply));
     } else if (!strcmp(req, "unprotect")) {
         serve_unprotect(c, reply, sizeof(reply));

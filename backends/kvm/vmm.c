@@ -109,6 +109,11 @@ struct rm_vm {
 
     rm_vm_net_out_fn net_out;
     void *net_out_opaque;
+
+    /* Host pages taken out of service (offline.c): kept mapped here so
+     * that the host does not hand them out again while we run. */
+    void **quarantine;
+    size_t nr_quarantine;
 };
 
 /* ------------------------------------------------------------ config */
@@ -1365,6 +1370,9 @@ void rm_vm_destroy(struct rm_vm *vm)
     }
     if (vm->mem)
         munmap(vm->mem, vm->mem_bytes);
+    for (i = 0; i < vm->nr_quarantine; i++)
+        munmap(vm->quarantine[i], RM_PAGE_SIZE);
+    free(vm->quarantine);
     if (vm->vm_fd >= 0)
         close(vm->vm_fd);
     if (vm->kvm_fd >= 0)
@@ -1390,6 +1398,20 @@ void rm_vm_destroy(struct rm_vm *vm)
 }
 
 /* ------------------------------------------------------------ accessors */
+
+int rm_vm_quarantine_page(struct rm_vm *vm, void *page)
+{
+    void **q = realloc(vm->quarantine,
+                       (vm->nr_quarantine + 1) * sizeof(*q));
+
+    if (!q)
+        return -ENOMEM;
+    q[vm->nr_quarantine++] = page;
+    vm->quarantine = q;
+    return 0;
+}
+
+size_t rm_vm_quarantined(const struct rm_vm *vm) { return vm->nr_quarantine; }
 
 uint8_t *rm_vm_mem(struct rm_vm *vm) { return vm->mem; }
 uint64_t rm_vm_mem_bytes(const struct rm_vm *vm) { return vm->mem_bytes; }

@@ -115,6 +115,11 @@ const char *rm_vm_end_reason(const struct rm_vm *vm);
 
 /* Guest memory (host mapping) and geometry. */
 uint8_t *rm_vm_mem(struct rm_vm *vm);
+/* Keep a host page that was taken out of service (backends/kvm/offline.c)
+ * mapped until the VM is destroyed, so the host does not reuse it.
+ * 0 or -ENOMEM.  rm_vm_quarantined() counts them. */
+int rm_vm_quarantine_page(struct rm_vm *vm, void *page);
+size_t rm_vm_quarantined(const struct rm_vm *vm);
 uint64_t rm_vm_mem_bytes(const struct rm_vm *vm);
 uint32_t rm_vm_nr_vcpus(const struct rm_vm *vm);
 const struct rm_vm_config *rm_vm_config(const struct rm_vm *vm);

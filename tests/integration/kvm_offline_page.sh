@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Page offlining on the KVM micro-VMM: `remus offline-page VM HOSTFRAME`
+# moves every guest frame off a host page while the guest is paused (a
+# fresh host page, same contents; the old one kept out of use).  Moving
+# the frames that hold the guest's own code and data must leave it
+# running and its service state intact.  The undo path (a failing map, a
+# copy that does not verify) leaves the frame where it was.  Refusals:
+# frames out of range, a host frame that is not the guest's.
+. "$ROOT/tests/lib/kvm.sh"
+ns_setup tapo
+guest_cfg "$TMP/g.cfg" tapo "dirty_rate=2000 dirty_wss=500" 1
+ip netns exec "$NS" "$REMUS" run --config "$TMP/g.cfg" --console "$TMP/console" \
+    > "$TMP/run.log" 2>&1 & VM=$!; PIDS+=($VM)
+kv 1 1 "INCR a" "INCR a" "INCR a" | tail -1 | grep -q "^3 OK 3 "
+hostframe() { "$REMUS" offline-page --gfn --dry-run tguest "$1" | awk '{print $NF}'; }
+
+# The guest image sits at 1 MiB: move its first 64 frames, one by one,
+# each by its host frame number.
+moved=0
+for g in $(seq $((0x100)) $((0x13f))); do
+    old=$(hostframe $g)
+    "$REMUS" offline-page tguest "$old" > "$TMP/o.log"
+    new=$(hostframe $g)
+    grep -q "moved off host frame $old to $new" "$TMP/o.log" || { cat "$TMP/o.log"; echo "frame $g: $old -> $new"; exit 1; }
+    [ "$old" != "$new" ] || { echo "frame $g still on $old"; exit 1; }
+    moved=$((moved + 1))
+done
+echo "moved $moved guest frames (the guest's code and data) to new host pages"
+kv 1 4 "GET a" "INCR a" | tail -1 | grep -q "^5 OK 4 " || { echo "the guest lost its state"; exit 1; }
+kill -0 $VM
+
+# Undo path: a failing map, a copy that does not verify
+for f in map verify; do
+    g=$((0x200)); before=$(hostframe $g)
+    if "$REMUS" offline-page --gfn --test-fault $f tguest $g 2> "$TMP/u.log"; then echo "--test-fault $f succeeded"; exit 1; fi
+    cat "$TMP/u.log"
+    [ $f = map ] && want="cannot map a fresh page" || want="does not match the original"
+    grep -q "$want" "$TMP/u.log" || { echo "undo ($f): unexpected error"; exit 1; }
+    after=$(hostframe $g)
+    [ "$before" = "$after" ] || { echo "undo ($f): frame $g moved from $before to $after"; exit 1; }
+done
+[ "$(grep -c "left on host frame .* (undone)" "$TMP/run.log")" = 2 ] || { echo "the VM did not log both undos"; cat "$TMP/run.log"; exit 1; }
+kv 1 6 "INCR a" | grep -q "^6 OK 5 " || { echo "the guest is hurt after the undo"; exit 1; }
+
+# Refusals
+if "$REMUS" offline-page --gfn tguest 0x100000 2> "$TMP/r1"; then exit 1; fi
+grep -q "beyond the guest's" "$TMP/r1"
+if "$REMUS" offline-page tguest 0x1 2> "$TMP/r2"; then exit 1; fi
+grep -q "backs no frame of this guest" "$TMP/r2"
+if "$REMUS" offline-page tguest zz 2> "$TMP/r3"; then exit 1; fi
+grep -q "is not a number" "$TMP/r3"
+kill -INT $VM; wait $VM || true
+grep -q "quarantined" "$TMP/run.log"
+echo "offline-page: $(grep -c "moved off host frame" "$TMP/run.log") frames moved, the undo path left frames in place"
