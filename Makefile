@@ -75,7 +75,8 @@ KVM_OBJS := backends/kvm/vmm.o backends/kvm/guestcfg.o backends/kvm/kvm_sr.o \
             backends/kvm/vmctl.o
 
 # backends/xen/: the Xen backend
-XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o
+XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
+            backends/xen/xen_migrate.o
 
 # primary/ and secondary/
 PRIMARY_OBJS := primary/protect.o
@@ -151,7 +152,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(B_TEST_SUPPORT_OBJS) $(LIBREMUS)
 	    $(LDLIBS) -lcmocka
 
 # Test tools (not cmocka): tests/support/NAME.c -> $(BUILD)/tests/NAME
-TEST_TOOLS := mkstream kvcli tcpmangle
+TEST_TOOLS := mkstream kvcli tcpmangle xen_m2p_find
 B_TEST_TOOLS := $(addprefix $(BUILD)/tests/,$(TEST_TOOLS))
 
 $(B_TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/support/%.o \

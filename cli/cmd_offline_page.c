@@ -19,7 +19,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: remus offline-page [--gfn] [--dry-run] VM FRAME\n"
-            "       remus offline-page --xen DOMAIN MFN   (see --xen --help)\n"
+            "       remus offline-page --xen --config CFG DOMAIN MFN\n"
             "\n"
             "Move the KVM VM named VM off the host page frame FRAME (a page\n"
             "the host reports as failing): every guest frame it backs is\n"

@@ -19,7 +19,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xenctrl.h>
+
 #include "backends/xen/xen_host.h"
+#include "backends/xen/xen_migrate.h"
 #include "backends/xen/xen_sr.h"
 #include "cli/cli.h"
 #include "common/log.h"
@@ -703,6 +706,142 @@ out:
     return ret;
 }
 
+/* -------------------------------------------------------- offline-page */
+
+static void offline_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: remus offline-page --xen --config CFG DOMAIN MFN\n"
+            "       remus offline-page --xen --status MFN\n"
+            "\n"
+            "Move the Xen HVM/PVH guest DOMAIN off machine frame MFN (a page\n"
+            "the host reports as failing).  The frame is marked offline with\n"
+            "Xen (it stays \"offline pending\" while the guest owns it); the\n"
+            "guest is live-migrated to a new domain on this host built from\n"
+            "its xl config CFG (save and restore engines back to back); the\n"
+            "old domain is destroyed, which frees the frame and lets Xen\n"
+            "offline it; the new domain takes the guest's name.  A frame of\n"
+            "another domain is refused (and our mark withdrawn).  If the\n"
+            "migration fails, the guest runs on in its old domain.\n"
+            "--status prints what Xen says of the frame (online, offline\n"
+            "pending, offline, broken) and changes nothing.\n"
+            "Exit: 0 moved (or the frame was free); 1 failed; 2 usage.\n");
+}
+
+static int xen_offline_page(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "xen", no_argument, NULL, 'x' },
+        { "config", required_argument, NULL, 'C' },
+        { "status", no_argument, NULL, 's' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct rm_xen_host *host = NULL;
+    struct rm_xen_migrate_result mr;
+    bool query = false;
+    struct rm_error err = { 0 };
+    const char *config = NULL;
+    unsigned long long mfn;
+    uint32_t domid = 0, before = 0, status = 0, after = 0;
+    char *end;
+    int c, rc, owner = -1, ret = RM_EXIT_FAIL;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'x': break;
+        case 'C': config = optarg; break;
+        case 's': query = true; break;
+        case 'h': offline_usage(stdout); return RM_EXIT_OK;
+        default:
+            return cli_usage_error("offline-page", "unknown option '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if (query && argc - optind == 1) {
+        mfn = strtoull(argv[optind], &end, 0);
+        if (*end || !*argv[optind])
+            return cli_usage_error("offline-page", "MFN '%s' is not a "
+                                   "number", argv[optind]);
+        rc = rm_xen_host_open(&host, &err);
+        if (!rc)
+            rc = rm_xen_page_status(host, mfn, &status, &err);
+        if (rc) {
+            ret = cli_fail("offline-page", "%s", rm_error_str(&err));
+        } else {
+            printf("machine frame %#llx: %s%s\n", mfn,
+                   (status & PG_OFFLINE_STATUS_OFFLINED) ? "offline" :
+                   (status & PG_OFFLINE_STATUS_OFFLINE_PENDING) ?
+                   "offline pending" : "online",
+                   (status & PG_OFFLINE_STATUS_BROKEN) ? ", broken" : "");
+            ret = RM_EXIT_OK;
+        }
+        goto out;
+    }
+    if (argc - optind != 2)
+        return cli_usage_error("offline-page", "expected DOMAIN and MFN");
+    if (!config)
+        return cli_usage_error("offline-page", "--config CFG (the guest's "
+                               "xl config, for the new domain) is required "
+                               "with --xen");
+    errno = 0;
+    mfn = strtoull(argv[optind + 1], &end, 0);
+    if (errno || *end || !*argv[optind + 1])
+        return cli_usage_error("offline-page", "MFN '%s' is not a number",
+                               argv[optind + 1]);
+    rc = rm_xen_host_open(&host, &err);
+    if (!rc)
+        rc = rm_xen_domid(host, argv[optind], &domid, &err);
+    if (!rc)
+        rc = rm_xen_page_status(host, mfn, &before, &err);
+    if (!rc)
+        rc = rm_xen_page_mark_offline(host, mfn, &status, &owner, &err);
+    if (rc) {
+        ret = cli_fail("offline-page", "%s", rm_error_str(&err));
+        goto out;
+    }
+    if (status & PG_OFFLINE_OFFLINED) {
+        printf("machine frame %#llx is offline (it was not in use)\n", mfn);
+        ret = RM_EXIT_OK;
+        goto out;
+    }
+    if (owner != (int)domid) {
+        /* Not the guest's: withdraw our mark unless one was there. */
+        if (!(before & PG_OFFLINE_STATUS_OFFLINE_PENDING))
+            rm_xen_page_mark_online(host, mfn, NULL);
+        ret = cli_fail("offline-page", "machine frame %#llx belongs to %s, "
+                       "not to domain %u (%s); nothing done", mfn,
+                       owner == 0 ? "dom0" : owner > 0 ? "another domain"
+                       : "no domain", domid, argv[optind]);
+        if (owner > 0)
+            fprintf(stderr, "remus offline-page: its owner is domain %d\n",
+                    owner);
+        goto out;
+    }
+    printf("machine frame %#llx of domain %u is offline pending; moving "
+           "the guest\n", mfn, domid);
+    fflush(stdout);
+    rc = rm_xen_migrate_local(host, domid, config, &mr, &err);
+    if (rc) {
+        ret = cli_fail("offline-page", "%s; the guest runs on in domain %u "
+                       "(the frame stays offline pending)",
+                       rm_error_str(&err), domid);
+        goto out;
+    }
+    rm_xen_page_status(host, mfn, &after, &err);
+    printf("domain %u moved to domain %u (%" PRIu64 " pages, %u pre-copy "
+           "iterations); machine frame %#llx is %s\n", domid, mr.new_domid,
+           mr.pages, mr.iterations, mfn,
+           (after & PG_OFFLINE_STATUS_OFFLINED) ? "offline" :
+           (after & PG_OFFLINE_STATUS_OFFLINE_PENDING) ?
+           "still offline pending" : "in an unexpected state");
+    ret = (after & PG_OFFLINE_STATUS_OFFLINED) ? RM_EXIT_OK : RM_EXIT_FAIL;
+out:
+    rm_xen_host_close(host);
+    return ret;
+}
+
 /* ---------------------------------------------------------------- entry */
 
 int cmd_xen(int argc, char **argv)
@@ -715,6 +854,8 @@ int cmd_xen(int argc, char **argv)
         return xen_protect(argc, argv);
     if (!strcmp(argv[0], "receive"))
         return xen_receive(argc, argv);
+    if (!strcmp(argv[0], "offline-page"))
+        return xen_offline_page(argc, argv);
     return cli_usage_error(argv[0], "--xen: not a Xen command (save, "
-                           "restore, protect, receive)");
+                           "restore, protect, receive, offline-page)");
 }
