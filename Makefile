@@ -32,7 +32,7 @@ PROTOC_C ?= protoc-c
 
 PKGS := libprotobuf-c libnl-3.0 libnl-route-3.0 xencontrol xenforeignmemory \
         xenevtchn xenstore xentoollog xenguest
-PKGS += libsodium
+PKGS += libsodium libquorum libvotequorum libcpg
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -78,6 +78,10 @@ KVM_OBJS := backends/kvm/vmm.o backends/kvm/guestcfg.o backends/kvm/kvm_sr.o \
 XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
             backends/xen/xen_migrate.o
 
+# cluster/: split-brain protection on corosync (quorum, qdevice, cpg) and
+# fencing
+CLUSTER_OBJS := cluster/quorum.o
+
 # primary/ and secondary/
 PRIMARY_OBJS := primary/protect.o
 SECONDARY_OBJS := secondary/receive.o
@@ -94,7 +98,8 @@ CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
 CLI_OBJS += cli/cmd_keygen.o
 
 LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
-            $(XEN_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS) $(DRILL_OBJS)
+            $(XEN_OBJS) $(CLUSTER_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS) \
+            $(DRILL_OBJS)
 
 # Unit tests (cmocka): tests/unit/test_NAME.c -> $(BUILD)/tests/test_NAME
 # Test-only support code (the memory-only backend) lives in tests/support.
@@ -289,6 +294,11 @@ DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
     qemu-system-x86 gnuplot-nox iputils-ping iputils-arping \
     debootstrap busybox-static cpio
 DEB_PACKAGES += libsodium-dev
+# cluster/: corosync's client libraries; the quorum tests run corosync,
+# corosync-qdevice and corosync-qnetd in namespaces; the OCF agent is
+# checked with ocf-tester (resource-agents) and run by Pacemaker.
+DEB_PACKAGES += libquorum-dev libvotequorum-dev libcpg-dev corosync \
+    corosync-qdevice corosync-qnetd resource-agents pacemaker
 
 deps:
 	$(Q)scripts/install-deps.sh $(DEB_PACKAGES)

@@ -9,6 +9,8 @@
  *   1   the operation failed (the reason is on stderr)
  *   2   bad usage (a wrong flag or argument; the message names it)
  *   3   failover happened (receive, drill: the replica took over)
+ *   4   split-brain protection held back (--quorum, --fence-cmd): the
+ *       secondary did not take over, or the primary stopped its VM
  * Never above 125.
  */
 #ifndef REMUS_CLI_H
@@ -18,6 +20,7 @@
 #define RM_EXIT_FAIL 1
 #define RM_EXIT_USAGE 2
 #define RM_EXIT_FAILOVER 3
+#define RM_EXIT_HELD_BACK 4
 
 struct rm_command {
     const char *name;

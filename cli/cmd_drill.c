@@ -42,6 +42,10 @@ static void usage(FILE *out)
             "  --image ELF           guest image (default: next to this binary)\n"
             "  --json FILE           write the report as JSON\n"
             "  --keep-logs DIR       keep all logs in DIR\n"
+            "  --key-file FILE       authenticate and encrypt with this key\n"
+            "                        (protect/receive --key-file)\n"
+            "  --auth                the same with a key generated for this\n"
+            "                        drill\n"
             "  --seed N              seed of the random kill time\n"
             "  --quiet               no live progress\n"
             "\n"
@@ -78,6 +82,8 @@ int cmd_drill(int argc, char **argv)
         { "image", required_argument, NULL, 'I' },
         { "json", required_argument, NULL, 'j' },
         { "keep-logs", required_argument, NULL, 'K' },
+        { "key-file", required_argument, NULL, 0x200 },
+        { "auth", no_argument, NULL, 0x201 },
         { "seed", required_argument, NULL, 's' },
         { "quiet", no_argument, NULL, 'q' },
         { "no-buffer", no_argument, NULL, 'N' },
@@ -161,6 +167,8 @@ int cmd_drill(int argc, char **argv)
         case 'I': cfg.image = optarg; break;
         case 'j': json = optarg; break;
         case 'K': cfg.keep_dir = optarg; break;
+        case 0x200: cfg.key_file = optarg; break;
+        case 0x201: cfg.auth = true; break;
         case 's':
             if (num("--seed", optarg, 1, ~0ull, &v))
                 return RM_EXIT_USAGE;

@@ -18,6 +18,8 @@
 #include "backends/kvm/guestcfg.h"
 #include "backends/kvm/kvm_sr.h"
 #include "cli/cli.h"
+#include "cluster/quorum.h"
+#include "common/auth.h"
 #include "common/log.h"
 #include "netbuf/netbuf.h"
 #include "primary/protect.h"
@@ -91,6 +93,19 @@ static void usage(FILE *out)
             "              epoch pause_us dirty_pages bytes send_us ack_us\n"
             "  --release-log FILE    (audit) 'release MONOTONIC_NS EPOCH\n"
             "              ACKED_EPOCH BYTES' per held frame let out\n"
+            "  --quorum corosync     split-brain protection: refuse to\n"
+            "              start unless this host's corosync partition is\n"
+            "              quorate; when the secondary is lost, keep output\n"
+            "              held until the membership settles, then run on\n"
+            "              only with quorum, else stop the VM (exit 4).  The\n"
+            "              secondary needs --quorum too (cluster/quorum.h)\n"
+            "  --quorum-settle MS    how long a lost peer may stay visible\n"
+            "              in the cluster before it counts as alive\n"
+            "              (default 10000)\n"
+            "  --key-file FILE       authenticate and encrypt the control\n"
+            "              channel and the checkpoint stream with this\n"
+            "              pre-shared key (`remus keygen FILE`; the secondary\n"
+            "              needs the same key)\n"
             "  --digest-every N --digest-file FILE   (tests) every Nth\n"
             "              checkpoint, write 'epoch hash' of the whole guest\n"
             "              memory as the checkpoint captured it\n"
@@ -100,8 +115,11 @@ static void usage(FILE *out)
             "VM keeps running unprotected in this process; a second signal\n"
             "stops the VM.  If the secondary is lost, protection ends and the\n"
             "VM runs on unprotected.\n"
-            "Exit status: 0 when the VM ended or was stopped; 1 on an error;\n"
-            "2 for a usage error.\n");
+            "Exit status: 0 when the VM ended or was stopped; 1 on an error\n"
+            "(also when protection could not start, e.g. a refused handshake:\n"
+            "the VM then runs unprotected until it ends or is stopped); 2 for\n"
+            "a usage error; 4 when --quorum stopped the VM after the\n"
+            "secondary was lost (this side had no quorum).\n");
 }
 
 static int parse_ms(const char *opt, const char *arg, unsigned *out,
@@ -117,6 +135,25 @@ static int parse_ms(const char *opt, const char *arg, unsigned *out,
     return 0;
 }
 
+/* --quorum: the cluster decides whether the VM may run on. */
+struct quorum_gate {
+    struct rm_quorum *q;
+    struct rm_vm *vm;
+};
+
+static int quorum_gate(void *opaque, struct rm_error *why)
+{
+    struct quorum_gate *qg = opaque;
+    struct rm_quorum_verdict v;
+    struct rm_error err = { 0 };
+
+    rm_quorum_decide(qg->q, &v, &err);
+    if (!v.act)
+        rm_vm_pause(qg->vm);    /* before anything else can happen */
+    rm_error_set(why, v.act ? -EAGAIN : -ENOLCK, "%s", v.why);
+    return v.act ? 1 : 0;
+}
+
 int cmd_protect(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -129,6 +166,9 @@ int cmd_protect(int argc, char **argv)
         { "digest-file", required_argument, NULL, 'D' },
         { "digest-every", required_argument, NULL, 'E' },
         { "release-log", required_argument, NULL, 'R' },
+        { "key-file", required_argument, NULL, 'K' },
+        { "quorum", required_argument, NULL, 'Q' },
+        { "quorum-settle", required_argument, NULL, 0x300 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -145,6 +185,11 @@ int cmd_protect(int argc, char **argv)
     unsigned interval = 200, hb = 100, hb_timeout = 1000, progress = 1000;
     unsigned long long nb_max = 0;
     const char *stats_path = NULL, *digest_path = NULL, *release_path = NULL;
+    const char *key_path = NULL;
+    struct rm_auth_key key;
+    bool use_quorum = false;
+    unsigned qsettle = 10000;
+    struct quorum_gate qgate = { NULL, NULL };
     int stats_fd = -1, digest_fd = -1, release_fd = -1;
     unsigned digest_every = 0;
     int64_t code = 0;
@@ -152,6 +197,7 @@ int cmd_protect(int argc, char **argv)
 
     rm_guestcfg_init(&g, argv[0]);
     memset(&pc, 0, sizeof(pc));
+    memset(&key, 0, sizeof(key));
     optind = 1;
     while ((c = getopt_long(argc, argv, "+i:uFbndh", opts, NULL)) != -1) {
         switch (c) {
@@ -180,6 +226,20 @@ int cmd_protect(int argc, char **argv)
             stats_path = optarg;
             continue;
         case 'R': release_path = optarg; continue;
+        case 'K': key_path = optarg; continue;
+        case 'Q':
+            if (strcmp(optarg, "corosync")) {
+                cli_usage_error("protect", "--quorum: '%s' is not a quorum "
+                                "service (the one supported: corosync)",
+                                optarg);
+                goto usage_out;
+            }
+            use_quorum = true;
+            continue;
+        case 0x300:
+            if (parse_ms("--quorum-settle", optarg, &qsettle, 1))
+                goto usage_out;
+            continue;
         case 'D':
             digest_path = optarg;
             continue;
@@ -258,6 +318,50 @@ int cmd_protect(int argc, char **argv)
         goto usage_out;
     }
 
+    if (key_path && blackhole) {
+        cli_usage_error("protect", "--key-file with -b: a blackhole has no "
+                        "peer to authenticate");
+        goto usage_out;
+    }
+    if (key_path) {
+        rc = rm_auth_key_load(key_path, &key, &err);
+        if (rc) {
+            ret = cli_fail("protect", "--key-file: %s", rm_error_str(&err));
+            goto out;
+        }
+        pc.key = &key;
+    }
+
+    if (use_quorum && blackhole) {
+        cli_usage_error("protect", "--quorum with -b: a blackhole has no "
+                        "secondary to arbitrate with");
+        goto usage_out;
+    }
+    if (use_quorum) {
+        struct rm_quorum_cfg qc = { .vm_name = g.vm.name,
+                                    .role = RM_QUORUM_PRIMARY,
+                                    .settle_ms = qsettle };
+        char desc[320];
+        bool quorate = false;
+
+        rc = rm_quorum_open(&qc, &qgate.q, &err);
+        if (!rc)
+            rc = rm_quorum_status(qgate.q, &quorate, desc, sizeof(desc),
+                                  &err);
+        if (rc) {
+            ret = cli_fail("protect", "--quorum corosync: %s",
+                           rm_error_str(&err));
+            goto out;
+        }
+        if (!quorate) {
+            ret = cli_fail("protect", "--quorum corosync: this host's "
+                           "partition is not quorate (%s): not starting a "
+                           "VM the other side may run", desc);
+            goto out;
+        }
+        LOG_INFO("corosync: %s", desc);
+    }
+
     rc = rm_vm_create(&g.vm, &vm, &err);
     if (rc) {
         ret = cli_fail("protect", "%s", rm_error_str(&err));
@@ -311,6 +415,11 @@ int cmd_protect(int argc, char **argv)
     pc.backend_arg = vm;
     pc.netbuf = nb;
     pc.stop_requested = &protect_stop;
+    if (qgate.q) {
+        qgate.vm = vm;
+        pc.peer_lost_gate = quorum_gate;
+        pc.peer_lost_gate_opaque = &qgate;
+    }
     pc.progress_ms = progress;
     pc.stats_fd = -1;
     if (stats_path) {
@@ -345,6 +454,11 @@ int cmd_protect(int argc, char **argv)
             goto out;
         }
         fprintf(stderr, "remus protect: the VM keeps running UNPROTECTED\n");
+    } else if (res.end == RM_PROTECT_MUST_STOP) {
+        fprintf(stderr, "remus protect: secondary lost after %" PRIu64
+                " checkpoints; STOPPING the VM (nothing held back was "
+                "released): %s\n", res.epochs, rm_error_str(&res.why));
+        rm_vm_request_stop(vm);
     } else if (res.end == RM_PROTECT_PEER_LOST) {
         fprintf(stderr, "remus protect: secondary lost after %" PRIu64
                 " checkpoints: %s; the VM keeps running UNPROTECTED\n",
@@ -360,6 +474,12 @@ int cmd_protect(int argc, char **argv)
     ret = code >= 0 ? (code > 125 ? 1 : (int)code)
           : strstr(rm_vm_end_reason(vm), "request") ? RM_EXIT_OK
                                                     : RM_EXIT_FAIL;
+    /* Protection never started (connection or handshake refused, e.g. a
+     * wrong key): the VM ran, unprotected, but the command failed. */
+    if (rc)
+        ret = RM_EXIT_FAIL;
+    else if (res.end == RM_PROTECT_MUST_STOP)
+        ret = RM_EXIT_HELD_BACK;
 out:
     if (stats_fd >= 0)
         close(stats_fd);
@@ -371,6 +491,8 @@ out:
     if (release_fd >= 0)
         close(release_fd);
     rm_guestcfg_free(&g);
+    rm_auth_wipe(&key, sizeof(key));
+    rm_quorum_close(qgate.q);
     return ret;
 usage_out:
     rm_guestcfg_free(&g);

@@ -18,6 +18,8 @@
 #include "backends/kvm/kvm_sr.h"
 #include "backends/kvm/vmctl.h"
 #include "cli/cli.h"
+#include "cluster/quorum.h"
+#include "common/auth.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "secondary/receive.h"
@@ -67,6 +69,28 @@ static void usage(FILE *out)
             "                         of the replica's whole memory\n"
             "  --commit-log FILE      (audit) 'commit MONOTONIC_NS EPOCH' per\n"
             "                         committed checkpoint, before its ack\n"
+            "  --quorum corosync      split-brain protection: take over only\n"
+            "                         when the primary's process is gone\n"
+            "                         from this corosync partition and the\n"
+            "                         partition is quorate; otherwise stand\n"
+            "                         down (exit 4).  Needs --name (the VM's\n"
+            "                         name: the group is remus:NAME); the\n"
+            "                         primary needs --quorum too\n"
+            "  --quorum-settle MS     how long the lost primary may stay\n"
+            "                         visible before it counts as alive\n"
+            "                         (default 10000)\n"
+            "  --fence-cmd CMD        run CMD (sh -c; REMUS_NAME, REMUS_PEER,\n"
+            "                         REMUS_EPOCH set) before taking over,\n"
+            "                         as Pacemaker fences with STONITH: take\n"
+            "                         over only if it exits 0\n"
+            "  --fence-timeout MS     kill the fence command after MS and do\n"
+            "                         not take over (default 60000)\n"
+            "  --key-file FILE        require the primary to prove it holds\n"
+            "                         this pre-shared key (`remus keygen`);\n"
+            "                         control and stream are then sealed.\n"
+            "                         Peers that fail are logged with their\n"
+            "                         address and the reason, and refused;\n"
+            "                         the secondary goes on waiting\n"
             "\n"
             "Exit status: 0 when the primary ended protection cleanly (the\n"
             "replica is discarded); 3 after a failover, once the VM that took\n"
@@ -74,7 +98,60 @@ static void usage(FILE *out)
             "consistent replica: nothing runs); 2 for a usage error.\n");
 }
 
+/* Split-brain protection: --quorum and --fence-cmd. */
+struct receive_cluster {
+    bool use_quorum;
+    unsigned settle_ms;
+    const char *fence_cmd;
+    unsigned fence_timeout_ms;
+    struct rm_quorum *q;
+};
+
+/* The primary is lost: may the replica take over?  Says why, either way. */
+static bool may_take_over(struct receive_cluster *cl,
+                          const struct rm_receive_result *res)
+{
+    struct rm_quorum_verdict v;
+    struct rm_error err = { 0 };
+
+    if (cl->q) {
+        rm_quorum_decide(cl->q, &v, &err);
+        if (!v.act) {
+            fprintf(stderr, "remus receive: NOT TAKING OVER after checkpoint "
+                    "%" PRIu64 " (%s): %s\n", res->committed_epoch,
+                    rm_error_str(&res->why), v.why);
+            return false;
+        }
+        LOG_INFO("taking over: %s", v.why);
+    }
+    if (cl->fence_cmd) {
+        if (rm_fence_run(cl->fence_cmd, res->name, res->peer_addr,
+                         res->committed_epoch, cl->fence_timeout_ms, &err)) {
+            fprintf(stderr, "remus receive: NOT TAKING OVER after checkpoint "
+                    "%" PRIu64 " (%s): %s\n", res->committed_epoch,
+                    rm_error_str(&res->why), rm_error_str(&err));
+            return false;
+        }
+    }
+    return true;
+}
+
+static int receive_main(int argc, char **argv, struct receive_cluster *cl);
+
 int cmd_receive(int argc, char **argv)
+{
+    struct receive_cluster cl;
+    int ret;
+
+    memset(&cl, 0, sizeof(cl));
+    cl.settle_ms = 10000;
+    cl.fence_timeout_ms = 60000;
+    ret = receive_main(argc, argv, &cl);
+    rm_quorum_close(cl.q);
+    return ret;
+}
+
+static int receive_main(int argc, char **argv, struct receive_cluster *cl)
 {
     static const struct option opts[] = {
         { "listen", required_argument, NULL, 'l' },
@@ -90,6 +167,11 @@ int cmd_receive(int argc, char **argv)
         { "digest-file", required_argument, NULL, 'D' },
         { "commit-log", required_argument, NULL, 'L' },
         { "digest-every", required_argument, NULL, 'E' },
+        { "key-file", required_argument, NULL, 'K' },
+        { "quorum", required_argument, NULL, 'Q' },
+        { "quorum-settle", required_argument, NULL, 'S' },
+        { "fence-cmd", required_argument, NULL, 'F' },
+        { "fence-timeout", required_argument, NULL, 'W' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -100,7 +182,8 @@ int cmd_receive(int argc, char **argv)
     struct rm_vmctl *ctl = NULL;
     struct sigaction sa;
     bool have_listen = false;
-    const char *digest_path = NULL, *commit_log = NULL;
+    const char *digest_path = NULL, *commit_log = NULL, *key_path = NULL;
+    struct rm_auth_key key;
     int digest_fd = -1;
     int64_t code = 0;
     int c, rc, ret = RM_EXIT_FAIL;
@@ -120,7 +203,8 @@ int cmd_receive(int argc, char **argv)
         char *end = NULL;
         unsigned long v = 0;
 
-        if (c == 'H' || c == 'T' || c == 'm' || c == 'P' || c == 'E') {
+        if (c == 'H' || c == 'T' || c == 'm' || c == 'P' || c == 'E' ||
+            c == 'S' || c == 'W') {
             v = strtoul(optarg, &end, 10);
             if (*end || !*optarg || v > 3600000 || (c != 'P' && v == 0))
                 return cli_usage_error("receive", "%s: '%s' is not a "
@@ -146,6 +230,17 @@ int cmd_receive(int argc, char **argv)
         case 'E': rc_cfg.digest_every = (unsigned)v; break;
         case 'D': digest_path = optarg; break;
         case 'L': commit_log = optarg; break;
+        case 'K': key_path = optarg; break;
+        case 'Q':
+            if (strcmp(optarg, "corosync"))
+                return cli_usage_error("receive", "--quorum: '%s' is not a "
+                                       "quorum service (the one supported: "
+                                       "corosync)", optarg);
+            cl->use_quorum = true;
+            break;
+        case 'S': cl->settle_ms = (unsigned)v; break;
+        case 'F': cl->fence_cmd = optarg; break;
+        case 'W': cl->fence_timeout_ms = (unsigned)v; break;
         case 'h': usage(stdout); return RM_EXIT_OK;
         default:
             return cli_usage_error("receive", "unknown option '%s'",
@@ -161,8 +256,33 @@ int cmd_receive(int argc, char **argv)
         return cli_usage_error("receive", "--heartbeat-timeout %u must "
                                "exceed --heartbeat %u", rc_cfg.hb_timeout_ms,
                                rc_cfg.hb_interval_ms);
+    if (cl->use_quorum && !arg.cfg.name)
+        return cli_usage_error("receive", "--quorum needs --name NAME (the "
+                               "protected VM's name: it names the corosync "
+                               "group both sides join)");
+    if (cl->use_quorum) {
+        struct rm_quorum_cfg qc = { .vm_name = arg.cfg.name,
+                                    .role = RM_QUORUM_SECONDARY,
+                                    .settle_ms = cl->settle_ms };
+        char desc[320];
+        bool quorate = false;
+
+        rc = rm_quorum_open(&qc, &cl->q, &err);
+        if (!rc)
+            rc = rm_quorum_status(cl->q, &quorate, desc, sizeof(desc), &err);
+        if (rc)
+            return cli_fail("receive", "--quorum corosync: %s",
+                            rm_error_str(&err));
+        LOG_INFO("corosync: %s", desc);
+    }
     rc_cfg.digest_fd = -1;
     rc_cfg.commit_log_fd = -1;
+    memset(&key, 0, sizeof(key));
+    if (key_path) {
+        if (rm_auth_key_load(key_path, &key, &err))
+            return cli_fail("receive", "--key-file: %s", rm_error_str(&err));
+        rc_cfg.key = &key;
+    }
     if (commit_log) {
         rc_cfg.commit_log_fd = open(commit_log, O_WRONLY | O_CREAT |
                                     O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
@@ -194,6 +314,7 @@ int cmd_receive(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
 
     rc = rm_receive_run(&rc_cfg, &res, &err);
+    rm_auth_wipe(&key, sizeof(key));
     if (rc) {
         rm_vm_destroy(arg.vm);
         return cli_fail("receive", "%s", rm_error_str(&err));
@@ -208,6 +329,14 @@ int cmd_receive(int argc, char **argv)
     /* Failover: the replica takes over. */
     if (!arg.vm)
         return cli_fail("receive", "failover without a replica");
+    if (cl->use_quorum && strcmp(res.name, arg.cfg.name))
+        LOG_WARN("the primary protects '%s' but --name is '%s': the "
+                 "corosync group remus:%s cannot have seen it", res.name,
+                 arg.cfg.name, arg.cfg.name);
+    if (!may_take_over(cl, &res)) {
+        rm_vm_destroy(arg.vm);
+        return RM_EXIT_HELD_BACK;
+    }
     if (!arg.cfg.name)
         arg.cfg.name = res.name;
     receive_vm = arg.vm;

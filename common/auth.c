@@ -425,6 +425,11 @@ static int src_next_chunk(struct rm_auth_src *as, int timeout_ms,
 
     as->lower->timeout_ms = timeout_ms;
     rc = rm_src_read_exact(as->lower, &be, sizeof(be));
+    if (rc == -EPIPE)
+        rm_error_set(&as->err, rc, "the checkpoint stream was cut at byte %"
+                     PRIu64 " inside the length of chunk %" PRIu64 " (at "
+                     "connection byte %" PRIu64 ")", plain_at,
+                     as->chunks + 1, raw_at);
     if (rc)
         return rc;
     len = ntohl(be);
@@ -439,8 +444,16 @@ static int src_next_chunk(struct rm_auth_src *as, int timeout_ms,
                             RM_AUTH_CHUNK_MAX + RM_AUTH_ABYTES);
     }
     rc = rm_src_read_exact(as->lower, as->sealed, len);
+    if (rc == -ENODATA || rc == -EPIPE) {
+        return rm_error_set(&as->err, -EPIPE, "the checkpoint stream was "
+                            "cut at byte %" PRIu64 " inside chunk %" PRIu64
+                            " (%u sealed bytes announced at connection byte "
+                            "%" PRIu64 ", %" PRIu64 " arrived): nothing of "
+                            "it is used", plain_at, as->chunks + 1, len,
+                            raw_at, as->lower->offset - raw_at - 4);
+    }
     if (rc)
-        return rc == -ENODATA ? -EPIPE : rc;
+        return rc;
     rc = rm_auth_open(&as->rx, as->sealed, len, as->plain);
     if (rc) {
         as->failed = true;

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/auth.h"
 #include "common/io.h"
 #include "common/log.h"
 #include "drill/kvclient.h"
@@ -344,7 +345,8 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
 {
     struct drill *d;
     char gcfg[256], log_p[256], log_s[256], epochs[256], pcons[256];
-    char scons[256], rundir[256], iv[16], hb[16], hbt[16];
+    char scons[256], rundir[256], iv[16], hb[16], hbt[16], keyf[256];
+    const char *key = cfg->key_file;
     unsigned i, started = 0;
     struct kv_client probe;
     struct kv_reply r;
@@ -364,6 +366,15 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
                             "(run make)", cfg->image ? cfg->image : "");
     if (cfg->clients < 1 || cfg->clients > MAX_CLIENTS)
         return rm_error_set(err, -EINVAL, "1..%d clients", MAX_CLIENTS);
+    if (cfg->key_file) {
+        /* Refuse an unusable key now, not after two failed starts. */
+        struct rm_auth_key k;
+
+        rc = rm_auth_key_load(cfg->key_file, &k, err);
+        rm_auth_wipe(&k, sizeof(k));
+        if (rc)
+            return rc;
+    }
     d = calloc(1, sizeof(*d));
     if (!d)
         return -ENOMEM;
@@ -398,6 +409,15 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
     snprintf(hb, sizeof(hb), "%u", cfg->hb_interval_ms);
     snprintf(hbt, sizeof(hbt), "%u", cfg->hb_timeout_ms);
     setenv("REMUS_RUN_DIR", rundir, 1);
+    if (!key && cfg->auth) {
+        /* A key of this drill's own, in its (private) log directory. */
+        snprintf(keyf, sizeof(keyf), "%s/drill.key", d->dir);
+        unlink(keyf);
+        rc = rm_auth_key_generate(keyf, err);
+        if (rc)
+            goto out_free;
+        key = keyf;
+    }
 
     f = fopen(gcfg, "w");
     if (!f) {
@@ -427,12 +447,22 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
         char *sargv[] = { (char *)cfg->self, "receive", "--listen", REPL_ADDR,
                           "--tap", "taps", "--heartbeat", hb,
                           "--heartbeat-timeout", hbt, "--console", scons,
-                          NULL };
+                          NULL, NULL, NULL };
         char *pargv[24];
         int np = 0;
 
-        pargv[np++] = (char *)cfg->self;
-        pargv[np++] = "protect";
+        if (key) {
+            sargv[12] = "--key-file";
+            sargv[13] = (char *)key;
+            pargv[np++] = (char *)cfg->self;
+            pargv[np++] = "protect";
+            pargv[np++] = "--key-file";
+            pargv[np++] = (char *)key;
+        } else {
+            pargv[np++] = (char *)cfg->self;
+            pargv[np++] = "protect";
+        }
+
         pargv[np++] = "-i";
         pargv[np++] = iv;
         pargv[np++] = "--heartbeat";

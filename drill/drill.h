@@ -36,6 +36,10 @@ struct rm_drill_cfg {
     uint64_t seed;               /* 0: from the clock */
     const char *keep_dir;        /* keep logs here (NULL: temp, removed
                                     when the drill passes) */
+    const char *key_file;        /* pre-shared key passed to protect and
+                                    receive as --key-file (NULL: none) */
+    bool auth;                   /* no key_file: generate a key for this
+                                    drill (in its log directory) */
 };
 
 struct rm_drill_report {

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/auth.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "netbuf/netbuf.h"
@@ -27,6 +28,11 @@ struct protect {
     bool have_chan;
     int ctl_fd, stream_fd;
     bool compress;                 /* negotiated */
+    /* With a key: the save engine writes to stream_sink, whose layer seals
+     * chunks onto stream_lower (the stream socket). */
+    struct rm_sink stream_lower, stream_sink;
+    struct rm_auth_sink auth_sink;
+    bool have_auth_sink;
 
     pthread_t ctl_thread;
     bool ctl_running;
@@ -323,6 +329,35 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
 
 /* ---------------------------------------------------- setup */
 
+/*
+ * Put the sealed chunk layer on the stream connection and confirm the
+ * connection with the session token as its first sealed chunk: the
+ * secondary accepts the stream connection only when that chunk opens
+ * with this session's stream key (a stranger who saw the token in clear
+ * cannot take the stream's place).
+ */
+static int attach_auth_sink(struct protect *p, const uint8_t *token,
+                            size_t len)
+{
+    int rc;
+
+    rm_sink_init_fd(&p->stream_lower, p->stream_fd);
+    rc = rm_auth_sink_attach(&p->auth_sink, &p->stream_sink,
+                             &p->stream_lower, &p->chan.stream_tx);
+    if (rc)
+        return rm_error_set(p->err, rc, "out of memory");
+    p->have_auth_sink = true;
+    /* The handshake's copy of the sending state is no longer needed. */
+    rm_auth_wipe(&p->chan.stream_tx, sizeof(p->chan.stream_tx));
+    rc = rm_sink_write(&p->stream_sink, token, len);
+    if (rc)
+        return rm_error_set(p->err, rc, "sending the sealed session token: "
+                            "%s", strerror(-rc));
+    /* Stream byte offsets count from the checkpoint stream's start. */
+    p->stream_sink.offset = 0;
+    return 0;
+}
+
 static int connect_peer(struct protect *p)
 {
     const struct rm_protect_cfg *cfg = p->cfg;
@@ -350,6 +385,9 @@ static int connect_peer(struct protect *p)
     }
     rm_chan_init(&p->chan, p->ctl_fd);
     p->have_chan = true;
+    rc = rm_chan_set_key(&p->chan, cfg->key);
+    if (rc)
+        return rm_error_set(p->err, rc, "%s", rm_error_str(&p->chan.err));
 
     memset(&mine, 0, sizeof(mine));
     mine.role = RM_ROLE_PRIMARY;
@@ -377,10 +415,18 @@ static int connect_peer(struct protect *p)
     rc = rm_write_all(p->stream_fd, peer.session, sizeof(peer.session));
     if (rc)
         return rm_error_set(p->err, rc, "sending the stream session token");
+    rm_sink_init_fd(&p->stream_sink, p->stream_fd);
+    if (cfg->key) {
+        rc = attach_auth_sink(p, peer.session, sizeof(peer.session));
+        if (rc)
+            return rc;
+    }
     LOG_INFO("protecting '%s' to %s:%u: interval %u ms, compression %s, "
-             "heartbeat %u/%u ms", cfg->name, cfg->peer.host, cfg->peer.port,
-             cfg->interval_ms, p->compress ? "on" : "off",
-             cfg->hb_interval_ms, cfg->hb_timeout_ms);
+             "heartbeat %u/%u ms%s", cfg->name, cfg->peer.host,
+             cfg->peer.port, cfg->interval_ms, p->compress ? "on" : "off",
+             cfg->hb_interval_ms, cfg->hb_timeout_ms,
+             cfg->key ? ", authenticated and encrypted (pre-shared key)"
+                      : "");
     return 0;
 }
 
@@ -431,7 +477,6 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
         rc = connect_peer(p);
         if (rc)
             goto out;
-        rm_sink_init_fd(&sink, p->stream_fd);
         p->last_heard_ns = rm_now_ns();
         rc = pthread_create(&p->ctl_thread, NULL, ctl_main, p);
         if (rc) {
@@ -452,7 +497,7 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
     sctx.cb.checkpoint = on_checkpoint;
     rm_status_publish(&p->status, "protecting", &p->status_written_ns, true);
 
-    rc = rm_save(&sctx, &sink);
+    rc = rm_save(&sctx, cfg->blackhole ? &sink : &p->stream_sink);
 
     pthread_mutex_lock(&p->lock);
     if (p->peer_lost) {
@@ -468,8 +513,28 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
 
 
 out:
-    /* Whatever happened, the VM keeps running and its output flows. */
-    if (cfg->netbuf)
+    if (rc == 0 && res->end == RM_PROTECT_PEER_LOST && cfg->peer_lost_gate) {
+        struct rm_error gwhy = { 0 };
+
+        LOG_WARN("secondary lost (%s): output stays held until the cluster "
+                 "decides", rm_error_str(&res->why));
+        if (cfg->peer_lost_gate(cfg->peer_lost_gate_opaque, &gwhy) != 1) {
+            if (cfg->netbuf)
+                rm_netbuf_discard(cfg->netbuf);
+            struct rm_error lost = res->why;
+
+            res->end = RM_PROTECT_MUST_STOP;
+            rm_error_force(&res->why, -ENOLCK, "%s; the VM must not run "
+                           "on: %s", rm_error_str(&lost), rm_error_str(&gwhy));
+        } else {
+            LOG_INFO("the VM runs on: %s", rm_error_str(&gwhy));
+        }
+    }
+    if (rc == 0 && res->end == RM_PROTECT_PEER_LOST)
+        LOG_WARN("secondary lost (%s): releasing held output, the VM runs "
+                 "on UNPROTECTED", rm_error_str(&res->why));
+    /* Otherwise the VM keeps running and its output flows. */
+    if (cfg->netbuf && !(rc == 0 && res->end == RM_PROTECT_MUST_STOP))
         rm_netbuf_passthrough(cfg->netbuf);
     if (p->ctl_running) {
         pthread_mutex_lock(&p->lock);
@@ -483,6 +548,11 @@ out:
         snprintf(p->status.detail, sizeof(p->status.detail),
                  "secondary lost: %s", rm_error_str(&res->why));
         rm_status_publish(&p->status, "unprotected", &p->status_written_ns, true);
+    } else if (rc == 0 && res->end == RM_PROTECT_MUST_STOP) {
+        snprintf(p->status.detail, sizeof(p->status.detail), "%s",
+                 rm_error_str(&res->why));
+        rm_status_publish(&p->status, "stopped-no-quorum",
+                          &p->status_written_ns, true);
     } else if (rc == 0) {
         rm_status_publish(&p->status, "stopped", &p->status_written_ns, true);
     } else {
@@ -490,6 +560,10 @@ out:
                  rm_error_str(err));
         rm_status_publish(&p->status, "failed", &p->status_written_ns, true);
     }
+    if (p->have_auth_sink)
+        rm_auth_sink_free(&p->auth_sink);
+    if (p->have_chan)
+        rm_chan_destroy(&p->chan);
     if (p->stream_fd >= 0)
         close(p->stream_fd);
     if (p->ctl_fd >= 0)

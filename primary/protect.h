@@ -15,6 +15,12 @@
  * protection ends: held output is released and the VM goes on running
  * unprotected.  A stop request (SIGINT/SIGTERM in the CLI) ends the stream
  * cleanly with END and a STOP message; the VM goes on running.
+ *
+ * Authentication (cfg->key): the stream connection first presents the
+ * session token in clear (as without a key), then the same token as the
+ * first sealed chunk, which only the holder of this session's keys can
+ * produce; everything after it is the checkpoint stream, sealed
+ * (common/auth.h).
  */
 #ifndef REMUS_PRIMARY_PROTECT_H
 #define REMUS_PRIMARY_PROTECT_H
@@ -27,11 +33,15 @@
 #include "common/net.h"
 #include "common/sr.h"
 
+struct rm_auth_key;
 struct rm_netbuf;
 
 enum rm_protect_end {
     RM_PROTECT_STOPPED = 0,     /* stop requested, stream ended cleanly */
     RM_PROTECT_PEER_LOST,       /* secondary lost: VM runs unprotected */
+    RM_PROTECT_MUST_STOP,       /* secondary lost and peer_lost_gate said
+                                   the VM must not run on: nothing held was
+                                   released; the caller stops the VM */
 };
 
 struct rm_protect_cfg {
@@ -44,6 +54,13 @@ struct rm_protect_cfg {
     unsigned hb_interval_ms;      /* heartbeat period */
     unsigned hb_timeout_ms;       /* peer lost after this much silence */
     unsigned connect_timeout_ms;
+    /* Pre-shared key (common/auth.h), or NULL: no authentication.  Not
+     * owned; must outlive rm_protect_run().  With a key the handshake
+     * proves both sides hold it, every control frame is sealed, and the
+     * checkpoint stream goes through the sealed chunk layer
+     * (rm_auth_sink); a secondary without the key, or with another one,
+     * is refused (-EACCES, the reason in @err). */
+    const struct rm_auth_key *key;
     uint64_t guest_bytes;         /* for the handshake */
     uint32_t nr_vcpus;
 
@@ -67,6 +84,17 @@ struct rm_protect_cfg {
     void *mem_digest_opaque;
     unsigned digest_every;
     int digest_fd;
+
+    /* Optional split-brain gate (cluster/quorum.h): called once when the
+     * secondary is lost, after the save loop ended and before anything
+     * held is released, with no lock held; may block (it waits for the
+     * cluster membership to settle) while the VM runs with its output
+     * held.  Returns 1 when the VM may run on unprotected (held output is
+     * released), 0 when it must not (held output is discarded, output
+     * stays held, the run ends with RM_PROTECT_MUST_STOP: the gate pauses
+     * the VM itself before returning 0).  @why receives the reason. */
+    int (*peer_lost_gate)(void *opaque, struct rm_error *why);
+    void *peer_lost_gate_opaque;
 
     /* Optional: one line per acknowledged epoch, "epoch pause_us
      * dirty_pages bytes send_us ack_us", for drills and benchmarks. */

@@ -2,8 +2,10 @@
 #define RM_LOG_PREFIX "secondary"
 #include "secondary/receive.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/auth.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "proto/channel.h"
@@ -25,6 +28,12 @@ struct receive {
     int lfd, ctl_fd, stream_fd;
     struct rm_chan chan;
     bool have_chan;
+    char ctl_addr[64], stream_addr[64];  /* the peers, for logs */
+    /* The restore engine reads stream_src; with a key its layer opens the
+     * sealed chunks that arrive on stream_lower (the stream socket). */
+    struct rm_src stream_lower, stream_src;
+    struct rm_auth_src auth_src;
+    bool have_auth_src;
     struct rm_hello peer;
     bool compress;
 
@@ -164,57 +173,252 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
     return rc;
 }
 
+/* "ADDR:PORT" of a connected socket's peer, for logs. */
+static void peer_name(int fd, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[INET6_ADDRSTRLEN];
+
+    snprintf(buf, len, "an unknown address");
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl))
+        return;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+
+        if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host)))
+            snprintf(buf, len, "%s:%u", host, ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+
+        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)))
+            snprintf(buf, len, "[%s]:%u", host, ntohs(a->sin6_port));
+    }
+}
+
+/* Milliseconds left until @deadline_ns (monotonic), at least 0. */
+static int ms_left(uint64_t deadline_ns)
+{
+    uint64_t now = rm_now_ns();
+
+    return now >= deadline_ns ? 0 : (int)((deadline_ns - now + 999999) /
+                                          1000000);
+}
+
+static void close_ctl(struct receive *r)
+{
+    if (r->have_chan)
+        rm_chan_destroy(&r->chan);
+    r->have_chan = false;
+    if (r->ctl_fd >= 0)
+        close(r->ctl_fd);
+    r->ctl_fd = -1;
+}
+
+/*
+ * Accept the primary's control connection and run the handshake.  With a
+ * key, a peer that fails it is logged and the next connection awaited
+ * (within accept_timeout_ms): nobody without the key can end a keyed
+ * secondary.  @mine gets the agreed hello (with the session token).
+ */
+static int accept_control(struct receive *r, struct rm_hello *mine)
+{
+    const struct rm_receive_cfg *cfg = r->cfg;
+    uint64_t deadline = cfg->accept_timeout_ms ?
+        rm_now_ns() + (uint64_t)cfg->accept_timeout_ms * 1000000 : 0;
+    unsigned refused = 0;
+    const char *why;
+    int rc;
+
+    for (;;) {
+        struct rm_error e = { 0 };
+        int timeout = deadline ? ms_left(deadline) : -1;
+
+        if (deadline && timeout == 0)
+            return rm_error_set(r->err, -ETIMEDOUT, "no authenticated "
+                                "primary within %u ms (%u connection%s "
+                                "refused)", cfg->accept_timeout_ms, refused,
+                                refused == 1 ? "" : "s");
+        r->ctl_fd = rm_tcp_accept(r->lfd, timeout, &e);
+        if (r->ctl_fd < 0) {
+            rc = r->ctl_fd;
+            r->ctl_fd = -1;
+            if (rc == -ETIMEDOUT && refused)
+                return rm_error_set(r->err, rc, "no authenticated primary "
+                                    "within %u ms (%u connection%s "
+                                    "refused)", cfg->accept_timeout_ms,
+                                    refused, refused == 1 ? "" : "s");
+            *r->err = e;
+            return rc;
+        }
+        peer_name(r->ctl_fd, r->ctl_addr, sizeof(r->ctl_addr));
+        rm_chan_init(&r->chan, r->ctl_fd);
+        r->have_chan = true;
+        rc = rm_chan_set_key(&r->chan, cfg->key);
+        if (rc)
+            return rm_error_set(r->err, rc, "%s", rm_error_str(&r->chan.err));
+
+        memset(mine, 0, sizeof(*mine));
+        mine->role = RM_ROLE_SECONDARY;
+        snprintf(mine->backend, sizeof(mine->backend), "%s",
+                 cfg->backend_name);
+        mine->caps = cfg->allow_compression ? RM_CAP_COMPRESSION : 0;
+        mine->guest_bytes = cfg->max_guest_bytes;
+        mine->hb_interval_ms = cfg->hb_interval_ms;
+        mine->hb_timeout_ms = cfg->hb_timeout_ms;
+        if (getrandom(mine->session, sizeof(mine->session), 0) !=
+            (ssize_t)sizeof(mine->session))
+            return rm_error_set(r->err, -EIO, "no randomness for the "
+                                "session");
+        rc = rm_chan_handshake_server(&r->chan, mine, &r->peer, 10000);
+        if (!rc)
+            return 0;
+        why = rm_error_str(&r->chan.err);
+        if (!strncmp(why, "refused the primary: ", 21))
+            why += 21;
+        LOG_WARN("refused the connection from %s: %s", r->ctl_addr, why);
+        if (!cfg->key)
+            return rm_error_set(r->err, rc, "refused the primary at %s: %s",
+                                r->ctl_addr, why);
+        refused++;
+        close_ctl(r);
+        LOG_INFO("waiting for an authenticated primary (%u connection%s "
+                 "refused)", refused, refused == 1 ? "" : "s");
+    }
+}
+
+/*
+ * Check one candidate stream connection: the session token in clear, then
+ * (with a key) the same token as the first sealed chunk.  0, or a reason
+ * in @why.
+ */
+static int check_stream(struct receive *r, int fd, const uint8_t *token,
+                        size_t token_len, int timeout_ms, char *why,
+                        size_t why_len)
+{
+    uint8_t got[RM_CTL_TOKEN_LEN];
+    int rc;
+
+    if (token_len != sizeof(got)) {
+        snprintf(why, why_len, "internal: token of %zu bytes", token_len);
+        return -EINVAL;
+    }
+    rm_src_init_fd(&r->stream_lower, fd);
+    r->stream_lower.timeout_ms = timeout_ms;
+    rc = rm_src_read_exact(&r->stream_lower, got, sizeof(got));
+    if (rc) {
+        snprintf(why, why_len, "it presented no session token (%s)",
+                 rc == -ETIMEDOUT ? "nothing within the time allowed"
+                                  : "it closed the connection");
+        return -EACCES;
+    }
+    if (sodium_memcmp(got, token, sizeof(got))) {
+        snprintf(why, why_len, "it did not present this session's token "
+                 "(unauthenticated peer)");
+        return -EACCES;
+    }
+    if (!r->cfg->key) {
+        rm_src_init_fd(&r->stream_src, fd);
+        return 0;
+    }
+    rc = rm_auth_src_attach(&r->auth_src, &r->stream_src, &r->stream_lower,
+                            &r->chan.stream_rx);
+    if (rc) {
+        snprintf(why, why_len, "out of memory");
+        return rc;
+    }
+    r->have_auth_src = true;
+    rc = rm_src_read_exact(&r->stream_src, got, sizeof(got));
+    if (rc || sodium_memcmp(got, token, sizeof(got))) {
+        if (r->auth_src.failed)
+            snprintf(why, why_len, "%s (not sealed with this session's "
+                     "stream key)", rm_error_str(&r->auth_src.err));
+        else if (rc)
+            snprintf(why, why_len, "it presented the token in clear but "
+                     "not its sealed confirmation (%s)", strerror(-rc));
+        else
+            snprintf(why, why_len, "its sealed session token does not "
+                     "match");
+        rm_auth_src_free(&r->auth_src);
+        r->have_auth_src = false;
+        return -EACCES;
+    }
+    /* Stream byte offsets count from the checkpoint stream's start. */
+    r->stream_src.offset = 0;
+    return 0;
+}
+
+/*
+ * Accept the stream connection.  A connection that does not present this
+ * session's token (and, with a key, its sealed confirmation) is logged and
+ * closed, and the next one awaited: within 10 s in all.
+ */
+static int accept_stream(struct receive *r, const uint8_t *token,
+                         size_t token_len)
+{
+    uint64_t deadline = rm_now_ns() + 10000ull * 1000000;
+    char why[RM_ERROR_MSG_MAX + 64] = "";
+    unsigned refused = 0;
+    int rc;
+
+    for (;;) {
+        struct rm_error e = { 0 };
+        int left = ms_left(deadline), fd;
+
+        if (left == 0)
+            return rm_error_set(r->err, -EACCES, "no stream connection "
+                                "presented this session's token within 10 "
+                                "s (%u refused; the last: %s)", refused,
+                                why);
+        fd = rm_tcp_accept(r->lfd, left, &e);
+        if (fd < 0) {
+            if (refused && fd == -ETIMEDOUT)
+                continue;          /* the deadline reports the refusals */
+            *r->err = e;
+            rm_error_prefix(r->err, "waiting for the stream connection: ");
+            return fd;
+        }
+        peer_name(fd, r->stream_addr, sizeof(r->stream_addr));
+        rc = check_stream(r, fd, token, token_len, left < 3000 ? left : 3000,
+                          why, sizeof(why));
+        if (!rc) {
+            r->stream_fd = fd;
+            return 0;
+        }
+        close(fd);
+        if (rc != -EACCES)
+            return rm_error_set(r->err, rc, "%s", why);
+        refused++;
+        LOG_WARN("refused a stream connection from %s: %s", r->stream_addr,
+                 why);
+    }
+}
+
 static int accept_peer(struct receive *r)
 {
     const struct rm_receive_cfg *cfg = r->cfg;
     struct rm_hello mine;
-    uint8_t token[sizeof(mine.session)];
-    int timeout = cfg->accept_timeout_ms ? (int)cfg->accept_timeout_ms : -1;
     int rc;
 
-    r->ctl_fd = rm_tcp_accept(r->lfd, timeout, r->err);
-    if (r->ctl_fd < 0)
-        return r->ctl_fd;
-    rm_chan_init(&r->chan, r->ctl_fd);
-    r->have_chan = true;
-
-    memset(&mine, 0, sizeof(mine));
-    mine.role = RM_ROLE_SECONDARY;
-    snprintf(mine.backend, sizeof(mine.backend), "%s", cfg->backend_name);
-    mine.caps = cfg->allow_compression ? RM_CAP_COMPRESSION : 0;
-    mine.guest_bytes = cfg->max_guest_bytes;
-    mine.hb_interval_ms = cfg->hb_interval_ms;
-    mine.hb_timeout_ms = cfg->hb_timeout_ms;
-    if (getrandom(mine.session, sizeof(mine.session), 0) !=
-        (ssize_t)sizeof(mine.session))
-        return rm_error_set(r->err, -EIO, "no randomness for the session");
-    rc = rm_chan_handshake_server(&r->chan, &mine, &r->peer, 10000);
+    rc = accept_control(r, &mine);
     if (rc)
-        return rm_error_set(r->err, rc, "refused the primary: %s",
-                            rm_error_str(&r->chan.err));
+        return rc;
     r->compress = (mine.caps & r->peer.caps & RM_CAP_COMPRESSION) != 0;
     snprintf(r->res->name, sizeof(r->res->name), "%s",
              cfg->name && *cfg->name ? cfg->name : r->peer.name);
     snprintf(r->status.name, sizeof(r->status.name), "%s", r->res->name);
 
-    /* The stream connection must present the session token. */
-    r->stream_fd = rm_tcp_accept(r->lfd, 10000, r->err);
-    if (r->stream_fd < 0)
-        return r->stream_fd;
-    {
-        struct rm_src s;
-
-        rm_src_init_fd(&s, r->stream_fd);
-        s.timeout_ms = 10000;
-        rc = rm_src_read_exact(&s, token, sizeof(token));
-    }
-    if (rc || memcmp(token, mine.session, sizeof(token)))
-        return rm_error_set(r->err, -EACCES, "the stream connection did "
-                            "not present this session's token");
+    rc = accept_stream(r, mine.session, sizeof(mine.session));
+    /* Each stream layer got its own copy of the receiving state. */
+    rm_auth_wipe(&r->chan.stream_rx, sizeof(r->chan.stream_rx));
+    if (rc)
+        return rc;
     LOG_INFO("replicating '%s' (%" PRIu64 " MiB, %u vcpus) from the "
-             "primary: interval %u ms, compression %s", r->res->name,
-             r->peer.guest_bytes >> 20, r->peer.nr_vcpus,
-             r->peer.interval_ms, r->compress ? "on" : "off");
+             "primary at %s: interval %u ms, compression %s%s",
+             r->res->name, r->peer.guest_bytes >> 20, r->peer.nr_vcpus,
+             r->ctl_addr, r->peer.interval_ms, r->compress ? "on" : "off",
+             cfg->key ? ", authenticated and encrypted (pre-shared key)"
+                      : "");
     return 0;
 }
 
@@ -223,7 +427,6 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
 {
     struct receive *r;
     struct rm_restore_ctx rctx;
-    struct rm_src src;
     int rc;
 
     memset(res, 0, sizeof(*res));
@@ -260,6 +463,7 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
         goto out;
     snprintf(r->status.peer, sizeof(r->status.peer), "primary '%s'",
              r->peer.name);
+    snprintf(res->peer_addr, sizeof(res->peer_addr), "%s", r->ctl_addr);
     r->status.interval_ms = r->peer.interval_ms;
     rm_status_publish(&r->status, "syncing", &r->status_written_ns, true);
 
@@ -281,9 +485,19 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     rctx.params.read_timeout_ms = cfg->hb_timeout_ms;
     rctx.cb.opaque = r;
     rctx.cb.checkpoint_committed = on_committed;
-    rm_src_init_fd(&src, r->stream_fd);
 
-    rc = rm_restore(&rctx, &src);
+    rc = rm_restore(&rctx, &r->stream_src);
+    if (r->have_auth_src && r->auth_src.failed) {
+        /* Name the real cause, not the engine's "read error". */
+        LOG_WARN("%s (stream connection from %s)",
+                 rm_error_str(&r->auth_src.err), r->stream_addr);
+        if (rc)
+            rm_error_force(err, rc, "no consistent state (no checkpoint "
+                           "was completed): %s",
+                           rm_error_str(&r->auth_src.err));
+        else
+            rctx.failover_reason = r->auth_src.err;
+    }
 
     pthread_mutex_lock(&r->lock);
     r->done = true;
@@ -325,10 +539,11 @@ out:
                  rm_error_str(err));
         rm_status_publish(&r->status, "failed", &r->status_written_ns, true);
     }
+    if (r->have_auth_src)
+        rm_auth_src_free(&r->auth_src);
     if (r->stream_fd >= 0)
         close(r->stream_fd);
-    if (r->ctl_fd >= 0)
-        close(r->ctl_fd);
+    close_ctl(r);
     if (r->lfd >= 0 && r->lfd != cfg->listen_fd)
         close(r->lfd);
     pthread_mutex_destroy(&r->lock);

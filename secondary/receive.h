@@ -13,6 +13,22 @@
  * stream down, which makes the engine fail over: the open checkpoint is
  * discarded and the replica stays at the last committed one.
  *
+ * Authentication (cfg->key, common/auth.h): the handshake must prove the
+ * primary holds the same pre-shared key, control frames are sealed, the
+ * stream connection must also present the session token as its first
+ * sealed chunk, and the checkpoint stream is read through the sealed
+ * chunk layer.  Every refused connection is logged with the peer's
+ * address and the reason.  A keyed secondary is not ended by a peer that
+ * fails the handshake (a stranger, a wrong key, an unkeyed primary): it
+ * logs the refusal and goes on waiting for its primary (within
+ * accept_timeout_ms); an unkeyed one ends with the refusal as before.  A
+ * stream connection without this session's token (or, with a key, its
+ * sealed confirmation) is refused and the next one is awaited for up to
+ * 10 s.  A stream chunk that fails authentication ends the stream like a
+ * corrupt one: the open checkpoint is discarded and the replica stays at
+ * the last committed checkpoint (FAILOVER, as for any broken stream;
+ * before the first commit there is no replica and the run fails).
+ *
  * The caller then decides what to do with the replica: on FAILOVER it
  * resumes the VM (the backend's job: same MAC, gratuitous ARP); on a clean
  * STOP from the primary it discards it.
@@ -28,6 +44,8 @@
 #include "common/net.h"
 #include "common/sr.h"
 
+struct rm_auth_key;
+
 enum rm_receive_end {
     RM_RECEIVE_STOPPED = 0,   /* the primary ended protection cleanly */
     RM_RECEIVE_FAILOVER,      /* the replica must take over */
@@ -42,6 +60,9 @@ struct rm_receive_cfg {
     unsigned hb_timeout_ms;
     unsigned accept_timeout_ms;   /* 0: wait forever for the primary */
     bool allow_compression;
+    /* Pre-shared key, or NULL: no authentication.  Not owned; must
+     * outlive rm_receive_run(). */
+    const struct rm_auth_key *key;
     /* Limits a handshake must satisfy (0: any). */
     uint64_t max_guest_bytes;
 
@@ -70,6 +91,7 @@ struct rm_receive_result {
     struct rm_error why;          /* FAILOVER: why the primary is
                                      considered lost */
     char name[64];                /* the VM's name from the handshake */
+    char peer_addr[64];           /* the primary's control address */
 };
 
 /*

@@ -19,7 +19,11 @@ ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 --digest-every 5 \
     --digest-file "$TMP/pri.digests" --console "$TMP/pri.console" \
     "$TMP/g.cfg" $PORT > "$TMP/pri.log" 2>&1 & PRI=$!; PIDS+=($PRI)
 kv 1 1 "INCR a" "INCR a" > /dev/null
-sleep 2
+# At least six digests (under ASan an epoch takes longer: wait for them).
+for i in $(seq 1 300); do
+    [ "$(wc -l < "$TMP/sec.digests" 2>/dev/null || echo 0)" -ge 6 ] && break
+    sleep 0.1
+done
 "$REMUS" status
 "$REMUS" status --json | grep -q '"state": "protecting"'
 kill -INT $PRI
@@ -42,7 +46,12 @@ ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 --digest-every 3 \
     --digest-file "$TMP/prih.digests" --console "$TMP/prih.console" \
     "$TMP/gh.cfg" $PORT > "$TMP/prih.log" 2>&1 & PRI=$!; PIDS+=($PRI)
 kv 1 1 "INCR a" > /dev/null
-sleep 3
+# The VMM reports hot pages every 64 harvests (later under ASan).
+wait_for "$TMP/prih.log" "hot pages:" 60
+for i in $(seq 1 300); do
+    [ "$(wc -l < "$TMP/sech.digests" 2>/dev/null || echo 0)" -ge 6 ] && break
+    sleep 0.1
+done
 kill -INT $PRI
 wait_for "$TMP/prih.log" "protection stopped after" 5
 wait $SEC || { echo "secondary did not exit 0 after a clean stop"; cat "$TMP/sech.log"; exit 1; }

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Split-brain protection on an existing cluster engine: corosync.
+ *
+ * A protection pair runs on two corosync nodes (the primary's host and the
+ * secondary's) whose votequorum has a third vote from corosync-qdevice,
+ * arbitrated by corosync-qnetd on a third host (algorithm ffsplit).  Each
+ * side of the pair joins the CPG group "remus:NAME" (NAME: the protected
+ * VM), so each sees whether the other's process is alive in its own
+ * partition, and reads its partition's quorum from the quorum service.
+ *
+ * When one side loses the other (broken stream, heartbeat silence), it
+ * asks rm_quorum_decide() what to do, once.  The decision waits until the
+ * peer's process has left this side's CPG view (the peer died, or the
+ * membership changed so that it is in another partition), or until
+ * settle_ms pass with the peer still visible; then until this partition's
+ * quorate state has been stable for stable_ms (the qdevice's vote is only
+ * counted again once qnetd has decided for the new membership).  Then:
+ *
+ *   secondary  takes over only if the primary's process is gone from its
+ *              view AND this partition is quorate.  A visible primary means
+ *              it is alive and runs on; no quorum means the other side
+ *              holds it, or no side does.  Either way it stands down.
+ *   primary    runs on only if this partition is quorate; otherwise the
+ *              secondary may take over: it must stop the VM without
+ *              releasing anything held.
+ *
+ * Two partitions cannot both be quorate (votequorum counts a qdevice vote
+ * only for the ring it was cast for), and a side whose peer is visible in
+ * its own partition never takes over, so at most one side runs the VM; with
+ * the arbiter down and the link cut neither partition is quorate, neither
+ * runs, and both say so.  The decision is made once: a secondary that
+ * stood down never takes over later (the primary may have run on and its
+ * replica is stale).
+ *
+ * Everything here talks to the local corosync through libquorum,
+ * libvotequorum and libcpg; nothing is global.  Functions return 0 or
+ * -errno with the reason in @err; none exits.
+ */
+#ifndef REMUS_CLUSTER_QUORUM_H
+#define REMUS_CLUSTER_QUORUM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+struct rm_quorum;   /* opaque: the corosync handles and what they said */
+
+enum rm_quorum_role {
+    RM_QUORUM_PRIMARY,
+    RM_QUORUM_SECONDARY,
+};
+
+struct rm_quorum_cfg {
+    const char *vm_name;          /* names the CPG group "remus:NAME" */
+    enum rm_quorum_role role;
+    unsigned settle_ms;           /* wait for the lost peer to leave the
+                                     view (0: 10000) */
+    unsigned stable_ms;           /* quorate state unchanged this long
+                                     before deciding (0: 1500) */
+};
+
+struct rm_quorum_verdict {
+    bool act;                     /* take over / run on */
+    bool quorate;                 /* this partition, when decided */
+    bool peer_visible;            /* the peer's process in our CPG view */
+    bool peer_seen;               /* the peer ever joined the group */
+    char why[320];                /* the reason, for the log and status */
+};
+
+/*
+ * Connect to the local corosync (quorum, votequorum, cpg) and join the
+ * group.  Fails (-ENOTCONN) when corosync is not running here, naming
+ * what was tried.  *out is freed with rm_quorum_close().
+ */
+int rm_quorum_open(const struct rm_quorum_cfg *cfg, struct rm_quorum **out,
+                   struct rm_error *err);
+
+/* Leave the group and disconnect.  NULL is allowed. */
+void rm_quorum_close(struct rm_quorum *q);
+
+/*
+ * Process what corosync has sent (non-blocking) and describe this
+ * partition: *quorate, and "quorate: yes (3 of 3 votes, quorum 2,
+ * qdevice voting); peer: node 2 pid 1234" in @desc.  0 or -errno.
+ */
+int rm_quorum_status(struct rm_quorum *q, bool *quorate, char *desc,
+                     size_t len, struct rm_error *err);
+
+/*
+ * Wait up to @ms for the peer's process to appear in the group (after
+ * the handshake, so that a later decision can rely on seeing it).  1 when
+ * it is visible, 0 on timeout, -errno on a corosync error.
+ */
+int rm_quorum_wait_peer(struct rm_quorum *q, unsigned ms,
+                        struct rm_error *err);
+
+/*
+ * The peer is lost: decide as described above (blocks for up to
+ * settle_ms + stable_ms + a little).  0 with @v filled, or -errno when
+ * corosync itself failed (then @v says not to act).
+ */
+int rm_quorum_decide(struct rm_quorum *q, struct rm_quorum_verdict *v,
+                     struct rm_error *err);
+
+/*
+ * Run an external fencing command before a takeover, as Pacemaker runs a
+ * STONITH device: /bin/sh -c CMD, with REMUS_NAME, REMUS_PEER (the
+ * primary's address) and REMUS_EPOCH (the replica's checkpoint) in its
+ * environment, its output in our log.  0 only when it exited 0 within
+ * @timeout_ms; otherwise -ETIMEDOUT (it is killed) or -ECANCELED, with
+ * its exit status in @err.
+ */
+int rm_fence_run(const char *cmd, const char *name, const char *peer,
+                 uint64_t epoch, unsigned timeout_ms, struct rm_error *err);
+
+#endif

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Split-brain protection with corosync really running: three host
+# namespaces (primary p = corosync node 1, secondary s = node 2, arbiter a
+# = corosync-qnetd; corosync-qdevice on p and s, algorithm ffsplit), a
+# protected KVM VM (protect/receive --quorum corosync, the secondary with a
+# --fence-cmd), and every partition of the issue.  In each, exactly one
+# side runs the VM with every acknowledged write, or, where no side can be
+# sure, none does, and both say why:
+#   cut          p-s link cut, both reach a  -> the half qnetd votes for
+#                (ffsplit; usually the tie-breaker's, p) runs the VM, the
+#                other stands down or stops it (exit 4)
+#   isolate-p    p cut from s and a          -> s fences p and takes over,
+#                p stops its VM (exit 4), nothing it held released
+#   isolate-s    s cut from p and a          -> p runs on, s stands down
+#   arbiter-down qnetd stops                 -> 2 of 3 votes: protection
+#                goes on; then kill -9 of the primary's process (its host
+#                lives) -> s takes over
+#   arbiter-down-then-cut                    -> no side quorate: p stops,
+#                s stands down, the VM runs nowhere; both say "no quorum"
+. "$ROOT/tests/lib/kvm.sh"
+. "$ROOT/tests/lib/cluster.sh"
+for b in corosync corosync-qdevice corosync-qnetd corosync-quorumtool; do
+    command -v $b >/dev/null || { echo "$b is missing (make deps)"; exit 1; }
+done
+ns_setup tapp taps
+guest_cfg "$TMP/g.cfg" tapp "dirty_rate=2000 dirty_wss=500" 1
+echo "tap_netns = $NS" >> "$TMP/g.cfg"
+HB="--heartbeat 50 --heartbeat-timeout 400"
+Q="--quorum corosync --quorum-settle 8000"
+trap 'cluster_down; cleanup' EXIT
+
+alive() { kill -0 "$1" 2>/dev/null; }
+# wait_exit PID SECONDS: its exit status in $st (124: still running); not
+# in a subshell, which could not wait for our children
+wait_exit() {
+    local i
+    st=0
+    for i in $(seq 1 $(( $2 * 10 ))); do alive "$1" || break; sleep 0.1; done
+    alive "$1" && { st=124; return; }
+    wait "$1" || st=$?
+}
+value() { kv "$1" "$2" "GET x" 2>/dev/null | awk '$2 == "OK" {print $3}'; }
+fail() { echo "FAIL ($case): $*"; for f in "$D"/*.log; do echo "--- $f"; tail -n 25 "$f"; done; exit 1; }
+
+start_pair() {   # start_pair CASE: fresh cluster, protection, acked writes
+    case=$1; D="$TMP/$case"; mkdir -p "$D"
+    cluster_up "$D/cluster" || fail "the cluster did not form"
+    ip netns exec "${CL}s" "$REMUS" receive --listen 10.78.0.2:7850 \
+        --name tguest --tap taps --tap-netns "$NS" $HB $Q \
+        --fence-cmd "echo \"fenced \$REMUS_NAME at \$REMUS_EPOCH from \$REMUS_PEER\" >> $D/fence.out" \
+        > "$D/sec.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+    sleep 0.3
+    ip netns exec "${CL}p" "$REMUS" protect -i 20 --progress 0 $HB $Q \
+        "$TMP/g.cfg" 10.78.0.2:7850 > "$D/pri.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+    acked=$(kv 1 1 "INCR x" "INCR x" "INCR x" "INCR x" "INCR x" 2>/dev/null |
+            awk '$2 == "OK" {v=$3} END {print v+0}')
+    [ "$acked" = 5 ] || fail "writes were not acknowledged under protection"
+    grep -q "the secondary is process" "$D/pri.log" ||
+        sleep 1
+    grep -q "the secondary is process" "$D/pri.log" ||
+        grep -q "joined" "$D/pri.log" || fail "the primary never saw the secondary in its group"
+}
+end_pair() {
+    kill -INT $PRI 2>/dev/null || true; sleep 0.3
+    kill -9 $PRI $SEC 2>/dev/null || true
+    wait $PRI $SEC 2>/dev/null || true
+    cluster_down
+}
+primary_runs_on() {
+    for i in $(seq 1 200); do grep -q "the VM runs on" "$D/pri.log" && break; sleep 0.1; done
+    grep -q "the VM runs on: this partition holds quorum" "$D/pri.log" ||
+        fail "the primary did not decide to run on"
+    alive $PRI || fail "the primary's VM is not running"
+    v=$(value 2 10); [ "$v" = "$acked" ] || fail "the primary has '$v', acked $acked"
+}
+secondary_stands_down() {   # secondary_stands_down REASON-PATTERN
+    wait_exit $SEC 30; [ "$st" = 4 ] || fail "the secondary did not stand down (exit $st, not 4)"
+    grep -q "NOT TAKING OVER" "$D/sec.log" || fail "the secondary did not say it stands down"
+    grep -Eq "$1" "$D/sec.log" || fail "the secondary's reason is not '$1'"
+    [ ! -s "$D/fence.out" ] || fail "the fence command ran although it did not take over"
+}
+
+# -- the primary-secondary link cut ------------------------------------------
+# qnetd's ffsplit gives its vote to one of the two equal halves (usually
+# the tie-breaker's, node 1; not always): that side runs the VM, the other
+# must not.
+start_pair cut
+cluster_cut p s
+for i in $(seq 1 300); do
+    grep -q "the VM runs on" "$D/pri.log" && ! alive $SEC && break
+    grep -q "FAILOVER" "$D/sec.log" && ! alive $PRI && break
+    sleep 0.1
+done
+if grep -q "the VM runs on" "$D/pri.log"; then
+    secondary_stands_down "no quorum"
+    primary_runs_on
+    echo "cut: the primary runs on; $(grep -o 'NOT TAKING OVER.*' "$D/sec.log" | cut -c1-160)"
+else
+    wait_exit $PRI 20; [ "$st" = 4 ] || fail "neither the primary ran on nor did it stop (exit $st)"
+    grep -q "FAILOVER" "$D/sec.log" || fail "neither side runs the VM, though one half holds quorum"
+    grep -q "fenced tguest at " "$D/fence.out" || fail "the fence command did not run before the takeover"
+    v=$(value 2 10); [ "$v" = "$acked" ] || fail "the replica has '$v', acked $acked"
+    echo "cut: qnetd chose the secondary's half: it took over, the primary stopped its VM"
+fi
+end_pair
+
+# -- the primary isolated ------------------------------------------------------
+start_pair isolate-p
+cluster_isolate p
+wait_exit $PRI 30; [ "$st" = 4 ] || fail "the isolated primary did not stop its VM (exit $st, not 4)"
+grep -q "STOPPING the VM" "$D/pri.log" || fail "the primary did not say it stops"
+grep -q "no quorum" "$D/pri.log" || fail "the primary did not say why"
+for i in $(seq 1 200); do grep -q FAILOVER "$D/sec.log" && break; sleep 0.1; done
+grep -q FAILOVER "$D/sec.log" || fail "the secondary did not take over"
+grep -q "fenced tguest at " "$D/fence.out" || fail "the fence command did not run before the takeover"
+alive $SEC || fail "the replica is not running"
+v=$(value 2 10); [ "$v" = "$acked" ] || fail "the replica has '$v', acked $acked"
+echo "isolate-p: $(grep -o 'FAILOVER.*' "$D/sec.log" | cut -c1-120); fence: $(cat "$D/fence.out")"
+end_pair
+
+# -- the secondary isolated ----------------------------------------------------
+start_pair isolate-s
+cluster_isolate s
+secondary_stands_down "no quorum"
+primary_runs_on
+echo "isolate-s: the primary runs on, the secondary stood down"
+end_pair
+
+# -- the arbiter down: protection goes on; a dead primary process is replaced -
+start_pair arbiter-down
+cluster_arbiter_down
+sleep 4
+cluster_quorate p && cluster_quorate s || fail "2 of 3 votes should keep quorum"
+alive $PRI && alive $SEC || fail "the arbiter going down ended protection"
+grep -q FAILOVER "$D/sec.log" && fail "a failover without a fault"
+acked=$(kv 1 10 "INCR x" "INCR x" 2>/dev/null | awk '$2 == "OK" {v=$3} END {print v+0}')
+[ "$acked" = 7 ] || fail "writes were not acknowledged with the arbiter down"
+kill -9 $PRI; wait $PRI 2>/dev/null || true
+for i in $(seq 1 200); do grep -q FAILOVER "$D/sec.log" && break; sleep 0.1; done
+grep -q FAILOVER "$D/sec.log" || fail "the secondary did not take over from a dead primary process"
+v=$(value 2 20); [ "$v" = "$acked" ] || fail "the replica has '$v', acked $acked"
+echo "arbiter-down: protection went on; after kill -9 of the primary: $(grep -o 'taking over: .*' "$D/sec.log" | cut -c1-120)"
+end_pair
+
+# -- the arbiter down, then the link cut: nobody can be sure -------------------
+start_pair arbiter-down-then-cut
+cluster_arbiter_down
+sleep 4
+cluster_cut p s
+wait_exit $PRI 30; [ "$st" = 4 ] || fail "the primary did not stop its VM (exit $st, not 4)"
+grep -q "no quorum" "$D/pri.log" || fail "the primary did not say why"
+secondary_stands_down "no quorum"
+kv 3 1 "GET x" > /dev/null 2>&1 && fail "the VM still answers somewhere"
+echo "arbiter-down-then-cut: the VM runs nowhere;"
+echo "  primary:   $(grep -o 'STOPPING the VM.*' "$D/pri.log" | cut -c1-200)"
+echo "  secondary: $(grep -o 'NOT TAKING OVER.*' "$D/sec.log" | cut -c1-200)"
+end_pair
+echo "all five partitions: at most one side ran the VM, with every acknowledged write"
+
+# -- fencing that fails: no takeover (no corosync needed) ---------------------
+case=fence-fails; D="$TMP/$case"; mkdir -p "$D"
+ip netns exec "$NS" "$REMUS" receive --listen 127.0.0.1:7851 --tap taps $HB \
+    --fence-cmd "echo trying >> $D/fence.out; exit 3" > "$D/sec.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+sleep 0.3
+ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 $HB "$TMP/g.cfg" 127.0.0.1:7851 \
+    > "$D/pri.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+kv 1 30 "INCR x" > /dev/null || fail "no acknowledged write"
+kill -9 $PRI; wait $PRI 2>/dev/null || true
+wait_exit $SEC 20; [ "$st" = 4 ] || fail "a failed fence command did not hold the takeover back (exit $st)"
+grep -q "fence command failed (exit 3)" "$D/sec.log" || fail "the secondary did not say the fence failed"
+grep -q trying "$D/fence.out" || fail "the fence command did not run"
+kv 3 1 "GET x" > /dev/null 2>&1 && fail "the VM answers although nobody may run it"
+echo "fence-fails: $(grep -o 'NOT TAKING OVER.*' "$D/sec.log" | cut -c1-160)"
+
+# -- refusals ------------------------------------------------------------------
+out=$("$REMUS" receive --listen 127.0.0.1:7852 --quorum zookeeper 2>&1) && fail "--quorum zookeeper accepted"
+echo "$out" | grep -q "not a quorum service" || fail "no reason for --quorum zookeeper: $out"
+out=$("$REMUS" receive --listen 127.0.0.1:7852 --quorum corosync 2>&1) && fail "--quorum without --name accepted"
+echo "$out" | grep -q "needs --name" || fail "no reason for --quorum without --name: $out"
+# This (root) namespace runs no corosync: protect refuses before any VM runs.
+rc=0; out=$("$REMUS" protect --quorum corosync "$TMP/g.cfg" 127.0.0.1:7852 2>&1) || rc=$?
+[ $rc = 1 ] || fail "protect --quorum without corosync: exit $rc"
+echo "$out" | grep -q "corosync" || fail "no reason: $out"
+echo "refused: $(echo "$out" | tail -1)"

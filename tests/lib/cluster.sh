@@ -1,0 +1,152 @@
+# tests/lib/cluster.sh: a three-host corosync cluster in network
+# namespaces for the quorum tests (sourced after tests/lib/kvm.sh).
+#
+#   cluster_up DIR          namespaces ${CL}p ${CL}s ${CL}a joined by a
+#                           bridge in ${CL}w ("the switch"), 10.78.0.1 (the
+#                           primary's host, corosync node 1), .2 (the
+#                           secondary's, node 2), .3 (the arbiter: qnetd);
+#                           corosync + corosync-qdevice on p and s, qnetd
+#                           on a; waits until both nodes are quorate with
+#                           the qdevice's vote
+#   cluster_cut A B         drop all traffic between hosts A and B (p s a)
+#   cluster_isolate A       drop all traffic between A and the other two
+#   cluster_arbiter_down    stop qnetd
+#   cluster_quorate H       0 if host H's corosync says it is quorate
+#   cluster_down            stop everything, delete the namespaces
+# All daemons run as root from Debian's corosync, corosync-qdevice and
+# corosync-qnetd packages, with their files under DIR (nothing in /etc or
+# /var is touched): corosync -c with a private /run (its lock file),
+# qdevice/qnetd -S lock_file,local_socket_file.
+CL=rq$$
+CL_PIDS=()
+cl_ip() { case $1 in p) echo 10.78.0.1;; s) echo 10.78.0.2;; a) echo 10.78.0.3;; esac; }
+
+cl_conf() {  # cl_conf HOST
+    local h=$1 d=$CLDIR/$1
+    mkdir -p "$d/state"
+    cat > "$d/corosync.conf" <<EOC
+totem {
+    version: 2
+    cluster_name: remus-test
+    transport: knet
+    token: 1000
+    join: 50
+    crypto_cipher: none
+    crypto_hash: none
+}
+nodelist {
+    node {
+        ring0_addr: 10.78.0.1
+        nodeid: 1
+        name: hostp
+    }
+    node {
+        ring0_addr: 10.78.0.2
+        nodeid: 2
+        name: hosts
+    }
+}
+quorum {
+    provider: corosync_votequorum
+    device {
+        votes: 1
+        model: net
+        timeout: 2000
+        sync_timeout: 4000
+        net {
+            tls: off
+            host: 10.78.0.3
+            algorithm: ffsplit
+            tie_breaker: lowest
+        }
+    }
+}
+logging {
+    to_logfile: yes
+    logfile: $d/corosync.log
+    to_syslog: no
+    to_stderr: no
+    timestamp: on
+}
+system {
+    state_dir: $d/state
+}
+EOC
+}
+
+cluster_up() {
+    CLDIR=$1; mkdir -p "$CLDIR"
+    local h
+    ip netns add "${CL}w"
+    ip -n "${CL}w" link add br0 type bridge
+    ip -n "${CL}w" link set br0 up
+    for h in p s a; do
+        ip netns add "$CL$h"
+        ip -n "$CL$h" link set lo up
+        ip link add "cl$h$$" netns "$CL$h" type veth peer name "sw$h" netns "${CL}w"
+        ip -n "${CL}w" link set "sw$h" master br0 up
+        ip -n "$CL$h" addr add "$(cl_ip $h)/24" dev "cl$h$$"
+        ip -n "$CL$h" link set "cl$h$$" up
+    done
+    mkdir -p "$CLDIR/a"
+    ip netns exec "${CL}a" corosync-qnetd -f -s off -l 10.78.0.3 \
+        -S "lock_file=$CLDIR/a/qnetd.pid,local_socket_file=$CLDIR/a/qnetd.sock" \
+        > "$CLDIR/a/qnetd.log" 2>&1 & CL_PIDS+=($!); CL_QNETD=$!
+    for h in p s; do
+        cl_conf $h
+        # A private /run: corosync's lock is /var/run/corosync.pid.
+        ip netns exec "$CL$h" sh -c 'mount -t tmpfs tmpfs /run &&
+            exec corosync -f -c "$1"' sh "$CLDIR/$h/corosync.conf" \
+            > "$CLDIR/$h/corosync.out" 2>&1 & CL_PIDS+=($!)
+    done
+    sleep 1
+    for h in p s; do
+        ip netns exec "$CL$h" corosync-qdevice -f -d \
+            -S "lock_file=$CLDIR/$h/qdevice.pid,local_socket_file=$CLDIR/$h/qdevice.sock" \
+            > "$CLDIR/$h/qdevice.log" 2>&1 & CL_PIDS+=($!)
+    done
+    local i
+    for i in $(seq 1 300); do
+        cl_votes p 3 && cl_votes s 3 && return 0
+        sleep 0.1
+    done
+    echo "the cluster did not form (logs in $CLDIR)"
+    cl_show p; cl_show s
+    return 1
+}
+cl_show() { ip netns exec "$CL$1" corosync-quorumtool -s 2>&1 | sed "s/^/  [$1] /"; }
+# cl_votes HOST N: host's partition is quorate with N total votes.
+cl_votes() {
+    local out
+    out=$(ip netns exec "$CL$1" corosync-quorumtool -s 2>/dev/null) || return 1
+    echo "$out" | grep -Eq "^Quorate: +Yes" &&
+        echo "$out" | grep -Eq "^Total votes: +$2\$"
+}
+cluster_quorate() {
+    ip netns exec "$CL$1" corosync-quorumtool -s 2>/dev/null | grep -Eq "^Quorate: +Yes"
+}
+cl_drop() {  # cl_drop FROM TO: FROM sends nothing to TO any more
+    ip -n "$CL$1" route add blackhole "$(cl_ip $2)/32"
+}
+cluster_cut() { cl_drop "$1" "$2"; cl_drop "$2" "$1"; }
+cluster_isolate() {
+    local h
+    for h in p s a; do [ "$h" = "$1" ] || cluster_cut "$1" "$h"; done
+}
+cluster_arbiter_down() { kill "$CL_QNETD" 2>/dev/null || true; wait "$CL_QNETD" 2>/dev/null || true; }
+cluster_down() {
+    local p h
+    # corosync cut off from its peer can take long over a SIGTERM: give
+    # every daemon 3 s, then SIGKILL whatever still runs in the namespaces.
+    for p in "${CL_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in $(seq 1 30); do
+        [ -z "$(for h in p s a; do ip netns pids "$CL$h" 2>/dev/null; done)" ] && break
+        sleep 0.1
+    done
+    for h in p s a w; do
+        ip netns pids "$CL$h" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    done
+    for p in "${CL_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    for h in p s a w; do ip netns del "$CL$h" 2>/dev/null || true; done
+    CL_PIDS=()
+}
