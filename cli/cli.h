@@ -41,6 +41,7 @@ int cmd_netbuf(int argc, char **argv);
 int cmd_reprotect(int argc, char **argv);
 int cmd_offline_page(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
+int cmd_handover(int argc, char **argv);
 /* save/restore/protect/receive with --xen first (cli/cmd_xen.c) */
 int cmd_xen(int argc, char **argv);
 

@@ -25,7 +25,19 @@
 #include "primary/protect.h"
 
 static volatile sig_atomic_t protect_stop;
+static volatile sig_atomic_t protect_handover;
 static struct rm_vm *protect_vm;
+
+static void on_handover(int sig)
+{
+    (void)sig;
+    protect_handover = 1;
+}
+
+static int pause_vm(void *vm)
+{
+    return rm_vm_pause(vm);
+}
 
 static void on_signal(int sig)
 {
@@ -114,7 +126,9 @@ static void usage(FILE *out)
             "SIGINT/SIGTERM ends protection cleanly (END + stop message); the\n"
             "VM keeps running unprotected in this process; a second signal\n"
             "stops the VM.  If the secondary is lost, protection ends and the\n"
-            "VM runs on unprotected.\n"
+            "VM runs on unprotected.  SIGUSR2 (`remus handover NAME`) hands\n"
+            "the VM over to the secondary: it is paused here for good and\n"
+            "the secondary takes over from its last checkpoint (exit 0).\n"
             "Exit status: 0 when the VM ended or was stopped; 1 on an error\n"
             "(also when protection could not start, e.g. a refused handshake:\n"
             "the VM then runs unprotected until it ends or is stopped); 2 for\n"
@@ -395,6 +409,8 @@ int cmd_protect(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_handover;
+    sigaction(SIGUSR2, &sa, NULL);
     rc = rm_vm_start(vm, &err);
     if (rc) {
         ret = cli_fail("protect", "%s", rm_error_str(&err));
@@ -415,6 +431,8 @@ int cmd_protect(int argc, char **argv)
     pc.backend_arg = vm;
     pc.netbuf = nb;
     pc.stop_requested = &protect_stop;
+    pc.handover_requested = &protect_handover;
+    pc.pause_vm = pause_vm;
     if (qgate.q) {
         qgate.vm = vm;
         pc.peer_lost_gate = quorum_gate;
@@ -454,6 +472,10 @@ int cmd_protect(int argc, char **argv)
             goto out;
         }
         fprintf(stderr, "remus protect: the VM keeps running UNPROTECTED\n");
+    } else if (res.end == RM_PROTECT_HANDED_OVER) {
+        fprintf(stderr, "remus protect: HANDED OVER: %s; the VM stops "
+                "here and runs on at the secondary\n", rm_error_str(&res.why));
+        rm_vm_request_stop(vm);
     } else if (res.end == RM_PROTECT_MUST_STOP) {
         fprintf(stderr, "remus protect: secondary lost after %" PRIu64
                 " checkpoints; STOPPING the VM (nothing held back was "
@@ -480,6 +502,8 @@ int cmd_protect(int argc, char **argv)
         ret = RM_EXIT_FAIL;
     else if (res.end == RM_PROTECT_MUST_STOP)
         ret = RM_EXIT_HELD_BACK;
+    else if (res.end == RM_PROTECT_HANDED_OVER)
+        ret = RM_EXIT_OK;
 out:
     if (stats_fd >= 0)
         close(stats_fd);

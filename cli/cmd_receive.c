@@ -114,6 +114,13 @@ static bool may_take_over(struct receive_cluster *cl,
     struct rm_quorum_verdict v;
     struct rm_error err = { 0 };
 
+    if (res->handover) {
+        /* The primary paused its VM for good before asking: a planned
+         * move, not a split; nothing to arbitrate or fence. */
+        LOG_INFO("taking over: the primary handed the VM over after "
+                 "checkpoint %" PRIu64, res->committed_epoch);
+        return true;
+    }
     if (cl->q) {
         rm_quorum_decide(cl->q, &v, &err);
         if (!v.act) {
@@ -312,6 +319,10 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* `remus handover` signals only `remus protect` processes; a stray
+     * SIGUSR2 must not end a replica or the VM that took over. */
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGUSR2, &sa, NULL);
 
     rc = rm_receive_run(&rc_cfg, &res, &err);
     rm_auth_wipe(&key, sizeof(key));

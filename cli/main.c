@@ -24,6 +24,8 @@ static const struct rm_command commands[] = {
     { "reprotect", "protect a running VM again (failback)", cmd_reprotect },
     { "offline-page", "move a VM off a failing host page", cmd_offline_page },
     { "keygen", "write a pre-shared key for --key-file", cmd_keygen },
+    { "handover", "move a protected VM to its secondary on purpose",
+      cmd_handover },
     { "save", "save a running VM into a stream", cmd_save },
     { "restore", "restore a VM from a stream and run it", cmd_restore },
     { "status", "show protections and replicas on this host", cmd_status },

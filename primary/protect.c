@@ -43,6 +43,8 @@ struct protect {
     uint64_t acked_digest;
     uint64_t acked_pages;
     bool peer_lost;
+    bool handed_over;                /* RM_PROTECT_HANDED_OVER */
+    bool handover_refused;           /* logged once */
     bool stopping;                 /* ctl thread must exit */
     struct rm_error peer_why;
     uint64_t last_heard_ns;
@@ -202,6 +204,59 @@ static void print_progress(struct protect *p, const struct rm_epoch_stats *st)
             st->dirty_pages, st->bytes, p->acked_epoch);
 }
 
+/* A handover is requested (and possible): see rm_protect_cfg. */
+static bool handover_due(struct protect *p)
+{
+    const struct rm_protect_cfg *cfg = p->cfg;
+
+    if (!cfg->handover_requested || !*cfg->handover_requested)
+        return false;
+    if (cfg->pause_vm && !cfg->blackhole)
+        return true;
+    if (!p->handover_refused)
+        LOG_WARN("handover requested, but %s: ignored", cfg->blackhole ?
+                 "there is no secondary (-b)" : "this backend cannot pause "
+                 "the VM for it");
+    p->handover_refused = true;
+    return false;
+}
+
+/*
+ * Hand the VM over to the secondary: the VM stops running here first, so
+ * that from then on only the replica can produce anything; what it did
+ * since the last acknowledged checkpoint is dropped with its held output,
+ * exactly as in a failover.  Returns -ECANCELED to end the save loop
+ * without an END record (which would make the secondary discard).
+ */
+static int hand_over(struct protect *p)
+{
+    const struct rm_protect_cfg *cfg = p->cfg;
+    uint64_t acked;
+    char why[160];
+    int rc;
+
+    rc = cfg->pause_vm(cfg->backend_arg);
+    if (rc) {
+        LOG_ERR("handover: cannot pause the VM (%s): protection goes on",
+                strerror(-rc));
+        *cfg->handover_requested = 0;
+        return 1;
+    }
+    if (cfg->netbuf)
+        rm_netbuf_discard(cfg->netbuf);
+    pthread_mutex_lock(&p->lock);
+    acked = p->acked_epoch;
+    p->handed_over = true;
+    p->stopping = true;
+    pthread_mutex_unlock(&p->lock);
+    snprintf(why, sizeof(why), "handover: the primary paused its VM after "
+             "checkpoint %" PRIu64 " and hands over to the secondary", acked);
+    rc = rm_chan_send_failover(&p->chan, why);
+    LOG_INFO("%s%s", why, rc ? " (the request could not be sent: the "
+             "secondary will notice the silence)" : "");
+    return -ECANCELED;
+}
+
 /*
  * End protection cleanly: tell the secondary first (so it knows the END
  * that follows is not a failure), then let the engine write END.
@@ -292,6 +347,8 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
     rm_status_publish(&p->status, "protecting", &p->status_written_ns, false);
     print_progress(p, st);
 
+    if (handover_due(p))
+        return hand_over(p);
     if (cfg->stop_requested && *cfg->stop_requested)
         return announce_stop(p);
 
@@ -315,6 +372,8 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
                 ts.tv_nsec = 20000000L;
             }
             nanosleep(&ts, NULL);
+            if (handover_due(p))
+                return hand_over(p);
             if (cfg->stop_requested && *cfg->stop_requested)
                 return announce_stop(p);
             pthread_mutex_lock(&p->lock);
@@ -500,7 +559,13 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
     rc = rm_save(&sctx, cfg->blackhole ? &sink : &p->stream_sink);
 
     pthread_mutex_lock(&p->lock);
-    if (p->peer_lost) {
+    if (p->handed_over) {
+        res->end = RM_PROTECT_HANDED_OVER;
+        rm_error_set(&res->why, -ECANCELED, "handed over to the secondary "
+                     "after checkpoint %" PRIu64, p->acked_epoch);
+        rm_error_clear(err);
+        rc = 0;
+    } else if (p->peer_lost) {
         res->end = RM_PROTECT_PEER_LOST;
         res->why = p->peer_why;
         rm_error_clear(err);
@@ -534,7 +599,8 @@ out:
         LOG_WARN("secondary lost (%s): releasing held output, the VM runs "
                  "on UNPROTECTED", rm_error_str(&res->why));
     /* Otherwise the VM keeps running and its output flows. */
-    if (cfg->netbuf && !(rc == 0 && res->end == RM_PROTECT_MUST_STOP))
+    if (cfg->netbuf && !(rc == 0 && (res->end == RM_PROTECT_MUST_STOP ||
+                                     res->end == RM_PROTECT_HANDED_OVER)))
         rm_netbuf_passthrough(cfg->netbuf);
     if (p->ctl_running) {
         pthread_mutex_lock(&p->lock);
@@ -548,6 +614,11 @@ out:
         snprintf(p->status.detail, sizeof(p->status.detail),
                  "secondary lost: %s", rm_error_str(&res->why));
         rm_status_publish(&p->status, "unprotected", &p->status_written_ns, true);
+    } else if (rc == 0 && res->end == RM_PROTECT_HANDED_OVER) {
+        snprintf(p->status.detail, sizeof(p->status.detail), "%s",
+                 rm_error_str(&res->why));
+        rm_status_publish(&p->status, "handed-over", &p->status_written_ns,
+                          true);
     } else if (rc == 0 && res->end == RM_PROTECT_MUST_STOP) {
         snprintf(p->status.detail, sizeof(p->status.detail), "%s",
                  rm_error_str(&res->why));

@@ -39,6 +39,10 @@ struct rm_netbuf;
 enum rm_protect_end {
     RM_PROTECT_STOPPED = 0,     /* stop requested, stream ended cleanly */
     RM_PROTECT_PEER_LOST,       /* secondary lost: VM runs unprotected */
+    RM_PROTECT_HANDED_OVER,     /* handover: the VM was paused, held
+                                   output discarded, and the secondary told
+                                   to take over from its last committed
+                                   checkpoint; the caller stops the VM */
     RM_PROTECT_MUST_STOP,       /* secondary lost and peer_lost_gate said
                                    the VM must not run on: nothing held was
                                    released; the caller stops the VM */
@@ -73,6 +77,17 @@ struct rm_protect_cfg {
 
     /* Set asynchronously (signal handler) to end protection cleanly. */
     volatile sig_atomic_t *stop_requested;
+
+    /* Optional planned switchover (Pacemaker moving the pair): when
+     * *handover_requested becomes non-zero, the next epoch boundary pauses
+     * the VM with pause_vm(backend_arg) (it never runs here again),
+     * discards the output held since the last acknowledged checkpoint, and
+     * tells the secondary to take over from its last committed checkpoint,
+     * which every released output came from: RM_PROTECT_HANDED_OVER.
+     * pause_vm NULL: handover is not offered (a request is logged and
+     * ignored). */
+    volatile sig_atomic_t *handover_requested;
+    int (*pause_vm)(void *backend_arg);
 
     /* Optional progress line per epoch on stderr (every N ms; 0: off). */
     unsigned progress_ms;

@@ -42,7 +42,8 @@ struct receive {
     pthread_mutex_t lock;
     /* under lock: */
     bool stop_received;           /* clean STOP from the primary */
-    bool lost;                    /* primary declared lost */
+    bool lost;                      /* primary declared lost */
+    bool handover;                  /* the primary asked for the failover */
     bool done;                    /* restore finished: ctl thread exits */
     struct rm_error lost_why;
     uint64_t lost_at_ns;
@@ -124,8 +125,10 @@ static void *ctl_main(void *arg)
             LOG_INFO("the primary stopped protection");
             r->stop_received = true;
         } else if (msg.kind == RM_CTL_FAILOVER) {
+            if (!r->lost && !r->stop_received && !r->done)
+                r->handover = true;
             lose_primary_locked(r, -ECONNABORTED, "failover requested by "
-                                "the primary");
+                                "the primary (a handover)");
         }
         pthread_mutex_unlock(&r->lock);
     }
@@ -505,6 +508,7 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     if (rc == 0 && rctx.result == RM_RESTORE_FAILOVER && !r->stop_received) {
         res->end = RM_RECEIVE_FAILOVER;
         if (r->lost) {
+            res->handover = r->handover;
             res->why = r->lost_why;
             res->lost_at_ns = r->lost_at_ns;
         } else {

@@ -92,6 +92,8 @@ struct rm_receive_result {
                                      considered lost */
     char name[64];                /* the VM's name from the handshake */
     char peer_addr[64];           /* the primary's control address */
+    bool handover;                /* FAILOVER because the primary asked
+                                     (it paused its VM: a planned move) */
 };
 
 /*

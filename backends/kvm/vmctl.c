@@ -32,6 +32,7 @@
 struct reprotect {
     pthread_t thread;
     volatile sig_atomic_t stop;
+    volatile sig_atomic_t handover;
     int done;                      /* atomic: the thread has finished */
     int stats_pipe[2];
     struct rm_netbuf *nb;
@@ -76,6 +77,11 @@ static int sock_path(const char *name, char *out, size_t len,
 static int netbuf_out(void *nb, const void *frame, size_t len)
 {
     return rm_netbuf_output(nb, frame, len);
+}
+
+static int pause_vm(void *vm)
+{
+    return rm_vm_pause(vm);
 }
 
 static void *reprotect_main(void *arg)
@@ -190,6 +196,8 @@ static void serve_protect(struct rm_vmctl *c, const char *req, char *reply,
     rp->pc.backend_arg = c->vm;
     rp->pc.netbuf = rp->nb;
     rp->pc.stop_requested = &rp->stop;
+    rp->pc.handover_requested = &rp->handover;
+    rp->pc.pause_vm = pause_vm;
     rp->pc.stats_fd = rp->stats_pipe[1];
     rp->pc.digest_fd = -1;
     if (rp->nb)
@@ -227,6 +235,40 @@ fail:
     close(rp->stats_pipe[0]);
     close(rp->stats_pipe[1]);
     free(rp);
+}
+
+/*
+ * "handover": a planned move of the VM to the secondary of the protection
+ * started by "protect": the VM is paused for good, the secondary told to
+ * take over; answered once that is done ("ok handed over ...").  The VM
+ * then ends (the caller of the VM sees it stop on request).
+ */
+static void serve_handover(struct rm_vmctl *c, char *reply, size_t len)
+{
+    struct reprotect *rp = c->rp;
+
+    if (!reprotect_running(c)) {
+        snprintf(reply, len, "error this VM is not protected from its "
+                 "control socket (nothing to hand over to)\n");
+        return;
+    }
+    rp->handover = 1;
+    pthread_join(rp->thread, NULL);
+    if (rp->rc == 0 && rp->res.end == RM_PROTECT_HANDED_OVER) {
+        snprintf(reply, len, "ok %s to %s\n", rm_error_str(&rp->res.why),
+                 rp->peer);
+        rm_vm_request_stop(c->vm);
+    } else {
+        snprintf(reply, len, "error the handover did not happen: %s\n",
+                 rp->rc ? rm_error_str(&rp->err) :
+                 rm_error_str(&rp->res.why));
+    }
+    rm_vm_set_net_out(c->vm, rm_vm_tap_write, c->vm);
+    rm_netbuf_free(rp->nb);
+    close(rp->stats_pipe[0]);
+    close(rp->stats_pipe[1]);
+    free(rp);
+    c->rp = NULL;
 }
 
 /* "unprotect": end a protection started by "protect" cleanly. */
@@ -351,10 +393,12 @@ static void serve_one(struct rm_vmctl *c, int cfd)
         serve_protect(c, req, reply, sizeof(reply));
     } else if (!strcmp(req, "unprotect")) {
         serve_unprotect(c, reply, sizeof(reply));
+    } else if (!strcmp(req, "handover")) {
+        serve_handover(c, reply, sizeof(reply));
     } else if (fd < 0 || strncmp(req, "save ", 5)) {
         snprintf(reply, sizeof(reply), "error bad request (expected 'save "
-                 "live|nonlive' and a file descriptor, 'protect ...' or "
-                 "'unprotect')\n");
+                 "live|nonlive' and a file descriptor, 'protect ...', "
+                 "'unprotect' or 'handover')\n");
     } else if (reprotect_running(c)) {
         snprintf(reply, sizeof(reply), "error the VM is being protected: "
                  "`remus reprotect --stop` first\n");
