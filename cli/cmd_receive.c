@@ -326,6 +326,11 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl)
 
     rc = rm_receive_run(&rc_cfg, &res, &err);
     rm_auth_wipe(&key, sizeof(key));
+    if (rc == -ECANCELED && receive_stop) {
+        LOG_INFO("%s", rm_error_str(&err));
+        rm_vm_destroy(arg.vm);
+        return RM_EXIT_OK;
+    }
     if (rc) {
         rm_vm_destroy(arg.vm);
         return cli_fail("receive", "%s", rm_error_str(&err));

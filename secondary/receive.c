@@ -237,12 +237,23 @@ static int accept_control(struct receive *r, struct rm_hello *mine)
         struct rm_error e = { 0 };
         int timeout = deadline ? ms_left(deadline) : -1;
 
+        if (deadline && timeout == 0 && !refused)
+            return rm_error_set(r->err, -ETIMEDOUT, "no primary connected "
+                                "within %u ms", cfg->accept_timeout_ms);
         if (deadline && timeout == 0)
             return rm_error_set(r->err, -ETIMEDOUT, "no authenticated "
                                 "primary within %u ms (%u connection%s "
                                 "refused)", cfg->accept_timeout_ms, refused,
                                 refused == 1 ? "" : "s");
+        if (cfg->stop_requested && *cfg->stop_requested)
+            return rm_error_set(r->err, -ECANCELED, "stopped while waiting "
+                                "for the primary");
+        /* Wake up now and then to notice a stop request. */
+        if (timeout < 0 || timeout > 200)
+            timeout = 200;
         r->ctl_fd = rm_tcp_accept(r->lfd, timeout, &e);
+        if (r->ctl_fd == -ETIMEDOUT)
+            continue;
         if (r->ctl_fd < 0) {
             rc = r->ctl_fd;
             r->ctl_fd = -1;
@@ -461,6 +472,7 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
             goto out;
         }
     }
+    rm_status_publish(&r->status, "waiting", &r->status_written_ns, true);
     rc = accept_peer(r);
     if (rc)
         goto out;

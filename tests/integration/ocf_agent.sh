@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The Pacemaker OCF agent (ocf/remus), a promotable clone of a protection
+# pair:
+#  1. ocf-tester (resource-agents) checks its meta-data against the OCF
+#     DTD and the contract of every action on one node (start, monitor,
+#     promote, demote, stop, twice each, probes);
+#  2. a protection pair on two "nodes" (run and state directories of their
+#     own), driven action by action as Pacemaker drives it: start both,
+#     promote A (the VM runs on A, protected to B), move the promoted role
+#     to B (demote A = handover, promote B), B's monitor protects the VM
+#     back to A, move it back to A, stop both; every acknowledged write
+#     survives each move.
+. "$ROOT/tests/lib/kvm.sh"
+command -v ocf-tester >/dev/null || { echo "ocf-tester is missing (make deps: resource-agents)"; exit 1; }
+ns_setup tapp tapa tapb
+guest_cfg "$TMP/g.cfg" tapp "dirty_rate=2000 dirty_wss=500" 1
+AGENT="$ROOT/ocf/remus"
+NODES="nodeA=127.0.0.1:7861 nodeB=127.0.0.1:7862"
+
+# -- 1. ocf-tester ---------------------------------------------------------------
+ocf-tester -n tguest -o name=tguest -o config="$TMP/g.cfg" \
+    -o nodes="nodeA=127.0.0.1:7871 nodeB=127.0.0.1:7872" -o binary="$REMUS" \
+    -o run_dir="$TMP/t/run" -o state_dir="$TMP/t/state" -o tap=tapp \
+    -o tap_netns="$NS" -o interval=20 -o CRM_meta_on_node=nodeA \
+    "$AGENT" > "$TMP/tester.log" 2>&1 || { cat "$TMP/tester.log"; ls "$TMP/t/state"/*/ 2>/dev/null; tail -n 5 "$TMP/t/state"/*/*.log; exit 1; }
+tail -n 1 "$TMP/tester.log"
+
+# -- 2. a pair, moved twice -------------------------------------------------------
+# ra NODE ACTION: run the agent as Pacemaker would on NODE; prints its rc.
+ra() {
+    local rc=0
+    OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=tguest __OCF_ACTION=$2 \
+    OCF_RESKEY_CRM_meta_on_node=$1 OCF_RESKEY_CRM_meta_interval=10000 \
+    OCF_RESKEY_name=tguest OCF_RESKEY_config="$TMP/g.cfg" \
+    OCF_RESKEY_nodes="$NODES" OCF_RESKEY_binary="$REMUS" \
+    OCF_RESKEY_tap="nodeA=tapa nodeB=tapb" OCF_RESKEY_tap_netns="$NS" \
+    OCF_RESKEY_interval=20 OCF_RESKEY_heartbeat=50 OCF_RESKEY_heartbeat_timeout=400 \
+    OCF_RESKEY_run_dir="$TMP/$1/run" OCF_RESKEY_state_dir="$TMP/$1/state" \
+        "$AGENT" "$2" >> "$TMP/ra-$1.log" 2>&1 || rc=$?
+    echo $rc
+}
+expect() {  # expect NODE ACTION RC
+    local got t0; t0=$(date +%s%N); got=$(ra "$1" "$2")
+    echo "$1 $2 -> $got in $(( ($(date +%s%N) - t0) / 1000000 )) ms" >> "$TMP/actions.log"
+    [ "$got" = "$3" ] || { echo "$2 on $1 returned $got, expected $3"; for f in "$TMP"/ra-*.log "$TMP"/node*/state/tguest/*.log; do echo "--- $f"; tail -n 15 "$f"; done; exit 1; }
+}
+trap 'ra nodeA stop >/dev/null; ra nodeB stop >/dev/null; cleanup' EXIT
+expect nodeA monitor 7
+expect nodeA start 0
+expect nodeB start 0
+expect nodeA monitor 0
+expect nodeA promote 0
+expect nodeA monitor 8
+for i in $(seq 1 100); do grep -q '"state": "replica"' "$TMP/nodeB/run/tguest.secondary.status.json" 2>/dev/null && break; sleep 0.1; done
+expect nodeB monitor 0
+kv 1 1 "INCR a" "INCR a" "INCR a" | tail -1 | grep -q "^3 OK 3 " || { echo "no acknowledged writes on A"; exit 1; }
+echo "pair: the VM runs on A, B holds its replica"
+
+# Move A -> B
+t0=$(date +%s%N)
+expect nodeA demote 0
+expect nodeB promote 0
+kv 2 4 "GET a" | grep -q "^4 OK 3 " || { echo "B lost acknowledged writes"; exit 1; }
+t1=$(date +%s%N)
+expect nodeB monitor 8       # also protects the VM back to A
+expect nodeA monitor 0
+for i in $(seq 1 100); do grep -q '"state": "replica"' "$TMP/nodeA/run/tguest.secondary.status.json" 2>/dev/null && break; sleep 0.1; done
+grep -q '"state": "replica"' "$TMP/nodeA/run/tguest.secondary.status.json" || { echo "B's monitor did not protect the VM to A"; cat "$TMP"/nodeB/state/tguest/reprotect.log; exit 1; }
+kv 3 5 "INCR a" "INCR a" | tail -1 | grep -q "^6 OK 5 " || { echo "no acknowledged writes on B"; exit 1; }
+echo "moved to B in $(( (t1 - t0) / 1000000 )) ms (demote + promote + first answer); A holds the replica again"
+
+# Move B -> A
+expect nodeB demote 0
+expect nodeA promote 0
+kv 4 7 "GET a" | grep -q "^7 OK 5 " || { echo "A lost acknowledged writes on the way back"; exit 1; }
+expect nodeA monitor 8
+expect nodeB monitor 0
+echo "moved back to A with every acknowledged write"
+
+expect nodeA stop 0
+expect nodeB stop 0
+expect nodeA monitor 7
+expect nodeB monitor 7
+if kv 5 8 "GET a" > /dev/null 2>&1; then echo "the VM still runs after both stops"; exit 1; fi
+echo "stopped on both nodes"
+echo "actions (node action -> rc, time):"; sed 's/^/  /' "$TMP/actions.log"
