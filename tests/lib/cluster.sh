@@ -11,6 +11,7 @@
 #   cluster_cut A B         drop all traffic between hosts A and B (p s a)
 #   cluster_isolate A       drop all traffic between A and the other two
 #   cluster_arbiter_down    stop qnetd
+#   cluster_heal            undo every cut, wait for one quorate partition
 #   cluster_quorate H       0 if host H's corosync says it is quorate
 #   cluster_down            stop everything, delete the namespaces
 # All daemons run as root from Debian's corosync, corosync-qdevice and
@@ -132,6 +133,21 @@ cluster_cut() { cl_drop "$1" "$2"; cl_drop "$2" "$1"; }
 cluster_isolate() {
     local h
     for h in p s a; do [ "$h" = "$1" ] || cluster_cut "$1" "$h"; done
+}
+# Undo every cut; wait until both nodes are one quorate partition again.
+cluster_heal() {
+    local h r
+    for h in p s a; do
+        for r in $(ip -n "$CL$h" route show type blackhole 2>/dev/null | awk '{print $2}'); do
+            ip -n "$CL$h" route del blackhole "$r" 2>/dev/null || true
+        done
+    done
+    for r in $(seq 1 300); do
+        cl_votes p 3 && cl_votes s 3 && return 0
+        sleep 0.1
+    done
+    echo "the cluster did not heal"; cl_show p; cl_show s
+    return 1
 }
 cluster_arbiter_down() { kill "$CL_QNETD" 2>/dev/null || true; wait "$CL_QNETD" 2>/dev/null || true; }
 cluster_down() {
