@@ -206,6 +206,10 @@ int cmd_protect(int argc, char **argv)
     struct quorum_gate qgate = { NULL, NULL };
     int stats_fd = -1, digest_fd = -1, release_fd = -1;
     unsigned digest_every = 0;
+    /* Guest options given on the command line override the VM file,
+     * which is read after them: kept to be applied again. */
+    struct { int opt; const char *arg; } gopts[32];
+    unsigned nr_gopts = 0, gi;
     int64_t code = 0;
     int c, rc, ret = RM_EXIT_FAIL;
 
@@ -289,6 +293,14 @@ int cmd_protect(int argc, char **argv)
                             argv[optind - 1]);
             goto usage_out;
         }
+        if (nr_gopts == sizeof(gopts) / sizeof(gopts[0])) {
+            cli_usage_error("protect", "too many guest options");
+            goto usage_out;
+        }
+        if (c != 0x100b) {      /* --config: read in place */
+            gopts[nr_gopts].opt = c;
+            gopts[nr_gopts++].arg = optarg;
+        }
     }
     if ((blackhole || nonet || nodisk) && !unsafe) {
         cli_usage_error("protect", "%s%s%s need%s -F (unsafe mode): without "
@@ -311,6 +323,8 @@ int cmd_protect(int argc, char **argv)
             cli_usage_error("protect", "%s", rm_error_str(&err));
             goto usage_out;
         }
+        for (gi = 0; gi < nr_gopts; gi++)
+            rm_guestcfg_opt(&g, gopts[gi].opt, gopts[gi].arg, &err);
     }
     if (argc - optind == 2) {
         rc = rm_parse_hostport(argv[optind + 1], &pc.peer, &err);

@@ -149,6 +149,42 @@ cluster_heal() {
     echo "the cluster did not heal"; cl_show p; cl_show s
     return 1
 }
+# cluster_pacemaker_up: Pacemaker on both nodes (p, s), each with its own
+# /var/lib/pacemaker, /var/log/pacemaker and /run (with the host's
+# /run/netns inside) in a mount namespace of its own (files under DIR/HOST/pcmk); waits until both are online in the
+# CIB.  Run commands on a node with `cl_pcmk HOST CMD...`.
+# OCF agents: the system's, plus ocf/remus as provider "remus" (a
+# resource.d of our own bound over the system's, in that namespace only).
+cl_pcmk() {
+    local h=$1; shift
+    ip netns exec "$CL$h" sh -c 'mount --bind "$1/lib" /var/lib/pacemaker &&
+        mount --bind "$1/log" /var/log/pacemaker && mkdir -p "$1/run/netns" &&
+        mount --rbind /run/netns "$1/run/netns" && mount --rbind "$1/run" /run &&
+        mount --bind "$1/resource.d" /usr/lib/ocf/resource.d &&
+        shift && exec "$@"' sh "$CLDIR/$h/pcmk" "$@"
+}
+cluster_pacemaker_up() {
+    local h d i
+    for h in p s; do
+        d=$CLDIR/$h/pcmk
+        mkdir -p "$d/lib/cib" "$d/lib/pengine" "$d/lib/blackbox" \
+            "$d/lib/cores" "$d/log" "$d/run/crm"
+        chown -R hacluster:haclient "$d/lib" "$d/log" "$d/run/crm"
+        chmod 750 "$d/lib/cib" "$d/lib/pengine"
+        mkdir -p "$d/resource.d/remus"
+        for i in /usr/lib/ocf/resource.d/*; do ln -sfn "$i" "$d/resource.d/"; done
+        cp "$ROOT/ocf/remus" "$d/resource.d/remus/remus"
+        PCMK_logfile="$d/log/pacemaker.log" cl_pcmk $h pacemakerd \
+            > "$d/pacemakerd.out" 2>&1 & CL_PIDS+=($!)
+    done
+    for i in $(seq 1 600); do
+        cl_pcmk p crm_mon -1 2>/dev/null | grep -Eq "Online: \[ host[ps] host[ps] \]" && return 0
+        sleep 0.1
+    done
+    echo "Pacemaker did not come up (logs in $CLDIR/*/pcmk)"
+    cl_pcmk p crm_mon -1 2>&1 | head -20
+    return 1
+}
 cluster_arbiter_down() { kill "$CL_QNETD" 2>/dev/null || true; wait "$CL_QNETD" 2>/dev/null || true; }
 cluster_down() {
     local p h

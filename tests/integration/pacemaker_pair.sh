@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# A protection pair run by a real Pacemaker cluster: corosync + qdevice on
+# two host namespaces, qnetd on a third (tests/lib/cluster.sh), Pacemaker
+# on both nodes, the OCF agent ocf/remus as a promotable clone.  Pacemaker
+# starts the pair (the VM runs on one node, protected to the other), moves
+# the promoted role to the other node (`crm_resource --move --promoted`:
+# demote = handover, promote), and stops it; every acknowledged write
+# survives the move.
+. "$ROOT/tests/lib/kvm.sh"
+. "$ROOT/tests/lib/cluster.sh"
+for b in pacemakerd crm_mon cibadmin crm_resource; do
+    command -v $b >/dev/null || { echo "$b is missing (make deps: pacemaker)"; exit 1; }
+done
+ns_setup tapa tapb
+guest_cfg "$TMP/g.cfg" tapa "dirty_rate=2000 dirty_wss=500" 1
+trap 'cluster_down; cleanup' EXIT
+cluster_up "$TMP/cluster" || exit 1
+cluster_pacemaker_up || exit 1
+echo "Pacemaker runs on both nodes"
+
+cl_pcmk p crm_attribute --type crm_config --name stonith-enabled --update false
+cl_pcmk p cibadmin --create -o resources --xml-text "
+<clone id=\"vm-clone\">
+  <meta_attributes id=\"vm-clone-meta\">
+    <nvpair id=\"vm-clone-promotable\" name=\"promotable\" value=\"true\"/>
+    <nvpair id=\"vm-clone-pmax\" name=\"promoted-max\" value=\"1\"/>
+    <nvpair id=\"vm-clone-cmax\" name=\"clone-max\" value=\"2\"/>
+    <nvpair id=\"vm-clone-nmax\" name=\"clone-node-max\" value=\"1\"/>
+  </meta_attributes>
+  <primitive id=\"vm\" class=\"ocf\" provider=\"remus\" type=\"remus\">
+    <instance_attributes id=\"vm-ia\">
+      <nvpair id=\"vm-name\" name=\"name\" value=\"tguest\"/>
+      <nvpair id=\"vm-config\" name=\"config\" value=\"$TMP/g.cfg\"/>
+      <nvpair id=\"vm-nodes\" name=\"nodes\" value=\"hostp=10.78.0.1:7790 hosts=10.78.0.2:7790\"/>
+      <nvpair id=\"vm-tap\" name=\"tap\" value=\"hostp=tapa hosts=tapb\"/>
+      <nvpair id=\"vm-tapns\" name=\"tap_netns\" value=\"$NS\"/>
+      <nvpair id=\"vm-binary\" name=\"binary\" value=\"$REMUS\"/>
+      <nvpair id=\"vm-interval\" name=\"interval\" value=\"20\"/>
+      <nvpair id=\"vm-hb\" name=\"heartbeat\" value=\"50\"/>
+      <nvpair id=\"vm-hbt\" name=\"heartbeat_timeout\" value=\"400\"/>
+    </instance_attributes>
+    <operations>
+      <op id=\"vm-start\" name=\"start\" interval=\"0\" timeout=\"30s\"/>
+      <op id=\"vm-stop\" name=\"stop\" interval=\"0\" timeout=\"60s\"/>
+      <op id=\"vm-promote\" name=\"promote\" interval=\"0\" timeout=\"60s\"/>
+      <op id=\"vm-demote\" name=\"demote\" interval=\"0\" timeout=\"60s\"/>
+      <op id=\"vm-mon-p\" name=\"monitor\" interval=\"2s\" role=\"Promoted\" timeout=\"20s\"/>
+      <op id=\"vm-mon-u\" name=\"monitor\" interval=\"3s\" role=\"Unpromoted\" timeout=\"20s\"/>
+    </operations>
+  </primitive>
+</clone>"
+
+promoted_on() { cl_pcmk p crm_mon -1 2>/dev/null | awk '/Promoted:/ {gsub(/[\[\]]/, ""); print $NF}' | head -n 1; }
+show() { cl_pcmk p crm_mon -1 2>&1 | sed 's/^/  | /'; }
+wait_promoted() {  # wait_promoted [NODE] -> promoted node in $prom
+    local i
+    for i in $(seq 1 600); do
+        prom=$(promoted_on)
+        if [ -n "$prom" ] && { [ -z "${1:-}" ] || [ "$prom" = "$1" ]; } &&
+           cl_pcmk p crm_mon -1 2>/dev/null | grep -q "Unpromoted: \["; then return 0; fi
+        sleep 0.1
+    done
+    echo "no promoted instance${1:+ on $1}:"; show; return 1
+}
+wait_promoted || exit 1
+echo "started: the VM runs on $prom"
+acked=$(kv 1 1 "INCR a" "INCR a" "INCR a" | awk '$2 == "OK" {v=$3} END {print v+0}')
+[ "$acked" = 3 ] || { echo "no acknowledged writes"; show; exit 1; }
+# The unpromoted node must hold the replica before the move.
+other=hostp; [ "$prom" = hostp ] && other=hosts
+for i in $(seq 1 100); do
+    cl_pcmk ${other#host} sh -c 'grep -q "\"state\": \"replica\"" /run/remus/tguest.secondary.status.json' 2>/dev/null && break
+    sleep 0.1
+done
+
+t0=$(date +%s%N)
+cl_pcmk p crm_resource --resource vm-clone --move --promoted --node "$other" > /dev/null
+wait_promoted "$other" || exit 1
+v=$(kv 2 4 "GET a" | awk '$2 == "OK" {print $3}')
+t1=$(date +%s%N)
+[ "$v" = "$acked" ] || { echo "after the move the VM has '$v', acked $acked"; show; exit 1; }
+echo "moved to $other by Pacemaker in $(( (t1 - t0) / 1000000 )) ms with every acknowledged write"
+kv 3 5 "INCR a" | grep -q " OK 4 " || { echo "no acknowledged write after the move"; exit 1; }
+
+cl_pcmk p crm_resource --resource vm-clone --meta --set-parameter target-role --parameter-value Stopped > /dev/null
+for i in $(seq 1 600); do
+    cl_pcmk p crm_mon -1 2>/dev/null | grep -Eq "Promoted:|Unpromoted:|Started:" || break
+    sleep 0.1
+done
+cl_pcmk p crm_mon -1 2>/dev/null | grep -Eq "Promoted:|Unpromoted:" && { echo "the pair did not stop"; show; exit 1; }
+if kv 4 6 "GET a" > /dev/null 2>&1; then echo "the VM still answers after the stop"; exit 1; fi
+echo "stopped by Pacemaker"
