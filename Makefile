@@ -76,6 +76,7 @@ KVM_OBJS := backends/kvm/vmm.o backends/kvm/guestcfg.o backends/kvm/kvm_sr.o \
 
 # backends/xen/: the Xen backend
 XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
+            backends/xen/xen_sr_pv.o \
             backends/xen/xen_migrate.o
 
 # cluster/: split-brain protection on corosync (quorum, qdevice, cpg) and

@@ -178,6 +178,24 @@ static int xen_save(int argc, char **argv)
     arg.host = host;
     memset(&ctx, 0, sizeof(ctx));
     ctx.ops = &rm_xen_save_ops;
+    {
+        /* A PV guest: non-live, with its page tables in canonical form. */
+        struct rm_xen_dominfo di;
+
+        if (rm_xen_dominfo(host, arg.domid, &di, &err) == 0 && !di.hvm) {
+            if (live) {
+                ret = cli_usage_error("save", "domain %u is a PV guest: it "
+                                      "can be saved non-live only (PV "
+                                      "log-dirty needs shadow paging, which "
+                                      "this Xen lacks): drop --live",
+                                      arg.domid);
+                if (strcmp(argv[optind + 1], "-"))
+                    unlink(argv[optind + 1]);
+                goto out;
+            }
+            ctx.ops = &rm_xen_pv_save_ops;
+        }
+    }
     ctx.backend_arg = &arg;
     ctx.err = &err;
     rm_save_params_default(&ctx.params, live ? RM_SAVE_LIVE

@@ -93,7 +93,9 @@ struct rm_save_ops {
     /*
      * Rewrite a page into its stream form before it is written (Xen PV:
      * page tables get mfns replaced by pfns).  May point *page at a buffer
-     * the backend owns (valid until the next call).  Optional.
+     * the backend owns, which must stay valid until unmap_pages() of the
+     * batch: the engine normalises a whole batch, then writes it.
+     * Optional.
      */
     int (*normalise_page)(struct rm_save_ctx *ctx, uint64_t pfn,
                           uint32_t type, void **page);

@@ -119,6 +119,13 @@ static int s_setup(struct rm_save_ctx *ctx)
 static int s_static_data(struct rm_save_ctx *ctx)
 {
     struct xen_save *xs = ctx->backend;
+
+    return rm_xen_write_cpu_policy(ctx, xs->xch, xs->domid);
+}
+
+int rm_xen_write_cpu_policy(struct rm_save_ctx *ctx, xc_interface *xch,
+                            uint32_t domid)
+{
     xc_cpu_policy_t *pol = xc_cpu_policy_init();
     xen_cpuid_leaf_t *leaves = NULL;
     xen_msr_entry_t *msrs = NULL;
@@ -127,7 +134,7 @@ static int s_static_data(struct rm_save_ctx *ctx)
 
     if (!pol)
         return rm_error_set(ctx->err, -ENOMEM, "out of memory");
-    if (xc_cpu_policy_get_size(xs->xch, &nr_leaves, &nr_msrs)) {
+    if (xc_cpu_policy_get_size(xch, &nr_leaves, &nr_msrs)) {
         rc = rm_error_set(ctx->err, -errno, "cannot size the CPU policy: "
                           "%s", strerror(errno));
         goto out;
@@ -138,11 +145,11 @@ static int s_static_data(struct rm_save_ctx *ctx)
         rc = rm_error_set(ctx->err, -ENOMEM, "out of memory");
         goto out;
     }
-    if (xc_cpu_policy_get_domain(xs->xch, xs->domid, pol) ||
-        xc_cpu_policy_serialise(xs->xch, pol, leaves, &nr_leaves, msrs,
+    if (xc_cpu_policy_get_domain(xch, domid, pol) ||
+        xc_cpu_policy_serialise(xch, pol, leaves, &nr_leaves, msrs,
                                 &nr_msrs)) {
         rc = rm_error_set(ctx->err, errno ? -errno : -EIO, "cannot read "
-                          "domain %u's CPU policy: %s", xs->domid,
+                          "domain %u's CPU policy: %s", domid,
                           strerror(errno));
         goto out;
     }

@@ -28,6 +28,8 @@
 #include "common/sr.h"
 
 extern const struct rm_save_ops rm_xen_save_ops;
+/* 64-bit PV guests, non-live only (backends/xen/xen_sr_pv.c). */
+extern const struct rm_save_ops rm_xen_pv_save_ops;
 extern const struct rm_restore_ops rm_xen_restore_ops;
 
 struct rm_xen_save_arg {
@@ -44,6 +46,11 @@ struct rm_xen_restore_arg {
     /* Out */
     uint64_t pages_populated;       /* pfns the replica lacked */
 };
+
+/* X86_CPUID_POLICY and X86_MSR_POLICY of @domid (static data). */
+typedef struct xc_interface_core xc_interface;
+int rm_xen_write_cpu_policy(struct rm_save_ctx *ctx, xc_interface *xch,
+                            uint32_t domid);
 
 /* The domain header's Xen version fields for this host. */
 int rm_xen_version(struct rm_xen_host *h, uint32_t *major, uint32_t *minor);

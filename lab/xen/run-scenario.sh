@@ -31,7 +31,7 @@ echo "$NAME" > "$p/scenario-name"
 [ -x "$BUILD/tests/xen_m2p_find" ] && cp "$BUILD/tests/xen_m2p_find" "$p/"
 cp "$CACHE/guest-vmlinuz" "$p/guest-vmlinuz"
 cp "$CACHE/guest.cpio.gz" "$p/guest.cpio.gz"
-cp "$HERE/guest.cfg" "$HERE/guest-net.cfg" "$HERE/vif-lab" "$p/"
+cp "$HERE/guest.cfg" "$HERE/guest-net.cfg" "$HERE/vif-lab" "$HERE/pvtypes.py" "$p/"
 (cd "$WORK/payload" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/payload.cpio.gz"
 cat "$CACHE/dom0.cpio.gz" "$WORK/payload.cpio.gz" > "$WORK/initrd.gz"
 
