@@ -239,8 +239,8 @@ static void restore_usage(FILE *out)
             "usage: remus restore --xen --config CFG [--name NAME] [--paused]"
             " FILE|-\n"
             "\n"
-            "Restore a Xen HVM/PVH guest from a libxc stream (`remus save\n"
-            "--xen`, or the libxc part of `xl save`).  The domain is created\n"
+            "Restore a Xen HVM/PVH or 64-bit PV guest from a libxc stream\n"
+            "(`remus save --xen`, or the libxc part of `xl save`).  The domain is created\n"
             "paused from the guest's own xl config CFG (`xl create -p`: same\n"
             "memory layout, its devices on this host), filled from the\n"
             "stream, and unpaused.  A bad stream is refused with its byte\n"
@@ -309,6 +309,13 @@ static int xen_restore(int argc, char **argv)
     arg.host = host;
     memset(&ctx, 0, sizeof(ctx));
     ctx.ops = &rm_xen_restore_ops;
+    {
+        /* The config's type decides: a PV domain takes a PV stream. */
+        struct rm_xen_dominfo di;
+
+        if (rm_xen_dominfo(host, arg.domid, &di, &err) == 0 && !di.hvm)
+            ctx.ops = &rm_xen_pv_restore_ops;
+    }
     ctx.backend_arg = &arg;
     ctx.err = &err;
     rm_src_init_fd(&src, fd);

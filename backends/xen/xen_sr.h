@@ -30,6 +30,9 @@
 extern const struct rm_save_ops rm_xen_save_ops;
 /* 64-bit PV guests, non-live only (backends/xen/xen_sr_pv.c). */
 extern const struct rm_save_ops rm_xen_pv_save_ops;
+/* ... and their restore, into a domain `xl create -p` built from a
+ * type = "pv" config (backend_arg: struct rm_xen_restore_arg). */
+extern const struct rm_restore_ops rm_xen_pv_restore_ops;
 extern const struct rm_restore_ops rm_xen_restore_ops;
 
 struct rm_xen_save_arg {

@@ -6,6 +6,10 @@
 #  - Xen's own restore takes it: the stream wrapped as an xl save file
 #    (xl header + libxl stream around it) and `xl restore`d, the guest
 #    counts on -- Xen rebuilt every page table from our canonical form;
+#  - `remus restore --xen` of that stream (into a domain `xl create -p`
+#    built from the PV config) continues the guest;
+#  - `remus restore --xen` of the libxc stream inside Xen's own `xl save`
+#    of the PV guest continues it too;
 #  - --live is refused for a PV guest, naming why.
 set -e
 export PYTHONPATH=/usr/lib/xen-4.17/lib/python
@@ -73,4 +77,77 @@ for i in $(seq 1 40); do
 done
 echo "counter before save: $before, after xl restore: $last"
 [ "${last:-0}" -gt "$((before + 3))" ] || { echo "the PV guest does not count on after xl restore"; tail $log; xl dmesg | tail -20; exit 1; }
-echo "xenpvsave: remus save --xen of a PV guest passes verify-stream-v2; Xen's own restore continues it"
+# remus restore of remus's own PV stream; first two bad copies: a page
+# table entry naming a pfn beyond the guest, and a page type no page may
+# have.  Each is refused by name and leaves no domain.
+xl destroy labpv
+python3 - /tmp/pv.rms <<'EOPY'
+import struct, sys
+d = bytearray(open(sys.argv[1], 'rb').read())
+off, done = 40, set()
+while off + 8 <= len(d) and len(done) < 2:
+    rtype, rlen = struct.unpack_from('<II', d, off)
+    body = off + 8
+    if rtype == 1:
+        count = struct.unpack_from('<I', d, body)[0]
+        p = body + 8 + 8 * count
+        for k in range(count):
+            e = struct.unpack_from('<Q', d, body + 8 + 8 * k)[0]
+            t = e >> 60
+            if t in (0, 1, 2, 3, 4, 9, 10, 11, 12):
+                if t == 12 and 'pte' not in done:
+                    bad = bytearray(d)
+                    for i in range(512):
+                        pte = struct.unpack_from('<Q', bad, p + 8 * i)[0]
+                        if pte & 1:
+                            struct.pack_into('<Q', bad, p + 8 * i, (pte & ~0x000ffffffffff000) | (0xfffff << 12))
+                            break
+                    open('/tmp/badpte.rms', 'wb').write(bad)
+                    done.add('pte')
+                if t == 9 and 'type' not in done:
+                    bad = bytearray(d)
+                    struct.pack_into('<Q', bad, body + 8 + 8 * k, (e & ((1 << 60) - 1)) | (6 << 60))
+                    open('/tmp/badtype.rms', 'wb').write(bad)
+                    done.add('type')
+                p += 4096
+    off = body + ((rlen + 7) & ~7)
+EOPY
+for f in badpte badtype; do
+    if $R restore --xen --config /tmp/pv.cfg /tmp/$f.rms 2> /tmp/$f.log; then echo "the $f stream was accepted"; exit 1; fi
+    echo "$f: $(grep error /tmp/$f.log | tail -1)"
+    if xl list labpv >/dev/null 2>&1; then echo "a refused restore left a domain"; exit 1; fi
+done
+grep -q "beyond the guest" /tmp/badpte.log || { echo "the bad PTE refusal does not say why"; exit 1; }
+before=$(counter)
+$R -v restore --xen --config /tmp/pv.cfg /tmp/pv.rms > /tmp/restore.log 2>&1 || { tail -20 /tmp/restore.log; xl dmesg | tail -10; echo "remus restore --xen of a PV stream failed"; exit 1; }
+tail -4 /tmp/restore.log
+for i in $(seq 1 40); do
+    last=$(counter)
+    [ "${last:-0}" -gt "$((before + 3))" ] && break
+    sleep 1
+done
+echo "counter before remus restore: $before, after: $last"
+[ "${last:-0}" -gt "$((before + 3))" ] || { echo "the PV guest does not count on after remus restore"; tail $log; xl dmesg | tail -20; exit 1; }
+# remus restore of the libxc stream inside Xen's own xl save.
+xl save labpv /tmp/own.xlsave > /dev/null
+before=$(counter)
+python3 - /tmp/own.xlsave /tmp/own.libxc <<'EOPY'
+import struct, sys
+d = open(sys.argv[1], 'rb').read()
+optlen = struct.unpack_from('<I', d, 44)[0]
+off = 48 + optlen + 16          # xl header and optional data, libxl header
+rtype, rlen = struct.unpack_from('<II', d, off)
+assert rtype == 1, 'the first libxl record is not LIBXC_CONTEXT'
+open(sys.argv[2], 'wb').write(d[off + 8:])
+EOPY
+$R stream-info --quiet /tmp/own.libxc 2>&1 | tail -1
+$R -v restore --xen --config /tmp/pv.cfg /tmp/own.libxc > /tmp/restore2.log 2>&1 || { tail -20 /tmp/restore2.log; echo "remus restore --xen of xl's own PV stream failed"; exit 1; }
+tail -2 /tmp/restore2.log
+for i in $(seq 1 40); do
+    last=$(counter)
+    [ "${last:-0}" -gt "$((before + 3))" ] && break
+    sleep 1
+done
+echo "counter before xl save: $before, after remus restore of it: $last"
+[ "${last:-0}" -gt "$((before + 3))" ] || { echo "the PV guest does not count on after remus restore of xl's stream"; tail $log; exit 1; }
+echo "xenpvsave: remus save --xen of a PV guest passes verify-stream-v2; Xen's own restore and remus restore continue it; remus restore takes xl save's PV stream too"
