@@ -10,7 +10,7 @@
 . "$ROOT/tests/lib/kvm.sh"
 ns_setup tapp taps tapb
 P1=127.0.0.1:7821 P2=127.0.0.1:7822
-HB="--heartbeat 50 --heartbeat-timeout 400"
+HB="--heartbeat 100 --heartbeat-timeout 2000"   # generous: ASan builds on a loaded host
 guest_cfg "$TMP/g.cfg" tapp "dirty_rate=2000 dirty_wss=500" 1
 
 ip netns exec "$NS" "$REMUS" receive --listen $P1 --tap taps $HB > "$TMP/sa.log" 2>&1 & SA=$!; PIDS+=($SA)
