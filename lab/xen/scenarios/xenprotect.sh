@@ -26,7 +26,14 @@ echo "unprotected: avg rtt ${base} ms"
 $R -v receive --xen --config /payload/guest-net.cfg --listen 127.0.0.1:7070 \
     --heartbeat 200 --heartbeat-timeout 4000 --progress 0 > /tmp/recv.log 2>&1 &
 RECV=$!
-sleep 3
+# The secondary builds its replica domain first (slow under TCG), then
+# listens: wait for the socket, not a fixed time.
+for i in $(seq 1 90); do
+    ss -Hltn 'sport = :7070' 2>/dev/null | grep -q . && break
+    kill -0 $RECV 2>/dev/null || fail "receive ended before listening"
+    sleep 1
+done
+ss -Hltn 'sport = :7070' | grep -q . || fail "receive is not listening after 90 s"
 $R -v protect --xen -i 1000 --heartbeat 200 --heartbeat-timeout 4000 \
     --progress 2000 --stats-file /tmp/stats labguest 127.0.0.1:7070 > /tmp/prot.log 2>&1 &
 PROT=$!
