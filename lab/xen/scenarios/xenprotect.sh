@@ -52,7 +52,9 @@ echo "protected (1000 ms checkpoints): avg rtt ${held} ms"
 before=$(counter $log)
 xl list
 
-# The primary host dies.
+# The primary host dies.  (Protection must still be running: a replica
+# that took over before this is a failure, with both logs shown.)
+kill -0 $PROT 2>/dev/null || fail "protect ended before the primary was killed"
 kill -9 $PROT
 xl destroy labguest
 t0=$(date +%s)
