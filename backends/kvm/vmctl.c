@@ -93,8 +93,21 @@ static void *reprotect_main(void *arg)
     return NULL;
 }
 
-/* Stop (if running) and free the protection; the VM's output goes to its
- * TAP directly again. */
+/* After the protection thread ended: free it; the VM's output goes to
+ * its TAP directly again. */
+static void reprotect_release(struct rm_vmctl *c)
+{
+    struct reprotect *rp = c->rp;
+
+    rm_vm_set_net_out(c->vm, rm_vm_tap_write, c->vm);
+    rm_netbuf_free(rp->nb);
+    close(rp->stats_pipe[0]);
+    close(rp->stats_pipe[1]);
+    free(rp);
+    c->rp = NULL;
+}
+
+/* Stop (if running) and free the protection. */
 static void reprotect_end(struct rm_vmctl *c)
 {
     struct reprotect *rp = c->rp;
@@ -103,12 +116,7 @@ static void reprotect_end(struct rm_vmctl *c)
         return;
     rp->stop = 1;
     pthread_join(rp->thread, NULL);
-    rm_vm_set_net_out(c->vm, rm_vm_tap_write, c->vm);
-    rm_netbuf_free(rp->nb);
-    close(rp->stats_pipe[0]);
-    close(rp->stats_pipe[1]);
-    free(rp);
-    c->rp = NULL;
+    reprotect_release(c);
 }
 
 /* Read what the stats pipe holds; keep the last whole line.  Returns the
@@ -263,12 +271,7 @@ static void serve_handover(struct rm_vmctl *c, char *reply, size_t len)
                  rp->rc ? rm_error_str(&rp->err) :
                  rm_error_str(&rp->res.why));
     }
-    rm_vm_set_net_out(c->vm, rm_vm_tap_write, c->vm);
-    rm_netbuf_free(rp->nb);
-    close(rp->stats_pipe[0]);
-    close(rp->stats_pipe[1]);
-    free(rp);
-    c->rp = NULL;
+    reprotect_release(c);
 }
 
 /* "unprotect": end a protection started by "protect" cleanly. */
@@ -287,12 +290,7 @@ static void serve_unprotect(struct rm_vmctl *c, char *reply, size_t len)
              rp->res.epochs, rp->peer, rp->rc ? rm_error_str(&rp->err) :
              rp->res.end == RM_PROTECT_PEER_LOST ?
              rm_error_str(&rp->res.why) : "stopped");
-    rm_vm_set_net_out(c->vm, rm_vm_tap_write, c->vm);
-    rm_netbuf_free(rp->nb);
-    close(rp->stats_pipe[0]);
-    close(rp->stats_pipe[1]);
-    free(rp);
-    c->rp = NULL;
+    reprotect_release(c);
 }
 
 /*
