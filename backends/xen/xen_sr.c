@@ -585,20 +585,28 @@ static int r_process_record(struct rm_restore_ctx *ctx,
 static int r_static_data_complete(struct rm_restore_ctx *ctx)
 {
     struct xen_restore *xr = ctx->backend;
+
+    return rm_xen_set_cpu_policy(ctx, xr->xch, xr->domid, xr->cpuid.data,
+                                 xr->cpuid.len, xr->msr.data, xr->msr.len);
+}
+
+int rm_xen_set_cpu_policy(struct rm_restore_ctx *ctx, xc_interface *xch,
+                          uint32_t domid, void *cpuid,
+                          uint32_t cpuid_len, void *msr,
+                          uint32_t msr_len)
+{
     uint32_t err_leaf = ~0u, err_subleaf = ~0u, err_msr = ~0u;
 
-    if (!xr->cpuid.len && !xr->msr.len)
+    if (!cpuid_len && !msr_len)
         return 0;   /* an old stream: keep the policy the domain has */
-    if (xc_set_domain_cpu_policy(xr->xch, xr->domid,
-                                 xr->cpuid.len / sizeof(xen_cpuid_leaf_t),
-                                 xr->cpuid.data,
-                                 xr->msr.len / sizeof(xen_msr_entry_t),
-                                 xr->msr.data, &err_leaf, &err_subleaf,
-                                 &err_msr))
+    if (xc_set_domain_cpu_policy(xch, domid,
+                                 cpuid_len / sizeof(xen_cpuid_leaf_t),
+                                 cpuid, msr_len / sizeof(xen_msr_entry_t),
+                                 msr, &err_leaf, &err_subleaf, &err_msr))
         return rm_error_set(ctx->err, errno ? -errno : -EIO, "Xen refused "
                             "the stream's CPU policy for domain %u: %s "
                             "(leaf %#x subleaf %#x msr %#x): this host "
-                            "cannot run the guest as it ran", xr->domid,
+                            "cannot run the guest as it ran", domid,
                             strerror(errno), err_leaf, err_subleaf,
                             err_msr);
     return 0;

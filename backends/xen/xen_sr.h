@@ -55,6 +55,14 @@ typedef struct xc_interface_core xc_interface;
 int rm_xen_write_cpu_policy(struct rm_save_ctx *ctx, xc_interface *xch,
                             uint32_t domid);
 
+/* Set a restored domain's CPU policy from the stream's X86_CPUID_POLICY
+ * and X86_MSR_POLICY bodies (none: keep the domain's); not const: Xen's
+ * call takes them writable.  0 or -errno. */
+int rm_xen_set_cpu_policy(struct rm_restore_ctx *ctx, xc_interface *xch,
+                          uint32_t domid, void *cpuid,
+                          uint32_t cpuid_len, void *msr,
+                          uint32_t msr_len);
+
 /* The domain header's Xen version fields for this host. */
 int rm_xen_version(struct rm_xen_host *h, uint32_t *major, uint32_t *minor);
 

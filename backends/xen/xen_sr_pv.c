@@ -1205,21 +1205,9 @@ static int pvr_process_record(struct rm_restore_ctx *ctx,
 static int pvr_static_data_complete(struct rm_restore_ctx *ctx)
 {
     struct pv_restore *pr = ctx->backend;
-    uint32_t err_leaf = ~0u, err_subleaf = ~0u, err_msr = ~0u;
 
-    if (!pr->cpuid.len && !pr->msr.len)
-        return 0;
-    if (xc_set_domain_cpu_policy(pr->xch, pr->domid,
-                                 pr->cpuid.len / sizeof(xen_cpuid_leaf_t),
-                                 pr->cpuid.data,
-                                 pr->msr.len / sizeof(xen_msr_entry_t),
-                                 pr->msr.data, &err_leaf, &err_subleaf,
-                                 &err_msr))
-        return rm_error_set(ctx->err, errno ? -errno : -EIO, "Xen refused "
-                            "the stream's CPU policy for domain %u: %s "
-                            "(leaf %#x subleaf %#x msr %#x)", pr->domid,
-                            strerror(errno), err_leaf, err_subleaf, err_msr);
-    return 0;
+    return rm_xen_set_cpu_policy(ctx, pr->xch, pr->domid, pr->cpuid.data,
+                                 pr->cpuid.len, pr->msr.data, pr->msr.len);
 }
 
 static int pvr_map_pages(struct rm_restore_ctx *ctx, uint32_t count,
