@@ -31,7 +31,7 @@ CC ?= cc
 PROTOC_C ?= protoc-c
 
 PKGS := libprotobuf-c libnl-3.0 libnl-route-3.0 xencontrol xenforeignmemory \
-        xenevtchn xenstore xentoollog xenguest
+        xenevtchn xenstore xentoollog xenguest xencall
 PKGS += libsodium libquorum libvotequorum libcpg
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -76,7 +76,8 @@ KVM_OBJS := backends/kvm/vmm.o backends/kvm/guestcfg.o backends/kvm/kvm_sr.o \
 
 # backends/xen/: the Xen backend
 XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
-            backends/xen/xen_sr_pv.o \
+            backends/xen/xen_sr_pv.o backends/xen/xen_pv_mem.o \
+            backends/xen/xen_offline_pv.o \
             backends/xen/xen_migrate.o
 
 # cluster/: split-brain protection on corosync (quorum, qdevice, cpg) and
@@ -158,7 +159,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(B_TEST_SUPPORT_OBJS) $(LIBREMUS)
 	    $(LDLIBS) -lcmocka
 
 # Test tools (not cmocka): tests/support/NAME.c -> $(BUILD)/tests/NAME
-TEST_TOOLS := mkstream kvcli tcpmangle xen_m2p_find
+TEST_TOOLS := mkstream kvcli tcpmangle xen_m2p_find xen_pv_frame
 B_TEST_TOOLS := $(addprefix $(BUILD)/tests/,$(TEST_TOOLS))
 
 $(B_TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/support/%.o \

@@ -23,6 +23,7 @@
 
 #include "backends/xen/xen_host.h"
 #include "backends/xen/xen_migrate.h"
+#include "backends/xen/xen_offline.h"
 #include "backends/xen/xen_sr.h"
 #include "cli/cli.h"
 #include "common/log.h"
@@ -736,7 +737,7 @@ out:
 static void offline_usage(FILE *out)
 {
     fprintf(out,
-            "usage: remus offline-page --xen --config CFG DOMAIN MFN\n"
+            "usage: remus offline-page --xen [--config CFG] DOMAIN MFN\n"
             "       remus offline-page --xen --status MFN\n"
             "\n"
             "Move the Xen HVM/PVH guest DOMAIN off machine frame MFN (a page\n"
@@ -748,9 +749,53 @@ static void offline_usage(FILE *out)
             "offline it; the new domain takes the guest's name.  A frame of\n"
             "another domain is refused (and our mark withdrawn).  If the\n"
             "migration fails, the guest runs on in its old domain.\n"
+            "A 64-bit PV guest (no --config) moves in place instead: while\n"
+            "it is suspended, the frame is copied, every page-table entry\n"
+            "mapping it cleared, the frame exchanged with Xen for a new one,\n"
+            "the copy written there, the p2m and the entries pointed at it;\n"
+            "a frame granted to another domain or held by a vCPU (cr3, GDT)\n"
+            "is refused; if Xen will not take the frame (something else maps\n"
+            "it) every entry is put back and the guest resumes as it was.\n"
             "--status prints what Xen says of the frame (online, offline\n"
             "pending, offline, broken) and changes nothing.\n"
             "Exit: 0 moved (or the frame was free); 1 failed; 2 usage.\n");
+}
+
+/* A PV guest moves off the frame in place (backends/xen/xen_offline.h). */
+static int pv_offline(struct rm_xen_host *host, uint32_t domid,
+                      unsigned long long mfn)
+{
+    struct rm_xen_pv_offline_result res;
+    struct rm_error err = { 0 };
+    uint32_t after = 0;
+    char what[40];
+
+    printf("machine frame %#llx of domain %u is offline pending; moving the "
+           "PV guest off it in place (suspended)\n", mfn, domid);
+    fflush(stdout);
+    if (rm_xen_pv_offline_page(host, domid, mfn, 0, &res, &err)) {
+        if (res.left_suspended)
+            return cli_fail("offline-page", "%s", rm_error_str(&err));
+        return cli_fail("offline-page", "%s; %sthe guest runs on as it was "
+                        "(the frame stays offline pending)",
+                        rm_error_str(&err), res.undone ? "its page tables "
+                        "were put back; " : "");
+    }
+    if (res.level)
+        snprintf(what, sizeof(what), "an L%u page table%s", res.level,
+                 res.pinned ? ", pinned" : "");
+    else
+        snprintf(what, sizeof(what), "data");
+    rm_xen_page_status(host, mfn, &after, &err);
+    printf("pfn %#" PRIx64 " of domain %u (%s) moved from machine frame "
+           "%#llx to %#" PRIx64 "; %u page-table entries re-pointed (%u "
+           "tables searched); the guest runs on\n", res.pfn, domid, what,
+           mfn, res.new_mfn, res.ptes, res.tables_scanned);
+    printf("machine frame %#llx is %s\n", mfn,
+           (after & PG_OFFLINE_STATUS_OFFLINED) ? "offline" :
+           (after & PG_OFFLINE_STATUS_OFFLINE_PENDING) ?
+           "still offline pending" : "in an unexpected state");
+    return (after & PG_OFFLINE_STATUS_OFFLINED) ? RM_EXIT_OK : RM_EXIT_FAIL;
 }
 
 static int xen_offline_page(int argc, char **argv)
@@ -764,6 +809,7 @@ static int xen_offline_page(int argc, char **argv)
     };
     struct rm_xen_host *host = NULL;
     struct rm_xen_migrate_result mr;
+    struct rm_xen_dominfo di;
     bool query = false;
     struct rm_error err = { 0 };
     const char *config = NULL;
@@ -806,10 +852,6 @@ static int xen_offline_page(int argc, char **argv)
     }
     if (argc - optind != 2)
         return cli_usage_error("offline-page", "expected DOMAIN and MFN");
-    if (!config)
-        return cli_usage_error("offline-page", "--config CFG (the guest's "
-                               "xl config, for the new domain) is required "
-                               "with --xen");
     errno = 0;
     mfn = strtoull(argv[optind + 1], &end, 0);
     if (errno || *end || !*argv[optind + 1])
@@ -818,6 +860,14 @@ static int xen_offline_page(int argc, char **argv)
     rc = rm_xen_host_open(&host, &err);
     if (!rc)
         rc = rm_xen_domid(host, argv[optind], &domid, &err);
+    if (!rc)
+        rc = rm_xen_dominfo(host, domid, &di, &err);
+    if (!rc && di.hvm && !config) {
+        ret = cli_usage_error("offline-page", "--config CFG (the guest's xl "
+                              "config, for the new domain) is required for "
+                              "an HVM/PVH guest");
+        goto out;
+    }
     if (!rc)
         rc = rm_xen_page_status(host, mfn, &before, &err);
     if (!rc)
@@ -842,6 +892,10 @@ static int xen_offline_page(int argc, char **argv)
         if (owner > 0)
             fprintf(stderr, "remus offline-page: its owner is domain %d\n",
                     owner);
+        goto out;
+    }
+    if (!di.hvm) {
+        ret = pv_offline(host, domid, mfn);
         goto out;
     }
     printf("machine frame %#llx of domain %u is offline pending; moving "

@@ -23,6 +23,7 @@
  */
 #define RM_LOG_PREFIX "xen-pv"
 #include "backends/xen/xen_sr.h"
+#include "backends/xen/xen_pv_mem.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -36,14 +37,6 @@
 
 #include "common/log.h"
 
-#define PV_INVALID_MFN (~0ul)
-#define PTE_PRESENT 0x1ull
-#define PTE_PSE 0x80ull
-#define PTE_MFN_MASK 0x000ffffffffff000ull
-/* Xen's part of a 64-bit PV L4, cleared in the stream (Xen rebuilds it). */
-#define L4_XEN_FIRST 256
-#define L4_XEN_LAST 272   /* (HYPERVISOR_VIRT_END >> 39) & 511, inclusive */
-
 struct pv_save {
     struct rm_xen_save_arg *arg;
     xc_interface *xch;
@@ -51,14 +44,7 @@ struct pv_save {
     uint32_t domid;
     unsigned nr_vcpus;
 
-    unsigned long max_mfn;          /* the host's highest machine frame */
-    xen_pfn_t *m2p;                 /* machine -> guest pfn, read only */
-    unsigned long m2p_mfn0;
-    unsigned long *p2m;             /* guest pfn -> mfn (our copy) */
-    uint64_t p2m_size;              /* pfns the p2m covers */
-    xen_pfn_t *p2m_frames;          /* the p2m's own frames (mfns) */
-    unsigned nr_p2m_frames;
-    void *shinfo;                   /* the shared info page, mapped */
+    struct rm_xen_pv_mem mem;       /* m2p, shared info, p2m */
 
     /* The current batch. */
     void *map;
@@ -73,157 +59,13 @@ struct pv_save {
     uint32_t pt_used;
 };
 
-/* The shared info's p2m anchors (x86_64 layout of struct arch_shared_info
- * in xen/arch-x86/xen.h: max_pfn, then pfn_to_mfn_frame_list_list). */
-static void shinfo_p2m(const void *shinfo, uint64_t *max_pfn,
-                       uint64_t *fll_mfn)
-{
-    const shared_info_t *s = shinfo;
-
-    *max_pfn = s->arch.max_pfn;
-    *fll_mfn = s->arch.pfn_to_mfn_frame_list_list;
-}
-
-/* Frames below the host's maximum RAM page (the m2p covers them). */
-static bool mfn_valid(const struct pv_save *ps, uint64_t mfn)
-{
-    return mfn < ps->max_mfn;
-}
-
-/* mfn -> pfn, checked both ways; false when the guest does not own it. */
-static bool mfn_to_pfn(const struct pv_save *ps, uint64_t mfn, uint64_t *pfn)
-{
-    uint64_t p;
-
-    if (!mfn_valid(ps, mfn))
-        return false;
-    p = ps->m2p[mfn];
-    if (p >= ps->p2m_size || ps->p2m[p] != mfn)
-        return false;
-    *pfn = p;
-    return true;
-}
-
-static int map_and_copy(struct pv_save *ps, const xen_pfn_t *mfns,
-                        unsigned n, unsigned long *dst, size_t dst_longs,
-                        struct rm_error *err, const char *what)
-{
-    void *m;
-    size_t per = RM_PAGE_SIZE / sizeof(unsigned long), i, want;
-    int *errs = calloc(n ? n : 1, sizeof(int));
-
-    if (!errs)
-        return rm_error_set(err, -ENOMEM, "out of memory");
-    m = xenforeignmemory_map(ps->fmem, ps->domid, PROT_READ, n, mfns, errs);
-    if (!m) {
-        free(errs);
-        return rm_error_set(err, errno ? -errno : -EIO, "cannot map the %s "
-                            "of domain %u (%u frames): %s", what, ps->domid,
-                            n, strerror(errno));
-    }
-    for (i = 0; i < n; i++)
-        if (errs[i]) {
-            xenforeignmemory_unmap(ps->fmem, m, n);
-            free(errs);
-            return rm_error_set(err, -EIO, "cannot map frame %zu (mfn %#lx)"
-                                " of the %s of domain %u", i,
-                                (unsigned long)mfns[i], what, ps->domid);
-        }
-    want = (size_t)n * per < dst_longs ? (size_t)n * per : dst_longs;
-    memcpy(dst, m, want * sizeof(unsigned long));
-    xenforeignmemory_unmap(ps->fmem, m, n);
-    free(errs);
-    return 0;
-}
-
-/* Read the guest's p2m through its frame-list-list (3 levels). */
-static int read_p2m(struct rm_save_ctx *ctx)
-{
-    struct pv_save *ps = ctx->backend;
-    size_t per = RM_PAGE_SIZE / sizeof(unsigned long);
-    uint64_t max_pfn, fll_mfn, i;
-    unsigned long *fll = NULL, *fl = NULL;
-    unsigned nr_fl, nr_p2m;
-    xen_pfn_t one;
-    int rc;
-
-    shinfo_p2m(ps->shinfo, &max_pfn, &fll_mfn);
-    if (!max_pfn || max_pfn > (1ull << 32) || !mfn_valid(ps, fll_mfn))
-        return rm_error_set(ctx->err, -EINVAL, "domain %u publishes no "
-                            "usable p2m (max_pfn %#" PRIx64 ", frame list "
-                            "list mfn %#" PRIx64 "): is it a PV guest that "
-                            "has booted?", ps->domid, max_pfn, fll_mfn);
-    ps->p2m_size = max_pfn;
-    nr_p2m = (unsigned)((ps->p2m_size + per - 1) / per);
-    nr_fl = (unsigned)((nr_p2m + per - 1) / per);
-    if (nr_fl > per)
-        return rm_error_set(ctx->err, -EINVAL, "p2m of %" PRIu64 " pfns is "
-                            "too large", ps->p2m_size);
-    fll = calloc(per, sizeof(*fll));
-    fl = calloc((size_t)nr_fl * per, sizeof(*fl));
-    ps->p2m_frames = calloc(nr_p2m, sizeof(*ps->p2m_frames));
-    ps->p2m = malloc((size_t)nr_p2m * per * sizeof(*ps->p2m));
-    if (!fll || !fl || !ps->p2m_frames || !ps->p2m) {
-        rc = rm_error_set(ctx->err, -ENOMEM, "out of memory");
-        goto out;
-    }
-    one = (xen_pfn_t)fll_mfn;
-    rc = map_and_copy(ps, &one, 1, fll, per, ctx->err, "p2m frame list list");
-    if (rc)
-        goto out;
-    for (i = 0; i < nr_fl; i++)
-        if (!mfn_valid(ps, fll[i])) {
-            rc = rm_error_set(ctx->err, -EINVAL, "the p2m frame list list of"
-                              " domain %u names a bad frame %#lx (entry %"
-                              PRIu64 ")", ps->domid, fll[i], i);
-            goto out;
-        }
-    {
-        xen_pfn_t *fl_mfns = calloc(nr_fl, sizeof(*fl_mfns));
-
-        if (!fl_mfns) {
-            rc = rm_error_set(ctx->err, -ENOMEM, "out of memory");
-            goto out;
-        }
-        for (i = 0; i < nr_fl; i++)
-            fl_mfns[i] = fll[i];
-        rc = map_and_copy(ps, fl_mfns, nr_fl, fl, (size_t)nr_fl * per,
-                          ctx->err, "p2m frame lists");
-        free(fl_mfns);
-        if (rc)
-            goto out;
-    }
-    for (i = 0; i < nr_p2m; i++) {
-        if (!mfn_valid(ps, fl[i])) {
-            rc = rm_error_set(ctx->err, -EINVAL, "the p2m frame list of "
-                              "domain %u names a bad frame %#lx (p2m frame %"
-                              PRIu64 ")", ps->domid, fl[i], i);
-            goto out;
-        }
-        ps->p2m_frames[i] = fl[i];
-    }
-    ps->nr_p2m_frames = nr_p2m;
-    rc = map_and_copy(ps, ps->p2m_frames, nr_p2m, ps->p2m,
-                      (size_t)nr_p2m * per, ctx->err, "p2m");
-    if (rc)
-        goto out;
-    for (i = ps->p2m_size; i < (uint64_t)nr_p2m * per; i++)
-        ps->p2m[i] = PV_INVALID_MFN;
-out:
-    free(fll);
-    free(fl);
-    return rc;
-}
-
 static int pv_setup(struct rm_save_ctx *ctx)
 {
     struct rm_xen_save_arg *arg = ctx->backend_arg;
     struct rm_xen_dominfo di;
     struct pv_save *ps;
-    unsigned int width = 0;
-    xc_dominfo_t info;
-    int rc, errs = 0;
-    xen_pfn_t shinfo_mfn;
+    uint64_t size;
+    int rc;
 
     if (!arg || !arg->host)
         return rm_error_set(ctx->err, -EINVAL, "no Xen domain to save");
@@ -251,44 +93,22 @@ static int pv_setup(struct rm_save_ctx *ctx)
                             arg->domid, di.name, di.dying ? "dying" :
                             "crashed");
     ps->nr_vcpus = di.nr_vcpus;
-    if (xc_domain_get_guest_width(ps->xch, ps->domid, &width))
-        return rm_error_set(ctx->err, -errno, "cannot read the guest width "
-                            "of domain %u: %s", ps->domid, strerror(errno));
-    if (width != 8)
-        return rm_error_set(ctx->err, -EOPNOTSUPP, "domain %u is a %u-bit "
-                            "PV guest: remus saves 64-bit PV guests", ps->domid,
-                            width * 8);
-    if (xc_maximum_ram_page(ps->xch, &ps->max_mfn))
-        return rm_error_set(ctx->err, -errno, "cannot read the host's "
-                            "highest frame: %s", strerror(errno));
-    ps->m2p = xc_map_m2p(ps->xch, ps->max_mfn, PROT_READ, &ps->m2p_mfn0);
-    if (!ps->m2p)
-        return rm_error_set(ctx->err, errno ? -errno : -EIO, "cannot map "
-                            "Xen's m2p table: %s", strerror(errno));
-    if (xc_domain_getinfo(ps->xch, ps->domid, 1, &info) != 1 ||
-        info.domid != ps->domid)
-        return rm_error_set(ctx->err, errno ? -errno : -ENOENT, "cannot read"
-                            " domain %u: %s", ps->domid, strerror(errno));
-    shinfo_mfn = info.shared_info_frame;
-    ps->shinfo = xenforeignmemory_map(ps->fmem, ps->domid, PROT_READ, 1,
-                                      &shinfo_mfn, &errs);
-    if (!ps->shinfo || errs)
-        return rm_error_set(ctx->err, -EIO, "cannot map the shared info of "
-                            "domain %u (mfn %#lx)", ps->domid,
-                            (unsigned long)shinfo_mfn);
+    rc = rm_xen_pv_mem_open(&ps->mem, arg->host, arg->domid, ctx->err);
+    if (rc)
+        return rc;
     ctx->dtype = RM_DHDR_TYPE_X86_PV;
     if (rm_xen_version(arg->host, &ctx->dhdr_major, &ctx->dhdr_minor))
         return rm_error_set(ctx->err, -EIO, "cannot read Xen's version");
-    /* The p2m is read at start_of_stream; its size bounds the pfns.  Read
-     * it once here to size the stream (the guest is still running: only
-     * its size is used before the suspend). */
-    rc = read_p2m(ctx);
+    /* The p2m itself is read after the suspend; its size (from the shared
+     * info) bounds the pfns of the stream. */
+    rc = rm_xen_pv_mem_p2m_size(&ps->mem, &size, ctx->err);
     if (rc)
         return rc;
-    ctx->nr_pfns = ps->p2m_size;
+    ps->mem.p2m_size = size;
+    ctx->nr_pfns = size;
     LOG_INFO("domain %u ('%s'): 64-bit PV, %" PRIu64 " pages, p2m of %"
-             PRIu64 " pfns in %u frames, %u vCPUs", ps->domid, di.name,
-             di.nr_pages, ps->p2m_size, ps->nr_p2m_frames, ps->nr_vcpus);
+             PRIu64 " pfns, %u vCPUs", ps->domid, di.name, di.nr_pages,
+             size, ps->nr_vcpus);
     return 0;
 }
 
@@ -314,73 +134,41 @@ static int pv_start_of_checkpoint_done(struct rm_save_ctx *ctx)
 {
     struct pv_save *ps = ctx->backend;
     struct rm_x86_pv_p2m_frames *rec;
-    uint64_t *pfns, old_size = ps->p2m_size;
+    uint64_t *pfns, old_size = ps->mem.p2m_size;
     size_t len;
     unsigned i;
     int rc;
 
-    free(ps->p2m);
-    ps->p2m = NULL;
-    free(ps->p2m_frames);
-    ps->p2m_frames = NULL;
-    rc = read_p2m(ctx);
+    rc = rm_xen_pv_mem_read_p2m(&ps->mem, ctx->err);
     if (rc)
         return rc;
-    if (ps->p2m_size != old_size)
+    if (ps->mem.p2m_size != old_size)
         return rm_error_set(ctx->err, -EAGAIN, "the p2m of domain %u changed"
                             " size while it was suspended (%" PRIu64 " -> %"
                             PRIu64 " pfns)", ps->domid, old_size,
-                            ps->p2m_size);
-    len = sizeof(*rec) + (size_t)ps->nr_p2m_frames * sizeof(uint64_t);
+                            ps->mem.p2m_size);
+    len = sizeof(*rec) + (size_t)ps->mem.nr_p2m_frames * sizeof(uint64_t);
     rec = calloc(1, len);
     if (!rec)
         return rm_error_set(ctx->err, -ENOMEM, "out of memory");
     rec->start_pfn = 0;
-    rec->end_pfn = (uint32_t)(ps->p2m_size - 1);
+    rec->end_pfn = (uint32_t)(ps->mem.p2m_size - 1);
     pfns = (uint64_t *)(rec + 1);
-    for (i = 0; i < ps->nr_p2m_frames; i++) {
+    for (i = 0; i < ps->mem.nr_p2m_frames; i++) {
         uint64_t pfn;
 
-        if (!mfn_to_pfn(ps, ps->p2m_frames[i], &pfn)) {
+        if (!rm_xen_pv_mfn_to_pfn(&ps->mem, ps->mem.p2m_frames[i], &pfn)) {
             free(rec);
             return rm_error_set(ctx->err, -EINVAL, "p2m frame %u of domain "
                                 "%u (mfn %#lx) is not the guest's own",
                                 i, ps->domid,
-                                (unsigned long)ps->p2m_frames[i]);
+                                (unsigned long)ps->mem.p2m_frames[i]);
         }
         pfns[i] = pfn;
     }
     rc = rm_stream_write_record(&ctx->w, RM_REC_X86_PV_P2M_FRAMES, rec,
                                 (uint32_t)len);
     free(rec);
-    return rc;
-}
-
-/* getpageframeinfo3 over a batch of mfns: types in place (bits 28-31). */
-static int frame_types(struct pv_save *ps, xen_pfn_t *arr, unsigned n,
-                       struct rm_error *err)
-{
-    struct xen_domctl d;
-    int rc;
-    DECLARE_HYPERCALL_BUFFER(xen_pfn_t, hbuf);
-
-    hbuf = xc_hypercall_buffer_alloc(ps->xch, hbuf, n * sizeof(*arr));
-    if (!hbuf)
-        return rm_error_set(err, -ENOMEM, "out of hypercall memory");
-    memcpy(hbuf, arr, n * sizeof(*arr));
-    memset(&d, 0, sizeof(d));
-    d.cmd = XEN_DOMCTL_getpageframeinfo3;
-    d.interface_version = XEN_DOMCTL_INTERFACE_VERSION;
-    d.domain = (domid_t)ps->domid;
-    d.u.getpageframeinfo3.num = n;
-    set_xen_guest_handle(d.u.getpageframeinfo3.array, hbuf);
-    rc = xc_domctl(ps->xch, &d);
-    if (!rc)
-        memcpy(arr, hbuf, n * sizeof(*arr));
-    else
-        rc = rm_error_set(err, -errno, "cannot read the page types of "
-                          "domain %u: %s", ps->domid, strerror(errno));
-    xc_hypercall_buffer_free(ps->xch, hbuf);
     return rc;
 }
 
@@ -396,11 +184,11 @@ static int pv_map_pages(struct rm_save_ctx *ctx, uint32_t count,
         return rm_error_set(ctx->err, -EINVAL, "batch of %u pages", count);
     ps->pt_used = 0;
     for (i = 0; i < count; i++) {
-        unsigned long mfn = pfns[i] < ps->p2m_size ? ps->p2m[pfns[i]] :
-                            PV_INVALID_MFN;
+        unsigned long mfn = pfns[i] < ps->mem.p2m_size ? ps->mem.p2m[pfns[i]] :
+                            RM_XEN_PV_INVALID_MFN;
 
         ptrs[i] = NULL;
-        if (mfn == PV_INVALID_MFN || !mfn_valid(ps, mfn)) {
+        if (mfn == RM_XEN_PV_INVALID_MFN || !rm_xen_pv_mfn_valid(&ps->mem, mfn)) {
             types[i] = RM_PT_XTAB;
             continue;
         }
@@ -411,7 +199,7 @@ static int pv_map_pages(struct rm_save_ctx *ctx, uint32_t count,
     }
     if (!nmap)
         return 0;
-    rc = frame_types(ps, tarr, nmap, ctx->err);
+    rc = rm_xen_pv_frame_types(&ps->mem, tarr, nmap, ctx->err);
     if (rc)
         return rc;
     ps->map = xenforeignmemory_map(ps->fmem, ps->domid, PROT_READ, nmap,
@@ -476,24 +264,24 @@ static int pv_normalise_page(struct rm_save_ctx *ctx, uint64_t pfn,
     for (i = 0; i < RM_PAGE_SIZE / 8; i++) {
         uint64_t mfn, gpfn;
 
-        if (level == RM_PT_L4TAB && i >= L4_XEN_FIRST && i <= L4_XEN_LAST) {
+        if (level == RM_PT_L4TAB && i >= RM_XEN_L4_XEN_FIRST && i <= RM_XEN_L4_XEN_LAST) {
             pte[i] = 0;
             continue;
         }
-        if (!(pte[i] & PTE_PRESENT))
+        if (!(pte[i] & RM_XEN_PTE_PRESENT))
             continue;
-        if (level > RM_PT_L1TAB && (pte[i] & PTE_PSE))
+        if (level > RM_PT_L1TAB && (pte[i] & RM_XEN_PTE_PSE))
             return rm_error_set(ctx->err, -EOPNOTSUPP, "pfn %#" PRIx64 " of"
                                 " domain %u: L%u[%u] maps a superpage "
                                 "(%#" PRIx64 "), which a PV save cannot "
                                 "carry", pfn, ps->domid, level, i, pte[i]);
-        mfn = (pte[i] & PTE_MFN_MASK) >> 12;
-        if (!mfn_to_pfn(ps, mfn, &gpfn))
+        mfn = (pte[i] & RM_XEN_PTE_MFN_MASK) >> 12;
+        if (!rm_xen_pv_mfn_to_pfn(&ps->mem, mfn, &gpfn))
             return rm_error_set(ctx->err, -EINVAL, "pfn %#" PRIx64 " of "
                                 "domain %u: L%u[%u] = %#" PRIx64 " maps mfn %#"
                                 PRIx64 ", which is not the guest's", pfn,
                                 ps->domid, level, i, pte[i], mfn);
-        pte[i] = (pte[i] & ~PTE_MFN_MASK) | (gpfn << 12);
+        pte[i] = (pte[i] & ~RM_XEN_PTE_MFN_MASK) | (gpfn << 12);
     }
     *page = ps->pt[ps->pt_used++];
     return 0;
@@ -523,7 +311,7 @@ static int cr3_to_pfn(struct pv_save *ps, uint64_t cr3, uint64_t *out)
 {
     uint64_t pfn;
 
-    if (!mfn_to_pfn(ps, cr3 >> 12, &pfn))
+    if (!rm_xen_pv_mfn_to_pfn(&ps->mem, cr3 >> 12, &pfn))
         return -EINVAL;
     *out = pfn << 12;
     return 0;
@@ -553,7 +341,7 @@ static int write_vcpu_basic(struct rm_save_ctx *ctx, unsigned id)
                             "%lu GDT entries", id, ps->domid,
                             (unsigned long)rec.c.gdt_ents);
     for (i = 0; i < gdt_frames; i++) {
-        if (!mfn_to_pfn(ps, rec.c.gdt_frames[i], &v))
+        if (!rm_xen_pv_mfn_to_pfn(&ps->mem, rec.c.gdt_frames[i], &v))
             return rm_error_set(ctx->err, -EINVAL, "vCPU %u of domain %u: "
                                 "GDT frame %u (mfn %#lx) is not the guest's",
                                 id, ps->domid, i,
@@ -575,7 +363,7 @@ static int write_vcpu_basic(struct rm_save_ctx *ctx, unsigned id)
     }
     if (id == 0) {
         /* A suspended PV guest's vCPU0 holds its start info frame. */
-        if (!mfn_to_pfn(ps, rec.c.user_regs.rdx, &v))
+        if (!rm_xen_pv_mfn_to_pfn(&ps->mem, rec.c.user_regs.rdx, &v))
             return rm_error_set(ctx->err, -EINVAL, "domain %u: vCPU0's "
                                 "start info frame %#" PRIx64 " is not the "
                                 "guest's (was it suspended?)", ps->domid,
@@ -698,7 +486,7 @@ static int pv_end_of_checkpoint(struct rm_save_ctx *ctx)
     rc = rm_stream_write_record(&ctx->w, RM_REC_X86_TSC_INFO, &tsc,
                                 sizeof(tsc));
     if (!rc)
-        rc = rm_stream_write_record(&ctx->w, RM_REC_SHARED_INFO, ps->shinfo,
+        rc = rm_stream_write_record(&ctx->w, RM_REC_SHARED_INFO, ps->mem.shinfo,
                                     RM_PAGE_SIZE);
     for (id = 0; !rc && id < ps->nr_vcpus; id++) {
         xc_vcpuinfo_t vi;
@@ -767,13 +555,7 @@ static void pv_cleanup(struct rm_save_ctx *ctx)
         return;
     if (ps->map)
         xenforeignmemory_unmap(ps->fmem, ps->map, ps->map_count);
-    if (ps->shinfo)
-        xenforeignmemory_unmap(ps->fmem, ps->shinfo, 1);
-    if (ps->m2p)
-        munmap(ps->m2p, (ps->max_mfn * sizeof(xen_pfn_t) +
-                         (1ul << 21) - 1) & ~((1ul << 21) - 1)); /* M2P_SIZE */
-    free(ps->p2m);
-    free(ps->p2m_frames);
+    rm_xen_pv_mem_close(&ps->mem);
     free(ps->pt);
     free(ps);
     ctx->backend = NULL;
@@ -890,12 +672,12 @@ static int walk(struct pv_restore *pr, unsigned long l4_mfn, uint64_t va,
                                 ") of domain %u", cur, pr->domid);
         e = t[(va >> (12 + 9 * (level - 1))) & 511];
         xenforeignmemory_unmap(pr->fmem, (void *)t, 1);
-        if (!(e & PTE_PRESENT))
+        if (!(e & RM_XEN_PTE_PRESENT))
             return rm_error_set(err, -EINVAL, "the prepared domain %u does not"
                                 " map %#" PRIx64 " (L%d)", pr->domid, va,
                                 level);
-        cur = (unsigned long)((e & PTE_MFN_MASK) >> 12);
-        if (level > 1 && (e & PTE_PSE)) {
+        cur = (unsigned long)((e & RM_XEN_PTE_MFN_MASK) >> 12);
+        if (level > 1 && (e & RM_XEN_PTE_PSE)) {
             cur += (unsigned long)((va >> 12) &
                                    ((1ull << (9 * (level - 1))) - 1));
             break;
@@ -1228,7 +1010,7 @@ static int pvr_map_pages(struct rm_restore_ctx *ctx, uint32_t count,
         pr->types[pfns[i]] = (uint8_t)types[i];
         if (!rm_page_type_has_data(types[i]))
             continue;
-        if (pr->p2m[pfns[i]] == PV_INVALID_MFN)
+        if (pr->p2m[pfns[i]] == RM_XEN_PV_INVALID_MFN)
             return rm_error_set(ctx->err, -EINVAL, "pfn %#" PRIx64 " has no "
                                 "frame in domain %u", pfns[i], pr->domid);
         pr->mfns[n] = pr->p2m[pfns[i]];
@@ -1284,15 +1066,15 @@ static int pvr_localise_page(struct rm_restore_ctx *ctx, uint64_t pfn,
     for (i = 0; i < RM_PAGE_SIZE / 8; i++) {
         uint64_t spfn;
 
-        if (!(pte[i] & PTE_PRESENT))
+        if (!(pte[i] & RM_XEN_PTE_PRESENT))
             continue;
-        spfn = (pte[i] & PTE_MFN_MASK) >> 12;
-        if (spfn >= pr->nr || pr->p2m[spfn] == PV_INVALID_MFN)
+        spfn = (pte[i] & RM_XEN_PTE_MFN_MASK) >> 12;
+        if (spfn >= pr->nr || pr->p2m[spfn] == RM_XEN_PV_INVALID_MFN)
             return rm_error_set(ctx->err, -EBADMSG, "pfn %#" PRIx64 ": L%u[%u]"
                                 " = %#" PRIx64 " names pfn %#" PRIx64 ", "
                                 "beyond the guest's %" PRIu64 " pages", pfn,
                                 level, i, pte[i], spfn, pr->nr);
-        pte[i] = (pte[i] & ~PTE_MFN_MASK) |
+        pte[i] = (pte[i] & ~RM_XEN_PTE_MFN_MASK) |
                  ((uint64_t)pr->p2m[spfn] << 12);
     }
     return 0;
@@ -1300,7 +1082,7 @@ static int pvr_localise_page(struct rm_restore_ctx *ctx, uint64_t pfn,
 
 static int pfn_mfn(struct pv_restore *pr, uint64_t pfn, unsigned long *mfn)
 {
-    if (pfn >= pr->nr || pr->p2m[pfn] == PV_INVALID_MFN)
+    if (pfn >= pr->nr || pr->p2m[pfn] == RM_XEN_PV_INVALID_MFN)
         return -EINVAL;
     *mfn = pr->p2m[pfn];
     return 0;
@@ -1323,7 +1105,7 @@ static int write_guest_p2m(struct rm_restore_ctx *ctx)
             return rm_error_set(ctx->err, -EIO, "cannot map the guest's p2m "
                                 "frame %u", k);
         for (j = 0; j < 512; j++)
-            dst[j] = first + j < pr->nr ? pr->p2m[first + j] : PV_INVALID_MFN;
+            dst[j] = first + j < pr->nr ? pr->p2m[first + j] : RM_XEN_PV_INVALID_MFN;
         xenforeignmemory_unmap(pr->fmem, dst, 1);
     }
     return 0;

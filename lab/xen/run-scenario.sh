@@ -25,13 +25,42 @@ trap 'rm -rf "$WORK"' EXIT
 # The payload: a cpio appended to dom0's initramfs.
 p="$WORK/payload/payload"
 mkdir -p "$p"
-cp "$SCEN" "$p/scenario.sh"; chmod +x "$p/scenario.sh"
+# The scenario runs under a deadline (so that its log comes back even when
+# it hangs) and its output is copied to dom0's console as it runs (so that
+# serial.log shows how far it got).
+cp "$SCEN" "$p/scenario-body.sh"; chmod +x "$p/scenario-body.sh"
+DEADLINE=$(( ${XEN_LAB_TIMEOUT:-900} - 180 ))
+cat > "$p/scenario.sh" <<EOS
+#!/bin/sh
+tail -n +1 -f /results/scenario.log 2>/dev/null | sed 's/^/scenario: /' > /dev/console &
+./scenario-body.sh &
+body=\$!
+(
+    sleep $DEADLINE
+    kill -0 \$body 2>/dev/null || exit 0
+    exec > /dev/console 2>&1
+    echo "lab: the scenario did not end within $DEADLINE s: what hangs, then kill"
+    for f in /var/log/xen/console/guest-*.log; do echo "== \$f"; tail -5 "\$f"; done
+    for d in /proc/[0-9]*; do
+        c=\$(tr '\\0' ' ' < \$d/cmdline 2>/dev/null)
+        [ -n "\$c" ] && echo "\${d#/proc/} \$(cat \$d/wchan 2>/dev/null) \$c"
+    done | tail -25
+    kill -KILL \$body
+    xl list; xl dmesg | tail -60
+) &
+wait \$body
+rc=\$?
+sleep 1
+exit \$rc
+EOS
+chmod +x "$p/scenario.sh"
 echo "$NAME" > "$p/scenario-name"
 [ -x "$BUILD/remus" ] && cp "$BUILD/remus" "$p/remus"
-[ -x "$BUILD/tests/xen_m2p_find" ] && cp "$BUILD/tests/xen_m2p_find" "$p/"
+for t in xen_m2p_find xen_pv_frame; do [ ! -x "$BUILD/tests/$t" ] || cp "$BUILD/tests/$t" "$p/"; done
 cp "$CACHE/guest-vmlinuz" "$p/guest-vmlinuz"
 cp "$CACHE/guest.cpio.gz" "$p/guest.cpio.gz"
-cp "$HERE/guest.cfg" "$HERE/guest-net.cfg" "$HERE/vif-lab" "$HERE/pvtypes.py" "$p/"
+cp "$HERE/guest.cfg" "$HERE/guest-net.cfg" "$HERE/vif-lab" "$HERE/pvtypes.py" \
+   "$HERE/scenario-lib.sh" "$p/"
 (cd "$WORK/payload" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/payload.cpio.gz"
 cat "$CACHE/dom0.cpio.gz" "$WORK/payload.cpio.gz" > "$WORK/initrd.gz"
 
@@ -40,15 +69,32 @@ boot_and_run() {
     rm -rf "$OUT"; mkdir -p "$OUT"
     rm -f "$WORK/results.img"; truncate -s 256M "$WORK/results.img"
     echo "xen-lab: booting Xen + dom0 for scenario $NAME (TCG: slow)"
-    local t0 rc=0
+    local t0 rc=0 keys
     t0=$(date +%s)
+    # QEMU's stdin, Xen's serial input: when the scenario hangs (its
+    # watchdog says so on the console) Xen is asked for its CPUs' state:
+    # input switched to Xen (CTRL-a three times, each doubled for QEMU's
+    # mux), then debug keys d (registers and stacks) and q (domains).
+    rm -f "$WORK/keys" "$WORK/qemu-done"; mkfifo "$WORK/keys"
+    (
+        dumped=0
+        while [ ! -f "$WORK/qemu-done" ]; do
+            if [ $dumped = 0 ] && grep -q "did not end within" "$OUT/serial.log" 2>/dev/null; then
+                printf '\001\001\001\001\001\001'; sleep 2; printf 'd'; sleep 20; printf 'q'
+                dumped=1
+            fi
+            sleep 2
+        done
+    ) > "$WORK/keys" &
+    keys=$!
     timeout "${XEN_LAB_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg,thread=multi \
         -cpu Opteron_G3,+svm,+npt,+nrip-save,-rdtscp -m 6144 -smp 2 \
         -nographic -no-reboot -kernel "$CACHE/xen.bin" \
         -append "dom0_mem=3072M,max:3072M console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all" \
         -initrd "$CACHE/vmlinuz console=hvc0 earlyprintk=xen rdinit=/init,$WORK/initrd.gz" \
         -drive "file=$WORK/results.img,format=raw,if=virtio" \
-        > "$OUT/serial.log" 2>&1 < /dev/null || rc=$?
+        > "$OUT/serial.log" 2>&1 < "$WORK/keys" || rc=$?
+    touch "$WORK/qemu-done"; wait $keys 2>/dev/null || true
     echo "xen-lab: QEMU ended (exit $rc) after $(( $(date +%s) - t0 )) s"
     tar -xf "$WORK/results.img" -C "$OUT" 2>/dev/null || true
 }

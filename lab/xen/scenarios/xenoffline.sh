@@ -4,36 +4,45 @@
 # restore engines back to back); afterwards Xen reports the frame offline
 # and the guest, renamed back, counts on.  A frame of another domain
 # (dom0's frame with the same m2p entry) is refused and left in use.
+# Undo: a first try with a config whose domain is too small for the guest
+# fails during the migration; the guest runs on in its old domain and the
+# frame stays offline pending.
 set -e
+. /payload/scenario-lib.sh
 R=/payload/remus
 log=/var/log/xen/console/guest-labguest.log
-counter() { grep -o "counter [0-9]*" "$1" 2>/dev/null | tail -1 | awk '{print $2}'; }
 xl create /payload/guest.cfg
 dom=$(xl domid labguest)
-for i in $(seq 1 60); do grep -q "guest: counter 4" $log 2>/dev/null && break; sleep 1; done
-grep -q "guest: counter 4" $log || { echo "the guest did not start counting"; exit 1; }
+wait_counter $log 4 60
+sed 's/^memory = .*/memory = 64/' /payload/guest.cfg > /tmp/small.cfg
 # Machine frames whose m2p entry is guest frame 0x6000 (inside the guest's
 # 128 MiB): one is the guest's, the others dom0's or stale.
 /payload/xen_m2p_find 0x6000 > /tmp/cands || { echo "no m2p candidates"; exit 1; }
 cat /tmp/cands
 mfn=""; refused=0
 for m in $(awk '{print $1}' /tmp/cands); do
-    if $R offline-page --xen --config /payload/guest.cfg labguest $m > /tmp/off.log 2>&1; then
-        mfn=$m; break
+    if $R offline-page --xen --config /tmp/small.cfg labguest $m > /tmp/off.log 2>&1; then
+        cat /tmp/off.log; echo "the guest moved into a domain too small for it"; exit 1
     fi
     cat /tmp/off.log
-    grep -q "not to domain $dom" /tmp/off.log && refused=$((refused + 1))
+    if grep -q "not to domain $dom" /tmp/off.log; then refused=$((refused + 1)); continue; fi
+    grep -q "the guest runs on in domain $dom" /tmp/off.log || { echo "a failed move does not say the guest runs on"; exit 1; }
+    mfn=$m; break
 done
-cat /tmp/off.log
 [ -n "$mfn" ] || { echo "no candidate frame was the guest's"; exit 1; }
+[ "$(xl domid labguest)" = "$dom" ] || { xl list; echo "after the failed move labguest is not domain $dom"; exit 1; }
+xl list | grep -q labguest-- && { xl list; echo "the failed move left its new domain"; exit 1; }
+$R offline-page --xen --status $mfn | tee /tmp/st.log
+grep -q "offline pending" /tmp/st.log || { echo "after the failed move $mfn is not offline pending"; exit 1; }
+counts_on $log "$(counter $log)" "the failed move (undo)"
+$R offline-page --xen --config /payload/guest.cfg labguest $mfn > /tmp/off.log 2>&1 || { cat /tmp/off.log; echo "the move failed"; exit 1; }
+cat /tmp/off.log
 grep -q "machine frame $mfn is offline$" /tmp/off.log || { echo "Xen does not report $mfn offline"; exit 1; }
 new=$(xl domid labguest) || { xl list; echo "no labguest after the move"; exit 1; }
 [ "$new" != "$dom" ] || { echo "still the old domain"; exit 1; }
 before=$(counter $log)
 nlog=/var/log/xen/console/guest-labguest--migrating.log
-for i in $(seq 1 40); do last=$(counter $nlog); [ "${last:-0}" -gt "$((before + 3))" ] && break; sleep 1; done
-echo "counter before the move: $before; after: $last (refused $refused frames of other domains)"
-[ "${last:-0}" -gt "$((before + 3))" ] || { tail $nlog; echo "the moved guest does not count on"; exit 1; }
+counts_on $nlog "$before" "the move (refused $refused frames of other domains)"
 xl list
 # The other candidates are not the guest's: refused, and left online.
 $R offline-page --xen --status $mfn

@@ -13,14 +13,13 @@
 #  - --live is refused for a PV guest, naming why.
 set -e
 export PYTHONPATH=/usr/lib/xen-4.17/lib/python
+. /payload/scenario-lib.sh
 R=/payload/remus
 sed -e 's/^type = .*/type = "pv"/' -e 's/^name = .*/name = "labpv"/' \
     /payload/guest.cfg > /tmp/pv.cfg
 log=/var/log/xen/console/guest-labpv.log
-counter() { grep -o "counter [0-9]*" $log | tail -1 | awk '{print $2}'; }
 xl create /tmp/pv.cfg
-for i in $(seq 1 90); do grep -q "guest: counter 4" $log 2>/dev/null && break; sleep 1; done
-grep -q "guest: counter 4" $log || { echo "the PV guest did not start counting"; tail $log; exit 1; }
+wait_counter $log 4
 xl list
 if $R save --xen --live labpv /tmp/live.rms 2> /tmp/live.err; then echo "--live accepted for a PV guest"; exit 1; fi
 echo "live: $(head -1 /tmp/live.err)"
@@ -28,7 +27,7 @@ t0=$(date +%s)
 $R -v save --xen labpv /tmp/pv.rms > /tmp/save.log 2>&1 || { tail -20 /tmp/save.log; echo "remus save --xen of a PV guest failed"; exit 1; }
 tail -4 /tmp/save.log
 echo "remus save --xen (PV) took $(( $(date +%s) - t0 )) s, $(stat -c %s /tmp/pv.rms) bytes"
-before=$(counter)
+before=$(counter $log)
 if xl list labpv >/dev/null 2>&1; then echo "the saved domain still exists"; exit 1; fi
 verify-stream-v2 -f libxc -i /tmp/pv.rms > /tmp/verify.log 2>&1 || { tail -8 /tmp/verify.log; echo "verify-stream-v2 refused remus's PV stream"; exit 1; }
 tail -2 /tmp/verify.log
@@ -59,7 +58,7 @@ if ! xl -vvv restore /tmp/pv.cfg /tmp/pv.xlsave > /tmp/xlrestore.log 2>&1; then
     xl destroy labpv 2>/dev/null || true
     : > $log
     xl create /tmp/pv.cfg
-    for i in $(seq 1 90); do grep -q "guest: counter 4" $log 2>/dev/null && break; sleep 1; done
+    wait_counter $log 4 || true
     $R save --xen -c labpv /tmp/pv2.rms 2>&1 | tail -1
     xl save labpv /tmp/pv.xl >/dev/null 2>&1 && python3 /payload/pvtypes.py /tmp/pv2.rms /tmp/pv.xl:xl
     if xl -vvv restore /tmp/pv.xl > /tmp/xlrestore2.log 2>&1; then
@@ -70,13 +69,7 @@ if ! xl -vvv restore /tmp/pv.cfg /tmp/pv.xlsave > /tmp/xlrestore.log 2>&1; then
     echo "xl restore of remus's PV stream failed"; exit 1
 fi
 xl list
-for i in $(seq 1 40); do
-    last=$(counter)
-    [ "${last:-0}" -gt "$((before + 3))" ] && break
-    sleep 1
-done
-echo "counter before save: $before, after xl restore: $last"
-[ "${last:-0}" -gt "$((before + 3))" ] || { echo "the PV guest does not count on after xl restore"; tail $log; xl dmesg | tail -20; exit 1; }
+counts_on $log "$before" "save, xl restore" || { echo "the PV guest does not count on after xl restore"; xl dmesg | tail -20; exit 1; }
 # remus restore of remus's own PV stream; first two bad copies: a page
 # table entry naming a pfn beyond the guest, and a page type no page may
 # have.  Each is refused by name and leaves no domain.
@@ -118,19 +111,13 @@ for f in badpte badtype; do
     if xl list labpv >/dev/null 2>&1; then echo "a refused restore left a domain"; exit 1; fi
 done
 grep -q "beyond the guest" /tmp/badpte.log || { echo "the bad PTE refusal does not say why"; exit 1; }
-before=$(counter)
+before=$(counter $log)
 $R -v restore --xen --config /tmp/pv.cfg /tmp/pv.rms > /tmp/restore.log 2>&1 || { tail -20 /tmp/restore.log; xl dmesg | tail -10; echo "remus restore --xen of a PV stream failed"; exit 1; }
 tail -4 /tmp/restore.log
-for i in $(seq 1 40); do
-    last=$(counter)
-    [ "${last:-0}" -gt "$((before + 3))" ] && break
-    sleep 1
-done
-echo "counter before remus restore: $before, after: $last"
-[ "${last:-0}" -gt "$((before + 3))" ] || { echo "the PV guest does not count on after remus restore"; tail $log; xl dmesg | tail -20; exit 1; }
+counts_on $log "$before" "remus restore" || { xl dmesg | tail -20; exit 1; }
 # remus restore of the libxc stream inside Xen's own xl save.
 xl save labpv /tmp/own.xlsave > /dev/null
-before=$(counter)
+before=$(counter $log)
 python3 - /tmp/own.xlsave /tmp/own.libxc <<'EOPY'
 import struct, sys
 d = open(sys.argv[1], 'rb').read()
@@ -143,11 +130,5 @@ EOPY
 $R stream-info --quiet /tmp/own.libxc 2>&1 | tail -1
 $R -v restore --xen --config /tmp/pv.cfg /tmp/own.libxc > /tmp/restore2.log 2>&1 || { tail -20 /tmp/restore2.log; echo "remus restore --xen of xl's own PV stream failed"; exit 1; }
 tail -2 /tmp/restore2.log
-for i in $(seq 1 40); do
-    last=$(counter)
-    [ "${last:-0}" -gt "$((before + 3))" ] && break
-    sleep 1
-done
-echo "counter before xl save: $before, after remus restore of it: $last"
-[ "${last:-0}" -gt "$((before + 3))" ] || { echo "the PV guest does not count on after remus restore of xl's stream"; tail $log; exit 1; }
+counts_on $log "$before" "xl save, remus restore of it"
 echo "xenpvsave: remus save --xen of a PV guest passes verify-stream-v2; Xen's own restore and remus restore continue it; remus restore takes xl save's PV stream too"

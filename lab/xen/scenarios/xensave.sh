@@ -5,18 +5,17 @@
 # refused by its byte offset and leaves no domain behind.
 set -e
 export PYTHONPATH=/usr/lib/xen-4.17/lib/python
+. /payload/scenario-lib.sh
 R=/payload/remus
 log=/var/log/xen/console/guest-labguest.log
-counter() { grep -o "counter [0-9]*" $log | tail -1 | awk '{print $2}'; }
 xl create /payload/guest.cfg
-for i in $(seq 1 60); do grep -q "guest: counter 4" $log 2>/dev/null && break; sleep 1; done
-grep -q "guest: counter 4" $log || { echo "the guest did not start counting"; tail $log; exit 1; }
+wait_counter $log 4 60
 t0=$(date +%s)
 $R -v save --xen labguest /tmp/guest.rms > /tmp/save.log 2>&1 || { tail -20 /tmp/save.log; echo "remus save --xen failed"; exit 1; }
 tail -5 /tmp/save.log
 echo "remus save --xen took $(( $(date +%s) - t0 )) s, $(stat -c %s /tmp/guest.rms) bytes"
 if xl list labguest >/dev/null 2>&1; then echo "the saved domain still exists"; exit 1; fi
-before=$(counter)
+before=$(counter $log)
 verify-stream-v2 -f libxc -i /tmp/guest.rms > /tmp/verify.log 2>&1 || { tail -8 /tmp/verify.log; echo "verify-stream-v2 refused remus's stream"; exit 1; }
 tail -2 /tmp/verify.log
 $R stream-info /tmp/guest.rms > /tmp/info.log 2>&1 || { tail -20 /tmp/info.log; exit 1; }
@@ -38,11 +37,5 @@ $R -v restore --xen --config /payload/guest.cfg /tmp/guest.rms > /tmp/restore.lo
 tail -5 /tmp/restore.log
 echo "remus restore --xen took $(( $(date +%s) - t0 )) s"
 xl list
-for i in $(seq 1 40); do
-    last=$(counter)
-    [ "${last:-0}" -gt "$((before + 3))" ] && break
-    sleep 1
-done
-echo "counter before save: $before, after restore: $last"
-[ "${last:-0}" -gt "$((before + 3))" ] || { echo "the restored guest does not count on"; tail $log; xl dmesg | tail -20; exit 1; }
+counts_on $log "$before" "save and restore" || { xl dmesg | tail -20; exit 1; }
 echo "xensave: remus save --xen passes verify-stream-v2 -f libxc; remus restore --xen continues the guest"
