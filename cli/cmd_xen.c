@@ -761,41 +761,63 @@ static void offline_usage(FILE *out)
             "Exit: 0 moved (or the frame was free); 1 failed; 2 usage.\n");
 }
 
-/* A PV guest moves off the frame in place (backends/xen/xen_offline.h). */
+/*
+ * A PV guest moves off the frame in place (backends/xen/xen_offline.h).
+ * The frame is marked offline only once the guest has let go of it (Xen
+ * then offlines it at once): marking a frame a PV guest owns makes Xen
+ * 4.17 take the guest's PoD lock, and in the lab that hung a CPU in the
+ * hypervisor after an earlier exchange.  A frame someone already marked
+ * is offlined by Xen when the exchange frees it.
+ */
 static int pv_offline(struct rm_xen_host *host, uint32_t domid,
-                      unsigned long long mfn)
+                      unsigned long long mfn, uint32_t before)
 {
     struct rm_xen_pv_offline_result res;
     struct rm_error err = { 0 };
-    uint32_t after = 0;
+    uint32_t after = 0, status = 0;
+    int owner = -1;
     char what[40];
 
-    printf("machine frame %#llx of domain %u is offline pending; moving the "
-           "PV guest off it in place (suspended)\n", mfn, domid);
+    printf("machine frame %#llx of domain %u%s: moving the PV guest off it "
+           "in place (suspended)\n", mfn, domid,
+           (before & PG_OFFLINE_STATUS_OFFLINE_PENDING) ?
+           " is offline pending" : "");
     fflush(stdout);
     if (rm_xen_pv_offline_page(host, domid, mfn, 0, &res, &err)) {
         if (res.left_suspended)
             return cli_fail("offline-page", "%s", rm_error_str(&err));
         return cli_fail("offline-page", "%s; %sthe guest runs on as it was "
-                        "(the frame stays offline pending)",
-                        rm_error_str(&err), res.undone ? "its page tables "
-                        "were put back; " : "");
+                        "(the frame stays %s)", rm_error_str(&err),
+                        res.undone ? "its page tables were put back; " : "",
+                        (before & PG_OFFLINE_STATUS_OFFLINE_PENDING) ?
+                        "offline pending" : "online, not marked");
     }
     if (res.level)
         snprintf(what, sizeof(what), "an L%u page table%s", res.level,
                  res.pinned ? ", pinned" : "");
     else
         snprintf(what, sizeof(what), "data");
-    rm_xen_page_status(host, mfn, &after, &err);
     printf("pfn %#" PRIx64 " of domain %u (%s) moved from machine frame "
            "%#llx to %#" PRIx64 "; %u page-table entries re-pointed (%u "
            "tables searched); the guest runs on\n", res.pfn, domid, what,
            mfn, res.new_mfn, res.ptes, res.tables_scanned);
-    printf("machine frame %#llx is %s\n", mfn,
-           (after & PG_OFFLINE_STATUS_OFFLINED) ? "offline" :
-           (after & PG_OFFLINE_STATUS_OFFLINE_PENDING) ?
-           "still offline pending" : "in an unexpected state");
-    return (after & PG_OFFLINE_STATUS_OFFLINED) ? RM_EXIT_OK : RM_EXIT_FAIL;
+    if (rm_xen_page_status(host, mfn, &after, &err))
+        return cli_fail("offline-page", "%s", rm_error_str(&err));
+    if (!(after & PG_OFFLINE_STATUS_OFFLINED)) {
+        if (rm_xen_page_mark_offline(host, mfn, &status, &owner, &err))
+            return cli_fail("offline-page", "%s", rm_error_str(&err));
+        rm_xen_page_status(host, mfn, &after, &err);
+    }
+    if (after & PG_OFFLINE_STATUS_OFFLINED) {
+        printf("machine frame %#llx is offline\n", mfn);
+        return RM_EXIT_OK;
+    }
+    if ((after & PG_OFFLINE_STATUS_OFFLINE_PENDING) && owner >= 0)
+        return cli_fail("offline-page", "machine frame %#llx is offline "
+                        "pending: Xen gave it to domain %d before it could be"
+                        " marked", mfn, owner);
+    return cli_fail("offline-page", "machine frame %#llx is in an unexpected"
+                    " state (%#x)", mfn, after);
 }
 
 static int xen_offline_page(int argc, char **argv)
@@ -870,6 +892,12 @@ static int xen_offline_page(int argc, char **argv)
     }
     if (!rc)
         rc = rm_xen_page_status(host, mfn, &before, &err);
+    if (!rc && !di.hvm) {
+        ret = (before & PG_OFFLINE_STATUS_OFFLINED) ?
+              (printf("machine frame %#llx is offline already\n", mfn),
+               RM_EXIT_OK) : pv_offline(host, domid, mfn, before);
+        goto out;
+    }
     if (!rc)
         rc = rm_xen_page_mark_offline(host, mfn, &status, &owner, &err);
     if (rc) {
@@ -892,10 +920,6 @@ static int xen_offline_page(int argc, char **argv)
         if (owner > 0)
             fprintf(stderr, "remus offline-page: its owner is domain %d\n",
                     owner);
-        goto out;
-    }
-    if (!di.hvm) {
-        ret = pv_offline(host, domid, mfn);
         goto out;
     }
     printf("machine frame %#llx of domain %u is offline pending; moving "

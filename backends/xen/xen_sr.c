@@ -433,17 +433,12 @@ const struct rm_save_ops rm_xen_save_ops = {
 /* ============================================================= restore */
 
 /* A record kept aside until it is applied. */
-struct blob {
-    void *data;
-    uint32_t len;
-};
-
 struct xen_restore {
     struct rm_xen_restore_arg *arg;
     xc_interface *xch;
     xenforeignmemory_handle *fmem;
     uint32_t domid;
-    struct blob cpuid, msr, tsc, hvm, params;
+    struct rm_xen_blob cpuid, msr, tsc, hvm, params;
     void *map;
     uint32_t map_count;
     xen_pfn_t gfns[RM_PAGE_DATA_BATCH];
@@ -454,17 +449,42 @@ struct xen_restore {
  * above the special pages Xen's toolstack puts below 4 GiB. */
 #define RESTORE_MAX_PFNS (1ull << 24)
 
-static int keep(struct blob *b, const struct rm_record *rec)
+int rm_xen_blob_keep(struct rm_xen_blob *b, const void *data, uint32_t len)
 {
-    void *p = malloc(rec->length ? rec->length : 1);
+    void *p = malloc(len ? len : 1);
 
     if (!p)
         return -ENOMEM;
-    memcpy(p, rec->data, rec->length);
+    memcpy(p, data, len);
     free(b->data);
     b->data = p;
-    b->len = rec->length;
+    b->len = len;
     return 0;
+}
+
+int rm_xen_check_cpu_record(struct rm_restore_ctx *ctx,
+                            const struct rm_record *rec)
+{
+    switch (rec->type) {
+    case RM_REC_X86_CPUID_POLICY:
+        if (rec->length % sizeof(struct rm_x86_cpuid_leaf))
+            return rm_error_set(ctx->err, -EBADMSG, "X86_CPUID_POLICY of "
+                                "%u bytes: not whole leaves", rec->length);
+        return 0;
+    case RM_REC_X86_MSR_POLICY:
+        if (rec->length % sizeof(struct rm_x86_msr_entry))
+            return rm_error_set(ctx->err, -EBADMSG, "X86_MSR_POLICY of %u "
+                                "bytes: not whole entries", rec->length);
+        return 0;
+    case RM_REC_X86_TSC_INFO:
+        if (rec->length != sizeof(struct rm_x86_tsc_info))
+            return rm_error_set(ctx->err, -EBADMSG, "X86_TSC_INFO of %u "
+                                "bytes (%zu expected)", rec->length,
+                                sizeof(struct rm_x86_tsc_info));
+        return 0;
+    default:
+        return 1;
+    }
 }
 
 static int r_setup(struct rm_restore_ctx *ctx)
@@ -510,24 +530,11 @@ static int r_check_record(struct rm_restore_ctx *ctx,
     const struct rm_hvm_params_hdr *ph = rec->data;
     const struct rm_hvm_param *p;
     uint32_t i;
+    int rc = rm_xen_check_cpu_record(ctx, rec);
 
+    if (rc <= 0)
+        return rc;
     switch (rec->type) {
-    case RM_REC_X86_CPUID_POLICY:
-        if (rec->length % sizeof(struct rm_x86_cpuid_leaf))
-            return rm_error_set(ctx->err, -EBADMSG, "X86_CPUID_POLICY of "
-                                "%u bytes: not whole leaves", rec->length);
-        return 0;
-    case RM_REC_X86_MSR_POLICY:
-        if (rec->length % sizeof(struct rm_x86_msr_entry))
-            return rm_error_set(ctx->err, -EBADMSG, "X86_MSR_POLICY of %u "
-                                "bytes: not whole entries", rec->length);
-        return 0;
-    case RM_REC_X86_TSC_INFO:
-        if (rec->length != sizeof(struct rm_x86_tsc_info))
-            return rm_error_set(ctx->err, -EBADMSG, "X86_TSC_INFO of %u "
-                                "bytes (%zu expected)", rec->length,
-                                sizeof(struct rm_x86_tsc_info));
-        return 0;
     case RM_REC_HVM_CONTEXT:
         if (rec->length < 8)
             return rm_error_set(ctx->err, -EBADMSG, "HVM_CONTEXT of %u "
@@ -567,7 +574,7 @@ static int r_process_record(struct rm_restore_ctx *ctx,
                             const struct rm_record *rec)
 {
     struct xen_restore *xr = ctx->backend;
-    struct blob *b;
+    struct rm_xen_blob *b;
 
     switch (rec->type) {
     case RM_REC_X86_CPUID_POLICY: b = &xr->cpuid; break;
@@ -577,7 +584,7 @@ static int r_process_record(struct rm_restore_ctx *ctx,
     case RM_REC_HVM_PARAMS: b = &xr->params; break;
     default: return -EOPNOTSUPP;
     }
-    if (keep(b, rec))
+    if (rm_xen_blob_keep(b, rec->data, rec->length))
         return rm_error_set(ctx->err, -ENOMEM, "out of memory");
     return 0;
 }

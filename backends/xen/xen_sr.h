@@ -63,6 +63,25 @@ int rm_xen_set_cpu_policy(struct rm_restore_ctx *ctx, xc_interface *xch,
                           uint32_t cpuid_len, void *msr,
                           uint32_t msr_len);
 
+/* A record body kept aside until a checkpoint is applied (restores). */
+struct rm_xen_blob {
+    void *data;     /* owned; free() */
+    uint32_t len;
+};
+
+/* Replace @b's contents with a copy of @len bytes of @data.  0 or
+ * -ENOMEM (@b unchanged). */
+int rm_xen_blob_keep(struct rm_xen_blob *b, const void *data, uint32_t len);
+
+/*
+ * The checks both restores make of the records they share with Xen's
+ * own stream: X86_CPUID_POLICY and X86_MSR_POLICY (whole entries) and
+ * X86_TSC_INFO (its exact size).  0 when @rec passes, -EBADMSG naming
+ * what is wrong, 1 when @rec is none of them.
+ */
+int rm_xen_check_cpu_record(struct rm_restore_ctx *ctx,
+                            const struct rm_record *rec);
+
 /* The domain header's Xen version fields for this host. */
 int rm_xen_version(struct rm_xen_host *h, uint32_t *major, uint32_t *minor);
 

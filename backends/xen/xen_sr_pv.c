@@ -598,10 +598,6 @@ const struct rm_save_ops rm_xen_pv_save_ops = {
 
 #define PV_MAX_VCPUS 128
 
-struct pv_blob {
-    void *data;
-    uint32_t len;
-};
 
 struct pv_restore {
     struct rm_xen_restore_arg *arg;
@@ -619,8 +615,8 @@ struct pv_restore {
 
     uint64_t *p2m_frame_pfns;       /* X86_PV_P2M_FRAMES */
     uint32_t p2m_start, p2m_end, nr_p2m_frame_pfns;
-    struct pv_blob cpuid, msr, tsc, shinfo;
-    struct pv_blob basic[PV_MAX_VCPUS], ext[PV_MAX_VCPUS],
+    struct rm_xen_blob cpuid, msr, tsc, shinfo;
+    struct rm_xen_blob basic[PV_MAX_VCPUS], ext[PV_MAX_VCPUS],
                    xsave[PV_MAX_VCPUS], msrs[PV_MAX_VCPUS];
 
     void *map;
@@ -628,19 +624,6 @@ struct pv_restore {
     xen_pfn_t mfns[RM_PAGE_DATA_BATCH];
     int errs[RM_PAGE_DATA_BATCH];
 };
-
-static int pv_keep(struct pv_blob *b, const void *data, uint32_t len)
-{
-    void *p = malloc(len ? len : 1);
-
-    if (!p)
-        return -ENOMEM;
-    memcpy(p, data, len);
-    free(b->data);
-    b->data = p;
-    b->len = len;
-    return 0;
-}
 
 /* Map one frame of the domain (read or read/write); NULL on failure. */
 static void *map1(struct pv_restore *pr, unsigned long mfn, int prot)
@@ -925,20 +908,9 @@ static int pvr_check_record(struct rm_restore_ctx *ctx,
                               "bytes: not whole MSRs", rec->length);
         return rc;
     case RM_REC_X86_TSC_INFO:
-        if (rec->length != sizeof(struct rm_x86_tsc_info))
-            return rm_error_set(ctx->err, -EBADMSG, "X86_TSC_INFO of %u "
-                                "bytes", rec->length);
-        return 0;
     case RM_REC_X86_CPUID_POLICY:
-        if (rec->length % sizeof(xen_cpuid_leaf_t))
-            return rm_error_set(ctx->err, -EBADMSG, "X86_CPUID_POLICY of %u "
-                                "bytes", rec->length);
-        return 0;
     case RM_REC_X86_MSR_POLICY:
-        if (rec->length % sizeof(xen_msr_entry_t))
-            return rm_error_set(ctx->err, -EBADMSG, "X86_MSR_POLICY of %u "
-                                "bytes", rec->length);
-        return 0;
+        return rm_xen_check_cpu_record(ctx, rec);
     default:
         return rm_error_set(ctx->err, -EOPNOTSUPP, "record %s is not for a "
                             "Xen PV domain", rm_rec_type_name(rec->type));
@@ -950,7 +922,7 @@ static int pvr_process_record(struct rm_restore_ctx *ctx,
 {
     struct pv_restore *pr = ctx->backend;
     const struct rm_x86_pv_vcpu_hdr *h = rec->data;
-    struct pv_blob *b = NULL;
+    struct rm_xen_blob *b = NULL;
 
     switch (rec->type) {
     case RM_REC_X86_PV_INFO:
@@ -979,7 +951,7 @@ static int pvr_process_record(struct rm_restore_ctx *ctx,
     case RM_REC_X86_PV_VCPU_MSRS: b = &pr->msrs[h->vcpu_id]; break;
     default: return -EOPNOTSUPP;
     }
-    if (pv_keep(b, rec->data, rec->length))
+    if (rm_xen_blob_keep(b, rec->data, rec->length))
         return rm_error_set(ctx->err, -ENOMEM, "out of memory");
     return 0;
 }
@@ -1269,7 +1241,7 @@ static int set_vcpus(struct rm_restore_ctx *ctx, uint64_t *si_pfn)
                                     strerror(errno));
         }
         for (i = 0; i < 2; i++) {
-            struct pv_blob *b = i ? &pr->msrs[id] : &pr->xsave[id];
+            struct rm_xen_blob *b = i ? &pr->msrs[id] : &pr->xsave[id];
             uint32_t len;
             DECLARE_HYPERCALL_BUFFER(void, buf);
 

@@ -2,7 +2,9 @@
 # Page offlining of a 64-bit PV guest in place: `remus offline-page --xen
 # DOMAIN MFN` (no --config) suspends the guest, copies the frame, clears
 # every page-table entry mapping it, exchanges it with Xen, writes the copy
-# into the new frame, fixes the p2m, re-points the entries and resumes.
+# into the new frame, fixes the p2m, re-points the entries and resumes;
+# then it marks the frame, free by then, offline (marking a frame a PV
+# guest still owns hung Xen 4.17 here: see cli/cmd_xen.c).
 #  - a data page whose contents are stable moves: Xen reports the old frame
 #    offline, the guest's p2m names a new frame, the contents are the same,
 #    the guest counts on;
@@ -115,12 +117,12 @@ if $R offline-page --xen labpv $umfn > /tmp/undo.log 2>&1; then
     cat /tmp/undo.log; echo "a frame a dom0 process maps was moved"; exit 1; fi
 cat /tmp/undo.log
 grep -q "Xen would not exchange" /tmp/undo.log || { echo "the refusal does not say Xen kept the frame"; exit 1; }
-grep -q "page tables were put back" /tmp/undo.log || { echo "the undo is not reported"; exit 1; }
+grep -q "page tables were put back; the guest runs on as it was (the frame stays online" /tmp/undo.log || { echo "the undo is not reported"; exit 1; }
 out=$($F labpv pfn $upfn); set -- $out
 [ "$2" = "$umfn" ] || { echo "after the undo the p2m names $2, not $umfn"; exit 1; }
 counts_on $log $before "the undone move"
 $R offline-page --xen --status $umfn | tee /tmp/st.log
-grep -q "offline pending" /tmp/st.log || { echo "the held frame is not offline pending"; exit 1; }
+grep -q ": online" /tmp/st.log || { echo "the held frame was left marked"; exit 1; }
 kill $holder; wait $holder 2>/dev/null || true
 before=$(counter $log)
 offline_ok $umfn "the frame once released"
