@@ -8,6 +8,8 @@
  *                                       L2, L3, L4; "+" suffix: pinned) as
  *                                       "PFN MFN TYPE"
  *   xen_pv_frame DOMAIN hash PFN        a 64-bit FNV-1a hash of the page
+ *   xen_pv_frame DOMAIN p2m N           "PFN MFN" of the Nth frame of the
+ *                                       guest's p2m (from its frame lists)
  *   xen_pv_frame DOMAIN hold MFN        map the frame read only (as a dom0
  *                                       process that uses a guest page
  *                                       would), say "holding", and keep it
@@ -63,7 +65,7 @@ int main(int argc, char **argv)
 
     memset(&m, 0, sizeof(m));
     if (argc < 4) {
-        fprintf(stderr, "usage: xen_pv_frame DOMAIN pfn|find|hash|hold "
+        fprintf(stderr, "usage: xen_pv_frame DOMAIN pfn|find|hash|p2m|hold "
                 "ARG [N]\n");
         return 2;
     }
@@ -124,6 +126,18 @@ int main(int argc, char **argv)
             }
         }
         fprintf(stderr, "xen_pv_frame: no such frame of type %s\n", argv[3]);
+    } else if (!strcmp(argv[2], "p2m")) {
+        unsigned long n = strtoul(argv[3], NULL, 0);
+        uint64_t pfn;
+
+        if (n >= m.nr_p2m_frames ||
+            !rm_xen_pv_mfn_to_pfn(&m, m.p2m_frames[n], &pfn)) {
+            fprintf(stderr, "xen_pv_frame: no p2m frame %lu of the guest's "
+                    "(%u frames)\n", n, m.nr_p2m_frames);
+            goto out;
+        }
+        printf("%#" PRIx64 " %#lx\n", pfn, (unsigned long)m.p2m_frames[n]);
+        rc = 0;
     } else if (!strcmp(argv[2], "hold")) {
         xen_pfn_t mfn = strtoull(argv[3], NULL, 0);
         int e = 0;

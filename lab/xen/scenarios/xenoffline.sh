@@ -14,7 +14,7 @@ log=/var/log/xen/console/guest-labguest.log
 xl create /payload/guest.cfg
 dom=$(xl domid labguest)
 wait_counter $log 4 60
-sed 's/^memory = .*/memory = 64/' /payload/guest.cfg > /tmp/small.cfg
+sed "s/^memory = .*/memory = 100/" /payload/guest.cfg > /tmp/small.cfg
 # Machine frames whose m2p entry is guest frame 0x6000 (inside the guest's
 # 128 MiB): one is the guest's, the others dom0's or stale.
 /payload/xen_m2p_find 0x6000 > /tmp/cands || { echo "no m2p candidates"; exit 1; }
@@ -27,6 +27,7 @@ for m in $(awk '{print $1}' /tmp/cands); do
     cat /tmp/off.log
     if grep -q "not to domain $dom" /tmp/off.log; then refused=$((refused + 1)); continue; fi
     grep -q "the guest runs on in domain $dom" /tmp/off.log || { echo "a failed move does not say the guest runs on"; exit 1; }
+    grep -q "xl create" /tmp/off.log && { echo "the small domain was not even built: not a failure during the migration"; exit 1; }
     mfn=$m; break
 done
 [ -n "$mfn" ] || { echo "no candidate frame was the guest's"; exit 1; }

@@ -7,7 +7,8 @@
 # guest still owns hung Xen 4.17 here: see cli/cmd_xen.c).
 #  - a data page whose contents are stable moves: Xen reports the old frame
 #    offline, the guest's p2m names a new frame, the contents are the same,
-#    the guest counts on;
+#    the guest counts on; so does a frame of the guest's p2m (the frame
+#    list that names it is rewritten);
 #  - an L1 and an L2 page table of the guest move (entries re-pointed at
 #    the new frame, which Xen validates as a table), and a pinned L4 (unpin,
 #    move, pin again; a vCPU's cr3 is refused by name);
@@ -65,6 +66,17 @@ moved $pfn $mfn data "the data page"
 h3=$($F labpv hash $pfn)
 [ "$h3" = "$h1" ] || { echo "the data page's contents changed: $h1 -> $h3"; exit 1; }
 counts_on $log $before "the data page's move"
+
+# 1b. A frame of the guest's p2m: the frame list naming it is rewritten
+# too (the tools read the p2m through it: the next steps and the save).
+out=$($F labpv p2m 1) || { echo "no second p2m frame"; exit 1; }
+set -- $out
+before=$(counter $log)
+offline_ok $2 "a p2m frame"
+out=$($F labpv p2m 1); set -- $1 $2 $out
+[ "$4" != "$2" ] && [ "$3" = "$1" ] || { echo "the p2m frame list still names $2 (now: $out)"; exit 1; }
+echo "p2m frame 1 (pfn $1) moved from $2 to $4"
+counts_on $log $before "the p2m frame's move"
 
 # 2. Page tables: an L1, an L2, then a pinned L4 (a vCPU's cr3 is refused).
 for t in L1 L2; do
@@ -136,4 +148,4 @@ verify-stream-v2 -f libxc -i /tmp/pv.rms > /tmp/verify.log 2>&1 || { tail -5 /tm
 before=$(counter $log)
 $R restore --xen --config /tmp/pv.cfg /tmp/pv.rms > /tmp/restore.log 2>&1 || { tail -5 /tmp/restore.log; echo "remus restore --xen failed"; exit 1; }
 counts_on $log $before "save and restore after the moves"
-echo "xenpvoffline: data, L1, L2 and pinned L4 frames moved in place and offlined; the granted ring refused; a held frame undone then moved; the guest saved and restored"
+echo "xenpvoffline: data, p2m, L1, L2 and pinned L4 frames moved in place and offlined; the granted ring refused; a held frame undone then moved; the guest saved and restored"
