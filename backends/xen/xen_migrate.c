@@ -96,9 +96,19 @@ int rm_xen_migrate_local(struct rm_xen_host *h, uint32_t domid,
         shutdown(sv[1], SHUT_RDWR);   /* unblock the sender */
     pthread_join(saver, NULL);
     started = false;
-    if (job.rc) {
+    /* Which side failed first names the cause: a restore that failed
+     * cut the stream, so the sender's broken pipe is only its echo; a
+     * sender that failed left the restore with a short stream. */
+    if (job.rc && !(rc && job.rc == -EPIPE)) {
         rm_error_clear(err);
         rc = rm_error_set(err, job.rc, "sending: %s", rm_error_str(&job.err));
+    } else if (rc) {
+        char why[sizeof(err->msg)];
+
+        snprintf(why, sizeof(why), "%s", rm_error_str(err));
+        rm_error_clear(err);
+        rc = rm_error_set(err, rc, "the new domain refused the guest: %s",
+                          why);
     }
     if (rc)
         goto out;

@@ -28,6 +28,7 @@ for m in $(awk '{print $1}' /tmp/cands); do
     if grep -q "not to domain $dom" /tmp/off.log; then refused=$((refused + 1)); continue; fi
     grep -q "the guest runs on in domain $dom" /tmp/off.log || { echo "a failed move does not say the guest runs on"; exit 1; }
     grep -q "xl create" /tmp/off.log && { echo "the small domain was not even built: not a failure during the migration"; exit 1; }
+    grep -q "the new domain refused the guest" /tmp/off.log || { echo "the failed move does not name the side that failed"; exit 1; }
     mfn=$m; break
 done
 [ -n "$mfn" ] || { echo "no candidate frame was the guest's"; exit 1; }
