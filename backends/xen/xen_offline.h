@@ -13,7 +13,10 @@
  *  2. copy the frame; unpin it when it is a pinned page table;
  *  3. make every page-table entry of the guest that maps it non-present
  *     (all L1-L4 tables, Xen's own L4 slots aside), keeping the old
- *     entries;
+ *     entries; a page the guest prepares as a table but Xen has not yet
+ *     validated is data to Xen and is not searched (as in Xen's own
+ *     xc_exchange_page): should it name the frame, Xen refuses it as a
+ *     table later and the guest sees the error;
  *  4. exchange the frame with Xen (XENMEM_exchange): Xen frees it, which
  *     offlines it when it was marked, and hands a new one at the same pfn
  *     (Xen sets the m2p);
