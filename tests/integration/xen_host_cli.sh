@@ -39,6 +39,12 @@ expect 2 "expected DOMAIN and FILE" -- "$R" save --xen g1
 expect 2 "unknown option" -- "$R" save --xen --bogus g1 f
 expect 2 "not a Xen command" -- "$R" status --xen
 expect 0 "usage: remus protect --xen" -- "$R" protect --xen --help
+expect 1 "runs in dom0" -- "$R" offline-page --xen g1 0x1234
+expect 1 "runs in dom0" -- "$R" offline-page --xen --config "$TMP/g.cfg" g1 0x1234
+expect 1 "runs in dom0" -- "$R" offline-page --xen --status 0x1234
+expect 2 "MFN 'zz' is not a number" -- "$R" offline-page --xen g1 zz
+expect 2 "expected DOMAIN and MFN" -- "$R" offline-page --xen g1
+expect 0 "A 64-bit PV guest (no --config) moves in place" -- "$R" offline-page --xen --help
 
 # guest-died.sh: evidence in Xen's log -> 0 and printed; none -> 1.
 mkdir -p "$TMP/died" "$TMP/ours"
