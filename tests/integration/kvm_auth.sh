@@ -20,6 +20,22 @@ ns_setup tapp taps
 K1="$TMP/k1" K2="$TMP/k2"
 # stop_pri PID: end protection, then the VM (two signals, apart).
 stop_pri() { kill -INT "$1" 2>/dev/null || true; sleep 0.3; kill -INT "$1" 2>/dev/null || true; }
+# start_sec PORT LOG [OPTION...]: `remus receive` on 127.0.0.1:PORT in the
+# namespace, its output to LOG; SEC is its pid.
+start_sec() {
+    local port=$1 log=$2; shift 2
+    ip netns exec "$NS" "$REMUS" receive --listen 127.0.0.1:$port --tap taps \
+        "$@" > "$log" 2>&1 & SEC=$!; PIDS+=($SEC)
+}
+# start_pri N PORT [OPTION...]: `remus protect` of the test VM to
+# 127.0.0.1:PORT, its log and console $TMP/priN.log and .console; PRI is
+# its pid.
+start_pri() {
+    local n=$1 port=$2; shift 2
+    ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 "$@" \
+        --console "$TMP/pri$n.console" "$TMP/g.cfg" 127.0.0.1:$port \
+        > "$TMP/pri$n.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+}
 # wait_exit PID SECONDS: wait for a process to end; its exit status.
 wait_exit() {
     local i
@@ -100,15 +116,13 @@ grep -q "readable by others" "$TMP/kp.err"
 # -- same key: protected, sealed, failover ---------------------------------------
 # The primary talks to the secondary through a relay that records what
 # the primary sends on both connections.
-ip netns exec "$NS" "$REMUS" receive --listen 127.0.0.1:7791 --tap taps --key-file "$K1" \
-    --digest-every 5 --digest-file "$TMP/sec.digests" \
-    > "$TMP/sec.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+start_sec 7791 "$TMP/sec.log" --key-file "$K1" --digest-every 5 \
+    --digest-file "$TMP/sec.digests"
 ip netns exec "$NS" python3 "$TMP/relay.py" 7790 7791 record "$TMP/wire" \
     > "$TMP/relay.log" 2>&1 & PIDS+=($!)
 sleep 0.2
-ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 --key-file "$K1" --digest-every 5 \
-    --digest-file "$TMP/pri.digests" --console "$TMP/pri.console" \
-    "$TMP/g.cfg" 127.0.0.1:7790 > "$TMP/pri.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+start_pri "" 7790 --key-file "$K1" --digest-every 5 \
+    --digest-file "$TMP/pri.digests"
 wait_for "$TMP/sec.log" "authenticated and encrypted" 15
 acked=0
 for i in $(seq 1 20); do
@@ -138,12 +152,9 @@ kill -TERM $SEC; rc=0; wait_exit $SEC 10 || rc=$?
 unset rc
 
 # -- wrong key; then the right one reaches the same secondary --------------------
-ip netns exec "$NS" "$REMUS" receive --listen 127.0.0.1:7792 --tap taps --key-file "$K1" \
-    > "$TMP/sec2.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+start_sec 7792 "$TMP/sec2.log" --key-file "$K1"
 sleep 0.2
-ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 --key-file "$K2" \
-    --console "$TMP/pri2.console" "$TMP/g.cfg" 127.0.0.1:7792 \
-    > "$TMP/pri2.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+start_pri 2 7792 --key-file "$K2"
 wait_for "$TMP/pri2.log" "UNPROTECTED" 15
 grep -q "refused our key proof: authentication failed" "$TMP/pri2.log"
 kv 30 1 "INCR w" | grep -q "^1 OK 1 "            # the VM runs on the primary
@@ -153,17 +164,14 @@ rc=0; wait_exit $PRI 10 || rc=$?
 grep -Eq "refused the connection from 127\.0\.0\.1:[0-9]+: authentication failed: the primary's key proof does not match" "$TMP/sec2.log"
 kill -0 $SEC || { echo "a wrong key ended the keyed secondary"; exit 1; }
 # An unkeyed primary to the keyed secondary.
-ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 --console "$TMP/pri3.console" \
-    "$TMP/g.cfg" 127.0.0.1:7792 > "$TMP/pri3.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+start_pri 3 7792
 wait_for "$TMP/pri3.log" "UNPROTECTED" 15
 grep -q "unauthenticated peer" "$TMP/pri3.log"
 stop_pri $PRI; wait_exit $PRI 10 || true
 grep -Eq "refused the connection from 127\.0\.0\.1:[0-9]+: unauthenticated peer" "$TMP/sec2.log"
 kill -0 $SEC || { echo "an unkeyed primary ended the keyed secondary"; exit 1; }
 # The right key: protected by the same secondary.
-ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 --key-file "$K1" \
-    --console "$TMP/pri4.console" "$TMP/g.cfg" 127.0.0.1:7792 \
-    > "$TMP/pri4.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+start_pri 4 7792 --key-file "$K1"
 wait_for "$TMP/sec2.log" "replicating" 15
 kv 30 1 "INCR r" | grep -q "^1 OK 1 "
 kill -INT $PRI
@@ -173,12 +181,9 @@ kill -INT $PRI; wait_exit $PRI 10 || true
 echo "refusals logged by the secondary:"; grep "refused" "$TMP/sec2.log"
 
 # -- a keyed primary to an unkeyed secondary ------------------------------------
-ip netns exec "$NS" "$REMUS" receive --listen 127.0.0.1:7793 --tap taps \
-    > "$TMP/sec5.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+start_sec 7793 "$TMP/sec5.log"
 sleep 0.2
-ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 --key-file "$K1" \
-    --console "$TMP/pri5.console" "$TMP/g.cfg" 127.0.0.1:7793 \
-    > "$TMP/pri5.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+start_pri 5 7793 --key-file "$K1"
 wait_for "$TMP/pri5.log" "UNPROTECTED" 15
 grep -q "this secondary has none" "$TMP/pri5.log"
 stop_pri $PRI; wait_exit $PRI 10 || true
@@ -191,14 +196,11 @@ grep -Eq "error: refused the primary at 127\.0\.0\.1:[0-9]+: the primary authent
 # The relay reads the session token from the secondary's hello reply and
 # opens a stream connection itself, first, presenting the token and a
 # forged chunk.
-ip netns exec "$NS" "$REMUS" receive --listen 127.0.0.1:7796 --tap taps --key-file "$K1" \
-    > "$TMP/sec6.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+start_sec 7796 "$TMP/sec6.log" --key-file "$K1"
 ip netns exec "$NS" python3 "$TMP/relay.py" 7797 7796 steal \
     > "$TMP/relay6.log" 2>&1 & PIDS+=($!)
 sleep 0.2
-ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 --key-file "$K1" \
-    --console "$TMP/pri6.console" "$TMP/g.cfg" 127.0.0.1:7797 \
-    > "$TMP/pri6.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+start_pri 6 7797 --key-file "$K1"
 wait_for "$TMP/sec6.log" "replicating" 15
 grep -q "stole the session token" "$TMP/relay6.log"
 grep -Eq "refused a stream connection from 127\.0\.0\.1:[0-9]+: authentication failed on the checkpoint stream at byte 0" "$TMP/sec6.log"
@@ -209,14 +211,11 @@ wait_exit $SEC 10 || { echo "secondary did not exit 0 after the stranger"; cat "
 kill -INT $PRI; wait_exit $PRI 10 || true
 
 # -- one byte flipped in the authenticated stream --------------------------------
-ip netns exec "$NS" "$REMUS" receive --listen 127.0.0.1:7799 --tap taps --key-file "$K1" \
-    > "$TMP/sec7.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+start_sec 7799 "$TMP/sec7.log" --key-file "$K1"
 ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7798 7799 corrupt 6000 \
     > "$TMP/mangle7.log" 2>&1 & PIDS+=($!)
 sleep 0.2
-ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 --key-file "$K1" \
-    --console "$TMP/pri7.console" "$TMP/g.cfg" 127.0.0.1:7798 \
-    > "$TMP/pri7.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+start_pri 7 7798 --key-file "$K1"
 # Increments acknowledged while protected, before the flip (6 s after the
 # stream opened); after it the primary loses its secondary and runs on
 # unprotected, so later acknowledgements are not the replica's business.
