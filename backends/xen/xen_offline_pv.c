@@ -438,33 +438,40 @@ static int put_back_together(struct pv_offline *o, uint64_t new_mfn)
                                 "frame %#" PRIx64 " to pfn %#" PRIx64 ": %s",
                                 new_mfn, o->pfn, strerror(-rc));
     }
-    rc = poke(o, o->mem.p2m_frames[o->pfn / per], (unsigned)(o->pfn % per),
-              (unsigned long)new_mfn, "p2m frame");
-    if (rc)
-        return rc;
-    o->mem.p2m[o->pfn] = new_mfn;
-    /* The frame may have been one of the p2m's own, or of its lists. */
+    /* The frame may have been one of the p2m's own frames, of its frame
+     * lists, or the frame-list-list: our copies name the new frame first,
+     * so that every write below goes where the guest's lists now lead
+     * (the copy already sits in the new frame). */
     for (i = 0; i < o->mem.nr_p2m_frames; i++)
-        if (o->mem.p2m_frames[i] == o->mfn) {
-            rc = poke(o, o->mem.fl_frames[i / per], (unsigned)(i % per),
-                      (unsigned long)new_mfn, "p2m frame list");
-            if (rc)
-                return rc;
+        if (o->mem.p2m_frames[i] == o->mfn)
             o->mem.p2m_frames[i] = new_mfn;
-        }
     for (i = 0; i < o->mem.nr_fl_frames; i++)
-        if (o->mem.fl_frames[i] == o->mfn) {
-            rc = poke(o, o->mem.fll_mfn, i, (unsigned long)new_mfn,
-                      "p2m frame list list");
-            if (rc)
-                return rc;
+        if (o->mem.fl_frames[i] == o->mfn)
             o->mem.fl_frames[i] = new_mfn;
-        }
     if (o->mem.fll_mfn == o->mfn) {
         ((shared_info_t *)o->mem.shinfo)->arch.pfn_to_mfn_frame_list_list =
             new_mfn;
         o->mem.fll_mfn = new_mfn;
     }
+    for (i = 0; i < o->mem.nr_fl_frames; i++)
+        if (o->mem.fl_frames[i] == new_mfn) {
+            rc = poke(o, o->mem.fll_mfn, i, (unsigned long)new_mfn,
+                      "p2m frame list list");
+            if (rc)
+                return rc;
+        }
+    for (i = 0; i < o->mem.nr_p2m_frames; i++)
+        if (o->mem.p2m_frames[i] == new_mfn) {
+            rc = poke(o, o->mem.fl_frames[i / per], (unsigned)(i % per),
+                      (unsigned long)new_mfn, "p2m frame list");
+            if (rc)
+                return rc;
+        }
+    rc = poke(o, o->mem.p2m_frames[o->pfn / per], (unsigned)(o->pfn % per),
+              (unsigned long)new_mfn, "p2m frame");
+    if (rc)
+        return rc;
+    o->mem.p2m[o->pfn] = new_mfn;
     return 0;
 }
 
