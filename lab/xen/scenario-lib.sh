@@ -15,6 +15,16 @@ wait_counter() {
     return 1
 }
 
+# Start the lab guest as a 64-bit PV domain "labpv" (its config written to
+# /tmp/pv.cfg, its console log /var/log/xen/console/guest-labpv.log) and
+# wait until it has counted to 4.
+start_pv_guest() {
+    sed -e 's/^type = .*/type = "pv"/' -e 's/^name = .*/name = "labpv"/' \
+        /payload/guest.cfg > /tmp/pv.cfg
+    xl create /tmp/pv.cfg
+    wait_counter /var/log/xen/console/guest-labpv.log 4
+}
+
 # Wait (at most 40 s) until the guest of log $1 counts past $2 + 3; $3 says
 # after what.  Prints the two values.
 counts_on() {

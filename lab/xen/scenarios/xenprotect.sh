@@ -7,9 +7,9 @@
 # destroyed): the replica resumes from its last checkpoint, takes the
 # guest's name, counts on, and answers pings.
 set -e
+. /payload/scenario-lib.sh
 R=/payload/remus
 log=/var/log/xen/console/guest-labguest.log
-counter() { grep -o "counter [0-9]*" "$1" 2>/dev/null | tail -1 | awk '{print $2}'; }
 avg_rtt() { busybox ping -c "$1" -W 5 10.80.0.2 > /tmp/ping.log 2>&1 || true; tail -2 /tmp/ping.log >&2
             sed -n 's/.*min\/avg\/max = [0-9.]*\/\([0-9]*\)\..*/\1/p' /tmp/ping.log; }
 fail() { echo "FAIL: $*"; echo "--- receive"; tail -30 /tmp/recv.log; echo "--- protect"; tail -30 /tmp/prot.log; xl list; exit 1; }
@@ -67,13 +67,7 @@ new=$(xl domid labguest) || fail "no domain named labguest after the failover"
 [ "$new" != "$dom" ] || fail "labguest is still the old domain"
 nlog=/var/log/xen/console/guest-labguest--replica.log
 [ -f $nlog ] || nlog=/var/log/xen/console/guest-labguest.log
-for i in $(seq 1 40); do
-    last=$(counter $nlog)
-    [ "${last:-0}" -gt "$((before + 3))" ] && break
-    sleep 1
-done
-echo "counter at the primary's death: $before; on the replica: $last"
-[ "${last:-0}" -gt "$((before + 3))" ] || { tail $nlog; fail "the replica does not count on"; }
+counts_on $nlog "$before" "the primary's death (on the replica)" || fail "the replica does not count on"
 ip addr add 10.80.0.1/24 dev vif$new.0
 after=$(avg_rtt 5)
 echo "after failover: avg rtt ${after} ms"

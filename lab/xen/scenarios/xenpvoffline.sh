@@ -23,11 +23,8 @@ set -e
 . /payload/scenario-lib.sh
 R=/payload/remus
 F=/payload/xen_pv_frame
-sed -e 's/^type = .*/type = "pv"/' -e 's/^name = .*/name = "labpv"/' \
-    /payload/guest.cfg > /tmp/pv.cfg
 log=/var/log/xen/console/guest-labpv.log
-xl create /tmp/pv.cfg
-wait_counter $log 4
+start_pv_guest
 dom=$(xl domid labpv)
 
 # offline_ok MFN WHAT: the move succeeds, Xen says the frame is offline.

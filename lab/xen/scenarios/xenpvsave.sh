@@ -15,11 +15,8 @@ set -e
 export PYTHONPATH=/usr/lib/xen-4.17/lib/python
 . /payload/scenario-lib.sh
 R=/payload/remus
-sed -e 's/^type = .*/type = "pv"/' -e 's/^name = .*/name = "labpv"/' \
-    /payload/guest.cfg > /tmp/pv.cfg
 log=/var/log/xen/console/guest-labpv.log
-xl create /tmp/pv.cfg
-wait_counter $log 4
+start_pv_guest
 xl list
 if $R save --xen --live labpv /tmp/live.rms 2> /tmp/live.err; then echo "--live accepted for a PV guest"; exit 1; fi
 echo "live: $(head -1 /tmp/live.err)"

@@ -4,14 +4,14 @@
 # libxc stream inside it, and `xl restore` brings the guest back counting.
 set -e
 export PYTHONPATH=/usr/lib/xen-4.17/lib/python
+. /payload/scenario-lib.sh
 log=/var/log/xen/console/guest-labguest.log
 xl create /payload/guest.cfg
-for i in $(seq 1 60); do grep -q "guest: counter 4" $log 2>/dev/null && break; sleep 1; done
-grep -q "guest: counter 4" $log || { echo "the guest did not start counting"; tail $log; exit 1; }
+wait_counter $log 4 60
 t0=$(date +%s)
 xl save labguest /tmp/guest.save
 echo "xl save took $(( $(date +%s) - t0 )) s, $(stat -c %s /tmp/guest.save) bytes"
-before=$(grep -o "counter [0-9]*" $log | tail -1 | awk '{print $2}')
+before=$(counter $log)
 verify-stream-v2 -f xl -i /tmp/guest.save > /tmp/verify.log 2>&1 || { tail -5 /tmp/verify.log; echo "verify-stream-v2 refused xl's own file"; exit 1; }
 tail -2 /tmp/verify.log
 /payload/remus stream-info --format xl /tmp/guest.save > /tmp/info.log 2>&1 || { tail -20 /tmp/info.log; echo "remus stream-info refused xl's file"; exit 1; }
@@ -25,7 +25,7 @@ cat /tmp/bad.log
 xl restore /tmp/guest.save
 sleep 3
 for i in $(seq 1 30); do
-    last=$(grep -o "counter [0-9]*" $log | tail -1 | awk '{print $2}')
+    last=$(counter $log)
     [ "${last:-0}" -gt "$((before + 2))" ] && break
     sleep 1
 done
