@@ -226,6 +226,19 @@ static int check_vcpus(struct pv_offline *o, unsigned nr_vcpus)
 }
 
 /* Refuse a frame named by a valid grant entry (a backend may map it). */
+/* One grant entry (v1 or v2 fields): refused when valid and naming the
+ * frame. */
+static int check_grant(struct pv_offline *o, int ref, unsigned flags,
+                       unsigned domid, uint64_t frame)
+{
+    if ((flags & GTF_type_mask) == GTF_invalid || frame != o->mfn)
+        return 0;
+    return rm_error_set(o->err, -EBUSY, "machine frame %#" PRIx64 " (pfn %#"
+                        PRIx64 ") is granted to domain %u (grant ref %d, "
+                        "flags %#x): another domain may map it; not moved",
+                        o->mfn, o->pfn, domid, ref, flags);
+}
+
 static int check_grants(struct pv_offline *o)
 {
     int version = xc_gnttab_get_version(o->mem.xch, o->domid), n = 0, i;
@@ -240,13 +253,8 @@ static int check_grants(struct pv_offline *o)
         tab = g;
         per = RM_PAGE_SIZE / sizeof(*g);
         for (i = 0; g && i < n && !rc; i++)
-            if ((g[i].hdr.flags & GTF_type_mask) != GTF_invalid &&
-                g[i].full_page.frame == o->mfn)
-                rc = rm_error_set(o->err, -EBUSY, "machine frame %#" PRIx64
-                                  " (pfn %#" PRIx64 ") is granted to domain "
-                                  "%u (grant ref %d, flags %#x): another "
-                                  "domain may map it; not moved", o->mfn,
-                                  o->pfn, g[i].hdr.domid, i, g[i].hdr.flags);
+            rc = check_grant(o, i, g[i].hdr.flags, g[i].hdr.domid,
+                             g[i].full_page.frame);
     } else if (version == 1) {
         grant_entry_v1_t *g = xc_gnttab_map_table_v1(o->mem.xch, o->domid,
                                                      &n);
@@ -254,13 +262,7 @@ static int check_grants(struct pv_offline *o)
         tab = g;
         per = RM_PAGE_SIZE / sizeof(*g);
         for (i = 0; g && i < n && !rc; i++)
-            if ((g[i].flags & GTF_type_mask) != GTF_invalid &&
-                g[i].frame == o->mfn)
-                rc = rm_error_set(o->err, -EBUSY, "machine frame %#" PRIx64
-                                  " (pfn %#" PRIx64 ") is granted to domain "
-                                  "%u (grant ref %d, flags %#x): another "
-                                  "domain may map it; not moved", o->mfn,
-                                  o->pfn, g[i].domid, i, g[i].flags);
+            rc = check_grant(o, i, g[i].flags, g[i].domid, g[i].frame);
     } else {
         return rm_error_set(o->err, -EIO, "cannot read the grant table "
                             "version of domain %u: %s", o->domid,
