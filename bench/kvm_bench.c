@@ -28,6 +28,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +242,36 @@ static double memcpy_floor_ms(struct gvm *g, uint64_t pages)
     return (double)best / 1e6;
 }
 
+/* Rows that could not be measured: each says so in the report, and the
+ * run exits non-zero (make bench fails). */
+static unsigned unmeasured;
+
+static void not_measured(const char *row, const char *why)
+{
+    printf("| %s | NOT MEASURED: %s |\n", row, why);
+    fflush(stdout);
+    unmeasured++;
+}
+
+/* A drill row is measured when the drill ran and passed (@lossy: when it
+ * ran and the guest survived: -n rows lose operations by design). */
+static bool drill_failed(int rc, const struct rm_drill_report *rep,
+                         bool lossy, const char *row)
+{
+    char why[300];
+
+    if (rc)
+        snprintf(why, sizeof(why), "the drill could not run (%s)",
+                 strerror(-rc));
+    else if (lossy ? !rep->survived : !rep->passed)
+        snprintf(why, sizeof(why), "the drill failed: %s",
+                 rep->why[0] ? rep->why : "the guest did not survive");
+    else
+        return false;
+    not_measured(row, why);
+    return true;
+}
+
 /*
  * One drill (protect -> receive, clients, kill -9 of the primary) in a
  * child process: rm_drill_run() moves its caller into a new network
@@ -288,7 +319,9 @@ static int drill(unsigned interval_ms, uint64_t rate, uint64_t wss,
     }
     n = read(fds[0], rep, sizeof(*rep));
     close(fds[0]);
-    waitpid(pid, &status, 0);
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status))
+        return -EIO;
     return n == (ssize_t)sizeof(*rep) ? 0 : -EIO;
 }
 
@@ -335,7 +368,8 @@ static void end_to_end(void)
            "dirty pages/epoch | failover (ms) | lost ops |\n"
            "|---|---|---|---|---|---|---|\n");
     for (i = 0; i < sizeof(loads) / sizeof(loads[0]); i++) {
-        if (drill(1, loads[i].rate, loads[i].wss, false, &rep))
+        if (drill_failed(drill(1, loads[i].rate, loads[i].wss, false, &rep),
+                         &rep, false, loads[i].name))
             continue;
         printf("| %s | %.0f | %.3f | %.3f | %.0f | %.1f | %" PRIu64 " |\n",
                loads[i].name, rep.epochs_per_s, rep.pause_ms_p50,
@@ -356,7 +390,11 @@ static void end_to_end(void)
         fprintf(thr, "# interval_ms writes_per_s unprotected ratio "
                 "checkpoints_per_s pause_p50_ms pause_p99_ms\n");
     for (i = 0; i < sizeof(intervals) / sizeof(intervals[0]); i++) {
-        if (drill(intervals[i], 0, 2048, false, &rep))
+        char row[32];
+
+        snprintf(row, sizeof(row), "%u", intervals[i]);
+        if (drill_failed(drill(intervals[i], 0, 2048, false, &rep), &rep,
+                         false, row))
             continue;
         printf("| %u | %.1f | %.0f | %.3f | %.3f | %.3f | %.0f | %.2f / "
                "%.2f | %.1f | %" PRIu64 " |\n", intervals[i],
@@ -385,8 +423,13 @@ static void end_to_end(void)
     if (lat)
         fprintf(lat, "# interval_ms p50 p99 nobuf_p50 nobuf_p99\n");
     for (i = 0; i < sizeof(intervals) / sizeof(intervals[0]); i++) {
-        if (drill(intervals[i], 5000, 2048, false, &rep) ||
-            drill(intervals[i], 5000, 2048, true, &nb))
+        char row[32];
+
+        snprintf(row, sizeof(row), "%u", intervals[i]);
+        if (drill_failed(drill(intervals[i], 5000, 2048, false, &rep), &rep,
+                         false, row) ||
+            drill_failed(drill(intervals[i], 5000, 2048, true, &nb), &nb,
+                         true, row))
             continue;
         printf("| %u | %.3f | %.3f | %+.3f | %.3f | %.3f | %.3f | %" PRIu64
                " / %" PRIu64 " |\n", intervals[i], rep.latency_ms_p50,
@@ -479,8 +522,13 @@ int main(int argc, char **argv)
         double floor_ms, p50;
 
         if (checkpoints(&g, sizes[i], false, &a) ||
-            checkpoints(&g, sizes[i], true, &b) || !a.epochs || !b.epochs)
+            checkpoints(&g, sizes[i], true, &b) || !a.epochs || !b.epochs) {
+            char row[32];
+
+            snprintf(row, sizeof(row), "%" PRIu64, sizes[i]);
+            not_measured(row, "no checkpoint of this size completed");
             continue;
+        }
         floor_ms = memcpy_floor_ms(&g, a.dirty_sum / a.epochs + 1);
         p50 = (double)a.pauses[a.epochs / 2] / 1e6;
         if (pdat)
@@ -538,12 +586,20 @@ int main(int argc, char **argv)
                        "(%" PRIu64 " MB stream); restore from it: %.0f ms\n",
                        (double)(t1 - t0) / 1e6, sink.offset >> 20,
                        (double)(t2 - t1) / 1e6);
+            } else {
+                not_measured("full restore of a 256 MiB guest",
+                             rm_error_str(&err));
             }
             rm_vm_destroy(arg.vm);
+        } else {
+            not_measured("full save of a 256 MiB guest", rm_error_str(&err));
         }
         close(fd);
         unlink(path);
         stop(&g);
+    } else {
+        not_measured("full save and restore of a 256 MiB guest",
+                     "the guest did not start");
     }
     /* The same guest with the other dirty-tracking modes, same run. */
     {
@@ -562,8 +618,10 @@ int main(int argc, char **argv)
             struct kv_reply r;
             struct cp a;
 
-            if (start(&g, 512, 2, mode))
+            if (start(&g, 512, 2, mode)) {
+                not_measured(names[mode], "the guest did not start");
                 continue;
+            }
             kv(&g, "DIRTY 0 16384", &r);
             sleep_ms(200);
             rm = write_rate(&g, true, 1000, &hpm);
@@ -582,5 +640,10 @@ int main(int argc, char **argv)
            "to get-and-clear; backends/kvm: cfg.dirty_ring selects the "
            "ring).\n");
     end_to_end();
+    if (unmeasured) {
+        printf("\n%u row%s could not be measured (NOT MEASURED above)\n",
+               unmeasured, unmeasured == 1 ? "" : "s");
+        return 1;
+    }
     return 0;
 }

@@ -355,6 +355,13 @@ def main():
           "driven by x-checkpoint-delay alone.")
     for n in notes:
         print("- QEMU could not: " + n)
+    # A row that could not be measured fails the run (make bench fails).
+    missing = [iv for iv in INTERVALS if not results.get(iv) or
+               not ours.get(iv)] + ([] if mig else ["migration"])
+    if missing:
+        print("\nNOT MEASURED: %s" % ", ".join(
+            "interval %s ms" % m if m != "migration" else m for m in missing))
+        return 1
     return 0
 
 

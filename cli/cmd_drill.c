@@ -91,7 +91,7 @@ int cmd_drill(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct rm_drill_cfg cfg;
-    struct rm_drill_report rep;
+    struct rm_drill_report rep = { 0 };
     struct rm_error err = { 0 };
     char self[PATH_MAX - 64], image[PATH_MAX];
     const char *json = NULL;
@@ -190,9 +190,16 @@ int cmd_drill(int argc, char **argv)
                                "the heartbeat");
 
     rc = rm_drill_run(&cfg, &rep, &err);
-    if (rc)
+    if (rc) {
+        if (json) {   /* the verdict for whoever reads the JSON */
+            snprintf(rep.why, sizeof(rep.why), "the drill could not run: %s",
+                     rm_error_str(&err));
+            rep.passed = false;
+            (void)rm_drill_report_json(&rep, json, &err);
+        }
         return cli_fail("drill", "%s", rm_error_str(&err));
-    pass = rep.survived && rep.lost_ops == 0 && !rep.why[0];
+    }
+    pass = rep.passed;
     printf("\n"
            "remus drill report\n"
            "  primary killed after        %.1f s\n"

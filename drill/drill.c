@@ -230,6 +230,26 @@ static void latency_report(struct drill *d, unsigned nclients)
     free(all);
 }
 
+/* A client that stopped with an error, or a drill in which nothing was
+ * acknowledged before the kill, fails the drill (rep->why, if not set). */
+static void judge_clients(struct drill *d, unsigned started)
+{
+    struct rm_drill_report *rep = d->rep;
+    unsigned i;
+
+    for (i = 0; i < started && !rep->why[0]; i++) {
+        const struct client *c = &d->clients[i];
+
+        if (c->error)
+            snprintf(rep->why, sizeof(rep->why), "client %u stopped early "
+                     "with an error after %" PRIu64 " acknowledged "
+                     "operations: %s", i, c->acked, strerror(-c->error));
+    }
+    if (!rep->why[0] && started && rep->acked_before_kill == 0)
+        snprintf(rep->why, sizeof(rep->why), "no operation was acknowledged "
+                 "before the kill: the drill tested nothing");
+}
+
 static uint64_t total_acked(struct drill *d)
 {
     uint64_t n = 0;
@@ -605,6 +625,8 @@ out_clients:
         snprintf(rep->why, sizeof(rep->why), "the replica never answered "
                  "after the primary died");
     }
+    if (!rc)
+        judge_clients(d, started);
     latency_report(d, started);
     for (i = 0; i < started; i++) {
         kv_close(&d->clients[i].kc);
@@ -626,8 +648,16 @@ out_stop:
         rep->epochs_per_s = (double)(rep->epochs - epochs0) /
                             ((double)(d->t_kill - t_load) / 1e9);
     read_failover_line(d);
-    if (!rc && rep->survived && rep->lost_ops == 0 && !rep->why[0] &&
-        !cfg->keep_dir) {
+    if (!rc && !rep->why[0]) {
+        if (!rep->survived)
+            snprintf(rep->why, sizeof(rep->why), "the guest did not survive");
+        else if (rep->lost_ops)
+            snprintf(rep->why, sizeof(rep->why), "%" PRIu64 " acknowledged "
+                     "operation%s lost", rep->lost_ops,
+                     rep->lost_ops == 1 ? " was" : "s were");
+    }
+    rep->passed = !rc && !rep->why[0];
+    if (rep->passed && !cfg->keep_dir) {
         char cmd[300];
 
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
@@ -645,11 +675,22 @@ int rm_drill_report_json(const struct rm_drill_report *rep, const char *path,
                          struct rm_error *err)
 {
     FILE *f = fopen(path, "w");
+    const char *p;
 
     if (!f)
         return rm_error_set(err, -errno, "cannot write %s: %s", path,
                             strerror(errno));
-    fprintf(f, "{\n"
+    fprintf(f, "{\n  \"result\": \"%s\",\n  \"why\": \"",
+            rep->passed ? "PASS" : "FAIL");
+    for (p = rep->why; *p; p++) {         /* a JSON string */
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if ((unsigned char)*p < 0x20)
+            fprintf(f, "\\u%04x", (unsigned char)*p);
+        else
+            fputc(*p, f);
+    }
+    fprintf(f, "\",\n"
             "  \"epochs\": %" PRIu64 ",\n"
             "  \"pause_ms_p50\": %.3f,\n"
             "  \"pause_ms_p99\": %.3f,\n"

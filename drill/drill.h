@@ -59,16 +59,20 @@ struct rm_drill_report {
     double guest_writes_per_s;   /* the guest's workload, protected */
     unsigned kill_after_ms;
     bool survived;
+    bool passed;                 /* the verdict: rm_drill_run sets it */
     char logs[256];
-    char why[256];               /* when it did not pass */
+    char why[256];               /* why it did not pass ("" if it did) */
 };
 
 void rm_drill_cfg_default(struct rm_drill_cfg *cfg);
-/* 0 when the drill ran (see report->survived / lost_ops), -errno when it
- * could not run (no /dev/kvm, not root, ...). */
+/* 0 when the drill ran, -errno when it could not run (no /dev/kvm, not
+ * root, ...).  When it ran, report->passed is the verdict and report->why
+ * says why it failed: the guest did not survive, an acknowledged operation
+ * was lost or applied twice, a client stopped with an error, or nothing
+ * was acknowledged before the kill (a drill that tested nothing). */
 int rm_drill_run(const struct rm_drill_cfg *cfg,
                  struct rm_drill_report *rep, struct rm_error *err);
-/* The report as JSON (keys: epochs, pause_ms_p50, pause_ms_p99,
+/* The report as JSON (keys: result ("PASS"/"FAIL"), why, epochs, pause_ms_p50, pause_ms_p99,
  * pause_ms_max, bytes_per_epoch, failover_ms, acked_ops, lost_ops,
  * epochs_per_s, latency_ms_p50/p99/max, guest_writes_per_s, ...). */
 int rm_drill_report_json(const struct rm_drill_report *rep, const char *path,

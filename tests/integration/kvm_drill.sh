@@ -12,13 +12,26 @@ for i in 1 2 3; do
     for k in epochs pause_ms_p50 pause_ms_p99 failover_ms acked_ops lost_ops; do
         grep -q "\"$k\": " "$TMP/d$i.json" || { echo "no $k in the report"; exit 1; }
     done
-    grep -q '"lost_ops": 0,' "$TMP/d$i.json"
-    grep -q '"survived": true' "$TMP/d$i.json"
+    grep -q '"lost_ops": 0,' "$TMP/d$i.json" || { echo "drill $i lost acknowledged operations"; exit 1; }
+    grep -q '"survived": true' "$TMP/d$i.json" || { echo "drill $i: the guest did not survive"; exit 1; }
+    grep -q '"result": "PASS"' "$TMP/d$i.json" || { echo "drill $i: no PASS in the JSON"; cat "$TMP/d$i.json"; exit 1; }
+    grep -q '"why": ""' "$TMP/d$i.json" || { echo "drill $i: a passing drill gives a reason"; exit 1; }
     echo "drill $i: $(grep -E 'killed after|failover time|acknowledged' "$TMP/d$i.out" | tr -s ' ' | tr '\n' ';')"
 done
+# Negative control: without output buffering and with 1 s checkpoints,
+# replies go out for operations no checkpoint holds yet, so the kill loses
+# acknowledged operations: the drill must fail and say why (exit 1,
+# "result": "FAIL", the loss in "why").
+rc=0
+"$REMUS" drill --quiet --no-buffer -i 1000 --heartbeat-timeout 3000 \
+    --kill-after 3 --after 1 --clients 3 --json "$TMP/nb.json" > "$TMP/nb.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || { cat "$TMP/nb.out"; echo "a drill that loses acknowledged operations exited $rc, not 1"; exit 1; }
+grep -q '"result": "FAIL"' "$TMP/nb.json" || { cat "$TMP/nb.json"; echo "no FAIL in the JSON"; exit 1; }
+grep -Eq '"why": "[0-9]+ acknowledged operations? (was|were) lost"' "$TMP/nb.json" || { cat "$TMP/nb.json"; echo "the JSON does not say why"; exit 1; }
+echo "negative control ok (unbuffered, 1 s checkpoints): $(grep '"why"' "$TMP/nb.json")"
 # The drill refuses bad flags.
 if "$REMUS" drill --clients 0 2> "$TMP/e"; then exit 1; fi
-grep -q "clients 0" "$TMP/e"
+grep -q "clients 0" "$TMP/e" || { echo "--clients 0 is not named"; exit 1; }
 
 # -F -n: no output buffering.  With a 3 s checkpoint interval, buffered
 # replies wait for the next acknowledged checkpoint (seconds); unbuffered
@@ -36,4 +49,4 @@ start=$(date +%s%N)
 kv 3 2 "INCR q" "INCR q" "INCR q" > /dev/null
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 echo "-n: 3 requests answered in ${ms} ms with a 3000 ms checkpoint interval"
-[ "$ms" -lt 300 ]
+[ "$ms" -lt 300 ] || { echo "-n: replies waited for a checkpoint (${ms} ms)"; exit 1; }
