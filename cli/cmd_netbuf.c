@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: remus netbuf check [--ifb IFB] [--no-plug] [--hold S] VIF\n"
+            "usage: remus netbuf check [--ifb IFB] [--no-plug] [--hold S] [--steps] VIF\n"
             "       remus netbuf cleanup [VIF]\n"
             "\n"
             "Xen output buffering, as `remus protect` sets it up for a VM's\n"
@@ -41,6 +42,13 @@ static void usage(FILE *f)
             "    --epochs N --interval MS  then run N epochs of MS each: the\n"
             "                 VIF's input is held and let out at each epoch's\n"
             "                 end, as under protection (a drill for the plug)\n"
+            "    --steps      then read steps from standard input, one a line:\n"
+            "                 'buffer' ends the current epoch (what the VIF\n"
+            "                 received so far is one epoch, still held),\n"
+            "                 'release' lets the oldest ended epoch out,\n"
+            "                 'discard' drops everything held; each step is\n"
+            "                 answered 'netbuf: STEP done' (tests drive the\n"
+            "                 plug this way)\n"
             "  cleanup    remove the IFBs and ingress redirects of remus runs\n"
             "             that died (of VIF only, if given)\n");
 }
@@ -53,6 +61,39 @@ static void on_signal(int sig)
     stop_req = 1;
 }
 
+/* --steps: buffer / release / discard as standard input says, one a line,
+ * until end of input or a stop signal.  Returns 0 or -errno of a step. */
+static int run_steps(struct rm_netbuf *nb, uint64_t epoch)
+{
+    uint64_t ended = 0;   /* the newest ended, not yet released epoch */
+    char line[64];
+    int rc = 0;
+
+    while (!stop_req && rc == 0 && fgets(line, sizeof(line), stdin)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!strcmp(line, "buffer")) {
+            rc = rm_netbuf_start_epoch(nb, epoch);
+            ended = epoch++;
+        } else if (!strcmp(line, "release")) {
+            rc = ended ? rm_netbuf_release(nb, ended) : 0;
+            ended = 0;
+        } else if (!strcmp(line, "discard")) {
+            rc = rm_netbuf_discard(nb);
+            ended = 0;
+        } else if (line[0]) {
+            fprintf(stderr, "netbuf: unknown step '%s' (buffer, release, "
+                    "discard)\n", line);
+            return -EINVAL;
+        } else {
+            continue;
+        }
+        if (rc == 0)
+            printf("netbuf: %s done\n", line);
+        fflush(stdout);
+    }
+    return rc;
+}
+
 static int check(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -61,6 +102,7 @@ static int check(int argc, char **argv)
         { "hold", required_argument, NULL, 'H' },
         { "epochs", required_argument, NULL, 'e' },
         { "interval", required_argument, NULL, 'I' },
+        { "steps", no_argument, NULL, 's' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -69,6 +111,7 @@ static int check(int argc, char **argv)
     struct rm_netbuf *nb;
     struct sigaction sa;
     long hold = 0, epochs = 0, interval_ms = 100;
+    bool steps = false;
     char *end;
     int c, rc;
 
@@ -78,6 +121,7 @@ static int check(int argc, char **argv)
         switch (c) {
         case 'i': cfg.ifb = optarg; break;
         case 'n': cfg.no_plug = true; break;
+        case 's': steps = true; break;
         case 'H':
             hold = strtol(optarg, &end, 10);
             if (*end || hold < 0 || hold > 86400)
@@ -149,6 +193,14 @@ static int check(int argc, char **argv)
         }
         printf("netbuf: %ld epochs of %ld ms run\n", e - 2, interval_ms);
         fflush(stdout);
+    }
+    if (steps) {
+        rc = run_steps(nb, (uint64_t)epochs + 2);
+        if (rc) {
+            rm_netbuf_free(nb);
+            return cli_fail("netbuf", "a step on %s failed: %s", cfg.vif,
+                            strerror(-rc));
+        }
     }
     if (hold) {
         struct timespec t = { 0, 100000000 };

@@ -3,8 +3,8 @@
 # `remus netbuf check` on a veth end standing in for a Xen VIF.  What the
 # host kernel has (IFB, ingress, u32, mirred) is exercised for real:
 # traffic of every protocol entering the VIF (IPv4 ICMP, ARP, IPv6) goes
-# through the IFB; the plug qdisc step fails with a message naming
-# sch_plug (this kernel has no plug) and leaves nothing behind; teardown
+# through the IFB; the plug qdisc holds, releases and discards epochs (on a
+# kernel without sch_plug: the refusal names it, nothing is left); teardown
 # (normal, SIGTERM) leaves no IFB and no qdisc; what a kill -9 leaves is
 # removed by `remus netbuf cleanup` and by the next setup.
 set -euo pipefail
@@ -22,6 +22,7 @@ cleanup() {
 trap cleanup EXIT
 NA() { ip netns exec "$A" "$@"; }
 NB() { ip netns exec "$B" "$@"; }
+. "$ROOT/tests/lib/wait.sh"
 ip netns add "$A"; ip netns add "$B"
 NA ip link set lo up; NB ip link set lo up
 NA ip link add vif1.0 type veth peer name guest0
@@ -40,8 +41,9 @@ no_leftovers() {   # no IFB, no ingress qdisc on the VIF
 ifb_rx() { NA cat "/sys/class/net/$1/statistics/rx_packets"; }
 
 # 1. The redirect (no plug): set up, hold, inspect, traffic flows via the IFB
+scenario "The redirect (no plug)"
 ip netns exec "$A" "$REMUS" netbuf check --no-plug --hold 20 vif1.0 > "$TMP/hold.log" 2>&1 & PIDS+=($!)
-for _ in $(seq 1 50); do grep -q "rmifb" "$TMP/hold.log" && break; sleep 0.1; done
+wait_until 5 "the IFB's name in the log" in_file "$TMP/hold.log" rmifb
 cat "$TMP/hold.log"
 ifb=$(NA ip -o link show type ifb | awk -F': ' '{print $2}' | cut -d@ -f1)
 [ -n "$ifb" ] || { echo "no IFB device was created"; exit 1; }
@@ -73,18 +75,86 @@ grep -q "torn down" "$TMP/hold.log"
 no_leftovers
 echo "teardown after SIGTERM: nothing left"
 
-# 2. The plug step: this kernel has no plug qdisc
-if NA "$REMUS" netbuf check vif1.0 > "$TMP/plug.log" 2>&1; then
-    echo "the plug qdisc was accepted: has this kernel sch_plug now?"; cat "$TMP/plug.log"; exit 1
+# 2. The plug step.  On a kernel with sch_plug (stock Debian 12's has it)
+scenario "The plug step"
+# the plug itself is tested: what the VIF receives is held, an ended epoch
+# is let out by a release and only then, a discard drops what is held.  On
+# a kernel without it, the refusal must name sch_plug.
+have_plug() {   # can this kernel make a plug qdisc at all? (not remus's code)
+    local rc=0
+    NA ip link add rmplugt type veth peer name rmplugu || { echo "cannot make a veth pair"; exit 1; }
+    NA tc qdisc add dev rmplugt root plug 2>/dev/null || rc=1
+    NA ip link del rmplugt || { echo "cannot remove the veth pair"; exit 1; }
+    return $rc
+}
+# A UDP receiver on "the host" side logs every payload it gets; "the guest"
+# sends tagged datagrams (a static neighbour entry: no ARP to be held).
+cat > "$TMP/udp.py" <<'EOP'
+import socket, sys
+if sys.argv[1] == "recv":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("10.78.0.1", 9999))
+    with open(sys.argv[2], "a") as f:
+        while True:
+            d, _ = s.recvfrom(100)
+            f.write(d.decode() + "\n"); f.flush()
+else:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for i in range(int(sys.argv[3])):
+        s.sendto(("%s-%d" % (sys.argv[2], i)).encode(), ("10.78.0.1", 9999))
+EOP
+got() { grep -c "^$1-" "$TMP/udp.got" || true; }   # datagrams of tag $1 received
+send() { NB python3 "$TMP/udp.py" send "$1" 5; sleep 0.5; }
+expect() {     # expect TAG N WHAT
+    local n; n=$(got "$1")
+    [ "$n" = "$2" ] || { echo "plug: $3: $n of 5 '$1' datagrams arrived (want $2)"; cat "$TMP/steps.log"; exit 1; }
+}
+if have_plug; then
+    echo "this kernel has sch_plug: testing the plug itself"
+    : > "$TMP/udp.got"
+    NA python3 "$TMP/udp.py" recv "$TMP/udp.got" & PIDS+=($!)
+    mac=$(NA cat /sys/class/net/vif1.0/address)
+    NB ip neigh replace 10.78.0.1 lladdr "$mac" dev guest0 nud permanent
+    mkfifo "$TMP/steps"
+    ip netns exec "$A" "$REMUS" netbuf check --steps vif1.0 < "$TMP/steps" > "$TMP/steps.log" 2>&1 & STEPS=$!; PIDS+=($STEPS)
+    exec 7> "$TMP/steps"
+    step() { echo "$1" >&7; wait_line "netbuf: $1 done" "$2"; }
+    answered() { [ "$(grep -c "^$1$" "$TMP/steps.log" || true)" -ge "$2" ]; }
+    wait_line() {   # wait_line TEXT COUNT: the COUNTth answer TEXT
+        wait_until 5 "answer '$1' from netbuf check --steps" answered "$1" "$2" || { cat "$TMP/steps.log"; exit 1; }
+    }
+    wait_line "netbuf: an epoch was buffered and released" 1
+    send a;  expect a 0 "the plug let an epoch out before it ended"
+    step buffer 1
+    send b;  expect a 0 "the plug let an ended epoch out before its release"
+    step release 1
+    sleep 0.3
+    expect a 5 "a released epoch"
+    expect b 0 "the plug let out the epoch after the released one"
+    step buffer 2; step release 2; sleep 0.3
+    expect b 5 "the next released epoch"
+    send c;  step discard 1
+    step buffer 3; step release 3; sleep 0.3
+    expect c 0 "the plug let out what was discarded"
+    exec 7>&-
+    wait $STEPS || { echo "netbuf check --steps failed"; cat "$TMP/steps.log"; exit 1; }
+    grep -q "torn down" "$TMP/steps.log" || { echo "no teardown"; exit 1; }
+    no_leftovers
+    echo "sch_plug: held until released, one epoch at a time; a discard drops; nothing left"
+else
+    if NA "$REMUS" netbuf check vif1.0 > "$TMP/plug.log" 2>&1; then
+        echo "remus accepted a plug qdisc on a kernel that makes none"; cat "$TMP/plug.log"; exit 1
+    fi
+    cat "$TMP/plug.log"
+    grep -q "no 'plug' qdisc (CONFIG_NET_SCH_PLUG, module sch_plug)" "$TMP/plug.log" || { echo "the refusal does not name sch_plug"; exit 1; }
+    no_leftovers
+    echo "this kernel has no sch_plug: the refusal names it, nothing left"
 fi
-cat "$TMP/plug.log"
-grep -q "no 'plug' qdisc (CONFIG_NET_SCH_PLUG, module sch_plug)" "$TMP/plug.log"
-no_leftovers
-echo "missing sch_plug: named, nothing left"
 
 # 3. A run killed with -9 leaves its setup; cleanup removes it
+scenario "A run killed with -9 leaves its setup; cleanup removes it"
 ip netns exec "$A" "$REMUS" netbuf check --no-plug --hold 30 vif1.0 > "$TMP/k.log" 2>&1 & K=$!; PIDS+=($K)
-for _ in $(seq 1 50); do grep -q "rmifb" "$TMP/k.log" && break; sleep 0.1; done
+wait_until 5 "the IFB's name in the log" in_file "$TMP/k.log" rmifb
 kill -9 $K; wait $K 2>/dev/null || true
 NA ip -o link show type ifb | grep -q . || { echo "kill -9 left nothing to clean up?"; exit 1; }
 NA "$REMUS" netbuf cleanup | tee "$TMP/c.log"
@@ -92,13 +162,14 @@ grep -q "1 stale setup removed" "$TMP/c.log"
 no_leftovers
 # ... and the next setup removes a dead run's leftovers by itself
 ip netns exec "$A" "$REMUS" netbuf check --no-plug --hold 30 vif1.0 > "$TMP/k2.log" 2>&1 & K=$!; PIDS+=($K)
-for _ in $(seq 1 50); do grep -q "rmifb" "$TMP/k2.log" && break; sleep 0.1; done
+wait_until 5 "the IFB's name in the log" in_file "$TMP/k2.log" rmifb
 kill -9 $K; wait $K 2>/dev/null || true
 NA "$REMUS" netbuf check --no-plug vif1.0 > "$TMP/k3.log" 2>&1 || { cat "$TMP/k3.log"; exit 1; }
 no_leftovers
 echo "stale setups: removed by cleanup and by the next run"
 
 # 4. Refusals
+scenario "Refusals"
 if NA "$REMUS" netbuf check --no-plug nosuchvif0 2> "$TMP/e1"; then exit 1; fi
 grep -q "no network interface 'nosuchvif0'" "$TMP/e1"
 if NA "$REMUS" netbuf check --no-plug --ifb vif1.0 vif1.0 2> "$TMP/e2"; then exit 1; fi
