@@ -2,6 +2,14 @@
 #
 #   make                 build/remus and the guest image
 #   make check           the whole test suite: normal build + ASan/UBSan build
+#   make check T=NAME    one test (or T=a,b) in both builds: a unit binary
+#                        (T=test_auth, with C='*pattern*' for its cases), an
+#                        integration script (T=kvm_protect), a lab scenario
+#                        (T=xen_smoke) or the lint (T=set_e_lists)
+#   make check-quick     unit + integration tests of the normal build only
+#                        (no ASan build, no fuzzing, no Xen lab)
+#   make check-fresh-root  `make deps` in a fresh Debian 12 minbase root,
+#                        then every command the tests need must be there
 #   make deps            install every Debian package the project needs
 #   make fuzz            libFuzzer harnesses (clang)
 #   make bench           benchmarks, report in build/bench/
@@ -10,6 +18,8 @@
 #
 # Switches: V=1 (show commands), WERROR=0 (warnings are not errors),
 # ASAN=1 (AddressSanitizer + UBSan; objects go to build-asan/).
+
+SHELL := /bin/bash
 
 V ?= 0
 WERROR ?= 1
@@ -121,8 +131,8 @@ B_TEST_SUPPORT_OBJS := $(addprefix $(BUILD)/,$(TEST_SUPPORT_OBJS))
 B_UNIT_TESTS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 LIBREMUS := $(BUILD)/libremus.a
 
-.PHONY: all clean deps check check-unit check-asan fuzz bench soak xen-lab \
-        check-xen guest drill tests fuzz-smoke
+.PHONY: all clean deps check check-quick check-fresh-root fuzz bench soak \
+        xen-lab check-xen guest drill tests fuzz-smoke
 .SECONDARY:
 .DEFAULT_GOAL := all
 
@@ -186,10 +196,13 @@ soak: deps
 	$(Q)BUILD=$(abspath $(BUILD)) REMUS=$(abspath $(BUILD))/remus ROOT=$(CURDIR) \
 	    bash tests/soak/soak.sh $(SOAK_ROUNDS) $(SOAK_SEED)
 
+# Every step's own exit status counts (set -o pipefail): a row that could
+# not be measured fails the run.
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(B_BENCHES)
-	$(Q)$(BUILD)/bench/kvm_bench $(BUILD)/bench | tee $(BUILD)/bench/report.md
-	$(Q)python3 bench/qemu_bench.py $(BUILD) $(BUILD)/bench | \
+	$(Q)set -o pipefail; $(BUILD)/bench/kvm_bench $(BUILD)/bench | \
+	    tee $(BUILD)/bench/report.md
+	$(Q)set -o pipefail; python3 bench/qemu_bench.py $(BUILD) $(BUILD)/bench | \
 	    tee -a $(BUILD)/bench/report.md
 	$(Q)gnuplot -e "d='$(BUILD)/bench'" bench/plots.gp
 	$(Q)printf '\nPlots: pause.png, latency.png, throughput.png\n' | \
@@ -236,11 +249,13 @@ $(GUEST_ELF): $(GUEST_SRCS) guest/arch/guest.ld guest/lib/rt.h \
 tests: $(BUILD)/remus guest $(B_UNIT_TESTS) $(B_TEST_TOOLS)
 
 # The whole suite: normal build, then the same suite under ASan+UBSan.
+# T=NAME[,NAME] runs only those tests (no fuzzing then), C=PATTERN filters
+# a unit binary's cases.
 check:
 	$(Q)$(MAKE) --no-print-directory tests
 	$(Q)$(MAKE) --no-print-directory ASAN=1 tests
-	$(Q)$(MAKE) --no-print-directory fuzz-smoke
-	$(Q)tests/run-tests.sh build build-asan
+	$(Q)$(if $(T),,$(MAKE) --no-print-directory fuzz-smoke)
+	$(Q)ONLY='$(T)' TEST_CASE='$(C)' tests/run-tests.sh build build-asan
 
 # The Xen lab: `xen-lab` builds the image (cached) and boots the smoke
 # scenario; `check-xen` runs every lab scenario (tests/lab/*.sh).
@@ -250,8 +265,15 @@ xen-lab: all
 check-xen: all
 	$(Q)tests/run-tests.sh --lab-only $(BUILD)
 
-check-unit: tests
-	$(Q)tests/run-tests.sh $(BUILD)
+check-quick: tests
+	$(Q)ONLY='$(T)' TEST_CASE='$(C)' tests/run-tests.sh --no-lab $(BUILD)
+
+# Are DEB_PACKAGES enough?  `make deps` in a fresh debootstrap minbase root
+# of Debian 12 (cached), then every external command the test scripts and
+# the OCF agent run must exist in it (scripts/fresh-root-check.sh).
+check-fresh-root:
+	$(Q)scripts/fresh-root-check.sh $(DEB_PACKAGES)
+.PHONY: print-deb-packages
 
 # ------------------------------------------------------------------- fuzz
 FUZZ_CC ?= clang
@@ -300,10 +322,14 @@ DEB_PACKAGES += libsodium-dev
 # corosync-qdevice and corosync-qnetd in namespaces; the OCF agent is
 # checked with ocf-tester (resource-agents) and run by Pacemaker.
 DEB_PACKAGES += libquorum-dev libvotequorum-dev libcpg-dev corosync \
-    corosync-qdevice corosync-qnetd resource-agents pacemaker
+    corosync-qdevice corosync-qnetd resource-agents pacemaker \
+    pacemaker-cli-utils
 
 deps:
 	$(Q)scripts/install-deps.sh $(DEB_PACKAGES)
+
+print-deb-packages:
+	@echo $(DEB_PACKAGES)
 
 # The README's first command: a failover drill on the embedded KVM backend.
 drill: deps

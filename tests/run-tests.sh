@@ -1,44 +1,91 @@
 #!/usr/bin/env bash
 # Run the whole suite against one or more build directories:
-#   tests/run-tests.sh build [build-asan ...]
-# Unit tests: every executable $BUILD/tests/test_* (cmocka; each test case
-# counts).  Integration tests: every tests/integration/*.sh, once per build
-# directory, with REMUS, BUILD and ROOT set.  Exit 77 means "skip" and is
-# only honoured when the script says why; it is reported loudly.
-# Ends with the line "N passed, N failed" (", N skipped" if any).
+#   tests/run-tests.sh [--lab-only|--no-lab] BUILD [BUILD ...]
+# What runs, in order:
+#   lint    tests/lint/*: checks of the test scripts themselves (once)
+#   once    tests/once/*.sh: the project as a whole (a fresh Debian root)
+#   unit    every executable BUILD/tests/test_* (cmocka; each case counts)
+#   integ.  every tests/integration/*.sh, once per build directory, with
+#           REMUS, BUILD and ROOT set
+#   lab     tests/lab/*.sh (the Xen lab), once, with the first build
+# ONLY=NAME[,NAME...] (what `make check T=...` sets) runs just the tests of
+# those names (test_auth, kvm_protect, xen_smoke, set_e_lists); TEST_CASE
+# (`make check T=test_auth C='*replay*'`) is a cmocka filter for the unit
+# cases.
+#
+# Verdicts.  Exit 77 is a skip, honoured only with a reason (the script's
+# last line), and never for a test that needs KVM on a machine that has
+# /dev/kvm: that is a failure.  A unit binary that runs no case fails.  A
+# script that passed after retrying a try it judged not ours prints
+# "RETRIED: REASON" lines: it is reported "ok (retried: REASON)" and counted
+# among the retried.  A script that fails is reported with the scenario it
+# was in (the last "== scenario: NAME" line it printed).
+# Closing line: "N passed, N failed, N skipped, N retried".
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 2
 TIMEOUT=${TEST_TIMEOUT:-300}
-passed=0 failed=0 skipped=0
+ONLY=${ONLY:-}
+passed=0 failed=0 skipped=0 retried=0 selected=0
 failures=()
 LOGDIR=$(mktemp -d /tmp/remus-tests.XXXXXX)
 
+selected() {   # selected NAME: is NAME among ONLY (or is ONLY empty)?
+    if [ -z "$ONLY" ]; then return 0; fi
+    case ",$ONLY," in *",$1,"*) return 0 ;; esac
+    return 1
+}
+have_kvm() { [ -c /dev/kvm ]; }
+needs_kvm() {  # needs_kvm NAME FILE: a test that runs guests on KVM
+    case $1 in test_kvm_*|kvm_*|qemu_*) return 0 ;; esac
+    [ -f "$2" ] && grep -q 'tests/lib/kvm.sh' "$2"
+}
+fail_test() {  # fail_test NAME LOG WHY
+    failed=$((failed + 1)); failures+=("$1")
+    echo "FAIL  $1 ($3)"
+    sed 's/^/      | /' "$2" | tail -60
+}
+scenario_of() {  # the last scenario a script announced, if any
+    local s
+    s=$(grep -E '^== scenario: ' "$1" | tail -1 | sed 's/^== scenario: //')
+    [ -n "$s" ] && printf ", in scenario '%s'" "$s"
+}
+
 run_unit() {
-    local bin=$1 name out rc p f
-    name="$(basename "$(dirname "$(dirname "$bin")")")/$(basename "$bin")"
+    local bin=$1 name short out rc p f
+    short=$(basename "$bin")
+    name="$(basename "$(dirname "$(dirname "$bin")")")/$short"
+    selected "$short" || return 0
+    selected=$((selected + 1))
     out="$LOGDIR/$(echo "$name" | tr / _).log"
-    CMOCKA_MESSAGE_OUTPUT=STDOUT timeout -k 5 "$TIMEOUT" "$bin" >"$out" 2>&1
+    CMOCKA_MESSAGE_OUTPUT=STDOUT TEST_CASE="${TEST_CASE:-}" \
+        timeout -k 5 "$TIMEOUT" "$bin" >"$out" 2>&1
     rc=$?
     p=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$out" | awk '{print $4}' | tail -1)
     f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$out" | awk '{print $4}' | tail -1)
     p=${p:-0}; f=${f:-0}
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-        f=1   # crashed, timed out or failed outside a test case
+    if [ "$rc" -eq 77 ]; then
+        if needs_kvm "$short" "" && have_kvm; then
+            fail_test "$name" "$out" "skipped although /dev/kvm is here: $(tail -1 "$out")"
+        else
+            skipped=$((skipped + 1)); echo "SKIP  $name: $(tail -1 "$out")"
+        fi
+        return
     fi
-    passed=$((passed + p)); failed=$((failed + f))
-    if [ "$f" -ne 0 ]; then
-        echo "FAIL  $name ($p passed, $f failed, exit $rc)"
-        failures+=("$name")
-        sed 's/^/      | /' "$out" | tail -40
+    passed=$((passed + p))
+    if [ "$f" -ne 0 ] || [ "$rc" -ne 0 ]; then
+        if [ "$f" -eq 0 ]; then f=1; fi   # crashed, timed out or failed outside a case
+        failed=$((failed + f - 1))
+        fail_test "$name" "$out" "$p passed, $f failed, exit $rc"
+    elif [ "$p" -eq 0 ]; then
+        fail_test "$name" "$out" "ran no test case"
     else
         echo "ok    $name ($p cases)"
     fi
 }
 
-run_integration() {
-    local build=$1 script=$2 name out rc start secs
-    name="$build/$(basename "$script" .sh)"
+run_script() {   # run_script LABEL SCRIPT [BUILD]
+    local name=$1 script=$2 build=${3:-} out rc start secs why r
     out="$LOGDIR/$(echo "$name" | tr / _).log"
     start=$(date +%s)
     REMUS="$ROOT/$build/remus" BUILD="$ROOT/$build" ROOT="$ROOT" \
@@ -46,15 +93,56 @@ run_integration() {
     rc=$?
     secs=$(( $(date +%s) - start ))
     if [ "$rc" -eq 0 ]; then
-        passed=$((passed + 1)); echo "ok    $name (${secs}s)"
+        passed=$((passed + 1))
+        r=$(grep -E '^RETRIED: ' "$out" | sed 's/^RETRIED: //' | paste -sd ';' -)
+        if [ -n "$r" ]; then
+            retried=$((retried + 1))
+            echo "ok    $name (${secs}s) (retried: $r)"
+        else
+            echo "ok    $name (${secs}s)"
+        fi
     elif [ "$rc" -eq 77 ]; then
-        skipped=$((skipped + 1))
-        echo "SKIP  $name: $(tail -1 "$out")"
+        if needs_kvm "$(basename "$script" .sh)" "$script" && have_kvm; then
+            fail_test "$name" "$out" "skipped although /dev/kvm is here: $(tail -1 "$out")"
+        else
+            skipped=$((skipped + 1)); echo "SKIP  $name: $(tail -1 "$out")"
+        fi
     else
-        failed=$((failed + 1)); failures+=("$name")
-        [ "$rc" -eq 124 ] && echo "FAIL  $name (timed out after ${TIMEOUT}s)" \
-                          || echo "FAIL  $name (exit $rc, ${secs}s)"
-        sed 's/^/      | /' "$out" | tail -60
+        if [ "$rc" -eq 124 ]; then why="timed out after ${TIMEOUT}s"
+        elif [ "$rc" -gt 128 ]; then why="killed by signal $((rc - 128)), ${secs}s"
+        else why="exit $rc, ${secs}s"; fi
+        fail_test "$name" "$out" "$why$(scenario_of "$out")"
+    fi
+}
+
+run_integration() {   # run_integration BUILD SCRIPT
+    local short
+    short=$(basename "$2" .sh)
+    selected "$short" || return 0
+    selected=$((selected + 1))
+    run_script "$1/$short" "$2" "$1"
+}
+
+run_lint() {
+    local out name=lint/set_e_lists n
+    selected set_e_lists || return 0
+    selected=$((selected + 1))
+    out="$LOGDIR/lint.log"
+    # Its own controls first: every BAD line of the bad fixture is reported,
+    # nothing of the good one.
+    n=$(grep -c '# BAD' tests/lint/fixtures/bad.fixture)
+    if [ "$(python3 tests/lint/set_e_lists.py tests/lint/fixtures/bad.fixture | wc -l)" != "$n" ] ||
+       ! python3 tests/lint/set_e_lists.py tests/lint/fixtures/good.fixture > "$out" 2>&1; then
+        python3 tests/lint/set_e_lists.py tests/lint/fixtures/bad.fixture >> "$out" 2>&1
+        fail_test "$name" "$out" "the lint misjudges its fixtures (want $n findings in bad.fixture, none in good.fixture)"
+        return
+    fi
+    # Every shell script of the project that runs under set -e
+    if python3 tests/lint/set_e_lists.py $(git ls-files '*.sh' 2>/dev/null ||
+            find tests lab scripts -name '*.sh') .ci/run >"$out" 2>&1; then
+        passed=$((passed + 1)); echo "ok    $name"
+    else
+        fail_test "$name" "$out" "$(grep -c . "$out") findings"
     fi
 }
 
@@ -62,15 +150,25 @@ LAB=all
 if [ "${1:-}" = "--lab-only" ]; then LAB=only; shift; fi
 if [ "${1:-}" = "--no-lab" ]; then LAB=none; shift; fi   # quick iterations
 [ $# -ge 1 ] || { echo "usage: $0 [--lab-only|--no-lab] BUILD_DIR..." >&2; exit 2; }
+if [ "$LAB" != only ]; then
+    run_lint
+    # tests/once/*.sh: about the project as a whole, run once
+    echo "== once"
+    for script in tests/once/*.sh; do
+        run_integration once "$script"
+    done
+fi
 for build in "$@"; do
-    [ "$LAB" = only ] && break
+    if [ "$LAB" = only ]; then break; fi
     echo "== $build"
-    [ -x "$build/remus" ] || { echo "FAIL  $build/remus is missing"; failed=$((failed+1)); continue; }
+    if [ ! -x "$build/remus" ]; then
+        echo "FAIL  $build/remus is missing"; failed=$((failed + 1)); continue
+    fi
     for bin in "$build"/tests/test_*; do
-        [ -x "$bin" ] && [ -f "$bin" ] && run_unit "$bin"
+        if [ -x "$bin" ] && [ -f "$bin" ]; then run_unit "$bin"; fi
     done
     for script in tests/integration/*.sh; do
-        [ -f "$script" ] && run_integration "$build" "$script"
+        run_integration "$build" "$script"
     done
 done
 # The Xen lab (tests/lab/*.sh): real Xen in QEMU, once, with the first
@@ -79,20 +177,20 @@ if [ "$LAB" != none ]; then
     echo "== Xen lab ($1)"
     TIMEOUT=${LAB_TIMEOUT:-1200}
     for script in tests/lab/*.sh; do
-        [ -f "$script" ] && run_integration "$1" "$script"
+        run_integration "$1" "$script"
     done
 fi
 
 echo
+if [ -n "$ONLY" ] && [ "$selected" -eq 0 ]; then
+    echo "no test is named '$ONLY' (T=NAME: test_auth, kvm_protect, xen_smoke, set_e_lists, ...)"
+    failed=$((failed + 1))
+fi
 if [ ${#failures[@]} -gt 0 ]; then
     echo "failed: ${failures[*]}"
     echo "logs: $LOGDIR"
 else
     rm -rf "$LOGDIR"
 fi
-if [ "$skipped" -gt 0 ]; then
-    echo "$passed passed, $failed failed, $skipped skipped"
-else
-    echo "$passed passed, $failed failed"
-fi
+echo "$passed passed, $failed failed, $skipped skipped, $retried retried"
 [ "$failed" -eq 0 ]

@@ -16,9 +16,10 @@ guest_cfg "$TMP/g.cfg" tapp "dirty_rate=2000 dirty_wss=500" 1
 ip netns exec "$NS" "$REMUS" receive --listen $P1 --tap taps $HB > "$TMP/sa.log" 2>&1 & SA=$!; PIDS+=($SA)
 ip netns exec "$NS" "$REMUS" protect -i 20 $HB --progress 0 "$TMP/g.cfg" $P1 > "$TMP/pri.log" 2>&1 & PRI=$!; PIDS+=($PRI)
 kv 1 1 "INCR a" "INCR a" "INCR a" | tail -1 | grep -q "^3 OK 3 "
-for i in $(seq 1 50); do grep -q '"state": "protecting"' "$REMUS_RUN_DIR"/tguest.primary.status.json 2>/dev/null && break; sleep 0.1; done
+wait_until 5 "the primary's status 'protecting'" in_file "$REMUS_RUN_DIR"/tguest.primary.status.json '"state": "protecting"'
 
 # 1. protect -> A
+scenario "protect -> A"
 t0=$(date +%s%N)
 "$REMUS" handover tguest > "$TMP/h1.out" 2> "$TMP/h1.err" || { cat "$TMP/h1.err"; exit 1; }
 rc=0; wait $PRI || rc=$?
@@ -31,6 +32,7 @@ grep -q "primary handed the VM over" "$TMP/sa.log" || { cat "$TMP/sa.log"; exit 
 echo "handover 1: $(cat "$TMP/h1.out"); A answers $(( (t1 - t0) / 1000000 )) ms after the request"
 
 # 2. A (reprotected to B) -> B
+scenario "A (reprotected to B) -> B"
 ip netns exec "$NS" "$REMUS" receive --listen $P2 --tap tapb $HB > "$TMP/sb.log" 2>&1 & SB=$!; PIDS+=($SB)
 NSX "$REMUS" reprotect -i 20 $HB tguest $P2 2> "$TMP/rp.log" || { cat "$TMP/rp.log"; exit 1; }
 kv 3 5 "INCR a" "INCR a" | tail -1 | grep -q "^6 OK 5 "
@@ -42,6 +44,7 @@ kv 4 7 "GET a" | grep -q "^7 OK 5 " || { echo "B lost acknowledged writes"; exit
 echo "handover 2: $(cat "$TMP/h2.out")"
 
 # 3. refusals
+scenario "refusals"
 if "$REMUS" handover nosuchvm 2> "$TMP/e1"; then exit 1; fi
 grep -q "no protected VM 'nosuchvm'" "$TMP/e1" || { cat "$TMP/e1"; exit 1; }
 # B runs it unprotected.  (A and B share this host's run directory, so

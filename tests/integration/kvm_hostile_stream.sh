@@ -21,7 +21,7 @@ for mode in corrupt truncate; do
     acked=0
     for i in $(seq 1 30); do
         kv 50 $i "INCR c" > /dev/null || continue
-        grep -q "UNPROTECTED" "$TMP/pri-$mode.log" && break
+        if grep -q "UNPROTECTED" "$TMP/pri-$mode.log"; then break; fi
         acked=$i
     done
     wait_for "$TMP/sec-$mode.log" "FAILOVER" 15

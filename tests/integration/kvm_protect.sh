@@ -12,6 +12,7 @@ ns_setup tapp taps
 PORT=127.0.0.1:7790
 
 # -- convergence and clean stop --------------------------------------------
+scenario "convergence and clean stop"
 guest_cfg "$TMP/g.cfg" tapp "dirty_rate=20000 dirty_wss=3000" 2
 ip netns exec "$NS" "$REMUS" receive --listen $PORT --tap taps \
     --digest-every 5 --digest-file "$TMP/sec.digests" > "$TMP/sec.log" 2>&1 & SEC=$!; PIDS+=($SEC)
@@ -20,10 +21,7 @@ ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 --digest-every 5 \
     "$TMP/g.cfg" $PORT > "$TMP/pri.log" 2>&1 & PRI=$!; PIDS+=($PRI)
 kv 1 1 "INCR a" "INCR a" > /dev/null
 # At least six digests (under ASan an epoch takes longer: wait for them).
-for i in $(seq 1 300); do
-    [ "$(wc -l < "$TMP/sec.digests" 2>/dev/null || echo 0)" -ge 6 ] && break
-    sleep 0.1
-done
+wait_until 30 "six digests from the secondary" lines_at_least "$TMP/sec.digests" 6
 "$REMUS" status
 "$REMUS" status --json | grep -q '"state": "protecting"'
 kill -INT $PRI
@@ -32,12 +30,11 @@ wait $SEC || { echo "secondary did not exit 0 after a clean stop"; cat "$TMP/sec
 grep -q "the replica is discarded" "$TMP/sec.log"
 kv 1 3 "GET a" | grep -q "^3 OK 2 "      # the VM runs on, unprotected
 kill -INT $PRI; wait $PRI || true
-common=$(join <(sort "$TMP/pri.digests") <(sort "$TMP/sec.digests") | wc -l)
-same=$(join <(sort "$TMP/pri.digests") <(sort "$TMP/sec.digests") | awk '$2==$3' | wc -l)
-echo "convergence: $same of $common common epochs have identical memory"
-[ "$common" -ge 5 ] && [ "$same" = "$common" ]
+check_convergence "$TMP/pri.digests" "$TMP/sec.digests" 5 "convergence"
+convergence_controls "$TMP/pri.digests" "$TMP/sec.digests" 5
 
 # -- convergence with hot pages (a guest rewriting 1,024 pages flat out:
+scenario "convergence with hot pages"
 #    they are left writable and copied every checkpoint) ------------------
 guest_cfg "$TMP/gh.cfg" tapp "dirty_rate=0 dirty_wss=1024" 2
 ip netns exec "$NS" "$REMUS" receive --listen $PORT --tap taps \
@@ -48,10 +45,7 @@ ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 --digest-every 3 \
 kv 1 1 "INCR a" > /dev/null
 # The VMM reports hot pages every 64 harvests (later under ASan).
 wait_for "$TMP/prih.log" "hot pages:" 60
-for i in $(seq 1 300); do
-    [ "$(wc -l < "$TMP/sech.digests" 2>/dev/null || echo 0)" -ge 6 ] && break
-    sleep 0.1
-done
+wait_until 30 "six digests from the secondary" lines_at_least "$TMP/sech.digests" 6
 kill -INT $PRI
 wait_for "$TMP/prih.log" "protection stopped after" 5
 wait $SEC || { echo "secondary did not exit 0 after a clean stop"; cat "$TMP/sech.log"; exit 1; }
@@ -59,12 +53,10 @@ kill -INT $PRI; wait $PRI || true
 grep "hot pages:" "$TMP/prih.log" | head -2
 hot=$(grep -o "hot pages: [0-9]*" "$TMP/prih.log" | awk '{print $3}' | sort -n | tail -1)
 [ "${hot:-0}" -ge 500 ] || { echo "no hot pages with a guest rewriting 1,024 pages"; exit 1; }
-common=$(join <(sort "$TMP/prih.digests") <(sort "$TMP/sech.digests") | wc -l)
-same=$(join <(sort "$TMP/prih.digests") <(sort "$TMP/sech.digests") | awk '$2==$3' | wc -l)
-echo "convergence with hot pages: $same of $common common epochs have identical memory"
-[ "$common" -ge 5 ] && [ "$same" = "$common" ]
+check_convergence "$TMP/prih.digests" "$TMP/sech.digests" 5 "convergence with hot pages"
 
 # -- refusals ----------------------------------------------------------------
+scenario "refusals"
 if "$REMUS" protect -n "$TMP/g.cfg" $PORT 2> "$TMP/e1"; then exit 1; fi
 grep -q "need.* -F" "$TMP/e1"
 ip netns exec "$NS" "$REMUS" receive --listen $PORT --max-memory 32 \
@@ -77,6 +69,7 @@ kill -9 $PRI 2>/dev/null || true; wait $SEC || true
 grep -q "refused the primary" "$TMP/sec2.log"
 
 # -- the replication link cut between two hosts -------------------------------
+scenario "the replication link cut between two hosts"
 ip netns add "${NS}p"; ip netns add "${NS}s"
 PIDS+=("")
 trap 'cleanup; ip netns del "${NS}p" 2>/dev/null || true; ip netns del "${NS}s" 2>/dev/null || true' EXIT

@@ -36,7 +36,7 @@ wait_exit() {
     local i
     st=0
     for i in $(seq 1 $(( $2 * 10 ))); do alive "$1" || break; sleep 0.1; done
-    alive "$1" && { st=124; return; }
+    if alive "$1"; then st=124; return; fi
     wait "$1" || st=$?
 }
 value() { (kv "$1" "$2" "GET x" 2>/dev/null || true) | awk '$2 == "OK" {print $3}'; }
@@ -67,7 +67,7 @@ end_pair() {
     cluster_down
 }
 primary_runs_on() {
-    for i in $(seq 1 200); do grep -q "the VM runs on" "$D/pri.log" && break; sleep 0.1; done
+    wait_until 20 "the primary's decision" in_file "$D/pri.log" "the VM runs on" || true
     grep -q "the VM runs on: this partition holds quorum" "$D/pri.log" ||
         fail "the primary did not decide to run on"
     alive $PRI || fail "the primary's VM is not running"
@@ -81,16 +81,17 @@ secondary_stands_down() {   # secondary_stands_down REASON-PATTERN
 }
 
 # -- the primary-secondary link cut ------------------------------------------
+scenario "the primary-secondary link cut"
 # qnetd's ffsplit gives its vote to one of the two equal halves (usually
 # the tie-breaker's, node 1; not always): that side runs the VM, the other
 # must not.
 start_pair cut
 cluster_cut p s
-for i in $(seq 1 300); do
-    grep -q "the VM runs on" "$D/pri.log" && ! alive $SEC && break
-    grep -q "FAILOVER" "$D/sec.log" && ! alive $PRI && break
-    sleep 0.1
-done
+one_side_decided() {
+    { grep -q "the VM runs on" "$D/pri.log" && ! alive $SEC; } ||
+        { grep -q "FAILOVER" "$D/sec.log" && ! alive $PRI; }
+}
+wait_until 30 "one side to run on and the other to stop" one_side_decided || fail "neither side decided"
 if grep -q "the VM runs on" "$D/pri.log"; then
     secondary_stands_down "no quorum"
     primary_runs_on
@@ -105,12 +106,13 @@ fi
 end_pair
 
 # -- the primary isolated ------------------------------------------------------
+scenario "the primary isolated"
 start_pair isolate-p
 cluster_isolate p
 wait_exit $PRI 30; [ "$st" = 4 ] || fail "the isolated primary did not stop its VM (exit $st, not 4)"
 grep -q "STOPPING the VM" "$D/pri.log" || fail "the primary did not say it stops"
 grep -q "no quorum" "$D/pri.log" || fail "the primary did not say why"
-for i in $(seq 1 200); do grep -q FAILOVER "$D/sec.log" && break; sleep 0.1; done
+wait_until 20 "the secondary's takeover" in_file "$D/sec.log" FAILOVER || true
 grep -q FAILOVER "$D/sec.log" || fail "the secondary did not take over"
 grep -q "fenced tguest at " "$D/fence.out" || fail "the fence command did not run before the takeover"
 alive $SEC || fail "the replica is not running"
@@ -119,6 +121,7 @@ echo "isolate-p: $(grep -o 'FAILOVER.*' "$D/sec.log" | cut -c1-120); fence: $(ca
 end_pair
 
 # -- the secondary isolated ----------------------------------------------------
+scenario "the secondary isolated"
 start_pair isolate-s
 cluster_isolate s
 secondary_stands_down "no quorum"
@@ -127,22 +130,24 @@ echo "isolate-s: the primary runs on, the secondary stood down"
 end_pair
 
 # -- the arbiter down: protection goes on; a dead primary process is replaced -
+scenario "the arbiter down"
 start_pair arbiter-down
 cluster_arbiter_down
 sleep 4
 cluster_quorate p && cluster_quorate s || fail "2 of 3 votes should keep quorum"
 alive $PRI && alive $SEC || fail "the arbiter going down ended protection"
-grep -q FAILOVER "$D/sec.log" && fail "a failover without a fault"
+if grep -q FAILOVER "$D/sec.log"; then fail "a failover without a fault"; fi
 acked=$( (kv 1 10 "INCR x" "INCR x" 2>/dev/null || true) | awk '$2 == "OK" {v=$3} END {print v+0}')
 [ "$acked" = 7 ] || fail "writes were not acknowledged with the arbiter down"
 kill -9 $PRI; wait $PRI 2>/dev/null || true
-for i in $(seq 1 200); do grep -q FAILOVER "$D/sec.log" && break; sleep 0.1; done
+wait_until 20 "the secondary's takeover" in_file "$D/sec.log" FAILOVER || true
 grep -q FAILOVER "$D/sec.log" || fail "the secondary did not take over from a dead primary process"
 v=$(value 2 20); [ "$v" = "$acked" ] || fail "the replica has '$v', acked $acked"
 echo "arbiter-down: protection went on; after kill -9 of the primary: $(grep -o 'taking over: .*' "$D/sec.log" | cut -c1-120)"
 end_pair
 
 # -- the arbiter down, then the link cut: nobody can be sure -------------------
+scenario "the arbiter down, then the link cut"
 start_pair arbiter-down-then-cut
 cluster_arbiter_down
 sleep 4
@@ -150,7 +155,7 @@ cluster_cut p s
 wait_exit $PRI 30; [ "$st" = 4 ] || fail "the primary did not stop its VM (exit $st, not 4)"
 grep -q "no quorum" "$D/pri.log" || fail "the primary did not say why"
 secondary_stands_down "no quorum"
-kv 3 1 "GET x" > /dev/null 2>&1 && fail "the VM still answers somewhere"
+if kv 3 1 "GET x" > /dev/null 2>&1; then fail "the VM still answers somewhere"; fi
 echo "arbiter-down-then-cut: the VM runs nowhere;"
 echo "  primary:   $(grep -o 'STOPPING the VM.*' "$D/pri.log" | cut -c1-200)"
 echo "  secondary: $(grep -o 'NOT TAKING OVER.*' "$D/sec.log" | cut -c1-200)"
@@ -158,6 +163,7 @@ end_pair
 echo "all five partitions: at most one side ran the VM, with every acknowledged write"
 
 # -- fencing that fails: no takeover (no corosync needed) ---------------------
+scenario "fencing that fails"
 case=fence-fails; D="$TMP/$case"; mkdir -p "$D"
 ip netns exec "$NS" "$REMUS" receive --listen 127.0.0.1:7851 --tap taps $HB \
     --fence-cmd "echo trying >> $D/fence.out; exit 3" > "$D/sec.log" 2>&1 & SEC=$!; PIDS+=($SEC)
@@ -169,13 +175,14 @@ kill -9 $PRI; wait $PRI 2>/dev/null || true
 wait_exit $SEC 20; [ "$st" = 4 ] || fail "a failed fence command did not hold the takeover back (exit $st)"
 grep -q "fence command failed (exit 3)" "$D/sec.log" || fail "the secondary did not say the fence failed"
 grep -q trying "$D/fence.out" || fail "the fence command did not run"
-kv 3 1 "GET x" > /dev/null 2>&1 && fail "the VM answers although nobody may run it"
+if kv 3 1 "GET x" > /dev/null 2>&1; then fail "the VM answers although nobody may run it"; fi
 echo "fence-fails: $(grep -o 'NOT TAKING OVER.*' "$D/sec.log" | cut -c1-160)"
 
 # -- refusals ------------------------------------------------------------------
-out=$("$REMUS" receive --listen 127.0.0.1:7852 --quorum zookeeper 2>&1) && fail "--quorum zookeeper accepted"
+scenario "refusals"
+if out=$("$REMUS" receive --listen 127.0.0.1:7852 --quorum zookeeper 2>&1); then fail "--quorum zookeeper accepted"; fi
 echo "$out" | grep -q "not a quorum service" || fail "no reason for --quorum zookeeper: $out"
-out=$("$REMUS" receive --listen 127.0.0.1:7852 --quorum corosync 2>&1) && fail "--quorum without --name accepted"
+if out=$("$REMUS" receive --listen 127.0.0.1:7852 --quorum corosync 2>&1); then fail "--quorum without --name accepted"; fi
 echo "$out" | grep -q "needs --name" || fail "no reason for --quorum without --name: $out"
 # This (root) namespace runs no corosync: protect refuses before any VM runs.
 rc=0; out=$("$REMUS" protect --quorum corosync "$TMP/g.cfg" 127.0.0.1:7852 2>&1) || rc=$?

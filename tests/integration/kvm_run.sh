@@ -28,5 +28,6 @@ grep -q "memory 3" "$TMP/e2"
 if "$REMUS" run --vcpus 9 2> "$TMP/e3"; then exit 1; fi
 grep -q "vcpus 9" "$TMP/e3"
 if "$REMUS" run --bogus 2> "$TMP/e4"; then rc=0; else rc=$?; fi
-[ "$rc" = 2 ] && grep -q "unknown option '--bogus'" "$TMP/e4"
+[ "$rc" = 2 ] || { echo "an unknown option exited $rc, not 2"; exit 1; }
+grep -q "unknown option '--bogus'" "$TMP/e4" || { echo "the unknown option is not named"; cat "$TMP/e4"; exit 1; }
 echo "refusals: $(head -1 "$TMP/e1")"

@@ -18,6 +18,7 @@ AGENT="$ROOT/ocf/remus"
 NODES="nodeA=127.0.0.1:7861 nodeB=127.0.0.1:7862"
 
 # -- 1. ocf-tester ---------------------------------------------------------------
+scenario "ocf-tester"
 ocf-tester -n tguest -o name=tguest -o config="$TMP/g.cfg" \
     -o nodes="nodeA=127.0.0.1:7871 nodeB=127.0.0.1:7872" -o binary="$REMUS" \
     -o run_dir="$TMP/t/run" -o state_dir="$TMP/t/state" -o tap=tapp \
@@ -26,6 +27,7 @@ ocf-tester -n tguest -o name=tguest -o config="$TMP/g.cfg" \
 tail -n 1 "$TMP/tester.log"
 
 # -- 2. a pair, moved twice -------------------------------------------------------
+scenario "a pair, moved twice"
 # ra NODE ACTION: run the agent as Pacemaker would on NODE; prints its rc.
 ra() {
     local rc=0
@@ -51,7 +53,7 @@ expect nodeB start 0
 expect nodeA monitor 0
 expect nodeA promote 0
 expect nodeA monitor 8
-for i in $(seq 1 100); do grep -q '"state": "replica"' "$TMP/nodeB/run/tguest.secondary.status.json" 2>/dev/null && break; sleep 0.1; done
+wait_until 10 "B holds the replica" in_file "$TMP/nodeB/run/tguest.secondary.status.json" '"state": "replica"'
 expect nodeB monitor 0
 kv 1 1 "INCR a" "INCR a" "INCR a" | tail -1 | grep -q "^3 OK 3 " || { echo "no acknowledged writes on A"; exit 1; }
 echo "pair: the VM runs on A, B holds its replica"
@@ -64,7 +66,7 @@ kv 2 4 "GET a" | grep -q "^4 OK 3 " || { echo "B lost acknowledged writes"; exit
 t1=$(date +%s%N)
 expect nodeB monitor 8       # also protects the VM back to A
 expect nodeA monitor 0
-for i in $(seq 1 100); do grep -q '"state": "replica"' "$TMP/nodeA/run/tguest.secondary.status.json" 2>/dev/null && break; sleep 0.1; done
+wait_until 10 "A holds the replica" in_file "$TMP/nodeA/run/tguest.secondary.status.json" '"state": "replica"' || true
 grep -q '"state": "replica"' "$TMP/nodeA/run/tguest.secondary.status.json" || { echo "B's monitor did not protect the VM to A"; cat "$TMP"/nodeB/state/tguest/reprotect.log; exit 1; }
 kv 3 5 "INCR a" "INCR a" | tail -1 | grep -q "^6 OK 5 " || { echo "no acknowledged writes on B"; exit 1; }
 echo "moved to B in $(( (t1 - t0) / 1000000 )) ms (demote + promote + first answer); A holds the replica again"

@@ -67,11 +67,9 @@ echo "started: the VM runs on $prom"
 acked=$(kv 1 1 "INCR a" "INCR a" "INCR a" | awk '$2 == "OK" {v=$3} END {print v+0}')
 [ "$acked" = 3 ] || { echo "no acknowledged writes"; show; exit 1; }
 # The unpromoted node must hold the replica before the move.
-other=hostp; [ "$prom" = hostp ] && other=hosts
-for i in $(seq 1 100); do
-    cl_pcmk ${other#host} sh -c 'grep -q "\"state\": \"replica\"" /run/remus/tguest.secondary.status.json' 2>/dev/null && break
-    sleep 0.1
-done
+if [ "$prom" = hostp ]; then other=hosts; else other=hostp; fi
+holds_replica() { cl_pcmk ${other#host} sh -c 'grep -q "\"state\": \"replica\"" /run/remus/tguest.secondary.status.json' 2>/dev/null; }
+wait_until 10 "$other holds the replica" holds_replica || { show; exit 1; }
 
 t0=$(date +%s%N)
 cl_pcmk p crm_resource --resource vm-clone --move --promoted --node "$other" > /dev/null
@@ -87,6 +85,6 @@ for i in $(seq 1 600); do
     cl_pcmk p crm_mon -1 2>/dev/null | grep -Eq "Promoted:|Unpromoted:|Started:" || break
     sleep 0.1
 done
-cl_pcmk p crm_mon -1 2>/dev/null | grep -Eq "Promoted:|Unpromoted:" && { echo "the pair did not stop"; show; exit 1; }
+if cl_pcmk p crm_mon -1 2>/dev/null | grep -Eq "Promoted:|Unpromoted:"; then echo "the pair did not stop"; show; exit 1; fi
 if kv 4 6 "GET a" > /dev/null 2>&1; then echo "the VM still answers after the stop"; exit 1; fi
 echo "stopped by Pacemaker"

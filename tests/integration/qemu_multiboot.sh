@@ -9,7 +9,7 @@ img="$BUILD/guest/remus-guest-mb.bin"
 command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 missing (make deps)"; exit 1; }
 log=$(mktemp)
 qpid=
-cleanup() { [ -n "$qpid" ] && kill "$qpid" 2>/dev/null; rm -f "$log"; }
+cleanup() { if [ -n "$qpid" ]; then kill "$qpid" 2>/dev/null || true; fi; rm -f "$log"; }
 trap cleanup EXIT
 
 boot() {   # boot ACCEL-ARGS...: wait for two rate lines, check the output
@@ -18,7 +18,7 @@ boot() {   # boot ACCEL-ARGS...: wait for two rate lines, check the output
         -append "dirty_rate=0 dirty_wss=500" -display none \
         -serial "file:$log" -monitor none -no-reboot & qpid=$!
     for _ in $(seq 1 200); do
-        [ "$(grep -c 'page-writes/s' "$log" 2>/dev/null)" -ge 2 ] && break
+        if [ "$(grep -c 'page-writes/s' "$log" 2>/dev/null)" -ge 2 ]; then break; fi
         kill -0 "$qpid" 2>/dev/null || break
         sleep 0.1
     done

@@ -107,10 +107,7 @@ cluster_up() {
             > "$CLDIR/$h/qdevice.log" 2>&1 & CL_PIDS+=($!)
     done
     local i
-    for i in $(seq 1 300); do
-        cl_votes p 3 && cl_votes s 3 && return 0
-        sleep 0.1
-    done
+    if wait_until 30 "both hosts quorate with 3 votes" both_quorate; then return 0; fi
     echo "the cluster did not form (logs in $CLDIR)"
     cl_show p; cl_show s
     return 1
@@ -123,6 +120,7 @@ cl_votes() {
     echo "$out" | grep -Eq "^Quorate: +Yes" &&
         echo "$out" | grep -Eq "^Total votes: +$2\$"
 }
+both_quorate() { cl_votes p 3 && cl_votes s 3; }
 cluster_quorate() {
     ip netns exec "$CL$1" corosync-quorumtool -s 2>/dev/null | grep -Eq "^Quorate: +Yes"
 }
@@ -142,10 +140,7 @@ cluster_heal() {
             ip -n "$CL$h" route del blackhole "$r" 2>/dev/null || true
         done
     done
-    for r in $(seq 1 300); do
-        cl_votes p 3 && cl_votes s 3 && return 0
-        sleep 0.1
-    done
+    if wait_until 30 "both hosts quorate with 3 votes" both_quorate; then return 0; fi
     echo "the cluster did not heal"; cl_show p; cl_show s
     return 1
 }
@@ -177,10 +172,8 @@ cluster_pacemaker_up() {
         PCMK_logfile="$d/log/pacemaker.log" cl_pcmk $h pacemakerd \
             > "$d/pacemakerd.out" 2>&1 & CL_PIDS+=($!)
     done
-    for i in $(seq 1 600); do
-        cl_pcmk p crm_mon -1 2>/dev/null | grep -Eq "Online: \[ host[ps] host[ps] \]" && return 0
-        sleep 0.1
-    done
+    both_online() { cl_pcmk p crm_mon -1 2>/dev/null | grep -Eq "Online: \[ host[ps] host[ps] \]"; }
+    if wait_until 60 "both Pacemaker nodes online" both_online; then return 0; fi
     echo "Pacemaker did not come up (logs in $CLDIR/*/pcmk)"
     cl_pcmk p crm_mon -1 2>&1 | head -20
     return 1
@@ -192,7 +185,7 @@ cluster_down() {
     # every daemon 3 s, then SIGKILL whatever still runs in the namespaces.
     for p in "${CL_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in $(seq 1 30); do
-        [ -z "$(for h in p s a; do ip netns pids "$CL$h" 2>/dev/null; done)" ] && break
+        if [ -z "$(for h in p s a; do ip netns pids "$CL$h" 2>/dev/null; done)" ]; then break; fi
         sleep 0.1
     done
     for h in p s a w; do

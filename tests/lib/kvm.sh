@@ -1,6 +1,7 @@
 # Source me.  Helpers for KVM integration tests: a private network
 # namespace with a bridge (10.77.0.1/24) and TAPs, and cleanup.
 set -euo pipefail
+. "$ROOT/tests/lib/wait.sh"
 if [ ! -e /dev/kvm ]; then
     echo "SKIP: /dev/kvm is absent on this machine"; exit 77
 fi
@@ -32,12 +33,8 @@ ns_setup() {   # ns_setup TAP...
 kv() { NSX "$BUILD/tests/kvcli" 10.77.0.2 "$@"; }
 # wait_for FILE PATTERN SECONDS
 wait_for() {
-    local i
-    for i in $(seq 1 $(( $3 * 10 ))); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "timed out waiting for '$2' in $1:"; cat "$1"; return 1
+    if wait_until "$3" "'$2' in $1" in_file "$1" "$2"; then return 0; fi
+    cat "$1"; return 1
 }
 guest_cfg() {  # guest_cfg FILE TAP [cmdline] [vcpus]
     cat > "$1" <<EOC
@@ -50,4 +47,26 @@ netmask = 255.255.255.0
 tap = $2
 cmdline = "${3:-}"
 EOC
+}
+# check_convergence PRI_DIGESTS SEC_DIGESTS MIN WHAT: the primary's and the
+# replica's whole-memory digests ("epoch digest" lines) agree for every
+# epoch both logged, and there are at least MIN such epochs.
+check_convergence() {
+    local common same
+    common=$(join <(sort "$1") <(sort "$2") | wc -l)
+    same=$(join <(sort "$1") <(sort "$2") | awk '$2==$3' | wc -l)
+    echo "$4: $same of $common common epochs have identical memory"
+    [ "$common" -ge "$3" ] || { echo "$4: only $common common epochs (want >= $3)"; return 1; }
+    [ "$same" = "$common" ] || { echo "$4: the replica's memory differs in $((common - same)) epochs"; return 1; }
+}
+# convergence_controls PRI SEC MIN: check_convergence must fail on the same
+# digests with one replica digest changed, with no replica digests, and
+# with too few common epochs.
+convergence_controls() {
+    awk 'NR==2 {$2 = "0000000000000000"} {print}' "$2" > "$TMP/nc.diverged"
+    must_fail "a replica digest differs" check_convergence "$1" "$TMP/nc.diverged" "$3" nc
+    : > "$TMP/nc.empty"
+    must_fail "no replica digests" check_convergence "$1" "$TMP/nc.empty" "$3" nc
+    head -n $(( $3 - 1 )) "$2" > "$TMP/nc.few"
+    must_fail "too few common epochs" check_convergence "$1" "$TMP/nc.few" "$3" nc
 }

@@ -5,7 +5,7 @@ XEN_UTILS_CACHE=${XEN_UTILS_CACHE:-/var/cache/remus/xen-utils}
 
 xen_utils_fetch() {
     local dir=$XEN_UTILS_CACHE
-    [ -x "$dir/root/usr/lib/xen-4.17/bin/verify-stream-v2" ] && return 0
+    if [ -x "$dir/root/usr/lib/xen-4.17/bin/verify-stream-v2" ]; then return 0; fi
     mkdir -p "$dir/dl" || return 1
     (cd "$dir/dl" && { apt-get download xen-utils-4.17 >/dev/null 2>&1 ||
         { apt-get update -q >/dev/null 2>&1 &&

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/support/case_filter.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1011,5 +1013,6 @@ int main(void)
     };
 
     signal(SIGPIPE, SIG_IGN);
+    tu_case_filter();
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
 }

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/support/case_filter.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,6 +461,8 @@ int main(void)
         cmocka_unit_test(test_corrupt_checkpoint),
         cmocka_unit_test(test_corrupt_state_record),
     };
+
+    tu_case_filter();
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/support/case_filter.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -196,6 +198,8 @@ int main(void)
         cmocka_unit_test(test_passthrough),
         cmocka_unit_test(test_threads),
     };
+
+    tu_case_filter();
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/support/case_filter.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
@@ -228,6 +230,8 @@ int main(void)
         cmocka_unit_test(test_ack_epoch_zero),
         cmocka_unit_test(test_handshake),
     };
+
+    tu_case_filter();
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

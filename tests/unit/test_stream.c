@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/support/case_filter.h"
+
 #include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -558,6 +560,8 @@ int main(void)
         cmocka_unit_test(test_truncated_record),
         cmocka_unit_test(test_names),
     };
+
+    tu_case_filter();
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/support/case_filter.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,6 +100,8 @@ int main(void)
         cmocka_unit_test(test_every_cut_plain),
         cmocka_unit_test(test_every_cut_compressed),
     };
+
+    tu_case_filter();
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
