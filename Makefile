@@ -69,7 +69,7 @@ endif
 COMMON_OBJS := common/err.o common/log.o common/io.o common/stream.o
 COMMON_OBJS += common/save.o common/restore.o common/compress.o \
                common/status.o common/net.o
-COMMON_OBJS += common/auth.o
+COMMON_OBJS += common/auth.o common/key_resolve.o
 
 # proto/: the control channel (generated code + framing)
 PROTO_SRCS := proto/remus.proto
@@ -96,7 +96,7 @@ CLUSTER_OBJS := cluster/quorum.o
 
 # primary/ and secondary/
 PRIMARY_OBJS := primary/protect.o
-SECONDARY_OBJS := secondary/receive.o
+SECONDARY_OBJS := secondary/receive.o secondary/takeover.o
 
 # drill/: the failover drill (orchestration + the guest service's client)
 DRILL_OBJS := drill/drill.o drill/kvclient.o
@@ -107,7 +107,7 @@ CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
             cli/cmd_receive.o cli/cmd_drill.o cli/cmd_netbuf.o \
             cli/cmd_xen.o cli/cmd_reprotect.o \
             cli/cmd_offline_page.o
-CLI_OBJS += cli/cmd_keygen.o cli/cmd_handover.o
+CLI_OBJS += cli/cmd_keygen.o cli/cmd_handover.o cli/cli_key.o
 
 LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(CLUSTER_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS) \

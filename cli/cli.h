@@ -16,6 +16,8 @@
 #ifndef REMUS_CLI_H
 #define REMUS_CLI_H
 
+#include <stdbool.h>
+
 #define RM_EXIT_OK 0
 #define RM_EXIT_FAIL 1
 #define RM_EXIT_USAGE 2
@@ -57,5 +59,23 @@ int cli_wants_help(int argc, char **argv);
 /* Open FILE for reading/writing; "-" is stdin/stdout.  fd or -errno. */
 int cli_open_in(const char *path);
 int cli_open_out(const char *path);
+
+/*
+ * The pre-shared key of protect/receive (KVM and Xen): --key-file PATH or
+ * its defaults, or none with --insecure (then warned about).  Returns 0
+ * with *@out = @key or NULL (insecure), or the exit status of a refusal
+ * (printed).  The caller wipes @key.
+ */
+struct rm_auth_key;
+int cli_key(const char *cmd, const char *path, bool insecure,
+            struct rm_auth_key *key, const struct rm_auth_key **out);
+/* The usage lines of --key-file and --insecure (for protect/receive). */
+#define CLI_KEY_HELP \
+    "  --key-file FILE  the pre-shared key both sides hold (`remus\n" \
+    "              keygen FILE`): authenticates and encrypts the control\n" \
+    "              channel and the stream.  Default: $REMUS_KEY_FILE,\n" \
+    "              else /etc/remus/remus.key; without one: refused\n" \
+    "  --insecure  run without a key: any host that reaches the port can\n" \
+    "              pose as the peer; warned about at every session\n"
 
 #endif

@@ -43,9 +43,11 @@ static void usage(FILE *out)
             "  --json FILE           write the report as JSON\n"
             "  --keep-logs DIR       keep all logs in DIR\n"
             "  --key-file FILE       authenticate and encrypt with this key\n"
-            "                        (protect/receive --key-file)\n"
-            "  --auth                the same with a key generated for this\n"
-            "                        drill\n"
+            "                        (default: a key generated for this\n"
+            "                        drill; --auth is accepted and is the\n"
+            "                        default)\n"
+            "  --insecure            protect/receive without a key (a\n"
+            "                        baseline: warned about)\n"
             "  --seed N              seed of the random kill time\n"
             "  --quiet               no live progress\n"
             "\n"
@@ -84,6 +86,7 @@ int cmd_drill(int argc, char **argv)
         { "keep-logs", required_argument, NULL, 'K' },
         { "key-file", required_argument, NULL, 0x200 },
         { "auth", no_argument, NULL, 0x201 },
+        { "insecure", no_argument, NULL, 0x202 },
         { "seed", required_argument, NULL, 's' },
         { "quiet", no_argument, NULL, 'q' },
         { "no-buffer", no_argument, NULL, 'N' },
@@ -168,7 +171,8 @@ int cmd_drill(int argc, char **argv)
         case 'j': json = optarg; break;
         case 'K': cfg.keep_dir = optarg; break;
         case 0x200: cfg.key_file = optarg; break;
-        case 0x201: cfg.auth = true; break;
+        case 0x201: break;   /* --auth: the default now */
+        case 0x202: cfg.insecure = true; break;
         case 's':
             if (num("--seed", optarg, 1, ~0ull, &v))
                 return RM_EXIT_USAGE;

@@ -114,10 +114,7 @@ static void usage(FILE *out)
             "  --quorum-settle MS    how long a lost peer may stay visible\n"
             "              in the cluster before it counts as alive\n"
             "              (default 10000)\n"
-            "  --key-file FILE       authenticate and encrypt the control\n"
-            "              channel and the checkpoint stream with this\n"
-            "              pre-shared key (`remus keygen FILE`; the secondary\n"
-            "              needs the same key)\n"
+            CLI_KEY_HELP
             "  --digest-every N --digest-file FILE   (tests) every Nth\n"
             "              checkpoint, write 'epoch hash' of the whole guest\n"
             "              memory as the checkpoint captured it\n"
@@ -181,6 +178,7 @@ int cmd_protect(int argc, char **argv)
         { "digest-every", required_argument, NULL, 'E' },
         { "release-log", required_argument, NULL, 'R' },
         { "key-file", required_argument, NULL, 'K' },
+        { "insecure", no_argument, NULL, 0x301 },
         { "quorum", required_argument, NULL, 'Q' },
         { "quorum-settle", required_argument, NULL, 0x300 },
         { "help", no_argument, NULL, 'h' },
@@ -200,6 +198,7 @@ int cmd_protect(int argc, char **argv)
     unsigned long long nb_max = 0;
     const char *stats_path = NULL, *digest_path = NULL, *release_path = NULL;
     const char *key_path = NULL;
+    bool insecure = false;
     struct rm_auth_key key;
     bool use_quorum = false;
     unsigned qsettle = 10000;
@@ -245,6 +244,7 @@ int cmd_protect(int argc, char **argv)
             continue;
         case 'R': release_path = optarg; continue;
         case 'K': key_path = optarg; continue;
+        case 0x301: insecure = true; continue;
         case 'Q':
             if (strcmp(optarg, "corosync")) {
                 cli_usage_error("protect", "--quorum: '%s' is not a quorum "
@@ -351,13 +351,11 @@ int cmd_protect(int argc, char **argv)
                         "peer to authenticate");
         goto usage_out;
     }
-    if (key_path) {
-        rc = rm_auth_key_load(key_path, &key, &err);
-        if (rc) {
-            ret = cli_fail("protect", "--key-file: %s", rm_error_str(&err));
+    if (!blackhole) {   /* a blackhole has no peer: nothing to key */
+        ret = cli_key("protect", key_path, insecure, &key, &pc.key);
+        if (ret)
             goto out;
-        }
-        pc.key = &key;
+        ret = RM_EXIT_FAIL;
     }
 
     if (use_quorum && blackhole) {

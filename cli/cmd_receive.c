@@ -15,10 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backends/kvm/guestcfg.h"
 #include "backends/kvm/kvm_sr.h"
 #include "backends/kvm/vmctl.h"
 #include "cli/cli.h"
 #include "cluster/quorum.h"
+#include "secondary/takeover.h"
 #include "common/auth.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -59,7 +61,12 @@ static void usage(FILE *out)
             "                         silence (default 1000)\n"
             "  --no-compression       refuse compressed checkpoints\n"
             "  --max-memory MIB       refuse larger guests (default 4096)\n"
-            "  --name NAME            replica name (default: the primary's)\n"
+            "  --name NAME            replica name (default: --config's, else\n"
+            "                         the primary's)\n"
+            "  --config FILE          the VM's description (as for protect):\n"
+            "                         a primary whose VM has another MAC,\n"
+            "                         IP, memory size or vCPU count is\n"
+            "                         refused\n"
             "  --tap NAME             TAP interface for the replica's NIC\n"
             "  --tap-netns NS         open that TAP in network namespace NS\n"
             "  --console FILE         replica console log (default stderr)\n"
@@ -86,8 +93,11 @@ static void usage(FILE *out)
             "  --fence-timeout MS     kill the fence command after MS and do\n"
             "                         not take over (default 60000)\n"
             "  --key-file FILE        require the primary to prove it holds\n"
-            "                         this pre-shared key (`remus keygen`);\n"
-            "                         control and stream are then sealed.\n"
+            "                         this pre-shared key (`remus keygen`;\n"
+            "                         default: $REMUS_KEY_FILE, else\n"
+            "                         /etc/remus/remus.key; without one:\n"
+            "                         refused unless --insecure, which any\n"
+            "                         host that reaches the port can abuse);\n"            "                         control and stream are then sealed.\n"
             "                         Peers that fail are logged with their\n"
             "                         address and the reason, and refused;\n"
             "                         the secondary goes on waiting\n"
@@ -98,7 +108,8 @@ static void usage(FILE *out)
             "consistent replica: nothing runs); 2 for a usage error.\n");
 }
 
-/* Split-brain protection: --quorum and --fence-cmd. */
+/* Split-brain protection: --quorum and --fence-cmd (secondary/takeover.h
+ * decides with them). */
 struct receive_cluster {
     bool use_quorum;
     unsigned settle_ms;
@@ -107,58 +118,27 @@ struct receive_cluster {
     struct rm_quorum *q;
 };
 
-/* The primary is lost: may the replica take over?  Says why, either way. */
-static bool may_take_over(struct receive_cluster *cl,
-                          const struct rm_receive_result *res)
-{
-    struct rm_quorum_verdict v;
-    struct rm_error err = { 0 };
-
-    if (res->handover) {
-        /* The primary paused its VM for good before asking: a planned
-         * move, not a split; nothing to arbitrate or fence. */
-        LOG_INFO("taking over: the primary handed the VM over after "
-                 "checkpoint %" PRIu64, res->committed_epoch);
-        return true;
-    }
-    if (cl->q) {
-        rm_quorum_decide(cl->q, &v, &err);
-        if (!v.act) {
-            fprintf(stderr, "remus receive: NOT TAKING OVER after checkpoint "
-                    "%" PRIu64 " (%s): %s\n", res->committed_epoch,
-                    rm_error_str(&res->why), v.why);
-            return false;
-        }
-        LOG_INFO("taking over: %s", v.why);
-    }
-    if (cl->fence_cmd) {
-        if (rm_fence_run(cl->fence_cmd, res->name, res->peer_addr,
-                         res->committed_epoch, cl->fence_timeout_ms, &err)) {
-            fprintf(stderr, "remus receive: NOT TAKING OVER after checkpoint "
-                    "%" PRIu64 " (%s): %s\n", res->committed_epoch,
-                    rm_error_str(&res->why), rm_error_str(&err));
-            return false;
-        }
-    }
-    return true;
-}
-
-static int receive_main(int argc, char **argv, struct receive_cluster *cl);
+static int receive_main(int argc, char **argv, struct receive_cluster *cl,
+                        struct rm_guestcfg *known);
 
 int cmd_receive(int argc, char **argv)
 {
     struct receive_cluster cl;
+    struct rm_guestcfg known;
     int ret;
 
     memset(&cl, 0, sizeof(cl));
     cl.settle_ms = 10000;
     cl.fence_timeout_ms = 60000;
-    ret = receive_main(argc, argv, &cl);
+    rm_guestcfg_init(&known, argv[0]);
+    ret = receive_main(argc, argv, &cl, &known);
+    rm_guestcfg_free(&known);
     rm_quorum_close(cl.q);
     return ret;
 }
 
-static int receive_main(int argc, char **argv, struct receive_cluster *cl)
+static int receive_main(int argc, char **argv, struct receive_cluster *cl,
+                        struct rm_guestcfg *known)
 {
     static const struct option opts[] = {
         { "listen", required_argument, NULL, 'l' },
@@ -175,6 +155,8 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl)
         { "commit-log", required_argument, NULL, 'L' },
         { "digest-every", required_argument, NULL, 'E' },
         { "key-file", required_argument, NULL, 'K' },
+        { "insecure", no_argument, NULL, 0x301 },
+        { "config", required_argument, NULL, 0x302 },
         { "quorum", required_argument, NULL, 'Q' },
         { "quorum-settle", required_argument, NULL, 'S' },
         { "fence-cmd", required_argument, NULL, 'F' },
@@ -191,6 +173,7 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl)
     bool have_listen = false;
     const char *digest_path = NULL, *commit_log = NULL, *key_path = NULL;
     struct rm_auth_key key;
+    bool insecure = false, takeover;
     int digest_fd = -1;
     int64_t code = 0;
     int c, rc, ret = RM_EXIT_FAIL;
@@ -238,6 +221,13 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl)
         case 'D': digest_path = optarg; break;
         case 'L': commit_log = optarg; break;
         case 'K': key_path = optarg; break;
+        case 0x301: insecure = true; break;
+        case 0x302:   /* the VM this secondary knows: its description */
+            if (rm_guestcfg_opt(known, 0x100b, optarg, &err) < 0)
+                return cli_usage_error("receive", "--config: %s",
+                                       rm_error_str(&err));
+            arg.expect = &known->vm;
+            break;
         case 'Q':
             if (strcmp(optarg, "corosync"))
                 return cli_usage_error("receive", "--quorum: '%s' is not a "
@@ -263,6 +253,8 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl)
         return cli_usage_error("receive", "--heartbeat-timeout %u must "
                                "exceed --heartbeat %u", rc_cfg.hb_timeout_ms,
                                rc_cfg.hb_interval_ms);
+    if (arg.expect && !arg.cfg.name)
+        arg.cfg.name = arg.expect->name;     /* the VM's name: its file's */
     if (cl->use_quorum && !arg.cfg.name)
         return cli_usage_error("receive", "--quorum needs --name NAME (the "
                                "protected VM's name: it names the corosync "
@@ -285,11 +277,9 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl)
     rc_cfg.digest_fd = -1;
     rc_cfg.commit_log_fd = -1;
     memset(&key, 0, sizeof(key));
-    if (key_path) {
-        if (rm_auth_key_load(key_path, &key, &err))
-            return cli_fail("receive", "--key-file: %s", rm_error_str(&err));
-        rc_cfg.key = &key;
-    }
+    rc = cli_key("receive", key_path, insecure, &key, &rc_cfg.key);
+    if (rc)
+        return rc;
     if (commit_log) {
         rc_cfg.commit_log_fd = open(commit_log, O_WRONLY | O_CREAT |
                                     O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
@@ -325,32 +315,45 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl)
     sigaction(SIGUSR2, &sa, NULL);
 
     rc = rm_receive_run(&rc_cfg, &res, &err);
-    rm_auth_wipe(&key, sizeof(key));
     if (rc == -ECANCELED && receive_stop) {
         LOG_INFO("%s", rm_error_str(&err));
         rm_vm_destroy(arg.vm);
+        rm_auth_wipe(&key, sizeof(key));
         return RM_EXIT_OK;
     }
     if (rc) {
         rm_vm_destroy(arg.vm);
+        rm_auth_wipe(&key, sizeof(key));
         return cli_fail("receive", "%s", rm_error_str(&err));
     }
     if (res.end == RM_RECEIVE_STOPPED) {
         LOG_INFO("the primary stopped protection after checkpoint %" PRIu64
                  "; the replica is discarded", res.committed_epoch);
         rm_vm_destroy(arg.vm);
+        rm_auth_wipe(&key, sizeof(key));
         return RM_EXIT_OK;
     }
 
     /* Failover: the replica takes over. */
-    if (!arg.vm)
+    if (!arg.vm) {
+        rm_auth_wipe(&key, sizeof(key));
         return cli_fail("receive", "failover without a replica");
+    }
     if (cl->use_quorum && strcmp(res.name, arg.cfg.name))
         LOG_WARN("the primary protects '%s' but --name is '%s': the "
                  "corosync group remus:%s cannot have seen it", res.name,
                  arg.cfg.name, arg.cfg.name);
-    if (!may_take_over(cl, &res)) {
+    {
+        struct rm_takeover_policy pol = {
+            .quorum = cl->q, .fence_cmd = cl->fence_cmd,
+            .fence_timeout_ms = cl->fence_timeout_ms, .name = arg.cfg.name,
+        };
+
+        takeover = rm_takeover_allowed(&pol, &res);
+    }
+    if (!takeover) {
         rm_vm_destroy(arg.vm);
+        rm_auth_wipe(&key, sizeof(key));
         return RM_EXIT_HELD_BACK;
     }
     if (!arg.cfg.name)
@@ -384,6 +387,7 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl)
         rm_status_write(&st, &serr);
     }
     ctl = rm_vmctl_start(arg.vm, res.name, &err);
+    rm_vmctl_set_key(ctl, rc_cfg.key);   /* a reprotection keeps the key */
     if (receive_stop)
         rm_vm_request_stop(arg.vm);
     rm_vm_wait(arg.vm, -1, &code);
@@ -393,5 +397,6 @@ out:
     rm_vmctl_stop(ctl);
     receive_vm = NULL;
     rm_vm_destroy(arg.vm);
+    rm_auth_wipe(&key, sizeof(key));
     return ret;
 }

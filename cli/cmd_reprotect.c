@@ -35,6 +35,10 @@ static void usage(FILE *out)
             "  -F -n                    no output buffering (unsafe)\n"
             "  --heartbeat MS           heartbeat period (default 100)\n"
             "  --heartbeat-timeout MS   secondary lost after (default 1000)\n"
+            "  --insecure               without a key (else the key the\n"
+            "                           VM's process ran with, or this host's\n"
+            "                           default: $REMUS_KEY_FILE,\n"
+            "                           /etc/remus/remus.key)\n"
             "Exit status: 0 protected again (or stopped); 1 failed; 2 usage.\n");
 }
 
@@ -58,13 +62,14 @@ int cmd_reprotect(int argc, char **argv)
         { "heartbeat", required_argument, NULL, 'H' },
         { "heartbeat-timeout", required_argument, NULL, 'T' },
         { "stop", no_argument, NULL, 's' },
+        { "insecure", no_argument, NULL, 0x301 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct rm_hostport hp;
     struct rm_error err = { 0 };
     unsigned interval = 200, hb = 100, hbto = 1000;
-    bool unsafe = false, nonet = false, stop = false;
+    bool unsafe = false, nonet = false, stop = false, insecure = false;
     unsigned long long epoch = 0, pause = 0, dirty = 0;
     char req[160], reply[600];
     int c;
@@ -87,6 +92,7 @@ int cmd_reprotect(int argc, char **argv)
                 return RM_EXIT_USAGE;
             break;
         case 's': stop = true; break;
+        case 0x301: insecure = true; break;
         case 'h': usage(stdout); return RM_EXIT_OK;
         default:
             return cli_usage_error("reprotect", "unknown option '%s'",
@@ -114,8 +120,8 @@ int cmd_reprotect(int argc, char **argv)
                                "exceed --heartbeat %u", hbto, hb);
     if (rm_parse_hostport(argv[optind + 1], &hp, &err))
         return cli_usage_error("reprotect", "%s", rm_error_str(&err));
-    snprintf(req, sizeof(req), "protect %s %u %u %u %d", argv[optind + 1],
-             interval, hb, hbto, nonet ? 0 : 1);
+    snprintf(req, sizeof(req), "protect %s %u %u %u %d %s", argv[optind + 1],
+             interval, hb, hbto, nonet ? 0 : 1, insecure ? "insecure" : "keyed");
     if (rm_vmctl_request(argv[optind], req, -1, reply, sizeof(reply), &err))
         return cli_fail("reprotect", "'%s' is not protected: %s",
                         argv[optind], rm_error_str(&err));

@@ -26,6 +26,7 @@
 #include "backends/xen/xen_offline.h"
 #include "backends/xen/xen_sr.h"
 #include "cli/cli.h"
+#include "common/auth.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "netbuf/netbuf.h"
@@ -371,6 +372,7 @@ static void protect_usage(FILE *out)
             "  --suspend-timeout MS  per checkpoint (default 30000)\n"
             "  --progress MS         a progress line every MS (default 1000)\n"
             "  --stats-file FILE     one line per acknowledged checkpoint\n"
+            CLI_KEY_HELP
             "\n"
             "SIGINT/SIGTERM ends protection cleanly; the domain keeps\n"
             "running.  If the secondary is lost the domain runs on\n"
@@ -387,11 +389,16 @@ static int xen_protect(int argc, char **argv)
         { "suspend-timeout", required_argument, NULL, 's' },
         { "progress", required_argument, NULL, 'P' },
         { "stats-file", required_argument, NULL, 'S' },
+        { "key-file", required_argument, NULL, 'K' },
+        { "insecure", no_argument, NULL, 0x301 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct rm_xen_host *host = NULL;
     struct rm_xen_save_arg arg;
+    struct rm_auth_key key;
+    const char *key_path = NULL;
+    bool insecure = false;
     struct rm_xen_dominfo di;
     struct rm_protect_cfg pc;
     struct rm_protect_result res;
@@ -438,6 +445,8 @@ static int xen_protect(int argc, char **argv)
                 return RM_EXIT_USAGE;
             break;
         case 'S': stats_path = optarg; break;
+        case 'K': key_path = optarg; break;
+        case 0x301: insecure = true; break;
         case 'h': protect_usage(stdout); return RM_EXIT_OK;
         default:
             return cli_usage_error("protect", "unknown option '%s'",
@@ -456,7 +465,14 @@ static int xen_protect(int argc, char **argv)
     if (hb_timeout <= hb)
         return cli_usage_error("protect", "--heartbeat-timeout %u must "
                                "exceed --heartbeat %u", hb_timeout, hb);
+    memset(&key, 0, sizeof(key));
     rc = rm_xen_host_open(&host, &err);
+    if (!rc && !blackhole) {   /* a blackhole has no peer: nothing to key */
+        ret = cli_key("protect", key_path, insecure, &key, &pc.key);
+        if (ret)
+            goto out;
+        ret = RM_EXIT_FAIL;
+    }
     if (!rc)
         rc = rm_xen_domid(host, argv[optind], &arg.domid, &err);
     if (!rc)
@@ -537,6 +553,7 @@ out:
     if (stats_fd >= 0)
         close(stats_fd);
     rm_xen_host_close(host);
+    rm_auth_wipe(&key, sizeof(key));
     return ret;
 }
 
@@ -562,6 +579,7 @@ static void receive_usage(FILE *out)
             "  --heartbeat-timeout MS   primary lost after (default 1000)\n"
             "  --progress MS            progress line period (0: off)\n"
             "  --commit-log FILE        'commit NS EPOCH' per checkpoint\n"
+            CLI_KEY_HELP
             "Exit: 0 the primary stopped; 3 failed over (the replica runs);\n"
             "1 error (no replica left); 2 usage.\n");
 }
@@ -577,11 +595,16 @@ static int xen_receive(int argc, char **argv)
         { "heartbeat-timeout", required_argument, NULL, 'T' },
         { "progress", required_argument, NULL, 'P' },
         { "commit-log", required_argument, NULL, 'L' },
+        { "key-file", required_argument, NULL, 'K' },
+        { "insecure", no_argument, NULL, 0x301 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct rm_xen_host *host = NULL;
     struct rm_xen_restore_arg arg;
+    struct rm_auth_key key;
+    const char *key_path = NULL;
+    bool insecure = false;
     struct rm_receive_cfg rc_cfg;
     struct rm_receive_result res;
     struct rm_error err = { 0 };
@@ -626,6 +649,8 @@ static int xen_receive(int argc, char **argv)
                 return RM_EXIT_USAGE;
             break;
         case 'L': commit_log = optarg; break;
+        case 'K': key_path = optarg; break;
+        case 0x301: insecure = true; break;
         case 'h': receive_usage(stdout); return RM_EXIT_OK;
         default:
             return cli_usage_error("receive", "unknown option '%s'",
@@ -650,6 +675,7 @@ static int xen_receive(int argc, char **argv)
         name = cfg_name;
     }
     snprintf(replica, sizeof(replica), "%s--replica", name);
+    memset(&key, 0, sizeof(key));
     if (commit_log) {
         rc_cfg.commit_log_fd = open(commit_log, O_WRONLY | O_CREAT |
                                     O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
@@ -658,8 +684,13 @@ static int xen_receive(int argc, char **argv)
                             strerror(errno));
     }
     rc = rm_xen_host_open(&host, &err);
-    if (!rc)
+    if (!rc) {
+        ret = cli_key("receive", key_path, insecure, &key, &rc_cfg.key);
+        if (ret)
+            goto out;
+        ret = RM_EXIT_FAIL;
         rc = rm_xen_replica_create(host, config, replica, &arg.domid, &err);
+    }
     if (rc) {
         ret = cli_fail("receive", "%s", rm_error_str(&err));
         goto out;
@@ -729,6 +760,7 @@ out:
     if (rc_cfg.commit_log_fd >= 0)
         close(rc_cfg.commit_log_fd);
     rm_xen_host_close(host);
+    rm_auth_wipe(&key, sizeof(key));
     return ret;
 }
 

@@ -429,7 +429,12 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
     snprintf(hb, sizeof(hb), "%u", cfg->hb_interval_ms);
     snprintf(hbt, sizeof(hbt), "%u", cfg->hb_timeout_ms);
     setenv("REMUS_RUN_DIR", rundir, 1);
-    if (!key && cfg->auth) {
+    if (cfg->insecure && cfg->key_file) {
+        rc = rm_error_set(err, -EINVAL, "--insecure and --key-file "
+                          "contradict each other");
+        goto out_free;
+    }
+    if (!key && !cfg->insecure) {
         /* A key of this drill's own, in its (private) log directory. */
         snprintf(keyf, sizeof(keyf), "%s/drill.key", d->dir);
         unlink(keyf);
@@ -467,7 +472,7 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
         char *sargv[] = { (char *)cfg->self, "receive", "--listen", REPL_ADDR,
                           "--tap", "taps", "--heartbeat", hb,
                           "--heartbeat-timeout", hbt, "--console", scons,
-                          NULL, NULL, NULL };
+                          "--insecure", NULL, NULL };
         char *pargv[24];
         int np = 0;
 
@@ -481,6 +486,7 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
         } else {
             pargv[np++] = (char *)cfg->self;
             pargv[np++] = "protect";
+            pargv[np++] = "--insecure";
         }
 
         pargv[np++] = "-i";

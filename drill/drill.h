@@ -37,9 +37,11 @@ struct rm_drill_cfg {
     const char *keep_dir;        /* keep logs here (NULL: temp, removed
                                     when the drill passes) */
     const char *key_file;        /* pre-shared key passed to protect and
-                                    receive as --key-file (NULL: none) */
-    bool auth;                   /* no key_file: generate a key for this
-                                    drill (in its log directory) */
+                                    receive as --key-file (NULL: a key of
+                                    the drill's own, generated in its log
+                                    directory) */
+    bool insecure;               /* no key at all: protect and receive run
+                                    with --insecure (a baseline) */
 };
 
 struct rm_drill_report {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/auth.h"
+#include "common/key_resolve.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "netbuf/netbuf.h"
@@ -479,6 +480,13 @@ static int connect_peer(struct protect *p)
         rc = attach_auth_sink(p, peer.session, sizeof(peer.session));
         if (rc)
             return rc;
+    }
+    if (!cfg->key) {
+        char peer_addr[96];
+
+        snprintf(peer_addr, sizeof(peer_addr), "the secondary at %s:%u",
+                 cfg->peer.host, cfg->peer.port);
+        rm_key_warn_insecure("this protection session", peer_addr);
     }
     LOG_INFO("protecting '%s' to %s:%u: interval %u ms, compression %s, "
              "heartbeat %u/%u ms%s", cfg->name, cfg->peer.host,

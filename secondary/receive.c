@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/auth.h"
+#include "common/key_resolve.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "proto/channel.h"
@@ -124,6 +125,11 @@ static void *ctl_main(void *arg)
         if (msg.kind == RM_CTL_STOP) {
             LOG_INFO("the primary stopped protection");
             r->stop_received = true;
+        } else if (msg.kind == RM_CTL_FAILOVER && !cfg->key) {
+            /* Anyone could have sent it: the replica takes over only when
+             * the primary is lost (and through quorum and fencing). */
+            LOG_WARN("a handover request on an unauthenticated channel "
+                     "(--insecure) is not honoured");
         } else if (msg.kind == RM_CTL_FAILOVER) {
             if (!r->lost && !r->stop_received && !r->done)
                 r->handover = true;
@@ -427,6 +433,8 @@ static int accept_peer(struct receive *r)
     rm_auth_wipe(&r->chan.stream_rx, sizeof(r->chan.stream_rx));
     if (rc)
         return rc;
+    if (!cfg->key)
+        rm_key_warn_insecure("this replication session", r->ctl_addr);
     LOG_INFO("replicating '%s' (%" PRIu64 " MiB, %u vcpus) from the "
              "primary at %s: interval %u ms, compression %s%s",
              r->res->name, r->peer.guest_bytes >> 20, r->peer.nr_vcpus,

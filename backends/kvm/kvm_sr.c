@@ -2,6 +2,7 @@
 #define RM_LOG_PREFIX "kvm-sr"
 #include "backends/kvm/kvm_sr.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -200,6 +201,43 @@ static int r_setup(struct rm_restore_ctx *ctx)
     return 0;
 }
 
+/* The stream's VM against the one this side knows (NULL: none). */
+static int check_known_vm(struct rm_restore_ctx *ctx,
+                          const struct rm_vm_config *known,
+                          const struct rm_kvm_vm_info *vi)
+{
+    const uint8_t *a, *b;
+
+    if (!known)
+        return 0;
+    a = vi->mac;
+    b = known->mac;
+    if (memcmp(a, b, 6))
+        return rm_error_set(ctx->err, -EPERM, "the primary's VM has MAC "
+                            "%02x:%02x:%02x:%02x:%02x:%02x, this secondary's "
+                            "configuration %02x:%02x:%02x:%02x:%02x:%02x",
+                            a[0], a[1], a[2], a[3], a[4], a[5], b[0], b[1],
+                            b[2], b[3], b[4], b[5]);
+    if (vi->ipv4 != known->ipv4 || vi->netmask != known->netmask) {
+        char x[INET_ADDRSTRLEN], y[INET_ADDRSTRLEN];
+
+        inet_ntop(AF_INET, &vi->ipv4, x, sizeof(x));
+        inet_ntop(AF_INET, &known->ipv4, y, sizeof(y));
+        return rm_error_set(ctx->err, -EPERM, "the primary's VM has IP %s "
+                            "(netmask %08x), this secondary's configuration "
+                            "%s (netmask %08x)", x, ntohl(vi->netmask), y,
+                            ntohl(known->netmask));
+    }
+    if (vi->mem_bytes != known->mem_bytes || vi->nr_vcpus != known->nr_vcpus)
+        return rm_error_set(ctx->err, -EPERM, "the primary's VM has %" PRIu64
+                            " MiB and %u vCPUs, this secondary's "
+                            "configuration %" PRIu64 " MiB and %u",
+                            (uint64_t)vi->mem_bytes >> 20,
+                            (unsigned)vi->nr_vcpus,
+                            known->mem_bytes >> 20, known->nr_vcpus);
+    return 0;
+}
+
 static int r_check(struct rm_restore_ctx *ctx, const struct rm_record *rec)
 {
     struct kvm_restore *k = ctx->backend;
@@ -223,7 +261,7 @@ static int r_check(struct rm_restore_ctx *ctx, const struct rm_record *rec)
                                 (uint64_t)vi.mem_bytes >> 20, max >> 20);
         if (vi.mac[0] & 1)
             return rm_error_set(ctx->err, -EBADMSG, "multicast guest MAC");
-        return 0;
+        return check_known_vm(ctx, k->arg->expect, &vi);
     }
     case RM_REC_KVM_VCPU:
         memcpy(&h, d, sizeof(h));

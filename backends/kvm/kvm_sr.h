@@ -24,6 +24,10 @@ struct rm_kvm_restore_arg {
     struct rm_vm_config cfg;   /* name, tap, console, net_out: the rest
                                   comes from the stream */
     uint64_t max_mem_bytes;    /* refuse larger guests (0: 4 GiB) */
+    const struct rm_vm_config *expect;  /* the VM this side knows (receive
+                                  --config), or NULL: a stream whose VM_INFO
+                                  has another MAC, IP, netmask, memory size
+                                  or vCPU count is refused on arrival */
     struct rm_vm *vm;          /* out: the restored VM (caller destroys) */
     struct rm_vm *replica;     /* the VM being restored (read-only view,
                                   valid while rm_restore runs) */

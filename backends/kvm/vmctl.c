@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 
 #include "backends/kvm/kvm_sr.h"
 #include "backends/kvm/offline.h"
+#include "common/key_resolve.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "common/status.h"
@@ -42,6 +44,8 @@ struct reprotect {
     int rc;
     char peer[64];
     char last[160];                /* last stats line */
+    struct rm_auth_key own_key;    /* resolved here when the VM's process
+                                      has none (rm_vmctl_set_key) */
 };
 
 struct rm_vmctl {
@@ -51,6 +55,7 @@ struct rm_vmctl {
     char path[108];
     char name[64];
     struct reprotect *rp;          /* NULL: none started */
+    const struct rm_auth_key *key; /* for reprotection (not owned) */
 };
 
 static int sock_path(const char *name, char *out, size_t len,
@@ -103,6 +108,7 @@ static void reprotect_release(struct rm_vmctl *c)
     rm_netbuf_free(rp->nb);
     close(rp->stats_pipe[0]);
     close(rp->stats_pipe[1]);
+    rm_auth_wipe(&rp->own_key, sizeof(rp->own_key));
     free(rp);
     c->rp = NULL;
 }
@@ -160,11 +166,13 @@ static void serve_protect(struct rm_vmctl *c, const char *req, char *reply,
     struct rm_netbuf_queue_cfg nq;
     struct reprotect *rp;
     struct rm_error err = { 0 };
-    char peer[64];
+    char peer[64], mode[16] = "keyed";
     unsigned iv, hb, hbto, buffer, waited;
+    bool have_key = false;
 
-    if (sscanf(req, "protect %63s %u %u %u %u", peer, &iv, &hb, &hbto,
-               &buffer) != 5 || !iv || !hb || hbto <= hb) {
+    if (sscanf(req, "protect %63s %u %u %u %u %15s", peer, &iv, &hb, &hbto,
+               &buffer, mode) < 5 || !iv || !hb || hbto <= hb ||
+        (strcmp(mode, "keyed") && strcmp(mode, "insecure"))) {
         snprintf(reply, len, "error bad protect request\n");
         return;
     }
@@ -208,6 +216,18 @@ static void serve_protect(struct rm_vmctl *c, const char *req, char *reply,
     rp->pc.pause_vm = pause_vm;
     rp->pc.stats_fd = rp->stats_pipe[1];
     rp->pc.digest_fd = -1;
+    /* The key this VM's process ran with; else the host's default key
+     * ($REMUS_KEY_FILE, /etc/remus/remus.key); none only when asked. */
+    if (!strcmp(mode, "insecure")) {
+        rm_key_warn_insecure("reprotection", peer);
+    } else if (c->key) {
+        rp->pc.key = c->key;
+    } else if (rm_key_resolve(NULL, false, &rp->own_key, &have_key, NULL, 0,
+                              &err) == 0) {
+        rp->pc.key = &rp->own_key;
+    } else {
+        goto fail;
+    }
     if (rp->nb)
         rm_vm_set_net_out(c->vm, netbuf_out, rp->nb);
     if (pthread_create(&rp->thread, NULL, reprotect_main, rp)) {
@@ -242,6 +262,7 @@ fail:
     rm_netbuf_free(rp->nb);
     close(rp->stats_pipe[0]);
     close(rp->stats_pipe[1]);
+    rm_auth_wipe(&rp->own_key, sizeof(rp->own_key));
     free(rp);
 }
 
@@ -461,6 +482,12 @@ static void *ctl_main(void *arg)
         close(cfd);
     }
     return NULL;
+}
+
+void rm_vmctl_set_key(struct rm_vmctl *c, const struct rm_auth_key *key)
+{
+    if (c)
+        c->key = key;
 }
 
 struct rm_vmctl *rm_vmctl_start(struct rm_vm *vm, const char *name,

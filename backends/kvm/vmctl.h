@@ -32,6 +32,11 @@ struct rm_vmctl;
 struct rm_vmctl *rm_vmctl_start(struct rm_vm *vm, const char *name,
                                 struct rm_error *err);
 void rm_vmctl_stop(struct rm_vmctl *c);
+/* The pre-shared key a reprotection of this VM authenticates with (the
+ * one the VM's process ran with; NULL: none, the process ran --insecure).
+ * Not owned: it must outlive rm_vmctl_stop(). */
+struct rm_auth_key;
+void rm_vmctl_set_key(struct rm_vmctl *c, const struct rm_auth_key *key);
 
 /*
  * Client: send @req (and @fd when >= 0) to VM @name's control socket and

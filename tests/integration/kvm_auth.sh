@@ -165,7 +165,7 @@ rc=0; wait_exit $PRI 10 || rc=$?
 grep -Eq "refused the connection from 127\.0\.0\.1:[0-9]+: authentication failed: the primary's key proof does not match" "$TMP/sec2.log"
 kill -0 $SEC || { echo "a wrong key ended the keyed secondary"; exit 1; }
 # An unkeyed primary to the keyed secondary.
-start_pri 3 7792
+start_pri 3 7792 --insecure
 wait_for "$TMP/pri3.log" "UNPROTECTED" 15
 grep -q "unauthenticated peer" "$TMP/pri3.log"
 stop_pri $PRI; wait_exit $PRI 10 || true
@@ -183,7 +183,7 @@ echo "refusals logged by the secondary:"; grep "refused" "$TMP/sec2.log"
 
 # -- a keyed primary to an unkeyed secondary ------------------------------------
 scenario "a keyed primary to an unkeyed secondary"
-start_sec 7793 "$TMP/sec5.log"
+start_sec 7793 "$TMP/sec5.log" --insecure
 sleep 0.2
 start_pri 5 7793 --key-file "$K1"
 wait_for "$TMP/pri5.log" "UNPROTECTED" 15

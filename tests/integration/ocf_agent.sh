@@ -23,6 +23,7 @@ ocf-tester -n tguest -o name=tguest -o config="$TMP/g.cfg" \
     -o nodes="nodeA=127.0.0.1:7871 nodeB=127.0.0.1:7872" -o binary="$REMUS" \
     -o run_dir="$TMP/t/run" -o state_dir="$TMP/t/state" -o tap=tapp \
     -o tap_netns="$NS" -o interval=20 -o CRM_meta_on_node=nodeA \
+    -o key_file="$REMUS_KEY_FILE" \
     "$AGENT" > "$TMP/tester.log" 2>&1 || { cat "$TMP/tester.log"; ls "$TMP/t/state"/*/ 2>/dev/null; tail -n 5 "$TMP/t/state"/*/*.log; exit 1; }
 tail -n 1 "$TMP/tester.log"
 
@@ -38,6 +39,7 @@ ra() {
     OCF_RESKEY_tap="nodeA=tapa nodeB=tapb" OCF_RESKEY_tap_netns="$NS" \
     OCF_RESKEY_interval=20 OCF_RESKEY_heartbeat=50 OCF_RESKEY_heartbeat_timeout=400 \
     OCF_RESKEY_run_dir="$TMP/$1/run" OCF_RESKEY_state_dir="$TMP/$1/state" \
+    OCF_RESKEY_key_file="$REMUS_KEY_FILE" \
         "$AGENT" "$2" >> "$TMP/ra-$1.log" 2>&1 || rc=$?
     echo $rc
 }
@@ -86,3 +88,20 @@ expect nodeB monitor 7
 if kv 5 8 "GET a" > /dev/null 2>&1; then echo "the VM still runs after both stops"; exit 1; fi
 echo "stopped on both nodes"
 echo "actions (node action -> rc, time):"; sed 's/^/  /' "$TMP/actions.log"
+
+# -- 3. no key: refused as misconfigured, unless insecure=true -------------------
+scenario "no key"
+rc=0
+OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=tguest OCF_RESKEY_CRM_meta_on_node=nodeA \
+    OCF_RESKEY_name=tguest OCF_RESKEY_config="$TMP/g.cfg" OCF_RESKEY_nodes="$NODES" \
+    OCF_RESKEY_binary="$REMUS" OCF_RESKEY_key_file="$TMP/no-such.key" \
+    "$AGENT" validate-all > "$TMP/nokey.log" 2>&1 || rc=$?
+[ "$rc" = 6 ] || { echo "validate-all without a key: rc $rc, not 6 (OCF_ERR_CONFIGURED)"; cat "$TMP/nokey.log"; exit 1; }
+grep -q "no key file" "$TMP/nokey.log" || { echo "the reason does not name the key"; cat "$TMP/nokey.log"; exit 1; }
+rc=0
+OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=tguest OCF_RESKEY_CRM_meta_on_node=nodeA \
+    OCF_RESKEY_name=tguest OCF_RESKEY_config="$TMP/g.cfg" OCF_RESKEY_nodes="$NODES" \
+    OCF_RESKEY_binary="$REMUS" OCF_RESKEY_key_file="$TMP/no-such.key" OCF_RESKEY_insecure=true \
+    "$AGENT" validate-all > "$TMP/insecure.log" 2>&1 || rc=$?
+[ "$rc" = 0 ] || { echo "validate-all with insecure=true: rc $rc"; cat "$TMP/insecure.log"; exit 1; }
+echo "no key: refused as misconfigured; insecure=true accepted"

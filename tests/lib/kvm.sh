@@ -8,6 +8,11 @@ fi
 NS="rmtest$$"
 TMP=$(mktemp -d /tmp/remus-test.XXXXXX)
 export REMUS_RUN_DIR="$TMP/run"
+# Keyed by default, as an operator runs it: every protect/receive of a test
+# authenticates with this key ($REMUS_KEY_FILE) unless it says --key-file
+# or --insecure.
+export REMUS_KEY_FILE="$TMP/test.key"
+"$REMUS" keygen "$REMUS_KEY_FILE" > /dev/null
 PIDS=()
 cleanup() {
     local p

@@ -23,7 +23,9 @@ ip addr add 10.80.0.1/24 dev vif$dom.0
 base=$(avg_rtt 5)
 echo "unprotected: avg rtt ${base} ms"
 
-$R -v receive --xen --config /payload/guest-net.cfg --listen 127.0.0.1:7070 \
+# Keyed, as remus runs by default: one key for both "hosts".
+$R keygen /tmp/lab.key
+$R -v receive --xen --key-file /tmp/lab.key --config /payload/guest-net.cfg --listen 127.0.0.1:7070 \
     --heartbeat 200 --heartbeat-timeout 4000 --progress 0 > /tmp/recv.log 2>&1 &
 RECV=$!
 # The secondary builds its replica domain first (slow under TCG), then
@@ -34,7 +36,7 @@ for i in $(seq 1 90); do
     sleep 1
 done
 ss -Hltn 'sport = :7070' | grep -q . || fail "receive is not listening after 90 s"
-$R -v protect --xen -i 1000 --heartbeat 200 --heartbeat-timeout 4000 \
+$R -v protect --xen --key-file /tmp/lab.key -i 1000 --heartbeat 200 --heartbeat-timeout 4000 \
     --progress 2000 --stats-file /tmp/stats labguest 127.0.0.1:7070 > /tmp/prot.log 2>&1 &
 PROT=$!
 acked() { cat /tmp/stats 2>/dev/null | wc -l; }

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Which pre-shared key a command runs with.  Secure by default: protect,
+ * receive (KVM and Xen) and their peers authenticate with a key unless the
+ * operator says --insecure, explicitly and loudly.
+ */
+#ifndef REMUS_COMMON_KEY_RESOLVE_H
+#define REMUS_COMMON_KEY_RESOLVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/auth.h"
+#include "common/err.h"
+
+/* The key file used when neither --key-file nor $REMUS_KEY_FILE names one
+ * (`remus keygen /etc/remus/remus.key`, then copy it to the peer). */
+#define RM_KEY_DEFAULT_PATH "/etc/remus/remus.key"
+#define RM_KEY_ENV "REMUS_KEY_FILE"
+
+/*
+ * Resolve and load the key: @path (--key-file) if given, else the file
+ * $REMUS_KEY_FILE names, else RM_KEY_DEFAULT_PATH if it exists.  With
+ * @insecure (--insecure) no key is used: *@have_key is false, and
+ * --insecure together with --key-file is refused.  Without a key and
+ * without @insecure the command is refused with what to do.
+ * @used (@used_len bytes; may be NULL) gets the file the key came from.
+ * Returns 0 (with *@have_key telling whether @key holds a key) or -errno
+ * with @err naming the reason.  @key is the caller's to wipe.
+ */
+int rm_key_resolve(const char *path, bool insecure, struct rm_auth_key *key,
+                   bool *have_key, char *used, size_t used_len,
+                   struct rm_error *err);
+
+/* The warning an --insecure side logs at start and at every session
+ * (@peer: who it talks to, or NULL). */
+void rm_key_warn_insecure(const char *who, const char *peer);
+
+#endif
