@@ -316,7 +316,7 @@ DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
     libxen-dev libnl-3-dev libnl-route-3-dev libprotobuf-c-dev \
     protobuf-c-compiler libcmocka-dev python3 iproute2 valgrind \
     qemu-system-x86 gnuplot-nox iputils-ping iputils-arping \
-    debootstrap busybox-static cpio
+    debootstrap busybox-static cpio zstd
 DEB_PACKAGES += libsodium-dev
 # cluster/: corosync's client libraries; the quorum tests run corosync,
 # corosync-qdevice and corosync-qnetd in namespaces; the OCF agent is
