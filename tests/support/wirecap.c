@@ -6,7 +6,7 @@
  * "wirecap: capturing on IFNAME" once the socket is bound.  One line per
  * frame in OUTFILE, in the order the kernel delivered them:
  *
- *   DIR MONOTONIC_NS LEN [udp SPORT DPORT PAYLOAD]
+ *   DIR MONOTONIC_NS LEN [udp SPORT DPORT PAYLOAD | icmp TYPE ID SEQ]
  *
  * DIR: "in" for a frame the kernel received on IFNAME (on a TAP: one the
  * VMM wrote, i.e. the guest's output), "out" for one it sent there (to
@@ -14,8 +14,9 @@
  * written in CLOCK_MONOTONIC (the clock of remus' audit logs), shifted by
  * the offset between the two clocks measured at the start.  IPv4 UDP
  * frames add the ports and the payload's first bytes (unprintable bytes
- * as '.').  Exit 1 when the kernel dropped frames or the realtime clock
- * was stepped during the capture (the times would then be wrong).
+ * as '.'); ICMP echo requests (8) and replies (0) their id and
+ * sequence number.  Exit 1 when the kernel dropped frames or the realtime
+ * clock was stepped during the capture (the times would then be wrong).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -107,26 +108,38 @@ static int open_socket(struct cap *c, const char *ifname)
     return 0;
 }
 
-/* " udp SPORT DPORT PAYLOAD" for an IPv4 UDP frame, else nothing. */
-static void print_udp(FILE *out, const uint8_t *f, size_t len)
+static unsigned be16(const uint8_t *p)
 {
-    const uint8_t *ip = f + 14, *udp;
+    return (unsigned)(p[0] << 8 | p[1]);
+}
+
+/*
+ * " udp SPORT DPORT PAYLOAD" for an IPv4 UDP frame, " icmp TYPE ID SEQ"
+ * for an IPv4 ICMP echo request (8) or reply (0), else nothing.
+ */
+static void print_ipv4(FILE *out, const uint8_t *f, size_t len)
+{
+    const uint8_t *ip = f + 14, *l4;
     size_t ihl, i, plen;
 
-    if (len < 14 + 20 || f[12] != 0x08 || f[13] != 0x00 ||
-        (ip[0] >> 4) != 4 || ip[9] != IPPROTO_UDP)
+    if (len < 14 + 20 || f[12] != 0x08 || f[13] != 0x00 || (ip[0] >> 4) != 4)
         return;
     ihl = (size_t)(ip[0] & 0x0f) * 4;
     if (ihl < 20 || len < 14 + ihl + 8)
         return;
-    udp = ip + ihl;
+    l4 = ip + ihl;
+    if (ip[9] == IPPROTO_ICMP && (l4[0] == 8 || l4[0] == 0)) {
+        fprintf(out, " icmp %u %u %u", l4[0], be16(l4 + 4), be16(l4 + 6));
+        return;
+    }
+    if (ip[9] != IPPROTO_UDP)
+        return;
     plen = len - (14 + ihl + 8);
     if (plen > PAYLOAD_MAX)
         plen = PAYLOAD_MAX;
-    fprintf(out, " udp %u %u ", (unsigned)(udp[0] << 8 | udp[1]),
-            (unsigned)(udp[2] << 8 | udp[3]));
+    fprintf(out, " udp %u %u ", be16(l4), be16(l4 + 2));
     for (i = 0; i < plen; i++) {
-        uint8_t ch = udp[8 + i];
+        uint8_t ch = l4[8 + i];
 
         fputc(ch >= 0x20 && ch < 0x7f ? ch : '.', out);
     }
@@ -171,8 +184,8 @@ static int read_frame(struct cap *c)
         c->frames_in++;
     fprintf(c->out, "%s %" PRId64 " %zd", out ? "out" : "in",
             ts_ns(kts) - c->offset_ns, n);
-    print_udp(c->out, c->buf,
-              (size_t)n < sizeof(c->buf) ? (size_t)n : sizeof(c->buf));
+    print_ipv4(c->out, c->buf,
+               (size_t)n < sizeof(c->buf) ? (size_t)n : sizeof(c->buf));
     fputc('\n', c->out);
     return 1;
 }
