@@ -11,9 +11,9 @@
 #  1. every frame the guest sent left the primary after the secondary had
 #     logged the commit of the epoch that produced it;
 #  2. every reply's epoch (key-value or echo reply) is later than the last
-#     commit logged before its request crossed the wire (the guest can only
-#     have answered after the checkpoint that followed): the primary's
-#     epochs are not understated.
+#     commit logged before its request crossed the wire (that checkpoint
+#     was taken before the guest saw the request): the primary's epochs are
+#     not understated.
 . "$ROOT/tests/lib/kvm.sh"
 ns_setup tapp taps
 PORT=127.0.0.1:7791
@@ -31,7 +31,8 @@ ip netns exec "$NS" "$REMUS" protect -i 30 --progress 0 $HB \
 kv 1 1 "INCR a" > /dev/null
 cmds=(); for _ in $(seq 1 80); do cmds+=("INCR a"); done
 for c in 2 3; do kv "$c" 1 "${cmds[@]}" > /dev/null & done
-NSX ping -q -i 0.005 -c 600 10.77.0.2 > "$TMP/ping.log" &
+{ NSX ping -q -i 0.005 -c 600 10.77.0.2 > "$TMP/ping.log" ||
+    { cat "$TMP/ping.log"; echo "the guest answered no ping"; exit 1; }; } &
 wait_load() { local p; for p in $(jobs -p); do [ "$p" = "$SEC" ] || [ "$p" = "$PRI" ] || [ "$p" = "$CAP" ] || wait "$p"; done; }
 wait_load
 # Stop the capture while protection still holds output: every captured
