@@ -75,40 +75,74 @@ def strip_words(line):
     return ''.join(out)
 
 
-def closing(body, k):
+def closing(body, text, k):
     """The rest of a list whose line k opens a group: the line, at line k's
     indentation, that closes it (and those after it while they reopen)."""
     indent = len(body[k]) - len(body[k].lstrip())
     rest = []
-    for ln in body[k + 1:]:
+    for ln, blanked in zip(body[k + 1:], text[k + 1:]):
         if (len(ln) - len(ln.lstrip()) == indent and
                 ln.strip()[:1] in ('}', ')')):
-            code = strip_words(ln).strip()
+            code = strip_words(blanked).strip()
             rest.append(code)
             if not (code.endswith('{') or code.endswith('(')):
                 break
     return ' '.join(rest)
 
 
+def blank(body):
+    """The body's lines with here-document bodies emptied and quoted text
+    (which may span lines: an awk or sh -c program) blanked; the line count
+    and each line's indentation are kept."""
+    out, heredoc, quote = [], None, None
+    for raw in body:
+        if heredoc:
+            out.append('')
+            if raw == heredoc:
+                heredoc = None
+            continue
+        cur, i, n = [], 0, len(raw)
+        while i < n:
+            c = raw[i]
+            if quote:
+                if c == '\\' and quote == '"':
+                    i += 2
+                    continue
+                if c == quote:
+                    quote = None
+                    cur.append('""')
+                i += 1
+                continue
+            if c == '\\':
+                cur.append(raw[i:i + 2])
+                i += 2
+                continue
+            if c in '\'"':
+                quote = c
+                i += 1
+                continue
+            cur.append(c)
+            i += 1
+        line = ''.join(cur)
+        m = re.search(r"<<-?\s*['\"]?(\w+)['\"]?", raw)
+        if m and '<<<' not in raw and not quote:
+            heredoc = m.group(1)
+        out.append(line)
+    return out
+
+
 def check(path):
     lines = canonical(path)
     body = lines[2:-1]           # inside "NAME () \n{ \n ... \n}"
+    text = blank(body)
     findings = []
-    heredoc = None
     # the last statement at the top level (indent 4) is the exit status
     top = [k for k, ln in enumerate(body)
            if ln.startswith('    ') and not ln.startswith('     ')
            and ln.strip() not in ('', '}', 'fi', 'done', 'esac', ';;')]
     last_top = top[-1] if top else -1
     for k, raw in enumerate(body):
-        if heredoc:
-            if raw == heredoc:
-                heredoc = None
-            continue
-        m = re.search(r"<<-?\s*['\"]?(\w+)['\"]?", raw)
-        if m and not re.search(r"<<<", raw):
-            heredoc = m.group(1)
-        code = re.sub(r'\[\[.*?\]\]', '[[ ]]', strip_words(raw)).strip()
+        code = re.sub(r'\[\[.*?\]\]', '[[ ]]', strip_words(text[k])).strip()
         if '&&' not in code:
             continue
         if re.match(r'(if|elif|while|until|!)\s', code):
@@ -118,7 +152,7 @@ def check(path):
         end = code
         if code.endswith('{') or code.endswith('('):
             # `A && {` opens a group: the list goes on after its close
-            end = closing(body, k)
+            end = closing(body, text, k)
         tail = code[code.rfind('&&'):] + ' ' + end
         if '||' in tail:
             continue
