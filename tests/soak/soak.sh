@@ -27,15 +27,16 @@
 # acknowledged write (and no more than the writes sent).  A round with no
 # acknowledged write or a pair that broke before its fault tests nothing:
 # it is counted vacuous, its fault not run.  Prints one line per round,
-# the outcomes and how often each fault ran (`  fault NAME: ran N`, read by
-# tests/integration/soak_short.sh); exit 1 if any round failed or vacuous
+# the outcomes and how often each fault ran (`  fault NAME: ran N`, read
+# by tests/integration/soak_short.sh); exit 1 if any round failed or vacuous
 # rounds exceed SOAK_MAX_VACUOUS_PCT (default 5) percent of the rounds.
 #   soak.sh --faults     prints every fault's name
 #   SOAK_FAULTS="A B"    only these faults
 # Test-only fault injection (the checker's negative controls), in the
 # rounds listed in SOAK_INJECT_ROUNDS (default: every round):
 #   SOAK_INJECT=no-writes      the client sends no write
-#   SOAK_INJECT=break-pair     SIGTERM to the secondary before the fault
+#   SOAK_INJECT=break-pair     the secondary stopped (SIGSTOP) before the
+#                              fault until the primary declares it lost
 #   SOAK_INJECT=segv-survivor  kill -SEGV of the side that runs the VM,
 #                              after its writes were checked
 #   SOAK_INJECT=extra-ack      count one acknowledged write more than the
@@ -152,7 +153,9 @@ for round in $(seq 1 "$N"); do
     sleep 0.$((RANDOM % 10))
     outcome="" why=""
     want_pri=any want_sec=any
-    injected break-pair && { kill -TERM $SEC; gone $SEC 50; }
+    if injected break-pair; then    # the primary loses its secondary
+        kill -STOP $SEC; waitlog "$d/pri.log" "secondary lost" 50; kill -CONT $SEC
+    fi
     # The round tests its fault only on a whole, keyed pair whose client
     # saw writes acknowledged: under load a side can give up on its own
     # (e.g. a stall during the first full copy); such a round is vacuous.
