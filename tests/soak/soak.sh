@@ -130,6 +130,7 @@ for round in $(seq 1 "$N"); do
     r=$((RANDOM % ${#faults[@]})); ev=${faults[$r]}
     for f in "${faults[@]}"; do [ "${ran[$f]:-0}" = 0 ] && { ev=$f; break; }; done
     d="$TMP/r$round"; mkdir -p "$d"
+    st=()                                   # PIDs are reused across rounds
     ip netns exec "$S" "$REMUS" receive --listen 10.78.0.2:7830 --name tguest \
         --tap taps --tap-netns "$NS" $HB $Q "${KEY[@]}" \
         --fence-cmd "echo fenced >> $d/fence" > "$d/sec.log" 2>&1 & SEC=$!
@@ -227,7 +228,9 @@ for round in $(seq 1 "$N"); do
             fail_round crash "a sanitizer report in $(basename "$f")"
         fi
     done
-    kill -9 $SEC $PRI 2>/dev/null; wait $SEC $PRI 2>/dev/null
+    for p in $SEC $PRI; do      # what still runs (one that ended is reaped)
+        [ -n "${st[$p]:-}" ] || { kill -9 $p 2>/dev/null; wait $p 2>/dev/null; }
+    done
     count[$outcome]=$(( ${count[$outcome]:-0} + 1 ))
     [ $ev = none ] || ran[$ev]=$(( ${ran[$ev]:-0} + 1 ))
     case " $GOOD " in
