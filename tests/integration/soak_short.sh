@@ -12,7 +12,7 @@ out=$(mktemp /tmp/remus-soak-short.XXXXXX)
 trap 'rm -f "$out"' EXIT
 bash "$ROOT/tests/soak/soak.sh" "${SOAK_ROUNDS:-10}" "${SOAK_SEED:-42}" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
-[ "$rc" = 77 ] && exit 77
+if [ "$rc" = 77 ]; then exit 77; fi
 [ "$rc" = 0 ] || { echo "soak_short: the soak failed (exit $rc)"; exit 1; }
 for f in $faults; do
     grep -Eq "^  fault $f: ran [1-9][0-9]*\$" "$out" ||

@@ -82,7 +82,7 @@ bad=0 vacuous=0
 value() {  # value CLIENT REQ -> the value of x, or empty
     kv "$1" "$2" "GET x" 2>/dev/null | awk '$2 == "OK" {print $3}'
 }
-waitlog() { local i; for i in $(seq 1 ${3:-100}); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+waitlog() { local i; for i in $(seq 1 ${3:-100}); do if grep -q "$2" "$1" 2>/dev/null; then return 0; fi; sleep 0.1; done; return 1; }
 alive() { kill -0 "$1" 2>/dev/null; }
 gone() { local i; for i in $(seq 1 ${2:-100}); do alive "$1" || return 0; sleep 0.1; done; return 1; }
 injected() {  # injected KIND: this round injects KIND
@@ -90,7 +90,7 @@ injected() {  # injected KIND: this round injects KIND
     [ "$INJECT_ROUNDS" = all ] || [[ " $INJECT_ROUNDS " == *" $round "* ]]
 }
 reap() {  # reap PID: st[PID] = its wait status (once it ended)
-    [ -n "${st[$1]:-}" ] && return
+    if [ -n "${st[$1]:-}" ]; then return; fi
     wait "$1" 2>/dev/null; st[$1]=$?
 }
 check_value() {  # check_value WHO
@@ -104,7 +104,7 @@ check_value() {  # check_value WHO
 fail_round() {  # fail_round OUTCOME WHY: a crash beats every other failure
     case " $GOOD vacuous " in
     *" $outcome "*) outcome=$1; why=$2 ;;
-    *) [ "$1" = crash ] && [ "$outcome" != crash ] && { outcome=$1; why=$2; } ;;
+    *) if [ "$1" = crash ] && [ "$outcome" != crash ]; then outcome=$1; why=$2; fi ;;
     esac
 }
 check_exit() {  # check_exit ROLE PID WANT (run | exit:N | sigkill | any)
@@ -117,7 +117,7 @@ check_exit() {  # check_exit ROLE PID WANT (run | exit:N | sigkill | any)
     fi
     reap "$pid"; s=${st[$pid]}
     if [ "$s" -gt 128 ]; then
-        [ "$want" = sigkill ] && [ "$s" = 137 ] && return
+        if [ "$want" = sigkill ] && [ "$s" = 137 ]; then return; fi
         fail_round crash "the $role died of SIG$(kill -l $((s - 128)) 2>/dev/null) (status $s)"
     elif [ "$want" != any ] && [ "$want" != "exit:$s" ]; then
         fail_round wrong "the $role exited $s (expected $want)"
@@ -128,7 +128,7 @@ echo "soak: $N rounds, seed $SEED, faults: ${faults[*]}${INJECT:+, injecting $IN
 t0=$(date +%s)
 for round in $(seq 1 "$N"); do
     r=$((RANDOM % ${#faults[@]})); ev=${faults[$r]}
-    for f in "${faults[@]}"; do [ "${ran[$f]:-0}" = 0 ] && { ev=$f; break; }; done
+    for f in "${faults[@]}"; do if [ "${ran[$f]:-0}" = 0 ]; then ev=$f; break; fi; done
     d="$TMP/r$round"; mkdir -p "$d"
     st=()                                   # PIDs are reused across rounds
     ip netns exec "$S" "$REMUS" receive --listen 10.78.0.2:7830 --name tguest \
@@ -139,7 +139,7 @@ for round in $(seq 1 "$N"); do
         "${KEY[@]}" --progress 0 "$TMP/g.cfg" 10.78.0.2:7830 > "$d/pri.log" 2>&1 & PRI=$!
     PIDS=($SEC $PRI)
     writes=$((1 + RANDOM % 20)); cmds=()
-    injected no-writes && writes=0
+    if injected no-writes; then writes=0; fi
     for i in $(seq 1 $writes); do cmds+=("INCR x"); done
     # kvcli stops at the first request that got no reply: sent counts
     # the requests made, acked the OK replies (x = 1, 2, ... in order).
@@ -147,7 +147,7 @@ for round in $(seq 1 "$N"); do
     if [ $writes -gt 0 ]; then
         kv 1 1 "${cmds[@]}" > "$d/client.out" 2> "$d/client.err"; krc=$?
         sent=$(wc -l < "$d/client.out")
-        [ $krc = 1 ] && sent=$((sent + 1))
+        if [ $krc = 1 ]; then sent=$((sent + 1)); fi
         acked=$(awk '$2 == "OK" {n++} END {print n+0}' "$d/client.out")
         last=$(awk '$2 == "OK" {v=$3} END {print v+0}' "$d/client.out")
     fi
@@ -171,9 +171,9 @@ for round in $(seq 1 "$N"); do
     elif [ "$last" != "$acked" ]; then
         outcome=wrong; why="the client's $acked acknowledged INCRs ended at x=$last"
     fi
-    [ -n "$why" ] && [ -z "$outcome" ] && { outcome=vacuous; ev=none; }
-    [ -n "$outcome" ] && ev=none
-    injected extra-ack && acked=$((acked + 1))
+    if [ -n "$why" ] && [ -z "$outcome" ]; then outcome=vacuous; ev=none; fi
+    if [ -n "$outcome" ]; then ev=none; fi
+    if injected extra-ack; then acked=$((acked + 1)); fi
     case $ev in
     kill-primary)
         kill -9 $PRI; reap $PRI
@@ -189,13 +189,13 @@ for round in $(seq 1 "$N"); do
         if [ $ev = cut-link ]; then cluster_cut p s; else cluster_isolate p; fi
         # Wait until both sides have decided (each at most ~settle + stable).
         for i in $(seq 1 250); do
-            { grep -q "runs on UNPROTECTED" "$d/pri.log" || ! alive $PRI; } &&
-            { grep -q "FAILOVER" "$d/sec.log" || ! alive $SEC; } && break
+            if { grep -q "runs on UNPROTECTED" "$d/pri.log" || ! alive $PRI; } &&
+               { grep -q "FAILOVER" "$d/sec.log" || ! alive $SEC; }; then break; fi
             sleep 0.1
         done
         pri_runs=0 sec_runs=0
-        grep -q "runs on UNPROTECTED" "$d/pri.log" && alive $PRI && pri_runs=1
-        grep -q "FAILOVER" "$d/sec.log" && alive $SEC && sec_runs=1
+        if grep -q "runs on UNPROTECTED" "$d/pri.log" && alive $PRI; then pri_runs=1; fi
+        if grep -q "FAILOVER" "$d/sec.log" && alive $SEC; then sec_runs=1; fi
         if [ $pri_runs = 1 ] && [ $sec_runs = 1 ]; then outcome=split-brain; why="both sides run the VM"
         elif [ $pri_runs = 0 ] && [ $sec_runs = 0 ]; then outcome=hang; why="no side runs the VM though one half holds quorum"
         elif [ $ev = isolate-primary ] && [ $pri_runs = 1 ]; then outcome=wrong; why="the isolated primary ran on"
@@ -205,7 +205,7 @@ for round in $(seq 1 "$N"); do
         else
             outcome=secondary-won want_sec=run want_pri=exit:4
             grep -q fenced "$d/fence" 2>/dev/null || { outcome=wrong; why="took over without fencing"; }
-            [ $outcome = secondary-won ] && check_value replica
+            if [ $outcome = secondary-won ]; then check_value replica; fi
         fi
         cluster_heal > "$d/heal.log" 2>&1 || { outcome=hang; why="the cluster did not heal"; } ;;
     clean-stop)
@@ -216,8 +216,8 @@ for round in $(seq 1 "$N"); do
         else outcome=clean-stop; check_value primary; fi ;;
     esac
     if injected segv-survivor; then
-        [ $want_pri = run ] && { kill -SEGV $PRI; gone $PRI 50; }
-        [ $want_sec = run ] && { kill -SEGV $SEC; gone $SEC 50; }
+        if [ $want_pri = run ]; then kill -SEGV $PRI; gone $PRI 50; fi
+        if [ $want_sec = run ]; then kill -SEGV $SEC; gone $SEC 50; fi
     fi
     # Each process ends (or runs on) as its fault implies; no process of
     # ours may die of a signal we did not send, logged or not.
@@ -246,7 +246,7 @@ for round in $(seq 1 "$N"); do
 done
 echo "soak: $N rounds in $(( $(date +%s) - t0 )) s (seed $SEED):"
 for k in $GOOD vacuous split-brain lost-write hang crash wrong; do
-    [ -n "${count[$k]:-}" ] && echo "  $k: ${count[$k]}"
+    if [ -n "${count[$k]:-}" ]; then echo "  $k: ${count[$k]}"; fi
 done
 for f in "${FAULTS_ALL[@]}"; do echo "  fault $f: ran ${ran[$f]:-0}"; done
 good=$((N - bad - vacuous))
