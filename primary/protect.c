@@ -284,13 +284,7 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
     p->res->bytes = p->total_bytes;
 
     if (!cfg->blackhole) {
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += (time_t)(wait_ns / 1000000000ull);
-        deadline.tv_nsec += (long)(wait_ns % 1000000000ull);
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+        deadline = rm_deadline_ts(wait_ns);
         pthread_mutex_lock(&p->lock);
         while (p->acked_epoch < st->epoch && !p->peer_lost && rc == 0)
             rc = pthread_cond_timedwait(&p->cond, &p->lock, &deadline);
@@ -512,7 +506,13 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
     p->err = err;
     p->ctl_fd = p->stream_fd = -1;
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->cond, NULL);
+    rc = rm_cond_init_monotonic(&p->cond);
+    if (rc) {
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return rm_error_set(err, rc, "cannot make a monotonic condition "
+                            "variable");
+    }
 
     snprintf(p->status.name, sizeof(p->status.name), "%s", cfg->name);
     snprintf(p->status.role, sizeof(p->status.role), "primary");
