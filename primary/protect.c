@@ -31,6 +31,9 @@ struct protect {
     /* With a key: the save engine writes to stream_sink, whose layer seals
      * chunks onto stream_lower (the stream socket). */
     struct rm_sink stream_lower, stream_sink;
+    /* What the save engine writes to: a layer over stream_sink that turns
+     * a failed stream write into the secondary's loss (guarded_writev). */
+    struct rm_sink guard_sink;
     struct rm_auth_sink auth_sink;
     bool have_auth_sink;
 
@@ -58,6 +61,12 @@ struct protect {
     uint64_t status_written_ns;
 };
 
+/*
+ * Declare the secondary lost: wake the save thread wherever it waits (an
+ * ack: the condition variable; a stream write blocked on a peer that
+ * stopped reading, or the control thread blocked on a heartbeat: the
+ * shutdowns make those writes fail at once).
+ */
 static void peer_lost_locked(struct protect *p, int code, const char *why)
 {
     if (p->peer_lost)
@@ -65,6 +74,39 @@ static void peer_lost_locked(struct protect *p, int code, const char *why)
     p->peer_lost = true;
     rm_error_set(&p->peer_why, code, "%s", why);
     pthread_cond_broadcast(&p->cond);
+    if (p->stream_fd >= 0)
+        shutdown(p->stream_fd, SHUT_RDWR);
+    if (p->ctl_fd >= 0)
+        shutdown(p->ctl_fd, SHUT_RDWR);
+}
+
+/*
+ * The save engine's sink: the checkpoint stream.  A write that fails (the
+ * send deadline passed with no progress, or the connection broke) means
+ * the secondary is lost, as a heartbeat timeout would.
+ */
+static int guarded_writev(struct rm_sink *s, const struct iovec *iov,
+                          int iovcnt)
+{
+    struct protect *p = s->layer;
+    int rc = rm_sink_writev(&p->stream_sink, iov, iovcnt);
+
+    if (rc) {
+        char why[160];
+
+        if (rc == -ETIMEDOUT)
+            snprintf(why, sizeof(why), "the secondary accepted no stream "
+                     "data for %u ms (heartbeat timeout): it stopped "
+                     "reading", p->cfg->hb_timeout_ms);
+        else
+            snprintf(why, sizeof(why), "writing the checkpoint stream "
+                     "failed: %s", strerror(-rc));
+        pthread_mutex_lock(&p->lock);
+        if (!p->stopping)
+            peer_lost_locked(p, rc, why);
+        pthread_mutex_unlock(&p->lock);
+    }
+    return rc;
 }
 
 /*
@@ -468,6 +510,14 @@ static int connect_peer(struct protect *p)
     rc = rm_write_all(p->stream_fd, peer.session, sizeof(peer.session));
     if (rc)
         return rm_error_set(p->err, rc, "sending the stream session token");
+    /* Every write to the peer has a deadline: hb_timeout_ms without
+     * progress (a secondary that stopped reading) fails it. */
+    rc = rm_fd_set_send_timeout(p->stream_fd, cfg->hb_timeout_ms);
+    if (!rc)
+        rc = rm_fd_set_send_timeout(p->ctl_fd, cfg->hb_timeout_ms);
+    if (rc)
+        return rm_error_set(p->err, rc, "setting the send deadline: %s",
+                            strerror(-rc));
     rm_sink_init_fd(&p->stream_sink, p->stream_fd);
     if (cfg->key) {
         rc = attach_auth_sink(p, peer.session, sizeof(peer.session));
@@ -556,7 +606,10 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
     sctx.cb.checkpoint = on_checkpoint;
     rm_status_publish(&p->status, "protecting", &p->status_written_ns, true);
 
-    rc = rm_save(&sctx, cfg->blackhole ? &sink : &p->stream_sink);
+    rm_sink_init_fd(&p->guard_sink, -1);
+    p->guard_sink.layer_writev = guarded_writev;
+    p->guard_sink.layer = p;
+    rc = rm_save(&sctx, cfg->blackhole ? &sink : &p->guard_sink);
 
     pthread_mutex_lock(&p->lock);
     if (p->handed_over) {

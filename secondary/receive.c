@@ -481,6 +481,13 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     snprintf(res->peer_addr, sizeof(res->peer_addr), "%s", r->ctl_addr);
     r->status.interval_ms = r->peer.interval_ms;
     rm_status_publish(&r->status, "syncing", &r->status_written_ns, true);
+    /* Acks and heartbeats to a primary that stopped reading fail after
+     * the heartbeat timeout instead of blocking the engine for good. */
+    rc = rm_fd_set_send_timeout(r->ctl_fd, cfg->hb_timeout_ms);
+    if (rc) {
+        rm_error_set(err, rc, "setting the send deadline: %s", strerror(-rc));
+        goto out;
+    }
 
     r->last_heard_ns = rm_now_ns();
     rc = pthread_create(&r->ctl_thread, NULL, ctl_main, r);

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Liveness of a protection pair (issue #16):
+#  1. a secondary that stops reading never hangs the primary: a relay that
+#     stalls both connections without closing them, a SIGSTOPped
+#     secondary, and SIGTERM twice during a stall.  The primary declares
+#     the secondary lost within the heartbeat timeout (plus the send
+#     deadline), the VM runs on UNPROTECTED with its output released,
+#     `remus status` stops saying "protecting", and the signals end the
+#     process.
+#  2. timing is negotiated in the handshake (see the part's header);
+#  3. (clocks: tests/integration/clock_lint.sh)
+#  4. a checkpoint bigger than the secondary's buffer does not fail over.
+. "$ROOT/tests/lib/kvm.sh"
+ns_setup tapp taps
+P=127.0.0.1:7830 PS=127.0.0.1:7831
+HB="--heartbeat 50 --heartbeat-timeout 600"
+# Every checkpoint rewrites 3,000 pages (12 MiB): more than the socket
+# buffers a stalled stream leaves, so the primary (-u: uncompressed)
+# blocks in the write.
+guest_cfg "$TMP/g.cfg" tapp "dirty_rate=0 dirty_wss=3000" 1
+
+pstate() { grep -o '"state": "[a-z-]*"' "$REMUS_RUN_DIR/tguest.primary.status.json" 2>/dev/null || true; }
+# gone PID SECONDS: the process ended within SECONDS
+gone() {
+    local i
+    for i in $(seq 1 $(( $2 * 10 ))); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    return 1
+}
+# lost_unprotected LOG: the primary declared the secondary lost, runs on
+# unprotected, says so in its status, and its output flows again.
+lost_unprotected() {
+    wait_for "$1" "UNPROTECTED" 20 || { echo "the primary never declared the secondary lost"; exit 1; }
+    grep -q "secondary lost" "$1" || { echo "no 'secondary lost' reason"; cat "$1"; exit 1; }
+    st=$(pstate)
+    [ "$st" = '"state": "unprotected"' ] || { echo "status says $st after the loss"; exit 1; }
+}
+
+# -- 1a. a relay that stops reading both connections ------------------------
+ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps $HB \
+    --digest-every 1 --digest-file "$TMP/sa.digests" > "$TMP/sa.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7830 7831 stall 5000 \
+    > "$TMP/mangle-a.log" 2>&1 & MANGLE=$!; PIDS+=($MANGLE)
+sleep 0.2
+ip netns exec "$NS" "$REMUS" protect -i 20 -u $HB --progress 0 "$TMP/g.cfg" $P \
+    > "$TMP/pa.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+wait_for "$TMP/mangle-a.log" "stalled" 30
+[ "$(wc -l < "$TMP/sa.digests")" -ge 2 ] || { echo "the stall came before protection ran"; cat "$TMP/pa.log"; exit 1; }
+lost_unprotected "$TMP/pa.log"
+# The secondary fails over too (no quorum here): stop it, then the
+# primary's guest must answer (its held output was released).
+kill -9 $SEC; wait $SEC 2>/dev/null || true
+kv 1 1 "INCR a" | grep -q "^1 OK 1 " || { echo "the primary's output stays held"; exit 1; }
+kill -TERM $PRI; sleep 0.3; kill -TERM $PRI
+gone $PRI 10 || { echo "SIGTERM twice did not end the primary"; exit 1; }
+wait $PRI 2>/dev/null || true
+kill -9 $MANGLE; wait $MANGLE 2>/dev/null || true
+echo "1a stalled relay: $(grep -o 'secondary lost.*' "$TMP/pa.log" | head -1)"
+
+# -- 1b. a SIGSTOPped secondary ------------------------------------------------
+ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps $HB \
+    --digest-every 1 --digest-file "$TMP/sb.digests" > "$TMP/sb.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "$NS" "$REMUS" protect -i 20 -u $HB --progress 0 "$TMP/g.cfg" $PS \
+    > "$TMP/pb.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+for i in $(seq 1 300); do
+    [ "$(cat "$TMP/sb.digests" 2>/dev/null | wc -l)" -ge 3 ] && break
+    sleep 0.1
+done
+[ "$(pstate)" = '"state": "protecting"' ] || { echo "not protecting: $(pstate)"; cat "$TMP/pb.log"; exit 1; }
+kill -STOP $SEC
+lost_unprotected "$TMP/pb.log"
+kv 1 2 "INCR b" | grep -q "^2 OK 1 " || { echo "the primary's output stays held"; exit 1; }
+kill -INT $PRI; sleep 0.3; kill -INT $PRI
+gone $PRI 10 || { echo "SIGINT twice did not end the primary"; exit 1; }
+wait $PRI 2>/dev/null || true
+kill -9 $SEC; wait $SEC 2>/dev/null || true
+echo "1b stopped secondary: $(grep -o 'secondary lost.*' "$TMP/pb.log" | head -1)"
+
+# -- 1c. SIGTERM twice while the primary is blocked on a stalled stream -------
+ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps \
+    --heartbeat 100 --heartbeat-timeout 3000 > "$TMP/sc.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7830 7831 stall 4000 \
+    > "$TMP/mangle-c.log" 2>&1 & MANGLE=$!; PIDS+=($MANGLE)
+sleep 0.2
+ip netns exec "$NS" "$REMUS" protect -i 20 -u --heartbeat 100 --heartbeat-timeout 3000 \
+    --progress 0 "$TMP/g.cfg" $P > "$TMP/pc.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+wait_for "$TMP/mangle-c.log" "stalled" 30
+sleep 0.5
+kill -TERM $PRI; sleep 0.3; kill -TERM $PRI
+gone $PRI 15 || { echo "SIGTERM twice during a stall did not end the primary"; cat "$TMP/pc.log"; exit 1; }
+wait $PRI 2>/dev/null || true
+kill -9 $SEC $MANGLE; wait $SEC $MANGLE 2>/dev/null || true
+echo "1c signals during a stall: the primary ended"
