@@ -56,7 +56,10 @@ static void usage(FILE *out)
             "  --listen ADDR:PORT     where the primary connects (required)\n"
             "  --heartbeat MS         heartbeat period (default 100)\n"
             "  --heartbeat-timeout MS the primary is lost after this much\n"
-            "                         silence (default 1000)\n"
+            "                         silence (default: the primary's, at\n"
+            "                         least 1000 and the checkpoint interval\n"
+            "                         + 4 of its heartbeats); one shorter\n"
+            "                         than interval + 3 heartbeats is refused\n"
             "  --no-compression       refuse compressed checkpoints\n"
             "  --max-memory MIB       refuse larger guests (default 4096)\n"
             "  --name NAME            replica name (default: the primary's)\n"
@@ -202,7 +205,7 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl)
     rc_cfg.backend_name = "kvm";
     rc_cfg.listen_fd = -1;
     rc_cfg.hb_interval_ms = 100;
-    rc_cfg.hb_timeout_ms = 1000;
+    rc_cfg.hb_timeout_ms = 0;      /* derived in the handshake */
     rc_cfg.allow_compression = true;
     rc_cfg.max_guest_bytes = 4ull << 30;
     optind = 1;
@@ -259,7 +262,7 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl)
     if (optind != argc)
         return cli_usage_error("receive", "unexpected argument '%s'",
                                argv[optind]);
-    if (rc_cfg.hb_timeout_ms <= rc_cfg.hb_interval_ms)
+    if (rc_cfg.hb_timeout_ms && rc_cfg.hb_timeout_ms <= rc_cfg.hb_interval_ms)
         return cli_usage_error("receive", "--heartbeat-timeout %u must "
                                "exceed --heartbeat %u", rc_cfg.hb_timeout_ms,
                                rc_cfg.hb_interval_ms);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define RM_LOG_PREFIX "chan"
 #include "proto/channel.h"
+#include "proto/timing.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -814,7 +815,8 @@ int rm_chan_handshake_client(struct rm_chan *ch, const struct rm_hello *mine,
         goto out;
     }
     *peer = m.u.hello_reply.hello;
-    if (incompatible(mine, peer, RM_ROLE_SECONDARY, why, sizeof(why))) {
+    if (incompatible(mine, peer, RM_ROLE_SECONDARY, why, sizeof(why)) ||
+        rm_timing_check(mine, peer, why, sizeof(why))) {
         rc = rm_error_set(&ch->err, -EPROTO, "%s", why);
         goto out;
     }
@@ -859,6 +861,9 @@ int rm_chan_handshake_server(struct rm_chan *ch, struct rm_hello *mine,
         return rc;
     *peer = m.u.hello;
     bad = incompatible(mine, peer, RM_ROLE_PRIMARY, why, sizeof(why));
+    /* Timing: derives mine->hb_timeout_ms when 0 (proto/timing.h). */
+    if (!bad && rm_timing_agree(mine, peer, why, sizeof(why)))
+        bad = why;
     if (!bad && mine->guest_bytes && peer->guest_bytes > mine->guest_bytes) {
         snprintf(why, sizeof(why), "guest of %" PRIu64 " MiB exceeds this "
                  "secondary's limit of %" PRIu64 " MiB",

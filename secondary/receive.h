@@ -57,6 +57,9 @@ struct rm_receive_cfg {
     struct rm_hostport listen;
     int listen_fd;                /* >= 0: use this listening socket */
     unsigned hb_interval_ms;
+    /* The primary is lost after this much silence; 0: derived from the
+     * primary's interval and heartbeat in the handshake (proto/timing.h).
+     * A value that cannot work with the primary's is refused. */
     unsigned hb_timeout_ms;
     unsigned accept_timeout_ms;   /* 0: wait forever for the primary */
     bool allow_compression;

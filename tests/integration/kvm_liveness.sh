@@ -93,3 +93,41 @@ gone $PRI 15 || { echo "SIGTERM twice during a stall did not end the primary"; c
 wait $PRI 2>/dev/null || true
 kill -9 $SEC $MANGLE; wait $SEC $MANGLE 2>/dev/null || true
 echo "1c signals during a stall: the primary ended"
+
+# -- 2. timing is negotiated ---------------------------------------------------
+#  a. -i 1500 against a receiver with no timeout given: the receiver derives
+#     its timeout from the primary's interval and heartbeat; the pair runs
+#     (no failover between checkpoints 1.5 s apart) and stops cleanly;
+#  b. an explicit receiver timeout that cannot work with -i 1500 is refused
+#     on both sides, the message naming both values.
+guest_cfg "$TMP/g2.cfg" tapp "dirty_rate=2000 dirty_wss=500" 1
+ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps \
+    --digest-every 1 --digest-file "$TMP/s2a.digests" > "$TMP/s2a.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "$NS" "$REMUS" protect -i 1500 --progress 0 "$TMP/g2.cfg" $PS \
+    > "$TMP/p2a.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+for i in $(seq 1 200); do
+    [ "$(cat "$TMP/s2a.digests" 2>/dev/null | wc -l)" -ge 4 ] && break
+    grep -q FAILOVER "$TMP/s2a.log" && break
+    sleep 0.1
+done
+! grep -q FAILOVER "$TMP/s2a.log" || { echo "-i 1500 made a healthy pair fail over"; cat "$TMP/s2a.log"; exit 1; }
+[ "$(cat "$TMP/s2a.digests" | wc -l)" -ge 4 ] || { echo "fewer than 4 checkpoints with -i 1500"; cat "$TMP/s2a.log"; exit 1; }
+grep -q "heartbeat 100/1900 ms" "$TMP/s2a.log" || { echo "the receiver did not derive its timeout"; cat "$TMP/s2a.log"; exit 1; }
+kill -INT $PRI
+wait_for "$TMP/p2a.log" "protection stopped after" 10
+wait $SEC || { echo "secondary did not exit 0 after a clean stop"; cat "$TMP/s2a.log"; exit 1; }
+kill -INT $PRI; wait $PRI || true
+
+ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps --heartbeat-timeout 1000 \
+    > "$TMP/s2b.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "$NS" "$REMUS" protect -i 1500 --progress 0 "$TMP/g2.cfg" $PS \
+    > "$TMP/p2b.log" 2>&1 < /dev/null & PRI=$!; PIDS+=($PRI)
+wait_for "$TMP/p2b.log" "refused" 10
+rc=0; wait $SEC || rc=$?
+[ $rc != 0 ] || { echo "the receiver accepted timing that cannot work"; exit 1; }
+for f in "$TMP/p2b.log" "$TMP/s2b.log"; do
+    grep -q "interval 1500 ms and heartbeat 100 ms.*at least 1800 ms.*secondary's is 1000 ms" "$f" ||
+        { echo "$f does not name both values:"; cat "$f"; exit 1; }
+done
+kill -9 $PRI; wait $PRI 2>/dev/null || true
+echo "2 timing: $(grep -o 'timing cannot work.*' "$TMP/p2b.log" | head -1)"
