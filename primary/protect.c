@@ -53,6 +53,12 @@ struct protect {
     uint64_t last_heard_ns;
 
     /* epoch loop state (save thread only) */
+    uint64_t peer_buffer;          /* the secondary's checkpoint buffer
+                                      (handshake; 0: not said) */
+    unsigned epoch_ms;             /* current interval: cfg->interval_ms,
+                                      shorter while checkpoints near the
+                                      secondary's buffer (adapt_epoch) */
+    bool over_buffer;              /* logged the current episode */
     uint64_t next_due_ns;
     uint64_t epoch_sent_ns;
     uint64_t total_bytes;
@@ -246,6 +252,48 @@ static void print_progress(struct protect *p, const struct rm_epoch_stats *st)
             st->dirty_pages, st->bytes, p->acked_epoch);
 }
 
+/*
+ * Keep checkpoints below the secondary's buffer: what checkpoint @st costs
+ * there (its pages as plain PAGE_DATA: the secondary expands compressed
+ * ones; the wire bytes cover the state records) is compared with the
+ * buffer the secondary announced.  Above half of it the next epochs are
+ * shortened in proportion (down to 1 ms: fewer pages dirtied per epoch);
+ * below a quarter they grow back to the configured interval.  A
+ * checkpoint that still exceeds the buffer is not lost: the secondary
+ * stages it on disk and applies it whole (common/restore.c).
+ */
+static void adapt_epoch(struct protect *p, const struct rm_epoch_stats *st)
+{
+    const struct rm_protect_cfg *cfg = p->cfg;
+    uint64_t cost = st->dirty_pages * (RM_PAGE_SIZE + 8) + st->bytes;
+    uint64_t half = p->peer_buffer / 2;
+
+    if (!p->peer_buffer)
+        return;
+    if (cost > half) {
+        uint64_t ms = (uint64_t)p->epoch_ms * half / cost;
+        unsigned was = p->epoch_ms;
+
+        p->epoch_ms = ms < 1 ? 1 : (unsigned)ms;
+        if (!p->over_buffer)
+            LOG_WARN("checkpoint %" PRIu64 " costs about %" PRIu64 " KiB at "
+                     "the secondary, its buffer is %" PRIu64 " KiB: epochs "
+                     "shortened from %u to %u ms%s", st->epoch, cost >> 10,
+                     p->peer_buffer >> 10, was, p->epoch_ms,
+                     cost > p->peer_buffer ? " (this one is staged on the "
+                     "secondary's disk)" : "");
+        p->over_buffer = true;
+    } else if (cost < half / 2 && p->epoch_ms < cfg->interval_ms) {
+        p->epoch_ms = p->epoch_ms * 2 < cfg->interval_ms ? p->epoch_ms * 2
+                                                         : cfg->interval_ms;
+        if (p->epoch_ms == cfg->interval_ms) {
+            LOG_INFO("checkpoints fit the secondary's buffer again: "
+                     "interval %u ms", p->epoch_ms);
+            p->over_buffer = false;
+        }
+    }
+}
+
 /* A handover is requested (and possible): see rm_protect_cfg. */
 static bool handover_due(struct protect *p)
 {
@@ -382,6 +430,7 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
     p->status.total_bytes = p->total_bytes;
     rm_status_publish(&p->status, "protecting", &p->status_written_ns, false);
     print_progress(p, st);
+    adapt_epoch(p, st);
 
     if (handover_due(p))
         return hand_over(p);
@@ -391,7 +440,7 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
     /* Sleep until the next epoch is due (measured from the last one). */
     {
         uint64_t now = rm_now_ns();
-        uint64_t period = (uint64_t)cfg->interval_ms * 1000000;
+        uint64_t period = (uint64_t)p->epoch_ms * 1000000;
 
         if (!p->next_due_ns || p->next_due_ns + period < now)
             p->next_due_ns = now;
@@ -501,6 +550,7 @@ static int connect_peer(struct protect *p)
                             cfg->peer.host, cfg->peer.port,
                             rm_error_str(&p->chan.err));
     p->compress = (peer.caps & RM_CAP_COMPRESSION) != 0;
+    p->peer_buffer = peer.buffer_bytes;
 
     /* The stream connection carries the session token from the hello. */
     p->stream_fd = rm_tcp_connect(&cfg->peer, (int)cfg->connect_timeout_ms,
@@ -525,9 +575,11 @@ static int connect_peer(struct protect *p)
             return rc;
     }
     LOG_INFO("protecting '%s' to %s:%u: interval %u ms, compression %s, "
-             "heartbeat %u/%u ms%s", cfg->name, cfg->peer.host,
+             "heartbeat %u/%u ms (the secondary's %u/%u ms), its checkpoint "
+             "buffer %" PRIu64 " MiB%s", cfg->name, cfg->peer.host,
              cfg->peer.port, cfg->interval_ms, p->compress ? "on" : "off",
-             cfg->hb_interval_ms, cfg->hb_timeout_ms,
+             cfg->hb_interval_ms, cfg->hb_timeout_ms, peer.hb_interval_ms,
+             peer.hb_timeout_ms, peer.buffer_bytes >> 20,
              cfg->key ? ", authenticated and encrypted (pre-shared key)"
                       : "");
     return 0;
@@ -555,6 +607,7 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
     p->res = res;
     p->err = err;
     p->ctl_fd = p->stream_fd = -1;
+    p->epoch_ms = cfg->interval_ms;
     pthread_mutex_init(&p->lock, NULL);
     rc = rm_cond_init_monotonic(&p->cond);
     if (rc) {

@@ -108,6 +108,7 @@ static int decode_hello(const Remus__Hello *h, struct rm_hello *out,
     out->interval_ms = h->has_interval_ms ? h->interval_ms : 0;
     out->hb_interval_ms = h->has_hb_interval_ms ? h->hb_interval_ms : 0;
     out->hb_timeout_ms = h->has_hb_timeout_ms ? h->hb_timeout_ms : 0;
+    out->buffer_bytes = h->has_buffer_bytes ? h->buffer_bytes : 0;
     if (h->has_nonce) {
         if (h->nonce.len != RM_CTL_NONCE_LEN)
             return rm_error_set(err, -EBADMSG, "nonce of %zu bytes (%u "
@@ -269,6 +270,8 @@ static void encode_hello(const struct rm_hello *in, Remus__Hello *h,
     h->hb_interval_ms = in->hb_interval_ms;
     h->has_hb_timeout_ms = true;
     h->hb_timeout_ms = in->hb_timeout_ms;
+    h->has_buffer_bytes = in->buffer_bytes != 0;
+    h->buffer_bytes = in->buffer_bytes;
     if (in->has_nonce) {
         h->has_nonce = true;
         h->nonce.len = RM_CTL_NONCE_LEN;

@@ -281,6 +281,8 @@ static int accept_control(struct receive *r, struct rm_hello *mine)
         mine->guest_bytes = cfg->max_guest_bytes;
         mine->hb_interval_ms = cfg->hb_interval_ms;
         mine->hb_timeout_ms = cfg->hb_timeout_ms;
+        mine->buffer_bytes = cfg->buffer_bytes ? cfg->buffer_bytes
+                                               : RM_RESTORE_BUFFER_DEFAULT;
         if (getrandom(mine->session, sizeof(mine->session), 0) !=
             (ssize_t)sizeof(mine->session))
             return rm_error_set(r->err, -EIO, "no randomness for the "
@@ -511,6 +513,7 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     rctx.params.allow_compressed = r->compress;
     /* A stalled stream counts as a dead primary too. */
     rctx.params.read_timeout_ms = r->hb_timeout_ms;
+    rctx.params.max_buffer_bytes = cfg->buffer_bytes;
     rctx.cb.opaque = r;
     rctx.cb.checkpoint_committed = on_committed;
 

@@ -68,6 +68,11 @@ struct rm_receive_cfg {
     const struct rm_auth_key *key;
     /* Limits a handshake must satisfy (0: any). */
     uint64_t max_guest_bytes;
+    /* Memory for one buffered checkpoint (0: RM_RESTORE_BUFFER_DEFAULT),
+     * announced to the primary in the handshake; a bigger checkpoint is
+     * staged on disk (common/restore.c) and the primary shortens its
+     * epochs to stay below it. */
+    uint64_t buffer_bytes;
 
     const struct rm_restore_ops *ops;
     void *backend_arg;

@@ -131,3 +131,31 @@ for f in "$TMP/p2b.log" "$TMP/s2b.log"; do
 done
 kill -9 $PRI; wait $PRI 2>/dev/null || true
 echo "2 timing: $(grep -o 'timing cannot work.*' "$TMP/p2b.log" | head -1)"
+
+# -- 4. checkpoints bigger than the secondary's buffer -------------------------
+# A 1 MiB buffer (--buffer 1) against checkpoints of up to 12 MiB (-u): the
+# secondary announces its buffer, the primary shortens its epochs, what
+# still does not fit is staged on the secondary's disk and committed whole.
+# No failover, and the replica's memory matches the primary's.
+ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps --buffer 1 \
+    --digest-every 2 --digest-file "$TMP/s4.digests" > "$TMP/s4.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "$NS" "$REMUS" protect -i 20 -u --progress 0 --digest-every 2 \
+    --digest-file "$TMP/p4.digests" "$TMP/g.cfg" $PS > "$TMP/p4.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+for i in $(seq 1 300); do
+    [ "$(cat "$TMP/s4.digests" 2>/dev/null | wc -l)" -ge 8 ] && break
+    grep -q FAILOVER "$TMP/s4.log" && break
+    sleep 0.1
+done
+! grep -q FAILOVER "$TMP/s4.log" || { echo "an oversize checkpoint made the pair fail over"; cat "$TMP/s4.log"; exit 1; }
+grep -q "its checkpoint buffer 1 MiB" "$TMP/p4.log" || { echo "the primary did not learn the buffer"; cat "$TMP/p4.log"; exit 1; }
+grep -q "its buffer is 1024 KiB: epochs shortened" "$TMP/p4.log" || { echo "the primary did not shorten its epochs"; cat "$TMP/p4.log"; exit 1; }
+grep -q "exceeds the buffer of 1048576 bytes: staging the rest on disk" "$TMP/s4.log" ||
+    { echo "no checkpoint was staged on disk"; cat "$TMP/s4.log"; exit 1; }
+kill -INT $PRI
+wait_for "$TMP/p4.log" "protection stopped after" 10
+wait $SEC || { echo "secondary did not exit 0 after a clean stop"; cat "$TMP/s4.log"; exit 1; }
+kill -INT $PRI; wait $PRI || true
+common=$(join <(sort "$TMP/p4.digests") <(sort "$TMP/s4.digests") | wc -l)
+same=$(join <(sort "$TMP/p4.digests") <(sort "$TMP/s4.digests") | awk '$2==$3' | wc -l)
+[ "$common" -ge 4 ] && [ "$same" = "$common" ] || { echo "oversize: $same of $common common epochs identical"; exit 1; }
+echo "4 oversize: $same of $common common epochs identical; $(grep -o 'epochs shortened.*' "$TMP/p4.log" | head -1)"
