@@ -268,7 +268,9 @@ static void adapt_epoch(struct protect *p, const struct rm_epoch_stats *st)
     uint64_t cost = st->dirty_pages * (RM_PAGE_SIZE + 8) + st->bytes;
     uint64_t half = p->peer_buffer / 2;
 
-    if (!p->peer_buffer)
+    /* The first checkpoint (the full copy) is applied as it arrives, never
+     * buffered. */
+    if (!p->peer_buffer || st->epoch < 2)
         return;
     if (cost > half) {
         uint64_t ms = (uint64_t)p->epoch_ms * half / cost;
