@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "netbuf/netbuf.h"
 #include "primary/protect.h"
+#include "proto/timing.h"
 
 static volatile sig_atomic_t protect_stop;
 static volatile sig_atomic_t protect_handover;
@@ -96,7 +97,9 @@ static void usage(FILE *out)
             "  -d          no disk replication (our guests have no disks)\n"
             "  --heartbeat MS        heartbeat period (default 100)\n"
             "  --heartbeat-timeout MS  the secondary is lost after this much\n"
-            "              silence (default 1000)\n"
+            "              silence (default 1000, or the interval + 4\n"
+            "              heartbeats when longer; the pair refuses timing\n"
+            "              that cannot work, naming both sides' values)\n"
             "  --netbuf-max-bytes N  bound on held output (default 16 MiB;\n"
             "              when full, new frames are dropped and logged)\n"
             "  --progress MS         a progress line every MS (default 1000;\n"
@@ -194,7 +197,7 @@ int cmd_protect(int argc, char **argv)
     struct sigaction sa;
     bool unsafe = false, blackhole = false, nonet = false, nodisk = false;
     bool compress = true;
-    unsigned interval = 200, hb = 100, hb_timeout = 1000, progress = 1000;
+    unsigned interval = 200, hb = 100, hb_timeout = 0, progress = 1000;
     unsigned long long nb_max = 0;
     const char *stats_path = NULL, *digest_path = NULL, *release_path = NULL;
     const char *key_path = NULL;
@@ -336,6 +339,8 @@ int cmd_protect(int argc, char **argv)
         cli_usage_error("protect", "HOST:PORT of the secondary is missing");
         goto usage_out;
     }
+    if (!hb_timeout)           /* not given: derived (proto/timing.h) */
+        hb_timeout = rm_timing_default_timeout(interval, hb);
     if (hb_timeout <= hb) {
         cli_usage_error("protect", "--heartbeat-timeout %u must exceed "
                         "--heartbeat %u", hb_timeout, hb);

@@ -58,9 +58,17 @@ static void usage(FILE *out)
             "  --listen ADDR:PORT     where the primary connects (required)\n"
             "  --heartbeat MS         heartbeat period (default 100)\n"
             "  --heartbeat-timeout MS the primary is lost after this much\n"
-            "                         silence (default 1000)\n"
+            "                         silence (default: the primary's, at\n"
+            "                         least 1000 and the checkpoint interval\n"
+            "                         + 4 of its heartbeats); one shorter\n"
+            "                         than interval + 3 heartbeats is refused\n"
             "  --no-compression       refuse compressed checkpoints\n"
             "  --max-memory MIB       refuse larger guests (default 4096)\n"
+            "  --buffer MIB           memory for one checkpoint in flight\n"
+            "                         (default 1024); the primary shortens\n"
+            "                         its epochs to stay below it, and a\n"
+            "                         bigger checkpoint is staged on disk\n"
+            "                         ($TMPDIR, else /var/tmp)\n"
             "  --name NAME            replica name (default: --config's, else\n"
             "                         the primary's)\n"
             "  --config FILE          the VM's description (as for protect):\n"
@@ -146,6 +154,7 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
         { "heartbeat-timeout", required_argument, NULL, 'T' },
         { "no-compression", no_argument, NULL, 'u' },
         { "max-memory", required_argument, NULL, 'm' },
+        { "buffer", required_argument, NULL, 'B' },
         { "name", required_argument, NULL, 'n' },
         { "tap", required_argument, NULL, 't' },
         { "tap-netns", required_argument, NULL, 'N' },
@@ -185,7 +194,7 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
     rc_cfg.backend_name = "kvm";
     rc_cfg.listen_fd = -1;
     rc_cfg.hb_interval_ms = 100;
-    rc_cfg.hb_timeout_ms = 1000;
+    rc_cfg.hb_timeout_ms = 0;      /* derived in the handshake */
     rc_cfg.allow_compression = true;
     rc_cfg.max_guest_bytes = 4ull << 30;
     optind = 1;
@@ -193,7 +202,8 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
         char *end = NULL;
         unsigned long v = 0;
 
-        if (c == 'H' || c == 'T' || c == 'm' || c == 'P' || c == 'E' ||
+        if (c == 'H' || c == 'T' || c == 'm' || c == 'B' || c == 'P' ||
+            c == 'E' ||
             c == 'S' || c == 'W') {
             v = strtoul(optarg, &end, 10);
             if (*end || !*optarg || v > 3600000 || (c != 'P' && v == 0))
@@ -212,6 +222,7 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
         case 'T': rc_cfg.hb_timeout_ms = (unsigned)v; break;
         case 'u': rc_cfg.allow_compression = false; break;
         case 'm': rc_cfg.max_guest_bytes = (uint64_t)v << 20; break;
+        case 'B': rc_cfg.buffer_bytes = (uint64_t)v << 20; break;
         case 'n': arg.cfg.name = optarg; break;
         case 't': arg.cfg.tap = optarg; break;
         case 'N': arg.cfg.tap_netns = optarg; break;
@@ -249,7 +260,7 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
     if (optind != argc)
         return cli_usage_error("receive", "unexpected argument '%s'",
                                argv[optind]);
-    if (rc_cfg.hb_timeout_ms <= rc_cfg.hb_interval_ms)
+    if (rc_cfg.hb_timeout_ms && rc_cfg.hb_timeout_ms <= rc_cfg.hb_interval_ms)
         return cli_usage_error("receive", "--heartbeat-timeout %u must "
                                "exceed --heartbeat %u", rc_cfg.hb_timeout_ms,
                                rc_cfg.hb_interval_ms);

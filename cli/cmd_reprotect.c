@@ -15,6 +15,7 @@
 #include "backends/kvm/vmctl.h"
 #include "cli/cli.h"
 #include "common/net.h"
+#include "proto/timing.h"
 
 static void usage(FILE *out)
 {
@@ -34,7 +35,8 @@ static void usage(FILE *out)
             "  -i MS                    checkpoint interval (default 200)\n"
             "  -F -n                    no output buffering (unsafe)\n"
             "  --heartbeat MS           heartbeat period (default 100)\n"
-            "  --heartbeat-timeout MS   secondary lost after (default 1000)\n"
+            "  --heartbeat-timeout MS   secondary lost after (default 1000,\n"
+            "                           or -i + 4 heartbeats when longer)\n"
             "  --insecure               without a key (else the key the\n"
             "                           VM's process ran with, or this host's\n"
             "                           default: $REMUS_KEY_FILE,\n"
@@ -68,7 +70,7 @@ int cmd_reprotect(int argc, char **argv)
     };
     struct rm_hostport hp;
     struct rm_error err = { 0 };
-    unsigned interval = 200, hb = 100, hbto = 1000;
+    unsigned interval = 200, hb = 100, hbto = 0;
     bool unsafe = false, nonet = false, stop = false, insecure = false;
     unsigned long long epoch = 0, pause = 0, dirty = 0;
     char req[160], reply[600];
@@ -115,6 +117,8 @@ int cmd_reprotect(int argc, char **argv)
                                "does not hold its promise");
     if (argc - optind != 2)
         return cli_usage_error("reprotect", "expected NAME and HOST:PORT");
+    if (!hbto)                 /* not given: as protect (proto/timing.h) */
+        hbto = rm_timing_default_timeout(interval, hb);
     if (hbto <= hb)
         return cli_usage_error("reprotect", "--heartbeat-timeout %u must "
                                "exceed --heartbeat %u", hbto, hb);

@@ -32,6 +32,7 @@
 #include "netbuf/netbuf.h"
 #include "netbuf/netbuf_plug.h"
 #include "primary/protect.h"
+#include "proto/timing.h"
 #include "secondary/receive.h"
 
 static volatile sig_atomic_t xen_stop;
@@ -368,7 +369,8 @@ static void protect_usage(FILE *out)
             "  -b          blackhole: checkpoints go nowhere\n"
             "  -n          no network output buffering\n"
             "  -d          no disk replication\n"
-            "  --heartbeat MS  --heartbeat-timeout MS  (default 100 / 1000)\n"
+            "  --heartbeat MS  --heartbeat-timeout MS  (default 100 / 1000, or\n"
+            "              the interval + 4 heartbeats when longer)\n"
             "  --suspend-timeout MS  per checkpoint (default 30000)\n"
             "  --progress MS         a progress line every MS (default 1000)\n"
             "  --stats-file FILE     one line per acknowledged checkpoint\n"
@@ -406,7 +408,7 @@ static int xen_protect(int argc, char **argv)
     struct rm_error err = { 0 };
     char vifs[4][16];
     bool unsafe = false, blackhole = false, nonet = false, nodisk = false;
-    unsigned interval = 200, hb = 100, hb_timeout = 1000, progress = 1000;
+    unsigned interval = 200, hb = 100, hb_timeout = 0, progress = 1000;
     const char *stats_path = NULL;
     int c, rc, nvifs = 0, stats_fd = -1, ret = RM_EXIT_FAIL;
 
@@ -462,6 +464,8 @@ static int xen_protect(int argc, char **argv)
     if (argc - optind == 2 &&
         rm_parse_hostport(argv[optind + 1], &pc.peer, &err))
         return cli_usage_error("protect", "%s", rm_error_str(&err));
+    if (!hb_timeout)           /* not given: derived (proto/timing.h) */
+        hb_timeout = rm_timing_default_timeout(interval, hb);
     if (hb_timeout <= hb)
         return cli_usage_error("protect", "--heartbeat-timeout %u must "
                                "exceed --heartbeat %u", hb_timeout, hb);
@@ -616,7 +620,7 @@ static int xen_receive(int argc, char **argv)
     memset(&arg, 0, sizeof(arg));
     memset(&rc_cfg, 0, sizeof(rc_cfg));
     rc_cfg.hb_interval_ms = 100;
-    rc_cfg.hb_timeout_ms = 1000;
+    rc_cfg.hb_timeout_ms = 0;      /* derived in the handshake */
     rc_cfg.listen_fd = -1;
     rc_cfg.commit_log_fd = -1;
     rc_cfg.digest_fd = -1;
@@ -665,7 +669,7 @@ static int xen_receive(int argc, char **argv)
     if (!config)
         return cli_usage_error("receive", "--config CFG (the guest's xl "
                                "config) is required with --xen");
-    if (rc_cfg.hb_timeout_ms <= rc_cfg.hb_interval_ms)
+    if (rc_cfg.hb_timeout_ms && rc_cfg.hb_timeout_ms <= rc_cfg.hb_interval_ms)
         return cli_usage_error("receive", "--heartbeat-timeout %u must "
                                "exceed --heartbeat %u", rc_cfg.hb_timeout_ms,
                                rc_cfg.hb_interval_ms);

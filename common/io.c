@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -162,6 +163,9 @@ static int writev_fd(int fd, const struct iovec *iov_in, int iovcnt)
                 if (w < 0) {
                     if (errno == EINTR)
                         continue;
+                    /* A blocking socket's send deadline passed. */
+                    if (errno == EAGAIN || errno == EWOULDBLOCK)
+                        return -ETIMEDOUT;
                     return -errno;
                 }
                 while (left > 0 && (size_t)w >= v->iov_len) {
@@ -241,4 +245,42 @@ uint64_t rm_now_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int rm_cond_init_monotonic(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+    int rc;
+
+    rc = pthread_condattr_init(&attr);
+    if (rc)
+        return -rc;
+    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (!rc)
+        rc = pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+    return -rc;
+}
+
+struct timespec rm_deadline_ts(uint64_t from_now_ns)
+{
+    uint64_t t = rm_now_ns() + from_now_ns;
+    struct timespec ts = {
+        .tv_sec = (time_t)(t / 1000000000ull),
+        .tv_nsec = (long)(t % 1000000000ull),
+    };
+
+    return ts;
+}
+
+int rm_fd_set_send_timeout(int fd, unsigned timeout_ms)
+{
+    struct timeval tv = {
+        .tv_sec = (time_t)(timeout_ms / 1000),
+        .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000,
+    };
+
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
+        return -errno;
+    return 0;
 }

@@ -10,10 +10,12 @@
 #ifndef REMUS_COMMON_IO_H
 #define REMUS_COMMON_IO_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 
 /* A growable byte buffer.  Zero-initialise; free with rm_buf_free(). */
 struct rm_buf {
@@ -74,7 +76,9 @@ void rm_sink_init_buf(struct rm_sink *s, struct rm_buf *buf);
 /*
  * Write every byte of @iov[0..iovcnt) (any iovcnt: batches of IOV_MAX are
  * made internally; short writes and EINTR are retried).  0 or -errno
- * (-EPIPE when the peer went away; SIGPIPE must be ignored by the caller).
+ * (-EPIPE when the peer went away; SIGPIPE must be ignored by the caller;
+ * -ETIMEDOUT when a send deadline, rm_fd_set_send_timeout(), passed with
+ * no progress).
  */
 int rm_sink_writev(struct rm_sink *s, const struct iovec *iov, int iovcnt);
 int rm_sink_write(struct rm_sink *s, const void *data, size_t len);
@@ -85,5 +89,24 @@ int rm_read_all(int fd, void *data, size_t len); /* -EPIPE on early EOF */
 
 /* Monotonic clock in nanoseconds. */
 uint64_t rm_now_ns(void);
+
+/*
+ * Deadlines are monotonic: a wall-clock step (NTP, an operator) must never
+ * end a wait early or make it last forever.  rm_cond_init_monotonic() makes
+ * a condition variable whose timed waits measure CLOCK_MONOTONIC, and
+ * rm_deadline_ts() the absolute time @from_now_ns ahead on that clock, for
+ * pthread_cond_timedwait().  Every condition variable in the tree is made
+ * with it (tests/integration/clock_lint.sh checks).  0 or -errno.
+ */
+int rm_cond_init_monotonic(pthread_cond_t *cond);
+struct timespec rm_deadline_ts(uint64_t from_now_ns);
+
+/*
+ * A send deadline on a socket: a blocking write that can hand no byte to
+ * the kernel for @timeout_ms fails with -ETIMEDOUT (the writers here map
+ * the kernel's EAGAIN to it) instead of blocking for good when the peer
+ * stops reading.  0 or -errno.
+ */
+int rm_fd_set_send_timeout(int fd, unsigned timeout_ms);
 
 #endif

@@ -10,15 +10,27 @@
  * digest) -- is it applied.  A stream that breaks, times out or turns out
  * corrupt or replayed mid-checkpoint leaves the buffer discarded and the
  * last committed checkpoint in place: the result is FAILOVER.
+ *
+ * The buffer counts what its records really cost in memory (the record
+ * slot, the body's allocation with its header and rounding:
+ * rm_buffered_cost()).  Beyond params.max_buffer_bytes a checkpoint is not
+ * refused: the bodies that do not fit are staged in an unlinked temporary
+ * file (in $TMPDIR, else /var/tmp) and read back one at a time when the
+ * checkpoint is applied, so an oversize checkpoint still commits whole.
+ * The file is bounded too (twice the guest's memory and 64 MiB: no honest
+ * checkpoint comes near it); beyond that the checkpoint fails over.
  */
 #define RM_LOG_PREFIX "restore"
 #include "common/sr.h"
 
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/compress.h"
 #include "common/log.h"
@@ -29,8 +41,12 @@ struct rm_restore_priv {
     bool verify_mode;
     bool buffering;           /* after the first CHECKPOINT */
     struct rm_record *buf;    /* records of the open checkpoint */
+    off_t *spill_at;          /* per record: offset in spill_fd, or -1 */
     size_t nbuf, capbuf;
-    uint64_t buf_bytes;
+    uint64_t buf_bytes;       /* memory the buffered records cost */
+    int spill_fd;             /* -1 until a checkpoint overflows */
+    uint64_t spill_bytes;     /* staged in spill_fd (open checkpoint) */
+    uint64_t spilled_epochs;  /* checkpoints that overflowed (for logs) */
     /* epoch bookkeeping for the open checkpoint */
     uint64_t digest;          /* FNV over (pfn, page) seen since last CP */
     uint64_t digest_pages;
@@ -52,6 +68,26 @@ static void drop_buffer(struct rm_restore_priv *p)
         rm_record_free(&p->buf[i]);
     p->nbuf = 0;
     p->buf_bytes = 0;
+    p->spill_bytes = 0;
+    if (p->spill_fd >= 0 && ftruncate(p->spill_fd, 0))
+        (void)0;   /* the space comes back when the file is closed */
+}
+
+uint64_t rm_buffered_cost(uint32_t length)
+{
+    /* glibc: a chunk is the body plus a size word, rounded to 16 bytes
+     * (32 at least); from 128 KiB on it is mmap'd: whole pages plus a
+     * header.  Plus the record's slot in the buffer array, counted twice
+     * (the array doubles as it grows). */
+    uint64_t chunk = 0;
+
+    if (length >= (128u << 10))
+        chunk = ((uint64_t)length + 16 + 4095) & ~(uint64_t)4095;
+    else if (length)
+        chunk = ((uint64_t)length + sizeof(size_t) + 15) & ~(uint64_t)15;
+    if (length && chunk < 32)
+        chunk = 32;
+    return chunk + 2 * sizeof(struct rm_record) + sizeof(off_t);
 }
 
 static void reset_epoch(struct rm_restore_priv *p)
@@ -302,6 +338,8 @@ static int apply_record(struct rm_restore_ctx *ctx,
     }
 }
 
+static int unspill(struct rm_restore_ctx *ctx, size_t i);
+
 static int commit_checkpoint(struct rm_restore_ctx *ctx, uint64_t offset)
 {
     struct rm_restore_priv *p = ctx->priv;
@@ -315,7 +353,11 @@ static int commit_checkpoint(struct rm_restore_ctx *ctx, uint64_t offset)
                             "EPOCH_INFO in a remus stream", offset);
     /* Everything was checked on arrival: apply in order. */
     for (i = 0; i < p->nbuf; i++) {
-        rc = apply_record(ctx, &p->buf[i]);
+        rc = unspill(ctx, i);
+        if (!rc)
+            rc = apply_record(ctx, &p->buf[i]);
+        if (p->spill_at[i] >= 0)
+            rm_record_free(&p->buf[i]);  /* one staged body at a time */
         if (rc) {
             /* Only an I/O failure of the backend can get here; the VM is
              * now inconsistent, so this is fatal, not a failover. */
@@ -343,28 +385,135 @@ static int commit_checkpoint(struct rm_restore_ctx *ctx, uint64_t offset)
     return 0;
 }
 
+/* Open the spill file: unlinked, private, in $TMPDIR or /var/tmp. */
+static int open_spill(struct rm_restore_ctx *ctx)
+{
+    struct rm_restore_priv *p = ctx->priv;
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
+    int fd;
+
+    if (!dir || !*dir)
+        dir = "/var/tmp";
+    fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(path, sizeof(path), "%s/remus-spill.XXXXXX", dir);
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd >= 0)
+            unlink(path);
+    }
+    if (fd < 0)
+        return rm_error_set(ctx->err, -errno, "checkpoint %" PRIu64 " is "
+                            "larger than the buffer and no spill file can "
+                            "be made in %s: %s", ctx->committed_epoch + 1,
+                            dir, strerror(errno));
+    p->spill_fd = fd;
+    return 0;
+}
+
+/* Stage @rec's body in the spill file; the record keeps its header. */
+static int spill(struct rm_restore_ctx *ctx, struct rm_record *rec,
+                 off_t *at)
+{
+    struct rm_restore_priv *p = ctx->priv;
+    uint64_t limit = 2 * ctx->nr_pfns * (RM_PAGE_SIZE + 8) + (64ull << 20);
+    size_t done = 0;
+    int rc;
+
+    if (p->spill_bytes + rec->length > limit)
+        return rm_error_set(ctx->err, -E2BIG, "byte %" PRIu64 ": checkpoint "
+                            "%" PRIu64 " exceeds its buffer and %" PRIu64
+                            " bytes staged on disk (twice the guest)",
+                            rec->offset, ctx->committed_epoch + 1, limit);
+    if (p->spill_fd < 0) {
+        rc = open_spill(ctx);
+        if (rc)
+            return rc;
+    }
+    if (!p->spill_bytes && !p->spilled_epochs++)
+        LOG_INFO("checkpoint %" PRIu64 " exceeds the buffer of %" PRIu64
+                 " bytes: staging the rest on disk (logged once)",
+                 ctx->committed_epoch + 1, ctx->params.max_buffer_bytes);
+    while (done < rec->length) {
+        ssize_t n = pwrite(p->spill_fd, (uint8_t *)rec->data + done,
+                           rec->length - done,
+                           (off_t)(p->spill_bytes + done));
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return rm_error_set(ctx->err, n < 0 ? -errno : -ENOSPC,
+                                "staging checkpoint %" PRIu64 " on disk: %s",
+                                ctx->committed_epoch + 1,
+                                n < 0 ? strerror(errno) : "disk full");
+        done += (size_t)n;
+    }
+    *at = (off_t)p->spill_bytes;
+    p->spill_bytes += rec->length;
+    free(rec->data);
+    rec->data = NULL;
+    return 0;
+}
+
+/* Read a spilled body back before it is applied.  0 or -EIO. */
+static int unspill(struct rm_restore_ctx *ctx, size_t i)
+{
+    struct rm_restore_priv *p = ctx->priv;
+    struct rm_record *rec = &p->buf[i];
+    size_t done = 0;
+
+    if (p->spill_at[i] < 0 || !rec->length)
+        return 0;
+    rec->data = malloc(rec->length);
+    if (!rec->data)
+        return rm_error_set(ctx->err, -ENOMEM, "out of memory");
+    while (done < rec->length) {
+        ssize_t n = pread(p->spill_fd, (uint8_t *)rec->data + done,
+                          rec->length - done, p->spill_at[i] + (off_t)done);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return rm_error_set(ctx->err, -EIO, "reading back a staged "
+                                "record: %s", n < 0 ? strerror(errno)
+                                                    : "short file");
+        done += (size_t)n;
+    }
+    return 0;
+}
+
 static int buffer_record(struct rm_restore_ctx *ctx, struct rm_record *rec)
 {
     struct rm_restore_priv *p = ctx->priv;
     uint64_t max = ctx->params.max_buffer_bytes ? ctx->params.max_buffer_bytes
-                                                : (1ull << 30);
+                                                : RM_RESTORE_BUFFER_DEFAULT;
+    uint64_t cost = rm_buffered_cost(rec->length);
+    off_t at = -1;
+    int rc;
 
-    if (p->buf_bytes + rec->length > max)
-        return rm_error_set(ctx->err, -E2BIG,
-                            "byte %" PRIu64 ": checkpoint %" PRIu64
-                            " exceeds the buffer limit of %" PRIu64 " bytes",
-                            rec->offset, ctx->committed_epoch + 1, max);
     if (p->nbuf == p->capbuf) {
         size_t cap = p->capbuf ? p->capbuf * 2 : 64;
         struct rm_record *nb = realloc(p->buf, cap * sizeof(*nb));
+        off_t *ns;
 
         if (!nb)
             return rm_error_set(ctx->err, -ENOMEM, "out of memory");
         p->buf = nb;
+        ns = realloc(p->spill_at, cap * sizeof(*ns));
+        if (!ns)
+            return rm_error_set(ctx->err, -ENOMEM, "out of memory");
+        p->spill_at = ns;
         p->capbuf = cap;
     }
+    if (p->buf_bytes + cost > max && rec->length) {
+        rc = spill(ctx, rec, &at);
+        if (rc)
+            return rc;
+        cost = rm_buffered_cost(0);   /* only the header stays */
+    }
+    p->spill_at[p->nbuf] = at;
     p->buf[p->nbuf++] = *rec;   /* the buffer owns the body now */
-    p->buf_bytes += rec->length;
+    p->buf_bytes += cost;
     rec->data = NULL;
     return 0;
 }
@@ -529,6 +678,7 @@ int rm_restore(struct rm_restore_ctx *ctx, struct rm_src *src)
     if (!p)
         return rm_error_set(ctx->err, -ENOMEM, "out of memory");
     ctx->priv = p;
+    p->spill_fd = -1;
     ctx->result = RM_RESTORE_NONE;
     ctx->committed_epoch = 0;
     ctx->pages_applied = 0;
@@ -567,7 +717,10 @@ out:
     if (setup_called)
         ctx->ops->cleanup(ctx);
     drop_buffer(p);
+    if (p->spill_fd >= 0)
+        close(p->spill_fd);
     free(p->buf);
+    free(p->spill_at);
     free(p->pfns);
     free(p->types);
     free(p->ptrs);

@@ -292,10 +292,18 @@ struct rm_restore_params {
     bool checkpointed_hint;   /* expect checkpoints (secondary) */
     bool allow_compressed;    /* accept RM_REC_PAGE_DATA_COMPRESSED
                                  (negotiated between two remus ends) */
-    uint64_t max_buffer_bytes; /* cap on one buffered checkpoint (0: 1GiB) */
+    uint64_t max_buffer_bytes; /* memory for one buffered checkpoint (0:
+                                  RM_RESTORE_BUFFER_DEFAULT); beyond it
+                                  the rest is staged on disk
+                                  (common/restore.c) */
     unsigned read_timeout_ms;  /* 0: none.  After this long with no byte,
                                   the channel counts as broken */
 };
+
+#define RM_RESTORE_BUFFER_DEFAULT (1ull << 30)
+
+/* What one buffered record of @length body bytes costs in memory. */
+uint64_t rm_buffered_cost(uint32_t length);
 
 struct rm_restore_ctx {
     const struct rm_restore_ops *ops;

@@ -32,6 +32,9 @@ struct protect {
     /* With a key: the save engine writes to stream_sink, whose layer seals
      * chunks onto stream_lower (the stream socket). */
     struct rm_sink stream_lower, stream_sink;
+    /* What the save engine writes to: a layer over stream_sink that turns
+     * a failed stream write into the secondary's loss (guarded_writev). */
+    struct rm_sink guard_sink;
     struct rm_auth_sink auth_sink;
     bool have_auth_sink;
 
@@ -51,6 +54,12 @@ struct protect {
     uint64_t last_heard_ns;
 
     /* epoch loop state (save thread only) */
+    uint64_t peer_buffer;          /* the secondary's checkpoint buffer
+                                      (handshake; 0: not said) */
+    unsigned epoch_ms;             /* current interval: cfg->interval_ms,
+                                      shorter while checkpoints near the
+                                      secondary's buffer (adapt_epoch) */
+    bool over_buffer;              /* logged the current episode */
     uint64_t next_due_ns;
     uint64_t epoch_sent_ns;
     uint64_t total_bytes;
@@ -59,6 +68,12 @@ struct protect {
     uint64_t status_written_ns;
 };
 
+/*
+ * Declare the secondary lost: wake the save thread wherever it waits (an
+ * ack: the condition variable; a stream write blocked on a peer that
+ * stopped reading, or the control thread blocked on a heartbeat: the
+ * shutdowns make those writes fail at once).
+ */
 static void peer_lost_locked(struct protect *p, int code, const char *why)
 {
     if (p->peer_lost)
@@ -66,6 +81,39 @@ static void peer_lost_locked(struct protect *p, int code, const char *why)
     p->peer_lost = true;
     rm_error_set(&p->peer_why, code, "%s", why);
     pthread_cond_broadcast(&p->cond);
+    if (p->stream_fd >= 0)
+        shutdown(p->stream_fd, SHUT_RDWR);
+    if (p->ctl_fd >= 0)
+        shutdown(p->ctl_fd, SHUT_RDWR);
+}
+
+/*
+ * The save engine's sink: the checkpoint stream.  A write that fails (the
+ * send deadline passed with no progress, or the connection broke) means
+ * the secondary is lost, as a heartbeat timeout would.
+ */
+static int guarded_writev(struct rm_sink *s, const struct iovec *iov,
+                          int iovcnt)
+{
+    struct protect *p = s->layer;
+    int rc = rm_sink_writev(&p->stream_sink, iov, iovcnt);
+
+    if (rc) {
+        char why[160];
+
+        if (rc == -ETIMEDOUT)
+            snprintf(why, sizeof(why), "the secondary accepted no stream "
+                     "data for %u ms (heartbeat timeout): it stopped "
+                     "reading", p->cfg->hb_timeout_ms);
+        else
+            snprintf(why, sizeof(why), "writing the checkpoint stream "
+                     "failed: %s", strerror(-rc));
+        pthread_mutex_lock(&p->lock);
+        if (!p->stopping)
+            peer_lost_locked(p, rc, why);
+        pthread_mutex_unlock(&p->lock);
+    }
+    return rc;
 }
 
 /*
@@ -205,6 +253,50 @@ static void print_progress(struct protect *p, const struct rm_epoch_stats *st)
             st->dirty_pages, st->bytes, p->acked_epoch);
 }
 
+/*
+ * Keep checkpoints below the secondary's buffer: what checkpoint @st costs
+ * there (its pages as plain PAGE_DATA: the secondary expands compressed
+ * ones; the wire bytes cover the state records) is compared with the
+ * buffer the secondary announced.  Above half of it the next epochs are
+ * shortened in proportion (down to 1 ms: fewer pages dirtied per epoch);
+ * below a quarter they grow back to the configured interval.  A
+ * checkpoint that still exceeds the buffer is not lost: the secondary
+ * stages it on disk and applies it whole (common/restore.c).
+ */
+static void adapt_epoch(struct protect *p, const struct rm_epoch_stats *st)
+{
+    const struct rm_protect_cfg *cfg = p->cfg;
+    uint64_t cost = st->dirty_pages * (RM_PAGE_SIZE + 8) + st->bytes;
+    uint64_t half = p->peer_buffer / 2;
+
+    /* The first checkpoint (the full copy) is applied as it arrives, never
+     * buffered. */
+    if (!p->peer_buffer || st->epoch < 2)
+        return;
+    if (cost > half) {
+        uint64_t ms = (uint64_t)p->epoch_ms * half / cost;
+        unsigned was = p->epoch_ms;
+
+        p->epoch_ms = ms < 1 ? 1 : (unsigned)ms;
+        if (!p->over_buffer)
+            LOG_WARN("checkpoint %" PRIu64 " costs about %" PRIu64 " KiB at "
+                     "the secondary, its buffer is %" PRIu64 " KiB: epochs "
+                     "shortened from %u to %u ms%s", st->epoch, cost >> 10,
+                     p->peer_buffer >> 10, was, p->epoch_ms,
+                     cost > p->peer_buffer ? " (this one is staged on the "
+                     "secondary's disk)" : "");
+        p->over_buffer = true;
+    } else if (cost < half / 2 && p->epoch_ms < cfg->interval_ms) {
+        p->epoch_ms = p->epoch_ms * 2 < cfg->interval_ms ? p->epoch_ms * 2
+                                                         : cfg->interval_ms;
+        if (p->epoch_ms == cfg->interval_ms) {
+            LOG_INFO("checkpoints fit the secondary's buffer again: "
+                     "interval %u ms", p->epoch_ms);
+            p->over_buffer = false;
+        }
+    }
+}
+
 /* A handover is requested (and possible): see rm_protect_cfg. */
 static bool handover_due(struct protect *p)
 {
@@ -285,13 +377,7 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
     p->res->bytes = p->total_bytes;
 
     if (!cfg->blackhole) {
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += (time_t)(wait_ns / 1000000000ull);
-        deadline.tv_nsec += (long)(wait_ns % 1000000000ull);
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+        deadline = rm_deadline_ts(wait_ns);
         pthread_mutex_lock(&p->lock);
         while (p->acked_epoch < st->epoch && !p->peer_lost && rc == 0)
             rc = pthread_cond_timedwait(&p->cond, &p->lock, &deadline);
@@ -347,6 +433,7 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
     p->status.total_bytes = p->total_bytes;
     rm_status_publish(&p->status, "protecting", &p->status_written_ns, false);
     print_progress(p, st);
+    adapt_epoch(p, st);
 
     if (handover_due(p))
         return hand_over(p);
@@ -356,7 +443,7 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
     /* Sleep until the next epoch is due (measured from the last one). */
     {
         uint64_t now = rm_now_ns();
-        uint64_t period = (uint64_t)cfg->interval_ms * 1000000;
+        uint64_t period = (uint64_t)p->epoch_ms * 1000000;
 
         if (!p->next_due_ns || p->next_due_ns + period < now)
             p->next_due_ns = now;
@@ -466,6 +553,7 @@ static int connect_peer(struct protect *p)
                             cfg->peer.host, cfg->peer.port,
                             rm_error_str(&p->chan.err));
     p->compress = (peer.caps & RM_CAP_COMPRESSION) != 0;
+    p->peer_buffer = peer.buffer_bytes;
 
     /* The stream connection carries the session token from the hello. */
     p->stream_fd = rm_tcp_connect(&cfg->peer, (int)cfg->connect_timeout_ms,
@@ -475,6 +563,14 @@ static int connect_peer(struct protect *p)
     rc = rm_write_all(p->stream_fd, peer.session, sizeof(peer.session));
     if (rc)
         return rm_error_set(p->err, rc, "sending the stream session token");
+    /* Every write to the peer has a deadline: hb_timeout_ms without
+     * progress (a secondary that stopped reading) fails it. */
+    rc = rm_fd_set_send_timeout(p->stream_fd, cfg->hb_timeout_ms);
+    if (!rc)
+        rc = rm_fd_set_send_timeout(p->ctl_fd, cfg->hb_timeout_ms);
+    if (rc)
+        return rm_error_set(p->err, rc, "setting the send deadline: %s",
+                            strerror(-rc));
     rm_sink_init_fd(&p->stream_sink, p->stream_fd);
     if (cfg->key) {
         rc = attach_auth_sink(p, peer.session, sizeof(peer.session));
@@ -489,9 +585,11 @@ static int connect_peer(struct protect *p)
         rm_key_warn_insecure("this protection session", peer_addr);
     }
     LOG_INFO("protecting '%s' to %s:%u: interval %u ms, compression %s, "
-             "heartbeat %u/%u ms%s", cfg->name, cfg->peer.host,
+             "heartbeat %u/%u ms (the secondary's %u/%u ms), its checkpoint "
+             "buffer %" PRIu64 " MiB%s", cfg->name, cfg->peer.host,
              cfg->peer.port, cfg->interval_ms, p->compress ? "on" : "off",
-             cfg->hb_interval_ms, cfg->hb_timeout_ms,
+             cfg->hb_interval_ms, cfg->hb_timeout_ms, peer.hb_interval_ms,
+             peer.hb_timeout_ms, peer.buffer_bytes >> 20,
              cfg->key ? ", authenticated and encrypted (pre-shared key)"
                       : "");
     return 0;
@@ -519,8 +617,15 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
     p->res = res;
     p->err = err;
     p->ctl_fd = p->stream_fd = -1;
+    p->epoch_ms = cfg->interval_ms;
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->cond, NULL);
+    rc = rm_cond_init_monotonic(&p->cond);
+    if (rc) {
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return rm_error_set(err, rc, "cannot make a monotonic condition "
+                            "variable");
+    }
 
     snprintf(p->status.name, sizeof(p->status.name), "%s", cfg->name);
     snprintf(p->status.role, sizeof(p->status.role), "primary");
@@ -564,7 +669,10 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
     sctx.cb.checkpoint = on_checkpoint;
     rm_status_publish(&p->status, "protecting", &p->status_written_ns, true);
 
-    rc = rm_save(&sctx, cfg->blackhole ? &sink : &p->stream_sink);
+    rm_sink_init_fd(&p->guard_sink, -1);
+    p->guard_sink.layer_writev = guarded_writev;
+    p->guard_sink.layer = p;
+    rc = rm_save(&sctx, cfg->blackhole ? &sink : &p->guard_sink);
 
     pthread_mutex_lock(&p->lock);
     if (p->handed_over) {

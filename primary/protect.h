@@ -13,7 +13,12 @@
  * sends heartbeats.  When the secondary is lost (no message for the
  * heartbeat timeout, a broken connection, an ack that does not match),
  * protection ends: held output is released and the VM goes on running
- * unprotected.  A stop request (SIGINT/SIGTERM in the CLI) ends the stream
+ * unprotected.  Every write to the secondary has a deadline: one that makes
+ * no progress for hb_timeout_ms (a secondary that stopped reading) loses
+ * it too, and losing it shuts both connections down, so the checkpoint in
+ * flight ends at once.  The timing is agreed in the handshake
+ * (proto/timing.h); the secondary announces its checkpoint buffer, and
+ * epochs are shortened while checkpoints come near it.  A stop request (SIGINT/SIGTERM in the CLI) ends the stream
  * cleanly with END and a STOP message; the VM goes on running.
  *
  * Authentication (cfg->key): the stream connection first presents the

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define RM_LOG_PREFIX "chan"
 #include "proto/channel.h"
+#include "proto/timing.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -107,6 +108,7 @@ static int decode_hello(const Remus__Hello *h, struct rm_hello *out,
     out->interval_ms = h->has_interval_ms ? h->interval_ms : 0;
     out->hb_interval_ms = h->has_hb_interval_ms ? h->hb_interval_ms : 0;
     out->hb_timeout_ms = h->has_hb_timeout_ms ? h->hb_timeout_ms : 0;
+    out->buffer_bytes = h->has_buffer_bytes ? h->buffer_bytes : 0;
     if (h->has_nonce) {
         if (h->nonce.len != RM_CTL_NONCE_LEN)
             return rm_error_set(err, -EBADMSG, "nonce of %zu bytes (%u "
@@ -268,6 +270,8 @@ static void encode_hello(const struct rm_hello *in, Remus__Hello *h,
     h->hb_interval_ms = in->hb_interval_ms;
     h->has_hb_timeout_ms = true;
     h->hb_timeout_ms = in->hb_timeout_ms;
+    h->has_buffer_bytes = in->buffer_bytes != 0;
+    h->buffer_bytes = in->buffer_bytes;
     if (in->has_nonce) {
         h->has_nonce = true;
         h->nonce.len = RM_CTL_NONCE_LEN;
@@ -814,7 +818,8 @@ int rm_chan_handshake_client(struct rm_chan *ch, const struct rm_hello *mine,
         goto out;
     }
     *peer = m.u.hello_reply.hello;
-    if (incompatible(mine, peer, RM_ROLE_SECONDARY, why, sizeof(why))) {
+    if (incompatible(mine, peer, RM_ROLE_SECONDARY, why, sizeof(why)) ||
+        rm_timing_check(mine, peer, why, sizeof(why))) {
         rc = rm_error_set(&ch->err, -EPROTO, "%s", why);
         goto out;
     }
@@ -859,6 +864,9 @@ int rm_chan_handshake_server(struct rm_chan *ch, struct rm_hello *mine,
         return rc;
     *peer = m.u.hello;
     bad = incompatible(mine, peer, RM_ROLE_PRIMARY, why, sizeof(why));
+    /* Timing: derives mine->hb_timeout_ms when 0 (proto/timing.h). */
+    if (!bad && rm_timing_agree(mine, peer, why, sizeof(why)))
+        bad = why;
     if (!bad && mine->guest_bytes && peer->guest_bytes > mine->guest_bytes) {
         snprintf(why, sizeof(why), "guest of %" PRIu64 " MiB exceeds this "
                  "secondary's limit of %" PRIu64 " MiB",

@@ -37,6 +37,7 @@ struct receive {
     bool have_auth_src;
     struct rm_hello peer;
     bool compress;
+    unsigned hb_timeout_ms;       /* agreed in the handshake */
 
     pthread_t ctl_thread;
     bool ctl_running;
@@ -86,11 +87,11 @@ static void *ctl_main(void *arg)
             pthread_mutex_unlock(&r->lock);
             break;
         }
-        if (now - r->last_heard_ns > (uint64_t)cfg->hb_timeout_ms * 1000000) {
+        if (now - r->last_heard_ns > (uint64_t)r->hb_timeout_ms * 1000000) {
             char why[128];
 
             snprintf(why, sizeof(why), "no message from the primary for %u "
-                     "ms (heartbeat timeout)", cfg->hb_timeout_ms);
+                     "ms (heartbeat timeout)", r->hb_timeout_ms);
             lose_primary_locked(r, -ETIMEDOUT, why);
             pthread_mutex_unlock(&r->lock);
             break;
@@ -286,6 +287,8 @@ static int accept_control(struct receive *r, struct rm_hello *mine)
         mine->guest_bytes = cfg->max_guest_bytes;
         mine->hb_interval_ms = cfg->hb_interval_ms;
         mine->hb_timeout_ms = cfg->hb_timeout_ms;
+        mine->buffer_bytes = cfg->buffer_bytes ? cfg->buffer_bytes
+                                               : RM_RESTORE_BUFFER_DEFAULT;
         if (getrandom(mine->session, sizeof(mine->session), 0) !=
             (ssize_t)sizeof(mine->session))
             return rm_error_set(r->err, -EIO, "no randomness for the "
@@ -424,6 +427,7 @@ static int accept_peer(struct receive *r)
     if (rc)
         return rc;
     r->compress = (mine.caps & r->peer.caps & RM_CAP_COMPRESSION) != 0;
+    r->hb_timeout_ms = mine.hb_timeout_ms;
     snprintf(r->res->name, sizeof(r->res->name), "%s",
              cfg->name && *cfg->name ? cfg->name : r->peer.name);
     snprintf(r->status.name, sizeof(r->status.name), "%s", r->res->name);
@@ -436,9 +440,12 @@ static int accept_peer(struct receive *r)
     if (!cfg->key)
         rm_key_warn_insecure("this replication session", r->ctl_addr);
     LOG_INFO("replicating '%s' (%" PRIu64 " MiB, %u vcpus) from the "
-             "primary at %s: interval %u ms, compression %s%s",
+             "primary at %s: interval %u ms, heartbeat %u/%u ms (the "
+             "primary's %u/%u ms), compression %s%s",
              r->res->name, r->peer.guest_bytes >> 20, r->peer.nr_vcpus,
-             r->ctl_addr, r->peer.interval_ms, r->compress ? "on" : "off",
+             r->ctl_addr, r->peer.interval_ms, cfg->hb_interval_ms,
+             r->hb_timeout_ms, r->peer.hb_interval_ms, r->peer.hb_timeout_ms,
+             r->compress ? "on" : "off",
              cfg->key ? ", authenticated and encrypted (pre-shared key)"
                       : "");
     return 0;
@@ -452,7 +459,8 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     int rc;
 
     memset(res, 0, sizeof(*res));
-    if (cfg->hb_interval_ms < 1 || cfg->hb_timeout_ms <= cfg->hb_interval_ms)
+    if (cfg->hb_interval_ms < 1 || (cfg->hb_timeout_ms &&
+                                    cfg->hb_timeout_ms <= cfg->hb_interval_ms))
         return rm_error_set(err, -EINVAL, "heartbeat %u ms / timeout %u ms: "
                             "the timeout must exceed the heartbeat",
                             cfg->hb_interval_ms, cfg->hb_timeout_ms);
@@ -489,6 +497,13 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     snprintf(res->peer_addr, sizeof(res->peer_addr), "%s", r->ctl_addr);
     r->status.interval_ms = r->peer.interval_ms;
     rm_status_publish(&r->status, "syncing", &r->status_written_ns, true);
+    /* Acks and heartbeats to a primary that stopped reading fail after
+     * the heartbeat timeout instead of blocking the engine for good. */
+    rc = rm_fd_set_send_timeout(r->ctl_fd, r->hb_timeout_ms);
+    if (rc) {
+        rm_error_set(err, rc, "setting the send deadline: %s", strerror(-rc));
+        goto out;
+    }
 
     r->last_heard_ns = rm_now_ns();
     rc = pthread_create(&r->ctl_thread, NULL, ctl_main, r);
@@ -505,7 +520,8 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     rctx.params.checkpointed_hint = true;
     rctx.params.allow_compressed = r->compress;
     /* A stalled stream counts as a dead primary too. */
-    rctx.params.read_timeout_ms = cfg->hb_timeout_ms;
+    rctx.params.read_timeout_ms = r->hb_timeout_ms;
+    rctx.params.max_buffer_bytes = cfg->buffer_bytes;
     rctx.cb.opaque = r;
     rctx.cb.checkpoint_committed = on_committed;
 

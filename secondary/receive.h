@@ -57,6 +57,9 @@ struct rm_receive_cfg {
     struct rm_hostport listen;
     int listen_fd;                /* >= 0: use this listening socket */
     unsigned hb_interval_ms;
+    /* The primary is lost after this much silence; 0: derived from the
+     * primary's interval and heartbeat in the handshake (proto/timing.h).
+     * A value that cannot work with the primary's is refused. */
     unsigned hb_timeout_ms;
     unsigned accept_timeout_ms;   /* 0: wait forever for the primary */
     bool allow_compression;
@@ -65,6 +68,11 @@ struct rm_receive_cfg {
     const struct rm_auth_key *key;
     /* Limits a handshake must satisfy (0: any). */
     uint64_t max_guest_bytes;
+    /* Memory for one buffered checkpoint (0: RM_RESTORE_BUFFER_DEFAULT),
+     * announced to the primary in the handshake; a bigger checkpoint is
+     * staged on disk (common/restore.c) and the primary shortens its
+     * epochs to stay below it. */
+    uint64_t buffer_bytes;
 
     const struct rm_restore_ops *ops;
     void *backend_arg;

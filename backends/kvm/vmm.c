@@ -1031,7 +1031,8 @@ int rm_vm_create(const struct rm_vm_config *cfg, struct rm_vm **out,
     for (i = 0; i < RM_KVM_MAX_VCPUS; i++)
         vm->vcpus[i].fd = -1;
     pthread_mutex_init(&vm->lock, NULL);
-    pthread_cond_init(&vm->cond, NULL);
+    /* Its timed waits are monotonic (rm_vm_pause re-kicks every 2 ms). */
+    rc = rm_cond_init_monotonic(&vm->cond);
     pthread_mutex_init(&vm->stats_lock, NULL);
     vm->net_out = cfg->net_out ? cfg->net_out : rm_vm_tap_write;
     vm->net_out_opaque = cfg->net_out ? cfg->net_out_opaque : vm;
@@ -1049,7 +1050,7 @@ int rm_vm_create(const struct rm_vm_config *cfg, struct rm_vm **out,
     vm->clear_bm = calloc(RM_BITMAP_LONGS(vm->nr_pfns), sizeof(long));
     vm->hot_streak = calloc(RM_BITMAP_LONGS(vm->nr_pfns) * RM_BITS_PER_LONG,
                             1);
-    if (vm->kick_fd < 0 || vm->stop_fd < 0 || !vm->vmm_dirty ||
+    if (rc || vm->kick_fd < 0 || vm->stop_fd < 0 || !vm->vmm_dirty ||
         !vm->ring_dirty || !vm->scratch_bm || !vm->hot_bm ||
         !vm->clear_bm || !vm->hot_streak) {
         rc = rm_error_set(err, -ENOMEM, "out of memory");
@@ -1253,14 +1254,8 @@ int rm_vm_pause(struct rm_vm *vm)
     kick_all(vm);
     pthread_mutex_lock(&vm->lock);
     while (vm->parked < want) {
-        struct timespec ts;
+        struct timespec ts = rm_deadline_ts(2000000);
 
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 2000000;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
         /* Re-kick now and then: a signal may land outside KVM_RUN. */
         if (pthread_cond_timedwait(&vm->cond, &vm->lock, &ts) == ETIMEDOUT) {
             pthread_mutex_unlock(&vm->lock);

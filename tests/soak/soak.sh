@@ -3,23 +3,63 @@
 # VM whose primary and secondary run in two host namespaces of a real
 # corosync cluster (tests/lib/cluster.sh: corosync + corosync-qdevice on
 # both, corosync-qnetd on a third host; protect/receive --quorum corosync,
-# the secondary with a --fence-cmd), each round ending with one random
-# fault:
+# the secondary with a --fence-cmd; both with --key-file, one key made by
+# `remus keygen` per soak), each round ending with one fault:
 #   kill-primary     kill -9 of the primary    -> the secondary takes over
+#                                                 (the primary: SIGKILL)
 #   kill-secondary   kill -9 of the secondary  -> the primary runs on alone
+#                                                 (the secondary: SIGKILL)
 #   cut-link         primary-secondary traffic cut, both reach the arbiter
-#                    -> exactly one side runs the VM (qnetd decides)
+#                    -> exactly one side runs the VM (qnetd decides), the
+#                       other exits 4
 #   isolate-primary  the primary's host cut from both others
-#                    -> the secondary takes over, the primary stops its VM
+#                    -> the secondary fences and takes over, the primary
+#                       stops its VM (exit 4)
 #   clean-stop       SIGINT to the primary     -> the secondary discards
-# and checks, within bounded time, who runs the VM and that every write
-# the client saw acknowledged is there.  Both sides running is a
-# split-brain, no side running where one half held quorum a hang: both
-# are failures.  Prints one line per round and the counts; exit 1 if any
-# round lost an acknowledged write, split, hung or crashed.  `make soak`
-# runs 1000 rounds; tests/integration/soak_short.sh a few.
+#                       (exit 0), the primary runs on
+# Until every fault ran once, a round takes the first one that has not;
+# then a random one.  A round is good only if the pair was whole before
+# the fault (both alive, both logged their keyed session, nothing lost or
+# failed over), the client had writes acknowledged, each process ended
+# (or runs) as the fault implies -- any death by a signal we did not send,
+# e.g. SIGSEGV or SIGABRT, is a crash whatever its log says, and so is a
+# sanitizer report -- and the side that runs the VM holds every
+# acknowledged write (and no more than the writes sent).  A round with no
+# acknowledged write or a pair that broke before its fault tests nothing:
+# it is counted vacuous, its fault not run.  Prints one line per round,
+# the outcomes and how often each fault ran (`  fault NAME: ran N`, read
+# by tests/integration/soak_short.sh); exit 1 if any round failed or vacuous
+# rounds exceed SOAK_MAX_VACUOUS_PCT (default 5) percent of the rounds.
+#   soak.sh --faults     prints every fault's name
+#   SOAK_FAULTS="A B"    only these faults
+# Test-only fault injection (the checker's negative controls), in the
+# rounds listed in SOAK_INJECT_ROUNDS (default: every round):
+#   SOAK_INJECT=no-writes      the client sends no write
+#   SOAK_INJECT=break-pair     the secondary stopped (SIGSTOP) before the
+#                              fault until the primary declares it lost
+#   SOAK_INJECT=segv-survivor  kill -SEGV of the side that runs the VM,
+#                              after its writes were checked
+#   SOAK_INJECT=extra-ack      count one acknowledged write more than the
+#                              client saw
+FAULTS_ALL=(kill-primary kill-secondary cut-link isolate-primary clean-stop)
+if [ "${1:-}" = --faults ]; then echo "${FAULTS_ALL[*]}"; exit 0; fi
 N=${1:-1000}
 SEED=${2:-$$}
+read -r -a faults <<< "${SOAK_FAULTS:-${FAULTS_ALL[*]}}"
+for f in "${faults[@]}"; do
+    case " ${FAULTS_ALL[*]} " in
+    *" $f "*) ;;
+    *) echo "soak: SOAK_FAULTS: unknown fault '$f' (faults: ${FAULTS_ALL[*]})"; exit 2 ;;
+    esac
+done
+[ ${#faults[@]} -gt 0 ] || { echo "soak: SOAK_FAULTS names no fault"; exit 2; }
+INJECT=${SOAK_INJECT:-}
+INJECT_ROUNDS=${SOAK_INJECT_ROUNDS:-all}
+case $INJECT in
+''|no-writes|break-pair|segv-survivor|extra-ack) ;;
+*) echo "soak: SOAK_INJECT: unknown '$INJECT' (no-writes break-pair segv-survivor extra-ack)"; exit 2 ;;
+esac
+MAX_VACUOUS_PCT=${SOAK_MAX_VACUOUS_PCT:-5}
 . "$ROOT/tests/lib/kvm.sh"
 . "$ROOT/tests/lib/cluster.sh"
 set +e
@@ -32,102 +72,188 @@ guest_cfg "$TMP/g.cfg" tapp "dirty_rate=2000 dirty_wss=500" 1
 echo "tap_netns = $NS" >> "$TMP/g.cfg"
 HB="--heartbeat 50 --heartbeat-timeout 1000"
 Q="--quorum corosync --quorum-settle 8000"
-events=(kill-primary kill-secondary cut-link isolate-primary clean-stop)
-declare -A count
-bad=0
+"$REMUS" keygen "$TMP/soak.key" || { echo "soak: remus keygen failed"; exit 1; }
+KEY=(--key-file "$TMP/soak.key")
+KEYED="authenticated and encrypted"
+GOOD="failover primary-alone primary-won secondary-won clean-stop"
+declare -A count ran st
+bad=0 vacuous=0
 
 value() {  # value CLIENT REQ -> the value of x, or empty
     kv "$1" "$2" "GET x" 2>/dev/null | awk '$2 == "OK" {print $3}'
 }
-waitlog() { local i; for i in $(seq 1 ${3:-100}); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+waitlog() { local i; for i in $(seq 1 ${3:-100}); do if grep -q "$2" "$1" 2>/dev/null; then return 0; fi; sleep 0.1; done; return 1; }
 alive() { kill -0 "$1" 2>/dev/null; }
 gone() { local i; for i in $(seq 1 ${2:-100}); do alive "$1" || return 0; sleep 0.1; done; return 1; }
+injected() {  # injected KIND: this round injects KIND
+    [ "$INJECT" = "$1" ] || return 1
+    [ "$INJECT_ROUNDS" = all ] || [[ " $INJECT_ROUNDS " == *" $round "* ]]
+}
+reap() {  # reap PID: st[PID] = its wait status (once it ended)
+    if [ -n "${st[$1]:-}" ]; then return; fi
+    wait "$1" 2>/dev/null; st[$1]=$?
+}
 check_value() {  # check_value WHO
     # Every acknowledged write must be there; a write whose reply the
     # client never saw may be there or not (at most the writes sent).
-    v=$(value 2 $((writes + 1)))
-    if [ -z "$v" ] || [ "$v" -lt "$acked" ] || [ "$v" -gt "$writes" ]; then
-        outcome=lost-write; why="$1 has '$v', acked $acked of $writes"
+    v=$(value 2 $((sent + 1)))
+    if [ -z "$v" ] || [ "$v" -lt "$acked" ] || [ "$v" -gt "$sent" ]; then
+        outcome=lost-write; why="$1 has '$v', acked $acked of $sent sent"
+    fi
+}
+fail_round() {  # fail_round OUTCOME WHY: a crash beats every other failure
+    case " $GOOD vacuous " in
+    *" $outcome "*) outcome=$1; why=$2 ;;
+    *) if [ "$1" = crash ] && [ "$outcome" != crash ]; then outcome=$1; why=$2; fi ;;
+    esac
+}
+check_exit() {  # check_exit ROLE PID WANT (run | exit:N | sigkill | any)
+    local role=$1 pid=$2 want=$3 s
+    # A side that must end gets a few seconds to do so.
+    case $want in run|any) ;; *) gone "$pid" 50 ;; esac
+    if alive "$pid"; then
+        case $want in run|any) ;; *) fail_round wrong "the $role still runs (expected $want)" ;; esac
+        return
+    fi
+    reap "$pid"; s=${st[$pid]}
+    if [ "$s" -gt 128 ]; then
+        if [ "$want" = sigkill ] && [ "$s" = 137 ]; then return; fi
+        fail_round crash "the $role died of SIG$(kill -l $((s - 128)) 2>/dev/null) (status $s)"
+    elif [ "$want" != any ] && [ "$want" != "exit:$s" ]; then
+        fail_round wrong "the $role exited $s (expected $want)"
     fi
 }
 
-echo "soak: $N rounds, seed $SEED"
+echo "soak: $N rounds, seed $SEED, faults: ${faults[*]}${INJECT:+, injecting $INJECT in rounds $INJECT_ROUNDS}"
 t0=$(date +%s)
 for round in $(seq 1 "$N"); do
-    ev=${events[$((RANDOM % 5))]}
-    [ $round -le 5 ] && ev=${events[$((round - 1))]}    # each fault at least once
+    r=$((RANDOM % ${#faults[@]})); ev=${faults[$r]}
+    for f in "${faults[@]}"; do if [ "${ran[$f]:-0}" = 0 ]; then ev=$f; break; fi; done
     d="$TMP/r$round"; mkdir -p "$d"
+    st=()                                   # PIDs are reused across rounds
     ip netns exec "$S" "$REMUS" receive --listen 10.78.0.2:7830 --name tguest \
-        --tap taps --tap-netns "$NS" $HB $Q --fence-cmd "echo fenced >> $d/fence" \
-        > "$d/sec.log" 2>&1 & SEC=$!
+        --tap taps --tap-netns "$NS" $HB $Q "${KEY[@]}" \
+        --fence-cmd "echo fenced >> $d/fence" > "$d/sec.log" 2>&1 & SEC=$!
     sleep 0.2
     ip netns exec "$P" "$REMUS" protect -i $((10 + RANDOM % 40)) $HB $Q \
-        --progress 0 "$TMP/g.cfg" 10.78.0.2:7830 > "$d/pri.log" 2>&1 & PRI=$!
+        "${KEY[@]}" --progress 0 "$TMP/g.cfg" 10.78.0.2:7830 > "$d/pri.log" 2>&1 & PRI=$!
     PIDS=($SEC $PRI)
     writes=$((1 + RANDOM % 20)); cmds=()
+    if injected no-writes; then writes=0; fi
     for i in $(seq 1 $writes); do cmds+=("INCR x"); done
-    acked=$(kv 1 1 "${cmds[@]}" 2>/dev/null | awk '$2 == "OK" {v=$3} END {print v+0}')
+    # kvcli stops at the first request that got no reply: sent counts
+    # the requests made, acked the OK replies (x = 1, 2, ... in order).
+    sent=0 acked=0 last=0
+    if [ $writes -gt 0 ]; then
+        kv 1 1 "${cmds[@]}" > "$d/client.out" 2> "$d/client.err"; krc=$?
+        sent=$(wc -l < "$d/client.out")
+        if [ $krc = 1 ]; then sent=$((sent + 1)); fi
+        acked=$(awk '$2 == "OK" {n++} END {print n+0}' "$d/client.out")
+        last=$(awk '$2 == "OK" {v=$3} END {print v+0}' "$d/client.out")
+    fi
     sleep 0.$((RANDOM % 10))
     outcome="" why=""
-    # The pair must be whole before the fault: under load a side can give
-    # up on its own (e.g. a stall during the first full copy); such a round
-    # tests nothing of the fault and is counted apart.
-    if ! alive $SEC || ! alive $PRI || grep -q "secondary lost" "$d/pri.log"; then
-        ev=none; outcome=lost-before-fault
-        why="$(grep -h -m1 -E 'error|secondary lost' "$d/sec.log" "$d/pri.log" | head -1)"
+    want_pri=any want_sec=any
+    if injected break-pair; then    # the primary loses its secondary
+        kill -STOP $SEC; waitlog "$d/pri.log" "secondary lost" 50; kill -CONT $SEC
     fi
+    # The round tests its fault only on a whole, keyed pair whose client
+    # saw writes acknowledged: under load a side can give up on its own
+    # (e.g. a stall during the first full copy); such a round is vacuous.
+    broke=$(grep -h -m1 -E "^remus.*(error: |secondary lost|primary lost|FAILOVER|NOT TAKING OVER|UNPROTECTED)" \
+            "$d/sec.log" "$d/pri.log" | head -1)
+    if [ $acked = 0 ]; then why="no acknowledged write ($sent sent)"
+    elif ! alive $SEC; then why="the secondary ended before the fault"
+    elif ! alive $PRI; then why="the primary ended before the fault"
+    elif ! grep -q "replicating 'tguest'.*$KEYED" "$d/sec.log"; then why="the secondary logged no keyed replication"
+    elif ! grep -q "protecting 'tguest'.*$KEYED" "$d/pri.log"; then why="the primary logged no keyed protection"
+    elif [ -n "$broke" ]; then why="the pair broke before the fault: $broke"
+    elif [ "$last" != "$acked" ]; then
+        outcome=wrong; why="the client's $acked acknowledged INCRs ended at x=$last"
+    fi
+    if [ -n "$why" ] && [ -z "$outcome" ]; then outcome=vacuous; ev=none; fi
+    if [ -n "$outcome" ]; then ev=none; fi
+    if injected extra-ack; then acked=$((acked + 1)); fi
     case $ev in
     kill-primary)
-        kill -9 $PRI; wait $PRI 2>/dev/null
+        kill -9 $PRI; reap $PRI
+        want_pri=sigkill want_sec=run
         if ! waitlog "$d/sec.log" FAILOVER 200; then outcome=hang; why="no failover"
         else outcome=failover; check_value replica; fi ;;
     kill-secondary)
-        kill -9 $SEC; wait $SEC 2>/dev/null
+        kill -9 $SEC; reap $SEC
+        want_sec=sigkill want_pri=run
         if ! waitlog "$d/pri.log" "runs on UNPROTECTED" 200; then outcome=hang; why="the primary did not run on"
         else outcome=primary-alone; check_value primary; fi ;;
     cut-link|isolate-primary)
         if [ $ev = cut-link ]; then cluster_cut p s; else cluster_isolate p; fi
         # Wait until both sides have decided (each at most ~settle + stable).
         for i in $(seq 1 250); do
-            { grep -q "runs on UNPROTECTED" "$d/pri.log" || ! alive $PRI; } &&
-            { grep -q "FAILOVER" "$d/sec.log" || ! alive $SEC; } && break
+            if { grep -q "runs on UNPROTECTED" "$d/pri.log" || ! alive $PRI; } &&
+               { grep -q "FAILOVER" "$d/sec.log" || ! alive $SEC; }; then break; fi
             sleep 0.1
         done
         pri_runs=0 sec_runs=0
-        grep -q "runs on UNPROTECTED" "$d/pri.log" && alive $PRI && pri_runs=1
-        grep -q "FAILOVER" "$d/sec.log" && alive $SEC && sec_runs=1
+        if grep -q "runs on UNPROTECTED" "$d/pri.log" && alive $PRI; then pri_runs=1; fi
+        if grep -q "FAILOVER" "$d/sec.log" && alive $SEC; then sec_runs=1; fi
         if [ $pri_runs = 1 ] && [ $sec_runs = 1 ]; then outcome=split-brain; why="both sides run the VM"
         elif [ $pri_runs = 0 ] && [ $sec_runs = 0 ]; then outcome=hang; why="no side runs the VM though one half holds quorum"
         elif [ $ev = isolate-primary ] && [ $pri_runs = 1 ]; then outcome=wrong; why="the isolated primary ran on"
-        elif [ $pri_runs = 1 ]; then outcome=primary-won; check_value primary
+        elif [ $pri_runs = 1 ]; then
+            outcome=primary-won want_pri=run want_sec=exit:4
+            check_value primary
         else
-            outcome=secondary-won
+            outcome=secondary-won want_sec=run want_pri=exit:4
             grep -q fenced "$d/fence" 2>/dev/null || { outcome=wrong; why="took over without fencing"; }
-            [ $outcome = secondary-won ] && check_value replica
+            if [ $outcome = secondary-won ]; then check_value replica; fi
         fi
         cluster_heal > "$d/heal.log" 2>&1 || { outcome=hang; why="the cluster did not heal"; } ;;
     clean-stop)
         kill -INT $PRI
+        want_pri=run want_sec=exit:0
         if ! gone $SEC 100; then outcome=hang; why="the secondary did not end"
         elif ! grep -q "the replica is discarded" "$d/sec.log"; then outcome=wrong; why="the secondary did not discard"
         else outcome=clean-stop; check_value primary; fi ;;
     esac
-    # No process of ours may die of anything but our own signals.
+    if injected segv-survivor; then
+        if [ $want_pri = run ]; then kill -SEGV $PRI; gone $PRI 50; fi
+        if [ $want_sec = run ]; then kill -SEGV $SEC; gone $SEC 50; fi
+    fi
+    # Each process ends (or runs on) as its fault implies; no process of
+    # ours may die of a signal we did not send, logged or not.
+    check_exit primary $PRI $want_pri
+    check_exit secondary $SEC $want_sec
     for f in "$d/sec.log" "$d/pri.log"; do
-        if grep -qE "AddressSanitizer|runtime error|Segmentation|Aborted" "$f"; then outcome=crash; why="$(basename "$f")"; fi
+        if grep -qE "AddressSanitizer|LeakSanitizer|runtime error" "$f"; then
+            fail_round crash "a sanitizer report in $(basename "$f")"
+        fi
     done
-    kill -9 $SEC $PRI 2>/dev/null; wait $SEC $PRI 2>/dev/null
+    for p in $SEC $PRI; do      # what still runs (one that ended is reaped)
+        [ -n "${st[$p]:-}" ] || { kill -9 $p 2>/dev/null; wait $p 2>/dev/null; }
+    done
     count[$outcome]=$(( ${count[$outcome]:-0} + 1 ))
-    case $outcome in
-    failover|primary-alone|primary-won|secondary-won|clean-stop) rm -rf "$d" ;;
-    lost-before-fault) echo "  round $round: the pair broke before the fault: $why" ;;
-    *) bad=$((bad + 1)); echo "  round $round FAILED: $ev -> $outcome: $why (logs: $d)"; KEEP_TMP=1 ;;
+    [ $ev = none ] || ran[$ev]=$(( ${ran[$ev]:-0} + 1 ))
+    case " $GOOD " in
+    *" $outcome "*) rm -rf "$d" ;;
+    *)  if [ $outcome = vacuous ]; then
+            vacuous=$((vacuous + 1)); echo "  round $round is vacuous: $why (logs: $d)"
+        else
+            bad=$((bad + 1)); echo "  round $round FAILED: $ev -> $outcome: $why (logs: $d)"
+        fi
+        KEEP_TMP=1 ;;
     esac
-    echo "round $round: $ev ($writes writes acked) -> $outcome"
+    echo "round $round: $ev (writes sent $sent, acked $acked) -> $outcome"
 done
 echo "soak: $N rounds in $(( $(date +%s) - t0 )) s (seed $SEED):"
-for k in failover primary-alone primary-won secondary-won clean-stop lost-before-fault split-brain lost-write hang crash wrong; do
-    [ -n "${count[$k]:-}" ] && echo "  $k: ${count[$k]}"
+for k in $GOOD vacuous split-brain lost-write hang crash wrong; do
+    if [ -n "${count[$k]:-}" ]; then echo "  $k: ${count[$k]}"; fi
 done
-echo "soak: $((N - bad)) good, $bad bad (a round that broke before its fault is neither)"
-[ $bad = 0 ]
+for f in "${FAULTS_ALL[@]}"; do echo "  fault $f: ran ${ran[$f]:-0}"; done
+good=$((N - bad - vacuous))
+echo "soak: $good good, $bad bad, $vacuous vacuous (at most $MAX_VACUOUS_PCT% allowed)"
+rc=0
+[ $bad = 0 ] || rc=1
+if [ $((vacuous * 100)) -gt $((N * MAX_VACUOUS_PCT)) ]; then
+    echo "soak: FAILED: $vacuous vacuous rounds of $N exceed $MAX_VACUOUS_PCT%"; rc=1
+fi
+exit $rc

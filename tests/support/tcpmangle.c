@@ -6,7 +6,15 @@
  * opened, MODE applies to it:
  *   corrupt   flip one byte in the next chunk, then keep relaying
  *   truncate  close the stream in the middle of the next chunk
- * The control connection is relayed untouched.  Prints what it did.
+ *   stall     after relaying the next chunk of the stream (in the middle
+ *             of a checkpoint), stop reading and relaying both
+ *             connections, in both
+ *             directions, without closing anything (a peer or middlebox
+ *             that hangs); the relay then sleeps until killed.  Its
+ *             sockets get small receive buffers so that the primary's
+ *             writes block soon after
+ * Otherwise the control connection is relayed untouched.  Prints what it
+ * did.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,15 +45,21 @@ int main(int argc, char **argv)
     struct sockaddr_in a = { .sin_family = AF_INET };
     int lfd, one = 1, pairs[2][2], n = 0, after_ms;
     uint64_t t_stream = 0;
-    bool done = false, truncate_mode;
+    bool done = false, truncate_mode, stall_mode;
     static char buf[1 << 16];
 
     if (argc != 5)
         return 2;
     truncate_mode = !strcmp(argv[3], "truncate");
+    stall_mode = !strcmp(argv[3], "stall");
     after_ms = atoi(argv[4]);
     lfd = socket(AF_INET, SOCK_STREAM, 0);
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (stall_mode) {
+        int small = 65536;   /* inherited by the accepted sockets */
+
+        setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    }
     a.sin_port = htons((uint16_t)atoi(argv[1]));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 4))
@@ -104,6 +118,15 @@ int main(int argc, char **argv)
             }
             if (rm_write_all(to, buf, (size_t)got))
                 return 0;
+            /* Stall in the middle of a checkpoint: right after relaying
+             * a chunk of the stream. */
+            if (i == 2 && stall_mode &&
+                rm_now_ns() - t_stream > (uint64_t)after_ms * 1000000) {
+                printf("tcpmangle: stalled both connections\n");
+                fflush(stdout);
+                for (;;)
+                    pause();
+            }
         }
     }
 }

@@ -144,6 +144,7 @@ int tu_restore(const void *data, size_t len, struct mem_replica *r,
     ctx.params.checkpointed_hint = checkpointed;
     if (log) {
         log->replica = r;
+        ctx.params.max_buffer_bytes = log->max_buffer_bytes;
         ctx.cb.opaque = log;
         ctx.cb.checkpoint_committed = on_committed;
     }

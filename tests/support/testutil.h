@@ -45,6 +45,7 @@ struct tu_restore_log {
     struct tu_snapshots *snaps;   /* compare replica at each commit */
     struct mem_replica *replica;
     unsigned mismatched_commits;  /* replica != snapshot at commit */
+    uint64_t max_buffer_bytes;    /* restore's buffer (0: the default) */
 };
 
 /* Restore @len bytes at @data into @r. */

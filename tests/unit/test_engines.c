@@ -9,6 +9,7 @@
 #include "tests/support/case_filter.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,7 +113,7 @@ static void test_live_max_factor(void **state)
     mem_guest_free(g);
 }
 
-static void run_checkpointed(bool compress)
+static void run_checkpointed(bool compress, uint64_t max_buffer_bytes)
 {
     struct mem_guest *g = mem_guest_new(NP, RM_DHDR_TYPE_REMUS_KVM, 5);
     struct mem_replica *r = mem_replica_new();
@@ -120,7 +121,8 @@ static void run_checkpointed(bool compress)
     struct tu_save_opts o = { .mode = RM_SAVE_CHECKPOINTED, .epochs = 12,
                               .dirty_per_epoch = 40, .compress = compress,
                               .snaps = &snaps };
-    struct tu_restore_log log = { .snaps = &snaps };
+    struct tu_restore_log log = { .snaps = &snaps,
+                                  .max_buffer_bytes = max_buffer_bytes };
     struct rm_buf out = { 0 };
     struct rm_error err = { 0 };
     struct rm_save_ctx sctx;
@@ -136,7 +138,9 @@ static void run_checkpointed(bool compress)
     rc = tu_restore(out.data, out.len, r, compress, true, &log, &rctx, &err);
     if (rc)
         fail_msg("restore: %s", rm_error_str(&err));
-    assert_int_equal(rctx.result, RM_RESTORE_COMPLETE);
+    if (rctx.result != RM_RESTORE_COMPLETE)
+        fail_msg("restore ended in a failover: %s",
+                 rm_error_str(&rctx.failover_reason));
     assert_int_equal(log.commits, 12);
     assert_int_equal(log.last_epoch, 12);
     /* At every commit the replica equals the primary at that checkpoint,
@@ -149,8 +153,40 @@ static void run_checkpointed(bool compress)
     mem_replica_free(r);
 }
 
-static void test_checkpointed(void **s) { (void)s; run_checkpointed(false); }
-static void test_checkpointed_compressed(void **s) { (void)s; run_checkpointed(true); }
+static void test_checkpointed(void **s) { (void)s; run_checkpointed(false, 0); }
+static void test_checkpointed_compressed(void **s) { (void)s; run_checkpointed(true, 0); }
+
+/* Checkpoints of 40 pages (160 KiB and more) against a 64 KiB buffer: each
+ * overflows and is staged on disk, and still commits whole (issue #16,
+ * item 4: it used to fail over). */
+static void test_oversize_checkpoints(void **s) { (void)s; run_checkpointed(false, 64u << 10); }
+static void test_oversize_compressed(void **s) { (void)s; run_checkpointed(true, 64u << 10); }
+
+/* The buffer counts what a record really costs: at least what the
+ * allocator hands out for its body (header and rounding included), and
+ * the record's own slot -- several times the body for small records. */
+static void test_buffered_cost(void **state)
+{
+    static const uint32_t lens[] = { 0, 1, 8, 24, 25, 100, 4096, 4104,
+                                     65536, 131072, 1u << 20,
+                                     (1024u * 4104u) + 8 };
+    unsigned i;
+
+    (void)state;
+    for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        uint64_t cost = rm_buffered_cost(lens[i]);
+        void *b = lens[i] ? malloc(lens[i]) : NULL;
+        size_t usable = b ? malloc_usable_size(b) : 0;
+
+        free(b);
+        if (cost < (uint64_t)usable + (lens[i] ? sizeof(size_t) : 0) +
+                   sizeof(struct rm_record))
+            fail_msg("a %u-byte record counted %llu bytes, the allocator "
+                     "gave %zu", lens[i], (unsigned long long)cost, usable);
+    }
+    /* An 8-byte record costs several times its body. */
+    assert_true(rm_buffered_cost(8) >= 4 * 8);
+}
 
 static void test_compression_pays(void **state)
 {
@@ -451,6 +487,9 @@ int main(void)
         cmocka_unit_test(test_live_max_factor),
         cmocka_unit_test(test_checkpointed),
         cmocka_unit_test(test_checkpointed_compressed),
+        cmocka_unit_test(test_oversize_checkpoints),
+        cmocka_unit_test(test_oversize_compressed),
+        cmocka_unit_test(test_buffered_cost),
         cmocka_unit_test(test_compression_pays),
         cmocka_unit_test(test_compressed_refused_unless_negotiated),
         cmocka_unit_test(test_verify_mode),

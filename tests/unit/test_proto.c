@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "proto/channel.h"
+#include "proto/timing.h"
 
 struct pair {
     int fd[2];
@@ -183,6 +184,56 @@ static void hello(struct rm_hello *h, enum rm_role role)
     h->has_session = role == RM_ROLE_SECONDARY;
 }
 
+/* Timing in the handshake (issue #16, item 2). */
+static void test_handshake_timing(void **state)
+{
+    struct rm_hello c, s, got;
+    char why[RM_ERROR_MSG_MAX];
+
+    (void)state;
+    /* -i 1500 against a secondary that leaves its timeout to the
+     * handshake: it derives interval + 4 heartbeats (above 1000). */
+    hello(&c, RM_ROLE_PRIMARY);
+    c.interval_ms = 1500;
+    c.hb_interval_ms = 100;
+    c.hb_timeout_ms = rm_timing_default_timeout(1500, 100);
+    assert_int_equal(c.hb_timeout_ms, 1900);
+    hello(&s, RM_ROLE_SECONDARY);
+    s.hb_interval_ms = 100;
+    assert_int_equal(handshake(&c, &s, &got, why, sizeof(why)), 0);
+    assert_int_equal(got.hb_timeout_ms, 1900);
+    /* Defaults: 200 ms, 100 ms -> 1000 ms on both sides. */
+    assert_int_equal(rm_timing_default_timeout(200, 100), 1000);
+
+    /* An explicit secondary timeout that cannot work: refused, both
+     * values named. */
+    hello(&s, RM_ROLE_SECONDARY);
+    s.hb_interval_ms = 100;
+    s.hb_timeout_ms = 1000;
+    assert_int_equal(handshake(&c, &s, &got, why, sizeof(why)), -EPROTO);
+    assert_non_null(strstr(why, "interval 1500 ms and heartbeat 100 ms"));
+    assert_non_null(strstr(why, "at least 1800 ms"));
+    assert_non_null(strstr(why, "secondary's is 1000 ms"));
+
+    /* The primary's timeout against a slow-beating secondary. */
+    hello(&c, RM_ROLE_PRIMARY);
+    c.interval_ms = 200;
+    c.hb_interval_ms = 100;
+    c.hb_timeout_ms = 1000;
+    hello(&s, RM_ROLE_SECONDARY);
+    s.hb_interval_ms = 400;
+    assert_int_equal(handshake(&c, &s, &got, why, sizeof(why)), -EPROTO);
+    assert_non_null(strstr(why, "secondary's heartbeat 400 ms"));
+    assert_non_null(strstr(why, "primary's is 1000 ms"));
+
+    /* The secondary's buffer reaches the primary. */
+    hello(&s, RM_ROLE_SECONDARY);
+    s.hb_interval_ms = 100;
+    s.buffer_bytes = 3ull << 20;
+    assert_int_equal(handshake(&c, &s, &got, why, sizeof(why)), 0);
+    assert_int_equal(got.buffer_bytes, 3ull << 20);
+}
+
 static void test_handshake(void **state)
 {
     struct rm_hello c, s, got;
@@ -229,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_bad_frames),
         cmocka_unit_test(test_ack_epoch_zero),
         cmocka_unit_test(test_handshake),
+        cmocka_unit_test(test_handshake_timing),
     };
 
     tu_case_filter();

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Liveness of a protection pair (issue #16):
+#  1. a secondary that stops reading never hangs the primary: a relay that
+#     stalls both connections without closing them, a SIGSTOPped
+#     secondary, and SIGTERM twice during a stall.  The primary declares
+#     the secondary lost within the heartbeat timeout (plus the send
+#     deadline), the VM runs on UNPROTECTED with its output released,
+#     `remus status` stops saying "protecting", and the signals end the
+#     process.
+#  2. timing is negotiated in the handshake (see the part's header);
+#  3. (clocks: tests/integration/clock_lint.sh)
+#  4. a checkpoint bigger than the secondary's buffer does not fail over.
+. "$ROOT/tests/lib/kvm.sh"
+ns_setup tapp taps
+P=127.0.0.1:7830 PS=127.0.0.1:7831
+# Generous: ASan builds on a loaded 2-core host.
+HB="--heartbeat 100 --heartbeat-timeout 2000"
+# Every checkpoint rewrites 3,000 pages (12 MiB): more than the socket
+# buffers a stalled stream leaves, so the primary (-u: uncompressed)
+# blocks in the write.
+guest_cfg "$TMP/g.cfg" tapp "dirty_rate=0 dirty_wss=3000" 1
+
+pstate() { grep -o '"state": "[a-z-]*"' "$REMUS_RUN_DIR/tguest.primary.status.json" 2>/dev/null || true; }
+# gone PID SECONDS: the process ended within SECONDS
+gone() {
+    local i
+    for i in $(seq 1 $(( $2 * 10 ))); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    return 1
+}
+# lost_unprotected LOG: the primary declared the secondary lost, runs on
+# unprotected, says so in its status, and its output flows again.
+lost_unprotected() {
+    wait_for "$1" "UNPROTECTED" 20 || { echo "the primary never declared the secondary lost"; exit 1; }
+    grep -q "secondary lost" "$1" || { echo "no 'secondary lost' reason"; cat "$1"; exit 1; }
+    st=$(pstate)
+    [ "$st" = '"state": "unprotected"' ] || { echo "status says $st after the loss"; exit 1; }
+}
+
+# -- 1a. a relay that stops reading both connections ------------------------
+ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps $HB \
+    --digest-every 1 --digest-file "$TMP/sa.digests" > "$TMP/sa.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7830 7831 stall 5000 \
+    > "$TMP/mangle-a.log" 2>&1 & MANGLE=$!; PIDS+=($MANGLE)
+sleep 0.2
+ip netns exec "$NS" "$REMUS" protect -i 20 -u $HB --progress 0 "$TMP/g.cfg" $P \
+    > "$TMP/pa.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+wait_for "$TMP/mangle-a.log" "stalled" 30
+[ "$(wc -l < "$TMP/sa.digests")" -ge 2 ] || { echo "the stall came before protection ran"; cat "$TMP/pa.log"; exit 1; }
+lost_unprotected "$TMP/pa.log"
+# The secondary fails over too (no quorum here): stop it, then the
+# primary's guest must answer (its held output was released).
+kill -9 $SEC; wait $SEC 2>/dev/null || true
+kv 1 1 "INCR a" | grep -q "^1 OK 1 " || { echo "the primary's output stays held"; exit 1; }
+kill -TERM $PRI; sleep 0.3; kill -TERM $PRI
+gone $PRI 10 || { echo "SIGTERM twice did not end the primary"; exit 1; }
+wait $PRI 2>/dev/null || true
+kill -9 $MANGLE; wait $MANGLE 2>/dev/null || true
+echo "1a stalled relay: $(grep -o 'secondary lost.*' "$TMP/pa.log" | head -1)"
+
+# -- 1b. a SIGSTOPped secondary ------------------------------------------------
+ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps $HB \
+    --digest-every 1 --digest-file "$TMP/sb.digests" > "$TMP/sb.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "$NS" "$REMUS" protect -i 20 -u $HB --progress 0 "$TMP/g.cfg" $PS \
+    > "$TMP/pb.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+for i in $(seq 1 300); do
+    [ "$(cat "$TMP/sb.digests" 2>/dev/null | wc -l)" -ge 3 ] && break
+    sleep 0.1
+done
+[ "$(pstate)" = '"state": "protecting"' ] || { echo "not protecting: $(pstate)"; cat "$TMP/pb.log"; exit 1; }
+kill -STOP $SEC
+lost_unprotected "$TMP/pb.log"
+kv 1 2 "INCR b" | grep -q "^2 OK 1 " || { echo "the primary's output stays held"; exit 1; }
+kill -INT $PRI; sleep 0.3; kill -INT $PRI
+gone $PRI 10 || { echo "SIGINT twice did not end the primary"; exit 1; }
+wait $PRI 2>/dev/null || true
+kill -9 $SEC; wait $SEC 2>/dev/null || true
+echo "1b stopped secondary: $(grep -o 'secondary lost.*' "$TMP/pb.log" | head -1)"
+
+# -- 1c. SIGTERM twice while the primary is blocked on a stalled stream -------
+ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps \
+    --heartbeat 100 --heartbeat-timeout 3000 > "$TMP/sc.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7830 7831 stall 4000 \
+    > "$TMP/mangle-c.log" 2>&1 & MANGLE=$!; PIDS+=($MANGLE)
+sleep 0.2
+ip netns exec "$NS" "$REMUS" protect -i 20 -u --heartbeat 100 --heartbeat-timeout 3000 \
+    --progress 0 "$TMP/g.cfg" $P > "$TMP/pc.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+wait_for "$TMP/mangle-c.log" "stalled" 30
+sleep 0.5
+kill -TERM $PRI; sleep 0.3; kill -TERM $PRI
+gone $PRI 15 || { echo "SIGTERM twice during a stall did not end the primary"; cat "$TMP/pc.log"; exit 1; }
+wait $PRI 2>/dev/null || true
+kill -9 $SEC $MANGLE; wait $SEC $MANGLE 2>/dev/null || true
+echo "1c signals during a stall: the primary ended"
+
+# -- 2. timing is negotiated ---------------------------------------------------
+#  a. -i 1500 (and a 200 ms heartbeat) against a receiver with no timeout
+#     given: protect's default and the receiver's derive from the interval
+#     and heartbeat (1500 + 4 x 200 ms); the pair runs (no failover between
+#     checkpoints 1.5 s apart) and stops cleanly;
+#  b. an explicit receiver timeout that cannot work with -i 1500 is refused
+#     on both sides, the message naming both values.
+guest_cfg "$TMP/g2.cfg" tapp "dirty_rate=2000 dirty_wss=500" 1
+ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps \
+    --digest-every 1 --digest-file "$TMP/s2a.digests" > "$TMP/s2a.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "$NS" "$REMUS" protect -i 1500 --heartbeat 200 --progress 0 "$TMP/g2.cfg" $PS \
+    > "$TMP/p2a.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+for i in $(seq 1 200); do
+    [ "$(cat "$TMP/s2a.digests" 2>/dev/null | wc -l)" -ge 4 ] && break
+    grep -q FAILOVER "$TMP/s2a.log" && break
+    sleep 0.1
+done
+! grep -q FAILOVER "$TMP/s2a.log" || { echo "-i 1500 made a healthy pair fail over"; cat "$TMP/s2a.log"; exit 1; }
+[ "$(cat "$TMP/s2a.digests" | wc -l)" -ge 4 ] || { echo "fewer than 4 checkpoints with -i 1500"; cat "$TMP/s2a.log"; exit 1; }
+grep -q "heartbeat 100/2300 ms (the primary's 200/2300 ms)" "$TMP/s2a.log" || { echo "the receiver did not derive its timeout"; cat "$TMP/s2a.log"; exit 1; }
+kill -INT $PRI
+wait_for "$TMP/p2a.log" "protection stopped after" 10
+wait $SEC || { echo "secondary did not exit 0 after a clean stop"; cat "$TMP/s2a.log"; exit 1; }
+kill -INT $PRI; wait $PRI || true
+
+ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps --heartbeat-timeout 1000 \
+    > "$TMP/s2b.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "$NS" "$REMUS" protect -i 1500 --heartbeat 200 --progress 0 "$TMP/g2.cfg" $PS \
+    > "$TMP/p2b.log" 2>&1 < /dev/null & PRI=$!; PIDS+=($PRI)
+wait_for "$TMP/p2b.log" "refused" 10
+rc=0; wait $SEC || rc=$?
+[ $rc != 0 ] || { echo "the receiver accepted timing that cannot work"; exit 1; }
+for f in "$TMP/p2b.log" "$TMP/s2b.log"; do
+    grep -q "interval 1500 ms and heartbeat 200 ms.*at least 2100 ms.*secondary's is 1000 ms" "$f" ||
+        { echo "$f does not name both values:"; cat "$f"; exit 1; }
+done
+kill -9 $PRI; wait $PRI 2>/dev/null || true
+echo "2 timing: $(grep -o 'timing cannot work.*' "$TMP/p2b.log" | head -1)"
+
+# -- 4. checkpoints bigger than the secondary's buffer -------------------------
+# A 1 MiB buffer (--buffer 1) against checkpoints of up to 12 MiB (-u): the
+# secondary announces its buffer, the primary shortens its epochs, what
+# still does not fit is staged on the secondary's disk and committed whole.
+# No failover, and the replica's memory matches the primary's.
+ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps --buffer 1 $HB \
+    --digest-every 2 --digest-file "$TMP/s4.digests" > "$TMP/s4.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "$NS" "$REMUS" protect -i 20 -u $HB --progress 0 --digest-every 2 \
+    --digest-file "$TMP/p4.digests" "$TMP/g.cfg" $PS > "$TMP/p4.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+for i in $(seq 1 300); do
+    [ "$(cat "$TMP/s4.digests" 2>/dev/null | wc -l)" -ge 8 ] && break
+    grep -q FAILOVER "$TMP/s4.log" && break
+    sleep 0.1
+done
+! grep -q FAILOVER "$TMP/s4.log" || { echo "an oversize checkpoint made the pair fail over"; cat "$TMP/s4.log"; exit 1; }
+grep -q "its checkpoint buffer 1 MiB" "$TMP/p4.log" || { echo "the primary did not learn the buffer"; cat "$TMP/p4.log"; exit 1; }
+grep -q "its buffer is 1024 KiB: epochs shortened" "$TMP/p4.log" || { echo "the primary did not shorten its epochs"; cat "$TMP/p4.log"; exit 1; }
+grep -q "exceeds the buffer of 1048576 bytes: staging the rest on disk" "$TMP/s4.log" ||
+    { echo "no checkpoint was staged on disk"; cat "$TMP/s4.log"; exit 1; }
+kill -INT $PRI
+wait_for "$TMP/p4.log" "protection stopped after" 10
+wait $SEC || { echo "secondary did not exit 0 after a clean stop"; cat "$TMP/s4.log"; exit 1; }
+kill -INT $PRI; wait $PRI || true
+common=$(join <(sort "$TMP/p4.digests") <(sort "$TMP/s4.digests") | wc -l)
+same=$(join <(sort "$TMP/p4.digests") <(sort "$TMP/s4.digests") | awk '$2==$3' | wc -l)
+[ "$common" -ge 4 ] || { echo "oversize: only $common common epochs"; exit 1; }
+[ "$same" = "$common" ] || { echo "oversize: $same of $common common epochs identical"; exit 1; }
+echo "4 oversize: $same of $common common epochs identical; $(grep -o 'epochs shortened.*' "$TMP/p4.log" | head -1)"
