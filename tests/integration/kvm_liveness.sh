@@ -40,6 +40,7 @@ lost_unprotected() {
 }
 
 # -- 1a. a relay that stops reading both connections ------------------------
+scenario "1a. a relay that stops reading both connections"
 ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps $HB \
     --digest-every 1 --digest-file "$TMP/sa.digests" > "$TMP/sa.log" 2>&1 & SEC=$!; PIDS+=($SEC)
 ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7830 7831 stall 5000 \
@@ -61,14 +62,12 @@ kill -9 $MANGLE; wait $MANGLE 2>/dev/null || true
 echo "1a stalled relay: $(grep -o 'secondary lost.*' "$TMP/pa.log" | head -1)"
 
 # -- 1b. a SIGSTOPped secondary ------------------------------------------------
+scenario "1b. a SIGSTOPped secondary"
 ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps $HB \
     --digest-every 1 --digest-file "$TMP/sb.digests" > "$TMP/sb.log" 2>&1 & SEC=$!; PIDS+=($SEC)
 ip netns exec "$NS" "$REMUS" protect -i 20 -u $HB --progress 0 "$TMP/g.cfg" $PS \
     > "$TMP/pb.log" 2>&1 & PRI=$!; PIDS+=($PRI)
-for i in $(seq 1 300); do
-    [ "$(cat "$TMP/sb.digests" 2>/dev/null | wc -l)" -ge 3 ] && break
-    sleep 0.1
-done
+wait_until 30 "three digests from the secondary" lines_at_least "$TMP/sb.digests" 3
 [ "$(pstate)" = '"state": "protecting"' ] || { echo "not protecting: $(pstate)"; cat "$TMP/pb.log"; exit 1; }
 kill -STOP $SEC
 lost_unprotected "$TMP/pb.log"
@@ -80,6 +79,7 @@ kill -9 $SEC; wait $SEC 2>/dev/null || true
 echo "1b stopped secondary: $(grep -o 'secondary lost.*' "$TMP/pb.log" | head -1)"
 
 # -- 1c. SIGTERM twice while the primary is blocked on a stalled stream -------
+scenario "1c. SIGTERM twice while the primary is blocked on a stalled stream"
 ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps \
     --heartbeat 100 --heartbeat-timeout 3000 > "$TMP/sc.log" 2>&1 & SEC=$!; PIDS+=($SEC)
 ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7830 7831 stall 4000 \
@@ -96,6 +96,7 @@ kill -9 $SEC $MANGLE; wait $SEC $MANGLE 2>/dev/null || true
 echo "1c signals during a stall: the primary ended"
 
 # -- 2. timing is negotiated ---------------------------------------------------
+scenario "2. timing is negotiated"
 #  a. -i 1500 (and a 200 ms heartbeat) against a receiver with no timeout
 #     given: protect's default and the receiver's derive from the interval
 #     and heartbeat (1500 + 4 x 200 ms); the pair runs (no failover between
@@ -107,11 +108,8 @@ ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps \
     --digest-every 1 --digest-file "$TMP/s2a.digests" > "$TMP/s2a.log" 2>&1 & SEC=$!; PIDS+=($SEC)
 ip netns exec "$NS" "$REMUS" protect -i 1500 --heartbeat 200 --progress 0 "$TMP/g2.cfg" $PS \
     > "$TMP/p2a.log" 2>&1 & PRI=$!; PIDS+=($PRI)
-for i in $(seq 1 200); do
-    [ "$(cat "$TMP/s2a.digests" 2>/dev/null | wc -l)" -ge 4 ] && break
-    grep -q FAILOVER "$TMP/s2a.log" && break
-    sleep 0.1
-done
+four_or_failover() { lines_at_least "$TMP/s2a.digests" 4 || in_file "$TMP/s2a.log" FAILOVER; }
+wait_until 20 "four checkpoints (or a failover)" four_or_failover || true   # judged below
 ! grep -q FAILOVER "$TMP/s2a.log" || { echo "-i 1500 made a healthy pair fail over"; cat "$TMP/s2a.log"; exit 1; }
 [ "$(cat "$TMP/s2a.digests" | wc -l)" -ge 4 ] || { echo "fewer than 4 checkpoints with -i 1500"; cat "$TMP/s2a.log"; exit 1; }
 grep -q "heartbeat 100/2300 ms (the primary's 200/2300 ms)" "$TMP/s2a.log" || { echo "the receiver did not derive its timeout"; cat "$TMP/s2a.log"; exit 1; }
@@ -135,6 +133,7 @@ kill -9 $PRI; wait $PRI 2>/dev/null || true
 echo "2 timing: $(grep -o 'timing cannot work.*' "$TMP/p2b.log" | head -1)"
 
 # -- 4. checkpoints bigger than the secondary's buffer -------------------------
+scenario "4. checkpoints bigger than the secondary's buffer"
 # A 1 MiB buffer (--buffer 1) against checkpoints of up to 12 MiB (-u): the
 # secondary announces its buffer, the primary shortens its epochs, what
 # still does not fit is staged on the secondary's disk and committed whole.
@@ -143,11 +142,8 @@ ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps --buffer 1 $HB \
     --digest-every 2 --digest-file "$TMP/s4.digests" > "$TMP/s4.log" 2>&1 & SEC=$!; PIDS+=($SEC)
 ip netns exec "$NS" "$REMUS" protect -i 20 -u $HB --progress 0 --digest-every 2 \
     --digest-file "$TMP/p4.digests" "$TMP/g.cfg" $PS > "$TMP/p4.log" 2>&1 & PRI=$!; PIDS+=($PRI)
-for i in $(seq 1 300); do
-    [ "$(cat "$TMP/s4.digests" 2>/dev/null | wc -l)" -ge 8 ] && break
-    grep -q FAILOVER "$TMP/s4.log" && break
-    sleep 0.1
-done
+eight_or_failover() { lines_at_least "$TMP/s4.digests" 8 || in_file "$TMP/s4.log" FAILOVER; }
+wait_until 30 "eight digests (or a failover)" eight_or_failover || true   # judged below
 ! grep -q FAILOVER "$TMP/s4.log" || { echo "an oversize checkpoint made the pair fail over"; cat "$TMP/s4.log"; exit 1; }
 grep -q "its checkpoint buffer 1 MiB" "$TMP/p4.log" || { echo "the primary did not learn the buffer"; cat "$TMP/p4.log"; exit 1; }
 grep -q "its buffer is 1024 KiB: epochs shortened" "$TMP/p4.log" || { echo "the primary did not shorten its epochs"; cat "$TMP/p4.log"; exit 1; }
@@ -157,8 +153,5 @@ kill -INT $PRI
 wait_for "$TMP/p4.log" "protection stopped after" 10
 wait $SEC || { echo "secondary did not exit 0 after a clean stop"; cat "$TMP/s4.log"; exit 1; }
 kill -INT $PRI; wait $PRI || true
-common=$(join <(sort "$TMP/p4.digests") <(sort "$TMP/s4.digests") | wc -l)
-same=$(join <(sort "$TMP/p4.digests") <(sort "$TMP/s4.digests") | awk '$2==$3' | wc -l)
-[ "$common" -ge 4 ] || { echo "oversize: only $common common epochs"; exit 1; }
-[ "$same" = "$common" ] || { echo "oversize: $same of $common common epochs identical"; exit 1; }
-echo "4 oversize: $same of $common common epochs identical; $(grep -o 'epochs shortened.*' "$TMP/p4.log" | head -1)"
+check_convergence "$TMP/p4.digests" "$TMP/s4.digests" 4 "4 oversize"
+echo "4 oversize: $(grep -o 'epochs shortened.*' "$TMP/p4.log" | head -1)"
