@@ -91,11 +91,22 @@ static int check_page_data(struct rm_restore_ctx *ctx,
                                 "byte %" PRIu64 ": PAGE_DATA pfn 0x%" PRIx64
                                 " is beyond the guest's %" PRIu64 " pages",
                                 rec->offset, pfn, ctx->nr_pfns);
+        p->pfns[i] = pfn;
+        p->types[i] = rm_ptype_of(e);
         if (rm_page_type_has_data(rm_ptype_of(e))) {
             p->digest = rm_fnv64(p->digest, &pfn, 8);
             p->digest = rm_hash_words(p->digest, page, RM_PAGE_SIZE);
             p->digest_pages++;
             page += RM_PAGE_SIZE;
+        }
+    }
+    /* The page digest does not cover the types: the backend checks them. */
+    if (ctx->ops->check_pages) {
+        rc = ctx->ops->check_pages(ctx, v.count, p->pfns, p->types);
+        if (rc) {
+            rm_error_prefix(ctx->err, "byte %" PRIu64 ": PAGE_DATA refused "
+                            "by the backend: ", rec->offset);
+            return rc;
         }
     }
     return 0;
