@@ -2,10 +2,8 @@
 #define RM_LOG_PREFIX "secondary"
 #include "secondary/receive.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +15,7 @@
 
 #include "common/auth.h"
 #include "common/log.h"
+#include "common/net.h"
 #include "common/status.h"
 #include "proto/channel.h"
 
@@ -176,29 +175,6 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
     return rc;
 }
 
-/* "ADDR:PORT" of a connected socket's peer, for logs. */
-static void peer_name(int fd, char *buf, size_t len)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    char host[INET6_ADDRSTRLEN];
-
-    snprintf(buf, len, "an unknown address");
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl))
-        return;
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-
-        if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host)))
-            snprintf(buf, len, "%s:%u", host, ntohs(a->sin_port));
-    } else if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-
-        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)))
-            snprintf(buf, len, "[%s]:%u", host, ntohs(a->sin6_port));
-    }
-}
-
 /* Milliseconds left until @deadline_ns (monotonic), at least 0. */
 static int ms_left(uint64_t deadline_ns)
 {
@@ -219,58 +195,77 @@ static void close_ctl(struct receive *r)
 }
 
 /*
- * Accept the primary's control connection and run the handshake.  With a
- * key, a peer that fails it is logged and the next connection awaited
- * (within accept_timeout_ms): nobody without the key can end a keyed
- * secondary.  @mine gets the agreed hello (with the session token).
+ * Before it authenticates, a connection has this long in all to send its
+ * first message (the hello, or the stream's session token); up to
+ * RM_PREAUTH_MAX such connections are served at once (common/net.h).
+ */
+#define PREAUTH_MS 5000u
+
+/*
+ * Accept the primary's control connection and run the handshake.  A peer
+ * that fails it (a stranger, an HTTP probe, a wrong key, an incompatible
+ * primary) is logged and the next connection awaited, keyed or not
+ * (within accept_timeout_ms): nobody can end the secondary by connecting.
+ * Connections are served together: one idle or slow peer holds up nobody
+ * (its hello must arrive whole within PREAUTH_MS, the whole handshake by
+ * the same deadline).  @mine gets the agreed hello (with the session
+ * token).
  */
 static int accept_control(struct receive *r, struct rm_hello *mine)
 {
     const struct rm_receive_cfg *cfg = r->cfg;
     uint64_t deadline = cfg->accept_timeout_ms ?
         rm_now_ns() + (uint64_t)cfg->accept_timeout_ms * 1000000 : 0;
+    struct rm_preauth pa;
     unsigned refused = 0;
     const char *why;
     int rc;
 
+    rm_preauth_init(&pa, r->lfd, PREAUTH_MS, 0, true, RM_CHAN_MAX_FRAME,
+                    "hello");
     for (;;) {
         struct rm_error e = { 0 };
+        struct rm_preauth_conn c;
         int timeout = deadline ? ms_left(deadline) : -1;
 
-        if (deadline && timeout == 0 && !refused)
-            return rm_error_set(r->err, -ETIMEDOUT, "no primary connected "
-                                "within %u ms", cfg->accept_timeout_ms);
-        if (deadline && timeout == 0)
-            return rm_error_set(r->err, -ETIMEDOUT, "no authenticated "
-                                "primary within %u ms (%u connection%s "
-                                "refused)", cfg->accept_timeout_ms, refused,
+        if (deadline && timeout == 0) {
+            rm_preauth_close(&pa, "no primary paired in time");
+            if (!refused)
+                return rm_error_set(r->err, -ETIMEDOUT, "no primary "
+                                    "connected within %u ms",
+                                    cfg->accept_timeout_ms);
+            return rm_error_set(r->err, -ETIMEDOUT, "no %sprimary paired "
+                                "within %u ms (%u connection%s refused)",
+                                cfg->key ? "authenticated " : "",
+                                cfg->accept_timeout_ms, refused,
                                 refused == 1 ? "" : "s");
-        if (cfg->stop_requested && *cfg->stop_requested)
+        }
+        if (cfg->stop_requested && *cfg->stop_requested) {
+            rm_preauth_close(&pa, "stopped");
             return rm_error_set(r->err, -ECANCELED, "stopped while waiting "
                                 "for the primary");
+        }
         /* Wake up now and then to notice a stop request. */
         if (timeout < 0 || timeout > 200)
             timeout = 200;
-        r->ctl_fd = rm_tcp_accept(r->lfd, timeout, &e);
-        if (r->ctl_fd == -ETIMEDOUT)
+        rc = rm_preauth_wait(&pa, timeout, &c, &e);
+        if (rc == -ETIMEDOUT)
             continue;
-        if (r->ctl_fd < 0) {
-            rc = r->ctl_fd;
-            r->ctl_fd = -1;
-            if (rc == -ETIMEDOUT && refused)
-                return rm_error_set(r->err, rc, "no authenticated primary "
-                                    "within %u ms (%u connection%s "
-                                    "refused)", cfg->accept_timeout_ms,
-                                    refused, refused == 1 ? "" : "s");
+        if (rc) {
+            rm_preauth_close(&pa, "the listening socket failed");
             *r->err = e;
             return rc;
         }
-        peer_name(r->ctl_fd, r->ctl_addr, sizeof(r->ctl_addr));
+        r->ctl_fd = c.fd;
+        snprintf(r->ctl_addr, sizeof(r->ctl_addr), "%s", c.addr);
         rm_chan_init(&r->chan, r->ctl_fd);
         r->have_chan = true;
         rc = rm_chan_set_key(&r->chan, cfg->key);
-        if (rc)
-            return rm_error_set(r->err, rc, "%s", rm_error_str(&r->chan.err));
+        if (rc) {
+            rm_preauth_close(&pa, "the secondary cannot authenticate");
+            return rm_error_set(r->err, rc, "%s",
+                                rm_error_str(&r->chan.err));
+        }
 
         memset(mine, 0, sizeof(*mine));
         mine->role = RM_ROLE_SECONDARY;
@@ -281,23 +276,26 @@ static int accept_control(struct receive *r, struct rm_hello *mine)
         mine->hb_interval_ms = cfg->hb_interval_ms;
         mine->hb_timeout_ms = cfg->hb_timeout_ms;
         if (getrandom(mine->session, sizeof(mine->session), 0) !=
-            (ssize_t)sizeof(mine->session))
+            (ssize_t)sizeof(mine->session)) {
+            rm_preauth_close(&pa, "no randomness for the session");
             return rm_error_set(r->err, -EIO, "no randomness for the "
                                 "session");
-        rc = rm_chan_handshake_server(&r->chan, mine, &r->peer, 10000);
-        if (!rc)
+        }
+        rc = rm_chan_handshake_server(&r->chan, mine, &r->peer,
+                                      ms_left(c.deadline_ns) + 1);
+        if (!rc) {
+            rm_preauth_close(&pa, "another primary was accepted");
             return 0;
+        }
         why = rm_error_str(&r->chan.err);
         if (!strncmp(why, "refused the primary: ", 21))
             why += 21;
         LOG_WARN("refused the connection from %s: %s", r->ctl_addr, why);
-        if (!cfg->key)
-            return rm_error_set(r->err, rc, "refused the primary at %s: %s",
-                                r->ctl_addr, why);
         refused++;
         close_ctl(r);
-        LOG_INFO("waiting for an authenticated primary (%u connection%s "
-                 "refused)", refused, refused == 1 ? "" : "s");
+        LOG_INFO("waiting for %s primary (%u connection%s refused)",
+                 cfg->key ? "an authenticated" : "a compatible", refused,
+                 refused == 1 ? "" : "s");
     }
 }
 
@@ -365,43 +363,56 @@ static int check_stream(struct receive *r, int fd, const uint8_t *token,
 /*
  * Accept the stream connection.  A connection that does not present this
  * session's token (and, with a key, its sealed confirmation) is logged and
- * closed, and the next one awaited: within 10 s in all.
+ * closed, and the next one awaited: within 10 s in all.  As for the
+ * control connection, candidates are served together and each has
+ * PREAUTH_MS to send its token (and sealed confirmation) whole.
  */
 static int accept_stream(struct receive *r, const uint8_t *token,
                          size_t token_len)
 {
     uint64_t deadline = rm_now_ns() + 10000ull * 1000000;
-    char why[RM_ERROR_MSG_MAX + 64] = "";
+    char why[RM_ERROR_MSG_MAX + 64] = "nothing";
+    struct rm_preauth pa;
     unsigned refused = 0;
     int rc;
 
+    rm_preauth_init(&pa, r->lfd, PREAUTH_MS, (uint32_t)token_len,
+                    r->cfg->key != NULL, RM_AUTH_CHUNK_MAX + RM_AUTH_ABYTES,
+                    "session token");
     for (;;) {
         struct rm_error e = { 0 };
-        int left = ms_left(deadline), fd;
+        struct rm_preauth_conn c;
+        int left = ms_left(deadline);
 
-        if (left == 0)
+        if (left == 0) {
+            rm_preauth_close(&pa, "no stream connection in time");
             return rm_error_set(r->err, -EACCES, "no stream connection "
                                 "presented this session's token within 10 "
                                 "s (%u refused; the last: %s)", refused,
                                 why);
-        fd = rm_tcp_accept(r->lfd, left, &e);
-        if (fd < 0) {
-            if (refused && fd == -ETIMEDOUT)
-                continue;          /* the deadline reports the refusals */
+        }
+        rc = rm_preauth_wait(&pa, left, &c, &e);
+        if (rc == -ETIMEDOUT)
+            continue;              /* the deadline reports the refusals */
+        if (rc) {
+            rm_preauth_close(&pa, "the listening socket failed");
             *r->err = e;
             rm_error_prefix(r->err, "waiting for the stream connection: ");
-            return fd;
+            return rc;
         }
-        peer_name(fd, r->stream_addr, sizeof(r->stream_addr));
-        rc = check_stream(r, fd, token, token_len, left < 3000 ? left : 3000,
-                          why, sizeof(why));
+        snprintf(r->stream_addr, sizeof(r->stream_addr), "%s", c.addr);
+        rc = check_stream(r, c.fd, token, token_len,
+                          ms_left(c.deadline_ns) + 1, why, sizeof(why));
         if (!rc) {
-            r->stream_fd = fd;
+            rm_preauth_close(&pa, "the stream connection was accepted");
+            r->stream_fd = c.fd;
             return 0;
         }
-        close(fd);
-        if (rc != -EACCES)
+        close(c.fd);
+        if (rc != -EACCES) {
+            rm_preauth_close(&pa, "the secondary failed");
             return rm_error_set(r->err, rc, "%s", why);
+        }
         refused++;
         LOG_WARN("refused a stream connection from %s: %s", r->stream_addr,
                  why);
@@ -476,6 +487,12 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     rc = accept_peer(r);
     if (rc)
         goto out;
+    /* Paired: stop listening (later connections are refused at once
+     * instead of waiting in the backlog). */
+    if (r->lfd != cfg->listen_fd) {
+        close(r->lfd);
+        r->lfd = -1;
+    }
     snprintf(r->status.peer, sizeof(r->status.peer), "primary '%s'",
              r->peer.name);
     snprintf(res->peer_addr, sizeof(res->peer_addr), "%s", r->ctl_addr);
