@@ -6,11 +6,11 @@
  * opened, MODE applies to it:
  *   corrupt   flip one byte in the next chunk, then keep relaying
  *   truncate  close the stream in the middle of the next chunk
- *   ptype     give the first page of the next PAGE_DATA record the page
- *             type L1TAB (a type the KVM backend cannot apply; the page
- *             digest does not cover types), then keep relaying (an
- *             unkeyed stream: the 16-byte session token, the headers,
- *             then records)
+ *   ptype     give the first page of the next PAGE_DATA record (after
+ *             the first CHECKPOINT) the page type L1TAB (a type the KVM
+ *             backend cannot apply; the page digest does not cover
+ *             types), then keep relaying (an unkeyed stream: the 16-byte
+ *             session token, the headers, then records)
  * The control connection is relayed untouched.  Prints what it did.
  */
 #include <arpa/inet.h>
@@ -33,10 +33,12 @@ struct recs {
     uint64_t next_hdr;     /* offset of the next record header */
     uint64_t target;       /* offset of the byte to change (0: none) */
     uint8_t hdr[8];
+    bool checkpointed;     /* a CHECKPOINT record went by */
 };
 
 /* The type nibble of the first pfn entry of the first PAGE_DATA record
- * that starts once @armed. */
+ * that starts once @armed and after a CHECKPOINT (so that the secondary
+ * has a committed checkpoint to keep). */
 static bool retype(struct recs *r, char *buf, size_t len, bool armed)
 {
     bool hit = false;
@@ -57,7 +59,9 @@ static bool retype(struct recs *r, char *buf, size_t len, bool armed)
 
                 memcpy(&type, r->hdr, 4);
                 memcpy(&rlen, r->hdr + 4, 4);
-                if (armed && !hit && !r->target &&
+                if (type == RM_REC_CHECKPOINT)
+                    r->checkpointed = true;
+                if (armed && r->checkpointed && !hit && !r->target &&
                     type == RM_REC_PAGE_DATA && rlen >= 16)
                     r->target = r->next_hdr + 8 + 8 + 7;
                 r->next_hdr += 8 + (((uint64_t)rlen + 7) & ~7ull);
