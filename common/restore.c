@@ -328,10 +328,15 @@ static int commit_checkpoint(struct rm_restore_ctx *ctx, uint64_t offset)
     for (i = 0; i < p->nbuf; i++) {
         rc = apply_record(ctx, &p->buf[i]);
         if (rc) {
-            /* Only an I/O failure of the backend can get here; the VM is
-             * now inconsistent, so this is fatal, not a failover. */
-            rm_error_prefix(ctx->err, "applying checkpoint %" PRIu64 ": ",
-                            epoch);
+            /* Everything a backend can refuse was refused on arrival
+             * (check_record, check_pages): only an I/O failure of the
+             * backend gets here.  The replica is half applied: it must
+             * not run, and the reason says so. */
+            rm_error_prefix(ctx->err, "checkpoint %" PRIu64 " failed half "
+                            "applied, the replica is inconsistent and must "
+                            "not run (its last consistent state was "
+                            "checkpoint %" PRIu64 "): ", epoch,
+                            ctx->committed_epoch);
             drop_buffer(p);
             return -EIO;
         }

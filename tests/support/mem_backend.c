@@ -424,6 +424,8 @@ static int r_map(struct rm_restore_ctx *ctx, uint32_t count,
     uint32_t i;
     int rc;
 
+    if (++r->map_calls == r->fail_map_at)
+        return rm_error_set(ctx->err, -EIO, "simulated I/O failure");
     for (i = 0; i < count; i++) {
         rc = check_page(ctx, pfns[i], types[i]);
         if (rc) {

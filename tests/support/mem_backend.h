@@ -66,6 +66,9 @@ struct mem_replica {
      * apply, which its checks on arrival should have refused (always a
      * bug: the fuzzers abort on it). */
     unsigned map_refused;
+    /* Simulated I/O failure: the map_pages call number fail_map_at
+     * (counting from 1; 0: never) fails with -EIO. */
+    unsigned fail_map_at, map_calls;
 };
 
 struct mem_replica *mem_replica_new(void);

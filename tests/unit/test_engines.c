@@ -488,6 +488,47 @@ static void test_bad_page_type_refused_on_arrival(void **state)
     mem_replica_free(r);
 }
 
+/* A backend I/O failure while checkpoint 3 is applied: the replica is half
+ * applied, so the restore ends in an error that says it must not run (not
+ * in a failover to a state that no longer exists). */
+static void test_commit_failure_refuses_to_run(void **state)
+{
+    struct mem_guest *g = mem_guest_new(64, RM_DHDR_TYPE_REMUS_KVM, 16);
+    struct mem_replica *r = mem_replica_new();
+    struct tu_save_opts o = { .mode = RM_SAVE_CHECKPOINTED, .epochs = 4,
+                              .dirty_per_epoch = 4 };
+    struct tu_restore_log log = { 0 };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+    struct rm_restore_ctx rctx;
+    unsigned calls;
+
+    (void)state;
+    assert_int_equal(tu_save(g, &o, &out, NULL, &err), 0);
+    /* A clean run counts the map calls: the last one applies a page of
+     * checkpoint 4. */
+    assert_int_equal(tu_restore(out.data, out.len, r, false, true, &log,
+                                &rctx, &err), 0);
+    assert_int_equal(log.commits, 4);
+    calls = r->map_calls;
+    mem_replica_free(r);
+
+    r = mem_replica_new();
+    r->fail_map_at = calls;
+    memset(&log, 0, sizeof(log));
+    assert_int_equal(tu_restore(out.data, out.len, r, false, true, &log,
+                                &rctx, &err), -EIO);
+    assert_int_equal(log.commits, 3);
+    assert_int_equal(rctx.result, RM_RESTORE_NONE);
+    assert_non_null(strstr(err.msg, "checkpoint 4 failed half applied"));
+    assert_non_null(strstr(err.msg, "must not run"));
+    assert_non_null(strstr(err.msg, "checkpoint 3)"));
+    assert_non_null(strstr(err.msg, "simulated I/O failure"));
+    rm_buf_free(&out);
+    mem_guest_free(g);
+    mem_replica_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -509,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_checkpoint),
         cmocka_unit_test(test_corrupt_state_record),
         cmocka_unit_test(test_bad_page_type_refused_on_arrival),
+        cmocka_unit_test(test_commit_failure_refuses_to_run),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
