@@ -251,6 +251,7 @@ void rm_preauth_init(struct rm_preauth *pa, int lfd, unsigned limit_ms,
     pa->frame = frame;
     pa->max_frame = max_frame;
     pa->what = what;
+    pa->on_drop = NULL;
 }
 
 /* Wake poll() only when @need bytes are buffered (or at EOF). */
@@ -274,8 +275,28 @@ static void drop_at(struct rm_preauth *pa, unsigned i, const char *fmt, ...)
     va_end(ap);
     LOG_WARN("dropped the connection from %s: %s", pa->c[i].addr, why);
     close(pa->c[i].fd);
+    if (pa->c[i].opaque && pa->on_drop)
+        pa->on_drop(pa->c[i].opaque);
     memmove(&pa->c[i], &pa->c[i + 1], (pa->n - i - 1) * sizeof(pa->c[0]));
     pa->n--;
+}
+
+/* A free slot at the end of the set (the oldest is dropped when full). */
+static struct rm_preauth_conn *make_room(struct rm_preauth *pa)
+{
+    if (pa->n == RM_PREAUTH_MAX)
+        drop_at(pa, 0, "%u connections are waiting to authenticate and "
+                "another arrived (this one was the oldest)", RM_PREAUTH_MAX);
+    return &pa->c[pa->n++];
+}
+
+/* Await @c's message: its fixed bytes, then (if any) a frame's length. */
+static void await_message(struct rm_preauth *pa, struct rm_preauth_conn *c)
+{
+    c->need = c->fixed + (pa->frame ? 4 : 0);
+    if (!c->need)
+        c->need = 1;
+    set_lowat(c->fd, c->need);
 }
 
 /* Accept one connection into the pending set; 0 or -errno (listener). */
@@ -299,18 +320,24 @@ static int preauth_accept(struct rm_preauth *pa)
         return 0;
     }
     tune(fd);
-    if (pa->n == RM_PREAUTH_MAX)
-        drop_at(pa, 0, "%u connections are waiting to authenticate and "
-                "another arrived (this one was the oldest)", RM_PREAUTH_MAX);
-    c = &pa->c[pa->n++];
+    c = make_room(pa);
+    memset(c, 0, sizeof(*c));
     c->fd = fd;
     c->deadline_ns = rm_now_ns() + (uint64_t)pa->limit_ms * 1000000;
-    c->need = pa->fixed + (pa->frame ? 4 : 0);
-    if (!c->need)
-        c->need = 1;
+    c->fixed = pa->fixed;
+    c->what = pa->what;
     rm_tcp_peer_name(fd, c->addr, sizeof(c->addr));
-    set_lowat(fd, c->need);
+    await_message(pa, c);
     return 0;
+}
+
+void rm_preauth_add(struct rm_preauth *pa, const struct rm_preauth_conn *c)
+{
+    struct rm_preauth_conn *slot = make_room(pa);
+
+    *slot = *c;
+    slot->fixed = 0;
+    await_message(pa, slot);
 }
 
 /*
@@ -326,12 +353,12 @@ static int preauth_ready(struct rm_preauth *pa, struct rm_preauth_conn *c,
 
     if (ioctl(c->fd, FIONREAD, &avail) || avail < 0)
         return -EPIPE;
-    if (pa->frame && c->need == pa->fixed + 4 &&
+    if (pa->frame && c->need == c->fixed + 4 &&
         (uint32_t)avail >= c->need) {
         if (recv(c->fd, head, c->need, MSG_PEEK | MSG_DONTWAIT) !=
             (ssize_t)c->need)
             return -EPIPE;
-        memcpy(&be, head + pa->fixed, 4);
+        memcpy(&be, head + c->fixed, 4);
         len = ntohl(be);
         if (len == 0 || len > pa->max_frame)
             return 1;     /* let the caller's reader refuse it */
@@ -352,14 +379,15 @@ int rm_preauth_wait(struct rm_preauth *pa, int timeout_ms,
     for (;;) {
         struct pollfd pfd[RM_PREAUTH_MAX + 1];
         uint64_t now = rm_now_ns(), wake = until;
-        unsigned i, n;
+        unsigned i, k, n;
         int rc, ms;
 
         /* Drop the connections whose time ran out. */
         for (i = 0; i < pa->n;) {
             if (pa->c[i].deadline_ns <= now) {
                 drop_at(pa, i, "no complete %s within %u ms (the limit "
-                        "before authentication)", pa->what, pa->limit_ms);
+                        "before authentication)", pa->c[i].what,
+                        pa->limit_ms);
                 continue;
             }
             if (pa->c[i].deadline_ns < wake)
@@ -385,25 +413,29 @@ int rm_preauth_wait(struct rm_preauth *pa, int timeout_ms,
             continue;
         if (rc < 0)
             return rm_error_set(err, -errno, "poll: %s", strerror(errno));
-        /* Pending ones first (newest last): an accept may drop the
-         * oldest, which shifts them. */
-        for (i = n; i-- > 0;) {
+        /* Pending ones first, oldest first (k follows the drops); then
+         * the listener (an accept may drop the oldest). */
+        for (i = 0, k = 0; i < n; i++) {
             bool hup = pfd[i].revents & (POLLRDHUP | POLLHUP | POLLERR);
 
-            if (!pfd[i].revents)
+            if (!pfd[i].revents) {
+                k++;
                 continue;
-            rc = preauth_ready(pa, &pa->c[i], hup);
+            }
+            rc = preauth_ready(pa, &pa->c[k], hup);
             if (rc == 1) {
-                *out = pa->c[i];
+                *out = pa->c[k];
                 set_lowat(out->fd, 1);
-                memmove(&pa->c[i], &pa->c[i + 1],
-                        (pa->n - i - 1) * sizeof(pa->c[0]));
+                memmove(&pa->c[k], &pa->c[k + 1],
+                        (pa->n - k - 1) * sizeof(pa->c[0]));
                 pa->n--;
                 return 0;
             }
             if (rc < 0)
-                drop_at(pa, i, "it closed the connection before its %s "
-                        "was complete", pa->what);
+                drop_at(pa, k, "it closed the connection before its %s "
+                        "was complete", pa->c[k].what);
+            else
+                k++;
         }
         if (pfd[n].revents & POLLIN) {
             rc = preauth_accept(pa);

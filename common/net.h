@@ -46,7 +46,7 @@ void rm_tcp_peer_name(int fd, char *buf, size_t len);
 /*
  * Connections accepted but not yet authenticated ("pre-authentication"),
  * served all at once: a connection becomes a candidate only when its whole
- * first message has arrived (@fixed bytes, then, with @frame, one frame of
+ * first message (or, once re-added, its next frame) has arrived (@fixed bytes, then, with @frame, one frame of
  * a u32 big-endian length and that many bytes), so the caller's checks
  * never wait on a slow or idle peer.  Each connection has @limit_ms in all
  * to get there; one that runs out, closes first, or is the oldest when
@@ -59,8 +59,11 @@ void rm_tcp_peer_name(int fd, char *buf, size_t len);
 struct rm_preauth_conn {
     int fd;
     uint64_t deadline_ns;        /* its pre-authentication time runs out */
-    uint32_t need;               /* bytes its first message takes */
+    uint32_t fixed;              /* bytes before the awaited frame */
+    uint32_t need;               /* bytes the awaited message takes */
     char addr[64];
+    const char *what;            /* the awaited message, for the logs */
+    void *opaque;                /* the caller's, for a re-added one */
 };
 
 struct rm_preauth {
@@ -70,7 +73,10 @@ struct rm_preauth {
     bool frame;                  /* a length-prefixed frame follows them */
     uint32_t max_frame;          /* larger: a candidate at once, so that
                                     the caller's reader refuses it */
-    const char *what;            /* "hello", for the log lines */
+    const char *what;            /* "hello": the first message, for logs */
+    /* Frees the caller's state of a re-added connection the set drops
+     * (its fd is closed by the set).  Optional. */
+    void (*on_drop)(void *opaque);
     unsigned n;
     struct rm_preauth_conn c[RM_PREAUTH_MAX];
 };
@@ -87,6 +93,14 @@ void rm_preauth_init(struct rm_preauth *pa, int lfd, unsigned limit_ms,
  */
 int rm_preauth_wait(struct rm_preauth *pa, int timeout_ms,
                     struct rm_preauth_conn *out, struct rm_error *err);
+
+/*
+ * Put back a connection that rm_preauth_wait() returned, to await its next
+ * message (one frame, named @c->what in the logs) under the same deadline,
+ * without waiting on it: for the steps of a handshake.  @c->opaque comes
+ * back with it.
+ */
+void rm_preauth_add(struct rm_preauth *pa, const struct rm_preauth_conn *c);
 
 /* Close every pending connection, logging @why for each. */
 void rm_preauth_close(struct rm_preauth *pa, const char *why);

@@ -37,9 +37,19 @@ void rm_chan_init(struct rm_chan *ch, int fd)
     pthread_mutex_init(&ch->send_lock, NULL);
 }
 
+/* Forget the transcript kept between the two steps of the server side. */
+static void drop_transcript(struct rm_chan *ch)
+{
+    free(ch->hs_hello);
+    free(ch->hs_reply);
+    ch->hs_hello = ch->hs_reply = NULL;
+    ch->hs_hello_len = ch->hs_reply_len = 0;
+}
+
 void rm_chan_destroy(struct rm_chan *ch)
 {
     pthread_mutex_destroy(&ch->send_lock);
+    drop_transcript(ch);
     rm_auth_wipe(&ch->tx, sizeof(ch->tx));
     rm_auth_wipe(&ch->rx, sizeof(ch->rx));
     rm_auth_wipe(&ch->stream_tx, sizeof(ch->stream_tx));
@@ -914,8 +924,8 @@ out:
     return rc;
 }
 
-int rm_chan_handshake_server(struct rm_chan *ch, struct rm_hello *mine,
-                             struct rm_hello *peer, int timeout_ms)
+int rm_chan_server_hello(struct rm_chan *ch, struct rm_hello *mine,
+                         struct rm_hello *peer, int timeout_ms)
 {
     uint64_t deadline = rm_now_ns() + (uint64_t)timeout_ms * 1000000;
     struct rm_ctl_msg m;
@@ -976,11 +986,53 @@ int rm_chan_handshake_server(struct rm_chan *ch, struct rm_hello *mine,
                           strerror(-rc));
         goto out;
     }
-    if (ch->key)
-        rc = auth_server(ch, hello, hello_len, reply + 4, reply_len - 4,
-                         deadline);
+    if (ch->key) {
+        /* The key proof comes next: keep the transcript it covers. */
+        drop_transcript(ch);
+        ch->hs_hello = hello;
+        ch->hs_hello_len = hello_len;
+        ch->hs_reply = reply;
+        ch->hs_reply_len = reply_len;
+        return 1;
+    }
 out:
     free(hello);
     free(reply);
     return rc;
+}
+
+int rm_chan_server_proof(struct rm_chan *ch, int timeout_ms)
+{
+    uint64_t deadline = rm_now_ns() + (uint64_t)timeout_ms * 1000000;
+    int rc;
+
+    if (!ch->key || !ch->hs_hello || !ch->hs_reply)
+        return rm_error_set(&ch->err, -EINVAL, "no keyed hello awaits a "
+                            "key proof on this channel");
+    rc = auth_server(ch, ch->hs_hello, ch->hs_hello_len, ch->hs_reply + 4,
+                     ch->hs_reply_len - 4, deadline);
+    drop_transcript(ch);
+    return rc;
+}
+
+int rm_chan_handshake_server(struct rm_chan *ch, struct rm_hello *mine,
+                             struct rm_hello *peer, int timeout_ms)
+{
+    uint64_t deadline = rm_now_ns() + (uint64_t)timeout_ms * 1000000;
+    int rc = rm_chan_server_hello(ch, mine, peer, timeout_ms);
+
+    if (rc == 1)
+        rc = rm_chan_server_proof(ch, ms_until(deadline));
+    return rc;
+}
+
+void rm_chan_move(struct rm_chan *dst, struct rm_chan *src)
+{
+    pthread_mutex_destroy(&src->send_lock);
+    *dst = *src;
+    pthread_mutex_init(&dst->send_lock, NULL);
+    /* @src is left without keys or transcript (and is not destroyed
+     * again: it has no mutex any more). */
+    memset(src, 0, sizeof(*src));
+    src->fd = -1;
 }

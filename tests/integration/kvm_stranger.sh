@@ -7,6 +7,8 @@
 #    dropped after the pre-authentication limit (5 s in all), each with a
 #    log line naming its address and the reason; with more of them pending
 #    while the real keyed primary connects, the pair forms;
+#  - keyed hellos followed by silence (no key is needed to send one): the
+#    key proof is awaited without waiting on it, the pair forms;
 #  - a page type the KVM backend cannot apply injected into a PAGE_DATA
 #    record (tests/support/tcpmangle ptype): the secondary refuses it on
 #    arrival naming the record and the type, and fails over from the last
@@ -46,8 +48,10 @@ wait_exit() {
 #   idle   3 idle connections and one sending a byte every 2 s; prints each
 #          one's local port and how long until the server closed it (at
 #          most 30 s are waited)
+#   hello  2 connections, 0.1 s apart, each sending a keyed primary's hello
+#          (with a nonce: no key is needed for that) and then nothing
 cat > "$TMP/stranger.py" <<'EOPY'
-import socket, sys, threading, time
+import os, socket, sys, threading, time
 port, mode = int(sys.argv[1]), sys.argv[2]
 def closed_after(s, t0, trickle):
     s.settimeout(2.0 if trickle else 30.0)
@@ -63,17 +67,37 @@ def closed_after(s, t0, trickle):
         except OSError:
             return time.time() - t0
     return None
-def one(trickle, label):
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7f; n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+def hello_frame():
+    h = (b"\x08\x01" + b"\x10\x01" + b"\x1a\x03kvm" + b"\x22\x06tguest" +
+         b"\x28" + varint(64 << 20) + b"\x62\x20" + os.urandom(32))
+    m = b"\x0a" + varint(len(h)) + h
+    return len(m).to_bytes(4, "big") + m
+def one(trickle, label, delay=0):
+    time.sleep(delay)
     s = socket.create_connection(("127.0.0.1", port))
     lp = s.getsockname()[1]
     print("connected %d" % lp, flush=True)
     t0 = time.time()
     if mode == "probe":
         s.sendall(b"GET / HTTP/1.0\r\nHost: replica\r\n\r\n")
+    if mode == "hello":
+        s.sendall(hello_frame())
     after = closed_after(s, t0, trickle)
     print("%s %d closed-after %s" % (label, lp, "never" if after is None else "%.1f" % after), flush=True)
 if mode == "probe":
     one(False, "probe")
+elif mode == "hello":
+    ts = [threading.Thread(target=one, args=(False, "hello", 0.1 * i)) for i in range(2)]
+    for t in ts: t.start()
+    for t in ts: t.join()
 else:
     ts = [threading.Thread(target=one, args=(i == 3, "trickle" if i == 3 else "idle")) for i in range(4)]
     for t in ts: t.start()
@@ -139,6 +163,32 @@ done < <(grep closed-after "$TMP/slow2.out")
 stop_pri $PRI; wait_exit $PRI 10 || true
 wait_exit $SEC 10 || { echo "slowloris: the secondary did not stop cleanly"; cat "$TMP/sec-slow.log"; exit 1; }
 echo "slowloris: $(grep -c "dropped the connection" "$TMP/sec-slow.log") connections dropped, the pair formed"
+
+# -- keyed hellos, then silence: the key proof is awaited without waiting ------
+# Two strangers send a keyed hello (no key needed) and then nothing, and
+# the real primary connects after them: a handshake step waits on nobody,
+# so the pair forms and the strangers are dropped.  (Waiting 5 s on each
+# of them in turn would leave the primary's handshake, 5 s, unanswered.)
+start_sec 7808 "$TMP/sec-hello.log" --key-file "$K1"
+sleep 0.3
+stranger 7808 hello > "$TMP/hello.out" & STR=$!; PIDS+=($STR)
+for i in $(seq 1 100); do
+    [ "$(grep -c "^connected" "$TMP/hello.out")" = 2 ] && break
+    sleep 0.1
+done
+[ "$(grep -c "^connected" "$TMP/hello.out")" = 2 ] || { echo "the keyed strangers did not connect"; exit 1; }
+sleep 0.3
+start_pri hello 7808 --key-file "$K1"
+wait_for "$TMP/sec-hello.log" "replicating" 15
+kv 30 1 "INCR h" | grep -q "^1 OK 1 " || { echo "keyed hellos: the pair does not work"; exit 1; }
+wait $STR || true
+cat "$TMP/hello.out"
+[ "$(grep -c "closed-after [0-9]" "$TMP/hello.out")" = 2 ] || { echo "not every keyed stranger was dropped"; exit 1; }
+grep -Eq "dropped the connection from 127\.0\.0\.1:[0-9]+: (no complete key proof within 5000 ms|another primary was accepted)" "$TMP/sec-hello.log" || {
+    echo "no log line for a stranger awaiting its key proof"; cat "$TMP/sec-hello.log"; exit 1; }
+stop_pri $PRI; wait_exit $PRI 10 || true
+wait_exit $SEC 10 || { echo "keyed hellos: the secondary did not stop cleanly"; cat "$TMP/sec-hello.log"; exit 1; }
+echo "keyed hellos: $(grep -c "dropped the connection" "$TMP/sec-hello.log") strangers dropped, the pair formed"
 
 # -- a page type the KVM backend cannot apply --------------------------------------
 # The relay is one thread: while the secondary is busy creating its VM, a

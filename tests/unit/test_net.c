@@ -207,6 +207,68 @@ static void test_oldest_dropped_when_full(void **state)
     lis_close(&l);
 }
 
+static unsigned freed;
+
+static void count_free(void *opaque)
+{
+    (void)opaque;
+    freed++;
+}
+
+/* A connection put back (the next step of its handshake) comes back with
+ * its state once its next frame is whole, waiting on nobody meanwhile;
+ * one whose next frame never comes is dropped with its state freed. */
+static void test_readd_next_step(void **state)
+{
+    struct rm_preauth_conn ca, cb, d;
+    struct lis l;
+    char buf[8];
+    int a, b, other, fd;
+    int tag_a = 1, tag_b = 2;
+
+    (void)state;
+    lis_open(&l, 800, 0, true);
+    l.pa.on_drop = count_free;
+    freed = 0;
+    a = dial(&l);
+    b = dial(&l);
+    /* Both send their first frame; both are put back for their next. */
+    put_frame(a, 4, 'h');
+    assert_true(wait_one(&l, 1000, &ca) >= 0);
+    put_frame(b, 4, 'h');
+    assert_true(wait_one(&l, 1000, &cb) >= 0);
+    assert_int_equal(rm_read_all(ca.fd, buf, 8), 0);
+    assert_int_equal(rm_read_all(cb.fd, buf, 8), 0);
+    ca.opaque = &tag_a;
+    ca.what = "key proof";
+    rm_preauth_add(&l.pa, &ca);
+    cb.opaque = &tag_b;
+    cb.what = "key proof";
+    rm_preauth_add(&l.pa, &cb);
+    /* A third connection is served at once while both wait. */
+    other = dial(&l);
+    put_frame(other, 4, 'o');
+    fd = wait_one(&l, 300, &d);
+    assert_true(fd >= 0);
+    assert_null(d.opaque);
+    close(fd);
+    close(other);
+    /* a's next frame: it comes back with its state. */
+    put_frame(a, 4, 'p');
+    fd = wait_one(&l, 1000, &d);
+    assert_int_equal(fd, ca.fd);
+    assert_ptr_equal(d.opaque, &tag_a);
+    close(fd);
+    /* b never sends it: dropped at the limit, its state freed. */
+    while (l.pa.n)
+        assert_int_equal(wait_one(&l, 200, &d), -ETIMEDOUT);
+    assert_int_equal(freed, 1);
+    assert_true(closed_by_server(b, 100));
+    close(a);
+    close(b);
+    lis_close(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_token_and_frame),
         cmocka_unit_test(test_closed_early),
         cmocka_unit_test(test_oldest_dropped_when_full),
+        cmocka_unit_test(test_readd_next_step),
     };
 
     rm_log_init(RM_LOG_WARN, NULL);
