@@ -262,6 +262,13 @@ static void set_lowat(int fd, uint32_t need)
     setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v));
 }
 
+/* Take entry @i out of the set (its fd stays open). */
+static void remove_at(struct rm_preauth *pa, unsigned i)
+{
+    memmove(&pa->c[i], &pa->c[i + 1], (pa->n - i - 1) * sizeof(pa->c[0]));
+    pa->n--;
+}
+
 static void drop_at(struct rm_preauth *pa, unsigned i, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -277,8 +284,7 @@ static void drop_at(struct rm_preauth *pa, unsigned i, const char *fmt, ...)
     close(pa->c[i].fd);
     if (pa->c[i].opaque && pa->on_drop)
         pa->on_drop(pa->c[i].opaque);
-    memmove(&pa->c[i], &pa->c[i + 1], (pa->n - i - 1) * sizeof(pa->c[0]));
-    pa->n--;
+    remove_at(pa, i);
 }
 
 /* A free slot at the end of the set (the oldest is dropped when full). */
@@ -341,7 +347,7 @@ void rm_preauth_add(struct rm_preauth *pa, const struct rm_preauth_conn *c)
 }
 
 /*
- * Has @c's whole first message arrived?  1 yes, 0 not yet, or -EPIPE:
+ * Has @c's whole awaited message arrived?  1 yes, 0 not yet, or -EPIPE:
  * the peer closed (or the connection broke) before it did (@hup).
  */
 static int preauth_ready(struct rm_preauth *pa, struct rm_preauth_conn *c,
@@ -426,9 +432,7 @@ int rm_preauth_wait(struct rm_preauth *pa, int timeout_ms,
             if (rc == 1) {
                 *out = pa->c[k];
                 set_lowat(out->fd, 1);
-                memmove(&pa->c[k], &pa->c[k + 1],
-                        (pa->n - k - 1) * sizeof(pa->c[0]));
-                pa->n--;
+                remove_at(pa, k);
                 return 0;
             }
             if (rc < 0)

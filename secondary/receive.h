@@ -22,9 +22,10 @@
  * an HTTP probe, a wrong key, an unkeyed or incompatible primary) ends the
  * secondary, keyed or not: it logs the refusal and goes on waiting for its
  * primary (within accept_timeout_ms).  Connections that have not
- * authenticated yet are served together (common/net.h, rm_preauth): each
- * has 5 s in all to send its first message whole, so idle or trickling
- * peers neither hold up the primary nor stay.  A stream connection without
+ * authenticated yet are served together (common/net.h, rm_preauth), a
+ * handshake step only once its message is whole: each has 5 s in all for
+ * its handshake messages, so idle or trickling peers neither hold up the
+ * primary nor stay.  A stream connection without
  * this session's token (or, with a key, its sealed confirmation) is
  * refused and the next one is awaited for up to 10 s.  A stream chunk that fails authentication ends the stream like a
  * corrupt one: the open checkpoint is discarded and the replica stays at
