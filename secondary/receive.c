@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +70,8 @@ static void lose_primary_locked(struct receive *r, int code, const char *why)
         shutdown(r->stream_fd, SHUT_RDWR);
 }
 
+static void refuse_busy(struct receive *r);
+
 static void *ctl_main(void *arg)
 {
     struct receive *r = arg;
@@ -107,6 +110,7 @@ static void *ctl_main(void *arg)
             }
             next_hb = now + (uint64_t)cfg->hb_interval_ms * 1000000;
         }
+        refuse_busy(r);
         rc = rm_chan_recv(&r->chan, (int)cfg->hb_interval_ms, &msg);
         if (rc == -ETIMEDOUT)
             continue;
@@ -197,6 +201,38 @@ static void peer_name(int fd, char *buf, size_t len)
         if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)))
             snprintf(buf, len, "[%s]:%u", host, ntohs(a->sin6_port));
     }
+}
+
+/* Paired: another primary that connects is told why it is refused (a
+ * HelloReply it can show) instead of being left unanswered. */
+static void refuse_busy(struct receive *r)
+{
+    struct rm_ctl_msg m = { .kind = RM_CTL_HELLO_REPLY };
+    struct rm_error e = { 0 };
+    struct rm_chan ch;
+    char addr[64], junk[512];
+    int fd = rm_tcp_accept(r->lfd, 0, &e), i;
+    struct pollfd p = { fd, POLLIN, 0 };
+
+    if (fd < 0)
+        return;
+    peer_name(fd, addr, sizeof(addr));
+    m.u.hello_reply.hello.protocol_version = RM_CTL_PROTOCOL_VERSION;
+    m.u.hello_reply.hello.role = RM_ROLE_SECONDARY;
+    snprintf(m.u.hello_reply.hello.backend,
+             sizeof(m.u.hello_reply.hello.backend), "%s", r->cfg->backend_name);
+    snprintf(m.u.hello_reply.reason, sizeof(m.u.hello_reply.reason), "busy: "
+             "already paired with the primary at %s", r->ctl_addr);
+    LOG_WARN("refused the connection from %s: busy (paired with %s)", addr,
+             r->ctl_addr);
+    rm_chan_init(&ch, fd);
+    rm_chan_send(&ch, &m);
+    rm_chan_destroy(&ch);
+    shutdown(fd, SHUT_WR);        /* read its hello: close without a RST */
+    for (i = 0; i < 4 && poll(&p, 1, 50) > 0 &&
+         recv(fd, junk, sizeof(junk), 0) > 0; i++)
+        ;
+    close(fd);
 }
 
 /* Milliseconds left until @deadline_ns (monotonic), at least 0. */
