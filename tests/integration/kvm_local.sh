@@ -131,7 +131,8 @@ echo "console: $csize bytes kept of the flood; $(grep -o 'console: [0-9]* bytes[
 
 # -- 3. fence command and a hostile peer name; 4. busy; 5. exit status ---------------------
 HB="--heartbeat 100 --heartbeat-timeout 2000"
-if out=$("$REMUS" receive --listen 127.0.0.1:7861 --fence-cmd true 2>&1); then fail "--fence-cmd without --name accepted"; fi
+rc=0; out=$(timeout 10 "$REMUS" receive --listen 127.0.0.1:7861 --fence-cmd true 2>&1) || rc=$?
+[ $rc = 2 ] || fail "--fence-cmd without --name: exit $rc, not 2 (usage)"
 echo "$out" | grep -q "needs --name" || fail "no reason for --fence-cmd without --name: $out"
 tiny "$TMP/halt3.elf" 3 15000 0          # halts with code 3 after 15 s
 EVIL=$'evil\e[31m;$(touch '"$TMP"$'/pwned)\nforged'
@@ -179,11 +180,11 @@ echo "fence: $(grep REMUS_ "$TMP/fence.env" | sort | tr '\n' ' ')"
 # -- 8. key files ----------------------------------------------------------------------------
 "$REMUS" keygen "$TMP/k1"
 chmod 640 "$TMP/k1"
-rc=0; "$REMUS" receive --listen 127.0.0.1:7863 --key-file "$TMP/k1" 2> "$TMP/k1.err" || rc=$?
+rc=0; timeout 10 "$REMUS" receive --listen 127.0.0.1:7863 --key-file "$TMP/k1" 2> "$TMP/k1.err" || rc=$?
 [ $rc = 1 ] || fail "a group-readable key file: exit $rc"
 grep -q "k1' has mode 0640: it is readable by its group" "$TMP/k1.err" || fail "no reason: $(cat "$TMP/k1.err")"
 head -c 32 /dev/urandom > "$TMP/k2"; chmod 600 "$TMP/k2"
-rc=0; "$REMUS" receive --listen 127.0.0.1:7863 --key-file "$TMP/k2" 2> "$TMP/k2.err" || rc=$?
+rc=0; timeout 10 "$REMUS" receive --listen 127.0.0.1:7863 --key-file "$TMP/k2" 2> "$TMP/k2.err" || rc=$?
 [ $rc = 1 ] || fail "32 raw bytes as a key file: exit $rc"
 grep -q "holds 32 bytes: a key file is 64 hex digits and a newline" "$TMP/k2.err" || fail "no reason: $(cat "$TMP/k2.err")"
 echo "key files: $(tail -1 "$TMP/k1.err" | cut -c1-120)"
