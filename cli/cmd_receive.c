@@ -90,7 +90,8 @@ static void usage(FILE *out)
             "  --fence-cmd CMD        run CMD (sh -c; REMUS_NAME, REMUS_PEER,\n"
             "                         REMUS_EPOCH set) before taking over,\n"
             "                         as Pacemaker fences with STONITH: take\n"
-            "                         over only if it exits 0\n"
+            "                         over only if it exits 0.  Needs\n"
+            "                         --name (REMUS_NAME is always --name)\n"
             "  --fence-timeout MS     kill the fence command after MS and do\n"
             "                         not take over (default 60000)\n"
             "  --key-file FILE        require the primary to prove it holds\n"
@@ -116,7 +117,7 @@ struct receive_cluster {
 };
 
 /* The primary is lost: may the replica take over?  Says why, either way. */
-static bool may_take_over(struct receive_cluster *cl,
+static bool may_take_over(struct receive_cluster *cl, const char *name,
                           const struct rm_receive_result *res)
 {
     struct rm_quorum_verdict v;
@@ -140,7 +141,9 @@ static bool may_take_over(struct receive_cluster *cl,
         LOG_INFO("taking over: %s", v.why);
     }
     if (cl->fence_cmd) {
-        if (rm_fence_run(cl->fence_cmd, res->name, res->peer_addr,
+        /* REMUS_NAME is --name (required with --fence-cmd), never the
+         * name the peer sent. */
+        if (rm_fence_run(cl->fence_cmd, name, res->peer_addr,
                          res->committed_epoch, cl->fence_timeout_ms, &err)) {
             fprintf(stderr, "remus receive: NOT TAKING OVER after checkpoint "
                     "%" PRIu64 " (%s): %s\n", res->committed_epoch,
@@ -278,6 +281,10 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl)
         return cli_usage_error("receive", "--quorum needs --name NAME (the "
                                "protected VM's name: it names the corosync "
                                "group both sides join)");
+    if (cl->fence_cmd && !arg.cfg.name)
+        return cli_usage_error("receive", "--fence-cmd needs --name NAME "
+                               "(the protected VM's name, for REMUS_NAME: "
+                               "never taken from the primary)");
     if (cl->use_quorum) {
         struct rm_quorum_cfg qc = { .vm_name = arg.cfg.name,
                                     .role = RM_QUORUM_SECONDARY,
@@ -360,7 +367,7 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl)
         LOG_WARN("the primary protects '%s' but --name is '%s': the "
                  "corosync group remus:%s cannot have seen it", res.name,
                  arg.cfg.name, arg.cfg.name);
-    if (!may_take_over(cl, &res)) {
+    if (!may_take_over(cl, arg.cfg.name, &res)) {
         rm_vm_destroy(arg.vm);
         return RM_EXIT_HELD_BACK;
     }

@@ -193,6 +193,12 @@ int rm_tcp_connect(const struct rm_hostport *hp, int timeout_ms,
             break;
     }
     freeaddrinfo(res);
+    if (fd == -ECONNREFUSED)
+        return rm_error_set(err, fd, "cannot connect to %s:%u: %s (nothing "
+                            "listens there: the secondary is not running, "
+                            "or it is already paired with a primary and "
+                            "listens no more)", hp->host, hp->port,
+                            strerror(-fd));
     if (fd < 0)
         return rm_error_set(err, fd, "cannot connect to %s:%u: %s",
                             hp->host, hp->port, strerror(-fd));

@@ -69,6 +69,7 @@ static void lose_primary_locked(struct receive *r, int code, const char *why)
         shutdown(r->stream_fd, SHUT_RDWR);
 }
 
+
 static void *ctl_main(void *arg)
 {
     struct receive *r = arg;
