@@ -26,7 +26,7 @@ wait_exit() {
     local i
     st=0
     for i in $(seq 1 $(( $2 * 10 ))); do alive "$1" || break; sleep 0.1; done
-    alive "$1" && { st=124; return; }
+    if alive "$1"; then st=124; return; fi
     wait "$1" || st=$?
 }
 tiny() { "$PY" "$ROOT/tests/support/tiny_guest.py" "$@"; }   # OUT CODE WAIT_MS FLOOD
@@ -37,10 +37,11 @@ tiny "$TMP/idle.elf" 0 600000 0          # writes a line, then sleeps 10 min
 echo "memory = 16" > "$TMP/t.cfg"        # for protect (--image, --name given)
 
 # -- 1. control socket ----------------------------------------------------------
+scenario "1. control socket"
 (umask 000; exec "$REMUS" run --name ctl1 --image "$TMP/idle.elf" --memory 16 \
     --console "$TMP/ctl1.console" > "$TMP/ctl1.log" 2>&1) & VM=$!; PIDS+=($VM)
-for i in $(seq 1 100); do [ -S "$REMUS_RUN_DIR/ctl1.sock" ] && break; sleep 0.1; done
-[ -S "$REMUS_RUN_DIR/ctl1.sock" ] || fail "no control socket"
+sock_there() { [ -S "$REMUS_RUN_DIR/ctl1.sock" ]; }
+wait_until 10 "the control socket" sock_there || fail "no control socket"
 [ "$(stat -c %a "$REMUS_RUN_DIR")" = 700 ] || fail "run directory is $(stat -c %a "$REMUS_RUN_DIR") under umask 000, not 700"
 [ "$(stat -c %a "$REMUS_RUN_DIR/ctl1.sock")" = 600 ] || fail "control socket is $(stat -c %a "$REMUS_RUN_DIR/ctl1.sock") under umask 000, not 600"
 connect_as_nobody() {  # connect_as_nobody PATH: prints the reply or the error
@@ -73,6 +74,7 @@ s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(60)' \
     "$REMUS_RUN_DIR/ctl1.sock" & SILENT=$!; PIDS+=($SILENT)
 sleep 0.5
 # -- 2. save files ----------------------------------------------------------------
+scenario "2. save files"
 umask 022
 timeout 30 "$REMUS" save -c ctl1 "$TMP/s1.save" 2> "$TMP/save1.err" || fail "save with a silent client connected: $(cat "$TMP/save1.err")"
 kill "$SILENT" 2>/dev/null || true
@@ -93,6 +95,7 @@ alive $VM || fail "the VM stopped after a failed save"
 echo "save: mode 600; on a full disk: $(tail -1 "$TMP/save2.err" | cut -c1-150)"
 umount "$TMP/full"
 # -- 6. handover and a stale status file ---------------------------------------------
+scenario "6. handover and a stale status file"
 sleep 600 & SLP=$!; PIDS+=($SLP)
 cat > "$REMUS_RUN_DIR/stale.primary.status.json" <<EOF
 {
@@ -115,6 +118,7 @@ alive $VM || fail "remus handover signalled a remus process of another VM"
 echo "handover: $(tail -1 "$TMP/h.err" | cut -c1-160)"
 kill -TERM $VM; wait $VM || true
 # -- 7. guest console ------------------------------------------------------------------
+scenario "7. guest console"
 tiny "$TMP/flood.elf" 0 0 2000           # 2000 x 4 KiB of console at once
 rc=0; timeout 60 "$REMUS" run --name flood --image "$TMP/flood.elf" --memory 16 \
     --console "$TMP/flood.console" > "$TMP/flood.log" 2>&1 || rc=$?
@@ -131,6 +135,7 @@ if LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$TMP/cons.log"; then fail "a co
 echo "console: $csize bytes kept of the flood; $(grep -o 'console: [0-9]* bytes[^]]*' "$TMP/flood.console")"
 
 # -- 3. fence command and a hostile peer name; 4. busy; 5. exit status ---------------------
+scenario "3. fence command and a hostile peer name; 4. busy; 5. exit status"
 HB="--heartbeat 100 --heartbeat-timeout 2000"
 rc=0; out=$(timeout 10 "$REMUS" receive --listen 127.0.0.1:7861 --fence-cmd true 2>&1) || rc=$?
 [ $rc = 2 ] || fail "--fence-cmd without --name: exit $rc, not 2 (usage)"
@@ -178,6 +183,7 @@ kill -TERM $SEC; wait_exit $SEC 20
 echo "fence: $(grep REMUS_ "$TMP/fence.env" | sort | tr '\n' ' ')"
 
 # -- 8. key files ----------------------------------------------------------------------------
+scenario "8. key files"
 "$REMUS" keygen "$TMP/k1"
 chmod 640 "$TMP/k1"
 rc=0; timeout 10 "$REMUS" receive --listen 127.0.0.1:7863 --key-file "$TMP/k1" 2> "$TMP/k1.err" || rc=$?

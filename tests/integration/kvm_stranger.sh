@@ -40,7 +40,7 @@ wait_exit() {
         kill -0 "$1" 2>/dev/null || break
         sleep 0.1
     done
-    kill -0 "$1" 2>/dev/null && { echo "pid $1 did not exit within $2 s"; return 124; }
+    if kill -0 "$1" 2>/dev/null; then echo "pid $1 did not exit within $2 s"; return 124; fi
     wait "$1"
 }
 # stranger.py PORT MODE:
@@ -106,6 +106,7 @@ EOPY
 stranger() { ip netns exec "$NS" python3 "$TMP/stranger.py" "$@"; }
 
 # -- a stray HTTP probe, unkeyed and keyed -----------------------------------------
+scenario "a stray HTTP probe, unkeyed and keyed"
 n=0
 for keyopt in "" "--key-file $K1"; do
     n=$((n + 1)); port=$((7800 + n))
@@ -130,6 +131,7 @@ for keyopt in "" "--key-file $K1"; do
 done
 
 # -- slowloris: idle and trickling connections ---------------------------------------
+scenario "slowloris: idle and trickling connections"
 start_sec 7805 "$TMP/sec-slow.log" --key-file "$K1"
 sleep 0.3
 stranger 7805 idle > "$TMP/slow1.out"
@@ -144,11 +146,8 @@ done < <(grep closed-after "$TMP/slow1.out")
 kill -0 $SEC 2>/dev/null || { echo "the strangers ended the secondary"; exit 1; }
 # Strangers again, and the real primary while they are pending.
 stranger 7805 idle > "$TMP/slow2.out" & STR=$!; PIDS+=($STR)
-for i in $(seq 1 100); do
-    [ "$(grep -c "^connected" "$TMP/slow2.out")" = 4 ] && break
-    sleep 0.1
-done
-[ "$(grep -c "^connected" "$TMP/slow2.out")" = 4 ] || { echo "the strangers did not connect"; exit 1; }
+connected() { [ "$(grep -c "^connected" "$1")" = "$2" ]; }
+wait_until 10 "four strangers connected" connected "$TMP/slow2.out" 4 || { echo "the strangers did not connect"; exit 1; }
 start_pri slow 7805 --key-file "$K1"
 wait_for "$TMP/sec-slow.log" "replicating" 15
 kv 30 1 "INCR s" | grep -q "^1 OK 1 " || { echo "slowloris: the pair does not work"; exit 1; }
@@ -165,6 +164,7 @@ wait_exit $SEC 10 || { echo "slowloris: the secondary did not stop cleanly"; cat
 echo "slowloris: $(grep -c "dropped the connection" "$TMP/sec-slow.log") connections dropped, the pair formed"
 
 # -- keyed hellos, then silence: the key proof is awaited without waiting ------
+scenario "keyed hellos, then silence: the key proof is awaited without waiting"
 # Two strangers send a keyed hello (no key needed) and then nothing, and
 # the real primary connects after them: a handshake step waits on nobody,
 # so the pair forms and the strangers are dropped.  (Waiting 5 s on each
@@ -172,11 +172,7 @@ echo "slowloris: $(grep -c "dropped the connection" "$TMP/sec-slow.log") connect
 start_sec 7808 "$TMP/sec-hello.log" --key-file "$K1"
 sleep 0.3
 stranger 7808 hello > "$TMP/hello.out" & STR=$!; PIDS+=($STR)
-for i in $(seq 1 100); do
-    [ "$(grep -c "^connected" "$TMP/hello.out")" = 2 ] && break
-    sleep 0.1
-done
-[ "$(grep -c "^connected" "$TMP/hello.out")" = 2 ] || { echo "the keyed strangers did not connect"; exit 1; }
+wait_until 10 "two keyed strangers connected" connected "$TMP/hello.out" 2 || { echo "the keyed strangers did not connect"; exit 1; }
 sleep 0.3
 start_pri hello 7808 --key-file "$K1"
 wait_for "$TMP/sec-hello.log" "replicating" 15
@@ -191,6 +187,7 @@ wait_exit $SEC 10 || { echo "keyed hellos: the secondary did not stop cleanly"; 
 echo "keyed hellos: $(grep -c "dropped the connection" "$TMP/sec-hello.log") strangers dropped, the pair formed"
 
 # -- a page type the KVM backend cannot apply --------------------------------------
+scenario "a page type the KVM backend cannot apply"
 # The relay is one thread: while the secondary is busy creating its VM, a
 # blocked stream write holds the control messages back too, hence the
 # longer heartbeat timeout (on a loaded machine 1 s was seen to pass).
@@ -202,7 +199,7 @@ start_pri ptype 7806 -u --heartbeat-timeout 3000
 acked=0
 for i in $(seq 1 30); do
     kv 50 $i "INCR t" > /dev/null || continue
-    grep -q "UNPROTECTED" "$TMP/priptype.log" && break
+    if grep -q "UNPROTECTED" "$TMP/priptype.log"; then break; fi
     acked=$i
 done
 wait_for "$TMP/sec-ptype.log" "FAILOVER" 15
