@@ -81,7 +81,7 @@ NETBUF_OBJS := netbuf/netbuf.o netbuf/netbuf_queue.o netbuf/netbuf_plug.o
 
 # backends/kvm/: the embedded micro-VMM and its save/restore ops
 KVM_OBJS := backends/kvm/vmm.o backends/kvm/guestcfg.o backends/kvm/kvm_sr.o \
-            backends/kvm/offline.o \
+            backends/kvm/offline.o backends/kvm/console.o \
             backends/kvm/vmctl.o
 
 # backends/xen/: the Xen backend
@@ -118,7 +118,7 @@ LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
 TEST_SUPPORT_OBJS := tests/support/mem_backend.o tests/support/testutil.o
 UNIT_TESTS := test_stream test_engines test_truncation test_proto \
               test_netbuf test_kvm_dirty
-UNIT_TESTS += test_auth
+UNIT_TESTS += test_auth test_net test_local
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto

@@ -66,6 +66,12 @@ static int by_signal(const char *name, unsigned timeout_ms,
                         "(state %s, pid %d)%s", name, st.state, st.pid,
                         st.pid > 0 && kill(st.pid, 0) ? ": that process "
                         "is gone" : "");
+    /* The pid is signalled only if it still is the `remus protect` that
+     * wrote the file (a stale file may name any process now). */
+    if (rm_status_check_writer(&st, &err))
+        return cli_fail("handover", "'%s' is not being protected here: %s "
+                        "(%s); nothing was signalled", name,
+                        rm_error_str(&err), path);
     if (kill(st.pid, SIGUSR2))
         return cli_fail("handover", "cannot signal process %d: %s", st.pid,
                         strerror(errno));

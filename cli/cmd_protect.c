@@ -129,11 +129,13 @@ static void usage(FILE *out)
             "VM runs on unprotected.  SIGUSR2 (`remus handover NAME`) hands\n"
             "the VM over to the secondary: it is paused here for good and\n"
             "the secondary takes over from its last checkpoint (exit 0).\n"
-            "Exit status: 0 when the VM ended or was stopped; 1 on an error\n"
-            "(also when protection could not start, e.g. a refused handshake:\n"
-            "the VM then runs unprotected until it ends or is stopped); 2 for\n"
-            "a usage error; 4 when --quorum stopped the VM after the\n"
-            "secondary was lost (this side had no quorum).\n");
+            "Exit status: 0 when the VM ended (the guest halted, whatever its\n"
+            "halt code: that is only logged), was stopped, or was handed over;\n"
+            "1 on an error or a guest crash (also when protection could not\n"
+            "start, e.g. a refused handshake: the VM then runs unprotected\n"
+            "until it ends or is stopped); 2 for a usage error; 4 when\n"
+            "--quorum stopped the VM after the secondary was lost (this side\n"
+            "had no quorum).  Never another value.\n");
 }
 
 static int parse_ms(const char *opt, const char *arg, unsigned *out,
@@ -510,9 +512,10 @@ int cmd_protect(int argc, char **argv)
     }
     rm_vm_wait(vm, -1, &code);
     LOG_INFO("%s", rm_vm_end_reason(vm));
-    ret = code >= 0 ? (code > 125 ? 1 : (int)code)
-          : strstr(rm_vm_end_reason(vm), "request") ? RM_EXIT_OK
-                                                    : RM_EXIT_FAIL;
+    /* The guest's own halt code is only logged: our exit status says how
+     * the protection ended (3 and 4 must never come from the guest). */
+    ret = code >= 0 || strstr(rm_vm_end_reason(vm), "request") ?
+          RM_EXIT_OK : RM_EXIT_FAIL;
     /* Protection never started (connection or handshake refused, e.g. a
      * wrong key): the VM ran, unprotected, but the command failed. */
     if (rc)

@@ -97,7 +97,8 @@ static void usage(FILE *out)
             "  --fence-cmd CMD        run CMD (sh -c; REMUS_NAME, REMUS_PEER,\n"
             "                         REMUS_EPOCH set) before taking over,\n"
             "                         as Pacemaker fences with STONITH: take\n"
-            "                         over only if it exits 0\n"
+            "                         over only if it exits 0.  Needs\n"
+            "                         --name (REMUS_NAME is always --name)\n"
             "  --fence-timeout MS     kill the fence command after MS and do\n"
             "                         not take over (default 60000)\n"
             "  --key-file FILE        require the primary to prove it holds\n"
@@ -270,6 +271,10 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
         return cli_usage_error("receive", "--quorum needs --name NAME (the "
                                "protected VM's name: it names the corosync "
                                "group both sides join)");
+    if (cl->fence_cmd && !arg.cfg.name)
+        return cli_usage_error("receive", "--fence-cmd needs --name NAME "
+                               "(the protected VM's name, for REMUS_NAME: "
+                               "never taken from the primary)");
     if (cl->use_quorum) {
         struct rm_quorum_cfg qc = { .vm_name = arg.cfg.name,
                                     .role = RM_QUORUM_SECONDARY,

@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* remus save [--live] [-c] VM FILE|-: save a running KVM VM. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backends/kvm/vmctl.h"
@@ -23,7 +27,103 @@ static void usage(FILE *out)
             "  -c        keep the VM running afterwards (default: it stops\n"
             "            after a successful save, as with `xl save`)\n"
             "\n"
+            "FILE is written as a new file beside it (mode 0600: it holds the\n"
+            "guest's memory), synced to disk before the VM stops, and renamed\n"
+            "to FILE only when the save succeeded: a failed save (e.g. a full\n"
+            "disk) leaves an existing FILE as it was.\n"
+            "\n"
             "Exit status: 0 saved; 1 failed (the VM keeps running); 2 usage.\n");
+}
+
+/*
+ * A save file is a dump of the guest's memory: it is written to a new
+ * temporary file beside FILE (mode 0600), synced, and renamed over FILE
+ * only when the save succeeded, so a failed save (a full disk) leaves the
+ * previous FILE as it was.
+ */
+struct save_out {
+    const char *path;      /* NULL: stdout */
+    char tmp[4096];
+    int fd;
+};
+
+static int save_out_open(struct save_out *o, const char *path)
+{
+    int n;
+
+    memset(o, 0, sizeof(*o));
+    if (!strcmp(path, "-")) {
+        o->fd = STDOUT_FILENO;
+        return 0;
+    }
+    o->path = path;
+    n = snprintf(o->tmp, sizeof(o->tmp), "%s.XXXXXX", path);
+    if (n < 0 || (size_t)n >= sizeof(o->tmp))
+        return -ENAMETOOLONG;
+    o->fd = mkostemp(o->tmp, O_CLOEXEC);
+    if (o->fd < 0)
+        return -errno;
+    if (fchmod(o->fd, 0600)) {
+        n = -errno;
+        close(o->fd);
+        unlink(o->tmp);
+        return n;
+    }
+    return 0;
+}
+
+/* Sync the directory that holds @path (so a rename in it is durable). */
+static int sync_dir_of(const char *path)
+{
+    char dir[4096];
+    char *slash;
+    int fd, rc = 0;
+
+    snprintf(dir, sizeof(dir), "%s", path);
+    slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) && errno != EINVAL)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+/* Drop the temporary file (the save failed). */
+static void save_out_abort(struct save_out *o)
+{
+    if (!o->path)
+        return;
+    close(o->fd);
+    unlink(o->tmp);
+}
+
+/* The save succeeded: sync and put the file in place.  0 or -errno (then
+ * the save stays in o->tmp: the VM may have stopped, it is not lost). */
+static int save_out_commit(struct save_out *o)
+{
+    int rc = 0;
+
+    if (!o->path)
+        return 0;
+    if (fsync(o->fd))
+        rc = -errno;
+    if (close(o->fd) && !rc)
+        rc = -errno;
+    if (!rc && rename(o->tmp, o->path))
+        rc = -errno;
+    if (!rc && sync_dir_of(o->path))
+        fprintf(stderr, "remus save: warning: the directory of '%s' could "
+                "not be synced: the new file's name may not survive a "
+                "crash\n", o->path);
+    return rc;
 }
 
 int cmd_save(int argc, char **argv)
@@ -34,9 +134,10 @@ int cmd_save(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct rm_error err = { 0 };
+    struct save_out out;
     char reply[600];
     bool live = false, keep = false;
-    int c, fd, rc;
+    int c, rc;
 
     optind = 1;
     while ((c = getopt_long(argc, argv, "+lch", opts, NULL)) != -1) {
@@ -51,19 +152,23 @@ int cmd_save(int argc, char **argv)
     }
     if (argc - optind != 2)
         return cli_usage_error("save", "expected VM and FILE");
-    fd = cli_open_out(argv[optind + 1]);
-    if (fd < 0)
-        return cli_fail("save", "cannot create '%s': %s", argv[optind + 1],
-                        strerror(-fd));
-    rc = rm_vmctl_save(argv[optind], live, keep, fd, reply, sizeof(reply),
-                       &err);
-    if (fd != STDOUT_FILENO)
-        close(fd);
+    rc = save_out_open(&out, argv[optind + 1]);
+    if (rc)
+        return cli_fail("save", "cannot create a file beside '%s': %s",
+                        argv[optind + 1], strerror(-rc));
+    rc = rm_vmctl_save(argv[optind], live, keep, out.fd, reply,
+                       sizeof(reply), &err);
     if (rc) {
-        if (strcmp(argv[optind + 1], "-"))
-            unlink(argv[optind + 1]);
-        return cli_fail("save", "%s", rm_error_str(&err));
+        save_out_abort(&out);
+        return cli_fail("save", "%s%s", rm_error_str(&err), out.path ?
+                        " (the previous save file, if any, is unchanged)"
+                        : "");
     }
+    rc = save_out_commit(&out);
+    if (rc)
+        return cli_fail("save", "the VM was saved into '%s' but it could "
+                        "not be made '%s': %s", out.tmp, argv[optind + 1],
+                        strerror(-rc));
     {
         unsigned long long bytes = 0, pages = 0;
         unsigned iters = 0;

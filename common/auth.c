@@ -66,43 +66,39 @@ int rm_auth_key_parse(const void *data, size_t len, const char *what,
                       struct rm_auth_key *key, struct rm_error *err)
 {
     const uint8_t *d = data;
-    size_t i, n = len;
+    size_t i;
 
-    if (len == RM_AUTH_KEY_LEN) {
-        memcpy(key->k, d, RM_AUTH_KEY_LEN);
-        return 0;
-    }
-    while (n > 0 && isspace(d[n - 1]))
-        n--;
-    if (n != 2 * RM_AUTH_KEY_LEN)
+    if (len != RM_AUTH_KEY_FILE_LEN)
         return rm_error_set(err, -EINVAL, "key file '%s' holds %zu bytes: "
-                            "a key is 32 raw bytes or 64 hex digits", what,
-                            len);
-    for (i = 0; i < RM_AUTH_KEY_LEN; i++) {
-        int hi = hexval(d[2 * i]), lo = hexval(d[2 * i + 1]);
-
-        if (hi < 0 || lo < 0) {
-            rm_auth_wipe(key->k, sizeof(key->k));
+                            "a key file is %u hex digits and a newline "
+                            "(%u bytes, as `remus keygen` writes it)", what,
+                            len, 2 * RM_AUTH_KEY_LEN, RM_AUTH_KEY_FILE_LEN);
+    for (i = 0; i < 2 * RM_AUTH_KEY_LEN; i++)
+        if (hexval(d[i]) < 0)
             return rm_error_set(err, -EINVAL, "key file '%s': character %zu "
-                                "is not a hex digit (a key is 32 raw bytes "
-                                "or 64 hex digits)", what,
-                                hi < 0 ? 2 * i + 1 : 2 * i + 2);
-        }
-        key->k[i] = (uint8_t)(hi << 4 | lo);
-    }
+                                "is not a hex digit (a key file is %u hex "
+                                "digits and a newline)", what, i + 1,
+                                2 * RM_AUTH_KEY_LEN);
+    if (d[2 * RM_AUTH_KEY_LEN] != '\n')
+        return rm_error_set(err, -EINVAL, "key file '%s': no newline after "
+                            "the %u hex digits (a key file is %u hex digits "
+                            "and a newline)", what, 2 * RM_AUTH_KEY_LEN,
+                            2 * RM_AUTH_KEY_LEN);
+    for (i = 0; i < RM_AUTH_KEY_LEN; i++)
+        key->k[i] = (uint8_t)(hexval(d[2 * i]) << 4 | hexval(d[2 * i + 1]));
     return 0;
 }
 
 int rm_auth_key_load(const char *path, struct rm_auth_key *key,
                      struct rm_error *err)
 {
-    uint8_t buf[130];
+    uint8_t buf[2 * RM_AUTH_KEY_FILE_LEN];   /* room to tell the size */
     struct stat st;
     ssize_t n;
     size_t got = 0;
     int fd, rc = 0;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return rm_error_set(err, -errno, "cannot open key file '%s': %s",
                             path, strerror(errno));
@@ -116,17 +112,24 @@ int rm_auth_key_load(const char *path, struct rm_auth_key *key,
                           "file", path);
         goto out;
     }
-    if (st.st_mode & (S_IROTH | S_IWOTH)) {
-        rc = rm_error_set(err, -EPERM, "key file '%s' is %s by others "
-                          "(mode %04o): a shared key must stay secret; "
-                          "chmod 600 it", path,
-                          st.st_mode & S_IROTH ? "readable" : "writable",
+    if (st.st_uid != geteuid() && st.st_uid != 0) {
+        rc = rm_error_set(err, -EPERM, "key file '%s' belongs to uid %u, "
+                          "not to us (uid %u) or root: refused (mode "
+                          "%04o)", path, (unsigned)st.st_uid,
+                          (unsigned)geteuid(),
                           (unsigned)(st.st_mode & 07777));
         goto out;
     }
-    if (st.st_mode & (S_IRGRP | S_IWGRP))
-        LOG_WARN("key file '%s' is accessible to its group (mode %04o); "
-                 "consider chmod 600", path, (unsigned)(st.st_mode & 07777));
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        rc = rm_error_set(err, -EPERM, "key file '%s' has mode %04o: it is "
+                          "%s by %s; a shared key must stay secret: chmod "
+                          "600 it", path, (unsigned)(st.st_mode & 07777),
+                          st.st_mode & (S_IRGRP | S_IROTH) ? "readable" :
+                          st.st_mode & (S_IWGRP | S_IWOTH) ? "writable" :
+                          "usable",
+                          st.st_mode & S_IRWXO ? "others" : "its group");
+        goto out;
+    }
     for (;;) {
         n = read(fd, buf + got, sizeof(buf) - got);
         if (n < 0 && errno == EINTR)
@@ -141,7 +144,8 @@ int rm_auth_key_load(const char *path, struct rm_auth_key *key,
         got += (size_t)n;
         if (got == sizeof(buf)) {
             rc = rm_error_set(err, -EINVAL, "key file '%s' is longer than "
-                              "a key (32 raw bytes or 64 hex digits)", path);
+                              "a key file (%u hex digits and a newline)",
+                              path, 2 * RM_AUTH_KEY_LEN);
             goto out;
         }
     }

@@ -4,8 +4,9 @@
  * stream (libsodium).
  *
  * Key: 32 bytes shared by the primary and the secondary, kept in a file
- * (32 raw bytes or 64 hex digits; `remus keygen FILE` writes one, mode
- * 0600).  A key file readable or writable by others is refused.
+ * of exactly 64 hex digits and a newline (what `remus keygen FILE` writes,
+ * mode 0600).  A key file not owned by us or root, or with any group or
+ * other permission, is refused, as is any other content.
  *
  * Handshake (proto/channel.c, on the control connection):
  *   primary   -> Hello      with a fresh 32-byte nonce Np
@@ -60,18 +61,22 @@ struct rm_auth_key {
 /* libsodium's one-time setup (thread-safe, idempotent).  0 or -EIO. */
 int rm_auth_init(struct rm_error *err);
 
+/* A key file's size: 64 hex digits (either case) and a newline. */
+#define RM_AUTH_KEY_FILE_LEN (2 * RM_AUTH_KEY_LEN + 1)
+
 /*
- * Parse a key file's contents: exactly 32 raw bytes, or 64 hex digits
- * optionally followed by whitespace.  @what names the source in errors.
- * 0 or -EINVAL (the reason names @what and what was wrong).
+ * Parse a key file's contents: exactly 64 hex digits and one newline,
+ * nothing else.  @what names the source in errors.  0 or -EINVAL (the
+ * reason names @what and what was wrong).
  */
 int rm_auth_key_parse(const void *data, size_t len, const char *what,
                       struct rm_auth_key *key, struct rm_error *err);
 
 /*
- * Load a key file: a regular file not readable or writable by others
- * (group access is only warned about), with rm_auth_key_parse()'s
- * format; an all-zero key is refused.  0 or -errno with the reason.
+ * Load a key file: a regular file owned by our effective uid or root,
+ * without any group or other permission (mode 0600 or 0400), with
+ * rm_auth_key_parse()'s format; an all-zero key is refused.  0 or -errno
+ * with the reason (naming the file, and its mode when that is the fault).
  */
 int rm_auth_key_load(const char *path, struct rm_auth_key *key,
                      struct rm_error *err);

@@ -28,14 +28,49 @@ enum rm_log_level rm_log_level(void)
     return rm_logger.level;
 }
 
+size_t rm_log_escape(char *out, size_t out_len, const void *in,
+                     size_t in_len, bool keep_lines)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = in;
+    size_t o = 0, i;
+
+    if (!out_len)
+        return 0;
+    for (i = 0; i < in_len; i++) {
+        unsigned char c = p[i];
+        char esc[4];
+        size_t n = 1;
+
+        esc[0] = (char)c;
+        if (c == '\\') {
+            esc[1] = '\\';
+            n = 2;
+        } else if ((c < 0x20 || c == 0x7f) &&
+                   !(keep_lines && (c == '\n' || c == '\t'))) {
+            esc[0] = '\\';
+            esc[1] = 'x';
+            esc[2] = hex[c >> 4];
+            esc[3] = hex[c & 15];
+            n = 4;
+        }
+        if (o + n >= out_len)      /* whole escapes only */
+            break;
+        memcpy(out + o, esc, n);
+        o += n;
+    }
+    out[o] = '\0';
+    return o;
+}
+
 void rm_log_msg(enum rm_log_level level, const char *prefix,
                 const char *fmt, ...)
 {
     static const char *const names[] = { "error: ", "warning: ", "", "" };
-    char line[1024];
+    char msg[1024], line[1100];
     int saved_errno = errno;
     va_list ap;
-    int n;
+    int n, m;
 
     if (level > rm_logger.level)
         return;
@@ -44,8 +79,15 @@ void rm_log_msg(enum rm_log_level level, const char *prefix,
     if (n < 0 || (size_t)n >= sizeof(line))
         n = 0;
     va_start(ap, fmt);
-    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    m = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (m < 0)
+        m = 0;
+    /* Messages carry strings from peers and guests: a control character
+     * (an escape sequence, a forged newline) is shown as \xNN. */
+    rm_log_escape(line + n, sizeof(line) - (size_t)n, msg,
+                  (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1,
+                  false);
     fprintf(rm_logger.sink ? rm_logger.sink : stderr, "%s\n", line);
     errno = saved_errno;
 }

@@ -18,6 +18,8 @@
 #ifndef REMUS_COMMON_LOG_H
 #define REMUS_COMMON_LOG_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 enum rm_log_level {
@@ -30,6 +32,16 @@ enum rm_log_level {
 /* Set the level and the sink (NULL: stderr).  Not thread-safe; call once. */
 void rm_log_init(enum rm_log_level level, FILE *sink);
 enum rm_log_level rm_log_level(void);
+
+/*
+ * Copy @in (@in_len bytes, any content) into @out as printable text: a
+ * control character or DEL becomes \xNN and a backslash \\ (with
+ * @keep_lines, newlines and tabs stay as they are).  Always NUL-terminates
+ * (when @out_len > 0); stops before an escape that would not fit.
+ * Returns the length written.  Every log line goes through it.
+ */
+size_t rm_log_escape(char *out, size_t out_len, const void *in,
+                     size_t in_len, bool keep_lines);
 
 void rm_log_msg(enum rm_log_level level, const char *prefix,
                 const char *fmt, ...) __attribute__((format(printf, 3, 4)));

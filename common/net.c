@@ -7,14 +7,18 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/io.h"
 #include "common/log.h"
 
 int rm_parse_hostport(const char *s, struct rm_hostport *hp,
@@ -189,6 +193,12 @@ int rm_tcp_connect(const struct rm_hostport *hp, int timeout_ms,
             break;
     }
     freeaddrinfo(res);
+    if (fd == -ECONNREFUSED)
+        return rm_error_set(err, fd, "cannot connect to %s:%u: %s (nothing "
+                            "listens there: the secondary is not running, "
+                            "or it is already paired with a primary and "
+                            "listens no more)", hp->host, hp->port,
+                            strerror(-fd));
     if (fd < 0)
         return rm_error_set(err, fd, "cannot connect to %s:%u: %s",
                             hp->host, hp->port, strerror(-fd));
@@ -207,4 +217,248 @@ int rm_tcp_local_port(int fd)
     if (ss.ss_family == AF_INET6)
         return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     return -EAFNOSUPPORT;
+}
+
+void rm_tcp_peer_name(int fd, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[INET6_ADDRSTRLEN];
+
+    snprintf(buf, len, "an unknown address");
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl))
+        return;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+
+        if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host)))
+            snprintf(buf, len, "%s:%u", host, ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+
+        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)))
+            snprintf(buf, len, "[%s]:%u", host, ntohs(a->sin6_port));
+    }
+}
+
+/* ------------------------------------------- pre-authentication connections */
+
+/* The prefix peeked to learn a frame's length: @fixed bytes, then 4. */
+#define PREAUTH_FIXED_MAX 60u
+
+void rm_preauth_init(struct rm_preauth *pa, int lfd, unsigned limit_ms,
+                     uint32_t fixed, bool frame, uint32_t max_frame,
+                     const char *what)
+{
+    memset(pa, 0, sizeof(*pa));
+    pa->lfd = lfd;
+    pa->limit_ms = limit_ms;
+    pa->fixed = fixed < PREAUTH_FIXED_MAX ? fixed : PREAUTH_FIXED_MAX;
+    pa->frame = frame;
+    pa->max_frame = max_frame;
+    pa->what = what;
+    pa->on_drop = NULL;
+}
+
+/* Wake poll() only when @need bytes are buffered (or at EOF). */
+static void set_lowat(int fd, uint32_t need)
+{
+    int v = (int)need;
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v));
+}
+
+/* Take entry @i out of the set (its fd stays open). */
+static void remove_at(struct rm_preauth *pa, unsigned i)
+{
+    memmove(&pa->c[i], &pa->c[i + 1], (pa->n - i - 1) * sizeof(pa->c[0]));
+    pa->n--;
+}
+
+static void drop_at(struct rm_preauth *pa, unsigned i, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void drop_at(struct rm_preauth *pa, unsigned i, const char *fmt, ...)
+{
+    char why[160];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    LOG_WARN("dropped the connection from %s: %s", pa->c[i].addr, why);
+    close(pa->c[i].fd);
+    if (pa->c[i].opaque && pa->on_drop)
+        pa->on_drop(pa->c[i].opaque);
+    remove_at(pa, i);
+}
+
+/* A free slot at the end of the set (the oldest is dropped when full). */
+static struct rm_preauth_conn *make_room(struct rm_preauth *pa)
+{
+    if (pa->n == RM_PREAUTH_MAX)
+        drop_at(pa, 0, "%u connections are waiting to authenticate and "
+                "another arrived (this one was the oldest)", RM_PREAUTH_MAX);
+    return &pa->c[pa->n++];
+}
+
+/* Await @c's message: its fixed bytes, then (if any) a frame's length. */
+static void await_message(struct rm_preauth *pa, struct rm_preauth_conn *c)
+{
+    c->need = c->fixed + (pa->frame ? 4 : 0);
+    if (!c->need)
+        c->need = 1;
+    set_lowat(c->fd, c->need);
+}
+
+/* Accept one connection into the pending set; 0 or -errno (listener). */
+static int preauth_accept(struct rm_preauth *pa)
+{
+    struct rm_preauth_conn *c;
+    int fd = accept4(pa->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+    if (fd < 0) {
+        int e = errno;
+
+        /* A peer gone before we took it, or no descriptors right now:
+         * not the listener's fault, keep listening. */
+        if (e == EBADF || e == EINVAL || e == ENOTSOCK || e == EFAULT ||
+            e == EOPNOTSUPP)
+            return -e;
+        if (e != EAGAIN && e != EINTR)
+            LOG_WARN("accepting a connection failed: %s", strerror(e));
+        if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
+            usleep(100000);
+        return 0;
+    }
+    tune(fd);
+    c = make_room(pa);
+    memset(c, 0, sizeof(*c));
+    c->fd = fd;
+    c->deadline_ns = rm_now_ns() + (uint64_t)pa->limit_ms * 1000000;
+    c->fixed = pa->fixed;
+    c->what = pa->what;
+    rm_tcp_peer_name(fd, c->addr, sizeof(c->addr));
+    await_message(pa, c);
+    return 0;
+}
+
+void rm_preauth_add(struct rm_preauth *pa, const struct rm_preauth_conn *c)
+{
+    struct rm_preauth_conn *slot = make_room(pa);
+
+    *slot = *c;
+    slot->fixed = 0;
+    await_message(pa, slot);
+}
+
+/*
+ * Has @c's whole awaited message arrived?  1 yes, 0 not yet, or -EPIPE:
+ * the peer closed (or the connection broke) before it did (@hup).
+ */
+static int preauth_ready(struct rm_preauth *pa, struct rm_preauth_conn *c,
+                         bool hup)
+{
+    uint8_t head[PREAUTH_FIXED_MAX + 4];
+    uint32_t be, len;
+    int avail = 0;
+
+    if (ioctl(c->fd, FIONREAD, &avail) || avail < 0)
+        return -EPIPE;
+    if (pa->frame && c->need == c->fixed + 4 &&
+        (uint32_t)avail >= c->need) {
+        if (recv(c->fd, head, c->need, MSG_PEEK | MSG_DONTWAIT) !=
+            (ssize_t)c->need)
+            return -EPIPE;
+        memcpy(&be, head + c->fixed, 4);
+        len = ntohl(be);
+        if (len == 0 || len > pa->max_frame)
+            return 1;     /* let the caller's reader refuse it */
+        c->need += len;
+        set_lowat(c->fd, c->need);
+    }
+    if ((uint32_t)avail >= c->need)
+        return 1;
+    return hup ? -EPIPE : 0;
+}
+
+int rm_preauth_wait(struct rm_preauth *pa, int timeout_ms,
+                    struct rm_preauth_conn *out, struct rm_error *err)
+{
+    uint64_t until = timeout_ms < 0 ? UINT64_MAX :
+                     rm_now_ns() + (uint64_t)timeout_ms * 1000000;
+
+    for (;;) {
+        struct pollfd pfd[RM_PREAUTH_MAX + 1];
+        uint64_t now = rm_now_ns(), wake = until;
+        unsigned i, k, n;
+        int rc, ms;
+
+        /* Drop the connections whose time ran out. */
+        for (i = 0; i < pa->n;) {
+            if (pa->c[i].deadline_ns <= now) {
+                drop_at(pa, i, "no complete %s within %u ms (the limit "
+                        "before authentication)", pa->c[i].what,
+                        pa->limit_ms);
+                continue;
+            }
+            if (pa->c[i].deadline_ns < wake)
+                wake = pa->c[i].deadline_ns;
+            i++;
+        }
+        if (now >= until)
+            return rm_error_set(err, -ETIMEDOUT, "no connection within %d "
+                                "ms", timeout_ms);
+        ms = wake == UINT64_MAX ? -1
+                                : (int)((wake - now + 999999) / 1000000);
+        n = pa->n;
+        for (i = 0; i < n; i++) {
+            pfd[i].fd = pa->c[i].fd;
+            pfd[i].events = POLLIN | POLLRDHUP;
+            pfd[i].revents = 0;
+        }
+        pfd[n].fd = pa->lfd;
+        pfd[n].events = POLLIN;
+        pfd[n].revents = 0;
+        rc = poll(pfd, n + 1, ms);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0)
+            return rm_error_set(err, -errno, "poll: %s", strerror(errno));
+        /* Pending ones first, oldest first (k follows the drops); then
+         * the listener (an accept may drop the oldest). */
+        for (i = 0, k = 0; i < n; i++) {
+            bool hup = pfd[i].revents & (POLLRDHUP | POLLHUP | POLLERR);
+
+            if (!pfd[i].revents) {
+                k++;
+                continue;
+            }
+            rc = preauth_ready(pa, &pa->c[k], hup);
+            if (rc == 1) {
+                *out = pa->c[k];
+                set_lowat(out->fd, 1);
+                remove_at(pa, k);
+                return 0;
+            }
+            if (rc < 0)
+                drop_at(pa, k, "it closed the connection before its %s "
+                        "was complete", pa->c[k].what);
+            else
+                k++;
+        }
+        if (pfd[n].revents & POLLIN) {
+            rc = preauth_accept(pa);
+            if (rc)
+                return rm_error_set(err, rc, "accept: %s", strerror(-rc));
+        } else if (pfd[n].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+            return rm_error_set(err, -EIO, "the listening socket failed");
+        }
+    }
+}
+
+void rm_preauth_close(struct rm_preauth *pa, const char *why)
+{
+    while (pa->n)
+        drop_at(pa, pa->n - 1, "%s", why);
 }

@@ -127,11 +127,22 @@ static int check_page_data(struct rm_restore_ctx *ctx,
                                 "byte %" PRIu64 ": PAGE_DATA pfn 0x%" PRIx64
                                 " is beyond the guest's %" PRIu64 " pages",
                                 rec->offset, pfn, ctx->nr_pfns);
+        p->pfns[i] = pfn;
+        p->types[i] = rm_ptype_of(e);
         if (rm_page_type_has_data(rm_ptype_of(e))) {
             p->digest = rm_fnv64(p->digest, &pfn, 8);
             p->digest = rm_hash_words(p->digest, page, RM_PAGE_SIZE);
             p->digest_pages++;
             page += RM_PAGE_SIZE;
+        }
+    }
+    /* The page digest does not cover the types: the backend checks them. */
+    if (ctx->ops->check_pages) {
+        rc = ctx->ops->check_pages(ctx, v.count, p->pfns, p->types);
+        if (rc) {
+            rm_error_prefix(ctx->err, "byte %" PRIu64 ": PAGE_DATA refused "
+                            "by the backend: ", rec->offset);
+            return rc;
         }
     }
     return 0;
@@ -359,10 +370,15 @@ static int commit_checkpoint(struct rm_restore_ctx *ctx, uint64_t offset)
         if (p->spill_at[i] >= 0)
             rm_record_free(&p->buf[i]);  /* one staged body at a time */
         if (rc) {
-            /* Only an I/O failure of the backend can get here; the VM is
-             * now inconsistent, so this is fatal, not a failover. */
-            rm_error_prefix(ctx->err, "applying checkpoint %" PRIu64 ": ",
-                            epoch);
+            /* Everything a backend can refuse was refused on arrival
+             * (check_record, check_pages): only an I/O failure of the
+             * backend gets here.  The replica is half applied: it must
+             * not run, and the reason says so. */
+            rm_error_prefix(ctx->err, "checkpoint %" PRIu64 " failed half "
+                            "applied, the replica is inconsistent and must "
+                            "not run (its last consistent state was "
+                            "checkpoint %" PRIu64 "): ", epoch,
+                            ctx->committed_epoch);
             drop_buffer(p);
             return -EIO;
         }

@@ -227,6 +227,18 @@ struct rm_restore_ops {
                         const struct rm_record *rec);
 
     /*
+     * Check a PAGE_DATA batch when it arrives, before any of its
+     * checkpoint is applied: refuse every (pfn, type) that map_pages
+     * would refuse (pfns are < nr_pfns; types are valid Xen types), so a
+     * checkpoint is refused whole instead of failing half applied.  Must
+     * not change the VM.  0, or -errno with a reason naming the pfn and
+     * its type.  Optional only for a backend whose map_pages takes every
+     * valid type.
+     */
+    int (*check_pages)(struct rm_restore_ctx *ctx, uint32_t count,
+                       const uint64_t *pfns, const uint32_t *types);
+
+    /*
      * Apply a record accepted by check_record.  Before the first
      * checkpoint it is called in stream order; in a checkpointed stream
      * afterwards only when its checkpoint is complete.  State may be kept

@@ -46,6 +46,34 @@ const char *rm_run_dir(void)
     return d && *d ? d : "/run/remus";
 }
 
+int rm_run_dir_prepare(struct rm_error *err)
+{
+    const char *dir = rm_run_dir();
+    struct stat st;
+    int fd, rc = 0;
+
+    if (mkdir(dir, 0700) && errno != EEXIST)
+        return rm_error_set(err, -errno, "cannot create the run directory "
+                            "%s: %s", dir, strerror(errno));
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return rm_error_set(err, -errno, "run directory %s: %s", dir,
+                            strerror(errno));
+    if (fstat(fd, &st))
+        rc = rm_error_set(err, -errno, "run directory %s: %s", dir,
+                          strerror(errno));
+    else if (st.st_uid != geteuid())
+        rc = rm_error_set(err, -EPERM, "run directory %s belongs to uid %u, "
+                          "not to us (uid %u): refusing to use it", dir,
+                          (unsigned)st.st_uid, (unsigned)geteuid());
+    else if ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700))
+        rc = rm_error_set(err, -errno, "run directory %s (mode %04o): "
+                          "cannot make it 0700: %s", dir,
+                          (unsigned)(st.st_mode & 07777), strerror(errno));
+    close(fd);
+    return rc;
+}
+
 /* JSON string escaping of our own short strings. */
 static int put_str(char *buf, int len, int off, const char *key,
                    const char *val)
@@ -92,6 +120,7 @@ int rm_status_to_json(const struct rm_status *st, char *buf, int len)
     off = put_str(buf, len, off, "peer", st->peer);
     off = put_str(buf, len, off, "detail", st->detail);
     off = put_u64(buf, len, off, "pid", (uint64_t)st->pid, false);
+    off = put_u64(buf, len, off, "pid_start", st->pid_start, false);
     off = put_u64(buf, len, off, "epoch", st->epoch, false);
     off = put_u64(buf, len, off, "acked_epoch", st->acked_epoch, false);
     off = put_u64(buf, len, off, "last_pause_us", st->last_pause_us, false);
@@ -121,28 +150,105 @@ static bool valid_name(const char *name)
     return name[0] != '.';
 }
 
-int rm_status_write(const struct rm_status *st, struct rm_error *err)
+/* Start time of process @pid (field 22 of /proc/PID/stat).  0 or
+ * -errno. */
+static int proc_start_time(int pid, uint64_t *out)
+{
+    char path[64], buf[1024], *p, *end;
+    ssize_t n;
+    int fd, field;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return n < 0 ? -errno : -ESRCH;
+    buf[n] = '\0';
+    /* The command name (field 2) may hold anything: skip to its end. */
+    p = strrchr(buf, ')');
+    if (!p)
+        return -EBADMSG;
+    p++;
+    for (field = 3; field < 22 && p; field++)
+        p = strchr(p + 1, ' ');
+    if (!p)
+        return -EBADMSG;
+    errno = 0;
+    *out = strtoull(p + 1, &end, 10);
+    if (errno || end == p + 1)
+        return -EBADMSG;
+    return 0;
+}
+
+int rm_status_check_writer(const struct rm_status *st, struct rm_error *err)
+{
+    char exe[64];
+    struct stat mine, theirs;
+    uint64_t start;
+    int rc;
+
+    if (st->pid <= 0)
+        return rm_error_set(err, -ESRCH, "the status file names no "
+                            "process");
+    rc = proc_start_time(st->pid, &start);
+    if (rc)
+        return rm_error_set(err, -ESRCH, "process %d is gone (a stale "
+                            "status file)", st->pid);
+    if (!st->pid_start || start != st->pid_start)
+        return rm_error_set(err, -ESRCH, "process %d is not the one that "
+                            "wrote the status file (it started at tick "
+                            "%" PRIu64 ", the writer at %" PRIu64 "): a "
+                            "stale status file", st->pid, start,
+                            st->pid_start);
+    snprintf(exe, sizeof(exe), "/proc/%d/exe", st->pid);
+    if (stat("/proc/self/exe", &mine))
+        return rm_error_set(err, -errno, "/proc/self/exe: %s",
+                            strerror(errno));
+    if (stat(exe, &theirs))
+        return rm_error_set(err, errno == ENOENT ? -ESRCH : -EPERM,
+                            "process %d: cannot check its executable (%s)",
+                            st->pid, strerror(errno));
+    if (mine.st_dev != theirs.st_dev || mine.st_ino != theirs.st_ino)
+        return rm_error_set(err, -ESRCH, "process %d does not run remus "
+                            "(a stale status file)", st->pid);
+    return 0;
+}
+
+int rm_status_write(const struct rm_status *st_in, struct rm_error *err)
 {
     char path[512], tmp[540], json[2048];
+    struct rm_status copy = *st_in, *st = &copy;
     int fd, n, rc;
 
     if (!valid_name(st->name))
         return rm_error_set(err, -EINVAL, "invalid status name '%s'",
                             st->name);
-    if (mkdir(rm_run_dir(), 0755) && errno != EEXIST)
-        return rm_error_set(err, -errno, "cannot create %s: %s",
-                            rm_run_dir(), strerror(errno));
-    snprintf(path, sizeof(path), "%s/%s.%s.status.json", rm_run_dir(),
-             st->name, st->role[0] ? st->role : "vm");
-    snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+    rc = rm_run_dir_prepare(err);
+    if (rc)
+        return rc;
+    if (st->pid == (int)getpid() && proc_start_time(st->pid, &st->pid_start))
+        st->pid_start = 0;
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s.%s.status.json",
+                         rm_run_dir(), st->name, st->role[0] ? st->role :
+                         "vm") >= sizeof(path))
+        return rm_error_set(err, -ENAMETOOLONG, "run directory path %s is "
+                            "too long", rm_run_dir());
+    /* An unpredictable temp name, created exclusively (never through a
+     * link someone left in the directory). */
+    snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
     n = rm_status_to_json(st, json, sizeof(json));
     if (n >= (int)sizeof(json))
         return rm_error_set(err, -E2BIG, "status too long");
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return rm_error_set(err, -errno, "cannot write %s: %s", tmp,
                             strerror(errno));
-    rc = rm_write_all(fd, json, (size_t)n);
+    rc = fchmod(fd, 0644) ? -errno : 0;
+    if (!rc)
+        rc = rm_write_all(fd, json, (size_t)n);
     close(fd);
     if (rc == 0 && rename(tmp, path))
         rc = -errno;
@@ -257,6 +363,8 @@ int rm_status_read(const char *path, struct rm_status *st,
     bad |= get_str(js, "peer", st->peer, sizeof(st->peer));
     bad |= get_str(js, "detail", st->detail, sizeof(st->detail));
     bad |= get_u64(js, "pid", &pid);
+    if (get_u64(js, "pid_start", &st->pid_start))
+        st->pid_start = 0;          /* older files: unknown */
     bad |= get_u64(js, "epoch", &st->epoch);
     bad |= get_u64(js, "acked_epoch", &st->acked_epoch);
     bad |= get_u64(js, "last_pause_us", &st->last_pause_us);

@@ -27,6 +27,11 @@ struct rm_status {
     char peer[RM_STATUS_TEXT_MAX];     /* HOST:PORT of the other end */
     char detail[RM_STATUS_TEXT_MAX];   /* last notable event */
     int pid;
+    uint64_t pid_start;                /* the process's start time (clock
+                                          ticks after boot, /proc/PID/stat
+                                          field 22): with pid, names the
+                                          writer even after pid reuse;
+                                          filled by rm_status_write() */
     uint64_t epoch;                    /* last checkpoint taken/committed */
     uint64_t acked_epoch;              /* primary: last acknowledged */
     uint64_t last_pause_us;
@@ -40,6 +45,12 @@ struct rm_status {
 
 /* The run directory ($REMUS_RUN_DIR or /run/remus). */
 const char *rm_run_dir(void);
+/*
+ * Create the run directory (mode 0700) or check the one there: it must be
+ * ours (our effective uid); any group/other access is removed.  The VM
+ * control sockets and status files live there.  0 or -errno.
+ */
+int rm_run_dir_prepare(struct rm_error *err);
 
 /* Write atomically; creates the run directory.  0 or -errno. */
 int rm_status_write(const struct rm_status *st, struct rm_error *err);
@@ -48,6 +59,14 @@ void rm_status_remove(const char *name, const char *role);
 /* Read and parse one status file.  0, -ENOENT, or -EBADMSG. */
 int rm_status_read(const char *path, struct rm_status *st,
                    struct rm_error *err);
+/*
+ * Is process st->pid still the one that wrote @st: alive, running the
+ * same executable as we do, and started at st->pid_start?  0, or -ESRCH
+ * (gone or another process now: a stale status file) / -EPERM with the
+ * reason.  Check before signalling a pid found in a status file.
+ */
+int rm_status_check_writer(const struct rm_status *st, struct rm_error *err);
+
 /* Wall-clock milliseconds since the epoch (for status timestamps). */
 uint64_t rm_unix_ms(void);
 

@@ -38,9 +38,19 @@ void rm_chan_init(struct rm_chan *ch, int fd)
     pthread_mutex_init(&ch->send_lock, NULL);
 }
 
+/* Forget the transcript kept between the two steps of the server side. */
+static void drop_transcript(struct rm_chan *ch)
+{
+    free(ch->hs_hello);
+    free(ch->hs_reply);
+    ch->hs_hello = ch->hs_reply = NULL;
+    ch->hs_hello_len = ch->hs_reply_len = 0;
+}
+
 void rm_chan_destroy(struct rm_chan *ch)
 {
     pthread_mutex_destroy(&ch->send_lock);
+    drop_transcript(ch);
     rm_auth_wipe(&ch->tx, sizeof(ch->tx));
     rm_auth_wipe(&ch->rx, sizeof(ch->rx));
     rm_auth_wipe(&ch->stream_tx, sizeof(ch->stream_tx));
@@ -435,15 +445,73 @@ int rm_chan_send(struct rm_chan *ch, const struct rm_ctl_msg *msg)
     return rc;
 }
 
+/* A frame that has begun must arrive whole within this, in all. */
+#define FRAME_MS 5000
+#define RM_STR_(x) #x
+#define RM_STR(x) RM_STR_(x)
+
+/* Milliseconds left until @deadline_ns (monotonic), at least 0. */
+static int ms_until(uint64_t deadline_ns)
+{
+    uint64_t now = rm_now_ns();
+
+    return now >= deadline_ns ? 0 : (int)((deadline_ns - now + 999999) /
+                                          1000000);
+}
+
+/*
+ * Read exactly @len bytes by @deadline_ns: one deadline for them all, so a
+ * peer sending a byte now and then cannot stretch it.  0, -ETIMEDOUT,
+ * -ENODATA (closed before the first byte), -EPIPE (closed part-way) or
+ * -errno.
+ */
+static int read_by(int fd, void *buf, size_t len, uint64_t deadline_ns)
+{
+    uint8_t *p = buf;
+    size_t done = 0;
+
+    while (done < len) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        ssize_t n;
+        int rc = poll(&pfd, 1, ms_until(deadline_ns));
+
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0)
+            return -errno;
+        if (rc == 0)
+            return -ETIMEDOUT;
+        n = read(fd, p + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == ECONNRESET ? -EPIPE : -errno;
+        if (n == 0)
+            return done ? -EPIPE : -ENODATA;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* Which time ran out for a frame: its own, or the handshake's. */
+static const char *late(uint64_t frame_deadline, uint64_t deadline_ns)
+{
+    return frame_deadline == deadline_ns ? "before the handshake's time ran "
+                                           "out"
+                                         : "within " RM_STR(FRAME_MS) " ms";
+}
+
 /*
  * Receive one frame's body (opened when the channel is sealed) into a
- * malloc'd buffer.  0 or the errors of rm_chan_recv.
+ * malloc'd buffer: the first byte within @timeout_ms, then the whole frame
+ * within FRAME_MS and by @deadline_ns (0: none).  0 or the errors of
+ * rm_chan_recv.
  */
-static int recv_body(struct rm_chan *ch, int timeout_ms, uint8_t **body,
-                     size_t *body_len)
+static int recv_body(struct rm_chan *ch, int timeout_ms, uint64_t deadline_ns,
+                     uint8_t **body, size_t *body_len)
 {
     struct pollfd pfd = { .fd = ch->fd, .events = POLLIN };
-    struct rm_src src;
+    uint64_t frame_deadline;
     uint32_t be, len, max;
     uint8_t *buf, *plain;
     int rc;
@@ -461,15 +529,20 @@ static int recv_body(struct rm_chan *ch, int timeout_ms, uint8_t **body,
                             timeout_ms);
 
     /* A frame that has begun must arrive whole within a bound. */
-    rm_src_init_fd(&src, ch->fd);
-    src.timeout_ms = 5000;
-    rc = rm_src_read_exact(&src, &be, sizeof(be));
+    frame_deadline = rm_now_ns() + (uint64_t)FRAME_MS * 1000000;
+    if (deadline_ns && deadline_ns < frame_deadline)
+        frame_deadline = deadline_ns;
+    rc = read_by(ch->fd, &be, sizeof(be), frame_deadline);
     if (rc == -ENODATA || rc == -EPIPE || rc == -ECONNRESET)
         return rm_error_set(&ch->err, -EPIPE, "the peer closed the "
                             "connection");
+    if (rc == -ETIMEDOUT)
+        return rm_error_set(&ch->err, -EPIPE, "a frame header did not "
+                            "arrive whole %s", late(frame_deadline,
+                                                   deadline_ns));
     if (rc)
-        return rm_error_set(&ch->err, rc == -ETIMEDOUT ? -EPIPE : rc,
-                            "reading a frame header: %s", strerror(-rc));
+        return rm_error_set(&ch->err, rc, "reading a frame header: %s",
+                            strerror(-rc));
     len = ntohl(be);
     max = RM_CHAN_MAX_FRAME + (ch->sealed ? RM_AUTH_ABYTES : 0);
     if (len == 0 || len > max || (ch->sealed && len <= RM_AUTH_ABYTES))
@@ -481,9 +554,13 @@ static int recv_body(struct rm_chan *ch, int timeout_ms, uint8_t **body,
     buf = malloc(len);
     if (!buf)
         return rm_error_set(&ch->err, -ENOMEM, "out of memory");
-    rc = rm_src_read_exact(&src, buf, len);
+    rc = read_by(ch->fd, buf, len, frame_deadline);
     if (rc) {
         free(buf);
+        if (rc == -ETIMEDOUT)
+            return rm_error_set(&ch->err, -EPIPE, "a %u-byte frame did not "
+                                "arrive whole %s", len,
+                                late(frame_deadline, deadline_ns));
         return rm_error_set(&ch->err, -EPIPE, "the connection broke inside "
                             "a %u-byte frame", len);
     }
@@ -517,7 +594,7 @@ int rm_chan_recv(struct rm_chan *ch, int timeout_ms, struct rm_ctl_msg *out)
     size_t len;
     int rc;
 
-    rc = recv_body(ch, timeout_ms, &body, &len);
+    rc = recv_body(ch, timeout_ms, 0, &body, &len);
     if (rc)
         return rc;
     rc = rm_ctl_decode(body, len, out, &ch->err);
@@ -604,8 +681,11 @@ static const char *incompatible(const struct rm_hello *mine,
     return NULL;
 }
 
-/* Receive a message of @kind; keeps its body in *body when asked. */
-static int recv_kind_body(struct rm_chan *ch, int timeout_ms,
+/*
+ * Receive a message (of @kind unless 0) whole by @deadline_ns, the
+ * handshake's one deadline; keeps its body in *body when asked.
+ */
+static int recv_kind_body(struct rm_chan *ch, uint64_t deadline_ns,
                           enum rm_ctl_kind kind, struct rm_ctl_msg *out,
                           uint8_t **body, size_t *body_len)
 {
@@ -613,13 +693,13 @@ static int recv_kind_body(struct rm_chan *ch, int timeout_ms,
     size_t len;
     int rc;
 
-    rc = recv_body(ch, timeout_ms, &b, &len);
+    rc = recv_body(ch, ms_until(deadline_ns), deadline_ns, &b, &len);
     if (rc)
         return rc;
     rc = rm_ctl_decode(b, len, out, &ch->err);
     if (!rc) {
         ch->frames_received++;
-        if (out->kind != kind)
+        if (kind && out->kind != kind)
             rc = rm_error_set(&ch->err, -EPROTO, "expected a %s, got a %s",
                               rm_ctl_kind_name(kind),
                               rm_ctl_kind_name(out->kind));
@@ -633,10 +713,10 @@ static int recv_kind_body(struct rm_chan *ch, int timeout_ms,
     return rc;
 }
 
-static int recv_kind(struct rm_chan *ch, int timeout_ms,
+static int recv_kind(struct rm_chan *ch, uint64_t deadline_ns,
                      enum rm_ctl_kind kind, struct rm_ctl_msg *out)
 {
-    return recv_kind_body(ch, timeout_ms, kind, out, NULL, NULL);
+    return recv_kind_body(ch, deadline_ns, kind, out, NULL, NULL);
 }
 
 /* Encode and send @msg; keeps the encoded frame in *frame. */
@@ -660,7 +740,7 @@ static int send_keep(struct rm_chan *ch, const struct rm_ctl_msg *msg,
 /* The client's side of the proofs, after the hellos. */
 static int auth_client(struct rm_chan *ch, const uint8_t *hello,
                        size_t hello_len, const uint8_t *reply,
-                       size_t reply_len, int timeout_ms)
+                       size_t reply_len, uint64_t deadline_ns)
 {
     struct rm_auth_session s;
     struct rm_ctl_msg m;
@@ -691,7 +771,7 @@ static int auth_client(struct rm_chan *ch, const uint8_t *hello,
                           strerror(-rc));
         goto out;
     }
-    rc = rm_chan_recv(ch, timeout_ms, &m);
+    rc = recv_kind(ch, deadline_ns, 0, &m);
     if (rc)
         goto out;
     if (m.kind == RM_CTL_STOP) {
@@ -727,7 +807,7 @@ out:
 /* The server's side of the proofs, after the hellos. */
 static int auth_server(struct rm_chan *ch, const uint8_t *hello,
                        size_t hello_len, const uint8_t *reply,
-                       size_t reply_len, int timeout_ms)
+                       size_t reply_len, uint64_t deadline_ns)
 {
     struct rm_auth_session s;
     struct rm_ctl_msg m, a;
@@ -740,7 +820,7 @@ static int auth_server(struct rm_chan *ch, const uint8_t *hello,
         rc = rm_error_set(&ch->err, rc, "deriving the session keys failed");
         goto out;
     }
-    rc = recv_kind(ch, timeout_ms, RM_CTL_AUTH, &m);
+    rc = recv_kind(ch, deadline_ns, RM_CTL_AUTH, &m);
     if (rc)
         goto out;
     if (!m.u.auth.has_ctl_header || !m.u.auth.has_stream_header) {
@@ -791,6 +871,7 @@ out:
 int rm_chan_handshake_client(struct rm_chan *ch, const struct rm_hello *mine,
                              struct rm_hello *peer, int timeout_ms)
 {
+    uint64_t deadline = rm_now_ns() + (uint64_t)timeout_ms * 1000000;
     struct rm_ctl_msg m = { .kind = RM_CTL_HELLO };
     char why[RM_CTL_TEXT_MAX];
     uint8_t *hello = NULL, *reply = NULL;
@@ -808,7 +889,7 @@ int rm_chan_handshake_client(struct rm_chan *ch, const struct rm_hello *mine,
         rc = rm_error_set(&ch->err, rc, "sending hello: %s", strerror(-rc));
         goto out;
     }
-    rc = recv_kind_body(ch, timeout_ms, RM_CTL_HELLO_REPLY, &m, &reply,
+    rc = recv_kind_body(ch, deadline, RM_CTL_HELLO_REPLY, &m, &reply,
                         &reply_len);
     if (rc)
         goto out;
@@ -841,16 +922,17 @@ int rm_chan_handshake_client(struct rm_chan *ch, const struct rm_hello *mine,
     }
     if (ch->key)
         rc = auth_client(ch, hello + 4, hello_len - 4, reply, reply_len,
-                         timeout_ms);
+                         deadline);
 out:
     free(hello);
     free(reply);
     return rc;
 }
 
-int rm_chan_handshake_server(struct rm_chan *ch, struct rm_hello *mine,
-                             struct rm_hello *peer, int timeout_ms)
+int rm_chan_server_hello(struct rm_chan *ch, struct rm_hello *mine,
+                         struct rm_hello *peer, int timeout_ms)
 {
+    uint64_t deadline = rm_now_ns() + (uint64_t)timeout_ms * 1000000;
     struct rm_ctl_msg m;
     char why[RM_CTL_TEXT_MAX];
     const char *bad;
@@ -858,7 +940,7 @@ int rm_chan_handshake_server(struct rm_chan *ch, struct rm_hello *mine,
     size_t hello_len = 0, reply_len = 0;
     int rc, bad_rc = -EPROTO;
 
-    rc = recv_kind_body(ch, timeout_ms, RM_CTL_HELLO, &m, &hello,
+    rc = recv_kind_body(ch, deadline, RM_CTL_HELLO, &m, &hello,
                         &hello_len);
     if (rc)
         return rc;
@@ -912,11 +994,53 @@ int rm_chan_handshake_server(struct rm_chan *ch, struct rm_hello *mine,
                           strerror(-rc));
         goto out;
     }
-    if (ch->key)
-        rc = auth_server(ch, hello, hello_len, reply + 4, reply_len - 4,
-                         timeout_ms);
+    if (ch->key) {
+        /* The key proof comes next: keep the transcript it covers. */
+        drop_transcript(ch);
+        ch->hs_hello = hello;
+        ch->hs_hello_len = hello_len;
+        ch->hs_reply = reply;
+        ch->hs_reply_len = reply_len;
+        return 1;
+    }
 out:
     free(hello);
     free(reply);
     return rc;
+}
+
+int rm_chan_server_proof(struct rm_chan *ch, int timeout_ms)
+{
+    uint64_t deadline = rm_now_ns() + (uint64_t)timeout_ms * 1000000;
+    int rc;
+
+    if (!ch->key || !ch->hs_hello || !ch->hs_reply)
+        return rm_error_set(&ch->err, -EINVAL, "no keyed hello awaits a "
+                            "key proof on this channel");
+    rc = auth_server(ch, ch->hs_hello, ch->hs_hello_len, ch->hs_reply + 4,
+                     ch->hs_reply_len - 4, deadline);
+    drop_transcript(ch);
+    return rc;
+}
+
+int rm_chan_handshake_server(struct rm_chan *ch, struct rm_hello *mine,
+                             struct rm_hello *peer, int timeout_ms)
+{
+    uint64_t deadline = rm_now_ns() + (uint64_t)timeout_ms * 1000000;
+    int rc = rm_chan_server_hello(ch, mine, peer, timeout_ms);
+
+    if (rc == 1)
+        rc = rm_chan_server_proof(ch, ms_until(deadline));
+    return rc;
+}
+
+void rm_chan_move(struct rm_chan *dst, struct rm_chan *src)
+{
+    pthread_mutex_destroy(&src->send_lock);
+    *dst = *src;
+    pthread_mutex_init(&dst->send_lock, NULL);
+    /* @src is left without keys or transcript (and is not destroyed
+     * again: it has no mutex any more). */
+    memset(src, 0, sizeof(*src));
+    src->fd = -1;
 }

@@ -119,6 +119,10 @@ struct rm_chan {
      * on the primary / rm_auth_src_attach() on the secondary. */
     struct rm_auth_tx stream_tx;
     struct rm_auth_rx stream_rx;
+    /* Server, keyed, between rm_chan_server_hello and _proof: the hello
+     * (body) and our reply (frame) the key proofs cover. */
+    uint8_t *hs_hello, *hs_reply;
+    size_t hs_hello_len, hs_reply_len;
 };
 
 void rm_chan_init(struct rm_chan *ch, int fd);
@@ -169,6 +173,23 @@ int rm_chan_handshake_client(struct rm_chan *ch, const struct rm_hello *mine,
                              struct rm_hello *peer, int timeout_ms);
 int rm_chan_handshake_server(struct rm_chan *ch, struct rm_hello *mine,
                              struct rm_hello *peer, int timeout_ms);
+
+/*
+ * The server's handshake in two steps, for a caller that serves several
+ * connections at once and must wait on none (secondary/receive.c):
+ * rm_chan_server_hello() takes the primary's hello (whole within
+ * @timeout_ms) and answers it.  0: the handshake is complete (no key); 1:
+ * keyed, the primary's key proof comes next: call rm_chan_server_proof()
+ * once its frame has arrived; or the errors of rm_chan_handshake_server.
+ * rm_chan_handshake_server() is the two in a row.
+ */
+int rm_chan_server_hello(struct rm_chan *ch, struct rm_hello *mine,
+                         struct rm_hello *peer, int timeout_ms);
+int rm_chan_server_proof(struct rm_chan *ch, int timeout_ms);
+
+/* Move a channel no thread uses from @src to @dst (rm_chan_init not needed
+ * on @dst); @src is left empty, not to be destroyed again. */
+void rm_chan_move(struct rm_chan *dst, struct rm_chan *src);
 
 /*
  * Decode and validate one frame body (without its length prefix).  Used

@@ -2,10 +2,8 @@
 #define RM_LOG_PREFIX "secondary"
 #include "secondary/receive.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +16,7 @@
 #include "common/auth.h"
 #include "common/key_resolve.h"
 #include "common/log.h"
+#include "common/net.h"
 #include "common/status.h"
 #include "proto/channel.h"
 
@@ -70,6 +69,7 @@ static void lose_primary_locked(struct receive *r, int code, const char *why)
     if (r->stream_fd >= 0)
         shutdown(r->stream_fd, SHUT_RDWR);
 }
+
 
 static void *ctl_main(void *arg)
 {
@@ -183,29 +183,6 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
     return rc;
 }
 
-/* "ADDR:PORT" of a connected socket's peer, for logs. */
-static void peer_name(int fd, char *buf, size_t len)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    char host[INET6_ADDRSTRLEN];
-
-    snprintf(buf, len, "an unknown address");
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl))
-        return;
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-
-        if (inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host)))
-            snprintf(buf, len, "%s:%u", host, ntohs(a->sin_port));
-    } else if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-
-        if (inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host)))
-            snprintf(buf, len, "[%s]:%u", host, ntohs(a->sin6_port));
-    }
-}
-
 /* Milliseconds left until @deadline_ns (monotonic), at least 0. */
 static int ms_left(uint64_t deadline_ns)
 {
@@ -226,12 +203,74 @@ static void close_ctl(struct receive *r)
 }
 
 /*
- * Accept the primary's control connection and run the handshake.  With a
- * key, a peer that fails it is logged and the next connection awaited
- * (within accept_timeout_ms): nobody without the key can end a keyed
- * secondary.  @mine gets the agreed hello (with the session token).
+ * Before it authenticates, a connection has this long in all to send its
+ * first message (the hello, or the stream's session token); up to
+ * RM_PREAUTH_MAX such connections are served at once (common/net.h).
  */
-static int accept_control(struct receive *r, struct rm_hello *mine)
+#define PREAUTH_MS 5000u
+
+/* A control connection in its handshake (common/net.h rm_preauth). */
+struct candidate {
+    struct rm_chan chan;
+    struct rm_hello mine, peer;
+};
+
+static void candidate_free(void *opaque)
+{
+    struct candidate *cd = opaque;
+
+    rm_chan_destroy(&cd->chan);
+    free(cd);
+}
+
+/*
+ * A new control connection whose hello has arrived: its handshake's first
+ * step.  0, 1 (keyed: its key proof comes next), or -errno: the peer's
+ * refusal in (*out)->chan.err, or, with *ours set, our own failure in
+ * r->err.
+ */
+static int candidate_hello(struct receive *r, struct rm_preauth_conn *c,
+                           struct candidate **out, bool *ours)
+{
+    const struct rm_receive_cfg *cfg = r->cfg;
+    struct candidate *cd = calloc(1, sizeof(*cd));
+    struct rm_hello *mine;
+    int rc;
+
+    *out = cd;
+    *ours = true;
+    if (!cd)
+        return rm_error_set(r->err, -ENOMEM, "out of memory");
+    rm_chan_init(&cd->chan, c->fd);
+    rc = rm_chan_set_key(&cd->chan, cfg->key);
+    if (rc)
+        return rm_error_set(r->err, rc, "%s", rm_error_str(&cd->chan.err));
+    mine = &cd->mine;
+    mine->role = RM_ROLE_SECONDARY;
+    snprintf(mine->backend, sizeof(mine->backend), "%s", cfg->backend_name);
+    mine->caps = cfg->allow_compression ? RM_CAP_COMPRESSION : 0;
+    mine->guest_bytes = cfg->max_guest_bytes;
+    mine->hb_interval_ms = cfg->hb_interval_ms;
+    mine->hb_timeout_ms = cfg->hb_timeout_ms;
+    mine->buffer_bytes = cfg->buffer_bytes ? cfg->buffer_bytes
+                                           : RM_RESTORE_BUFFER_DEFAULT;
+    if (getrandom(mine->session, sizeof(mine->session), 0) !=
+        (ssize_t)sizeof(mine->session))
+        return rm_error_set(r->err, -EIO, "no randomness for the session");
+    *ours = false;
+    return rm_chan_server_hello(&cd->chan, mine, &cd->peer,
+                                ms_left(c->deadline_ns) + 1);
+}
+
+/*
+ * Serve the control connections until one completes its handshake (0:
+ * r->chan, r->ctl_fd, r->peer and @mine are its) or the wait ends.  A
+ * handshake goes on one step at a time, each only once its message has
+ * arrived whole: a keyed peer that sends a hello and then nothing holds up
+ * nobody either.
+ */
+static int serve_control(struct receive *r, struct rm_preauth *pa,
+                         struct rm_hello *mine)
 {
     const struct rm_receive_cfg *cfg = r->cfg;
     uint64_t deadline = cfg->accept_timeout_ms ?
@@ -242,15 +281,18 @@ static int accept_control(struct receive *r, struct rm_hello *mine)
 
     for (;;) {
         struct rm_error e = { 0 };
+        struct rm_preauth_conn c;
+        struct candidate *cd;
         int timeout = deadline ? ms_left(deadline) : -1;
 
         if (deadline && timeout == 0 && !refused)
             return rm_error_set(r->err, -ETIMEDOUT, "no primary connected "
                                 "within %u ms", cfg->accept_timeout_ms);
         if (deadline && timeout == 0)
-            return rm_error_set(r->err, -ETIMEDOUT, "no authenticated "
-                                "primary within %u ms (%u connection%s "
-                                "refused)", cfg->accept_timeout_ms, refused,
+            return rm_error_set(r->err, -ETIMEDOUT, "no %sprimary paired "
+                                "within %u ms (%u connection%s refused)",
+                                cfg->key ? "authenticated " : "",
+                                cfg->accept_timeout_ms, refused,
                                 refused == 1 ? "" : "s");
         if (cfg->stop_requested && *cfg->stop_requested)
             return rm_error_set(r->err, -ECANCELED, "stopped while waiting "
@@ -258,56 +300,77 @@ static int accept_control(struct receive *r, struct rm_hello *mine)
         /* Wake up now and then to notice a stop request. */
         if (timeout < 0 || timeout > 200)
             timeout = 200;
-        r->ctl_fd = rm_tcp_accept(r->lfd, timeout, &e);
-        if (r->ctl_fd == -ETIMEDOUT)
+        rc = rm_preauth_wait(pa, timeout, &c, &e);
+        if (rc == -ETIMEDOUT)
             continue;
-        if (r->ctl_fd < 0) {
-            rc = r->ctl_fd;
-            r->ctl_fd = -1;
-            if (rc == -ETIMEDOUT && refused)
-                return rm_error_set(r->err, rc, "no authenticated primary "
-                                    "within %u ms (%u connection%s "
-                                    "refused)", cfg->accept_timeout_ms,
-                                    refused, refused == 1 ? "" : "s");
+        if (rc) {
             *r->err = e;
             return rc;
         }
-        peer_name(r->ctl_fd, r->ctl_addr, sizeof(r->ctl_addr));
-        rm_chan_init(&r->chan, r->ctl_fd);
-        r->have_chan = true;
-        rc = rm_chan_set_key(&r->chan, cfg->key);
-        if (rc)
-            return rm_error_set(r->err, rc, "%s", rm_error_str(&r->chan.err));
+        if (c.opaque) {
+            cd = c.opaque;
+            rc = rm_chan_server_proof(&cd->chan, ms_left(c.deadline_ns) + 1);
+        } else {
+            bool ours;
 
-        memset(mine, 0, sizeof(*mine));
-        mine->role = RM_ROLE_SECONDARY;
-        snprintf(mine->backend, sizeof(mine->backend), "%s",
-                 cfg->backend_name);
-        mine->caps = cfg->allow_compression ? RM_CAP_COMPRESSION : 0;
-        mine->guest_bytes = cfg->max_guest_bytes;
-        mine->hb_interval_ms = cfg->hb_interval_ms;
-        mine->hb_timeout_ms = cfg->hb_timeout_ms;
-        mine->buffer_bytes = cfg->buffer_bytes ? cfg->buffer_bytes
-                                               : RM_RESTORE_BUFFER_DEFAULT;
-        if (getrandom(mine->session, sizeof(mine->session), 0) !=
-            (ssize_t)sizeof(mine->session))
-            return rm_error_set(r->err, -EIO, "no randomness for the "
-                                "session");
-        rc = rm_chan_handshake_server(&r->chan, mine, &r->peer, 10000);
-        if (!rc)
+            rc = candidate_hello(r, &c, &cd, &ours);
+            if (rc == 1) {
+                c.opaque = cd;
+                c.what = "key proof";
+                rm_preauth_add(pa, &c);
+                continue;
+            }
+            if (rc && ours) {
+                close(c.fd);
+                if (cd)
+                    candidate_free(cd);
+                return rc;
+            }
+        }
+        if (!rc) {
+            rm_chan_move(&r->chan, &cd->chan);
+            r->have_chan = true;
+            r->ctl_fd = c.fd;
+            snprintf(r->ctl_addr, sizeof(r->ctl_addr), "%s", c.addr);
+            *mine = cd->mine;
+            r->peer = cd->peer;
+            free(cd);
             return 0;
-        why = rm_error_str(&r->chan.err);
+        }
+        why = rm_error_str(&cd->chan.err);
         if (!strncmp(why, "refused the primary: ", 21))
             why += 21;
-        LOG_WARN("refused the connection from %s: %s", r->ctl_addr, why);
-        if (!cfg->key)
-            return rm_error_set(r->err, rc, "refused the primary at %s: %s",
-                                r->ctl_addr, why);
+        LOG_WARN("refused the connection from %s: %s", c.addr, why);
         refused++;
-        close_ctl(r);
-        LOG_INFO("waiting for an authenticated primary (%u connection%s "
-                 "refused)", refused, refused == 1 ? "" : "s");
+        close(c.fd);
+        candidate_free(cd);
+        LOG_INFO("waiting for %s primary (%u connection%s refused)",
+                 cfg->key ? "an authenticated" : "a compatible", refused,
+                 refused == 1 ? "" : "s");
     }
+}
+
+/*
+ * Accept the primary's control connection and run the handshake.  A peer
+ * that fails it (a stranger, an HTTP probe, a wrong key, an incompatible
+ * primary) is logged and the next connection awaited, keyed or not
+ * (within accept_timeout_ms): nobody can end the secondary by connecting.
+ * Connections are served together (serve_control): an idle or slow peer
+ * holds up nobody, and has PREAUTH_MS in all for its handshake's messages
+ * to arrive.  @mine gets the agreed hello (with the session token).
+ */
+static int accept_control(struct receive *r, struct rm_hello *mine)
+{
+    struct rm_preauth pa;
+    int rc;
+
+    rm_preauth_init(&pa, r->lfd, PREAUTH_MS, 0, true, RM_CHAN_MAX_FRAME,
+                    "hello");
+    pa.on_drop = candidate_free;
+    rc = serve_control(r, &pa, mine);
+    rm_preauth_close(&pa, rc ? "the secondary stopped waiting" :
+                              "another primary was accepted");
+    return rc;
 }
 
 /*
@@ -372,49 +435,70 @@ static int check_stream(struct receive *r, int fd, const uint8_t *token,
 }
 
 /*
- * Accept the stream connection.  A connection that does not present this
- * session's token (and, with a key, its sealed confirmation) is logged and
- * closed, and the next one awaited: within 10 s in all.
+ * Serve the stream connections until one presents this session's token
+ * (and, with a key, its sealed confirmation): 0 with r->stream_fd.  The
+ * others are logged and closed: within 10 s in all.
  */
-static int accept_stream(struct receive *r, const uint8_t *token,
-                         size_t token_len)
+static int serve_stream(struct receive *r, struct rm_preauth *pa,
+                        const uint8_t *token, size_t token_len)
 {
     uint64_t deadline = rm_now_ns() + 10000ull * 1000000;
-    char why[RM_ERROR_MSG_MAX + 64] = "";
+    char why[RM_ERROR_MSG_MAX + 64] = "nothing";
     unsigned refused = 0;
     int rc;
 
     for (;;) {
         struct rm_error e = { 0 };
-        int left = ms_left(deadline), fd;
+        struct rm_preauth_conn c;
+        int left = ms_left(deadline);
 
         if (left == 0)
             return rm_error_set(r->err, -EACCES, "no stream connection "
                                 "presented this session's token within 10 "
                                 "s (%u refused; the last: %s)", refused,
                                 why);
-        fd = rm_tcp_accept(r->lfd, left, &e);
-        if (fd < 0) {
-            if (refused && fd == -ETIMEDOUT)
-                continue;          /* the deadline reports the refusals */
+        rc = rm_preauth_wait(pa, left, &c, &e);
+        if (rc == -ETIMEDOUT)
+            continue;              /* the deadline reports the refusals */
+        if (rc) {
             *r->err = e;
             rm_error_prefix(r->err, "waiting for the stream connection: ");
-            return fd;
+            return rc;
         }
-        peer_name(fd, r->stream_addr, sizeof(r->stream_addr));
-        rc = check_stream(r, fd, token, token_len, left < 3000 ? left : 3000,
-                          why, sizeof(why));
+        snprintf(r->stream_addr, sizeof(r->stream_addr), "%s", c.addr);
+        rc = check_stream(r, c.fd, token, token_len,
+                          ms_left(c.deadline_ns) + 1, why, sizeof(why));
         if (!rc) {
-            r->stream_fd = fd;
+            r->stream_fd = c.fd;
             return 0;
         }
-        close(fd);
+        close(c.fd);
         if (rc != -EACCES)
             return rm_error_set(r->err, rc, "%s", why);
         refused++;
         LOG_WARN("refused a stream connection from %s: %s", r->stream_addr,
                  why);
     }
+}
+
+/*
+ * Accept the stream connection (serve_stream).  As for the control
+ * connection, candidates are served together and each has PREAUTH_MS to
+ * send its token (and sealed confirmation) whole.
+ */
+static int accept_stream(struct receive *r, const uint8_t *token,
+                         size_t token_len)
+{
+    struct rm_preauth pa;
+    int rc;
+
+    rm_preauth_init(&pa, r->lfd, PREAUTH_MS, (uint32_t)token_len,
+                    r->cfg->key != NULL, RM_AUTH_CHUNK_MAX + RM_AUTH_ABYTES,
+                    "session token");
+    rc = serve_stream(r, &pa, token, token_len);
+    rm_preauth_close(&pa, rc ? "the secondary stopped waiting" :
+                              "the stream connection was accepted");
+    return rc;
 }
 
 static int accept_peer(struct receive *r)
@@ -492,6 +576,12 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     rc = accept_peer(r);
     if (rc)
         goto out;
+    /* Paired: stop listening (later connections are refused at once
+     * instead of waiting in the backlog). */
+    if (r->lfd != cfg->listen_fd) {
+        close(r->lfd);
+        r->lfd = -1;
+    }
     snprintf(r->status.peer, sizeof(r->status.peer), "primary '%s'",
              r->peer.name);
     snprintf(res->peer_addr, sizeof(res->peer_addr), "%s", r->ctl_addr);

@@ -18,13 +18,16 @@
  * stream connection must also present the session token as its first
  * sealed chunk, and the checkpoint stream is read through the sealed
  * chunk layer.  Every refused connection is logged with the peer's
- * address and the reason.  A keyed secondary is not ended by a peer that
- * fails the handshake (a stranger, a wrong key, an unkeyed primary): it
- * logs the refusal and goes on waiting for its primary (within
- * accept_timeout_ms); an unkeyed one ends with the refusal as before.  A
- * stream connection without this session's token (or, with a key, its
- * sealed confirmation) is refused and the next one is awaited for up to
- * 10 s.  A stream chunk that fails authentication ends the stream like a
+ * address and the reason.  No peer that fails the handshake (a stranger,
+ * an HTTP probe, a wrong key, an unkeyed or incompatible primary) ends the
+ * secondary, keyed or not: it logs the refusal and goes on waiting for its
+ * primary (within accept_timeout_ms).  Connections that have not
+ * authenticated yet are served together (common/net.h, rm_preauth), a
+ * handshake step only once its message is whole: each has 5 s in all for
+ * its handshake messages, so idle or trickling peers neither hold up the
+ * primary nor stay.  A stream connection without
+ * this session's token (or, with a key, its sealed confirmation) is
+ * refused and the next one is awaited for up to 10 s.  A stream chunk that fails authentication ends the stream like a
  * corrupt one: the open checkpoint is discarded and the replica stays at
  * the last committed checkpoint (FAILOVER, as for any broken stream;
  * before the first commit there is no replica and the run fails).

@@ -32,7 +32,9 @@ bool rm_takeover_allowed(const struct rm_takeover_policy *p,
         LOG_INFO("taking over: %s", v.why);
     }
     if (p->fence_cmd) {
-        if (rm_fence_run(p->fence_cmd, p->name ? p->name : res->name,
+        /* REMUS_NAME is this host's --name (required with --fence-cmd),
+         * never the name the peer sent. */
+        if (rm_fence_run(p->fence_cmd, p->name,
                          res->peer_addr, res->committed_epoch,
                          p->fence_timeout_ms, &err)) {
             LOG_ERR("NOT TAKING OVER after checkpoint %" PRIu64 " (%s): %s",

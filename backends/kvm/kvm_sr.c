@@ -349,20 +349,39 @@ static int r_static_done(struct rm_restore_ctx *ctx)
     return 0;
 }
 
+/* A KVM guest has plain RAM pages only: every page must be NOTAB. */
+static int r_check_pages(struct rm_restore_ctx *ctx, uint32_t count,
+                         const uint64_t *pfns, const uint32_t *types)
+{
+    uint32_t i;
+
+    for (i = 0; i < count; i++) {
+        if (pfns[i] >= ctx->nr_pfns)
+            return rm_error_set(ctx->err, -EINVAL, "pfn 0x%" PRIx64
+                                " is beyond the guest's %" PRIu64 " pages",
+                                pfns[i], ctx->nr_pfns);
+        if (types[i] != RM_PT_NOTAB)
+            return rm_error_set(ctx->err, -EINVAL, "pfn 0x%" PRIx64 " has "
+                                "page type %s (0x%x): the KVM backend has "
+                                "plain pages only (NOTAB)", pfns[i],
+                                rm_page_type_name(types[i]), types[i]);
+    }
+    return 0;
+}
+
 static int r_map(struct rm_restore_ctx *ctx, uint32_t count,
                  const uint64_t *pfns, const uint32_t *types, void **ptrs)
 {
     struct kvm_restore *k = ctx->backend;
     uint8_t *mem = rm_vm_mem(k->vm);
     uint32_t i;
+    int rc;
 
-    for (i = 0; i < count; i++) {
-        if (pfns[i] >= ctx->nr_pfns || types[i] != RM_PT_NOTAB)
-            return rm_error_set(ctx->err, -EINVAL, "pfn 0x%" PRIx64
-                                " type %s on the KVM backend", pfns[i],
-                                rm_page_type_name(types[i]));
+    rc = r_check_pages(ctx, count, pfns, types);
+    if (rc)
+        return rc;
+    for (i = 0; i < count; i++)
         ptrs[i] = mem + (pfns[i] << RM_PAGE_SHIFT);
-    }
     return 0;
 }
 
@@ -418,6 +437,7 @@ static void r_cleanup(struct rm_restore_ctx *ctx)
 const struct rm_restore_ops rm_kvm_restore_ops = {
     .setup = r_setup,
     .check_record = r_check,
+    .check_pages = r_check_pages,
     .process_record = r_process,
     .static_data_complete = r_static_done,
     .map_pages = r_map,

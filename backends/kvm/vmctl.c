@@ -18,6 +18,7 @@
 
 #include "backends/kvm/kvm_sr.h"
 #include "backends/kvm/offline.h"
+#include "common/io.h"
 #include "common/key_resolve.h"
 #include "common/log.h"
 #include "common/net.h"
@@ -47,6 +48,9 @@ struct reprotect {
     struct rm_auth_key own_key;    /* resolved here when the VM's process
                                       has none (rm_vmctl_set_key) */
 };
+
+/* How long a client has to send its request. */
+#define RM_VMCTL_CLIENT_MS 2000u
 
 struct rm_vmctl {
     struct rm_vm *vm;
@@ -383,6 +387,52 @@ static void serve_frames(struct rm_vmctl *c, const char *req, char *reply,
         snprintf(reply + off, len - off, "\n");
 }
 
+/*
+ * Only root and the uid this VM runs as may use its control socket (it
+ * can dump the guest's memory): the socket file is 0600 in a 0700
+ * directory, and the peer's credentials are checked as well.
+ */
+static bool client_allowed(int cfd)
+{
+    struct ucred cr;
+    socklen_t len = sizeof(cr);
+
+    if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cr, &len) ||
+        len != sizeof(cr)) {
+        LOG_WARN("control socket: cannot read the client's credentials "
+                 "(%s): refused", strerror(errno));
+        return false;
+    }
+    if (cr.uid == 0 || cr.uid == geteuid())
+        return true;
+    LOG_WARN("control socket: refused a client of uid %u (pid %d): only "
+             "root and uid %u may use it", (unsigned)cr.uid, (int)cr.pid,
+             (unsigned)geteuid());
+    return false;
+}
+
+/* The client's request (a non-blocking socket): it has RM_VMCTL_CLIENT_MS
+ * to send it, so a silent client cannot hold the control thread. */
+static ssize_t recv_request(int cfd, struct msghdr *mh)
+{
+    uint64_t deadline = rm_now_ns() + RM_VMCTL_CLIENT_MS * 1000000ull;
+
+    for (;;) {
+        struct pollfd p = { cfd, POLLIN, 0 };
+        uint64_t now = rm_now_ns();
+        ssize_t n = recvmsg(cfd, mh, MSG_CMSG_CLOEXEC);
+
+        if (n >= 0 || (errno != EAGAIN && errno != EINTR))
+            return n;
+        if (now >= deadline)
+            break;
+        poll(&p, 1, (int)((deadline - now) / 1000000) + 1);
+    }
+    LOG_WARN("control socket: a client sent no request within %u ms: "
+             "dropped", RM_VMCTL_CLIENT_MS);
+    return -1;
+}
+
 static void serve_one(struct rm_vmctl *c, int cfd)
 {
     char req[256] = { 0 }, reply[600];
@@ -393,8 +443,17 @@ static void serve_one(struct rm_vmctl *c, int cfd)
                          .msg_controllen = sizeof(cbuf) };
     struct cmsghdr *cm;
     int fd = -1;
-    ssize_t n = recvmsg(cfd, &mh, MSG_CMSG_CLOEXEC);
+    ssize_t n;
 
+    if (!client_allowed(cfd)) {
+        snprintf(reply, sizeof(reply), "error permission denied: only root "
+                 "and uid %u may use this VM's control socket\n",
+                 (unsigned)geteuid());
+        if (send(cfd, reply, strlen(reply), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+            (void)0;
+        return;
+    }
+    n = recv_request(cfd, &mh);
     if (n <= 0)
         return;
     for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
@@ -438,6 +497,11 @@ static void serve_one(struct rm_vmctl *c, int cfd)
         sctx.params.resume_after = keep;
         rm_sink_init_fd(&sink, fd);
         rc = rm_save(&sctx, &sink);
+        /* On disk before the VM may stop (a pipe or tty has nothing to
+         * sync). */
+        if (!rc && fsync(fd) && errno != EINVAL && errno != EROFS)
+            rc = rm_error_set(&err, -errno, "the save file could not be "
+                              "synced to disk: %s", strerror(errno));
         if (rc) {
             snprintf(reply, sizeof(reply), "error %s\n", rm_error_str(&err));
         } else {
@@ -452,7 +516,7 @@ static void serve_one(struct rm_vmctl *c, int cfd)
     }
     if (fd >= 0)
         close(fd);
-    if (write(cfd, reply, strlen(reply)) < 0)
+    if (send(cfd, reply, strlen(reply), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
         (void)0;
 }
 
@@ -475,7 +539,7 @@ static void *ctl_main(void *arg)
             reprotect_drain(c->rp);
         if (!(p[0].revents & POLLIN))
             continue;
-        cfd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
+        cfd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (cfd < 0)
             continue;
         serve_one(c, cfd);
@@ -503,12 +567,15 @@ struct rm_vmctl *rm_vmctl_start(struct rm_vm *vm, const char *name,
     c->lfd = c->stop_pipe[0] = c->stop_pipe[1] = -1;
     if (sock_path(name, c->path, sizeof(c->path), err))
         goto fail;
-    mkdir(rm_run_dir(), 0755);
+    if (rm_run_dir_prepare(err))
+        goto fail;
     unlink(c->path);
     snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", c->path);
     c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* 0600 whatever the umask, before anyone can connect (listen). */
     if (c->lfd < 0 || bind(c->lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
-        listen(c->lfd, 4) || pipe2(c->stop_pipe, O_CLOEXEC)) {
+        chmod(c->path, 0600) || listen(c->lfd, 4) ||
+        pipe2(c->stop_pipe, O_CLOEXEC)) {
         rm_error_set(err, -errno, "control socket %s: %s", c->path,
                      strerror(errno));
         goto fail;

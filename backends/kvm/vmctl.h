@@ -4,7 +4,14 @@
  * `remus save NAME FILE` connects, sends one request line and the output
  * file descriptor (SCM_RIGHTS); the VM's process runs the save engine on
  * its own VM and answers one line: "ok BYTES PAGES ITERATIONS" or
- * "error REASON".
+ * "error REASON".  The save is synced to disk (fsync) before the answer
+ * and before the VM stops.
+ *
+ * Access: the socket is 0600 in the 0700 run directory
+ * (rm_run_dir_prepare()), and a client whose peer credentials
+ * (SO_PEERCRED) are neither root nor our uid gets "error permission
+ * denied".  A client has RM_VMCTL_CLIENT_MS (2 s) to send its request;
+ * a silent one is dropped and cannot hold the control thread.
  *
  * Requests: "save nonlive" | "save live" (+ " continue" to keep the VM
  * running afterwards; without it the VM stops after a successful save, as

@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backends/kvm/console.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "common/sr.h"
 
@@ -106,6 +108,7 @@ struct rm_vm {
     pthread_mutex_t stats_lock;
     struct rm_hc_stats stats;
     uint64_t console_bytes, tx_frames, rx_frames, tx_dropped;
+    struct rm_console console;     /* escapes and bounds console output */
 
     rm_vm_net_out_fn net_out;
     void *net_out_opaque;
@@ -346,8 +349,6 @@ static void end_vm(struct rm_vm *vm, int64_t code, const char *fmt, ...)
 static int hc_puts(struct rm_vm *vm, uint64_t gpa)
 {
     struct rm_hc_puts a;
-    char prefix[80];
-    struct iovec iov[3];
 
     if (!gpa_ok(vm, gpa, sizeof(a)))
         return -EFAULT;
@@ -355,15 +356,7 @@ static int hc_puts(struct rm_vm *vm, uint64_t gpa)
     if (a.len > 4096 || !gpa_ok(vm, a.data, a.len))
         return -EFAULT;
     vm->console_bytes += a.len;
-    snprintf(prefix, sizeof(prefix), "[%s] ", vm->name);
-    iov[0].iov_base = prefix;
-    iov[0].iov_len = vm->console_fd == STDERR_FILENO ? strlen(prefix) : 0;
-    iov[1].iov_base = vm->mem + a.data;
-    iov[1].iov_len = a.len;
-    iov[2].iov_base = (void *)"";
-    iov[2].iov_len = 0;
-    if (writev(vm->console_fd, iov, 3) < 0)
-        (void)0;
+    rm_console_write(&vm->console, vm->mem + a.data, a.len, rm_now_ns());
     return 0;
 }
 
@@ -1025,6 +1018,7 @@ int rm_vm_create(const struct rm_vm_config *cfg, struct rm_vm **out,
     vm->cfg.cmdline = vm->cmdline;
     vm->kvm_fd = vm->vm_fd = vm->tap_fd = vm->kick_fd = vm->stop_fd = -1;
     vm->console_fd = STDERR_FILENO;
+    rm_console_init(&vm->console, STDERR_FILENO, vm->name);
     vm->mem_bytes = cfg->mem_bytes;
     vm->nr_pfns = cfg->mem_bytes >> RM_PAGE_SHIFT;
     vm->nr_vcpus = cfg->nr_vcpus;
@@ -1065,6 +1059,8 @@ int rm_vm_create(const struct rm_vm_config *cfg, struct rm_vm **out,
             vm->console_fd = STDERR_FILENO;
             goto fail;
         }
+        rm_console_destroy(&vm->console);
+        rm_console_init(&vm->console, vm->console_fd, vm->name);
     }
 
     vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -1374,6 +1370,7 @@ void rm_vm_destroy(struct rm_vm *vm)
         close(vm->kvm_fd);
     if (vm->tap_fd >= 0)
         close(vm->tap_fd);
+    rm_console_destroy(&vm->console);   /* (says what it dropped) */
     if (vm->console_fd >= 0 && vm->console_fd != STDERR_FILENO)
         close(vm->console_fd);
     if (vm->kick_fd >= 0)

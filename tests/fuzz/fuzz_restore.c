@@ -2,7 +2,10 @@
 /*
  * libFuzzer: the whole restore engine (checkpoint buffering, compression,
  * epoch checks) over the memory-only backend, on any bytes.  It must never
- * crash, hang or leak, and a FAILOVER must leave a committed epoch.
+ * crash, hang or leak, and a FAILOVER must leave a committed epoch.  The
+ * backend refuses page types like the real ones (a KVM guest: NOTAB only),
+ * and the engine must refuse such pages on arrival: a refusal by map_pages
+ * means a checkpoint could fail half applied.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();   /* a failover without a committed checkpoint */
     if (rc == 0 && ctx.result == RM_RESTORE_NONE)
         abort();
+    if (r->map_refused)
+        abort();   /* the engine let through a page the backend refuses */
     mem_replica_free(r);
     return 0;
 }

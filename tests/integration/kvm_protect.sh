@@ -65,8 +65,11 @@ if ip netns exec "$NS" "$REMUS" protect --progress 0 "$TMP/g.cfg" $PORT \
     > "$TMP/pri2.log" 2>&1 < /dev/null & then PRI=$!; PIDS+=($PRI); fi
 wait_for "$TMP/pri2.log" "refused" 10
 grep -q "exceeds this secondary's limit of 32 MiB" "$TMP/pri2.log"
-kill -9 $PRI 2>/dev/null || true; wait $SEC || true
-grep -q "refused the primary" "$TMP/sec2.log"
+kill -9 $PRI 2>/dev/null || true
+wait_for "$TMP/sec2.log" "refused the connection from .*exceeds this secondary's limit" 10
+# The refused primary does not end the secondary: it goes on waiting.
+kill -0 $SEC || { echo "a refused primary ended the secondary"; exit 1; }
+kill -TERM $SEC; wait $SEC || true
 
 # -- the replication link cut between two hosts -------------------------------
 scenario "the replication link cut between two hosts"

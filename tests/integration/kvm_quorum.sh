@@ -166,7 +166,7 @@ echo "all five partitions: at most one side ran the VM, with every acknowledged 
 scenario "fencing that fails"
 case=fence-fails; D="$TMP/$case"; mkdir -p "$D"
 ip netns exec "$NS" "$REMUS" receive --listen 127.0.0.1:7851 --tap taps $HB \
-    --fence-cmd "echo trying >> $D/fence.out; exit 3" > "$D/sec.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+    --name tguest --fence-cmd "echo trying >> $D/fence.out; exit 3" > "$D/sec.log" 2>&1 & SEC=$!; PIDS+=($SEC)
 sleep 0.3
 ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 $HB "$TMP/g.cfg" 127.0.0.1:7851 \
     > "$D/pri.log" 2>&1 & PRI=$!; PIDS+=($PRI)

@@ -381,16 +381,57 @@ static int r_static_done(struct rm_restore_ctx *ctx)
     return 0;
 }
 
+/*
+ * Like the real backends: a KVM guest has plain pages only (NOTAB); a
+ * Xen HVM domain maps any valid type.  0 or -EINVAL naming the page.
+ */
+static int check_page(struct rm_restore_ctx *ctx, uint64_t pfn,
+                      uint32_t type)
+{
+    struct mem_replica *r = ctx->backend;
+
+    if (pfn >= r->nr_pfns)
+        return rm_error_set(ctx->err, -EINVAL, "pfn 0x%llx is beyond the "
+                            "mem backend's %llu pages",
+                            (unsigned long long)pfn,
+                            (unsigned long long)r->nr_pfns);
+    if (ctx->dhdr.type == RM_DHDR_TYPE_REMUS_KVM && type != RM_PT_NOTAB)
+        return rm_error_set(ctx->err, -EINVAL, "pfn 0x%llx has page type "
+                            "%s: a KVM guest has plain pages only (NOTAB)",
+                            (unsigned long long)pfn,
+                            rm_page_type_name(type));
+    return 0;
+}
+
+static int r_check_pages(struct rm_restore_ctx *ctx, uint32_t count,
+                         const uint64_t *pfns, const uint32_t *types)
+{
+    uint32_t i;
+    int rc;
+
+    for (i = 0; i < count; i++) {
+        rc = check_page(ctx, pfns[i], types[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static int r_map(struct rm_restore_ctx *ctx, uint32_t count,
                  const uint64_t *pfns, const uint32_t *types, void **ptrs)
 {
     struct mem_replica *r = ctx->backend;
     uint32_t i;
+    int rc;
 
-    (void)types;
+    if (++r->map_calls == r->fail_map_at)
+        return rm_error_set(ctx->err, -EIO, "simulated I/O failure");
     for (i = 0; i < count; i++) {
-        if (pfns[i] >= r->nr_pfns)
-            return -EINVAL; /* the engine must never ask */
+        rc = check_page(ctx, pfns[i], types[i]);
+        if (rc) {
+            r->map_refused++;  /* the engine must never ask */
+            return rc;
+        }
         ptrs[i] = r->pages + pfns[i] * RM_PAGE_SIZE;
     }
     return 0;
@@ -412,6 +453,7 @@ static void r_cleanup(struct rm_restore_ctx *ctx)
 const struct rm_restore_ops mem_restore_ops = {
     .setup = r_setup,
     .check_record = r_check,
+    .check_pages = r_check_pages,
     .process_record = r_process,
     .static_data_complete = r_static_done,
     .map_pages = r_map,

@@ -62,6 +62,13 @@ struct mem_replica {
     bool completed;                /* stream_complete called */
     unsigned records_processed;
     uint64_t max_pfns;             /* refuse larger guests (0: 1<<20) */
+    /* map_pages refusals: the engine asked for a page the backend cannot
+     * apply, which its checks on arrival should have refused (always a
+     * bug: the fuzzers abort on it). */
+    unsigned map_refused;
+    /* Simulated I/O failure: the map_pages call number fail_map_at
+     * (counting from 1; 0: never) fails with -EIO. */
+    unsigned fail_map_at, map_calls;
 };
 
 struct mem_replica *mem_replica_new(void);

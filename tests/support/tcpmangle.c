@@ -13,8 +13,13 @@
  *             that hangs); the relay then sleeps until killed.  Its
  *             sockets get small receive buffers so that the primary's
  *             writes block soon after
- * Otherwise the control connection is relayed untouched.  Prints what it
- * did.
+ *   ptype     give the first page of the next PAGE_DATA record (after
+ *             the first CHECKPOINT) the page type L1TAB (a type the KVM
+ *             backend cannot apply; the page digest does not cover
+ *             types), then keep relaying (an unkeyed stream: the 16-byte
+ *             session token, the headers, then records)
+ * In the other modes the control connection is relayed untouched.  Prints
+ * what it did.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +33,52 @@
 #include <unistd.h>
 
 #include "common/io.h"
+#include "common/stream.h"
+
+/* Follows the record framing of the relayed stream (ptype mode). */
+struct recs {
+    uint64_t abs;          /* stream offset of the chunk's first byte */
+    uint64_t next_hdr;     /* offset of the next record header */
+    uint64_t target;       /* offset of the byte to change (0: none) */
+    uint8_t hdr[8];
+    bool checkpointed;     /* a CHECKPOINT record went by */
+};
+
+/* The type nibble of the first pfn entry of the first PAGE_DATA record
+ * that starts once @armed and after a CHECKPOINT (so that the secondary
+ * has a committed checkpoint to keep). */
+static bool retype(struct recs *r, char *buf, size_t len, bool armed)
+{
+    bool hit = false;
+    size_t k;
+
+    for (k = 0; k < len; k++) {
+        uint64_t a = r->abs + k;
+
+        if (r->target && a == r->target) {
+            buf[k] = (char)((buf[k] & 0x0f) | (RM_PT_L1TAB << 4));
+            r->target = 0;
+            hit = true;
+        }
+        if (a >= r->next_hdr && a < r->next_hdr + 8) {
+            r->hdr[a - r->next_hdr] = (uint8_t)buf[k];
+            if (a == r->next_hdr + 7) {
+                uint32_t type, rlen;
+
+                memcpy(&type, r->hdr, 4);
+                memcpy(&rlen, r->hdr + 4, 4);
+                if (type == RM_REC_CHECKPOINT)
+                    r->checkpointed = true;
+                if (armed && r->checkpointed && !hit && !r->target &&
+                    type == RM_REC_PAGE_DATA && rlen >= 16)
+                    r->target = r->next_hdr + 8 + 8 + 7;
+                r->next_hdr += 8 + (((uint64_t)rlen + 7) & ~7ull);
+            }
+        }
+    }
+    r->abs += len;
+    return hit;
+}
 
 static int dial(int port)
 {
@@ -45,13 +96,15 @@ int main(int argc, char **argv)
     struct sockaddr_in a = { .sin_family = AF_INET };
     int lfd, one = 1, pairs[2][2], n = 0, after_ms;
     uint64_t t_stream = 0;
-    bool done = false, truncate_mode, stall_mode;
+    bool done = false, truncate_mode, stall_mode, ptype_mode;
+    struct recs recs = { .next_hdr = 16 + 40 };
     static char buf[1 << 16];
 
     if (argc != 5)
         return 2;
     truncate_mode = !strcmp(argv[3], "truncate");
     stall_mode = !strcmp(argv[3], "stall");
+    ptype_mode = !strcmp(argv[3], "ptype");
     after_ms = atoi(argv[4]);
     lfd = socket(AF_INET, SOCK_STREAM, 0);
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -100,7 +153,17 @@ int main(int argc, char **argv)
             got = read(p[i].fd, buf, sizeof(buf));
             if (got <= 0)
                 return 0;   /* one side closed: stop relaying */
-            if (i == 2 && !done &&
+            if (i == 2 && ptype_mode) {
+                bool armed = !done && rm_now_ns() - t_stream >
+                                      (uint64_t)after_ms * 1000000;
+
+                if (retype(&recs, buf, (size_t)got, armed && !recs.target)) {
+                    printf("tcpmangle: gave a PAGE_DATA page the type "
+                           "L1TAB\n");
+                    fflush(stdout);
+                    done = true;
+                }
+            } else if (i == 2 && !done &&
                 rm_now_ns() - t_stream > (uint64_t)after_ms * 1000000) {
                 if (truncate_mode) {
                     if (rm_write_all(to, buf, (size_t)got / 2))

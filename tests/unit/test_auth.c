@@ -842,6 +842,17 @@ static void write_file(const char *path, const void *data, size_t len,
     close(fd);
 }
 
+/* Load @path and expect -@rc with @why in the message. */
+static void expect_refused(const char *path, int rc, const char *why)
+{
+    struct rm_auth_key k;
+    struct rm_error err = { 0 };
+
+    assert_int_equal(rm_auth_key_load(path, &k, &err), rc);
+    assert_contains(rm_error_str(&err), why);
+    assert_contains(rm_error_str(&err), path);
+}
+
 static void test_key_files(void **state)
 {
     static const char hex[] =
@@ -856,12 +867,7 @@ static void test_key_files(void **state)
     (void)state;
     snprintf(path, sizeof(path), "%s/key", tmpdir);
 
-    for (i = 0; i < sizeof(raw); i++)
-        raw[i] = (uint8_t)(0xf0 ^ i);
-    write_file(path, raw, sizeof(raw), 0600);
-    assert_int_equal(rm_auth_key_load(path, &k, &err), 0);
-    assert_memory_equal(k.k, raw, sizeof(raw));
-
+    /* The one format: 64 hex digits (either case) and a newline. */
     write_file(path, hex, strlen(hex), 0600);
     assert_int_equal(rm_auth_key_load(path, &k, &err), 0);
     assert_int_equal(k.k[0], 0x00);
@@ -871,70 +877,72 @@ static void test_key_files(void **state)
     assert_int_equal(k.k[20], 0x89);
     assert_int_equal(k.k[23], 0xef);
     assert_int_equal(k.k[31], 0x10);
-
-    /* Group-readable is allowed (with a warning). */
-    write_file(path, hex, strlen(hex), 0640);
+    write_file(path, hex, strlen(hex), 0400);
     assert_int_equal(rm_auth_key_load(path, &k, &err), 0);
 
-    /* Wrong length. */
+    /* 32 bytes of anything are not a raw key (even 32 printable ones). */
+    for (i = 0; i < sizeof(raw); i++)
+        raw[i] = (uint8_t)(0xf0 ^ i);
+    write_file(path, raw, sizeof(raw), 0600);
+    expect_refused(path, -EINVAL, "holds 32 bytes: a key file is 64 hex "
+                   "digits and a newline");
+    write_file(path, "correct horse battery staple 123", 32, 0600);
+    expect_refused(path, -EINVAL, "holds 32 bytes");
+
+    /* Wrong length; no newline; extra whitespace; not hex. */
     write_file(path, hex, 63, 0600);
-    rm_error_clear(&err);
-    assert_int_equal(rm_auth_key_load(path, &k, &err), -EINVAL);
-    assert_contains(rm_error_str(&err), "holds 63 bytes");
-    write_file(path, raw, 31, 0600);
-    rm_error_clear(&err);
-    assert_int_equal(rm_auth_key_load(path, &k, &err), -EINVAL);
-    assert_contains(rm_error_str(&err), "32 raw bytes or 64 hex digits");
+    expect_refused(path, -EINVAL, "holds 63 bytes");
+    write_file(path, hex, 64, 0600);
+    expect_refused(path, -EINVAL, "holds 64 bytes");
+    memcpy(bad, hex, 64);
+    memcpy(bad + 64, "\n\n", 2);
+    write_file(path, bad, 66, 0600);
+    expect_refused(path, -EINVAL, "holds 66 bytes");
+    bad[64] = ' ';
+    write_file(path, bad, 65, 0600);
+    expect_refused(path, -EINVAL, "no newline after the 64 hex digits");
     write_file(path, "", 0, 0600);
-    rm_error_clear(&err);
-    assert_int_equal(rm_auth_key_load(path, &k, &err), -EINVAL);
+    expect_refused(path, -EINVAL, "holds 0 bytes");
     {
         char big[200];
 
         memset(big, 'a', sizeof(big));
         write_file(path, big, sizeof(big), 0600);
-        rm_error_clear(&err);
-        assert_int_equal(rm_auth_key_load(path, &k, &err), -EINVAL);
-        assert_contains(rm_error_str(&err), "longer than a key");
+        expect_refused(path, -EINVAL, "longer than a key file");
     }
-
-    /* Not hex. */
     memcpy(bad, hex, sizeof(hex));
     bad[10] = 'g';
     write_file(path, bad, strlen(bad), 0600);
-    rm_error_clear(&err);
-    assert_int_equal(rm_auth_key_load(path, &k, &err), -EINVAL);
-    assert_contains(rm_error_str(&err), "character 11 is not a hex digit");
+    expect_refused(path, -EINVAL, "character 11 is not a hex digit");
 
-    /* Readable or writable by others. */
+    /* Any group or other permission; the mode is named. */
     write_file(path, hex, strlen(hex), 0644);
-    rm_error_clear(&err);
-    assert_int_equal(rm_auth_key_load(path, &k, &err), -EPERM);
-    assert_contains(rm_error_str(&err), "readable by others");
+    expect_refused(path, -EPERM, "has mode 0644: it is readable by others");
     write_file(path, hex, strlen(hex), 0602);
-    rm_error_clear(&err);
-    assert_int_equal(rm_auth_key_load(path, &k, &err), -EPERM);
-    assert_contains(rm_error_str(&err), "writable by others");
+    expect_refused(path, -EPERM, "has mode 0602: it is writable by others");
+    write_file(path, hex, strlen(hex), 0640);
+    expect_refused(path, -EPERM, "has mode 0640: it is readable by its "
+                   "group");
+    write_file(path, hex, strlen(hex), 0620);
+    expect_refused(path, -EPERM, "mode 0620");
+
+    /* Owned by another user (not us, not root), even with mode 0600. */
+    write_file(path, hex, strlen(hex), 0600);
+    if (geteuid() == 0) {
+        assert_int_equal(chown(path, 65534, 65534), 0);
+        expect_refused(path, -EPERM, "belongs to uid 65534");
+        assert_int_equal(chown(path, 0, 0), 0);
+    }
 
     /* All zero. */
-    memset(raw, 0, sizeof(raw));
-    write_file(path, raw, sizeof(raw), 0600);
-    rm_error_clear(&err);
-    assert_int_equal(rm_auth_key_load(path, &k, &err), -EINVAL);
-    assert_contains(rm_error_str(&err), "all-zero");
     memset(bad, '0', 64);
-    write_file(path, bad, 64, 0600);
-    rm_error_clear(&err);
-    assert_int_equal(rm_auth_key_load(path, &k, &err), -EINVAL);
+    bad[64] = '\n';
+    write_file(path, bad, 65, 0600);
+    expect_refused(path, -EINVAL, "all-zero");
 
     /* Missing, or a directory. */
-    rm_error_clear(&err);
-    assert_int_equal(rm_auth_key_load("/nonexistent/key", &k, &err),
-                     -ENOENT);
-    assert_contains(rm_error_str(&err), "/nonexistent/key");
-    rm_error_clear(&err);
-    assert_int_equal(rm_auth_key_load(tmpdir, &k, &err), -EINVAL);
-    assert_contains(rm_error_str(&err), "not a regular file");
+    expect_refused("/nonexistent/key", -ENOENT, "cannot open key file");
+    expect_refused(tmpdir, -EINVAL, "not a regular file");
     unlink(path);
 }
 

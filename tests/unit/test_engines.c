@@ -476,6 +476,97 @@ static void test_corrupt_state_record(void **state)
     mem_replica_free(r);
 }
 
+/* A page type the backend cannot apply (L1TAB on a KVM guest) injected in
+ * checkpoint 3: refused on arrival naming the record and the type (the
+ * page digest does not cover types), the replica stays on checkpoint 2 and
+ * the backend is never asked to map it. */
+static void test_bad_page_type_refused_on_arrival(void **state)
+{
+    struct mem_guest *g = mem_guest_new(64, RM_DHDR_TYPE_REMUS_KVM, 15);
+    struct mem_replica *r = mem_replica_new();
+    struct tu_snapshots snaps = { 0 };
+    struct tu_save_opts o = { .mode = RM_SAVE_CHECKPOINTED, .epochs = 4,
+                              .dirty_per_epoch = 4, .snaps = &snaps };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+    struct rm_restore_ctx rctx;
+    size_t off = 40;
+    unsigned cps = 0;
+    bool hit = false;
+
+    (void)state;
+    assert_int_equal(tu_save(g, &o, &out, NULL, &err), 0);
+    while (off + 8 <= out.len) {
+        uint32_t type, len;
+
+        memcpy(&type, out.data + off, 4);
+        memcpy(&len, out.data + off + 4, 4);
+        if (type == RM_REC_CHECKPOINT)
+            cps++;
+        if (cps == 2 && type == RM_REC_PAGE_DATA) {
+            /* top nibble of the first pfn entry (little endian) */
+            out.data[off + 8 + 8 + 7] |= RM_PT_L1TAB << 4;
+            hit = true;
+            break;
+        }
+        off += 8 + ((len + 7) & ~7u);
+    }
+    assert_true(hit);
+    assert_int_equal(tu_restore(out.data, out.len, r, false, true, NULL,
+                                &rctx, &err), 0);
+    assert_int_equal(rctx.result, RM_RESTORE_FAILOVER);
+    assert_int_equal(rctx.committed_epoch, 2);
+    assert_non_null(strstr(rctx.failover_reason.msg, "PAGE_DATA"));
+    assert_non_null(strstr(rctx.failover_reason.msg, "L1TAB"));
+    assert_int_equal(r->map_refused, 0);
+    assert_memory_equal(r->pages, snaps.pages[1], 64 * RM_PAGE_SIZE);
+    tu_snapshots_free(&snaps);
+    rm_buf_free(&out);
+    mem_guest_free(g);
+    mem_replica_free(r);
+}
+
+/* A backend I/O failure while checkpoint 3 is applied: the replica is half
+ * applied, so the restore ends in an error that says it must not run (not
+ * in a failover to a state that no longer exists). */
+static void test_commit_failure_refuses_to_run(void **state)
+{
+    struct mem_guest *g = mem_guest_new(64, RM_DHDR_TYPE_REMUS_KVM, 16);
+    struct mem_replica *r = mem_replica_new();
+    struct tu_save_opts o = { .mode = RM_SAVE_CHECKPOINTED, .epochs = 4,
+                              .dirty_per_epoch = 4 };
+    struct tu_restore_log log = { 0 };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+    struct rm_restore_ctx rctx;
+    unsigned calls;
+
+    (void)state;
+    assert_int_equal(tu_save(g, &o, &out, NULL, &err), 0);
+    /* A clean run counts the map calls: the last one applies a page of
+     * checkpoint 4. */
+    assert_int_equal(tu_restore(out.data, out.len, r, false, true, &log,
+                                &rctx, &err), 0);
+    assert_int_equal(log.commits, 4);
+    calls = r->map_calls;
+    mem_replica_free(r);
+
+    r = mem_replica_new();
+    r->fail_map_at = calls;
+    memset(&log, 0, sizeof(log));
+    assert_int_equal(tu_restore(out.data, out.len, r, false, true, &log,
+                                &rctx, &err), -EIO);
+    assert_int_equal(log.commits, 3);
+    assert_int_equal(rctx.result, RM_RESTORE_NONE);
+    assert_non_null(strstr(err.msg, "checkpoint 4 failed half applied"));
+    assert_non_null(strstr(err.msg, "must not run"));
+    assert_non_null(strstr(err.msg, "checkpoint 3)"));
+    assert_non_null(strstr(err.msg, "simulated I/O failure"));
+    rm_buf_free(&out);
+    mem_guest_free(g);
+    mem_replica_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -499,6 +590,8 @@ int main(void)
         cmocka_unit_test(test_replayed_checkpoint),
         cmocka_unit_test(test_corrupt_checkpoint),
         cmocka_unit_test(test_corrupt_state_record),
+        cmocka_unit_test(test_bad_page_type_refused_on_arrival),
+        cmocka_unit_test(test_commit_failure_refuses_to_run),
     };
 
     tu_case_filter();

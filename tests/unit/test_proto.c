@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proto/channel.h"
@@ -273,6 +274,104 @@ static void test_handshake(void **state)
     (void)got;
 }
 
+/* Writes a frame one byte every gap_ms (a slowloris peer). */
+struct trickle {
+    int fd;
+    const uint8_t *frame;
+    size_t len;
+    unsigned gap_ms;
+};
+
+static void *trickle_main(void *arg)
+{
+    struct trickle *t = arg;
+    size_t i;
+
+    for (i = 0; i < t->len; i++) {
+        if (send(t->fd, t->frame + i, 1, MSG_NOSIGNAL) != 1)
+            break;
+        usleep(t->gap_ms * 1000);
+    }
+    return NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Trickle @m into a fresh pair's side a; receive it on side b with
+ * @server_ms (handshake) or with rm_chan_recv.  The elapsed time. */
+static double trickled(const struct rm_ctl_msg *m, unsigned gap_ms,
+                       int server_ms, int *rc, char *why, size_t whylen)
+{
+    struct trickle t;
+    struct pair p;
+    struct rm_hello mine, peer;
+    struct rm_ctl_msg out;
+    pthread_t th;
+    uint8_t *frame;
+    size_t len;
+    double t0;
+
+    pair_open(&p);
+    assert_int_equal(rm_ctl_encode(m, &frame, &len), 0);
+    t = (struct trickle){ .fd = p.fd[0], .frame = frame, .len = len,
+                          .gap_ms = gap_ms };
+    t0 = now_s();
+    pthread_create(&th, NULL, trickle_main, &t);
+    if (server_ms) {
+        hello(&mine, RM_ROLE_SECONDARY);
+        *rc = rm_chan_handshake_server(&p.b, &mine, &peer, server_ms);
+    } else {
+        *rc = rm_chan_recv(&p.b, 1000, &out);
+    }
+    t0 = now_s() - t0;
+    snprintf(why, whylen, "%s", p.b.err.msg);
+    shutdown(p.fd[0], SHUT_RDWR);
+    pthread_join(th, NULL);
+    free(frame);
+    pair_close(&p);
+    return t0;
+}
+
+/* A hello trickled a byte at a time: the handshake's one deadline ends it
+ * (reads that each see a byte in time do not extend it). */
+static void test_handshake_deadline(void **state)
+{
+    struct rm_ctl_msg m = { .kind = RM_CTL_HELLO };
+    char why[RM_ERROR_MSG_MAX];
+    double took;
+    int rc;
+
+    (void)state;
+    hello(&m.u.hello, RM_ROLE_PRIMARY);
+    m.u.hello.protocol_version = RM_CTL_PROTOCOL_VERSION;
+    took = trickled(&m, 100, 1000, &rc, why, sizeof(why));
+    assert_int_not_equal(rc, 0);
+    assert_true(took < 2.5);
+    assert_non_null(strstr(why, "handshake's time ran out"));
+}
+
+/* A frame that has begun must arrive whole within 5 s in all. */
+static void test_frame_deadline(void **state)
+{
+    struct rm_ctl_msg m = { .kind = RM_CTL_STOP };
+    char why[RM_ERROR_MSG_MAX];
+    double took;
+    int rc;
+
+    (void)state;
+    strcpy(m.u.stop.reason, "a slow stop");
+    took = trickled(&m, 600, 0, &rc, why, sizeof(why));
+    assert_int_equal(rc, -EPIPE);
+    assert_true(took < 6.5);
+    assert_non_null(strstr(why, "within 5000 ms"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +380,8 @@ int main(void)
         cmocka_unit_test(test_ack_epoch_zero),
         cmocka_unit_test(test_handshake),
         cmocka_unit_test(test_handshake_timing),
+        cmocka_unit_test(test_handshake_deadline),
+        cmocka_unit_test(test_frame_deadline),
     };
 
     tu_case_filter();
