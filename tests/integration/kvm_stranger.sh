@@ -108,7 +108,7 @@ stranger() { ip netns exec "$NS" python3 "$TMP/stranger.py" "$@"; }
 # -- a stray HTTP probe, unkeyed and keyed -----------------------------------------
 scenario "a stray HTTP probe, unkeyed and keyed"
 n=0
-for keyopt in "" "--key-file $K1"; do
+for keyopt in "--insecure" "--key-file $K1"; do
     n=$((n + 1)); port=$((7800 + n))
     # shellcheck disable=SC2086
     start_sec $port "$TMP/sec-probe$n.log" $keyopt
@@ -191,11 +191,11 @@ scenario "a page type the KVM backend cannot apply"
 # The relay is one thread: while the secondary is busy creating its VM, a
 # blocked stream write holds the control messages back too, hence the
 # longer heartbeat timeout (on a loaded machine 1 s was seen to pass).
-start_sec 7807 "$TMP/sec-ptype.log" --heartbeat-timeout 3000
+start_sec 7807 "$TMP/sec-ptype.log" --insecure --heartbeat-timeout 3000
 ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7806 7807 ptype 1500 \
     > "$TMP/mangle-ptype.log" 2>&1 & PIDS+=($!)
 sleep 0.2
-start_pri ptype 7806 -u --heartbeat-timeout 3000
+start_pri ptype 7806 --insecure -u --heartbeat-timeout 3000
 acked=0
 for i in $(seq 1 30); do
     kv 50 $i "INCR t" > /dev/null || continue
