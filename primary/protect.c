@@ -546,6 +546,7 @@ static int connect_peer(struct protect *p)
     mine.interval_ms = cfg->interval_ms;
     mine.hb_interval_ms = cfg->hb_interval_ms;
     mine.hb_timeout_ms = cfg->hb_timeout_ms;
+    mine.quorum = cfg->peer_lost_gate != NULL;
     rc = rm_chan_handshake_client(&p->chan, &mine, &peer,
                                   (int)cfg->connect_timeout_ms);
     if (rc)

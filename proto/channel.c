@@ -119,6 +119,7 @@ static int decode_hello(const Remus__Hello *h, struct rm_hello *out,
     out->hb_interval_ms = h->has_hb_interval_ms ? h->hb_interval_ms : 0;
     out->hb_timeout_ms = h->has_hb_timeout_ms ? h->hb_timeout_ms : 0;
     out->buffer_bytes = h->has_buffer_bytes ? h->buffer_bytes : 0;
+    out->quorum = h->has_quorum && h->quorum;
     if (h->has_nonce) {
         if (h->nonce.len != RM_CTL_NONCE_LEN)
             return rm_error_set(err, -EBADMSG, "nonce of %zu bytes (%u "
@@ -282,6 +283,8 @@ static void encode_hello(const struct rm_hello *in, Remus__Hello *h,
     h->hb_timeout_ms = in->hb_timeout_ms;
     h->has_buffer_bytes = in->buffer_bytes != 0;
     h->buffer_bytes = in->buffer_bytes;
+    h->has_quorum = true;
+    h->quorum = in->quorum;
     if (in->has_nonce) {
         h->has_nonce = true;
         h->nonce.len = RM_CTL_NONCE_LEN;
@@ -676,6 +679,17 @@ static const char *incompatible(const struct rm_hello *mine,
     if (mine->required_caps & ~peer->caps) {
         snprintf(buf, len, "peer lacks required capabilities 0x%" PRIx64,
                  mine->required_caps & ~peer->caps);
+        return buf;
+    }
+    if (mine->quorum != peer->quorum) {
+        /* One side would arbitrate a lost peer and the other not: both
+         * could run the VM.  Refused, not warned about. */
+        snprintf(buf, len, "split-brain protection differs: the %s runs "
+                 "%s, the %s runs %s (both sides need --quorum corosync, or "
+                 "neither)", role_name(mine->role),
+                 mine->quorum ? "--quorum corosync" : "without --quorum",
+                 role_name(peer->role),
+                 peer->quorum ? "--quorum corosync" : "without --quorum");
         return buf;
     }
     return NULL;

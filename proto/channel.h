@@ -55,6 +55,8 @@ struct rm_hello {
     uint32_t hb_interval_ms;
     uint32_t hb_timeout_ms;
     uint64_t buffer_bytes;       /* secondary: its checkpoint buffer */
+    bool quorum;                 /* this side decides with a quorum
+                                    service (--quorum): both or neither */
     bool has_nonce;              /* set by the handshake when keyed */
     uint8_t nonce[RM_CTL_NONCE_LEN];
     bool has_session;

@@ -252,6 +252,7 @@ static int candidate_hello(struct receive *r, struct rm_preauth_conn *c,
     mine->guest_bytes = cfg->max_guest_bytes;
     mine->hb_interval_ms = cfg->hb_interval_ms;
     mine->hb_timeout_ms = cfg->hb_timeout_ms;
+    mine->quorum = cfg->quorum;
     mine->buffer_bytes = cfg->buffer_bytes ? cfg->buffer_bytes
                                            : RM_RESTORE_BUFFER_DEFAULT;
     if (getrandom(mine->session, sizeof(mine->session), 0) !=

@@ -69,6 +69,9 @@ struct rm_receive_cfg {
     /* Pre-shared key, or NULL: no authentication.  Not owned; must
      * outlive rm_receive_run(). */
     const struct rm_auth_key *key;
+    /* This side decides a lost primary with a quorum service (--quorum):
+     * said in the hello; a primary that does otherwise is refused. */
+    bool quorum;
     /* Limits a handshake must satisfy (0: any). */
     uint64_t max_guest_bytes;
     /* Memory for one buffered checkpoint (0: RM_RESTORE_BUFFER_DEFAULT),

@@ -235,6 +235,34 @@ static void test_handshake_timing(void **state)
     assert_int_equal(got.buffer_bytes, 3ull << 20);
 }
 
+/* One side with --quorum, the other without: refused by both, naming
+ * both settings (#16: mixed split-brain protection is not a warning). */
+static void test_handshake_quorum_mismatch(void **state)
+{
+    struct rm_hello c, s, got;
+    char why[RM_ERROR_MSG_MAX];
+    int i;
+
+    (void)state;
+    for (i = 0; i < 2; i++) {
+        hello(&c, RM_ROLE_PRIMARY);
+        hello(&s, RM_ROLE_SECONDARY);
+        c.quorum = i == 0;
+        s.quorum = i == 1;
+        assert_int_equal(handshake(&c, &s, &got, why, sizeof(why)), -EPROTO);
+        assert_non_null(strstr(why, "split-brain protection differs"));
+        assert_non_null(strstr(why, i == 0 ? "the secondary runs without "
+                                             "--quorum"
+                                           : "the primary runs without "
+                                             "--quorum"));
+    }
+    hello(&c, RM_ROLE_PRIMARY);
+    hello(&s, RM_ROLE_SECONDARY);
+    c.quorum = s.quorum = true;
+    assert_int_equal(handshake(&c, &s, &got, why, sizeof(why)), 0);
+    assert_true(got.quorum);
+}
+
 static void test_handshake(void **state)
 {
     struct rm_hello c, s, got;
@@ -380,6 +408,7 @@ int main(void)
         cmocka_unit_test(test_ack_epoch_zero),
         cmocka_unit_test(test_handshake),
         cmocka_unit_test(test_handshake_timing),
+        cmocka_unit_test(test_handshake_quorum_mismatch),
         cmocka_unit_test(test_handshake_deadline),
         cmocka_unit_test(test_frame_deadline),
     };
