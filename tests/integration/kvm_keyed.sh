@@ -85,7 +85,7 @@ while True:
 EOPY
 
 scenario "--insecure: runs, warned at every session; an injected Failover is not honoured"
-"${IN_NS[@]}" "$REMUS" receive --insecure --listen 127.0.0.1:7952 --tap taps $HB \
+"${IN_NS[@]}" "$REMUS" receive --insecure --listen 127.0.0.1:7952 --tap taps $HB --name tguest \
     --fence-cmd "echo fenced >> $TMP/fence.out; exit 1" > "$TMP/sec.log" 2>&1 & SEC=$!; PIDS+=($SEC)
 "${IN_NS[@]}" python3 "$TMP/inject.py" 7951 7952 "$TMP/inject-now" > "$TMP/relay.log" 2>&1 & PIDS+=($!)
 sleep 0.3
