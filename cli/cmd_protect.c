@@ -457,6 +457,7 @@ int cmd_protect(int argc, char **argv)
         qgate.vm = vm;
         pc.peer_lost_gate = quorum_gate;
         pc.peer_lost_gate_opaque = &qgate;
+        pc.quorum = qgate.q;
     }
     pc.progress_ms = progress;
     pc.stats_fd = -1;

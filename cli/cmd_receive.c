@@ -319,6 +319,7 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
     }
     rc_cfg.name = arg.cfg.name;
     rc_cfg.quorum = cl->use_quorum;
+    rc_cfg.cluster = cl->q;
     rc_cfg.ops = &rm_kvm_restore_ops;
     rc_cfg.backend_arg = &arg;
     rc_cfg.stop_requested = &receive_stop;

@@ -39,8 +39,9 @@ struct rm_quorum {
     /* The group's members as last reported by cpg. */
     struct cpg_address members[MAX_MEMBERS];
     size_t nr_members;
-    /* The peer: the first other process seen in the group. */
-    bool peer_seen;
+    /* The peer: the process the handshake named (bound), else the first
+     * other process seen in the group. */
+    bool peer_seen, peer_bound;
     uint32_t peer_node, peer_pid;
 };
 
@@ -139,7 +140,7 @@ static bool peer_visible(struct rm_quorum *q)
 
         if (m->nodeid == q->my_node && m->pid == q->my_pid)
             continue;
-        if (!q->peer_seen) {
+        if (!q->peer_seen && !q->peer_bound) {
             q->peer_seen = true;
             q->peer_node = m->nodeid;
             q->peer_pid = m->pid;
@@ -151,6 +152,29 @@ static bool peer_visible(struct rm_quorum *q)
             return true;
     }
     return false;
+}
+
+void rm_quorum_self(const struct rm_quorum *q, uint32_t *node,
+                    uint32_t *pid)
+{
+    *node = q->my_node;
+    *pid = q->my_pid;
+}
+
+void rm_quorum_bind_peer(struct rm_quorum *q, uint32_t node, uint32_t pid)
+{
+    if (q->peer_seen && (q->peer_node != node || q->peer_pid != pid))
+        LOG_WARN("group %s: process %u on node %u is not the %s the "
+                 "handshake named (process %u on node %u): ignored",
+                 q->group.value, q->peer_pid, q->peer_node,
+                 q->cfg.role == RM_QUORUM_PRIMARY ? "secondary" : "primary",
+                 pid, node);
+    q->peer_bound = q->peer_seen = true;
+    q->peer_node = node;
+    q->peer_pid = pid;
+    LOG_INFO("group %s: the %s is process %u on node %u (named in the "
+             "handshake)", q->group.value, q->cfg.role == RM_QUORUM_PRIMARY
+             ? "secondary" : "primary", pid, node);
 }
 
 /* Wait for corosync to say something, up to @ms. */

@@ -78,6 +78,18 @@ struct rm_quorum_verdict {
 int rm_quorum_open(const struct rm_quorum_cfg *cfg, struct rm_quorum **out,
                    struct rm_error *err);
 
+/* This process's identity in the group: what its hello tells the peer. */
+void rm_quorum_self(const struct rm_quorum *q, uint32_t *node,
+                    uint32_t *pid);
+
+/*
+ * The peer is the process the (authenticated) handshake named: from now
+ * on only its presence in the group counts.  Another process in the group
+ * (a stray, a second instance in a Pacemaker bring-up) is never taken for
+ * the peer once bound.
+ */
+void rm_quorum_bind_peer(struct rm_quorum *q, uint32_t node, uint32_t pid);
+
 /* Leave the group and disconnect.  NULL is allowed. */
 void rm_quorum_close(struct rm_quorum *q);
 

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/quorum.h"
 #include "common/auth.h"
 #include "common/key_resolve.h"
 #include "common/log.h"
@@ -546,7 +547,11 @@ static int connect_peer(struct protect *p)
     mine.interval_ms = cfg->interval_ms;
     mine.hb_interval_ms = cfg->hb_interval_ms;
     mine.hb_timeout_ms = cfg->hb_timeout_ms;
-    mine.quorum = cfg->peer_lost_gate != NULL;
+    mine.quorum = cfg->quorum != NULL;
+    if (cfg->quorum) {
+        mine.has_cpg = true;
+        rm_quorum_self(cfg->quorum, &mine.cpg_node, &mine.cpg_pid);
+    }
     rc = rm_chan_handshake_client(&p->chan, &mine, &peer,
                                   (int)cfg->connect_timeout_ms);
     if (rc)
@@ -555,6 +560,8 @@ static int connect_peer(struct protect *p)
                             rm_error_str(&p->chan.err));
     p->compress = (peer.caps & RM_CAP_COMPRESSION) != 0;
     p->peer_buffer = peer.buffer_bytes;
+    if (cfg->quorum)    /* the handshake checked that the reply names it */
+        rm_quorum_bind_peer(cfg->quorum, peer.cpg_node, peer.cpg_pid);
 
     /* The stream connection carries the session token from the hello. */
     p->stream_fd = rm_tcp_connect(&cfg->peer, (int)cfg->connect_timeout_ms,

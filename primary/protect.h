@@ -115,6 +115,11 @@ struct rm_protect_cfg {
      * the VM itself before returning 0).  @why receives the reason. */
     int (*peer_lost_gate)(void *opaque, struct rm_error *why);
     void *peer_lost_gate_opaque;
+    /* The cluster membership the gate decides with (--quorum), or NULL;
+     * not owned.  The hello says this side runs --quorum and which
+     * process it is in the group; the secondary the reply names is bound
+     * as the peer (rm_quorum_bind_peer). */
+    struct rm_quorum *quorum;
 
     /* Optional: one line per acknowledged epoch, "epoch pause_us
      * dirty_pages bytes send_us ack_us", for drills and benchmarks. */

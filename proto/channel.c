@@ -120,6 +120,9 @@ static int decode_hello(const Remus__Hello *h, struct rm_hello *out,
     out->hb_timeout_ms = h->has_hb_timeout_ms ? h->hb_timeout_ms : 0;
     out->buffer_bytes = h->has_buffer_bytes ? h->buffer_bytes : 0;
     out->quorum = h->has_quorum && h->quorum;
+    out->has_cpg = h->has_cpg_node && h->has_cpg_pid;
+    out->cpg_node = out->has_cpg ? h->cpg_node : 0;
+    out->cpg_pid = out->has_cpg ? h->cpg_pid : 0;
     if (h->has_nonce) {
         if (h->nonce.len != RM_CTL_NONCE_LEN)
             return rm_error_set(err, -EBADMSG, "nonce of %zu bytes (%u "
@@ -285,6 +288,9 @@ static void encode_hello(const struct rm_hello *in, Remus__Hello *h,
     h->buffer_bytes = in->buffer_bytes;
     h->has_quorum = true;
     h->quorum = in->quorum;
+    h->has_cpg_node = h->has_cpg_pid = in->has_cpg;
+    h->cpg_node = in->cpg_node;
+    h->cpg_pid = in->cpg_pid;
     if (in->has_nonce) {
         h->has_nonce = true;
         h->nonce.len = RM_CTL_NONCE_LEN;
@@ -690,6 +696,11 @@ static const char *incompatible(const struct rm_hello *mine,
                  mine->quorum ? "--quorum corosync" : "without --quorum",
                  role_name(peer->role),
                  peer->quorum ? "--quorum corosync" : "without --quorum");
+        return buf;
+    }
+    if (peer->quorum && !peer->has_cpg) {
+        snprintf(buf, len, "the %s runs --quorum but did not say which "
+                 "process it is in the cluster group", role_name(peer->role));
         return buf;
     }
     return NULL;

@@ -57,6 +57,8 @@ struct rm_hello {
     uint64_t buffer_bytes;       /* secondary: its checkpoint buffer */
     bool quorum;                 /* this side decides with a quorum
                                     service (--quorum): both or neither */
+    bool has_cpg;                /* with quorum: this process's identity */
+    uint32_t cpg_node, cpg_pid;  /* in the CPG group remus:NAME */
     bool has_nonce;              /* set by the handshake when keyed */
     uint8_t nonce[RM_CTL_NONCE_LEN];
     bool has_session;

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/quorum.h"
 #include "common/auth.h"
 #include "common/key_resolve.h"
 #include "common/log.h"
@@ -253,6 +254,10 @@ static int candidate_hello(struct receive *r, struct rm_preauth_conn *c,
     mine->hb_interval_ms = cfg->hb_interval_ms;
     mine->hb_timeout_ms = cfg->hb_timeout_ms;
     mine->quorum = cfg->quorum;
+    if (cfg->cluster) {
+        mine->has_cpg = true;
+        rm_quorum_self(cfg->cluster, &mine->cpg_node, &mine->cpg_pid);
+    }
     mine->buffer_bytes = cfg->buffer_bytes ? cfg->buffer_bytes
                                            : RM_RESTORE_BUFFER_DEFAULT;
     if (getrandom(mine->session, sizeof(mine->session), 0) !=
@@ -335,6 +340,9 @@ static int serve_control(struct receive *r, struct rm_preauth *pa,
             snprintf(r->ctl_addr, sizeof(r->ctl_addr), "%s", c.addr);
             *mine = cd->mine;
             r->peer = cd->peer;
+            if (r->cfg->cluster)   /* the hello named it (checked) */
+                rm_quorum_bind_peer(r->cfg->cluster, r->peer.cpg_node,
+                                    r->peer.cpg_pid);
             free(cd);
             return 0;
         }

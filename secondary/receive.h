@@ -72,6 +72,9 @@ struct rm_receive_cfg {
     /* This side decides a lost primary with a quorum service (--quorum):
      * said in the hello; a primary that does otherwise is refused. */
     bool quorum;
+    /* ... and with it (not owned): the hello names this process in the
+     * group; the primary its hello names is bound as the peer. */
+    struct rm_quorum *cluster;
     /* Limits a handshake must satisfy (0: any). */
     uint64_t max_guest_bytes;
     /* Memory for one buffered checkpoint (0: RM_RESTORE_BUFFER_DEFAULT),

@@ -43,8 +43,14 @@ value() { (kv "$1" "$2" "GET x" 2>/dev/null || true) | awk '$2 == "OK" {print $3
 fail() { echo "FAIL ($case): $*"; for f in "$D"/*.log; do echo "--- $f"; tail -n 25 "$f"; done; exit 1; }
 
 start_pair() {   # start_pair CASE: fresh cluster, protection, acked writes
+    new_cluster "$1"
+    start_protection
+}
+new_cluster() {  # new_cluster CASE: a fresh cluster, logs in $TMP/CASE
     case=$1; D="$TMP/$case"; mkdir -p "$D"
     cluster_up "$D/cluster" || fail "the cluster did not form"
+}
+start_protection() {   # the pair, protecting, with acknowledged writes
     ip netns exec "${CL}s" "$REMUS" receive --listen 10.78.0.2:7850 \
         --name tguest --tap taps --tap-netns "$NS" $HB $Q \
         --fence-cmd "echo \"fenced \$REMUS_NAME at \$REMUS_EPOCH from \$REMUS_PEER\" >> $D/fence.out" \
@@ -144,6 +150,26 @@ wait_until 20 "the secondary's takeover" in_file "$D/sec.log" FAILOVER || true
 grep -q FAILOVER "$D/sec.log" || fail "the secondary did not take over from a dead primary process"
 v=$(value 2 20); [ "$v" = "$acked" ] || fail "the replica has '$v', acked $acked"
 echo "arbiter-down: protection went on; after kill -9 of the primary: $(grep -o 'taking over: .*' "$D/sec.log" | cut -c1-120)"
+end_pair
+
+# -- a stray process in the group (a Pacemaker-style bring-up) -------------
+scenario "a stray process in the group"
+# Another process joins remus:tguest on the secondary's host before the
+# pair forms.  The peer is the process the handshake named, not the first
+# one seen: when the primary's process dies, the secondary takes over
+# although the stray is still in the group (before: it took the stray for
+# the primary, saw it alive, and stood down).
+new_cluster stray
+ip netns exec "${CL}s" "$BUILD/tests/cpg_join" remus:tguest > "$D/stray.log" 2>&1 & STRAY=$!; PIDS+=($STRAY)
+wait_until 10 "the stray process to join the group" in_file "$D/stray.log" joined || fail "the stray did not join"
+start_protection
+grep -q "named in the handshake" "$D/sec.log" || fail "the secondary did not bind the primary the handshake named"
+kill -9 $PRI; wait $PRI 2>/dev/null || true
+wait_until 30 "the secondary's takeover" in_file "$D/sec.log" FAILOVER || fail "the secondary did not take over: it took the stray for the primary"
+alive $STRAY || fail "the stray left the group: the test proves nothing"
+v=$(value 2 30); [ "$v" = "$acked" ] || fail "the replica has '$v', acked $acked"
+echo "stray: $(grep -o 'the primary is process.*named in the handshake.*' "$D/sec.log" | head -1); took over with the stray still in the group"
+kill $STRAY; wait $STRAY 2>/dev/null || true
 end_pair
 
 # -- the arbiter down, then the link cut: nobody can be sure -------------------
