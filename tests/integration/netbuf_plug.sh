@@ -76,10 +76,11 @@ no_leftovers
 echo "teardown after SIGTERM: nothing left"
 
 # 2. The plug step.  On a kernel with sch_plug (stock Debian 12's has it)
+# the plug itself is tested (tests/support/plug_steps.sh: what the VIF
+# receives is held, an ended epoch is let out by a release and only then, a
+# discard drops what is held).  On a kernel without it, the refusal must
+# name sch_plug.
 scenario "The plug step"
-# the plug itself is tested: what the VIF receives is held, an ended epoch
-# is let out by a release and only then, a discard drops what is held.  On
-# a kernel without it, the refusal must name sch_plug.
 have_plug() {   # can this kernel make a plug qdisc at all? (not remus's code)
     local rc=0
     NA ip link add rmplugt type veth peer name rmplugu || { echo "cannot make a veth pair"; exit 1; }
@@ -87,60 +88,12 @@ have_plug() {   # can this kernel make a plug qdisc at all? (not remus's code)
     NA ip link del rmplugt || { echo "cannot remove the veth pair"; exit 1; }
     return $rc
 }
-# A UDP receiver on "the host" side logs every payload it gets; "the guest"
-# sends tagged datagrams (a static neighbour entry: no ARP to be held).
-cat > "$TMP/udp.py" <<'EOP'
-import socket, sys
-if sys.argv[1] == "recv":
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("10.78.0.1", 9999))
-    with open(sys.argv[2], "a") as f:
-        while True:
-            d, _ = s.recvfrom(100)
-            f.write(d.decode() + "\n"); f.flush()
-else:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for i in range(int(sys.argv[3])):
-        s.sendto(("%s-%d" % (sys.argv[2], i)).encode(), ("10.78.0.1", 9999))
-EOP
-got() { grep -c "^$1-" "$TMP/udp.got" || true; }   # datagrams of tag $1 received
-send() { NB python3 "$TMP/udp.py" send "$1" 5; sleep 0.5; }
-expect() {     # expect TAG N WHAT
-    local n; n=$(got "$1")
-    [ "$n" = "$2" ] || { echo "plug: $3: $n of 5 '$1' datagrams arrived (want $2)"; cat "$TMP/steps.log"; exit 1; }
-}
 if have_plug; then
     echo "this kernel has sch_plug: testing the plug itself"
-    : > "$TMP/udp.got"
-    NA python3 "$TMP/udp.py" recv "$TMP/udp.got" & PIDS+=($!)
-    mac=$(NA cat /sys/class/net/vif1.0/address)
-    NB ip neigh replace 10.78.0.1 lladdr "$mac" dev guest0 nud permanent
-    mkfifo "$TMP/steps"
-    ip netns exec "$A" "$REMUS" netbuf check --steps vif1.0 < "$TMP/steps" > "$TMP/steps.log" 2>&1 & STEPS=$!; PIDS+=($STEPS)
-    exec 7> "$TMP/steps"
-    step() { echo "$1" >&7; wait_line "netbuf: $1 done" "$2"; }
-    answered() { [ "$(grep -c "^$1$" "$TMP/steps.log" || true)" -ge "$2" ]; }
-    wait_line() {   # wait_line TEXT COUNT: the COUNTth answer TEXT
-        wait_until 5 "answer '$1' from netbuf check --steps" answered "$1" "$2" || { cat "$TMP/steps.log"; exit 1; }
-    }
-    wait_line "netbuf: an epoch was buffered and released" 1
-    send a;  expect a 0 "the plug let an epoch out before it ended"
-    step buffer 1
-    send b;  expect a 0 "the plug let an ended epoch out before its release"
-    step release 1
-    sleep 0.3
-    expect a 5 "a released epoch"
-    expect b 0 "the plug let out the epoch after the released one"
-    step buffer 2; step release 2; sleep 0.3
-    expect b 5 "the next released epoch"
-    send c;  step discard 1
-    step buffer 3; step release 3; sleep 0.3
-    expect c 0 "the plug let out what was discarded"
-    exec 7>&-
-    wait $STEPS || { echo "netbuf check --steps failed"; cat "$TMP/steps.log"; exit 1; }
-    grep -q "torn down" "$TMP/steps.log" || { echo "no teardown"; exit 1; }
+    bash "$ROOT/tests/support/plug_steps.sh" "$REMUS" "$A" "$B" vif1.0 guest0 10.78.0.1 "$TMP/plug" ||
+        { echo "the plug does not hold, release or discard as it must"; exit 1; }
     no_leftovers
-    echo "sch_plug: held until released, one epoch at a time; a discard drops; nothing left"
+    echo "sch_plug: nothing left"
 else
     if NA "$REMUS" netbuf check vif1.0 > "$TMP/plug.log" 2>&1; then
         echo "remus accepted a plug qdisc on a kernel that makes none"; cat "$TMP/plug.log"; exit 1

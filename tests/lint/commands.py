@@ -22,6 +22,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 SCRIPTS = ['tests/integration/*.sh', 'tests/lib/*.sh', 'tests/soak/*.sh',
+           'tests/support/*.sh',
            'tests/once/*.sh', 'tests/run-tests.sh', 'ocf/remus',
            'lab/xen/*.sh', 'scripts/*.sh', '.ci/run']
 SYSTEM_PATH = ['/usr/sbin', '/usr/bin', '/sbin', '/bin']
