@@ -256,11 +256,23 @@ static void test_handshake_quorum_mismatch(void **state)
                                            : "the primary runs without "
                                              "--quorum"));
     }
+    /* Both with --quorum: each must say which process it is in the CPG
+     * group (the peer binds it); the reply carries the secondary's. */
     hello(&c, RM_ROLE_PRIMARY);
     hello(&s, RM_ROLE_SECONDARY);
     c.quorum = s.quorum = true;
+    assert_int_equal(handshake(&c, &s, &got, why, sizeof(why)), -EPROTO);
+    assert_non_null(strstr(why, "did not say which process it is"));
+    c.has_cpg = s.has_cpg = true;
+    c.cpg_node = 1;
+    c.cpg_pid = 100;
+    s.cpg_node = 2;
+    s.cpg_pid = 200;
     assert_int_equal(handshake(&c, &s, &got, why, sizeof(why)), 0);
     assert_true(got.quorum);
+    assert_true(got.has_cpg);
+    assert_int_equal(got.cpg_node, 2);
+    assert_int_equal(got.cpg_pid, 200);
 }
 
 static void test_handshake(void **state)
