@@ -152,25 +152,6 @@ static int parse_ms(const char *opt, const char *arg, unsigned *out,
     return 0;
 }
 
-/* --quorum: the cluster decides whether the VM may run on. */
-struct quorum_gate {
-    struct rm_quorum *q;
-    struct rm_vm *vm;
-};
-
-static int quorum_gate(void *opaque, struct rm_error *why)
-{
-    struct quorum_gate *qg = opaque;
-    struct rm_quorum_verdict v;
-    struct rm_error err = { 0 };
-
-    rm_quorum_decide(qg->q, &v, &err);
-    if (!v.act)
-        rm_vm_pause(qg->vm);    /* before anything else can happen */
-    rm_error_set(why, v.act ? -EAGAIN : -ENOLCK, "%s", v.why);
-    return v.act ? 1 : 0;
-}
-
 int cmd_protect(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -208,7 +189,7 @@ int cmd_protect(int argc, char **argv)
     struct rm_auth_key key;
     bool use_quorum = false;
     unsigned qsettle = 10000;
-    struct quorum_gate qgate = { NULL, NULL };
+    struct rm_quorum *quorum = NULL;
     int stats_fd = -1, digest_fd = -1, release_fd = -1;
     unsigned digest_every = 0;
     /* Guest options given on the command line override the VM file,
@@ -378,9 +359,9 @@ int cmd_protect(int argc, char **argv)
         char desc[320];
         bool quorate = false;
 
-        rc = rm_quorum_open(&qc, &qgate.q, &err);
+        rc = rm_quorum_open(&qc, &quorum, &err);
         if (!rc)
-            rc = rm_quorum_status(qgate.q, &quorate, desc, sizeof(desc),
+            rc = rm_quorum_status(quorum, &quorate, desc, sizeof(desc),
                                   &err);
         if (rc) {
             ret = cli_fail("protect", "--quorum corosync: %s",
@@ -453,12 +434,7 @@ int cmd_protect(int argc, char **argv)
     pc.stop_requested = &protect_stop;
     pc.handover_requested = &protect_handover;
     pc.pause_vm = pause_vm;
-    if (qgate.q) {
-        qgate.vm = vm;
-        pc.peer_lost_gate = quorum_gate;
-        pc.peer_lost_gate_opaque = &qgate;
-        pc.quorum = qgate.q;
-    }
+    pc.quorum = quorum;   /* the primary's gate decides with it */
     pc.progress_ms = progress;
     pc.stats_fd = -1;
     if (stats_path) {
@@ -538,7 +514,7 @@ out:
         close(release_fd);
     rm_guestcfg_free(&g);
     rm_auth_wipe(&key, sizeof(key));
-    rm_quorum_close(qgate.q);
+    rm_quorum_close(quorum);
     return ret;
 usage_out:
     rm_guestcfg_free(&g);

@@ -408,6 +408,13 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
     }
     ctl = rm_vmctl_start(arg.vm, res.name, &err);
     rm_vmctl_set_key(ctl, rc_cfg.key);   /* a reprotection keeps the key */
+    if (cl->use_quorum) {
+        /* This process is no longer a secondary: a reprotection joins the
+         * group as the primary, with the same settings. */
+        rm_quorum_close(cl->q);
+        cl->q = NULL;
+        rm_vmctl_set_quorum(ctl, cl->settle_ms);
+    }
     if (receive_stop)
         rm_vm_request_stop(arg.vm);
     rm_vm_wait(arg.vm, -1, &code);

@@ -603,6 +603,21 @@ static int connect_peer(struct protect *p)
     return 0;
 }
 
+/* The gate with cfg->quorum and no peer_lost_gate of the caller's: the
+ * cluster decides; a VM that must not run on is paused (pause_vm) before
+ * anything else can happen.  1: run on; 0: must not. */
+static int quorum_gate(const struct rm_protect_cfg *cfg, struct rm_error *why)
+{
+    struct rm_quorum_verdict v;
+    struct rm_error err = { 0 };
+
+    rm_quorum_decide(cfg->quorum, &v, &err);
+    if (!v.act && cfg->pause_vm)
+        cfg->pause_vm(cfg->backend_arg);
+    rm_error_set(why, v.act ? -EAGAIN : -ENOLCK, "%s", v.why);
+    return v.act ? 1 : 0;
+}
+
 int rm_protect_run(const struct rm_protect_cfg *cfg,
                    struct rm_protect_result *res, struct rm_error *err)
 {
@@ -702,12 +717,17 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
 
 
 out:
-    if (rc == 0 && res->end == RM_PROTECT_PEER_LOST && cfg->peer_lost_gate) {
+    if (rc == 0 && res->end == RM_PROTECT_PEER_LOST &&
+        (cfg->peer_lost_gate || cfg->quorum)) {
         struct rm_error gwhy = { 0 };
+        int go;
 
         LOG_WARN("secondary lost (%s): output stays held until the cluster "
                  "decides", rm_error_str(&res->why));
-        if (cfg->peer_lost_gate(cfg->peer_lost_gate_opaque, &gwhy) != 1) {
+        go = cfg->peer_lost_gate ? cfg->peer_lost_gate(
+                                       cfg->peer_lost_gate_opaque, &gwhy)
+                                 : quorum_gate(cfg, &gwhy);
+        if (go != 1) {
             if (cfg->netbuf)
                 rm_netbuf_discard(cfg->netbuf);
             struct rm_error lost = res->why;

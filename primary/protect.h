@@ -118,7 +118,9 @@ struct rm_protect_cfg {
     /* The cluster membership the gate decides with (--quorum), or NULL;
      * not owned.  The hello says this side runs --quorum and which
      * process it is in the group; the secondary the reply names is bound
-     * as the peer (rm_quorum_bind_peer). */
+     * as the peer (rm_quorum_bind_peer).  Without a peer_lost_gate of the
+     * caller's, a built-in one decides with it (and pauses the VM through
+     * pause_vm when it must not run on). */
     struct rm_quorum *quorum;
 
     /* Optional: one line per acknowledged epoch, "epoch pause_us

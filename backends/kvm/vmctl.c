@@ -18,6 +18,7 @@
 
 #include "backends/kvm/kvm_sr.h"
 #include "backends/kvm/offline.h"
+#include "cluster/quorum.h"
 #include "common/io.h"
 #include "common/key_resolve.h"
 #include "common/log.h"
@@ -47,6 +48,7 @@ struct reprotect {
     char last[160];                /* last stats line */
     struct rm_auth_key own_key;    /* resolved here when the VM's process
                                       has none (rm_vmctl_set_key) */
+    struct rm_quorum *quorum;      /* with use_quorum: the primary's */
 };
 
 /* How long a client has to send its request. */
@@ -60,6 +62,8 @@ struct rm_vmctl {
     char name[64];
     struct reprotect *rp;          /* NULL: none started */
     const struct rm_auth_key *key; /* for reprotection (not owned) */
+    bool use_quorum;               /* reprotections run --quorum */
+    unsigned quorum_settle_ms;
 };
 
 static int sock_path(const char *name, char *out, size_t len,
@@ -113,6 +117,7 @@ static void reprotect_release(struct rm_vmctl *c)
     close(rp->stats_pipe[0]);
     close(rp->stats_pipe[1]);
     rm_auth_wipe(&rp->own_key, sizeof(rp->own_key));
+    rm_quorum_close(rp->quorum);
     free(rp);
     c->rp = NULL;
 }
@@ -232,6 +237,24 @@ static void serve_protect(struct rm_vmctl *c, const char *req, char *reply,
     } else {
         goto fail;
     }
+    if (c->use_quorum) {   /* as the VM's process ran: --quorum corosync */
+        struct rm_quorum_cfg qc = { .vm_name = c->name,
+                                    .role = RM_QUORUM_PRIMARY,
+                                    .settle_ms = c->quorum_settle_ms };
+        char desc[320];
+        bool quorate = false;
+
+        if (rm_quorum_open(&qc, &rp->quorum, &err) ||
+            rm_quorum_status(rp->quorum, &quorate, desc, sizeof(desc), &err))
+            goto fail;
+        if (!quorate) {
+            rm_error_set(&err, -ENOLCK, "this host's partition is not "
+                         "quorate (%s): not protecting a VM the other side "
+                         "may run", desc);
+            goto fail;
+        }
+        rp->pc.quorum = rp->quorum;   /* pause_vm stops it without quorum */
+    }
     if (rp->nb)
         rm_vm_set_net_out(c->vm, netbuf_out, rp->nb);
     if (pthread_create(&rp->thread, NULL, reprotect_main, rp)) {
@@ -267,6 +290,7 @@ fail:
     close(rp->stats_pipe[0]);
     close(rp->stats_pipe[1]);
     rm_auth_wipe(&rp->own_key, sizeof(rp->own_key));
+    rm_quorum_close(rp->quorum);
     free(rp);
 }
 
@@ -546,6 +570,14 @@ static void *ctl_main(void *arg)
         close(cfd);
     }
     return NULL;
+}
+
+void rm_vmctl_set_quorum(struct rm_vmctl *c, unsigned settle_ms)
+{
+    if (c) {
+        c->use_quorum = true;
+        c->quorum_settle_ms = settle_ms;
+    }
 }
 
 void rm_vmctl_set_key(struct rm_vmctl *c, const struct rm_auth_key *key)

@@ -150,6 +150,24 @@ wait_until 20 "the secondary's takeover" in_file "$D/sec.log" FAILOVER || true
 grep -q FAILOVER "$D/sec.log" || fail "the secondary did not take over from a dead primary process"
 v=$(value 2 20); [ "$v" = "$acked" ] || fail "the replica has '$v', acked $acked"
 echo "arbiter-down: protection went on; after kill -9 of the primary: $(grep -o 'taking over: .*' "$D/sec.log" | cut -c1-120)"
+# Failback keeps the quorum gate: the VM's process (the replica that took
+# over, a --quorum secondary) protects it again to a new --quorum
+# secondary on p; the reprotection joins the group as the primary, and
+# when that secondary dies the cluster decides before the VM runs on.
+ip netns exec "${CL}p" "$REMUS" receive --listen 10.78.0.1:7851 --name tguest \
+    --tap tapp --tap-netns "$NS" $HB $Q > "$D/sec2.log" 2>&1 & SEC2=$!; PIDS+=($SEC2)
+sleep 0.3
+ip netns exec "${CL}s" "$REMUS" reprotect -i 20 $HB tguest 10.78.0.1:7851 > "$D/rp.out" 2> "$D/rp.err" ||
+    fail "the reprotection of a --quorum VM to a --quorum secondary failed: $(cat "$D/rp.err")"
+grep -q "named in the handshake" "$D/sec2.log" || fail "the new secondary did not bind the reprotecting process"
+grep -q "the secondary is process .* (named in the handshake)" "$D/sec.log" || fail "the reprotection did not join the group as the primary"
+acked=$( (kv 1 20 "INCR x" 2>/dev/null || true) | awk '$2 == "OK" {v=$3} END {print v+0}')
+[ "$acked" = 8 ] || fail "no acknowledged write after the reprotection"
+kill -9 $SEC2; wait $SEC2 2>/dev/null || true
+wait_until 30 "the cluster's decision on the reprotected side" in_file "$D/sec.log" "the VM runs on" ||
+    fail "the reprotected VM did not go through the quorum gate"
+grep -q "output stays held until the cluster decides" "$D/sec.log" || fail "the output was not held while the cluster decided"
+echo "failback with quorum: $(grep -o 'the VM runs on.*' "$D/sec.log" | head -1 | cut -c1-120)"
 end_pair
 
 # -- a stray process in the group (a Pacemaker-style bring-up) -------------

@@ -36,6 +36,7 @@ cl_pcmk p cibadmin --create -o resources --xml-text "
       <nvpair id=\"vm-tapns\" name=\"tap_netns\" value=\"$NS\"/>
       <nvpair id=\"vm-binary\" name=\"binary\" value=\"$REMUS\"/>
       <nvpair id=\"vm-key\" name=\"key_file\" value=\"$REMUS_KEY_FILE\"/>
+      <nvpair id=\"vm-quorum\" name=\"quorum\" value=\"true\"/>
       <nvpair id=\"vm-interval\" name=\"interval\" value=\"20\"/>
       <nvpair id=\"vm-hb\" name=\"heartbeat\" value=\"50\"/>
       <nvpair id=\"vm-hbt\" name=\"heartbeat_timeout\" value=\"400\"/>
