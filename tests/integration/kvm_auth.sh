@@ -19,34 +19,6 @@
 . "$ROOT/tests/lib/kvm.sh"
 ns_setup tapp taps
 K1="$TMP/k1" K2="$TMP/k2"
-# stop_pri PID: end protection, then the VM (two signals, apart).
-stop_pri() { kill -INT "$1" 2>/dev/null || true; sleep 0.3; kill -INT "$1" 2>/dev/null || true; }
-# start_sec PORT LOG [OPTION...]: `remus receive` on 127.0.0.1:PORT in the
-# namespace, its output to LOG; SEC is its pid.
-start_sec() {
-    local port=$1 log=$2; shift 2
-    ip netns exec "$NS" "$REMUS" receive --listen 127.0.0.1:$port --tap taps \
-        "$@" > "$log" 2>&1 & SEC=$!; PIDS+=($SEC)
-}
-# start_pri N PORT [OPTION...]: `remus protect` of the test VM to
-# 127.0.0.1:PORT, its log and console $TMP/priN.log and .console; PRI is
-# its pid.
-start_pri() {
-    local n=$1 port=$2; shift 2
-    ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 "$@" \
-        --console "$TMP/pri$n.console" "$TMP/g.cfg" 127.0.0.1:$port \
-        > "$TMP/pri$n.log" 2>&1 & PRI=$!; PIDS+=($PRI)
-}
-# wait_exit PID SECONDS: wait for a process to end; its exit status.
-wait_exit() {
-    local i
-    for i in $(seq 1 $(( $2 * 10 ))); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$1" 2>/dev/null; then echo "pid $1 did not exit within $2 s"; return 124; fi
-    wait "$1"
-}
 # A TCP relay on 127.0.0.1 (tests only): relay.py LISTEN TARGET MODE [CAP]
 #   record  relay every connection; client->server bytes of the N-th
 #           connection go to CAP.c2s.N

@@ -29,16 +29,6 @@ HB="--heartbeat 50 --heartbeat-timeout 2000"   # generous: ASan builds on a load
 Q="--quorum corosync --quorum-settle 8000"
 trap 'cluster_down; cleanup' EXIT
 
-alive() { kill -0 "$1" 2>/dev/null; }
-# wait_exit PID SECONDS: its exit status in $st (124: still running); not
-# in a subshell, which could not wait for our children
-wait_exit() {
-    local i
-    st=0
-    for i in $(seq 1 $(( $2 * 10 ))); do alive "$1" || break; sleep 0.1; done
-    if alive "$1"; then st=124; return; fi
-    wait "$1" || st=$?
-}
 value() { (kv "$1" "$2" "GET x" 2>/dev/null || true) | awk '$2 == "OK" {print $3}'; }
 fail() { echo "FAIL ($case): $*"; for f in "$D"/*.log; do echo "--- $f"; tail -n 25 "$f"; done; exit 1; }
 
@@ -80,7 +70,7 @@ primary_runs_on() {
     v=$(value 2 10); [ "$v" = "$acked" ] || fail "the primary has '$v', acked $acked"
 }
 secondary_stands_down() {   # secondary_stands_down REASON-PATTERN
-    wait_exit $SEC 30; [ "$st" = 4 ] || fail "the secondary did not stand down (exit $st, not 4)"
+    st=0; wait_exit $SEC 30 || st=$?; [ "$st" = 4 ] || fail "the secondary did not stand down (exit $st, not 4)"
     grep -q "NOT TAKING OVER" "$D/sec.log" || fail "the secondary did not say it stands down"
     grep -Eq "$1" "$D/sec.log" || fail "the secondary's reason is not '$1'"
     [ ! -s "$D/fence.out" ] || fail "the fence command ran although it did not take over"
@@ -103,7 +93,7 @@ if grep -q "the VM runs on" "$D/pri.log"; then
     primary_runs_on
     echo "cut: the primary runs on; $(grep -o 'NOT TAKING OVER.*' "$D/sec.log" | cut -c1-160)"
 else
-    wait_exit $PRI 20; [ "$st" = 4 ] || fail "neither the primary ran on nor did it stop (exit $st)"
+    st=0; wait_exit $PRI 20 || st=$?; [ "$st" = 4 ] || fail "neither the primary ran on nor did it stop (exit $st)"
     grep -q "FAILOVER" "$D/sec.log" || fail "neither side runs the VM, though one half holds quorum"
     grep -q "fenced tguest at " "$D/fence.out" || fail "the fence command did not run before the takeover"
     v=$(value 2 10); [ "$v" = "$acked" ] || fail "the replica has '$v', acked $acked"
@@ -115,7 +105,7 @@ end_pair
 scenario "the primary isolated"
 start_pair isolate-p
 cluster_isolate p
-wait_exit $PRI 30; [ "$st" = 4 ] || fail "the isolated primary did not stop its VM (exit $st, not 4)"
+st=0; wait_exit $PRI 30 || st=$?; [ "$st" = 4 ] || fail "the isolated primary did not stop its VM (exit $st, not 4)"
 grep -q "STOPPING the VM" "$D/pri.log" || fail "the primary did not say it stops"
 grep -q "no quorum" "$D/pri.log" || fail "the primary did not say why"
 wait_until 20 "the secondary's takeover" in_file "$D/sec.log" FAILOVER || true
@@ -196,7 +186,7 @@ start_pair arbiter-down-then-cut
 cluster_arbiter_down
 sleep 4
 cluster_cut p s
-wait_exit $PRI 30; [ "$st" = 4 ] || fail "the primary did not stop its VM (exit $st, not 4)"
+st=0; wait_exit $PRI 30 || st=$?; [ "$st" = 4 ] || fail "the primary did not stop its VM (exit $st, not 4)"
 grep -q "no quorum" "$D/pri.log" || fail "the primary did not say why"
 secondary_stands_down "no quorum"
 if kv 3 1 "GET x" > /dev/null 2>&1; then fail "the VM still answers somewhere"; fi
@@ -216,7 +206,7 @@ ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 $HB "$TMP/g.cfg" 127.0.0
     > "$D/pri.log" 2>&1 & PRI=$!; PIDS+=($PRI)
 kv 1 30 "INCR x" > /dev/null || fail "no acknowledged write"
 kill -9 $PRI; wait $PRI 2>/dev/null || true
-wait_exit $SEC 20; [ "$st" = 4 ] || fail "a failed fence command did not hold the takeover back (exit $st)"
+st=0; wait_exit $SEC 20 || st=$?; [ "$st" = 4 ] || fail "a failed fence command did not hold the takeover back (exit $st)"
 grep -q "fence command failed (exit 3)" "$D/sec.log" || fail "the secondary did not say the fence failed"
 grep -q trying "$D/fence.out" || fail "the fence command did not run"
 if kv 3 1 "GET x" > /dev/null 2>&1; then fail "the VM answers although nobody may run it"; fi

@@ -18,31 +18,6 @@ ns_setup tapp taps
 K1="$TMP/k1"
 "$REMUS" keygen "$K1"
 guest_cfg "$TMP/g.cfg" tapp "dirty_rate=3000 dirty_wss=500" 1
-# stop_pri PID: end protection, then the VM (two signals, apart).
-stop_pri() { kill -INT "$1" 2>/dev/null || true; sleep 0.3; kill -INT "$1" 2>/dev/null || true; }
-# start_sec PORT LOG [OPTION...]: `remus receive` on 127.0.0.1:PORT; SEC.
-start_sec() {
-    local port=$1 log=$2; shift 2
-    ip netns exec "$NS" "$REMUS" receive --listen 127.0.0.1:$port --tap taps \
-        "$@" > "$log" 2>&1 & SEC=$!; PIDS+=($SEC)
-}
-# start_pri N PORT [OPTION...]: `remus protect` to 127.0.0.1:PORT; PRI.
-start_pri() {
-    local n=$1 port=$2; shift 2
-    ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 "$@" \
-        --console "$TMP/pri$n.console" "$TMP/g.cfg" 127.0.0.1:$port \
-        > "$TMP/pri$n.log" 2>&1 & PRI=$!; PIDS+=($PRI)
-}
-# wait_exit PID SECONDS: wait for a process to end; its exit status.
-wait_exit() {
-    local i
-    for i in $(seq 1 $(( $2 * 10 ))); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$1" 2>/dev/null; then echo "pid $1 did not exit within $2 s"; return 124; fi
-    wait "$1"
-}
 # stranger.py PORT MODE:
 #   probe  one HTTP request; prints its local port and when the peer closed
 #   idle   3 idle connections and one sending a byte every 2 s; prints each

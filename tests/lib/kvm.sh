@@ -75,3 +75,34 @@ convergence_controls() {
     head -n $(( $3 - 1 )) "$2" > "$TMP/nc.few"
     must_fail "too few common epochs" check_convergence "$1" "$TMP/nc.few" "$3" nc
 }
+# stop_pri PID: end protection, then the VM (two signals, apart).
+stop_pri() { kill -INT "$1" 2>/dev/null || true; sleep 0.3; kill -INT "$1" 2>/dev/null || true; }
+# start_sec PORT LOG [OPTION...]: `remus receive` on 127.0.0.1:PORT in the
+# namespace (TAP taps), its output to LOG; SEC is its pid.
+start_sec() {
+    local port=$1 log=$2; shift 2
+    ip netns exec "$NS" "$REMUS" receive --listen 127.0.0.1:$port --tap taps \
+        "$@" > "$log" 2>&1 & SEC=$!; PIDS+=($SEC)
+}
+# start_pri N PORT [OPTION...]: `remus protect` of the test VM $TMP/g.cfg
+# to 127.0.0.1:PORT, its log and console $TMP/priN.log and .console; PRI
+# is its pid.
+start_pri() {
+    local n=$1 port=$2; shift 2
+    ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 "$@" \
+        --console "$TMP/pri$n.console" "$TMP/g.cfg" 127.0.0.1:$port \
+        > "$TMP/pri$n.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+}
+alive() { kill -0 "$1" 2>/dev/null; }
+# wait_exit PID SECONDS: wait for a child to end; returns its exit status
+# (124, said, when it still runs).  Not in a subshell: it waits for our
+# child.
+wait_exit() {
+    local i
+    for i in $(seq 1 $(( $2 * 10 ))); do
+        alive "$1" || break
+        sleep 0.1
+    done
+    if alive "$1"; then echo "pid $1 did not exit within $2 s"; return 124; fi
+    wait "$1"
+}

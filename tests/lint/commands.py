@@ -19,6 +19,8 @@ import re
 import subprocess
 import sys
 
+from shparse import canonical
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 SCRIPTS = ['tests/integration/*.sh', 'tests/lib/*.sh', 'tests/soak/*.sh',
@@ -41,15 +43,6 @@ NOT_COMMANDS = {
     'git': 'the clone itself was made with git; run-tests.sh falls back to find',
     'shutdown': 'an option value (lab/xen)',
 }
-
-
-def canonical(path):
-    prog = ('eval "__w() {\n$(cat "$1")\n}" || exit 3; declare -f __w')
-    r = subprocess.run(['bash', '-c', prog, 'x', path], capture_output=True,
-                       text=True)
-    if r.returncode != 0:
-        raise SystemExit(f'{path}: bash cannot parse it: {r.stderr.strip()}')
-    return r.stdout.split('\n')
 
 
 def drop_messages(line):

@@ -19,21 +19,9 @@ here-documents, continuations and comments are bash's, not guessed.
 usage: set_e_lists.py FILE...   (exit 1, and one line per finding)
 """
 import re
-import subprocess
 import sys
 
-WRAP = '__set_e_lint_script'
-
-
-def canonical(path):
-    """The script as bash prints it back (one statement a line)."""
-    prog = ('eval "%s() {\n$(cat "$1")\n}" || exit 3; declare -f %s'
-            % (WRAP, WRAP))
-    r = subprocess.run(['bash', '-c', prog, 'lint', path],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f'{path}: bash cannot parse it: {r.stderr.strip()}')
-    return r.stdout.split('\n')
+from shparse import canonical
 
 
 def strip_words(line):
