@@ -28,6 +28,10 @@ guest_cfg "$TMP/g.cfg" tapp "dirty_rate=3000 dirty_wss=500" 1
 cat > "$TMP/stranger.py" <<'EOPY'
 import os, socket, sys, threading, time
 port, mode = int(sys.argv[1]), sys.argv[2]
+out_lock = threading.Lock()
+def say(line):   # whole lines, even from several threads
+    with out_lock:
+        sys.stdout.write(line + "\n"); sys.stdout.flush()
 def closed_after(s, t0, trickle):
     s.settimeout(2.0 if trickle else 30.0)
     while time.time() - t0 < 30:
@@ -59,14 +63,14 @@ def one(trickle, label, delay=0):
     time.sleep(delay)
     s = socket.create_connection(("127.0.0.1", port))
     lp = s.getsockname()[1]
-    print("connected %d" % lp, flush=True)
+    say("connected %d" % lp)
     t0 = time.time()
     if mode == "probe":
         s.sendall(b"GET / HTTP/1.0\r\nHost: replica\r\n\r\n")
     if mode == "hello":
         s.sendall(hello_frame())
     after = closed_after(s, t0, trickle)
-    print("%s %d closed-after %s" % (label, lp, "never" if after is None else "%.1f" % after), flush=True)
+    say("%s %d closed-after %s" % (label, lp, "never" if after is None else "%.1f" % after))
 if mode == "probe":
     one(False, "probe")
 elif mode == "hello":
