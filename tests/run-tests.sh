@@ -24,7 +24,7 @@
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 2
-TIMEOUT=${TEST_TIMEOUT:-300}
+TIMEOUT=${TEST_TIMEOUT:-600}
 ONLY=${ONLY:-}
 passed=0 failed=0 skipped=0 retried=0 selected=0
 failures=()

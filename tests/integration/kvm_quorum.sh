@@ -180,6 +180,21 @@ echo "stray: $(grep -o 'the primary is process.*named in the handshake.*' "$D/se
 kill $STRAY; wait $STRAY 2>/dev/null || true
 end_pair
 
+# -- the primary frozen across the decision -------------------------------
+scenario "the primary frozen across the decision"
+# The primary's process stops (SIGSTOP) for longer than the heartbeat
+# timeout and the settle time, then goes on.  The secondary declares it
+# lost but still sees its process in the group: alive, so it stands down;
+# the resumed primary finds the secondary gone and, quorate, runs on.
+# Exactly one side runs the VM, with every acknowledged write.
+start_pair frozen
+kill -STOP $PRI
+secondary_stands_down "still alive in this partition"
+kill -CONT $PRI
+primary_runs_on
+echo "frozen: $(grep -o 'NOT TAKING OVER.*' "$D/sec.log" | cut -c1-140); then the primary ran on"
+end_pair
+
 # -- the arbiter down, then the link cut: nobody can be sure -------------------
 scenario "the arbiter down, then the link cut"
 start_pair arbiter-down-then-cut
