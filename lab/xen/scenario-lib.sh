@@ -1,14 +1,41 @@
-# Helpers for lab scenarios (sourced in dom0 from /payload/scenario-lib.sh).
-# The lab guest prints "guest: counter N" on its console every half second;
+# Helpers for lab scenarios (sourced in dom0 from /payload/scenario-lib.sh;
+# tests/integration/xen_lab_checks.sh sources it on the host with fixture
+# logs).  The lab guest prints "guest: counter N boot ID" on its console
+# every half second (ID: its kernel's boot id, new at each boot);
 # xenconsoled logs it to /var/log/xen/console/guest-NAME.log.
 
 # The last counter value in console log $1 (empty when none yet).
 counter() { grep -o "counter [0-9]*" "$1" 2>/dev/null | tail -1 | awk '{print $2}'; }
 
+# The guest's state in console log $1 as "N@ID" (its last counter and its
+# boot id), to hand to counts_on after an operation.  Fails when the log
+# has no counter line with a boot id.
+mark() {
+    _m=$(grep -o "counter [0-9]* boot [0-9a-f-]*" "$1" 2>/dev/null | tail -1 | awk '$4 != "" {print $2 "@" $4}')
+    [ -n "$_m" ] || { echo "no 'counter N boot ID' line in $1" >&2; return 1; }
+    echo "$_m"
+}
+
+# continuity LOG N@ID: is the guest of LOG the one marked, counting on?
+# 0: every counter line of LOG is from boot ID and the last one is past
+# N + 3; 1: a line from another boot (the guest rebooted: a restarted
+# counter would soon pass N + 3 too), with that line printed; 2: not yet.
+continuity() {
+    _boot=${2#*@}; _n=${2%@*}
+    _other=$(grep -o "counter [0-9]* boot [0-9a-f-]*" "$1" 2>/dev/null | awk -v b="$_boot" '$4 != b' | head -1)
+    if [ -n "$_other" ]; then
+        echo "the guest rebooted: '$_other' in $1 is not boot $_boot"
+        return 1
+    fi
+    _last=$(counter "$1")
+    [ "${_last:-0}" -gt "$((_n + 3))" ] && return 0
+    return 2
+}
+
 # Wait (at most $3 s, default 90) until the guest of log $1 has counted to $2.
 wait_counter() {
     for _i in $(seq 1 "${3:-90}"); do
-        grep -q "guest: counter $2" "$1" 2>/dev/null && return 0
+        grep -q "guest: counter $2 " "$1" 2>/dev/null && return 0
         sleep 1
     done
     tail -5 "$1" 2>/dev/null; echo "the guest of $1 did not count to $2"
@@ -16,26 +43,65 @@ wait_counter() {
 }
 
 # Start the lab guest as a 64-bit PV domain "labpv" (its config written to
-# /tmp/pv.cfg, its console log /var/log/xen/console/guest-labpv.log) and
-# wait until it has counted to 4.
+# /tmp/pv.cfg, its console log /var/log/xen/console/guest-labpv.log),
+# announce it as the guest under test and wait until it has counted to 4.
 start_pv_guest() {
     sed -e 's/^type = .*/type = "pv"/' -e 's/^name = .*/name = "labpv"/' \
         /payload/guest.cfg > /tmp/pv.cfg
     xl create /tmp/pv.cfg
+    lab_guest labpv
     wait_counter /var/log/xen/console/guest-labpv.log 4
 }
 
-# Wait (at most 40 s) until the guest of log $1 counts past $2 + 3; $3 says
-# after what.  Prints the two values.
+# counts_on LOG N@ID WHAT: wait (at most 40 s, or $COUNTS_ON_WAIT) until
+# the guest of LOG, still the boot marked N@ID (from `mark`), counts past
+# N + 3; WHAT says after what.  Fails at once if the guest rebooted.
 counts_on() {
-    _last=""
-    for _i in $(seq 1 40); do
-        _last=$(counter "$1")
-        [ "${_last:-0}" -gt "$(($2 + 3))" ] && break
+    _rc=2
+    for _i in $(seq 1 "${COUNTS_ON_WAIT:-40}"); do
+        _rc=0; _why=$(continuity "$1" "$2") || _rc=$?
+        [ $_rc = 2 ] || break
         sleep 1
     done
-    echo "counter before $3: $2; after: ${_last:-none}"
-    [ "${_last:-0}" -gt "$(($2 + 3))" ] && return 0
+    echo "counter before $3: $2; after: $(counter "$1")${_why:+ ($_why)}"
+    [ $_rc = 0 ] && return 0
     tail -5 "$1"; echo "the guest does not count on after $3"
     return 1
+}
+
+# Markers in Xen's serial log, which lab/xen/guest-died.sh reads to tell a
+# guest that died on its own from one our operation may have killed.  They
+# are written to dom0's console, which is Xen's console: a marker lands in
+# serial.log in order with Xen's own messages (and so between the Xen
+# timestamps around it).  $LAB_CONSOLE (default /dev/console) for tests.
+lab_mark() { printf '\nlab-mark: %s\n' "$*" >> "${LAB_CONSOLE:-/dev/console}"; }
+
+# lab_guest NAME: the domain NAME (just created by the scenario) is a
+# guest under test.  Only such a guest's death can be retried.
+lab_guest() {
+    _d=$(xl domid "$1") || { echo "lab_guest: no domain $1"; return 1; }
+    lab_mark "guest $_d $1"
+}
+
+# op_begin WHAT DOMID... / op_end WHAT DOMID...: an operation of ours on
+# these domains begins / has ended ("all": it may touch any domain; "new":
+# only domains it creates itself, which are never guests under test).  A
+# guest that dies after an operation on it began is never retried: the
+# death may be ours.
+op_begin() { _w=$1; shift; lab_mark "begin $* : $_w"; }
+op_end() { _w=$1; shift; lab_mark "end $* : $_w"; }
+
+# ours DOMIDS CMD [ARG...]: run CMD, an operation of ours on the domains
+# DOMIDS (comma-separated, or all, or new), between op_begin and op_end.
+# Its exit status is CMD's; its output, CMD's alone (markers go to the
+# console).
+ours() {
+    _ids=$(echo "$1" | tr , ' '); shift
+    _what="$*"
+    # shellcheck disable=SC2086  # the ids are words
+    op_begin "$_what" $_ids
+    _orc=0; "$@" || _orc=$?
+    # shellcheck disable=SC2086
+    op_end "$_what" $_ids
+    return $_orc
 }

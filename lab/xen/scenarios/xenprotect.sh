@@ -16,6 +16,7 @@ fail() { echo "FAIL: $*"; echo "--- receive"; tail -30 /tmp/recv.log; echo "--- 
 
 ip link set lo up
 xl create /payload/guest-net.cfg
+lab_guest labguest
 dom=$(xl domid labguest)
 for i in $(seq 1 60); do grep -q "guest: counter 4" $log 2>/dev/null && break; sleep 1; done
 grep -q "guest: eth0 up" $log || { tail $log; echo "the guest's network did not come up"; exit 1; }
@@ -23,6 +24,7 @@ ip addr add 10.80.0.1/24 dev vif$dom.0
 base=$(avg_rtt 5)
 echo "unprotected: avg rtt ${base} ms"
 
+op_begin "remus receive" new
 $R -v receive --xen --config /payload/guest-net.cfg --listen 127.0.0.1:7070 \
     --heartbeat 200 --heartbeat-timeout 4000 --progress 0 > /tmp/recv.log 2>&1 &
 RECV=$!
@@ -34,6 +36,7 @@ for i in $(seq 1 90); do
     sleep 1
 done
 ss -Hltn 'sport = :7070' | grep -q . || fail "receive is not listening after 90 s"
+op_begin "remus protect" $dom
 $R -v protect --xen -i 1000 --heartbeat 200 --heartbeat-timeout 4000 \
     --progress 2000 --stats-file /tmp/stats labguest 127.0.0.1:7070 > /tmp/prot.log 2>&1 &
 PROT=$!
@@ -49,16 +52,18 @@ echo "plug qdisc on $ifb holds vif$dom.0's output"
 held=$(avg_rtt 6)
 echo "protected (1000 ms checkpoints): avg rtt ${held} ms"
 [ "${held:-0}" -ge 100 ] || fail "output was not held until the acknowledgement (avg rtt ${held} ms)"
-before=$(counter $log)
+before=$(mark $log)
 xl list
 
 # The primary host dies.  (Protection must still be running: a replica
 # that took over before this is a failure, with both logs shown.)
 kill -0 $PROT 2>/dev/null || fail "protect ended before the primary was killed"
 kill -9 $PROT
+op_end "remus protect" $dom
 xl destroy labguest
 t0=$(date +%s)
 rc=0; wait $RECV || rc=$?
+op_end "remus receive" new
 echo "remus receive exited $rc after $(( $(date +%s) - t0 )) s"
 cat /tmp/recv.log | tail -12
 [ $rc -eq 3 ] || fail "receive did not fail over (exit $rc)"
