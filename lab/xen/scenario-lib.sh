@@ -7,29 +7,34 @@
 # The last counter value in console log $1 (empty when none yet).
 counter() { grep -o "counter [0-9]*" "$1" 2>/dev/null | tail -1 | awk '{print $2}'; }
 
-# The guest's state in console log $1 as "N@ID" (its last counter and its
-# boot id), to hand to counts_on after an operation.  Fails when the log
-# has no counter line with a boot id.
+# The guest's state in console log $1 as "N@ID@LOG" (its last counter,
+# its boot id, the log), to hand to counts_on after an operation.  Fails
+# when the log has no counter line with a boot id.
 mark() {
     _m=$(grep -o "counter [0-9]* boot [0-9a-f-]*" "$1" 2>/dev/null | tail -1 | awk '$4 != "" {print $2 "@" $4}')
     [ -n "$_m" ] || { echo "no 'counter N boot ID' line in $1" >&2; return 1; }
-    echo "$_m"
+    echo "$_m@$1"
 }
 
-# continuity LOG N@ID: is the guest of LOG the one marked, counting on?
-# 0: every counter line of LOG is from boot ID and the last one is past
-# N + 3; 1: a line from another boot (the guest rebooted: a restarted
-# counter would soon pass N + 3 too), with that line printed; 2: not yet.
+# continuity LOG N@ID@MARKED-LOG: is the guest of LOG the one marked,
+# going on from where it was?
+#  - every counter line of LOG is from boot ID (a guest that rebooted
+#    prints a new one, and its restarted counter would soon pass N too);
+#  - no counter below N after the mark: in the marked log, after the first
+#    line of N; in another log (a restored or failed-over guest's new
+#    console), none at all (it resumed from a state older than the mark);
+#  - the last counter is past N + 3.
+# 0: all three; 1: one of the first two broken, said why; 2: not yet past.
 continuity() {
-    _boot=${2#*@}; _n=${2%@*}
-    _other=$(grep -o "counter [0-9]* boot [0-9a-f-]*" "$1" 2>/dev/null | awk -v b="$_boot" '$4 != b' | head -1)
-    if [ -n "$_other" ]; then
-        echo "the guest rebooted: '$_other' in $1 is not boot $_boot"
-        return 1
-    fi
-    _last=$(counter "$1")
-    [ "${_last:-0}" -gt "$((_n + 3))" ] && return 0
-    return 2
+    _n=${2%%@*}; _r=${2#*@}; _boot=${_r%%@*}; _from=${_r#*@}
+    _same=0; [ "$1" = "$_from" ] && _same=1
+    grep -o "counter [0-9]* boot [0-9a-f-]*" "$1" 2>/dev/null |
+    awk -v n="$_n" -v b="$_boot" -v same=$_same -v f="$1" '
+        $4 != b { print "the guest rebooted: \"" $0 "\" in " f " is not boot " b; bad = 1; exit }
+        same && !seen { if ($2 == n) seen = 1; next }
+        $2 < n { print "the guest went back: counter " $2 " in " f " after the mark at " n; bad = 1; exit }
+        { last = $2 }
+        END { if (bad) exit 1; if (last > n + 3) exit 0; exit 2 }'
 }
 
 # Wait (at most $3 s, default 90) until the guest of log $1 has counted to $2.
@@ -53,9 +58,10 @@ start_pv_guest() {
     wait_counter /var/log/xen/console/guest-labpv.log 4
 }
 
-# counts_on LOG N@ID WHAT: wait (at most 40 s, or $COUNTS_ON_WAIT) until
-# the guest of LOG, still the boot marked N@ID (from `mark`), counts past
-# N + 3; WHAT says after what.  Fails at once if the guest rebooted.
+# counts_on LOG MARK WHAT: wait (at most 40 s, or $COUNTS_ON_WAIT) until
+# the guest of LOG goes on from MARK (from `mark`: see continuity) past its
+# counter + 3; WHAT says after what.  Fails at once if the guest rebooted
+# or went back.
 counts_on() {
     _rc=2
     for _i in $(seq 1 "${COUNTS_ON_WAIT:-40}"); do
@@ -63,7 +69,7 @@ counts_on() {
         [ $_rc = 2 ] || break
         sleep 1
     done
-    echo "counter before $3: $2; after: $(counter "$1")${_why:+ ($_why)}"
+    echo "counter before $3: ${2%@*}; after: $(counter "$1")${_why:+ ($_why)}"
     [ $_rc = 0 ] && return 0
     tail -5 "$1"; echo "the guest does not count on after $3"
     return 1

@@ -4,9 +4,9 @@
 #    that no operation of ours on it preceded (not another domain's, not
 #    one after a "begin" marker on it or on all domains);
 #  - scenario-lib.sh's continuity check (counts_on) passes a guest that
-#    counts on in the same boot, also after a restore into a new console
-#    log, and fails a guest that rebooted (new boot id) even though its
-#    restarted counter passes the old value.
+#    counts on in the same boot from the mark, also after a restore into a
+#    new console log, and fails a guest that rebooted (new boot id) or went
+#    back to an older state, even though its counter passes the mark.
 set -uo pipefail
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 GD="$ROOT/lab/xen/guest-died.sh"
@@ -97,21 +97,33 @@ lines() { for i in $(seq "$2" "$3"); do echo "guest: counter $i boot $1"; done; 
 
 lines $B1 1 20 > "$T/g.log"
 m=$(mark "$T/g.log") || { echo "mark failed on a counting guest"; exit 1; }
-[ "$m" = "20@$B1" ] || { echo "mark gave '$m', not 20@$B1"; exit 1; }
+[ "$m" = "20@$B1@$T/g.log" ] || { echo "mark gave '$m', not 20@$B1@$T/g.log"; exit 1; }
+cp "$T/g.log" "$T/g0.log"
 lines $B1 21 26 >> "$T/g.log"
 counts_on "$T/g.log" "$m" "a save" > "$T/out" || { cat "$T/out"; echo "a guest counting on in the same boot failed"; exit 1; }
-# restored into a new console log (new domain name): same boot, on from 20
-lines $B1 19 30 > "$T/replica.log"
-counts_on "$T/replica.log" "$m" "a failover" > "$T/out" || { cat "$T/out"; echo "a failed-over guest resuming at its checkpoint failed"; exit 1; }
+# restored or failed over into a new console log: same boot, on from 20
+# (its console may repeat the marked line)
+lines $B1 20 30 > "$T/replica.log"
+counts_on "$T/replica.log" "$m" "a failover" > "$T/out" || { cat "$T/out"; echo "a failed-over guest resuming at the mark failed"; exit 1; }
 # not far enough yet: fails after the wait
-lines $B1 21 22 > "$T/slow.log"
-if counts_on "$T/slow.log" "$m" "a save" > "$T/out"; then cat "$T/out"; echo "a guest at 22 passed 20 + 3"; exit 1; fi
+{ cat "$T/g0.log"; lines $B1 21 22; } > "$T/slow.log"
+m2=$(mark "$T/g0.log"); m2="${m2%@*}@$T/slow.log"
+if counts_on "$T/slow.log" "$m2" "a save" > "$T/out"; then cat "$T/out"; echo "a guest at 22 passed 20 + 3"; exit 1; fi
 # rebooted: its counter restarts and passes 23, in a new boot
-{ lines $B1 1 20; lines $B2 1 40; } > "$T/reboot.log"
-if counts_on "$T/reboot.log" "$m" "a restore" > "$T/out"; then cat "$T/out"; echo "a rebooted guest passed the continuity check"; exit 1; fi
+{ cat "$T/g0.log"; lines $B2 1 40; } > "$T/reboot.log"
+m3="20@$B1@$T/reboot.log"
+if counts_on "$T/reboot.log" "$m3" "a restore" > "$T/out"; then cat "$T/out"; echo "a rebooted guest passed the continuity check"; exit 1; fi
 grep -q "the guest rebooted" "$T/out" || { cat "$T/out"; echo "the failure does not say the guest rebooted"; exit 1; }
 lines $B2 1 40 > "$T/reboot2.log"
 if counts_on "$T/reboot2.log" "$m" "a failover" > "$T/out"; then cat "$T/out"; echo "a replica that booted afresh passed"; exit 1; fi
+# went back: restored from a state older than the mark, same boot, and
+# counting past 23 all the same
+{ cat "$T/g0.log"; lines $B1 10 40; } > "$T/stale.log"
+m4="20@$B1@$T/stale.log"
+if counts_on "$T/stale.log" "$m4" "a restore" > "$T/out"; then cat "$T/out"; echo "a guest restored from an older state passed"; exit 1; fi
+grep -q "the guest went back: counter 10" "$T/out" || { cat "$T/out"; echo "the failure does not say the guest went back"; exit 1; }
+lines $B1 12 40 > "$T/stale-replica.log"
+if counts_on "$T/stale-replica.log" "$m" "a failover" > "$T/out"; then cat "$T/out"; echo "a replica resumed from before the mark passed"; exit 1; fi
 # a log without boot ids cannot be marked
 echo "guest: counter 5" > "$T/old.log"
 if mark "$T/old.log" 2>/dev/null; then echo "a counter line without a boot id was marked"; exit 1; fi
