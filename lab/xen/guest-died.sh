@@ -9,6 +9,9 @@
 #    ("lab-mark: guest DOMID NAME", scenario-lib.sh's lab_guest), and
 #  - no operation of ours on it (or on all domains) had begun before it
 #    ("lab-mark: begin DOMID... : WHAT", scenario-lib.sh's op_begin).
+# A guest whose kernel panics crashes itself with no word from Xen:
+# guest-watch.sh, beside the scenario, reports it ("lab-mark: crashed DOMID
+# NAME: ..."), and that line is judged like Xen's.
 # The markers are written to dom0's console, that is Xen's, so serial.log
 # holds them in order with Xen's messages; that order is what is judged.
 # Exit 0: every death found is a guest's own; the first line says which
@@ -47,6 +50,9 @@ function death(d, line,    why) {
     k = split(s, ids, " ")
     for (i = 1; i <= k; i++) { if (ids[i] == "all") opall = what; else op[ids[i]] = what }
     next
+}
+/lab-mark: crashed [0-9]+ / {
+    s = $0; sub(/.*lab-mark: crashed /, "", s); sub(/ .*/, "", s); death(s, $0); next
 }
 /lab-mark: / { next }
 match($0, /d[0-9]+v[0-9]+ (Triple fault|Unexpected vmexit|Unhandled nested vmexit|Unhandled: vec)/) {

@@ -34,12 +34,14 @@ p="$WORK/payload/payload"
 mkdir -p "$p"
 # The scenario runs under a deadline (so that its log comes back even when
 # it hangs) and its output is copied to dom0's console as it runs (so that
-# serial.log shows how far it got).
+# serial.log shows how far it got); guest-watch.sh reports crashed guests
+# there too.
 cp "$SCEN" "$p/scenario-body.sh"; chmod +x "$p/scenario-body.sh"
 DEADLINE=$(( ${XEN_LAB_TIMEOUT:-900} - 180 ))
 cat > "$p/scenario.sh" <<EOS
 #!/bin/sh
 tail -n +1 -f /results/scenario.log 2>/dev/null | sed 's/^/scenario: /' > /dev/console &
+./guest-watch.sh &
 ./scenario-body.sh &
 body=\$!
 (
@@ -67,7 +69,7 @@ for t in xen_m2p_find xen_pv_frame; do [ ! -x "$BUILD/tests/$t" ] || cp "$BUILD/
 cp "$CACHE/guest-vmlinuz" "$p/guest-vmlinuz"
 cp "$CACHE/guest.cpio.gz" "$p/guest.cpio.gz"
 cp "$HERE/guest.cfg" "$HERE/guest-net.cfg" "$HERE/vif-lab" "$HERE/pvtypes.py" \
-   "$HERE/scenario-lib.sh" "$p/"
+   "$HERE/scenario-lib.sh" "$HERE/guest-watch.sh" "$p/"
 (cd "$WORK/payload" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/payload.cpio.gz"
 cat "$CACHE/dom0.cpio.gz" "$WORK/payload.cpio.gz" > "$WORK/initrd.gz"
 

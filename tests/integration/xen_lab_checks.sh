@@ -2,7 +2,9 @@
 # The Xen lab's own judges, without Xen, on fixture logs:
 #  - lab/xen/guest-died.sh retries only the death of a guest under test
 #    that no operation of ours on it preceded (not another domain's, not
-#    one after a "begin" marker on it or on all domains);
+#    one after a "begin" marker on it or on all domains), a kernel panic
+#    reported by guest-watch.sh included;
+#  - guest-watch.sh reports a crashed domain once, with its panic line;
 #  - scenario-lib.sh's continuity check (counts_on) passes a guest that
 #    counts on in the same boot from the mark, also after a restore into a
 #    new console log, and fails a guest that rebooted (new boot id) or went
@@ -86,6 +88,44 @@ died "$T/none.log"
 { serial_head | grep -v "begins"; echo "(XEN) [   60.000000] d11v0 Triple fault - invoking HVM shutdown action 1"; } > "$T/d11.log"
 died "$T/d11.log"
 [ "$rc" = 3 ] || { cat "$T/out"; echo "domain 11's death was taken for domain 1's (exit $rc)"; exit 1; }
+
+# 7. A guest whose kernel panicked (no word from Xen; guest-watch.sh's
+#    marker): its own before any operation, ours after one.
+{ serial_head | grep -v "begins"
+  echo "lab-mark: crashed 1 labguest: [  232.149265] Kernel panic - not syncing: Fatal exception in interrupt"
+} > "$T/panic.log"
+died "$T/panic.log"
+[ "$rc" = 0 ] || { cat "$T/out"; echo "a guest's own panic before any operation is not retried (exit $rc)"; exit 1; }
+grep -q "Kernel panic" "$T/out" || { cat "$T/out"; echo "the panic is not in the evidence"; exit 1; }
+{ serial_head; echo "lab-mark: begin 1 : xl migrate"
+  echo "lab-mark: crashed 1 labguest: [  232.149265] Kernel panic - not syncing: Fatal exception in interrupt"
+} > "$T/panic-op.log"
+died "$T/panic-op.log"
+[ "$rc" = 3 ] || { cat "$T/out"; echo "a panic after an operation was judged retryable (exit $rc)"; exit 1; }
+
+# guest-watch.sh, with a stand-in xl: reports each crashed domain once,
+# with its console's last panic line, and no running or paused one.
+mkdir -p "$T/bin" "$T/consoles"
+cat > "$T/bin/xl" <<'XL'
+#!/bin/sh
+cat <<'LIST'
+Name                                        ID   Mem VCPUs	State	Time(s)
+Domain-0                                     0  3072     2     r-----     379.8
+labguest                                     3   128     1     -b----       5.5
+labguest--incoming                           8   128     1     ---sc-       5.5
+labguest--replica                            9   128     1     --p---       0.1
+LIST
+XL
+chmod +x "$T/bin/xl"
+{ echo "guest: counter 148 boot x"
+  echo "[  231.511977] BUG: ENTRY_TRAMPOLINE stack guard page was hit"
+  echo "[  232.149265] Kernel panic - not syncing: Fatal exception in interrupt"; } > "$T/consoles/guest-labguest--incoming.log"
+: > "$T/watch.out"
+PATH="$T/bin:$PATH" LAB_CONSOLE="$T/watch.out" XEN_CONSOLE_LOGS="$T/consoles" sh "$ROOT/lab/xen/guest-watch.sh" 2
+n=$(grep -c "lab-mark: crashed" "$T/watch.out")
+[ "$n" = 1 ] || { cat "$T/watch.out"; echo "guest-watch reported $n crashes, not 1 (domain 8, once)"; exit 1; }
+grep -qx "lab-mark: crashed 8 labguest--incoming: \[  232.149265\] Kernel panic - not syncing: Fatal exception in interrupt" "$T/watch.out" ||
+    { cat "$T/watch.out"; echo "guest-watch's report does not name domain 8 and its panic"; exit 1; }
 
 # The continuity check of scenario-lib.sh.
 export LAB_CONSOLE="$T/console" COUNTS_ON_WAIT=2
