@@ -42,6 +42,7 @@ cat > "$p/scenario.sh" <<EOS
 #!/bin/sh
 tail -n +1 -f /results/scenario.log 2>/dev/null | sed 's/^/scenario: /' > /dev/console &
 ./guest-watch.sh &
+set -a; . ./scenario-env; set +a
 ./scenario-body.sh &
 body=\$!
 (
@@ -64,6 +65,8 @@ exit \$rc
 EOS
 chmod +x "$p/scenario.sh"
 echo "$NAME" > "$p/scenario-name"
+# XEN_LAB_ENV="VAR=value ...": variables for the scenario in dom0.
+printf '%s\n' ${XEN_LAB_ENV:-} > "$p/scenario-env"
 [ -x "$BUILD/remus" ] && cp "$BUILD/remus" "$p/remus"
 for t in xen_m2p_find xen_pv_frame; do [ ! -x "$BUILD/tests/$t" ] || cp "$BUILD/tests/$t" "$p/"; done
 cp "$CACHE/guest-vmlinuz" "$p/guest-vmlinuz"

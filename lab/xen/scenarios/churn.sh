@@ -7,10 +7,16 @@
 # checkpoint's, where deaths were seen.  After each it must count on in the
 # same boot.  Ends with "churn: R of N rounds, D deaths" (Xen's log and
 # crashed domains).
+# With CHURN_PIN=1 dom0's vCPUs run on CPU 0 only and the guest's on CPU 1
+# only (re-pinned after each migration): no switch between dom0 and the
+# guest on one CPU, no move of the guest's vCPU between CPUs.
+# (XEN_LAB_ENV="CHURN_PIN=1 CHURN_ROUNDS=N" on the host.)
 set -e
 . /payload/scenario-lib.sh
 n=${CHURN_ROUNDS:-8}
+pin() { [ "${CHURN_PIN:-0}" = 1 ] || return 0; xl vcpu-pin 0 all 0; xl vcpu-pin labguest all 1; }
 xl create /payload/guest.cfg
+pin
 lab_guest labguest
 wait_counter /var/log/xen/console/guest-labguest.log 4 60
 ok=0
@@ -21,11 +27,13 @@ for r in $(seq 1 "$n"); do
     if ! xl migrate -s "" labguest "xl migrate-receive" > /tmp/mig.log 2>&1; then
         tail -5 /tmp/mig.log; echo "round $r: xl migrate failed"; break
     fi
+    pin
     log=$(ls -t /var/log/xen/console/guest-labguest*.log | head -1)
     counts_on "$log" "$before" "migration $r ($(( $(date +%s) - t0 )) s)" || break
     ok=$r
 done
 xl list
+xl vcpu-list
 # Deaths: Xen's messages, and domains crashed by their own kernel's panic.
 xd=$(xl dmesg | grep -cE "Triple fault|crashed on cpu#|reported crashed|Unexpected vmexit|Unhandled" || true)
 xl dmesg | grep -E "Triple fault|crashed on cpu#|reported crashed|Unexpected vmexit|Unhandled" || true
