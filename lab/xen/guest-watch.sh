@@ -17,7 +17,11 @@ while :; do
         d=${dn%%:*}; name=${dn#*:}
         case "$seen" in *" $d "*) continue ;; esac
         seen="$seen$d "
-        why=$(grep -aE "Kernel panic|BUG:|Oops" "${XEN_CONSOLE_LOGS:-/var/log/xen/console}/guest-$name.log" 2>/dev/null | tail -1)
+        # its console log is named after the domain's name when xenconsoled
+        # first saw it: after a migration, NAME--incoming for a NAME now
+        c=${XEN_CONSOLE_LOGS:-/var/log/xen/console}
+        log=$(ls -t "$c/guest-$name.log" "$c/guest-$name--"*.log 2>/dev/null | head -1)
+        why=$(grep -aE "Kernel panic|BUG:|Oops" "$log" 2>/dev/null | tail -1)
         printf '\nlab-mark: crashed %s %s: %s\n' "$d" "$name" "${why:-no panic line on its console}" >> "${LAB_CONSOLE:-/dev/console}"
     done
     n=$((n + 1))

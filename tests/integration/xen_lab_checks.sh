@@ -113,6 +113,7 @@ Name                                        ID   Mem VCPUs	State	Time(s)
 Domain-0                                     0  3072     2     r-----     379.8
 labguest                                     3   128     1     -b----       5.5
 labguest--incoming                           8   128     1     ---sc-       5.5
+labguest                                    10   128     1     ---sc-       5.5
 labguest--replica                            9   128     1     --p---       0.1
 LIST
 XL
@@ -123,7 +124,10 @@ chmod +x "$T/bin/xl"
 : > "$T/watch.out"
 PATH="$T/bin:$PATH" LAB_CONSOLE="$T/watch.out" XEN_CONSOLE_LOGS="$T/consoles" sh "$ROOT/lab/xen/guest-watch.sh" 2
 n=$(grep -c "lab-mark: crashed" "$T/watch.out")
-[ "$n" = 1 ] || { cat "$T/watch.out"; echo "guest-watch reported $n crashes, not 1 (domain 8, once)"; exit 1; }
+[ "$n" = 2 ] || { cat "$T/watch.out"; echo "guest-watch reported $n crashes, not 2 (domains 8 and 10, once each)"; exit 1; }
+# domain 10, renamed labguest after a migration, logs as labguest--incoming
+grep -qx "lab-mark: crashed 10 labguest: \\[  232.149265\\] Kernel panic - not syncing: Fatal exception in interrupt" "$T/watch.out" ||
+    { cat "$T/watch.out"; echo "guest-watch did not find the panic of a migrated guest's console"; exit 1; }
 grep -qx "lab-mark: crashed 8 labguest--incoming: \[  232.149265\] Kernel panic - not syncing: Fatal exception in interrupt" "$T/watch.out" ||
     { cat "$T/watch.out"; echo "guest-watch's report does not name domain 8 and its panic"; exit 1; }
 
