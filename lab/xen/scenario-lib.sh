@@ -7,31 +7,34 @@
 # The last counter value in console log $1 (empty when none yet).
 counter() { grep -o "counter [0-9]*" "$1" 2>/dev/null | tail -1 | awk '{print $2}'; }
 
-# The guest's state in console log $1 as "N@ID@LOG" (its last counter,
-# its boot id, the log), to hand to counts_on after an operation.  Fails
-# when the log has no counter line with a boot id.
+# The guest's state in console log $1 as "N@ID@LINES@LOG" (its last
+# counter, its boot id, how many lines the log has, the log), to hand to
+# counts_on after an operation.  Fails when the log has no counter line.
 mark() {
-    _m=$(grep -o "counter [0-9]* boot [0-9a-f-]*" "$1" 2>/dev/null | tail -1 | awk '$4 != "" {print $2 "@" $4}')
+    _lines=$(wc -l < "$1" 2>/dev/null)
+    _m=$(head -n "${_lines:-0}" "$1" 2>/dev/null | grep -ao "counter [0-9]* boot [0-9a-f-]*" |
+        awk 'length($4) == 36 {m = $2 "@" $4} END {print m}')
     [ -n "$_m" ] || { echo "no 'counter N boot ID' line in $1" >&2; return 1; }
-    echo "$_m@$1"
+    echo "$_m@$_lines@$1"
 }
 
-# continuity LOG N@ID@MARKED-LOG: is the guest of LOG the one marked,
-# going on from where it was?
-#  - every counter line of LOG is from boot ID (a guest that rebooted
-#    prints a new one, and its restarted counter would soon pass N too);
-#  - no counter below N after the mark: in the marked log, after the first
-#    line of N; in another log (a restored or failed-over guest's new
-#    console), none at all (it resumed from a state older than the mark);
+# continuity LOG N@ID@LINES@MARKED-LOG: is the guest of LOG the one
+# marked, going on from where it was?  After the mark (in the marked log,
+# after its first LINES lines; in another log, such as a restored or
+# failed-over guest's new console, all of it):
+#  - every counter line is from boot ID (a guest that rebooted prints a
+#    new one, and its restarted counter would soon pass N too);
+#  - no counter is below N (the guest went back to an older state);
 #  - the last counter is past N + 3.
 # 0: all three; 1: one of the first two broken, said why; 2: not yet past.
 continuity() {
-    _n=${2%%@*}; _r=${2#*@}; _boot=${_r%%@*}; _from=${_r#*@}
-    _same=0; [ "$1" = "$_from" ] && _same=1
-    grep -o "counter [0-9]* boot [0-9a-f-]*" "$1" 2>/dev/null |
-    awk -v n="$_n" -v b="$_boot" -v same=$_same -v f="$1" '
+    _n=${2%%@*}; _r=${2#*@}; _boot=${_r%%@*}; _r=${_r#*@}
+    _skip=${_r%%@*}; _from=${_r#*@}
+    [ "$1" = "$_from" ] || _skip=0
+    tail -n +"$((_skip + 1))" "$1" 2>/dev/null | grep -ao "counter [0-9]* boot [0-9a-f-]*" |
+    awk -v n="$_n" -v b="$_boot" -v f="$1" '
+        length($4) != 36 { next }
         $4 != b { print "the guest rebooted: \"" $0 "\" in " f " is not boot " b; bad = 1; exit }
-        same && !seen { if ($2 == n) seen = 1; next }
         $2 < n { print "the guest went back: counter " $2 " in " f " after the mark at " n; bad = 1; exit }
         { last = $2 }
         END { if (bad) exit 1; if (last > n + 3) exit 0; exit 2 }'
@@ -69,7 +72,7 @@ counts_on() {
         [ $_rc = 2 ] || break
         sleep 1
     done
-    echo "counter before $3: ${2%@*}; after: $(counter "$1")${_why:+ ($_why)}"
+    echo "counter before $3: $(echo "$2" | cut -d@ -f1,2); after: $(counter "$1")${_why:+ ($_why)}"
     [ $_rc = 0 ] && return 0
     tail -5 "$1"; echo "the guest does not count on after $3"
     return 1

@@ -141,7 +141,7 @@ lines() { for i in $(seq "$2" "$3"); do echo "guest: counter $i boot $1"; done; 
 
 lines $B1 1 20 > "$T/g.log"
 m=$(mark "$T/g.log") || { echo "mark failed on a counting guest"; exit 1; }
-[ "$m" = "20@$B1@$T/g.log" ] || { echo "mark gave '$m', not 20@$B1@$T/g.log"; exit 1; }
+[ "$m" = "20@$B1@20@$T/g.log" ] || { echo "mark gave '$m', not 20@$B1@20@$T/g.log"; exit 1; }
 cp "$T/g.log" "$T/g0.log"
 lines $B1 21 26 >> "$T/g.log"
 counts_on "$T/g.log" "$m" "a save" > "$T/out" || { cat "$T/out"; echo "a guest counting on in the same boot failed"; exit 1; }
@@ -155,7 +155,7 @@ m2=$(mark "$T/g0.log"); m2="${m2%@*}@$T/slow.log"
 if counts_on "$T/slow.log" "$m2" "a save" > "$T/out"; then cat "$T/out"; echo "a guest at 22 passed 20 + 3"; exit 1; fi
 # rebooted: its counter restarts and passes 23, in a new boot
 { cat "$T/g0.log"; lines $B2 1 40; } > "$T/reboot.log"
-m3="20@$B1@$T/reboot.log"
+m3="20@$B1@20@$T/reboot.log"
 if counts_on "$T/reboot.log" "$m3" "a restore" > "$T/out"; then cat "$T/out"; echo "a rebooted guest passed the continuity check"; exit 1; fi
 grep -q "the guest rebooted" "$T/out" || { cat "$T/out"; echo "the failure does not say the guest rebooted"; exit 1; }
 lines $B2 1 40 > "$T/reboot2.log"
@@ -163,11 +163,24 @@ if counts_on "$T/reboot2.log" "$m" "a failover" > "$T/out"; then cat "$T/out"; e
 # went back: restored from a state older than the mark, same boot, and
 # counting past 23 all the same
 { cat "$T/g0.log"; lines $B1 10 40; } > "$T/stale.log"
-m4="20@$B1@$T/stale.log"
+m4="20@$B1@20@$T/stale.log"
 if counts_on "$T/stale.log" "$m4" "a restore" > "$T/out"; then cat "$T/out"; echo "a guest restored from an older state passed"; exit 1; fi
 grep -q "the guest went back: counter 10" "$T/out" || { cat "$T/out"; echo "the failure does not say the guest went back"; exit 1; }
 lines $B1 12 40 > "$T/stale-replica.log"
 if counts_on "$T/stale-replica.log" "$m" "a failover" > "$T/out"; then cat "$T/out"; echo "a replica resumed from before the mark passed"; exit 1; fi
+# the same saved state restored twice into one log (xenpvsave): 1..8,
+# 9..25, then 9..20 marked; going on from 20 passes, though 25 came
+# before the mark
+{ lines $B1 1 8; lines $B1 9 25; lines $B1 9 20; } > "$T/twice.log"
+m5=$(mark "$T/twice.log")
+lines $B1 21 30 >> "$T/twice.log"
+counts_on "$T/twice.log" "$m5" "the second restore" > "$T/out" || { cat "$T/out"; echo "a guest going on from its mark failed for an older, higher counter"; exit 1; }
+# a line still being written (its boot id cut) is not taken for a reboot
+{ lines $B1 1 20; printf 'guest: counter 21 boot 5b0c3b'; } > "$T/partial.log"
+m6=$(mark "$T/partial.log")
+[ "$m6" = "20@$B1@20@$T/partial.log" ] || { echo "mark of a log with a partial last line gave '$m6'"; exit 1; }
+{ echo "0e-8d4f-4a51-9d7e-2a8b1f0c6e11"; lines $B1 22 30; printf "guest: counter 31 boot 5b"; } >> "$T/partial.log"
+counts_on "$T/partial.log" "$m6" "a save" > "$T/out" || { cat "$T/out"; echo "a cut line was taken for another boot"; exit 1; }
 # a log without boot ids cannot be marked
 echo "guest: counter 5" > "$T/old.log"
 if mark "$T/old.log" 2>/dev/null; then echo "a counter line without a boot id was marked"; exit 1; fi

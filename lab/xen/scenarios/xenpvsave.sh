@@ -25,7 +25,7 @@ t0=$(date +%s)
 ours $dom $R -v save --xen labpv /tmp/pv.rms > /tmp/save.log 2>&1 || { tail -20 /tmp/save.log; echo "remus save --xen of a PV guest failed"; exit 1; }
 tail -4 /tmp/save.log
 echo "remus save --xen (PV) took $(( $(date +%s) - t0 )) s, $(stat -c %s /tmp/pv.rms) bytes"
-before=$(mark $log)
+saved=$(mark $log)   # the state in /tmp/pv.rms
 if xl list labpv >/dev/null 2>&1; then echo "the saved domain still exists"; exit 1; fi
 verify-stream-v2 -f libxc -i /tmp/pv.rms > /tmp/verify.log 2>&1 || { tail -8 /tmp/verify.log; echo "verify-stream-v2 refused remus's PV stream"; exit 1; }
 tail -2 /tmp/verify.log
@@ -67,7 +67,7 @@ if ! ours new xl -vvv restore /tmp/pv.cfg /tmp/pv.xlsave > /tmp/xlrestore.log 2>
     echo "xl restore of remus's PV stream failed"; exit 1
 fi
 xl list
-counts_on $log "$before" "save, xl restore" || { echo "the PV guest does not count on after xl restore"; xl dmesg | tail -20; exit 1; }
+counts_on $log "$saved" "save, xl restore" || { echo "the PV guest does not count on after xl restore"; xl dmesg | tail -20; exit 1; }
 # remus restore of remus's own PV stream; first two bad copies: a page
 # table entry naming a pfn beyond the guest, and a page type no page may
 # have.  Each is refused by name and leaves no domain.
@@ -109,10 +109,10 @@ for f in badpte badtype; do
     if xl list labpv >/dev/null 2>&1; then echo "a refused restore left a domain"; exit 1; fi
 done
 grep -q "beyond the guest" /tmp/badpte.log || { echo "the bad PTE refusal does not say why"; exit 1; }
-before=$(mark $log)
+# the same stream again: the guest goes on from the saved state once more
 ours new $R -v restore --xen --config /tmp/pv.cfg /tmp/pv.rms > /tmp/restore.log 2>&1 || { tail -20 /tmp/restore.log; xl dmesg | tail -10; echo "remus restore --xen of a PV stream failed"; exit 1; }
 tail -4 /tmp/restore.log
-counts_on $log "$before" "remus restore" || { xl dmesg | tail -20; exit 1; }
+counts_on $log "$saved" "remus restore" || { xl dmesg | tail -20; exit 1; }
 # remus restore of the libxc stream inside Xen's own xl save.
 ours all xl save labpv /tmp/own.xlsave > /dev/null
 before=$(mark $log)
