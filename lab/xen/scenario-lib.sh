@@ -1,14 +1,49 @@
-# Helpers for lab scenarios (sourced in dom0 from /payload/scenario-lib.sh).
-# The lab guest prints "guest: counter N" on its console every half second;
+# Helpers for lab scenarios (sourced in dom0 from /payload/scenario-lib.sh;
+# tests/integration/xen_lab_checks.sh sources it on the host with fixture
+# logs).  The lab guest prints "guest: counter N boot ID" on its console
+# every half second (ID: its kernel's boot id, new at each boot);
 # xenconsoled logs it to /var/log/xen/console/guest-NAME.log.
 
 # The last counter value in console log $1 (empty when none yet).
 counter() { grep -o "counter [0-9]*" "$1" 2>/dev/null | tail -1 | awk '{print $2}'; }
 
+# The guest's state in console log $1 as "N@ID@LINES@LOG" (its last
+# counter, its boot id, how many lines the log has, the log), to hand to
+# counts_on after an operation.  Fails when the log has no counter line.
+mark() {
+    _lines=$(wc -l < "$1" 2>/dev/null)
+    _m=$(head -n "${_lines:-0}" "$1" 2>/dev/null | grep -ao "counter [0-9]* boot [0-9a-f-]*" |
+        awk 'length($4) == 36 {m = $2 "@" $4} END {print m}')
+    [ -n "$_m" ] || { echo "no 'counter N boot ID' line in $1" >&2; return 1; }
+    echo "$_m@$_lines@$1"
+}
+
+# continuity LOG N@ID@LINES@MARKED-LOG: is the guest of LOG the one
+# marked, going on from where it was?  After the mark (in the marked log,
+# after its first LINES lines; in another log, such as a restored or
+# failed-over guest's new console, all of it):
+#  - every counter line is from boot ID (a guest that rebooted prints a
+#    new one, and its restarted counter would soon pass N too);
+#  - no counter is below N (the guest went back to an older state);
+#  - the last counter is past N + 3.
+# 0: all three; 1: one of the first two broken, said why; 2: not yet past.
+continuity() {
+    _n=${2%%@*}; _r=${2#*@}; _boot=${_r%%@*}; _r=${_r#*@}
+    _skip=${_r%%@*}; _from=${_r#*@}
+    [ "$1" = "$_from" ] || _skip=0
+    tail -n +"$((_skip + 1))" "$1" 2>/dev/null | grep -ao "counter [0-9]* boot [0-9a-f-]*" |
+    awk -v n="$_n" -v b="$_boot" -v f="$1" '
+        length($4) != 36 { next }
+        $4 != b { print "the guest rebooted: \"" $0 "\" in " f " is not boot " b; bad = 1; exit }
+        $2 < n { print "the guest went back: counter " $2 " in " f " after the mark at " n; bad = 1; exit }
+        { last = $2 }
+        END { if (bad) exit 1; if (last > n + 3) exit 0; exit 2 }'
+}
+
 # Wait (at most $3 s, default 90) until the guest of log $1 has counted to $2.
 wait_counter() {
     for _i in $(seq 1 "${3:-90}"); do
-        grep -q "guest: counter $2" "$1" 2>/dev/null && return 0
+        grep -q "guest: counter $2 " "$1" 2>/dev/null && return 0
         sleep 1
     done
     tail -5 "$1" 2>/dev/null; echo "the guest of $1 did not count to $2"
@@ -16,26 +51,66 @@ wait_counter() {
 }
 
 # Start the lab guest as a 64-bit PV domain "labpv" (its config written to
-# /tmp/pv.cfg, its console log /var/log/xen/console/guest-labpv.log) and
-# wait until it has counted to 4.
+# /tmp/pv.cfg, its console log /var/log/xen/console/guest-labpv.log),
+# announce it as the guest under test and wait until it has counted to 4.
 start_pv_guest() {
     sed -e 's/^type = .*/type = "pv"/' -e 's/^name = .*/name = "labpv"/' \
         /payload/guest.cfg > /tmp/pv.cfg
     xl create /tmp/pv.cfg
+    lab_guest labpv
     wait_counter /var/log/xen/console/guest-labpv.log 4
 }
 
-# Wait (at most 40 s) until the guest of log $1 counts past $2 + 3; $3 says
-# after what.  Prints the two values.
+# counts_on LOG MARK WHAT: wait (at most 40 s, or $COUNTS_ON_WAIT) until
+# the guest of LOG goes on from MARK (from `mark`: see continuity) past its
+# counter + 3; WHAT says after what.  Fails at once if the guest rebooted
+# or went back.
 counts_on() {
-    _last=""
-    for _i in $(seq 1 40); do
-        _last=$(counter "$1")
-        [ "${_last:-0}" -gt "$(($2 + 3))" ] && break
+    _rc=2
+    for _i in $(seq 1 "${COUNTS_ON_WAIT:-40}"); do
+        _rc=0; _why=$(continuity "$1" "$2") || _rc=$?
+        [ $_rc = 2 ] || break
         sleep 1
     done
-    echo "counter before $3: $2; after: ${_last:-none}"
-    [ "${_last:-0}" -gt "$(($2 + 3))" ] && return 0
+    echo "counter before $3: $(echo "$2" | cut -d@ -f1,2); after: $(counter "$1")${_why:+ ($_why)}"
+    [ $_rc = 0 ] && return 0
     tail -5 "$1"; echo "the guest does not count on after $3"
     return 1
+}
+
+# Markers in Xen's serial log, which lab/xen/guest-died.sh reads to tell a
+# guest that died on its own from one our operation may have killed.  They
+# are written to dom0's console, which is Xen's console: a marker lands in
+# serial.log in order with Xen's own messages (and so between the Xen
+# timestamps around it).  $LAB_CONSOLE (default /dev/console) for tests.
+lab_mark() { printf '\nlab-mark: %s\n' "$*" >> "${LAB_CONSOLE:-/dev/console}"; }
+
+# lab_guest NAME: the domain NAME (just created by the scenario) is a
+# guest under test.  Only such a guest's death can be retried.
+lab_guest() {
+    _d=$(xl domid "$1") || { echo "lab_guest: no domain $1"; return 1; }
+    lab_mark "guest $_d $1"
+}
+
+# op_begin WHAT DOMID... / op_end WHAT DOMID...: an operation of ours on
+# these domains begins / has ended ("all": it may touch any domain; "new":
+# only domains it creates itself, which are never guests under test).  A
+# guest that dies after an operation on it began is never retried: the
+# death may be ours.
+op_begin() { _w=$1; shift; lab_mark "begin $* : $_w"; }
+op_end() { _w=$1; shift; lab_mark "end $* : $_w"; }
+
+# ours DOMIDS CMD [ARG...]: run CMD, an operation of ours on the domains
+# DOMIDS (comma-separated, or all, or new), between op_begin and op_end.
+# Its exit status is CMD's; its output, CMD's alone (markers go to the
+# console).
+ours() {
+    _ids=$(echo "$1" | tr , ' '); shift
+    _what="$*"
+    # shellcheck disable=SC2086  # the ids are words
+    op_begin "$_what" $_ids
+    _orc=0; "$@" || _orc=$?
+    # shellcheck disable=SC2086
+    op_end "$_what" $_ids
+    return $_orc
 }

@@ -12,6 +12,7 @@ set -e
 R=/payload/remus
 log=/var/log/xen/console/guest-labguest.log
 xl create /payload/guest.cfg
+lab_guest labguest
 dom=$(xl domid labguest)
 wait_counter $log 4 60
 sed "s/^memory = .*/memory = 100/" /payload/guest.cfg > /tmp/small.cfg
@@ -21,7 +22,7 @@ sed "s/^memory = .*/memory = 100/" /payload/guest.cfg > /tmp/small.cfg
 cat /tmp/cands
 mfn=""; refused=0
 for m in $(awk '{print $1}' /tmp/cands); do
-    if $R offline-page --xen --config /tmp/small.cfg labguest $m > /tmp/off.log 2>&1; then
+    if ours $dom $R offline-page --xen --config /tmp/small.cfg labguest $m > /tmp/off.log 2>&1; then
         cat /tmp/off.log; echo "the guest moved into a domain too small for it"; exit 1
     fi
     cat /tmp/off.log
@@ -36,13 +37,13 @@ done
 xl list | grep -q labguest-- && { xl list; echo "the failed move left its new domain"; exit 1; }
 $R offline-page --xen --status $mfn | tee /tmp/st.log
 grep -q "offline pending" /tmp/st.log || { echo "after the failed move $mfn is not offline pending"; exit 1; }
-counts_on $log "$(counter $log)" "the failed move (undo)"
-$R offline-page --xen --config /payload/guest.cfg labguest $mfn > /tmp/off.log 2>&1 || { cat /tmp/off.log; echo "the move failed"; exit 1; }
+counts_on $log "$(mark $log)" "the failed move (undo)"
+ours $dom $R offline-page --xen --config /payload/guest.cfg labguest $mfn > /tmp/off.log 2>&1 || { cat /tmp/off.log; echo "the move failed"; exit 1; }
 cat /tmp/off.log
 grep -q "machine frame $mfn is offline$" /tmp/off.log || { echo "Xen does not report $mfn offline"; exit 1; }
 new=$(xl domid labguest) || { xl list; echo "no labguest after the move"; exit 1; }
 [ "$new" != "$dom" ] || { echo "still the old domain"; exit 1; }
-before=$(counter $log)
+before=$(mark $log)
 nlog=/var/log/xen/console/guest-labguest--migrating.log
 counts_on $nlog "$before" "the move (refused $refused frames of other domains)"
 xl list
@@ -50,7 +51,7 @@ xl list
 $R offline-page --xen --status $mfn
 for m in $(awk '{print $1}' /tmp/cands); do
     [ "$m" = "$mfn" ] && continue
-    if $R offline-page --xen --config /payload/guest.cfg labguest $m > /tmp/ref.log 2>&1; then
+    if ours $new $R offline-page --xen --config /payload/guest.cfg labguest $m > /tmp/ref.log 2>&1; then
         cat /tmp/ref.log; echo "frame $m of another domain was taken"; exit 1; fi
     cat /tmp/ref.log
     grep -q "not to domain $new" /tmp/ref.log || { echo "no clear refusal for $m"; exit 1; }

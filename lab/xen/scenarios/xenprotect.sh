@@ -16,6 +16,7 @@ fail() { echo "FAIL: $*"; echo "--- receive"; tail -30 /tmp/recv.log; echo "--- 
 
 ip link set lo up
 xl create /payload/guest-net.cfg
+lab_guest labguest
 dom=$(xl domid labguest)
 for i in $(seq 1 60); do grep -q "guest: counter 4" $log 2>/dev/null && break; sleep 1; done
 grep -q "guest: eth0 up" $log || { tail $log; echo "the guest's network did not come up"; exit 1; }
@@ -25,6 +26,7 @@ echo "unprotected: avg rtt ${base} ms"
 
 # Keyed, as remus runs by default: one key for both "hosts".
 $R keygen /tmp/lab.key
+op_begin "remus receive" new
 $R -v receive --xen --key-file /tmp/lab.key --config /payload/guest-net.cfg --listen 127.0.0.1:7070 \
     --heartbeat 200 --heartbeat-timeout 4000 --progress 0 > /tmp/recv.log 2>&1 &
 RECV=$!
@@ -36,6 +38,7 @@ for i in $(seq 1 90); do
     sleep 1
 done
 ss -Hltn 'sport = :7070' | grep -q . || fail "receive is not listening after 90 s"
+op_begin "remus protect" $dom
 $R -v protect --xen --key-file /tmp/lab.key -i 1000 --heartbeat 200 --heartbeat-timeout 4000 \
     --progress 2000 --stats-file /tmp/stats labguest 127.0.0.1:7070 > /tmp/prot.log 2>&1 &
 PROT=$!
@@ -51,16 +54,25 @@ echo "plug qdisc on $ifb holds vif$dom.0's output"
 held=$(avg_rtt 6)
 echo "protected (1000 ms checkpoints): avg rtt ${held} ms"
 [ "${held:-0}" -ge 100 ] || fail "output was not held until the acknowledgement (avg rtt ${held} ms)"
-before=$(counter $log)
+# The replica must go on from at least this counter: the mark is taken,
+# then three more checkpoints are acknowledged (one may have been under
+# way), so the last one holds a guest that had already printed it.
+before=$(mark $log)
+n=$(acked)
+for i in $(seq 1 60); do [ "$(acked)" -ge $((n + 3)) ] && break
+    kill -0 $PROT 2>/dev/null || fail "protect ended early"; sleep 1; done
+[ "$(acked)" -ge $((n + 3)) ] || fail "not 3 more checkpoints acknowledged in 60 s"
 xl list
 
 # The primary host dies.  (Protection must still be running: a replica
 # that took over before this is a failure, with both logs shown.)
 kill -0 $PROT 2>/dev/null || fail "protect ended before the primary was killed"
 kill -9 $PROT
+op_end "remus protect" $dom
 xl destroy labguest
 t0=$(date +%s)
 rc=0; wait $RECV || rc=$?
+op_end "remus receive" new
 echo "remus receive exited $rc after $(( $(date +%s) - t0 )) s"
 cat /tmp/recv.log | tail -12
 [ $rc -eq 3 ] || fail "receive did not fail over (exit $rc)"

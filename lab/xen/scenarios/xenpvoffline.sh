@@ -29,7 +29,7 @@ dom=$(xl domid labpv)
 
 # offline_ok MFN WHAT: the move succeeds, Xen says the frame is offline.
 offline_ok() {
-    if ! $R offline-page --xen labpv "$1" > /tmp/off.log 2>&1; then
+    if ! ours $dom $R offline-page --xen labpv "$1" > /tmp/off.log 2>&1; then
         cat /tmp/off.log; echo "offline-page of $2 ($1) failed"; return 1
     fi
     cat /tmp/off.log
@@ -57,7 +57,7 @@ for p in $(seq 4096 97 30000); do
 done
 [ -n "$pfn" ] || { echo "no data page with stable contents"; exit 1; }
 echo "data page: pfn $pfn mfn $mfn hash $h1"
-before=$(counter $log)
+before=$(mark $log)
 offline_ok $mfn "the data page"
 moved $pfn $mfn data "the data page"
 h3=$($F labpv hash $pfn)
@@ -68,7 +68,7 @@ counts_on $log $before "the data page's move"
 # too (the tools read the p2m through it: the next steps and the save).
 out=$($F labpv p2m 1) || { echo "no second p2m frame"; exit 1; }
 set -- $out
-before=$(counter $log)
+before=$(mark $log)
 offline_ok $2 "a p2m frame"
 out=$($F labpv p2m 1); set -- $1 $2 $out
 [ "$4" != "$2" ] && [ "$3" = "$1" ] || { echo "the p2m frame list still names $2 (now: $out)"; exit 1; }
@@ -79,7 +79,7 @@ counts_on $log $before "the p2m frame's move"
 for t in L1 L2; do
     out=$($F labpv find $t 2) || { echo "no $t table"; exit 1; }
     set -- $out
-    before=$(counter $log)
+    before=$(mark $log)
     offline_ok $2 "an $t table"
     grep -q "(an $t page table)" /tmp/off.log || { echo "not reported as an $t table"; exit 1; }
     moved $1 $2 $t "the $t table"
@@ -89,8 +89,8 @@ l4=""; cr3=0
 for n in 0 1 2 3 4 5; do
     out=$($F labpv find L4+ $n) || break
     set -- $out
-    before=$(counter $log)
-    if $R offline-page --xen labpv $2 > /tmp/off.log 2>&1; then
+    before=$(mark $log)
+    if ours $dom $R offline-page --xen labpv $2 > /tmp/off.log 2>&1; then
         cat /tmp/off.log
         grep -q "an L4 page table, pinned" /tmp/off.log || { echo "not reported as a pinned L4"; exit 1; }
         moved $1 $2 L4+ "the pinned L4"
@@ -106,23 +106,24 @@ echo "pinned L4 $l4 moved ($cr3 refused as a vCPU's page-table root)"
 
 # 3. The xenstore ring is granted to dom0: refused, nothing changed.
 ring=$(printf '%#x' "$(xenstore-read /local/domain/$dom/store/ring-ref)")
-if $R offline-page --xen labpv $ring > /tmp/ref.log 2>&1; then
+if ours $dom $R offline-page --xen labpv $ring > /tmp/ref.log 2>&1; then
     cat /tmp/ref.log; echo "the granted xenstore ring was moved"; exit 1; fi
 cat /tmp/ref.log
 grep -q "is granted to domain 0" /tmp/ref.log || { echo "the xenstore ring refusal does not name the grant"; exit 1; }
-before=$(counter $log)
+before=$(mark $log)
 counts_on $log $before "the refused ring"
 
 # 4. Undo: a dom0 process maps the frame; Xen will not take it.
 out=$($F labpv find L1 5) || { echo "no sixth L1 table"; exit 1; }
 set -- $out
 upfn=$1; umfn=$2
+op_begin "xen_pv_frame hold $umfn" $dom
 $F labpv hold $umfn > /tmp/hold.log 2>&1 &
 holder=$!
 for i in $(seq 1 20); do grep -q holding /tmp/hold.log && break; sleep 0.5; done
 grep -q holding /tmp/hold.log || { cat /tmp/hold.log; echo "the holder did not map $umfn"; exit 1; }
-before=$(counter $log)
-if $R offline-page --xen labpv $umfn > /tmp/undo.log 2>&1; then
+before=$(mark $log)
+if ours $dom $R offline-page --xen labpv $umfn > /tmp/undo.log 2>&1; then
     cat /tmp/undo.log; echo "a frame a dom0 process maps was moved"; exit 1; fi
 cat /tmp/undo.log
 grep -q "Xen would not exchange" /tmp/undo.log || { echo "the refusal does not say Xen kept the frame"; exit 1; }
@@ -133,16 +134,17 @@ counts_on $log $before "the undone move"
 $R offline-page --xen --status $umfn | tee /tmp/st.log
 grep -q ": online" /tmp/st.log || { echo "the held frame was left marked"; exit 1; }
 kill $holder; wait $holder 2>/dev/null || true
-before=$(counter $log)
+op_end "xen_pv_frame hold $umfn" $dom
+before=$(mark $log)
 offline_ok $umfn "the frame once released"
 moved $upfn $umfn L1 "the released L1"
 counts_on $log $before "the move once released"
 
 # 5. The whole guest is consistent: a PV save checks every entry.
-$R save --xen labpv /tmp/pv.rms > /tmp/save.log 2>&1 || { tail -5 /tmp/save.log; echo "remus save --xen after the moves failed"; exit 1; }
+ours $dom $R save --xen labpv /tmp/pv.rms > /tmp/save.log 2>&1 || { tail -5 /tmp/save.log; echo "remus save --xen after the moves failed"; exit 1; }
 export PYTHONPATH=/usr/lib/xen-4.17/lib/python
 verify-stream-v2 -f libxc -i /tmp/pv.rms > /tmp/verify.log 2>&1 || { tail -5 /tmp/verify.log; echo "verify-stream-v2 refused the stream"; exit 1; }
-before=$(counter $log)
-$R restore --xen --config /tmp/pv.cfg /tmp/pv.rms > /tmp/restore.log 2>&1 || { tail -5 /tmp/restore.log; echo "remus restore --xen failed"; exit 1; }
+before=$(mark $log)
+ours new $R restore --xen --config /tmp/pv.cfg /tmp/pv.rms > /tmp/restore.log 2>&1 || { tail -5 /tmp/restore.log; echo "remus restore --xen failed"; exit 1; }
 counts_on $log $before "save and restore after the moves"
 echo "xenpvoffline: data, p2m, L1, L2 and pinned L4 frames moved in place and offlined; the granted ring refused; a held frame undone then moved; the guest saved and restored"

@@ -17,14 +17,15 @@ export PYTHONPATH=/usr/lib/xen-4.17/lib/python
 R=/payload/remus
 log=/var/log/xen/console/guest-labpv.log
 start_pv_guest
+dom=$(xl domid labpv)
 xl list
-if $R save --xen --live labpv /tmp/live.rms 2> /tmp/live.err; then echo "--live accepted for a PV guest"; exit 1; fi
+if ours $dom $R save --xen --live labpv /tmp/live.rms 2> /tmp/live.err; then echo "--live accepted for a PV guest"; exit 1; fi
 echo "live: $(head -1 /tmp/live.err)"
 t0=$(date +%s)
-$R -v save --xen labpv /tmp/pv.rms > /tmp/save.log 2>&1 || { tail -20 /tmp/save.log; echo "remus save --xen of a PV guest failed"; exit 1; }
+ours $dom $R -v save --xen labpv /tmp/pv.rms > /tmp/save.log 2>&1 || { tail -20 /tmp/save.log; echo "remus save --xen of a PV guest failed"; exit 1; }
 tail -4 /tmp/save.log
 echo "remus save --xen (PV) took $(( $(date +%s) - t0 )) s, $(stat -c %s /tmp/pv.rms) bytes"
-before=$(counter $log)
+saved=$(mark $log)   # the state in /tmp/pv.rms
 if xl list labpv >/dev/null 2>&1; then echo "the saved domain still exists"; exit 1; fi
 verify-stream-v2 -f libxc -i /tmp/pv.rms > /tmp/verify.log 2>&1 || { tail -8 /tmp/verify.log; echo "verify-stream-v2 refused remus's PV stream"; exit 1; }
 tail -2 /tmp/verify.log
@@ -48,7 +49,7 @@ out.write(struct.pack('<II', 0, 0))        # END
 out.close()
 EOPY
 $R stream-info --format xl --quiet /tmp/pv.xlsave || { echo "our own xl wrapper is unreadable"; exit 1; }
-if ! xl -vvv restore /tmp/pv.cfg /tmp/pv.xlsave > /tmp/xlrestore.log 2>&1; then
+if ! ours new xl -vvv restore /tmp/pv.cfg /tmp/pv.xlsave > /tmp/xlrestore.log 2>&1; then
     grep -E "xc: " /tmp/xlrestore.log | tail -25
     # Diagnosis: remus's save (the guest kept running) and Xen's own save of
     # the same guest right after it, compared.
@@ -66,7 +67,7 @@ if ! xl -vvv restore /tmp/pv.cfg /tmp/pv.xlsave > /tmp/xlrestore.log 2>&1; then
     echo "xl restore of remus's PV stream failed"; exit 1
 fi
 xl list
-counts_on $log "$before" "save, xl restore" || { echo "the PV guest does not count on after xl restore"; xl dmesg | tail -20; exit 1; }
+counts_on $log "$saved" "save, xl restore" || { echo "the PV guest does not count on after xl restore"; xl dmesg | tail -20; exit 1; }
 # remus restore of remus's own PV stream; first two bad copies: a page
 # table entry naming a pfn beyond the guest, and a page type no page may
 # have.  Each is refused by name and leaves no domain.
@@ -103,18 +104,18 @@ while off + 8 <= len(d) and len(done) < 2:
     off = body + ((rlen + 7) & ~7)
 EOPY
 for f in badpte badtype; do
-    if $R restore --xen --config /tmp/pv.cfg /tmp/$f.rms 2> /tmp/$f.log; then echo "the $f stream was accepted"; exit 1; fi
+    if ours new $R restore --xen --config /tmp/pv.cfg /tmp/$f.rms 2> /tmp/$f.log; then echo "the $f stream was accepted"; exit 1; fi
     echo "$f: $(grep error /tmp/$f.log | tail -1)"
     if xl list labpv >/dev/null 2>&1; then echo "a refused restore left a domain"; exit 1; fi
 done
 grep -q "beyond the guest" /tmp/badpte.log || { echo "the bad PTE refusal does not say why"; exit 1; }
-before=$(counter $log)
-$R -v restore --xen --config /tmp/pv.cfg /tmp/pv.rms > /tmp/restore.log 2>&1 || { tail -20 /tmp/restore.log; xl dmesg | tail -10; echo "remus restore --xen of a PV stream failed"; exit 1; }
+# the same stream again: the guest goes on from the saved state once more
+ours new $R -v restore --xen --config /tmp/pv.cfg /tmp/pv.rms > /tmp/restore.log 2>&1 || { tail -20 /tmp/restore.log; xl dmesg | tail -10; echo "remus restore --xen of a PV stream failed"; exit 1; }
 tail -4 /tmp/restore.log
-counts_on $log "$before" "remus restore" || { xl dmesg | tail -20; exit 1; }
+counts_on $log "$saved" "remus restore" || { xl dmesg | tail -20; exit 1; }
 # remus restore of the libxc stream inside Xen's own xl save.
-xl save labpv /tmp/own.xlsave > /dev/null
-before=$(counter $log)
+ours all xl save labpv /tmp/own.xlsave > /dev/null
+before=$(mark $log)
 python3 - /tmp/own.xlsave /tmp/own.libxc <<'EOPY'
 import struct, sys
 d = open(sys.argv[1], 'rb').read()
@@ -125,7 +126,7 @@ assert rtype == 1, 'the first libxl record is not LIBXC_CONTEXT'
 open(sys.argv[2], 'wb').write(d[off + 8:])
 EOPY
 $R stream-info --quiet /tmp/own.libxc 2>&1 | tail -1
-$R -v restore --xen --config /tmp/pv.cfg /tmp/own.libxc > /tmp/restore2.log 2>&1 || { tail -20 /tmp/restore2.log; echo "remus restore --xen of xl's own PV stream failed"; exit 1; }
+ours new $R -v restore --xen --config /tmp/pv.cfg /tmp/own.libxc > /tmp/restore2.log 2>&1 || { tail -20 /tmp/restore2.log; echo "remus restore --xen of xl's own PV stream failed"; exit 1; }
 tail -2 /tmp/restore2.log
 counts_on $log "$before" "xl save, remus restore of it"
 echo "xenpvsave: remus save --xen of a PV guest passes verify-stream-v2; Xen's own restore and remus restore continue it; remus restore takes xl save's PV stream too"

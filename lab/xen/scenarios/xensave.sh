@@ -9,13 +9,15 @@ export PYTHONPATH=/usr/lib/xen-4.17/lib/python
 R=/payload/remus
 log=/var/log/xen/console/guest-labguest.log
 xl create /payload/guest.cfg
+lab_guest labguest
+dom=$(xl domid labguest)
 wait_counter $log 4 60
 t0=$(date +%s)
-$R -v save --xen labguest /tmp/guest.rms > /tmp/save.log 2>&1 || { tail -20 /tmp/save.log; echo "remus save --xen failed"; exit 1; }
+ours $dom $R -v save --xen labguest /tmp/guest.rms > /tmp/save.log 2>&1 || { tail -20 /tmp/save.log; echo "remus save --xen failed"; exit 1; }
 tail -5 /tmp/save.log
 echo "remus save --xen took $(( $(date +%s) - t0 )) s, $(stat -c %s /tmp/guest.rms) bytes"
 if xl list labguest >/dev/null 2>&1; then echo "the saved domain still exists"; exit 1; fi
-before=$(counter $log)
+before=$(mark $log)
 verify-stream-v2 -f libxc -i /tmp/guest.rms > /tmp/verify.log 2>&1 || { tail -8 /tmp/verify.log; echo "verify-stream-v2 refused remus's stream"; exit 1; }
 tail -2 /tmp/verify.log
 $R stream-info /tmp/guest.rms > /tmp/info.log 2>&1 || { tail -20 /tmp/info.log; exit 1; }
@@ -27,13 +29,13 @@ cp /tmp/guest.rms /tmp/bad.rms
 printf '\377\377\377\177' | dd of=/tmp/bad.rms bs=1 seek=$off conv=notrunc 2>/dev/null
 head -c 70000000 /tmp/guest.rms > /tmp/short.rms
 for f in bad short; do
-    if $R restore --xen --config /payload/guest.cfg /tmp/$f.rms 2> /tmp/$f.log; then echo "the $f stream was accepted"; exit 1; fi
+    if ours new $R restore --xen --config /payload/guest.cfg /tmp/$f.rms 2> /tmp/$f.log; then echo "the $f stream was accepted"; exit 1; fi
     echo "$f stream: $(tail -1 /tmp/$f.log)"
     if xl list labguest >/dev/null 2>&1; then echo "a refused restore left a domain"; xl list; exit 1; fi
 done
 grep -q "byte $off\|offset $off\|at $off" /tmp/bad.log || { echo "the refusal does not name byte $off"; exit 1; }
 t0=$(date +%s)
-$R -v restore --xen --config /payload/guest.cfg /tmp/guest.rms > /tmp/restore.log 2>&1 || { tail -20 /tmp/restore.log; echo "remus restore --xen failed"; exit 1; }
+ours new $R -v restore --xen --config /payload/guest.cfg /tmp/guest.rms > /tmp/restore.log 2>&1 || { tail -20 /tmp/restore.log; echo "remus restore --xen failed"; exit 1; }
 tail -5 /tmp/restore.log
 echo "remus restore --xen took $(( $(date +%s) - t0 )) s"
 xl list

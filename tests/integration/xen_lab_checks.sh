@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# The Xen lab's own judges, without Xen, on fixture logs:
+#  - lab/xen/guest-died.sh retries only the death of a guest under test
+#    that no operation of ours on it preceded (not another domain's, not
+#    one after a "begin" marker on it or on all domains), a kernel panic
+#    reported by guest-watch.sh included;
+#  - guest-watch.sh reports a crashed domain once, with its panic line;
+#  - scenario-lib.sh's continuity check (counts_on) passes a guest that
+#    counts on in the same boot from the mark, also after a restore into a
+#    new console log, and fails a guest that rebooted (new boot id) or went
+#    back to an older state, even though its counter passes the mark.
+set -uo pipefail
+ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+GD="$ROOT/lab/xen/guest-died.sh"
+T=$(mktemp -d /tmp/remus-xenlab-checks.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+
+# A serial log: Xen's boot, dom0's markers, the scenario's copied output.
+serial_head() {
+    cat <<'EOF'
+(XEN) [    0.000000] Xen version 4.17.7 (Debian 4.17.7+13-g2445b30a44-0+deb12u1)
+(XEN) [    4.123456] Dom0 has maximum 2 VCPUs
+lab: dom0 up, 6.1.0-57-amd64
+lab: running scenario xensave
+(XEN) [   31.200000] d1v0 HVM: all good
+lab-mark: guest 1 labguest
+scenario: lab: remus save on domain 1 begins
+EOF
+}
+# died LOG: run guest-died.sh, its exit in $rc, its output in $T/out
+died() { rc=0; "$GD" "$1" > "$T/out" 2>&1 || rc=$?; }
+
+# 1. The guest under test dies before any operation: retried (exit 0),
+#    the first line names the domain and the reason.
+{ serial_head | grep -v "begins"
+  echo "(XEN) [   40.100000] d1v0 Triple fault - invoking HVM shutdown action 1"
+} > "$T/own.log"
+died "$T/own.log"
+[ "$rc" = 0 ] || { cat "$T/out"; echo "a guest that died before any operation is not retried (exit $rc)"; exit 1; }
+head -1 "$T/out" | grep -q "^domain 1 (labguest) died on its own before any operation of ours on it (.*d1v0 Triple fault" ||
+    { cat "$T/out"; echo "the retry reason does not name the domain and its death"; exit 1; }
+# the same run given as a results directory
+mkdir -p "$T/res"; cp "$T/own.log" "$T/res/serial.log"
+died "$T/res"
+[ "$rc" = 0 ] || { cat "$T/out"; echo "guest-died.sh RESULTS-DIR does not read its serial.log"; exit 1; }
+
+# 2. The same death after "begin" on that domain: ours, not retried (3).
+{ serial_head
+  echo "lab-mark: begin 1 : remus save"
+  echo "(XEN) [   40.100000] d1v0 Triple fault - invoking HVM shutdown action 1"
+} > "$T/after-op.log"
+died "$T/after-op.log"
+[ "$rc" = 3 ] || { cat "$T/out"; echo "a death after an operation on the guest was judged retryable (exit $rc)"; exit 1; }
+grep -q 'died after "remus save" on it began' "$T/out" || { cat "$T/out"; echo "no reason given for not retrying"; exit 1; }
+
+# 3. An operation on all domains covers the guest too.
+{ serial_head; echo "lab-mark: begin all : remus receive"
+  echo "(XEN) [   41.000000] domain_crash called from arch/x86/hvm/svm/svm.c:1234"
+  echo "(XEN) [   41.000001] Domain 1 (vcpu#0) crashed on cpu#1:"
+} > "$T/all.log"
+died "$T/all.log"
+[ "$rc" = 3 ] || { cat "$T/out"; echo "a death after an operation on all domains was judged retryable (exit $rc)"; exit 1; }
+
+# 4. An operation on ANOTHER domain does not make the guest's death ours.
+{ serial_head; echo "lab-mark: begin 7 : remus restore"
+  echo "(XEN) [   41.000001] Domain 1 (vcpu#0) crashed on cpu#1:"
+} > "$T/other-op.log"
+died "$T/other-op.log"
+[ "$rc" = 0 ] || { cat "$T/out"; echo "an operation on domain 7 blocked the retry of domain 1 (exit $rc)"; exit 1; }
+
+# 5. Another domain dies (a restored replica, not announced): not retried,
+#    also when the guest under test died on its own as well.
+{ serial_head | grep -v "begins"
+  echo "(XEN) [   50.000000] d2v0 Triple fault - invoking HVM shutdown action 1"
+} > "$T/other.log"
+died "$T/other.log"
+[ "$rc" = 3 ] || { cat "$T/out"; echo "the death of domain 2 (not under test) was judged retryable (exit $rc)"; exit 1; }
+grep -q "domain 2 is not a guest under test" "$T/out" || { cat "$T/out"; echo "no reason given for domain 2"; exit 1; }
+cat "$T/own.log" > "$T/both.log"
+echo "(XEN) [   52.000000] Domain 2 reported crashed by domain 0 on cpu#0:" >> "$T/both.log"
+died "$T/both.log"
+[ "$rc" = 3 ] || { cat "$T/out"; echo "one own death excused a death that may be ours (exit $rc)"; exit 1; }
+
+# 6. No death at all; a marker line is not a death; d1 vs d11.
+{ serial_head; echo "scenario: FAIL: remus restore failed"; } > "$T/none.log"
+died "$T/none.log"
+[ "$rc" = 1 ] || { cat "$T/out"; echo "a log without a death was judged (exit $rc)"; exit 1; }
+{ serial_head | grep -v "begins"; echo "(XEN) [   60.000000] d11v0 Triple fault - invoking HVM shutdown action 1"; } > "$T/d11.log"
+died "$T/d11.log"
+[ "$rc" = 3 ] || { cat "$T/out"; echo "domain 11's death was taken for domain 1's (exit $rc)"; exit 1; }
+
+# 7. A guest whose kernel panicked (no word from Xen; guest-watch.sh's
+#    marker): its own before any operation, ours after one.
+{ serial_head | grep -v "begins"
+  echo "lab-mark: crashed 1 labguest: [  232.149265] Kernel panic - not syncing: Fatal exception in interrupt"
+} > "$T/panic.log"
+died "$T/panic.log"
+[ "$rc" = 0 ] || { cat "$T/out"; echo "a guest's own panic before any operation is not retried (exit $rc)"; exit 1; }
+grep -q "Kernel panic" "$T/out" || { cat "$T/out"; echo "the panic is not in the evidence"; exit 1; }
+{ serial_head; echo "lab-mark: begin 1 : xl migrate"
+  echo "lab-mark: crashed 1 labguest: [  232.149265] Kernel panic - not syncing: Fatal exception in interrupt"
+} > "$T/panic-op.log"
+died "$T/panic-op.log"
+[ "$rc" = 3 ] || { cat "$T/out"; echo "a panic after an operation was judged retryable (exit $rc)"; exit 1; }
+
+# guest-watch.sh, with a stand-in xl: reports each crashed domain once,
+# with its console's last panic line, and no running or paused one.
+mkdir -p "$T/bin" "$T/consoles"
+cat > "$T/bin/xl" <<'XL'
+#!/bin/sh
+cat <<'LIST'
+Name                                        ID   Mem VCPUs	State	Time(s)
+Domain-0                                     0  3072     2     r-----     379.8
+labguest                                     3   128     1     -b----       5.5
+labguest--incoming                           8   128     1     ---sc-       5.5
+labguest                                    10   128     1     ---sc-       5.5
+labguest--replica                            9   128     1     --p---       0.1
+LIST
+XL
+chmod +x "$T/bin/xl"
+{ echo "guest: counter 148 boot x"
+  echo "[  231.511977] BUG: ENTRY_TRAMPOLINE stack guard page was hit"
+  echo "[  232.149265] Kernel panic - not syncing: Fatal exception in interrupt"; } > "$T/consoles/guest-labguest--incoming.log"
+: > "$T/watch.out"
+PATH="$T/bin:$PATH" LAB_CONSOLE="$T/watch.out" XEN_CONSOLE_LOGS="$T/consoles" sh "$ROOT/lab/xen/guest-watch.sh" 2
+n=$(grep -c "lab-mark: crashed" "$T/watch.out")
+[ "$n" = 2 ] || { cat "$T/watch.out"; echo "guest-watch reported $n crashes, not 2 (domains 8 and 10, once each)"; exit 1; }
+# domain 10, renamed labguest after a migration, logs as labguest--incoming
+grep -qx "lab-mark: crashed 10 labguest: \\[  232.149265\\] Kernel panic - not syncing: Fatal exception in interrupt" "$T/watch.out" ||
+    { cat "$T/watch.out"; echo "guest-watch did not find the panic of a migrated guest's console"; exit 1; }
+grep -qx "lab-mark: crashed 8 labguest--incoming: \[  232.149265\] Kernel panic - not syncing: Fatal exception in interrupt" "$T/watch.out" ||
+    { cat "$T/watch.out"; echo "guest-watch's report does not name domain 8 and its panic"; exit 1; }
+
+# The continuity check of scenario-lib.sh.
+export LAB_CONSOLE="$T/console" COUNTS_ON_WAIT=2
+# shellcheck source=../../lab/xen/scenario-lib.sh
+. "$ROOT/lab/xen/scenario-lib.sh"
+B1=5b0c3b0e-8d4f-4a51-9d7e-2a8b1f0c6e11
+B2=e01f7a44-1c2b-4f3e-8a9d-77c6d5e4f302
+lines() { for i in $(seq "$2" "$3"); do echo "guest: counter $i boot $1"; done; }
+
+lines $B1 1 20 > "$T/g.log"
+m=$(mark "$T/g.log") || { echo "mark failed on a counting guest"; exit 1; }
+[ "$m" = "20@$B1@20@$T/g.log" ] || { echo "mark gave '$m', not 20@$B1@20@$T/g.log"; exit 1; }
+cp "$T/g.log" "$T/g0.log"
+lines $B1 21 26 >> "$T/g.log"
+counts_on "$T/g.log" "$m" "a save" > "$T/out" || { cat "$T/out"; echo "a guest counting on in the same boot failed"; exit 1; }
+# restored or failed over into a new console log: same boot, on from 20
+# (its console may repeat the marked line)
+lines $B1 20 30 > "$T/replica.log"
+counts_on "$T/replica.log" "$m" "a failover" > "$T/out" || { cat "$T/out"; echo "a failed-over guest resuming at the mark failed"; exit 1; }
+# not far enough yet: fails after the wait
+{ cat "$T/g0.log"; lines $B1 21 22; } > "$T/slow.log"
+m2=$(mark "$T/g0.log"); m2="${m2%@*}@$T/slow.log"
+if counts_on "$T/slow.log" "$m2" "a save" > "$T/out"; then cat "$T/out"; echo "a guest at 22 passed 20 + 3"; exit 1; fi
+# rebooted: its counter restarts and passes 23, in a new boot
+{ cat "$T/g0.log"; lines $B2 1 40; } > "$T/reboot.log"
+m3="20@$B1@20@$T/reboot.log"
+if counts_on "$T/reboot.log" "$m3" "a restore" > "$T/out"; then cat "$T/out"; echo "a rebooted guest passed the continuity check"; exit 1; fi
+grep -q "the guest rebooted" "$T/out" || { cat "$T/out"; echo "the failure does not say the guest rebooted"; exit 1; }
+lines $B2 1 40 > "$T/reboot2.log"
+if counts_on "$T/reboot2.log" "$m" "a failover" > "$T/out"; then cat "$T/out"; echo "a replica that booted afresh passed"; exit 1; fi
+# went back: restored from a state older than the mark, same boot, and
+# counting past 23 all the same
+{ cat "$T/g0.log"; lines $B1 10 40; } > "$T/stale.log"
+m4="20@$B1@20@$T/stale.log"
+if counts_on "$T/stale.log" "$m4" "a restore" > "$T/out"; then cat "$T/out"; echo "a guest restored from an older state passed"; exit 1; fi
+grep -q "the guest went back: counter 10" "$T/out" || { cat "$T/out"; echo "the failure does not say the guest went back"; exit 1; }
+lines $B1 12 40 > "$T/stale-replica.log"
+if counts_on "$T/stale-replica.log" "$m" "a failover" > "$T/out"; then cat "$T/out"; echo "a replica resumed from before the mark passed"; exit 1; fi
+# the same saved state restored twice into one log (xenpvsave): 1..8,
+# 9..25, then 9..20 marked; going on from 20 passes, though 25 came
+# before the mark
+{ lines $B1 1 8; lines $B1 9 25; lines $B1 9 20; } > "$T/twice.log"
+m5=$(mark "$T/twice.log")
+lines $B1 21 30 >> "$T/twice.log"
+counts_on "$T/twice.log" "$m5" "the second restore" > "$T/out" || { cat "$T/out"; echo "a guest going on from its mark failed for an older, higher counter"; exit 1; }
+# a line still being written (its boot id cut) is not taken for a reboot
+{ lines $B1 1 20; printf 'guest: counter 21 boot 5b0c3b'; } > "$T/partial.log"
+m6=$(mark "$T/partial.log")
+[ "$m6" = "20@$B1@20@$T/partial.log" ] || { echo "mark of a log with a partial last line gave '$m6'"; exit 1; }
+{ echo "0e-8d4f-4a51-9d7e-2a8b1f0c6e11"; lines $B1 22 30; printf "guest: counter 31 boot 5b"; } >> "$T/partial.log"
+counts_on "$T/partial.log" "$m6" "a save" > "$T/out" || { cat "$T/out"; echo "a cut line was taken for another boot"; exit 1; }
+# a log without boot ids cannot be marked
+echo "guest: counter 5" > "$T/old.log"
+if mark "$T/old.log" 2>/dev/null; then echo "a counter line without a boot id was marked"; exit 1; fi
+
+# The markers: one line each on the console, read back by guest-died.sh.
+: > "$LAB_CONSOLE"
+op_begin "remus save" 3 > /dev/null
+op_end "remus save" 3 > /dev/null
+grep -qx "lab-mark: begin 3 : remus save" "$LAB_CONSOLE" || { cat "$LAB_CONSOLE"; echo "op_begin wrote no begin marker"; exit 1; }
+grep -qx "lab-mark: end 3 : remus save" "$LAB_CONSOLE" || { cat "$LAB_CONSOLE"; echo "op_end wrote no end marker"; exit 1; }
+{ serial_head | sed 's/guest 1 labguest/guest 3 labguest/'; cat "$LAB_CONSOLE"
+  echo "(XEN) [   70.000000] d3v0 Unexpected vmexit: reason 0x400"; } > "$T/lib.log"
+died "$T/lib.log"
+[ "$rc" = 3 ] || { cat "$T/out"; echo "a death after op_begin's marker was judged retryable (exit $rc)"; exit 1; }
+echo "xen_lab_checks: guest-died.sh retries only a guest's own death; a rebooted guest fails the continuity check"

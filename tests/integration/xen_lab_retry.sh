@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# lab/xen/run-scenario.sh's retries, without Xen: a stand-in
+# qemu-system-x86_64 "boots" by writing a serial log and a results disk
+# (scenario.rc) from a plan, one line per boot.
+#  - a failed try whose guest died on its own before any operation is run
+#    again; a pass then prints "RETRIED: <reason>; failed try kept in DIR"
+#    and the failed try's logs are there;
+#  - a failed try whose guest died after an operation of ours on it began,
+#    or whose dead domain is not the guest under test, is not retried
+#    (the scenario fails, no RETRIED line);
+#  - at most XEN_LAB_RETRIES retries; a pass with no retry prints none.
+set -uo pipefail
+ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+T=$(mktemp -d /tmp/remus-xenlab-retry.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+HERE="$ROOT/lab/xen"
+
+# A cached "image" under the key run-scenario.sh computes.
+KEY=$(cat "$HERE/build-image.sh" "$HERE"/rootfs/* | sha256sum | cut -c1-12)
+mkdir -p "$T/cache/$KEY" "$T/bin" "$T/build"
+for f in xen.bin vmlinuz dom0.cpio.gz guest.cpio.gz guest-vmlinuz; do echo x > "$T/cache/$KEY/$f"; done
+touch "$T/cache/$KEY/done"
+
+# The stand-in QEMU: takes the first line of $PLAN ("RC SERIAL-FIXTURE"),
+# prints the fixture as the serial console, writes scenario.rc on the disk.
+cat > "$T/bin/qemu-system-x86_64" <<'EOF'
+#!/usr/bin/env bash
+set -eu
+disk=""
+for a in "$@"; do case "$a" in file=*) disk=${a#file=}; disk=${disk%%,*} ;; esac; done
+read -r rc fixture < "$PLAN"
+sed -i 1d "$PLAN"
+cat "$fixture"
+d=$(mktemp -d); echo "$rc" > "$d/scenario.rc"; echo "the scenario's log (rc $rc)" > "$d/scenario.log"
+tar -cf "$disk" -C "$d" . ; rm -rf "$d"
+EOF
+chmod +x "$T/bin/qemu-system-x86_64"
+
+cat > "$T/own.serial" <<'EOF'
+(XEN) [    4.000000] Xen is up
+lab-mark: guest 1 labguest
+(XEN) [   40.000000] d1v0 Triple fault - invoking HVM shutdown action 1
+EOF
+cat > "$T/ours.serial" <<'EOF'
+lab-mark: guest 1 labguest
+lab-mark: begin 1 : /payload/remus -v save --xen labguest /tmp/guest.rms
+(XEN) [   40.000000] d1v0 Triple fault - invoking HVM shutdown action 1
+EOF
+cat > "$T/replica.serial" <<'EOF'
+lab-mark: guest 1 labguest
+(XEN) [   41.000000] Domain 2 (vcpu#0) crashed on cpu#1:
+EOF
+echo "lab-mark: guest 1 labguest" > "$T/clean.serial"
+
+# lab PLAN-LINES...: run the smoke scenario against the plan; output in
+# $T/out.log, exit in $rc.
+lab() {
+    printf '%s\n' "$@" > "$T/plan"
+    rc=0
+    PATH="$T/bin:$PATH" PLAN="$T/plan" XEN_LAB_CACHE="$T/cache" XEN_LAB_OUT="$T/res" \
+        "$HERE/run-scenario.sh" smoke "$T/build" > "$T/out.log" 2>&1 || rc=$?
+}
+
+# 1. own death, then a pass: retried, reported, the failed try kept.
+lab "1 $T/own.serial" "0 $T/clean.serial"
+[ "$rc" = 0 ] || { cat "$T/out.log"; echo "a pass after a retry exits $rc"; exit 1; }
+n=$(grep -c "^RETRIED: " "$T/out.log")
+[ "$n" = 1 ] || { cat "$T/out.log"; echo "$n RETRIED lines, not 1"; exit 1; }
+grep -q "^RETRIED: domain 1 (labguest) died on its own .*d1v0 Triple fault.*; failed try kept in $T/res/smoke.try-1$" "$T/out.log" ||
+    { cat "$T/out.log"; echo "the RETRIED line does not give the reason and the kept try"; exit 1; }
+grep -q "d1v0 Triple fault" "$T/res/smoke.try-1/serial.log" || { echo "the failed try's serial log was not kept"; exit 1; }
+[ "$(cat "$T/res/smoke.try-1/scenario.rc")" = 1 ] || { echo "the failed try's results were not kept"; exit 1; }
+[ "$(cat "$T/res/smoke/scenario.rc")" = 0 ] || { echo "the last try's results are not in place"; exit 1; }
+
+# 2. a death after an operation on the guest: not retried.
+lab "1 $T/ours.serial" "0 $T/clean.serial"
+[ "$rc" = 1 ] || { cat "$T/out.log"; echo "a death after an operation was retried into a pass (exit $rc)"; exit 1; }
+if grep -q "^RETRIED" "$T/out.log"; then cat "$T/out.log"; echo "RETRIED printed for an unretried failure"; exit 1; fi
+grep -q "may be our doing" "$T/out.log" || { cat "$T/out.log"; echo "the possibly-ours death is not shown"; exit 1; }
+[ ! -e "$T/res/smoke.try-1" ] || { echo "a stale try of the previous run is left"; exit 1; }
+
+# 3. the dead domain is not the guest under test: not retried.
+lab "1 $T/replica.serial" "0 $T/clean.serial"
+[ "$rc" = 1 ] || { cat "$T/out.log"; echo "another domain's death was retried (exit $rc)"; exit 1; }
+
+# 4. two own deaths with one retry allowed: fails, no RETRIED line; with
+#    XEN_LAB_RETRIES=2 it passes with two.
+lab "1 $T/own.serial" "1 $T/own.serial" "0 $T/clean.serial"
+[ "$rc" = 1 ] || { cat "$T/out.log"; echo "more retries than XEN_LAB_RETRIES (exit $rc)"; exit 1; }
+if grep -q "^RETRIED" "$T/out.log"; then cat "$T/out.log"; echo "RETRIED printed for a failure"; exit 1; fi
+grep -q "failed after 1 retries" "$T/out.log" || { cat "$T/out.log"; echo "the exhausted retries are not said"; exit 1; }
+XEN_LAB_RETRIES=2 lab "1 $T/own.serial" "1 $T/own.serial" "0 $T/clean.serial"
+[ "$rc" = 0 ] || { cat "$T/out.log"; echo "XEN_LAB_RETRIES=2 did not retry twice (exit $rc)"; exit 1; }
+n=$(grep -c "^RETRIED: " "$T/out.log")
+[ "$n" = 2 ] || { cat "$T/out.log"; echo "$n RETRIED lines after two retries"; exit 1; }
+
+# 5. a plain pass: no RETRIED line.
+lab "0 $T/clean.serial"
+[ "$rc" = 0 ] || { cat "$T/out.log"; echo "a plain pass exits $rc"; exit 1; }
+if grep -q "^RETRIED" "$T/out.log"; then cat "$T/out.log"; echo "RETRIED printed without a retry"; exit 1; fi
+echo "xen_lab_retry: only a guest's own death is retried, each retry reported with its kept try"
