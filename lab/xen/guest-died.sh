@@ -22,7 +22,7 @@
 set -uo pipefail
 arg=${1:?usage: guest-died.sh RESULTS-DIR|SERIAL-LOG}
 log=$arg
-[ -d "$arg" ] && log=$arg/serial.log
+if [ -d "$arg" ]; then log=$arg/serial.log; fi
 [ -r "$log" ] || { echo "guest-died: no log $log" >&2; exit 1; }
 awk '
 function death(d, line,    why) {

@@ -67,12 +67,13 @@ chmod +x "$p/scenario.sh"
 echo "$NAME" > "$p/scenario-name"
 # XEN_LAB_ENV="VAR=value ...": variables for the scenario in dom0.
 printf '%s\n' ${XEN_LAB_ENV:-} > "$p/scenario-env"
-[ -x "$BUILD/remus" ] && cp "$BUILD/remus" "$p/remus"
+if [ -x "$BUILD/remus" ]; then cp "$BUILD/remus" "$p/remus"; fi
 for t in xen_m2p_find xen_pv_frame; do [ ! -x "$BUILD/tests/$t" ] || cp "$BUILD/tests/$t" "$p/"; done
 cp "$CACHE/guest-vmlinuz" "$p/guest-vmlinuz"
 cp "$CACHE/guest.cpio.gz" "$p/guest.cpio.gz"
 cp "$HERE/guest.cfg" "$HERE/guest-net.cfg" "$HERE/vif-lab" "$HERE/pvtypes.py" \
    "$HERE/scenario-lib.sh" "$HERE/guest-watch.sh" "$p/"
+cp "$ROOT/tests/support/plug_steps.sh" "$p/"   # the plug test of netbuf_plug.sh
 (cd "$WORK/payload" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/payload.cpio.gz"
 cat "$CACHE/dom0.cpio.gz" "$WORK/payload.cpio.gz" > "$WORK/initrd.gz"
 

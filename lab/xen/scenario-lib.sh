@@ -43,7 +43,7 @@ continuity() {
 # Wait (at most $3 s, default 90) until the guest of log $1 has counted to $2.
 wait_counter() {
     for _i in $(seq 1 "${3:-90}"); do
-        grep -q "guest: counter $2 " "$1" 2>/dev/null && return 0
+        if grep -q "guest: counter $2 " "$1" 2>/dev/null; then return 0; fi
         sleep 1
     done
     tail -5 "$1" 2>/dev/null; echo "the guest of $1 did not count to $2"
@@ -73,7 +73,7 @@ counts_on() {
         sleep 1
     done
     echo "counter before $3: $(echo "$2" | cut -d@ -f1,2); after: $(counter "$1")${_why:+ ($_why)}"
-    [ $_rc = 0 ] && return 0
+    if [ $_rc = 0 ]; then return 0; fi
     tail -5 "$1"; echo "the guest does not count on after $3"
     return 1
 }

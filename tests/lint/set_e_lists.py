@@ -137,6 +137,9 @@ def check(path):
             continue
         if code.endswith('then') or code.endswith('do'):
             continue                       # a multi-line condition's end
+        if code.startswith('(') and code.rfind(')') > code.rfind('&&'):
+            continue    # a subshell that ends with the list exits with its
+                        # status, which set -e then checks
         end = code
         if code.endswith('{') or code.endswith('('):
             # `A && {` opens a group: the list goes on after its close

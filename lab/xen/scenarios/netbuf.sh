@@ -39,3 +39,10 @@ echo "with plug, 100 ms epochs: avg rtt ${held} ms"
 if ip -n nbA -o link show type ifb | grep -q .; then echo "an IFB is left"; exit 1; fi
 if ip netns exec nbA tc qdisc show dev vif9.0 | grep -q ingress; then echo "an ingress qdisc is left"; exit 1; fi
 echo "netbuf: output held per epoch by sch_plug and released; nothing left"
+# The plug step by step (tests/support/plug_steps.sh, what
+# tests/integration/netbuf_plug.sh runs on a host kernel with sch_plug):
+# held until an ended epoch is released, one epoch at a time, a discard
+# drops what is held.
+bash /payload/plug_steps.sh $R nbA nbB vif9.0 guest0 10.79.0.1 /tmp/plugsteps
+if ip -n nbA -o link show type ifb | grep -q .; then echo "an IFB is left after the steps"; exit 1; fi
+echo "netbuf: the plug holds, releases one epoch at a time, and discards"

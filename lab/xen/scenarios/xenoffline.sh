@@ -28,13 +28,13 @@ for m in $(awk '{print $1}' /tmp/cands); do
     cat /tmp/off.log
     if grep -q "not to domain $dom" /tmp/off.log; then refused=$((refused + 1)); continue; fi
     grep -q "the guest runs on in domain $dom" /tmp/off.log || { echo "a failed move does not say the guest runs on"; exit 1; }
-    grep -q "xl create" /tmp/off.log && { echo "the small domain was not even built: not a failure during the migration"; exit 1; }
+    if grep -q "xl create" /tmp/off.log; then echo "the small domain was not even built: not a failure during the migration"; exit 1; fi
     grep -q "the new domain refused the guest" /tmp/off.log || { echo "the failed move does not name the side that failed"; exit 1; }
     mfn=$m; break
 done
 [ -n "$mfn" ] || { echo "no candidate frame was the guest's"; exit 1; }
 [ "$(xl domid labguest)" = "$dom" ] || { xl list; echo "after the failed move labguest is not domain $dom"; exit 1; }
-xl list | grep -q labguest-- && { xl list; echo "the failed move left its new domain"; exit 1; }
+if xl list | grep -q labguest--; then xl list; echo "the failed move left its new domain"; exit 1; fi
 $R offline-page --xen --status $mfn | tee /tmp/st.log
 grep -q "offline pending" /tmp/st.log || { echo "after the failed move $mfn is not offline pending"; exit 1; }
 counts_on $log "$(mark $log)" "the failed move (undo)"
@@ -50,7 +50,7 @@ xl list
 # The other candidates are not the guest's: refused, and left online.
 $R offline-page --xen --status $mfn
 for m in $(awk '{print $1}' /tmp/cands); do
-    [ "$m" = "$mfn" ] && continue
+    if [ "$m" = "$mfn" ]; then continue; fi
     if ours $new $R offline-page --xen --config /payload/guest.cfg labguest $m > /tmp/ref.log 2>&1; then
         cat /tmp/ref.log; echo "frame $m of another domain was taken"; exit 1; fi
     cat /tmp/ref.log

@@ -18,7 +18,7 @@ ip link set lo up
 xl create /payload/guest-net.cfg
 lab_guest labguest
 dom=$(xl domid labguest)
-for i in $(seq 1 60); do grep -q "guest: counter 4" $log 2>/dev/null && break; sleep 1; done
+for i in $(seq 1 60); do if grep -q "guest: counter 4" $log 2>/dev/null; then break; fi; sleep 1; done
 grep -q "guest: eth0 up" $log || { tail $log; echo "the guest's network did not come up"; exit 1; }
 ip addr add 10.80.0.1/24 dev vif$dom.0
 base=$(avg_rtt 5)
@@ -33,7 +33,7 @@ RECV=$!
 # The secondary builds its replica domain first (slow under TCG), then
 # listens: wait for the socket, not a fixed time.
 for i in $(seq 1 90); do
-    ss -Hltn 'sport = :7070' 2>/dev/null | grep -q . && break
+    if ss -Hltn 'sport = :7070' 2>/dev/null | grep -q .; then break; fi
     kill -0 $RECV 2>/dev/null || fail "receive ended before listening"
     sleep 1
 done
@@ -43,7 +43,7 @@ $R -v protect --xen --key-file /tmp/lab.key -i 1000 --heartbeat 200 --heartbeat-
     --progress 2000 --stats-file /tmp/stats labguest 127.0.0.1:7070 > /tmp/prot.log 2>&1 &
 PROT=$!
 acked() { cat /tmp/stats 2>/dev/null | wc -l; }
-for i in $(seq 1 120); do [ "$(acked)" -ge 5 ] && break
+for i in $(seq 1 120); do if [ "$(acked)" -ge 5 ]; then break; fi
     kill -0 $PROT 2>/dev/null || fail "protect ended early"; sleep 1; done
 [ "$(acked)" -ge 5 ] || fail "not 5 checkpoints acknowledged in 120 s"
 echo "checkpoints acknowledged (epoch pause_us dirty_pages bytes send_us ack_us):"; tail -3 /tmp/stats
@@ -59,7 +59,7 @@ echo "protected (1000 ms checkpoints): avg rtt ${held} ms"
 # way), so the last one holds a guest that had already printed it.
 before=$(mark $log)
 n=$(acked)
-for i in $(seq 1 60); do [ "$(acked)" -ge $((n + 3)) ] && break
+for i in $(seq 1 60); do if [ "$(acked)" -ge $((n + 3)) ]; then break; fi
     kill -0 $PROT 2>/dev/null || fail "protect ended early"; sleep 1; done
 [ "$(acked)" -ge $((n + 3)) ] || fail "not 3 more checkpoints acknowledged in 60 s"
 xl list

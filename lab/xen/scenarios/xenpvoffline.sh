@@ -120,7 +120,7 @@ upfn=$1; umfn=$2
 op_begin "xen_pv_frame hold $umfn" $dom
 $F labpv hold $umfn > /tmp/hold.log 2>&1 &
 holder=$!
-for i in $(seq 1 20); do grep -q holding /tmp/hold.log && break; sleep 0.5; done
+for i in $(seq 1 20); do if grep -q holding /tmp/hold.log; then break; fi; sleep 0.5; done
 grep -q holding /tmp/hold.log || { cat /tmp/hold.log; echo "the holder did not map $umfn"; exit 1; }
 before=$(mark $log)
 if ours $dom $R offline-page --xen labpv $umfn > /tmp/undo.log 2>&1; then

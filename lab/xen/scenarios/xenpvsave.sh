@@ -58,7 +58,7 @@ if ! ours new xl -vvv restore /tmp/pv.cfg /tmp/pv.xlsave > /tmp/xlrestore.log 2>
     xl create /tmp/pv.cfg
     wait_counter $log 4 || true
     $R save --xen -c labpv /tmp/pv2.rms 2>&1 | tail -1
-    xl save labpv /tmp/pv.xl >/dev/null 2>&1 && python3 /payload/pvtypes.py /tmp/pv2.rms /tmp/pv.xl:xl
+    if xl save labpv /tmp/pv.xl >/dev/null 2>&1; then python3 /payload/pvtypes.py /tmp/pv2.rms /tmp/pv.xl:xl; fi
     if xl -vvv restore /tmp/pv.xl > /tmp/xlrestore2.log 2>&1; then
         echo "Xen's own PV save restores"
     else
