@@ -113,8 +113,9 @@ static void usage(FILE *out)
             "                         address and the reason, and refused;\n"
             "                         the secondary goes on waiting\n"
             "\n"
-            "Exit status: 0 when the primary ended protection cleanly (the\n"
-            "replica is discarded); 3 after a failover, once the VM that took\n"
+            "Exit status: 0 when the primary ended protection cleanly, or\n"
+            "SIGINT/SIGTERM came before a takeover began (the replica is\n"
+            "discarded); 3 after a failover, once the VM that took\n"
             "over ends or is stopped by SIGINT/SIGTERM; 1 on an error (no\n"
             "consistent replica: nothing runs); 2 for a usage error.\n");
 }
@@ -375,6 +376,15 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
         rm_vm_destroy(arg.vm);
         rm_auth_wipe(&key, sizeof(key));
         return RM_EXIT_HELD_BACK;
+    }
+    if (receive_stop) {
+        /* Asked to stop while the takeover was being decided (quorum,
+         * fencing): stopping wins; the VM never runs here. */
+        LOG_INFO("stopped on request before taking over: the replica of "
+                 "checkpoint %" PRIu64 " is discarded", res.committed_epoch);
+        rm_vm_destroy(arg.vm);
+        rm_auth_wipe(&key, sizeof(key));
+        return RM_EXIT_OK;
     }
     if (!arg.cfg.name)
         arg.cfg.name = res.name;
