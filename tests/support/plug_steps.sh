@@ -46,7 +46,7 @@ wait_line() {   # wait_line TEXT COUNT: the COUNTth answer TEXT within 5 s
 step() { echo "$1" >&7; wait_line "netbuf: $1 done" "$2"; }
 
 : > "$DIR/udp.got"
-NA python3 "$DIR/udp.py" recv "$IP" "$DIR/udp.got" & pids+=($!)
+ip netns exec "$A" python3 "$DIR/udp.py" recv "$IP" "$DIR/udp.got" & pids+=($!)   # not NA: $! must be python's pid
 mac=$(NA cat "/sys/class/net/$VIF/address")
 NB ip neigh replace "$IP" lladdr "$mac" dev "$GIF" nud permanent
 rm -f "$DIR/steps"; mkfifo "$DIR/steps"
