@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -535,9 +536,20 @@ static void fence_child_signals(void)
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_DFL;
-    for (sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            sigaction(sig, &sa, NULL);
+    for (sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        if (sigaction(sig, &sa, NULL) && errno == EINVAL) {
+            /* glibc keeps two real-time signals for itself and refuses
+             * them; an ignored one would still reach the command: reset
+             * it with the kernel's own call. */
+            struct { void (*handler)(int); unsigned long flags;
+                     void (*restorer)(void); unsigned long mask; } k = {
+                SIG_DFL, 0, NULL, 0 };
+
+            syscall(SYS_rt_sigaction, sig, &k, NULL, sizeof(k.mask));
+        }
+    }
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
