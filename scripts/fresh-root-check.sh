@@ -11,8 +11,11 @@
 #    script, so a changed list is tried afresh.
 # 3. Checks, in that root: every external command that the test scripts,
 #    the lab's host-side scripts, the soak and the OCF agent run exists
-#    (tests/lint/commands.py finds them, parsed by bash); and `make tests`
-#    builds there (every header and library the build needs is installed).
+#    (tests/lint/commands.py finds them, parsed by bash); `make tests`
+#    builds there (every header and library the build needs is installed);
+#    and the README's first command, `make drill`, passes there (with the
+#    host's /dev, /proc and /sys, as a machine has them).
+# Older cached roots (another package list) are removed.
 # A package missing from DEB_PACKAGES fails here, whatever the developer's
 # own machine has.
 set -euo pipefail
@@ -27,12 +30,13 @@ mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 
 [ -n "$mirror" ] || mirror=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
 [ -n "$mirror" ] || { echo "fresh-root-check: cannot find apt's Debian mirror"; exit 1; }
 
-base_key=$(sha256sum < "$0" | cut -c1-12)
+RECIPE="debootstrap --variant=minbase --include=make bookworm"
+base_key=$(echo "$RECIPE" | sha256sum | cut -c1-12)
 base="$CACHE/base-$base_key"
 if [ ! -f "$base.done" ]; then
     echo "fresh-root-check: debootstrap --variant=minbase bookworm (once; cached in $base)"
     rm -rf "$base"
-    debootstrap --variant=minbase --include=make bookworm "$base" "$mirror" \
+    $RECIPE "$base" "$mirror" \
         > "$CACHE/debootstrap.log" 2>&1 || { tail -20 "$CACHE/debootstrap.log"; exit 1; }
     touch "$base.done"
 fi
@@ -53,6 +57,9 @@ copy_tree() {   # the tracked files of this tree into $root/src
     rm -rf "$root/src"; mkdir -p "$root/src"
     git ls-files -z | tar --null -T - -cf - | tar -C "$root/src" -xf -
 }
+for old in "$CACHE"/base-* "$CACHE"/deps-*; do   # other recipes, lists
+    case $old in "$base"|"$base.done"|"$root"|"$root.done") ;; *) rm -rf "$old" ;; esac
+done
 if [ ! -f "$root.done" ]; then
     echo "fresh-root-check: make deps in a copy of the fresh root ($root)"
     rm -rf "$root"; cp -a "$base" "$root"
@@ -89,3 +96,16 @@ if ! in_root make -C /src -j2 tests > "$CACHE/build.log" 2>&1; then
     tail -30 "$CACHE/build.log"; echo "fresh-root-check: make tests fails in the fresh root"; exit 1
 fi
 echo "fresh-root-check: make tests builds in the fresh root"
+
+# ... and the drill runs there: namespaces, TAPs and /dev/kvm as a fresh
+# machine has them.
+mkdir -p "$root/sys" "$root/dev" "$root/run"
+mount --rbind /sys "$root/sys"; mounts+=("$root/sys")
+bind /dev "$root/dev"
+mount -t tmpfs tmpfs "$root/run"; mounts+=("$root/run")
+if ! in_root make -C /src drill DRILL_ARGS="--quiet --kill-after 2 --after 1" \
+        > "$CACHE/drill.log" 2>&1; then
+    tail -30 "$CACHE/drill.log"; echo "fresh-root-check: make drill fails in the fresh root"; exit 1
+fi
+grep -q "RESULT *PASS" "$CACHE/drill.log" || { tail -20 "$CACHE/drill.log"; echo "fresh-root-check: the drill did not pass"; exit 1; }
+echo "fresh-root-check: make drill passes in the fresh root ($(grep -o 'acknowledged ops lost.*' "$CACHE/drill.log"))"
