@@ -387,6 +387,29 @@ static void test_replayed_checkpoint(void **state)
     mem_replica_free(r);
 }
 
+/* The offset of the first record of type @want after @cps CHECKPOINT
+ * records of the saved stream @out (its body length in *@len), or 0 when
+ * there is none. */
+static size_t record_after_checkpoints(const struct rm_buf *out, unsigned cps,
+                                       uint32_t want, uint32_t *len)
+{
+    size_t off = 40;   /* after the image and domain headers */
+    unsigned seen = 0;
+
+    while (off + 8 <= out->len) {
+        uint32_t type;
+
+        memcpy(&type, out->data + off, 4);
+        memcpy(len, out->data + off + 4, 4);
+        if (type == RM_REC_CHECKPOINT)
+            seen++;
+        if (seen == cps && type == want)
+            return off;
+        off += 8 + ((*len + 7) & ~7u);
+    }
+    return 0;
+}
+
 /* A corrupted page inside checkpoint 3: digest mismatch, stay on 2. */
 static void test_corrupt_checkpoint(void **state)
 {
@@ -398,27 +421,14 @@ static void test_corrupt_checkpoint(void **state)
     struct rm_buf out = { 0 };
     struct rm_error err = { 0 };
     struct rm_restore_ctx rctx;
-    size_t off = 40;
-    unsigned cps = 0;
-    bool hit = false;
+    size_t off;
+    uint32_t len;
 
     (void)state;
     assert_int_equal(tu_save(g, &o, &out, NULL, &err), 0);
-    while (off + 8 <= out.len) {
-        uint32_t type, len;
-
-        memcpy(&type, out.data + off, 4);
-        memcpy(&len, out.data + off + 4, 4);
-        if (type == RM_REC_CHECKPOINT)
-            cps++;
-        if (cps == 2 && type == RM_REC_PAGE_DATA) {
-            out.data[off + len] ^= 0x40; /* last byte of the last page */
-            hit = true;
-            break;
-        }
-        off += 8 + ((len + 7) & ~7u);
-    }
-    assert_true(hit);
+    off = record_after_checkpoints(&out, 2, RM_REC_PAGE_DATA, &len);
+    assert_true(off != 0);
+        out.data[off + len] ^= 0x40; /* last byte of the last page */
     assert_int_equal(tu_restore(out.data, out.len, r, false, true, NULL,
                                 &rctx, &err), 0);
     assert_int_equal(rctx.result, RM_RESTORE_FAILOVER);
@@ -443,27 +453,14 @@ static void test_corrupt_state_record(void **state)
     struct rm_buf out = { 0 };
     struct rm_error err = { 0 };
     struct rm_restore_ctx rctx;
-    size_t off = 40;
-    unsigned cps = 0;
-    bool hit = false;
+    size_t off;
+    uint32_t len;
 
     (void)state;
     assert_int_equal(tu_save(g, &o, &out, NULL, &err), 0);
-    while (off + 8 <= out.len) {
-        uint32_t type, len;
-
-        memcpy(&type, out.data + off, 4);
-        memcpy(&len, out.data + off + 4, 4);
-        if (type == RM_REC_CHECKPOINT)
-            cps++;
-        if (cps == 2 && type == RM_REC_KVM_VCPU) {
-            out.data[off + 8 + len - 1] ^= 0x01;   /* the "register" */
-            hit = true;
-            break;
-        }
-        off += 8 + ((len + 7) & ~7u);
-    }
-    assert_true(hit);
+    off = record_after_checkpoints(&out, 2, RM_REC_KVM_VCPU, &len);
+    assert_true(off != 0);
+        out.data[off + 8 + len - 1] ^= 0x01;   /* the "register" */
     assert_int_equal(tu_restore(out.data, out.len, r, false, true, NULL,
                                 &rctx, &err), 0);
     assert_int_equal(rctx.result, RM_RESTORE_FAILOVER);
@@ -490,28 +487,15 @@ static void test_bad_page_type_refused_on_arrival(void **state)
     struct rm_buf out = { 0 };
     struct rm_error err = { 0 };
     struct rm_restore_ctx rctx;
-    size_t off = 40;
-    unsigned cps = 0;
-    bool hit = false;
+    size_t off;
+    uint32_t len;
 
     (void)state;
     assert_int_equal(tu_save(g, &o, &out, NULL, &err), 0);
-    while (off + 8 <= out.len) {
-        uint32_t type, len;
-
-        memcpy(&type, out.data + off, 4);
-        memcpy(&len, out.data + off + 4, 4);
-        if (type == RM_REC_CHECKPOINT)
-            cps++;
-        if (cps == 2 && type == RM_REC_PAGE_DATA) {
-            /* top nibble of the first pfn entry (little endian) */
-            out.data[off + 8 + 8 + 7] |= RM_PT_L1TAB << 4;
-            hit = true;
-            break;
-        }
-        off += 8 + ((len + 7) & ~7u);
-    }
-    assert_true(hit);
+    off = record_after_checkpoints(&out, 2, RM_REC_PAGE_DATA, &len);
+    assert_true(off != 0);
+        /* top nibble of the first pfn entry (little endian) */
+        out.data[off + 8 + 8 + 7] |= RM_PT_L1TAB << 4;
     assert_int_equal(tu_restore(out.data, out.len, r, false, true, NULL,
                                 &rctx, &err), 0);
     assert_int_equal(rctx.result, RM_RESTORE_FAILOVER);
