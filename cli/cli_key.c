@@ -14,7 +14,7 @@ int cli_key(const char *cmd, const char *path, bool insecure,
     if (insecure && path)
         return cli_usage_error(cmd, "--insecure and --key-file contradict "
                                "each other: choose one");
-    if (rm_key_resolve(path, insecure, key, &have, NULL, 0, &err))
+    if (rm_key_resolve(path, insecure, key, &have, &err))
         return cli_fail(cmd, "%s", rm_error_str(&err));
     if (have)
         *out = key;

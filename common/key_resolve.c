@@ -4,23 +4,19 @@
 #include "common/key_resolve.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "common/log.h"
 
 int rm_key_resolve(const char *path, bool insecure, struct rm_auth_key *key,
-                   bool *have_key, char *used, size_t used_len,
-                   struct rm_error *err)
+                   bool *have_key, struct rm_error *err)
 {
     const char *env = getenv(RM_KEY_ENV);
     const char *from = NULL;
     int rc;
 
     *have_key = false;
-    if (used && used_len)
-        used[0] = '\0';
     if (insecure) {
         if (path)
             return rm_error_set(err, -EINVAL, "--insecure and --key-file "
@@ -45,8 +41,6 @@ int rm_key_resolve(const char *path, bool insecure, struct rm_auth_key *key,
     if (rc)
         return rc;
     *have_key = true;
-    if (used && used_len)
-        snprintf(used, used_len, "%s", from);
     return 0;
 }
 

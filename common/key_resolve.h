@@ -24,13 +24,11 @@
  * @insecure (--insecure) no key is used: *@have_key is false, and
  * --insecure together with --key-file is refused.  Without a key and
  * without @insecure the command is refused with what to do.
- * @used (@used_len bytes; may be NULL) gets the file the key came from.
  * Returns 0 (with *@have_key telling whether @key holds a key) or -errno
  * with @err naming the reason.  @key is the caller's to wipe.
  */
 int rm_key_resolve(const char *path, bool insecure, struct rm_auth_key *key,
-                   bool *have_key, char *used, size_t used_len,
-                   struct rm_error *err);
+                   bool *have_key, struct rm_error *err);
 
 /* The warning an --insecure side logs at start and at every session
  * (@peer: who it talks to, or NULL). */

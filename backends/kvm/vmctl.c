@@ -231,7 +231,7 @@ static void serve_protect(struct rm_vmctl *c, const char *req, char *reply,
         rm_key_warn_insecure("reprotection", peer);
     } else if (c->key) {
         rp->pc.key = c->key;
-    } else if (rm_key_resolve(NULL, false, &rp->own_key, &have_key, NULL, 0,
+    } else if (rm_key_resolve(NULL, false, &rp->own_key, &have_key,
                               &err) == 0) {
         rp->pc.key = &rp->own_key;
     } else {
