@@ -20,12 +20,7 @@ for mode in corrupt truncate; do
     # secondary has failed over, the primary (no quorum arbiter here) runs
     # on unprotected and answers too: a reply that may have come after the
     # primary's "runs on UNPROTECTED" line proves nothing about the replica.
-    acked=0
-    for i in $(seq 1 30); do
-        kv 50 $i "INCR c" > /dev/null || continue
-        if grep -q "UNPROTECTED" "$TMP/pri-$mode.log"; then break; fi
-        acked=$i
-    done
+    acked=$(acked_while_protected 50 c "$TMP/pri-$mode.log")
     wait_for "$TMP/sec-$mode.log" "FAILOVER" 15
     grep -q "${mode}ed" "$TMP/mangle-$mode.log" || grep -q "$mode" "$TMP/mangle-$mode.log"
     kill -9 $PRI 2>/dev/null || true      # the primary would run on unprotected

@@ -175,12 +175,7 @@ ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7806 7807 ptype 1500 \
     > "$TMP/mangle-ptype.log" 2>&1 & PIDS+=($!)
 sleep 0.2
 start_pri ptype 7806 --insecure -u --heartbeat-timeout 3000
-acked=0
-for i in $(seq 1 30); do
-    kv 50 $i "INCR t" > /dev/null || continue
-    if grep -q "UNPROTECTED" "$TMP/priptype.log"; then break; fi
-    acked=$i
-done
+acked=$(acked_while_protected 50 t "$TMP/priptype.log")
 wait_for "$TMP/sec-ptype.log" "FAILOVER" 15
 grep -q "gave a PAGE_DATA page the type L1TAB" "$TMP/mangle-ptype.log" || { echo "tcpmangle did not retype a page"; exit 1; }
 kill -9 $PRI 2>/dev/null || true; wait $PRI 2>/dev/null || true

@@ -106,3 +106,15 @@ wait_exit() {
     if alive "$1"; then echo "pid $1 did not exit within $2 s"; return 124; fi
     wait "$1"
 }
+# acked_while_protected CLIENT KEY PRIMARY_LOG: up to 30 "INCR KEY"; prints
+# how many were acknowledged before the primary logged that it runs
+# UNPROTECTED (a reply after that may come from the primary alone).
+acked_while_protected() {
+    local i n=0
+    for i in $(seq 1 30); do
+        kv "$1" "$i" "INCR $2" > /dev/null || continue
+        if grep -q "UNPROTECTED" "$3"; then break; fi
+        n=$i
+    done
+    echo "$n"
+}
