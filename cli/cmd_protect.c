@@ -112,9 +112,12 @@ static void usage(FILE *out)
             "              start unless this host's corosync partition is\n"
             "              quorate; when the secondary is lost, keep output\n"
             "              held until the membership settles, then run on\n"
-            "              only with quorum, else stop the VM (exit 4).  The\n"
-            "              secondary needs --quorum too: a pair where only\n"
-            "              one side has it is refused (cluster/quorum.h)\n"
+            "              only with quorum and the VM's token (the\n"
+            "              secondary did not take over), else stop the VM\n"
+            "              (exit 4); running on, stop the VM (exit 4) if\n"
+            "              this partition loses quorum.  The secondary\n"
+            "              needs --quorum too: a pair where only one side\n"
+            "              has it is refused (cluster/quorum.h)\n"
             "  --quorum-settle MS    how long a lost peer may stay visible\n"
             "              in the cluster before it counts as alive\n"
             "              (default 10000)\n"
@@ -135,8 +138,8 @@ static void usage(FILE *out)
             "1 on an error or a guest crash (also when protection could not\n"
             "start, e.g. a refused handshake: the VM then runs unprotected\n"
             "until it ends or is stopped); 2 for a usage error; 4 when\n"
-            "--quorum stopped the VM after the secondary was lost (this side\n"
-            "had no quorum).  Never another value.\n");
+            "--quorum stopped the VM (no quorum, or the secondary holds the\n"
+            "VM's token).  Never another value.\n");
 }
 
 static int parse_ms(const char *opt, const char *arg, unsigned *out,
@@ -197,6 +200,7 @@ int cmd_protect(int argc, char **argv)
     struct { int opt; const char *arg; } gopts[32];
     unsigned nr_gopts = 0, gi;
     int64_t code = 0;
+    bool lost_quorum = false;
     int c, rc, ret = RM_EXIT_FAIL;
 
     rm_guestcfg_init(&g, argv[0]);
@@ -488,7 +492,16 @@ int cmd_protect(int argc, char **argv)
                 "unprotected (signal again to stop it)\n", res.epochs,
                 res.bytes);
     }
-    rm_vm_wait(vm, -1, &code);
+    {
+        /* With --quorum this side holds the VM's token while it runs. */
+        char why[400];
+
+        if (!cli_vm_wait_holding(vm, res.end == RM_PROTECT_MUST_STOP ?
+                                 NULL : quorum, &code, why, sizeof(why))) {
+            fprintf(stderr, "remus protect: STOPPED the VM: %s\n", why);
+            lost_quorum = true;
+        }
+    }
     LOG_INFO("%s", rm_vm_end_reason(vm));
     /* The guest's own halt code is only logged: our exit status says how
      * the protection ended (3 and 4 must never come from the guest). */
@@ -498,7 +511,7 @@ int cmd_protect(int argc, char **argv)
      * wrong key): the VM ran, unprotected, but the command failed. */
     if (rc)
         ret = RM_EXIT_FAIL;
-    else if (res.end == RM_PROTECT_MUST_STOP)
+    else if (res.end == RM_PROTECT_MUST_STOP || lost_quorum)
         ret = RM_EXIT_HELD_BACK;
     else if (res.end == RM_PROTECT_HANDED_OVER)
         ret = RM_EXIT_OK;

@@ -87,8 +87,12 @@ static void usage(FILE *out)
             "  --quorum corosync      split-brain protection: take over only\n"
             "                         when the primary's process is gone\n"
             "                         from this corosync partition and the\n"
-            "                         partition is quorate; otherwise stand\n"
-            "                         down (exit 4).  Needs --name (the VM's\n"
+            "                         partition is quorate and the\n"
+            "                         primary did not claim the VM's token\n"
+            "                         first; otherwise stand down (exit 4).\n"
+            "                         After taking over, stop the VM (exit\n"
+            "                         4) if this partition loses quorum.\n"
+            "                         Needs --name (the VM's\n"
             "                         name: the group is remus:NAME); the\n"
             "                         primary needs --quorum too (a pair\n"
             "                         where only one side has it is\n"
@@ -117,7 +121,9 @@ static void usage(FILE *out)
             "SIGINT/SIGTERM came before a takeover began (the replica is\n"
             "discarded); 3 after a failover, once the VM that took\n"
             "over ends or is stopped by SIGINT/SIGTERM; 1 on an error (no\n"
-            "consistent replica: nothing runs); 2 for a usage error.\n");
+            "consistent replica: nothing runs); 2 for a usage error; 4 when\n"
+            "--quorum or --fence-cmd held the takeover back, or --quorum\n"
+            "stopped the VM that took over (its partition lost quorum).\n");
 }
 
 /* Split-brain protection: --quorum and --fence-cmd (secondary/takeover.h
@@ -419,17 +425,25 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
     ctl = rm_vmctl_start(arg.vm, res.name, &err);
     rm_vmctl_set_key(ctl, rc_cfg.key);   /* a reprotection keeps the key */
     if (cl->use_quorum) {
-        /* This process is no longer a secondary: a reprotection joins the
-         * group as the primary, with the same settings. */
-        rm_quorum_close(cl->q);
-        cl->q = NULL;
-        rm_vmctl_set_quorum(ctl, cl->settle_ms);
+        /* This process is no longer a secondary: it holds the VM's token
+         * (it stays in the group, answering the old primary's claims), and
+         * a reprotection is the primary of the next pair, in the group
+         * with the same handle. */
+        rm_vmctl_set_quorum(ctl, cl->q);
     }
     if (receive_stop)
         rm_vm_request_stop(arg.vm);
-    rm_vm_wait(arg.vm, -1, &code);
+    {
+        char why[400];
+
+        ret = RM_EXIT_FAILOVER;
+        if (!cli_vm_wait_holding(arg.vm, cl->q, &code, why, sizeof(why))) {
+            fprintf(stderr, "remus receive: STOPPED the VM that took over: "
+                    "%s\n", why);
+            ret = RM_EXIT_HELD_BACK;
+        }
+    }
     LOG_INFO("the VM that took over ended: %s", rm_vm_end_reason(arg.vm));
-    ret = RM_EXIT_FAILOVER;
 out:
     rm_vmctl_stop(ctl);
     receive_vm = NULL;

@@ -25,16 +25,33 @@
  *              secondary may take over: it must stop the VM without
  *              releasing anything held.
  *
- * Two partitions cannot both be quorate (votequorum counts a qdevice vote
- * only for the ring it was cast for), and a side whose peer is visible in
- * its own partition never takes over, so at most one side runs the VM; with
- * the arbiter down and the link cut neither partition is quorate, neither
- * runs, and both say so.  The decision is made once: a secondary that
- * stood down never takes over later (the primary may have run on and its
- * replica is stale).
+ * Only one side may act, even when the two decide at different moments
+ * (a primary frozen and resumed, a partition that heals while one side
+ * decides): the VM's token.  The primary holds it from the start.  A side
+ * that may act by the rules above claims it with a message to the group
+ * (corosync delivers the group's messages in one agreed order to every
+ * member of a partition) and acts only if corosync delivers its claim
+ * while the peer is not in its view, or the peer answers YIELD.  A side
+ * that sees the peer's claim before its own delivered one answers YIELD
+ * and never acts; a side that holds the token (the primary before it
+ * decides anything, a secondary that took over) answers HELD; a peer that
+ * stays in the view without answering (frozen) may hold it, so the
+ * claimant does not act.  The holder stays in the group for as long as it
+ * runs the VM (rm_quorum_hold), answering claims; if its partition loses
+ * quorum for stable_ms/2 it stops the VM, before another partition's
+ * claimant (which waits stable_ms of stable quorum) can act.
+ *
+ * Two partitions cannot both be quorate at once (votequorum counts a
+ * qdevice vote only for the ring it was cast for), a side whose peer is
+ * visible never acts without the peer's YIELD, and a holder that loses
+ * quorum stops, so at most one side runs the VM; with the arbiter down
+ * and the link cut neither partition is quorate, neither runs, and both
+ * say so.  The decision is made once: a side that stood down never acts
+ * later (the primary may have run on and the replica is stale).
  *
  * Everything here talks to the local corosync through libquorum,
- * libvotequorum and libcpg; nothing is global.  Functions return 0 or
+ * libvotequorum and libcpg; nothing is global.  A handle may be used from
+ * two threads (it locks itself).  Functions return 0 or
  * -errno with the reason in @err; none exits.
  */
 #ifndef REMUS_CLUSTER_QUORUM_H
@@ -110,12 +127,34 @@ int rm_quorum_wait_peer(struct rm_quorum *q, unsigned ms,
                         struct rm_error *err);
 
 /*
- * The peer is lost: decide as described above (blocks for up to
- * settle_ms + stable_ms + a little).  0 with @v filled, or -errno when
- * corosync itself failed (then @v says not to act).
+ * The peer is lost: decide as described above, the claim for the token
+ * included (blocks for seconds; bounded by 7 * settle_ms).  0 with @v
+ * filled, or -errno when corosync itself failed (then @v says not to act).
+ * After it, this process holds the token exactly when @v->act.
  */
 int rm_quorum_decide(struct rm_quorum *q, struct rm_quorum_verdict *v,
                      struct rm_error *err);
+
+/*
+ * While this process runs the VM after deciding (a primary that ran on, a
+ * secondary that took over): call @wait_vm(@opaque, ms), which returns 0
+ * once the VM has ended, every 200 ms; meanwhile answer the peer's claims
+ * (HELD) and watch quorum.  Returns 0 when the VM ended by itself; when
+ * this partition lost quorum for stable_ms/2 (or corosync failed) calls
+ * @stop_vm(@opaque), says why in @why and returns -ENOLCK.
+ */
+int rm_quorum_hold(struct rm_quorum *q, int (*wait_vm)(void *opaque, int ms),
+                   void (*stop_vm)(void *opaque), void *opaque,
+                   char *why, size_t len);
+
+/* A secondary that took over protects the VM again: it is the primary of
+ * the next pair (holding the token); its next peer is bound by the next
+ * handshake. */
+void rm_quorum_become_primary(struct rm_quorum *q);
+
+/* The VM was handed over: this process no longer holds the token (a claim
+ * of the secondary's is answered YIELD). */
+void rm_quorum_release(struct rm_quorum *q);
 
 /*
  * Run an external fencing command before a takeover, as Pacemaker runs a

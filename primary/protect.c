@@ -336,6 +336,8 @@ static int hand_over(struct protect *p)
         *cfg->handover_requested = 0;
         return 1;
     }
+    if (cfg->quorum)        /* the VM is paused for good: its token goes */
+        rm_quorum_release(cfg->quorum);
     if (cfg->netbuf)
         rm_netbuf_discard(cfg->netbuf);
     pthread_mutex_lock(&p->lock);

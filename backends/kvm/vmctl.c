@@ -48,7 +48,6 @@ struct reprotect {
     char last[160];                /* last stats line */
     struct rm_auth_key own_key;    /* resolved here when the VM's process
                                       has none (rm_vmctl_set_key) */
-    struct rm_quorum *quorum;      /* with use_quorum: the primary's */
 };
 
 /* How long a client has to send its request. */
@@ -62,8 +61,8 @@ struct rm_vmctl {
     char name[64];
     struct reprotect *rp;          /* NULL: none started */
     const struct rm_auth_key *key; /* for reprotection (not owned) */
-    bool use_quorum;               /* reprotections run --quorum */
-    unsigned quorum_settle_ms;
+    struct rm_quorum *quorum;      /* reprotections run --quorum with
+                                      this process's handle (not owned) */
 };
 
 static int sock_path(const char *name, char *out, size_t len,
@@ -117,7 +116,6 @@ static void reprotect_release(struct rm_vmctl *c)
     close(rp->stats_pipe[0]);
     close(rp->stats_pipe[1]);
     rm_auth_wipe(&rp->own_key, sizeof(rp->own_key));
-    rm_quorum_close(rp->quorum);
     free(rp);
     c->rp = NULL;
 }
@@ -237,15 +235,13 @@ static void serve_protect(struct rm_vmctl *c, const char *req, char *reply,
     } else {
         goto fail;
     }
-    if (c->use_quorum) {   /* as the VM's process ran: --quorum corosync */
-        struct rm_quorum_cfg qc = { .vm_name = c->name,
-                                    .role = RM_QUORUM_PRIMARY,
-                                    .settle_ms = c->quorum_settle_ms };
+    if (c->quorum) {   /* as the VM's process ran: --quorum corosync */
         char desc[320];
         bool quorate = false;
 
-        if (rm_quorum_open(&qc, &rp->quorum, &err) ||
-            rm_quorum_status(rp->quorum, &quorate, desc, sizeof(desc), &err))
+        /* The next pair's primary: it holds the VM's token already. */
+        rm_quorum_become_primary(c->quorum);
+        if (rm_quorum_status(c->quorum, &quorate, desc, sizeof(desc), &err))
             goto fail;
         if (!quorate) {
             rm_error_set(&err, -ENOLCK, "this host's partition is not "
@@ -253,7 +249,7 @@ static void serve_protect(struct rm_vmctl *c, const char *req, char *reply,
                          "may run", desc);
             goto fail;
         }
-        rp->pc.quorum = rp->quorum;   /* pause_vm stops it without quorum */
+        rp->pc.quorum = c->quorum;   /* pause_vm stops it without quorum */
     }
     if (rp->nb)
         rm_vm_set_net_out(c->vm, netbuf_out, rp->nb);
@@ -290,7 +286,6 @@ fail:
     close(rp->stats_pipe[0]);
     close(rp->stats_pipe[1]);
     rm_auth_wipe(&rp->own_key, sizeof(rp->own_key));
-    rm_quorum_close(rp->quorum);
     free(rp);
 }
 
@@ -572,12 +567,10 @@ static void *ctl_main(void *arg)
     return NULL;
 }
 
-void rm_vmctl_set_quorum(struct rm_vmctl *c, unsigned settle_ms)
+void rm_vmctl_set_quorum(struct rm_vmctl *c, struct rm_quorum *q)
 {
-    if (c) {
-        c->use_quorum = true;
-        c->quorum_settle_ms = settle_ms;
-    }
+    if (c)
+        c->quorum = q;
 }
 
 void rm_vmctl_set_key(struct rm_vmctl *c, const struct rm_auth_key *key)

@@ -45,9 +45,12 @@ void rm_vmctl_stop(struct rm_vmctl *c);
 struct rm_auth_key;
 void rm_vmctl_set_key(struct rm_vmctl *c, const struct rm_auth_key *key);
 /* A reprotection of this VM decides a lost secondary with corosync, as its
- * process ran (--quorum, with this settle time): it joins the group
- * remus:NAME as the primary and refuses to start without quorum. */
-void rm_vmctl_set_quorum(struct rm_vmctl *c, unsigned settle_ms);
+ * process ran (--quorum): with @q, this process's handle in the group
+ * remus:NAME (which holds the VM's token), as the next pair's primary; it
+ * refuses to start without quorum.  Not owned: it must outlive
+ * rm_vmctl_stop(). */
+struct rm_quorum;
+void rm_vmctl_set_quorum(struct rm_vmctl *c, struct rm_quorum *q);
 
 /*
  * Client: send @req (and @fd when >= 0) to VM @name's control socket and

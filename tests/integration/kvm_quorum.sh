@@ -41,13 +41,13 @@ new_cluster() {  # new_cluster CASE: a fresh cluster, logs in $TMP/CASE
     cluster_up "$D/cluster" || fail "the cluster did not form"
 }
 start_protection() {   # the pair, protecting, with acknowledged writes
-    ip netns exec "${CL}s" "$REMUS" receive --listen 10.78.0.2:7850 \
+    ip netns exec "${CL}s" "$REMUS" receive --listen "${STREAM_IP:-10.78.0.2}:7850" \
         --name tguest --tap taps --tap-netns "$NS" $HB $Q \
         --fence-cmd "echo \"fenced \$REMUS_NAME at \$REMUS_EPOCH from \$REMUS_PEER\" >> $D/fence.out" \
         > "$D/sec.log" 2>&1 & SEC=$!; PIDS+=($SEC)
     sleep 0.3
     ip netns exec "${CL}p" "$REMUS" protect -i 20 --progress 0 $HB $Q \
-        "$TMP/g.cfg" 10.78.0.2:7850 > "$D/pri.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+        "$TMP/g.cfg" "${STREAM_IP:-10.78.0.2}:7850" > "$D/pri.log" 2>&1 & PRI=$!; PIDS+=($PRI)
     acked=$( (kv 1 1 "INCR x" "INCR x" "INCR x" "INCR x" "INCR x" 2>/dev/null || true) |
             awk '$2 == "OK" {v=$3} END {print v+0}')
     [ "$acked" = 5 ] || fail "writes were not acknowledged under protection"
@@ -114,6 +114,14 @@ grep -q "fenced tguest at " "$D/fence.out" || fail "the fence command did not ru
 alive $SEC || fail "the replica is not running"
 v=$(value 2 10); [ "$v" = "$acked" ] || fail "the replica has '$v', acked $acked"
 echo "isolate-p: $(grep -o 'FAILOVER.*' "$D/sec.log" | cut -c1-120); fence: $(cat "$D/fence.out")"
+# The side that took over holds the VM only while its partition is
+# quorate: with the arbiter gone too it has 1 vote of 3, and stops the VM
+# (exit 4) before any other partition could be quorate long enough to act.
+cluster_arbiter_down
+st=0; wait_exit $SEC 20 || st=$?; [ "$st" = 4 ] || fail "the side that took over ran on without quorum (exit $st, not 4)"
+grep -q "lost quorum .* while it ran the VM" "$D/sec.log" || fail "the secondary did not say why it stopped the VM"
+if kv 3 1 "GET x" > /dev/null 2>&1; then fail "the VM still answers"; fi
+echo "isolate-p, then the arbiter down: $(grep -o 'STOPPED the VM.*' "$D/sec.log" | cut -c1-160)"
 end_pair
 
 # -- the secondary isolated ----------------------------------------------------
@@ -195,6 +203,42 @@ primary_runs_on
 echo "frozen: $(grep -o 'NOT TAKING OVER.*' "$D/sec.log" | cut -c1-140); then the primary ran on"
 end_pair
 
+# -- a partition that heals while the primary decides ------------------------
+scenario "a partition that heals mid-decision"
+# The primary is isolated and starts deciding; it freezes (SIGSTOP) in
+# the middle.  The secondary, quorate with the arbiter, fences and takes
+# over.  The partition heals; the primary resumes in a quorate partition.
+# Quorum alone would let it run on next to the replica (split brain): it
+# must find the VM's token held by the side that took over, and stop.
+start_pair heal
+cluster_isolate p
+wait_until 20 "the primary's decision to start" in_file "$D/pri.log" "until the cluster decides" ||
+    fail "the primary did not start deciding"
+kill -STOP $PRI
+wait_until 30 "the secondary's takeover" in_file "$D/sec.log" FAILOVER || fail "the secondary did not take over"
+cluster_heal || fail "the cluster did not heal"
+kill -CONT $PRI
+st=0; wait_exit $PRI 40 || st=$?; [ "$st" = 4 ] || fail "the primary did not stop its VM after the heal (exit $st, not 4): both sides ran it"
+grep -q "holds the VM's token" "$D/pri.log" || fail "the primary did not say the secondary holds the VM"
+grep -q "answering HELD" "$D/sec.log" || fail "the side that took over did not answer the claim"
+alive $SEC || fail "the replica is not running"
+v=$(value 2 10); [ "$v" = "$acked" ] || fail "the replica has '$v', acked $acked"
+echo "heal: $(grep -o 'STOPPING the VM.*' "$D/pri.log" | cut -c1-220)"
+end_pair
+
+# -- only the replication link cut: both alive, one claim ----------------------
+scenario "only the replication link cut"
+# Corosync still joins the two (the stream runs on other addresses), so
+# each sees the other alive.  The primary claims the VM's token; the
+# secondary, deciding too, yields it and stands down: the primary runs on.
+STREAM_IP=10.79.0.2 start_pair replication-cut
+cluster_cut_replication p s
+secondary_stands_down "claimed the VM's token first|still alive in this partition"
+primary_runs_on
+grep -Eq "yielded the VM's token|is not in this partition" "$D/pri.log" || fail "the primary ran on without the token"
+echo "replication-cut: $(grep -o 'the VM runs on.*' "$D/pri.log" | cut -c1-220)"
+end_pair
+
 # -- the arbiter down, then the link cut: nobody can be sure -------------------
 scenario "the arbiter down, then the link cut"
 start_pair arbiter-down-then-cut
@@ -209,7 +253,7 @@ echo "arbiter-down-then-cut: the VM runs nowhere;"
 echo "  primary:   $(grep -o 'STOPPING the VM.*' "$D/pri.log" | cut -c1-200)"
 echo "  secondary: $(grep -o 'NOT TAKING OVER.*' "$D/sec.log" | cut -c1-200)"
 end_pair
-echo "all five partitions: at most one side ran the VM, with every acknowledged write"
+echo "every partition: at most one side ran the VM, with every acknowledged write"
 
 # -- fencing that fails: no takeover (no corosync needed) ---------------------
 scenario "fencing that fails"

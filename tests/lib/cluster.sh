@@ -9,6 +9,8 @@
 #                           on a; waits until both nodes are quorate with
 #                           the qdevice's vote
 #   cluster_cut A B         drop all traffic between hosts A and B (p s a)
+#   cluster_cut_replication A B   drop only the replication addresses
+#                           (10.79.0.N, which corosync does not use)
 #   cluster_isolate A       drop all traffic between A and the other two
 #   cluster_arbiter_down    stop qnetd
 #   cluster_heal            undo every cut, wait for one quorate partition
@@ -21,6 +23,9 @@
 CL=rq$$
 CL_PIDS=()
 cl_ip() { case $1 in p) echo 10.78.0.1;; s) echo 10.78.0.2;; a) echo 10.78.0.3;; esac; }
+# A second address per host, for the replication stream only (corosync
+# does not use it): cutting it cuts replication, not the cluster.
+cl_rip() { case $1 in p) echo 10.79.0.1;; s) echo 10.79.0.2;; a) echo 10.79.0.3;; esac; }
 
 cl_conf() {  # cl_conf HOST
     local h=$1 d=$CLDIR/$1
@@ -87,6 +92,7 @@ cluster_up() {
         ip link add "cl$h$$" netns "$CL$h" type veth peer name "sw$h" netns "${CL}w"
         ip -n "${CL}w" link set "sw$h" master br0 up
         ip -n "$CL$h" addr add "$(cl_ip $h)/24" dev "cl$h$$"
+        ip -n "$CL$h" addr add "$(cl_rip $h)/24" dev "cl$h$$"
         ip -n "$CL$h" link set "cl$h$$" up
     done
     mkdir -p "$CLDIR/a"
@@ -128,6 +134,11 @@ cl_drop() {  # cl_drop FROM TO: FROM sends nothing to TO any more
     ip -n "$CL$1" route add blackhole "$(cl_ip $2)/32"
 }
 cluster_cut() { cl_drop "$1" "$2"; cl_drop "$2" "$1"; }
+# cluster_cut_replication A B: only the stream addresses between A and B.
+cluster_cut_replication() {
+    ip -n "$CL$1" route add blackhole "$(cl_rip $2)/32"
+    ip -n "$CL$2" route add blackhole "$(cl_rip $1)/32"
+}
 cluster_isolate() {
     local h
     for h in p s a; do [ "$h" = "$1" ] || cluster_cut "$1" "$h"; done
