@@ -7,7 +7,7 @@
  * 2 MiB pages, all user-accessible), the image at 1 MiB.
  */
 #define RM_LOG_PREFIX "vmm"
-#include "backends/kvm/vmm.h"
+#include "backends/kvm/vmm_priv.h"
 
 #include <arpa/inet.h>
 #include <elf.h>
@@ -43,81 +43,6 @@
 #define PML4_GPA RM_GUEST_PAGETABLE_GPA
 #define PDPT_GPA (PML4_GPA + 0x1000)
 #define PD_GPA (PML4_GPA + 0x2000)   /* 5 PDs: 4 GiB of RAM + MMIO */
-#define MAX_MEM (4ull << 30)
-#define KICK_SIGNAL SIGUSR1
-/* x86's dirty ring lives at this page offset of the vCPU fd (the arch
- * header of older uapi packages does not define it). */
-#define DIRTY_RING_PGOFF 64
-#define DIRTY_RING_ENTRIES 4096u
-
-struct vcpu {
-    struct rm_vm *vm;
-    uint32_t idx;
-    int fd;
-    struct kvm_run *run;
-    pthread_t thread;
-    bool started;
-    struct kvm_dirty_gfn *ring;   /* dirty_ring mode */
-    uint32_t ring_fetch;
-    pthread_mutex_t ring_lock;
-    /* The vCPU's state, read by its own thread as it parks for a pause
-     * (the vCPUs read theirs in parallel, off the pauser's critical
-     * path); valid until the resume or a set_vcpu_state. */
-    struct vcpu_blob *snap;
-    bool snap_valid;
-};
-
-static int read_vcpu_blob(int fd, struct vcpu_blob *b);
-static struct vcpu_blob *alloc_vcpu_blob(void);
-
-struct rm_vm {
-    struct rm_vm_config cfg;
-    char name[64], cmdline[512], tap[IFNAMSIZ];
-    int kvm_fd, vm_fd, tap_fd, console_fd, kick_fd, stop_fd;
-    size_t run_size;
-    uint8_t *mem;
-    uint64_t mem_bytes, nr_pfns;
-    struct vcpu vcpus[RM_KVM_MAX_VCPUS];
-    uint32_t nr_vcpus;
-
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool pause_req;          /* under lock; read racily as a hint */
-    uint32_t parked;
-    bool stopping;
-    bool ended;
-    int64_t exit_code;
-    char end_reason[160];
-
-    bool logdirty;
-    bool drop_vmm_dirty;         /* tests only */
-    unsigned long *vmm_dirty;    /* pages the VMM wrote (atomic OR) */
-    unsigned long *ring_dirty;   /* collected from the dirty rings */
-    unsigned long *scratch_bm;
-    /* hot pages (manual-clear mode): see rm_vm_config.hot_pages_max */
-    unsigned long *hot_bm;       /* left writable, never cleared */
-    unsigned long *clear_bm;     /* what one harvest re-protects */
-    uint8_t *hot_streak;         /* per-page hotness score */
-    uint64_t hot_count;
-    uint64_t harvests;
-    bool drop_hot;               /* tests only */
-
-    int64_t clock_offset_ns;     /* guest = host monotonic + offset */
-    uint64_t paused_at_ns;       /* guest time frozen while paused */
-
-    pthread_mutex_t stats_lock;
-    struct rm_hc_stats stats;
-    uint64_t console_bytes, tx_frames, rx_frames, tx_dropped;
-    struct rm_console console;     /* escapes and bounds console output */
-
-    rm_vm_net_out_fn net_out;
-    void *net_out_opaque;
-
-    /* Host pages taken out of service (offline.c): kept mapped here so
-     * that the host does not hand them out again while we run. */
-    void **quarantine;
-    size_t nr_quarantine;
-};
 
 /* ------------------------------------------------------------ config */
 
@@ -293,13 +218,7 @@ static uint64_t host_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Is [gpa, gpa + len) inside guest memory? */
-static bool gpa_ok(const struct rm_vm *vm, uint64_t gpa, uint64_t len)
-{
-    return gpa < vm->mem_bytes && len <= vm->mem_bytes - gpa;
-}
-
-static void mark_vmm_dirty(struct rm_vm *vm, uint64_t gpa, uint64_t len)
+void mark_vmm_dirty(struct rm_vm *vm, uint64_t gpa, uint64_t len)
 {
     uint64_t pfn, last;
 
@@ -319,10 +238,7 @@ static void guest_write(struct rm_vm *vm, uint64_t gpa, const void *src,
     mark_vmm_dirty(vm, gpa, len);
 }
 
-static void end_vm(struct rm_vm *vm, int64_t code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void end_vm(struct rm_vm *vm, int64_t code, const char *fmt, ...)
+void end_vm(struct rm_vm *vm, int64_t code, const char *fmt, ...)
 {
     va_list ap;
     uint64_t one = 1;
@@ -494,7 +410,7 @@ static int hc_stats(struct rm_vm *vm, uint64_t gpa)
 static int dispatch(struct rm_vm *vm, struct vcpu *vc, unsigned call,
                     uint32_t gpa32);
 
-static int handle_io(struct rm_vm *vm, struct vcpu *vc)
+int handle_io(struct rm_vm *vm, struct vcpu *vc)
 {
     struct kvm_run *run = vc->run;
     uint32_t gpa32;
@@ -511,7 +427,7 @@ static int handle_io(struct rm_vm *vm, struct vcpu *vc)
     return dispatch(vm, vc, run->io.port - RM_HC_PORT_BASE, gpa32);
 }
 
-static int handle_mmio(struct rm_vm *vm, struct vcpu *vc)
+int handle_mmio(struct rm_vm *vm, struct vcpu *vc)
 {
     struct kvm_run *run = vc->run;
     uint64_t off = run->mmio.phys_addr - RM_HC_MMIO_BASE;
@@ -562,7 +478,7 @@ static int dispatch(struct rm_vm *vm, struct vcpu *vc, unsigned call,
  * hand the slots back (KVM_RESET_DIRTY_RINGS).  Called by the harvester
  * and by a vCPU whose ring is full.
  */
-static void collect_ring(struct rm_vm *vm, struct vcpu *vc)
+void collect_ring(struct rm_vm *vm, struct vcpu *vc)
 {
     uint32_t n = 0;
 
@@ -591,7 +507,7 @@ static void collect_ring(struct rm_vm *vm, struct vcpu *vc)
 
 /* ------------------------------------------------------------ vCPU loop */
 
-static void kick_handler(int sig)
+void kick_handler(int sig)
 {
     (void)sig;
 }
@@ -610,7 +526,7 @@ static void park(struct rm_vm *vm, struct vcpu *vc)
     pthread_mutex_unlock(&vm->lock);
 }
 
-static void *vcpu_main(void *arg)
+void *vcpu_main(void *arg)
 {
     struct vcpu *vc = arg;
     struct rm_vm *vm = vc->vm;
@@ -705,7 +621,7 @@ static int open_tap_here(struct rm_vm *vm, struct rm_error *err);
  * Open the TAP, inside cfg.tap_netns when given: switch this thread into
  * that namespace, open it, switch back (the fd stays bound to the device).
  */
-static int open_tap(struct rm_vm *vm, struct rm_error *err)
+int open_tap(struct rm_vm *vm, struct rm_error *err)
 {
     char path[300];
     int self, target, rc;
@@ -783,7 +699,7 @@ int rm_vm_tap_write(void *opaque, const void *frame, size_t len)
     return n == (ssize_t)len ? 0 : -EIO;
 }
 
-static int load_elf(struct rm_vm *vm, uint64_t *entry, struct rm_error *err)
+int load_elf(struct rm_vm *vm, uint64_t *entry, struct rm_error *err)
 {
     const char *path = vm->cfg.image;
     Elf64_Ehdr eh;
@@ -853,7 +769,7 @@ out:
     return rc;
 }
 
-static void build_tables(struct rm_vm *vm)
+void build_tables(struct rm_vm *vm)
 {
     uint64_t *pml4 = (uint64_t *)(vm->mem + PML4_GPA);
     uint64_t *pdpt = (uint64_t *)(vm->mem + PDPT_GPA);
@@ -909,7 +825,7 @@ static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, int code)
     s->g = 1;
 }
 
-static int setup_vcpu_regs(struct rm_vm *vm, struct vcpu *vc, uint64_t entry,
+int setup_vcpu_regs(struct rm_vm *vm, struct vcpu *vc, uint64_t entry,
                            struct rm_error *err)
 {
     struct kvm_sregs sr;
@@ -957,7 +873,7 @@ static int setup_vcpu_regs(struct rm_vm *vm, struct vcpu *vc, uint64_t entry,
     return 0;
 }
 
-static int set_cpuid(struct rm_vm *vm, struct vcpu *vc, struct rm_error *err)
+int set_cpuid(struct rm_vm *vm, struct vcpu *vc, struct rm_error *err)
 {
     struct kvm_cpuid2 *cpuid;
     int n = 128, rc = 0;
@@ -976,7 +892,7 @@ static int set_cpuid(struct rm_vm *vm, struct vcpu *vc, struct rm_error *err)
     return rc;
 }
 
-static int set_region(struct rm_vm *vm, bool logdirty)
+int set_region(struct rm_vm *vm, bool logdirty)
 {
     struct kvm_userspace_memory_region reg = {
         .slot = 0,
@@ -1209,7 +1125,7 @@ int rm_vm_start(struct rm_vm *vm, struct rm_error *err)
     return 0;
 }
 
-static void kick_all(struct rm_vm *vm)
+void kick_all(struct rm_vm *vm)
 {
     uint64_t one = 1;
     uint32_t i;
@@ -1678,12 +1594,12 @@ struct vcpu_blob {
     struct kvm_msr_entry msrs[NR_SAVED_MSRS];
 };
 
-static struct vcpu_blob *alloc_vcpu_blob(void)
+struct vcpu_blob *alloc_vcpu_blob(void)
 {
     return malloc(sizeof(struct vcpu_blob));
 }
 
-static int read_vcpu_blob(int fd, struct vcpu_blob *b)
+int read_vcpu_blob(int fd, struct vcpu_blob *b)
 {
     struct {
         struct kvm_msrs hdr;
