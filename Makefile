@@ -80,7 +80,11 @@ PROTO_OBJS := proto/channel.o proto/timing.o
 NETBUF_OBJS := netbuf/netbuf.o netbuf/netbuf_queue.o netbuf/netbuf_plug.o
 
 # backends/kvm/: the embedded micro-VMM and its save/restore ops
-KVM_OBJS := backends/kvm/vmm.o backends/kvm/guestcfg.o backends/kvm/kvm_sr.o \
+KVM_OBJS := backends/kvm/vmm.o backends/kvm/vm_config.o backends/kvm/vcpu.o \
+            backends/kvm/vm_load.o backends/kvm/hypercall.o \
+            backends/kvm/dirty.o backends/kvm/vm_net.o \
+            backends/kvm/vcpu_state.o backends/kvm/devices.o \
+            backends/kvm/guestcfg.o backends/kvm/kvm_sr.o \
             backends/kvm/offline.o backends/kvm/console.o \
             backends/kvm/vmctl.o
 
