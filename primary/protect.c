@@ -20,6 +20,7 @@
 #include "common/status.h"
 #include "netbuf/netbuf.h"
 #include "proto/channel.h"
+#include "proto/liveness.h"
 
 struct protect {
     const struct rm_protect_cfg *cfg;
@@ -117,6 +118,70 @@ static int guarded_writev(struct rm_sink *s, const struct iovec *iov,
     return rc;
 }
 
+/* The control thread's session state (proto/liveness.h), under p->lock. */
+static bool ctl_over(void *o)
+{
+    struct protect *p = o;
+
+    return p->stopping || p->peer_lost;
+}
+
+static uint64_t ctl_progress(void *o)
+{
+    return ((struct protect *)o)->acked_epoch;
+}
+
+static void ctl_lost(void *o, int code, const char *why)
+{
+    peer_lost_locked(o, code, why);
+}
+
+/* We ended the protection: the secondary closing is expected. */
+static bool ctl_closing(void *o)
+{
+    return ((struct protect *)o)->stopping;
+}
+
+static void ctl_message(void *o, const struct rm_ctl_msg *msg)
+{
+    struct protect *p = o;
+    char why[160];
+
+    switch (msg->kind) {
+    case RM_CTL_ACK:
+        if (msg->u.ack.epoch != p->acked_epoch + 1) {
+            snprintf(why, sizeof(why), "the secondary acknowledged epoch %"
+                     PRIu64 " after %" PRIu64, (uint64_t)msg->u.ack.epoch,
+                     p->acked_epoch);
+            peer_lost_locked(p, -EPROTO, why);
+            break;
+        }
+        p->acked_epoch = msg->u.ack.epoch;
+        p->acked_digest = msg->u.ack.digest;
+        p->acked_pages = msg->u.ack.pages;
+        pthread_cond_broadcast(&p->cond);
+        break;
+    case RM_CTL_FAILOVER:
+        peer_lost_locked(p, -ECONNABORTED, "the secondary announced a "
+                         "failover");
+        break;
+    case RM_CTL_STOP:
+        peer_lost_locked(p, -ECONNABORTED, "the secondary stopped the "
+                         "protection");
+        break;
+    default:
+        break;
+    }
+}
+
+static const struct rm_liveness_ops ctl_ops = {
+    .over = ctl_over,
+    .progress = ctl_progress,
+    .lost = ctl_lost,
+    .closing = ctl_closing,
+    .message = ctl_message,
+};
+
 /*
  * The control thread: receives acks and heartbeats, sends heartbeats,
  * and declares the secondary lost after hb_timeout_ms of silence.
@@ -124,92 +189,14 @@ static int guarded_writev(struct rm_sink *s, const struct iovec *iov,
 static void *ctl_main(void *arg)
 {
     struct protect *p = arg;
-    const struct rm_protect_cfg *cfg = p->cfg;
-    uint64_t next_hb = 0, hb_seq = 0;
+    struct rm_liveness l = {
+        .chan = &p->chan, .lock = &p->lock,
+        .hb_interval_ms = p->cfg->hb_interval_ms,
+        .hb_timeout_ms = p->cfg->hb_timeout_ms, .peer = "secondary",
+        .last_heard_ns = &p->last_heard_ns, .ops = &ctl_ops, .opaque = p,
+    };
 
-    for (;;) {
-        struct rm_ctl_msg msg;
-        uint64_t now = rm_now_ns();
-        int rc;
-
-        pthread_mutex_lock(&p->lock);
-        if (p->stopping || p->peer_lost) {
-            pthread_mutex_unlock(&p->lock);
-            break;
-        }
-        if (now - p->last_heard_ns > (uint64_t)cfg->hb_timeout_ms * 1000000) {
-            char why[128];
-
-            snprintf(why, sizeof(why), "no message from the secondary for "
-                     "%u ms (heartbeat timeout)", cfg->hb_timeout_ms);
-            peer_lost_locked(p, -ETIMEDOUT, why);
-            pthread_mutex_unlock(&p->lock);
-            break;
-        }
-        pthread_mutex_unlock(&p->lock);
-
-        if (now >= next_hb) {
-            rc = rm_chan_send_heartbeat(&p->chan, ++hb_seq, p->acked_epoch);
-            if (rc) {
-                pthread_mutex_lock(&p->lock);
-                peer_lost_locked(p, rc, "sending a heartbeat failed: "
-                                 "the control connection is broken");
-                pthread_mutex_unlock(&p->lock);
-                break;
-            }
-            next_hb = now + (uint64_t)cfg->hb_interval_ms * 1000000;
-        }
-
-        rc = rm_chan_recv(&p->chan, (int)cfg->hb_interval_ms, &msg);
-        if (rc == -ETIMEDOUT)
-            continue;
-        pthread_mutex_lock(&p->lock);
-        if (rc && p->stopping) {
-            /* We ended the protection: the secondary closing is expected. */
-            pthread_mutex_unlock(&p->lock);
-            break;
-        }
-        if (rc) {
-            char why[RM_ERROR_MSG_MAX];
-
-            snprintf(why, sizeof(why), "control connection: %s",
-                     rm_error_str(&p->chan.err));
-            peer_lost_locked(p, rc, why);
-            pthread_mutex_unlock(&p->lock);
-            break;
-        }
-        p->last_heard_ns = rm_now_ns();
-        switch (msg.kind) {
-        case RM_CTL_ACK:
-            if (msg.u.ack.epoch != p->acked_epoch + 1) {
-                char why[160];
-
-                snprintf(why, sizeof(why), "the secondary acknowledged "
-                         "epoch %" PRIu64 " after %" PRIu64,
-                         (uint64_t)msg.u.ack.epoch, p->acked_epoch);
-                peer_lost_locked(p, -EPROTO, why);
-                break;
-            }
-            p->acked_epoch = msg.u.ack.epoch;
-            p->acked_digest = msg.u.ack.digest;
-            p->acked_pages = msg.u.ack.pages;
-            pthread_cond_broadcast(&p->cond);
-            break;
-        case RM_CTL_HEARTBEAT:
-            break;
-        case RM_CTL_FAILOVER:
-            peer_lost_locked(p, -ECONNABORTED, "the secondary announced a "
-                             "failover");
-            break;
-        case RM_CTL_STOP:
-            peer_lost_locked(p, -ECONNABORTED, "the secondary stopped the "
-                             "protection");
-            break;
-        default:
-            break;
-        }
-        pthread_mutex_unlock(&p->lock);
-    }
+    rm_liveness_run(&l);
     return NULL;
 }
 

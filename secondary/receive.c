@@ -20,6 +20,7 @@
 #include "common/net.h"
 #include "common/status.h"
 #include "proto/channel.h"
+#include "proto/liveness.h"
 
 struct receive {
     const struct rm_receive_cfg *cfg;
@@ -72,74 +73,63 @@ static void lose_primary_locked(struct receive *r, int code, const char *why)
 }
 
 
+/* The control thread's session state (proto/liveness.h), under r->lock. */
+static bool ctl_over(void *o)
+{
+    struct receive *r = o;
+
+    return r->done || r->lost || r->stop_received;
+}
+
+static uint64_t ctl_progress(void *o)
+{
+    return ((struct receive *)o)->committed;
+}
+
+static void ctl_lost(void *o, int code, const char *why)
+{
+    lose_primary_locked(o, code, why);
+}
+
+static void ctl_message(void *o, const struct rm_ctl_msg *msg)
+{
+    struct receive *r = o;
+
+    if (msg->kind == RM_CTL_STOP) {
+        LOG_INFO("the primary stopped protection");
+        r->stop_received = true;
+    } else if (msg->kind == RM_CTL_FAILOVER && !r->cfg->key) {
+        /* Anyone could have sent it: the replica takes over only when
+         * the primary is lost (and through quorum and fencing). */
+        LOG_WARN("a handover request on an unauthenticated channel "
+                 "(--insecure) is not honoured");
+    } else if (msg->kind == RM_CTL_FAILOVER) {
+        if (!r->lost && !r->stop_received && !r->done)
+            r->handover = true;
+        lose_primary_locked(r, -ECONNABORTED, "failover requested by the "
+                            "primary (a handover)");
+    }
+}
+
+static const struct rm_liveness_ops ctl_ops = {
+    .over = ctl_over,
+    .progress = ctl_progress,
+    .lost = ctl_lost,
+    .message = ctl_message,
+};
+
+/* The control thread: heartbeats both ways, stop and handover requests. */
 static void *ctl_main(void *arg)
 {
     struct receive *r = arg;
-    const struct rm_receive_cfg *cfg = r->cfg;
-    uint64_t next_hb = 0, seq = 0;
+    struct rm_liveness l = {
+        .chan = &r->chan, .lock = &r->lock,
+        .hb_interval_ms = r->cfg->hb_interval_ms,
+        .hb_timeout_ms = r->hb_timeout_ms, .peer = "primary",
+        .last_heard_ns = &r->last_heard_ns, .ops = &ctl_ops, .opaque = r,
+    };
 
-    for (;;) {
-        struct rm_ctl_msg msg;
-        uint64_t now = rm_now_ns();
-        int rc;
-
-        pthread_mutex_lock(&r->lock);
-        if (r->done || r->lost || r->stop_received) {
-            pthread_mutex_unlock(&r->lock);
-            break;
-        }
-        if (now - r->last_heard_ns > (uint64_t)r->hb_timeout_ms * 1000000) {
-            char why[128];
-
-            snprintf(why, sizeof(why), "no message from the primary for %u "
-                     "ms (heartbeat timeout)", r->hb_timeout_ms);
-            lose_primary_locked(r, -ETIMEDOUT, why);
-            pthread_mutex_unlock(&r->lock);
-            break;
-        }
-        pthread_mutex_unlock(&r->lock);
-
-        if (now >= next_hb) {
-            rc = rm_chan_send_heartbeat(&r->chan, ++seq, r->committed);
-            if (rc) {
-                pthread_mutex_lock(&r->lock);
-                lose_primary_locked(r, rc, "sending a heartbeat failed: "
-                                    "the control connection is broken");
-                pthread_mutex_unlock(&r->lock);
-                break;
-            }
-            next_hb = now + (uint64_t)cfg->hb_interval_ms * 1000000;
-        }
-        rc = rm_chan_recv(&r->chan, (int)cfg->hb_interval_ms, &msg);
-        if (rc == -ETIMEDOUT)
-            continue;
-        pthread_mutex_lock(&r->lock);
-        if (rc) {
-            char why[RM_ERROR_MSG_MAX];
-
-            snprintf(why, sizeof(why), "control connection: %s",
-                     rm_error_str(&r->chan.err));
-            lose_primary_locked(r, rc, why);
-            pthread_mutex_unlock(&r->lock);
-            break;
-        }
-        r->last_heard_ns = rm_now_ns();
-        if (msg.kind == RM_CTL_STOP) {
-            LOG_INFO("the primary stopped protection");
-            r->stop_received = true;
-        } else if (msg.kind == RM_CTL_FAILOVER && !cfg->key) {
-            /* Anyone could have sent it: the replica takes over only when
-             * the primary is lost (and through quorum and fencing). */
-            LOG_WARN("a handover request on an unauthenticated channel "
-                     "(--insecure) is not honoured");
-        } else if (msg.kind == RM_CTL_FAILOVER) {
-            if (!r->lost && !r->stop_received && !r->done)
-                r->handover = true;
-            lose_primary_locked(r, -ECONNABORTED, "failover requested by "
-                                "the primary (a handover)");
-        }
-        pthread_mutex_unlock(&r->lock);
-    }
+    rm_liveness_run(&l);
     return NULL;
 }
 

@@ -152,8 +152,6 @@ int rm_vm_set_vcpu_state(struct rm_vm *vm, uint32_t idx, const void *blob,
     rc = rm_vm_check_vcpu_state(blob, len, err);
     if (rc)
         return rc;
-    if (vm->cfg.ipv4 == 0 && 0)
-        return 0;
     b = malloc(sizeof(*b));
     if (!b)
         return -ENOMEM;

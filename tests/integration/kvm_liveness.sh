@@ -8,6 +8,9 @@
 #     `remus status` stops saying "protecting", and the signals end the
 #     process.
 #  2. timing is negotiated in the handshake (see the part's header);
+#     1d: only the heartbeat tells: the primary's control messages stop
+#     while checkpoints and acks still flow; the secondary fails over by
+#     the heartbeat timeout.
 #  3. (clocks: tests/integration/clock_lint.sh)
 #  4. a checkpoint bigger than the secondary's buffer does not fail over.
 . "$ROOT/tests/lib/kvm.sh"
@@ -94,6 +97,26 @@ gone $PRI 15 || { echo "SIGTERM twice during a stall did not end the primary"; c
 wait $PRI 2>/dev/null || true
 kill -9 $SEC $MANGLE; wait $SEC $MANGLE 2>/dev/null || true
 echo "1c signals during a stall: the primary ended"
+
+# -- 1d. the primary's control messages stop, checkpoints still flow ---------
+scenario "1d. the primary's control messages stop, checkpoints still flow"
+# Only the heartbeat can tell: the stream and the acks go on, the
+# secondary hears nothing else from the primary.  It must declare the
+# primary lost by the heartbeat timeout (proto/liveness.c) and fail over.
+ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps $HB \
+    --digest-every 1 --digest-file "$TMP/sd.digests" > "$TMP/sd.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7830 7831 ctl-mute 1000 \
+    > "$TMP/mangle-d.log" 2>&1 & MANGLE=$!; PIDS+=($MANGLE)
+sleep 0.2
+ip netns exec "$NS" "$REMUS" protect -i 20 $HB --progress 0 "$TMP/g.cfg" $P \
+    > "$TMP/pd.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+wait_for "$TMP/mangle-d.log" "muted" 30
+wait_until 30 "the secondary's failover" in_file "$TMP/sd.log" FAILOVER ||
+    { echo "the secondary never noticed the silent primary"; tail -5 "$TMP/sd.log"; exit 1; }
+grep -q "FAILOVER: no message from the primary for 2000 ms (heartbeat timeout)" "$TMP/sd.log" ||
+    { echo "the secondary failed over for another reason: $(grep FAILOVER "$TMP/sd.log")"; exit 1; }
+kill -9 $PRI $SEC $MANGLE; wait $PRI $SEC $MANGLE 2>/dev/null || true
+echo "1d silent control channel: $(grep -o 'FAILOVER.*' "$TMP/sd.log" | cut -c1-100)"
 
 # -- 2. timing is negotiated ---------------------------------------------------
 scenario "2. timing is negotiated"

@@ -18,6 +18,11 @@
  *             backend cannot apply; the page digest does not cover
  *             types), then keep relaying (an unkeyed stream: the 16-byte
  *             session token, the headers, then records)
+ *   ctl-mute  from then on, drop what the primary sends on the control
+ *             connection (heartbeats, stop, handover) and relay the rest:
+ *             the secondary still gets every checkpoint and the primary
+ *             every ack, but the secondary hears nothing from the
+ *             primary on the control channel
  * In the other modes the control connection is relayed untouched.  Prints
  * what it did.
  */
@@ -96,7 +101,7 @@ int main(int argc, char **argv)
     struct sockaddr_in a = { .sin_family = AF_INET };
     int lfd, one = 1, pairs[2][2], n = 0, after_ms;
     uint64_t t_stream = 0;
-    bool done = false, truncate_mode, stall_mode, ptype_mode;
+    bool done = false, truncate_mode, stall_mode, ptype_mode, mute_mode;
     struct recs recs = { .next_hdr = 16 + 40 };
     static char buf[1 << 16];
 
@@ -105,6 +110,7 @@ int main(int argc, char **argv)
     truncate_mode = !strcmp(argv[3], "truncate");
     stall_mode = !strcmp(argv[3], "stall");
     ptype_mode = !strcmp(argv[3], "ptype");
+    mute_mode = !strcmp(argv[3], "ctl-mute");
     after_ms = atoi(argv[4]);
     lfd = socket(AF_INET, SOCK_STREAM, 0);
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -153,7 +159,19 @@ int main(int argc, char **argv)
             got = read(p[i].fd, buf, sizeof(buf));
             if (got <= 0)
                 return 0;   /* one side closed: stop relaying */
-            if (i == 2 && ptype_mode) {
+            if (i == 0 && mute_mode && t_stream &&
+                rm_now_ns() - t_stream > (uint64_t)after_ms * 1000000) {
+                if (!done) {
+                    printf("tcpmangle: muted the primary's control "
+                           "messages\n");
+                    fflush(stdout);
+                    done = true;
+                }
+                continue;
+            }
+            if (i == 2 && mute_mode) {
+                /* the stream is relayed untouched */
+            } else if (i == 2 && ptype_mode) {
                 bool armed = !done && rm_now_ns() - t_stream >
                                       (uint64_t)after_ms * 1000000;
 
