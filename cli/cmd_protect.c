@@ -468,7 +468,7 @@ int cmd_protect(int argc, char **argv)
     rc = rm_protect_run(&pc, &res, &err);
     if (rc) {
         cli_fail("protect", "%s", rm_error_str(&err));
-        if (strcmp(rm_vm_end_reason(vm), "running")) {
+        if (rm_vm_end_kind(vm) != RM_VM_RUNNING) {
             ret = RM_EXIT_FAIL;
             goto out;
         }
@@ -505,8 +505,7 @@ int cmd_protect(int argc, char **argv)
     LOG_INFO("%s", rm_vm_end_reason(vm));
     /* The guest's own halt code is only logged: our exit status says how
      * the protection ended (3 and 4 must never come from the guest). */
-    ret = code >= 0 || strstr(rm_vm_end_reason(vm), "request") ?
-          RM_EXIT_OK : RM_EXIT_FAIL;
+    ret = rm_vm_end_kind(vm) == RM_VM_FAILED ? RM_EXIT_FAIL : RM_EXIT_OK;
     /* Protection never started (connection or handshake refused, e.g. a
      * wrong key): the VM ran, unprotected, but the command failed. */
     if (rc)

@@ -121,10 +121,10 @@ int cmd_restore(int argc, char **argv)
         goto out;
     }
     rm_vm_wait(arg.vm, -1, &code);
-    if (code >= 0) {
+    if (rm_vm_end_kind(arg.vm) == RM_VM_HALTED) {
         LOG_INFO("%s", rm_vm_end_reason(arg.vm));
-        ret = code > 125 ? RM_EXIT_FAIL : (int)code;
-    } else if (strstr(rm_vm_end_reason(arg.vm), "request")) {
+        ret = code < 0 || code > 125 ? RM_EXIT_FAIL : (int)code;
+    } else if (rm_vm_end_kind(arg.vm) == RM_VM_STOPPED) {
         ret = RM_EXIT_OK;
     } else {
         ret = cli_fail("restore", "%s", rm_vm_end_reason(arg.vm));

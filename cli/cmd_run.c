@@ -119,10 +119,10 @@ int cmd_run(int argc, char **argv)
     if (rc == -ETIMEDOUT) {
         LOG_INFO("timeout: stopping the guest");
         ret = RM_EXIT_OK;
-    } else if (code >= 0) {
+    } else if (rm_vm_end_kind(vm) == RM_VM_HALTED) {
         LOG_INFO("%s", rm_vm_end_reason(vm));
-        ret = code > 125 ? RM_EXIT_FAIL : (int)code;
-    } else if (strstr(rm_vm_end_reason(vm), "request")) {
+        ret = code < 0 || code > 125 ? RM_EXIT_FAIL : (int)code;
+    } else if (rm_vm_end_kind(vm) == RM_VM_STOPPED) {
         LOG_INFO("stopped");
         ret = RM_EXIT_OK;
     } else {

@@ -217,7 +217,7 @@ static int read_libxc(struct info_state *st, struct rm_src *src,
             }
         } else {
             if ((rec.type & RM_REC_OPTIONAL) &&
-                !strcmp(rm_rec_type_name(rec.type), "UNKNOWN"))
+                !rm_rec_type_known(rec.type))
                 st->skipped_optional++;
             print_record(st, &rec);
             if (rec.type == RM_REC_CHECKPOINT)

@@ -609,7 +609,7 @@ static int restore_loop(struct rm_restore_ctx *ctx)
     for (;;) {
         rc = rm_stream_read_record(&p->rd, &rec);
         if (rc == 0 && (rec.type & RM_REC_OPTIONAL) &&
-            !strcmp(rm_rec_type_name(rec.type), "UNKNOWN")) {
+            !rm_rec_type_known(rec.type)) {
             LOG_DBG("skipping unknown optional record 0x%08x", rec.type);
             rm_record_free(&rec);
             continue;

@@ -19,35 +19,55 @@
 
 /* ------------------------------------------------------------ names */
 
+static const struct { uint32_t type; const char *name; } rec_names[] = {
+    { RM_REC_END, "END" },
+    { RM_REC_PAGE_DATA, "PAGE_DATA" },
+    { RM_REC_X86_PV_INFO, "X86_PV_INFO" },
+    { RM_REC_X86_PV_P2M_FRAMES, "X86_PV_P2M_FRAMES" },
+    { RM_REC_X86_PV_VCPU_BASIC, "X86_PV_VCPU_BASIC" },
+    { RM_REC_X86_PV_VCPU_EXTENDED, "X86_PV_VCPU_EXTENDED" },
+    { RM_REC_X86_PV_VCPU_XSAVE, "X86_PV_VCPU_XSAVE" },
+    { RM_REC_SHARED_INFO, "SHARED_INFO" },
+    { RM_REC_X86_TSC_INFO, "X86_TSC_INFO" },
+    { RM_REC_HVM_CONTEXT, "HVM_CONTEXT" },
+    { RM_REC_HVM_PARAMS, "HVM_PARAMS" },
+    { RM_REC_TOOLSTACK, "TOOLSTACK" },
+    { RM_REC_X86_PV_VCPU_MSRS, "X86_PV_VCPU_MSRS" },
+    { RM_REC_VERIFY, "VERIFY" },
+    { RM_REC_CHECKPOINT, "CHECKPOINT" },
+    { RM_REC_CHECKPOINT_DIRTY_PFN_LIST, "CHECKPOINT_DIRTY_PFN_LIST" },
+    { RM_REC_STATIC_DATA_END, "STATIC_DATA_END" },
+    { RM_REC_X86_CPUID_POLICY, "X86_CPUID_POLICY" },
+    { RM_REC_X86_MSR_POLICY, "X86_MSR_POLICY" },
+    { RM_REC_KVM_VM_INFO, "REMUS_KVM_VM_INFO" },
+    { RM_REC_KVM_VCPU, "REMUS_KVM_VCPU" },
+    { RM_REC_KVM_DEVICE, "REMUS_KVM_DEVICE" },
+    { RM_REC_PAGE_DATA_COMPRESSED, "REMUS_PAGE_DATA_COMPRESSED" },
+    { RM_REC_EPOCH_INFO, "REMUS_EPOCH_INFO" },
+};
+
+/* The entry for @type (its optional bit ignored), or NULL. */
+static const char *rec_name(uint32_t type)
+{
+    size_t i;
+
+    type &= ~RM_REC_OPTIONAL;
+    for (i = 0; i < sizeof(rec_names) / sizeof(rec_names[0]); i++)
+        if (rec_names[i].type == type)
+            return rec_names[i].name;
+    return NULL;
+}
+
 const char *rm_rec_type_name(uint32_t type)
 {
-    switch (type & ~RM_REC_OPTIONAL) {
-    case RM_REC_END: return "END";
-    case RM_REC_PAGE_DATA: return "PAGE_DATA";
-    case RM_REC_X86_PV_INFO: return "X86_PV_INFO";
-    case RM_REC_X86_PV_P2M_FRAMES: return "X86_PV_P2M_FRAMES";
-    case RM_REC_X86_PV_VCPU_BASIC: return "X86_PV_VCPU_BASIC";
-    case RM_REC_X86_PV_VCPU_EXTENDED: return "X86_PV_VCPU_EXTENDED";
-    case RM_REC_X86_PV_VCPU_XSAVE: return "X86_PV_VCPU_XSAVE";
-    case RM_REC_SHARED_INFO: return "SHARED_INFO";
-    case RM_REC_X86_TSC_INFO: return "X86_TSC_INFO";
-    case RM_REC_HVM_CONTEXT: return "HVM_CONTEXT";
-    case RM_REC_HVM_PARAMS: return "HVM_PARAMS";
-    case RM_REC_TOOLSTACK: return "TOOLSTACK";
-    case RM_REC_X86_PV_VCPU_MSRS: return "X86_PV_VCPU_MSRS";
-    case RM_REC_VERIFY: return "VERIFY";
-    case RM_REC_CHECKPOINT: return "CHECKPOINT";
-    case RM_REC_CHECKPOINT_DIRTY_PFN_LIST: return "CHECKPOINT_DIRTY_PFN_LIST";
-    case RM_REC_STATIC_DATA_END: return "STATIC_DATA_END";
-    case RM_REC_X86_CPUID_POLICY: return "X86_CPUID_POLICY";
-    case RM_REC_X86_MSR_POLICY: return "X86_MSR_POLICY";
-    case RM_REC_KVM_VM_INFO: return "REMUS_KVM_VM_INFO";
-    case RM_REC_KVM_VCPU: return "REMUS_KVM_VCPU";
-    case RM_REC_KVM_DEVICE: return "REMUS_KVM_DEVICE";
-    case RM_REC_PAGE_DATA_COMPRESSED: return "REMUS_PAGE_DATA_COMPRESSED";
-    case RM_REC_EPOCH_INFO: return "REMUS_EPOCH_INFO";
-    default: return "UNKNOWN";
-    }
+    const char *n = rec_name(type);
+
+    return n ? n : "UNKNOWN";
+}
+
+bool rm_rec_type_known(uint32_t type)
+{
+    return rec_name(type) != NULL;
 }
 
 const char *rm_dhdr_type_name(uint32_t type)

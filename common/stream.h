@@ -249,6 +249,8 @@ struct rm_epoch_info {
 
 /* ---- Names for logs ---- */
 const char *rm_rec_type_name(uint32_t type);   /* "PAGE_DATA", "KVM_VCPU", ... */
+/* Is @type (its optional bit ignored) a record type this stream knows? */
+bool rm_rec_type_known(uint32_t type);
 const char *rm_dhdr_type_name(uint32_t type);  /* "x86 HVM", "remus KVM" */
 const char *rm_page_type_name(uint32_t ptype);
 

@@ -185,7 +185,7 @@ int handle_io(struct rm_vm *vm, struct vcpu *vc)
     if (run->io.direction != KVM_EXIT_IO_OUT || run->io.size != 4 ||
         run->io.count != 1 || run->io.port < RM_HC_PORT_BASE ||
         run->io.port >= RM_HC_PORT_BASE + RM_HC_COUNT) {
-        end_vm(vm, -1, "guest crashed: unexpected port I/O (port 0x%x, "
+        end_vm(vm, RM_VM_FAILED, -1, "guest crashed: unexpected port I/O (port 0x%x, "
                "size %u, %s)", run->io.port, run->io.size,
                run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in");
         return -EIO;
@@ -203,7 +203,7 @@ int handle_mmio(struct rm_vm *vm, struct vcpu *vc)
     if (run->mmio.phys_addr < RM_HC_MMIO_BASE ||
         off >= 8ull * RM_HC_COUNT || off % 8 || !run->mmio.is_write ||
         run->mmio.len != 4) {
-        end_vm(vm, -1, "guest crashed: unexpected MMIO %s of %u bytes at "
+        end_vm(vm, RM_VM_FAILED, -1, "guest crashed: unexpected MMIO %s of %u bytes at "
                "0x%llx", run->mmio.is_write ? "write" : "read",
                run->mmio.len, (unsigned long long)run->mmio.phys_addr);
         return -EIO;
@@ -229,7 +229,7 @@ static int dispatch(struct rm_vm *vm, struct vcpu *vc, unsigned call,
         if (!gpa_ok(vm, gpa32, sizeof(h)))
             return -EFAULT;
         memcpy(&h, vm->mem + gpa32, sizeof(h));
-        end_vm(vm, h.exit_code, "guest halted with code %" PRId64,
+        end_vm(vm, RM_VM_HALTED, h.exit_code, "guest halted with code %" PRId64,
                (int64_t)h.exit_code);
         return 0;
     }

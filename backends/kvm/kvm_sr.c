@@ -103,7 +103,7 @@ static int s_check(struct rm_save_ctx *ctx)
 {
     struct rm_vm *vm = ctx->backend;
 
-    if (strcmp(rm_vm_end_reason(vm), "running"))
+    if (rm_vm_end_kind(vm) != RM_VM_RUNNING)
         return rm_error_set(ctx->err, -ESRCH, "the VM is no longer "
                             "running: %s", rm_vm_end_reason(vm));
     return 0;

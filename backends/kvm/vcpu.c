@@ -30,7 +30,8 @@
 
 /* ------------------------------------------------------------ vCPU loop */
 
-void end_vm(struct rm_vm *vm, int64_t code, const char *fmt, ...)
+void end_vm(struct rm_vm *vm, enum rm_vm_end kind, int64_t code,
+            const char *fmt, ...)
 {
     va_list ap;
     uint64_t one = 1;
@@ -38,6 +39,7 @@ void end_vm(struct rm_vm *vm, int64_t code, const char *fmt, ...)
     pthread_mutex_lock(&vm->lock);
     if (!vm->ended) {
         vm->ended = true;
+        vm->end_kind = kind;
         vm->exit_code = code;
         va_start(ap, fmt);
         vsnprintf(vm->end_reason, sizeof(vm->end_reason), fmt, ap);
@@ -96,7 +98,7 @@ void *vcpu_main(void *arg)
         if (rc < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 continue;
-            end_vm(vm, -1, "KVM_RUN failed on vcpu %u: %s", vc->idx,
+            end_vm(vm, RM_VM_FAILED, -1, "KVM_RUN failed on vcpu %u: %s", vc->idx,
                    strerror(errno));
             break;
         }
@@ -107,7 +109,7 @@ void *vcpu_main(void *arg)
             if ((vc->run->exit_reason == KVM_EXIT_IO ? handle_io(vm, vc)
                                                      : handle_mmio(vm, vc))
                 == -EFAULT)
-                end_vm(vm, -1, "guest crashed: vcpu %u passed a hypercall "
+                end_vm(vm, RM_VM_FAILED, -1, "guest crashed: vcpu %u passed a hypercall "
                        "address outside guest memory", vc->idx);
             break;
         case KVM_EXIT_INTR:
@@ -122,7 +124,7 @@ void *vcpu_main(void *arg)
 
             ioctl(vc->fd, KVM_GET_REGS, &r);
             ioctl(vc->fd, KVM_GET_SREGS, &sr);
-            end_vm(vm, -1, "guest crashed: triple fault on vcpu %u at rip "
+            end_vm(vm, RM_VM_FAILED, -1, "guest crashed: triple fault on vcpu %u at rip "
                    "0x%llx (rflags 0x%llx, cs 0x%x dpl %u, cr4 0x%llx)",
                    vc->idx, (unsigned long long)r.rip,
                    (unsigned long long)r.rflags, sr.cs.selector, sr.cs.dpl,
@@ -130,19 +132,19 @@ void *vcpu_main(void *arg)
             break;
         }
         case KVM_EXIT_FAIL_ENTRY:
-            end_vm(vm, -1, "vcpu %u entry failed (reason 0x%llx)", vc->idx,
+            end_vm(vm, RM_VM_FAILED, -1, "vcpu %u entry failed (reason 0x%llx)", vc->idx,
                    (unsigned long long)
                    vc->run->fail_entry.hardware_entry_failure_reason);
             break;
         case KVM_EXIT_INTERNAL_ERROR:
-            end_vm(vm, -1, "vcpu %u: KVM internal error %u", vc->idx,
+            end_vm(vm, RM_VM_FAILED, -1, "vcpu %u: KVM internal error %u", vc->idx,
                    vc->run->internal.suberror);
             break;
         case KVM_EXIT_HLT:
-            end_vm(vm, -1, "guest crashed: hlt on vcpu %u", vc->idx);
+            end_vm(vm, RM_VM_FAILED, -1, "guest crashed: hlt on vcpu %u", vc->idx);
             break;
         default:
-            end_vm(vm, -1, "vcpu %u: unexpected exit %u", vc->idx,
+            end_vm(vm, RM_VM_FAILED, -1, "vcpu %u: unexpected exit %u", vc->idx,
                    vc->run->exit_reason);
             break;
         }

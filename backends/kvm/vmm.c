@@ -351,6 +351,7 @@ int rm_vm_wait(struct rm_vm *vm, int timeout_ms, int64_t *exit_code)
     pthread_mutex_lock(&vm->lock);
     if (!vm->ended) {
         vm->ended = true;
+        vm->end_kind = RM_VM_STOPPED;
         vm->exit_code = -1;
         snprintf(vm->end_reason, sizeof(vm->end_reason), "stopped on "
                  "request");
@@ -359,6 +360,11 @@ int rm_vm_wait(struct rm_vm *vm, int timeout_ms, int64_t *exit_code)
         *exit_code = vm->exit_code;
     pthread_mutex_unlock(&vm->lock);
     return 0;
+}
+
+enum rm_vm_end rm_vm_end_kind(const struct rm_vm *vm)
+{
+    return vm->ended ? vm->end_kind : RM_VM_RUNNING;
 }
 
 const char *rm_vm_end_reason(const struct rm_vm *vm)

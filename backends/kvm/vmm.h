@@ -112,6 +112,14 @@ void rm_vm_request_stop(struct rm_vm *vm);
 int rm_vm_wait(struct rm_vm *vm, int timeout_ms, int64_t *exit_code);
 /* Why the VM ended, for messages ("guest halted with 0", "triple fault"). */
 const char *rm_vm_end_reason(const struct rm_vm *vm);
+/* How it ended: decisions use this, never the message. */
+enum rm_vm_end {
+    RM_VM_RUNNING,      /* not ended */
+    RM_VM_HALTED,       /* the guest halted itself (its halt code) */
+    RM_VM_STOPPED,      /* rm_vm_request_stop() */
+    RM_VM_FAILED,       /* a guest crash or a KVM error */
+};
+enum rm_vm_end rm_vm_end_kind(const struct rm_vm *vm);
 
 /* Guest memory (host mapping) and geometry. */
 uint8_t *rm_vm_mem(struct rm_vm *vm);

@@ -73,6 +73,7 @@ struct rm_vm {
     uint32_t parked;
     bool stopping;
     bool ended;
+    enum rm_vm_end end_kind;
     int64_t exit_code;
     char end_reason[160];
 
@@ -120,10 +121,11 @@ int set_region(struct rm_vm *vm, bool logdirty);
 
 /* ---------------------------------------------------------------- vcpu.c */
 
-/* End the VM: the first call sets the exit code and the reason
- * (rm_vm_end_reason()); every call stops the vCPUs and wakes rm_vm_wait(). */
-void end_vm(struct rm_vm *vm, int64_t code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* End the VM: the first call sets how (@kind), the exit code and the
+ * reason (rm_vm_end_reason()); every call stops the vCPUs and wakes
+ * rm_vm_wait(). */
+void end_vm(struct rm_vm *vm, enum rm_vm_end kind, int64_t code,
+            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* KICK_SIGNAL's handler: does nothing; it is there to interrupt KVM_RUN
  * (installed without SA_RESTART). */
 void kick_handler(int sig);

@@ -539,6 +539,10 @@ static void test_names(void **state)
                         "X86_MSR_POLICY");
     assert_string_equal(rm_rec_type_name(RM_REC_KVM_VCPU), "REMUS_KVM_VCPU");
     assert_string_equal(rm_rec_type_name(0x1234), "UNKNOWN");
+    assert_false(rm_rec_type_known(0x1234));
+    assert_false(rm_rec_type_known(0x1234 | RM_REC_OPTIONAL));
+    assert_true(rm_rec_type_known(RM_REC_EPOCH_INFO));
+    assert_true(rm_rec_type_known(RM_REC_PAGE_DATA | RM_REC_OPTIONAL));
     assert_string_equal(rm_dhdr_type_name(RM_DHDR_TYPE_REMUS_KVM),
                         "remus KVM");
     assert_string_equal(rm_page_type_name(RM_PT_XALLOC), "XALLOC");
