@@ -84,7 +84,7 @@ KVM_OBJS := backends/kvm/vmm.o backends/kvm/vm_config.o backends/kvm/vcpu.o \
             backends/kvm/vm_load.o backends/kvm/hypercall.o \
             backends/kvm/dirty.o backends/kvm/vm_net.o \
             backends/kvm/vcpu_state.o backends/kvm/devices.o \
-            backends/kvm/guestcfg.o backends/kvm/kvm_sr.o \
+            backends/kvm/guestcfg.o backends/kvm/kvm_sr.o backends/kvm/kvm_backend.o \
             backends/kvm/offline.o backends/kvm/console.o \
             backends/kvm/vmctl.o
 
@@ -92,15 +92,15 @@ KVM_OBJS := backends/kvm/vmm.o backends/kvm/vm_config.o backends/kvm/vcpu.o \
 XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
             backends/xen/xen_sr_pv.o backends/xen/xen_pv_mem.o \
             backends/xen/xen_offline_pv.o \
-            backends/xen/xen_migrate.o
+            backends/xen/xen_migrate.o backends/xen/xen_backend.o
 
 # cluster/: split-brain protection on corosync (quorum, qdevice, cpg) and
 # fencing
-CLUSTER_OBJS := cluster/quorum.o
+CLUSTER_OBJS := cluster/quorum.o cluster/hold.o
 
 # primary/ and secondary/
-PRIMARY_OBJS := primary/protect.o
-SECONDARY_OBJS := secondary/receive.o secondary/takeover.o
+PRIMARY_OBJS := primary/protect.o primary/session.o
+SECONDARY_OBJS := secondary/receive.o secondary/takeover.o secondary/session.o
 
 # drill/: the failover drill (orchestration + the guest service's client)
 DRILL_OBJS := drill/drill.o drill/kvclient.o
@@ -111,7 +111,7 @@ CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
             cli/cmd_receive.o cli/cmd_drill.o cli/cmd_netbuf.o \
             cli/cmd_xen.o cli/cmd_reprotect.o \
             cli/cmd_offline_page.o
-CLI_OBJS += cli/cmd_keygen.o cli/cmd_handover.o cli/cli_key.o cli/cli_hold.o
+CLI_OBJS += cli/cmd_keygen.o cli/cmd_handover.o cli/cli_key.o
 
 LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(CLUSTER_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS) \
@@ -122,7 +122,7 @@ LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
 TEST_SUPPORT_OBJS := tests/support/mem_backend.o tests/support/testutil.o
 UNIT_TESTS := test_stream test_engines test_truncation test_proto \
               test_netbuf test_kvm_dirty
-UNIT_TESTS += test_auth test_net test_local
+UNIT_TESTS += test_auth test_net test_local test_sessions
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto

@@ -71,16 +71,6 @@ int cli_open_out(const char *path);
 struct rm_auth_key;
 int cli_key(const char *cmd, const char *path, bool insecure,
             struct rm_auth_key *key, const struct rm_auth_key **out);
-/*
- * Wait until @vm ends (its exit code in *@code, as rm_vm_wait).  With @q
- * (--quorum) this side holds the VM's token meanwhile and stops the VM if
- * its partition loses quorum: then false, the reason in @why.
- */
-struct rm_vm;
-struct rm_quorum;
-bool cli_vm_wait_holding(struct rm_vm *vm, struct rm_quorum *q,
-                         int64_t *code, char *why, size_t len);
-
 /* The usage lines of --key-file and --insecure (for protect/receive). */
 #define CLI_KEY_HELP \
     "  --key-file FILE  the pre-shared key both sides hold (`remus\n" \

@@ -16,18 +16,17 @@
 #include <string.h>
 
 #include "backends/kvm/guestcfg.h"
-#include "backends/kvm/kvm_sr.h"
+#include "backends/kvm/kvm_backend.h"
 #include "cli/cli.h"
 #include "cluster/quorum.h"
 #include "common/auth.h"
 #include "common/log.h"
-#include "netbuf/netbuf.h"
-#include "primary/protect.h"
+#include "primary/session.h"
 #include "proto/timing.h"
 
 static volatile sig_atomic_t protect_stop;
 static volatile sig_atomic_t protect_handover;
-static struct rm_vm *protect_vm;
+static struct rm_backend *protect_be;
 
 static void on_handover(int sig)
 {
@@ -35,46 +34,14 @@ static void on_handover(int sig)
     protect_handover = 1;
 }
 
-static int pause_vm(void *vm)
-{
-    return rm_vm_pause(vm);
-}
-
 static void on_signal(int sig)
 {
     (void)sig;
     if (!protect_stop) {
         protect_stop = 1;     /* first: end protection, keep the VM */
-    } else if (protect_vm) {
-        rm_vm_request_stop(protect_vm);   /* second: stop the VM */
+    } else if (protect_be) {
+        protect_be->ops->request_stop(protect_be);   /* second: stop it */
     }
-}
-
-static uint64_t vm_digest(void *vm)
-{
-    return rm_kvm_mem_digest(vm);
-}
-
-static int netbuf_out(void *nb, const void *frame, size_t len)
-{
-    return rm_netbuf_output(nb, frame, len);
-}
-
-/* --release-log: one line per frame let out by an acknowledgement. */
-static void log_release(void *opaque, const void *frame, size_t len,
-                        uint64_t produced, uint64_t released_by)
-{
-    int fd = *(int *)opaque;
-    char line[96];
-    int n;
-
-    (void)frame;
-    if (!produced)
-        return;                 /* passthrough: not held */
-    n = snprintf(line, sizeof(line), "release %" PRIu64 " %" PRIu64 " %"
-                 PRIu64 " %zu\n", rm_now_ns(), produced, released_by, len);
-    if (write(fd, line, (size_t)n) < 0)
-        (void)0;
 }
 
 static void usage(FILE *out)
@@ -175,12 +142,11 @@ int cmd_protect(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct rm_protect_cfg pc;
-    struct rm_protect_result res;
-    struct rm_netbuf_queue_cfg nq;
-    struct rm_netbuf *nb = NULL;
+    struct rm_primary_cfg sc;
+    struct rm_primary_result res;
+    struct rm_backend *be = NULL;
     struct rm_guestcfg g;
     struct rm_error err = { 0 };
-    struct rm_vm *vm = NULL;
     struct sigaction sa;
     bool unsafe = false, blackhole = false, nonet = false, nodisk = false;
     bool compress = true;
@@ -199,12 +165,11 @@ int cmd_protect(int argc, char **argv)
      * which is read after them: kept to be applied again. */
     struct { int opt; const char *arg; } gopts[32];
     unsigned nr_gopts = 0, gi;
-    int64_t code = 0;
-    bool lost_quorum = false;
     int c, rc, ret = RM_EXIT_FAIL;
 
     rm_guestcfg_init(&g, argv[0]);
     memset(&pc, 0, sizeof(pc));
+    memset(&sc, 0, sizeof(sc));
     memset(&key, 0, sizeof(key));
     optind = 1;
     while ((c = getopt_long(argc, argv, "+i:uFbndh", opts, NULL)) != -1) {
@@ -356,91 +321,27 @@ int cmd_protect(int argc, char **argv)
                         "secondary to arbitrate with");
         goto usage_out;
     }
-    if (use_quorum) {
+    if (use_quorum) {   /* before the VM exists: never start one the
+                           other side may run */
         struct rm_quorum_cfg qc = { .vm_name = g.vm.name,
                                     .role = RM_QUORUM_PRIMARY,
                                     .settle_ms = qsettle };
-        char desc[320];
-        bool quorate = false;
 
-        rc = rm_quorum_open(&qc, &quorum, &err);
-        if (!rc)
-            rc = rm_quorum_status(quorum, &quorate, desc, sizeof(desc),
-                                  &err);
-        if (rc) {
+        if (rm_quorum_open_checked(&qc, true, &quorum, &err)) {
             ret = cli_fail("protect", "--quorum corosync: %s",
                            rm_error_str(&err));
             goto out;
         }
-        if (!quorate) {
-            ret = cli_fail("protect", "--quorum corosync: this host's "
-                           "partition is not quorate (%s): not starting a "
-                           "VM the other side may run", desc);
+    }
+    if (release_path) {
+        release_fd = open(release_path, O_WRONLY | O_CREAT | O_TRUNC |
+                          O_APPEND | O_CLOEXEC, 0644);
+        if (release_fd < 0) {
+            ret = cli_fail("protect", "cannot write '%s': %s",
+                           release_path, strerror(errno));
             goto out;
         }
-        LOG_INFO("corosync: %s", desc);
     }
-
-    rc = rm_vm_create(&g.vm, &vm, &err);
-    if (rc) {
-        ret = cli_fail("protect", "%s", rm_error_str(&err));
-        goto out;
-    }
-    if (!nonet) {
-        memset(&nq, 0, sizeof(nq));
-        nq.max_bytes = nb_max;
-        nq.sink = rm_vm_tap_write;
-        nq.sink_opaque = vm;
-        if (release_path) {
-            release_fd = open(release_path, O_WRONLY | O_CREAT | O_TRUNC |
-                              O_APPEND | O_CLOEXEC, 0644);
-            if (release_fd < 0) {
-                ret = cli_fail("protect", "cannot write '%s': %s",
-                               release_path, strerror(errno));
-                goto out;
-            }
-            nq.on_release = log_release;
-            nq.on_release_opaque = &release_fd;
-        }
-        nb = rm_netbuf_queue_new(&nq, &err);
-        if (!nb) {
-            ret = cli_fail("protect", "%s", rm_error_str(&err));
-            goto out;
-        }
-        rm_vm_set_net_out(vm, netbuf_out, nb);
-    }
-    protect_vm = vm;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sa.sa_handler = on_handover;
-    sigaction(SIGUSR2, &sa, NULL);
-    rc = rm_vm_start(vm, &err);
-    if (rc) {
-        ret = cli_fail("protect", "%s", rm_error_str(&err));
-        goto out;
-    }
-
-    pc.name = g.vm.name;
-    pc.backend_name = "kvm";
-    pc.interval_ms = interval;
-    pc.compress = compress;
-    pc.blackhole = blackhole;
-    pc.hb_interval_ms = hb;
-    pc.hb_timeout_ms = hb_timeout;
-    pc.connect_timeout_ms = 5000;
-    pc.guest_bytes = g.vm.mem_bytes;
-    pc.nr_vcpus = g.vm.nr_vcpus;
-    pc.ops = &rm_kvm_save_ops;
-    pc.backend_arg = vm;
-    pc.netbuf = nb;
-    pc.stop_requested = &protect_stop;
-    pc.handover_requested = &protect_handover;
-    pc.pause_vm = pause_vm;
-    pc.quorum = quorum;   /* the primary's gate decides with it */
-    pc.progress_ms = progress;
-    pc.stats_fd = -1;
     if (stats_path) {
         stats_fd = open(stats_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
                         0644);
@@ -449,9 +350,7 @@ int cmd_protect(int argc, char **argv)
                            strerror(errno));
             goto out;
         }
-        pc.stats_fd = stats_fd;
     }
-    pc.digest_fd = -1;
     if (digest_path && digest_every) {
         digest_fd = open(digest_path, O_WRONLY | O_CREAT | O_TRUNC |
                          O_CLOEXEC, 0644);
@@ -460,68 +359,49 @@ int cmd_protect(int argc, char **argv)
                            strerror(errno));
             goto out;
         }
-        pc.digest_fd = digest_fd;
-        pc.digest_every = digest_every;
-        pc.mem_digest = vm_digest;
-        pc.mem_digest_opaque = vm;
-    }
-    rc = rm_protect_run(&pc, &res, &err);
-    if (rc) {
-        cli_fail("protect", "%s", rm_error_str(&err));
-        if (rm_vm_end_kind(vm) != RM_VM_RUNNING) {
-            ret = RM_EXIT_FAIL;
-            goto out;
-        }
-        fprintf(stderr, "remus protect: the VM keeps running UNPROTECTED\n");
-    } else if (res.end == RM_PROTECT_HANDED_OVER) {
-        fprintf(stderr, "remus protect: HANDED OVER: %s; the VM stops "
-                "here and runs on at the secondary\n", rm_error_str(&res.why));
-        rm_vm_request_stop(vm);
-    } else if (res.end == RM_PROTECT_MUST_STOP) {
-        fprintf(stderr, "remus protect: secondary lost after %" PRIu64
-                " checkpoints; STOPPING the VM (nothing held back was "
-                "released): %s\n", res.epochs, rm_error_str(&res.why));
-        rm_vm_request_stop(vm);
-    } else if (res.end == RM_PROTECT_PEER_LOST) {
-        fprintf(stderr, "remus protect: secondary lost after %" PRIu64
-                " checkpoints: %s; the VM keeps running UNPROTECTED\n",
-                res.epochs, rm_error_str(&res.why));
-    } else {
-        fprintf(stderr, "remus protect: protection stopped after %" PRIu64
-                " checkpoints (%" PRIu64 " bytes); the VM keeps running "
-                "unprotected (signal again to stop it)\n", res.epochs,
-                res.bytes);
     }
     {
-        /* With --quorum this side holds the VM's token while it runs. */
-        char why[400];
+        struct rm_kvm_protect_opts ko = {
+            .no_netbuf = nonet, .netbuf_max_bytes = nb_max,
+            .release_log_fd = release_fd,
+        };
 
-        if (!cli_vm_wait_holding(vm, res.end == RM_PROTECT_MUST_STOP ?
-                                 NULL : quorum, &code, why, sizeof(why))) {
-            fprintf(stderr, "remus protect: STOPPED the VM: %s\n", why);
-            lost_quorum = true;
+        if (rm_kvm_backend_protect(&g.vm, &ko, &be, &err)) {
+            ret = cli_fail("protect", "%s", rm_error_str(&err));
+            goto out;
         }
     }
-    LOG_INFO("%s", rm_vm_end_reason(vm));
-    /* The guest's own halt code is only logged: our exit status says how
-     * the protection ended (3 and 4 must never come from the guest). */
-    ret = rm_vm_end_kind(vm) == RM_VM_FAILED ? RM_EXIT_FAIL : RM_EXIT_OK;
-    /* Protection never started (connection or handshake refused, e.g. a
-     * wrong key): the VM ran, unprotected, but the command failed. */
-    if (rc)
-        ret = RM_EXIT_FAIL;
-    else if (res.end == RM_PROTECT_MUST_STOP || lost_quorum)
-        ret = RM_EXIT_HELD_BACK;
-    else if (res.end == RM_PROTECT_HANDED_OVER)
-        ret = RM_EXIT_OK;
+    protect_be = be;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_handover;
+    sigaction(SIGUSR2, &sa, NULL);
+
+    pc.interval_ms = interval;
+    pc.compress = compress;
+    pc.blackhole = blackhole;
+    pc.hb_interval_ms = hb;
+    pc.hb_timeout_ms = hb_timeout;
+    pc.connect_timeout_ms = 5000;
+    pc.progress_ms = progress;
+    pc.stats_fd = stats_fd;
+    pc.digest_fd = digest_fd;
+    pc.digest_every = digest_fd >= 0 ? digest_every : 0;
+    sc.protect = pc;
+    sc.quorum = quorum;
+    sc.stop_requested = &protect_stop;
+    sc.handover_requested = &protect_handover;
+    rm_primary_run(be, &sc, &res);
+    ret = (int)res.outcome;
 out:
     if (stats_fd >= 0)
         close(stats_fd);
     if (digest_fd >= 0)
         close(digest_fd);
-    protect_vm = NULL;
-    rm_vm_destroy(vm);
-    rm_netbuf_free(nb);
+    protect_be = NULL;
+    rm_backend_close(be);
     if (release_fd >= 0)
         close(release_fd);
     rm_guestcfg_free(&g);

@@ -16,32 +16,46 @@
 #include <unistd.h>
 
 #include "backends/kvm/guestcfg.h"
-#include "backends/kvm/kvm_sr.h"
+#include "backends/kvm/kvm_backend.h"
 #include "backends/kvm/vmctl.h"
 #include "cli/cli.h"
 #include "cluster/quorum.h"
-#include "secondary/takeover.h"
 #include "common/auth.h"
 #include "common/log.h"
 #include "common/status.h"
-#include "secondary/receive.h"
+#include "secondary/session.h"
 
 static volatile sig_atomic_t receive_stop;
-static struct rm_vm *receive_vm;
+static struct rm_backend *receive_be;
 
 static void on_signal(int sig)
 {
     (void)sig;
     receive_stop = 1;
-    if (receive_vm)
-        rm_vm_request_stop(receive_vm);
+    if (receive_be)
+        receive_be->ops->request_stop(receive_be);
 }
 
-static uint64_t replica_digest(void *opaque)
-{
-    struct rm_kvm_restore_arg *arg = opaque;
+/* After a takeover: the VM's control socket (reprotect, handover), with
+ * the key and the quorum handle this process ran with. */
+struct took_over_ctx {
+    const struct rm_auth_key *key;
+    struct rm_quorum *quorum;
+    struct rm_vmctl *ctl;
+};
 
-    return arg->replica ? rm_kvm_mem_digest(arg->replica) : 0;
+static void took_over(void *opaque, struct rm_backend *be, const char *name)
+{
+    struct took_over_ctx *to = opaque;
+    struct rm_error err = { 0 };
+
+    to->ctl = rm_vmctl_start(rm_kvm_backend_vm(be), name, &err);
+    if (!to->ctl) {
+        LOG_WARN("no control socket for '%s': %s", name, rm_error_str(&err));
+        return;
+    }
+    rm_vmctl_set_key(to->ctl, to->key);   /* a reprotection keeps the key */
+    rm_vmctl_set_quorum(to->ctl, to->quorum);
 }
 
 static void usage(FILE *out)
@@ -183,30 +197,28 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct rm_receive_cfg rc_cfg;
-    struct rm_receive_result res;
-    struct rm_kvm_restore_arg arg;
+    struct rm_secondary_cfg sc;
+    struct rm_secondary_result res;
+    struct rm_kvm_replica_opts ro;
+    struct took_over_ctx to = { 0 };
+    struct rm_backend *be = NULL;
     struct rm_error err = { 0 };
-    struct rm_vmctl *ctl = NULL;
     struct sigaction sa;
     bool have_listen = false;
     const char *digest_path = NULL, *commit_log = NULL, *key_path = NULL;
     struct rm_auth_key key;
-    bool insecure = false, takeover;
-    int digest_fd = -1;
-    int64_t code = 0;
+    bool insecure = false;
     int c, rc, ret = RM_EXIT_FAIL;
 
-    memset(&rc_cfg, 0, sizeof(rc_cfg));
-    memset(&arg, 0, sizeof(arg));
-    rm_vm_config_default(&arg.cfg);
-    arg.cfg.name = NULL;
-    rc_cfg.backend_name = "kvm";
-    rc_cfg.listen_fd = -1;
-    rc_cfg.hb_interval_ms = 100;
-    rc_cfg.hb_timeout_ms = 0;      /* derived in the handshake */
-    rc_cfg.allow_compression = true;
-    rc_cfg.max_guest_bytes = 4ull << 30;
+    memset(&sc, 0, sizeof(sc));
+    memset(&ro, 0, sizeof(ro));
+    rm_vm_config_default(&ro.cfg);
+    ro.cfg.name = NULL;
+    sc.receive.listen_fd = -1;
+    sc.receive.hb_interval_ms = 100;
+    sc.receive.hb_timeout_ms = 0;      /* derived in the handshake */
+    sc.receive.allow_compression = true;
+    sc.receive.max_guest_bytes = 4ull << 30;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         char *end = NULL;
@@ -223,22 +235,22 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
         }
         switch (c) {
         case 'l':
-            if (rm_parse_hostport(optarg, &rc_cfg.listen, &err))
+            if (rm_parse_hostport(optarg, &sc.receive.listen, &err))
                 return cli_usage_error("receive", "--listen: %s",
                                        rm_error_str(&err));
             have_listen = true;
             break;
-        case 'H': rc_cfg.hb_interval_ms = (unsigned)v; break;
-        case 'T': rc_cfg.hb_timeout_ms = (unsigned)v; break;
-        case 'u': rc_cfg.allow_compression = false; break;
-        case 'm': rc_cfg.max_guest_bytes = (uint64_t)v << 20; break;
-        case 'B': rc_cfg.buffer_bytes = (uint64_t)v << 20; break;
-        case 'n': arg.cfg.name = optarg; break;
-        case 't': arg.cfg.tap = optarg; break;
-        case 'N': arg.cfg.tap_netns = optarg; break;
-        case 'o': arg.cfg.console_path = optarg; break;
-        case 'P': rc_cfg.progress_ms = (unsigned)v; break;
-        case 'E': rc_cfg.digest_every = (unsigned)v; break;
+        case 'H': sc.receive.hb_interval_ms = (unsigned)v; break;
+        case 'T': sc.receive.hb_timeout_ms = (unsigned)v; break;
+        case 'u': sc.receive.allow_compression = false; break;
+        case 'm': sc.receive.max_guest_bytes = (uint64_t)v << 20; break;
+        case 'B': sc.receive.buffer_bytes = (uint64_t)v << 20; break;
+        case 'n': ro.cfg.name = optarg; break;
+        case 't': ro.cfg.tap = optarg; break;
+        case 'N': ro.cfg.tap_netns = optarg; break;
+        case 'o': ro.cfg.console_path = optarg; break;
+        case 'P': sc.receive.progress_ms = (unsigned)v; break;
+        case 'E': sc.receive.digest_every = (unsigned)v; break;
         case 'D': digest_path = optarg; break;
         case 'L': commit_log = optarg; break;
         case 'K': key_path = optarg; break;
@@ -247,7 +259,7 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
             if (rm_guestcfg_opt(known, 0x100b, optarg, &err) < 0)
                 return cli_usage_error("receive", "--config: %s",
                                        rm_error_str(&err));
-            arg.expect = &known->vm;
+            ro.expect = &known->vm;
             break;
         case 'Q':
             if (strcmp(optarg, "corosync"))
@@ -270,68 +282,70 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
     if (optind != argc)
         return cli_usage_error("receive", "unexpected argument '%s'",
                                argv[optind]);
-    if (rc_cfg.hb_timeout_ms && rc_cfg.hb_timeout_ms <= rc_cfg.hb_interval_ms)
+    if (sc.receive.hb_timeout_ms && sc.receive.hb_timeout_ms <= sc.receive.hb_interval_ms)
         return cli_usage_error("receive", "--heartbeat-timeout %u must "
-                               "exceed --heartbeat %u", rc_cfg.hb_timeout_ms,
-                               rc_cfg.hb_interval_ms);
-    if (arg.expect && !arg.cfg.name)
-        arg.cfg.name = arg.expect->name;     /* the VM's name: its file's */
-    if (cl->use_quorum && !arg.cfg.name)
+                               "exceed --heartbeat %u", sc.receive.hb_timeout_ms,
+                               sc.receive.hb_interval_ms);
+    if (ro.expect && !ro.cfg.name)
+        ro.cfg.name = ro.expect->name;     /* the VM's name: its file's */
+    if (cl->use_quorum && !ro.cfg.name)
         return cli_usage_error("receive", "--quorum needs --name NAME (the "
                                "protected VM's name: it names the corosync "
                                "group both sides join)");
-    if (cl->fence_cmd && !arg.cfg.name)
+    if (cl->fence_cmd && !ro.cfg.name)
         return cli_usage_error("receive", "--fence-cmd needs --name NAME "
                                "(the protected VM's name, for REMUS_NAME: "
                                "never taken from the primary)");
     if (cl->use_quorum) {
-        struct rm_quorum_cfg qc = { .vm_name = arg.cfg.name,
+        struct rm_quorum_cfg qc = { .vm_name = ro.cfg.name,
                                     .role = RM_QUORUM_SECONDARY,
                                     .settle_ms = cl->settle_ms };
-        char desc[320];
-        bool quorate = false;
 
-        rc = rm_quorum_open(&qc, &cl->q, &err);
-        if (!rc)
-            rc = rm_quorum_status(cl->q, &quorate, desc, sizeof(desc), &err);
-        if (rc)
+        if (rm_quorum_open_checked(&qc, false, &cl->q, &err))
             return cli_fail("receive", "--quorum corosync: %s",
                             rm_error_str(&err));
-        LOG_INFO("corosync: %s", desc);
     }
-    rc_cfg.digest_fd = -1;
-    rc_cfg.commit_log_fd = -1;
+    sc.receive.digest_fd = -1;
+    sc.receive.commit_log_fd = -1;
     memset(&key, 0, sizeof(key));
-    rc = cli_key("receive", key_path, insecure, &key, &rc_cfg.key);
+    rc = cli_key("receive", key_path, insecure, &key, &sc.receive.key);
     if (rc)
         return rc;
     if (commit_log) {
-        rc_cfg.commit_log_fd = open(commit_log, O_WRONLY | O_CREAT |
-                                    O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
-        if (rc_cfg.commit_log_fd < 0)
-            return cli_fail("receive", "cannot write '%s': %s", commit_log,
-                            strerror(errno));
+        sc.receive.commit_log_fd = open(commit_log, O_WRONLY | O_CREAT |
+                                        O_TRUNC | O_CLOEXEC | O_APPEND,
+                                        0644);
+        if (sc.receive.commit_log_fd < 0) {
+            ret = cli_fail("receive", "cannot write '%s': %s", commit_log,
+                           strerror(errno));
+            goto out;
+        }
     }
-    if (digest_path && rc_cfg.digest_every) {
-        digest_fd = open(digest_path, O_WRONLY | O_CREAT | O_TRUNC |
-                         O_CLOEXEC, 0644);
-        if (digest_fd < 0)
-            return cli_fail("receive", "cannot write '%s': %s", digest_path,
-                            strerror(errno));
-        rc_cfg.digest_fd = digest_fd;
-        rc_cfg.mem_digest = replica_digest;
-        rc_cfg.mem_digest_opaque = &arg;
-    } else {
-        rc_cfg.digest_every = 0;
+    if (digest_path && sc.receive.digest_every) {
+        sc.receive.digest_fd = open(digest_path, O_WRONLY | O_CREAT |
+                                    O_TRUNC | O_CLOEXEC, 0644);
+        if (sc.receive.digest_fd < 0) {
+            ret = cli_fail("receive", "cannot write '%s': %s", digest_path,
+                           strerror(errno));
+            goto out;
+        }
     }
-    rc_cfg.name = arg.cfg.name;
-    rc_cfg.quorum = cl->use_quorum;
-    rc_cfg.cluster = cl->q;
-    rc_cfg.ops = &rm_kvm_restore_ops;
-    rc_cfg.backend_arg = &arg;
-    rc_cfg.stop_requested = &receive_stop;
-    arg.max_mem_bytes = rc_cfg.max_guest_bytes;
+    ro.max_mem_bytes = sc.receive.max_guest_bytes;
+    if (rm_kvm_backend_replica(&ro, &be, &err)) {
+        ret = cli_fail("receive", "%s", rm_error_str(&err));
+        goto out;
+    }
+    sc.quorum = cl->q;
+    sc.fence_cmd = cl->fence_cmd;
+    sc.fence_timeout_ms = cl->fence_timeout_ms;
+    sc.name = ro.cfg.name;
+    sc.stop_requested = &receive_stop;
+    sc.took_over = took_over;
+    sc.took_over_opaque = &to;
+    to.key = sc.receive.key;
+    to.quorum = cl->q;
 
+    receive_be = be;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
@@ -341,113 +355,16 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
     sa.sa_handler = SIG_IGN;
     sigaction(SIGUSR2, &sa, NULL);
 
-    rc = rm_receive_run(&rc_cfg, &res, &err);
-    if (rc == -ECANCELED && receive_stop) {
-        LOG_INFO("%s", rm_error_str(&err));
-        rm_vm_destroy(arg.vm);
-        rm_auth_wipe(&key, sizeof(key));
-        return RM_EXIT_OK;
-    }
-    if (rc) {
-        rm_vm_destroy(arg.vm);
-        rm_auth_wipe(&key, sizeof(key));
-        return cli_fail("receive", "%s", rm_error_str(&err));
-    }
-    if (res.end == RM_RECEIVE_STOPPED) {
-        LOG_INFO("the primary stopped protection after checkpoint %" PRIu64
-                 "; the replica is discarded", res.committed_epoch);
-        rm_vm_destroy(arg.vm);
-        rm_auth_wipe(&key, sizeof(key));
-        return RM_EXIT_OK;
-    }
-
-    /* Failover: the replica takes over. */
-    if (!arg.vm) {
-        rm_auth_wipe(&key, sizeof(key));
-        return cli_fail("receive", "failover without a replica");
-    }
-    if (cl->use_quorum && strcmp(res.name, arg.cfg.name))
-        LOG_WARN("the primary protects '%s' but --name is '%s': the "
-                 "corosync group remus:%s cannot have seen it", res.name,
-                 arg.cfg.name, arg.cfg.name);
-    {
-        struct rm_takeover_policy pol = {
-            .quorum = cl->q, .fence_cmd = cl->fence_cmd,
-            .fence_timeout_ms = cl->fence_timeout_ms, .name = arg.cfg.name,
-        };
-
-        takeover = rm_takeover_allowed(&pol, &res);
-    }
-    if (!takeover) {
-        rm_vm_destroy(arg.vm);
-        rm_auth_wipe(&key, sizeof(key));
-        return RM_EXIT_HELD_BACK;
-    }
-    if (receive_stop) {
-        /* Asked to stop while the takeover was being decided (quorum,
-         * fencing): stopping wins; the VM never runs here. */
-        LOG_INFO("stopped on request before taking over: the replica of "
-                 "checkpoint %" PRIu64 " is discarded", res.committed_epoch);
-        rm_vm_destroy(arg.vm);
-        rm_auth_wipe(&key, sizeof(key));
-        return RM_EXIT_OK;
-    }
-    if (!arg.cfg.name)
-        arg.cfg.name = res.name;
-    receive_vm = arg.vm;
-    rc = rm_vm_start(arg.vm, &err);
-    if (rc) {
-        ret = cli_fail("receive", "failover failed: %s", rm_error_str(&err));
-        goto out;
-    }
-    rm_vm_announce(arg.vm);
-    {
-        uint64_t ms = (rm_now_ns() - res.lost_at_ns) / 1000000;
-        struct rm_status st;
-        struct rm_error serr = { 0 };
-
-        fprintf(stderr, "remus receive: FAILOVER: %s; the replica resumed "
-                "from checkpoint %" PRIu64 " %" PRIu64 " ms after the "
-                "primary was declared lost\n", rm_error_str(&res.why),
-                res.committed_epoch, ms);
-        memset(&st, 0, sizeof(st));
-        snprintf(st.name, sizeof(st.name), "%s", res.name);
-        snprintf(st.role, sizeof(st.role), "secondary");
-        snprintf(st.state, sizeof(st.state), "failed-over");
-        snprintf(st.backend, sizeof(st.backend), "kvm");
-        snprintf(st.detail, sizeof(st.detail), "running from checkpoint %"
-                 PRIu64 ": %s", res.committed_epoch, rm_error_str(&res.why));
-        st.pid = (int)getpid();
-        st.epoch = st.acked_epoch = res.committed_epoch;
-        st.updated_unix_ms = st.failover_unix_ms = rm_unix_ms();
-        rm_status_write(&st, &serr);
-    }
-    ctl = rm_vmctl_start(arg.vm, res.name, &err);
-    rm_vmctl_set_key(ctl, rc_cfg.key);   /* a reprotection keeps the key */
-    if (cl->use_quorum) {
-        /* This process is no longer a secondary: it holds the VM's token
-         * (it stays in the group, answering the old primary's claims), and
-         * a reprotection is the primary of the next pair, in the group
-         * with the same handle. */
-        rm_vmctl_set_quorum(ctl, cl->q);
-    }
-    if (receive_stop)
-        rm_vm_request_stop(arg.vm);
-    {
-        char why[400];
-
-        ret = RM_EXIT_FAILOVER;
-        if (!cli_vm_wait_holding(arg.vm, cl->q, &code, why, sizeof(why))) {
-            fprintf(stderr, "remus receive: STOPPED the VM that took over: "
-                    "%s\n", why);
-            ret = RM_EXIT_HELD_BACK;
-        }
-    }
-    LOG_INFO("the VM that took over ended: %s", rm_vm_end_reason(arg.vm));
+    rm_secondary_run(be, &sc, &res);
+    ret = (int)res.outcome;
 out:
-    rm_vmctl_stop(ctl);
-    receive_vm = NULL;
-    rm_vm_destroy(arg.vm);
+    rm_vmctl_stop(to.ctl);
+    receive_be = NULL;
+    rm_backend_close(be);
+    if (sc.receive.digest_fd >= 0)
+        close(sc.receive.digest_fd);
+    if (sc.receive.commit_log_fd >= 0)
+        close(sc.receive.commit_log_fd);
     rm_auth_wipe(&key, sizeof(key));
     return ret;
 }

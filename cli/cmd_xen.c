@@ -31,15 +31,21 @@
 #include "common/status.h"
 #include "netbuf/netbuf.h"
 #include "netbuf/netbuf_plug.h"
-#include "primary/protect.h"
+#include "backends/xen/xen_backend.h"
+#include "cluster/quorum.h"
+#include "primary/session.h"
 #include "proto/timing.h"
-#include "secondary/receive.h"
+#include "secondary/session.h"
 
 static volatile sig_atomic_t xen_stop;
+static struct rm_backend *xen_be;   /* protect/receive: the session's */
+static bool xen_protecting;         /* protect: a second signal stops */
 
 static void on_signal(int sig)
 {
     (void)sig;
+    if (xen_be && (!xen_protecting || xen_stop))
+        xen_be->ops->request_stop(xen_be);
     xen_stop = 1;
 }
 
@@ -374,12 +380,20 @@ static void protect_usage(FILE *out)
             "  --suspend-timeout MS  per checkpoint (default 30000)\n"
             "  --progress MS         a progress line every MS (default 1000)\n"
             "  --stats-file FILE     one line per acknowledged checkpoint\n"
+            "  --quorum corosync     split-brain protection, as for KVM (see\n"
+            "              `remus protect --help`): refuse to start without\n"
+            "              quorum; a lost secondary: run on only with quorum\n"
+            "              and the VM's token, else pause and destroy the\n"
+            "              domain (exit 4); then hold the token while the\n"
+            "              domain runs (this process stays)\n"
+            "  --quorum-settle MS    (default 10000)\n"
             CLI_KEY_HELP
             "\n"
             "SIGINT/SIGTERM ends protection cleanly; the domain keeps\n"
-            "running.  If the secondary is lost the domain runs on\n"
-            "unprotected.  Exit: 0 stopped or secondary lost, 1 error, 2\n"
-            "usage.\n");
+            "running (with --quorum this process stays while it runs, and a\n"
+            "second signal destroys it).  If the secondary is lost the\n"
+            "domain runs on unprotected.  Exit: 0 stopped or secondary lost,\n"
+            "1 error, 2 usage, 4 --quorum stopped the domain.\n");
 }
 
 static int xen_protect(int argc, char **argv)
@@ -393,27 +407,29 @@ static int xen_protect(int argc, char **argv)
         { "stats-file", required_argument, NULL, 'S' },
         { "key-file", required_argument, NULL, 'K' },
         { "insecure", no_argument, NULL, 0x301 },
+        { "quorum", required_argument, NULL, 'Q' },
+        { "quorum-settle", required_argument, NULL, 0x300 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct rm_xen_host *host = NULL;
-    struct rm_xen_save_arg arg;
+    struct rm_xen_protect_opts xo = { 0 };
+    struct rm_backend *be = NULL;
+    struct rm_quorum *quorum = NULL;
     struct rm_auth_key key;
     const char *key_path = NULL;
-    bool insecure = false;
-    struct rm_xen_dominfo di;
-    struct rm_protect_cfg pc;
-    struct rm_protect_result res;
-    struct rm_netbuf *nb = NULL;
+    bool insecure = false, use_quorum = false;
+    struct rm_primary_cfg sc;
+    struct rm_primary_result res;
+    struct rm_protect_cfg *pc = &sc.protect;
     struct rm_error err = { 0 };
-    char vifs[4][16];
-    bool unsafe = false, blackhole = false, nonet = false, nodisk = false;
+    bool unsafe = false, blackhole = false, nodisk = false;
     unsigned interval = 200, hb = 100, hb_timeout = 0, progress = 1000;
+    unsigned qsettle = 10000;
     const char *stats_path = NULL;
-    int c, rc, nvifs = 0, stats_fd = -1, ret = RM_EXIT_FAIL;
+    int c, stats_fd = -1, ret = RM_EXIT_FAIL;
 
-    memset(&arg, 0, sizeof(arg));
-    memset(&pc, 0, sizeof(pc));
+    memset(&sc, 0, sizeof(sc));
+    memset(&key, 0, sizeof(key));
     optind = 1;
     while ((c = getopt_long(argc, argv, "+i:uFbndh", opts, NULL)) != -1) {
         switch (c) {
@@ -425,7 +441,7 @@ static int xen_protect(int argc, char **argv)
         case 'u': break;
         case 'F': unsafe = true; break;
         case 'b': blackhole = true; break;
-        case 'n': nonet = true; break;
+        case 'n': xo.no_netbuf = true; break;
         case 'd': nodisk = true; break;
         case 'H':
             if (parse_num("protect", "--heartbeat", optarg, 1, 3600000, &hb))
@@ -438,7 +454,7 @@ static int xen_protect(int argc, char **argv)
             break;
         case 's':
             if (parse_num("protect", "--suspend-timeout", optarg, 1, 3600000,
-                          &arg.suspend_timeout_ms))
+                          &xo.suspend_timeout_ms))
                 return RM_EXIT_USAGE;
             break;
         case 'P':
@@ -449,64 +465,61 @@ static int xen_protect(int argc, char **argv)
         case 'S': stats_path = optarg; break;
         case 'K': key_path = optarg; break;
         case 0x301: insecure = true; break;
+        case 'Q':
+            if (strcmp(optarg, "corosync"))
+                return cli_usage_error("protect", "--quorum: '%s' is not a "
+                                       "quorum service (the one supported: "
+                                       "corosync)", optarg);
+            use_quorum = true;
+            break;
+        case 0x300:
+            if (parse_num("protect", "--quorum-settle", optarg, 1, 3600000,
+                          &qsettle))
+                return RM_EXIT_USAGE;
+            break;
         case 'h': protect_usage(stdout); return RM_EXIT_OK;
         default:
             return cli_usage_error("protect", "unknown option '%s'",
                                    argv[optind - 1]);
         }
     }
-    if ((blackhole || nonet || nodisk) && !unsafe)
+    if ((blackhole || xo.no_netbuf || nodisk) && !unsafe)
         return cli_usage_error("protect", "-b, -n and -d need -F (unsafe "
                                "mode): without them the protection does "
                                "not hold its promise");
+    if (use_quorum && blackhole)
+        return cli_usage_error("protect", "--quorum with -b: a blackhole "
+                               "has no secondary to arbitrate with");
     if (argc - optind != 2 && !(blackhole && argc - optind == 1))
         return cli_usage_error("protect", "expected DOMAIN and HOST:PORT");
     if (argc - optind == 2 &&
-        rm_parse_hostport(argv[optind + 1], &pc.peer, &err))
+        rm_parse_hostport(argv[optind + 1], &pc->peer, &err))
         return cli_usage_error("protect", "%s", rm_error_str(&err));
     if (!hb_timeout)           /* not given: derived (proto/timing.h) */
         hb_timeout = rm_timing_default_timeout(interval, hb);
     if (hb_timeout <= hb)
         return cli_usage_error("protect", "--heartbeat-timeout %u must "
                                "exceed --heartbeat %u", hb_timeout, hb);
-    memset(&key, 0, sizeof(key));
-    rc = rm_xen_host_open(&host, &err);
-    if (!rc && !blackhole) {   /* a blackhole has no peer: nothing to key */
-        ret = cli_key("protect", key_path, insecure, &key, &pc.key);
+    if (!blackhole) {   /* a blackhole has no peer: nothing to key */
+        ret = cli_key("protect", key_path, insecure, &key, &pc->key);
         if (ret)
             goto out;
         ret = RM_EXIT_FAIL;
     }
-    if (!rc)
-        rc = rm_xen_domid(host, argv[optind], &arg.domid, &err);
-    if (!rc)
-        rc = rm_xen_dominfo(host, arg.domid, &di, &err);
-    if (!rc && !nonet) {
-        nvifs = rm_xen_vifs(host, arg.domid, vifs, 4, &err);
-        rc = nvifs < 0 ? nvifs : 0;
-        if (!rc && nvifs > 1)
-            rc = rm_error_set(&err, -EOPNOTSUPP, "domain %u has %d VIFs; "
-                              "output buffering handles one (or use -F "
-                              "-n)", arg.domid, nvifs);
-        if (!rc && nvifs == 1) {
-            struct rm_netbuf_plug_cfg plug;
-
-            memset(&plug, 0, sizeof(plug));
-            plug.vif = vifs[0];
-            nb = rm_netbuf_plug_new(&plug, &err);
-            if (!nb)
-                rc = err.code ? err.code : -EIO;
-            else
-                LOG_INFO("output of %s held by a plug qdisc on %s", vifs[0],
-                         rm_netbuf_plug_ifb(nb));
-        }
-        if (!rc && nvifs == 0)
-            LOG_INFO("domain %u has no VIF: no network output to hold",
-                     arg.domid);
-    }
-    if (rc) {
+    if (rm_xen_backend_protect(argv[optind], &xo, &be, &err)) {
         ret = cli_fail("protect", "%s", rm_error_str(&err));
         goto out;
+    }
+    if (use_quorum) {   /* the domain's name names the group */
+        struct rm_quorum_cfg qc = { .vm_name = be->vm_name,
+                                    .role = RM_QUORUM_PRIMARY,
+                                    .settle_ms = qsettle };
+
+        if (rm_quorum_open_checked(&qc, true, &quorum, &err)) {
+            ret = cli_fail("protect", "--quorum corosync: %s",
+                           rm_error_str(&err));
+            goto out;
+        }
     }
     if (stats_path) {
         stats_fd = open(stats_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
@@ -517,46 +530,29 @@ static int xen_protect(int argc, char **argv)
             goto out;
         }
     }
-    arg.host = host;
-    pc.name = di.name;
-    pc.backend_name = "xen";
-    pc.interval_ms = interval;
-    pc.compress = false;
-    pc.blackhole = blackhole;
-    pc.hb_interval_ms = hb;
-    pc.hb_timeout_ms = hb_timeout;
-    pc.connect_timeout_ms = 5000;
-    pc.guest_bytes = di.nr_pages * 4096;
-    pc.nr_vcpus = di.nr_vcpus;
-    pc.ops = &rm_xen_save_ops;
-    pc.backend_arg = &arg;
-    pc.netbuf = nb;
-    pc.stop_requested = &xen_stop;
-    pc.progress_ms = progress;
-    pc.stats_fd = stats_fd;
-    pc.digest_fd = -1;
+    pc->interval_ms = interval;
+    pc->compress = false;
+    pc->blackhole = blackhole;
+    pc->hb_interval_ms = hb;
+    pc->hb_timeout_ms = hb_timeout;
+    pc->connect_timeout_ms = 5000;
+    pc->progress_ms = progress;
+    pc->stats_fd = stats_fd;
+    pc->digest_fd = -1;
+    sc.quorum = quorum;
+    sc.stop_requested = &xen_stop;
+    sc.handover_requested = NULL;
+    xen_be = be;
+    xen_protecting = true;
     catch_signals();
-    rc = rm_protect_run(&pc, &res, &err);
-    if (rc) {
-        ret = cli_fail("protect", "%s", rm_error_str(&err));
-        fprintf(stderr, "remus protect: domain %u keeps running "
-                "UNPROTECTED\n", arg.domid);
-        goto out;
-    }
-    if (res.end == RM_PROTECT_PEER_LOST)
-        fprintf(stderr, "remus protect: secondary lost after %" PRIu64
-                " checkpoints: %s; domain %u keeps running UNPROTECTED\n",
-                res.epochs, rm_error_str(&res.why), arg.domid);
-    else
-        fprintf(stderr, "remus protect: protection stopped after %" PRIu64
-                " checkpoints (%" PRIu64 " bytes); domain %u keeps "
-                "running unprotected\n", res.epochs, res.bytes, arg.domid);
-    ret = RM_EXIT_OK;
+    rm_primary_run(be, &sc, &res);
+    ret = (int)res.outcome;
 out:
-    rm_netbuf_free(nb);
+    xen_be = NULL;
+    rm_backend_close(be);
+    rm_quorum_close(quorum);
     if (stats_fd >= 0)
         close(stats_fd);
-    rm_xen_host_close(host);
     rm_auth_wipe(&key, sizeof(key));
     return ret;
 }
@@ -583,9 +579,22 @@ static void receive_usage(FILE *out)
             "  --heartbeat-timeout MS   primary lost after (default 1000)\n"
             "  --progress MS            progress line period (0: off)\n"
             "  --commit-log FILE        'commit NS EPOCH' per checkpoint\n"
+            "  --quorum corosync        take over only as `remus receive\n"
+            "                           --help` says for KVM (the group is\n"
+            "                           remus:NAME); then hold the VM's\n"
+            "                           token while the domain runs (this\n"
+            "                           process stays) and destroy it if\n"
+            "                           this partition loses quorum\n"
+            "  --quorum-settle MS       (default 10000)\n"
+            "  --fence-cmd CMD          run CMD (sh -c; REMUS_NAME,\n"
+            "                           REMUS_PEER, REMUS_EPOCH) before\n"
+            "                           taking over; only if it exits 0\n"
+            "  --fence-timeout MS       (default 60000)\n"
             CLI_KEY_HELP
             "Exit: 0 the primary stopped; 3 failed over (the replica runs);\n"
-            "1 error (no replica left); 2 usage.\n");
+            "1 error (no replica left); 2 usage; 4 quorum or fencing held\n"
+            "the takeover back, or --quorum destroyed the domain that took\n"
+            "over.\n");
 }
 
 static int xen_receive(int argc, char **argv)
@@ -601,30 +610,37 @@ static int xen_receive(int argc, char **argv)
         { "commit-log", required_argument, NULL, 'L' },
         { "key-file", required_argument, NULL, 'K' },
         { "insecure", no_argument, NULL, 0x301 },
+        { "quorum", required_argument, NULL, 'Q' },
+        { "quorum-settle", required_argument, NULL, 0x300 },
+        { "fence-cmd", required_argument, NULL, 'F' },
+        { "fence-timeout", required_argument, NULL, 'W' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct rm_xen_host *host = NULL;
-    struct rm_xen_restore_arg arg;
+    struct rm_backend *be = NULL;
+    struct rm_quorum *quorum = NULL;
     struct rm_auth_key key;
     const char *key_path = NULL;
-    bool insecure = false;
-    struct rm_receive_cfg rc_cfg;
-    struct rm_receive_result res;
+    bool insecure = false, have_listen = false, use_quorum = false;
+    struct rm_secondary_cfg sc;
+    struct rm_secondary_result res;
+    struct rm_receive_cfg *rc_cfg = &sc.receive;
     struct rm_error err = { 0 };
     const char *config = NULL, *name = NULL, *commit_log = NULL;
-    char cfg_name[64], replica[96];
-    bool have_listen = false, created = false;
-    int c, rc, ret = RM_EXIT_FAIL;
+    char cfg_name[64];
+    unsigned qsettle = 10000;
+    int c, ret = RM_EXIT_FAIL;
 
-    memset(&arg, 0, sizeof(arg));
-    memset(&rc_cfg, 0, sizeof(rc_cfg));
-    rc_cfg.hb_interval_ms = 100;
-    rc_cfg.hb_timeout_ms = 0;      /* derived in the handshake */
-    rc_cfg.listen_fd = -1;
-    rc_cfg.commit_log_fd = -1;
-    rc_cfg.digest_fd = -1;
-    rc_cfg.max_guest_bytes = 64ull << 30;
+    memset(&sc, 0, sizeof(sc));
+    memset(&key, 0, sizeof(key));
+    rc_cfg->hb_interval_ms = 100;
+    rc_cfg->hb_timeout_ms = 0;      /* derived in the handshake */
+    rc_cfg->listen_fd = -1;
+    rc_cfg->commit_log_fd = -1;
+    rc_cfg->digest_fd = -1;
+    rc_cfg->max_guest_bytes = 64ull << 30;
+    rc_cfg->allow_compression = false;
+    sc.fence_timeout_ms = 60000;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
@@ -632,29 +648,47 @@ static int xen_receive(int argc, char **argv)
         case 'C': config = optarg; break;
         case 'n': name = optarg; break;
         case 'l':
-            if (rm_parse_hostport(optarg, &rc_cfg.listen, &err))
+            if (rm_parse_hostport(optarg, &rc_cfg->listen, &err))
                 return cli_usage_error("receive", "--listen: %s",
                                        rm_error_str(&err));
             have_listen = true;
             break;
         case 'H':
             if (parse_num("receive", "--heartbeat", optarg, 1, 3600000,
-                          &rc_cfg.hb_interval_ms))
+                          &rc_cfg->hb_interval_ms))
                 return RM_EXIT_USAGE;
             break;
         case 'T':
             if (parse_num("receive", "--heartbeat-timeout", optarg, 2,
-                          3600000, &rc_cfg.hb_timeout_ms))
+                          3600000, &rc_cfg->hb_timeout_ms))
                 return RM_EXIT_USAGE;
             break;
         case 'P':
             if (parse_num("receive", "--progress", optarg, 0, 3600000,
-                          &rc_cfg.progress_ms))
+                          &rc_cfg->progress_ms))
                 return RM_EXIT_USAGE;
             break;
         case 'L': commit_log = optarg; break;
         case 'K': key_path = optarg; break;
         case 0x301: insecure = true; break;
+        case 'Q':
+            if (strcmp(optarg, "corosync"))
+                return cli_usage_error("receive", "--quorum: '%s' is not a "
+                                       "quorum service (the one supported: "
+                                       "corosync)", optarg);
+            use_quorum = true;
+            break;
+        case 0x300:
+            if (parse_num("receive", "--quorum-settle", optarg, 1, 3600000,
+                          &qsettle))
+                return RM_EXIT_USAGE;
+            break;
+        case 'F': sc.fence_cmd = optarg; break;
+        case 'W':
+            if (parse_num("receive", "--fence-timeout", optarg, 1, 3600000,
+                          &sc.fence_timeout_ms))
+                return RM_EXIT_USAGE;
+            break;
         case 'h': receive_usage(stdout); return RM_EXIT_OK;
         default:
             return cli_usage_error("receive", "unknown option '%s'",
@@ -669,101 +703,56 @@ static int xen_receive(int argc, char **argv)
     if (!config)
         return cli_usage_error("receive", "--config CFG (the guest's xl "
                                "config) is required with --xen");
-    if (rc_cfg.hb_timeout_ms && rc_cfg.hb_timeout_ms <= rc_cfg.hb_interval_ms)
+    if (rc_cfg->hb_timeout_ms &&
+        rc_cfg->hb_timeout_ms <= rc_cfg->hb_interval_ms)
         return cli_usage_error("receive", "--heartbeat-timeout %u must "
-                               "exceed --heartbeat %u", rc_cfg.hb_timeout_ms,
-                               rc_cfg.hb_interval_ms);
+                               "exceed --heartbeat %u", rc_cfg->hb_timeout_ms,
+                               rc_cfg->hb_interval_ms);
     if (!name) {
         if (config_name(config, cfg_name, sizeof(cfg_name), &err))
             return cli_usage_error("receive", "%s", rm_error_str(&err));
         name = cfg_name;
     }
-    snprintf(replica, sizeof(replica), "%s--replica", name);
-    memset(&key, 0, sizeof(key));
+    if (use_quorum) {
+        struct rm_quorum_cfg qc = { .vm_name = name,
+                                    .role = RM_QUORUM_SECONDARY,
+                                    .settle_ms = qsettle };
+
+        if (rm_quorum_open_checked(&qc, false, &quorum, &err))
+            return cli_fail("receive", "--quorum corosync: %s",
+                            rm_error_str(&err));
+    }
     if (commit_log) {
-        rc_cfg.commit_log_fd = open(commit_log, O_WRONLY | O_CREAT |
-                                    O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-        if (rc_cfg.commit_log_fd < 0)
-            return cli_fail("receive", "cannot write '%s': %s", commit_log,
-                            strerror(errno));
-    }
-    rc = rm_xen_host_open(&host, &err);
-    if (!rc) {
-        ret = cli_key("receive", key_path, insecure, &key, &rc_cfg.key);
-        if (ret)
+        rc_cfg->commit_log_fd = open(commit_log, O_WRONLY | O_CREAT |
+                                     O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+        if (rc_cfg->commit_log_fd < 0) {
+            ret = cli_fail("receive", "cannot write '%s': %s", commit_log,
+                           strerror(errno));
             goto out;
-        ret = RM_EXIT_FAIL;
-        rc = rm_xen_replica_create(host, config, replica, &arg.domid, &err);
+        }
     }
-    if (rc) {
+    ret = cli_key("receive", key_path, insecure, &key, &rc_cfg->key);
+    if (ret)
+        goto out;
+    ret = RM_EXIT_FAIL;
+    if (rm_xen_backend_replica(config, name, &be, &err)) {
         ret = cli_fail("receive", "%s", rm_error_str(&err));
         goto out;
     }
-    created = true;
-    arg.host = host;
-    rc_cfg.name = name;
-    rc_cfg.backend_name = "xen";
-    rc_cfg.allow_compression = false;
-    rc_cfg.ops = &rm_xen_restore_ops;
-    rc_cfg.backend_arg = &arg;
-    rc_cfg.stop_requested = &xen_stop;
+    sc.quorum = quorum;
+    sc.name = name;
+    sc.stop_requested = &xen_stop;
+    xen_be = be;
+    xen_protecting = false;
     catch_signals();
-    rc = rm_receive_run(&rc_cfg, &res, &err);
-    if (rc) {
-        ret = cli_fail("receive", "%s", rm_error_str(&err));
-        goto out;
-    }
-    if (res.end == RM_RECEIVE_STOPPED) {
-        LOG_INFO("the primary stopped protection after checkpoint %" PRIu64
-                 "; the replica is discarded", res.committed_epoch);
-        ret = RM_EXIT_OK;
-        goto out;
-    }
-    rc = rm_xen_unpause(host, arg.domid, &err);
-    if (rc) {
-        ret = cli_fail("receive", "failover failed: %s",
-                       rm_error_str(&err));
-        goto out;
-    }
-    created = false;     /* it is the guest now */
-    {
-        uint64_t ms = (rm_now_ns() - res.lost_at_ns) / 1000000;
-        struct rm_error e2 = { 0 };
-        uint32_t other;
-        const char *args[] = { "rename", replica, name, NULL };
-
-        fprintf(stderr, "remus receive: FAILOVER: %s; domain %u resumed "
-                "from checkpoint %" PRIu64 " %" PRIu64 " ms after the "
-                "primary was declared lost\n", rm_error_str(&res.why),
-                arg.domid, res.committed_epoch, ms);
-        int tries;
-
-        /* On one host (a drill, the lab) the dead primary's domain may
-         * still be going away: give it a moment to free the name. */
-        for (tries = 0; tries < 75 &&
-             rm_xen_domid(host, name, &other, &e2) == 0; tries++)
-            usleep(200000);
-        rm_error_clear(&e2);
-        if (rm_xen_domid(host, name, &other, &e2) == 0)
-            LOG_WARN("a domain named '%s' (domain %u) still exists on this "
-                     "host: the replica keeps the name '%s'", name, other,
-                     replica);
-        else if (rm_xen_xl(args, 30000, &e2))
-            LOG_WARN("renaming the replica: %s", rm_error_str(&e2));
-        else
-            LOG_INFO("domain %u is now '%s'", arg.domid, name);
-    }
-    ret = RM_EXIT_FAILOVER;
+    rm_secondary_run(be, &sc, &res);
+    ret = (int)res.outcome;
 out:
-    if (created) {
-        struct rm_error e2 = { 0 };
-
-        if (rm_xen_destroy(host, arg.domid, &e2))
-            LOG_WARN("%s", rm_error_str(&e2));
-    }
-    if (rc_cfg.commit_log_fd >= 0)
-        close(rc_cfg.commit_log_fd);
-    rm_xen_host_close(host);
+    xen_be = NULL;
+    rm_backend_close(be);
+    rm_quorum_close(quorum);
+    if (rc_cfg->commit_log_fd >= 0)
+        close(rc_cfg->commit_log_fd);
     rm_auth_wipe(&key, sizeof(key));
     return ret;
 }

@@ -473,6 +473,30 @@ out:
     return rc;
 }
 
+int rm_quorum_open_checked(const struct rm_quorum_cfg *cfg,
+                           bool require_quorate, struct rm_quorum **out,
+                           struct rm_error *err)
+{
+    char desc[320];
+    bool quorate = false;
+    int rc;
+
+    rc = rm_quorum_open(cfg, out, err);
+    if (!rc)
+        rc = rm_quorum_status(*out, &quorate, desc, sizeof(desc), err);
+    if (!rc && require_quorate && !quorate)
+        rc = rm_error_set(err, -ENOLCK, "this host's partition is not "
+                          "quorate (%s): not running a VM the other side "
+                          "may run", desc);
+    if (rc) {
+        rm_quorum_close(*out);
+        *out = NULL;
+        return rc;
+    }
+    LOG_INFO("corosync: %s", desc);
+    return 0;
+}
+
 void rm_quorum_close(struct rm_quorum *q)
 {
     if (!q)

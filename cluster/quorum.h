@@ -95,6 +95,16 @@ struct rm_quorum_verdict {
 int rm_quorum_open(const struct rm_quorum_cfg *cfg, struct rm_quorum **out,
                    struct rm_error *err);
 
+/*
+ * rm_quorum_open(), then read this partition's state (logged); with
+ * @require_quorate, a partition without quorum is refused (-ENOLCK, "this
+ * host's partition is not quorate (...)"): a primary never starts a VM
+ * the other side may run.  *out is NULL on failure.
+ */
+int rm_quorum_open_checked(const struct rm_quorum_cfg *cfg,
+                           bool require_quorate, struct rm_quorum **out,
+                           struct rm_error *err);
+
 /* This process's identity in the group: what its hello tells the peer. */
 void rm_quorum_self(const struct rm_quorum *q, uint32_t *node,
                     uint32_t *pid);

@@ -316,7 +316,8 @@ static int hand_over(struct protect *p)
     char why[160];
     int rc;
 
-    rc = cfg->pause_vm(cfg->backend_arg);
+    rc = cfg->pause_vm(cfg->pause_opaque ? cfg->pause_opaque
+                                         : cfg->backend_arg);
     if (rc) {
         LOG_ERR("handover: cannot pause the VM (%s): protection goes on",
                 strerror(-rc));
@@ -602,7 +603,8 @@ static int quorum_gate(const struct rm_protect_cfg *cfg, struct rm_error *why)
 
     rm_quorum_decide(cfg->quorum, &v, &err);
     if (!v.act && cfg->pause_vm)
-        cfg->pause_vm(cfg->backend_arg);
+        cfg->pause_vm(cfg->pause_opaque ? cfg->pause_opaque
+                                        : cfg->backend_arg);
     rm_error_set(why, v.act ? -EAGAIN : -ENOLCK, "%s", v.why);
     return v.act ? 1 : 0;
 }

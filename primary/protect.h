@@ -85,14 +85,15 @@ struct rm_protect_cfg {
 
     /* Optional planned switchover (Pacemaker moving the pair): when
      * *handover_requested becomes non-zero, the next epoch boundary pauses
-     * the VM with pause_vm(backend_arg) (it never runs here again),
+     * the VM with pause_vm(pause_opaque) (it never runs here again),
      * discards the output held since the last acknowledged checkpoint, and
      * tells the secondary to take over from its last committed checkpoint,
      * which every released output came from: RM_PROTECT_HANDED_OVER.
      * pause_vm NULL: handover is not offered (a request is logged and
      * ignored). */
     volatile sig_atomic_t *handover_requested;
-    int (*pause_vm)(void *backend_arg);
+    int (*pause_vm)(void *pause_opaque);
+    void *pause_opaque;           /* NULL: backend_arg */
 
     /* Optional progress line per epoch on stderr (every N ms; 0: off). */
     unsigned progress_ms;

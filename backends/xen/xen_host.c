@@ -283,6 +283,14 @@ int rm_xen_unpause(struct rm_xen_host *h, uint32_t domid,
     return 0;
 }
 
+int rm_xen_pause(struct rm_xen_host *h, uint32_t domid, struct rm_error *err)
+{
+    if (xc_domain_pause(h->xch, domid))
+        return rm_error_set(err, errno ? -errno : -EIO, "cannot pause "
+                            "domain %u: %s", domid, strerror(errno));
+    return 0;
+}
+
 /* ------------------------------------------------------------ VIFs */
 
 int rm_xen_vifs(struct rm_xen_host *h, uint32_t domid, char (*names)[16],

@@ -112,6 +112,10 @@ int rm_xen_replica_create(struct rm_xen_host *h, const char *config,
 int rm_xen_destroy(struct rm_xen_host *h, uint32_t domid,
                    struct rm_error *err);
 
+/* Pause (a VM that must not run on: it stays paused for good).  0 or
+ * -errno. */
+int rm_xen_pause(struct rm_xen_host *h, uint32_t domid, struct rm_error *err);
+
 /* Unpause (a replica that takes over).  0 or -errno. */
 int rm_xen_unpause(struct rm_xen_host *h, uint32_t domid,
                    struct rm_error *err);

@@ -25,9 +25,18 @@ printf 'memory = 128\n' > "$TMP/noname.cfg"
 : > "$TMP/s.rms"
 expect 1 "runs in dom0" -- "$R" save --xen g1 "$TMP/out.rms"
 [ ! -e "$TMP/out.rms" ] || { echo "FAIL: a failed save left its file"; fails=$((fails + 1)); }
-expect 1 "runs in dom0" -- "$R" protect --xen -i 100 g1 127.0.0.1:7
+expect 1 "runs in dom0" -- "$R" protect --xen --insecure -i 100 g1 127.0.0.1:7
 expect 1 "runs in dom0" -- "$R" restore --xen --config "$TMP/g.cfg" "$TMP/s.rms"
-expect 1 "runs in dom0" -- "$R" receive --xen --config "$TMP/g.cfg" --listen 127.0.0.1:0
+expect 1 "runs in dom0" -- "$R" receive --xen --insecure --config "$TMP/g.cfg" --listen 127.0.0.1:0
+# Keyed by default, as on KVM: no key is refused before anything is touched.
+expect 1 "no pre-shared key" -- env -u REMUS_KEY_FILE "$R" protect --xen -i 100 g1 127.0.0.1:7
+expect 1 "no pre-shared key" -- env -u REMUS_KEY_FILE "$R" receive --xen --config "$TMP/g.cfg" --listen 127.0.0.1:0
+# The same split-brain options as on KVM (primary/session.h, secondary/session.h).
+expect 2 "not a quorum service" -- "$R" protect --xen --quorum zookeeper g1 127.0.0.1:7
+expect 2 "a blackhole has no" -- "$R" protect --xen -F -b --quorum corosync g1
+expect 2 "not a quorum service" -- "$R" receive --xen --quorum zookeeper --config "$TMP/g.cfg" --listen 127.0.0.1:0
+expect 2 "a number from 1" -- "$R" receive --xen --fence-timeout 0 --config "$TMP/g.cfg" --listen 127.0.0.1:0
+expect 0 "--fence-cmd CMD" -- "$R" receive --xen --help
 expect 2 "need -F" -- "$R" protect --xen -n g1 127.0.0.1:7
 expect 2 "expected DOMAIN and HOST:PORT" -- "$R" protect --xen g1
 expect 2 "a number from 1" -- "$R" protect --xen -i 0 g1 127.0.0.1:7

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A backend: what the protection sessions (primary/session.h,
+ * secondary/session.h) need of a VM, whatever runs it.  One ops table per
+ * backend, as Xen's xg_sr_common.h has one per guest type: the embedded
+ * KVM micro-VMM (backends/kvm/kvm_backend.c) and Xen
+ * (backends/xen/xen_backend.c).  The sessions own the protocol and the
+ * policy (handshake and key, timing, heartbeats, quorum, fencing,
+ * handover, status); a backend owns the VM and chooses its own save and
+ * restore ops by guest type.
+ *
+ * A backend is made by the backend's own open function, for one of two
+ * roles:
+ *   protected  the running VM the primary protects (rm_kvm_backend_protect,
+ *              rm_xen_backend_protect): save ops, output commit, pause;
+ *   replica    the paused replica the secondary fills
+ *              (rm_kvm_backend_replica, rm_xen_backend_replica): restore
+ *              ops, activate on takeover.
+ * Both roles then run the VM (a replica once it took over): wait,
+ * request_stop, end.  Every member is called from the session's thread
+ * unless it says otherwise; rm_backend_close() frees it in every role.
+ */
+#ifndef REMUS_BACKENDS_BACKEND_H
+#define REMUS_BACKENDS_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/sr.h"
+
+struct rm_netbuf;
+struct rm_backend;
+
+/* How the VM this backend runs ended. */
+enum rm_backend_end {
+    RM_BACKEND_RUNNING,       /* not ended (or not run by this process) */
+    RM_BACKEND_HALTED,        /* the guest halted (or shut down) itself */
+    RM_BACKEND_STOPPED,       /* request_stop() */
+    RM_BACKEND_FAILED,        /* the guest crashed, or the hypervisor */
+};
+
+struct rm_backend_ops {
+    /* ------------------------------------------------ protected VM role */
+    /* The save ops for this guest (chosen by its type) and their argument
+     * (the backend's, valid until close).  Called once per protection. */
+    const struct rm_save_ops *(*save_ops)(struct rm_backend *b, void **arg);
+    /* Pause the VM for good (a handover, or the cluster said it must not
+     * run on): it never runs here again.  Called from the protection's
+     * thread.  0 or -errno. */
+    int (*pause)(struct rm_backend *b);
+    /* Hash of the whole guest memory (tests, drills), or NULL. */
+    uint64_t (*mem_digest)(struct rm_backend *b);
+
+    /* --------------------------------------------------- replica role */
+    /* The restore ops for this replica and their argument (valid until
+     * close). */
+    const struct rm_restore_ops *(*restore_ops)(struct rm_backend *b,
+                                                void **arg);
+    /* Hash of the replica's memory as committed (tests, drills), or
+     * NULL.  Called from the restore engine's thread. */
+    uint64_t (*replica_digest)(struct rm_backend *b);
+    /* The replica takes over: it becomes the VM (runs from its last
+     * committed checkpoint, takes the VM's name, announces its addresses
+     * on the network).  0 or -errno with the reason in @err. */
+    int (*activate)(struct rm_backend *b, struct rm_error *err);
+
+    /* ------------------------------------ the VM this process watches */
+    /* Wait up to @ms (-1: until it ends) for the VM to end: 0 when it
+     * ended (or this process stopped watching it), -ETIMEDOUT. */
+    int (*wait)(struct rm_backend *b, int ms);
+    /* Stop the VM (async-signal-safe; wait() then returns 0). */
+    void (*request_stop)(struct rm_backend *b);
+    /* How it ended; @code: the guest's halt code, if any; @why: for
+     * messages. */
+    enum rm_backend_end (*end)(struct rm_backend *b, int64_t *code,
+                               char *why, size_t len);
+    /* Free the backend.  A replica that never took over is discarded; a
+     * VM this process runs (KVM) ends with it; a Xen domain that is the
+     * VM runs on. */
+    void (*close)(struct rm_backend *b);
+};
+
+struct rm_backend {
+    const struct rm_backend_ops *ops;
+    const char *kind;             /* "kvm", "xen": sent in the handshake */
+    char vm_name[64];             /* the VM's name (status, quorum group);
+                                     a replica: set by its open function,
+                                     or from the handshake */
+    uint64_t guest_bytes;         /* protected: for the handshake */
+    uint32_t nr_vcpus;
+    /* Protected: output commit for the VM's network output (owned by the
+     * backend), or NULL: nothing to hold (-n, or no network device). */
+    struct rm_netbuf *netbuf;
+    /* The VM lives in this process (KVM): a session waits for it to end
+     * before it returns.  Otherwise (a Xen domain) it waits only while it
+     * must hold the VM's quorum token. */
+    bool in_process;
+};
+
+static inline void rm_backend_close(struct rm_backend *b)
+{
+    if (b)
+        b->ops->close(b);
+}
+
+#endif

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The embedded KVM micro-VMM as a backend (backends/backend.h): the VM
+ * runs in this process.
+ */
+#ifndef REMUS_BACKENDS_KVM_KVM_BACKEND_H
+#define REMUS_BACKENDS_KVM_KVM_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backends/backend.h"
+#include "backends/kvm/vmm.h"
+
+struct rm_kvm_protect_opts {
+    bool no_netbuf;               /* -n: output is not held */
+    uint64_t netbuf_max_bytes;    /* bound on held output (0: default) */
+    int release_log_fd;           /* (audit) a line per released frame;
+                                     -1: none.  Not owned */
+};
+
+/*
+ * The VM described by @cfg, created and started here, its output going
+ * through an epoch queue (netbuf/) unless o->no_netbuf.  0 or -errno with
+ * the reason in @err; *out is closed with rm_backend_close().
+ */
+int rm_kvm_backend_protect(const struct rm_vm_config *cfg,
+                           const struct rm_kvm_protect_opts *o,
+                           struct rm_backend **out, struct rm_error *err);
+
+struct rm_kvm_replica_opts {
+    struct rm_vm_config cfg;      /* name, tap, tap_netns, console: the
+                                     rest comes from the stream */
+    uint64_t max_mem_bytes;       /* refuse larger guests */
+    const struct rm_vm_config *expect;  /* the VM this side knows, or NULL
+                                     (see rm_kvm_restore_arg) */
+};
+
+/* An empty replica, filled by the restore engine (the VM is created when
+ * the stream's VM_INFO arrives).  0 or -errno. */
+int rm_kvm_backend_replica(const struct rm_kvm_replica_opts *o,
+                           struct rm_backend **out, struct rm_error *err);
+
+/* The VM (protected; a replica once restored), or NULL: for the VM's
+ * control socket (backends/kvm/vmctl.h). */
+struct rm_vm *rm_kvm_backend_vm(struct rm_backend *b);
+
+#endif

@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: MIT */
+/* Xen as a backend (see xen_backend.h). */
+#define RM_LOG_PREFIX "xen"
+#include "backends/xen/xen_backend.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <xenctrl.h>
+
+#include "backends/xen/xen_host.h"
+#include "backends/xen/xen_sr.h"
+#include "common/log.h"
+#include "netbuf/netbuf.h"
+#include "netbuf/netbuf_plug.h"
+
+struct xen_backend {
+    struct rm_backend b;
+    struct rm_xen_host *host;
+    uint32_t domid;               /* the VM, or the replica */
+    bool replica, active;         /* a replica; it took over */
+    bool stopped;                 /* we paused and destroyed it */
+    char replica_name[96];
+    struct rm_xen_save_arg sarg;
+    struct rm_xen_restore_arg rarg;
+    const struct rm_restore_ops *rops;
+    volatile sig_atomic_t stop;   /* request_stop() */
+};
+
+static struct xen_backend *xb(struct rm_backend *b)
+{
+    return (struct xen_backend *)b;
+}
+
+static const struct rm_save_ops *xen_save_ops(struct rm_backend *b,
+                                              void **arg)
+{
+    *arg = &xb(b)->sarg;
+    return &rm_xen_save_ops;
+}
+
+static int xen_pause(struct rm_backend *b)
+{
+    struct rm_error err = { 0 };
+    int rc = rm_xen_pause(xb(b)->host, xb(b)->domid, &err);
+
+    if (rc)
+        LOG_ERR("%s", rm_error_str(&err));
+    return rc;
+}
+
+static const struct rm_restore_ops *xen_restore_ops(struct rm_backend *b,
+                                                    void **arg)
+{
+    *arg = &xb(b)->rarg;
+    return xb(b)->rops;
+}
+
+static int xen_activate(struct rm_backend *b, struct rm_error *err)
+{
+    struct xen_backend *x = xb(b);
+    struct rm_error e2 = { 0 };
+    const char *args[] = { "rename", x->replica_name, b->vm_name, NULL };
+    uint32_t other;
+    int rc, tries;
+
+    rc = rm_xen_unpause(x->host, x->domid, err);
+    if (rc)
+        return rc;
+    x->active = true;     /* it is the guest now */
+    /* On one host (a drill, the lab) the dead primary's domain may still
+     * be going away: give it a moment to free the name. */
+    for (tries = 0; tries < 75 &&
+         rm_xen_domid(x->host, b->vm_name, &other, &e2) == 0; tries++)
+        usleep(200000);
+    rm_error_clear(&e2);
+    if (rm_xen_domid(x->host, b->vm_name, &other, &e2) == 0)
+        LOG_WARN("a domain named '%s' (domain %u) still exists on this "
+                 "host: the replica keeps the name '%s'", b->vm_name, other,
+                 x->replica_name);
+    else if (rm_xen_xl(args, 30000, &e2))
+        LOG_WARN("renaming the replica: %s", rm_error_str(&e2));
+    else
+        LOG_INFO("domain %u is now '%s'", x->domid, b->vm_name);
+    return 0;
+}
+
+/* Is the domain still the VM (not gone, dying or shut down)? */
+static bool domain_runs(struct xen_backend *x)
+{
+    struct rm_xen_dominfo di;
+    struct rm_error err = { 0 };
+
+    if (rm_xen_dominfo(x->host, x->domid, &di, &err))
+        return false;
+    return !di.dying && !(di.shutdown && di.shutdown_reason != SHUTDOWN_suspend);
+}
+
+static int xen_wait(struct rm_backend *b, int ms)
+{
+    struct xen_backend *x = xb(b);
+    int waited = 0;
+
+    for (;;) {
+        if (x->stop && !x->stopped) {
+            struct rm_error err = { 0 };
+
+            /* Stopping a domain that must not run: paused at once (no
+             * output leaves it), then destroyed. */
+            rm_xen_pause(x->host, x->domid, &err);
+            if (rm_xen_destroy(x->host, x->domid, &err))
+                LOG_WARN("%s", rm_error_str(&err));
+            x->stopped = true;
+        }
+        if (x->stopped || !domain_runs(x))
+            return 0;
+        if (ms >= 0 && waited >= ms)
+            return -ETIMEDOUT;
+        usleep(100000);
+        waited += 100;
+    }
+}
+
+static void xen_request_stop(struct rm_backend *b)
+{
+    xb(b)->stop = 1;
+}
+
+static enum rm_backend_end xen_end(struct rm_backend *b, int64_t *code,
+                                   char *why, size_t len)
+{
+    struct xen_backend *x = xb(b);
+    struct rm_xen_dominfo di;
+    struct rm_error err = { 0 };
+
+    *code = 0;
+    if (x->stopped) {
+        snprintf(why, len, "domain %u stopped on request", x->domid);
+        return RM_BACKEND_STOPPED;
+    }
+    if (rm_xen_dominfo(x->host, x->domid, &di, &err)) {
+        snprintf(why, len, "domain %u is gone", x->domid);
+        return RM_BACKEND_HALTED;
+    }
+    if (di.crashed) {
+        snprintf(why, len, "domain %u crashed", x->domid);
+        return RM_BACKEND_FAILED;
+    }
+    if (di.shutdown || di.dying) {
+        snprintf(why, len, "domain %u shut down (reason %u)", x->domid,
+                 di.shutdown_reason);
+        return RM_BACKEND_HALTED;
+    }
+    snprintf(why, len, "domain %u runs", x->domid);
+    return RM_BACKEND_RUNNING;
+}
+
+static void xen_close(struct rm_backend *b)
+{
+    struct xen_backend *x = xb(b);
+
+    if (x->replica && !x->active && x->domid) {
+        struct rm_error err = { 0 };
+
+        if (rm_xen_destroy(x->host, x->domid, &err))
+            LOG_WARN("%s", rm_error_str(&err));
+    }
+    rm_netbuf_free(x->b.netbuf);
+    rm_xen_host_close(x->host);
+    free(x);
+}
+
+static const struct rm_backend_ops xen_ops = {
+    .save_ops = xen_save_ops,
+    .pause = xen_pause,
+    .restore_ops = xen_restore_ops,
+    .activate = xen_activate,
+    .wait = xen_wait,
+    .request_stop = xen_request_stop,
+    .end = xen_end,
+    .close = xen_close,
+};
+
+static int xen_new(struct xen_backend **out, struct rm_error *err)
+{
+    struct xen_backend *x = calloc(1, sizeof(*x));
+    int rc;
+
+    *out = NULL;
+    if (!x)
+        return rm_error_set(err, -ENOMEM, "out of memory");
+    x->b.ops = &xen_ops;
+    x->b.kind = "xen";
+    x->b.in_process = false;
+    rc = rm_xen_host_open(&x->host, err);
+    if (rc) {
+        free(x);
+        return rc;
+    }
+    *out = x;
+    return 0;
+}
+
+int rm_xen_backend_protect(const char *domain,
+                           const struct rm_xen_protect_opts *o,
+                           struct rm_backend **out, struct rm_error *err)
+{
+    struct xen_backend *x;
+    struct rm_xen_dominfo di;
+    char vifs[4][16];
+    int rc, nvifs;
+
+    *out = NULL;
+    rc = xen_new(&x, err);
+    if (rc)
+        return rc;
+    rc = rm_xen_domid(x->host, domain, &x->domid, err);
+    if (!rc)
+        rc = rm_xen_dominfo(x->host, x->domid, &di, err);
+    if (!rc && !di.hvm)
+        rc = rm_error_set(err, -EOPNOTSUPP, "domain %u is a PV guest: "
+                          "protecting it needs PV log-dirty, which needs "
+                          "shadow paging (this Xen lacks it); PVH and HVM "
+                          "guests can be protected", x->domid);
+    if (rc)
+        goto fail;
+    snprintf(x->b.vm_name, sizeof(x->b.vm_name), "%s", di.name);
+    x->b.guest_bytes = di.nr_pages * 4096;
+    x->b.nr_vcpus = di.nr_vcpus;
+    x->sarg.host = x->host;
+    x->sarg.domid = x->domid;
+    x->sarg.suspend_timeout_ms = o->suspend_timeout_ms;
+    if (!o->no_netbuf) {
+        nvifs = rm_xen_vifs(x->host, x->domid, vifs, 4, err);
+        if (nvifs < 0) {
+            rc = nvifs;
+            goto fail;
+        }
+        if (nvifs > 1) {
+            rc = rm_error_set(err, -EOPNOTSUPP, "domain %u has %d VIFs; "
+                              "output buffering handles one (or use -F "
+                              "-n)", x->domid, nvifs);
+            goto fail;
+        }
+        if (nvifs == 1) {
+            struct rm_netbuf_plug_cfg plug;
+
+            memset(&plug, 0, sizeof(plug));
+            plug.vif = vifs[0];
+            x->b.netbuf = rm_netbuf_plug_new(&plug, err);
+            if (!x->b.netbuf) {
+                rc = err->code ? err->code : -EIO;
+                goto fail;
+            }
+            LOG_INFO("output of %s held by a plug qdisc on %s", vifs[0],
+                     rm_netbuf_plug_ifb(x->b.netbuf));
+        } else {
+            LOG_INFO("domain %u has no VIF: no network output to hold",
+                     x->domid);
+        }
+    }
+    *out = &x->b;
+    return 0;
+fail:
+    xen_close(&x->b);
+    return rc;
+}
+
+int rm_xen_backend_replica(const char *config, const char *name,
+                           struct rm_backend **out, struct rm_error *err)
+{
+    struct xen_backend *x;
+    struct rm_xen_dominfo di;
+    int rc;
+
+    *out = NULL;
+    rc = xen_new(&x, err);
+    if (rc)
+        return rc;
+    x->replica = true;
+    snprintf(x->b.vm_name, sizeof(x->b.vm_name), "%s", name);
+    snprintf(x->replica_name, sizeof(x->replica_name), "%s--replica", name);
+    rc = rm_xen_replica_create(x->host, config, x->replica_name, &x->domid,
+                               err);
+    if (rc)
+        goto fail;
+    x->rarg.host = x->host;
+    x->rarg.domid = x->domid;
+    /* The config's type decides: a PV domain takes a PV stream. */
+    x->rops = &rm_xen_restore_ops;
+    if (rm_xen_dominfo(x->host, x->domid, &di, err) == 0 && !di.hvm)
+        x->rops = &rm_xen_pv_restore_ops;
+    *out = &x->b;
+    return 0;
+fail:
+    xen_close(&x->b);
+    return rc;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Xen as a backend (backends/backend.h), run in dom0: the VM is a domain
+ * that lives on its own (not in this process).  The backend chooses the
+ * save and restore ops by the guest's type (backends/xen/xen_sr.h).
+ */
+#ifndef REMUS_BACKENDS_XEN_XEN_BACKEND_H
+#define REMUS_BACKENDS_XEN_XEN_BACKEND_H
+
+#include <stdbool.h>
+
+#include "backends/backend.h"
+
+struct rm_xen_protect_opts {
+    bool no_netbuf;               /* -n: output is not held */
+    unsigned suspend_timeout_ms;  /* per checkpoint's suspend (0: 30 s) */
+};
+
+/*
+ * The running domain @domain (a name or a number) to protect.  Its VIF's
+ * output goes through a plug qdisc (netbuf/netbuf_plug.h) unless
+ * o->no_netbuf; a domain with more than one VIF is refused (use -F -n),
+ * and so is a PV guest (its checkpoints need PV log-dirty, which needs
+ * shadow paging).  0 or -errno with the reason in @err.
+ */
+int rm_xen_backend_protect(const char *domain,
+                           const struct rm_xen_protect_opts *o,
+                           struct rm_backend **out, struct rm_error *err);
+
+/*
+ * The replica of the guest NAME: the domain NAME--replica created paused
+ * from the guest's own xl config @config.  On takeover it is unpaused and
+ * renamed NAME once that name is free; if it never takes over it is
+ * destroyed at close.  0 or -errno.
+ */
+int rm_xen_backend_replica(const char *config, const char *name,
+                           struct rm_backend **out, struct rm_error *err);
+
+#endif

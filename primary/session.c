@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: MIT */
+/* One primary session for every backend (see session.h). */
+#define RM_LOG_PREFIX "primary"
+#include "primary/session.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cluster/hold.h"
+#include "cluster/quorum.h"
+#include "common/log.h"
+
+static int pause_be(void *opaque)
+{
+    struct rm_backend *be = opaque;
+
+    return be->ops->pause(be);
+}
+
+static uint64_t digest_be(void *opaque)
+{
+    struct rm_backend *be = opaque;
+
+    return be->ops->mem_digest(be);
+}
+
+/*
+ * After the protection: wait for the VM this side still runs (holding its
+ * token with quorum).  Returns the outcome of the VM's end.
+ */
+static enum rm_outcome hold_vm(struct rm_backend *be, struct rm_quorum *q,
+                               struct rm_primary_result *res)
+{
+    char why[400];
+    int64_t code = 0;
+    enum rm_backend_end end;
+    int rc;
+
+    rc = rm_hold_vm(be, q, why, sizeof(why));
+    if (rc == -ENOLCK) {
+        LOG_ERR("STOPPED the VM: %s", why);
+        rm_error_set(&res->why, -ENOLCK, "%s", why);
+        return RM_OUTCOME_HELD_BACK;
+    }
+    if (rc == 1)
+        return RM_OUTCOME_OK;   /* a domain that runs on by itself */
+    end = be->ops->end(be, &code, why, sizeof(why));
+    LOG_INFO("%s", why);
+    /* The guest's own halt code is only logged: the exit status says how
+     * the protection ended (3 and 4 never come from the guest). */
+    if (end == RM_BACKEND_FAILED) {
+        rm_error_set(&res->why, -EIO, "%s", why);
+        return RM_OUTCOME_FAILED;
+    }
+    return RM_OUTCOME_OK;
+}
+
+void rm_primary_run(struct rm_backend *be, const struct rm_primary_cfg *cfg,
+                    struct rm_primary_result *res)
+{
+    struct rm_protect_cfg pc = cfg->protect;
+    struct rm_protect_result *pr = &res->protect;
+    struct rm_error err = { 0 };
+    enum rm_outcome vm_end;
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    pc.name = be->vm_name;
+    pc.backend_name = be->kind;
+    pc.guest_bytes = be->guest_bytes;
+    pc.nr_vcpus = be->nr_vcpus;
+    pc.ops = be->ops->save_ops(be, &pc.backend_arg);
+    pc.netbuf = be->netbuf;
+    pc.stop_requested = cfg->stop_requested;
+    pc.handover_requested = cfg->handover_requested;
+    pc.pause_vm = be->ops->pause ? pause_be : NULL;
+    pc.pause_opaque = be;
+    pc.mem_digest = NULL;
+    if (pc.digest_every && pc.digest_fd >= 0 && be->ops->mem_digest) {
+        pc.mem_digest = digest_be;
+        pc.mem_digest_opaque = be;
+    }
+    pc.peer_lost_gate = NULL;
+    pc.quorum = cfg->quorum;
+
+    rc = rm_protect_run(&pc, pr, &err);
+    if (rc) {
+        char why[200];
+        int64_t code;
+
+        /* Protection never started (a refused handshake, e.g. a wrong
+         * key) or broke: the VM runs on, unprotected, but this failed. */
+        LOG_ERR("%s", rm_error_str(&err));
+        res->why = err;
+        if (be->in_process &&
+            be->ops->end(be, &code, why, sizeof(why)) != RM_BACKEND_RUNNING) {
+            res->outcome = RM_OUTCOME_FAILED;
+            return;
+        }
+        LOG_WARN("the VM keeps running UNPROTECTED");
+        hold_vm(be, NULL, res);
+        res->why = err;
+        res->outcome = RM_OUTCOME_FAILED;
+        return;
+    }
+    res->started = true;
+    switch (pr->end) {
+    case RM_PROTECT_HANDED_OVER:
+        LOG_INFO("HANDED OVER: %s; the VM stops here and runs on at the "
+                 "secondary", rm_error_str(&pr->why));
+        be->ops->request_stop(be);
+        be->ops->wait(be, -1);
+        res->outcome = RM_OUTCOME_OK;
+        return;
+    case RM_PROTECT_MUST_STOP:
+        LOG_ERR("secondary lost after %" PRIu64 " checkpoints; STOPPING the "
+                "VM (nothing held back was released): %s", pr->epochs,
+                rm_error_str(&pr->why));
+        be->ops->request_stop(be);
+        be->ops->wait(be, -1);
+        res->why = pr->why;
+        res->outcome = RM_OUTCOME_HELD_BACK;
+        return;
+    case RM_PROTECT_PEER_LOST:
+        LOG_WARN("secondary lost after %" PRIu64 " checkpoints: %s; the VM "
+                 "keeps running UNPROTECTED", pr->epochs,
+                 rm_error_str(&pr->why));
+        break;
+    default:
+        LOG_INFO("protection stopped after %" PRIu64 " checkpoints (%" PRIu64
+                 " bytes); the VM keeps running unprotected%s", pr->epochs,
+                 pr->bytes, be->in_process ? " (signal again to stop it)" :
+                 "");
+        break;
+    }
+    vm_end = hold_vm(be, cfg->quorum, res);
+    res->outcome = vm_end;
+}
