@@ -682,8 +682,12 @@ static int claim_round(struct rm_quorum *q, struct rm_quorum_verdict *v,
                     if (rc)
                         return rc;
                     if (!quorate) {
-                        snprintf(why, wlen, "; but the partition lost "
-                                 "quorum while claiming the VM");
+                        char votes[160];
+
+                        describe_votes(q, votes, sizeof(votes));
+                        snprintf(v->why, sizeof(v->why), "this partition "
+                                 "has no quorum (%s): it lost it while this "
+                                 "side claimed the VM's token", votes);
                         return 0;
                     }
                     snprintf(why, wlen, "; the VM's token is this side's "

@@ -74,6 +74,7 @@ cp "$CACHE/guest.cpio.gz" "$p/guest.cpio.gz"
 cp "$HERE/guest.cfg" "$HERE/guest-net.cfg" "$HERE/vif-lab" "$HERE/pvtypes.py" \
    "$HERE/scenario-lib.sh" "$HERE/guest-watch.sh" "$p/"
 cp "$ROOT/tests/support/plug_steps.sh" "$p/"   # the plug test of netbuf_plug.sh
+cp "$ROOT/tests/lib/cluster.sh" "$ROOT/tests/lib/wait.sh" "$p/"   # xenquorum
 (cd "$WORK/payload" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/payload.cpio.gz"
 cat "$CACHE/dom0.cpio.gz" "$WORK/payload.cpio.gz" > "$WORK/initrd.gz"
 

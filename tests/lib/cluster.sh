@@ -16,6 +16,10 @@
 #   cluster_heal            undo every cut, wait for one quorate partition
 #   cluster_quorate H       0 if host H's corosync says it is quorate
 #   cluster_down            stop everything, delete the namespaces
+# CL_TOKEN: corosync's token timeout in ms (default 1000; the qdevice's
+# timeouts scale with it); CL_FORM_SECS: how long the cluster may take to
+# form or heal (default 30).  Also sourced in the Xen lab's dom0
+# (lab/xen/scenarios/xenquorum.sh).
 # All daemons run as root from Debian's corosync, corosync-qdevice and
 # corosync-qnetd packages, with their files under DIR (nothing in /etc or
 # /var is touched): corosync -c with a private /run (its lock file),
@@ -35,7 +39,7 @@ totem {
     version: 2
     cluster_name: remus-test
     transport: knet
-    token: 1000
+    token: ${CL_TOKEN:-1000}
     join: 50
     crypto_cipher: none
     crypto_hash: none
@@ -57,8 +61,8 @@ quorum {
     device {
         votes: 1
         model: net
-        timeout: 2000
-        sync_timeout: 4000
+        timeout: $(( ${CL_TOKEN:-1000} * 2 ))
+        sync_timeout: $(( ${CL_TOKEN:-1000} * 4 ))
         net {
             tls: off
             host: 10.78.0.3
@@ -106,16 +110,26 @@ cluster_up() {
             exec corosync -f -c "$1"' sh "$CLDIR/$h/corosync.conf" \
             > "$CLDIR/$h/corosync.out" 2>&1 & CL_PIDS+=($!)
     done
-    sleep 1
+    # qdevice needs corosync's IPC up (slow to come under TCG in the lab).
+    for h in p s; do
+        wait_until "${CL_FORM_SECS:-30}" "corosync on host $h" \
+            ip netns exec "$CL$h" sh -c 'corosync-cmapctl -g totem.cluster_name > /dev/null 2>&1' ||
+            { echo "corosync did not start on $h:"; tail -n 8 "$CLDIR/$h/corosync.out"; return 1; }
+    done
     for h in p s; do
         ip netns exec "$CL$h" corosync-qdevice -f -d \
             -S "lock_file=$CLDIR/$h/qdevice.pid,local_socket_file=$CLDIR/$h/qdevice.sock" \
             > "$CLDIR/$h/qdevice.log" 2>&1 & CL_PIDS+=($!)
     done
     local i
-    if wait_until 30 "both hosts quorate with 3 votes" both_quorate; then return 0; fi
+    if wait_until "${CL_FORM_SECS:-30}" "both hosts quorate with 3 votes" both_quorate; then return 0; fi
     echo "the cluster did not form (logs in $CLDIR)"
     cl_show p; cl_show s
+    for h in p s; do
+        for f in corosync.out qdevice.log; do
+            echo "-- $h/$f"; tail -n 8 "$CLDIR/$h/$f" 2>/dev/null || true
+        done
+    done
     return 1
 }
 cl_show() { ip netns exec "$CL$1" corosync-quorumtool -s 2>&1 | sed "s/^/  [$1] /"; }
@@ -151,7 +165,7 @@ cluster_heal() {
             ip -n "$CL$h" route del blackhole "$r" 2>/dev/null || true
         done
     done
-    if wait_until 30 "both hosts quorate with 3 votes" both_quorate; then return 0; fi
+    if wait_until "${CL_FORM_SECS:-30}" "both hosts quorate with 3 votes" both_quorate; then return 0; fi
     echo "the cluster did not heal"; cl_show p; cl_show s
     return 1
 }
