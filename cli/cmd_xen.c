@@ -924,6 +924,19 @@ static int xen_offline_page(int argc, char **argv)
         goto out;
     }
     if (!rc)
+        rc = rm_xen_pv_owner(host, mfn, &owner, &err);
+    if (!rc && owner >= 0) {
+        /* Never marked: marking a PV domain's frame can hang Xen 4.17. */
+        ret = cli_fail("offline-page", "machine frame %#llx belongs to %s, "
+                       "not to domain %u (%s); nothing done (not marked)",
+                       mfn, owner == 0 ? "dom0" : "a PV domain", domid,
+                       argv[optind]);
+        if (owner > 0)
+            fprintf(stderr, "remus offline-page: its owner is domain %d\n",
+                    owner);
+        goto out;
+    }
+    if (!rc)
         rc = rm_xen_page_mark_offline(host, mfn, &status, &owner, &err);
     if (rc) {
         ret = cli_fail("offline-page", "%s", rm_error_str(&err));

@@ -164,6 +164,55 @@ out:
     return rc;
 }
 
+int rm_xen_pv_owner(struct rm_xen_host *h, uint64_t mfn, int *owner,
+                    struct rm_error *err)
+{
+    xc_interface *xch = rm_xen_xch(h);
+    xc_domaininfo_t info[64];
+    uint32_t next = 0;
+    int n, i;
+
+    *owner = -1;
+    for (;;) {
+        n = xc_domain_getinfolist(xch, next, 64, info);
+        if (n < 0)
+            return rm_error_set(err, errno ? -errno : -EIO, "cannot list "
+                                "the domains: %s", strerror(errno));
+        for (i = 0; i < n; i++) {
+            struct xen_domctl d;
+            xen_pfn_t *arr;
+            DECLARE_HYPERCALL_BUFFER(xen_pfn_t, hbuf);
+
+            if (info[i].flags & XEN_DOMINF_hvm_guest)
+                continue;
+            hbuf = xc_hypercall_buffer_alloc(xch, hbuf, sizeof(*arr));
+            if (!hbuf)
+                return rm_error_set(err, -ENOMEM, "out of hypercall "
+                                    "memory");
+            arr = hbuf;
+            arr[0] = (xen_pfn_t)mfn;
+            memset(&d, 0, sizeof(d));
+            /* For a PV domain the "gfn" is the machine frame: its type
+             * comes back only if the domain owns it, else XTAB. */
+            d.cmd = XEN_DOMCTL_getpageframeinfo3;
+            d.interface_version = XEN_DOMCTL_INTERFACE_VERSION;
+            d.domain = (domid_t)info[i].domain;
+            d.u.getpageframeinfo3.num = 1;
+            set_xen_guest_handle(d.u.getpageframeinfo3.array, hbuf);
+            if (xc_domctl(xch, &d) == 0 &&
+                (arr[0] & XEN_DOMCTL_PFINFO_LTAB_MASK) !=
+                XEN_DOMCTL_PFINFO_XTAB)
+                *owner = (int)info[i].domain;
+            xc_hypercall_buffer_free(xch, hbuf);
+            if (*owner >= 0)
+                return 0;
+        }
+        if (n < 64)
+            return 0;
+        next = info[n - 1].domain + 1;
+    }
+}
+
 int rm_xen_page_mark_offline(struct rm_xen_host *h, uint64_t mfn,
                              uint32_t *status, int *owner,
                              struct rm_error *err)

@@ -41,6 +41,15 @@ int rm_xen_migrate_local(struct rm_xen_host *h, uint32_t domid,
 int rm_xen_page_mark_offline(struct rm_xen_host *h, uint64_t mfn,
                              uint32_t *status, int *owner,
                              struct rm_error *err);
+/*
+ * The PV domain (dom0 included) that owns @mfn, found without marking the
+ * frame, or -1 in *owner: Xen 4.17 marking a frame a PV domain owns can
+ * spin forever in offline_page on that domain's PoD lock (seen in the lab
+ * for a PV guest and for dom0): such a frame is refused before it is
+ * marked.  0 or -errno.
+ */
+int rm_xen_pv_owner(struct rm_xen_host *h, uint64_t mfn, int *owner,
+                    struct rm_error *err);
 /* Undo a mark (the page stays in use).  0 or -errno. */
 int rm_xen_page_mark_online(struct rm_xen_host *h, uint64_t mfn,
                             struct rm_error *err);
