@@ -17,8 +17,6 @@
 #define REMUS_CLI_H
 
 #include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 
 #define RM_EXIT_OK 0
 #define RM_EXIT_FAIL 1
@@ -71,6 +69,20 @@ int cli_open_out(const char *path);
 struct rm_auth_key;
 int cli_key(const char *cmd, const char *path, bool insecure,
             struct rm_auth_key *key, const struct rm_auth_key **out);
+/*
+ * --quorum SERVICE: 0 for corosync (the one supported), else the status of
+ * the printed usage error.
+ */
+int cli_quorum_service(const char *cmd, const char *arg);
+/*
+ * This process's handle in the group of the VM @name (cluster/quorum.h);
+ * a @primary refuses a partition without quorum (it never starts a VM the
+ * other side may run).  0, or the status of the printed failure.
+ */
+struct rm_quorum;
+int cli_quorum_open(const char *cmd, const char *name, bool primary,
+                    unsigned settle_ms, struct rm_quorum **out);
+
 /* The usage lines of --key-file and --insecure (for protect/receive). */
 #define CLI_KEY_HELP \
     "  --key-file FILE  the pre-shared key both sides hold (`remus\n" \

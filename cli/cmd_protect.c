@@ -202,12 +202,8 @@ int cmd_protect(int argc, char **argv)
         case 'K': key_path = optarg; continue;
         case 0x301: insecure = true; continue;
         case 'Q':
-            if (strcmp(optarg, "corosync")) {
-                cli_usage_error("protect", "--quorum: '%s' is not a quorum "
-                                "service (the one supported: corosync)",
-                                optarg);
+            if (cli_quorum_service("protect", optarg))
                 goto usage_out;
-            }
             use_quorum = true;
             continue;
         case 0x300:
@@ -321,17 +317,12 @@ int cmd_protect(int argc, char **argv)
                         "secondary to arbitrate with");
         goto usage_out;
     }
-    if (use_quorum) {   /* before the VM exists: never start one the
-                           other side may run */
-        struct rm_quorum_cfg qc = { .vm_name = g.vm.name,
-                                    .role = RM_QUORUM_PRIMARY,
-                                    .settle_ms = qsettle };
-
-        if (rm_quorum_open_checked(&qc, true, &quorum, &err)) {
-            ret = cli_fail("protect", "--quorum corosync: %s",
-                           rm_error_str(&err));
+    /* Before the VM exists: never start one the other side may run. */
+    if (use_quorum) {
+        ret = cli_quorum_open("protect", g.vm.name, true, qsettle, &quorum);
+        if (ret)
             goto out;
-        }
+        ret = RM_EXIT_FAIL;
     }
     if (release_path) {
         release_fd = open(release_path, O_WRONLY | O_CREAT | O_TRUNC |

@@ -44,14 +44,15 @@ struct took_over_ctx {
     struct rm_vmctl *ctl;
 };
 
-static void took_over(void *opaque, struct rm_backend *be, const char *name)
+static void took_over(void *opaque, struct rm_backend *be)
 {
     struct took_over_ctx *to = opaque;
     struct rm_error err = { 0 };
 
-    to->ctl = rm_vmctl_start(rm_kvm_backend_vm(be), name, &err);
+    to->ctl = rm_vmctl_start(rm_kvm_backend_vm(be), be->vm_name, &err);
     if (!to->ctl) {
-        LOG_WARN("no control socket for '%s': %s", name, rm_error_str(&err));
+        LOG_WARN("no control socket for '%s': %s", be->vm_name,
+                 rm_error_str(&err));
         return;
     }
     rm_vmctl_set_key(to->ctl, to->key);   /* a reprotection keeps the key */
@@ -262,10 +263,8 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
             ro.expect = &known->vm;
             break;
         case 'Q':
-            if (strcmp(optarg, "corosync"))
-                return cli_usage_error("receive", "--quorum: '%s' is not a "
-                                       "quorum service (the one supported: "
-                                       "corosync)", optarg);
+            if (cli_quorum_service("receive", optarg))
+                return RM_EXIT_USAGE;
             cl->use_quorum = true;
             break;
         case 'S': cl->settle_ms = (unsigned)v; break;
@@ -296,15 +295,10 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
         return cli_usage_error("receive", "--fence-cmd needs --name NAME "
                                "(the protected VM's name, for REMUS_NAME: "
                                "never taken from the primary)");
-    if (cl->use_quorum) {
-        struct rm_quorum_cfg qc = { .vm_name = ro.cfg.name,
-                                    .role = RM_QUORUM_SECONDARY,
-                                    .settle_ms = cl->settle_ms };
-
-        if (rm_quorum_open_checked(&qc, false, &cl->q, &err))
-            return cli_fail("receive", "--quorum corosync: %s",
-                            rm_error_str(&err));
-    }
+    if (cl->use_quorum &&
+        (rc = cli_quorum_open("receive", ro.cfg.name, false, cl->settle_ms,
+                              &cl->q)))
+        return rc;
     sc.receive.digest_fd = -1;
     sc.receive.commit_log_fd = -1;
     memset(&key, 0, sizeof(key));

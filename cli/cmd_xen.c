@@ -466,10 +466,8 @@ static int xen_protect(int argc, char **argv)
         case 'K': key_path = optarg; break;
         case 0x301: insecure = true; break;
         case 'Q':
-            if (strcmp(optarg, "corosync"))
-                return cli_usage_error("protect", "--quorum: '%s' is not a "
-                                       "quorum service (the one supported: "
-                                       "corosync)", optarg);
+            if (cli_quorum_service("protect", optarg))
+                return RM_EXIT_USAGE;
             use_quorum = true;
             break;
         case 0x300:
@@ -511,15 +509,11 @@ static int xen_protect(int argc, char **argv)
         goto out;
     }
     if (use_quorum) {   /* the domain's name names the group */
-        struct rm_quorum_cfg qc = { .vm_name = be->vm_name,
-                                    .role = RM_QUORUM_PRIMARY,
-                                    .settle_ms = qsettle };
-
-        if (rm_quorum_open_checked(&qc, true, &quorum, &err)) {
-            ret = cli_fail("protect", "--quorum corosync: %s",
-                           rm_error_str(&err));
+        ret = cli_quorum_open("protect", be->vm_name, true, qsettle,
+                              &quorum);
+        if (ret)
             goto out;
-        }
+        ret = RM_EXIT_FAIL;
     }
     if (stats_path) {
         stats_fd = open(stats_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
@@ -672,10 +666,8 @@ static int xen_receive(int argc, char **argv)
         case 'K': key_path = optarg; break;
         case 0x301: insecure = true; break;
         case 'Q':
-            if (strcmp(optarg, "corosync"))
-                return cli_usage_error("receive", "--quorum: '%s' is not a "
-                                       "quorum service (the one supported: "
-                                       "corosync)", optarg);
+            if (cli_quorum_service("receive", optarg))
+                return RM_EXIT_USAGE;
             use_quorum = true;
             break;
         case 0x300:
@@ -713,15 +705,9 @@ static int xen_receive(int argc, char **argv)
             return cli_usage_error("receive", "%s", rm_error_str(&err));
         name = cfg_name;
     }
-    if (use_quorum) {
-        struct rm_quorum_cfg qc = { .vm_name = name,
-                                    .role = RM_QUORUM_SECONDARY,
-                                    .settle_ms = qsettle };
-
-        if (rm_quorum_open_checked(&qc, false, &quorum, &err))
-            return cli_fail("receive", "--quorum corosync: %s",
-                            rm_error_str(&err));
-    }
+    if (use_quorum &&
+        (ret = cli_quorum_open("receive", name, false, qsettle, &quorum)))
+        return ret;
     if (commit_log) {
         rc_cfg->commit_log_fd = open(commit_log, O_WRONLY | O_CREAT |
                                      O_TRUNC | O_APPEND | O_CLOEXEC, 0644);

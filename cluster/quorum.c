@@ -58,8 +58,6 @@ struct rm_quorum {
     bool claim_delivered;         /* ours came back to us */
     bool claim_peer_present;      /* the peer was in the view it came in */
     uint32_t answer;              /* the peer's TK_YIELD / TK_HELD to it */
-    uint64_t nonquorate_since;    /* holding: when quorum was lost (0: is
-                                     quorate) */
 };
 
 /*
@@ -269,8 +267,7 @@ static bool peer_visible(struct rm_quorum *q)
             q->peer_node = m->nodeid;
             q->peer_pid = m->pid;
             LOG_INFO("group %s: the %s is process %u on node %u",
-                     q->group.value, q->cfg.role == RM_QUORUM_PRIMARY ?
-                     "secondary" : "primary", m->pid, m->nodeid);
+                     q->group.value, peer_role(q), m->pid, m->nodeid);
         }
         if (m->nodeid == q->peer_node && m->pid == q->peer_pid)
             return true;
@@ -291,15 +288,13 @@ void rm_quorum_bind_peer(struct rm_quorum *q, uint32_t node, uint32_t pid)
     if (q->peer_seen && (q->peer_node != node || q->peer_pid != pid))
         LOG_WARN("group %s: process %u on node %u is not the %s the "
                  "handshake named (process %u on node %u): ignored",
-                 q->group.value, q->peer_pid, q->peer_node,
-                 q->cfg.role == RM_QUORUM_PRIMARY ? "secondary" : "primary",
+                 q->group.value, q->peer_pid, q->peer_node, peer_role(q),
                  pid, node);
     q->peer_bound = q->peer_seen = true;
     q->peer_node = node;
     q->peer_pid = pid;
     LOG_INFO("group %s: the %s is process %u on node %u (named in the "
-             "handshake)", q->group.value, q->cfg.role == RM_QUORUM_PRIMARY
-             ? "secondary" : "primary", pid, node);
+             "handshake)", q->group.value, peer_role(q), pid, node);
     pthread_mutex_unlock(&q->lock);
 }
 
@@ -669,61 +664,59 @@ static int claim_round(struct rm_quorum *q, struct rm_quorum_verdict *v,
     q->claim_delivered = false;
     q->answer = 0;
     tk_send(q, TK_CLAIM, 0, 0, q->claim_id);
-    {
-        for (;;) {
-            rc = pump(q, err);
-            if (rc)
-                return rc;
-            if (q->yielded)
-                goto claimed_first;
-            if (q->claim_delivered) {
-                if (!q->claim_peer_present) {
-                    rc = read_quorate(q, &quorate, err);
-                    if (rc)
-                        return rc;
-                    if (!quorate) {
-                        char votes[160];
+    for (;;) {
+        rc = pump(q, err);
+        if (rc)
+            return rc;
+        if (q->yielded)
+            goto claimed_first;
+        if (q->claim_delivered) {
+            if (!q->claim_peer_present) {
+                rc = read_quorate(q, &quorate, err);
+                if (rc)
+                    return rc;
+                if (!quorate) {
+                    char votes[160];
 
-                        describe_votes(q, votes, sizeof(votes));
-                        snprintf(v->why, sizeof(v->why), "this partition "
-                                 "has no quorum (%s): it lost it while this "
-                                 "side claimed the VM's token", votes);
-                        return 0;
-                    }
-                    snprintf(why, wlen, "; the VM's token is this side's "
-                             "(the %s is not in this partition)",
-                             peer_role(q));
-                    return 1;
-                }
-                if (q->answer == TK_YIELD) {
-                    snprintf(why, wlen, "; the %s, still in this partition,"
-                             " yielded the VM's token", peer_role(q));
-                    return 1;
-                }
-                if (q->answer == TK_HELD) {
-                    snprintf(why, wlen, "; but the %s (process %u on node "
-                             "%u) holds the VM's token: it runs the VM",
-                             peer_role(q), q->peer_pid, q->peer_node);
+                    describe_votes(q, votes, sizeof(votes));
+                    snprintf(v->why, sizeof(v->why), "this partition "
+                             "has no quorum (%s): it lost it while this "
+                             "side claimed the VM's token", votes);
                     return 0;
                 }
-                if (!peer_visible(q))
-                    return 2;   /* it left before answering: decide again */
+                snprintf(why, wlen, "; the VM's token is this side's "
+                         "(the %s is not in this partition)",
+                         peer_role(q));
+                return 1;
             }
-            if (rm_now_ns() >= deadline) {
-                if (q->claim_delivered)
-                    snprintf(why, wlen, "; but the %s (process %u on node "
-                             "%u) is in this partition and did not answer "
-                             "the claim for the VM's token within %u ms: it "
-                             "may run the VM", peer_role(q), q->peer_pid,
-                             q->peer_node, q->cfg.settle_ms);
-                else
-                    snprintf(why, wlen, "; but corosync did not deliver the "
-                             "claim for the VM's token within %u ms",
-                             q->cfg.settle_ms);
+            if (q->answer == TK_YIELD) {
+                snprintf(why, wlen, "; the %s, still in this partition,"
+                         " yielded the VM's token", peer_role(q));
+                return 1;
+            }
+            if (q->answer == TK_HELD) {
+                snprintf(why, wlen, "; but the %s (process %u on node "
+                         "%u) holds the VM's token: it runs the VM",
+                         peer_role(q), q->peer_pid, q->peer_node);
                 return 0;
             }
-            wait_fds(q, 50);
+            if (!peer_visible(q))
+                return 2;   /* it left before answering: decide again */
         }
+        if (rm_now_ns() >= deadline) {
+            if (q->claim_delivered)
+                snprintf(why, wlen, "; but the %s (process %u on node "
+                         "%u) is in this partition and did not answer "
+                         "the claim for the VM's token within %u ms: it "
+                         "may run the VM", peer_role(q), q->peer_pid,
+                         q->peer_node, q->cfg.settle_ms);
+            else
+                snprintf(why, wlen, "; but corosync did not deliver the "
+                         "claim for the VM's token within %u ms",
+                         q->cfg.settle_ms);
+            return 0;
+        }
+        wait_fds(q, 50);
     }
 claimed_first:
     snprintf(why, wlen, "; but the %s claimed the VM's token first",
@@ -798,7 +791,6 @@ out:
                  rm_error_str(err));
     }
     q->deciding = false;
-    q->nonquorate_since = 0;
     pthread_mutex_unlock(&q->lock);
     return rc;
 }
@@ -810,6 +802,7 @@ int rm_quorum_hold(struct rm_quorum *q, int (*wait_vm)(void *opaque, int ms),
     char votes[160];
     struct rm_error err = { 0 };
     uint64_t limit = (uint64_t)q->cfg.stable_ms * 1000000 / 2, now;
+    uint64_t nonquorate_since = 0;    /* 0: quorate */
     bool quorate;
     int rc;
 
@@ -826,13 +819,13 @@ int rm_quorum_hold(struct rm_quorum *q, int (*wait_vm)(void *opaque, int ms),
             snprintf(why, len, "corosync failed while this side held the "
                      "VM: %s", rm_error_str(&err));
         } else if (quorate || !q->holds) {
-            q->nonquorate_since = 0;
-        } else if (!q->nonquorate_since) {
-            q->nonquorate_since = now;
+            nonquorate_since = 0;
+        } else if (!nonquorate_since) {
+            nonquorate_since = now;
             LOG_WARN("this partition lost quorum while it runs the VM: "
                      "stopping it in %" PRIu64 " ms unless quorum returns",
                      limit / 1000000);
-        } else if (now - q->nonquorate_since >= limit) {
+        } else if (now - nonquorate_since >= limit) {
             describe_votes(q, votes, sizeof(votes));
             snprintf(why, len, "this partition lost quorum (%s) while it "
                      "ran the VM: the other side may take it over", votes);
@@ -842,8 +835,7 @@ int rm_quorum_hold(struct rm_quorum *q, int (*wait_vm)(void *opaque, int ms),
             q->holds = false;
         pthread_mutex_unlock(&q->lock);
         if (rc) {
-            LOG_ERR("STOPPING the VM: %s", why);
-            stop_vm(opaque);
+            stop_vm(opaque);      /* the caller says why */
             return -ENOLCK;
         }
     }

@@ -63,7 +63,6 @@ void rm_primary_run(struct rm_backend *be, const struct rm_primary_cfg *cfg,
     struct rm_protect_cfg pc = cfg->protect;
     struct rm_protect_result *pr = &res->protect;
     struct rm_error err = { 0 };
-    enum rm_outcome vm_end;
     int rc;
 
     memset(res, 0, sizeof(*res));
@@ -93,15 +92,15 @@ void rm_primary_run(struct rm_backend *be, const struct rm_primary_cfg *cfg,
         /* Protection never started (a refused handshake, e.g. a wrong
          * key) or broke: the VM runs on, unprotected, but this failed. */
         LOG_ERR("%s", rm_error_str(&err));
-        res->why = err;
         if (be->in_process &&
             be->ops->end(be, &code, why, sizeof(why)) != RM_BACKEND_RUNNING) {
+            res->why = err;
             res->outcome = RM_OUTCOME_FAILED;
             return;
         }
         LOG_WARN("the VM keeps running UNPROTECTED");
         hold_vm(be, NULL, res);
-        res->why = err;
+        res->why = err;           /* hold_vm's reason is not this one */
         res->outcome = RM_OUTCOME_FAILED;
         return;
     }
@@ -135,6 +134,5 @@ void rm_primary_run(struct rm_backend *be, const struct rm_primary_cfg *cfg,
                  "");
         break;
     }
-    vm_end = hold_vm(be, cfg->quorum, res);
-    res->outcome = vm_end;
+    res->outcome = hold_vm(be, cfg->quorum, res);
 }

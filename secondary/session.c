@@ -130,8 +130,7 @@ void rm_secondary_run(struct rm_backend *be,
              (rm_now_ns() - rr->lost_at_ns) / 1000000);
     write_status(be, rr);
     if (cfg->took_over)
-        cfg->took_over(cfg->took_over_opaque, be,
-                       cfg->name ? cfg->name : rr->name);
+        cfg->took_over(cfg->took_over_opaque, be);
     if (*cfg->stop_requested)
         be->ops->request_stop(be);
 

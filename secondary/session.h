@@ -39,10 +39,10 @@ struct rm_secondary_cfg {
      * the primary's, for status only: never for fencing or quorum). */
     const char *name;
     volatile sig_atomic_t *stop_requested;
-    /* Optional: once the replica took over and before the session waits
-     * for it (the KVM backend's control socket, which offers reprotect
-     * and handover). */
-    void (*took_over)(void *opaque, struct rm_backend *be, const char *name);
+    /* Optional: once the replica took over (be->vm_name is the VM's name)
+     * and before the session waits for it (the KVM backend's control
+     * socket, which offers reprotect and handover). */
+    void (*took_over)(void *opaque, struct rm_backend *be);
     void *took_over_opaque;
 };
 

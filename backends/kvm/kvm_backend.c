@@ -18,7 +18,6 @@
 struct kvm_backend {
     struct rm_backend b;
     struct rm_vm *vm;             /* the VM (a replica: once taken over) */
-    bool replica;
     struct rm_kvm_restore_arg rarg;
     int release_fd;
 };
@@ -225,7 +224,6 @@ int rm_kvm_backend_replica(const struct rm_kvm_replica_opts *o,
     k = kvm_new();
     if (!k)
         return rm_error_set(err, -ENOMEM, "out of memory");
-    k->replica = true;
     k->rarg.cfg = o->cfg;
     k->rarg.max_mem_bytes = o->max_mem_bytes;
     k->rarg.expect = o->expect;
