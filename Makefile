@@ -68,7 +68,7 @@ endif
 # common/: stream, engines, I/O, logging
 COMMON_OBJS := common/err.o common/log.o common/io.o common/stream.o
 COMMON_OBJS += common/save.o common/restore.o common/compress.o \
-               common/status.o common/net.o
+               common/status.o common/net.o common/ctlsock.o
 COMMON_OBJS += common/auth.o common/key_resolve.o
 
 # proto/: the control channel (generated code + framing)
@@ -99,7 +99,7 @@ XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
 CLUSTER_OBJS := cluster/quorum.o cluster/hold.o
 
 # primary/ and secondary/
-PRIMARY_OBJS := primary/protect.o primary/session.o
+PRIMARY_OBJS := primary/protect.o primary/session.o primary/control.o
 SECONDARY_OBJS := secondary/receive.o secondary/takeover.o secondary/session.o
 
 # drill/: the failover drill (orchestration + the guest service's client)

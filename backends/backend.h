@@ -76,6 +76,23 @@ struct rm_backend_ops {
      * messages. */
     enum rm_backend_end (*end)(struct rm_backend *b, int64_t *code,
                                char *why, size_t len);
+    /* ------------------------- the VM, held by this process: its control
+     * socket (primary/control.h) */
+    /* A protected-role backend for the VM this one runs (a replica that
+     * took over, or a protected VM whose secondary was lost), to protect
+     * it again: it borrows the VM (its close ends the output commit,
+     * @netbuf, and leaves the VM running, still this backend's).  NULL:
+     * not offered.  0 or -errno with the reason in @err. */
+    int (*protect_again)(struct rm_backend *b, bool netbuf,
+                         struct rm_backend **out, struct rm_error *err);
+    /* Optional (NULL: none): serve a control-socket request of the
+     * backend's own (the micro-VMM: save, frame, offline-page) with the
+     * descriptor @fd the client sent (-1: none; not to be closed);
+     * @protecting: a protection of the VM runs.  Writes the answer line
+     * into @reply and returns true, or false: not a request it knows. */
+    bool (*control)(struct rm_backend *b, const char *req, int fd,
+                    bool protecting, char *reply, size_t len);
+
     /* Free the backend.  A replica that never took over is discarded; a
      * VM this process runs (KVM) ends with it; a Xen domain that is the
      * VM runs on. */

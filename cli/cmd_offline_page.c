@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/kvm/vmctl.h"
+#include "common/ctlsock.h"
 #include "cli/cli.h"
 
 static void usage(FILE *out)
@@ -80,7 +80,7 @@ int cmd_offline_page(int argc, char **argv)
     for (round = 0; ; round++) {
         int moved = 0;
 
-        if (rm_vmctl_request(argv[optind], req, -1, reply, sizeof(reply),
+        if (rm_ctlsock_request(argv[optind], req, -1, reply, sizeof(reply),
                              &err)) {
             if (round && !gfn && strstr(rm_error_str(&err), "backs no"))
                 break;          /* all moved */

@@ -25,14 +25,7 @@
 #include "proto/timing.h"
 
 static volatile sig_atomic_t protect_stop;
-static volatile sig_atomic_t protect_handover;
 static struct rm_backend *protect_be;
-
-static void on_handover(int sig)
-{
-    (void)sig;
-    protect_handover = 1;
-}
 
 static void on_signal(int sig)
 {
@@ -97,9 +90,11 @@ static void usage(FILE *out)
             "SIGINT/SIGTERM ends protection cleanly (END + stop message); the\n"
             "VM keeps running unprotected in this process; a second signal\n"
             "stops the VM.  If the secondary is lost, protection ends and the\n"
-            "VM runs on unprotected.  SIGUSR2 (`remus handover NAME`) hands\n"
-            "the VM over to the secondary: it is paused here for good and\n"
-            "the secondary takes over from its last checkpoint (exit 0).\n"
+            "VM runs on unprotected (`remus reprotect NAME HOST:PORT`\n"
+            "protects it again).  `remus handover NAME` (through the VM's\n"
+            "control socket) hands the VM over to the secondary: it is\n"
+            "paused here for good and the secondary takes over from its\n"
+            "last checkpoint (exit 0).\n"
             "Exit status: 0 when the VM ended (the guest halted, whatever its\n"
             "halt code: that is only logged), was stopped, or was handed over;\n"
             "1 on an error or a guest crash (also when protection could not\n"
@@ -367,8 +362,6 @@ int cmd_protect(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    sa.sa_handler = on_handover;
-    sigaction(SIGUSR2, &sa, NULL);
 
     pc.interval_ms = interval;
     pc.compress = compress;
@@ -383,7 +376,7 @@ int cmd_protect(int argc, char **argv)
     sc.protect = pc;
     sc.quorum = quorum;
     sc.stop_requested = &protect_stop;
-    sc.handover_requested = &protect_handover;
+    sc.serve_control = true;
     rm_primary_run(be, &sc, &res);
     ret = (int)res.outcome;
 out:

@@ -17,7 +17,6 @@
 
 #include "backends/kvm/guestcfg.h"
 #include "backends/kvm/kvm_backend.h"
-#include "backends/kvm/vmctl.h"
 #include "cli/cli.h"
 #include "cluster/quorum.h"
 #include "common/auth.h"
@@ -34,29 +33,6 @@ static void on_signal(int sig)
     receive_stop = 1;
     if (receive_be)
         receive_be->ops->request_stop(receive_be);
-}
-
-/* After a takeover: the VM's control socket (reprotect, handover), with
- * the key and the quorum handle this process ran with. */
-struct took_over_ctx {
-    const struct rm_auth_key *key;
-    struct rm_quorum *quorum;
-    struct rm_vmctl *ctl;
-};
-
-static void took_over(void *opaque, struct rm_backend *be)
-{
-    struct took_over_ctx *to = opaque;
-    struct rm_error err = { 0 };
-
-    to->ctl = rm_vmctl_start(rm_kvm_backend_vm(be), be->vm_name, &err);
-    if (!to->ctl) {
-        LOG_WARN("no control socket for '%s': %s", be->vm_name,
-                 rm_error_str(&err));
-        return;
-    }
-    rm_vmctl_set_key(to->ctl, to->key);   /* a reprotection keeps the key */
-    rm_vmctl_set_quorum(to->ctl, to->quorum);
 }
 
 static void usage(FILE *out)
@@ -201,7 +177,6 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
     struct rm_secondary_cfg sc;
     struct rm_secondary_result res;
     struct rm_kvm_replica_opts ro;
-    struct took_over_ctx to = { 0 };
     struct rm_backend *be = NULL;
     struct rm_error err = { 0 };
     struct sigaction sa;
@@ -334,10 +309,7 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
     sc.fence_timeout_ms = cl->fence_timeout_ms;
     sc.name = ro.cfg.name;
     sc.stop_requested = &receive_stop;
-    sc.took_over = took_over;
-    sc.took_over_opaque = &to;
-    to.key = sc.receive.key;
-    to.quorum = cl->q;
+    sc.serve_control = true;
 
     receive_be = be;
     memset(&sa, 0, sizeof(sa));
@@ -352,7 +324,6 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
     rm_secondary_run(be, &sc, &res);
     ret = (int)res.outcome;
 out:
-    rm_vmctl_stop(to.ctl);
     receive_be = NULL;
     rm_backend_close(be);
     if (sc.receive.digest_fd >= 0)

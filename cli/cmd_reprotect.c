@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/kvm/vmctl.h"
+#include "common/ctlsock.h"
 #include "cli/cli.h"
 #include "common/net.h"
 #include "proto/timing.h"
@@ -104,7 +104,7 @@ int cmd_reprotect(int argc, char **argv)
     if (stop) {
         if (argc - optind != 1)
             return cli_usage_error("reprotect", "--stop takes one NAME");
-        if (rm_vmctl_request(argv[optind], "unprotect", -1, reply,
+        if (rm_ctlsock_request(argv[optind], "unprotect", -1, reply,
                              sizeof(reply), &err))
             return cli_fail("reprotect", "%s", rm_error_str(&err));
         fprintf(stderr, "remus reprotect: '%s': protection ended after %s\n",
@@ -126,7 +126,7 @@ int cmd_reprotect(int argc, char **argv)
         return cli_usage_error("reprotect", "%s", rm_error_str(&err));
     snprintf(req, sizeof(req), "protect %s %u %u %u %d %s", argv[optind + 1],
              interval, hb, hbto, nonet ? 0 : 1, insecure ? "insecure" : "keyed");
-    if (rm_vmctl_request(argv[optind], req, -1, reply, sizeof(reply), &err))
+    if (rm_ctlsock_request(argv[optind], req, -1, reply, sizeof(reply), &err))
         return cli_fail("reprotect", "'%s' is not protected: %s",
                         argv[optind], rm_error_str(&err));
     sscanf(reply + 3, "%llu %llu %llu", &epoch, &pause, &dirty);

@@ -535,7 +535,7 @@ static int xen_protect(int argc, char **argv)
     pc->digest_fd = -1;
     sc.quorum = quorum;
     sc.stop_requested = &xen_stop;
-    sc.handover_requested = NULL;
+    sc.serve_control = true;
     xen_be = be;
     xen_protecting = true;
     catch_signals();

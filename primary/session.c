@@ -11,6 +11,7 @@
 #include "cluster/hold.h"
 #include "cluster/quorum.h"
 #include "common/log.h"
+#include "primary/control.h"
 
 static int pause_be(void *opaque)
 {
@@ -57,12 +58,14 @@ static enum rm_outcome hold_vm(struct rm_backend *be, struct rm_quorum *q,
     return RM_OUTCOME_OK;
 }
 
-void rm_primary_run(struct rm_backend *be, const struct rm_primary_cfg *cfg,
-                    struct rm_primary_result *res)
+void rm_primary_protect(struct rm_backend *be,
+                        const struct rm_primary_cfg *cfg,
+                        struct rm_primary_result *res)
 {
     struct rm_protect_cfg pc = cfg->protect;
     struct rm_protect_result *pr = &res->protect;
     struct rm_error err = { 0 };
+    char peer[RM_HOST_MAX + 8];
     int rc;
 
     memset(res, 0, sizeof(*res));
@@ -73,7 +76,11 @@ void rm_primary_run(struct rm_backend *be, const struct rm_primary_cfg *cfg,
     pc.ops = be->ops->save_ops(be, &pc.backend_arg);
     pc.netbuf = be->netbuf;
     pc.stop_requested = cfg->stop_requested;
-    pc.handover_requested = cfg->handover_requested;
+    pc.handover_requested = NULL;
+    snprintf(peer, sizeof(peer), "%s:%u", pc.peer.host, pc.peer.port);
+    if (cfg->control)
+        pc.handover_requested = rm_vm_control_session_begin(cfg->control,
+                                                            peer);
     pc.pause_vm = be->ops->pause ? pause_be : NULL;
     pc.pause_opaque = be;
     pc.mem_digest = NULL;
@@ -81,47 +88,33 @@ void rm_primary_run(struct rm_backend *be, const struct rm_primary_cfg *cfg,
         pc.mem_digest = digest_be;
         pc.mem_digest_opaque = be;
     }
-    pc.peer_lost_gate = NULL;
     pc.quorum = cfg->quorum;
 
     rc = rm_protect_run(&pc, pr, &err);
     if (rc) {
-        char why[200];
-        int64_t code;
-
         /* Protection never started (a refused handshake, e.g. a wrong
          * key) or broke: the VM runs on, unprotected, but this failed. */
         LOG_ERR("%s", rm_error_str(&err));
-        if (be->in_process &&
-            be->ops->end(be, &code, why, sizeof(why)) != RM_BACKEND_RUNNING) {
-            res->why = err;
-            res->outcome = RM_OUTCOME_FAILED;
-            return;
-        }
-        LOG_WARN("the VM keeps running UNPROTECTED");
-        hold_vm(be, NULL, res);
-        res->why = err;           /* hold_vm's reason is not this one */
+        res->why = err;
         res->outcome = RM_OUTCOME_FAILED;
-        return;
+        goto out;
     }
     res->started = true;
+    res->outcome = RM_OUTCOME_OK;
     switch (pr->end) {
     case RM_PROTECT_HANDED_OVER:
         LOG_INFO("HANDED OVER: %s; the VM stops here and runs on at the "
                  "secondary", rm_error_str(&pr->why));
         be->ops->request_stop(be);
-        be->ops->wait(be, -1);
-        res->outcome = RM_OUTCOME_OK;
-        return;
+        break;
     case RM_PROTECT_MUST_STOP:
         LOG_ERR("secondary lost after %" PRIu64 " checkpoints; STOPPING the "
                 "VM (nothing held back was released): %s", pr->epochs,
                 rm_error_str(&pr->why));
         be->ops->request_stop(be);
-        be->ops->wait(be, -1);
         res->why = pr->why;
         res->outcome = RM_OUTCOME_HELD_BACK;
-        return;
+        break;
     case RM_PROTECT_PEER_LOST:
         LOG_WARN("secondary lost after %" PRIu64 " checkpoints: %s; the VM "
                  "keeps running UNPROTECTED", pr->epochs,
@@ -134,5 +127,46 @@ void rm_primary_run(struct rm_backend *be, const struct rm_primary_cfg *cfg,
                  "");
         break;
     }
+out:
+    if (cfg->control)
+        rm_vm_control_session_end(cfg->control, res);
+}
+
+void rm_primary_run(struct rm_backend *be, const struct rm_primary_cfg *cfg,
+                    struct rm_primary_result *res)
+{
+    struct rm_primary_cfg c = *cfg;
+    struct rm_error err = { 0 };
+
+    c.control = NULL;
+    if (cfg->serve_control && !cfg->protect.blackhole) {
+        c.control = rm_vm_control_start(be, cfg->protect.key, cfg->quorum,
+                                        &err);
+        if (!c.control)
+            LOG_WARN("no control socket for '%s' (`remus handover` cannot "
+                     "reach it): %s", be->vm_name, rm_error_str(&err));
+    }
+    rm_primary_protect(be, &c, res);
+    if (res->outcome == RM_OUTCOME_FAILED) {
+        char why[200];
+        int64_t code;
+
+        if (be->in_process &&
+            be->ops->end(be, &code, why, sizeof(why)) != RM_BACKEND_RUNNING)
+            goto out;
+        LOG_WARN("the VM keeps running UNPROTECTED");
+        err = res->why;
+        hold_vm(be, NULL, res);
+        res->why = err;           /* hold_vm's reason is not this one */
+        res->outcome = RM_OUTCOME_FAILED;
+        goto out;
+    }
+    if (res->protect.end == RM_PROTECT_HANDED_OVER ||
+        res->outcome == RM_OUTCOME_HELD_BACK) {
+        be->ops->wait(be, -1);    /* asked to stop: until it did */
+        goto out;
+    }
     res->outcome = hold_vm(be, cfg->quorum, res);
+out:
+    rm_vm_control_stop(c.control);
 }

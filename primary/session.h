@@ -25,6 +25,7 @@
 #include "primary/protect.h"
 
 struct rm_quorum;
+struct rm_vm_control;
 
 struct rm_primary_cfg {
     /* The protocol: peer, interval, compress, blackhole, heartbeat,
@@ -40,7 +41,14 @@ struct rm_primary_cfg {
     /* Set asynchronously (signal handlers): end protection cleanly (the
      * VM runs on), hand the VM over to the secondary. */
     volatile sig_atomic_t *stop_requested;
-    volatile sig_atomic_t *handover_requested;
+    /* rm_primary_run: serve the VM's control socket (primary/control.h)
+     * while this process holds the VM: `remus handover` asks the session
+     * through it, `remus reprotect` protects the VM again after a lost
+     * secondary.  Otherwise no handover is offered. */
+    bool serve_control;
+    /* rm_primary_protect: the control socket the session reports to (its
+     * handover flag), or NULL.  rm_primary_run sets it. */
+    struct rm_vm_control *control;
 };
 
 struct rm_primary_result {
@@ -59,5 +67,17 @@ struct rm_primary_result {
  */
 void rm_primary_run(struct rm_backend *be, const struct rm_primary_cfg *cfg,
                     struct rm_primary_result *res);
+
+/*
+ * The protection alone: protect the VM of @be until the protection ends;
+ * a VM that must not run on (handed over, or the cluster said so) is
+ * asked to stop (request_stop), not waited for.  What the end means is in
+ * @res (outcome OK with res->protect.end, HELD_BACK, or FAILED: the
+ * protection never started or broke; the VM runs on unprotected).  For a
+ * protection started from the VM's control socket (primary/control.c).
+ */
+void rm_primary_protect(struct rm_backend *be,
+                        const struct rm_primary_cfg *cfg,
+                        struct rm_primary_result *res);
 
 #endif

@@ -14,6 +14,7 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "primary/control.h"
 #include "secondary/takeover.h"
 
 static uint64_t digest_be(void *opaque)
@@ -50,6 +51,7 @@ void rm_secondary_run(struct rm_backend *be,
     struct rm_receive_cfg rc_cfg = cfg->receive;
     struct rm_receive_result *rr = &res->receive;
     struct rm_error err = { 0 };
+    struct rm_vm_control *control = NULL;
     char why[400];
     int64_t code;
     int rc;
@@ -129,8 +131,13 @@ void rm_secondary_run(struct rm_backend *be,
              rm_error_str(&rr->why), rr->committed_epoch,
              (rm_now_ns() - rr->lost_at_ns) / 1000000);
     write_status(be, rr);
-    if (cfg->took_over)
-        cfg->took_over(cfg->took_over_opaque, be);
+    if (cfg->serve_control && (be->in_process || cfg->quorum)) {
+        control = rm_vm_control_start(be, cfg->receive.key, cfg->quorum,
+                                      &err);
+        if (!control)
+            LOG_WARN("no control socket for '%s' (`remus reprotect` cannot "
+                     "reach it): %s", be->vm_name, rm_error_str(&err));
+    }
     if (*cfg->stop_requested)
         be->ops->request_stop(be);
 
@@ -138,6 +145,8 @@ void rm_secondary_run(struct rm_backend *be,
     /* With quorum this process holds the VM's token now (it stays in the
      * group, answering the old primary's claims). */
     rc = rm_hold_vm(be, cfg->quorum, why, sizeof(why));
+    /* Before the VM goes: a protection of it ends cleanly first. */
+    rm_vm_control_stop(control);
     if (rc == -ENOLCK) {
         LOG_ERR("STOPPED the VM that took over: %s", why);
         rm_error_set(&res->why, -ENOLCK, "%s", why);

@@ -39,11 +39,12 @@ struct rm_secondary_cfg {
      * the primary's, for status only: never for fencing or quorum). */
     const char *name;
     volatile sig_atomic_t *stop_requested;
-    /* Optional: once the replica took over (be->vm_name is the VM's name)
-     * and before the session waits for it (the KVM backend's control
-     * socket, which offers reprotect and handover). */
-    void (*took_over)(void *opaque, struct rm_backend *be);
-    void *took_over_opaque;
+    /* Once the replica took over and while this process holds the VM (it
+     * runs here, or this side holds its quorum token): serve the VM's
+     * control socket (primary/control.h: `remus reprotect` protects it
+     * again, with this process's key and quorum handle, and `remus
+     * handover` moves it back). */
+    bool serve_control;
 };
 
 struct rm_secondary_result {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "backends/kvm/kvm_sr.h"
+#include "backends/kvm/vmctl.h"
 #include "common/io.h"
 #include "common/log.h"
 #include "netbuf/netbuf.h"
@@ -20,6 +21,8 @@ struct kvm_backend {
     struct rm_vm *vm;             /* the VM (a replica: once taken over) */
     struct rm_kvm_restore_arg rarg;
     int release_fd;
+    bool borrowed;                /* protect_again: the VM is another
+                                     backend's: close leaves it running */
 };
 
 static struct kvm_backend *kb(struct rm_backend *b)
@@ -110,10 +113,66 @@ static enum rm_backend_end kvm_end(struct rm_backend *b, int64_t *code,
     }
 }
 
+static int netbuf_out(void *nb, const void *frame, size_t len);
+static struct kvm_backend *kvm_new(void);
+
+/* A backend borrowing @b's VM, its output through a queue when @netbuf. */
+static int kvm_protect_again(struct rm_backend *b, bool netbuf,
+                             struct rm_backend **out, struct rm_error *err)
+{
+    struct kvm_backend *k = kb(b), *p;
+
+    *out = NULL;
+    if (!k->vm)
+        return rm_error_set(err, -ENOENT, "'%s' does not run here",
+                            b->vm_name);
+    p = kvm_new();
+    if (!p)
+        return rm_error_set(err, -ENOMEM, "out of memory");
+    p->borrowed = true;
+    p->vm = k->vm;
+    snprintf(p->b.vm_name, sizeof(p->b.vm_name), "%s", b->vm_name);
+    p->b.guest_bytes = rm_vm_mem_bytes(k->vm);
+    p->b.nr_vcpus = rm_vm_nr_vcpus(k->vm);
+    if (netbuf) {
+        struct rm_netbuf_queue_cfg nq;
+
+        memset(&nq, 0, sizeof(nq));
+        nq.sink = rm_vm_tap_write;
+        nq.sink_opaque = k->vm;
+        p->b.netbuf = rm_netbuf_queue_new(&nq, err);
+        if (!p->b.netbuf) {
+            free(p);
+            return err->code ? err->code : -ENOMEM;
+        }
+        rm_vm_set_net_out(k->vm, netbuf_out, p->b.netbuf);
+    }
+    *out = &p->b;
+    return 0;
+}
+
+static bool kvm_control(struct rm_backend *b, const char *req, int fd,
+                        bool protecting, char *reply, size_t len)
+{
+    struct kvm_backend *k = kb(b);
+
+    if (!k->vm)
+        return false;
+    return rm_vmctl_serve(k->vm, req, fd, protecting, reply, len);
+}
+
 static void kvm_close(struct rm_backend *b)
 {
     struct kvm_backend *k = kb(b);
 
+    if (k->borrowed) {
+        /* Its output goes straight out again, then the queue goes. */
+        if (k->b.netbuf)
+            rm_vm_set_net_out(k->vm, rm_vm_tap_write, k->vm);
+        rm_netbuf_free(k->b.netbuf);
+        free(k);
+        return;
+    }
     /* The VM first: its vCPUs write into the netbuf. */
     rm_vm_destroy(k->vm);
     rm_vm_destroy(k->rarg.vm);
@@ -131,6 +190,8 @@ static const struct rm_backend_ops kvm_ops = {
     .wait = kvm_wait,
     .request_stop = kvm_request_stop,
     .end = kvm_end,
+    .protect_again = kvm_protect_again,
+    .control = kvm_control,
     .close = kvm_close,
 };
 

@@ -29,6 +29,8 @@ struct xen_backend {
     struct rm_xen_restore_arg rarg;
     const struct rm_restore_ops *rops;
     volatile sig_atomic_t stop;   /* request_stop() */
+    struct xen_backend *owner;    /* protect_again: the backend that holds
+                                     the domain (its wait() stops it) */
 };
 
 static struct xen_backend *xb(struct rm_backend *b)
@@ -128,6 +130,8 @@ static int xen_wait(struct rm_backend *b, int ms)
 static void xen_request_stop(struct rm_backend *b)
 {
     xb(b)->stop = 1;
+    if (xb(b)->owner)             /* the holder's wait() stops it */
+        xb(b)->owner->stop = 1;
 }
 
 static enum rm_backend_end xen_end(struct rm_backend *b, int64_t *code,
@@ -174,6 +178,25 @@ static void xen_close(struct rm_backend *b)
     free(x);
 }
 
+/* The domain this backend holds, protected again (see backend.h): a
+ * protected-role backend of its own whose stop goes through @b. */
+static int xen_protect_again(struct rm_backend *b, bool netbuf,
+                             struct rm_backend **out, struct rm_error *err)
+{
+    struct xen_backend *x = xb(b);
+    struct rm_xen_protect_opts o;
+    char dom[16];
+    int rc;
+
+    memset(&o, 0, sizeof(o));
+    o.no_netbuf = !netbuf;
+    snprintf(dom, sizeof(dom), "%u", x->domid);
+    rc = rm_xen_backend_protect(dom, &o, out, err);
+    if (rc == 0)
+        xb(*out)->owner = x;
+    return rc;
+}
+
 static const struct rm_backend_ops xen_ops = {
     .save_ops = xen_save_ops,
     .pause = xen_pause,
@@ -182,6 +205,7 @@ static const struct rm_backend_ops xen_ops = {
     .wait = xen_wait,
     .request_stop = xen_request_stop,
     .end = xen_end,
+    .protect_again = xen_protect_again,
     .close = xen_close,
 };
 

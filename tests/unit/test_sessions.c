@@ -33,6 +33,7 @@
 #include "primary/session.h"
 #include "secondary/session.h"
 #include "tests/support/case_filter.h"
+#include "common/ctlsock.h"
 #include "tests/support/mem_backend.h"
 
 static char tmpdir[64];
@@ -150,6 +151,8 @@ struct pair {
     struct rm_primary_result pres;
     struct rm_secondary_result sres;
     volatile sig_atomic_t pri_stop, pri_handover, sec_stop;
+    int handover_rc;              /* `remus handover`'s request */
+    char handover_reply[600];
 };
 
 static void *secondary_main(void *arg)
@@ -210,19 +213,26 @@ static void pair_init(struct pair *p, const char *fence_cmd)
     p->pc.protect.stats_fd = -1;
     p->pc.protect.digest_fd = -1;
     p->pc.stop_requested = &p->pri_stop;
-    p->pc.handover_requested = &p->pri_handover;
+    p->pc.serve_control = true;   /* handover: through the VM's socket */
 }
 
-/* Run both sessions; after @ms, raise *@flag (the primary's stop or
- * handover request). */
+/* Run both sessions; after @ms, raise *@flag (the primary's stop), or
+ * for &p->pri_handover ask the VM's control socket for a handover, as
+ * `remus handover` does. */
 static void pair_run(struct pair *p, volatile sig_atomic_t *flag, int ms)
 {
     pthread_t st, pt;
+    struct rm_error err = { 0 };
 
     assert_int_equal(pthread_create(&st, NULL, secondary_main, p), 0);
     assert_int_equal(pthread_create(&pt, NULL, primary_main, p), 0);
     usleep((useconds_t)ms * 1000);
-    *flag = 1;
+    if (flag == &p->pri_handover)
+        p->handover_rc = rm_ctlsock_request(p->pri_be->vm_name, "handover",
+                                            -1, p->handover_reply,
+                                            sizeof(p->handover_reply), &err);
+    else
+        *flag = 1;
     pthread_join(pt, NULL);
     pthread_join(st, NULL);
 }
@@ -261,6 +271,8 @@ static void test_handover_activates(void **state)
     (void)state;
     pair_init(&p, NULL);
     pair_run(&p, &p.pri_handover, 400);
+    assert_int_equal(p.handover_rc, 0);
+    assert_non_null(strstr(p.handover_reply, "handed over"));
     assert_int_equal(p.pres.protect.end, RM_PROTECT_HANDED_OVER);
     assert_int_equal(p.pres.outcome, RM_OUTCOME_OK);
     assert_int_equal(mb(p.pri_be)->paused, 1);
