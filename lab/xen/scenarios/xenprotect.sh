@@ -71,11 +71,15 @@ kill -9 $PROT
 op_end "remus protect" $dom
 xl destroy labguest
 t0=$(date +%s)
-rc=0; wait $RECV || rc=$?
-op_end "remus receive" new
-echo "remus receive exited $rc after $(( $(date +%s) - t0 )) s"
+# The replica takes over; the receive process then holds the domain (its
+# control socket serves reprotect and handover) while it runs.
+for i in $(seq 1 90); do
+    if grep -q "is now 'labguest'\|still exists on this host" /tmp/recv.log; then break; fi
+    kill -0 $RECV 2>/dev/null || break; sleep 1; done
+echo "the replica took over after $(( $(date +%s) - t0 )) s"
 cat /tmp/recv.log | tail -12
-[ $rc -eq 3 ] || fail "receive did not fail over (exit $rc)"
+grep -q "FAILOVER" /tmp/recv.log || fail "receive did not fail over"
+kill -0 $RECV 2>/dev/null || fail "receive ended after the takeover: it must hold the domain while it runs"
 xl list
 new=$(xl domid labguest) || fail "no domain named labguest after the failover"
 [ "$new" != "$dom" ] || fail "labguest is still the old domain"
@@ -86,4 +90,11 @@ ip addr add 10.80.0.1/24 dev vif$new.0
 after=$(avg_rtt 5)
 echo "after failover: avg rtt ${after} ms"
 [ -n "$after" ] || fail "the replica does not answer pings"
+# Stopping the holder lets the domain run on (no --quorum): exit 3.
+kill -TERM $RECV
+rc=0; wait $RECV || rc=$?
+op_end "remus receive" new
+[ $rc -eq 3 ] || fail "receive exited $rc on SIGTERM after the failover, not 3"
+[ "$(xl domid labguest 2>/dev/null)" = "$new" ] || fail "labguest did not run on after its holder stopped"
+grep -q "runs on by itself" /tmp/recv.log || fail "receive did not say the domain runs on"
 echo "xenprotect: checkpoints acknowledged, output held by sch_plug; after the primary's death the replica runs as labguest"

@@ -33,21 +33,8 @@ $R stream-info /tmp/pv.rms > /tmp/info.log 2>&1 || { tail -20 /tmp/info.log; exi
 grep -q "x86 PV" /tmp/info.log || { head /tmp/info.log; echo "not an x86 PV stream"; exit 1; }
 head -6 /tmp/info.log; tail -3 /tmp/info.log
 python3 /payload/pvtypes.py /tmp/pv.rms
-# Wrap as an xl save file (mandatory flag 2: a libxl v2 stream; no JSON:
-# the configuration comes from the command line) and let Xen restore it.
-python3 - /tmp/pv.rms /tmp/pv.xlsave <<'EOPY'
-import struct, sys
-src, dst = sys.argv[1], sys.argv[2]
-body = open(src, 'rb').read()
-out = open(dst, 'wb')
-out.write(b"Xen saved domain, xl format\n \0 \r")
-out.write(struct.pack('<IIII', 0x01020304, 2, 0, 0))
-out.write(b"LibxlFmt" + struct.pack('>II', 2, 0))
-out.write(struct.pack('<II', 1, 0))        # LIBXC_CONTEXT
-out.write(body)
-out.write(struct.pack('<II', 0, 0))        # END
-out.close()
-EOPY
+# Wrap as an xl save file and let Xen restore it.
+python3 /payload/xlfile.py wrap /tmp/pv.rms /tmp/pv.xlsave
 $R stream-info --format xl --quiet /tmp/pv.xlsave || { echo "our own xl wrapper is unreadable"; exit 1; }
 if ! ours new xl -vvv restore /tmp/pv.cfg /tmp/pv.xlsave > /tmp/xlrestore.log 2>&1; then
     grep -E "xc: " /tmp/xlrestore.log | tail -25
@@ -116,15 +103,7 @@ counts_on $log "$saved" "remus restore" || { xl dmesg | tail -20; exit 1; }
 # remus restore of the libxc stream inside Xen's own xl save.
 ours all xl save labpv /tmp/own.xlsave > /dev/null
 before=$(mark $log)
-python3 - /tmp/own.xlsave /tmp/own.libxc <<'EOPY'
-import struct, sys
-d = open(sys.argv[1], 'rb').read()
-optlen = struct.unpack_from('<I', d, 44)[0]
-off = 48 + optlen + 16          # xl header and optional data, libxl header
-rtype, rlen = struct.unpack_from('<II', d, off)
-assert rtype == 1, 'the first libxl record is not LIBXC_CONTEXT'
-open(sys.argv[2], 'wb').write(d[off + 8:])
-EOPY
+python3 /payload/xlfile.py extract /tmp/own.xlsave /tmp/own.libxc
 $R stream-info --quiet /tmp/own.libxc 2>&1 | tail -1
 ours new $R -v restore --xen --config /tmp/pv.cfg /tmp/own.libxc > /tmp/restore2.log 2>&1 || { tail -20 /tmp/restore2.log; echo "remus restore --xen of xl's own PV stream failed"; exit 1; }
 tail -2 /tmp/restore2.log
