@@ -40,11 +40,14 @@
 static volatile sig_atomic_t xen_stop;
 static struct rm_backend *xen_be;   /* protect/receive: the session's */
 static bool xen_protecting;         /* protect: a second signal stops */
+static bool xen_token;              /* receive --quorum: a signal stops
+                                       the domain that took over (else it
+                                       runs on, no longer held) */
 
 static void on_signal(int sig)
 {
     (void)sig;
-    if (xen_be && (!xen_protecting || xen_stop))
+    if (xen_be && (xen_protecting ? xen_stop != 0 : xen_token))
         xen_be->ops->request_stop(xen_be);
     xen_stop = 1;
 }
@@ -566,7 +569,11 @@ static void receive_usage(FILE *out)
             "lost (heartbeat timeout, broken channel) the replica resumes\n"
             "from that checkpoint and takes the guest's name once it is\n"
             "free; when the primary stops protection cleanly the replica is\n"
-            "destroyed.\n"
+            "destroyed.  After a takeover this process holds the domain\n"
+            "while it runs: its control socket serves `remus reprotect NAME\n"
+            "HOST:PORT` (failback, full resync) and `remus handover NAME`;\n"
+            "SIGINT/SIGTERM then lets it run on without this process (with\n"
+            "--quorum: destroys it, as the token's holder must).\n"
             "\n"
             "  --name NAME              the guest's name (default: CFG's)\n"
             "  --heartbeat MS           heartbeat period (default 100)\n"
@@ -585,7 +592,8 @@ static void receive_usage(FILE *out)
             "                           taking over; only if it exits 0\n"
             "  --fence-timeout MS       (default 60000)\n"
             CLI_KEY_HELP
-            "Exit: 0 the primary stopped; 3 failed over (the replica runs);\n"
+            "Exit: 0 the primary stopped; 3 failed over (the domain that\n"
+            "took over ended, or runs on: see above);\n"
             "1 error (no replica left); 2 usage; 4 quorum or fencing held\n"
             "the takeover back, or --quorum destroyed the domain that took\n"
             "over.\n");
@@ -730,6 +738,8 @@ static int xen_receive(int argc, char **argv)
     sc.stop_requested = &xen_stop;
     xen_be = be;
     xen_protecting = false;
+    xen_token = quorum != NULL;
+    sc.serve_control = true;
     catch_signals();
     rm_secondary_run(be, &sc, &res);
     ret = (int)res.outcome;

@@ -21,8 +21,8 @@ static void stop_be(void *opaque)
     be->ops->request_stop(be);
 }
 
-int rm_hold_vm(struct rm_backend *be, struct rm_quorum *q, char *why,
-               size_t len)
+int rm_hold_vm(struct rm_backend *be, struct rm_quorum *q,
+               volatile sig_atomic_t *release, char *why, size_t len)
 {
     if (q) {
         if (rm_quorum_hold(q, wait_be, stop_be, be, why, len) == -ENOLCK) {
@@ -31,8 +31,14 @@ int rm_hold_vm(struct rm_backend *be, struct rm_quorum *q, char *why,
         }
         return 0;
     }
-    if (!be->in_process)
+    if (be->in_process) {
+        be->ops->wait(be, -1);
+        return 0;
+    }
+    if (!release)
         return 1;
-    be->ops->wait(be, -1);
-    return 0;
+    while (!*release)
+        if (be->ops->wait(be, 200) == 0)
+            return 0;
+    return 1;
 }

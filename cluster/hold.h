@@ -9,6 +9,7 @@
 #ifndef REMUS_CLUSTER_HOLD_H
 #define REMUS_CLUSTER_HOLD_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include "backends/backend.h"
@@ -16,12 +17,13 @@
 struct rm_quorum;
 
 /*
- * 0 once the VM of @be ended; 1 at once when this process does not run
- * it and holds no token (a Xen domain without --quorum: it runs on by
- * itself); -ENOLCK when the partition lost quorum: the VM was stopped
- * (and has ended), the reason in @why.
+ * 0 once the VM of @be ended; -ENOLCK when the partition lost quorum: the
+ * VM was stopped (and has ended), the reason in @why.  A VM this process
+ * does not run (a Xen domain) without a token (no @q): with @release,
+ * held until it ends or *@release is raised (then 1: it runs on by
+ * itself); without @release (NULL), 1 at once.
  */
-int rm_hold_vm(struct rm_backend *be, struct rm_quorum *q, char *why,
-               size_t len);
+int rm_hold_vm(struct rm_backend *be, struct rm_quorum *q,
+               volatile sig_atomic_t *release, char *why, size_t len);
 
 #endif

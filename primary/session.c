@@ -39,7 +39,7 @@ static enum rm_outcome hold_vm(struct rm_backend *be, struct rm_quorum *q,
     enum rm_backend_end end;
     int rc;
 
-    rc = rm_hold_vm(be, q, why, sizeof(why));
+    rc = rm_hold_vm(be, q, NULL, why, sizeof(why));
     if (rc == -ENOLCK) {
         LOG_ERR("STOPPED the VM: %s", why);
         rm_error_set(&res->why, -ENOLCK, "%s", why);

@@ -131,7 +131,7 @@ void rm_secondary_run(struct rm_backend *be,
              rm_error_str(&rr->why), rr->committed_epoch,
              (rm_now_ns() - rr->lost_at_ns) / 1000000);
     write_status(be, rr);
-    if (cfg->serve_control && (be->in_process || cfg->quorum)) {
+    if (cfg->serve_control) {
         control = rm_vm_control_start(be, cfg->receive.key, cfg->quorum,
                                       &err);
         if (!control)
@@ -144,7 +144,7 @@ void rm_secondary_run(struct rm_backend *be,
     res->outcome = RM_OUTCOME_FAILED_OVER;
     /* With quorum this process holds the VM's token now (it stays in the
      * group, answering the old primary's claims). */
-    rc = rm_hold_vm(be, cfg->quorum, why, sizeof(why));
+    rc = rm_hold_vm(be, cfg->quorum, cfg->stop_requested, why, sizeof(why));
     /* Before the VM goes: a protection of it ends cleanly first. */
     rm_vm_control_stop(control);
     if (rc == -ENOLCK) {
@@ -153,8 +153,11 @@ void rm_secondary_run(struct rm_backend *be,
         res->outcome = RM_OUTCOME_HELD_BACK;
         return;
     }
-    if (rc == 1)
-        return;       /* a domain that runs on by itself */
+    if (rc == 1) {
+        LOG_INFO("stopped on request: '%s' runs on by itself, no longer "
+                 "held by this process", be->vm_name);
+        return;
+    }
     be->ops->end(be, &code, why, sizeof(why));
     LOG_INFO("the VM that took over ended: %s", why);
 }

@@ -8,7 +8,9 @@
  *     (secondary/takeover.h: quorum, the VM's token, fencing); a held
  *     back takeover leaves nothing running (exit 4);
  *   - a takeover activates the replica (it becomes the VM), writes the
- *     status, and holds the VM: with quorum this side holds the VM's
+ *     status, and holds the VM until it ends (a domain that runs on by
+ *     itself: or until a stop request, which leaves it running, unless
+ *     this side holds its quorum token): with quorum this side holds the VM's
  *     token while the VM runs and stops it if its partition loses quorum.
  * It knows nothing of KVM or Xen.  Library code: it logs and returns.
  */
@@ -39,8 +41,8 @@ struct rm_secondary_cfg {
      * the primary's, for status only: never for fencing or quorum). */
     const char *name;
     volatile sig_atomic_t *stop_requested;
-    /* Once the replica took over and while this process holds the VM (it
-     * runs here, or this side holds its quorum token): serve the VM's
+    /* Once the replica took over and while this process holds the VM:
+     * serve the VM's
      * control socket (primary/control.h: `remus reprotect` protects it
      * again, with this process's key and quorum handle, and `remus
      * handover` moves it back). */
