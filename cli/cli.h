@@ -56,6 +56,23 @@ int cli_fail(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* True if argv has -h or --help before "--". */
 int cli_wants_help(int argc, char **argv);
+/*
+ * The one number parser of the command line.  cli_uint: @arg (the value of
+ * option @opt) as a decimal number from @min to @max (digits only: no sign,
+ * no blanks, no overflow); 0 with *@out set, or RM_EXIT_USAGE after the
+ * usage error "OPT ARG: a number from MIN to MAX" (max ULLONG_MAX: "a
+ * number of at least MIN").  cli_uint32: the same into an unsigned
+ * (@max <= UINT_MAX).  cli_frame: a frame number @what (e.g. "MFN"),
+ * decimal or 0x-hex, any 64-bit value ("WHAT 'ARG' is not a number").
+ */
+#define CLI_MS_MAX 3600000u   /* the longest time option: an hour, in ms */
+int cli_uint(const char *cmd, const char *opt, const char *arg,
+             unsigned long long min, unsigned long long max,
+             unsigned long long *out);
+int cli_uint32(const char *cmd, const char *opt, const char *arg,
+               unsigned min, unsigned max, unsigned *out);
+int cli_frame(const char *cmd, const char *what, const char *arg,
+              unsigned long long *out);
 /* Open FILE for reading/writing; "-" is stdin/stdout.  fd or -errno. */
 int cli_open_in(const char *path);
 int cli_open_out(const char *path);

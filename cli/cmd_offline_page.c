@@ -45,7 +45,7 @@ int cmd_offline_page(int argc, char **argv)
     struct rm_error err = { 0 };
     const char *fault = "";
     bool gfn = false, dry = false;
-    char req[128], reply[600], *end, *p;
+    char req[128], reply[600], *p;
     unsigned long long frame;
     int c, round;
 
@@ -68,11 +68,8 @@ int cmd_offline_page(int argc, char **argv)
     }
     if (argc - optind != 2)
         return cli_usage_error("offline-page", "expected VM and FRAME");
-    errno = 0;
-    frame = strtoull(argv[optind + 1], &end, 0);
-    if (errno || *end || !*argv[optind + 1])
-        return cli_usage_error("offline-page", "FRAME '%s' is not a number",
-                               argv[optind + 1]);
+    if (cli_frame("offline-page", "FRAME", argv[optind + 1], &frame))
+        return RM_EXIT_USAGE;
     snprintf(req, sizeof(req), "%s %s %#llx%s", dry ? "frame" :
              "offline-page", gfn ? "gfn" : "pfn", frame, dry ? "" : fault);
     /* A host frame may back several guest frames (KSM merges identical

@@ -59,19 +59,6 @@ static void catch_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-static int parse_num(const char *cmd, const char *opt, const char *arg,
-                     unsigned min, unsigned max, unsigned *out)
-{
-    char *end;
-    unsigned long v = strtoul(arg, &end, 10);
-
-    if (!*arg || *end || v < min || v > max)
-        return cli_usage_error(cmd, "%s %s: a number from %u to %u", opt,
-                               arg, min, max);
-    *out = (unsigned)v;
-    return 0;
-}
-
 /* The name = "..." line of an xl config file (for the replica's name). */
 static int config_name(const char *path, char *name, size_t len,
                        struct rm_error *err)
@@ -159,8 +146,8 @@ static int xen_save(int argc, char **argv)
         case 'l': live = true; break;
         case 'c': keep = true; break;
         case 's':
-            if (parse_num("save", "--suspend-timeout", optarg, 1, 3600000,
-                          &arg.suspend_timeout_ms))
+            if (cli_uint32("save", "--suspend-timeout", optarg, 1,
+                           CLI_MS_MAX, &arg.suspend_timeout_ms))
                 return RM_EXIT_USAGE;
             break;
         case 'h': save_usage(stdout); return RM_EXIT_OK;
@@ -435,7 +422,7 @@ static int xen_protect(int argc, char **argv)
         switch (c) {
         case 'x': break;
         case 'i':
-            if (parse_num("protect", "-i", optarg, 1, 3600000, &interval))
+            if (cli_uint32("protect", "-i", optarg, 1, CLI_MS_MAX, &interval))
                 return RM_EXIT_USAGE;
             break;
         case 'u': break;
@@ -444,22 +431,23 @@ static int xen_protect(int argc, char **argv)
         case 'n': xo.no_netbuf = true; break;
         case 'd': nodisk = true; break;
         case 'H':
-            if (parse_num("protect", "--heartbeat", optarg, 1, 3600000, &hb))
+            if (cli_uint32("protect", "--heartbeat", optarg, 1,
+                           CLI_MS_MAX, &hb))
                 return RM_EXIT_USAGE;
             break;
         case 'T':
-            if (parse_num("protect", "--heartbeat-timeout", optarg, 2,
-                          3600000, &hb_timeout))
+            if (cli_uint32("protect", "--heartbeat-timeout", optarg, 2,
+                           CLI_MS_MAX, &hb_timeout))
                 return RM_EXIT_USAGE;
             break;
         case 's':
-            if (parse_num("protect", "--suspend-timeout", optarg, 1, 3600000,
-                          &xo.suspend_timeout_ms))
+            if (cli_uint32("protect", "--suspend-timeout", optarg, 1,
+                           CLI_MS_MAX, &xo.suspend_timeout_ms))
                 return RM_EXIT_USAGE;
             break;
         case 'P':
-            if (parse_num("protect", "--progress", optarg, 0, 3600000,
-                          &progress))
+            if (cli_uint32("protect", "--progress", optarg, 0,
+                           CLI_MS_MAX, &progress))
                 return RM_EXIT_USAGE;
             break;
         case 'S': stats_path = optarg; break;
@@ -471,8 +459,8 @@ static int xen_protect(int argc, char **argv)
             use_quorum = true;
             break;
         case 0x300:
-            if (parse_num("protect", "--quorum-settle", optarg, 1, 3600000,
-                          &qsettle))
+            if (cli_uint32("protect", "--quorum-settle", optarg, 1,
+                           CLI_MS_MAX, &qsettle))
                 return RM_EXIT_USAGE;
             break;
         case 'h': protect_usage(stdout); return RM_EXIT_OK;
@@ -648,18 +636,18 @@ static int xen_receive(int argc, char **argv)
             have_listen = true;
             break;
         case 'H':
-            if (parse_num("receive", "--heartbeat", optarg, 1, 3600000,
-                          &rc_cfg->hb_interval_ms))
+            if (cli_uint32("receive", "--heartbeat", optarg, 1,
+                           CLI_MS_MAX, &rc_cfg->hb_interval_ms))
                 return RM_EXIT_USAGE;
             break;
         case 'T':
-            if (parse_num("receive", "--heartbeat-timeout", optarg, 2,
-                          3600000, &rc_cfg->hb_timeout_ms))
+            if (cli_uint32("receive", "--heartbeat-timeout", optarg, 2,
+                           CLI_MS_MAX, &rc_cfg->hb_timeout_ms))
                 return RM_EXIT_USAGE;
             break;
         case 'P':
-            if (parse_num("receive", "--progress", optarg, 0, 3600000,
-                          &rc_cfg->progress_ms))
+            if (cli_uint32("receive", "--progress", optarg, 0,
+                           CLI_MS_MAX, &rc_cfg->progress_ms))
                 return RM_EXIT_USAGE;
             break;
         case 'L': commit_log = optarg; break;
@@ -671,14 +659,14 @@ static int xen_receive(int argc, char **argv)
             use_quorum = true;
             break;
         case 0x300:
-            if (parse_num("receive", "--quorum-settle", optarg, 1, 3600000,
-                          &qsettle))
+            if (cli_uint32("receive", "--quorum-settle", optarg, 1,
+                           CLI_MS_MAX, &qsettle))
                 return RM_EXIT_USAGE;
             break;
         case 'F': sc.fence_cmd = optarg; break;
         case 'W':
-            if (parse_num("receive", "--fence-timeout", optarg, 1, 3600000,
-                          &sc.fence_timeout_ms))
+            if (cli_uint32("receive", "--fence-timeout", optarg, 1,
+                           CLI_MS_MAX, &sc.fence_timeout_ms))
                 return RM_EXIT_USAGE;
             break;
         case 'h': receive_usage(stdout); return RM_EXIT_OK;
@@ -848,7 +836,6 @@ static int xen_offline_page(int argc, char **argv)
     const char *config = NULL;
     unsigned long long mfn;
     uint32_t domid = 0, before = 0, status = 0, after = 0;
-    char *end;
     int c, rc, owner = -1, ret = RM_EXIT_FAIL;
 
     optind = 1;
@@ -864,10 +851,8 @@ static int xen_offline_page(int argc, char **argv)
         }
     }
     if (query && argc - optind == 1) {
-        mfn = strtoull(argv[optind], &end, 0);
-        if (*end || !*argv[optind])
-            return cli_usage_error("offline-page", "MFN '%s' is not a "
-                                   "number", argv[optind]);
+        if (cli_frame("offline-page", "MFN", argv[optind], &mfn))
+            return RM_EXIT_USAGE;
         rc = rm_xen_host_open(&host, &err);
         if (!rc)
             rc = rm_xen_page_status(host, mfn, &status, &err);
@@ -885,11 +870,8 @@ static int xen_offline_page(int argc, char **argv)
     }
     if (argc - optind != 2)
         return cli_usage_error("offline-page", "expected DOMAIN and MFN");
-    errno = 0;
-    mfn = strtoull(argv[optind + 1], &end, 0);
-    if (errno || *end || !*argv[optind + 1])
-        return cli_usage_error("offline-page", "MFN '%s' is not a number",
-                               argv[optind + 1]);
+    if (cli_frame("offline-page", "MFN", argv[optind + 1], &mfn))
+        return RM_EXIT_USAGE;
     rc = rm_xen_host_open(&host, &err);
     if (!rc)
         rc = rm_xen_domid(host, argv[optind], &domid, &err);
