@@ -92,7 +92,8 @@ KVM_OBJS := backends/kvm/vmm.o backends/kvm/vm_config.o backends/kvm/vcpu.o \
 XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
             backends/xen/xen_sr_pv.o backends/xen/xen_pv_mem.o \
             backends/xen/xen_offline_pv.o \
-            backends/xen/xen_migrate.o backends/xen/xen_backend.o
+            backends/xen/xen_migrate.o backends/xen/xen_backend.o \
+            backends/xen/xl_config.o
 
 # cluster/: split-brain protection on corosync (quorum, qdevice, cpg) and
 # fencing
@@ -123,7 +124,7 @@ LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
 TEST_SUPPORT_OBJS := tests/support/mem_backend.o tests/support/testutil.o
 UNIT_TESTS := test_stream test_engines test_truncation test_proto \
               test_netbuf test_kvm_dirty
-UNIT_TESTS += test_auth test_net test_local test_sessions
+UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto

@@ -8,7 +8,6 @@
  * (main.c sends a command here when --xen is its first option.)
  */
 #define RM_LOG_PREFIX "xen"
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -25,6 +24,7 @@
 #include "backends/xen/xen_migrate.h"
 #include "backends/xen/xen_offline.h"
 #include "backends/xen/xen_sr.h"
+#include "backends/xen/xl_config.h"
 #include "cli/cli.h"
 #include "common/auth.h"
 #include "common/log.h"
@@ -57,47 +57,6 @@ static void catch_signals(void)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-}
-
-/* The name = "..." line of an xl config file (for the replica's name). */
-static int config_name(const char *path, char *name, size_t len,
-                       struct rm_error *err)
-{
-    char line[512];
-    FILE *f = fopen(path, "re");
-    int rc = -ENOENT;
-
-    if (!f)
-        return rm_error_set(err, -errno, "cannot read '%s': %s", path,
-                            strerror(errno));
-    while (rc && fgets(line, sizeof(line), f)) {
-        char *p = line, *q;
-
-        while (isspace((unsigned char)*p))
-            p++;
-        if (strncmp(p, "name", 4))
-            continue;
-        p += 4;
-        while (isspace((unsigned char)*p))
-            p++;
-        if (*p++ != '=')
-            continue;
-        while (isspace((unsigned char)*p))
-            p++;
-        if (*p != '"' && *p != '\'')
-            continue;
-        q = strchr(p + 1, *p);
-        if (!q || q == p + 1 || (size_t)(q - p - 1) >= len)
-            continue;
-        memcpy(name, p + 1, (size_t)(q - p - 1));
-        name[q - p - 1] = '\0';
-        rc = 0;
-    }
-    fclose(f);
-    if (rc)
-        rm_error_set(err, rc, "'%s' has no name = \"...\" line: give "
-                     "--name", path);
-    return rc;
 }
 
 /* ---------------------------------------------------------------- save */
@@ -286,7 +245,8 @@ static int xen_restore(int argc, char **argv)
         return cli_usage_error("restore", "--config CFG (the guest's xl "
                                "config) is required with --xen");
     if (!name) {
-        if (config_name(config, cfg_name, sizeof(cfg_name), &err))
+        if (rm_xl_config_name(config, cfg_name, sizeof(cfg_name),
+                              &err))
             return cli_usage_error("restore", "%s", rm_error_str(&err));
         name = cfg_name;
     }
@@ -689,7 +649,8 @@ static int xen_receive(int argc, char **argv)
                                "exceed --heartbeat %u", rc_cfg->hb_timeout_ms,
                                rc_cfg->hb_interval_ms);
     if (!name) {
-        if (config_name(config, cfg_name, sizeof(cfg_name), &err))
+        if (rm_xl_config_name(config, cfg_name, sizeof(cfg_name),
+                              &err))
             return cli_usage_error("receive", "%s", rm_error_str(&err));
         name = cfg_name;
     }
