@@ -156,7 +156,7 @@ int cmd_protect(int argc, char **argv)
     int c, rc, ret = RM_EXIT_FAIL;
 
     rm_guestcfg_init(&g, argv[0]);
-    memset(&pc, 0, sizeof(pc));
+    rm_protect_cfg_init(&pc);
     memset(&sc, 0, sizeof(sc));
     memset(&key, 0, sizeof(key));
     optind = 1;

@@ -215,10 +215,7 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
     memset(&ro, 0, sizeof(ro));
     rm_vm_config_default(&ro.cfg);
     ro.cfg.name = NULL;
-    sc.receive.listen_fd = -1;
-    sc.receive.hb_interval_ms = 100;
-    sc.receive.hb_timeout_ms = 0;      /* derived in the handshake */
-    sc.receive.allow_compression = true;
+    rm_receive_cfg_init(&sc.receive);
     sc.receive.max_guest_bytes = 4ull << 30;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", opts, &li)) != -1) {
@@ -299,8 +296,6 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
         (rc = cli_quorum_open("receive", ro.cfg.name, false, cl->settle_ms,
                               &cl->q)))
         return rc;
-    sc.receive.digest_fd = -1;
-    sc.receive.commit_log_fd = -1;
     memset(&key, 0, sizeof(key));
     rc = cli_key("receive", key_path, insecure, &key, &sc.receive.key);
     if (rc)

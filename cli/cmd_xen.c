@@ -376,6 +376,7 @@ static int xen_protect(int argc, char **argv)
     int c, stats_fd = -1, ret = RM_EXIT_FAIL;
 
     memset(&sc, 0, sizeof(sc));
+    rm_protect_cfg_init(pc);
     memset(&key, 0, sizeof(key));
     optind = 1;
     while ((c = getopt_long(argc, argv, "+i:uFbndh", opts, NULL)) != -1) {
@@ -480,7 +481,6 @@ static int xen_protect(int argc, char **argv)
     pc->connect_timeout_ms = 5000;
     pc->progress_ms = progress;
     pc->stats_fd = stats_fd;
-    pc->digest_fd = -1;
     sc.quorum = quorum;
     sc.stop_requested = &xen_stop;
     sc.handover_requested = NULL;
@@ -575,11 +575,7 @@ static int xen_receive(int argc, char **argv)
 
     memset(&sc, 0, sizeof(sc));
     memset(&key, 0, sizeof(key));
-    rc_cfg->hb_interval_ms = 100;
-    rc_cfg->hb_timeout_ms = 0;      /* derived in the handshake */
-    rc_cfg->listen_fd = -1;
-    rc_cfg->commit_log_fd = -1;
-    rc_cfg->digest_fd = -1;
+    rm_receive_cfg_init(rc_cfg);
     rc_cfg->max_guest_bytes = 64ull << 30;
     rc_cfg->allow_compression = false;
     sc.fence_timeout_ms = 60000;
