@@ -93,7 +93,7 @@ XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
             backends/xen/xen_sr_pv.o backends/xen/xen_pv_mem.o \
             backends/xen/xen_offline_pv.o \
             backends/xen/xen_migrate.o backends/xen/xen_backend.o \
-            backends/xen/xl_config.o
+            backends/xen/xl_config.o backends/xen/xen_domain_sr.o
 
 # cluster/: split-brain protection on corosync (quorum, qdevice, cpg) and
 # fencing

@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The Xen backend's commands, run in dom0:
- *   remus save --xen [--live] [-c] DOMAIN FILE|-
- *   remus restore --xen --config CFG [--name NAME] [--paused] FILE|-
+ * The Xen backend's protection commands, run in dom0:
  *   remus protect --xen [xl remus flags] DOMAIN HOST:PORT
  *   remus receive --xen --config CFG --listen ADDR:PORT [OPTIONS]
- * (main.c sends a command here when --xen is its first option.)
+ * (main.c sends them here when --xen is among their options; save,
+ * restore and offline-page --xen are in cli/cmd_NAME.c.)
  */
 #define RM_LOG_PREFIX "xen"
 #include <errno.h>
@@ -57,250 +56,6 @@ static void catch_signals(void)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-}
-
-/* ---------------------------------------------------------------- save */
-
-static void save_usage(FILE *out)
-{
-    fprintf(out,
-            "usage: remus save --xen [--live] [-c] DOMAIN FILE|-\n"
-            "\n"
-            "Save the Xen HVM/PVH guest DOMAIN (name or id) into FILE as a\n"
-            "libxc migration stream (v3, x86 HVM): what `xl restore`'s libxc\n"
-            "part and `remus restore --xen` read.  The guest is suspended\n"
-            "cooperatively (control/shutdown or its suspend event channel).\n"
-            "\n"
-            "  --live          pre-copy with log-dirty first (short pause)\n"
-            "  -c              keep the domain running afterwards (default:\n"
-            "                  it is destroyed after a good save, as xl save)\n"
-            "  --suspend-timeout MS  wait this long for the guest to\n"
-            "                  suspend (default 30000)\n"
-            "Exit status: 0 saved; 1 failed (the domain keeps running);\n"
-            "2 usage.\n");
-}
-
-static int xen_save(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        { "xen", no_argument, NULL, 'x' },
-        { "live", no_argument, NULL, 'l' },
-        { "suspend-timeout", required_argument, NULL, 's' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    struct rm_xen_host *host = NULL;
-    struct rm_xen_save_arg arg;
-    struct rm_save_ctx ctx;
-    struct rm_error err = { 0 };
-    struct rm_sink sink;
-    bool live = false, keep = false;
-    int c, fd = -1, rc, ret = RM_EXIT_FAIL;
-
-    memset(&arg, 0, sizeof(arg));
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+ch", opts, NULL)) != -1) {
-        switch (c) {
-        case 'x': break;
-        case 'l': live = true; break;
-        case 'c': keep = true; break;
-        case 's':
-            if (cli_uint32("save", "--suspend-timeout", optarg, 1,
-                           CLI_MS_MAX, &arg.suspend_timeout_ms))
-                return RM_EXIT_USAGE;
-            break;
-        case 'h': save_usage(stdout); return RM_EXIT_OK;
-        default:
-            return cli_usage_error("save", "unknown option '%s'",
-                                   argv[optind - 1]);
-        }
-    }
-    if (argc - optind != 2)
-        return cli_usage_error("save", "expected DOMAIN and FILE");
-    rc = rm_xen_host_open(&host, &err);
-    if (!rc)
-        rc = rm_xen_domid(host, argv[optind], &arg.domid, &err);
-    if (rc) {
-        ret = cli_fail("save", "%s", rm_error_str(&err));
-        goto out;
-    }
-    fd = cli_open_out(argv[optind + 1]);
-    if (fd < 0) {
-        ret = cli_fail("save", "cannot create '%s': %s", argv[optind + 1],
-                       strerror(-fd));
-        goto out;
-    }
-    arg.host = host;
-    memset(&ctx, 0, sizeof(ctx));
-    ctx.ops = &rm_xen_save_ops;
-    {
-        /* A PV guest: non-live, with its page tables in canonical form. */
-        struct rm_xen_dominfo di;
-
-        if (rm_xen_dominfo(host, arg.domid, &di, &err) == 0 && !di.hvm) {
-            if (live) {
-                ret = cli_usage_error("save", "domain %u is a PV guest: it "
-                                      "can be saved non-live only (PV "
-                                      "log-dirty needs shadow paging, which "
-                                      "this Xen lacks): drop --live",
-                                      arg.domid);
-                if (strcmp(argv[optind + 1], "-"))
-                    unlink(argv[optind + 1]);
-                goto out;
-            }
-            ctx.ops = &rm_xen_pv_save_ops;
-        }
-    }
-    ctx.backend_arg = &arg;
-    ctx.err = &err;
-    rm_save_params_default(&ctx.params, live ? RM_SAVE_LIVE
-                                             : RM_SAVE_NONLIVE);
-    ctx.params.resume_after = keep;
-    rm_sink_init_fd(&sink, fd);
-    rc = rm_save(&ctx, &sink);
-    if (fd != STDOUT_FILENO && close(fd) && !rc)
-        rc = rm_error_set(&err, -errno, "closing '%s': %s",
-                          argv[optind + 1], strerror(errno));
-    fd = -1;
-    if (rc) {
-        if (strcmp(argv[optind + 1], "-"))
-            unlink(argv[optind + 1]);
-        if (ctx.suspended && !keep)
-            rm_xen_resume_cancelled(host, arg.domid, NULL);
-        ret = cli_fail("save", "%s", rm_error_str(&err));
-        goto out;
-    }
-    fprintf(stderr, "remus save: domain %u saved: %" PRIu64 " bytes, %"
-            PRIu64 " pages, %u pre-copy iterations\n", arg.domid,
-            sink.offset, ctx.pages_sent, ctx.iterations);
-    ret = RM_EXIT_OK;
-    if (!keep) {
-        rc = rm_xen_destroy(host, arg.domid, &err);
-        if (rc)
-            ret = cli_fail("save", "saved, but %s", rm_error_str(&err));
-    }
-out:
-    if (fd >= 0 && fd != STDOUT_FILENO)
-        close(fd);
-    rm_xen_host_close(host);
-    return ret;
-}
-
-/* ------------------------------------------------------------- restore */
-
-static void restore_usage(FILE *out)
-{
-    fprintf(out,
-            "usage: remus restore --xen --config CFG [--name NAME] [--paused]"
-            " FILE|-\n"
-            "\n"
-            "Restore a Xen HVM/PVH or 64-bit PV guest from a libxc stream\n"
-            "(`remus save --xen`, or the libxc part of `xl save`).  The domain is created\n"
-            "paused from the guest's own xl config CFG (`xl create -p`: same\n"
-            "memory layout, its devices on this host), filled from the\n"
-            "stream, and unpaused.  A bad stream is refused with its byte\n"
-            "offset and no domain is left behind.\n"
-            "\n"
-            "  --name NAME   domain name (default: the config's)\n"
-            "  --paused      leave it paused\n");
-}
-
-static int xen_restore(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        { "xen", no_argument, NULL, 'x' },
-        { "config", required_argument, NULL, 'C' },
-        { "name", required_argument, NULL, 'n' },
-        { "paused", no_argument, NULL, 'p' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    struct rm_xen_host *host = NULL;
-    struct rm_xen_restore_arg arg;
-    struct rm_restore_ctx ctx;
-    struct rm_error err = { 0 };
-    struct rm_src src;
-    const char *config = NULL, *name = NULL;
-    char cfg_name[64];
-    bool paused = false, created = false;
-    int c, fd = -1, rc, ret = RM_EXIT_FAIL;
-
-    memset(&arg, 0, sizeof(arg));
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'x': break;
-        case 'C': config = optarg; break;
-        case 'n': name = optarg; break;
-        case 'p': paused = true; break;
-        case 'h': restore_usage(stdout); return RM_EXIT_OK;
-        default:
-            return cli_usage_error("restore", "unknown option '%s'",
-                                   argv[optind - 1]);
-        }
-    }
-    if (argc - optind != 1)
-        return cli_usage_error("restore", "expected one FILE (or -)");
-    if (!config)
-        return cli_usage_error("restore", "--config CFG (the guest's xl "
-                               "config) is required with --xen");
-    if (!name) {
-        if (rm_xl_config_name(config, cfg_name, sizeof(cfg_name),
-                              &err))
-            return cli_usage_error("restore", "%s", rm_error_str(&err));
-        name = cfg_name;
-    }
-    fd = cli_open_in(argv[optind]);
-    if (fd < 0)
-        return cli_fail("restore", "cannot open '%s': %s", argv[optind],
-                        strerror(-fd));
-    rc = rm_xen_host_open(&host, &err);
-    if (!rc)
-        rc = rm_xen_replica_create(host, config, name, &arg.domid, &err);
-    if (rc) {
-        ret = cli_fail("restore", "%s", rm_error_str(&err));
-        goto out;
-    }
-    created = true;
-    arg.host = host;
-    memset(&ctx, 0, sizeof(ctx));
-    ctx.ops = &rm_xen_restore_ops;
-    {
-        /* The config's type decides: a PV domain takes a PV stream. */
-        struct rm_xen_dominfo di;
-
-        if (rm_xen_dominfo(host, arg.domid, &di, &err) == 0 && !di.hvm)
-            ctx.ops = &rm_xen_pv_restore_ops;
-    }
-    ctx.backend_arg = &arg;
-    ctx.err = &err;
-    rm_src_init_fd(&src, fd);
-    rc = rm_restore(&ctx, &src);
-    if (!rc && ctx.result != RM_RESTORE_COMPLETE)
-        rc = rm_error_set(&err, -EPIPE, "the stream is an incomplete "
-                          "checkpointed stream");
-    if (!rc && !paused)
-        rc = rm_xen_unpause(host, arg.domid, &err);
-    if (rc) {
-        ret = cli_fail("restore", "%s", rm_error_str(&err));
-        goto out;
-    }
-    fprintf(stderr, "remus restore: domain %u ('%s') restored: %" PRIu64
-            " pages%s\n", arg.domid, name, ctx.pages_applied,
-            paused ? "; paused" : "; running");
-    created = false;
-    ret = RM_EXIT_OK;
-out:
-    if (created) {
-        struct rm_error e2 = { 0 };
-
-        if (rm_xen_destroy(host, arg.domid, &e2))
-            LOG_WARN("%s", rm_error_str(&e2));
-    }
-    if (fd >= 0 && fd != STDIN_FILENO)
-        close(fd);
-    rm_xen_host_close(host);
-    return ret;
 }
 
 /* ------------------------------------------------------------- protect */
@@ -776,7 +531,7 @@ static int pv_offline(struct rm_xen_host *host, uint32_t domid,
                     " state (%#x)", mfn, after);
 }
 
-static int xen_offline_page(int argc, char **argv)
+int cmd_offline_page_xen(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "xen", no_argument, NULL, 'x' },
@@ -912,16 +667,7 @@ out:
 
 int cmd_xen(int argc, char **argv)
 {
-    if (!strcmp(argv[0], "save"))
-        return xen_save(argc, argv);
-    if (!strcmp(argv[0], "restore"))
-        return xen_restore(argc, argv);
     if (!strcmp(argv[0], "protect"))
         return xen_protect(argc, argv);
-    if (!strcmp(argv[0], "receive"))
-        return xen_receive(argc, argv);
-    if (!strcmp(argv[0], "offline-page"))
-        return xen_offline_page(argc, argv);
-    return cli_usage_error(argv[0], "--xen: not a Xen command (save, "
-                           "restore, protect, receive, offline-page)");
+    return xen_receive(argc, argv);
 }
