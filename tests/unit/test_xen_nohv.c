@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The parts of the Xen backend that need no hypervisor: the name of a
- * guest's xl config (backends/xen/xl_config.h).
+ * guest's xl config (backends/xen/xl_config.h), what Xen's page-offline
+ * status bits say of a frame (backends/xen/xen_offline.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xenctrl.h>
+
+#include "backends/xen/xen_offline.h"
 #include "backends/xen/xl_config.h"
 
 static char cfg_path[64];
@@ -98,6 +102,23 @@ static void test_unreadable(void **state)
                            "cannot read '/nonexistent/remus.cfg'"));
 }
 
+static void test_frame_state(void **state)
+{
+    (void)state;
+    assert_int_equal(rm_xen_frame_state_of(0), RM_XEN_FRAME_ONLINE);
+    assert_int_equal(rm_xen_frame_state_of(PG_OFFLINE_STATUS_BROKEN),
+                     RM_XEN_FRAME_ONLINE);
+    assert_int_equal(rm_xen_frame_state_of(PG_OFFLINE_STATUS_OFFLINE_PENDING),
+                     RM_XEN_FRAME_PENDING);
+    assert_int_equal(rm_xen_frame_state_of(PG_OFFLINE_STATUS_OFFLINED),
+                     RM_XEN_FRAME_OFFLINE);
+    /* Offline wins over a pending mark still reported with it. */
+    assert_int_equal(rm_xen_frame_state_of(PG_OFFLINE_STATUS_OFFLINED |
+                                           PG_OFFLINE_STATUS_OFFLINE_PENDING |
+                                           PG_OFFLINE_STATUS_BROKEN),
+                     RM_XEN_FRAME_OFFLINE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -105,6 +126,7 @@ int main(void)
                                         drop_file),
         cmocka_unit_test_setup_teardown(test_no_name, make_file, drop_file),
         cmocka_unit_test(test_unreadable),
+        cmocka_unit_test(test_frame_state),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
