@@ -19,6 +19,7 @@
 
 #include "backends/xen/xen_offline.h"
 #include "backends/xen/xl_config.h"
+#include "tests/support/case_filter.h"
 
 static char cfg_path[64];
 
@@ -129,5 +130,6 @@ int main(void)
         cmocka_unit_test(test_frame_state),
     };
 
+    tu_case_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
