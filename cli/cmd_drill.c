@@ -118,7 +118,8 @@ int cmd_drill(int argc, char **argv)
             cfg.hb_interval_ms = (unsigned)v;
             break;
         case 'T':
-            if (cli_uint("drill", "--heartbeat-timeout", optarg, 2, 60000, &v))
+            if (cli_uint("drill", "--heartbeat-timeout", optarg, 2, 60000,
+                         &v))
                 return RM_EXIT_USAGE;
             cfg.hb_timeout_ms = (unsigned)v;
             break;
@@ -139,7 +140,8 @@ int cmd_drill(int argc, char **argv)
             cfg.vcpus = (unsigned)v;
             break;
         case 'r':
-            if (cli_uint("drill", "--dirty-rate", optarg, 0, 100000000, &v))
+            if (cli_uint("drill", "--dirty-rate", optarg, 0, 100000000,
+                         &v))
                 return RM_EXIT_USAGE;
             cfg.dirty_rate = v;
             break;
@@ -161,7 +163,7 @@ int cmd_drill(int argc, char **argv)
         case 0x201: break;   /* --auth: the default now */
         case 0x202: cfg.insecure = true; break;
         case 's':
-            if (cli_uint("drill", "--seed", optarg, 1, ~0ull, &v))
+            if (cli_uint("drill", "--seed", optarg, 1, ULLONG_MAX, &v))
                 return RM_EXIT_USAGE;
             cfg.seed = v;
             break;

@@ -226,9 +226,10 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
             c == 'S' || c == 'W') {   /* long options only: li is set */
             char opt[32];
 
+            /* ms, or MiB for --max-memory and --buffer: one bound */
             snprintf(opt, sizeof(opt), "--%s", opts[li].name);
-            if (cli_uint("receive", opt, optarg, c == 'P' ? 0 : 1,
-                         CLI_MS_MAX, &v))
+            if (cli_uint("receive", opt, optarg, c == 'P' ? 0 : 1, 3600000,
+                         &v))
                 return RM_EXIT_USAGE;
         }
         switch (c) {
