@@ -91,8 +91,9 @@ KVM_OBJS := backends/kvm/vmm.o backends/kvm/vm_config.o backends/kvm/vcpu.o \
 # backends/xen/: the Xen backend
 XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
             backends/xen/xen_sr_pv.o backends/xen/xen_pv_mem.o \
-            backends/xen/xen_offline_pv.o \
-            backends/xen/xen_migrate.o backends/xen/xen_backend.o
+            backends/xen/xen_offline_pv.o backends/xen/xen_offline.o \
+            backends/xen/xen_migrate.o backends/xen/xen_backend.o \
+            backends/xen/xl_config.o backends/xen/xen_domain_sr.o
 
 # cluster/: split-brain protection on corosync (quorum, qdevice, cpg) and
 # fencing
@@ -111,7 +112,8 @@ CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
             cli/cmd_receive.o cli/cmd_drill.o cli/cmd_netbuf.o \
             cli/cmd_xen.o cli/cmd_reprotect.o \
             cli/cmd_offline_page.o
-CLI_OBJS += cli/cmd_keygen.o cli/cmd_handover.o cli/cli_key.o cli/cli_quorum.o
+CLI_OBJS += cli/cmd_keygen.o cli/cmd_handover.o cli/cli_key.o cli/cli_quorum.o \
+            cli/cli_num.o
 
 LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(CLUSTER_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS) \
@@ -122,7 +124,7 @@ LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
 TEST_SUPPORT_OBJS := tests/support/mem_backend.o tests/support/testutil.o
 UNIT_TESTS := test_stream test_engines test_truncation test_proto \
               test_netbuf test_kvm_dirty
-UNIT_TESTS += test_auth test_net test_local test_sessions
+UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto

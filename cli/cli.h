@@ -28,6 +28,7 @@ struct rm_command {
     const char *name;
     const char *summary;
     int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+    int (*run_xen)(int argc, char **argv); /* with --xen (NULL: none) */
 };
 
 /* Subcommands (keep in step with the table in cli/main.c). */
@@ -44,7 +45,11 @@ int cmd_reprotect(int argc, char **argv);
 int cmd_offline_page(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_handover(int argc, char **argv);
-/* save/restore/protect/receive with --xen first (cli/cmd_xen.c) */
+/* With --xen among the options: the Xen backend's versions. */
+int cmd_save_xen(int argc, char **argv);
+int cmd_restore_xen(int argc, char **argv);
+int cmd_offline_page_xen(int argc, char **argv);
+/* protect and receive --xen (cli/cmd_xen.c) */
 int cmd_xen(int argc, char **argv);
 
 /* Helpers for subcommands */
@@ -56,6 +61,25 @@ int cli_fail(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* True if argv has -h or --help before "--". */
 int cli_wants_help(int argc, char **argv);
+/* True if argv has --xen before "--" (the Xen backend's command). */
+int cli_wants_xen(int argc, char **argv);
+/*
+ * The one number parser of the command line.  cli_uint: @arg (the value of
+ * option @opt) as a decimal number from @min to @max (digits only: no sign,
+ * no blanks, no overflow); 0 with *@out set, or RM_EXIT_USAGE after the
+ * usage error "OPT ARG: a number from MIN to MAX" (max ULLONG_MAX: "a
+ * number of at least MIN").  cli_uint32: the same into an unsigned
+ * (@max <= UINT_MAX).  cli_frame: a frame number @what (e.g. "MFN"),
+ * decimal or 0x-hex, any 64-bit value ("WHAT 'ARG' is not a number").
+ */
+#define CLI_MS_MAX 3600000u   /* the longest time option: an hour, in ms */
+int cli_uint(const char *cmd, const char *opt, const char *arg,
+             unsigned long long min, unsigned long long max,
+             unsigned long long *out);
+int cli_uint32(const char *cmd, const char *opt, const char *arg,
+               unsigned min, unsigned max, unsigned *out);
+int cli_frame(const char *cmd, const char *what, const char *arg,
+              unsigned long long *out);
 /* Open FILE for reading/writing; "-" is stdin/stdout.  fd or -errno. */
 int cli_open_in(const char *path);
 int cli_open_out(const char *path);

@@ -56,19 +56,6 @@ static void usage(FILE *out)
             "2 for a usage error.\n");
 }
 
-static int num(const char *opt, const char *arg, unsigned long long min,
-               unsigned long long max, unsigned long long *out)
-{
-    char *end;
-    unsigned long long v = strtoull(arg, &end, 10);
-
-    if (*end || !*arg || v < min || v > max)
-        return cli_usage_error("drill", "%s %s: a number from %llu to %llu",
-                               opt, arg, min, max);
-    *out = v;
-    return 0;
-}
-
 int cmd_drill(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -116,53 +103,55 @@ int cmd_drill(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+i:uh", opts, NULL)) != -1) {
         switch (c) {
         case 'k':
-            if (num("--kill-after", optarg, 1, 3600, &v))
+            if (cli_uint("drill", "--kill-after", optarg, 1, 3600, &v))
                 return RM_EXIT_USAGE;
             cfg.kill_after_ms = (unsigned)v * 1000;
             break;
         case 'i':
-            if (num("-i", optarg, 1, 10000, &v))
+            if (cli_uint("drill", "-i", optarg, 1, 10000, &v))
                 return RM_EXIT_USAGE;
             cfg.interval_ms = (unsigned)v;
             break;
         case 'H':
-            if (num("--heartbeat", optarg, 1, 10000, &v))
+            if (cli_uint("drill", "--heartbeat", optarg, 1, 10000, &v))
                 return RM_EXIT_USAGE;
             cfg.hb_interval_ms = (unsigned)v;
             break;
         case 'T':
-            if (num("--heartbeat-timeout", optarg, 2, 60000, &v))
+            if (cli_uint("drill", "--heartbeat-timeout", optarg, 2, 60000,
+                         &v))
                 return RM_EXIT_USAGE;
             cfg.hb_timeout_ms = (unsigned)v;
             break;
         case 'c':
-            if (num("--clients", optarg, 1, 64, &v))
+            if (cli_uint("drill", "--clients", optarg, 1, 64, &v))
                 return RM_EXIT_USAGE;
             cfg.clients = (unsigned)v;
             break;
         case 'm':
-            if (num("--memory", optarg, 8, 4096, &v) ||
+            if (cli_uint("drill", "--memory", optarg, 8, 4096, &v) ||
                 (v % 2 && cli_usage_error("drill", "--memory: even MiB")))
                 return RM_EXIT_USAGE;
             cfg.memory_mib = (unsigned)v;
             break;
         case 'v':
-            if (num("--vcpus", optarg, 1, 8, &v))
+            if (cli_uint("drill", "--vcpus", optarg, 1, 8, &v))
                 return RM_EXIT_USAGE;
             cfg.vcpus = (unsigned)v;
             break;
         case 'r':
-            if (num("--dirty-rate", optarg, 0, 100000000, &v))
+            if (cli_uint("drill", "--dirty-rate", optarg, 0, 100000000,
+                         &v))
                 return RM_EXIT_USAGE;
             cfg.dirty_rate = v;
             break;
         case 'w':
-            if (num("--dirty-wss", optarg, 0, 1000000, &v))
+            if (cli_uint("drill", "--dirty-wss", optarg, 0, 1000000, &v))
                 return RM_EXIT_USAGE;
             cfg.dirty_wss = v;
             break;
         case 'a':
-            if (num("--after", optarg, 1, 600, &v))
+            if (cli_uint("drill", "--after", optarg, 1, 600, &v))
                 return RM_EXIT_USAGE;
             cfg.after_ms = (unsigned)v * 1000;
             break;
@@ -174,7 +163,7 @@ int cmd_drill(int argc, char **argv)
         case 0x201: break;   /* --auth: the default now */
         case 0x202: cfg.insecure = true; break;
         case 's':
-            if (num("--seed", optarg, 1, ~0ull, &v))
+            if (cli_uint("drill", "--seed", optarg, 1, ULLONG_MAX, &v))
                 return RM_EXIT_USAGE;
             cfg.seed = v;
             break;

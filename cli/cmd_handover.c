@@ -50,14 +50,9 @@ int cmd_handover(int argc, char **argv)
         return RM_EXIT_OK;
     }
     if (a + 1 < argc && !strcmp(argv[a], "--timeout")) {
-        char *end;
-        unsigned long v = strtoul(argv[a + 1], &end, 10);
-
-        if (*end || !*argv[a + 1] || v < 1 || v > 3600000)
-            return cli_usage_error("handover", "--timeout %s: a number of "
-                                   "milliseconds from 1 to 3600000",
-                                   argv[a + 1]);
-        timeout_ms = (unsigned)v;
+        if (cli_uint32("handover", "--timeout", argv[a + 1], 1,
+                       CLI_MS_MAX, &timeout_ms))
+            return RM_EXIT_USAGE;
         a += 2;
     }
     if (argc - a != 1)

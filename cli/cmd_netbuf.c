@@ -110,9 +110,8 @@ static int check(int argc, char **argv)
     struct rm_error err = { 0 };
     struct rm_netbuf *nb;
     struct sigaction sa;
-    long hold = 0, epochs = 0, interval_ms = 100;
+    unsigned hold = 0, epochs = 0, interval_ms = 100;
     bool steps = false;
-    char *end;
     int c, rc;
 
     optind = 1;
@@ -123,22 +122,18 @@ static int check(int argc, char **argv)
         case 'n': cfg.no_plug = true; break;
         case 's': steps = true; break;
         case 'H':
-            hold = strtol(optarg, &end, 10);
-            if (*end || hold < 0 || hold > 86400)
-                return cli_usage_error("netbuf", "--hold %s: seconds, 0 to "
-                                       "86400", optarg);
+            if (cli_uint32("netbuf", "--hold", optarg, 0, 86400, &hold))
+                return RM_EXIT_USAGE;
             break;
         case 'e':
-            epochs = strtol(optarg, &end, 10);
-            if (*end || epochs < 0 || epochs > 1000000)
-                return cli_usage_error("netbuf", "--epochs %s: 0 to 1000000",
-                                       optarg);
+            if (cli_uint32("netbuf", "--epochs", optarg, 0, 1000000,
+                           &epochs))
+                return RM_EXIT_USAGE;
             break;
         case 'I':
-            interval_ms = strtol(optarg, &end, 10);
-            if (*end || interval_ms < 1 || interval_ms > 60000)
-                return cli_usage_error("netbuf", "--interval %s: 1 to 60000 "
-                                       "ms", optarg);
+            if (cli_uint32("netbuf", "--interval", optarg, 1, 60000,
+                           &interval_ms))
+                return RM_EXIT_USAGE;
             break;
         case 'h': usage(stdout); return RM_EXIT_OK;
         case ':':
@@ -191,7 +186,7 @@ static int check(int argc, char **argv)
                                 cfg.vif, strerror(-rc));
             }
         }
-        printf("netbuf: %ld epochs of %ld ms run\n", e - 2, interval_ms);
+        printf("netbuf: %ld epochs of %u ms run\n", e - 2, interval_ms);
         fflush(stdout);
     }
     if (steps) {

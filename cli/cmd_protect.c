@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <getopt.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -104,19 +105,6 @@ static void usage(FILE *out)
             "VM's token).  Never another value.\n");
 }
 
-static int parse_ms(const char *opt, const char *arg, unsigned *out,
-                    unsigned min)
-{
-    char *end;
-    unsigned long v = strtoul(arg, &end, 10);
-
-    if (*end || !*arg || v < min || v > 3600000)
-        return cli_usage_error("protect", "%s %s: a number of milliseconds "
-                               "from %u to 3600000", opt, arg, min);
-    *out = (unsigned)v;
-    return 0;
-}
-
 int cmd_protect(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -163,14 +151,14 @@ int cmd_protect(int argc, char **argv)
     int c, rc, ret = RM_EXIT_FAIL;
 
     rm_guestcfg_init(&g, argv[0]);
-    memset(&pc, 0, sizeof(pc));
+    rm_protect_cfg_init(&pc);
     memset(&sc, 0, sizeof(sc));
     memset(&key, 0, sizeof(key));
     optind = 1;
     while ((c = getopt_long(argc, argv, "+i:uFbndh", opts, NULL)) != -1) {
         switch (c) {
         case 'i':
-            if (parse_ms("-i", optarg, &interval, 1))
+            if (cli_uint32("protect", "-i", optarg, 1, CLI_MS_MAX, &interval))
                 goto usage_out;
             continue;
         case 'u': compress = false; continue;
@@ -179,15 +167,18 @@ int cmd_protect(int argc, char **argv)
         case 'n': nonet = true; continue;
         case 'd': nodisk = true; continue;
         case 'H':
-            if (parse_ms("--heartbeat", optarg, &hb, 1))
+            if (cli_uint32("protect", "--heartbeat", optarg, 1,
+                           CLI_MS_MAX, &hb))
                 goto usage_out;
             continue;
         case 'T':
-            if (parse_ms("--heartbeat-timeout", optarg, &hb_timeout, 2))
+            if (cli_uint32("protect", "--heartbeat-timeout", optarg, 2,
+                           CLI_MS_MAX, &hb_timeout))
                 goto usage_out;
             continue;
         case 'P':
-            if (parse_ms("--progress", optarg, &progress, 0))
+            if (cli_uint32("protect", "--progress", optarg, 0,
+                           CLI_MS_MAX, &progress))
                 goto usage_out;
             continue;
         case 'S':
@@ -202,27 +193,23 @@ int cmd_protect(int argc, char **argv)
             use_quorum = true;
             continue;
         case 0x300:
-            if (parse_ms("--quorum-settle", optarg, &qsettle, 1))
+            if (cli_uint32("protect", "--quorum-settle", optarg, 1,
+                           CLI_MS_MAX, &qsettle))
                 goto usage_out;
             continue;
         case 'D':
             digest_path = optarg;
             continue;
         case 'E':
-            if (parse_ms("--digest-every", optarg, &digest_every, 1))
+            if (cli_uint32("protect", "--digest-every", optarg, 1,
+                           CLI_MS_MAX, &digest_every))
                 goto usage_out;
             continue;
-        case 'N': {
-            char *end;
-
-            nb_max = strtoull(optarg, &end, 10);
-            if (*end || nb_max < 4096) {
-                cli_usage_error("protect", "--netbuf-max-bytes %s: at "
-                                "least 4096", optarg);
+        case 'N':
+            if (cli_uint("protect", "--netbuf-max-bytes", optarg, 4096,
+                         ULLONG_MAX, &nb_max))
                 goto usage_out;
-            }
             continue;
-        }
         case 'h':
             usage(stdout);
             rm_guestcfg_free(&g);

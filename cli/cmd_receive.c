@@ -184,30 +184,28 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
     const char *digest_path = NULL, *commit_log = NULL, *key_path = NULL;
     struct rm_auth_key key;
     bool insecure = false;
-    int c, rc, ret = RM_EXIT_FAIL;
+    int c, rc, li = 0, ret = RM_EXIT_FAIL;
 
     memset(&sc, 0, sizeof(sc));
     memset(&ro, 0, sizeof(ro));
     rm_vm_config_default(&ro.cfg);
     ro.cfg.name = NULL;
-    sc.receive.listen_fd = -1;
-    sc.receive.hb_interval_ms = 100;
-    sc.receive.hb_timeout_ms = 0;      /* derived in the handshake */
-    sc.receive.allow_compression = true;
+    rm_receive_cfg_init(&sc.receive);
     sc.receive.max_guest_bytes = 4ull << 30;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        char *end = NULL;
-        unsigned long v = 0;
+    while ((c = getopt_long(argc, argv, "+h", opts, &li)) != -1) {
+        unsigned long long v = 0;
 
         if (c == 'H' || c == 'T' || c == 'm' || c == 'B' || c == 'P' ||
             c == 'E' ||
-            c == 'S' || c == 'W') {
-            v = strtoul(optarg, &end, 10);
-            if (*end || !*optarg || v > 3600000 || (c != 'P' && v == 0))
-                return cli_usage_error("receive", "%s: '%s' is not a "
-                                       "positive number", argv[optind - 2],
-                                       optarg);
+            c == 'S' || c == 'W') {   /* long options only: li is set */
+            char opt[32];
+
+            /* ms, or MiB for --max-memory and --buffer: one bound */
+            snprintf(opt, sizeof(opt), "--%s", opts[li].name);
+            if (cli_uint("receive", opt, optarg, c == 'P' ? 0 : 1, 3600000,
+                         &v))
+                return RM_EXIT_USAGE;
         }
         switch (c) {
         case 'l':
@@ -274,8 +272,6 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
         (rc = cli_quorum_open("receive", ro.cfg.name, false, cl->settle_ms,
                               &cl->q)))
         return rc;
-    sc.receive.digest_fd = -1;
-    sc.receive.commit_log_fd = -1;
     memset(&key, 0, sizeof(key));
     rc = cli_key("receive", key_path, insecure, &key, &sc.receive.key);
     if (rc)

@@ -44,20 +44,6 @@ static void usage(FILE *out)
             "Exit status: 0 protected again (or stopped); 1 failed; 2 usage.\n");
 }
 
-static int parse_ms(const char *opt, const char *arg, unsigned min,
-                    unsigned *out)
-{
-    char *end;
-    unsigned long v = strtoul(arg, &end, 10);
-
-    if (!*arg || *end || v < min || v > 3600000)
-        return cli_usage_error("reprotect", "%s %s: a number of "
-                               "milliseconds from %u to 3600000", opt, arg,
-                               min);
-    *out = (unsigned)v;
-    return 0;
-}
-
 int cmd_reprotect(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -80,17 +66,20 @@ int cmd_reprotect(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+i:Fnh", opts, NULL)) != -1) {
         switch (c) {
         case 'i':
-            if (parse_ms("-i", optarg, 1, &interval))
+            if (cli_uint32("reprotect", "-i", optarg, 1,
+                           CLI_MS_MAX, &interval))
                 return RM_EXIT_USAGE;
             break;
         case 'F': unsafe = true; break;
         case 'n': nonet = true; break;
         case 'H':
-            if (parse_ms("--heartbeat", optarg, 1, &hb))
+            if (cli_uint32("reprotect", "--heartbeat", optarg, 1,
+                           CLI_MS_MAX, &hb))
                 return RM_EXIT_USAGE;
             break;
         case 'T':
-            if (parse_ms("--heartbeat-timeout", optarg, 2, &hbto))
+            if (cli_uint32("reprotect", "--heartbeat-timeout", optarg, 2,
+                           CLI_MS_MAX, &hbto))
                 return RM_EXIT_USAGE;
             break;
         case 's': stop = true; break;

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * remus restore FILE|- [OPTIONS]: restore a KVM VM from a stream and run it
- * in this process until it halts or SIGINT/SIGTERM.
+ * in this process until it halts or SIGINT/SIGTERM;
+ * remus restore --xen --config CFG FILE|-: a Xen domain
+ * (backends/xen/xen_domain_sr.h).
  */
 #define RM_LOG_PREFIX "restore"
 #include <errno.h>
@@ -15,6 +17,8 @@
 #include "backends/kvm/guestcfg.h"
 #include "backends/kvm/kvm_sr.h"
 #include "backends/kvm/vmctl.h"
+#include "backends/xen/xen_domain_sr.h"
+#include "backends/xen/xl_config.h"
 #include "cli/cli.h"
 #include "common/log.h"
 
@@ -134,4 +138,83 @@ out:
     restore_vm = NULL;
     rm_vm_destroy(arg.vm);
     return ret;
+}
+
+/* ---------------------------------------------------------------- Xen */
+
+static void xen_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: remus restore --xen --config CFG [--name NAME] [--paused]"
+            " FILE|-\n"
+            "\n"
+            "Restore a Xen HVM/PVH or 64-bit PV guest from a libxc stream\n"
+            "(`remus save --xen`, or the libxc part of `xl save`).  The domain is created\n"
+            "paused from the guest's own xl config CFG (`xl create -p`: same\n"
+            "memory layout, its devices on this host), filled from the\n"
+            "stream, and unpaused.  A bad stream is refused with its byte\n"
+            "offset and no domain is left behind.\n"
+            "\n"
+            "  --name NAME   domain name (default: the config's)\n"
+            "  --paused      leave it paused\n");
+}
+
+int cmd_restore_xen(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "xen", no_argument, NULL, 'x' },
+        { "config", required_argument, NULL, 'C' },
+        { "name", required_argument, NULL, 'n' },
+        { "paused", no_argument, NULL, 'p' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct rm_xen_restore_result res;
+    struct rm_xen_host *host = NULL;
+    struct rm_error err = { 0 };
+    const char *config = NULL, *name = NULL;
+    char cfg_name[64];
+    bool paused = false;
+    int c, fd, rc;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'x': break;
+        case 'C': config = optarg; break;
+        case 'n': name = optarg; break;
+        case 'p': paused = true; break;
+        case 'h': xen_usage(stdout); return RM_EXIT_OK;
+        default:
+            return cli_usage_error("restore", "unknown option '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage_error("restore", "expected one FILE (or -)");
+    if (!config)
+        return cli_usage_error("restore", "--config CFG (the guest's xl "
+                               "config) is required with --xen");
+    if (!name) {
+        if (rm_xl_config_name(config, cfg_name, sizeof(cfg_name), &err))
+            return cli_usage_error("restore", "%s", rm_error_str(&err));
+        name = cfg_name;
+    }
+    fd = cli_open_in(argv[optind]);
+    if (fd < 0)
+        return cli_fail("restore", "cannot open '%s': %s", argv[optind],
+                        strerror(-fd));
+    rc = rm_xen_host_open(&host, &err);
+    if (!rc)
+        rc = rm_xen_restore_domain(host, config, name, fd, paused, &res,
+                                   &err);
+    if (fd != STDIN_FILENO)
+        close(fd);
+    rm_xen_host_close(host);
+    if (rc)
+        return cli_fail("restore", "%s", rm_error_str(&err));
+    fprintf(stderr, "remus restore: domain %u ('%s') restored: %" PRIu64
+            " pages%s\n", res.domid, name, res.pages,
+            paused ? "; paused" : "; running");
+    return RM_EXIT_OK;
 }

@@ -6,6 +6,7 @@
 #define RM_LOG_PREFIX "run"
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -54,7 +55,7 @@ int cmd_run(int argc, char **argv)
     struct rm_vmctl *ctl = NULL;
     struct sigaction sa;
     int64_t code = 0;
-    long timeout_s = -1;
+    unsigned timeout_s = 0;          /* 0: none */
     int c, rc, ret = RM_EXIT_FAIL;
 
     rm_guestcfg_init(&g, argv[0]);
@@ -64,13 +65,10 @@ int cmd_run(int argc, char **argv)
             usage(stdout);
             return RM_EXIT_OK;
         }
-        if (c == 't') {
-            char *end;
-
-            timeout_s = strtol(optarg, &end, 10);
-            if (*end || timeout_s <= 0)
-                return cli_usage_error("run", "--timeout %s: a positive "
-                                       "number of seconds", optarg);
+        if (c == 't') {   /* seconds, as milliseconds in an int */
+            if (cli_uint32("run", "--timeout", optarg, 1, INT_MAX / 1000,
+                           &timeout_s))
+                return RM_EXIT_USAGE;
             continue;
         }
         rc = rm_guestcfg_opt(&g, c, optarg, &err);
@@ -115,7 +113,7 @@ int cmd_run(int argc, char **argv)
     }
     LOG_INFO("guest '%s' started: %" PRIu64 " MiB, %u vcpus",
              g.vm.name, g.vm.mem_bytes >> 20, g.vm.nr_vcpus);
-    rc = rm_vm_wait(vm, timeout_s > 0 ? (int)(timeout_s * 1000) : -1, &code);
+    rc = rm_vm_wait(vm, timeout_s ? (int)(timeout_s * 1000) : -1, &code);
     if (rc == -ETIMEDOUT) {
         LOG_INFO("timeout: stopping the guest");
         ret = RM_EXIT_OK;

@@ -15,22 +15,28 @@
 
 static const struct rm_command commands[] = {
     { "stream-info", "validate a checkpoint stream and print its records",
-      cmd_stream_info },
-    { "run", "run a guest on the embedded KVM micro-VMM", cmd_run },
-    { "drill", "rehearse a failover on this machine (KVM)", cmd_drill },
+      cmd_stream_info, NULL },
+    { "run", "run a guest on the embedded KVM micro-VMM", cmd_run, NULL },
+    { "drill", "rehearse a failover on this machine (KVM)", cmd_drill,
+      NULL },
     { "protect", "protect a VM with checkpoints to a secondary",
-      cmd_protect },
-    { "receive", "be the secondary of a protected VM", cmd_receive },
-    { "reprotect", "protect a running VM again (failback)", cmd_reprotect },
-    { "offline-page", "move a VM off a failing host page", cmd_offline_page },
-    { "keygen", "write a pre-shared key for --key-file", cmd_keygen },
+      cmd_protect, cmd_xen },
+    { "receive", "be the secondary of a protected VM", cmd_receive,
+      cmd_xen },
+    { "reprotect", "protect a running VM again (failback)", cmd_reprotect,
+      NULL },
+    { "offline-page", "move a VM off a failing host page", cmd_offline_page,
+      cmd_offline_page_xen },
+    { "keygen", "write a pre-shared key for --key-file", cmd_keygen, NULL },
     { "handover", "move a protected VM to its secondary on purpose",
-      cmd_handover },
-    { "save", "save a running VM into a stream", cmd_save },
-    { "restore", "restore a VM from a stream and run it", cmd_restore },
-    { "status", "show protections and replicas on this host", cmd_status },
+      cmd_handover, NULL },
+    { "save", "save a running VM into a stream", cmd_save, cmd_save_xen },
+    { "restore", "restore a VM from a stream and run it", cmd_restore,
+      cmd_restore_xen },
+    { "status", "show protections and replicas on this host", cmd_status,
+      NULL },
     { "netbuf", "check / clean up Xen output buffering (IFB + plug)",
-      cmd_netbuf },
+      cmd_netbuf, NULL },
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -50,9 +56,9 @@ static void print_help(FILE *out)
     fprintf(out, "  %-12s %s\n", "help", "this list");
     fprintf(out,
             "\n"
-            "Xen (in dom0, HVM/PVH guests): save, restore, protect and\n"
-            "receive with --xen as their first option (e.g. `remus protect\n"
-            "--xen --help`).\n"
+            "Xen (in dom0): save, restore, protect, receive and\n"
+            "offline-page with --xen among their options (e.g. `remus\n"
+            "protect --xen --help`).\n"
             "\n"
             "Global options: -v (debug log), -q (errors only).\n"
             "Every command takes --help.\n");
@@ -90,6 +96,17 @@ int cli_wants_help(int argc, char **argv)
         if (!strcmp(argv[i], "--"))
             return 0;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+            return 1;
+    }
+    return 0;
+}
+
+int cli_wants_xen(int argc, char **argv)
+{
+    int i;
+
+    for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+        if (!strcmp(argv[i], "--xen"))
             return 1;
     }
     return 0;
@@ -148,12 +165,18 @@ int main(int argc, char **argv)
         print_help(stdout);
         return RM_EXIT_OK;
     }
-    /* `remus save|restore|protect|receive --xen ...`: the Xen backend. */
-    if (a + 1 < argc && !strcmp(argv[a + 1], "--xen"))
-        return cmd_xen(argc - a, argv + a);
     for (i = 0; i < NR_COMMANDS; i++) {
-        if (!strcmp(argv[a], commands[i].name))
+        if (strcmp(argv[a], commands[i].name))
+            continue;
+        /* `remus save|restore|protect|receive|offline-page ... --xen
+         * ...`: the Xen backend's version. */
+        if (!cli_wants_xen(argc - a, argv + a))
             return commands[i].run(argc - a, argv + a);
+        if (!commands[i].run_xen)
+            return cli_usage_error(argv[a], "--xen: not a Xen command "
+                                   "(save, restore, protect, receive, "
+                                   "offline-page)");
+        return commands[i].run_xen(argc - a, argv + a);
     }
     fprintf(stderr, "remus: error: unknown command '%s'\n", argv[a]);
     print_help(stderr);

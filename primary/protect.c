@@ -21,6 +21,7 @@
 #include "netbuf/netbuf.h"
 #include "proto/channel.h"
 #include "proto/liveness.h"
+#include "proto/timing.h"
 
 struct protect {
     const struct rm_protect_cfg *cfg;
@@ -607,6 +608,19 @@ static int quorum_gate(const struct rm_protect_cfg *cfg, struct rm_error *why)
                                         : cfg->backend_arg);
     rm_error_set(why, v.act ? -EAGAIN : -ENOLCK, "%s", v.why);
     return v.act ? 1 : 0;
+}
+
+void rm_protect_cfg_init(struct rm_protect_cfg *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->interval_ms = 200;
+    cfg->hb_interval_ms = 100;
+    cfg->hb_timeout_ms = rm_timing_default_timeout(cfg->interval_ms,
+                                                   cfg->hb_interval_ms);
+    cfg->connect_timeout_ms = 5000;
+    cfg->compress = true;
+    cfg->stats_fd = -1;
+    cfg->digest_fd = -1;
 }
 
 int rm_protect_run(const struct rm_protect_cfg *cfg,

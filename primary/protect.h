@@ -137,6 +137,15 @@ struct rm_protect_result {
 };
 
 /*
+ * Every field of @cfg to its default: no fd (stats_fd, digest_fd: -1),
+ * a checkpoint every 200 ms, a heartbeat every 100 ms, the peer lost
+ * after rm_timing_default_timeout(200, 100) ms of silence (proto/timing.h),
+ * 5000 ms to connect, compression asked for, no progress line; every
+ * pointer NULL (the caller sets peer, ops, backend_arg, ...).
+ */
+void rm_protect_cfg_init(struct rm_protect_cfg *cfg);
+
+/*
  * Run protection until stopped or the peer is lost.  Returns 0 with
  * @res filled, or -errno (with the reason in @err) when protection could
  * not start (connection refused, handshake refused) or the VM failed.

@@ -534,6 +534,16 @@ static int accept_peer(struct receive *r)
     return 0;
 }
 
+void rm_receive_cfg_init(struct rm_receive_cfg *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->listen_fd = -1;
+    cfg->hb_interval_ms = 100;
+    cfg->allow_compression = true;
+    cfg->digest_fd = -1;
+    cfg->commit_log_fd = -1;
+}
+
 int rm_receive_run(const struct rm_receive_cfg *cfg,
                    struct rm_receive_result *res, struct rm_error *err)
 {

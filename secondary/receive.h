@@ -114,6 +114,15 @@ struct rm_receive_result {
 };
 
 /*
+ * Every field of @cfg to its default: no fd (listen_fd, digest_fd,
+ * commit_log_fd: -1), a heartbeat every 100 ms, the timeout derived in
+ * the handshake (0), wait forever for the primary, compression allowed,
+ * no limit on the guest's size, the default checkpoint buffer, no
+ * progress line; every pointer NULL (the caller sets listen, ops, ...).
+ */
+void rm_receive_cfg_init(struct rm_receive_cfg *cfg);
+
+/*
  * 0 with @res filled (FAILOVER: the backend holds the replica at
  * res->committed_epoch, ready to be resumed), or -errno when there is no
  * consistent replica (refused handshake, stream broken before its first

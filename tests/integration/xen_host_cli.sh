@@ -55,4 +55,30 @@ expect 2 "MFN 'zz' is not a number" -- "$R" offline-page --xen g1 zz
 expect 2 "expected DOMAIN and MFN" -- "$R" offline-page --xen g1
 expect 0 "A 64-bit PV guest (no --config) moves in place" -- "$R" offline-page --xen --help
 
+# --xen anywhere among the options picks the Xen command (cli/main.c), not
+# only first; the KVM command never sees it.
+expect 1 "runs in dom0" -- "$R" save --live --xen g1 "$TMP/out2.rms"
+[ ! -e "$TMP/out2.rms" ] || { echo "FAIL: a failed save (--xen not first) left its file"; fails=$((fails + 1)); }
+expect 2 "--suspend-timeout 0: a number from 1" -- "$R" save -c --xen --suspend-timeout 0 g1 f
+expect 0 "usage: remus save --xen" -- "$R" save --live --xen --help
+expect 1 "runs in dom0" -- "$R" restore --config "$TMP/g.cfg" --xen "$TMP/s.rms"
+expect 2 "--config CFG (the guest's xl config) is required with --xen" -- "$R" restore --paused --xen "$TMP/s.rms"
+expect 0 "usage: remus restore --xen" -- "$R" restore --paused --xen --help
+expect 1 "runs in dom0" -- "$R" offline-page --config "$TMP/g.cfg" --xen g1 0x1234
+expect 1 "runs in dom0" -- "$R" offline-page --status --xen 0x1234
+expect 0 "A 64-bit PV guest (no --config) moves in place" -- "$R" offline-page --status --xen --help
+expect 1 "runs in dom0" -- "$R" protect --insecure -i 100 --xen g1 127.0.0.1:7
+expect 2 "not a Xen command" -- "$R" stream-info -q --xen f
+expect 2 "unknown command 'bogus'" -- "$R" bogus --xen
+# One number parser for the whole CLI (cli/cli_num.c): a bad value names
+# the option, the value and the range; one case per parser shape.
+expect 2 "--suspend-timeout 0: a number from 1 to 3600000" -- "$R" save --xen --suspend-timeout 0 g1 f
+expect 2 "--quorum-settle 3600001: a number from 1 to 3600000" -- "$R" receive --xen --quorum-settle 3600001 --config "$TMP/g.cfg" --listen 127.0.0.1:0
+expect 2 "--heartbeat -1: a number from 1 to 3600000" -- "$R" protect --xen --heartbeat -1 g1 127.0.0.1:7
+expect 2 "--heartbeat 0: a number from 1 to 3600000" -- "$R" receive --heartbeat=0 --listen 127.0.0.1:0
+expect 2 "--netbuf-max-bytes 4095: a number of at least 4096" -- "$R" protect --netbuf-max-bytes 4095 g1 127.0.0.1:7
+expect 2 "--seed 18446744073709551616: a number of at least 1" -- "$R" drill --seed 18446744073709551616
+expect 2 "MFN '0x1g' is not a number" -- "$R" offline-page --xen g1 0x1g
+expect 2 "MFN '12k' is not a number" -- "$R" offline-page --xen --status 12k
+
 [ $fails = 0 ]

@@ -31,6 +31,7 @@
 #include "backends/backend.h"
 #include "common/auth.h"
 #include "primary/session.h"
+#include "proto/timing.h"
 #include "secondary/session.h"
 #include "tests/support/case_filter.h"
 #include "common/ctlsock.h"
@@ -190,18 +191,20 @@ static void pair_init(struct pair *p, const char *fence_cmd)
     p->pri_be = mem_be_new(false);
     p->sec_be = mem_be_new(true);
 
+    rm_receive_cfg_init(&p->sc.receive);
+    p->sc.receive.allow_compression = false;
     p->sc.receive.listen_fd = p->listen_fd;
     p->sc.receive.hb_interval_ms = 50;
     p->sc.receive.hb_timeout_ms = 3000;
     p->sc.receive.accept_timeout_ms = 10000;
     p->sc.receive.key = &p->key;
-    p->sc.receive.digest_fd = -1;
-    p->sc.receive.commit_log_fd = -1;
     p->sc.fence_cmd = fence_cmd;
     p->sc.fence_timeout_ms = 5000;
     p->sc.name = "memvm";
     p->sc.stop_requested = &p->sec_stop;
 
+    rm_protect_cfg_init(&p->pc.protect);
+    p->pc.protect.compress = false;
     snprintf(p->pc.protect.peer.host, sizeof(p->pc.protect.peer.host),
              "127.0.0.1");
     p->pc.protect.peer.port = p->port;
@@ -210,8 +213,6 @@ static void pair_init(struct pair *p, const char *fence_cmd)
     p->pc.protect.hb_timeout_ms = 3000;
     p->pc.protect.connect_timeout_ms = 5000;
     p->pc.protect.key = &p->key;
-    p->pc.protect.stats_fd = -1;
-    p->pc.protect.digest_fd = -1;
     p->pc.stop_requested = &p->pri_stop;
     p->pc.serve_control = true;   /* handover: through the VM's socket */
 }
@@ -245,6 +246,40 @@ static void pair_free(struct pair *p)
 }
 
 /* ------------------------------------------------------------- cases */
+
+/* The configs' _init: no fd (0 would be stdin), the documented defaults. */
+static void test_cfg_init(void **state)
+{
+    struct rm_protect_cfg pc;
+    struct rm_receive_cfg rc;
+
+    (void)state;
+    memset(&pc, 0x5a, sizeof(pc));
+    rm_protect_cfg_init(&pc);
+    assert_int_equal(pc.stats_fd, -1);
+    assert_int_equal(pc.digest_fd, -1);
+    assert_int_equal(pc.interval_ms, 200);
+    assert_int_equal(pc.hb_interval_ms, 100);
+    assert_int_equal(pc.hb_timeout_ms, rm_timing_default_timeout(200, 100));
+    assert_int_equal(pc.connect_timeout_ms, 5000);
+    assert_true(pc.compress);
+    assert_null(pc.key);
+    assert_null(pc.ops);
+    assert_null(pc.netbuf);
+    assert_int_equal(pc.progress_ms, 0);
+    memset(&rc, 0x5a, sizeof(rc));
+    rm_receive_cfg_init(&rc);
+    assert_int_equal(rc.listen_fd, -1);
+    assert_int_equal(rc.digest_fd, -1);
+    assert_int_equal(rc.commit_log_fd, -1);
+    assert_int_equal(rc.hb_interval_ms, 100);
+    assert_int_equal(rc.hb_timeout_ms, 0);
+    assert_int_equal(rc.accept_timeout_ms, 0);
+    assert_true(rc.allow_compression);
+    assert_int_equal(rc.max_guest_bytes, 0);
+    assert_null(rc.key);
+    assert_null(rc.ops);
+}
 
 static void test_clean_stop_discards(void **state)
 {
@@ -350,6 +385,7 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cfg_init),
         cmocka_unit_test(test_clean_stop_discards),
         cmocka_unit_test(test_handover_activates),
         cmocka_unit_test(test_failed_fence_holds_back),
