@@ -94,6 +94,8 @@ XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
             backends/xen/xen_offline_pv.o backends/xen/xen_offline.o \
             backends/xen/xen_migrate.o backends/xen/xen_backend.o \
             backends/xen/xl_config.o backends/xen/xen_domain_sr.o
+# backends/open.c: a backend by kind (the one file that knows them all)
+XEN_OBJS += backends/open.o
 
 # cluster/: split-brain protection on corosync (quorum, qdevice, cpg) and
 # fencing
@@ -110,7 +112,7 @@ DRILL_OBJS := drill/drill.o drill/kvclient.o
 CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
             cli/cmd_save.o cli/cmd_restore.o cli/cmd_protect.o \
             cli/cmd_receive.o cli/cmd_drill.o cli/cmd_netbuf.o \
-            cli/cmd_xen.o cli/cmd_reprotect.o \
+            cli/cmd_reprotect.o cli/cli_stop.o cli/help_sessions.o \
             cli/cmd_offline_page.o
 CLI_OBJS += cli/cmd_keygen.o cli/cmd_handover.o cli/cli_key.o cli/cli_quorum.o \
             cli/cli_num.o

@@ -114,6 +114,10 @@ struct rm_backend {
      * before it returns.  Otherwise (a Xen domain) it waits only while it
      * must hold the VM's quorum token. */
     bool in_process;
+    /* Its checkpoints are never compressed: the sessions neither ask for
+     * nor accept compression (Xen: its streams are libxc's, and its
+     * restore ops have not been proven with compressed deltas). */
+    bool plain_stream;
 };
 
 static inline void rm_backend_close(struct rm_backend *b)

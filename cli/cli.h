@@ -49,8 +49,6 @@ int cmd_handover(int argc, char **argv);
 int cmd_save_xen(int argc, char **argv);
 int cmd_restore_xen(int argc, char **argv);
 int cmd_offline_page_xen(int argc, char **argv);
-/* protect and receive --xen (cli/cmd_xen.c) */
-int cmd_xen(int argc, char **argv);
 
 /* Helpers for subcommands */
 /* Print "remus NAME: error: MSG" to stderr; returns RM_EXIT_USAGE. */
@@ -106,6 +104,24 @@ int cli_quorum_service(const char *cmd, const char *arg);
 struct rm_quorum;
 int cli_quorum_open(const char *cmd, const char *name, bool primary,
                     unsigned settle_ms, struct rm_quorum **out);
+
+/* The help of protect and receive (cli/help_sessions.c). */
+#include <stdio.h>
+void cli_protect_usage(FILE *out);
+void cli_receive_usage(FILE *out);
+
+/*
+ * SIGINT/SIGTERM while a session runs the VM of @be: the first raises the
+ * returned flag (the session's stop_requested); a second asks the backend
+ * to stop the VM, and so does the first when @first_stops (a secondary
+ * whose VM cannot run on without this process).  cli_release_stop()
+ * before @be is closed.
+ */
+#include <signal.h>
+struct rm_backend;
+volatile sig_atomic_t *cli_catch_stop(struct rm_backend *be,
+                                      bool first_stops);
+void cli_release_stop(void);
 
 /* The usage lines of --key-file and --insecure (for protect/receive). */
 #define CLI_KEY_HELP \

@@ -1,114 +1,53 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * remus protect [OPTIONS] VM HOST:PORT: run the VM described by VM (a guest
- * description file) on the embedded KVM micro-VMM and protect it with
- * checkpoints to a `remus receive` at HOST:PORT.  Flags follow `xl remus`.
+ * remus protect [OPTIONS] VM HOST:PORT | --xen DOMAIN HOST:PORT: parse the
+ * options (flags follow `xl remus`), open the VM's backend
+ * (backends/open.h) and run the primary session (primary/session.h).
  */
-#define RM_LOG_PREFIX "protect"
 #include <errno.h>
 #include <fcntl.h>
-#include <unistd.h>
 #include <getopt.h>
 #include <limits.h>
-#include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backends/kvm/guestcfg.h"
-#include "backends/kvm/kvm_backend.h"
+#include "backends/open.h"
 #include "cli/cli.h"
 #include "cluster/quorum.h"
 #include "common/auth.h"
-#include "common/log.h"
 #include "primary/session.h"
 #include "proto/timing.h"
 
-static volatile sig_atomic_t protect_stop;
-static struct rm_backend *protect_be;
+#define CMD "protect"
 
-static void on_signal(int sig)
+struct protect_args {
+    struct rm_primary_cfg sc;          /* sc.protect: the protocol */
+    struct rm_backend_protect_spec spec;
+    struct rm_guestcfg g;              /* KVM: the VM */
+    bool xen, unsafe, blackhole, use_quorum, insecure;
+    unsigned qsettle;
+    unsigned long long digest_every;
+    const char *stats_path, *digest_path, *release_path, *key_path;
+    const char *kvm_only, *xen_only;   /* an option given that is */
+};
+
+static int open_log(const char *path, int *fd, bool append)
 {
-    (void)sig;
-    if (!protect_stop) {
-        protect_stop = 1;     /* first: end protection, keep the VM */
-    } else if (protect_be) {
-        protect_be->ops->request_stop(protect_be);   /* second: stop it */
-    }
+    *fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+               (append ? O_APPEND : 0), 0644);
+    if (*fd < 0)
+        return cli_fail(CMD, "cannot write '%s': %s", path, strerror(errno));
+    return 0;
 }
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: remus protect [OPTIONS] VM HOST:PORT\n"
-            "\n"
-            "Run the VM described by the guest description file VM on the\n"
-            "embedded KVM micro-VMM and protect it: a checkpoint every\n"
-            "interval to the `remus receive` at HOST:PORT, with the VM's\n"
-            "network output held until the secondary acknowledged the\n"
-            "checkpoint that produced it.\n"
-            "\n"
-            "  -i MS       checkpoint interval in ms (default 200, minimum 1)\n"
-            "  -u          no checkpoint compression\n"
-            "  -F          unsafe mode: required by -b, -n and -d\n"
-            "  -b          blackhole: checkpoints go nowhere (HOST:PORT may be\n"
-            "              omitted)\n"
-            "  -n          no network output buffering\n"
-            "  -d          no disk replication (our guests have no disks)\n"
-            "  --heartbeat MS        heartbeat period (default 100)\n"
-            "  --heartbeat-timeout MS  the secondary is lost after this much\n"
-            "              silence (default 1000, or the interval + 4\n"
-            "              heartbeats when longer; the pair refuses timing\n"
-            "              that cannot work, naming both sides' values)\n"
-            "  --netbuf-max-bytes N  bound on held output (default 16 MiB;\n"
-            "              when full, new frames are dropped and logged)\n"
-            "  --progress MS         a progress line every MS (default 1000;\n"
-            "              0: off)\n"
-            "  --stats-file FILE     one line per acknowledged checkpoint:\n"
-            "              epoch pause_us dirty_pages bytes send_us ack_us\n"
-            "  --release-log FILE    (audit) 'release MONOTONIC_NS EPOCH\n"
-            "              ACKED_EPOCH BYTES' per held frame let out\n"
-            "  --quorum corosync     split-brain protection: refuse to\n"
-            "              start unless this host's corosync partition is\n"
-            "              quorate; when the secondary is lost, keep output\n"
-            "              held until the membership settles, then run on\n"
-            "              only with quorum and the VM's token (the\n"
-            "              secondary did not take over), else stop the VM\n"
-            "              (exit 4); running on, stop the VM (exit 4) if\n"
-            "              this partition loses quorum.  The secondary\n"
-            "              needs --quorum too: a pair where only one side\n"
-            "              has it is refused (cluster/quorum.h)\n"
-            "  --quorum-settle MS    how long a lost peer may stay visible\n"
-            "              in the cluster before it counts as alive\n"
-            "              (default 10000)\n"
-            CLI_KEY_HELP
-            "  --digest-every N --digest-file FILE   (tests) every Nth\n"
-            "              checkpoint, write 'epoch hash' of the whole guest\n"
-            "              memory as the checkpoint captured it\n"
-            "Guest options override the description file:\n" RM_GUESTCFG_HELP
-            "\n"
-            "SIGINT/SIGTERM ends protection cleanly (END + stop message); the\n"
-            "VM keeps running unprotected in this process; a second signal\n"
-            "stops the VM.  If the secondary is lost, protection ends and the\n"
-            "VM runs on unprotected (`remus reprotect NAME HOST:PORT`\n"
-            "protects it again).  `remus handover NAME` (through the VM's\n"
-            "control socket) hands the VM over to the secondary: it is\n"
-            "paused here for good and the secondary takes over from its\n"
-            "last checkpoint (exit 0).\n"
-            "Exit status: 0 when the VM ended (the guest halted, whatever its\n"
-            "halt code: that is only logged), was stopped, or was handed over;\n"
-            "1 on an error or a guest crash (also when protection could not\n"
-            "start, e.g. a refused handshake: the VM then runs unprotected\n"
-            "until it ends or is stopped); 2 for a usage error; 4 when\n"
-            "--quorum stopped the VM (no quorum, or the secondary holds the\n"
-            "VM's token).  Never another value.\n");
-}
-
-int cmd_protect(int argc, char **argv)
+/* The options; 0, or the exit status of a usage error (printed). */
+static int parse(struct protect_args *a, int argc, char **argv)
 {
     static const struct option opts[] = {
         RM_GUESTCFG_OPTS,
+        { "xen", no_argument, NULL, 'x' },
         { "heartbeat", required_argument, NULL, 'H' },
         { "heartbeat-timeout", required_argument, NULL, 'T' },
         { "netbuf-max-bytes", required_argument, NULL, 'N' },
@@ -117,6 +56,7 @@ int cmd_protect(int argc, char **argv)
         { "digest-file", required_argument, NULL, 'D' },
         { "digest-every", required_argument, NULL, 'E' },
         { "release-log", required_argument, NULL, 'R' },
+        { "suspend-timeout", required_argument, NULL, 's' },
         { "key-file", required_argument, NULL, 'K' },
         { "insecure", no_argument, NULL, 0x301 },
         { "quorum", required_argument, NULL, 'Q' },
@@ -124,262 +64,232 @@ int cmd_protect(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct rm_protect_cfg pc;
-    struct rm_primary_cfg sc;
-    struct rm_primary_result res;
-    struct rm_backend *be = NULL;
-    struct rm_guestcfg g;
+    struct rm_protect_cfg *pc = &a->sc.protect;
     struct rm_error err = { 0 };
-    struct sigaction sa;
-    bool unsafe = false, blackhole = false, nonet = false, nodisk = false;
-    bool compress = true;
-    unsigned interval = 200, hb = 100, hb_timeout = 0, progress = 1000;
-    unsigned long long nb_max = 0;
-    const char *stats_path = NULL, *digest_path = NULL, *release_path = NULL;
-    const char *key_path = NULL;
-    bool insecure = false;
-    struct rm_auth_key key;
-    bool use_quorum = false;
-    unsigned qsettle = 10000;
-    struct rm_quorum *quorum = NULL;
-    int stats_fd = -1, digest_fd = -1, release_fd = -1;
-    unsigned digest_every = 0;
-    /* Guest options given on the command line override the VM file,
-     * which is read after them: kept to be applied again. */
+    /* Guest options override the VM file, which is read after them. */
     struct { int opt; const char *arg; } gopts[32];
     unsigned nr_gopts = 0, gi;
-    int c, rc, ret = RM_EXIT_FAIL;
+    unsigned long long nb_max = 0;
+    int c, rc;
 
-    rm_guestcfg_init(&g, argv[0]);
-    rm_protect_cfg_init(&pc);
-    memset(&sc, 0, sizeof(sc));
-    memset(&key, 0, sizeof(key));
     optind = 1;
     while ((c = getopt_long(argc, argv, "+i:uFbndh", opts, NULL)) != -1) {
         switch (c) {
+        case 'x': a->xen = true; continue;
         case 'i':
-            if (cli_uint32("protect", "-i", optarg, 1, CLI_MS_MAX, &interval))
-                goto usage_out;
+            if (cli_uint32(CMD, "-i", optarg, 1, CLI_MS_MAX,
+                           &pc->interval_ms))
+                return RM_EXIT_USAGE;
             continue;
-        case 'u': compress = false; continue;
-        case 'F': unsafe = true; continue;
-        case 'b': blackhole = true; continue;
-        case 'n': nonet = true; continue;
-        case 'd': nodisk = true; continue;
+        case 'u': pc->compress = false; continue;
+        case 'F': a->unsafe = true; continue;
+        case 'b': a->blackhole = true; continue;
+        case 'n': a->spec.no_netbuf = true; continue;
+        case 'd': a->spec.no_disk = true; continue;
         case 'H':
-            if (cli_uint32("protect", "--heartbeat", optarg, 1,
-                           CLI_MS_MAX, &hb))
-                goto usage_out;
+            if (cli_uint32(CMD, "--heartbeat", optarg, 1, CLI_MS_MAX,
+                           &pc->hb_interval_ms))
+                return RM_EXIT_USAGE;
             continue;
         case 'T':
-            if (cli_uint32("protect", "--heartbeat-timeout", optarg, 2,
-                           CLI_MS_MAX, &hb_timeout))
-                goto usage_out;
+            if (cli_uint32(CMD, "--heartbeat-timeout", optarg, 2,
+                           CLI_MS_MAX, &pc->hb_timeout_ms))
+                return RM_EXIT_USAGE;
             continue;
         case 'P':
-            if (cli_uint32("protect", "--progress", optarg, 0,
-                           CLI_MS_MAX, &progress))
-                goto usage_out;
+            if (cli_uint32(CMD, "--progress", optarg, 0, CLI_MS_MAX,
+                           &pc->progress_ms))
+                return RM_EXIT_USAGE;
             continue;
-        case 'S':
-            stats_path = optarg;
-            continue;
-        case 'R': release_path = optarg; continue;
-        case 'K': key_path = optarg; continue;
-        case 0x301: insecure = true; continue;
-        case 'Q':
-            if (cli_quorum_service("protect", optarg))
-                goto usage_out;
-            use_quorum = true;
-            continue;
-        case 0x300:
-            if (cli_uint32("protect", "--quorum-settle", optarg, 1,
-                           CLI_MS_MAX, &qsettle))
-                goto usage_out;
-            continue;
-        case 'D':
-            digest_path = optarg;
-            continue;
+        case 'S': a->stats_path = optarg; continue;
+        case 'R': a->release_path = a->kvm_only = optarg; continue;
+        case 'D': a->digest_path = a->kvm_only = optarg; continue;
         case 'E':
-            if (cli_uint32("protect", "--digest-every", optarg, 1,
-                           CLI_MS_MAX, &digest_every))
-                goto usage_out;
+            a->kvm_only = optarg;
+            if (cli_uint(CMD, "--digest-every", optarg, 1, CLI_MS_MAX,
+                         &a->digest_every))
+                return RM_EXIT_USAGE;
             continue;
         case 'N':
-            if (cli_uint("protect", "--netbuf-max-bytes", optarg, 4096,
+            a->kvm_only = optarg;
+            if (cli_uint(CMD, "--netbuf-max-bytes", optarg, 4096,
                          ULLONG_MAX, &nb_max))
-                goto usage_out;
+                return RM_EXIT_USAGE;
+            a->spec.netbuf_max_bytes = nb_max;
+            continue;
+        case 's':
+            a->xen_only = "--suspend-timeout";
+            if (cli_uint32(CMD, "--suspend-timeout", optarg, 1, CLI_MS_MAX,
+                           &a->spec.suspend_timeout_ms))
+                return RM_EXIT_USAGE;
+            continue;
+        case 'K': a->key_path = optarg; continue;
+        case 0x301: a->insecure = true; continue;
+        case 'Q':
+            if (cli_quorum_service(CMD, optarg))
+                return RM_EXIT_USAGE;
+            a->use_quorum = true;
+            continue;
+        case 0x300:
+            if (cli_uint32(CMD, "--quorum-settle", optarg, 1, CLI_MS_MAX,
+                           &a->qsettle))
+                return RM_EXIT_USAGE;
             continue;
         case 'h':
-            usage(stdout);
-            rm_guestcfg_free(&g);
-            return RM_EXIT_OK;
+            cli_protect_usage(stdout);
+            return -1;
         default:
             break;
         }
-        rc = rm_guestcfg_opt(&g, c, optarg, &err);
-        if (rc < 0) {
-            cli_usage_error("protect", "%s", rm_error_str(&err));
-            goto usage_out;
-        }
-        if (rc == 0) {
-            cli_usage_error("protect", "unknown option '%s'",
-                            argv[optind - 1]);
-            goto usage_out;
-        }
-        if (nr_gopts == sizeof(gopts) / sizeof(gopts[0])) {
-            cli_usage_error("protect", "too many guest options");
-            goto usage_out;
-        }
+        rc = rm_guestcfg_opt(&a->g, c, optarg, &err);
+        if (rc < 0)
+            return cli_usage_error(CMD, "%s", rm_error_str(&err));
+        if (rc == 0)
+            return cli_usage_error(CMD, "unknown option '%s'",
+                                   argv[optind - 1]);
+        if (nr_gopts == sizeof(gopts) / sizeof(gopts[0]))
+            return cli_usage_error(CMD, "too many guest options");
+        a->kvm_only = argv[optind - 1];
         if (c != 0x100b) {      /* --config: read in place */
             gopts[nr_gopts].opt = c;
             gopts[nr_gopts++].arg = optarg;
         }
     }
-    if ((blackhole || nonet || nodisk) && !unsafe) {
-        cli_usage_error("protect", "%s%s%s need%s -F (unsafe mode): without "
-                        "%s the protection does not hold its promise",
-                        blackhole ? "-b " : "", nonet ? "-n " : "",
-                        nodisk ? "-d " : "",
-                        (blackhole + nonet + nodisk) > 1 ? "" : "s",
-                        blackhole ? "a secondary" : nonet ?
-                        "output buffering" : "disk replication");
-        goto usage_out;
-    }
-    if (argc - optind < 1 || argc - optind > 2) {
-        cli_usage_error("protect", "expected VM (a guest description file) "
-                        "and HOST:PORT");
-        goto usage_out;
-    }
-    if (strcmp(argv[optind], "-")) {
-        rc = rm_guestcfg_opt(&g, 0x100b, argv[optind], &err);
-        if (rc < 0) {
-            cli_usage_error("protect", "%s", rm_error_str(&err));
-            goto usage_out;
-        }
-        for (gi = 0; gi < nr_gopts; gi++)
-            rm_guestcfg_opt(&g, gopts[gi].opt, gopts[gi].arg, &err);
-    }
+    if (argc - optind < 1 || argc - optind > 2)
+        return cli_usage_error(CMD, "expected VM (a description file) or "
+                               "--xen DOMAIN, and HOST:PORT");
     if (argc - optind == 2) {
-        rc = rm_parse_hostport(argv[optind + 1], &pc.peer, &err);
-        if (rc) {
-            cli_usage_error("protect", "%s", rm_error_str(&err));
-            goto usage_out;
-        }
-    } else if (!blackhole) {
-        cli_usage_error("protect", "HOST:PORT of the secondary is missing");
-        goto usage_out;
+        if (rm_parse_hostport(argv[optind + 1], &pc->peer, &err))
+            return cli_usage_error(CMD, "%s", rm_error_str(&err));
+    } else if (!a->blackhole) {
+        return cli_usage_error(CMD, "HOST:PORT of the secondary is missing");
     }
-    if (!hb_timeout)           /* not given: derived (proto/timing.h) */
-        hb_timeout = rm_timing_default_timeout(interval, hb);
-    if (hb_timeout <= hb) {
-        cli_usage_error("protect", "--heartbeat-timeout %u must exceed "
-                        "--heartbeat %u", hb_timeout, hb);
-        goto usage_out;
+    if (a->xen) {
+        a->spec.kind = RM_BACKEND_KIND_XEN;
+        a->spec.domain = argv[optind];
+    } else if (strcmp(argv[optind], "-")) {
+        rc = rm_guestcfg_opt(&a->g, 0x100b, argv[optind], &err);
+        if (rc < 0)
+            return cli_usage_error(CMD, "%s", rm_error_str(&err));
+        for (gi = 0; gi < nr_gopts; gi++)
+            rm_guestcfg_opt(&a->g, gopts[gi].opt, gopts[gi].arg, &err);
+        if (rm_backend_kind_parse(a->g.vm.backend, &a->spec.kind, &err))
+            return cli_usage_error(CMD, "%s", rm_error_str(&err));
+        a->spec.domain = a->g.vm.name;     /* Xen: the domain's name */
     }
-    if (!g.vm.image) {
-        cli_usage_error("protect", "the guest description names no image");
-        goto usage_out;
-    }
+    return 0;
+}
 
-    if (key_path && blackhole) {
-        cli_usage_error("protect", "--key-file with -b: a blackhole has no "
-                        "peer to authenticate");
-        goto usage_out;
-    }
-    if (!blackhole) {   /* a blackhole has no peer: nothing to key */
-        ret = cli_key("protect", key_path, insecure, &key, &pc.key);
-        if (ret)
-            goto out;
-        ret = RM_EXIT_FAIL;
-    }
+/* What the options say together; 0 or the status of a usage error. */
+static int check(struct protect_args *a)
+{
+    struct rm_protect_cfg *pc = &a->sc.protect;
+    bool xen = a->spec.kind == RM_BACKEND_KIND_XEN;
 
-    if (use_quorum && blackhole) {
-        cli_usage_error("protect", "--quorum with -b: a blackhole has no "
-                        "secondary to arbitrate with");
-        goto usage_out;
-    }
+    if ((a->blackhole || a->spec.no_netbuf || a->spec.no_disk) && !a->unsafe)
+        return cli_usage_error(CMD, "%s%s%sneed -F (unsafe mode): without "
+                               "%s the protection does not hold its "
+                               "promise", a->blackhole ? "-b " : "",
+                               a->spec.no_netbuf ? "-n " : "",
+                               a->spec.no_disk ? "-d " : "",
+                               a->blackhole ? "a secondary" :
+                               a->spec.no_netbuf ? "output buffering" :
+                               "disk replication");
+    if (xen && a->kvm_only)
+        return cli_usage_error(CMD, "'%s' is for a KVM VM; this VM is a Xen "
+                               "domain", a->kvm_only);
+    if (!xen && a->xen_only)
+        return cli_usage_error(CMD, "%s is for a Xen domain (--xen, or "
+                               "backend = xen)", a->xen_only);
+    if (!xen && !a->g.vm.image)
+        return cli_usage_error(CMD, "the guest description names no image");
+    if (!pc->hb_timeout_ms)    /* not given: derived (proto/timing.h) */
+        pc->hb_timeout_ms = rm_timing_default_timeout(pc->interval_ms,
+                                                      pc->hb_interval_ms);
+    if (pc->hb_timeout_ms <= pc->hb_interval_ms)
+        return cli_usage_error(CMD, "--heartbeat-timeout %u must exceed "
+                               "--heartbeat %u", pc->hb_timeout_ms,
+                               pc->hb_interval_ms);
+    if (a->key_path && a->blackhole)
+        return cli_usage_error(CMD, "--key-file with -b: a blackhole has no "
+                               "peer to authenticate");
+    if (a->use_quorum && a->blackhole)
+        return cli_usage_error(CMD, "--quorum with -b: a blackhole has no "
+                               "secondary to arbitrate with");
+    pc->blackhole = a->blackhole;
+    return 0;
+}
+
+/* Key, quorum, files, the backend, the session. */
+static int run(struct protect_args *a)
+{
+    struct rm_protect_cfg *pc = &a->sc.protect;
+    struct rm_primary_result res;
+    struct rm_backend *be = NULL;
+    struct rm_quorum *quorum = NULL;
+    struct rm_auth_key key;
+    struct rm_error err = { 0 };
+    const char *name = a->xen ? a->spec.domain : a->g.vm.name;
+    int ret;
+
+    memset(&key, 0, sizeof(key));
+    if (!a->blackhole &&   /* a blackhole has no peer: nothing to key */
+        (ret = cli_key(CMD, a->key_path, a->insecure, &key, &pc->key)))
+        goto out;
     /* Before the VM exists: never start one the other side may run. */
-    if (use_quorum) {
-        ret = cli_quorum_open("protect", g.vm.name, true, qsettle, &quorum);
-        if (ret)
-            goto out;
-        ret = RM_EXIT_FAIL;
+    if (a->use_quorum &&
+        (ret = cli_quorum_open(CMD, name, true, a->qsettle, &quorum)))
+        goto out;
+    if ((a->release_path &&
+         (ret = open_log(a->release_path, &a->spec.release_log_fd, true))) ||
+        (a->stats_path && (ret = open_log(a->stats_path, &pc->stats_fd,
+                                          false))) ||
+        (a->digest_path && a->digest_every &&
+         (ret = open_log(a->digest_path, &pc->digest_fd, false))))
+        goto out;
+    pc->digest_every = pc->digest_fd >= 0 ? (unsigned)a->digest_every : 0;
+    a->spec.vm = &a->g.vm;
+    if (rm_backend_open_protected(&a->spec, &be, &err)) {
+        ret = cli_fail(CMD, "%s", rm_error_str(&err));
+        goto out;
     }
-    if (release_path) {
-        release_fd = open(release_path, O_WRONLY | O_CREAT | O_TRUNC |
-                          O_APPEND | O_CLOEXEC, 0644);
-        if (release_fd < 0) {
-            ret = cli_fail("protect", "cannot write '%s': %s",
-                           release_path, strerror(errno));
-            goto out;
-        }
-    }
-    if (stats_path) {
-        stats_fd = open(stats_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                        0644);
-        if (stats_fd < 0) {
-            ret = cli_fail("protect", "cannot write '%s': %s", stats_path,
-                           strerror(errno));
-            goto out;
-        }
-    }
-    if (digest_path && digest_every) {
-        digest_fd = open(digest_path, O_WRONLY | O_CREAT | O_TRUNC |
-                         O_CLOEXEC, 0644);
-        if (digest_fd < 0) {
-            ret = cli_fail("protect", "cannot write '%s': %s", digest_path,
-                           strerror(errno));
-            goto out;
-        }
-    }
-    {
-        struct rm_kvm_protect_opts ko = {
-            .no_netbuf = nonet, .netbuf_max_bytes = nb_max,
-            .release_log_fd = release_fd,
-        };
-
-        if (rm_kvm_backend_protect(&g.vm, &ko, &be, &err)) {
-            ret = cli_fail("protect", "%s", rm_error_str(&err));
-            goto out;
-        }
-    }
-    protect_be = be;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    pc.interval_ms = interval;
-    pc.compress = compress;
-    pc.blackhole = blackhole;
-    pc.hb_interval_ms = hb;
-    pc.hb_timeout_ms = hb_timeout;
-    pc.connect_timeout_ms = 5000;
-    pc.progress_ms = progress;
-    pc.stats_fd = stats_fd;
-    pc.digest_fd = digest_fd;
-    pc.digest_every = digest_fd >= 0 ? digest_every : 0;
-    sc.protect = pc;
-    sc.quorum = quorum;
-    sc.stop_requested = &protect_stop;
-    sc.serve_control = true;
-    rm_primary_run(be, &sc, &res);
+    a->sc.quorum = quorum;
+    a->sc.serve_control = true;
+    a->sc.stop_requested = cli_catch_stop(be, false);
+    rm_primary_run(be, &a->sc, &res);
+    cli_release_stop();
     ret = (int)res.outcome;
 out:
-    if (stats_fd >= 0)
-        close(stats_fd);
-    if (digest_fd >= 0)
-        close(digest_fd);
-    protect_be = NULL;
     rm_backend_close(be);
-    if (release_fd >= 0)
-        close(release_fd);
-    rm_guestcfg_free(&g);
-    rm_auth_wipe(&key, sizeof(key));
     rm_quorum_close(quorum);
+    rm_auth_wipe(&key, sizeof(key));
     return ret;
-usage_out:
-    rm_guestcfg_free(&g);
-    return RM_EXIT_USAGE;
+}
+
+int cmd_protect(int argc, char **argv)
+{
+    struct protect_args a;
+    struct rm_protect_cfg *pc = &a.sc.protect;
+    int ret;
+
+    memset(&a, 0, sizeof(a));
+    rm_protect_cfg_init(pc);
+    pc->hb_timeout_ms = 0;         /* not given: derived in check() */
+    pc->progress_ms = 1000;
+    a.spec.release_log_fd = -1;
+    a.qsettle = 10000;
+    rm_guestcfg_init(&a.g, argv[0]);
+    ret = parse(&a, argc, argv);
+    if (ret < 0)
+        ret = RM_EXIT_OK;          /* --help */
+    else if (!ret && !(ret = check(&a)))
+        ret = run(&a);
+    if (pc->stats_fd >= 0)
+        close(pc->stats_fd);
+    if (pc->digest_fd >= 0)
+        close(pc->digest_fd);
+    if (a.spec.release_log_fd >= 0)
+        close(a.spec.release_log_fd);
+    rm_guestcfg_free(&a.g);
+    return ret;
 }

@@ -1,155 +1,42 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * remus receive --listen ADDR:PORT [OPTIONS]: be the secondary of one
- * protected KVM VM; on failover, run the replica here.
+ * remus receive --listen ADDR:PORT [OPTIONS] (--xen --config XLCFG for a
+ * Xen guest): parse the options, open the replica's backend
+ * (backends/open.h) and run the secondary session (secondary/session.h).
  */
-#define RM_LOG_PREFIX "receive"
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backends/kvm/guestcfg.h"
-#include "backends/kvm/kvm_backend.h"
+#include "backends/open.h"
+#include "backends/xen/xl_config.h"
 #include "cli/cli.h"
 #include "cluster/quorum.h"
 #include "common/auth.h"
-#include "common/log.h"
-#include "common/status.h"
 #include "secondary/session.h"
 
-static volatile sig_atomic_t receive_stop;
-static struct rm_backend *receive_be;
+#define CMD "receive"
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    receive_stop = 1;
-    if (receive_be)
-        receive_be->ops->request_stop(receive_be);
-}
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: remus receive --listen ADDR:PORT [OPTIONS]\n"
-            "\n"
-            "Be the secondary of one protected VM: keep a paused replica at\n"
-            "the last complete checkpoint, acknowledge every checkpoint, and\n"
-            "when the primary is lost (broken stream or no heartbeat for the\n"
-            "timeout) discard any partial checkpoint, resume the replica with\n"
-            "the same MAC (gratuitous ARP) and run it here.\n"
-            "\n"
-            "  --listen ADDR:PORT     where the primary connects (required)\n"
-            "  --heartbeat MS         heartbeat period (default 100)\n"
-            "  --heartbeat-timeout MS the primary is lost after this much\n"
-            "                         silence (default: the primary's, at\n"
-            "                         least 1000 and the checkpoint interval\n"
-            "                         + 4 of its heartbeats); one shorter\n"
-            "                         than interval + 3 heartbeats is refused\n"
-            "  --no-compression       refuse compressed checkpoints\n"
-            "  --max-memory MIB       refuse larger guests (default 4096)\n"
-            "  --buffer MIB           memory for one checkpoint in flight\n"
-            "                         (default 1024); the primary shortens\n"
-            "                         its epochs to stay below it, and a\n"
-            "                         bigger checkpoint is staged on disk\n"
-            "                         ($TMPDIR, else /var/tmp)\n"
-            "  --name NAME            replica name (default: --config's, else\n"
-            "                         the primary's)\n"
-            "  --config FILE          the VM's description (as for protect):\n"
-            "                         a primary whose VM has another MAC,\n"
-            "                         IP, memory size or vCPU count is\n"
-            "                         refused\n"
-            "  --tap NAME             TAP interface for the replica's NIC\n"
-            "  --tap-netns NS         open that TAP in network namespace NS\n"
-            "  --console FILE         replica console log (default stderr)\n"
-            "  --progress MS          a progress line every MS (default 0)\n"
-            "  --digest-every N --digest-file FILE  (tests) every Nth\n"
-            "                         committed checkpoint, write 'epoch hash'\n"
-            "                         of the replica's whole memory\n"
-            "  --commit-log FILE      (audit) 'commit MONOTONIC_NS EPOCH' per\n"
-            "                         committed checkpoint, before its ack\n"
-            "  --quorum corosync      split-brain protection: take over only\n"
-            "                         when the primary's process is gone\n"
-            "                         from this corosync partition and the\n"
-            "                         partition is quorate and the\n"
-            "                         primary did not claim the VM's token\n"
-            "                         first; otherwise stand down (exit 4).\n"
-            "                         After taking over, stop the VM (exit\n"
-            "                         4) if this partition loses quorum.\n"
-            "                         Needs --name (the VM's\n"
-            "                         name: the group is remus:NAME); the\n"
-            "                         primary needs --quorum too (a pair\n"
-            "                         where only one side has it is\n"
-            "                         refused at the handshake)\n"
-            "  --quorum-settle MS     how long the lost primary may stay\n"
-            "                         visible before it counts as alive\n"
-            "                         (default 10000)\n"
-            "  --fence-cmd CMD        run CMD (sh -c; REMUS_NAME, REMUS_PEER,\n"
-            "                         REMUS_EPOCH set) before taking over,\n"
-            "                         as Pacemaker fences with STONITH: take\n"
-            "                         over only if it exits 0.  Needs\n"
-            "                         --name (REMUS_NAME is always --name)\n"
-            "  --fence-timeout MS     kill the fence command after MS and do\n"
-            "                         not take over (default 60000)\n"
-            "  --key-file FILE        require the primary to prove it holds\n"
-            "                         this pre-shared key (`remus keygen`;\n"
-            "                         default: $REMUS_KEY_FILE, else\n"
-            "                         /etc/remus/remus.key; without one:\n"
-            "                         refused unless --insecure, which any\n"
-            "                         host that reaches the port can abuse);\n"            "                         control and stream are then sealed.\n"
-            "                         Peers that fail are logged with their\n"
-            "                         address and the reason, and refused;\n"
-            "                         the secondary goes on waiting\n"
-            "\n"
-            "Exit status: 0 when the primary ended protection cleanly, or\n"
-            "SIGINT/SIGTERM came before a takeover began (the replica is\n"
-            "discarded); 3 after a failover, once the VM that took\n"
-            "over ends or is stopped by SIGINT/SIGTERM; 1 on an error (no\n"
-            "consistent replica: nothing runs); 2 for a usage error; 4 when\n"
-            "--quorum or --fence-cmd held the takeover back, or --quorum\n"
-            "stopped the VM that took over (its partition lost quorum).\n");
-}
-
-/* Split-brain protection: --quorum and --fence-cmd (secondary/takeover.h
- * decides with them). */
-struct receive_cluster {
-    bool use_quorum;
-    unsigned settle_ms;
-    const char *fence_cmd;
-    unsigned fence_timeout_ms;
-    struct rm_quorum *q;
+struct receive_args {
+    struct rm_secondary_cfg sc;        /* sc.receive: the protocol */
+    struct rm_backend_replica_spec spec;
+    struct rm_guestcfg known;          /* --config: the VM's description */
+    bool xen, have_listen, have_config, use_quorum, insecure;
+    unsigned qsettle;
+    unsigned long long max_mib;
+    const char *config, *name, *digest_path, *commit_log, *key_path;
+    const char *kvm_only;              /* an option given that is */
+    char xl_name[64];                  /* the name in the xl config */
 };
 
-static int receive_main(int argc, char **argv, struct receive_cluster *cl,
-                        struct rm_guestcfg *known);
-
-int cmd_receive(int argc, char **argv)
-{
-    struct receive_cluster cl;
-    struct rm_guestcfg known;
-    int ret;
-
-    memset(&cl, 0, sizeof(cl));
-    cl.settle_ms = 10000;
-    cl.fence_timeout_ms = 60000;
-    rm_guestcfg_init(&known, argv[0]);
-    ret = receive_main(argc, argv, &cl, &known);
-    rm_guestcfg_free(&known);
-    rm_quorum_close(cl.q);
-    return ret;
-}
-
-static int receive_main(int argc, char **argv, struct receive_cluster *cl,
-                        struct rm_guestcfg *known)
+static int parse(struct receive_args *a, int argc, char **argv)
 {
     static const struct option opts[] = {
+        { "xen", no_argument, NULL, 'x' },
         { "listen", required_argument, NULL, 'l' },
         { "heartbeat", required_argument, NULL, 'H' },
         { "heartbeat-timeout", required_argument, NULL, 'T' },
@@ -174,158 +61,230 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct rm_secondary_cfg sc;
-    struct rm_secondary_result res;
-    struct rm_kvm_replica_opts ro;
-    struct rm_backend *be = NULL;
+    struct rm_receive_cfg *rc = &a->sc.receive;
+    struct rm_kvm_replica_opts *ro = &a->spec.kvm;
     struct rm_error err = { 0 };
-    struct sigaction sa;
-    bool have_listen = false;
-    const char *digest_path = NULL, *commit_log = NULL, *key_path = NULL;
-    struct rm_auth_key key;
-    bool insecure = false;
-    int c, rc, li = 0, ret = RM_EXIT_FAIL;
+    unsigned long long v;
+    int c;
 
-    memset(&sc, 0, sizeof(sc));
-    memset(&ro, 0, sizeof(ro));
-    rm_vm_config_default(&ro.cfg);
-    ro.cfg.name = NULL;
-    rm_receive_cfg_init(&sc.receive);
-    sc.receive.max_guest_bytes = 4ull << 30;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", opts, &li)) != -1) {
-        unsigned long long v = 0;
-
-        if (c == 'H' || c == 'T' || c == 'm' || c == 'B' || c == 'P' ||
-            c == 'E' ||
-            c == 'S' || c == 'W') {   /* long options only: li is set */
-            char opt[32];
-
-            /* ms, or MiB for --max-memory and --buffer: one bound */
-            snprintf(opt, sizeof(opt), "--%s", opts[li].name);
-            if (cli_uint("receive", opt, optarg, c == 'P' ? 0 : 1, 3600000,
-                         &v))
-                return RM_EXIT_USAGE;
-        }
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
+        case 'x': a->xen = true; break;
         case 'l':
-            if (rm_parse_hostport(optarg, &sc.receive.listen, &err))
-                return cli_usage_error("receive", "--listen: %s",
+            if (rm_parse_hostport(optarg, &rc->listen, &err))
+                return cli_usage_error(CMD, "--listen: %s",
                                        rm_error_str(&err));
-            have_listen = true;
+            a->have_listen = true;
             break;
-        case 'H': sc.receive.hb_interval_ms = (unsigned)v; break;
-        case 'T': sc.receive.hb_timeout_ms = (unsigned)v; break;
-        case 'u': sc.receive.allow_compression = false; break;
-        case 'm': sc.receive.max_guest_bytes = (uint64_t)v << 20; break;
-        case 'B': sc.receive.buffer_bytes = (uint64_t)v << 20; break;
-        case 'n': ro.cfg.name = optarg; break;
-        case 't': ro.cfg.tap = optarg; break;
-        case 'N': ro.cfg.tap_netns = optarg; break;
-        case 'o': ro.cfg.console_path = optarg; break;
-        case 'P': sc.receive.progress_ms = (unsigned)v; break;
-        case 'E': sc.receive.digest_every = (unsigned)v; break;
-        case 'D': digest_path = optarg; break;
-        case 'L': commit_log = optarg; break;
-        case 'K': key_path = optarg; break;
-        case 0x301: insecure = true; break;
-        case 0x302:   /* the VM this secondary knows: its description */
-            if (rm_guestcfg_opt(known, 0x100b, optarg, &err) < 0)
-                return cli_usage_error("receive", "--config: %s",
-                                       rm_error_str(&err));
-            ro.expect = &known->vm;
-            break;
-        case 'Q':
-            if (cli_quorum_service("receive", optarg))
+        case 'H':
+            if (cli_uint32(CMD, "--heartbeat", optarg, 1, CLI_MS_MAX,
+                           &rc->hb_interval_ms))
                 return RM_EXIT_USAGE;
-            cl->use_quorum = true;
             break;
-        case 'S': cl->settle_ms = (unsigned)v; break;
-        case 'F': cl->fence_cmd = optarg; break;
-        case 'W': cl->fence_timeout_ms = (unsigned)v; break;
-        case 'h': usage(stdout); return RM_EXIT_OK;
+        case 'T':
+            if (cli_uint32(CMD, "--heartbeat-timeout", optarg, 2,
+                           CLI_MS_MAX, &rc->hb_timeout_ms))
+                return RM_EXIT_USAGE;
+            break;
+        case 'u': rc->allow_compression = false; break;
+        case 'm':
+            if (cli_uint(CMD, "--max-memory", optarg, 4, 1u << 22,
+                         &a->max_mib))
+                return RM_EXIT_USAGE;
+            break;
+        case 'B':
+            if (cli_uint(CMD, "--buffer", optarg, 1, 1u << 22, &v))
+                return RM_EXIT_USAGE;
+            rc->buffer_bytes = v << 20;
+            break;
+        case 'n': a->name = optarg; break;
+        case 't': ro->cfg.tap = a->kvm_only = optarg; break;
+        case 'N': ro->cfg.tap_netns = a->kvm_only = optarg; break;
+        case 'o': ro->cfg.console_path = a->kvm_only = optarg; break;
+        case 'P':
+            if (cli_uint32(CMD, "--progress", optarg, 0, CLI_MS_MAX,
+                           &rc->progress_ms))
+                return RM_EXIT_USAGE;
+            break;
+        case 'E':
+            a->kvm_only = optarg;
+            if (cli_uint32(CMD, "--digest-every", optarg, 1, CLI_MS_MAX,
+                           &rc->digest_every))
+                return RM_EXIT_USAGE;
+            break;
+        case 'D': a->digest_path = a->kvm_only = optarg; break;
+        case 'L': a->commit_log = optarg; break;
+        case 'K': a->key_path = optarg; break;
+        case 0x301: a->insecure = true; break;
+        case 0x302: a->config = optarg; break;
+        case 'Q':
+            if (cli_quorum_service(CMD, optarg))
+                return RM_EXIT_USAGE;
+            a->use_quorum = true;
+            break;
+        case 'S':
+            if (cli_uint32(CMD, "--quorum-settle", optarg, 1, CLI_MS_MAX,
+                           &a->qsettle))
+                return RM_EXIT_USAGE;
+            break;
+        case 'F': a->sc.fence_cmd = optarg; break;
+        case 'W':
+            if (cli_uint32(CMD, "--fence-timeout", optarg, 1, CLI_MS_MAX,
+                           &a->sc.fence_timeout_ms))
+                return RM_EXIT_USAGE;
+            break;
+        case 'h': cli_receive_usage(stdout); return -1;
         default:
-            return cli_usage_error("receive", "unknown option '%s'",
+            return cli_usage_error(CMD, "unknown option '%s'",
                                    argv[optind - 1]);
         }
     }
-    if (!have_listen)
-        return cli_usage_error("receive", "--listen ADDR:PORT is required");
     if (optind != argc)
-        return cli_usage_error("receive", "unexpected argument '%s'",
+        return cli_usage_error(CMD, "unexpected argument '%s'",
                                argv[optind]);
-    if (sc.receive.hb_timeout_ms && sc.receive.hb_timeout_ms <= sc.receive.hb_interval_ms)
-        return cli_usage_error("receive", "--heartbeat-timeout %u must "
-                               "exceed --heartbeat %u", sc.receive.hb_timeout_ms,
-                               sc.receive.hb_interval_ms);
-    if (ro.expect && !ro.cfg.name)
-        ro.cfg.name = ro.expect->name;     /* the VM's name: its file's */
-    if (cl->use_quorum && !ro.cfg.name)
-        return cli_usage_error("receive", "--quorum needs --name NAME (the "
+    if (!a->have_listen)
+        return cli_usage_error(CMD, "--listen ADDR:PORT is required");
+    return 0;
+}
+
+/* The VM this side knows: --config (with --xen: the xl config), its name
+ * and backend.  0 or the status of a usage error. */
+static int resolve(struct receive_args *a)
+{
+    struct rm_kvm_replica_opts *ro = &a->spec.kvm;
+    struct rm_error err = { 0 };
+
+    if (a->xen) {
+        a->spec.kind = RM_BACKEND_KIND_XEN;
+        a->spec.xl_config = a->config;
+    } else if (a->config) {
+        if (rm_guestcfg_opt(&a->known, 0x100b, a->config, &err) < 0)
+            return cli_usage_error(CMD, "--config: %s", rm_error_str(&err));
+        if (rm_backend_kind_parse(a->known.vm.backend, &a->spec.kind, &err))
+            return cli_usage_error(CMD, "--config: %s", rm_error_str(&err));
+        ro->expect = &a->known.vm;
+        a->spec.xl_config = a->known.vm.xl_config;
+        if (!a->name)
+            a->name = a->known.vm.name;   /* the VM's name: its file's */
+    }
+    if (a->spec.kind == RM_BACKEND_KIND_XEN) {
+        if (a->kvm_only)
+            return cli_usage_error(CMD, "'%s' is for a KVM replica; this is "
+                                   "a Xen guest", a->kvm_only);
+        if (!a->spec.xl_config)
+            return cli_usage_error(CMD, "a Xen replica needs the guest's xl "
+                                   "config (--xen --config XLCFG, or "
+                                   "xl_config = in the description)");
+        if (!a->name) {
+            if (rm_xl_config_name(a->spec.xl_config, a->xl_name,
+                                  sizeof(a->xl_name), &err))
+                return cli_usage_error(CMD, "%s", rm_error_str(&err));
+            a->name = a->xl_name;
+        }
+        a->spec.name = a->name;
+    }
+    ro->cfg.name = a->name;
+    if (a->max_mib)
+        a->sc.receive.max_guest_bytes = a->max_mib << 20;
+    else    /* the micro-VMM's largest guest; Xen's: a large one */
+        a->sc.receive.max_guest_bytes = a->spec.kind == RM_BACKEND_KIND_XEN ?
+                                        64ull << 30 : 4ull << 30;
+    ro->max_mem_bytes = a->sc.receive.max_guest_bytes;
+    if (a->sc.receive.hb_timeout_ms &&
+        a->sc.receive.hb_timeout_ms <= a->sc.receive.hb_interval_ms)
+        return cli_usage_error(CMD, "--heartbeat-timeout %u must exceed "
+                               "--heartbeat %u", a->sc.receive.hb_timeout_ms,
+                               a->sc.receive.hb_interval_ms);
+    if (a->use_quorum && !a->name)
+        return cli_usage_error(CMD, "--quorum needs --name NAME (the "
                                "protected VM's name: it names the corosync "
                                "group both sides join)");
-    if (cl->fence_cmd && !ro.cfg.name)
-        return cli_usage_error("receive", "--fence-cmd needs --name NAME "
-                               "(the protected VM's name, for REMUS_NAME: "
-                               "never taken from the primary)");
-    if (cl->use_quorum &&
-        (rc = cli_quorum_open("receive", ro.cfg.name, false, cl->settle_ms,
-                              &cl->q)))
-        return rc;
+    if (a->sc.fence_cmd && !a->name)
+        return cli_usage_error(CMD, "--fence-cmd needs --name NAME (the "
+                               "protected VM's name, for REMUS_NAME: never "
+                               "taken from the primary)");
+    return 0;
+}
+
+static int run(struct receive_args *a)
+{
+    struct rm_receive_cfg *rc = &a->sc.receive;
+    struct rm_secondary_result res;
+    struct rm_backend *be = NULL;
+    struct rm_quorum *quorum = NULL;
+    struct rm_auth_key key;
+    struct rm_error err = { 0 };
+    int ret;
+
     memset(&key, 0, sizeof(key));
-    rc = cli_key("receive", key_path, insecure, &key, &sc.receive.key);
-    if (rc)
-        return rc;
-    if (commit_log) {
-        sc.receive.commit_log_fd = open(commit_log, O_WRONLY | O_CREAT |
-                                        O_TRUNC | O_CLOEXEC | O_APPEND,
-                                        0644);
-        if (sc.receive.commit_log_fd < 0) {
-            ret = cli_fail("receive", "cannot write '%s': %s", commit_log,
+    if (a->use_quorum &&
+        (ret = cli_quorum_open(CMD, a->name, false, a->qsettle, &quorum)))
+        goto out;
+    if ((ret = cli_key(CMD, a->key_path, a->insecure, &key, &rc->key)))
+        goto out;
+    ret = RM_EXIT_FAIL;
+    if (a->commit_log) {
+        rc->commit_log_fd = open(a->commit_log, O_WRONLY | O_CREAT |
+                                 O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
+        if (rc->commit_log_fd < 0) {
+            ret = cli_fail(CMD, "cannot write '%s': %s", a->commit_log,
                            strerror(errno));
             goto out;
         }
     }
-    if (digest_path && sc.receive.digest_every) {
-        sc.receive.digest_fd = open(digest_path, O_WRONLY | O_CREAT |
-                                    O_TRUNC | O_CLOEXEC, 0644);
-        if (sc.receive.digest_fd < 0) {
-            ret = cli_fail("receive", "cannot write '%s': %s", digest_path,
+    if (a->digest_path && rc->digest_every) {
+        rc->digest_fd = open(a->digest_path, O_WRONLY | O_CREAT | O_TRUNC |
+                             O_CLOEXEC, 0644);
+        if (rc->digest_fd < 0) {
+            ret = cli_fail(CMD, "cannot write '%s': %s", a->digest_path,
                            strerror(errno));
             goto out;
         }
     }
-    ro.max_mem_bytes = sc.receive.max_guest_bytes;
-    if (rm_kvm_backend_replica(&ro, &be, &err)) {
-        ret = cli_fail("receive", "%s", rm_error_str(&err));
+    if (rm_backend_open_replica(&a->spec, &be, &err)) {
+        ret = cli_fail(CMD, "%s", rm_error_str(&err));
         goto out;
     }
-    sc.quorum = cl->q;
-    sc.fence_cmd = cl->fence_cmd;
-    sc.fence_timeout_ms = cl->fence_timeout_ms;
-    sc.name = ro.cfg.name;
-    sc.stop_requested = &receive_stop;
-    sc.serve_control = true;
-
-    receive_be = be;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    /* `remus handover` signals only `remus protect` processes; a stray
-     * SIGUSR2 must not end a replica or the VM that took over. */
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGUSR2, &sa, NULL);
-
-    rm_secondary_run(be, &sc, &res);
+    a->sc.quorum = quorum;
+    a->sc.name = a->name;
+    a->sc.serve_control = true;
+    /* A VM that took over stops with the first signal when it cannot run
+     * on without this process (it runs in it, or this side holds its
+     * quorum token). */
+    a->sc.stop_requested = cli_catch_stop(be, be->in_process || quorum);
+    rm_secondary_run(be, &a->sc, &res);
+    cli_release_stop();
     ret = (int)res.outcome;
 out:
-    receive_be = NULL;
     rm_backend_close(be);
-    if (sc.receive.digest_fd >= 0)
-        close(sc.receive.digest_fd);
-    if (sc.receive.commit_log_fd >= 0)
-        close(sc.receive.commit_log_fd);
+    rm_quorum_close(quorum);
     rm_auth_wipe(&key, sizeof(key));
+    return ret;
+}
+
+int cmd_receive(int argc, char **argv)
+{
+    struct receive_args a;
+    struct rm_receive_cfg *rc = &a.sc.receive;
+    int ret;
+
+    memset(&a, 0, sizeof(a));
+    rm_receive_cfg_init(rc);
+    rm_vm_config_default(&a.spec.kvm.cfg);
+    a.spec.kvm.cfg.name = NULL;
+    a.qsettle = 10000;
+    a.sc.fence_timeout_ms = 60000;
+    rm_guestcfg_init(&a.known, argv[0]);
+    ret = parse(&a, argc, argv);
+    if (ret < 0)
+        ret = RM_EXIT_OK;          /* --help */
+    else if (!ret && !(ret = resolve(&a)))
+        ret = run(&a);
+    if (rc->digest_fd >= 0)
+        close(rc->digest_fd);
+    if (rc->commit_log_fd >= 0)
+        close(rc->commit_log_fd);
+    rm_guestcfg_free(&a.known);
     return ret;
 }

@@ -196,9 +196,7 @@ static void serve_protect(struct rm_vm_control *c, const char *req,
     }
     snprintf(rp->peer, sizeof(rp->peer), "%s", peer);
     pc = &rp->cfg.protect;
-    pc->compress = true;          /* asked; the secondary may decline */
-    pc->connect_timeout_ms = 5000;
-    pc->digest_fd = -1;
+    rm_protect_cfg_init(pc);
     if (rm_parse_hostport(peer, &pc->peer, &err))
         goto fail;
     pc->interval_ms = iv;

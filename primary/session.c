@@ -74,6 +74,8 @@ void rm_primary_protect(struct rm_backend *be,
     pc.guest_bytes = be->guest_bytes;
     pc.nr_vcpus = be->nr_vcpus;
     pc.ops = be->ops->save_ops(be, &pc.backend_arg);
+    if (be->plain_stream)
+        pc.compress = false;
     pc.netbuf = be->netbuf;
     pc.stop_requested = cfg->stop_requested;
     pc.handover_requested = NULL;

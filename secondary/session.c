@@ -60,6 +60,8 @@ void rm_secondary_run(struct rm_backend *be,
     rc_cfg.name = cfg->name;
     rc_cfg.backend_name = be->kind;
     rc_cfg.ops = be->ops->restore_ops(be, &rc_cfg.backend_arg);
+    if (be->plain_stream)
+        rc_cfg.allow_compression = false;
     rc_cfg.quorum = cfg->quorum != NULL;
     rc_cfg.cluster = cfg->quorum;
     rc_cfg.stop_requested = cfg->stop_requested;

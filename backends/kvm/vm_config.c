@@ -163,6 +163,15 @@ int rm_vm_config_load(const char *path, struct rm_vm_config *cfg,
             cfg->tap_netns = sp;
         } else if (!strcmp(key, "console")) {
             cfg->console_path = sp;
+        } else if (!strcmp(key, "backend")) {
+            if (strcmp(val, "kvm") && strcmp(val, "xen")) {
+                rc = rm_error_set(err, -EINVAL, "%s:%d: backend '%s': kvm "
+                                  "or xen", path, lineno, val);
+                break;
+            }
+            cfg->backend = sp;
+        } else if (!strcmp(key, "xl_config")) {
+            cfg->xl_config = sp;
         } else {
             rc = rm_error_set(err, -EINVAL, "%s:%d: unknown key '%s'", path,
                               lineno, key);

@@ -31,6 +31,12 @@ typedef int (*rm_vm_net_out_fn)(void *opaque, const void *frame, size_t len);
 
 struct rm_vm_config {
     const char *name;
+    /* A description's `backend = kvm|xen` (NULL: kvm) and, for a Xen VM
+     * (the domain `name`), `xl_config`: its xl config, from which a
+     * secondary builds the replica.  Read by backends/open.h, not by the
+     * micro-VMM. */
+    const char *backend;
+    const char *xl_config;
     uint64_t mem_bytes;        /* multiple of 2 MiB, 4 MiB .. 4 GiB */
     uint32_t nr_vcpus;         /* 1 .. RM_KVM_MAX_VCPUS */
     const char *image;         /* guest ELF; NULL when restoring */
@@ -75,8 +81,9 @@ void rm_vm_config_default(struct rm_vm_config *cfg);
 /*
  * Parse a guest description file: `key = value` lines (# comments):
  * name, memory (MiB), vcpus, image, cmdline, mac, ip, netmask, gateway,
- * tap, console.  Strings are copied into @storage (freed by the caller with
- * free()).  Unknown keys and bad values are errors that name the line.
+ * tap, tap_netns, console, backend (kvm|xen), xl_config.  Strings are
+ * copied into @storage (freed by the caller with free()).  Unknown keys
+ * and bad values are errors that name the line.
  */
 int rm_vm_config_load(const char *path, struct rm_vm_config *cfg,
                       char **storage, struct rm_error *err);

@@ -220,6 +220,7 @@ static int xen_new(struct xen_backend **out, struct rm_error *err)
     x->b.ops = &xen_ops;
     x->b.kind = "xen";
     x->b.in_process = false;
+    x->b.plain_stream = true;
     rc = rm_xen_host_open(&x->host, err);
     if (rc) {
         free(x);

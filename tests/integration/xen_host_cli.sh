@@ -28,6 +28,22 @@ expect 1 "runs in dom0" -- "$R" save --xen g1 "$TMP/out.rms"
 expect 1 "runs in dom0" -- "$R" protect --xen --insecure -i 100 g1 127.0.0.1:7
 expect 1 "runs in dom0" -- "$R" restore --xen --config "$TMP/g.cfg" "$TMP/s.rms"
 expect 1 "runs in dom0" -- "$R" receive --xen --insecure --config "$TMP/g.cfg" --listen 127.0.0.1:0
+# One protect/receive for both backends: the backend comes from --xen or
+# the VM's description (backend = xen: the domain `name`, the replica from
+# `xl_config`); an option of the other backend is refused by name.
+printf 'name = "g1"\nbackend = xen\nxl_config = %s\n' "$TMP/g.cfg" > "$TMP/xen.vm"
+printf 'name = "g1"\nbackend = xen\n' > "$TMP/xen-noxl.vm"
+printf 'name = "g1"\nbackend = hyperv\n' > "$TMP/bad.vm"
+printf 'name = "g1"\nmemory = 16\n' > "$TMP/kvm.vm"
+expect 1 "runs in dom0" -- "$R" protect --insecure -i 100 "$TMP/xen.vm" 127.0.0.1:7
+expect 1 "runs in dom0" -- "$R" receive --insecure --config "$TMP/xen.vm" --listen 127.0.0.1:0
+expect 2 "needs the guest's xl config" -- "$R" receive --insecure --config "$TMP/xen-noxl.vm" --listen 127.0.0.1:0
+expect 2 "backend 'hyperv': kvm or xen" -- "$R" protect --insecure "$TMP/bad.vm" 127.0.0.1:7
+expect 2 "is for a KVM VM; this VM is a Xen domain" -- "$R" protect --insecure --xen --release-log "$TMP/r" g1 127.0.0.1:7
+expect 2 "is for a KVM VM; this VM is a Xen domain" -- "$R" protect --insecure --memory 32 "$TMP/xen.vm" 127.0.0.1:7
+expect 2 "--suspend-timeout is for a Xen domain" -- "$R" protect --insecure --suspend-timeout 100 "$TMP/kvm.vm" 127.0.0.1:7
+expect 2 "is for a KVM replica; this is a Xen guest" -- "$R" receive --insecure --xen --tap t0 --config "$TMP/g.cfg" --listen 127.0.0.1:0
+[ ! -e "$TMP/r" ] || { echo "FAIL: a refused protect created its release log"; fails=$((fails + 1)); }
 # Keyed by default, as on KVM: no key is refused before anything is touched.
 expect 1 "no pre-shared key" -- env -u REMUS_KEY_FILE "$R" protect --xen -i 100 g1 127.0.0.1:7
 expect 1 "no pre-shared key" -- env -u REMUS_KEY_FILE "$R" receive --xen --config "$TMP/g.cfg" --listen 127.0.0.1:0
@@ -38,7 +54,7 @@ expect 2 "not a quorum service" -- "$R" receive --xen --quorum zookeeper --confi
 expect 2 "a number from 1" -- "$R" receive --xen --fence-timeout 0 --config "$TMP/g.cfg" --listen 127.0.0.1:0
 expect 0 "--fence-cmd CMD" -- "$R" receive --xen --help
 expect 2 "need -F" -- "$R" protect --xen -n g1 127.0.0.1:7
-expect 2 "expected DOMAIN and HOST:PORT" -- "$R" protect --xen g1
+expect 2 "HOST:PORT of the secondary is missing" -- "$R" protect --xen g1
 expect 2 "a number from 1" -- "$R" protect --xen -i 0 g1 127.0.0.1:7
 expect 2 "--config CFG" -- "$R" restore --xen "$TMP/s.rms"
 expect 2 "has no name" -- "$R" restore --xen --config "$TMP/noname.cfg" "$TMP/s.rms"
@@ -47,7 +63,7 @@ expect 2 "--listen" -- "$R" receive --xen --config "$TMP/g.cfg"
 expect 2 "expected DOMAIN and FILE" -- "$R" save --xen g1
 expect 2 "unknown option" -- "$R" save --xen --bogus g1 f
 expect 2 "not a Xen command" -- "$R" status --xen
-expect 0 "usage: remus protect --xen" -- "$R" protect --xen --help
+expect 0 "remus protect --xen \[OPTIONS\] DOMAIN HOST:PORT" -- "$R" protect --xen --help
 expect 1 "runs in dom0" -- "$R" offline-page --xen g1 0x1234
 expect 1 "runs in dom0" -- "$R" offline-page --xen --config "$TMP/g.cfg" g1 0x1234
 expect 1 "runs in dom0" -- "$R" offline-page --xen --status 0x1234

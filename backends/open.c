@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/* Opening a backend by kind (see open.h). */
+#define RM_LOG_PREFIX "backend"
+#include "backends/open.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "backends/xen/xen_backend.h"
+
+const char *rm_backend_kind_name(enum rm_backend_kind kind)
+{
+    return kind == RM_BACKEND_KIND_XEN ? "xen" : "kvm";
+}
+
+int rm_backend_kind_parse(const char *name, enum rm_backend_kind *kind,
+                          struct rm_error *err)
+{
+    if (!name || !strcmp(name, "kvm")) {
+        *kind = RM_BACKEND_KIND_KVM;
+        return 0;
+    }
+    if (!strcmp(name, "xen")) {
+        *kind = RM_BACKEND_KIND_XEN;
+        return 0;
+    }
+    return rm_error_set(err, -EINVAL, "backend '%s': kvm or xen", name);
+}
+
+int rm_backend_open_protected(const struct rm_backend_protect_spec *s,
+                              struct rm_backend **out, struct rm_error *err)
+{
+    if (s->kind == RM_BACKEND_KIND_XEN) {
+        struct rm_xen_protect_opts xo;
+
+        memset(&xo, 0, sizeof(xo));
+        xo.no_netbuf = s->no_netbuf;
+        xo.suspend_timeout_ms = s->suspend_timeout_ms;
+        return rm_xen_backend_protect(s->domain, &xo, out, err);
+    } else {
+        struct rm_kvm_protect_opts ko;
+
+        memset(&ko, 0, sizeof(ko));
+        ko.no_netbuf = s->no_netbuf;
+        ko.netbuf_max_bytes = s->netbuf_max_bytes;
+        ko.release_log_fd = s->release_log_fd;
+        return rm_kvm_backend_protect(s->vm, &ko, out, err);
+    }
+}
+
+int rm_backend_open_replica(const struct rm_backend_replica_spec *s,
+                            struct rm_backend **out, struct rm_error *err)
+{
+    if (s->kind == RM_BACKEND_KIND_XEN)
+        return rm_xen_backend_replica(s->xl_config, s->name, out, err);
+    return rm_kvm_backend_replica(&s->kvm, out, err);
+}
