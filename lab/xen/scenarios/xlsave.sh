@@ -1,7 +1,13 @@
 #!/bin/sh
-# Xen's own `xl save` of a PVH guest: Xen's verify-stream-v2 accepts the
-# file, `remus stream-info --format xl` reads the libxl wrapper and the
-# libxc stream inside it, and `xl restore` brings the guest back counting.
+# Xen's own toolstack and remus's streams of a PVH guest, both ways:
+#  - Xen's `xl save`: verify-stream-v2 accepts the file, `remus
+#    stream-info --format xl` reads the libxl wrapper and the libxc stream
+#    inside it, and `xl restore` brings the guest back counting;
+#  - `remus restore --xen` of the libxc stream inside that xl save file
+#    continues the guest;
+#  - `remus save --xen` of the guest, wrapped as an xl save file
+#    (lab/xen/xlfile.py), and `xl restore`d: Xen's own restore continues
+#    the guest from remus's stream.
 set -e
 export PYTHONPATH=/usr/lib/xen-4.17/lib/python
 . /payload/scenario-lib.sh
@@ -27,4 +33,25 @@ cat /tmp/bad.log
 ours new xl restore /tmp/guest.save
 xl list
 counts_on $log "$before" "xl save and xl restore"
-echo "xlsave: verify-stream-v2 and remus stream-info accept xl's file; the guest counts on after xl restore"
+# remus restore of the libxc stream inside Xen's own xl save of the guest
+ours all xl save labguest /tmp/own.xlsave > /dev/null
+before=$(mark $log)
+python3 /payload/xlfile.py extract /tmp/own.xlsave /tmp/own.libxc
+/payload/remus stream-info --quiet /tmp/own.libxc 2>&1 | tail -1
+ours new /payload/remus -v restore --xen --config /payload/guest.cfg /tmp/own.libxc > /tmp/restore.log 2>&1 || { tail -20 /tmp/restore.log; echo "remus restore --xen of xl's own PVH stream failed"; exit 1; }
+tail -2 /tmp/restore.log
+counts_on $log "$before" "xl save, remus restore of it" || exit 1
+# Xen's own restore of remus's stream
+dom=$(xl domid labguest)
+ours $dom /payload/remus -v save --xen labguest /tmp/pvh.rms > /tmp/save.log 2>&1 || { tail -20 /tmp/save.log; echo "remus save --xen failed"; exit 1; }
+tail -2 /tmp/save.log
+saved=$(mark $log)
+python3 /payload/xlfile.py wrap /tmp/pvh.rms /tmp/pvh.xlsave
+/payload/remus stream-info --format xl --quiet /tmp/pvh.xlsave || { echo "our own xl wrapper is unreadable"; exit 1; }
+if ! ours new xl -vvv restore /payload/guest.cfg /tmp/pvh.xlsave > /tmp/xlrestore.log 2>&1; then
+    grep -E "xc: |libxl" /tmp/xlrestore.log | tail -25
+    echo "xl restore of remus's PVH stream failed"; exit 1
+fi
+xl list
+counts_on $log "$saved" "remus save, xl restore of it" || exit 1
+echo "xlsave: verify-stream-v2 and remus stream-info accept xl's file; the guest counts on after xl restore; remus restore takes xl's PVH stream and xl restore takes remus's"
