@@ -68,7 +68,8 @@ endif
 # common/: stream, engines, I/O, logging
 COMMON_OBJS := common/err.o common/log.o common/io.o common/stream.o
 COMMON_OBJS += common/save.o common/restore.o common/compress.o \
-               common/status.o common/net.o common/ctlsock.o
+               common/status.o common/net.o common/ctlsock.o \
+               common/stream_wrap.o
 COMMON_OBJS += common/auth.o common/key_resolve.o
 
 # proto/: the control channel (generated code + framing)
@@ -129,7 +130,7 @@ UNIT_TESTS := test_stream test_engines test_truncation test_proto \
 UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
-FUZZERS := fuzz_stream fuzz_restore fuzz_proto
+FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap
 
 # ------------------------------------------------------------------ rules
 B_LIB_OBJS := $(addprefix $(BUILD)/,$(LIB_OBJS))

@@ -30,6 +30,7 @@ struct receive_args {
     unsigned long long max_mib;
     const char *config, *name, *digest_path, *commit_log, *key_path;
     const char *kvm_only;              /* an option given that is */
+    bool xen_only;                     /* --replica-name given */
     char xl_name[64];                  /* the name in the xl config */
 };
 
@@ -58,6 +59,7 @@ static int parse(struct receive_args *a, int argc, char **argv)
         { "quorum-settle", required_argument, NULL, 'S' },
         { "fence-cmd", required_argument, NULL, 'F' },
         { "fence-timeout", required_argument, NULL, 'W' },
+        { "replica-name", required_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -134,6 +136,10 @@ static int parse(struct receive_args *a, int argc, char **argv)
                            &a->sc.fence_timeout_ms))
                 return RM_EXIT_USAGE;
             break;
+        case 'R':
+            a->spec.replica_name = optarg;
+            a->xen_only = true;
+            break;
         case 'h': cli_receive_usage(stdout); return -1;
         default:
             return cli_usage_error(CMD, "unknown option '%s'",
@@ -168,6 +174,9 @@ static int resolve(struct receive_args *a)
         if (!a->name)
             a->name = a->known.vm.name;   /* the VM's name: its file's */
     }
+    if (a->spec.kind != RM_BACKEND_KIND_XEN && a->xen_only)
+        return cli_usage_error(CMD, "--replica-name is for a Xen replica "
+                               "(--xen, or backend = xen)");
     if (a->spec.kind == RM_BACKEND_KIND_XEN) {
         if (a->kvm_only)
             return cli_usage_error(CMD, "'%s' is for a KVM replica; this is "

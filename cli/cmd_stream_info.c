@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "common/log.h"
 #include "common/stream.h"
+#include "common/stream_wrap.h"
 
 struct info_state {
     bool all;               /* print every PAGE_DATA record */
@@ -234,155 +235,32 @@ static int read_libxc(struct info_state *st, struct rm_src *src,
     }
 }
 
-/* xl's save-file header: magic, byte order, flags, optional data. */
-#define XL_MAGIC "Xen saved domain, xl format\n \0 \r"
-#define XL_BYTEORDER 0x01020304u
-#define XL_MAX_OPTIONAL (16u << 20)
-
-static int read_xl_header(struct info_state *st, struct rm_src *src,
-                          struct rm_error *err)
+/* The libxl wrapper's parts, printed (common/stream_wrap.h). */
+static void libxl_header(void *opaque, uint32_t version, uint32_t options)
 {
-    struct {
-        char magic[32];
-        uint32_t byteorder, mandatory_flags, optional_flags, optional_len;
-    } h;
-    uint8_t skip[4096];
-    uint32_t left;
-    int rc;
+    struct info_state *st = opaque;
 
-    rc = rm_src_read_exact(src, &h, sizeof(h));
-    if (rc)
-        return rm_error_set(err, rc, "byte 0: no xl save-file header (%s)",
-                            strerror(-rc));
-    if (memcmp(h.magic, XL_MAGIC, sizeof(h.magic)))
-        return rm_error_set(err, -EBADMSG, "byte 0: not an xl save file "
-                            "(bad magic)");
-    if (h.byteorder != XL_BYTEORDER)
-        return rm_error_set(err, -EBADMSG, "byte 32: xl save file of the "
-                            "other byte order (0x%08x)", h.byteorder);
-    /* Mandatory flags xl knows: 1 JSON configuration, 2 libxl stream v2. */
-    if (h.mandatory_flags & ~3u)
-        return rm_error_set(err, -EBADMSG, "byte 36: unknown mandatory xl "
-                            "flags 0x%x", h.mandatory_flags & ~3u);
-    if (!(h.mandatory_flags & 2u))
-        return rm_error_set(err, -EBADMSG, "byte 36: a legacy xl save file "
-                            "(no libxl stream v2): not supported");
-    if (h.optional_len > XL_MAX_OPTIONAL)
-        return rm_error_set(err, -EBADMSG, "byte 44: xl optional data of "
-                            "%u bytes (more than %u)", h.optional_len,
-                            XL_MAX_OPTIONAL);
-    for (left = h.optional_len; left;) {
-        uint32_t n = left < sizeof(skip) ? left : (uint32_t)sizeof(skip);
-
-        rc = rm_src_read_exact(src, skip, n);
-        if (rc)
-            return rm_error_set(err, -EBADMSG, "byte %" PRIu64 ": the xl "
-                                "optional data is cut short", src->offset);
-        left -= n;
-    }
-    if (!st->quiet)
-        printf("xl save file: byte order ok, optional flags 0x%x, %u bytes "
-               "of domain configuration\n", h.optional_flags,
-               h.optional_len);
-    return 0;
-}
-
-/* libxl migration stream v2 (Xen's docs/specs/libxl-migration-stream). */
-#define LIBXL_IDENT 0x4c6962786c466d74ull          /* "LibxlFmt" */
-enum {
-    LIBXL_REC_END = 0,
-    LIBXL_REC_LIBXC_CONTEXT = 1,
-    LIBXL_REC_EMULATOR_XENSTORE_DATA = 2,
-    LIBXL_REC_EMULATOR_CONTEXT = 3,
-    LIBXL_REC_CHECKPOINT_END = 4,
-    LIBXL_REC_CHECKPOINT_STATE = 5,
-};
-#define LIBXL_MAX_RECORD (64u << 20)
-
-static int read_libxl(struct info_state *st, struct rm_src *src,
-                      struct rm_error *err, bool *ended)
-{
-    static const char *const names[] = { "END", "LIBXC_CONTEXT",
-                                         "EMULATOR_XENSTORE_DATA",
-                                         "EMULATOR_CONTEXT", "CHECKPOINT_END",
-                                         "CHECKPOINT_STATE" };
-    uint8_t hdr[16], skip[4096];
-    uint64_t ident = 0;
-    uint32_t version, options;
-    unsigned libxc_parts = 0;
-    int i, rc;
-
-    rc = rm_src_read_exact(src, hdr, sizeof(hdr));
-    if (rc)
-        return rm_error_set(err, rc, "byte %" PRIu64 ": no libxl stream "
-                            "header", src->offset);
-    for (i = 0; i < 8; i++)
-        ident = ident << 8 | hdr[i];
-    version = (uint32_t)hdr[8] << 24 | hdr[9] << 16 | hdr[10] << 8 | hdr[11];
-    options = (uint32_t)hdr[12] << 24 | hdr[13] << 16 | hdr[14] << 8 |
-              hdr[15];
-    if (ident != LIBXL_IDENT)
-        return rm_error_set(err, -EBADMSG, "byte %" PRIu64 ": not a libxl "
-                            "stream (ident 0x%016" PRIx64 ")",
-                            src->offset - 16, ident);
-    if (version != 2)
-        return rm_error_set(err, -EBADMSG, "libxl stream version %u (2 is "
-                            "known)", version);
-    if (options & 1)
-        return rm_error_set(err, -EBADMSG, "big-endian libxl stream");
     if (!st->quiet)
         printf("libxl stream: version %u, options 0x%x%s\n", version,
                options, (options & 2) ? " (legacy)" : "");
-    for (;;) {
-        uint32_t rh[2], left;
-        uint64_t at = src->offset;
+}
 
-        rc = rm_src_read_exact(src, rh, sizeof(rh));
-        if (rc)
-            return rm_error_set(err, rc == -ENODATA ? -ENODATA : rc,
-                                "byte %" PRIu64 ": the libxl stream ends "
-                                "without its END record", at);
-        if (rh[0] > LIBXL_REC_CHECKPOINT_STATE)
-            return rm_error_set(err, -EBADMSG, "byte %" PRIu64 ": unknown "
-                                "libxl record type 0x%x", at, rh[0]);
-        if (rh[1] > LIBXL_MAX_RECORD)
-            return rm_error_set(err, -EBADMSG, "byte %" PRIu64 ": libxl %s "
-                                "record of %u bytes", at, names[rh[0]], rh[1]);
-        if (!st->quiet)
-            printf("%10" PRIu64 "  libxl %s, %u bytes\n", at, names[rh[0]],
-                   rh[1]);
-        if (rh[0] == LIBXL_REC_LIBXC_CONTEXT && rh[1] != 0)
-            return rm_error_set(err, -EBADMSG, "byte %" PRIu64 ": libxl "
-                                "LIBXC_CONTEXT with a body", at);
-        if (rh[0] == LIBXL_REC_END && rh[1] != 0)
-            return rm_error_set(err, -EBADMSG, "byte %" PRIu64 ": libxl END "
-                                "with a body", at);
-        for (left = (rh[1] + 7) & ~7u; left;) {
-            uint32_t n = left < sizeof(skip) ? left : (uint32_t)sizeof(skip);
+static void libxl_record(void *opaque, uint64_t at, uint32_t type,
+                         uint32_t len)
+{
+    struct info_state *st = opaque;
 
-            rc = rm_src_read_exact(src, skip, n);
-            if (rc)
-                return rm_error_set(err, -EBADMSG, "byte %" PRIu64 ": the "
-                                    "libxl %s record is cut short",
-                                    src->offset, names[rh[0]]);
-            left -= n;
-        }
-        if (rh[0] == LIBXL_REC_LIBXC_CONTEXT) {
-            bool libxc_end = false;
+    if (!st->quiet)
+        printf("%10" PRIu64 "  libxl %s, %u bytes\n", at,
+               rm_libxl_rec_name(type), len);
+}
 
-            rc = read_libxc(st, src, err, &libxc_end);
-            if (rc)
-                return rc;
-            libxc_parts++;
-        }
-        if (rh[0] == LIBXL_REC_END)
-            break;
-    }
-    if (!libxc_parts)
-        return rm_error_set(err, -EBADMSG, "the libxl stream has no "
-                            "LIBXC_CONTEXT (no domain state)");
-    *ended = true;
-    return 0;
+static int libxl_libxc(void *opaque, struct rm_src *src,
+                       struct rm_error *err)
+{
+    bool ended = false;
+
+    return read_libxc(opaque, src, err, &ended);
 }
 
 int cmd_stream_info(int argc, char **argv)
@@ -431,14 +309,25 @@ int cmd_stream_info(int argc, char **argv)
     rm_src_init_fd(&src, fd);
 
     if (!strcmp(format, "xl")) {
-        rc = read_xl_header(&st, &src, &err);
+        struct rm_xl_header xh;
+
+        rc = rm_xl_header_read(&src, &xh, &err);
         if (rc)
             goto out;
+        if (!st.quiet)
+            printf("xl save file: byte order ok, optional flags 0x%x, %u "
+                   "bytes of domain configuration\n", xh.optional_flags,
+                   xh.optional_len);
     }
-    if (strcmp(format, "libxc"))
-        rc = read_libxl(&st, &src, &err, &ended);
-    else
+    if (strcmp(format, "libxc")) {
+        struct rm_libxl_visitor v = { libxl_header, libxl_record,
+                                      libxl_libxc, &st };
+
+        rc = rm_libxl_stream_read(&src, &v, &err);
+        ended = rc == 0;
+    } else {
         rc = read_libxc(&st, &src, &err, &ended);
+    }
     if (rc)
         goto out;
 
