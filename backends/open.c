@@ -52,6 +52,7 @@ int rm_backend_open_replica(const struct rm_backend_replica_spec *s,
                             struct rm_backend **out, struct rm_error *err)
 {
     if (s->kind == RM_BACKEND_KIND_XEN)
-        return rm_xen_backend_replica(s->xl_config, s->name, out, err);
+        return rm_xen_backend_replica(s->xl_config, s->name,
+                                      s->replica_name, out, err);
     return rm_kvm_backend_replica(&s->kvm, out, err);
 }

@@ -55,6 +55,9 @@ struct rm_backend_replica_spec {
                                         the expected VM */
     const char *xl_config;           /* Xen: the guest's own xl config */
     const char *name;                /* Xen: the guest's name */
+    const char *replica_name;        /* Xen: the replica domain's name
+                                        until it takes over (NULL:
+                                        NAME--replica) */
 };
 
 int rm_backend_open_replica(const struct rm_backend_replica_spec *s,

@@ -296,6 +296,7 @@ fail:
 }
 
 int rm_xen_backend_replica(const char *config, const char *name,
+                           const char *replica_name,
                            struct rm_backend **out, struct rm_error *err)
 {
     struct xen_backend *x;
@@ -308,7 +309,12 @@ int rm_xen_backend_replica(const char *config, const char *name,
         return rc;
     x->replica = true;
     snprintf(x->b.vm_name, sizeof(x->b.vm_name), "%s", name);
-    snprintf(x->replica_name, sizeof(x->replica_name), "%s--replica", name);
+    if (replica_name)
+        snprintf(x->replica_name, sizeof(x->replica_name), "%s",
+                 replica_name);
+    else
+        snprintf(x->replica_name, sizeof(x->replica_name), "%s--replica",
+                 name);
     rc = rm_xen_replica_create(x->host, config, x->replica_name, &x->domid,
                                err);
     if (rc)

@@ -28,12 +28,13 @@ int rm_xen_backend_protect(const char *domain,
                            struct rm_backend **out, struct rm_error *err);
 
 /*
- * The replica of the guest NAME: the domain NAME--replica created paused
- * from the guest's own xl config @config.  On takeover it is unpaused and
- * renamed NAME once that name is free; if it never takes over it is
- * destroyed at close.  0 or -errno.
+ * The replica of the guest NAME: the domain @replica_name (NULL:
+ * NAME--replica) created paused from the guest's own xl config @config.
+ * On takeover it is unpaused and renamed NAME once that name is free; if
+ * it never takes over it is destroyed at close.  0 or -errno.
  */
 int rm_xen_backend_replica(const char *config, const char *name,
+                           const char *replica_name,
                            struct rm_backend **out, struct rm_error *err);
 
 #endif

@@ -75,6 +75,11 @@ cp "$HERE/guest.cfg" "$HERE/guest-net.cfg" "$HERE/vif-lab" "$HERE/pvtypes.py" "$
    "$HERE/scenario-lib.sh" "$HERE/guest-watch.sh" "$p/"
 cp "$ROOT/tests/support/plug_steps.sh" "$p/"   # the plug test of netbuf_plug.sh
 cp "$ROOT/tests/lib/cluster.sh" "$ROOT/tests/lib/wait.sh" "$p/"   # xenquorum
+# xenocf: the agent and the OCF shell library it sources (resource-agents,
+# installed on this host by `make deps`)
+mkdir -p "$p/ocf/resource.d/remus" "$p/ocf/lib/heartbeat"
+cp "$ROOT/ocf/remus" "$p/ocf/resource.d/remus/remus"
+cp /usr/lib/ocf/lib/heartbeat/ocf-* "$p/ocf/lib/heartbeat/"
 (cd "$WORK/payload" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/payload.cpio.gz"
 cat "$CACHE/dom0.cpio.gz" "$WORK/payload.cpio.gz" > "$WORK/initrd.gz"
 
