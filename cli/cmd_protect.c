@@ -229,16 +229,19 @@ static int run(struct protect_args *a)
     struct rm_quorum *quorum = NULL;
     struct rm_auth_key key;
     struct rm_error err = { 0 };
-    const char *name = a->xen ? a->spec.domain : a->g.vm.name;
+    /* A KVM VM is created here: never one the other side may run, so the
+     * quorum first.  A Xen domain runs already: its name (DOMAIN may be
+     * an id) names the group. */
+    bool quorum_first = a->spec.kind == RM_BACKEND_KIND_KVM;
     int ret;
 
     memset(&key, 0, sizeof(key));
     if (!a->blackhole &&   /* a blackhole has no peer: nothing to key */
         (ret = cli_key(CMD, a->key_path, a->insecure, &key, &pc->key)))
         goto out;
-    /* Before the VM exists: never start one the other side may run. */
-    if (a->use_quorum &&
-        (ret = cli_quorum_open(CMD, name, true, a->qsettle, &quorum)))
+    if (a->use_quorum && quorum_first &&
+        (ret = cli_quorum_open(CMD, a->g.vm.name, true, a->qsettle,
+                               &quorum)))
         goto out;
     if ((a->release_path &&
          (ret = open_log(a->release_path, &a->spec.release_log_fd, true))) ||
@@ -253,6 +256,10 @@ static int run(struct protect_args *a)
         ret = cli_fail(CMD, "%s", rm_error_str(&err));
         goto out;
     }
+    if (a->use_quorum && !quorum_first &&
+        (ret = cli_quorum_open(CMD, be->vm_name, true, a->qsettle,
+                               &quorum)))
+        goto out;
     a->sc.quorum = quorum;
     a->sc.serve_control = true;
     a->sc.stop_requested = cli_catch_stop(be, false);
