@@ -99,7 +99,7 @@ XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
 CLUSTER_OBJS := cluster/quorum.o cluster/hold.o
 
 # primary/ and secondary/
-PRIMARY_OBJS := primary/protect.o primary/session.o
+PRIMARY_OBJS := primary/protect.o primary/session.o primary/peer_spawn.o
 SECONDARY_OBJS := secondary/receive.o secondary/takeover.o secondary/session.o
 
 # drill/: the failover drill (orchestration + the guest service's client)
@@ -112,6 +112,7 @@ CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
             cli/cmd_xen.o cli/cmd_reprotect.o \
             cli/cmd_offline_page.o
 CLI_OBJS += cli/cmd_keygen.o cli/cmd_handover.o cli/cli_key.o cli/cli_quorum.o
+CLI_OBJS += cli/cli_spawn.o cli/cli_announce.o
 
 LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(CLUSTER_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS) \

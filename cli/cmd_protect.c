@@ -21,6 +21,7 @@
 #include "cluster/quorum.h"
 #include "common/auth.h"
 #include "common/log.h"
+#include "primary/peer_spawn.h"
 #include "primary/session.h"
 #include "proto/timing.h"
 
@@ -47,7 +48,7 @@ static void on_signal(int sig)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: remus protect [OPTIONS] VM HOST:PORT\n"
+            "usage: remus protect [OPTIONS] VM HOST:PORT|HOST\n"
             "\n"
             "Run the VM described by the guest description file VM on the\n"
             "embedded KVM micro-VMM and protect it: a checkpoint every\n"
@@ -89,6 +90,7 @@ static void usage(FILE *out)
             "              in the cluster before it counts as alive\n"
             "              (default 10000)\n"
             CLI_KEY_HELP
+            CLI_SPAWN_HELP
             "  --digest-every N --digest-file FILE   (tests) every Nth\n"
             "              checkpoint, write 'epoch hash' of the whole guest\n"
             "              memory as the checkpoint captured it\n"
@@ -138,6 +140,7 @@ int cmd_protect(int argc, char **argv)
         { "insecure", no_argument, NULL, 0x301 },
         { "quorum", required_argument, NULL, 'Q' },
         { "quorum-settle", required_argument, NULL, 0x300 },
+        CLI_SPAWN_OPTS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -159,6 +162,8 @@ int cmd_protect(int argc, char **argv)
     bool use_quorum = false;
     unsigned qsettle = 10000;
     struct rm_quorum *quorum = NULL;
+    struct cli_spawn sp = { 0 };    /* HOST without :PORT */
+    const char *spawn_host = NULL;
     int stats_fd = -1, digest_fd = -1, release_fd = -1;
     unsigned digest_every = 0;
     /* Guest options given on the command line override the VM file,
@@ -172,7 +177,7 @@ int cmd_protect(int argc, char **argv)
     memset(&sc, 0, sizeof(sc));
     memset(&key, 0, sizeof(key));
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+i:uFbndh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+i:uFbndhs:", opts, NULL)) != -1) {
         switch (c) {
         case 'i':
             if (parse_ms("-i", optarg, &interval, 1))
@@ -235,6 +240,11 @@ int cmd_protect(int argc, char **argv)
         default:
             break;
         }
+        rc = cli_spawn_opt("protect", &sp, c, optarg);
+        if (rc < 0)
+            goto usage_out;
+        if (rc)
+            continue;
         rc = rm_guestcfg_opt(&g, c, optarg, &err);
         if (rc < 0) {
             cli_usage_error("protect", "%s", rm_error_str(&err));
@@ -278,7 +288,9 @@ int cmd_protect(int argc, char **argv)
         for (gi = 0; gi < nr_gopts; gi++)
             rm_guestcfg_opt(&g, gopts[gi].opt, gopts[gi].arg, &err);
     }
-    if (argc - optind == 2) {
+    if (argc - optind == 2 && !strchr(argv[optind + 1], ':')) {
+        spawn_host = argv[optind + 1];     /* start its receiver */
+    } else if (argc - optind == 2) {
         rc = rm_parse_hostport(argv[optind + 1], &pc.peer, &err);
         if (rc) {
             cli_usage_error("protect", "%s", rm_error_str(&err));
@@ -286,6 +298,16 @@ int cmd_protect(int argc, char **argv)
         }
     } else if (!blackhole) {
         cli_usage_error("protect", "HOST:PORT of the secondary is missing");
+        goto usage_out;
+    }
+    if (sp.given && !spawn_host) {
+        cli_usage_error("protect", "-s, --remote-remus and --peer-* start "
+                        "the receiver: give HOST without :PORT");
+        goto usage_out;
+    }
+    if (spawn_host && blackhole) {
+        cli_usage_error("protect", "-b with HOST: a blackhole has no "
+                        "receiver to start");
         goto usage_out;
     }
     if (!hb_timeout)           /* not given: derived (proto/timing.h) */
@@ -351,6 +373,18 @@ int cmd_protect(int argc, char **argv)
             goto out;
         }
     }
+    if (spawn_host) {     /* its receiver first: no VM if it fails */
+        struct rm_peer_spawn_cfg scfg = {
+            .host = spawn_host, .name = g.vm.name, .hb_interval_ms = hb,
+            .hb_timeout_ms = hb_timeout, .quorum = use_quorum,
+            .quorum_settle_ms = qsettle, .key = pc.key,
+        };
+
+        ret = cli_spawn_start("protect", &sp, &scfg, &pc.peer);
+        if (ret)
+            goto out;
+        ret = RM_EXIT_FAIL;
+    }
     {
         struct rm_kvm_protect_opts ko = {
             .no_netbuf = nonet, .netbuf_max_bytes = nb_max,
@@ -386,7 +420,10 @@ int cmd_protect(int argc, char **argv)
     sc.handover_requested = &protect_handover;
     rm_primary_run(be, &sc, &res);
     ret = (int)res.outcome;
+    cli_spawn_end("protect", &sp, res.started,
+                  res.protect.end == RM_PROTECT_STOPPED);
 out:
+    cli_spawn_end("protect", &sp, false, false);   /* never paired */
     if (stats_fd >= 0)
         close(stats_fd);
     if (digest_fd >= 0)

@@ -70,7 +70,15 @@ static void usage(FILE *out)
             "timeout) discard any partial checkpoint, resume the replica with\n"
             "the same MAC (gratuitous ARP) and run it here.\n"
             "\n"
-            "  --listen ADDR:PORT     where the primary connects (required)\n"
+            "  --listen ADDR:PORT     where the primary connects (required;\n"
+            "                         port 0: any free port)\n"
+            "  --announce             once listening, print 'remus-receive:\n"
+            "                         listening ADDR:PORT' (the port bound)\n"
+            "                         on stdout; for a receiver started by\n"
+            "                         `remus protect VM HOST`, which also\n"
+            "                         makes it outlive its session: SIGHUP\n"
+            "                         is ignored, and a primary that does\n"
+            "                         not pair within 60 s ends it (exit 1)\n"
             "  --heartbeat MS         heartbeat period (default 100)\n"
             "  --heartbeat-timeout MS the primary is lost after this much\n"
             "                         silence (default: the primary's, at\n"
@@ -125,7 +133,8 @@ static void usage(FILE *out)
             "  --key-file FILE        require the primary to prove it holds\n"
             "                         this pre-shared key (`remus keygen`;\n"
             "                         default: $REMUS_KEY_FILE, else\n"
-            "                         /etc/remus/remus.key; without one:\n"
+            "                         /etc/remus/remus.key; '-': read it\n"
+            "                         from stdin; without one:\n"
             "                         refused unless --insecure, which any\n"
             "                         host that reaches the port can abuse);\n"            "                         control and stream are then sealed.\n"
             "                         Peers that fail are logged with their\n"
@@ -175,6 +184,7 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
 {
     static const struct option opts[] = {
         { "listen", required_argument, NULL, 'l' },
+        { "announce", no_argument, NULL, 0x303 },
         { "heartbeat", required_argument, NULL, 'H' },
         { "heartbeat-timeout", required_argument, NULL, 'T' },
         { "no-compression", no_argument, NULL, 'u' },
@@ -205,7 +215,7 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
     struct rm_backend *be = NULL;
     struct rm_error err = { 0 };
     struct sigaction sa;
-    bool have_listen = false;
+    bool have_listen = false, announce = false;
     const char *digest_path = NULL, *commit_log = NULL, *key_path = NULL;
     struct rm_auth_key key;
     bool insecure = false;
@@ -255,6 +265,7 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
         case 'D': digest_path = optarg; break;
         case 'L': commit_log = optarg; break;
         case 'K': key_path = optarg; break;
+        case 0x303: announce = true; break;
         case 0x301: insecure = true; break;
         case 0x302:   /* the VM this secondary knows: its description */
             if (rm_guestcfg_opt(known, 0x100b, optarg, &err) < 0)
@@ -339,6 +350,12 @@ static int receive_main(int argc, char **argv, struct receive_cluster *cl,
     to.key = sc.receive.key;
     to.quorum = cl->q;
 
+    if (announce) {
+        ret = cli_receive_announce("receive", &sc.receive);
+        if (ret)
+            goto out;
+        ret = RM_EXIT_FAIL;
+    }
     receive_be = be;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -359,6 +376,8 @@ out:
         close(sc.receive.digest_fd);
     if (sc.receive.commit_log_fd >= 0)
         close(sc.receive.commit_log_fd);
+    if (sc.receive.listen_fd >= 0)
+        close(sc.receive.listen_fd);
     rm_auth_wipe(&key, sizeof(key));
     return ret;
 }

@@ -59,7 +59,7 @@ int rm_key_resolve(const char *path, bool insecure, struct rm_auth_key *key,
         return 0;
     }
     if (path && !strcmp(path, "-")) {
-        rc = rm_key_read_fd(STDIN_FILENO, "the key on stdin (--key-file -)",
+        rc = rm_key_read_fd(STDIN_FILENO, "- (stdin)",
                             key, err);
         if (rc)
             return rc;
