@@ -27,7 +27,8 @@ guest_cfg "$TMP/g.cfg" tapp "dirty_rate=2000 dirty_wss=500" 1
 echo "tap_netns = $NS" >> "$TMP/g.cfg"
 
 # The stand-in for ssh: nsssh HOST COMMAND...; it records the command's
-# pid and exit status in $SPAWN_DIR (pid, rc).
+# pid, the hang-up it sent and its exit status in $SPAWN_DIR (pid, hup,
+# rc).
 export SPAWN_DIR="$TMP/spawn"
 cat > "$TMP/nsssh" <<'EOF'
 #!/usr/bin/env bash
@@ -36,9 +37,10 @@ parent=$PPID
 env -u REMUS_KEY_FILE ip netns exec "$ns" "$@" <&0 &
 child=$!
 echo "$child" > "$SPAWN_DIR/pid"
+exec 2> /dev/null      # its own messages: the session may be gone
 while kill -0 "$child" 2>/dev/null; do
     if ! kill -0 "$parent" 2>/dev/null; then   # the session is gone
-        kill -HUP "$child" 2>/dev/null || true
+        kill -HUP "$child" 2>/dev/null && echo "$child" > "$SPAWN_DIR/hup"
         break
     fi
     sleep 0.1
@@ -106,13 +108,18 @@ wait_until 30 "five acknowledged checkpoints" lines_at_least "$TMP/stats2" 5 ||
     { cat "$TMP/pri2.log"; exit 1; }
 RPID=$(cat "$SPAWN_DIR/pid")
 kv 2 1 "INCR b" "INCR b" "INCR b" | tail -1 | grep -q "^3 OK 3 " || { echo "the guest did not answer"; exit 1; }
-sleep 0.5                 # acknowledged: held output was released
 kill -9 $PRI; wait $PRI 2>/dev/null || true
-# The primary's VM died with it: only the replica can answer now.
-wait_until 20 "the replica answers" kv 2 4 "GET b" > "$TMP/get" 2>/dev/null ||
-    { echo "no replica answers after the primary's death"; cat "$TMP/pri2.log"; cat "$SPAWN_DIR/rc" 2>/dev/null; exit 1; }
+# The closed stream makes it take over at once; the hang-up follows.
+wait_until 10 "the stand-in for ssh hanging the receiver up" test -s "$SPAWN_DIR/hup"
+[ "$(cat "$SPAWN_DIR/hup")" = "$RPID" ] || { echo "the stand-in hung up $(cat "$SPAWN_DIR/hup"), not $RPID"; exit 1; }
+sleep 1                   # one that dies of it is gone by now
+kill -0 "$RPID" 2>/dev/null ||
+    { echo "the receiver died with its session (status $(cat "$SPAWN_DIR/rc" 2>/dev/null))"; cat "$TMP/pri2.log"; exit 1; }
+# The primary's VM died with it: only the replica can answer now (kv
+# retransmits for 5 s; a few tries).
+for try in 1 2 3 4; do kv 2 4 "GET b" > "$TMP/get" 2>/dev/null && break; done
+[ -s "$TMP/get" ] || { echo "no replica answers after the primary's death"; cat "$TMP/pri2.log"; exit 1; }
 grep -q "^4 OK 3 " "$TMP/get" || { echo "the replica answered: $(cat "$TMP/get")"; exit 1; }
-kill -0 "$RPID" || { echo "the receiver is gone"; exit 1; }
 kill -TERM "$RPID"
 wait_until 15 "the receiver's exit status" test -s "$SPAWN_DIR/rc"
 [ "$(cat "$SPAWN_DIR/rc")" = 3 ] || { echo "receiver exit status $(cat "$SPAWN_DIR/rc"), not 3 (a failover)"; exit 1; }
