@@ -110,11 +110,12 @@ RPID=$(cat "$SPAWN_DIR/pid")
 kv 2 1 "INCR b" "INCR b" "INCR b" | tail -1 | grep -q "^3 OK 3 " || { echo "the guest did not answer"; exit 1; }
 kill -9 $PRI; wait $PRI 2>/dev/null || true
 # The closed stream makes it take over at once; the hang-up follows.
-wait_until 10 "the stand-in for ssh hanging the receiver up" test -s "$SPAWN_DIR/hup"
-[ "$(cat "$SPAWN_DIR/hup")" = "$RPID" ] || { echo "the stand-in hung up $(cat "$SPAWN_DIR/hup"), not $RPID"; exit 1; }
+hung_up_or_gone() { [ -s "$SPAWN_DIR/hup" ] || ! kill -0 "$RPID" 2>/dev/null; }
+wait_until 10 "the stand-in for ssh hanging the receiver up" hung_up_or_gone
 sleep 1                   # one that dies of it is gone by now
 kill -0 "$RPID" 2>/dev/null ||
     { echo "the receiver died with its session (status $(cat "$SPAWN_DIR/rc" 2>/dev/null))"; cat "$TMP/pri2.log"; exit 1; }
+[ "$(cat "$SPAWN_DIR/hup")" = "$RPID" ] || { echo "the stand-in hung up '$(cat "$SPAWN_DIR/hup")', not $RPID"; exit 1; }
 # The primary's VM died with it: only the replica can answer now (kv
 # retransmits for 5 s; a few tries).
 for try in 1 2 3 4; do kv 2 4 "GET b" > "$TMP/get" 2>/dev/null && break; done
