@@ -126,11 +126,11 @@ struct cli_spawn {
     "  --peer-addr ADDR      the receiver listens on ADDR and this side\n" \
     "              connects there (default: it listens on every address\n" \
     "              and this side connects to HOST)\n" \
-    "  --peer-config FILE    its --config (the VM's description there)\n" \
     "  --peer-opt OPT        one more receive option (repeat; e.g.\n" \
     "              --peer-opt=--tap=tap0); words of [A-Za-z0-9_./:,=@%%+-]\n" \
     "  --peer-timeout MS     it must say it listens within MS (default\n" \
-    "              30000), else it is ended and its stderr shown\n"
+    "              30000), else it is ended and its stderr shown\n" \
+    "  --peer-config FILE    its --config (the VM's description there)\n"
 /* 1 when @c was one of ours (-s or CLI_SPAWN_OPTS), 0 if not, or
  * -RM_EXIT_USAGE after a printed usage error. */
 int cli_spawn_opt(const char *cmd, struct cli_spawn *s, int c,

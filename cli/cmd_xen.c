@@ -33,6 +33,7 @@
 #include "netbuf/netbuf_plug.h"
 #include "backends/xen/xen_backend.h"
 #include "cluster/quorum.h"
+#include "primary/peer_spawn.h"
 #include "primary/session.h"
 #include "proto/timing.h"
 #include "secondary/session.h"
@@ -361,7 +362,7 @@ out:
 static void protect_usage(FILE *out)
 {
     fprintf(out,
-            "usage: remus protect --xen [OPTIONS] DOMAIN HOST:PORT\n"
+            "usage: remus protect --xen [OPTIONS] DOMAIN HOST:PORT|HOST\n"
             "\n"
             "Protect the running Xen HVM/PVH guest DOMAIN: a checkpoint every\n"
             "interval to the `remus receive --xen` at HOST:PORT (the guest\n"
@@ -388,6 +389,8 @@ static void protect_usage(FILE *out)
             "              domain runs (this process stays)\n"
             "  --quorum-settle MS    (default 10000)\n"
             CLI_KEY_HELP
+            CLI_SPAWN_HELP
+            "              (--xen: default /etc/xen/DOMAIN.cfg)\n"
             "\n"
             "SIGINT/SIGTERM ends protection cleanly; the domain keeps\n"
             "running (with --quorum this process stays while it runs, and a\n"
@@ -402,17 +405,21 @@ static int xen_protect(int argc, char **argv)
         { "xen", no_argument, NULL, 'x' },
         { "heartbeat", required_argument, NULL, 'H' },
         { "heartbeat-timeout", required_argument, NULL, 'T' },
-        { "suspend-timeout", required_argument, NULL, 's' },
+        { "suspend-timeout", required_argument, NULL, 0x302 },
         { "progress", required_argument, NULL, 'P' },
         { "stats-file", required_argument, NULL, 'S' },
         { "key-file", required_argument, NULL, 'K' },
         { "insecure", no_argument, NULL, 0x301 },
         { "quorum", required_argument, NULL, 'Q' },
         { "quorum-settle", required_argument, NULL, 0x300 },
+        CLI_SPAWN_OPTS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct rm_xen_protect_opts xo = { 0 };
+    struct cli_spawn sp = { 0 };    /* HOST without :PORT */
+    const char *spawn_host = NULL;
+    char peer_cfg[300];
     struct rm_backend *be = NULL;
     struct rm_quorum *quorum = NULL;
     struct rm_auth_key key;
@@ -431,7 +438,15 @@ static int xen_protect(int argc, char **argv)
     memset(&sc, 0, sizeof(sc));
     memset(&key, 0, sizeof(key));
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+i:uFbndh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+i:uFbndhs:", opts, NULL)) != -1) {
+        ret = cli_spawn_opt("protect", &sp, c, optarg);
+        if (ret < 0)
+            return RM_EXIT_USAGE;
+        if (ret) {
+            ret = RM_EXIT_FAIL;
+            continue;
+        }
+        ret = RM_EXIT_FAIL;
         switch (c) {
         case 'x': break;
         case 'i':
@@ -452,7 +467,7 @@ static int xen_protect(int argc, char **argv)
                           3600000, &hb_timeout))
                 return RM_EXIT_USAGE;
             break;
-        case 's':
+        case 0x302:
             if (parse_num("protect", "--suspend-timeout", optarg, 1, 3600000,
                           &xo.suspend_timeout_ms))
                 return RM_EXIT_USAGE;
@@ -490,9 +505,18 @@ static int xen_protect(int argc, char **argv)
                                "has no secondary to arbitrate with");
     if (argc - optind != 2 && !(blackhole && argc - optind == 1))
         return cli_usage_error("protect", "expected DOMAIN and HOST:PORT");
-    if (argc - optind == 2 &&
-        rm_parse_hostport(argv[optind + 1], &pc->peer, &err))
+    if (argc - optind == 2 && !strchr(argv[optind + 1], ':'))
+        spawn_host = argv[optind + 1];     /* start its receiver */
+    else if (argc - optind == 2 &&
+             rm_parse_hostport(argv[optind + 1], &pc->peer, &err))
         return cli_usage_error("protect", "%s", rm_error_str(&err));
+    if (sp.given && !spawn_host)
+        return cli_usage_error("protect", "-s, --remote-remus and --peer-* "
+                               "start the receiver: give HOST without "
+                               ":PORT");
+    if (spawn_host && blackhole)
+        return cli_usage_error("protect", "-b with HOST: a blackhole has "
+                               "no receiver to start");
     if (!hb_timeout)           /* not given: derived (proto/timing.h) */
         hb_timeout = rm_timing_default_timeout(interval, hb);
     if (hb_timeout <= hb)
@@ -524,6 +548,20 @@ static int xen_protect(int argc, char **argv)
             goto out;
         }
     }
+    if (spawn_host) {   /* the receiver: --xen, the domain's xl config */
+        struct rm_peer_spawn_cfg scfg = {
+            .host = spawn_host, .xen = true, .name = be->vm_name,
+            .config = peer_cfg, .hb_interval_ms = hb,
+            .hb_timeout_ms = hb_timeout, .quorum = use_quorum,
+            .quorum_settle_ms = qsettle, .key = pc->key,
+        };
+
+        snprintf(peer_cfg, sizeof(peer_cfg), "/etc/xen/%s.cfg", be->vm_name);
+        ret = cli_spawn_start("protect", &sp, &scfg, &pc->peer);
+        if (ret)
+            goto out;
+        ret = RM_EXIT_FAIL;
+    }
     pc->interval_ms = interval;
     pc->compress = false;
     pc->blackhole = blackhole;
@@ -541,7 +579,10 @@ static int xen_protect(int argc, char **argv)
     catch_signals();
     rm_primary_run(be, &sc, &res);
     ret = (int)res.outcome;
+    cli_spawn_end("protect", &sp, res.started,
+                  res.protect.end == RM_PROTECT_STOPPED);
 out:
+    cli_spawn_end("protect", &sp, false, false);   /* never paired */
     xen_be = NULL;
     rm_backend_close(be);
     rm_quorum_close(quorum);
@@ -598,6 +639,7 @@ static int xen_receive(int argc, char **argv)
         { "config", required_argument, NULL, 'C' },
         { "name", required_argument, NULL, 'n' },
         { "listen", required_argument, NULL, 'l' },
+        { "announce", no_argument, NULL, 0x303 },
         { "heartbeat", required_argument, NULL, 'H' },
         { "heartbeat-timeout", required_argument, NULL, 'T' },
         { "progress", required_argument, NULL, 'P' },
@@ -616,6 +658,7 @@ static int xen_receive(int argc, char **argv)
     struct rm_auth_key key;
     const char *key_path = NULL;
     bool insecure = false, have_listen = false, use_quorum = false;
+    bool announce = false;
     struct rm_secondary_cfg sc;
     struct rm_secondary_result res;
     struct rm_receive_cfg *rc_cfg = &sc.receive;
@@ -665,6 +708,7 @@ static int xen_receive(int argc, char **argv)
         case 'L': commit_log = optarg; break;
         case 'K': key_path = optarg; break;
         case 0x301: insecure = true; break;
+        case 0x303: announce = true; break;
         case 'Q':
             if (cli_quorum_service("receive", optarg))
                 return RM_EXIT_USAGE;
@@ -725,6 +769,12 @@ static int xen_receive(int argc, char **argv)
         ret = cli_fail("receive", "%s", rm_error_str(&err));
         goto out;
     }
+    if (announce) {
+        ret = cli_receive_announce("receive", rc_cfg);
+        if (ret)
+            goto out;
+        ret = RM_EXIT_FAIL;
+    }
     sc.quorum = quorum;
     sc.name = name;
     sc.stop_requested = &xen_stop;
@@ -739,6 +789,8 @@ out:
     rm_quorum_close(quorum);
     if (rc_cfg->commit_log_fd >= 0)
         close(rc_cfg->commit_log_fd);
+    if (rc_cfg->listen_fd >= 0)
+        close(rc_cfg->listen_fd);
     rm_auth_wipe(&key, sizeof(key));
     return ret;
 }
