@@ -58,12 +58,22 @@ static bool word_ok(const char *w)
     return true;
 }
 
-/* Append " WORD" (checked) or " FORMATTED" to @buf. */
-static int add(char *buf, const char *what, struct rm_error *err,
-               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* @value may go on the remote command line: 0, or -EINVAL naming @what. */
+static int check(const char *what, const char *value, struct rm_error *err)
+{
+    if (word_ok(value))
+        return 0;
+    return rm_error_set(err, -EINVAL, "%s '%s' cannot be passed to the "
+                        "remote receiver: only letters, digits and "
+                        "_./:,=@%%+- are allowed (the command is parsed by "
+                        "a shell on each side)", what, value);
+}
 
-static int add(char *buf, const char *what, struct rm_error *err,
-               const char *fmt, ...)
+/* Append to @buf (CMD_MAX bytes). */
+static int add(char *buf, struct rm_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int add(char *buf, struct rm_error *err, const char *fmt, ...)
 {
     size_t len = strlen(buf);
     va_list ap;
@@ -75,12 +85,6 @@ static int add(char *buf, const char *what, struct rm_error *err,
     if (n < 0 || (size_t)n >= CMD_MAX - len)
         return rm_error_set(err, -E2BIG, "the receiver's command line is "
                             "longer than %d bytes", CMD_MAX - 1);
-    if (what && !word_ok(buf + len + 1))
-        return rm_error_set(err, -EINVAL, "%s '%s' cannot be passed to "
-                            "the remote receiver: only letters, digits "
-                            "and _./:,=@%%+- are allowed (the command is "
-                            "parsed by a shell on each side)", what,
-                            buf + len + 1);
     return 0;
 }
 
@@ -88,6 +92,7 @@ static int build_cmd(const struct rm_peer_spawn_cfg *cfg, char *buf,
                      struct rm_error *err)
 {
     const char *addr = cfg->peer_addr ? cfg->peer_addr : "0.0.0.0";
+    const char *remus = cfg->remote_remus ? cfg->remote_remus : "remus";
     bool v6 = strchr(addr, ':') != NULL;
     size_t i;
     int rc = 0;
@@ -98,33 +103,33 @@ static int build_cmd(const struct rm_peer_spawn_cfg *cfg, char *buf,
     if (cfg->shell_cmd && !*cfg->shell_cmd)
         return rm_error_set(err, -EINVAL, "-s '': an empty command cannot "
                             "reach HOST (give -s CMD, e.g. -s ssh)");
-    buf[0] = '\0';
-    rc = add(buf, NULL, err, "exec %s", cfg->shell_cmd ? cfg->shell_cmd :
-             "ssh");
-    rc = rc ? rc : add(buf, "HOST", err, " %s", cfg->host);
-    rc = rc ? rc : add(buf, "--remote-remus", err, " %s",
-                       cfg->remote_remus ? cfg->remote_remus : "remus");
-    rc = rc ? rc : add(buf, NULL, err, " receive%s", cfg->xen ? " --xen" :
-                       "");
-    rc = rc ? rc : add(buf, "the peer's address", err, " --listen=%s%s%s:0",
-                       v6 ? "[" : "", addr, v6 ? "]" : "");
-    rc = rc ? rc : add(buf, NULL, err, " --announce %s",
-                       cfg->key ? "--key-file -" : "--insecure");
-    rc = rc ? rc : add(buf, "the VM's name", err, " --name=%s", cfg->name);
-    rc = rc ? rc : add(buf, NULL, err, " --heartbeat %u",
-                       cfg->hb_interval_ms);
-    if (!rc && cfg->hb_timeout_ms)
-        rc = add(buf, NULL, err, " --heartbeat-timeout %u",
-                 cfg->hb_timeout_ms);
+    rc = check("HOST", cfg->host, err);
+    rc = rc ? rc : check("--remote-remus", remus, err);
+    rc = rc ? rc : check("the peer's address", addr, err);
+    rc = rc ? rc : check("the VM's name", cfg->name, err);
     if (!rc && cfg->config)
-        rc = add(buf, "the peer's config", err, " --config=%s", cfg->config);
-    if (!rc && cfg->quorum)
-        rc = add(buf, NULL, err, " --quorum corosync");
-    if (!rc && cfg->quorum && cfg->quorum_settle_ms)
-        rc = add(buf, NULL, err, " --quorum-settle %u",
-                 cfg->quorum_settle_ms);
+        rc = check("the peer's config", cfg->config, err);
     for (i = 0; !rc && cfg->extra && cfg->extra[i]; i++)
-        rc = add(buf, "the receive option", err, " %s", cfg->extra[i]);
+        rc = check("the receive option", cfg->extra[i], err);
+    if (rc)
+        return rc;
+    buf[0] = '\0';
+    rc = add(buf, err, "exec %s %s %s receive%s --listen=%s%s%s:0 "
+             "--announce %s --name=%s --heartbeat %u",
+             cfg->shell_cmd ? cfg->shell_cmd : "ssh", cfg->host, remus,
+             cfg->xen ? " --xen" : "", v6 ? "[" : "", addr, v6 ? "]" : "",
+             cfg->key ? "--key-file -" : "--insecure", cfg->name,
+             cfg->hb_interval_ms);
+    if (!rc && cfg->hb_timeout_ms)
+        rc = add(buf, err, " --heartbeat-timeout %u", cfg->hb_timeout_ms);
+    if (!rc && cfg->config)
+        rc = add(buf, err, " --config=%s", cfg->config);
+    if (!rc && cfg->quorum)
+        rc = add(buf, err, " --quorum corosync");
+    if (!rc && cfg->quorum && cfg->quorum_settle_ms)
+        rc = add(buf, err, " --quorum-settle %u", cfg->quorum_settle_ms);
+    for (i = 0; !rc && cfg->extra && cfg->extra[i]; i++)
+        rc = add(buf, err, " %s", cfg->extra[i]);
     return rc;
 }
 
