@@ -11,7 +11,11 @@
 #     it fails over, the replica answers, and it exits 3 when stopped;
 #  c. a -s command that never announces, one that exits at once: the
 #     error names the command and its stderr, within --peer-timeout;
-#     usage errors.
+#     usage errors;
+#  d. the same through a real ssh (sshd in the secondary's namespace,
+#     HOST root@10.89.0.2: the receiver listens on every address and is
+#     reached at HOST without USER@): clean stop, then kill -9 of the
+#     primary: the receiver outlives the session and takes over.
 . "$ROOT/tests/lib/kvm.sh"
 ns_setup tapp taps
 NSP="${NS}p" NSS="${NS}s"
@@ -82,7 +86,7 @@ wait_until 30 "five acknowledged checkpoints" lines_at_least "$TMP/stats1" 5 ||
     { cat "$TMP/pri1.log"; exit 1; }
 grep -q "the receiver (pid [0-9]* here) listens: connecting to 10.89.0.2:" "$TMP/pri1.log" ||
     { echo "no 'connecting to' the announced address"; cat "$TMP/pri1.log"; exit 1; }
-RPID=$(cat "$SPAWN_DIR/pid")
+RPID=$(cat "$SPAWN_DIR/pid"); PIDS+=($RPID)
 # The key is on no command line: the receiver has --key-file -.
 args=$(tr '\0' ' ' < "/proc/$RPID/cmdline")
 hex=$(head -c 64 "$KEY")
@@ -106,7 +110,7 @@ scenario "b. kill -9 of the primary: the spawned receiver takes over"
 protect_spawn 2
 wait_until 30 "five acknowledged checkpoints" lines_at_least "$TMP/stats2" 5 ||
     { cat "$TMP/pri2.log"; exit 1; }
-RPID=$(cat "$SPAWN_DIR/pid")
+RPID=$(cat "$SPAWN_DIR/pid"); PIDS+=($RPID)
 kv 2 1 "INCR b" "INCR b" "INCR b" | tail -1 | grep -q "^3 OK 3 " || { echo "the guest did not answer"; exit 1; }
 kill -9 $PRI; wait $PRI 2>/dev/null || true
 # The closed stream makes it take over at once; the hang-up follows.
@@ -153,4 +157,76 @@ rc=0; "$REMUS" protect --key-file "$KEY" --peer-opt '--fence-cmd=a b' "$TMP/g.cf
 [ "$rc" = 1 ] || { echo "a word with a space: exit $rc, not 1"; cat "$TMP/c4.log"; exit 1; }
 grep -q "'--fence-cmd=a b' cannot be passed to the remote receiver" "$TMP/c4.log" ||
     { echo "a word with a space:"; cat "$TMP/c4.log"; exit 1; }
+
+# -- d. a real ssh -------------------------------------------------------------
+scenario "d. through a real sshd"
+SSHD=/usr/sbin/sshd
+[ -x "$SSHD" ] || { echo "no $SSHD: install openssh-server (make deps)"; exit 1; }
+S="$TMP/ssh"; mkdir -p "$S" /run/sshd
+ssh-keygen -q -t ed25519 -N '' -f "$S/hostkey"
+ssh-keygen -q -t ed25519 -N '' -f "$S/id"
+cp "$S/id.pub" "$S/authorized_keys"
+cat > "$S/sshd_config" <<EOC
+ListenAddress 10.89.0.2:2222
+HostKey $S/hostkey
+AuthorizedKeysFile $S/authorized_keys
+PidFile $S/sshd.pid
+StrictModes no
+UsePAM no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+SetEnv REMUS_RUN_DIR=$REMUS_RUN_DIR
+EOC
+ip netns exec "$NSS" "$SSHD" -D -f "$S/sshd_config" -E "$S/sshd.log" & PIDS+=($!)
+SSH="ssh -F /dev/null -i $S/id -p 2222 -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+ssh_up() { ip netns exec "$NSP" $SSH root@10.89.0.2 true 2> /dev/null; }
+wait_until 10 "sshd answering" ssh_up ||
+    { cat "$S/sshd.log"; exit 1; }
+# protect_ssh N: protect the test VM, its receiver started by ssh.
+protect_ssh() {
+    ip netns exec "$NSP" "$REMUS" protect -i 20 --heartbeat 50 \
+        --heartbeat-timeout 1000 --progress 0 --key-file "$KEY" \
+        --stats-file "$TMP/stats$1" --console "$TMP/pri$1.console" \
+        -s "$SSH" --remote-remus "$REMUS" --peer-opt=--tap=taps \
+        --peer-opt=--tap-netns="$NS" "$TMP/g.cfg" root@10.89.0.2 \
+        > "$TMP/pri$1.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+}
+# receiver_pid LOG: the receiver's pid, from its log lines relayed in LOG.
+receiver_pid() { sed -n 's/^remus\[\([0-9]*\)\] secondary: replicating .*/\1/p' "$1" | head -1; }
+protect_ssh 3
+wait_until 30 "five acknowledged checkpoints" lines_at_least "$TMP/stats3" 5 ||
+    { cat "$TMP/pri3.log"; exit 1; }
+grep -q "listens: connecting to 10.89.0.2:" "$TMP/pri3.log" ||
+    { echo "not connecting to HOST without USER@"; cat "$TMP/pri3.log"; exit 1; }
+RPID=$(receiver_pid "$TMP/pri3.log"); PIDS+=($RPID)
+[ -n "$RPID" ] || { echo "no receiver pid in the log"; cat "$TMP/pri3.log"; exit 1; }
+kill -INT $PRI
+gone "$RPID" 15 || { echo "the receiver over ssh did not exit after END"; exit 1; }
+kill -INT $PRI
+rc=0; wait_exit $PRI 10 || rc=$?
+[ "$rc" = 0 ] || { echo "protect exited $rc after a clean stop, not 0"; cat "$TMP/pri3.log"; exit 1; }
+grep -q "the receiver exited cleanly" "$TMP/pri3.log" ||
+    { echo "the receiver over ssh did not end cleanly"; cat "$TMP/pri3.log"; exit 1; }
+
+protect_ssh 4
+wait_until 30 "five acknowledged checkpoints" lines_at_least "$TMP/stats4" 5 ||
+    { cat "$TMP/pri4.log"; exit 1; }
+RPID=$(receiver_pid "$TMP/pri4.log"); PIDS+=($RPID)
+[ -n "$RPID" ] || { echo "no receiver pid in the log"; cat "$TMP/pri4.log"; exit 1; }
+kv 4 1 "INCR d" "INCR d" | tail -1 | grep -q "^2 OK 2 " || { echo "the guest did not answer"; exit 1; }
+# The primary's host dies: protect and its ssh client with it; sshd ends
+# the session (the receiver's stdout and stderr close).
+SSHPID=$(sed -n 's/.*the receiver (pid \([0-9]*\) here) listens.*/\1/p' "$TMP/pri4.log")
+[ -n "$SSHPID" ] || { echo "no ssh pid in the log"; exit 1; }
+SESSION=$(ps -o ppid= -p "$RPID" | tr -d ' ')     # sshd's session process
+kill -9 $PRI "$SSHPID"; wait $PRI 2>/dev/null || true
+session_gone() { ! kill -0 "$SESSION" 2>/dev/null; }
+wait_until 10 "sshd ending the session" session_gone || { cat "$S/sshd.log"; exit 1; }
+sleep 1
+kill -0 "$RPID" 2>/dev/null || { echo "the receiver died with its ssh session"; cat "$S/sshd.log"; exit 1; }
+for try in 1 2 3 4; do kv 4 3 "GET d" > "$TMP/get4" 2>/dev/null && break; done
+grep -q "^3 OK 2 " "$TMP/get4" || { echo "no replica answers after the primary's death: $(cat "$TMP/get4")"; exit 1; }
+kill -TERM "$RPID"
+gone "$RPID" 15 || { echo "the receiver over ssh did not end on SIGTERM"; exit 1; }
 echo "ok"
