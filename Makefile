@@ -323,7 +323,8 @@ DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
     qemu-system-x86 gnuplot-nox iputils-ping iputils-arping \
     debootstrap busybox-static cpio zstd
 DEB_PACKAGES += libsodium-dev
-DEB_PACKAGES += openssh-server openssh-client   # kvm_spawn.sh: a real ssh
+# kvm_spawn.sh: a real ssh (sshd in a namespace)
+DEB_PACKAGES += openssh-server openssh-client
 # cluster/: corosync's client libraries; the quorum tests run corosync,
 # corosync-qdevice and corosync-qnetd in namespaces; the OCF agent is
 # checked with ocf-tester (resource-agents) and run by Pacemaker.
