@@ -122,7 +122,7 @@ kill -0 "$RPID" 2>/dev/null ||
 [ "$(cat "$SPAWN_DIR/hup")" = "$RPID" ] || { echo "the stand-in hung up '$(cat "$SPAWN_DIR/hup")', not $RPID"; exit 1; }
 # The primary's VM died with it: only the replica can answer now (kv
 # retransmits for 5 s; a few tries).
-for try in 1 2 3 4; do kv 2 4 "GET b" > "$TMP/get" 2>/dev/null && break; done
+for try in 1 2 3 4; do if kv 2 4 "GET b" > "$TMP/get" 2>/dev/null; then break; fi; done
 [ -s "$TMP/get" ] || { echo "no replica answers after the primary's death"; cat "$TMP/pri2.log"; exit 1; }
 grep -q "^4 OK 3 " "$TMP/get" || { echo "the replica answered: $(cat "$TMP/get")"; exit 1; }
 kill -TERM "$RPID"
@@ -225,7 +225,7 @@ session_gone() { ! kill -0 "$SESSION" 2>/dev/null; }
 wait_until 10 "sshd ending the session" session_gone || { cat "$S/sshd.log"; exit 1; }
 sleep 1
 kill -0 "$RPID" 2>/dev/null || { echo "the receiver died with its ssh session"; cat "$S/sshd.log"; exit 1; }
-for try in 1 2 3 4; do kv 4 3 "GET d" > "$TMP/get4" 2>/dev/null && break; done
+for try in 1 2 3 4; do if kv 4 3 "GET d" > "$TMP/get4" 2>/dev/null; then break; fi; done
 grep -q "^3 OK 2 " "$TMP/get4" || { echo "no replica answers after the primary's death: $(cat "$TMP/get4")"; exit 1; }
 kill -TERM "$RPID"
 gone "$RPID" 15 || { echo "the receiver over ssh did not end on SIGTERM"; exit 1; }
