@@ -103,7 +103,8 @@ XEN_OBJS += backends/open.o
 CLUSTER_OBJS := cluster/quorum.o cluster/hold.o
 
 # primary/ and secondary/
-PRIMARY_OBJS := primary/protect.o primary/session.o primary/control.o
+PRIMARY_OBJS := primary/protect.o primary/session.o primary/control.o \
+                primary/peer_spawn.o
 SECONDARY_OBJS := secondary/receive.o secondary/takeover.o secondary/session.o
 
 # drill/: the failover drill (orchestration + the guest service's client)
@@ -117,6 +118,7 @@ CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
             cli/cmd_offline_page.o
 CLI_OBJS += cli/cmd_keygen.o cli/cmd_handover.o cli/cli_key.o cli/cli_quorum.o \
             cli/cli_num.o
+CLI_OBJS += cli/cli_spawn.o cli/cli_announce.o
 
 LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(CLUSTER_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS) \
@@ -127,7 +129,8 @@ LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
 TEST_SUPPORT_OBJS := tests/support/mem_backend.o tests/support/testutil.o
 UNIT_TESTS := test_stream test_engines test_truncation test_proto \
               test_netbuf test_kvm_dirty
-UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv
+UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
+              test_peer_spawn
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap
@@ -327,6 +330,8 @@ DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
     qemu-system-x86 gnuplot-nox iputils-ping iputils-arping \
     debootstrap busybox-static cpio zstd
 DEB_PACKAGES += libsodium-dev
+# kvm_spawn.sh: a real ssh (sshd in a namespace)
+DEB_PACKAGES += openssh-server openssh-client
 # cluster/: corosync's client libraries; the quorum tests run corosync,
 # corosync-qdevice and corosync-qnetd in namespaces; the OCF agent is
 # checked with ocf-tester (resource-agents) and run by Pacemaker.

@@ -123,6 +123,70 @@ volatile sig_atomic_t *cli_catch_stop(struct rm_backend *be,
                                       bool first_stops);
 void cli_release_stop(void);
 
+/*
+ * receive --announce (KVM and Xen): listen on @rc->listen now (port 0: a
+ * free one) into @rc->listen_fd (the caller closes it), print
+ * RM_PEER_ANNOUNCE "ADDR:PORT" on stdout, and outlive the session that
+ * started us: SIGHUP ignored (SIGPIPE is, in main.c), and a primary that
+ * does not pair within CLI_ANNOUNCE_ACCEPT_MS ends the receiver.  A
+ * receiver started by `remus protect VM HOST` (primary/peer_spawn.h).
+ * 0, or the status of the printed failure.
+ */
+#define CLI_ANNOUNCE_ACCEPT_MS 60000u
+struct rm_receive_cfg;
+int cli_receive_announce(const char *cmd, struct rm_receive_cfg *rc);
+
+/*
+ * protect VM HOST (KVM and Xen): start the receiver through -s CMD
+ * (primary/peer_spawn.h).  The options: -s CMD (getopt "s:"), and the
+ * long ones of CLI_SPAWN_OPTS.
+ */
+#define CLI_SPAWN_MAX_OPTS 16
+struct cli_spawn {
+    const char *shell_cmd, *remote_remus, *peer_addr, *peer_config;
+    unsigned timeout_ms;          /* --peer-timeout; 0: the default */
+    const char *extra[CLI_SPAWN_MAX_OPTS + 1];
+    unsigned nr_extra;
+    bool given;                   /* one of them was given */
+    struct rm_peer_spawn *ps;     /* started */
+};
+#define CLI_SPAWN_OPTS \
+    { "remote-remus", required_argument, NULL, 0x380 }, \
+    { "peer-addr", required_argument, NULL, 0x381 }, \
+    { "peer-config", required_argument, NULL, 0x382 }, \
+    { "peer-opt", required_argument, NULL, 0x383 }, \
+    { "peer-timeout", required_argument, NULL, 0x384 }
+#define CLI_SPAWN_HELP \
+    "HOST without :PORT: start the secondary's `remus receive` there\n" \
+    "through -s CMD (as `xl remus`), with this side's heartbeat, VM name,\n" \
+    "--quorum and key (sent on its stdin, never on a command line):\n" \
+    "  -s CMD      run `exec CMD HOST remus receive ...` with sh (default\n" \
+    "              ssh; it must log in without a prompt)\n" \
+    "  --remote-remus PATH   the receiver's binary there (default remus)\n" \
+    "  --peer-addr ADDR      the receiver listens on ADDR and this side\n" \
+    "              connects there (default: it listens on every address\n" \
+    "              and this side connects to HOST)\n" \
+    "  --peer-opt OPT        one more receive option (repeat; e.g.\n" \
+    "              --peer-opt=--tap=tap0); words of [A-Za-z0-9_./:,=@%%+-]\n" \
+    "  --peer-timeout MS     it must say it listens within MS (default\n" \
+    "              30000), else it is ended and its stderr shown\n" \
+    "  --peer-config FILE    its --config (the VM's description there)\n"
+/* 1 when @c was one of ours (-s or CLI_SPAWN_OPTS), 0 if not, or
+ * -RM_EXIT_USAGE after a printed usage error. */
+int cli_spawn_opt(const char *cmd, struct cli_spawn *s, int c,
+                  const char *arg);
+/* Start it (@cfg: the settings to forward; shell_cmd etc. come from @s).
+ * 0 with @peer, or the status of the printed failure. */
+struct rm_peer_spawn_cfg;
+struct rm_hostport;
+int cli_spawn_start(const char *cmd, struct cli_spawn *s,
+                    struct rm_peer_spawn_cfg *cfg, struct rm_hostport *peer);
+/* After protection: wait for a receiver that was told END, leave one that
+ * may be taking over, end one that never paired (@started, @clean_end).
+ * Logs how it ended. */
+void cli_spawn_end(const char *cmd, struct cli_spawn *s, bool started,
+                   bool clean_end);
+
 /* The usage lines of --key-file and --insecure (for protect/receive). */
 #define CLI_KEY_HELP \
     "  --key-file FILE  the pre-shared key both sides hold (`remus\n" \

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * remus protect [OPTIONS] VM HOST:PORT | --xen DOMAIN HOST:PORT: parse the
- * options (flags follow `xl remus`), open the VM's backend
+ * remus protect [OPTIONS] VM HOST:PORT|HOST | --xen DOMAIN HOST:PORT|HOST:
+ * parse the options (flags follow `xl remus`), start the receiver on HOST
+ * when it has no port (primary/peer_spawn.h), open the VM's backend
  * (backends/open.h) and run the primary session (primary/session.h).
  */
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include "cli/cli.h"
 #include "cluster/quorum.h"
 #include "common/auth.h"
+#include "primary/peer_spawn.h"
 #include "primary/session.h"
 #include "proto/timing.h"
 
@@ -31,6 +33,9 @@ struct protect_args {
     unsigned long long digest_every;
     const char *stats_path, *digest_path, *release_path, *key_path;
     const char *kvm_only, *xen_only;   /* an option given that is */
+    struct cli_spawn sp;               /* HOST without :PORT */
+    const char *spawn_host;
+    const char *desc_path;             /* VM: the description file */
 };
 
 static int open_log(const char *path, int *fd, bool append)
@@ -56,11 +61,12 @@ static int parse(struct protect_args *a, int argc, char **argv)
         { "digest-file", required_argument, NULL, 'D' },
         { "digest-every", required_argument, NULL, 'E' },
         { "release-log", required_argument, NULL, 'R' },
-        { "suspend-timeout", required_argument, NULL, 's' },
+        { "suspend-timeout", required_argument, NULL, 0x302 },
         { "key-file", required_argument, NULL, 'K' },
         { "insecure", no_argument, NULL, 0x301 },
         { "quorum", required_argument, NULL, 'Q' },
         { "quorum-settle", required_argument, NULL, 0x300 },
+        CLI_SPAWN_OPTS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -73,7 +79,7 @@ static int parse(struct protect_args *a, int argc, char **argv)
     int c, rc;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+i:uFbndh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+i:uFbndhs:", opts, NULL)) != -1) {
         switch (c) {
         case 'x': a->xen = true; continue;
         case 'i':
@@ -117,7 +123,7 @@ static int parse(struct protect_args *a, int argc, char **argv)
                 return RM_EXIT_USAGE;
             a->spec.netbuf_max_bytes = nb_max;
             continue;
-        case 's':
+        case 0x302:
             a->xen_only = "--suspend-timeout";
             if (cli_uint32(CMD, "--suspend-timeout", optarg, 1, CLI_MS_MAX,
                            &a->spec.suspend_timeout_ms))
@@ -141,6 +147,11 @@ static int parse(struct protect_args *a, int argc, char **argv)
         default:
             break;
         }
+        rc = cli_spawn_opt(CMD, &a->sp, c, optarg);
+        if (rc < 0)
+            return RM_EXIT_USAGE;
+        if (rc)
+            continue;
         rc = rm_guestcfg_opt(&a->g, c, optarg, &err);
         if (rc < 0)
             return cli_usage_error(CMD, "%s", rm_error_str(&err));
@@ -158,7 +169,9 @@ static int parse(struct protect_args *a, int argc, char **argv)
     if (argc - optind < 1 || argc - optind > 2)
         return cli_usage_error(CMD, "expected VM (a description file) or "
                                "--xen DOMAIN, and HOST:PORT");
-    if (argc - optind == 2) {
+    if (argc - optind == 2 && !strchr(argv[optind + 1], ':')) {
+        a->spawn_host = argv[optind + 1];     /* start its receiver */
+    } else if (argc - optind == 2) {
         if (rm_parse_hostport(argv[optind + 1], &pc->peer, &err))
             return cli_usage_error(CMD, "%s", rm_error_str(&err));
     } else if (!a->blackhole) {
@@ -168,6 +181,7 @@ static int parse(struct protect_args *a, int argc, char **argv)
         a->spec.kind = RM_BACKEND_KIND_XEN;
         a->spec.domain = argv[optind];
     } else if (strcmp(argv[optind], "-")) {
+        a->desc_path = argv[optind];
         rc = rm_guestcfg_opt(&a->g, 0x100b, argv[optind], &err);
         if (rc < 0)
             return cli_usage_error(CMD, "%s", rm_error_str(&err));
@@ -216,8 +230,36 @@ static int check(struct protect_args *a)
     if (a->use_quorum && a->blackhole)
         return cli_usage_error(CMD, "--quorum with -b: a blackhole has no "
                                "secondary to arbitrate with");
+    if (a->sp.given && !a->spawn_host)
+        return cli_usage_error(CMD, "-s, --remote-remus and --peer-* start "
+                               "the receiver: give HOST without :PORT");
+    if (a->spawn_host && a->blackhole)
+        return cli_usage_error(CMD, "-b with HOST: a blackhole has no "
+                               "receiver to start");
     pc->blackhole = a->blackhole;
     return 0;
+}
+
+/* HOST without :PORT: start its `remus receive` (primary/peer_spawn.h)
+ * with this side's settings; its --config: --peer-config, else for --xen
+ * /etc/xen/NAME.cfg, else the description's own path (the same on both
+ * hosts).  0 with the peer set, or the status of the printed failure. */
+static int spawn(struct protect_args *a, const char *name)
+{
+    struct rm_protect_cfg *pc = &a->sc.protect;
+    char xl_cfg[160];
+    struct rm_peer_spawn_cfg scfg = {
+        .host = a->spawn_host, .xen = a->xen, .name = name,
+        .config = a->desc_path, .hb_interval_ms = pc->hb_interval_ms,
+        .hb_timeout_ms = pc->hb_timeout_ms, .quorum = a->use_quorum,
+        .quorum_settle_ms = a->qsettle, .key = pc->key,
+    };
+
+    if (a->xen) {
+        snprintf(xl_cfg, sizeof(xl_cfg), "/etc/xen/%s.cfg", name);
+        scfg.config = xl_cfg;
+    }
+    return cli_spawn_start(CMD, &a->sp, &scfg, &pc->peer);
 }
 
 /* Key, quorum, files, the backend, the session. */
@@ -252,10 +294,16 @@ static int run(struct protect_args *a)
         goto out;
     pc->digest_every = pc->digest_fd >= 0 ? (unsigned)a->digest_every : 0;
     a->spec.vm = &a->g.vm;
+    /* A KVM VM's receiver first: no VM if it fails. */
+    if (quorum_first && a->spawn_host &&
+        (ret = spawn(a, a->g.vm.name)))
+        goto out;
     if (rm_backend_open_protected(&a->spec, &be, &err)) {
         ret = cli_fail(CMD, "%s", rm_error_str(&err));
         goto out;
     }
+    if (!quorum_first && a->spawn_host && (ret = spawn(a, be->vm_name)))
+        goto out;
     if (a->use_quorum && !quorum_first &&
         (ret = cli_quorum_open(CMD, be->vm_name, true, a->qsettle,
                                &quorum)))
@@ -266,7 +314,10 @@ static int run(struct protect_args *a)
     rm_primary_run(be, &a->sc, &res);
     cli_release_stop();
     ret = (int)res.outcome;
+    cli_spawn_end(CMD, &a->sp, res.started,
+                  res.protect.end == RM_PROTECT_STOPPED);
 out:
+    cli_spawn_end(CMD, &a->sp, false, false);   /* never paired */
     rm_backend_close(be);
     rm_quorum_close(quorum);
     rm_auth_wipe(&key, sizeof(key));

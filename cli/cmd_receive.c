@@ -25,7 +25,7 @@ struct receive_args {
     struct rm_secondary_cfg sc;        /* sc.receive: the protocol */
     struct rm_backend_replica_spec spec;
     struct rm_guestcfg known;          /* --config: the VM's description */
-    bool xen, have_listen, have_config, use_quorum, insecure;
+    bool xen, have_listen, have_config, use_quorum, insecure, announce;
     unsigned qsettle;
     unsigned long long max_mib;
     const char *config, *name, *digest_path, *commit_log, *key_path;
@@ -60,6 +60,7 @@ static int parse(struct receive_args *a, int argc, char **argv)
         { "fence-cmd", required_argument, NULL, 'F' },
         { "fence-timeout", required_argument, NULL, 'W' },
         { "replica-name", required_argument, NULL, 'R' },
+        { "announce", no_argument, NULL, 0x303 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -136,6 +137,7 @@ static int parse(struct receive_args *a, int argc, char **argv)
                            &a->sc.fence_timeout_ms))
                 return RM_EXIT_USAGE;
             break;
+        case 0x303: a->announce = true; break;
         case 'R':
             a->spec.replica_name = optarg;
             a->xen_only = true;
@@ -255,6 +257,10 @@ static int run(struct receive_args *a)
         ret = cli_fail(CMD, "%s", rm_error_str(&err));
         goto out;
     }
+    /* A receiver started by `remus protect VM HOST`: says where it
+     * listens once its replica is ready. */
+    if (a->announce && (ret = cli_receive_announce(CMD, rc)))
+        goto out;
     a->sc.quorum = quorum;
     a->sc.name = a->name;
     a->sc.serve_control = true;
@@ -294,6 +300,8 @@ int cmd_receive(int argc, char **argv)
         close(rc->digest_fd);
     if (rc->commit_log_fd >= 0)
         close(rc->commit_log_fd);
+    if (rc->listen_fd >= 0)       /* --announce's */
+        close(rc->listen_fd);
     rm_guestcfg_free(&a.known);
     return ret;
 }

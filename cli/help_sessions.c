@@ -9,8 +9,8 @@
 void cli_protect_usage(FILE *out)
 {
     fprintf(out,
-            "usage: remus protect [OPTIONS] VM HOST:PORT\n"
-            "       remus protect --xen [OPTIONS] DOMAIN HOST:PORT\n"
+            "usage: remus protect [OPTIONS] VM HOST:PORT|HOST\n"
+            "       remus protect --xen [OPTIONS] DOMAIN HOST:PORT|HOST\n"
             "\n"
             "Protect a VM: a checkpoint every interval to the `remus receive`\n"
             "at HOST:PORT, with the VM's network output held until the\n"
@@ -54,6 +54,9 @@ void cli_protect_usage(FILE *out)
             "              in the cluster before it counts as alive\n"
             "              (default 10000)\n"
             CLI_KEY_HELP
+            CLI_SPAWN_HELP
+            "              (default: --xen: /etc/xen/DOMAIN.cfg; VM: the same\n"
+            "              path as here)\n"
             "KVM only:\n"
             "  --netbuf-max-bytes N  bound on held output (default 16 MiB;\n"
             "              when full, new frames are dropped and logged)\n"
@@ -102,7 +105,15 @@ void cli_receive_usage(FILE *out)
             "process holds the VM while it runs and serves its control\n"
             "socket (`remus reprotect`, `remus handover`).\n"
             "\n"
-            "  --listen ADDR:PORT     where the primary connects (required)\n"
+            "  --listen ADDR:PORT     where the primary connects (required;\n"
+            "                         port 0: any free port)\n"
+            "  --announce             once listening, print 'remus-receive:\n"
+            "                         listening ADDR:PORT' (the port bound)\n"
+            "                         on stdout; for a receiver started by\n"
+            "                         `remus protect VM HOST`, which also\n"
+            "                         makes it outlive its session: SIGHUP\n"
+            "                         is ignored, and a primary that does\n"
+            "                         not pair within 60 s ends it (exit 1)\n"
             "  --config FILE          the VM's description (as for protect):\n"
             "                         its name; a KVM primary whose VM has\n"
             "                         another MAC, IP, memory size or vCPU\n"
@@ -150,6 +161,7 @@ void cli_receive_usage(FILE *out)
             "  --fence-timeout MS     kill the fence command after MS and do\n"
             "                         not take over (default 60000)\n"
             CLI_KEY_HELP
+            "              (--key-file -: read the key from stdin)\n"
             "KVM only:\n"
             "  --tap NAME             TAP interface for the replica's NIC\n"
             "  --tap-netns NS         open that TAP in network namespace NS\n"

@@ -5,9 +5,44 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "common/log.h"
+
+int rm_key_read_fd(int fd, const char *what, struct rm_auth_key *key,
+                   struct rm_error *err)
+{
+    static const uint8_t zero[RM_AUTH_KEY_LEN];
+    /* One byte more than a key file: longer input is seen and refused. */
+    char buf[RM_AUTH_KEY_FILE_LEN + 1];
+    size_t got = 0;
+    int rc;
+
+    /* Up to the key's newline, never to EOF: a writer may keep its end
+     * open (the stdin of a receiver started over ssh). */
+    while (got < sizeof(buf) && !(got && buf[got - 1] == '\n')) {
+        ssize_t n = read(fd, buf + got, sizeof(buf) - got);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            rm_auth_wipe(buf, sizeof(buf));
+            return rm_error_set(err, rc, "cannot read %s: %s", what,
+                                strerror(-rc));
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    rc = rm_auth_key_parse(buf, got, what, key, err);
+    rm_auth_wipe(buf, sizeof(buf));
+    if (!rc && !memcmp(key->k, zero, sizeof(zero)))
+        rc = rm_error_set(err, -EINVAL, "%s: an all-zero key is refused",
+                          what);
+    return rc;
+}
 
 int rm_key_resolve(const char *path, bool insecure, struct rm_auth_key *key,
                    bool *have_key, struct rm_error *err)
@@ -21,6 +56,14 @@ int rm_key_resolve(const char *path, bool insecure, struct rm_auth_key *key,
         if (path)
             return rm_error_set(err, -EINVAL, "--insecure and --key-file "
                                 "contradict each other: choose one");
+        return 0;
+    }
+    if (path && !strcmp(path, "-")) {
+        rc = rm_key_read_fd(STDIN_FILENO, "- (stdin)",
+                            key, err);
+        if (rc)
+            return rc;
+        *have_key = true;
         return 0;
     }
     if (path && *path)

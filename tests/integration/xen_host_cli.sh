@@ -44,6 +44,12 @@ expect 2 "is for a KVM VM; this VM is a Xen domain" -- "$R" protect --insecure -
 expect 2 "--suspend-timeout is for a Xen domain" -- "$R" protect --insecure --suspend-timeout 100 "$TMP/kvm.vm" 127.0.0.1:7
 expect 2 "is for a KVM replica; this is a Xen guest" -- "$R" receive --insecure --xen --tap t0 --config "$TMP/g.cfg" --listen 127.0.0.1:0
 [ ! -e "$TMP/r" ] || { echo "FAIL: a refused protect created its release log"; fails=$((fails + 1)); }
+# protect --xen DOMAIN HOST starts its receiver (-s CMD): the options parse
+expect 1 "runs in dom0" -- "$R" receive --xen --insecure --announce --config "$TMP/g.cfg" --listen 127.0.0.1:0
+expect 1 "runs in dom0" -- "$R" protect --xen --insecure --suspend-timeout 500 g1 127.0.0.1:7
+expect 1 "runs in dom0" -- "$R" protect --xen --insecure -s "ip netns exec" --peer-config /x.cfg g1 somehost
+expect 2 "give HOST without :PORT" -- "$R" protect --xen --insecure -s ssh g1 127.0.0.1:7
+expect 2 "a blackhole has no receiver" -- "$R" protect --xen -F -b g1 somehost
 # Keyed by default, as on KVM: no key is refused before anything is touched.
 expect 1 "no pre-shared key" -- env -u REMUS_KEY_FILE "$R" protect --xen -i 100 g1 127.0.0.1:7
 expect 1 "no pre-shared key" -- env -u REMUS_KEY_FILE "$R" receive --xen --config "$TMP/g.cfg" --listen 127.0.0.1:0

@@ -30,6 +30,7 @@
 
 #include "common/auth.h"
 #include "common/io.h"
+#include "common/key_resolve.h"
 #include "proto/channel.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -1000,6 +1001,59 @@ static void test_keygen(void **state)
     unlink(p2);
 }
 
+/* rm_key_read_fd (`--key-file -`): @text written to a pipe whose write end
+ * stays open unless @close_writer; 0 or -errno from the read. */
+static int key_from_pipe(const char *text, size_t len, bool close_writer,
+                         struct rm_auth_key *key, struct rm_error *err)
+{
+    int p[2], rc;
+
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(write(p[1], text, len), (ssize_t)len);
+    if (close_writer)
+        close(p[1]);
+    rc = rm_key_read_fd(p[0], "the key on stdin", key, err);
+    close(p[0]);
+    if (!close_writer)
+        close(p[1]);
+    return rc;
+}
+
+static void test_key_from_fd(void **state)
+{
+    char text[RM_AUTH_KEY_FILE_LEN + 2];
+    struct rm_auth_key key, want;
+    struct rm_error err = { 0 };
+    unsigned i;
+
+    (void)state;
+    key_fill(&want, 7);
+    for (i = 0; i < RM_AUTH_KEY_LEN; i++)
+        snprintf(text + 2 * i, 3, "%02x", want.k[i]);
+    strcpy(text + 2 * RM_AUTH_KEY_LEN, "\n");
+    /* The whole key, the writer still holding its end: read, not hung. */
+    memset(&key, 0, sizeof(key));
+    assert_int_equal(key_from_pipe(text, RM_AUTH_KEY_FILE_LEN, false, &key,
+                                   &err), 0);
+    assert_memory_equal(key.k, want.k, RM_AUTH_KEY_LEN);
+    /* Cut short by EOF: refused, naming the source. */
+    err = (struct rm_error){ 0 };
+    assert_int_equal(key_from_pipe(text, 40, true, &key, &err), -EINVAL);
+    assert_contains(err.msg, "the key on stdin");
+    /* One byte too many is no key file either. */
+    strcpy(text + 2 * RM_AUTH_KEY_LEN, "x\n");
+    err = (struct rm_error){ 0 };
+    assert_int_equal(key_from_pipe(text, RM_AUTH_KEY_FILE_LEN + 1, true,
+                                   &key, &err), -EINVAL);
+    /* The all-zero key is refused as from a file. */
+    memset(text, '0', 2 * RM_AUTH_KEY_LEN);
+    strcpy(text + 2 * RM_AUTH_KEY_LEN, "\n");
+    err = (struct rm_error){ 0 };
+    assert_int_equal(key_from_pipe(text, RM_AUTH_KEY_FILE_LEN, true, &key,
+                                   &err), -EINVAL);
+    assert_contains(err.msg, "all-zero");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1018,6 +1072,7 @@ int main(void)
         cmocka_unit_test(test_stream_wrong_key),
         cmocka_unit_test(test_key_files),
         cmocka_unit_test(test_keygen),
+        cmocka_unit_test(test_key_from_fd),
     };
 
     signal(SIGPIPE, SIG_IGN);
