@@ -485,6 +485,13 @@ int rm_peer_spawn_start(const struct rm_peer_spawn_cfg *cfg,
     ps->relaying = true;
     if (cfg->key) {
         rc = send_key(ps, cfg->key, err);
+        if (rc == -EPIPE) {
+            /* Its stdin is closed: it ended before it took the key (a
+             * command that fails at once).  Say how it ended. */
+            rm_error_clear(err);
+            read_announce(ps, ms, line, sizeof(line));
+            return start_failed(ps, -EPIPE, ms, err);
+        }
         if (rc)
             return start_failed(ps, rc, ms, err);
     }

@@ -590,6 +590,10 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     if (r->lfd != cfg->listen_fd) {
         close(r->lfd);
         r->lfd = -1;
+    } else if (shutdown(r->lfd, SHUT_RDWR)) {
+        /* The caller's socket (it closes it): a shut down listening socket
+         * listens no more on Linux. */
+        LOG_WARN("cannot stop listening: %s", strerror(errno));
     }
     snprintf(r->status.peer, sizeof(r->status.peer), "primary '%s'",
              r->peer.name);

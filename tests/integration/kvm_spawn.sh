@@ -87,6 +87,12 @@ wait_until 30 "five acknowledged checkpoints" lines_at_least "$TMP/stats1" 5 ||
 grep -q "the receiver (pid [0-9]* here) listens: connecting to 10.89.0.2:" "$TMP/pri1.log" ||
     { echo "no 'connecting to' the announced address"; cat "$TMP/pri1.log"; exit 1; }
 RPID=$(cat "$SPAWN_DIR/pid"); PIDS+=($RPID)
+# Paired, it listens no more: another connection to its port is refused
+# at once (not left waiting in the backlog).
+RPORT=$(grep -o "connecting to 10.89.0.2:[0-9]*" "$TMP/pri1.log" | head -1 | cut -d: -f2)
+if ip netns exec "$NSP" timeout 3 bash -c "exec 3<>/dev/tcp/10.89.0.2/$RPORT" 2> /dev/null; then
+    echo "the paired receiver still accepts connections on port $RPORT"; exit 1
+fi
 # The key is on no command line: the receiver has --key-file -.
 args=$(tr '\0' ' ' < "/proc/$RPID/cmdline")
 hex=$(head -c 64 "$KEY")
