@@ -63,7 +63,14 @@ struct rm_vm_control {
     char peer[RM_HOST_MAX + 8];
     uint64_t ended;                 /* sessions ended so far */
     struct rm_primary_result last;  /* the last one's result */
+    int stopping;                   /* atomic: rm_vm_control_stop began:
+                                       a waiting request gives up */
 };
+
+static bool stopping(const struct rm_vm_control *c)
+{
+    return __atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE);
+}
 
 volatile sig_atomic_t *rm_vm_control_session_begin(struct rm_vm_control *c,
                                                    const char *peer)
@@ -256,6 +263,12 @@ static void serve_protect(struct rm_vm_control *c, const char *req,
             reprotect_end(c);
             return;
         }
+        if (stopping(c)) {
+            snprintf(reply, len, "error the VM's process is ending: the "
+                     "protection to %s is stopped", peer);
+            reprotect_end(c);
+            return;
+        }
     }
     snprintf(reply, len, "error no checkpoint acknowledged by %s in %u s; "
              "protection goes on trying", peer, PROTECT_WAIT_MS / 1000);
@@ -294,9 +307,12 @@ static void serve_handover(struct rm_vm_control *c, const char *req,
         until.tv_sec++;
         until.tv_nsec -= 1000000000;
     }
-    while (c->ended == ended && rc != ETIMEDOUT)
+    while (c->ended == ended && rc != ETIMEDOUT && !stopping(c))
         rc = pthread_cond_timedwait(&c->cond, &c->lock, &until);
-    if (c->ended == ended) {
+    if (c->ended == ended && stopping(c)) {
+        snprintf(reply, len, "error the VM's process is ending: no "
+                 "handover");
+    } else if (c->ended == ended) {
         snprintf(reply, len, "error no handover within %u ms (asked; it "
                  "may still happen): the protection to %s goes on", wait_ms,
                  c->peer);
@@ -420,6 +436,11 @@ void rm_vm_control_stop(struct rm_vm_control *c)
 {
     if (!c)
         return;
+    /* A request waiting for a protection gives up first. */
+    __atomic_store_n(&c->stopping, 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&c->lock);
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
     rm_ctlsock_stop(c->sock);     /* no request is served after this */
     reprotect_end(c);
     pthread_mutex_destroy(&c->lock);
