@@ -93,7 +93,8 @@ KVM_OBJS := backends/kvm/vmm.o backends/kvm/vm_config.o backends/kvm/vcpu.o \
 XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
             backends/xen/xen_sr_pv.o backends/xen/xen_pv_mem.o \
             backends/xen/xen_offline_pv.o \
-            backends/xen/xen_migrate.o backends/xen/xen_backend.o
+            backends/xen/xen_migrate.o backends/xen/xen_backend.o \
+            backends/xen/xen_devices.o
 
 # cluster/: split-brain protection on corosync (quorum, qdevice, cpg) and
 # fencing

@@ -504,6 +504,7 @@ static int xen_protect(int argc, char **argv)
             goto out;
         ret = RM_EXIT_FAIL;
     }
+    xo.no_disk = nodisk;
     if (rm_xen_backend_protect(argv[optind], &xo, &be, &err)) {
         ret = cli_fail("protect", "%s", rm_error_str(&err));
         goto out;
