@@ -285,8 +285,8 @@ int rm_xen_backend_protect(const char *domain,
     if (!rc && !di.hvm)
         rc = rm_error_set(err, -EOPNOTSUPP, "domain %u is a PV guest: "
                           "protecting it needs PV log-dirty, which needs "
-                          "shadow paging (this Xen lacks it); PVH and HVM "
-                          "guests can be protected", x->domid);
+                          "shadow paging (this Xen lacks it); PVH guests "
+                          "can be protected", x->domid);
     if (!rc)
         rc = rm_xen_check_devices(x->host, x->domid, o->no_disk, err);
     if (rc)
