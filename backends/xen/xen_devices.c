@@ -48,10 +48,16 @@ int rm_xen_vbds(struct rm_xen_host *h, uint32_t domid,
     for (i = 0; i < n && (int)i < max && rc >= 0; i++) {
         struct rm_xen_vbd *v = &out[i];
 
+        snprintf(v->vdev, sizeof(v->vdev), "vbd %.20s", ents[i]);
+        snprintf(v->type, sizeof(v->type), "?");
+        snprintf(v->target, sizeof(v->target), "?");
         snprintf(node, sizeof(node), "%s/%s/backend", path, ents[i]);
         rc = xs_get(xsh, node, backend, sizeof(backend));
+        if (rc <= 0)            /* no backend (yet): named by its devid */
+            continue;
         snprintf(node, sizeof(node), "%s/dev", backend);
-        if (rc >= 0 && (rc = xs_get(xsh, node, v->vdev, sizeof(v->vdev))) == 0)
+        rc = xs_get(xsh, node, v->vdev, sizeof(v->vdev));
+        if (rc == 0)
             snprintf(v->vdev, sizeof(v->vdev), "vbd %.20s", ents[i]);
         snprintf(node, sizeof(node), "%s/type", backend);
         if (rc >= 0)
@@ -59,10 +65,10 @@ int rm_xen_vbds(struct rm_xen_host *h, uint32_t domid,
         snprintf(node, sizeof(node), "%s/params", backend);
         if (rc >= 0)
             rc = xs_get(xsh, node, v->target, sizeof(v->target));
-        if (rc < 0)
-            rm_error_set(err, rc, "cannot read the backend of %s/%s: %s",
-                         path, ents[i], strerror(-rc));
     }
+    if (rc < 0)
+        rm_error_set(err, rc, "cannot read the backend of a VBD of domain "
+                     "%u (%s): %s", domid, path, strerror(-rc));
     free(ents);
     return rc < 0 ? rc : (int)n;
 }
