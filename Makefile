@@ -175,7 +175,8 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(B_TEST_SUPPORT_OBJS) $(LIBREMUS)
 	    $(LDLIBS) -lcmocka
 
 # Test tools (not cmocka): tests/support/NAME.c -> $(BUILD)/tests/NAME
-TEST_TOOLS := mkstream kvcli tcpmangle xen_m2p_find xen_pv_frame cpg_join wirecap
+TEST_TOOLS := mkstream kvcli tcpmangle xen_m2p_find xen_pv_frame cpg_join wirecap \
+              xen_grow_p2m
 B_TEST_TOOLS := $(addprefix $(BUILD)/tests/,$(TEST_TOOLS))
 
 $(B_TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/support/%.o \
