@@ -78,7 +78,8 @@ PROTO_GEN_OBJS := $(patsubst %.proto,%.pb-c.o,$(PROTO_SRCS))
 PROTO_OBJS := proto/channel.o proto/timing.o proto/liveness.o
 
 # netbuf/: output commit
-NETBUF_OBJS := netbuf/netbuf.o netbuf/netbuf_queue.o netbuf/netbuf_plug.o
+NETBUF_OBJS := netbuf/netbuf.o netbuf/netbuf_queue.o netbuf/netbuf_plug.o \
+               netbuf/netbuf_set.o
 
 # backends/kvm/: the embedded micro-VMM and its save/restore ops
 KVM_OBJS := backends/kvm/vmm.o backends/kvm/vm_config.o backends/kvm/vcpu.o \
@@ -94,7 +95,8 @@ XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
             backends/xen/xen_sr_pv.o backends/xen/xen_pv_mem.o \
             backends/xen/xen_offline_pv.o backends/xen/xen_offline.o \
             backends/xen/xen_migrate.o backends/xen/xen_backend.o \
-            backends/xen/xl_config.o backends/xen/xen_domain_sr.o
+            backends/xen/xl_config.o backends/xen/xen_domain_sr.o \
+            backends/xen/xen_devices.o
 # backends/open.c: a backend by kind (the one file that knows them all)
 XEN_OBJS += backends/open.o
 
@@ -181,7 +183,8 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(B_TEST_SUPPORT_OBJS) $(LIBREMUS)
 	    $(LDLIBS) -lcmocka
 
 # Test tools (not cmocka): tests/support/NAME.c -> $(BUILD)/tests/NAME
-TEST_TOOLS := mkstream kvcli tcpmangle xen_m2p_find xen_pv_frame cpg_join wirecap
+TEST_TOOLS := mkstream kvcli tcpmangle xen_m2p_find xen_pv_frame cpg_join wirecap \
+              xen_grow_p2m
 B_TEST_TOOLS := $(addprefix $(BUILD)/tests/,$(TEST_TOOLS))
 
 $(B_TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/support/%.o \

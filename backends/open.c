@@ -35,6 +35,7 @@ int rm_backend_open_protected(const struct rm_backend_protect_spec *s,
 
         memset(&xo, 0, sizeof(xo));
         xo.no_netbuf = s->no_netbuf;
+        xo.no_disk = s->no_disk;
         xo.suspend_timeout_ms = s->suspend_timeout_ms;
         return rm_xen_backend_protect(s->domain, &xo, out, err);
     } else {

@@ -8,7 +8,9 @@
  *     KVM micro-VMM (its network device hands every outgoing frame to
  *     rm_netbuf_output());
  *   - the Xen implementation (libnl-3 plug qdisc on an IFB) lives in
- *     netbuf/netbuf_plug.c.
+ *     netbuf/netbuf_plug.c;
+ *   - rm_netbuf_set_new() (netbuf/netbuf_set.h): several of them held and
+ *     released as one (a Xen guest with several VIFs).
  *
  * Epochs: output is tagged with the checkpoint that will capture the
  * state it depends on.  Before checkpoint 1 the tag is 1.  The primary
@@ -88,7 +90,7 @@ int rm_netbuf_discard(struct rm_netbuf *nb);
 int rm_netbuf_passthrough(struct rm_netbuf *nb);
 void rm_netbuf_get_stats(struct rm_netbuf *nb, struct rm_netbuf_stats *st);
 void rm_netbuf_free(struct rm_netbuf *nb);
-/* "queue" (KVM) or "plug" (Xen). */
+/* "queue" (KVM), "plug" (Xen) or "set" (several: netbuf_set.h). */
 const char *rm_netbuf_kind(const struct rm_netbuf *nb);
 
 #endif

@@ -12,11 +12,13 @@
 
 #include <xenctrl.h>
 
+#include "backends/xen/xen_devices.h"
 #include "backends/xen/xen_host.h"
 #include "backends/xen/xen_sr.h"
 #include "common/log.h"
 #include "netbuf/netbuf.h"
 #include "netbuf/netbuf_plug.h"
+#include "netbuf/netbuf_set.h"
 
 struct xen_backend {
     struct rm_backend b;
@@ -230,14 +232,73 @@ static int xen_new(struct xen_backend **out, struct rm_error *err)
     return 0;
 }
 
+/* The most VIFs one guest's output is held on. */
+#define MAX_VIFS 16
+
+/*
+ * Hold the output of every VIF of the domain: one plug per VIF, the plugs
+ * in one set when there are several.  A VIF whose plug cannot be set up
+ * fails the whole (naming it); the plugs already set up are torn down.
+ * @out NULL when the domain has no VIF.  0 or -errno.
+ */
+static int hold_vifs(struct xen_backend *x, struct rm_netbuf **out,
+                     struct rm_error *err)
+{
+    char vifs[MAX_VIFS][16];
+    struct rm_netbuf *plugs[MAX_VIFS];
+    struct rm_netbuf_plug_cfg cfg;
+    struct rm_error e = { 0 };
+    int n, i;
+
+    *out = NULL;
+    n = rm_xen_vifs(x->host, x->domid, vifs, MAX_VIFS, err);
+    if (n < 0)
+        return n;
+    if (n > MAX_VIFS)
+        return rm_error_set(err, -EOPNOTSUPP, "domain %u has %d VIFs: "
+                            "remus holds the output of at most %d (or use "
+                            "-F -n)", x->domid, n, MAX_VIFS);
+    if (n == 0) {
+        LOG_INFO("domain %u has no VIF: no network output to hold",
+                 x->domid);
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.vif = vifs[i];
+        plugs[i] = rm_netbuf_plug_new(&cfg, &e);
+        if (!plugs[i]) {
+            int rc = e.code ? e.code : -EIO;
+
+            rc = rm_error_set(err, rc, "cannot hold the output of VIF %s of "
+                              "domain %u (its other VIFs' plugs are removed): "
+                              "%s", vifs[i], x->domid, e.msg);
+            while (i-- > 0)
+                rm_netbuf_free(plugs[i]);
+            return rc;
+        }
+        LOG_INFO("output of %s held by a plug qdisc on %s", vifs[i],
+                 rm_netbuf_plug_ifb(plugs[i]));
+    }
+    if (n == 1) {
+        *out = plugs[0];
+        return 0;
+    }
+    *out = rm_netbuf_set_new(plugs, (size_t)n, err);   /* frees on failure */
+    if (!*out)
+        return err->code ? err->code : -EIO;
+    LOG_INFO("the output of domain %u's %d VIFs is held and released at "
+             "the same checkpoints", x->domid, n);
+    return 0;
+}
+
 int rm_xen_backend_protect(const char *domain,
                            const struct rm_xen_protect_opts *o,
                            struct rm_backend **out, struct rm_error *err)
 {
     struct xen_backend *x;
     struct rm_xen_dominfo di;
-    char vifs[4][16];
-    int rc, nvifs;
+    int rc;
 
     *out = NULL;
     rc = xen_new(&x, err);
@@ -249,8 +310,10 @@ int rm_xen_backend_protect(const char *domain,
     if (!rc && !di.hvm)
         rc = rm_error_set(err, -EOPNOTSUPP, "domain %u is a PV guest: "
                           "protecting it needs PV log-dirty, which needs "
-                          "shadow paging (this Xen lacks it); PVH and HVM "
-                          "guests can be protected", x->domid);
+                          "shadow paging (this Xen lacks it); PVH guests "
+                          "can be protected", x->domid);
+    if (!rc)
+        rc = rm_xen_check_devices(x->host, x->domid, o->no_disk, err);
     if (rc)
         goto fail;
     snprintf(x->b.vm_name, sizeof(x->b.vm_name), "%s", di.name);
@@ -260,33 +323,9 @@ int rm_xen_backend_protect(const char *domain,
     x->sarg.domid = x->domid;
     x->sarg.suspend_timeout_ms = o->suspend_timeout_ms;
     if (!o->no_netbuf) {
-        nvifs = rm_xen_vifs(x->host, x->domid, vifs, 4, err);
-        if (nvifs < 0) {
-            rc = nvifs;
+        rc = hold_vifs(x, &x->b.netbuf, err);
+        if (rc)
             goto fail;
-        }
-        if (nvifs > 1) {
-            rc = rm_error_set(err, -EOPNOTSUPP, "domain %u has %d VIFs; "
-                              "output buffering handles one (or use -F "
-                              "-n)", x->domid, nvifs);
-            goto fail;
-        }
-        if (nvifs == 1) {
-            struct rm_netbuf_plug_cfg plug;
-
-            memset(&plug, 0, sizeof(plug));
-            plug.vif = vifs[0];
-            x->b.netbuf = rm_netbuf_plug_new(&plug, err);
-            if (!x->b.netbuf) {
-                rc = err->code ? err->code : -EIO;
-                goto fail;
-            }
-            LOG_INFO("output of %s held by a plug qdisc on %s", vifs[0],
-                     rm_netbuf_plug_ifb(x->b.netbuf));
-        } else {
-            LOG_INFO("domain %u has no VIF: no network output to hold",
-                     x->domid);
-        }
     }
     *out = &x->b;
     return 0;

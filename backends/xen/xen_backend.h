@@ -13,15 +13,20 @@
 
 struct rm_xen_protect_opts {
     bool no_netbuf;               /* -n: output is not held */
+    bool no_disk;                 /* -d: disks (VBDs) may go unreplicated */
     unsigned suspend_timeout_ms;  /* per checkpoint's suspend (0: 30 s) */
 };
 
 /*
- * The running domain @domain (a name or a number) to protect.  Its VIF's
- * output goes through a plug qdisc (netbuf/netbuf_plug.h) unless
- * o->no_netbuf; a domain with more than one VIF is refused (use -F -n),
- * and so is a PV guest (its checkpoints need PV log-dirty, which needs
- * shadow paging).  0 or -errno with the reason in @err.
+ * The running domain @domain (a name or a number) to protect.  The output
+ * of every VIF goes through its own plug qdisc (netbuf/netbuf_plug.h), all
+ * of them held and released at the same checkpoints (netbuf/netbuf_set.h),
+ * unless o->no_netbuf; a VIF whose plug cannot be set up refuses the
+ * protection, naming it.  Refused too: a PV guest (its checkpoints need PV
+ * log-dirty, which needs shadow paging), a domain with a device model (its
+ * state is not checkpointed) and one with disks (VBDs, not replicated)
+ * unless o->no_disk (then a warning names them): xen_devices.h.  0 or
+ * -errno with the reason in @err.
  */
 int rm_xen_backend_protect(const char *domain,
                            const struct rm_xen_protect_opts *o,

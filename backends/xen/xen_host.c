@@ -318,7 +318,7 @@ int rm_xen_vifs(struct rm_xen_host *h, uint32_t domid, char (*names)[16],
         found++;
     }
     free(ents);
-    return found;
+    return (int)n;
 }
 
 /* ------------------------------------------------------------ toolstack */

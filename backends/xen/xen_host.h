@@ -86,7 +86,8 @@ int rm_xen_resume_cancelled(struct rm_xen_host *h, uint32_t domid,
 /*
  * The dom0 network interfaces of the domain's VIFs (from the vif backend
  * nodes in xenstore: vifname, else "vif<domid>.<devid>"), up to @max,
- * each at most 16 bytes with the NUL.  Returns the number found or -errno.
+ * each at most 16 bytes with the NUL.  Returns the number the domain has
+ * (only @max are filled when it exceeds @max) or -errno.
  */
 int rm_xen_vifs(struct rm_xen_host *h, uint32_t domid, char (*names)[16],
                 int max, struct rm_error *err);

@@ -175,6 +175,7 @@ static int s_check_vm_state(struct rm_save_ctx *ctx)
 {
     struct xen_save *xs = ctx->backend;
     struct rm_xen_dominfo di;
+    xen_pfn_t nr = 0;
     int rc = rm_xen_dominfo(xs->arg->host, xs->domid, &di, ctx->err);
 
     if (rc)
@@ -183,6 +184,21 @@ static int s_check_vm_state(struct rm_save_ctx *ctx)
         return rm_error_set(ctx->err, -ESTALE, "domain %u %s during the "
                             "save", xs->domid, di.crashed ? "crashed" :
                             "is being destroyed");
+    /* The layout: the dirty log and the pages sent cover the p2m as it was
+     * at setup; a frame populated above it (memory hot-added, a balloon
+     * growing past the highest frame) would never be sent. */
+    if (xc_domain_nr_gpfns(xs->xch, xs->domid, &nr) < 0)
+        return rm_error_set(ctx->err, errno ? -errno : -EIO, "cannot read "
+                            "the p2m size of domain %u: %s", xs->domid,
+                            strerror(errno));
+    if (nr > ctx->nr_pfns)
+        return rm_error_set(ctx->err, -EOVERFLOW, "domain %u's p2m grew "
+                            "from %" PRIu64 " to %" PRIu64 " pfns during the "
+                            "save (memory populated above its highest frame: "
+                            "hotplug or ballooning): the frames above %#"
+                            PRIx64 " would be missing from the checkpoint; "
+                            "aborted", xs->domid, ctx->nr_pfns, (uint64_t)nr,
+                            ctx->nr_pfns - 1);
     return 0;
 }
 

@@ -60,6 +60,10 @@ expect 2 "not a quorum service" -- "$R" receive --xen --quorum zookeeper --confi
 expect 2 "a number from 1" -- "$R" receive --xen --fence-timeout 0 --config "$TMP/g.cfg" --listen 127.0.0.1:0
 expect 0 "--fence-cmd CMD" -- "$R" receive --xen --help
 expect 2 "need -F" -- "$R" protect --xen -n g1 127.0.0.1:7
+# Disks (VBDs) are not replicated: -d lets them go so, only with -F; with
+# it the command goes on to Xen (the refusal naming the VBDs: lab xendevices).
+expect 2 "need -F" -- "$R" protect --xen -d g1 127.0.0.1:7
+expect 1 "runs in dom0" -- "$R" protect --xen --insecure -F -d -i 100 g1 127.0.0.1:7
 expect 2 "HOST:PORT of the secondary is missing" -- "$R" protect --xen g1
 expect 2 "a number from 1" -- "$R" protect --xen -i 0 g1 127.0.0.1:7
 expect 2 "--config CFG" -- "$R" restore --xen "$TMP/s.rms"

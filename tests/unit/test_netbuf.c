@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The KVM netbuf queue: epochs, release order, bound, discard, -n. */
+/* The KVM netbuf queue: epochs, release order, bound, discard, -n; a set
+ * of netbufs held and released as one (netbuf/netbuf_set.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 
 #include "common/log.h"
 #include "netbuf/netbuf.h"
+#include "netbuf/netbuf_set.h"
 
 struct sink {
     int n;
@@ -190,6 +192,81 @@ static void test_threads(void **state)
     rm_netbuf_free(nb);
 }
 
+/* Two members (two VIFs of one guest): every operation on the set reaches
+ * both at the same epoch boundary. */
+static void test_set(void **state)
+{
+    struct sink s1 = { 0 }, s2 = { 0 };
+    struct rm_netbuf *a = mk(&s1, 0, false), *b = mk(&s2, 0, false);
+    struct rm_netbuf *m[2] = { a, b };
+    struct rm_error err = { 0 };
+    struct rm_netbuf *set = rm_netbuf_set_new(m, 2, &err);
+    struct rm_netbuf_stats st;
+    uint8_t f[60] = { 0 };
+
+    (void)state;
+    assert_non_null(set);
+    assert_int_equal(rm_netbuf_set_size(set), 2);
+    assert_int_equal(rm_netbuf_set_size(a), 0);
+    assert_string_equal(rm_netbuf_kind(set), "set");
+    assert_int_equal(rm_netbuf_output(set, f, sizeof(f)), -EOPNOTSUPP);
+    out(a, 1);                        /* tagged 1 on both */
+    out(b, 2);
+    assert_int_equal(rm_netbuf_start_epoch(set, 1), 0);
+    out(a, 3);                        /* tagged 2 on both */
+    out(b, 4);
+    assert_int_equal(s1.n + s2.n, 0);  /* nothing before an ack */
+    assert_int_equal(rm_netbuf_release(set, 1), 0);
+    assert_int_equal(s1.n, 1);
+    assert_int_equal(s1.first[0], 1);
+    assert_int_equal(s2.n, 1);
+    assert_int_equal(s2.first[0], 2);
+    rm_netbuf_get_stats(set, &st);    /* summed */
+    assert_int_equal(st.queued_frames, 4);
+    assert_int_equal(st.released_frames, 2);
+    assert_int_equal(st.held_frames, 2);
+    assert_int_equal(rm_netbuf_start_epoch(set, 2), 0);
+    assert_int_equal(rm_netbuf_release(set, 2), 0);
+    assert_int_equal(s1.n, 2);
+    assert_int_equal(s1.first[1], 3);
+    assert_int_equal(s2.n, 2);
+    assert_int_equal(s2.first[1], 4);
+    /* failover: both members drop what they hold */
+    out(a, 5);
+    out(b, 6);
+    assert_int_equal(rm_netbuf_discard(set), 0);
+    rm_netbuf_get_stats(set, &st);
+    assert_int_equal(st.held_frames, 0);
+    assert_int_equal(st.discarded_frames, 2);
+    rm_netbuf_release(set, 99);
+    assert_int_equal(s1.n + s2.n, 4);
+    /* protection ended: held output goes out, later output at once */
+    out(a, 7);
+    out(b, 8);
+    assert_int_equal(rm_netbuf_passthrough(set), 0);
+    assert_int_equal(s1.n, 3);
+    assert_int_equal(s2.n, 3);
+    out(b, 9);
+    assert_int_equal(s2.n, 4);
+    rm_netbuf_free(set);              /* frees the members */
+}
+
+/* A missing member or none: refused, and what was given is freed. */
+static void test_set_refused(void **state)
+{
+    struct sink s1 = { 0 };
+    struct rm_netbuf *m[2] = { mk(&s1, 0, false), NULL };
+    struct rm_error err = { 0 };
+
+    (void)state;
+    assert_null(rm_netbuf_set_new(m, 2, &err));
+    assert_int_equal(err.code, -EINVAL);
+    assert_non_null(strstr(err.msg, "1 of 2 given"));
+    rm_error_clear(&err);
+    assert_null(rm_netbuf_set_new(m, 0, &err));
+    assert_int_equal(err.code, -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +274,8 @@ int main(void)
         cmocka_unit_test(test_bound),
         cmocka_unit_test(test_passthrough),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_set),
+        cmocka_unit_test(test_set_refused),
     };
 
     tu_case_filter();
