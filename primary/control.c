@@ -300,13 +300,7 @@ static void serve_handover(struct rm_vm_control *c, const char *req,
     }
     ended = c->ended;
     c->handover = 1;
-    clock_gettime(CLOCK_REALTIME, &until);   /* pthread_cond_timedwait's */
-    until.tv_sec += wait_ms / 1000;
-    until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    until = rm_deadline_ts((uint64_t)wait_ms * 1000000);
     while (c->ended == ended && rc != ETIMEDOUT && !stopping(c))
         rc = pthread_cond_timedwait(&c->cond, &c->lock, &until);
     if (c->ended == ended && stopping(c)) {
@@ -421,7 +415,12 @@ struct rm_vm_control *rm_vm_control_start(struct rm_backend *be,
     c->key = key;
     c->quorum = quorum;
     pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->cond, NULL);
+    if (rm_cond_init_monotonic(&c->cond)) {
+        pthread_mutex_destroy(&c->lock);
+        free(c);
+        rm_error_set(err, -EAGAIN, "cannot make a condition variable");
+        return NULL;
+    }
     c->sock = rm_ctlsock_start(be->vm_name, &control_ops, c, err);
     if (!c->sock) {
         pthread_mutex_destroy(&c->lock);

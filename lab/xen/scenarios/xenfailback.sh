@@ -111,7 +111,7 @@ op_end "remus receive A" new
 xl list
 domB=$(xl domid labguest) || fail "no labguest after handover 2"
 [ "$domB" != "$domA" ] || fail "labguest is still A's domain"
-xl domid labguest--replica > /dev/null 2>&1 && fail "a domain labguest--replica is left over"
+if xl domid labguest--replica > /dev/null 2>&1; then fail "a domain labguest--replica is left over"; fi
 counts_on "$(glog)" "$before" "handover 2 (on B)" || fail "the guest does not count on at B"
 ip addr add 10.80.0.1/24 dev vif$domB.0 2>/dev/null || true
 ping_ok || fail "the guest does not answer pings at B: $(tail -2 /tmp/ping.log)"

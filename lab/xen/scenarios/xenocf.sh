@@ -116,12 +116,12 @@ expect nodeA monitor 8
 domA=$(cat /tmp/nodeA/state/labguest/domid 2>/dev/null)
 [ -n "$domA" ] && [ "$domA" != "$domB" ] || fail "A remembers domain '$domA' (B's is $domB)"
 expect nodeB stop 0
-xl domname "$domB" > /dev/null 2>&1 && fail "B's stop left domain $domB running"
+if xl domname "$domB" > /dev/null 2>&1; then fail "B's stop left domain $domB running"; fi
 expect nodeB monitor 7
 xl list
 expect nodeA stop 0
 op_end "kill B's holder" all
-xl domname "$domA" > /dev/null 2>&1 && fail "A's stop left domain $domA running"
+if xl domname "$domA" > /dev/null 2>&1; then fail "A's stop left domain $domA running"; fi
 expect nodeA monitor 7
 xl list
 left=$(xl list | awk 'NR > 2 {print $1}')

@@ -47,6 +47,6 @@ kill -0 $rpid 2>/dev/null || fail "the receiver that took over does not hold the
 counts_on "$(ls -t $clog/guest-labguest*.log | head -1)" "$before" "the primary's death (the spawned receiver's replica)" || fail "the guest does not count on"
 kill -TERM $rpid
 for i in $(seq 1 30); do kill -0 $rpid 2>/dev/null || break; sleep 1; done
-kill -0 $rpid 2>/dev/null && fail "the receiver did not end on SIGTERM"
+if kill -0 $rpid 2>/dev/null; then fail "the receiver did not end on SIGTERM"; fi
 xl domid labguest > /dev/null || fail "labguest did not run on after its holder ended"
 echo "xenspawn: protect --xen DOMAIN HOST started its receiver (-s env), keyed over stdin; after the primary's death that receiver took over and the guest counted on"
