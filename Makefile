@@ -69,7 +69,7 @@ endif
 COMMON_OBJS := common/err.o common/log.o common/io.o common/stream.o
 COMMON_OBJS += common/save.o common/restore.o common/compress.o \
                common/status.o common/net.o common/ctlsock.o \
-               common/stream_wrap.o
+               common/stream_wrap.o common/stream_describe.o
 COMMON_OBJS += common/auth.o common/key_resolve.o
 
 # proto/: the control channel (generated code + framing)

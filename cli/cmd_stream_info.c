@@ -69,84 +69,16 @@ static void usage(FILE *out)
 
 static void print_record(struct info_state *st, const struct rm_record *rec)
 {
-    const uint8_t *d = rec->data;
+    char detail[160];
 
     flush_run(st);
     if (st->quiet)
         return;
-    printf("%10" PRIu64 "  %-26s length %u", rec->offset,
-           rm_rec_type_name(rec->type), rec->length);
-    switch (rec->type) {
-    case RM_REC_X86_TSC_INFO: {
-        struct rm_x86_tsc_info ti;
-
-        memcpy(&ti, d, sizeof(ti));
-        printf("  mode %u, %u kHz, %" PRIu64 " ns, incarnation %u", ti.mode,
-               ti.khz, (uint64_t)ti.nsec, ti.incarnation);
-        break;
-    }
-    case RM_REC_HVM_PARAMS: {
-        uint32_t count;
-
-        memcpy(&count, d, 4);
-        printf("  %u params", count);
-        break;
-    }
-    case RM_REC_X86_CPUID_POLICY:
-        printf("  %zu leaves", rec->length / sizeof(struct rm_x86_cpuid_leaf));
-        break;
-    case RM_REC_X86_MSR_POLICY:
-        printf("  %zu MSRs", rec->length / sizeof(struct rm_x86_msr_entry));
-        break;
-    case RM_REC_X86_PV_INFO:
-        printf("  %u-bit guest, %u levels", d[0] * 8, d[1]);
-        break;
-    case RM_REC_X86_PV_VCPU_BASIC:
-    case RM_REC_X86_PV_VCPU_EXTENDED:
-    case RM_REC_X86_PV_VCPU_XSAVE:
-    case RM_REC_X86_PV_VCPU_MSRS:
-    case RM_REC_KVM_VCPU: {
-        uint32_t id;
-
-        memcpy(&id, d, 4);
-        printf("  vcpu %u", id);
-        break;
-    }
-    case RM_REC_KVM_DEVICE: {
-        uint32_t id, ver;
-
-        memcpy(&id, d, 4);
-        memcpy(&ver, d + 4, 4);
-        printf("  device %u, layout %u", id, ver);
-        break;
-    }
-    case RM_REC_KVM_VM_INFO: {
-        struct rm_kvm_vm_info vi;
-
-        memcpy(&vi, d, sizeof(vi));
-        printf("  %" PRIu64 " MiB, %u vcpus, mac "
-               "%02x:%02x:%02x:%02x:%02x:%02x", (uint64_t)vi.mem_bytes >> 20,
-               vi.nr_vcpus, vi.mac[0], vi.mac[1], vi.mac[2], vi.mac[3],
-               vi.mac[4], vi.mac[5]);
-        break;
-    }
-    case RM_REC_EPOCH_INFO: {
-        struct rm_epoch_info ei;
-
-        memcpy(&ei, d, sizeof(ei));
-        printf("  epoch %" PRIu64 ", %" PRIu64 " pages, digest %016" PRIx64,
-               (uint64_t)ei.epoch, (uint64_t)ei.dirty_pages,
-               (uint64_t)ei.digest);
-        break;
-    }
-    case RM_REC_CHECKPOINT:
+    rm_record_describe(rec, detail, sizeof(detail));
+    printf("%10" PRIu64 "  %-26s length %u%s", rec->offset,
+           rm_rec_type_name(rec->type), rec->length, detail);
+    if (rec->type == RM_REC_CHECKPOINT)
         printf("  (checkpoint %" PRIu64 ")", st->checkpoints + 1);
-        break;
-    default:
-        if (rec->type & RM_REC_OPTIONAL)
-            printf("  (unknown optional record 0x%08x, skipped)", rec->type);
-        break;
-    }
     printf("\n");
 }
 

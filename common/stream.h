@@ -249,6 +249,12 @@ struct rm_epoch_info {
 
 /* ---- Names for logs ---- */
 const char *rm_rec_type_name(uint32_t type);   /* "PAGE_DATA", "KVM_VCPU", ... */
+/* What a record read by rm_stream_read_record() (its length checked) says,
+ * in a few words after two spaces ("  vcpu 0", "  epoch 7, ..."); "" when
+ * there is nothing to say.  Into @buf (always terminated): common/
+ * stream_describe.c. */
+struct rm_record;
+void rm_record_describe(const struct rm_record *rec, char *buf, size_t len);
 /* Is @type (its optional bit ignored) a record type this stream knows? */
 bool rm_rec_type_known(uint32_t type);
 const char *rm_dhdr_type_name(uint32_t type);  /* "x86 HVM", "remus KVM" */

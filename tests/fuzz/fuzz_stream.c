@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* libFuzzer: the stream reader, validator and page-data view on any bytes. */
+/* libFuzzer: the stream reader, validator, page-data view and record
+ * description on any bytes. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rm_stream_read_record(&rd, &rec)) {
             rm_record_free(&rec);
             break;
+        }
+        {
+            char what[160];        /* what stream-info prints of it */
+
+            rm_record_describe(&rec, what, sizeof(what));
         }
         if (rec.type == RM_REC_PAGE_DATA &&
             rm_page_data_view(&rec, &v, &err) == 0) {
