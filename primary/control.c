@@ -301,12 +301,11 @@ static void serve_handover(struct rm_vm_control *c, const char *req,
     ended = c->ended;
     c->handover = 1;
     until = rm_deadline_ts((uint64_t)wait_ms * 1000000);
-    while (c->ended == ended && rc != ETIMEDOUT && !stopping(c))
+    /* Not cut short by stopping(): a handed-over VM stops, and this
+     * process may begin to end before the session reports it. */
+    while (c->ended == ended && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&c->cond, &c->lock, &until);
-    if (c->ended == ended && stopping(c)) {
-        snprintf(reply, len, "error the VM's process is ending: no "
-                 "handover");
-    } else if (c->ended == ended) {
+    if (c->ended == ended) {
         snprintf(reply, len, "error no handover within %u ms (asked; it "
                  "may still happen): the protection to %s goes on", wait_ms,
                  c->peer);
@@ -435,7 +434,7 @@ void rm_vm_control_stop(struct rm_vm_control *c)
 {
     if (!c)
         return;
-    /* A request waiting for a protection gives up first. */
+    /* A request waiting for a reprotection's first ack gives up first. */
     __atomic_store_n(&c->stopping, 1, __ATOMIC_RELEASE);
     pthread_mutex_lock(&c->lock);
     pthread_cond_broadcast(&c->cond);
