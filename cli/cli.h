@@ -81,6 +81,9 @@ int cli_frame(const char *cmd, const char *what, const char *arg,
 /* Open FILE for reading/writing; "-" is stdin/stdout.  fd or -errno. */
 int cli_open_in(const char *path);
 int cli_open_out(const char *path);
+/* A log or audit file @path for writing (truncated; @append: O_APPEND),
+ * into *@fd.  0, or the status of the printed failure ("cannot write"). */
+int cli_open_log(const char *cmd, const char *path, bool append, int *fd);
 
 /*
  * The pre-shared key of protect/receive (KVM and Xen): --key-file PATH or

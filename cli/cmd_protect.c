@@ -38,15 +38,6 @@ struct protect_args {
     const char *desc_path;             /* VM: the description file */
 };
 
-static int open_log(const char *path, int *fd, bool append)
-{
-    *fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-               (append ? O_APPEND : 0), 0644);
-    if (*fd < 0)
-        return cli_fail(CMD, "cannot write '%s': %s", path, strerror(errno));
-    return 0;
-}
-
 /* The options; 0, or the exit status of a usage error (printed). */
 static int parse(struct protect_args *a, int argc, char **argv)
 {
@@ -286,11 +277,12 @@ static int run(struct protect_args *a)
                                &quorum)))
         goto out;
     if ((a->release_path &&
-         (ret = open_log(a->release_path, &a->spec.release_log_fd, true))) ||
-        (a->stats_path && (ret = open_log(a->stats_path, &pc->stats_fd,
-                                          false))) ||
+         (ret = cli_open_log(CMD, a->release_path, true,
+                             &a->spec.release_log_fd))) ||
+        (a->stats_path && (ret = cli_open_log(CMD, a->stats_path, false,
+                                              &pc->stats_fd))) ||
         (a->digest_path && a->digest_every &&
-         (ret = open_log(a->digest_path, &pc->digest_fd, false))))
+         (ret = cli_open_log(CMD, a->digest_path, false, &pc->digest_fd))))
         goto out;
     pc->digest_every = pc->digest_fd >= 0 ? (unsigned)a->digest_every : 0;
     a->spec.vm = &a->g.vm;

@@ -235,24 +235,12 @@ static int run(struct receive_args *a)
     if ((ret = cli_key(CMD, a->key_path, a->insecure, &key, &rc->key)))
         goto out;
     ret = RM_EXIT_FAIL;
-    if (a->commit_log) {
-        rc->commit_log_fd = open(a->commit_log, O_WRONLY | O_CREAT |
-                                 O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
-        if (rc->commit_log_fd < 0) {
-            ret = cli_fail(CMD, "cannot write '%s': %s", a->commit_log,
-                           strerror(errno));
-            goto out;
-        }
-    }
-    if (a->digest_path && rc->digest_every) {
-        rc->digest_fd = open(a->digest_path, O_WRONLY | O_CREAT | O_TRUNC |
-                             O_CLOEXEC, 0644);
-        if (rc->digest_fd < 0) {
-            ret = cli_fail(CMD, "cannot write '%s': %s", a->digest_path,
-                           strerror(errno));
-            goto out;
-        }
-    }
+    if ((a->commit_log &&
+         (ret = cli_open_log(CMD, a->commit_log, true,
+                             &rc->commit_log_fd))) ||
+        (a->digest_path && rc->digest_every &&
+         (ret = cli_open_log(CMD, a->digest_path, false, &rc->digest_fd))))
+        goto out;
     if (rm_backend_open_replica(&a->spec, &be, &err)) {
         ret = cli_fail(CMD, "%s", rm_error_str(&err));
         goto out;

@@ -132,6 +132,15 @@ int cli_open_out(const char *path)
     return fd < 0 ? -errno : fd;
 }
 
+int cli_open_log(const char *cmd, const char *path, bool append, int *fd)
+{
+    *fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+               (append ? O_APPEND : 0), 0644);
+    if (*fd < 0)
+        return cli_fail(cmd, "cannot write '%s': %s", path, strerror(errno));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     enum rm_log_level level = RM_LOG_INFO;
