@@ -117,7 +117,7 @@ CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
             cli/cmd_save.o cli/cmd_restore.o cli/cmd_protect.o \
             cli/cmd_receive.o cli/cmd_drill.o cli/cmd_netbuf.o \
             cli/cmd_reprotect.o cli/cli_stop.o cli/help_sessions.o \
-            cli/cmd_offline_page.o
+            cli/cmd_offline_page.o cli/protect_opts.o
 CLI_OBJS += cli/cmd_keygen.o cli/cmd_handover.o cli/cli_key.o cli/cli_quorum.o \
             cli/cli_num.o
 CLI_OBJS += cli/cli_spawn.o cli/cli_announce.o
@@ -184,7 +184,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(B_TEST_SUPPORT_OBJS) $(LIBREMUS)
 
 # Test tools (not cmocka): tests/support/NAME.c -> $(BUILD)/tests/NAME
 TEST_TOOLS := mkstream kvcli tcpmangle xen_m2p_find xen_pv_frame cpg_join wirecap \
-              xen_grow_p2m
+              xen_grow_p2m xen_p2m_gen
 B_TEST_TOOLS := $(addprefix $(BUILD)/tests/,$(TEST_TOOLS))
 
 $(B_TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/support/%.o \

@@ -4,8 +4,6 @@
  * Xen guest): parse the options, open the replica's backend
  * (backends/open.h) and run the secondary session (secondary/session.h).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
