@@ -131,6 +131,15 @@ out:
     return rc;
 }
 
+/* The guest bumps it before and after each change of its p2m's mappings
+ * (odd in between).  Read once, as the guest may be writing it. */
+static uint64_t p2m_generation(const struct rm_xen_pv_mem *m)
+{
+    const volatile shared_info_t *s = m->shinfo;
+
+    return s->arch.p2m_generation;
+}
+
 int rm_xen_pv_mem_p2m_size(struct rm_xen_pv_mem *m, uint64_t *size,
                            struct rm_error *err)
 {
@@ -166,6 +175,11 @@ int rm_xen_pv_mem_read_p2m(struct rm_xen_pv_mem *m, struct rm_error *err)
     rc = rm_xen_pv_mem_p2m_size(m, &size, err);
     if (rc)
         return rc;
+    m->p2m_generation = p2m_generation(m);
+    if (m->p2m_generation & 1)
+        return rm_error_set(err, -EAGAIN, "domain %u is changing its p2m "
+                            "(generation %" PRIu64 " is odd)", m->domid,
+                            m->p2m_generation);
     m->fll_mfn = ((const shared_info_t *)m->shinfo)->arch
                  .pfn_to_mfn_frame_list_list;
     m->p2m_size = size;
@@ -218,10 +232,30 @@ int rm_xen_pv_mem_read_p2m(struct rm_xen_pv_mem *m, struct rm_error *err)
         goto out;
     for (i = size; i < (uint64_t)nr_p2m * per; i++)
         m->p2m[i] = RM_XEN_PV_INVALID_MFN;
+    if (p2m_generation(m) != m->p2m_generation)
+        rc = rm_error_set(err, -EAGAIN, "domain %u changed its p2m while it "
+                          "was read (generation %" PRIu64 " -> %" PRIu64 ")",
+                          m->domid, m->p2m_generation, p2m_generation(m));
 out:
     free(fll);
     free(fl);
     return rc;
+}
+
+int rm_xen_pv_mem_p2m_unchanged(const struct rm_xen_pv_mem *m,
+                                struct rm_error *err)
+{
+    const shared_info_t *s = m->shinfo;
+    uint64_t gen = p2m_generation(m), max_pfn = s->arch.max_pfn;
+
+    if (gen == m->p2m_generation && max_pfn == m->p2m_size)
+        return 0;
+    return rm_error_set(err, -ESTALE, "domain %u changed its p2m during the "
+                        "save (generation %" PRIu64 " -> %" PRIu64 ", %"
+                        PRIu64 " -> %" PRIu64 " pfns): the page tables "
+                        "already sent were translated with the old one; "
+                        "aborted", m->domid, m->p2m_generation, gen,
+                        m->p2m_size, max_pfn);
 }
 
 int rm_xen_pv_frame_types(const struct rm_xen_pv_mem *m, xen_pfn_t *arr,

@@ -47,6 +47,7 @@ struct rm_xen_pv_mem {
     xen_pfn_t *fl_frames;              /* the frame lists' frames (mfns) */
     unsigned nr_fl_frames;
     uint64_t fll_mfn;                  /* the frame-list-list's frame */
+    uint64_t p2m_generation;           /* shared info's count when read */
 };
 
 /*
@@ -62,8 +63,17 @@ int rm_xen_pv_mem_open(struct rm_xen_pv_mem *m, struct rm_xen_host *h,
 int rm_xen_pv_mem_p2m_size(struct rm_xen_pv_mem *m, uint64_t *size,
                            struct rm_error *err);
 
-/* (Re)read the p2m and its frame lists into @m.  0 or -errno. */
+/* (Re)read the p2m and its frame lists into @m, and remember the p2m
+ * generation count the guest keeps in its shared info (odd while the
+ * guest changes its p2m: then, or if it moved during the read, -EAGAIN).
+ * 0 or -errno. */
 int rm_xen_pv_mem_read_p2m(struct rm_xen_pv_mem *m, struct rm_error *err);
+
+/* Has the guest changed its p2m since rm_xen_pv_mem_read_p2m() (its
+ * generation count or its size moved)?  0, or -ESTALE naming both counts:
+ * the copy a save translates page tables with is out of date. */
+int rm_xen_pv_mem_p2m_unchanged(const struct rm_xen_pv_mem *m,
+                                struct rm_error *err);
 
 /* Unmap and free everything; @m may be partly opened.  Idempotent. */
 void rm_xen_pv_mem_close(struct rm_xen_pv_mem *m);

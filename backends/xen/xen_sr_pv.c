@@ -478,6 +478,11 @@ static int pv_end_of_checkpoint(struct rm_save_ctx *ctx)
     unsigned id;
     int rc;
 
+    /* The page tables just sent were translated with our copy of the p2m:
+     * it must still be the guest's. */
+    rc = rm_xen_pv_mem_p2m_unchanged(&ps->mem, ctx->err);
+    if (rc)
+        return rc;
     memset(&tsc, 0, sizeof(tsc));
     if (xc_domain_get_tsc_info(ps->xch, ps->domid, &tsc.mode, &tsc.nsec,
                                &tsc.khz, &tsc.incarnation))
@@ -520,7 +525,7 @@ static int pv_check_vm_state(struct rm_save_ctx *ctx)
         return rm_error_set(ctx->err, -ESTALE, "domain %u %s during the "
                             "save", ps->domid, di.crashed ? "crashed" :
                             "is being destroyed");
-    return 0;
+    return ps->mem.p2m ? rm_xen_pv_mem_p2m_unchanged(&ps->mem, ctx->err) : 0;
 }
 
 static int pv_no_logdirty(struct rm_save_ctx *ctx)

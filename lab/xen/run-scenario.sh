@@ -68,7 +68,7 @@ echo "$NAME" > "$p/scenario-name"
 # XEN_LAB_ENV="VAR=value ...": variables for the scenario in dom0.
 printf '%s\n' ${XEN_LAB_ENV:-} > "$p/scenario-env"
 if [ -x "$BUILD/remus" ]; then cp "$BUILD/remus" "$p/remus"; fi
-for t in xen_m2p_find xen_pv_frame xen_grow_p2m; do [ ! -x "$BUILD/tests/$t" ] || cp "$BUILD/tests/$t" "$p/"; done
+for t in xen_m2p_find xen_pv_frame xen_grow_p2m xen_p2m_gen; do [ ! -x "$BUILD/tests/$t" ] || cp "$BUILD/tests/$t" "$p/"; done
 cp "$CACHE/guest-vmlinuz" "$p/guest-vmlinuz"
 cp "$CACHE/guest.cpio.gz" "$p/guest.cpio.gz"
 cp "$HERE/guest.cfg" "$HERE/guest-net.cfg" "$HERE/guest-2vif.cfg" "$HERE/vif-lab" \

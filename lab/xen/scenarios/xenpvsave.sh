@@ -10,7 +10,9 @@
 #    built from the PV config) continues the guest;
 #  - `remus restore --xen` of the libxc stream inside Xen's own `xl save`
 #    of the PV guest continues it too;
-#  - --live is refused for a PV guest, naming why.
+#  - --live is refused for a PV guest, naming why;
+#  - a save during which the guest's p2m changes (its generation count in
+#    the shared info moves) aborts, naming it, and the guest runs on.
 set -e
 export PYTHONPATH=/usr/lib/xen-4.17/lib/python
 . /payload/scenario-lib.sh
@@ -21,6 +23,19 @@ dom=$(xl domid labpv)
 xl list
 if ours $dom $R save --xen --live labpv /tmp/live.rms 2> /tmp/live.err; then echo "--live accepted for a PV guest"; exit 1; fi
 echo "live: $(head -1 /tmp/live.err)"
+# The guest's p2m changes under the save (its generation count moves, as
+# when it balloons): the save aborts naming the change and the guest runs
+# on from where it was.
+before=$(mark $log)
+/payload/xen_p2m_gen $dom 120000 > /tmp/gen.out &
+gen=$!
+sleep 1
+if ours $dom $R save --xen labpv /tmp/moved.rms 2> /tmp/moved.err; then kill $gen; echo "a save succeeded while the guest's p2m changed"; exit 1; fi
+kill $gen; wait $gen || true
+grep -q "changed its p2m" /tmp/moved.err || { tail -5 /tmp/moved.err; echo "the failed save does not name the p2m change"; exit 1; }
+echo "p2m moved: $(grep -o "domain [0-9]* changed its p2m[^:]*" /tmp/moved.err | tail -1)"
+[ ! -e /tmp/moved.rms ] || { echo "the aborted save left /tmp/moved.rms"; exit 1; }
+counts_on $log "$before" "save aborted by a p2m change" || { echo "the guest does not count on after the aborted save"; exit 1; }
 t0=$(date +%s)
 ours $dom $R -v save --xen labpv /tmp/pv.rms > /tmp/save.log 2>&1 || { tail -20 /tmp/save.log; echo "remus save --xen of a PV guest failed"; exit 1; }
 tail -4 /tmp/save.log
