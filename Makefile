@@ -75,7 +75,7 @@ COMMON_OBJS += common/auth.o common/key_resolve.o
 # proto/: the control channel (generated code + framing)
 PROTO_SRCS := proto/remus.proto
 PROTO_GEN_OBJS := $(patsubst %.proto,%.pb-c.o,$(PROTO_SRCS))
-PROTO_OBJS := proto/channel.o proto/timing.o proto/liveness.o
+PROTO_OBJS := proto/channel.o proto/timing.o proto/liveness.o proto/disks.o
 
 # netbuf/: output commit
 NETBUF_OBJS := netbuf/netbuf.o netbuf/netbuf_queue.o netbuf/netbuf_plug.o \

@@ -225,6 +225,10 @@ void rm_disk_replica_close(struct rm_disk_replica *r);
  * (RM_DISK_HASH_BYTES each, ceil(size / chunk) of them). */
 int rm_disk_hash_chunks(int fd, uint64_t size, uint32_t chunk,
                         uint8_t *hashes, struct rm_error *err);
+/* The same of disk @id's replica image (for the handshake's hashes). */
+int rm_disk_replica_hash(struct rm_disk_replica *r, uint32_t id,
+                         uint32_t chunk, uint8_t *hashes,
+                         struct rm_error *err);
 
 /* Restore engine: a DISK_INFO record (static data): same disks, same sizes
  * as the replica images, or -EINVAL naming the difference. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define RM_LOG_PREFIX "chan"
 #include "proto/channel.h"
+#include "proto/disks.h"
 #include "proto/timing.h"
 
 #include <arpa/inet.h>
@@ -26,6 +27,7 @@ const char *rm_ctl_kind_name(enum rm_ctl_kind k)
     case RM_CTL_STOP: return "stop";
     case RM_CTL_FAILOVER: return "failover";
     case RM_CTL_STATS: return "stats";
+    case RM_CTL_DISK_HASHES: return "disk hashes";
     case RM_CTL_AUTH: return "auth";
     default: return "unknown";
     }
@@ -85,6 +87,62 @@ static int copy_text(char *dst, size_t cap, const char *src, const char *what,
     return 0;
 }
 
+/* The hello's disks: at most RM_DISK_MAX, ids below it and unique, sizes
+ * whole sectors. */
+static int decode_disks(const Remus__Hello *h, struct rm_hello *out,
+                        struct rm_error *err)
+{
+    size_t i, j;
+
+    if (h->n_disks > RM_DISK_MAX)
+        return rm_error_set(err, -EBADMSG, "hello with %zu disks (at most "
+                            "%u)", h->n_disks, RM_DISK_MAX);
+    for (i = 0; i < h->n_disks; i++) {
+        const Remus__Disk *d = h->disks[i];
+
+        if (d->id >= RM_DISK_MAX || !d->size || d->size % RM_DISK_SECTOR)
+            return rm_error_set(err, -EBADMSG, "hello with disk %u of %"
+                                PRIu64 " bytes (ids below %u, sizes whole "
+                                "%u-byte sectors)", d->id, d->size,
+                                RM_DISK_MAX, RM_DISK_SECTOR);
+        for (j = 0; j < i; j++)
+            if (out->disks[j].id == d->id)
+                return rm_error_set(err, -EBADMSG, "hello names disk %u "
+                                    "twice", d->id);
+        out->disks[i].id = d->id;
+        out->disks[i].size = d->size;
+    }
+    out->nr_disks = (uint32_t)h->n_disks;
+    return 0;
+}
+
+static int decode_disk_hashes(const Remus__DiskHashes *d,
+                              struct rm_ctl_msg *out, struct rm_error *err)
+{
+    if (d->disk >= RM_DISK_MAX || !d->chunk_bytes ||
+        d->chunk_bytes % RM_DISK_SECTOR)
+        return rm_error_set(err, -EBADMSG, "disk hashes of disk %u in "
+                            "chunks of %u bytes", d->disk, d->chunk_bytes);
+    if (!d->hashes.len || d->hashes.len % RM_DISK_HASH_BYTES ||
+        d->hashes.len > sizeof(out->u.disk_hashes.hashes))
+        return rm_error_set(err, -EBADMSG, "disk hashes of %zu bytes (a "
+                            "multiple of %u, at most %zu)", d->hashes.len,
+                            RM_DISK_HASH_BYTES,
+                            sizeof(out->u.disk_hashes.hashes));
+    out->u.disk_hashes.count = (uint32_t)(d->hashes.len / RM_DISK_HASH_BYTES);
+    if (d->first > d->total ||
+        d->total - d->first < out->u.disk_hashes.count)
+        return rm_error_set(err, -EBADMSG, "disk hashes for chunks %" PRIu64
+                            "..+%u of %" PRIu64, d->first,
+                            out->u.disk_hashes.count, d->total);
+    out->u.disk_hashes.disk = d->disk;
+    out->u.disk_hashes.chunk_bytes = d->chunk_bytes;
+    out->u.disk_hashes.first = d->first;
+    out->u.disk_hashes.total = d->total;
+    memcpy(out->u.disk_hashes.hashes, d->hashes.data, d->hashes.len);
+    return 0;
+}
+
 static int decode_hello(const Remus__Hello *h, struct rm_hello *out,
                         struct rm_error *err)
 {
@@ -123,6 +181,9 @@ static int decode_hello(const Remus__Hello *h, struct rm_hello *out,
     out->has_cpg = h->has_cpg_node && h->has_cpg_pid;
     out->cpg_node = out->has_cpg ? h->cpg_node : 0;
     out->cpg_pid = out->has_cpg ? h->cpg_pid : 0;
+    rc = decode_disks(h, out, err);
+    if (rc)
+        return rc;
     if (h->has_nonce) {
         if (h->nonce.len != RM_CTL_NONCE_LEN)
             return rm_error_set(err, -EBADMSG, "nonce of %zu bytes (%u "
@@ -247,6 +308,10 @@ int rm_ctl_decode(const uint8_t *buf, size_t len, struct rm_ctl_msg *out,
         out->kind = RM_CTL_AUTH;
         rc = decode_auth(m->auth, out, err);
         break;
+    case REMUS__REMUS_MSG__BODY_DISK_HASHES:
+        out->kind = RM_CTL_DISK_HASHES;
+        rc = decode_disk_hashes(m->disk_hashes, out, err);
+        break;
     default:
         rc = rm_error_set(err, -EBADMSG, "control message of unknown kind "
                           "%d", (int)m->body_case);
@@ -258,10 +323,26 @@ int rm_ctl_decode(const uint8_t *buf, size_t len, struct rm_ctl_msg *out,
 
 /* ------------------------------------------------------------ encoding */
 
+/* Storage for a hello's disks while it is packed. */
+struct hello_disks {
+    Remus__Disk d[RM_DISK_MAX];
+    Remus__Disk *p[RM_DISK_MAX];
+};
+
 static void encode_hello(const struct rm_hello *in, Remus__Hello *h,
-                         char *backend, char *name)
+                         char *backend, char *name, struct hello_disks *hd)
 {
+    uint32_t i;
+
     remus__hello__init(h);
+    for (i = 0; i < in->nr_disks && i < RM_DISK_MAX; i++) {
+        remus__disk__init(&hd->d[i]);
+        hd->d[i].id = in->disks[i].id;
+        hd->d[i].size = in->disks[i].size;
+        hd->p[i] = &hd->d[i];
+    }
+    h->n_disks = i;
+    h->disks = i ? hd->p : NULL;
     h->protocol_version = in->protocol_version ? in->protocol_version
                                                : RM_CTL_PROTOCOL_VERSION;
     h->role = in->role == RM_ROLE_PRIMARY ? REMUS__ROLE__ROLE_PRIMARY
@@ -314,6 +395,8 @@ int rm_ctl_encode(const struct rm_ctl_msg *msg, uint8_t **frame, size_t *len)
     Remus__Failover fo = REMUS__FAILOVER__INIT;
     Remus__Stats stats = REMUS__STATS__INIT;
     Remus__Auth auth = REMUS__AUTH__INIT;
+    Remus__DiskHashes dh = REMUS__DISK_HASHES__INIT;
+    struct hello_disks hdisks;
     char backend[16], name[64], reason[RM_CTL_TEXT_MAX];
     size_t n;
     uint32_t be;
@@ -321,12 +404,13 @@ int rm_ctl_encode(const struct rm_ctl_msg *msg, uint8_t **frame, size_t *len)
 
     switch (msg->kind) {
     case RM_CTL_HELLO:
-        encode_hello(&msg->u.hello, &hello, backend, name);
+        encode_hello(&msg->u.hello, &hello, backend, name, &hdisks);
         m.body_case = REMUS__REMUS_MSG__BODY_HELLO;
         m.hello = &hello;
         break;
     case RM_CTL_HELLO_REPLY:
-        encode_hello(&msg->u.hello_reply.hello, &hello, backend, name);
+        encode_hello(&msg->u.hello_reply.hello, &hello, backend, name,
+                     &hdisks);
         reply.accepted = msg->u.hello_reply.accepted;
         snprintf(reason, sizeof(reason), "%s", msg->u.hello_reply.reason);
         reply.reason = reason;
@@ -388,6 +472,16 @@ int rm_ctl_encode(const struct rm_ctl_msg *msg, uint8_t **frame, size_t *len)
         }
         m.body_case = REMUS__REMUS_MSG__BODY_AUTH;
         m.auth = &auth;
+        break;
+    case RM_CTL_DISK_HASHES:
+        dh.disk = msg->u.disk_hashes.disk;
+        dh.chunk_bytes = msg->u.disk_hashes.chunk_bytes;
+        dh.first = msg->u.disk_hashes.first;
+        dh.total = msg->u.disk_hashes.total;
+        dh.hashes.len = (size_t)msg->u.disk_hashes.count * RM_DISK_HASH_BYTES;
+        dh.hashes.data = (uint8_t *)msg->u.disk_hashes.hashes;
+        m.body_case = REMUS__REMUS_MSG__BODY_DISK_HASHES;
+        m.disk_hashes = &dh;
         break;
     default:
         return -EINVAL;
@@ -984,6 +1078,8 @@ int rm_chan_server_hello(struct rm_chan *ch, struct rm_hello *mine,
         snprintf(why, sizeof(why), "the primary did not say its guest size");
         bad = why;
     }
+    if (!bad)
+        bad = rm_disks_disagree(peer, mine, why, sizeof(why));
     if (!bad && ch->key && !peer->has_nonce) {
         snprintf(why, sizeof(why), "unauthenticated peer: this secondary "
                  "requires a pre-shared key and the primary has none "

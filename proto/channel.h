@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "common/auth.h"
+#include "common/disklog.h"
 #include "common/err.h"
 
 #define RM_CTL_PROTOCOL_VERSION 1u
@@ -32,6 +33,8 @@
 #define RM_CTL_TOKEN_LEN 16u
 #define RM_CTL_NONCE_LEN RM_AUTH_NONCE_LEN
 #define RM_CTL_TEXT_MAX 256u
+/* Chunk hashes per DiskHashes message (32 KiB of hashes) */
+#define RM_CTL_HASHES_MAX 1024u
 
 /* Capabilities (Hello.caps) */
 #define RM_CAP_COMPRESSION (1ull << 0)
@@ -63,6 +66,12 @@ struct rm_hello {
     uint8_t nonce[RM_CTL_NONCE_LEN];
     bool has_session;
     uint8_t session[RM_CTL_TOKEN_LEN];
+    /* primary: the disks it replicates; secondary: its replica images */
+    uint32_t nr_disks;
+    struct rm_hello_disk {
+        uint32_t id;
+        uint64_t size;
+    } disks[RM_DISK_MAX];
 };
 
 enum rm_ctl_kind {
@@ -74,6 +83,7 @@ enum rm_ctl_kind {
     RM_CTL_FAILOVER,
     RM_CTL_STATS,
     RM_CTL_AUTH,
+    RM_CTL_DISK_HASHES,
 };
 
 struct rm_ctl_msg {
@@ -103,6 +113,11 @@ struct rm_ctl_msg {
             uint8_t ctl_header[RM_AUTH_HEADER_LEN];
             uint8_t stream_header[RM_AUTH_HEADER_LEN];
         } auth;
+        struct {
+            uint32_t disk, chunk_bytes, count;  /* count: hashes below */
+            uint64_t first, total;
+            uint8_t hashes[RM_CTL_HASHES_MAX * RM_DISK_HASH_BYTES];
+        } disk_hashes;
     } u;
 };
 

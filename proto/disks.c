@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The disks in the handshake and the initial sync's hash exchange
+ * (proto/disks.h).
+ */
+#define RM_LOG_PREFIX "disks"
+#include "proto/disks.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/io.h"
+#include "common/log.h"
+
+static const struct rm_hello_disk *find(const struct rm_hello *h,
+                                        uint32_t id)
+{
+    uint32_t i;
+
+    for (i = 0; i < h->nr_disks; i++)
+        if (h->disks[i].id == id)
+            return &h->disks[i];
+    return NULL;
+}
+
+const char *rm_disks_disagree(const struct rm_hello *primary,
+                              const struct rm_hello *secondary, char *why,
+                              size_t len)
+{
+    uint32_t i;
+
+    for (i = 0; i < primary->nr_disks; i++) {
+        const struct rm_hello_disk *p = &primary->disks[i];
+        const struct rm_hello_disk *s = find(secondary, p->id);
+
+        if (!s) {
+            snprintf(why, len, "the primary replicates disk %u (%" PRIu64
+                     " bytes) and this secondary has no replica image for "
+                     "it (--disk PATH)", p->id, p->size);
+            return why;
+        }
+        if (s->size != p->size) {
+            snprintf(why, len, "disk %u: the primary's image is %" PRIu64
+                     " bytes, this secondary's replica image is %" PRIu64
+                     " bytes (they must be the same size)", p->id, p->size,
+                     s->size);
+            return why;
+        }
+    }
+    for (i = 0; i < secondary->nr_disks; i++)
+        if (!find(primary, secondary->disks[i].id)) {
+            snprintf(why, len, "this secondary has a replica image for disk "
+                     "%u (--disk) and the primary replicates no such disk",
+                     secondary->disks[i].id);
+            return why;
+        }
+    return NULL;
+}
+
+int rm_disk_hashes_send(struct rm_chan *ch, struct rm_disk_replica *r,
+                        const struct rm_hello *hello, uint32_t chunk,
+                        struct rm_error *err)
+{
+    struct rm_ctl_msg *m = NULL;
+    uint8_t *hashes = NULL;
+    uint64_t size, nr, first;
+    uint32_t i;
+    int rc = 0;
+
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        return rm_error_set(err, -ENOMEM, "out of memory");
+    for (i = 0; !rc && i < hello->nr_disks; i++) {
+        uint32_t id = hello->disks[i].id;
+        uint64_t t0 = rm_now_ns();
+
+        size = hello->disks[i].size;
+        nr = (size + chunk - 1) / chunk;
+        free(hashes);
+        hashes = malloc(nr * RM_DISK_HASH_BYTES);
+        if (!hashes) {
+            rc = rm_error_set(err, -ENOMEM, "out of memory for the hashes "
+                              "of disk %u", id);
+            break;
+        }
+        rc = rm_disk_replica_hash(r, id, chunk, hashes, err);
+        if (rc)
+            break;
+        LOG_INFO("disk %u: %" PRIu64 " chunks of %u bytes hashed in %"
+                 PRIu64 " ms", id, nr, chunk,
+                 (rm_now_ns() - t0) / 1000000);
+        for (first = 0; !rc && first < nr; first += m->u.disk_hashes.count) {
+            uint64_t n = nr - first;
+
+            if (n > RM_CTL_HASHES_MAX)
+                n = RM_CTL_HASHES_MAX;
+            memset(m, 0, sizeof(*m));
+            m->kind = RM_CTL_DISK_HASHES;
+            m->u.disk_hashes.disk = id;
+            m->u.disk_hashes.chunk_bytes = chunk;
+            m->u.disk_hashes.first = first;
+            m->u.disk_hashes.total = nr;
+            m->u.disk_hashes.count = (uint32_t)n;
+            memcpy(m->u.disk_hashes.hashes,
+                   hashes + first * RM_DISK_HASH_BYTES,
+                   n * RM_DISK_HASH_BYTES);
+            rc = rm_chan_send(ch, m);
+            if (rc)
+                rm_error_set(err, rc, "sending the hashes of disk %u: %s",
+                             id, strerror(-rc));
+        }
+    }
+    free(hashes);
+    free(m);
+    return rc;
+}
+
+/* One disk's hashes, in order, whole. */
+static int recv_disk(struct rm_chan *ch, struct rm_ctl_msg *m,
+                     const struct rm_hello_disk *d, uint64_t deadline,
+                     uint8_t **out, uint64_t *nr, uint32_t *chunk,
+                     struct rm_error *err)
+{
+    uint64_t got = 0, total = 0;
+    int rc;
+
+    *out = NULL;
+    do {
+        int left = (int)((deadline - rm_now_ns()) / 1000000);
+
+        if (rm_now_ns() >= deadline)
+            return rm_error_set(err, -ETIMEDOUT, "the secondary sent no "
+                                "hashes of disk %u in time", d->id);
+        rc = rm_chan_recv(ch, left > 0 ? left : 1, m);
+        if (rc)
+            return rm_error_set(err, rc, "waiting for the hashes of disk %u:"
+                                " %s", d->id, rm_error_str(&ch->err));
+        if (m->kind != RM_CTL_DISK_HASHES)
+            return rm_error_set(err, -EPROTO, "the secondary sent a %s where"
+                                " the hashes of disk %u belong",
+                                rm_ctl_kind_name(m->kind), d->id);
+        if (!got) {
+            *chunk = m->u.disk_hashes.chunk_bytes;
+            total = m->u.disk_hashes.total;
+            if (total != (d->size + *chunk - 1) / *chunk)
+                return rm_error_set(err, -EPROTO, "the secondary hashes disk"
+                                    " %u in %" PRIu64 " chunks of %u bytes: "
+                                    "they do not cover its %" PRIu64
+                                    " bytes", d->id, total, *chunk, d->size);
+            *out = malloc(total * RM_DISK_HASH_BYTES);
+            if (!*out)
+                return rm_error_set(err, -ENOMEM, "out of memory");
+        }
+        if (m->u.disk_hashes.disk != d->id ||
+            m->u.disk_hashes.chunk_bytes != *chunk ||
+            m->u.disk_hashes.total != total ||
+            m->u.disk_hashes.first != got)
+            return rm_error_set(err, -EPROTO, "the secondary's hashes are out"
+                                " of order: disk %u chunks %" PRIu64 "..+%u "
+                                "where disk %u chunk %" PRIu64 " was due",
+                                m->u.disk_hashes.disk,
+                                m->u.disk_hashes.first,
+                                m->u.disk_hashes.count, d->id, got);
+        memcpy(*out + got * RM_DISK_HASH_BYTES, m->u.disk_hashes.hashes,
+               (size_t)m->u.disk_hashes.count * RM_DISK_HASH_BYTES);
+        got += m->u.disk_hashes.count;
+    } while (got < total);
+    *nr = total;
+    return 0;
+}
+
+int rm_disk_hashes_recv(struct rm_chan *ch, struct rm_disklog *log,
+                        const struct rm_hello *hello, int timeout_ms,
+                        uint64_t *nr_differ, uint64_t *nr_chunks,
+                        struct rm_error *err)
+{
+    uint64_t deadline = rm_now_ns() + (uint64_t)timeout_ms * 1000000;
+    uint64_t differ = 0, chunks = 0;
+    struct rm_ctl_msg *m = calloc(1, sizeof(*m));
+    uint32_t i;
+    int rc = m ? 0 : rm_error_set(err, -ENOMEM, "out of memory");
+
+    for (i = 0; !rc && i < hello->nr_disks; i++) {
+        uint8_t *hashes = NULL;
+        uint64_t nr = 0, d = 0;
+        uint32_t chunk = 0;
+
+        rc = recv_disk(ch, m, &hello->disks[i], deadline, &hashes, &nr,
+                       &chunk, err);
+        if (!rc)
+            rc = rm_disklog_resync(log, hello->disks[i].id, chunk, hashes,
+                                   nr, &d, err);
+        free(hashes);
+        differ += d;
+        chunks += nr;
+    }
+    free(m);
+    if (nr_differ)
+        *nr_differ = differ;
+    if (nr_chunks)
+        *nr_chunks = chunks;
+    return rc;
+}
