@@ -117,7 +117,7 @@ CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
             cli/cmd_save.o cli/cmd_restore.o cli/cmd_protect.o \
             cli/cmd_receive.o cli/cmd_drill.o cli/cmd_netbuf.o \
             cli/cmd_reprotect.o cli/cli_stop.o cli/help_sessions.o \
-            cli/cmd_offline_page.o cli/protect_opts.o
+            cli/cmd_offline_page.o cli/protect_opts.o cli/receive_opts.o
 CLI_OBJS += cli/cmd_keygen.o cli/cmd_handover.o cli/cli_key.o cli/cli_quorum.o \
             cli/cli_num.o
 CLI_OBJS += cli/cli_spawn.o cli/cli_announce.o

@@ -32,6 +32,8 @@
 
 struct rm_netbuf;
 struct rm_backend;
+struct rm_disklog;
+struct rm_disk_replica;
 
 /* How the VM this backend runs ended. */
 enum rm_backend_end {
@@ -110,6 +112,15 @@ struct rm_backend {
     /* Protected: output commit for the VM's network output (owned by the
      * backend), or NULL: nothing to hold (-n, or no network device). */
     struct rm_netbuf *netbuf;
+    /* Protected: the log of its replicated disks (common/disklog.h),
+     * owned by the backend, or NULL: no disk is replicated (it has none,
+     * or -F -d left them out). */
+    struct rm_disklog *disklog;
+    /* Replica: its disk images (common/disklog.h), owned by the backend,
+     * or NULL: none; disk ids 0 .. nr_replica_disks - 1.  The replica
+     * runs on them once it takes over. */
+    struct rm_disk_replica *disk_replica;
+    uint32_t nr_replica_disks;
     /* The VM lives in this process (KVM): a session waits for it to end
      * before it returns.  Otherwise (a Xen domain) it waits only while it
      * must hold the VM's quorum token. */

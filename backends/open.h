@@ -14,6 +14,7 @@
 #include "backends/backend.h"
 #include "backends/kvm/kvm_backend.h"
 #include "backends/kvm/vmm.h"
+#include "common/disklog.h"
 
 enum rm_backend_kind {
     RM_BACKEND_KIND_KVM = 0,      /* the embedded micro-VMM (default) */
@@ -58,6 +59,11 @@ struct rm_backend_replica_spec {
     const char *replica_name;        /* Xen: the replica domain's name
                                         until it takes over (NULL:
                                         NAME--replica) */
+    /* --disk PATH...: the replica images of disks 0, 1, ... (KVM) */
+    const char *disk_paths[RM_DISK_MAX];
+    unsigned nr_disks;
+    bool disk_sync;                  /* --disk-sync: fdatasync before every
+                                        acknowledgement */
 };
 
 int rm_backend_open_replica(const struct rm_backend_replica_spec *s,

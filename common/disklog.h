@@ -130,6 +130,9 @@ int rm_disklog_add_disk(struct rm_disklog *log, uint32_t id, int fd,
                         uint64_t size, struct rm_error *err);
 /* Number of disks added (the engine writes DISK_INFO when > 0). */
 unsigned rm_disklog_nr_disks(const struct rm_disklog *log);
+/* The @i-th disk added (i < rm_disklog_nr_disks): its id and size. */
+void rm_disklog_disk(const struct rm_disklog *log, unsigned i, uint32_t *id,
+                     uint64_t *size);
 /* Free the log (after rm_disklog_shutdown() if writers may still run). */
 void rm_disklog_close(struct rm_disklog *log);
 

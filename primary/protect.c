@@ -20,6 +20,7 @@
 #include "common/status.h"
 #include "netbuf/netbuf.h"
 #include "proto/channel.h"
+#include "proto/disks.h"
 #include "proto/liveness.h"
 #include "proto/timing.h"
 
@@ -497,6 +498,32 @@ static int attach_auth_sink(struct protect *p, const uint8_t *token,
     return 0;
 }
 
+/*
+ * The initial sync of the disks: log the guest's writes from now on, take
+ * the secondary's chunk hashes and queue the chunks that differ (sent
+ * before the first pass).  The secondary hashes its images first: allow it
+ * RM_DISK_HASH_WAIT_MS plus one second per GiB.
+ */
+#define RM_DISK_HASH_WAIT_MS 60000u
+static int sync_disks(struct protect *p, const struct rm_hello *mine)
+{
+    uint64_t bytes = 0, differ = 0, chunks = 0;
+    uint32_t i;
+    int rc;
+
+    for (i = 0; i < mine->nr_disks; i++)
+        bytes += mine->disks[i].size;
+    rm_disklog_start(p->cfg->disks);
+    rc = rm_disk_hashes_recv(&p->chan, p->cfg->disks, mine,
+                             (int)(RM_DISK_HASH_WAIT_MS + (bytes >> 20)),
+                             &differ, &chunks, p->err);
+    if (rc)
+        return rc;
+    LOG_INFO("disks: %" PRIu64 " of %" PRIu64 " chunks differ from the "
+             "secondary's images and are sent first", differ, chunks);
+    return 0;
+}
+
 static int connect_peer(struct protect *p)
 {
     const struct rm_protect_cfg *cfg = p->cfg;
@@ -543,6 +570,14 @@ static int connect_peer(struct protect *p)
         mine.has_cpg = true;
         rm_quorum_self(cfg->quorum, &mine.cpg_node, &mine.cpg_pid);
     }
+    if (cfg->disks) {
+        for (mine.nr_disks = 0;
+             mine.nr_disks < rm_disklog_nr_disks(cfg->disks) &&
+             mine.nr_disks < RM_DISK_MAX; mine.nr_disks++)
+            rm_disklog_disk(cfg->disks, mine.nr_disks,
+                            &mine.disks[mine.nr_disks].id,
+                            &mine.disks[mine.nr_disks].size);
+    }
     rc = rm_chan_handshake_client(&p->chan, &mine, &peer,
                                   (int)cfg->connect_timeout_ms);
     if (rc)
@@ -573,6 +608,11 @@ static int connect_peer(struct protect *p)
     rm_sink_init_fd(&p->stream_sink, p->stream_fd);
     if (cfg->key) {
         rc = attach_auth_sink(p, peer.session, sizeof(peer.session));
+        if (rc)
+            return rc;
+    }
+    if (mine.nr_disks) {
+        rc = sync_disks(p, &mine);
         if (rc)
             return rc;
     }
@@ -695,12 +735,17 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
     sctx.cb.opaque = p;
     sctx.cb.suspended = on_suspended;
     sctx.cb.checkpoint = on_checkpoint;
+    sctx.disks = cfg->disks;
     rm_status_publish(&p->status, "protecting", &p->status_written_ns, true);
 
     rm_sink_init_fd(&p->guard_sink, -1);
     p->guard_sink.layer_writev = guarded_writev;
     p->guard_sink.layer = p;
     rc = rm_save(&sctx, cfg->blackhole ? &sink : &p->guard_sink);
+    /* Protection is over: the guest's writes are no longer logged, and a
+     * writer that waited for room goes on. */
+    if (cfg->disks)
+        rm_disklog_stop(cfg->disks);
 
     pthread_mutex_lock(&p->lock);
     if (p->handed_over) {

@@ -80,6 +80,13 @@ struct rm_protect_cfg {
     /* Output commit; NULL with -n (no buffering). */
     struct rm_netbuf *netbuf;
 
+    /* The VM's replicated disks (common/disklog.h), or NULL: none.  Not
+     * owned.  The hello names them (the secondary must have the same
+     * images, size for size); the secondary's chunk hashes then queue the
+     * chunks that differ, and logging starts before the first pass:
+     * every checkpoint carries its epoch's writes. */
+    struct rm_disklog *disks;
+
     /* Set asynchronously (signal handler) to end protection cleanly. */
     volatile sig_atomic_t *stop_requested;
 

@@ -77,6 +77,7 @@ void rm_primary_protect(struct rm_backend *be,
     if (be->plain_stream)
         pc.compress = false;
     pc.netbuf = be->netbuf;
+    pc.disks = be->disklog;
     pc.stop_requested = cfg->stop_requested;
     pc.handover_requested = NULL;
     snprintf(peer, sizeof(peer), "%s:%u", pc.peer.host, pc.peer.port);

@@ -20,6 +20,7 @@
 #include "common/net.h"
 #include "common/status.h"
 #include "proto/channel.h"
+#include "proto/disks.h"
 #include "proto/liveness.h"
 
 struct receive {
@@ -250,6 +251,15 @@ static int candidate_hello(struct receive *r, struct rm_preauth_conn *c,
     }
     mine->buffer_bytes = cfg->buffer_bytes ? cfg->buffer_bytes
                                            : RM_RESTORE_BUFFER_DEFAULT;
+    for (mine->nr_disks = 0; mine->nr_disks < cfg->nr_disks;
+         mine->nr_disks++) {
+        struct rm_hello_disk *d = &mine->disks[mine->nr_disks];
+
+        d->id = cfg->disk_ids[mine->nr_disks];
+        rc = rm_disk_replica_size(cfg->disks, d->id, &d->size, r->err);
+        if (rc)
+            return rc;
+    }
     if (getrandom(mine->session, sizeof(mine->session), 0) !=
         (ssize_t)sizeof(mine->session))
         return rm_error_set(r->err, -EIO, "no randomness for the session");
@@ -520,6 +530,17 @@ static int accept_peer(struct receive *r)
     rm_auth_wipe(&r->chan.stream_rx, sizeof(r->chan.stream_rx));
     if (rc)
         return rc;
+    if (mine.nr_disks) {
+        /* The initial sync: the primary sends what differs. */
+        rm_status_publish(&r->status, "hashing disks", &r->status_written_ns,
+                          true);
+        rc = rm_disk_hashes_send(&r->chan, cfg->disks, &mine,
+                                 cfg->disk_chunk ? cfg->disk_chunk
+                                                 : RM_DISK_CHUNK_DEFAULT,
+                                 r->err);
+        if (rc)
+            return rc;
+    }
     if (!cfg->key)
         rm_key_warn_insecure("this replication session", r->ctl_addr);
     LOG_INFO("replicating '%s' (%" PRIu64 " MiB, %u vcpus) from the "
@@ -627,6 +648,7 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     rctx.params.max_buffer_bytes = cfg->buffer_bytes;
     rctx.cb.opaque = r;
     rctx.cb.checkpoint_committed = on_committed;
+    rctx.disks = cfg->disks;
 
     rc = rm_restore(&rctx, &r->stream_src);
     if (r->have_auth_src && r->auth_src.failed) {

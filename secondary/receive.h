@@ -43,6 +43,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/disklog.h"
 #include "common/err.h"
 #include "common/net.h"
 #include "common/sr.h"
@@ -85,6 +86,16 @@ struct rm_receive_cfg {
 
     const struct rm_restore_ops *ops;
     void *backend_arg;
+
+    /* The replica's disk images (common/disklog.h), or NULL: none (a
+     * primary that replicates a disk is then refused at the handshake).
+     * Not owned.  Their ids and sizes go into the hello; right after the
+     * handshake their chunk hashes go to the primary (the initial sync);
+     * disk writes are applied with the checkpoint they belong to. */
+    struct rm_disk_replica *disks;
+    uint32_t nr_disks;
+    uint32_t disk_ids[RM_DISK_MAX];
+    uint32_t disk_chunk;          /* hash chunk (0: RM_DISK_CHUNK_DEFAULT) */
 
     volatile sig_atomic_t *stop_requested;
     unsigned progress_ms;

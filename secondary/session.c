@@ -65,6 +65,10 @@ void rm_secondary_run(struct rm_backend *be,
     rc_cfg.quorum = cfg->quorum != NULL;
     rc_cfg.cluster = cfg->quorum;
     rc_cfg.stop_requested = cfg->stop_requested;
+    rc_cfg.disks = be->disk_replica;
+    for (rc_cfg.nr_disks = 0; be->disk_replica &&
+         rc_cfg.nr_disks < be->nr_replica_disks; rc_cfg.nr_disks++)
+        rc_cfg.disk_ids[rc_cfg.nr_disks] = rc_cfg.nr_disks;
     rc_cfg.mem_digest = NULL;
     if (rc_cfg.digest_every && rc_cfg.digest_fd >= 0 &&
         be->ops->replica_digest) {
