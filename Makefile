@@ -86,7 +86,7 @@ KVM_OBJS := backends/kvm/vmm.o backends/kvm/vm_config.o backends/kvm/vcpu.o \
             backends/kvm/vm_load.o backends/kvm/hypercall.o \
             backends/kvm/dirty.o backends/kvm/vm_net.o \
             backends/kvm/vcpu_state.o backends/kvm/devices.o \
-            backends/kvm/guestcfg.o backends/kvm/kvm_sr.o backends/kvm/kvm_backend.o \
+            backends/kvm/guestcfg.o backends/kvm/kvm_sr.o backends/kvm/kvm_backend.o backends/kvm/kvm_disks.o \
             backends/kvm/offline.o backends/kvm/console.o \
             backends/kvm/vmctl.o
 

@@ -45,6 +45,7 @@ int rm_backend_open_protected(const struct rm_backend_protect_spec *s,
         ko.no_netbuf = s->no_netbuf;
         ko.netbuf_max_bytes = s->netbuf_max_bytes;
         ko.release_log_fd = s->release_log_fd;
+        ko.no_disk = s->no_disk;
         return rm_kvm_backend_protect(s->vm, &ko, out, err);
     }
 }
@@ -52,8 +53,18 @@ int rm_backend_open_protected(const struct rm_backend_protect_spec *s,
 int rm_backend_open_replica(const struct rm_backend_replica_spec *s,
                             struct rm_backend **out, struct rm_error *err)
 {
+    struct rm_kvm_replica_opts ko;
+
+    if (s->kind == RM_BACKEND_KIND_XEN && s->nr_disks)
+        return rm_error_set(err, -EOPNOTSUPP, "--disk: a Xen guest's disks "
+                            "are not replicated yet (protect --xen refuses "
+                            "a guest with a VBD unless -F -d)");
     if (s->kind == RM_BACKEND_KIND_XEN)
         return rm_xen_backend_replica(s->xl_config, s->name,
                                       s->replica_name, out, err);
-    return rm_kvm_backend_replica(&s->kvm, out, err);
+    ko = s->kvm;
+    ko.disk_paths = s->disk_paths;
+    ko.nr_disks = s->nr_disks;
+    ko.disk_sync = s->disk_sync;
+    return rm_kvm_backend_replica(&ko, out, err);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backends/kvm/kvm_disks.h"
 #include "backends/kvm/kvm_sr.h"
 #include "backends/kvm/vmctl.h"
 #include "common/io.h"
@@ -68,6 +69,9 @@ static int kvm_activate(struct rm_backend *b, struct rm_error *err)
 
     if (!k->rarg.vm)
         return rm_error_set(err, -ENOENT, "there is no replica to resume");
+    rc = rm_kvm_disks_usable(b->disk_replica, b->nr_replica_disks, err);
+    if (rc)
+        return rc;
     rc = rm_vm_start(k->rarg.vm, err);
     if (rc)
         return rc;
@@ -115,12 +119,14 @@ static enum rm_backend_end kvm_end(struct rm_backend *b, int64_t *code,
 
 static int netbuf_out(void *nb, const void *frame, size_t len);
 static struct kvm_backend *kvm_new(void);
+static void kvm_close(struct rm_backend *b);
 
 /* A backend borrowing @b's VM, its output through a queue when @netbuf. */
 static int kvm_protect_again(struct rm_backend *b, bool netbuf,
                              struct rm_backend **out, struct rm_error *err)
 {
     struct kvm_backend *k = kb(b), *p;
+    int rc;
 
     *out = NULL;
     if (!k->vm)
@@ -147,6 +153,11 @@ static int kvm_protect_again(struct rm_backend *b, bool netbuf,
         }
         rm_vm_set_net_out(k->vm, netbuf_out, p->b.netbuf);
     }
+    rc = rm_kvm_disks_protect(k->vm, false, &p->b.disklog, err);
+    if (rc) {
+        kvm_close(&p->b);
+        return rc;
+    }
     *out = &p->b;
     return 0;
 }
@@ -165,6 +176,8 @@ static void kvm_close(struct rm_backend *b)
 {
     struct kvm_backend *k = kb(b);
 
+    rm_kvm_disks_unprotect(k->vm, k->b.disklog);
+    rm_disk_replica_close(k->b.disk_replica);
     if (k->borrowed) {
         /* Its output goes straight out again, then the queue goes. */
         if (k->b.netbuf)
@@ -246,6 +259,8 @@ int rm_kvm_backend_protect(const struct rm_vm_config *cfg,
     k->b.nr_vcpus = cfg->nr_vcpus;
     k->release_fd = o->release_log_fd;
     rc = rm_vm_create(cfg, &k->vm, err);
+    if (!rc)
+        rc = rm_kvm_disks_protect(k->vm, o->no_disk, &k->b.disklog, err);
     if (rc)
         goto fail;
     if (!o->no_netbuf) {
@@ -288,6 +303,24 @@ int rm_kvm_backend_replica(const struct rm_kvm_replica_opts *o,
     k->rarg.cfg = o->cfg;
     k->rarg.max_mem_bytes = o->max_mem_bytes;
     k->rarg.expect = o->expect;
+    if (o->nr_disks > 1) {
+        free(k);
+        return rm_error_set(err, -EINVAL, "--disk given %u times: the "
+                            "micro-VMM's guest has one disk", o->nr_disks);
+    }
+    if (o->nr_disks) {
+        int rc = rm_kvm_disks_replica(o->disk_paths, o->nr_disks,
+                                      o->disk_sync, &k->b.disk_replica, err);
+
+        if (rc) {
+            free(k);
+            return rc;
+        }
+        k->b.nr_replica_disks = o->nr_disks;
+        /* The replica VM runs on its own image once it takes over. */
+        k->rarg.cfg.disk = NULL;
+        k->rarg.cfg.disk_override = o->disk_paths[0];
+    }
     if (o->cfg.name)
         snprintf(k->b.vm_name, sizeof(k->b.vm_name), "%s", o->cfg.name);
     *out = &k->b;

@@ -17,11 +17,13 @@ struct rm_kvm_protect_opts {
     uint64_t netbuf_max_bytes;    /* bound on held output (0: default) */
     int release_log_fd;           /* (audit) a line per released frame;
                                      -1: none.  Not owned */
+    bool no_disk;                 /* -F -d: the VM's disk is left behind */
 };
 
 /*
  * The VM described by @cfg, created and started here, its output going
- * through an epoch queue (netbuf/) unless o->no_netbuf.  0 or -errno with
+ * through an epoch queue (netbuf/) unless o->no_netbuf, its disk's writes
+ * through an epoch log (kvm_disks.h) unless o->no_disk.  0 or -errno with
  * the reason in @err; *out is closed with rm_backend_close().
  */
 int rm_kvm_backend_protect(const struct rm_vm_config *cfg,
@@ -34,6 +36,10 @@ struct rm_kvm_replica_opts {
     uint64_t max_mem_bytes;       /* refuse larger guests */
     const struct rm_vm_config *expect;  /* the VM this side knows, or NULL
                                      (see rm_kvm_restore_arg) */
+    const char *const *disk_paths;  /* the replica's disk image (at most
+                                     one: the micro-VMM's disk 0) */
+    unsigned nr_disks;
+    bool disk_sync;               /* fdatasync before every ack */
 };
 
 /* An empty replica, filled by the restore engine (the VM is created when

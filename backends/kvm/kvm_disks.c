@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/* The micro-VMM's disk in a protection (see kvm_disks.h). */
+#define RM_LOG_PREFIX "kvm-disk"
+#include "backends/kvm/kvm_disks.h"
+
+#include <errno.h>
+#include <inttypes.h>
+
+#include "common/log.h"
+
+static int obs_write(void *opaque, uint32_t disk, uint64_t off,
+                     const void *data, uint32_t len, bool fua)
+{
+    struct rm_error e = { 0 };
+    int rc = rm_disklog_write(opaque, disk, off, data, len, fua, &e);
+
+    if (rc)
+        LOG_ERR("disk %u: the write at %" PRIu64 " (%u bytes) cannot be "
+                "logged: %s", disk, off, len, rm_error_str(&e));
+    return rc;
+}
+
+static int obs_discard(void *opaque, uint32_t disk, uint64_t off,
+                       uint64_t len)
+{
+    struct rm_error e = { 0 };
+    int rc = rm_disklog_discard(opaque, disk, off, len, &e);
+
+    if (rc)
+        LOG_ERR("disk %u: the discard at %" PRIu64 " cannot be logged: %s",
+                disk, off, rm_error_str(&e));
+    return rc;
+}
+
+static int obs_flush(void *opaque, uint32_t disk)
+{
+    struct rm_error e = { 0 };
+    int rc = rm_disklog_flush(opaque, disk, &e);
+
+    if (rc)
+        LOG_ERR("disk %u: the flush cannot be logged: %s", disk,
+                rm_error_str(&e));
+    return rc;
+}
+
+int rm_kvm_disks_protect(struct rm_vm *vm, bool unreplicated,
+                         struct rm_disklog **out, struct rm_error *err)
+{
+    struct rm_vm_disk_observer obs = {
+        .write = obs_write, .discard = obs_discard, .flush = obs_flush,
+    };
+    struct rm_disklog *log = NULL;
+    int rc;
+
+    *out = NULL;
+    if (rm_vm_disk_fd(vm) < 0)
+        return 0;
+    if (unreplicated) {
+        LOG_WARN("UNSAFE (-F -d): the disk %s is NOT replicated: after a "
+                 "failover the secondary runs without it",
+                 rm_vm_disk_path(vm));
+        return 0;
+    }
+    rc = rm_disklog_open(&log, NULL, err);
+    if (!rc)
+        rc = rm_disklog_add_disk(log, 0, rm_vm_disk_fd(vm),
+                                 rm_vm_disk_size(vm), err);
+    if (rc) {
+        rm_disklog_close(log);
+        return rc;
+    }
+    obs.opaque = log;
+    rm_vm_set_disk_observer(vm, &obs);
+    LOG_INFO("disk %s (%" PRIu64 " MiB) replicated at each checkpoint",
+             rm_vm_disk_path(vm), rm_vm_disk_size(vm) >> 20);
+    *out = log;
+    return 0;
+}
+
+void rm_kvm_disks_unprotect(struct rm_vm *vm, struct rm_disklog *log)
+{
+    if (!log)
+        return;
+    rm_disklog_stop(log);           /* a writer waiting for room goes on */
+    rm_vm_set_disk_observer(vm, NULL);
+    rm_disklog_close(log);
+}
+
+int rm_kvm_disks_replica(const char *const *paths, unsigned n, bool sync,
+                         struct rm_disk_replica **out, struct rm_error *err)
+{
+    struct rm_disk_replica_params p = { .sync_every_epoch = sync };
+    struct rm_disk_replica *r = NULL;
+    unsigned i;
+    int rc;
+
+    *out = NULL;
+    if (!n)
+        return 0;
+    rc = rm_disk_replica_open(&r, &p, err);
+    /* A dirty image is taken: the initial sync compares every chunk, and
+     * it serves no takeover before the first checkpoint commits. */
+    for (i = 0; !rc && i < n; i++)
+        rc = rm_disk_replica_add(r, i, paths[i], true, err);
+    if (rc) {
+        rm_disk_replica_close(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+int rm_kvm_disks_usable(struct rm_disk_replica *r, unsigned n,
+                        struct rm_error *err)
+{
+    unsigned i;
+
+    for (i = 0; r && i < n; i++)
+        if (rm_disk_replica_dirty(r, i))
+            return rm_error_set(err, -EIO, "disk %u's replica image is "
+                                "dirty (an apply did not finish): it "
+                                "serves no takeover before a full resync",
+                                i);
+    return 0;
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The micro-VMM's disk in a protection (common/disklog.h): the protected
+ * VM's disk device (backends/kvm/disk.c) logs each guest write into the
+ * epoch log through its observer; a replica keeps its own image, on which
+ * it runs once it takes over.
+ */
+#ifndef REMUS_BACKENDS_KVM_KVM_DISKS_H
+#define REMUS_BACKENDS_KVM_KVM_DISKS_H
+
+#include <stdbool.h>
+
+#include "backends/kvm/vmm.h"
+#include "common/disklog.h"
+
+/*
+ * Log @vm's disk, if it has one: *out gets the log (NULL: no disk, or
+ * @unreplicated, -F -d: then a warning says the disk is left behind).
+ * 0 or -errno with the reason.
+ */
+int rm_kvm_disks_protect(struct rm_vm *vm, bool unreplicated,
+                         struct rm_disklog **out, struct rm_error *err);
+/* Stop logging @vm's disk into @log and free it (NULL: nothing).  A guest
+ * write waiting for room goes on, unlogged. */
+void rm_kvm_disks_unprotect(struct rm_vm *vm, struct rm_disklog *log);
+
+/* The replica images @paths[0..n) of disks 0..n-1; @sync: fdatasync
+ * before every acknowledgement.  0 or -errno with the reason. */
+int rm_kvm_disks_replica(const char *const *paths, unsigned n, bool sync,
+                         struct rm_disk_replica **out, struct rm_error *err);
+/* May the replica run on its images (none is dirty: an apply that did
+ * not finish)?  0, or -EIO naming the disk. */
+int rm_kvm_disks_usable(struct rm_disk_replica *r, unsigned n,
+                        struct rm_error *err);
+
+#endif
