@@ -88,7 +88,7 @@ KVM_OBJS := backends/kvm/vmm.o backends/kvm/vm_config.o backends/kvm/vcpu.o \
             backends/kvm/vcpu_state.o backends/kvm/devices.o \
             backends/kvm/guestcfg.o backends/kvm/kvm_sr.o backends/kvm/kvm_backend.o \
             backends/kvm/offline.o backends/kvm/console.o \
-            backends/kvm/vmctl.o
+            backends/kvm/vmctl.o backends/kvm/disk.o
 
 # backends/xen/: the Xen backend
 XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
