@@ -228,8 +228,11 @@ bench: deps
 # The guest image (guest/) is freestanding: its own flags and linker script.
 # It is never built with sanitizers.
 GUEST_ELF := $(BUILD)/guest/remus-guest.elf
+GUEST_DISK_SRCS := guest/disk/blk.c guest/disk/kvlog.c guest/app/kv.c
+GUEST_HDRS := guest/lib/rt.h guest/net/net.h guest/disk/blk.h \
+              guest/disk/kvlog.h guest/app/kv.h backends/kvm/guest_abi.h
 GUEST_SRCS := guest/arch/entry.S guest/lib/rt.c guest/net/net.c \
-              guest/app/main.c
+              guest/app/main.c $(GUEST_DISK_SRCS)
 GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -I. \
     -ffreestanding -fno-builtin-printf -nostdlib -fno-pic -fno-pie \
     -fno-stack-protector -mno-red-zone -mgeneral-regs-only \
@@ -240,12 +243,11 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,guest/arch/guest.ld \
 # The same guest for multiboot loaders (QEMU -kernel): a flat image.
 GUEST_MB := $(BUILD)/guest/remus-guest-mb.bin
 GUEST_MB_SRCS := guest/arch/multiboot.S guest/arch/mb_main.c guest/lib/rt.c \
-                 guest/net/net.c guest/app/main.c
+                 guest/net/net.c guest/app/main.c $(GUEST_DISK_SRCS)
 
 guest: $(GUEST_ELF) $(GUEST_MB)
 
-$(GUEST_MB): $(GUEST_MB_SRCS) guest/arch/mb.ld guest/lib/rt.h guest/net/net.h \
-             backends/kvm/guest_abi.h
+$(GUEST_MB): $(GUEST_MB_SRCS) guest/arch/mb.ld $(GUEST_HDRS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  GUEST   $@")
 	$(Q)$(CC) $(GUEST_CFLAGS) -DRM_GUEST_MULTIBOOT -nostdlib -static -no-pie \
@@ -254,8 +256,7 @@ $(GUEST_MB): $(GUEST_MB_SRCS) guest/arch/mb.ld guest/lib/rt.h guest/net/net.h \
 	    -o $(@:.bin=.elf) $(GUEST_MB_SRCS)
 	$(Q)objcopy -O binary $(@:.bin=.elf) $@
 
-$(GUEST_ELF): $(GUEST_SRCS) guest/arch/guest.ld guest/lib/rt.h \
-              guest/net/net.h backends/kvm/guest_abi.h
+$(GUEST_ELF): $(GUEST_SRCS) guest/arch/guest.ld $(GUEST_HDRS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  GUEST   $@")
 	$(Q)$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $(GUEST_SRCS)
