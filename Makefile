@@ -130,7 +130,7 @@ LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
 # Test-only support code (the memory-only backend) lives in tests/support.
 TEST_SUPPORT_OBJS := tests/support/mem_backend.o tests/support/testutil.o
 UNIT_TESTS := test_stream test_engines test_truncation test_proto \
-              test_netbuf test_kvm_dirty
+              test_netbuf test_kvm_dirty test_kvm_disk
 UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
               test_peer_spawn
 
