@@ -184,7 +184,9 @@ static int32_t do_io(struct rm_vm *vm, unsigned call,
 {
     struct vm_disk *d = &vm->disk;
     const struct rm_vm_disk_observer *o = &d->obs;
-    uint8_t *buf = vm->mem + io->data;
+    /* READ and WRITE only: check_io checked their buffer. */
+    uint8_t *buf = call == RM_HC_DISK_READ || call == RM_HC_DISK_WRITE
+                   ? vm->mem + io->data : NULL;
     bool fua = io->flags & RM_HC_DISK_FUA;
     int rc = 0;
 

@@ -75,8 +75,23 @@ printf 'X' | dd of="$TMP/d.img" bs=1 seek=$((50 * 512 + 30)) conv=notrunc status
 r=$(kv 6 1 DISKCHECK)
 echo "$r" | grep -q "ERR disk-mismatch expected=120 records=49 seq=" || { echo "DISKCHECK missed a damaged record: $r"; exit 1; }
 echo "damaged record 50: $r"
-stop_vm
+# Record 7 (SET k6 45) rewritten with another value and a valid checksum.
 cp "$TMP/d.bak" "$TMP/d.img"
+python3 - "$TMP/d.img" <<'PY'
+import struct, sys
+f = open(sys.argv[1], "r+b"); f.seek(7 * 512); rec = bytearray(f.read(56))
+assert rec[32:34] == b"k6", rec
+rec[24:32] = struct.pack("<Q", 46)
+h = 0xcbf29ce484222325
+for b in rec[:48]: h = ((h ^ b) * 0x100000001b3) & (2**64 - 1)
+rec[48:56] = struct.pack("<Q", h); f.seek(7 * 512); f.write(rec)
+PY
+r=$(kv 7 1 DISKCHECK)
+echo "$r" | grep -q "ERR disk-mismatch key=k6 disk=46 records=120 seq=" || { echo "DISKCHECK missed a changed value: $r"; exit 1; }
+echo "changed value: $r"
+cp "$TMP/d.bak" "$TMP/d.img"
+diskcheck 8 120
+stop_vm
 
 scenario "a garbage tail is ignored at boot and overwritten"
 dd if=/dev/urandom of="$TMP/d.img" bs=512 seek=121 count=16 conv=notrunc status=none
