@@ -134,6 +134,9 @@ struct rm_hc_stats {
  * EIO.  Several vCPUs may call at once: the calls are serialised.
  */
 #define RM_HC_DISK_PRESENT 0x1u   /* info.flags: the disk exists */
+#define RM_HC_DISK_READONLY 0x2u  /* info.flags: WRITE/DISCARD refused;
+                                     never set today (the VMM refuses a
+                                     read-only image at start) */
 #define RM_HC_DISK_FUA 0x1u       /* io.flags (WRITE): durable on return */
 #define RM_HC_DISK_ENODEV (-19)
 #define RM_HC_DISK_EINVAL (-22)
@@ -143,7 +146,8 @@ struct rm_hc_stats {
 
 struct rm_hc_disk_info {
     uint32_t disk;        /* in: 0 */
-    uint32_t flags;       /* out: RM_HC_DISK_PRESENT (0: no such disk) */
+    uint32_t flags;       /* out: RM_HC_DISK_PRESENT (0: no such disk),
+                             RM_HC_DISK_READONLY */
     uint64_t size;        /* out: bytes, a multiple of sector */
     uint32_t sector;      /* out: 512 */
     uint32_t max_io;      /* out: largest READ/WRITE/DISCARD length */
