@@ -88,7 +88,7 @@ KVM_OBJS := backends/kvm/vmm.o backends/kvm/vm_config.o backends/kvm/vcpu.o \
             backends/kvm/vcpu_state.o backends/kvm/devices.o \
             backends/kvm/guestcfg.o backends/kvm/kvm_sr.o backends/kvm/kvm_backend.o backends/kvm/kvm_disks.o \
             backends/kvm/offline.o backends/kvm/console.o \
-            backends/kvm/vmctl.o
+            backends/kvm/vmctl.o backends/kvm/disk.o
 
 # backends/xen/: the Xen backend
 XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
@@ -130,7 +130,7 @@ LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
 # Test-only support code (the memory-only backend) lives in tests/support.
 TEST_SUPPORT_OBJS := tests/support/mem_backend.o tests/support/testutil.o
 UNIT_TESTS := test_stream test_engines test_truncation test_proto \
-              test_netbuf test_kvm_dirty
+              test_netbuf test_kvm_dirty test_kvm_disk
 UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
               test_peer_spawn
 
@@ -228,8 +228,11 @@ bench: deps
 # The guest image (guest/) is freestanding: its own flags and linker script.
 # It is never built with sanitizers.
 GUEST_ELF := $(BUILD)/guest/remus-guest.elf
+GUEST_DISK_SRCS := guest/disk/blk.c guest/disk/kvlog.c guest/app/kv.c
+GUEST_HDRS := guest/lib/rt.h guest/net/net.h guest/disk/blk.h \
+              guest/disk/kvlog.h guest/app/kv.h backends/kvm/guest_abi.h
 GUEST_SRCS := guest/arch/entry.S guest/lib/rt.c guest/net/net.c \
-              guest/app/main.c
+              guest/app/main.c $(GUEST_DISK_SRCS)
 GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -I. \
     -ffreestanding -fno-builtin-printf -nostdlib -fno-pic -fno-pie \
     -fno-stack-protector -mno-red-zone -mgeneral-regs-only \
@@ -240,12 +243,11 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,guest/arch/guest.ld \
 # The same guest for multiboot loaders (QEMU -kernel): a flat image.
 GUEST_MB := $(BUILD)/guest/remus-guest-mb.bin
 GUEST_MB_SRCS := guest/arch/multiboot.S guest/arch/mb_main.c guest/lib/rt.c \
-                 guest/net/net.c guest/app/main.c
+                 guest/net/net.c guest/app/main.c $(GUEST_DISK_SRCS)
 
 guest: $(GUEST_ELF) $(GUEST_MB)
 
-$(GUEST_MB): $(GUEST_MB_SRCS) guest/arch/mb.ld guest/lib/rt.h guest/net/net.h \
-             backends/kvm/guest_abi.h
+$(GUEST_MB): $(GUEST_MB_SRCS) guest/arch/mb.ld $(GUEST_HDRS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  GUEST   $@")
 	$(Q)$(CC) $(GUEST_CFLAGS) -DRM_GUEST_MULTIBOOT -nostdlib -static -no-pie \
@@ -254,8 +256,7 @@ $(GUEST_MB): $(GUEST_MB_SRCS) guest/arch/mb.ld guest/lib/rt.h guest/net/net.h \
 	    -o $(@:.bin=.elf) $(GUEST_MB_SRCS)
 	$(Q)objcopy -O binary $(@:.bin=.elf) $@
 
-$(GUEST_ELF): $(GUEST_SRCS) guest/arch/guest.ld guest/lib/rt.h \
-              guest/net/net.h backends/kvm/guest_abi.h
+$(GUEST_ELF): $(GUEST_SRCS) guest/arch/guest.ld $(GUEST_HDRS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  GUEST   $@")
 	$(Q)$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $(GUEST_SRCS)

@@ -54,6 +54,12 @@ enum rm_hypercall {
     /* RM_HC_POLL from a vCPU other than 0 only sleeps until the deadline
      * (only vCPU 0 serves the network). */
     RM_HC_STATS = 7,     /* struct rm_hc_stats: guest publishes counters */
+    /* The block device (struct rm_hc_disk_info / rm_hc_disk_io, below). */
+    RM_HC_DISK_INFO = 8,
+    RM_HC_DISK_READ = 9,
+    RM_HC_DISK_WRITE = 10,
+    RM_HC_DISK_FLUSH = 11,
+    RM_HC_DISK_DISCARD = 12,
     RM_HC_COUNT
 };
 
@@ -109,6 +115,52 @@ struct rm_hc_stats {
     uint64_t page_writes;     /* in: total page-writes done so far */
     uint64_t kv_ops;          /* in: key-value operations applied */
     uint64_t kv_seq;          /* in: last sequence number issued */
+};
+
+/*
+ * The block device: at most one disk (number 0), a raw image on the host.
+ * Every call is synchronous: it returns once the host has done it (a
+ * WRITE with RM_HC_DISK_FUA, and a FLUSH, once the data is on stable
+ * storage; a plain WRITE is durable only after a later FLUSH).  Offsets
+ * and lengths are bytes, multiples of `sector`, length > 0 and at most
+ * `max_io`, inside the disk.  Errors come back in `ret` (negated Linux
+ * errno values): RM_HC_DISK_ENODEV no such disk, RM_HC_DISK_EINVAL bad
+ * alignment / length / flags, RM_HC_DISK_ERANGE beyond the end,
+ * RM_HC_DISK_EFAULT a data buffer outside guest memory, RM_HC_DISK_EIO
+ * the host failed (the disk may hold the write or not).  The argument
+ * struct itself outside guest memory stops the guest, as for every call.
+ * READ: the data arrives in [data, data + len).  DISCARD: the range reads
+ * as zeros afterwards.  No call reaches the disk when ret != 0 except
+ * EIO.  Several vCPUs may call at once: the calls are serialised.
+ */
+#define RM_HC_DISK_PRESENT 0x1u   /* info.flags: the disk exists */
+#define RM_HC_DISK_READONLY 0x2u  /* info.flags: WRITE/DISCARD refused;
+                                     never set today (the VMM refuses a
+                                     read-only image at start) */
+#define RM_HC_DISK_FUA 0x1u       /* io.flags (WRITE): durable on return */
+#define RM_HC_DISK_ENODEV (-19)
+#define RM_HC_DISK_EINVAL (-22)
+#define RM_HC_DISK_ERANGE (-34)
+#define RM_HC_DISK_EFAULT (-14)
+#define RM_HC_DISK_EIO (-5)
+
+struct rm_hc_disk_info {
+    uint32_t disk;        /* in: 0 */
+    uint32_t flags;       /* out: RM_HC_DISK_PRESENT (0: no such disk),
+                             RM_HC_DISK_READONLY */
+    uint64_t size;        /* out: bytes, a multiple of sector */
+    uint32_t sector;      /* out: 512 */
+    uint32_t max_io;      /* out: largest READ/WRITE/DISCARD length */
+};
+
+struct rm_hc_disk_io {
+    uint32_t disk;        /* in: 0 */
+    uint32_t flags;       /* in: WRITE: RM_HC_DISK_FUA or 0; others 0 */
+    uint64_t offset;      /* in: bytes (READ, WRITE, DISCARD) */
+    uint64_t len;         /* in: bytes (READ, WRITE, DISCARD) */
+    uint64_t data;        /* in: gpa of the buffer (READ, WRITE) */
+    int32_t ret;          /* out: 0 or an RM_HC_DISK_E* value */
+    uint32_t pad;
 };
 
 #endif

@@ -30,7 +30,8 @@
 
 #define RM_GUESTCFG_HELP                                                   \
     "  --config FILE   guest description (key = value lines: name, memory,\n" \
-    "                  vcpus, image, cmdline, mac, ip, netmask, tap, console)\n" \
+    "                  vcpus, image, cmdline, mac, ip, netmask, tap, console,\n" \
+    "                  disk: a raw image for the guest's disk)\n" \
     "  --image ELF     guest image (default: the build's remus-guest.elf)\n" \
     "  --memory MIB    guest memory (default 64)\n"                         \
     "  --vcpus N       vCPUs (default 1)\n"                                 \

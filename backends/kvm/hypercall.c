@@ -223,6 +223,11 @@ static int dispatch(struct rm_vm *vm, struct vcpu *vc, unsigned call,
     case RM_HC_NET_READ: return hc_net_read(vm, gpa32);
     case RM_HC_POLL: return hc_poll(vm, vc, gpa32);
     case RM_HC_STATS: return hc_stats(vm, gpa32);
+    case RM_HC_DISK_INFO:
+    case RM_HC_DISK_READ:
+    case RM_HC_DISK_WRITE:
+    case RM_HC_DISK_FLUSH:
+    case RM_HC_DISK_DISCARD: return hc_disk(vm, call, gpa32);
     case RM_HC_HALT: {
         struct rm_hc_halt h;
 

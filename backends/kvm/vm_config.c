@@ -172,6 +172,13 @@ int rm_vm_config_load(const char *path, struct rm_vm_config *cfg,
             cfg->backend = sp;
         } else if (!strcmp(key, "xl_config")) {
             cfg->xl_config = sp;
+        } else if (!strcmp(key, "disk")) {
+            if (!*val) {
+                rc = rm_error_set(err, -EINVAL, "%s:%d: disk: expected the "
+                                  "path of a raw image", path, lineno);
+                break;
+            }
+            cfg->disk = sp;
         } else {
             rc = rm_error_set(err, -EINVAL, "%s:%d: unknown key '%s'", path,
                               lineno, key);

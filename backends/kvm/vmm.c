@@ -4,7 +4,7 @@
  * pause, resume, stop, wait, destroy), its memory and the accessors.
  * The other concerns sit beside it (vmm_priv.h lists them): vm_config.c,
  * vcpu.c, vm_load.c, hypercall.c, dirty.c, vm_net.c, vcpu_state.c,
- * devices.c.
+ * devices.c, disk.c.
  */
 #define RM_LOG_PREFIX "vmm"
 #include "backends/kvm/vmm_priv.h"
@@ -83,6 +83,7 @@ int rm_vm_create(const struct rm_vm_config *cfg, struct rm_vm **out,
     /* Its timed waits are monotonic (rm_vm_pause re-kicks every 2 ms). */
     rc = rm_cond_init_monotonic(&vm->cond);
     pthread_mutex_init(&vm->stats_lock, NULL);
+    disk_init(&vm->disk);
     vm->net_out = cfg->net_out ? cfg->net_out : rm_vm_tap_write;
     vm->net_out_opaque = cfg->net_out ? cfg->net_out_opaque : vm;
 
@@ -116,6 +117,12 @@ int rm_vm_create(const struct rm_vm_config *cfg, struct rm_vm **out,
         }
         rm_console_destroy(&vm->console);
         rm_console_init(&vm->console, vm->console_fd, vm->name);
+    }
+    if (cfg->disk_override || cfg->disk) {
+        rc = disk_open(&vm->disk, cfg->disk_override ? cfg->disk_override
+                                                     : cfg->disk, err);
+        if (rc)
+            goto fail;
     }
 
     vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -421,6 +428,7 @@ void rm_vm_destroy(struct rm_vm *vm)
         close(vm->kick_fd);
     if (vm->stop_fd >= 0)
         close(vm->stop_fd);
+    disk_close(&vm->disk);
     free(vm->vmm_dirty);
     free(vm->ring_dirty);
     free(vm->scratch_bm);

@@ -73,6 +73,12 @@ struct rm_vm_config {
     uint64_t hot_pages_max;
     rm_vm_net_out_fn net_out;  /* NULL: write to the TAP */
     void *net_out_opaque;
+    /* The guest's disk (RM_HC_DISK_*): a raw image file or block device,
+     * size a multiple of 512, opened read-write by rm_vm_create().  NULL:
+     * no disk.  disk_override, when set, is opened instead of disk (a
+     * replica's own image, e.g. `receive --disk`). */
+    const char *disk;
+    const char *disk_override;
 };
 
 /* Defaults: 64 MiB, 1 vCPU, MAC 52:54:00:12:34:56, no network. */
@@ -81,7 +87,7 @@ void rm_vm_config_default(struct rm_vm_config *cfg);
 /*
  * Parse a guest description file: `key = value` lines (# comments):
  * name, memory (MiB), vcpus, image, cmdline, mac, ip, netmask, gateway,
- * tap, tap_netns, console, backend (kvm|xen), xl_config.  Strings are
+ * tap, tap_netns, console, backend (kvm|xen), xl_config, disk.  Strings are
  * copied into @storage (freed by the caller with free()).  Unknown keys
  * and bad values are errors that name the line.
  */
@@ -154,6 +160,37 @@ void rm_vm_guest_stats(struct rm_vm *vm, struct rm_hc_stats *st);
 /* Send a gratuitous ARP for the guest's MAC/IP straight to the TAP (after
  * a failover, so the network learns where the guest is now). */
 int rm_vm_announce(struct rm_vm *vm);
+
+/*
+ * The disk (backends/kvm/disk.c).  The observer is called on the vCPU's
+ * thread after the image write / discard / fdatasync succeeded and before
+ * the hypercall returns to the guest; it may block (the guest's request
+ * waits), and a negative return fails the guest's request with EIO.
+ * @disk is 0.  @data is guest memory, valid during the call only.  The
+ * disk calls are serialised, so observers see them in completion order.
+ */
+struct rm_vm_disk_observer {
+    void *opaque;
+    int (*write)(void *opaque, uint32_t disk, uint64_t off, const void *data,
+                 uint32_t len, bool fua);
+    int (*discard)(void *opaque, uint32_t disk, uint64_t off, uint64_t len);
+    int (*flush)(void *opaque, uint32_t disk);
+};
+/* Set (NULL: remove) the observer; a copy is kept.  Waits for a disk call
+ * in progress to end, so after it returns no call uses the old one. */
+void rm_vm_set_disk_observer(struct rm_vm *vm,
+                             const struct rm_vm_disk_observer *obs);
+/* The open image (-1 / 0 / NULL without a disk): fd, size in bytes, the
+ * path opened (disk_override or disk). */
+int rm_vm_disk_fd(const struct rm_vm *vm);
+uint64_t rm_vm_disk_size(const struct rm_vm *vm);
+const char *rm_vm_disk_path(const struct rm_vm *vm);
+/* Counters of the guest's disk calls. */
+struct rm_vm_disk_stats {
+    uint64_t reads, writes, flushes, discards, errors;
+    uint64_t read_bytes, write_bytes;
+};
+void rm_vm_disk_stats(struct rm_vm *vm, struct rm_vm_disk_stats *st);
 
 /* Change where guest output goes (netbuf plugs in here). */
 void rm_vm_set_net_out(struct rm_vm *vm, rm_vm_net_out_fn fn, void *opaque);

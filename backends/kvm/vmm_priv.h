@@ -12,6 +12,7 @@
  *   vm_net.c      the TAP, the guest's output path, announce
  *   vcpu_state.c  vCPU state blobs
  *   devices.c     the guest clock and the device state records
+ *   disk.c        the block device (disk.h)
  *
  * Each of them defines RM_LOG_PREFIX "vmm" before its first include.
  */
@@ -27,6 +28,7 @@
 #include <stdint.h>
 
 #include "backends/kvm/console.h"
+#include "backends/kvm/disk.h"
 #include "backends/kvm/vmm.h"
 #include "common/err.h"
 #include "common/sr.h"
@@ -100,6 +102,8 @@ struct rm_vm {
 
     rm_vm_net_out_fn net_out;
     void *net_out_opaque;
+
+    struct vm_disk disk;           /* disk.c */
 
     /* Host pages taken out of service (offline.c): kept mapped here so
      * that the host does not hand them out again while we run. */

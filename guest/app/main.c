@@ -2,26 +2,22 @@
 /*
  * The guest's service: a key-value store over UDP (guest/PROTOCOL.md) and
  * a memory-dirtying workload.  All state lives in guest memory, so a
- * checkpoint of memory + vCPU registers captures it whole.
+ * checkpoint of memory + vCPU registers captures it whole; with a disk,
+ * the keys are also kept on it (kv.h) and survive a cold boot.
  *
  * vCPU 0 serves the network; with two or more vCPUs, vCPU 1 runs the
  * workload, otherwise vCPU 0 interleaves it with the network loop.
  */
+#include "guest/app/kv.h"
+#include "guest/disk/blk.h"
 #include "guest/lib/rt.h"
 #include "guest/net/net.h"
 
-#define NKEYS 256
-#define KEYLEN 16
+#define KEYLEN KV_KEYLEN
 #define NCLIENTS 32
-#define REPLY_MAX 128
+#define REPLY_MAX 160
 
 extern char __image_end[];
-
-struct kv_entry {
-    char key[KEYLEN];
-    uint64_t value;
-    int used;
-};
 
 struct client_slot {
     uint32_t id;
@@ -40,7 +36,6 @@ struct client_slot {
 volatile uint64_t guest_page_writes;
 
 static struct {
-    struct kv_entry kv[NKEYS];
     struct client_slot clients[NCLIENTS];
     uint64_t seq;                       /* ops applied */
     uint64_t use_clock;
@@ -52,27 +47,6 @@ static struct {
     uint64_t wss_max;
     uint16_t port;
 } g;
-
-static struct kv_entry *kv_find(const char *key, size_t len, int create)
-{
-    struct kv_entry *free_e = 0;
-    int i;
-
-    for (i = 0; i < NKEYS; i++) {
-        struct kv_entry *e = &g.kv[i];
-
-        if (e->used && strlen(e->key) == len && !memcmp(e->key, key, len))
-            return e;
-        if (!e->used && !free_e)
-            free_e = e;
-    }
-    if (!create || !free_e)
-        return 0;
-    memset(free_e, 0, sizeof(*free_e));
-    memcpy(free_e->key, key, len);
-    free_e->used = 1;
-    return free_e;
-}
 
 static struct client_slot *client_slot(uint32_t id)
 {
@@ -148,7 +122,7 @@ static int apply(uint64_t req, const char *p, const char *end, char *out)
     size_t clen, klen;
     const char *cmd, *key;
     uint64_t v = 0;
-    struct kv_entry *e;
+    const char *err;
 
     p = skip_sp(p, end);
     cmd = word(p, end, &clen);
@@ -156,10 +130,36 @@ static int apply(uint64_t req, const char *p, const char *end, char *out)
 
 #define IS(s) (clen == sizeof(s) - 1 && !memcmp(cmd, s, clen))
     if (IS("STATS")) {
+        const struct kvlog *l = kv_log();
+        int n;
+
         g.seq++;
-        return rt_snprintf(out, REPLY_MAX, "%lu OK writes=%lu ops=%lu "
-                           "now=%lu seq=%lu", req, guest_page_writes, g.seq,
-                           rt_now_ns(), g.seq);
+        n = rt_snprintf(out, REPLY_MAX, "%lu OK writes=%lu ops=%lu now=%lu "
+                        "seq=%lu", req, guest_page_writes, g.seq,
+                        rt_now_ns(), g.seq);
+        if (l->state == KVLOG_NODISK || n >= REPLY_MAX)
+            return n;
+        return n + rt_snprintf(out + n, (size_t)(REPLY_MAX - n), " disk_recs="
+                               "%lu disk_free=%lu disk_err=%lu",
+                               l->records, l->capacity - l->records,
+                               l->blk.errors);
+    }
+    if (IS("DISKCHECK")) {
+        uint64_t recs;
+
+        if (kv_log()->state == KVLOG_NODISK)
+            return rt_snprintf(out, REPLY_MAX, "%lu ERR no-disk seq=%lu",
+                               req, g.seq);
+        if (kv_log()->state == KVLOG_BAD)
+            return rt_snprintf(out, REPLY_MAX, "%lu ERR disk-bad seq=%lu",
+                               req, g.seq);
+        g.seq++;
+        if (kv_diskcheck(&recs))
+            return rt_snprintf(out, REPLY_MAX, "%lu ERR disk-mismatch %s "
+                               "records=%lu seq=%lu", req, kv_log()->why,
+                               recs, g.seq);
+        return rt_snprintf(out, REPLY_MAX, "%lu OK disk=ok records=%lu "
+                           "seq=%lu", req, recs, g.seq);
     }
     if (IS("DIRTY")) {
         uint64_t rate, wss;
@@ -182,22 +182,16 @@ static int apply(uint64_t req, const char *p, const char *end, char *out)
     if (!valid_key(key, klen))
         goto bad;
     if (IS("GET")) {
-        e = kv_find(key, klen, 0);
-        v = e ? e->value : 0;
-    } else if (IS("SET")) {
-        if (!parse_num(&p, end, &v))
+        v = kv_get(key, klen);
+    } else if (IS("SET") || IS("INCR")) {
+        if (IS("SET") && !parse_num(&p, end, &v))
             goto bad;
-        e = kv_find(key, klen, 1);
-        if (!e)
-            return rt_snprintf(out, REPLY_MAX, "%lu ERR full seq=%lu", req,
-                               g.seq);
-        e->value = v;
-    } else if (IS("INCR")) {
-        e = kv_find(key, klen, 1);
-        if (!e)
-            return rt_snprintf(out, REPLY_MAX, "%lu ERR full seq=%lu", req,
-                               g.seq);
-        v = ++e->value;
+        if (IS("INCR"))
+            v = kv_get(key, klen) + 1;
+        err = kv_set(key, klen, v);
+        if (err)
+            return rt_snprintf(out, REPLY_MAX, "%lu ERR %s seq=%lu", req,
+                               err, g.seq);
     } else {
         goto bad;
     }
@@ -395,6 +389,9 @@ int guest_main(struct rm_guest_bootinfo *bi, uint64_t vcpu)
         g.wss_base = (uint8_t *)(uintptr_t)base;
         g.wss_max = base < bi->mem_bytes ? (bi->mem_bytes - base) / 4096 : 0;
     }
+    kv_boot((int)rt_cmdline_u64("disk_format", 0), rt_now_ns());
+    if (rt_cmdline_u64("disk_probe", 0))
+        blk_probe(bi->mem_bytes);
     g.port = (uint16_t)rt_cmdline_u64("kv_port", 7000);
     g.dirty_rate = rt_cmdline_u64("dirty_rate", 0);
     g.dirty_wss = rt_cmdline_u64("dirty_wss", 0);

@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The micro-VMM's block device (disk.h): opening the raw image, and the
+ * RM_HC_DISK_* hypercalls.  Every call is synchronous and checked (disk
+ * number, flags, alignment, length, range, the guest buffer) before it
+ * touches the image; after the image did the work, the observer (the
+ * disk log) sees it before the guest does.  Pages the VMM fills on a read
+ * are marked dirty like received frames.
+ */
+#define RM_LOG_PREFIX "vmm"
+#include "backends/kvm/vmm_priv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backends/kvm/disk.h"
+#include "common/disklog.h"   /* RM_DISK_SECTOR, RM_DISK_IO_MAX only */
+#include "common/log.h"
+
+void disk_init(struct vm_disk *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->fd = -1;
+    pthread_mutex_init(&d->lock, NULL);
+}
+
+int disk_open(struct vm_disk *d, const char *path, struct rm_error *err)
+{
+    struct stat st;
+    uint64_t size;
+    int fd, ro = 0;
+
+    if (strlen(path) >= sizeof(d->path))
+        return rm_error_set(err, -ENAMETOOLONG, "disk '%.64s...': path too "
+                            "long", path);
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+
+        if (e == EROFS || e == EACCES || e == EPERM)
+            return rm_error_set(err, -e, "disk '%s' cannot be opened "
+                                "read-write (read-only?): %s", path,
+                                strerror(e));
+        return rm_error_set(err, -e, "cannot open disk '%s': %s", path,
+                            strerror(e));
+    }
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+
+        close(fd);
+        return rm_error_set(err, -e, "disk '%s': %s", path, strerror(e));
+    }
+    if (S_ISREG(st.st_mode)) {
+        size = (uint64_t)st.st_size;
+    } else if (S_ISBLK(st.st_mode)) {
+        if (ioctl(fd, BLKGETSIZE64, &size) < 0 ||
+            ioctl(fd, BLKROGET, &ro) < 0) {
+            int e = errno;
+
+            close(fd);
+            return rm_error_set(err, -e, "disk '%s': cannot read the block "
+                                "device's size: %s", path, strerror(e));
+        }
+        if (ro) {
+            close(fd);
+            return rm_error_set(err, -EROFS, "disk '%s' is a read-only "
+                                "block device", path);
+        }
+    } else {
+        close(fd);
+        return rm_error_set(err, -EINVAL, "disk '%s' is neither a regular "
+                            "file nor a block device", path);
+    }
+    if (size == 0 || size % RM_DISK_SECTOR) {
+        close(fd);
+        return rm_error_set(err, -EINVAL, "disk '%s': its size of %" PRIu64
+                            " bytes is not a non-zero multiple of %u", path,
+                            size, RM_DISK_SECTOR);
+    }
+    d->fd = fd;
+    d->size = size;
+    snprintf(d->path, sizeof(d->path), "%s", path);
+    return 0;
+}
+
+void disk_close(struct vm_disk *d)
+{
+    if (d->fd >= 0)
+        close(d->fd);
+    d->fd = -1;
+    pthread_mutex_destroy(&d->lock);
+}
+
+/* ------------------------------------------------------------ the image */
+
+/* pread/pwrite all of [off, off + len).  0 or -errno (-EIO on EOF). */
+static int image_io(int fd, void *buf, size_t len, uint64_t off, bool wr)
+{
+    uint8_t *p = buf;
+
+    while (len) {
+        ssize_t n = wr ? pwrite(fd, p, len, (off_t)off)
+                       : pread(fd, p, len, (off_t)off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO;
+        p += n;
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int image_sync(int fd)
+{
+    while (fdatasync(fd) < 0) {
+        if (errno != EINTR)
+            return -errno;
+    }
+    return 0;
+}
+
+/* Make [off, off + len) read as zeros: punch a hole, or write zeros where
+ * the file system / device cannot. */
+static int image_discard(int fd, uint64_t off, uint64_t len)
+{
+    uint8_t *zero;
+    int rc = 0;
+
+    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+                  (off_t)len) == 0)
+        return 0;
+    if (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
+        return -errno;
+    zero = calloc(1, len);
+    if (!zero)
+        return -ENOMEM;
+    rc = image_io(fd, zero, len, off, true);
+    free(zero);
+    return rc;
+}
+
+/* ------------------------------------------------------------ hypercalls */
+
+/* Check @io for @call; RM_HC_DISK_E* or 0. */
+static int32_t check_io(struct rm_vm *vm, unsigned call,
+                        const struct rm_hc_disk_io *io)
+{
+    const struct vm_disk *d = &vm->disk;
+    uint32_t flags_ok = call == RM_HC_DISK_WRITE ? RM_HC_DISK_FUA : 0;
+
+    if (io->disk != 0 || d->fd < 0)
+        return RM_HC_DISK_ENODEV;
+    if (io->flags & ~flags_ok)
+        return RM_HC_DISK_EINVAL;
+    if (call == RM_HC_DISK_FLUSH)
+        return 0;
+    if (!io->len || io->len > RM_DISK_IO_MAX || io->len % RM_DISK_SECTOR ||
+        io->offset % RM_DISK_SECTOR)
+        return RM_HC_DISK_EINVAL;
+    if (io->offset > d->size || io->len > d->size - io->offset)
+        return RM_HC_DISK_ERANGE;
+    if (call != RM_HC_DISK_DISCARD && !gpa_ok(vm, io->data, io->len))
+        return RM_HC_DISK_EFAULT;
+    return 0;
+}
+
+/* Do the checked @io on the image, then tell the observer.  d->lock held. */
+static int32_t do_io(struct rm_vm *vm, unsigned call,
+                     const struct rm_hc_disk_io *io)
+{
+    struct vm_disk *d = &vm->disk;
+    const struct rm_vm_disk_observer *o = &d->obs;
+    /* READ and WRITE only: check_io checked their buffer. */
+    uint8_t *buf = call == RM_HC_DISK_READ || call == RM_HC_DISK_WRITE
+                   ? vm->mem + io->data : NULL;
+    bool fua = io->flags & RM_HC_DISK_FUA;
+    int rc = 0;
+
+    switch (call) {
+    case RM_HC_DISK_READ:
+        rc = image_io(d->fd, buf, io->len, io->offset, false);
+        mark_vmm_dirty(vm, io->data, io->len);
+        if (!rc) {
+            d->stats.reads++;
+            d->stats.read_bytes += io->len;
+        }
+        return rc ? RM_HC_DISK_EIO : 0;
+    case RM_HC_DISK_WRITE:
+        rc = image_io(d->fd, buf, io->len, io->offset, true);
+        if (!rc && fua)
+            rc = image_sync(d->fd);
+        if (!rc && o->write)
+            rc = o->write(o->opaque, 0, io->offset, buf, (uint32_t)io->len,
+                          fua);
+        if (!rc) {
+            d->stats.writes++;
+            d->stats.write_bytes += io->len;
+        }
+        break;
+    case RM_HC_DISK_FLUSH:
+        rc = image_sync(d->fd);
+        if (!rc && o->flush)
+            rc = o->flush(o->opaque, 0);
+        if (!rc)
+            d->stats.flushes++;
+        break;
+    case RM_HC_DISK_DISCARD:
+        rc = image_discard(d->fd, io->offset, io->len);
+        if (!rc && o->discard)
+            rc = o->discard(o->opaque, 0, io->offset, io->len);
+        if (!rc)
+            d->stats.discards++;
+        break;
+    }
+    if (rc)
+        LOG_WARN("disk '%s': guest request %u at %" PRIu64 " (+%" PRIu64
+                 ") failed: %s", d->path, call, io->offset, io->len,
+                 strerror(-rc));
+    return rc ? RM_HC_DISK_EIO : 0;
+}
+
+static int hc_disk_info(struct rm_vm *vm, uint64_t gpa)
+{
+    struct rm_hc_disk_info in;
+
+    if (!gpa_ok(vm, gpa, sizeof(in)))
+        return -EFAULT;
+    memcpy(&in, vm->mem + gpa, sizeof(in));
+    if (in.disk == 0 && vm->disk.fd >= 0) {
+        in.flags = RM_HC_DISK_PRESENT;
+        in.size = vm->disk.size;
+        in.sector = RM_DISK_SECTOR;
+        in.max_io = RM_DISK_IO_MAX;
+    } else {
+        in.flags = 0;
+        in.size = 0;
+        in.sector = 0;
+        in.max_io = 0;
+    }
+    memcpy(vm->mem + gpa, &in, sizeof(in));
+    mark_vmm_dirty(vm, gpa, sizeof(in));
+    return 0;
+}
+
+int hc_disk(struct rm_vm *vm, unsigned call, uint64_t gpa)
+{
+    struct vm_disk *d = &vm->disk;
+    struct rm_hc_disk_io io;
+    int32_t ret;
+
+    if (call == RM_HC_DISK_INFO)
+        return hc_disk_info(vm, gpa);
+    if (!gpa_ok(vm, gpa, sizeof(io)))
+        return -EFAULT;
+    memcpy(&io, vm->mem + gpa, sizeof(io));
+    pthread_mutex_lock(&d->lock);
+    ret = check_io(vm, call, &io);
+    if (!ret)
+        ret = do_io(vm, call, &io);
+    else
+        d->stats.errors++;
+    if (ret == RM_HC_DISK_EIO)
+        d->stats.errors++;
+    pthread_mutex_unlock(&d->lock);
+    memcpy(vm->mem + gpa + offsetof(struct rm_hc_disk_io, ret), &ret,
+           sizeof(ret));
+    mark_vmm_dirty(vm, gpa + offsetof(struct rm_hc_disk_io, ret),
+                   sizeof(ret));
+    return 0;
+}
+
+/* ------------------------------------------------------------ public */
+
+void rm_vm_set_disk_observer(struct rm_vm *vm,
+                             const struct rm_vm_disk_observer *obs)
+{
+    pthread_mutex_lock(&vm->disk.lock);
+    if (obs)
+        vm->disk.obs = *obs;
+    else
+        memset(&vm->disk.obs, 0, sizeof(vm->disk.obs));
+    pthread_mutex_unlock(&vm->disk.lock);
+}
+
+int rm_vm_disk_fd(const struct rm_vm *vm) { return vm->disk.fd; }
+uint64_t rm_vm_disk_size(const struct rm_vm *vm) { return vm->disk.size; }
+
+const char *rm_vm_disk_path(const struct rm_vm *vm)
+{
+    return vm->disk.fd >= 0 ? vm->disk.path : NULL;
+}
+
+void rm_vm_disk_stats(struct rm_vm *vm, struct rm_vm_disk_stats *st)
+{
+    pthread_mutex_lock(&vm->disk.lock);
+    *st = vm->disk.stats;
+    pthread_mutex_unlock(&vm->disk.lock);
+}
