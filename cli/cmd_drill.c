@@ -39,6 +39,15 @@ static void usage(FILE *out)
             "  -u                    no checkpoint compression\n"
             "  --no-buffer           protect with -F -n: output not held back\n"
             "                        (a latency baseline; may lose acked ops)\n"
+            "  --disk MIB            the guest's disk, which holds its data and\n"
+            "                        is replicated (default 16; 0: none).\n"
+            "                        After the failover the replica compares\n"
+            "                        its disk with its memory (DISKCHECK), then\n"
+            "                        the secondary is killed too and a guest\n"
+            "                        cold-booted from a copy of its image must\n"
+            "                        hold exactly what the replica served\n"
+            "  --no-disk-replication protect with -F -d (a negative control:\n"
+            "                        the drill must fail)\n"
             "  --image ELF           guest image (default: next to this binary)\n"
             "  --json FILE           write the report as JSON\n"
             "  --keep-logs DIR       keep all logs in DIR\n"
@@ -77,6 +86,8 @@ int cmd_drill(int argc, char **argv)
         { "seed", required_argument, NULL, 's' },
         { "quiet", no_argument, NULL, 'q' },
         { "no-buffer", no_argument, NULL, 'N' },
+        { "disk", required_argument, NULL, 'D' },
+        { "no-disk-replication", no_argument, NULL, 0x203 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -85,6 +96,7 @@ int cmd_drill(int argc, char **argv)
     struct rm_error err = { 0 };
     char self[PATH_MAX - 64], image[PATH_MAX];
     const char *json = NULL;
+    char disk[200];
     unsigned long long v;
     ssize_t n;
     int c, rc;
@@ -169,6 +181,12 @@ int cmd_drill(int argc, char **argv)
             break;
         case 'q': cfg.quiet = true; break;
         case 'N': cfg.no_buffer = true; break;
+        case 'D':
+            if (cli_uint("drill", "--disk", optarg, 0, 4096, &v))
+                return RM_EXIT_USAGE;
+            cfg.disk_mib = (unsigned)v;
+            break;
+        case 0x203: cfg.no_disk_replication = true; break;
         case 'h': usage(stdout); return RM_EXIT_OK;
         default:
             return cli_usage_error("drill", "unknown option '%s'",
@@ -181,6 +199,9 @@ int cmd_drill(int argc, char **argv)
     if (cfg.hb_timeout_ms <= cfg.hb_interval_ms)
         return cli_usage_error("drill", "the heartbeat timeout must exceed "
                                "the heartbeat");
+    if (cfg.no_disk_replication && !cfg.disk_mib)
+        return cli_usage_error("drill", "--no-disk-replication with --disk "
+                               "0: there is no disk");
 
     rc = rm_drill_run(&cfg, &rep, &err);
     if (rc) {
@@ -193,6 +214,15 @@ int cmd_drill(int argc, char **argv)
         return cli_fail("drill", "%s", rm_error_str(&err));
     }
     pass = rep.passed;
+    if (!rep.disk_mib)
+        snprintf(disk, sizeof(disk), "none");
+    else if (rep.disk_checked)
+        snprintf(disk, sizeof(disk), "%u MiB: DISKCHECK ok on the replica "
+                 "(%" PRIu64 " records); a copy of its image cold-booted in "
+                 "%.0f ms with every acked op", rep.disk_mib,
+                 rep.disk_records, rep.cold_boot_ms);
+    else
+        snprintf(disk, sizeof(disk), "%u MiB: NOT verified", rep.disk_mib);
     printf("\n"
            "remus drill report\n"
            "  primary killed after        %.1f s\n"
@@ -209,6 +239,7 @@ int cmd_drill(int argc, char **argv)
            "the kill)\n"
            "  acknowledged ops lost       %" PRIu64 "\n"
            "  guest survived              %s\n"
+           "  disk                        %s\n"
            "  logs                        %s\n"
            "  RESULT                      %s%s%s\n",
            rep.kill_after_ms / 1000.0, rep.epochs, rep.epochs_per_s,
@@ -217,7 +248,7 @@ int cmd_drill(int argc, char **argv)
            rep.latency_ms_p99, rep.latency_ms_max, rep.guest_writes_per_s,
            rep.committed_epoch, rep.failover_ms,
            rep.acked_ops, rep.acked_before_kill, rep.lost_ops,
-           rep.survived ? "yes" : "NO", rep.logs, pass ? "PASS" : "FAIL",
+           rep.survived ? "yes" : "NO", disk, rep.logs, pass ? "PASS" : "FAIL",
            rep.why[0] ? ": " : "", rep.why);
     if (json && rm_drill_report_json(&rep, json, &err))
         return cli_fail("drill", "%s", rm_error_str(&err));

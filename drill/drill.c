@@ -34,6 +34,7 @@
 #include "common/auth.h"
 #include "common/io.h"
 #include "common/log.h"
+#include "drill/drill_disk.h"
 #include "drill/kvclient.h"
 
 #define GUEST_IP "10.77.0.2"
@@ -54,6 +55,7 @@ void rm_drill_cfg_default(struct rm_drill_cfg *cfg)
     cfg->dirty_rate = 5000;
     cfg->dirty_wss = 2048;
     cfg->compress = true;
+    cfg->disk_mib = 16;
 }
 
 struct drill;
@@ -86,6 +88,8 @@ struct drill {
     uint64_t t_first_after;       /* first reply to a request sent later */
     uint64_t t_start;
     struct client clients[MAX_CLIENTS];
+    uint64_t want[MAX_CLIENTS];   /* each key's value on the replica */
+    struct rm_drill_disk disk;
     pthread_mutex_t lock;
 };
 
@@ -362,6 +366,60 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
+/* ------------------------------------------------------------ the disk */
+
+static int append_line(const char *path, const char *key, const char *value)
+{
+    FILE *f = fopen(path, "a");
+    int rc;
+
+    if (!f)
+        return -1;
+    rc = fprintf(f, "%s%s\n", key, value) < 0;
+    return fclose(f) || rc ? -1 : 0;
+}
+
+/* After the verification: the replica's disk against its memory. */
+static void replica_diskcheck(struct drill *d)
+{
+    struct rm_drill_report *rep = d->rep;
+    struct kv_client kc;
+    char why[200];
+
+    if (kv_open(&kc, 888888, GUEST_IP, GUEST_PORT)) {
+        snprintf(rep->why, sizeof(rep->why), "no client for DISKCHECK");
+        return;
+    }
+    if (rm_drill_diskcheck(&kc, &rep->disk_records, why, sizeof(why)))
+        snprintf(rep->why, sizeof(rep->why), "after the failover the "
+                 "replica's disk does not match its memory: %s", why);
+    kv_close(&kc);
+}
+
+/* The secondary's host is dead: a guest cold-booted from a copy of its
+ * image must find exactly what the replica served. */
+static void cold_boot(struct drill *d, unsigned nkeys)
+{
+    const struct rm_drill_cfg *cfg = d->cfg;
+    struct rm_drill_report *rep = d->rep;
+    struct rm_drill_cold c = {
+        .self = cfg->self, .image = cfg->image, .dir = d->dir,
+        .ip = GUEST_IP, .port = GUEST_PORT, .tap = "taps",
+        .memory_mib = cfg->memory_mib, .vcpus = cfg->vcpus,
+        .want = d->want, .n = nkeys,
+    };
+    char why[220];
+
+    progress(d, "cold boot of its disk");
+    if (rm_drill_cold_boot(&d->disk, &c, &rep->cold_boot_ms,
+                           &rep->cold_records, why, sizeof(why))) {
+        snprintf(rep->why, sizeof(rep->why), "%s", why);
+        return;
+    }
+    rep->disk_checked = true;
+    progress(d, "cold boot: every op");
+}
+
 /* ------------------------------------------------------------ the drill */
 
 int rm_drill_run(const struct rm_drill_cfg *cfg,
@@ -459,6 +517,14 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
             cfg->memory_mib, cfg->vcpus, cfg->image, cfg->dirty_rate,
             cfg->dirty_wss);
     fclose(f);
+    if (cfg->disk_mib) {
+        rc = rm_drill_disk_images(d->dir, cfg->disk_mib, &d->disk, err);
+        if (!rc && append_line(gcfg, "disk = ", d->disk.primary))
+            rc = rm_error_set(err, -EIO, "cannot write %s", gcfg);
+        if (rc)
+            goto out_free;
+        rep->disk_mib = cfg->disk_mib;
+    }
 
     rc = setup_network(d, err);
     if (rc)
@@ -473,16 +539,25 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
                 cfg->interval_ms, cfg->hb_interval_ms, cfg->hb_timeout_ms,
                 cfg->clients, rep->kill_after_ms / 1000.0, seed, d->dir);
     {
-        char *sargv[] = { (char *)cfg->self, "receive", "--listen", REPL_ADDR,
-                          "--tap", "taps", "--heartbeat", hb,
-                          "--heartbeat-timeout", hbt, "--console", scons,
-                          "--insecure", NULL, NULL };
+        char *sargv[20] = { (char *)cfg->self, "receive", "--listen",
+                            REPL_ADDR, "--tap", "taps", "--heartbeat", hb,
+                            "--heartbeat-timeout", hbt, "--console", scons,
+                            "--insecure" };
         char *pargv[24];
-        int np = 0;
+        int np = 0, ns = 12;
 
         if (key) {
-            sargv[12] = "--key-file";
-            sargv[13] = (char *)key;
+            sargv[ns++] = "--key-file";
+            sargv[ns++] = (char *)key;
+        } else {
+            sargv[ns++] = "--insecure";
+        }
+        if (cfg->disk_mib) {
+            sargv[ns++] = "--disk";
+            sargv[ns++] = d->disk.replica;
+        }
+        sargv[ns] = NULL;
+        if (key) {
             pargv[np++] = (char *)cfg->self;
             pargv[np++] = "protect";
             pargv[np++] = "--key-file";
@@ -507,10 +582,12 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
         pargv[np++] = pcons;
         if (!cfg->compress)
             pargv[np++] = "-u";
-        if (cfg->no_buffer) {
+        if (cfg->no_buffer || cfg->no_disk_replication)
             pargv[np++] = "-F";
+        if (cfg->no_buffer)
             pargv[np++] = "-n";
-        }
+        if (cfg->no_disk_replication)
+            pargv[np++] = "-d";
         pargv[np++] = gcfg;
         pargv[np++] = REPL_ADDR;
         pargv[np] = NULL;
@@ -625,6 +702,7 @@ out_clients:
                          "answering during verification");
                 break;
             }
+            d->want[i] = r.value;
             if (r.value < c->acked)
                 rep->lost_ops += c->acked - r.value;
             /* One increment beyond the acknowledged ones is the request
@@ -639,6 +717,8 @@ out_clients:
     }
     if (!rc)
         judge_clients(d, started);
+    if (!rc && cfg->disk_mib && rep->survived && !rep->why[0])
+        replica_diskcheck(d);
     latency_report(d, started);
     for (i = 0; i < started; i++) {
         kv_close(&d->clients[i].kc);
@@ -652,9 +732,14 @@ out_stop:
         waitpid(d->primary, &status, 0);
     }
     if (d->secondary > 0) {
-        kill(d->secondary, SIGTERM);
+        /* With a disk to check, the secondary's host dies too: nothing
+         * but what is on its image survives. */
+        kill(d->secondary, cfg->disk_mib ? SIGKILL : SIGTERM);
         waitpid(d->secondary, &status, 0);
+        d->secondary = -1;
     }
+    if (!rc && cfg->disk_mib && rep->survived && !rep->why[0])
+        cold_boot(d, started);
     read_epochs(d);
     if (d->t_kill && t_load && d->t_kill > t_load)
         rep->epochs_per_s = (double)(rep->epochs - epochs0) /
@@ -720,13 +805,20 @@ int rm_drill_report_json(const struct rm_drill_report *rep, const char *path,
             "  \"latency_ms_p99\": %.3f,\n"
             "  \"latency_ms_max\": %.3f,\n"
             "  \"guest_writes_per_s\": %.0f,\n"
+            "  \"disk_mib\": %u,\n"
+            "  \"disk_records\": %" PRIu64 ",\n"
+            "  \"cold_boot_records\": %" PRIu64 ",\n"
+            "  \"cold_boot_ms\": %.1f,\n"
+            "  \"disk_checked\": %s,\n"
             "  \"survived\": %s\n"
             "}\n", rep->epochs, rep->pause_ms_p50, rep->pause_ms_p99,
             rep->pause_ms_max, rep->bytes_per_epoch, rep->dirty_per_epoch,
             rep->failover_ms, rep->acked_ops, rep->acked_before_kill,
             rep->lost_ops, rep->committed_epoch, rep->kill_after_ms,
             rep->epochs_per_s, rep->latency_ms_p50, rep->latency_ms_p99,
-            rep->latency_ms_max, rep->guest_writes_per_s,
+            rep->latency_ms_max, rep->guest_writes_per_s, rep->disk_mib,
+            rep->disk_records, rep->cold_records, rep->cold_boot_ms,
+            rep->disk_checked ? "true" : "false",
             rep->survived ? "true" : "false");
     if (fclose(f))
         return rm_error_set(err, -EIO, "writing %s failed", path);

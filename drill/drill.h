@@ -42,6 +42,11 @@ struct rm_drill_cfg {
                                     directory) */
     bool insecure;               /* no key at all: protect and receive run
                                     with --insecure (a baseline) */
+    unsigned disk_mib;           /* the guest's disk (16; 0: none): the
+                                    key-value data on it, replicated */
+    bool no_disk_replication;    /* protect -F -d: the disk is not
+                                    replicated (a negative control: the
+                                    drill must fail) */
 };
 
 struct rm_drill_report {
@@ -60,6 +65,12 @@ struct rm_drill_report {
                                  /* client request -> reply, protected */
     double guest_writes_per_s;   /* the guest's workload, protected */
     unsigned kill_after_ms;
+    /* The disk (disk_mib > 0) */
+    unsigned disk_mib;
+    uint64_t disk_records;       /* the replica's log after the failover */
+    uint64_t cold_records;       /* the cold-booted copy's */
+    double cold_boot_ms;         /* start of the copy to its first answer */
+    bool disk_checked;           /* DISKCHECK and the cold boot held */
     bool survived;
     bool passed;                 /* the verdict: rm_drill_run sets it */
     char logs[256];
