@@ -116,6 +116,13 @@ struct rm_backend {
      * owned by the backend, or NULL: no disk is replicated (it has none,
      * or -F -d left them out). */
     struct rm_disklog *disklog;
+    /* Protected, -F -d: disks it has and does not replicate (their ids
+     * and sizes, for the handshake: the secondary is told). */
+    uint32_t nr_unreplicated;
+    struct rm_unreplicated_disk {
+        uint32_t id;
+        uint64_t size;
+    } unreplicated[8];           /* RM_DISK_MAX */
     /* Replica: its disk images (common/disklog.h), owned by the backend,
      * or NULL: none; disk ids 0 .. nr_replica_disks - 1.  The replica
      * runs on them once it takes over. */

@@ -524,6 +524,24 @@ static int sync_disks(struct protect *p, const struct rm_hello *mine)
     return 0;
 }
 
+/* The hello's disks: those replicated, and those -F -d leaves behind. */
+static void hello_disks(const struct rm_protect_cfg *cfg,
+                        struct rm_hello *mine)
+{
+    uint32_t i, n = 0;
+
+    for (i = 0; cfg->disks && i < rm_disklog_nr_disks(cfg->disks) &&
+         n < RM_DISK_MAX; i++, n++)
+        rm_disklog_disk(cfg->disks, i, &mine->disks[n].id,
+                        &mine->disks[n].size);
+    for (i = 0; i < cfg->nr_unreplicated && n < RM_DISK_MAX; i++, n++) {
+        mine->disks[n].id = cfg->unreplicated[i].id;
+        mine->disks[n].size = cfg->unreplicated[i].size;
+        mine->disks[n].unreplicated = true;
+    }
+    mine->nr_disks = n;
+}
+
 static int connect_peer(struct protect *p)
 {
     const struct rm_protect_cfg *cfg = p->cfg;
@@ -570,14 +588,7 @@ static int connect_peer(struct protect *p)
         mine.has_cpg = true;
         rm_quorum_self(cfg->quorum, &mine.cpg_node, &mine.cpg_pid);
     }
-    if (cfg->disks) {
-        for (mine.nr_disks = 0;
-             mine.nr_disks < rm_disklog_nr_disks(cfg->disks) &&
-             mine.nr_disks < RM_DISK_MAX; mine.nr_disks++)
-            rm_disklog_disk(cfg->disks, mine.nr_disks,
-                            &mine.disks[mine.nr_disks].id,
-                            &mine.disks[mine.nr_disks].size);
-    }
+    hello_disks(cfg, &mine);
     rc = rm_chan_handshake_client(&p->chan, &mine, &peer,
                                   (int)cfg->connect_timeout_ms);
     if (rc)
@@ -611,7 +622,7 @@ static int connect_peer(struct protect *p)
         if (rc)
             return rc;
     }
-    if (mine.nr_disks) {
+    if (cfg->disks) {
         rc = sync_disks(p, &mine);
         if (rc)
             return rc;

@@ -40,6 +40,7 @@
 
 struct rm_auth_key;
 struct rm_netbuf;
+struct rm_unreplicated_disk;
 
 enum rm_protect_end {
     RM_PROTECT_STOPPED = 0,     /* stop requested, stream ended cleanly */
@@ -86,6 +87,10 @@ struct rm_protect_cfg {
      * chunks that differ, and logging starts before the first pass:
      * every checkpoint carries its epoch's writes. */
     struct rm_disklog *disks;
+    /* -F -d: the disks left unreplicated, named in the hello (not owned;
+     * NULL: none). */
+    const struct rm_unreplicated_disk *unreplicated;
+    uint32_t nr_unreplicated;
 
     /* Set asynchronously (signal handler) to end protection cleanly. */
     volatile sig_atomic_t *stop_requested;

@@ -78,6 +78,8 @@ void rm_primary_protect(struct rm_backend *be,
         pc.compress = false;
     pc.netbuf = be->netbuf;
     pc.disks = be->disklog;
+    pc.unreplicated = be->unreplicated;
+    pc.nr_unreplicated = be->nr_unreplicated;
     pc.stop_requested = cfg->stop_requested;
     pc.handover_requested = NULL;
     snprintf(peer, sizeof(peer), "%s:%u", pc.peer.host, pc.peer.port);

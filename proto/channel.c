@@ -111,6 +111,7 @@ static int decode_disks(const Remus__Hello *h, struct rm_hello *out,
                                     "twice", d->id);
         out->disks[i].id = d->id;
         out->disks[i].size = d->size;
+        out->disks[i].unreplicated = d->has_unreplicated && d->unreplicated;
     }
     out->nr_disks = (uint32_t)h->n_disks;
     return 0;
@@ -339,6 +340,8 @@ static void encode_hello(const struct rm_hello *in, Remus__Hello *h,
         remus__disk__init(&hd->d[i]);
         hd->d[i].id = in->disks[i].id;
         hd->d[i].size = in->disks[i].size;
+        hd->d[i].has_unreplicated = in->disks[i].unreplicated;
+        hd->d[i].unreplicated = in->disks[i].unreplicated;
         hd->p[i] = &hd->d[i];
     }
     h->n_disks = i;

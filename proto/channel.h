@@ -71,6 +71,7 @@ struct rm_hello {
     struct rm_hello_disk {
         uint32_t id;
         uint64_t size;
+        bool unreplicated;       /* primary, -F -d: not replicated */
     } disks[RM_DISK_MAX];
 };
 

@@ -36,6 +36,8 @@ const char *rm_disks_disagree(const struct rm_hello *primary,
         const struct rm_hello_disk *p = &primary->disks[i];
         const struct rm_hello_disk *s = find(secondary, p->id);
 
+        if (p->unreplicated)
+            continue;       /* -F -d: this side's image, if any, is stale */
         if (!s) {
             snprintf(why, len, "the primary replicates disk %u (%" PRIu64
                      " bytes) and this secondary has no replica image for "
@@ -61,9 +63,10 @@ const char *rm_disks_disagree(const struct rm_hello *primary,
 }
 
 int rm_disk_hashes_send(struct rm_chan *ch, struct rm_disk_replica *r,
-                        const struct rm_hello *hello, uint32_t chunk,
+                        const struct rm_hello *primary, uint32_t chunk,
                         struct rm_error *err)
 {
+    const struct rm_hello *hello = primary;
     struct rm_ctl_msg *m = NULL;
     uint8_t *hashes = NULL;
     uint64_t size, nr, first;
@@ -76,6 +79,13 @@ int rm_disk_hashes_send(struct rm_chan *ch, struct rm_disk_replica *r,
     for (i = 0; !rc && i < hello->nr_disks; i++) {
         uint32_t id = hello->disks[i].id;
         uint64_t t0 = rm_now_ns();
+
+        if (hello->disks[i].unreplicated) {
+            LOG_WARN("UNSAFE: the primary does NOT replicate disk %u (-F "
+                     "-d): this side's image of it stays as it is and falls "
+                     "behind the guest's memory", id);
+            continue;
+        }
 
         size = hello->disks[i].size;
         nr = (size + chunk - 1) / chunk;
@@ -187,6 +197,9 @@ int rm_disk_hashes_recv(struct rm_chan *ch, struct rm_disklog *log,
         uint8_t *hashes = NULL;
         uint64_t nr = 0, d = 0;
         uint32_t chunk = 0;
+
+        if (hello->disks[i].unreplicated)
+            continue;
 
         rc = recv_disk(ch, m, &hello->disks[i], deadline, &hashes, &nr,
                        &chunk, err);

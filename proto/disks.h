@@ -21,14 +21,15 @@ const char *rm_disks_disagree(const struct rm_hello *primary,
                               const struct rm_hello *secondary, char *why,
                               size_t len);
 
-/* Secondary: hash each image of @hello's disks (@r) in @chunk-byte chunks
- * and send the hashes.  0 or -errno with the reason in @err. */
+/* Secondary: hash its image (@r) of each disk the primary replicates
+ * (@primary: the primary's hello, checked) in @chunk-byte chunks and send
+ * the hashes.  0 or -errno with the reason in @err. */
 int rm_disk_hashes_send(struct rm_chan *ch, struct rm_disk_replica *r,
-                        const struct rm_hello *hello, uint32_t chunk,
+                        const struct rm_hello *primary, uint32_t chunk,
                         struct rm_error *err);
 
 /* Primary: receive the secondary's hashes of every disk of @hello (its
- * own) within @timeout_ms and queue the chunks that differ in @log.
+ * own) but the unreplicated ones within @timeout_ms and queue the chunks that differ in @log.
  * @nr_differ (may be NULL) gets how many chunks will be sent, @nr_chunks
  * (may be NULL) how many there are.  0 or -errno with the reason. */
 int rm_disk_hashes_recv(struct rm_chan *ch, struct rm_disklog *log,

@@ -530,11 +530,11 @@ static int accept_peer(struct receive *r)
     rm_auth_wipe(&r->chan.stream_rx, sizeof(r->chan.stream_rx));
     if (rc)
         return rc;
-    if (mine.nr_disks) {
+    if (r->peer.nr_disks) {
         /* The initial sync: the primary sends what differs. */
         rm_status_publish(&r->status, "hashing disks", &r->status_written_ns,
                           true);
-        rc = rm_disk_hashes_send(&r->chan, cfg->disks, &mine,
+        rc = rm_disk_hashes_send(&r->chan, cfg->disks, &r->peer,
                                  cfg->disk_chunk ? cfg->disk_chunk
                                                  : RM_DISK_CHUNK_DEFAULT,
                                  r->err);

@@ -44,8 +44,9 @@ static int obs_flush(void *opaque, uint32_t disk)
 }
 
 int rm_kvm_disks_protect(struct rm_vm *vm, bool unreplicated,
-                         struct rm_disklog **out, struct rm_error *err)
+                         struct rm_backend *b, struct rm_error *err)
 {
+    struct rm_disklog **out = &b->disklog;
     struct rm_vm_disk_observer obs = {
         .write = obs_write, .discard = obs_discard, .flush = obs_flush,
     };
@@ -59,6 +60,9 @@ int rm_kvm_disks_protect(struct rm_vm *vm, bool unreplicated,
         LOG_WARN("UNSAFE (-F -d): the disk %s is NOT replicated: after a "
                  "failover the secondary runs without it",
                  rm_vm_disk_path(vm));
+        b->unreplicated[0].id = 0;
+        b->unreplicated[0].size = rm_vm_disk_size(vm);
+        b->nr_unreplicated = 1;
         return 0;
     }
     rc = rm_disklog_open(&log, NULL, err);
