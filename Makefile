@@ -71,6 +71,8 @@ COMMON_OBJS += common/save.o common/restore.o common/compress.o \
                common/status.o common/net.o common/ctlsock.o \
                common/stream_wrap.o common/stream_describe.o
 COMMON_OBJS += common/auth.o common/key_resolve.o
+COMMON_OBJS += common/disklog.o common/disk_replica.o common/disk_hash.o \
+               common/disk_records.o
 
 # proto/: the control channel (generated code + framing)
 PROTO_SRCS := proto/remus.proto
