@@ -648,14 +648,17 @@ static void *blocked_writer(void *arg)
     return NULL;
 }
 
-static void wait_for_waits(struct rm_disklog *log, uint64_t n)
+/* Until the writer waits on the cap, or finished without waiting (then
+ * the caller's checks fail instead of hanging). */
+static void wait_for_waits(struct rm_disklog *log, uint64_t n,
+                           struct blocked *b)
 {
     struct rm_disklog_stats st;
 
     do {
         sched_yield();
         rm_disklog_get_stats(log, &st);
-    } while (st.waits < n);
+    } while (st.waits < n && !__atomic_load_n(&b->done, __ATOMIC_SEQ_CST));
 }
 
 static void test_p6_cap_blocks_and_resumes(void **state)
@@ -680,9 +683,10 @@ static void test_p6_cap_blocks_and_resumes(void **state)
     assert_int_equal(rm_disklog_write(log, 0, 4096, buf, 4096, false, &err),
                      0);
     assert_int_equal(pthread_create(&t, NULL, blocked_writer, &b), 0);
-    wait_for_waits(log, 1);
+    wait_for_waits(log, 1, &b);
     assert_int_equal(__atomic_load_n(&b.done, __ATOMIC_SEQ_CST), 0);
     rm_disklog_get_stats(log, &st);
+    assert_int_equal(st.waits, 1);
     assert_true(st.unacked_bytes <= 2 * (4096 + 16) + 100);
     rm_disklog_acked(log, 1);               /* room for one more */
     assert_int_equal(pthread_join(t, NULL), 0);
@@ -699,7 +703,8 @@ static void test_p6_cap_blocks_and_resumes(void **state)
     b.done = 0;
     b.offset = 12288;
     assert_int_equal(pthread_create(&t, NULL, blocked_writer, &b), 0);
-    wait_for_waits(log, 2);
+    wait_for_waits(log, 2, &b);
+    assert_int_equal(__atomic_load_n(&b.done, __ATOMIC_SEQ_CST), 0);
     rm_disklog_shutdown(log);
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_int_equal(b.rc, -ECANCELED);
