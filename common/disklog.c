@@ -12,8 +12,9 @@
  * The cap counts, for every logged entry not yet acknowledged, its data and
  * its wire entry (a flood of discards is bounded too).  A writer that would
  * pass it waits on a condition variable until rm_disklog_acked() frees
- * room, or rm_disklog_shutdown()/stop() ends the wait.  A single entry
- * larger than the cap passes when nothing else is unacknowledged.
+ * room, or rm_disklog_shutdown()/stop() ends the wait -- but only while a
+ * sealed epoch is unacknowledged: the current epoch alone can only be freed
+ * after a cut, which needs the writer's vCPU parked (see disklog.h).
  */
 #define RM_LOG_PREFIX "disklog"
 #include "common/disklog.h"
@@ -67,6 +68,7 @@ struct rm_disklog {
     struct dl_epoch *cur;
     struct dl_epoch *sealed, *sealed_tail;  /* oldest first */
     uint64_t unacked;
+    uint64_t sealed_cost;      /* the part of unacked in sealed epochs */
     struct dl_disk disks[RM_DISK_MAX];
     unsigned nr_disks;
     struct rm_disklog_stats st;
@@ -208,7 +210,7 @@ static int append(struct rm_disklog *log, struct dl_entry *e, bool sync,
     int rc = 0;
 
     pthread_mutex_lock(&log->lock);
-    while (log->logging && !log->shutdown && log->unacked > 0 &&
+    while (log->logging && !log->shutdown && log->sealed_cost > 0 &&
            log->unacked + cost > log->cap) {
         if (!waited) {
             log->st.waits++;
@@ -333,7 +335,7 @@ void rm_disklog_stop(struct rm_disklog *log)
     drop_epochs(log, &list);
     old = *log->cur;           /* its entries are freed below */
     memset(log->cur, 0, sizeof(*log->cur));
-    log->unacked = 0;
+    log->unacked = log->sealed_cost = 0;
     pthread_cond_broadcast(&log->room);
     pthread_mutex_unlock(&log->lock);
     for (k = 0; k < old.n; k++)
@@ -442,6 +444,7 @@ int rm_disklog_cut(struct rm_disklog *log, uint64_t epoch,
                             "cut of epoch %" PRIu64, epoch);
     pthread_mutex_lock(&log->lock);
     log->cur->epoch = epoch;
+    log->sealed_cost += log->cur->cost;
     if (log->cur->sync_mask)
         log->st.sync_epochs++;
     if (log->sealed_tail)
@@ -707,6 +710,7 @@ void rm_disklog_acked(struct rm_disklog *log, uint64_t epoch)
         log->sealed = ep->next;
         ep->next = NULL;
         log->unacked -= ep->cost;
+        log->sealed_cost -= ep->cost;
         *tail = ep;
         tail = &ep->next;
     }

@@ -167,7 +167,11 @@ void rm_disklog_close(struct rm_disklog *log);
  * (pwrite done; with @fua also fdatasync'd): log it in the current epoch.
  * Blocks while the unacknowledged bytes are over the cap, until an ack
  * makes room or rm_disklog_shutdown() (then -ECANCELED).  -EINVAL for a
- * range outside the disk or misaligned.
+ * range outside the disk or misaligned.  It waits only while an ack can
+ * make room, i.e. while a sealed epoch is unacknowledged: when the current
+ * epoch alone is over the cap the write passes (the cut that would seal it
+ * needs the vCPUs parked, and a vCPU waiting here would never park), so
+ * the bound is the cap plus what the guest writes in one epoch.
  */
 int rm_disklog_write(struct rm_disklog *log, uint32_t disk, uint64_t offset,
                      const void *data, uint32_t len, bool fua,
