@@ -773,6 +773,74 @@ static void test_p7_resync_sends_differing_chunks(void **state)
     close(rfd);
 }
 
+/* An epoch (and a resync) larger than a record is cut into parts 0, 1, ...
+ * each within RM_REC_LENGTH_MAX, the last flagged; the replica takes them
+ * in sequence and ends equal to the primary. */
+static void test_parts_bounded(void **state)
+{
+    const uint64_t big = 24u << 20;
+    int pfd = image(big, 51), rfd = image(big, 0);
+    struct rm_disklog_params pp = { 0 };
+    struct rm_disk_replica_params rp = { .state_dir = NULL };
+    struct rm_disklog *log;
+    struct rm_disk_replica *dr;
+    struct rm_error err = { 0 };
+    struct rm_buf out = { 0 };
+    struct rm_sink sink;
+    struct rm_stream_writer w;
+    uint8_t *buf = malloc(RM_DISK_IO_MAX), *want;
+    uint64_t bytes, entries = 0;
+    uint32_t len;
+    unsigned parts = 0;
+    char path[64];
+
+    (void)state;
+    fresh_statedir();
+    rp.state_dir = statedir;
+    assert_non_null(buf);
+    assert_int_equal(rm_disklog_open(&log, &pp, &err), 0);
+    assert_int_equal(rm_disklog_add_disk(log, 0, pfd, big, &err), 0);
+    rm_disklog_start(log);
+    assert_int_equal(rm_disklog_resync_all(log, &err), 0);
+    /* 20 writes of 1 MiB in one epoch, over the resync */
+    for (unsigned i = 0; i < 20; i++) {
+        memset(buf, (int)(i + 1), RM_DISK_IO_MAX);
+        assert_int_equal(pwrite(pfd, buf, RM_DISK_IO_MAX,
+                                (off_t)i * RM_DISK_IO_MAX + 4096),
+                         RM_DISK_IO_MAX);
+        assert_int_equal(rm_disklog_write(log, 0, (uint64_t)i *
+                                          RM_DISK_IO_MAX + 4096, buf,
+                                          RM_DISK_IO_MAX, false, &err), 0);
+    }
+    assert_int_equal(rm_disklog_cut(log, 1, &err), 0);
+    stream_start(&out, &sink, &w, &err);
+    assert_int_equal(rm_disklog_emit_info(log, &w), 0);
+    assert_int_equal(rm_disklog_emit(log, 0, &w, &bytes), 0);
+    assert_int_equal(bytes, big);
+    assert_int_equal(rm_disklog_emit(log, 1, &w, &bytes), 0);
+    assert_int_equal(bytes, 20u * RM_DISK_IO_MAX);
+    while (nth_record(&out, RM_REC_DISK_WRITES, parts + 1, &len)) {
+        assert_true(len <= RM_REC_LENGTH_MAX);
+        parts++;
+    }
+    assert_true(parts >= 3 + 3);   /* 24 MiB + 20 MiB in 8 MiB records */
+    assert_int_equal(rm_disk_replica_open(&dr, &rp, &err), 0);
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", rfd);
+    assert_int_equal(rm_disk_replica_add(dr, 0, path, false, &err), 0);
+    if (pump(&out, dr, 1, true, &entries, &err))
+        fail_msg("pump: %s", rm_error_str(&err));
+    assert_int_equal(entries, big / RM_DISK_CHUNK_DEFAULT + 20);
+    want = read_image(pfd, big);
+    assert_image(rfd, want, big);
+    free(want);
+    free(buf);
+    rm_disk_replica_close(dr);
+    rm_disklog_close(log);
+    rm_buf_free(&out);
+    close(pfd);
+    close(rfd);
+}
+
 /* ------------------------------------------------------------ P9 */
 
 struct wr {
@@ -1110,6 +1178,7 @@ int main(void)
         cmocka_unit_test(test_p5_sync_epochs),
         cmocka_unit_test(test_p6_cap_blocks_and_resumes),
         cmocka_unit_test(test_p7_resync_sends_differing_chunks),
+        cmocka_unit_test(test_parts_bounded),
         cmocka_unit_test(test_p9_bad_fields_refused),
         cmocka_unit_test(test_p9_engine_refuses_checkpoint),
         cmocka_unit_test(test_p10_dirty_mark),
