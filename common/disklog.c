@@ -510,6 +510,11 @@ static int part_flush(struct part *pt, bool last, uint32_t sync_flag)
     h.flags = htole32((last ? RM_DISK_WR_LAST : 0) | sync_flag);
     pt->iov[0].iov_base = &h;
     pt->iov[0].iov_len = sizeof(h);
+    /* ents may have moved while the part grew: point at them only now */
+    for (uint32_t i = 0; i < pt->n; i++) {
+        pt->iov[1 + 2 * i].iov_base = &pt->ents[i];
+        pt->iov[1 + 2 * i].iov_len = sizeof(pt->ents[i]);
+    }
     rc = rm_stream_write_recordv(pt->w, RM_REC_DISK_WRITES, pt->iov,
                                  1 + 2 * (int)pt->n);
     pt->hdr.part++;
@@ -551,8 +556,6 @@ static int part_add(struct part *pt, uint64_t offset, uint32_t length,
     e->length = htole32(length);
     e->op = htole16(op);
     e->reserved = 0;
-    pt->iov[1 + 2 * pt->n].iov_base = e;
-    pt->iov[1 + 2 * pt->n].iov_len = sizeof(*e);
     pt->iov[2 + 2 * pt->n].iov_base = (void *)data;
     pt->iov[2 + 2 * pt->n].iov_len = op == RM_DISK_OP_WRITE ? length : 0;
     pt->n++;
