@@ -212,9 +212,12 @@ int rm_disklog_resync_all(struct rm_disklog *log, struct rm_error *err);
 int rm_disklog_cut(struct rm_disklog *log, uint64_t epoch,
                    struct rm_error *err);
 /*
- * Save engine: write DISK_INFO (with @epoch ~0: static data), the resync
- * chunks (@epoch 0) or the sealed epoch @epoch's DISK_WRITES records into
- * @w.  @bytes (may be NULL) gets the data bytes written.
+ * Save engine: rm_disklog_emit_info() writes DISK_INFO (static data);
+ * rm_disklog_emit() the queued resync chunks (@epoch 0, read from the
+ * images now; the last part of each disk flagged SYNC) or the sealed epoch
+ * @epoch's DISK_WRITES records into @w (one record per disk with writes or
+ * a flush in the epoch, cut into parts).  @bytes (may be NULL) gets the
+ * data bytes written.  Errors go to @w->err.
  */
 int rm_disklog_emit_info(struct rm_disklog *log, struct rm_stream_writer *w);
 int rm_disklog_emit(struct rm_disklog *log, uint64_t epoch,
