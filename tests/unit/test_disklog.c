@@ -1168,6 +1168,37 @@ static void test_stream_layer(void **state)
                      -EBADMSG);
 }
 
+/*
+ * Not a test: TEST_DISKLOG_WRITE_SEED=FILE writes a small checkpointed
+ * stream with a disk (3 pages, 3 epochs, no resync) to FILE, the seed of
+ * tests/fuzz/corpus/fuzz_restore/checkpointed-kvm-disk.bin.
+ */
+static int write_seed(const char *path)
+{
+    struct dguest d;
+    struct rm_buf out = { 0 };
+    FILE *f;
+    size_t n;
+
+    dguest_init(&d, 3, 61);
+    mem_guest_free(d.g);
+    d.g = mem_guest_new(3, RM_DHDR_TYPE_REMUS_KVM, 61);
+    d.g->workload = dworkload;
+    d.g->workload_opaque = &d;
+    d.ops_per_run = 1;
+    d.flush_pct = 20;
+    rm_disklog_start(d.log);
+    dsave(&d, RM_SAVE_CHECKPOINTED, &out);
+    f = fopen(path, "wb");
+    n = f ? fwrite(out.data, 1, out.len, f) : 0;
+    if (!f || n != out.len || fclose(f))
+        return 1;
+    printf("%s: %zu bytes\n", path, out.len);
+    rm_buf_free(&out);
+    dguest_free(&d);
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1188,6 +1219,8 @@ int main(void)
     };
     int rc;
 
+    if (getenv("TEST_DISKLOG_WRITE_SEED"))
+        return write_seed(getenv("TEST_DISKLOG_WRITE_SEED"));
     tu_case_filter();
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (statedir[0]) {
