@@ -205,6 +205,7 @@ struct dguest {
     uint8_t *snap[MAXEP + 1];   /* the primary's image at cut(n) */
     unsigned flushes_in[MAXEP + 2];
     unsigned cur_epoch;         /* epoch the next writes belong to */
+    bool compress;              /* compressed page records */
 };
 
 static void disk_op(struct dguest *d)
@@ -307,6 +308,7 @@ static void dsave(struct dguest *d, enum rm_save_mode mode,
     ctx.err = &err;
     ctx.disks = d->log;
     rm_save_params_default(&ctx.params, mode);
+    ctx.params.compress = d->compress;
     ctx.cb.opaque = d;
     ctx.cb.suspended = d_suspended;
     ctx.cb.checkpoint = d_checkpoint;
@@ -354,6 +356,7 @@ static int drestore(const struct rm_buf *in, size_t len,
     ctx.err = err;
     ctx.disks = dr;
     ctx.params.checkpointed_hint = true;
+    ctx.params.allow_compressed = c && c->d->compress;
     ctx.cb.opaque = c;
     ctx.cb.checkpoint_committed = c ? d_committed : NULL;
     rm_src_init_mem(&src, in->data, len);
@@ -388,8 +391,10 @@ static void checkpointed(struct dguest *d, unsigned epochs, uint64_t seed,
                          struct rm_buf *out)
 {
     struct rm_error err = { 0 };
+    bool compress = d->compress;
 
     dguest_init(d, epochs, seed);
+    d->compress = compress;
     rm_disklog_start(d->log);
     assert_int_equal(rm_disklog_resync(d->log, 0, RM_DISK_CHUNK_DEFAULT,
                                        NULL, 0, NULL, &err), 0);
@@ -399,18 +404,19 @@ static void checkpointed(struct dguest *d, unsigned epochs, uint64_t seed,
 /* P1: after each commit the replica equals the primary's image at that
  * epoch's cut, byte for byte, over many epochs of random overlapping
  * writes and discards. */
-static void test_p1_replica_equals_cut(void **state)
+static void p1_run(bool compress)
 {
-    struct dguest d;
+    struct dguest d = { .compress = compress };
     struct rm_buf out = { 0 };
     struct rm_error err = { 0 };
     struct rm_restore_ctx rctx;
     struct dcommit c = { .d = &d };
     struct rm_disk_replica *dr;
 
-    (void)state;
     fresh_statedir();
     checkpointed(&d, 40, 11, &out);
+    assert_int_equal(nth_record(&out, RM_REC_PAGE_DATA_COMPRESSED, 1,
+                                &(uint32_t){ 0 }) != 0, compress);
     c.rfd = image(DSIZE, 0);
     dr = replica(c.rfd, false, &err);
     if (drestore(&out, out.len, dr, &c, &rctx, &err))
@@ -424,6 +430,20 @@ static void test_p1_replica_equals_cut(void **state)
     close(c.rfd);
     rm_buf_free(&out);
     dguest_free(&d);
+}
+
+static void test_p1_replica_equals_cut(void **state)
+{
+    (void)state;
+    p1_run(false);
+}
+
+/* The same with compressed page records (the staged checkpoint is
+ * re-encoded after the resume: the disk records must survive it). */
+static void test_p1_compressed(void **state)
+{
+    (void)state;
+    p1_run(true);
 }
 
 /* P2: a stream cut anywhere inside a later checkpoint leaves the replica's
@@ -1203,6 +1223,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_p1_replica_equals_cut),
+        cmocka_unit_test(test_p1_compressed),
         cmocka_unit_test(test_p2_cut_midstream),
         cmocka_unit_test(test_p4_digest_covers_disk),
         cmocka_unit_test(test_p4_last_writer_wins),
