@@ -206,6 +206,7 @@ struct dguest {
     unsigned flushes_in[MAXEP + 2];
     unsigned cur_epoch;         /* epoch the next writes belong to */
     bool compress;              /* compressed page records */
+    uint64_t max_buffer;        /* the restore's buffer (0: default) */
 };
 
 static void disk_op(struct dguest *d)
@@ -357,6 +358,7 @@ static int drestore(const struct rm_buf *in, size_t len,
     ctx.disks = dr;
     ctx.params.checkpointed_hint = true;
     ctx.params.allow_compressed = c && c->d->compress;
+    ctx.params.max_buffer_bytes = c ? c->d->max_buffer : 0;
     ctx.cb.opaque = c;
     ctx.cb.checkpoint_committed = c ? d_committed : NULL;
     rm_src_init_mem(&src, in->data, len);
@@ -404,7 +406,7 @@ static void checkpointed(struct dguest *d, unsigned epochs, uint64_t seed,
 /* P1: after each commit the replica equals the primary's image at that
  * epoch's cut, byte for byte, over many epochs of random overlapping
  * writes and discards. */
-static void p1_run(bool compress)
+static void p1_run(bool compress, uint64_t max_buffer)
 {
     struct dguest d = { .compress = compress };
     struct rm_buf out = { 0 };
@@ -415,6 +417,7 @@ static void p1_run(bool compress)
 
     fresh_statedir();
     checkpointed(&d, 40, 11, &out);
+    d.max_buffer = max_buffer;
     assert_int_equal(nth_record(&out, RM_REC_PAGE_DATA_COMPRESSED, 1,
                                 &(uint32_t){ 0 }) != 0, compress);
     c.rfd = image(DSIZE, 0);
@@ -435,7 +438,15 @@ static void p1_run(bool compress)
 static void test_p1_replica_equals_cut(void **state)
 {
     (void)state;
-    p1_run(false);
+    p1_run(false, 0);
+}
+
+/* The same with a restore buffer so small that every checkpoint's records
+ * are staged on disk and read back at commit. */
+static void test_p1_spilled(void **state)
+{
+    (void)state;
+    p1_run(false, 4096);
 }
 
 /* The same with compressed page records (the staged checkpoint is
@@ -443,7 +454,7 @@ static void test_p1_replica_equals_cut(void **state)
 static void test_p1_compressed(void **state)
 {
     (void)state;
-    p1_run(true);
+    p1_run(true, 0);
 }
 
 /* P2: a stream cut anywhere inside a later checkpoint leaves the replica's
@@ -1224,6 +1235,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_p1_replica_equals_cut),
         cmocka_unit_test(test_p1_compressed),
+        cmocka_unit_test(test_p1_spilled),
         cmocka_unit_test(test_p2_cut_midstream),
         cmocka_unit_test(test_p4_digest_covers_disk),
         cmocka_unit_test(test_p4_last_writer_wins),
