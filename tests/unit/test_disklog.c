@@ -461,7 +461,7 @@ static void test_p1_compressed(void **state)
  * disk at the last committed epoch, byte for byte. */
 static void test_p2_cut_midstream(void **state)
 {
-    struct dguest d;
+    struct dguest d = { 0 };
     struct rm_buf out = { 0 };
     uint32_t len;
     size_t cp3, cp4, cuts[5];
@@ -517,7 +517,7 @@ static int first_write(void *o, const struct rm_disk_writes_hdr *h,
  * commit. */
 static void test_p4_digest_covers_disk(void **state)
 {
-    struct dguest d;
+    struct dguest d = { 0 };
     struct rm_buf out = { 0 };
     struct rm_error err = { 0 };
     struct rm_restore_ctx rctx;
@@ -616,7 +616,7 @@ static void test_p4_last_writer_wins(void **state)
 static void test_p5_sync_epochs(void **state)
 {
     for (int every = 0; every < 2; every++) {
-        struct dguest d;
+        struct dguest d = { 0 };
         struct rm_buf out = { 0 };
         struct rm_error err = { 0 };
         struct rm_restore_ctx rctx;
@@ -994,7 +994,7 @@ static void test_p9_bad_fields_refused(void **state)
  * refuses that checkpoint whole; the disk stays at checkpoint 2. */
 static void test_p9_engine_refuses_checkpoint(void **state)
 {
-    struct dguest d;
+    struct dguest d = { 0 };
     struct rm_buf out = { 0 };
     struct rm_error err = { 0 };
     struct rm_restore_ctx rctx;
@@ -1149,7 +1149,7 @@ static void test_replica_open_checks(void **state)
 /* A plain save and restore with a disk: full copy, then the final epoch. */
 static void test_plain_save_restore(void **state)
 {
-    struct dguest d;
+    struct dguest d = { 0 };
     struct rm_buf out = { 0 };
     struct rm_error err = { 0 };
     struct rm_restore_ctx rctx;
@@ -1206,7 +1206,7 @@ static void test_stream_layer(void **state)
  */
 static int write_seed(const char *path)
 {
-    struct dguest d;
+    struct dguest d = { 0 };
     struct rm_buf out = { 0 };
     FILE *f;
     size_t n;
