@@ -1123,7 +1123,7 @@ static void test_replica_open_checks(void **state)
     struct rm_disk_replica *dr;
     struct rm_error err = { 0 };
     int rfd = image(DSIZE, 0);
-    char path[64];
+    char path[128];
     uint64_t size;
 
     (void)state;
@@ -1136,6 +1136,12 @@ static void test_replica_open_checks(void **state)
     rm_error_clear(&err);
     assert_int_equal(rm_disk_replica_add(dr, 0, statedir, false, &err),
                      -EISDIR);
+    rm_error_clear(&err);
+    snprintf(path, sizeof(path), "%s/fifo", statedir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(rm_disk_replica_add(dr, 0, path, false, &err), -EINVAL);
+    assert_non_null(strstr(rm_error_str(&err), "not a regular file or a "
+                           "block device"));
     rm_error_clear(&err);
     snprintf(path, sizeof(path), "/proc/self/fd/%d", rfd);
     assert_int_equal(rm_disk_replica_add(dr, 0, path, false, &err), 0);
