@@ -71,6 +71,8 @@ COMMON_OBJS += common/save.o common/restore.o common/compress.o \
                common/status.o common/net.o common/ctlsock.o \
                common/stream_wrap.o common/stream_describe.o
 COMMON_OBJS += common/auth.o common/key_resolve.o
+COMMON_OBJS += common/disklog.o common/disk_replica.o common/disk_hash.o \
+               common/disk_records.o
 
 # proto/: the control channel (generated code + framing)
 PROTO_SRCS := proto/remus.proto
@@ -132,7 +134,7 @@ TEST_SUPPORT_OBJS := tests/support/mem_backend.o tests/support/testutil.o
 UNIT_TESTS := test_stream test_engines test_truncation test_proto \
               test_netbuf test_kvm_dirty test_kvm_disk
 UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
-              test_peer_spawn
+              test_peer_spawn test_disklog
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap

@@ -108,6 +108,35 @@ struct rm_disk_write_entry {
     uint16_t reserved;     /* 0 */
 };
 
+/* ======================= Record shapes (both ends) ===================== */
+
+/*
+ * Parse a DISK_INFO body: header, count entries, reserved zero, ids below
+ * RM_DISK_MAX and unique, sector RM_DISK_SECTOR, size a non-zero multiple
+ * of it.  Fills @hdr and @e[0..count) in host order.  0 or -EBADMSG
+ * (common/disk_records.c).
+ */
+int rm_disk_info_parse(const struct rm_record *rec,
+                       struct rm_disk_info_hdr *hdr,
+                       struct rm_disk_info_entry e[RM_DISK_MAX],
+                       struct rm_error *err);
+/*
+ * Walk a DISK_WRITES body: checks its shape (header, exactly count entries
+ * that fit, each offset and length sector multiples, 0 < length <=
+ * RM_DISK_IO_MAX, op known, reserved zero, data padding zero, nothing
+ * after the last entry, flags known, disk below RM_DISK_MAX) and calls
+ * @fn (may be NULL: check only) for each entry in order with its data
+ * (NULL for a discard), all in host order.  A non-zero return of @fn
+ * stops the walk and is returned.  0 or -EBADMSG.
+ */
+typedef int (*rm_disk_write_fn)(void *opaque,
+                                const struct rm_disk_writes_hdr *hdr,
+                                const struct rm_disk_write_entry *e,
+                                const void *data);
+int rm_disk_writes_walk(const struct rm_record *rec,
+                        struct rm_disk_writes_hdr *hdr, rm_disk_write_fn fn,
+                        void *opaque, struct rm_error *err);
+
 /* ====================== Primary: the epoch log ====================== */
 
 struct rm_disklog;
@@ -141,7 +170,11 @@ void rm_disklog_close(struct rm_disklog *log);
  * (pwrite done; with @fua also fdatasync'd): log it in the current epoch.
  * Blocks while the unacknowledged bytes are over the cap, until an ack
  * makes room or rm_disklog_shutdown() (then -ECANCELED).  -EINVAL for a
- * range outside the disk or misaligned.
+ * range outside the disk or misaligned.  It waits only while an ack can
+ * make room, i.e. while a sealed epoch is unacknowledged: when the current
+ * epoch alone is over the cap the write passes (the cut that would seal it
+ * needs the vCPUs parked, and a vCPU waiting here would never park), so
+ * the bound is the cap plus what the guest writes in one epoch.
  */
 int rm_disklog_write(struct rm_disklog *log, uint32_t disk, uint64_t offset,
                      const void *data, uint32_t len, bool fua,
@@ -174,13 +207,20 @@ int rm_disklog_resync(struct rm_disklog *log, uint32_t disk, uint32_t chunk,
                       const uint8_t *hashes, uint64_t nr,
                       uint64_t *nr_differ, struct rm_error *err);
 
+/* Queue a full copy of every disk for epoch 0 (a plain save, or a
+ * secondary without hashes). */
+int rm_disklog_resync_all(struct rm_disklog *log, struct rm_error *err);
+
 /* Save engine: with the VM suspended, seal the current epoch as @epoch. */
 int rm_disklog_cut(struct rm_disklog *log, uint64_t epoch,
                    struct rm_error *err);
 /*
- * Save engine: write DISK_INFO (with @epoch ~0: static data), the resync
- * chunks (@epoch 0) or the sealed epoch @epoch's DISK_WRITES records into
- * @w.  @bytes (may be NULL) gets the data bytes written.
+ * Save engine: rm_disklog_emit_info() writes DISK_INFO (static data);
+ * rm_disklog_emit() the queued resync chunks (@epoch 0, read from the
+ * images now; the last part of each disk flagged SYNC) or the sealed epoch
+ * @epoch's DISK_WRITES records into @w (one record per disk with writes or
+ * a flush in the epoch, cut into parts).  @bytes (may be NULL) gets the
+ * data bytes written.  Errors go to @w->err.
  */
 int rm_disklog_emit_info(struct rm_disklog *log, struct rm_stream_writer *w);
 int rm_disklog_emit(struct rm_disklog *log, uint64_t epoch,
@@ -238,8 +278,9 @@ int rm_disk_replica_hash(struct rm_disk_replica *r, uint32_t id,
 int rm_disk_replica_info(struct rm_disk_replica *r,
                          const struct rm_record *rec, struct rm_error *err);
 /* Restore engine, on arrival: check a DISK_WRITES record for epoch
- * @epoch (the open checkpoint; 0 before the first). -EBADMSG with the
- * reason; nothing is written. */
+ * @epoch (the open checkpoint: last committed + 1).  Resync chunks (epoch
+ * 0) are accepted before any record of checkpoint 1 of the stream.
+ * -EBADMSG with the reason; nothing is written. */
 int rm_disk_replica_check(struct rm_disk_replica *r, uint64_t epoch,
                           const struct rm_record *rec, struct rm_error *err);
 /* Restore engine, at commit of @epoch: mark dirty, apply each checked
@@ -252,5 +293,15 @@ int rm_disk_replica_apply(struct rm_disk_replica *r,
                           const struct rm_record *rec, struct rm_error *err);
 int rm_disk_replica_end_apply(struct rm_disk_replica *r, uint64_t epoch,
                               struct rm_error *err);
+
+struct rm_disk_replica_stats {
+    uint64_t records;          /* DISK_WRITES records applied */
+    uint64_t bytes;            /* data bytes written */
+    uint64_t discards;         /* discard entries applied */
+    uint64_t syncs;            /* image fdatasyncs at end_apply */
+    uint64_t epochs;           /* end_apply calls */
+};
+void rm_disk_replica_get_stats(const struct rm_disk_replica *r,
+                               struct rm_disk_replica_stats *st);
 
 #endif

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "common/compress.h"
+#include "common/disklog.h"
 #include "common/log.h"
 
 struct rm_restore_priv {
@@ -58,6 +59,8 @@ struct rm_restore_priv {
     uint32_t *types;
     void **ptrs;
     uint8_t *scratch;         /* one page, for verify mode */
+    bool disk_info_seen;
+    bool disk_applying;       /* between begin_apply and end_apply */
 };
 
 static void drop_buffer(struct rm_restore_priv *p)
@@ -148,6 +151,66 @@ static int check_page_data(struct rm_restore_ctx *ctx,
     return 0;
 }
 
+/* The disk records: refused whole without --disk, else checked by the
+ * replica (nothing is written on arrival). */
+static int check_disk_record(struct rm_restore_ctx *ctx,
+                             const struct rm_record *rec)
+{
+    struct rm_restore_priv *p = ctx->priv;
+    uint32_t disk = 0;
+
+    /* Both records name their (first) disk at byte 8; the shape was
+     * checked by the reader. */
+    if (rec->length >= 12)
+        memcpy(&disk, (const uint8_t *)rec->data + 8, 4);
+    if (!ctx->disks)
+        return rm_error_set(ctx->err, -EOPNOTSUPP, "byte %" PRIu64 ": the "
+                            "stream carries disk %u but this receiver has "
+                            "no --disk", rec->offset, le32toh(disk));
+    if (rec->type == RM_REC_DISK_INFO) {
+        if (p->static_done || p->disk_info_seen)
+            return rm_error_set(ctx->err, -EBADMSG, "byte %" PRIu64 ": "
+                                "DISK_INFO %s", rec->offset, p->static_done ?
+                                "after STATIC_DATA_END" : "given twice");
+        p->disk_info_seen = true;
+        return rm_disk_replica_info(ctx->disks, rec, ctx->err);
+    }
+    if (!p->static_done)
+        return rm_error_set(ctx->err, -EBADMSG, "byte %" PRIu64 ": "
+                            "DISK_WRITES before the end of static data",
+                            rec->offset);
+    return rm_disk_replica_check(ctx->disks, ctx->committed_epoch + 1, rec,
+                                 ctx->err);
+}
+
+/* Apply a checked DISK_WRITES record: the first of a checkpoint (or of the
+ * resync) marks the images dirty until end_disk_apply(). */
+static int apply_disk_writes(struct rm_restore_ctx *ctx,
+                             const struct rm_record *rec)
+{
+    struct rm_restore_priv *p = ctx->priv;
+    int rc;
+
+    if (!p->disk_applying) {
+        rc = rm_disk_replica_begin_apply(ctx->disks,
+                                         ctx->committed_epoch + 1, ctx->err);
+        if (rc)
+            return rc;
+        p->disk_applying = true;
+    }
+    return rm_disk_replica_apply(ctx->disks, rec, ctx->err);
+}
+
+static int end_disk_apply(struct rm_restore_ctx *ctx, uint64_t epoch)
+{
+    struct rm_restore_priv *p = ctx->priv;
+
+    if (!p->disk_applying)
+        return 0;
+    p->disk_applying = false;
+    return rm_disk_replica_end_apply(ctx->disks, epoch, ctx->err);
+}
+
 static int check_epoch_info(struct rm_restore_ctx *ctx,
                             const struct rm_record *rec)
 {
@@ -226,6 +289,9 @@ static int check_record(struct rm_restore_ctx *ctx,
         return rm_error_set(ctx->err, -EOPNOTSUPP,
                             "byte %" PRIu64 ": compressed page data was "
                             "not negotiated for this stream", rec->offset);
+    case RM_REC_DISK_INFO:
+    case RM_REC_DISK_WRITES:
+        return check_disk_record(ctx, rec);
     default:
         break;
     }
@@ -323,8 +389,15 @@ static int apply_record(struct rm_restore_ctx *ctx,
     case RM_REC_PAGE_DATA:
         return apply_page_data(ctx, rec);
     case RM_REC_EPOCH_INFO:
+    case RM_REC_DISK_INFO:
         return 0;
+    case RM_REC_DISK_WRITES:
+        return apply_disk_writes(ctx, rec);
     case RM_REC_STATIC_DATA_END:
+        if (ctx->disks && !p->disk_info_seen)
+            return rm_error_set(ctx->err, -EINVAL, "this receiver has "
+                                "--disk but the stream carries no disk "
+                                "(the primary does not replicate one)");
         p->static_done = true;
         rc = ctx->ops->static_data_complete(ctx);
         if (rc)
@@ -382,6 +455,14 @@ static int commit_checkpoint(struct rm_restore_ctx *ctx, uint64_t offset)
             drop_buffer(p);
             return -EIO;
         }
+    }
+    rc = end_disk_apply(ctx, epoch);
+    if (rc) {
+        rm_error_prefix(ctx->err, "checkpoint %" PRIu64 " failed at the "
+                        "end of its disk writes, the replica's disk is "
+                        "marked dirty and must not run: ", epoch);
+        drop_buffer(p);
+        return -EIO;
     }
     drop_buffer(p);
     ctx->committed_epoch = epoch;
@@ -630,6 +711,9 @@ static int restore_loop(struct rm_restore_ctx *ctx)
                              PRIu64 ")", p->nbuf, ctx->committed_epoch);
                 return failover(ctx, -EBADMSG);
             }
+            rc = end_disk_apply(ctx, ctx->committed_epoch + 1);
+            if (rc)
+                return rc;
             rc = ctx->ops->stream_complete(ctx);
             if (rc)
                 return rm_error_set(ctx->err, rc, "backend could not "

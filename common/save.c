@@ -4,9 +4,11 @@
  * (Remus) saves over a backend's rm_save_ops (common/sr.h).
  *
  * Checkpointed mode, per epoch:
- *   suspend -> harvest dirty log -> cb.suspended -> stage dirty pages and
- *   state into a memory buffer -> resume -> hand the buffer to the sink ->
- *   cb.checkpoint (waits for the ack, releases output, sleeps).
+ *   suspend -> harvest dirty log, cut the disk log -> cb.suspended ->
+ *   stage dirty pages and state into a memory buffer -> resume -> stage
+ *   the sealed epoch's disk writes and EPOCH_INFO -> hand the buffer to
+ *   the sink -> cb.checkpoint (waits for the ack, releases output, sleeps)
+ *   -> the disk log frees the acknowledged epoch.
  * The guest is paused only while pages are copied into the staging
  * buffer, never while bytes cross the network.
  */
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "common/compress.h"
+#include "common/disklog.h"
 #include "common/log.h"
 
 struct rm_save_priv {
@@ -346,14 +349,67 @@ static int harvest_merge(struct rm_save_ctx *ctx)
     return rc;
 }
 
-static int write_epoch_end(struct rm_save_ctx *ctx, uint64_t epoch)
+static bool have_disks(const struct rm_save_ctx *ctx)
+{
+    return rm_disklog_nr_disks(ctx->disks) > 0;
+}
+
+/* Start logging disk writes and send the queued resync chunks (epoch 0);
+ * a plain save queues a full copy first. */
+static int send_disk_resync(struct rm_save_ctx *ctx, bool full)
+{
+    int rc;
+
+    if (!have_disks(ctx))
+        return 0;
+    rm_disklog_start(ctx->disks);
+    if (full) {
+        rc = rm_disklog_resync_all(ctx->disks, ctx->err);
+        if (rc)
+            return rc;
+    }
+    rc = rm_disklog_emit(ctx->disks, 0, &ctx->w, NULL);
+    if (rc)
+        rm_error_prefix(ctx->err, "sending the disks' resync chunks: ");
+    return rc;
+}
+
+/* With the VM suspended: the disk writes up to here are epoch @epoch. */
+static int cut_disks(struct rm_save_ctx *ctx, uint64_t epoch)
+{
+    return have_disks(ctx) ? rm_disklog_cut(ctx->disks, epoch, ctx->err) : 0;
+}
+
+static int send_disk_epoch(struct rm_save_ctx *ctx, uint64_t epoch,
+                           uint64_t *bytes)
+{
+    int rc;
+
+    *bytes = 0;
+    if (!have_disks(ctx))
+        return 0;
+    rc = rm_disklog_emit(ctx->disks, epoch, &ctx->w, bytes);
+    if (rc)
+        rm_error_prefix(ctx->err, "sending the disk writes of epoch %"
+                        PRIu64 ": ", epoch);
+    return rc;
+}
+
+static int write_epoch_state(struct rm_save_ctx *ctx)
+{
+    int rc = ctx->ops->end_of_checkpoint(ctx);
+
+    if (rc)
+        return rm_error_set(ctx->err, rc, "writing the VM state failed");
+    return 0;
+}
+
+/* EPOCH_INFO (remus streams) and CHECKPOINT: the end of a checkpoint. */
+static int write_epoch_trailer(struct rm_save_ctx *ctx, uint64_t epoch)
 {
     struct rm_save_priv *p = ctx->priv;
     int rc;
 
-    rc = ctx->ops->end_of_checkpoint(ctx);
-    if (rc)
-        return rm_error_set(ctx->err, rc, "writing the VM state failed");
     if (rm_dhdr_is_remus(ctx->dtype)) {
         struct rm_epoch_info ei = {
             .epoch = epoch,
@@ -449,6 +505,9 @@ static int take_checkpoint(struct rm_save_ctx *ctx, uint64_t epoch,
     rc = first ? harvest_merge(ctx) : harvest(ctx, &st->dirty_pages);
     if (rc)
         return rc;
+    rc = cut_disks(ctx, epoch);
+    if (rc)
+        return rc;
     if (ctx->cb.suspended) {
         rc = ctx->cb.suspended(ctx->cb.opaque, epoch);
         if (rc)
@@ -477,7 +536,7 @@ static int take_checkpoint(struct rm_save_ctx *ctx, uint64_t epoch,
     rc = send_pages(ctx, p->dirty, false);
     if (rc)
         goto restore_sink;
-    rc = write_epoch_end(ctx, epoch);
+    rc = write_epoch_state(ctx);
 restore_sink:
     ctx->w.sink = ctx->out;
     p->comp_deferred = false;
@@ -492,6 +551,19 @@ restore_sink:
         return rc;
     }
     t1 = rm_now_ns();
+
+    /* The sealed epoch's disk writes and the trailer are staged with the
+     * VM running (a sealed epoch does not change): the disk adds nothing
+     * to the pause. */
+    ctx->w.sink = &p->stage_sink;
+    rc = send_disk_epoch(ctx, epoch, &st->disk_bytes);
+    if (!rc)
+        rc = write_epoch_trailer(ctx, epoch);
+    ctx->w.sink = ctx->out;
+    if (rc) {
+        p->digest_deferred = false;
+        return rc;
+    }
 
     if (p->digest_deferred) {
         p->digest_deferred = false;
@@ -591,6 +663,9 @@ static int run_checkpointed(struct rm_save_ctx *ctx)
     rc = ctx->ops->start_of_checkpoint(ctx);
     if (rc)
         return rm_error_set(ctx->err, rc, "start of checkpoint failed");
+    rc = send_disk_resync(ctx, false);
+    if (rc)
+        return rc;
     rc = precopy(ctx);
     if (rc)
         return rc;
@@ -602,6 +677,8 @@ static int run_checkpointed(struct rm_save_ctx *ctx)
         if (rc < 0)
             return rm_error_set(ctx->err, rc, "checkpoint %" PRIu64
                                 " was not acknowledged", epoch);
+        if (have_disks(ctx))
+            rm_disklog_acked(ctx->disks, epoch);
         if (rc == 0)
             break;
         epoch++;
@@ -614,12 +691,16 @@ static int run_plain(struct rm_save_ctx *ctx)
 {
     struct rm_save_priv *p = ctx->priv;
     bool live = ctx->params.mode == RM_SAVE_LIVE;
+    uint64_t dummy;
     int rc;
 
     p->digest = RM_FNV64_INIT;
     rc = ctx->ops->start_of_checkpoint(ctx);
     if (rc)
         return rm_error_set(ctx->err, rc, "start of checkpoint failed");
+    rc = send_disk_resync(ctx, true);
+    if (rc)
+        return rc;
     if (live) {
         rc = precopy(ctx);
         if (rc)
@@ -642,9 +723,16 @@ static int run_plain(struct rm_save_ctx *ctx)
     }
     if (rc)
         return rc;
-    rc = ctx->ops->end_of_checkpoint(ctx);
+    rc = write_epoch_state(ctx);
     if (rc)
-        return rm_error_set(ctx->err, rc, "writing the VM state failed");
+        return rc;
+    /* The disk writes made since the full copy began, up to the suspend
+     * (the VM has not run since). */
+    rc = cut_disks(ctx, 1);
+    if (!rc)
+        rc = send_disk_epoch(ctx, 1, &dummy);
+    if (rc)
+        return rc;
     if (ctx->params.verify) {
         rc = send_verify(ctx);
         if (rc)
@@ -707,6 +795,12 @@ int rm_save(struct rm_save_ctx *ctx, struct rm_sink *out)
         goto out;
     }
 
+    if (have_disks(ctx) && !rm_dhdr_is_remus(ctx->dtype)) {
+        rc = rm_error_set(ctx->err, -EINVAL, "disk replication needs a "
+                          "remus stream (not a %s one)",
+                          rm_dhdr_type_name(ctx->dtype));
+        goto out;
+    }
     if (ctx->params.compress) {
         if (!rm_dhdr_is_remus(ctx->dtype)) {
             rc = rm_error_set(ctx->err, -EINVAL, "compression is only "
@@ -728,6 +822,11 @@ int rm_save(struct rm_save_ctx *ctx, struct rm_sink *out)
     if (rc) {
         rm_error_set(ctx->err, rc, "writing static data failed");
         goto out;
+    }
+    if (have_disks(ctx)) {
+        rc = rm_disklog_emit_info(ctx->disks, &ctx->w);
+        if (rc)
+            goto out;
     }
     rc = write_empty(ctx, RM_REC_STATIC_DATA_END);
     if (rc)

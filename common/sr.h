@@ -25,6 +25,8 @@
 
 struct rm_save_ctx;
 struct rm_restore_ctx;
+struct rm_disklog;         /* common/disklog.h */
+struct rm_disk_replica;
 
 /* ===================================================================== */
 /*                                 Save                                  */
@@ -131,6 +133,7 @@ struct rm_epoch_stats {
     uint64_t pause_ns;        /* suspend .. resume */
     uint64_t send_ns;         /* resume .. bytes handed to the sink */
     uint64_t digest;          /* FNV-1a over (pfn, page) sent */
+    uint64_t disk_bytes;      /* disk data bytes in this checkpoint */
 };
 
 struct rm_save_callbacks {
@@ -186,6 +189,18 @@ struct rm_save_ctx {
      * real sink, or at the staging buffer during a checkpoint). */
     struct rm_stream_writer w;
     struct rm_sink *out;       /* the real destination, given by caller */
+
+    /*
+     * The VM's disks (optional, NULL or no disk added: none; remus streams
+     * only).  The engine writes DISK_INFO after the static data, starts the
+     * log, sends the queued resync chunks (epoch 0) before the first pass,
+     * cuts the log with the VM suspended at each checkpoint, writes that
+     * epoch's DISK_WRITES before its EPOCH_INFO and acknowledges the epoch
+     * once cb.checkpoint returned success.  Checkpointed: the caller
+     * queues the resync (rm_disklog_resync() with the secondary's hashes)
+     * before rm_save.  Plain saves send a full copy, then the final epoch.
+     */
+    struct rm_disklog *disks;
 
     /* Results and statistics */
     uint64_t epoch;            /* last checkpoint written */
@@ -328,6 +343,14 @@ struct rm_restore_ctx {
     struct rm_dhdr dhdr;
     uint32_t version;
     uint64_t nr_pfns;          /* set by setup or a static-data record */
+
+    /*
+     * The replica images (optional; NULL: no disk, and a stream with disk
+     * records is refused).  DISK_INFO is checked against them, DISK_WRITES
+     * checked on arrival and applied with the checkpoint at its commit
+     * (resync chunks and the first checkpoint's writes as they arrive).
+     */
+    struct rm_disk_replica *disks;
 
     /* Results */
     enum rm_restore_result result;

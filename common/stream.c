@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/disklog.h"
 #include "common/log.h"
 
 /* ------------------------------------------------------------ names */
@@ -44,6 +45,8 @@ static const struct { uint32_t type; const char *name; } rec_names[] = {
     { RM_REC_KVM_DEVICE, "REMUS_KVM_DEVICE" },
     { RM_REC_PAGE_DATA_COMPRESSED, "REMUS_PAGE_DATA_COMPRESSED" },
     { RM_REC_EPOCH_INFO, "REMUS_EPOCH_INFO" },
+    { RM_REC_DISK_INFO, "REMUS_DISK_INFO" },
+    { RM_REC_DISK_WRITES, "REMUS_DISK_WRITES" },
 };
 
 /* The entry for @type (its optional bit ignored), or NULL. */
@@ -147,7 +150,7 @@ bool rm_rec_is_state(uint32_t type)
     case RM_REC_EPOCH_INFO: case RM_REC_CHECKPOINT: case RM_REC_END:
     case RM_REC_VERIFY: case RM_REC_STATIC_DATA_END:
     case RM_REC_KVM_VM_INFO: case RM_REC_X86_CPUID_POLICY:
-    case RM_REC_X86_MSR_POLICY:
+    case RM_REC_X86_MSR_POLICY: case RM_REC_DISK_INFO:
         return false;
     default:
         return true;
@@ -621,6 +624,17 @@ static int validate_remus_record(uint32_t dtype, const struct rm_record *rec,
         if (get64(d, 0) == 0)
             return bad(err, rec, "epoch 0 is not valid");
         return 0;
+    case RM_REC_DISK_INFO: {
+        struct rm_disk_info_hdr h;
+        struct rm_disk_info_entry e[RM_DISK_MAX];
+
+        return rm_disk_info_parse(rec, &h, e, err);
+    }
+    case RM_REC_DISK_WRITES: {
+        struct rm_disk_writes_hdr h;
+
+        return rm_disk_writes_walk(rec, &h, NULL, NULL, err);
+    }
     default:
         return -ENOENT;
     }

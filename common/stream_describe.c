@@ -2,6 +2,8 @@
 /* A record's contents in a few words (see stream.h). */
 #include "common/stream.h"
 
+#include "common/disklog.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -74,6 +76,32 @@ void rm_record_describe(const struct rm_record *rec, char *buf, size_t len)
         snprintf(buf, len, "  epoch %" PRIu64 ", %" PRIu64 " pages, digest "
                  "%016" PRIx64, (uint64_t)ei.epoch, (uint64_t)ei.dirty_pages,
                  (uint64_t)ei.digest);
+        break;
+    }
+    case RM_REC_DISK_INFO: {
+        struct rm_disk_info_hdr h;
+        struct rm_disk_info_entry e[RM_DISK_MAX];
+        size_t at;
+        uint32_t i;
+
+        if (rm_disk_info_parse(rec, &h, e, NULL))
+            break;
+        at = (size_t)snprintf(buf, len, "  %u disk%s:", h.count,
+                              h.count == 1 ? "" : "s");
+        for (i = 0; i < h.count && at < len; i++)
+            at += (size_t)snprintf(buf + at, len - at, " %u (%" PRIu64
+                                   " bytes)", e[i].id, (uint64_t)e[i].size);
+        break;
+    }
+    case RM_REC_DISK_WRITES: {
+        struct rm_disk_writes_hdr h;
+
+        if (rm_disk_writes_walk(rec, &h, NULL, NULL, NULL))
+            break;
+        snprintf(buf, len, "  disk %u, epoch %" PRIu64 ", part %u, %u "
+                 "entries%s%s", h.disk, (uint64_t)h.epoch, h.part, h.count,
+                 h.flags & RM_DISK_WR_SYNC ? ", sync" : "",
+                 h.flags & RM_DISK_WR_LAST ? ", last" : "");
         break;
     }
     default:
