@@ -27,13 +27,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/disklog.h"
 #include "common/err.h"
 #include "common/sr.h"
 
 struct rm_netbuf;
 struct rm_backend;
-struct rm_disklog;
-struct rm_disk_replica;
 
 /* How the VM this backend runs ended. */
 enum rm_backend_end {
@@ -119,10 +118,7 @@ struct rm_backend {
     /* Protected, -F -d: disks it has and does not replicate (their ids
      * and sizes, for the handshake: the secondary is told). */
     uint32_t nr_unreplicated;
-    struct rm_unreplicated_disk {
-        uint32_t id;
-        uint64_t size;
-    } unreplicated[8];           /* RM_DISK_MAX */
+    struct rm_unreplicated_disk unreplicated[RM_DISK_MAX];
     /* Replica: its disk images (common/disklog.h), owned by the backend,
      * or NULL: none; disk ids 0 .. nr_replica_disks - 1.  The replica
      * runs on them once it takes over. */

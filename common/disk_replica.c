@@ -188,6 +188,16 @@ int rm_disk_replica_size(struct rm_disk_replica *r, uint32_t id,
     return 0;
 }
 
+int rm_disk_replica_hash(struct rm_disk_replica *r, uint32_t id,
+                         uint32_t chunk, uint8_t *hashes,
+                         struct rm_error *err)
+{
+    if (id >= RM_DISK_MAX || !r->d[id].present)
+        return rm_error_set(err, -ENOENT, "disk %u has no replica image", id);
+    return rm_disk_hash_chunks(r->d[id].fd, r->d[id].size, chunk, hashes,
+                               err);
+}
+
 bool rm_disk_replica_dirty(struct rm_disk_replica *r, uint32_t id)
 {
     return id < RM_DISK_MAX && r->d[id].present && r->d[id].dirty;

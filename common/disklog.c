@@ -150,6 +150,24 @@ unsigned rm_disklog_nr_disks(const struct rm_disklog *log)
     return log ? log->nr_disks : 0;
 }
 
+void rm_disklog_disk(const struct rm_disklog *log, unsigned i, uint32_t *id,
+                     uint64_t *size)
+{
+    uint32_t d;
+
+    *id = 0;
+    *size = 0;
+    for (d = 0; d < RM_DISK_MAX; d++) {
+        if (!log->disks[d].present)
+            continue;
+        if (i-- == 0) {
+            *id = d;
+            *size = log->disks[d].size;
+            return;
+        }
+    }
+}
+
 static void drop_epochs(struct rm_disklog *log, struct dl_epoch **list)
 {
     /* Caller holds the lock or is the only user. */

@@ -137,6 +137,13 @@ int rm_disk_writes_walk(const struct rm_record *rec,
                         struct rm_disk_writes_hdr *hdr, rm_disk_write_fn fn,
                         void *opaque, struct rm_error *err);
 
+/* A disk the primary has and does not replicate (-F -d): the handshake
+ * names it, so the secondary knows its image of it falls behind. */
+struct rm_unreplicated_disk {
+    uint32_t id;
+    uint64_t size;
+};
+
 /* ====================== Primary: the epoch log ====================== */
 
 struct rm_disklog;

@@ -384,7 +384,7 @@ static void replica_diskcheck(struct drill *d)
 {
     struct rm_drill_report *rep = d->rep;
     struct kv_client kc;
-    char why[200];
+    char why[160];
 
     if (kv_open(&kc, 888888, GUEST_IP, GUEST_PORT)) {
         snprintf(rep->why, sizeof(rep->why), "no client for DISKCHECK");

@@ -34,13 +34,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/disklog.h"
 #include "common/err.h"
 #include "common/net.h"
 #include "common/sr.h"
 
 struct rm_auth_key;
 struct rm_netbuf;
-struct rm_unreplicated_disk;
 
 enum rm_protect_end {
     RM_PROTECT_STOPPED = 0,     /* stop requested, stream ended cleanly */

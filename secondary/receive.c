@@ -555,6 +555,16 @@ static int accept_peer(struct receive *r)
     return 0;
 }
 
+static bool replicates_disks(const struct rm_hello *primary)
+{
+    uint32_t i;
+
+    for (i = 0; i < primary->nr_disks; i++)
+        if (!primary->disks[i].unreplicated)
+            return true;
+    return false;
+}
+
 void rm_receive_cfg_init(struct rm_receive_cfg *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -648,7 +658,9 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     rctx.params.max_buffer_bytes = cfg->buffer_bytes;
     rctx.cb.opaque = r;
     rctx.cb.checkpoint_committed = on_committed;
-    rctx.disks = cfg->disks;
+    /* The replica's images, when the primary replicates a disk at all
+     * (with -F -d alone they stay as they are: the hello said so). */
+    rctx.disks = replicates_disks(&r->peer) ? cfg->disks : NULL;
 
     rc = rm_restore(&rctx, &r->stream_src);
     if (r->have_auth_src && r->auth_src.failed) {
