@@ -5,6 +5,7 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backends/xen/xl_config.h"
@@ -165,6 +166,15 @@ int cli_receive_resolve(struct receive_args *a)
     if (a->spec.kind != RM_BACKEND_KIND_XEN && a->xen_only)
         return cli_usage_error(CMD, "--replica-name is for a Xen replica "
                                "(--xen, or backend = xen)");
+    /* The negative control of disk replication's tests: the replica's
+     * disk runs ahead of its memory.  Never for a real replica. */
+    if (a->spec.nr_disks && getenv("REMUS_TEST_DISK_ON_ARRIVAL")) {
+        fprintf(stderr, "remus receive: TEST MODE (REMUS_TEST_DISK_ON_"
+                "ARRIVAL): disk writes are applied as they arrive, before "
+                "their checkpoint commits: a failover can resume on a disk "
+                "ahead of its memory\n");
+        a->sc.receive.test_disk_on_arrival = true;
+    }
     if (a->spec.disk_sync && !a->spec.nr_disks)
         return cli_usage_error(CMD, "--disk-sync without --disk: there is "
                                "no replica image to sync");

@@ -744,6 +744,12 @@ static int restore_loop(struct rm_restore_ctx *ctx)
             rc = expand_compressed(ctx, &rec);
         if (rc == 0)
             rc = check_record(ctx, &rec);
+        if (rc == 0 && p->buffering && ctx->params.test_disk_on_arrival &&
+            rec.type == RM_REC_DISK_WRITES) {      /* wrong on purpose */
+            rc = apply_disk_writes(ctx, &rec);
+            if (rc == 0)
+                rc = end_disk_apply(ctx, ctx->committed_epoch + 1);
+        }
         if (rc == 0) {
             if (p->buffering)
                 rc = buffer_record(ctx, &rec);

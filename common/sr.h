@@ -325,6 +325,12 @@ struct rm_restore_params {
                                   (common/restore.c) */
     unsigned read_timeout_ms;  /* 0: none.  After this long with no byte,
                                   the channel counts as broken */
+    bool test_disk_on_arrival; /* TESTS ONLY: apply each checkpoint's disk
+                                  writes as they arrive, not at its commit
+                                  (DRBD's protocol C: the disk runs ahead
+                                  of the memory it is resumed with).  The
+                                  negative control of P2 (common/
+                                  disklog.h): never for a real replica */
 };
 
 #define RM_RESTORE_BUFFER_DEFAULT (1ull << 30)

@@ -661,6 +661,7 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     /* The replica's images, when the primary replicates a disk at all
      * (with -F -d alone they stay as they are: the hello said so). */
     rctx.disks = replicates_disks(&r->peer) ? cfg->disks : NULL;
+    rctx.params.test_disk_on_arrival = cfg->test_disk_on_arrival;
 
     rc = rm_restore(&rctx, &r->stream_src);
     if (r->have_auth_src && r->auth_src.failed) {

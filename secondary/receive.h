@@ -96,6 +96,7 @@ struct rm_receive_cfg {
     uint32_t nr_disks;
     uint32_t disk_ids[RM_DISK_MAX];
     uint32_t disk_chunk;          /* hash chunk (0: RM_DISK_CHUNK_DEFAULT) */
+    bool test_disk_on_arrival;    /* TESTS ONLY: see rm_restore_params */
 
     volatile sig_atomic_t *stop_requested;
     unsigned progress_ms;

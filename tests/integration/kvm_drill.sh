@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # kill -9 of the primary at random moments under client load: the replica
 # takes over and every reply a client received is still reflected in the
-# guest's state (remus drill checks it and reports lost_ops); and with
-# -F -n replies flow without waiting for a checkpoint.
+# guest's state (remus drill checks it and reports lost_ops), the guest's
+# data on its replicated disk too (DISKCHECK on the replica, a cold boot
+# of a copy of the secondary's image); and with -F -n replies flow without
+# waiting for a checkpoint.
 . "$ROOT/tests/lib/kvm.sh"
 seed=$(( $(date +%s) % 100000 + 1 ))
 for i in 1 2 3; do
@@ -16,6 +18,7 @@ for i in 1 2 3; do
     grep -q '"survived": true' "$TMP/d$i.json" || { echo "drill $i: the guest did not survive"; exit 1; }
     grep -q '"result": "PASS"' "$TMP/d$i.json" || { echo "drill $i: no PASS in the JSON"; cat "$TMP/d$i.json"; exit 1; }
     grep -q '"why": ""' "$TMP/d$i.json" || { echo "drill $i: a passing drill gives a reason"; exit 1; }
+    grep -q '"disk_checked": true' "$TMP/d$i.json" || { echo "drill $i: its disk was not checked"; cat "$TMP/d$i.json"; exit 1; }
     echo "drill $i: $(grep -E 'killed after|failover time|acknowledged' "$TMP/d$i.out" | tr -s ' ' | tr '\n' ';')"
 done
 # Negative control: without output buffering and with 1 s checkpoints,
@@ -29,6 +32,17 @@ rc=0
 grep -q '"result": "FAIL"' "$TMP/nb.json" || { cat "$TMP/nb.json"; echo "no FAIL in the JSON"; exit 1; }
 grep -Eq '"why": "[0-9]+ acknowledged operations? (was|were) lost"' "$TMP/nb.json" || { cat "$TMP/nb.json"; echo "the JSON does not say why"; exit 1; }
 echo "negative control ok (unbuffered, 1 s checkpoints): $(grep '"why"' "$TMP/nb.json")"
+# Negative control of the disk: protect -F -d leaves the secondary's image
+# behind its memory; the replica's DISKCHECK after the failover must say
+# so and fail the drill.
+rc=0
+"$REMUS" drill --quiet --no-disk-replication --kill-after 2 --after 1 \
+    --clients 3 --json "$TMP/nd.json" > "$TMP/nd.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || { cat "$TMP/nd.out"; echo "a drill whose disk is not replicated exited $rc, not 1"; exit 1; }
+grep -q '"why": "after the failover the replica.s disk does not match its memory: DISKCHECK: .*disk-mismatch' "$TMP/nd.json" \
+    || { cat "$TMP/nd.json"; echo "the JSON does not say the disk fell behind"; exit 1; }
+grep -q '"disk_checked": false' "$TMP/nd.json" || { echo "an unreplicated disk counted as checked"; exit 1; }
+echo "negative control ok (-F -d): $(grep '"why"' "$TMP/nd.json")"
 # The drill refuses bad flags.
 if "$REMUS" drill --clients 0 2> "$TMP/e"; then exit 1; fi
 grep -q "clients 0" "$TMP/e" || { echo "--clients 0 is not named"; exit 1; }

@@ -18,6 +18,10 @@
  *             backend cannot apply; the page digest does not cover
  *             types), then keep relaying (an unkeyed stream: the 16-byte
  *             session token, the headers, then records)
+ *   disk-cut  relay the stream up to the end of the next DISK_WRITES
+ *             record after the first CHECKPOINT (an unkeyed stream), then
+ *             stall both connections as `stall` does: the secondary holds
+ *             that checkpoint's disk writes but never its end
  *   ctl-mute  from then on, drop what the primary sends on the control
  *             connection (heartbeats, stop, handover) and relay the rest:
  *             the secondary still gets every checkpoint and the primary
@@ -37,6 +41,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/disklog.h"
 #include "common/io.h"
 #include "common/stream.h"
 
@@ -85,6 +90,44 @@ static bool retype(struct recs *r, char *buf, size_t len, bool armed)
     return hit;
 }
 
+/* disk-cut: how many of @len bytes to relay before the stall (the end of
+ * the first DISK_WRITES record after a CHECKPOINT once @armed), or @len. */
+static size_t disk_cut(struct recs *r, const char *buf, size_t len,
+                       bool armed)
+{
+    size_t k;
+
+    for (k = 0; k < len; k++) {
+        uint64_t a = r->abs + k;
+
+        if (r->target && a == r->target) {
+            r->abs += k;
+            return k;
+        }
+        if (a >= r->next_hdr && a < r->next_hdr + 8) {
+            r->hdr[a - r->next_hdr] = (uint8_t)buf[k];
+            if (a == r->next_hdr + 7) {
+                uint32_t type, rlen;
+
+                memcpy(&type, r->hdr, 4);
+                memcpy(&rlen, r->hdr + 4, 4);
+                if (type == RM_REC_CHECKPOINT)
+                    r->checkpointed = true;
+                r->next_hdr += 8 + (((uint64_t)rlen + 7) & ~7ull);
+                if (armed && r->checkpointed && !r->target &&
+                    type == RM_REC_DISK_WRITES)
+                    r->target = r->next_hdr;
+            }
+        }
+    }
+    if (r->target && r->abs + len == r->target) {
+        r->abs += len;
+        return len;      /* the record ends with the chunk: cut here */
+    }
+    r->abs += len;
+    return (size_t)-1;   /* relay all of it */
+}
+
 static int dial(int port)
 {
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
@@ -102,6 +145,7 @@ int main(int argc, char **argv)
     int lfd, one = 1, pairs[2][2], n = 0, after_ms;
     uint64_t t_stream = 0;
     bool done = false, truncate_mode, stall_mode, ptype_mode, mute_mode;
+    bool cut_mode;
     struct recs recs = { .next_hdr = 16 + 40 };
     static char buf[1 << 16];
 
@@ -111,10 +155,11 @@ int main(int argc, char **argv)
     stall_mode = !strcmp(argv[3], "stall");
     ptype_mode = !strcmp(argv[3], "ptype");
     mute_mode = !strcmp(argv[3], "ctl-mute");
+    cut_mode = !strcmp(argv[3], "disk-cut");
     after_ms = atoi(argv[4]);
     lfd = socket(AF_INET, SOCK_STREAM, 0);
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (stall_mode) {
+    if (stall_mode || cut_mode) {
         int small = 65536;   /* inherited by the accepted sockets */
 
         setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
@@ -169,7 +214,22 @@ int main(int argc, char **argv)
                 }
                 continue;
             }
-            if (i == 2 && mute_mode) {
+            if (i == 2 && cut_mode) {
+                bool armed = rm_now_ns() - t_stream >
+                             (uint64_t)after_ms * 1000000;
+                size_t keep = disk_cut(&recs, buf, (size_t)got, armed);
+
+                if (keep != (size_t)-1) {
+                    if (rm_write_all(to, buf, keep))
+                        return 0;
+                    printf("tcpmangle: cut the stream after a checkpoint's "
+                           "DISK_WRITES, before its end; stalled both "
+                           "connections\n");
+                    fflush(stdout);
+                    for (;;)
+                        pause();
+                }
+            } else if (i == 2 && mute_mode) {
                 /* the stream is relayed untouched */
             } else if (i == 2 && ptype_mode) {
                 bool armed = !done && rm_now_ns() - t_stream >
