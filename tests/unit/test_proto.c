@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "proto/channel.h"
+#include "proto/disks.h"
 #include "proto/timing.h"
 
 struct pair {
@@ -135,6 +136,82 @@ static void test_ack_epoch_zero(void **state)
                      -EBADMSG);
     assert_non_null(strstr(err.msg, "epoch 0"));
     free(frame);
+}
+
+/* A hello's disks through encode and decode; bad ones refused, named. */
+static int hello_disks_roundtrip(const struct rm_hello *h, struct rm_hello *out,
+                                 struct rm_error *err)
+{
+    struct rm_ctl_msg m = { .kind = RM_CTL_HELLO }, back;
+    uint8_t *frame;
+    size_t len;
+    int rc;
+
+    m.u.hello = *h;
+    assert_int_equal(rm_ctl_encode(&m, &frame, &len), 0);
+    rc = rm_ctl_decode(frame + 4, len - 4, &back, err);
+    free(frame);
+    *out = back.u.hello;
+    return rc;
+}
+
+static void test_hello_disks(void **state)
+{
+    struct rm_hello p, s, out;
+    struct rm_error err = { 0 };
+    char why[RM_CTL_TEXT_MAX];
+
+    (void)state;
+    memset(&p, 0, sizeof(p));
+    p.role = RM_ROLE_PRIMARY;
+    snprintf(p.backend, sizeof(p.backend), "kvm");
+    p.nr_disks = 2;
+    p.disks[0].id = 0;
+    p.disks[0].size = 4u << 20;
+    p.disks[1].id = 3;
+    p.disks[1].size = 512;
+    p.disks[1].unreplicated = true;
+    assert_int_equal(hello_disks_roundtrip(&p, &out, &err), 0);
+    assert_int_equal(out.nr_disks, 2);
+    assert_int_equal(out.disks[0].size, 4u << 20);
+    assert_int_equal(out.disks[1].id, 3);
+    assert_true(out.disks[1].unreplicated);
+    assert_false(out.disks[0].unreplicated);
+    /* refused: an id out of range, a size not in sectors, an id twice */
+    s = p;
+    s.disks[0].id = RM_DISK_MAX;
+    assert_int_equal(hello_disks_roundtrip(&s, &out, &err), -EBADMSG);
+    assert_non_null(strstr(err.msg, "disk 8"));
+    rm_error_clear(&err);
+    s = p;
+    s.disks[0].size = 1000;
+    assert_int_equal(hello_disks_roundtrip(&s, &out, &err), -EBADMSG);
+    rm_error_clear(&err);
+    s = p;
+    s.disks[1].id = 0;
+    assert_int_equal(hello_disks_roundtrip(&s, &out, &err), -EBADMSG);
+    assert_non_null(strstr(err.msg, "twice"));
+    rm_error_clear(&err);
+    /* the agreement: same disks, same sizes; an unreplicated one needs
+     * nothing of the secondary */
+    memset(&s, 0, sizeof(s));
+    s.nr_disks = 1;
+    s.disks[0].id = 0;
+    s.disks[0].size = 4u << 20;
+    assert_null(rm_disks_disagree(&p, &s, why, sizeof(why)));
+    s.disks[0].size = 2u << 20;
+    assert_non_null(rm_disks_disagree(&p, &s, why, sizeof(why)));
+    assert_non_null(strstr(why, "4194304 bytes, this secondary's replica "
+                                "image is 2097152"));
+    s.nr_disks = 0;
+    assert_non_null(rm_disks_disagree(&p, &s, why, sizeof(why)));
+    assert_non_null(strstr(why, "no replica image"));
+    s.nr_disks = 2;
+    s.disks[0].size = 4u << 20;
+    s.disks[1].id = 5;
+    s.disks[1].size = 512;
+    assert_non_null(rm_disks_disagree(&p, &s, why, sizeof(why)));
+    assert_non_null(strstr(why, "disk 5"));
 }
 
 struct hs {
@@ -418,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_bad_frames),
         cmocka_unit_test(test_ack_epoch_zero),
+        cmocka_unit_test(test_hello_disks),
         cmocka_unit_test(test_handshake),
         cmocka_unit_test(test_handshake_timing),
         cmocka_unit_test(test_handshake_quorum_mismatch),
