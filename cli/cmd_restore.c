@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "backends/kvm/guestcfg.h"
+#include "backends/kvm/kvm_disks.h"
 #include "backends/kvm/kvm_sr.h"
 #include "backends/kvm/vmctl.h"
 #include "backends/xen/xen_domain_sr.h"
@@ -42,6 +43,8 @@ static void usage(FILE *out)
             "\n"
             "  --name NAME     VM name (control socket for `remus save`)\n"
             "  --tap NAME      TAP interface for the guest NIC\n"
+            "  --disk PATH     the image the saved VM's disk is restored\n"
+            "                  into (the same size; the VM runs on it)\n"
             "  --console FILE  guest console log (default: stderr)\n"
             "  --paused        restore, validate and exit without running\n"
             "\n"
@@ -58,6 +61,7 @@ int cmd_restore(int argc, char **argv)
         { "tap", required_argument, NULL, 't' },
         { "console", required_argument, NULL, 'o' },
         { "paused", no_argument, NULL, 'p' },
+        { "disk", required_argument, NULL, 'd' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -65,6 +69,8 @@ int cmd_restore(int argc, char **argv)
     struct rm_restore_ctx ctx;
     struct rm_error err = { 0 };
     struct rm_vmctl *ctl = NULL;
+    struct rm_disk_replica *disks = NULL;
+    const char *disk = NULL;
     struct rm_src src;
     struct sigaction sa;
     bool paused = false;
@@ -80,6 +86,7 @@ int cmd_restore(int argc, char **argv)
         case 't': arg.cfg.tap = optarg; break;
         case 'o': arg.cfg.console_path = optarg; break;
         case 'p': paused = true; break;
+        case 'd': disk = optarg; break;
         case 'h': usage(stdout); return RM_EXIT_OK;
         default:
             return cli_usage_error("restore", "unknown option '%s'",
@@ -92,14 +99,23 @@ int cmd_restore(int argc, char **argv)
     if (fd < 0)
         return cli_fail("restore", "cannot open '%s': %s", argv[optind],
                         strerror(-fd));
+    /* The saved disk, written into --disk as the file is read. */
+    if (disk && rm_kvm_disks_replica(&disk, 1, true, &disks, &err)) {
+        if (fd != STDIN_FILENO)
+            close(fd);
+        return cli_fail("restore", "%s", rm_error_str(&err));
+    }
+    arg.cfg.disk_override = disk;
     memset(&ctx, 0, sizeof(ctx));
     ctx.ops = &rm_kvm_restore_ops;
     ctx.backend_arg = &arg;
     ctx.err = &err;
+    ctx.disks = disks;
     rm_src_init_fd(&src, fd);
     rc = rm_restore(&ctx, &src);
     if (fd != STDIN_FILENO)
         close(fd);
+    rm_disk_replica_close(disks);
     if (rc || ctx.result != RM_RESTORE_COMPLETE || !arg.vm) {
         rm_vm_destroy(arg.vm);
         return cli_fail("restore", "%s", rc ? rm_error_str(&err)

@@ -43,28 +43,16 @@ static int obs_flush(void *opaque, uint32_t disk)
     return rc;
 }
 
-int rm_kvm_disks_protect(struct rm_vm *vm, bool unreplicated,
-                         struct rm_backend *b, struct rm_error *err)
+/* A log of @vm's disk (it has one), its writes observed from now on. */
+static int log_disk(struct rm_vm *vm, struct rm_disklog **out,
+                    struct rm_error *err)
 {
-    struct rm_disklog **out = &b->disklog;
     struct rm_vm_disk_observer obs = {
         .write = obs_write, .discard = obs_discard, .flush = obs_flush,
     };
     struct rm_disklog *log = NULL;
     int rc;
 
-    *out = NULL;
-    if (rm_vm_disk_fd(vm) < 0)
-        return 0;
-    if (unreplicated) {
-        LOG_WARN("UNSAFE (-F -d): the disk %s is NOT replicated: after a "
-                 "failover the secondary runs without it",
-                 rm_vm_disk_path(vm));
-        b->unreplicated[0].id = 0;
-        b->unreplicated[0].size = rm_vm_disk_size(vm);
-        b->nr_unreplicated = 1;
-        return 0;
-    }
     rc = rm_disklog_open(&log, NULL, err);
     if (!rc)
         rc = rm_disklog_add_disk(log, 0, rm_vm_disk_fd(vm),
@@ -75,8 +63,52 @@ int rm_kvm_disks_protect(struct rm_vm *vm, bool unreplicated,
     }
     obs.opaque = log;
     rm_vm_set_disk_observer(vm, &obs);
-    LOG_INFO("disk %s (%" PRIu64 " MiB) replicated at each checkpoint",
-             rm_vm_disk_path(vm), rm_vm_disk_size(vm) >> 20);
+    *out = log;
+    return 0;
+}
+
+int rm_kvm_disks_protect(struct rm_vm *vm, bool unreplicated,
+                         struct rm_backend *b, struct rm_error *err)
+{
+    int rc;
+
+    b->disklog = NULL;
+    if (rm_vm_disk_fd(vm) < 0)
+        return 0;
+    if (unreplicated) {
+        LOG_WARN("UNSAFE (-F -d): the disk %s is NOT replicated: after a "
+                 "failover the secondary runs on whatever its own image "
+                 "holds", rm_vm_disk_path(vm));
+        b->unreplicated[0].id = 0;
+        b->unreplicated[0].size = rm_vm_disk_size(vm);
+        b->nr_unreplicated = 1;
+        return 0;
+    }
+    rc = log_disk(vm, &b->disklog, err);
+    if (!rc)
+        LOG_INFO("disk %s (%" PRIu64 " MiB) replicated at each checkpoint",
+                 rm_vm_disk_path(vm), rm_vm_disk_size(vm) >> 20);
+    return rc;
+}
+
+int rm_kvm_disks_save(struct rm_vm *vm, struct rm_disklog **out,
+                      struct rm_error *err)
+{
+    struct rm_disklog *log = NULL;
+    int rc;
+
+    *out = NULL;
+    if (rm_vm_disk_fd(vm) < 0)
+        return 0;
+    rc = log_disk(vm, &log, err);
+    if (rc)
+        return rc;
+    rm_disklog_start(log);
+    rc = rm_disklog_resync_all(log, err);
+    if (rc) {
+        rm_kvm_disks_unprotect(vm, log);
+        return rc;
+    }
     *out = log;
     return 0;
 }

@@ -22,6 +22,11 @@
  */
 int rm_kvm_disks_protect(struct rm_vm *vm, bool unreplicated,
                          struct rm_backend *b, struct rm_error *err);
+/* A save of @vm into a file (vmctl's "save"): *out gets a log holding a
+ * full copy of its disk, logging from now on (NULL: no disk).  Free it
+ * with rm_kvm_disks_unprotect().  0 or -errno with the reason. */
+int rm_kvm_disks_save(struct rm_vm *vm, struct rm_disklog **out,
+                      struct rm_error *err);
 /* Stop logging @vm's disk into @log and free it (NULL: nothing).  A guest
  * write waiting for room goes on, unlogged. */
 void rm_kvm_disks_unprotect(struct rm_vm *vm, struct rm_disklog *log);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backends/kvm/kvm_disks.h"
 #include "backends/kvm/kvm_sr.h"
 #include "backends/kvm/offline.h"
 #include "common/ctlsock.h"
@@ -109,7 +110,12 @@ static void serve_save(struct rm_vm *vm, const char *req, int fd,
                            live ? RM_SAVE_LIVE : RM_SAVE_NONLIVE);
     sctx.params.resume_after = keep;
     rm_sink_init_fd(&sink, fd);
-    rc = rm_save(&sctx, &sink);
+    /* The disk goes into the file too: a full copy, and (live) the writes
+     * made while it is read. */
+    rc = rm_kvm_disks_save(vm, &sctx.disks, &err);
+    if (!rc)
+        rc = rm_save(&sctx, &sink);
+    rm_kvm_disks_unprotect(vm, sctx.disks);
     /* On disk before the VM may stop (a pipe or tty has nothing to
      * sync). */
     if (!rc && fsync(fd) && errno != EINVAL && errno != EROFS)

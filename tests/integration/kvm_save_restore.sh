@@ -70,3 +70,40 @@ if "$REMUS" restore "$TMP/hvm.stream" 2> "$TMP/e4"; then exit 1; fi
 grep -q "cannot be restored on the KVM backend" "$TMP/e4"
 if pgrep -f "remus restore $TMP" >/dev/null; then echo "a VM was left running"; exit 1; fi
 head -n1 "$TMP/e1" "$TMP/e2" "$TMP/e4"
+
+# A VM with a disk: the save file carries the disk (a full copy, and in a
+# live save the writes made while it is read); restore --disk writes it
+# into another image, on which the VM runs on.  Without --disk, or with an
+# image of another size, the restore is refused, naming it.
+for mode in nonlive live; do
+    if [ $mode = live ]; then opt=--live; else opt=; fi
+    rm -f "$TMP/d-$mode.img" "$TMP/e-$mode.img"
+    truncate -s 2M "$TMP/d-$mode.img"; truncate -s 2M "$TMP/e-$mode.img"
+    ip netns exec "$NS" "$REMUS" run --name disk-$mode --ip 10.77.0.2 --netmask 255.255.255.0 \
+        --tap tap0 --config /dev/stdin --console "$TMP/disk-$mode.console" \
+        > "$TMP/disk-$mode.log" 2>&1 <<EOC & PIDS+=($!)
+image = $BUILD/guest/remus-guest.elf
+disk = $TMP/d-$mode.img
+EOC
+    cmds=(); for i in $(seq 1 30); do cmds+=("SET k$i $((i * 5))"); done
+    out=$(kv 12 1 "${cmds[@]}")
+    [ "$(echo "$out" | grep -c " OK ")" = 30 ] || { echo "$mode: not all SETs acknowledged"; exit 1; }
+    "$REMUS" save $opt disk-$mode "$TMP/disk-$mode.stream" 2> "$TMP/save.err" || {
+        cat "$TMP/save.err" "$TMP/disk-$mode.log"; exit 1; }
+    wait "${PIDS[-1]}" || { echo "the saved VM did not stop cleanly"; exit 1; }
+    "$REMUS" stream-info "$TMP/disk-$mode.stream" | grep -q "DISK_INFO" || { echo "$mode: the save file has no disk"; exit 1; }
+    if "$REMUS" restore --paused "$TMP/disk-$mode.stream" 2> "$TMP/e5"; then echo "$mode: restored without --disk"; exit 1; fi
+    grep -q "carries disk 0 but this receiver has no --disk" "$TMP/e5" || { cat "$TMP/e5"; exit 1; }
+    truncate -s 1M "$TMP/small.img"
+    if "$REMUS" restore --paused --disk "$TMP/small.img" "$TMP/disk-$mode.stream" 2> "$TMP/e6"; then echo "$mode: restored into a smaller image"; exit 1; fi
+    grep -q "small.img" "$TMP/e6" || { cat "$TMP/e6"; echo "the wrong-size image is not named"; exit 1; }
+    ip netns exec "$NS" "$REMUS" restore --name disk-$mode-r --tap tap0 --disk "$TMP/e-$mode.img" \
+        --console "$TMP/disk-$mode-r.console" "$TMP/disk-$mode.stream" > "$TMP/disk-$mode-r.log" 2>&1 & PIDS+=($!)
+    out=$(kv 12 31 "GET k1" "GET k30" DISKCHECK)
+    echo "$out" | grep -q "^31 OK 5 " || { echo "$mode: k1 lost: $out"; cat "$TMP/disk-$mode-r.log"; exit 1; }
+    echo "$out" | grep -q "^32 OK 150 " || { echo "$mode: k30 lost: $out"; exit 1; }
+    echo "$out" | grep -q "^33 OK disk=ok records=30 " || { echo "$mode: DISKCHECK: $out"; exit 1; }
+    cmp "$TMP/d-$mode.img" "$TMP/e-$mode.img" || { echo "$mode: the restored image differs from the saved VM's"; exit 1; }
+    kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" || true
+    echo "$mode save with a disk: restored into another image, identical, DISKCHECK ok"
+done
