@@ -13,6 +13,7 @@
 #    host dies again the new secondary takes over with every write, and a
 #    guest cold-booted from a copy of its image (its host dead too) has
 #    them all;
+#  - `remus handover` carries the disk;
 #  - a checkpoint cut after its disk writes and before its end leaves the
 #    replica's disk at its last commit (P2); the test mode that applies
 #    disk writes on arrival (protocol C) is caught by the same check.
@@ -156,6 +157,22 @@ recs=$(diskcheck 15)
 [ "$recs" = 130 ] || { echo "the cold-booted copy holds $recs records, want 130"; exit 1; }
 kill -TERM $VM; wait $VM || true
 echo "reprotect, failover to B, cold boot of B's image: 130 records, every acknowledged SET"
+
+scenario "handover carries the disk: the secondary runs on with every acknowledged write"
+fresh "$TMP/p.img"; fresh "$TMP/r.img"
+start_sec 7947 "$TMP/s4.log" $HB --disk "$TMP/r.img"
+start_pri 4 7947 $HB
+sets 30 25 h
+"$REMUS" handover tguest > "$TMP/h.out" 2> "$TMP/h.err" || { cat "$TMP/h.err"; exit 1; }
+rc=0; wait $PRI || rc=$?
+[ $rc = 0 ] || { echo "the old primary exited $rc, not 0"; exit 1; }
+wait_for "$TMP/s4.log" "FAILOVER" 10
+check_sets 31 25 h
+recs=$(diskcheck 32)
+[ "$recs" = 25 ] || { echo "after the handover the disk holds $recs records, want 25"; exit 1; }
+sets 33 5 after
+kill -TERM $SEC; wait $SEC 2>/dev/null || true
+echo "handover: $(cat "$TMP/h.out"); 25 records on the new primary's disk"
 
 listening() { [ -n "$(NSX ss -ltnH "sport = :$1")" ]; }
 # cut_run NAME [ENV...]: protect through tcpmangle disk-cut; the writer

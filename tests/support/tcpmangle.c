@@ -156,6 +156,11 @@ int main(int argc, char **argv)
     ptype_mode = !strcmp(argv[3], "ptype");
     mute_mode = !strcmp(argv[3], "ctl-mute");
     cut_mode = !strcmp(argv[3], "disk-cut");
+    if (!truncate_mode && !stall_mode && !ptype_mode && !mute_mode &&
+        !cut_mode && strcmp(argv[3], "corrupt")) {
+        fprintf(stderr, "tcpmangle: unknown mode '%s'\n", argv[3]);
+        return 2;
+    }
     after_ms = atoi(argv[4]);
     lfd = socket(AF_INET, SOCK_STREAM, 0);
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
