@@ -54,6 +54,26 @@ struct recs {
     bool checkpointed;     /* a CHECKPOINT record went by */
 };
 
+/* Feed the stream byte at offset @a: true when it completes a record
+ * header, whose start, type and length are then in @at, @type, @len (and
+ * r->next_hdr moves past the record). */
+static bool header_byte(struct recs *r, uint64_t a, char byte, uint64_t *at,
+                        uint32_t *type, uint32_t *len)
+{
+    if (a < r->next_hdr || a >= r->next_hdr + 8)
+        return false;
+    r->hdr[a - r->next_hdr] = (uint8_t)byte;
+    if (a != r->next_hdr + 7)
+        return false;
+    memcpy(type, r->hdr, 4);
+    memcpy(len, r->hdr + 4, 4);
+    if (*type == RM_REC_CHECKPOINT)
+        r->checkpointed = true;
+    *at = r->next_hdr;
+    r->next_hdr += 8 + (((uint64_t)*len + 7) & ~7ull);
+    return true;
+}
+
 /* The type nibble of the first pfn entry of the first PAGE_DATA record
  * that starts once @armed and after a CHECKPOINT (so that the secondary
  * has a committed checkpoint to keep). */
@@ -63,69 +83,47 @@ static bool retype(struct recs *r, char *buf, size_t len, bool armed)
     size_t k;
 
     for (k = 0; k < len; k++) {
-        uint64_t a = r->abs + k;
+        uint64_t a = r->abs + k, at;
+        uint32_t type, rlen;
 
         if (r->target && a == r->target) {
             buf[k] = (char)((buf[k] & 0x0f) | (RM_PT_L1TAB << 4));
             r->target = 0;
             hit = true;
         }
-        if (a >= r->next_hdr && a < r->next_hdr + 8) {
-            r->hdr[a - r->next_hdr] = (uint8_t)buf[k];
-            if (a == r->next_hdr + 7) {
-                uint32_t type, rlen;
-
-                memcpy(&type, r->hdr, 4);
-                memcpy(&rlen, r->hdr + 4, 4);
-                if (type == RM_REC_CHECKPOINT)
-                    r->checkpointed = true;
-                if (armed && r->checkpointed && !hit && !r->target &&
-                    type == RM_REC_PAGE_DATA && rlen >= 16)
-                    r->target = r->next_hdr + 8 + 8 + 7;
-                r->next_hdr += 8 + (((uint64_t)rlen + 7) & ~7ull);
-            }
-        }
+        if (header_byte(r, a, buf[k], &at, &type, &rlen) && armed &&
+            r->checkpointed && !hit && !r->target &&
+            type == RM_REC_PAGE_DATA && rlen >= 16)
+            r->target = at + 8 + 8 + 7;
     }
     r->abs += len;
     return hit;
 }
 
 /* disk-cut: how many of @len bytes to relay before the stall (the end of
- * the first DISK_WRITES record after a CHECKPOINT once @armed), or @len. */
+ * the first DISK_WRITES record after a CHECKPOINT once @armed), or
+ * (size_t)-1: relay all of it. */
 static size_t disk_cut(struct recs *r, const char *buf, size_t len,
                        bool armed)
 {
     size_t k;
 
     for (k = 0; k < len; k++) {
-        uint64_t a = r->abs + k;
+        uint64_t a = r->abs + k, at;
+        uint32_t type, rlen;
 
         if (r->target && a == r->target) {
             r->abs += k;
             return k;
         }
-        if (a >= r->next_hdr && a < r->next_hdr + 8) {
-            r->hdr[a - r->next_hdr] = (uint8_t)buf[k];
-            if (a == r->next_hdr + 7) {
-                uint32_t type, rlen;
-
-                memcpy(&type, r->hdr, 4);
-                memcpy(&rlen, r->hdr + 4, 4);
-                if (type == RM_REC_CHECKPOINT)
-                    r->checkpointed = true;
-                r->next_hdr += 8 + (((uint64_t)rlen + 7) & ~7ull);
-                if (armed && r->checkpointed && !r->target &&
-                    type == RM_REC_DISK_WRITES)
-                    r->target = r->next_hdr;
-            }
-        }
-    }
-    if (r->target && r->abs + len == r->target) {
-        r->abs += len;
-        return len;      /* the record ends with the chunk: cut here */
+        if (header_byte(r, a, buf[k], &at, &type, &rlen) && armed &&
+            r->checkpointed && !r->target && type == RM_REC_DISK_WRITES)
+            r->target = r->next_hdr;
     }
     r->abs += len;
-    return (size_t)-1;   /* relay all of it */
+    if (r->target && r->abs == r->target)
+        return len;      /* the record ends with the chunk: cut here */
+    return (size_t)-1;
 }
 
 static int dial(int port)
