@@ -7,8 +7,8 @@
  *      bounds and decodes message after message until it refuses or the
  *      stream ends -- never a crash or a hang.
  * Seeds (tests/fuzz/corpus/fuzz_proto): what rm_ctl_encode() produces for
- * each kind -- hello, hello reply, ack, heartbeat, stop, failover, stats
- * -- as bare messages (.msg) and length-prefixed frames (.frame), and a
+ * each kind -- hello (also with disks), hello reply, ack, heartbeat, stop,
+ * failover, stats, disk hashes -- as bare messages (.msg) and length-prefixed frames (.frame), and a
  * session of several frames back to back (session.stream).
  */
 #include <assert.h>
@@ -40,6 +40,25 @@ static void round_trip(const struct rm_ctl_msg *m)
         abort();
     if (m->kind == RM_CTL_ACK &&
         memcmp(&again.u.ack, &m->u.ack, sizeof(m->u.ack)))
+        abort();
+    if (m->kind == RM_CTL_HELLO) {
+        uint32_t i;
+
+        if (again.u.hello.nr_disks != m->u.hello.nr_disks)
+            abort();
+        for (i = 0; i < m->u.hello.nr_disks; i++)
+            if (again.u.hello.disks[i].id != m->u.hello.disks[i].id ||
+                again.u.hello.disks[i].size != m->u.hello.disks[i].size ||
+                again.u.hello.disks[i].unreplicated !=
+                m->u.hello.disks[i].unreplicated)
+                abort();
+    }
+    if (m->kind == RM_CTL_DISK_HASHES &&
+        (again.u.disk_hashes.count != m->u.disk_hashes.count ||
+         again.u.disk_hashes.first != m->u.disk_hashes.first ||
+         again.u.disk_hashes.total != m->u.disk_hashes.total ||
+         memcmp(again.u.disk_hashes.hashes, m->u.disk_hashes.hashes,
+                (size_t)m->u.disk_hashes.count * RM_DISK_HASH_BYTES)))
         abort();
     free(frame);
 }
