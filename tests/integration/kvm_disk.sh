@@ -175,6 +175,23 @@ stop_vm
 boot_vm w4 "$TMP/s.cfg"
 kv 1 1 "DISKLOAD 100" | grep -q "^1 ERR disk-small " || { echo "DISKLOAD on a 4 KiB disk was not refused"; exit 1; }
 stop_vm
+# 256 KiB: the scratch area is its last 64 KiB, the log keeps to 383
+# records before it; a log that already holds 384 refuses DISKLOAD.
+truncate -s 256K "$TMP/b.img"
+disk_cfg "$TMP/b.cfg" "$TMP/b.img"
+boot_vm w5 "$TMP/b.cfg"
+cmds=(); for i in $(seq 1 383); do cmds+=("SET a $i"); done
+[ "$(kv 1 1 "${cmds[@]}" | grep -c " OK ")" = 383 ] || { echo "383 SETs on a 256 KiB disk not all acknowledged"; exit 1; }
+r=$(kv 2 1 "DISKLOAD 100" "SET a 0" "DISKLOAD 0")
+echo "$r" | sed -n 1p | grep -q "^1 OK rate=100 fua=0 area=196608+65536 " || { echo "DISKLOAD with 383 records: $r"; exit 1; }
+echo "$r" | sed -n 2p | grep -q "^2 ERR disk-full " || { echo "the log wrote into the scratch area: $r"; exit 1; }
+stop_vm
+disk_cfg "$TMP/b.cfg" "$TMP/b.img" "disk_format=1"
+boot_vm w6 "$TMP/b.cfg"
+cmds+=("SET a 384")
+[ "$(kv 1 1 "${cmds[@]}" | grep -c " OK ")" = 384 ] || { echo "384 SETs on a 256 KiB disk not all acknowledged"; exit 1; }
+kv 2 1 "DISKLOAD 100" | grep -q "^1 ERR disk-busy " || { echo "DISKLOAD over the log's records was not refused"; exit 1; }
+stop_vm
 
 scenario "a header that is not ours: writes refused, disk_format=1 formats"
 head -c 4096 /dev/urandom > "$TMP/h.img"; cp "$TMP/h.img" "$TMP/h.bak"
