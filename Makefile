@@ -230,9 +230,11 @@ bench: deps
 # The guest image (guest/) is freestanding: its own flags and linker script.
 # It is never built with sanitizers.
 GUEST_ELF := $(BUILD)/guest/remus-guest.elf
-GUEST_DISK_SRCS := guest/disk/blk.c guest/disk/kvlog.c guest/app/kv.c
+GUEST_DISK_SRCS := guest/disk/blk.c guest/disk/kvlog.c guest/app/kv.c \
+                   guest/disk/diskload.c
 GUEST_HDRS := guest/lib/rt.h guest/net/net.h guest/disk/blk.h \
-              guest/disk/kvlog.h guest/app/kv.h backends/kvm/guest_abi.h
+              guest/disk/kvlog.h guest/app/kv.h backends/kvm/guest_abi.h \
+              guest/disk/diskload.h
 GUEST_SRCS := guest/arch/entry.S guest/lib/rt.c guest/net/net.c \
               guest/app/main.c $(GUEST_DISK_SRCS)
 GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -I. \

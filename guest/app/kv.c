@@ -107,3 +107,8 @@ int kv_diskcheck(uint64_t *records)
 {
     return kvlog_check(&s.log, lookup, 0, s.used, records);
 }
+
+int kv_reserve_disk_tail(uint64_t end)
+{
+    return kvlog_reserve_tail(&s.log, end);
+}

@@ -26,4 +26,7 @@ const struct kvlog *kv_log(void);
  * difference in kv_log()->why. */
 int kv_diskcheck(uint64_t *records);
 
+/* Keep the log below byte @end of the disk (kvlog_reserve_tail). */
+int kv_reserve_disk_tail(uint64_t end);
+
 #endif

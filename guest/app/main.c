@@ -1,21 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The guest's service: a key-value store over UDP (guest/PROTOCOL.md) and
- * a memory-dirtying workload.  All state lives in guest memory, so a
+ * The guest's service: a key-value store over UDP (guest/PROTOCOL.md), a
+ * memory-dirtying workload and a disk-writing one (guest/disk/diskload.h).  All state lives in guest memory, so a
  * checkpoint of memory + vCPU registers captures it whole; with a disk,
  * the keys are also kept on it (kv.h) and survive a cold boot.
  *
  * vCPU 0 serves the network; with two or more vCPUs, vCPU 1 runs the
- * workload, otherwise vCPU 0 interleaves it with the network loop.
+ * workloads, otherwise vCPU 0 interleaves them with the network loop.
  */
 #include "guest/app/kv.h"
 #include "guest/disk/blk.h"
+#include "guest/disk/diskload.h"
 #include "guest/lib/rt.h"
 #include "guest/net/net.h"
 
 #define KEYLEN KV_KEYLEN
 #define NCLIENTS 32
-#define REPLY_MAX 160
+#define REPLY_MAX 200
 
 extern char __image_end[];
 
@@ -46,6 +47,7 @@ static struct {
     uint8_t *wss_base;
     uint64_t wss_max;
     uint16_t port;
+    struct diskload dl;                 /* DISKLOAD */
 } g;
 
 static struct client_slot *client_slot(uint32_t id)
@@ -116,6 +118,45 @@ static int valid_key(const char *k, size_t len)
     return 1;
 }
 
+/* DISKLOAD rate [fua]: start, change or stop the disk workload. */
+static int diskload_cmd(uint64_t req, const char *p, const char *end,
+                        char *out)
+{
+    const struct kvlog *l = kv_log();
+    uint64_t rate, first, len;
+    const char *w;
+    size_t wlen;
+    int fua = 0;
+
+    if (!parse_num(&p, end, &rate))
+        goto bad;
+    p = skip_sp(p, end);
+    w = word(p, end, &wlen);
+    if (wlen == 3 && !memcmp(w, "fua", 3))
+        fua = 1;
+    else if (wlen)
+        goto bad;
+    if (l->state == KVLOG_NODISK)
+        return rt_snprintf(out, REPLY_MAX, "%lu ERR no-disk seq=%lu", req,
+                           g.seq);
+    if (l->state == KVLOG_BAD)
+        return rt_snprintf(out, REPLY_MAX, "%lu ERR disk-bad seq=%lu", req,
+                           g.seq);
+    if (diskload_area(l->blk.size, &first, &len))
+        return rt_snprintf(out, REPLY_MAX, "%lu ERR disk-small seq=%lu", req,
+                           g.seq);
+    if (kv_reserve_disk_tail(first))
+        return rt_snprintf(out, REPLY_MAX, "%lu ERR disk-busy seq=%lu", req,
+                           g.seq);
+    rate = diskload_set(&g.dl, first, len, rate, fua);
+    g.seq++;
+    return rt_snprintf(out, REPLY_MAX, "%lu OK rate=%lu fua=%d area=%lu+%lu "
+                       "seq=%lu", req, rate, fua, first, len, g.seq);
+bad:
+    return rt_snprintf(out, REPLY_MAX, "%lu ERR bad-request seq=%lu", req,
+                       g.seq);
+}
+
 /* Apply one request; write the reply.  Returns the reply length. */
 static int apply(uint64_t req, const char *p, const char *end, char *out)
 {
@@ -139,11 +180,17 @@ static int apply(uint64_t req, const char *p, const char *end, char *out)
                         rt_now_ns(), g.seq);
         if (l->state == KVLOG_NODISK || n >= REPLY_MAX)
             return n;
-        return n + rt_snprintf(out + n, (size_t)(REPLY_MAX - n), " disk_recs="
-                               "%lu disk_free=%lu disk_err=%lu",
-                               l->records, l->capacity - l->records,
-                               l->blk.errors);
+        n += rt_snprintf(out + n, (size_t)(REPLY_MAX - n), " disk_recs="
+                         "%lu disk_free=%lu disk_err=%lu",
+                         l->records, l->capacity - l->records, l->blk.errors);
+        if (!g.dl.started || n >= REPLY_MAX)
+            return n;
+        return n + rt_snprintf(out + n, (size_t)(REPLY_MAX - n), " disk_w=%lu"
+                               " disk_w_ns=%lu disk_w_err=%lu", g.dl.writes,
+                               g.dl.write_ns, g.dl.errors);
     }
+    if (IS("DISKLOAD"))
+        return diskload_cmd(req, p, end, out);
     if (IS("DISKCHECK")) {
         uint64_t recs;
 
@@ -290,10 +337,11 @@ static void workload_vcpu(void)
     uint64_t cursor = 0, t0 = rt_now_ns(), done = 0, last_rate = 0;
 
     for (;;) {
-        uint64_t n;
+        uint64_t n, disk = diskload_step(&g.dl, 64);
 
         if (!g.dirty_wss) {
-            rt_poll(rt_now_ns() + 5000000);
+            if (!disk)
+                rt_poll(rt_now_ns() + (g.dl.rate ? 200000 : 5000000));
             t0 = rt_now_ns();
             done = 0;
             continue;
@@ -305,7 +353,8 @@ static void workload_vcpu(void)
         }
         n = due(t0, done);
         if (n == 0) {
-            rt_poll(rt_now_ns() + 200000);
+            if (!disk)
+                rt_poll(rt_now_ns() + 200000);
             continue;
         }
         done += dirty_some(n, &cursor);
@@ -347,6 +396,8 @@ static void network_loop(int interleave)
             publish_stats();
             next_stats = now + 10000000;
         }
+        if (interleave && diskload_step(&g.dl, 16))
+            continue;
         if (interleave && g.dirty_wss) {
             uint64_t n;
 
@@ -360,6 +411,8 @@ static void network_loop(int interleave)
                 done += dirty_some(n > 1024 ? 1024 : n, &cursor);
                 continue;
             }
+            rt_poll(now + 200000);
+        } else if (interleave && g.dl.rate) {
             rt_poll(now + 200000);
         } else {
             rt_poll(next_stats);

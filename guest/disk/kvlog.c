@@ -264,3 +264,17 @@ int kvlog_check(struct kvlog *l, kvlog_lookup_fn lookup, void *ctx,
     }
     return 0;
 }
+
+int kvlog_reserve_tail(struct kvlog *l, uint64_t end)
+{
+    uint64_t cap = end / SECTOR;
+
+    if (l->state != KVLOG_OK || cap <= FIRST_SECTOR)
+        return -1;
+    cap -= FIRST_SECTOR;
+    if (l->records > cap)
+        return -1;
+    if (cap < l->capacity)
+        l->capacity = cap;
+    return 0;
+}

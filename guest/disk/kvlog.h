@@ -76,4 +76,12 @@ int kvlog_append(struct kvlog *l, const char *key, size_t klen,
 int kvlog_check(struct kvlog *l, kvlog_lookup_fn lookup, void *ctx,
                 uint64_t mem_keys, uint64_t *disk_records);
 
+/*
+ * Keep the log below byte @end of the disk from now on (the disk
+ * workload's scratch area follows): capacity shrinks to the records that
+ * fit before it.  0, or -1 when the log already reaches past @end (or is
+ * not usable); nothing changes then.
+ */
+int kvlog_reserve_tail(struct kvlog *l, uint64_t end);
+
 #endif

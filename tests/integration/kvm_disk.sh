@@ -126,6 +126,73 @@ check_keys 1 "$TMP/want.s"
 diskcheck 2 7
 
 stop_vm
+scenario "DISKLOAD writes its scratch area, STATS counts, the log is untouched"
+# stat_field TEXT NAME: the value of NAME=<n> in a STATS reply.
+stat_field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+# counting CLIENT: disk_w grows over half a second, without errors.
+counting() {
+    local a b
+    a=$(kv "$1" 1 STATS); sleep 0.5; b=$(kv "$1" 2 STATS)
+    [ -n "$(stat_field "$a" disk_w)" ] || { echo "STATS has no disk_w: $a"; return 1; }
+    [ "$(stat_field "$b" disk_w)" -gt "$(stat_field "$a" disk_w)" ] || { echo "disk_w does not grow: $a / $b"; return 1; }
+    [ "$(stat_field "$b" disk_w_ns)" -gt "$(stat_field "$a" disk_w_ns)" ] || { echo "disk_w_ns does not grow: $a / $b"; return 1; }
+    [ "$(stat_field "$b" disk_w_err)" = 0 ] || { echo "failed disk writes: $b"; return 1; }
+}
+# scratch_written IMAGE: the last quarter (from 768 KiB of 1 MiB) holds data.
+scratch_written() {
+    [ "$(tail -c 262144 "$1" | tr -d '\0' | wc -c)" -gt 0 ] || { echo "nothing written at the end of $1"; return 1; }
+}
+truncate -s 1M "$TMP/w.img"
+must_fail "the scratch check on an unwritten image" scratch_written "$TMP/w.img"
+disk_cfg "$TMP/w.cfg" "$TMP/w.img"
+boot_vm w1 "$TMP/w.cfg"
+st=$(kv 1 1 "SET a 1" STATS "DISKLOAD x" "DISKLOAD 5 sync")
+echo "$st" | sed -n 2p | grep -q "disk_w" && { echo "STATS shows disk_w before any DISKLOAD: $st"; exit 1; }
+echo "$st" | sed -n 3p | grep -q "^3 ERR bad-request " || { echo "DISKLOAD x was accepted: $st"; exit 1; }
+echo "$st" | sed -n 4p | grep -q "^4 ERR bad-request " || { echo "DISKLOAD 5 sync was accepted: $st"; exit 1; }
+r=$(kv 2 1 "DISKLOAD 2000")
+echo "$r" | grep -q "^1 OK rate=2000 fua=0 area=786432+262144 seq=" || { echo "DISKLOAD 2000: $r"; exit 1; }
+counting 3
+scratch_written "$TMP/w.img"
+st=$(kv 4 1 STATS)
+echo "$st" | grep -q " disk_recs=1 disk_free=1534 disk_err=0 disk_w=" || { echo "the log's room is not below the scratch area: $st"; exit 1; }
+kv 5 1 "SET b 2" | grep -q "^1 OK 2 " || { echo "SET during DISKLOAD failed"; exit 1; }
+kv 6 1 "DISKLOAD 0" | grep -q "^1 OK rate=0 fua=0 " || { echo "DISKLOAD 0 refused"; exit 1; }
+must_fail "disk_w grows with the workload stopped" counting 7
+diskcheck 8 2
+# The log area (sectors 3 .. 1535) is untouched: zeros.
+[ "$(head -c 786432 "$TMP/w.img" | tail -c +1537 | tr -d '\0' | wc -c)" = 0 ] || { echo "DISKLOAD wrote into the log's area"; exit 1; }
+stop_vm
+boot_vm w2 "$TMP/w.cfg"
+grep -q "log found, 2 records replayed" "$TMP/w2.console" || { echo "the log after DISKLOAD does not replay"; cat "$TMP/w2.console"; exit 1; }
+stop_vm
+# Two vCPUs (vCPU 1 runs the workload), with FUA; a 4 KiB disk is too small.
+guest_cfg "$TMP/w2.cfg" tap0 "" 2; echo "disk = $TMP/w.img" >> "$TMP/w2.cfg"
+boot_vm w3 "$TMP/w2.cfg"
+kv 1 1 "DISKLOAD 4000 fua" | grep -q "^1 OK rate=4000 fua=1 " || { echo "DISKLOAD 4000 fua refused"; exit 1; }
+counting 2
+stop_vm
+boot_vm w4 "$TMP/s.cfg"
+kv 1 1 "DISKLOAD 100" | grep -q "^1 ERR disk-small " || { echo "DISKLOAD on a 4 KiB disk was not refused"; exit 1; }
+stop_vm
+# 256 KiB: the scratch area is its last 64 KiB, the log keeps to 383
+# records before it; a log that already holds 384 refuses DISKLOAD.
+truncate -s 256K "$TMP/b.img"
+disk_cfg "$TMP/b.cfg" "$TMP/b.img"
+boot_vm w5 "$TMP/b.cfg"
+cmds=(); for i in $(seq 1 383); do cmds+=("SET a $i"); done
+[ "$(kv 1 1 "${cmds[@]}" | grep -c " OK ")" = 383 ] || { echo "383 SETs on a 256 KiB disk not all acknowledged"; exit 1; }
+r=$(kv 2 1 "DISKLOAD 100" "SET a 0" "DISKLOAD 0")
+echo "$r" | sed -n 1p | grep -q "^1 OK rate=100 fua=0 area=196608+65536 " || { echo "DISKLOAD with 383 records: $r"; exit 1; }
+echo "$r" | sed -n 2p | grep -q "^2 ERR disk-full " || { echo "the log wrote into the scratch area: $r"; exit 1; }
+stop_vm
+disk_cfg "$TMP/b.cfg" "$TMP/b.img" "disk_format=1"
+boot_vm w6 "$TMP/b.cfg"
+cmds+=("SET a 384")
+[ "$(kv 1 1 "${cmds[@]}" | grep -c " OK ")" = 384 ] || { echo "384 SETs on a 256 KiB disk not all acknowledged"; exit 1; }
+kv 2 1 "DISKLOAD 100" | grep -q "^1 ERR disk-busy " || { echo "DISKLOAD over the log's records was not refused"; exit 1; }
+stop_vm
+
 scenario "a header that is not ours: writes refused, disk_format=1 formats"
 head -c 4096 /dev/urandom > "$TMP/h.img"; cp "$TMP/h.img" "$TMP/h.bak"
 disk_cfg "$TMP/h.cfg" "$TMP/h.img"
@@ -147,6 +214,7 @@ st=$(kv 1 1 STATS "SET a 5" "GET a" DISKCHECK)
 if echo "$st" | head -1 | grep -q "disk_"; then echo "STATS without a disk shows disk counters: $st"; exit 1; fi
 echo "$st" | sed -n 3p | grep -q "^3 OK 5 " || { echo "SET/GET without a disk: $st"; exit 1; }
 echo "$st" | sed -n 4p | grep -q "^4 ERR no-disk " || { echo "DISKCHECK without a disk: $st"; exit 1; }
+kv 2 1 "DISKLOAD 100" | grep -q "^1 ERR no-disk " || { echo "DISKLOAD without a disk was not refused"; exit 1; }
 stop_vm
 
 scenario "bad disk configs are refused, naming the path"
