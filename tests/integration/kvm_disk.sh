@@ -147,7 +147,7 @@ must_fail "the scratch check on an unwritten image" scratch_written "$TMP/w.img"
 disk_cfg "$TMP/w.cfg" "$TMP/w.img"
 boot_vm w1 "$TMP/w.cfg"
 st=$(kv 1 1 "SET a 1" STATS "DISKLOAD x" "DISKLOAD 5 sync")
-echo "$st" | sed -n 2p | grep -q "disk_w" && { echo "STATS shows disk_w before any DISKLOAD: $st"; exit 1; }
+if echo "$st" | sed -n 2p | grep -q "disk_w"; then echo "STATS shows disk_w before any DISKLOAD: $st"; exit 1; fi
 echo "$st" | sed -n 3p | grep -q "^3 ERR bad-request " || { echo "DISKLOAD x was accepted: $st"; exit 1; }
 echo "$st" | sed -n 4p | grep -q "^4 ERR bad-request " || { echo "DISKLOAD 5 sync was accepted: $st"; exit 1; }
 r=$(kv 2 1 "DISKLOAD 2000")
