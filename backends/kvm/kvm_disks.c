@@ -44,8 +44,11 @@ static int obs_flush(void *opaque, uint32_t disk)
 }
 
 int rm_kvm_disks_protect(struct rm_vm *vm, bool unreplicated,
-                         struct rm_backend *b, struct rm_error *err)
+                         uint64_t max_unacked_bytes, struct rm_backend *b,
+                         struct rm_error *err)
 {
+    struct rm_disklog_params params = { .max_unacked_bytes =
+                                            max_unacked_bytes };
     struct rm_disklog **out = &b->disklog;
     struct rm_vm_disk_observer obs = {
         .write = obs_write, .discard = obs_discard, .flush = obs_flush,
@@ -65,7 +68,7 @@ int rm_kvm_disks_protect(struct rm_vm *vm, bool unreplicated,
         b->nr_unreplicated = 1;
         return 0;
     }
-    rc = rm_disklog_open(&log, NULL, err);
+    rc = rm_disklog_open(&log, &params, err);
     if (!rc)
         rc = rm_disklog_add_disk(log, 0, rm_vm_disk_fd(vm),
                                  rm_vm_disk_size(vm), err);
