@@ -126,4 +126,87 @@ echo "cap 4096 bytes, the receiver stopped 1.5 s: $WAITS writes waited; failover
 p6 p6n 7964
 echo "default cap (negative control of the check): $WAITS writes waited"
 [ "$WAITS" = 0 ] || { echo "writes waited under the default cap: the check does not measure the cap"; exit 1; }
+
+scenario "a read-only replica image is refused at receive's start, named"
+# (a read-only bind mount in a mount namespace of our own: as root, a 0444
+# mode would not stop O_RDWR)
+mkdir -p "$TMP/ro"; truncate -s ${MIB}M "$TMP/ro/r.img"
+unshare -m bash -c "mount --bind '$TMP/ro' '$TMP/ro' && mount -o remount,ro,bind '$TMP/ro' &&
+    if ip netns exec '$NS' '$REMUS' receive --listen 127.0.0.1:7970 --disk '$TMP/ro/r.img' > '$TMP/ro.out' 2>&1; then exit 1; fi" \
+    || { cat "$TMP/ro.out"; echo "a read-only replica image was accepted"; exit 1; }
+grep -q "replica image $TMP/ro/r.img cannot be opened for writing (read-only): Read-only file system" "$TMP/ro.out" \
+    || { cat "$TMP/ro.out"; echo "the read-only refusal does not name the image"; exit 1; }
+echo "refused: $(grep -o 'disk 0: .*' "$TMP/ro.out" | head -1)"
+
+scenario "P10: a receive on a dirty image says so, resyncs it, and lifts the mark at its first commit"
+fresh "$TMP/p.img"; fresh "$TMP/r.img"
+head -c 4096 /dev/urandom | dd of="$TMP/r.img" bs=4096 seek=100 conv=notrunc status=none
+echo "applying epoch 7" > "$TMP/r.img.remus-dirty"
+start_sec 7971 "$TMP/d.sec" $HB --disk "$TMP/r.img"
+wait_until 10 "the receiver listening" listening 7971
+grep -q "disk 0: $TMP/r.img is dirty ($TMP/r.img.remus-dirty); it must be fully resynced" "$TMP/d.sec" \
+    || { cat "$TMP/d.sec"; echo "the receiver does not say that its image is dirty"; exit 1; }
+start_pri d 7971 $HB
+sets 1 10 d
+mark_gone() { [ ! -e "$TMP/r.img.remus-dirty" ]; }
+wait_until 5 "the dirty mark lifted" mark_gone
+sleep 0.5      # idle, every write acknowledged
+cmp "$TMP/p.img" "$TMP/r.img" || { echo "the resynced image differs from the primary's"; exit 1; }
+echo "the mark is gone after the first commit; idle, the two images are identical"
+kill -9 $PRI $SEC 2>/dev/null || true; wait $PRI $SEC 2>/dev/null || true
+
+scenario "P10: the primary dies during the initial sync of a dirty image: the mark stays, no takeover"
+# 64 MiB of random bytes on the replica: every chunk differs, the initial
+# sync is long enough to be cut in its middle.
+fresh "$TMP/p.img"; rm -f "$TMP/rr.img.remus-dirty"
+truncate -s 64M "$TMP/p64.img"
+head -c 64M /dev/urandom > "$TMP/rr.img"; cp "$TMP/rr.img" "$TMP/rr.orig"
+echo "applying epoch 7" > "$TMP/rr.img.remus-dirty"
+sed "s|^disk = .*|disk = $TMP/p64.img|" "$TMP/g.cfg" > "$TMP/g64.cfg"
+ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7972 7973 stall 350 > "$TMP/st.relay" 2>&1 & relay=$!; PIDS+=($relay)
+start_sec 7973 "$TMP/st.sec" $HB --disk "$TMP/rr.img"
+wait_until 10 "the receiver listening" listening 7973
+ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 $HB "$TMP/g64.cfg" 127.0.0.1:7972 \
+    > "$TMP/prist.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+wait_for "$TMP/st.relay" "stall" 10 > /dev/null || { echo "the relay never stalled"; exit 1; }
+if grep -q "corrupted" "$TMP/st.relay"; then cat "$TMP/st.relay"; echo "the relay corrupted the stream before its stall"; exit 1; fi
+kill -9 $PRI; wait $PRI 2>/dev/null || true
+rc=0; wait_exit $SEC 15 || rc=$?
+cat "$TMP/st.sec" | tail -3
+[ "$rc" != 0 ] || { echo "the receiver ended well without a committed checkpoint"; exit 1; }
+[ "$rc" != 124 ] || { echo "the receiver still runs"; exit 1; }
+if grep -q "FAILOVER\|resumed from checkpoint" "$TMP/st.sec"; then echo "a dirty image took over"; exit 1; fi
+grep -q "no consistent state" "$TMP/st.sec" || { echo "the receiver does not say why it does not take over"; exit 1; }
+[ -e "$TMP/rr.img.remus-dirty" ] || { echo "the dirty mark went without a resync"; exit 1; }
+if cmp -s "$TMP/rr.img" "$TMP/rr.orig"; then part="before any chunk arrived"; else part="after some chunks were written"; fi
+echo "cut $part: the mark stays, no takeover"
+kill -9 $relay 2>/dev/null || true; wait $relay 2>/dev/null || true
+
+scenario "a replica image on a full file system: the pair ends, named; the primary runs on with every write"
+fresh "$TMP/p.img"; mkdir -p "$TMP/full"
+# 80 KiB of tmpfs under a sparse 4 MiB image: the initial sync's first
+# chunk (the guest formatted its disk) and the mark take 17 pages, the
+# guest's records fill the other 3 after some 150 SETs.
+ip netns exec "$NS" unshare -m bash -c "mount -t tmpfs -o size=80k tmpfs '$TMP/full' && truncate -s ${MIB}M '$TMP/full/r.img' &&
+    { '$REMUS' receive --listen 127.0.0.1:7974 --tap taps $HB --disk '$TMP/full/r.img'; echo \"receive ended: \$?\"; ls '$TMP/full'; }" \
+    > "$TMP/full.sec" 2>&1 & SEC=$!; PIDS+=($SEC)
+wait_until 10 "the receiver listening" listening 7974
+start_pri full 7974 $HB
+sets 1 200 f
+wait_exit $SEC 10 || { cat "$TMP/full.sec"; echo "the receiver did not end"; exit 1; }
+tail -4 "$TMP/full.sec"
+grep -q "$TMP/full/r.img.*No space left on device" "$TMP/full.sec" \
+    || { cat "$TMP/full.sec"; echo "the receiver's error does not name the full image"; exit 1; }
+grep -q "checkpoint [0-9]* failed half applied" "$TMP/full.sec" || { echo "the disk did not fill during the protection"; exit 1; }
+grep -q "must not run (its last consistent state was checkpoint [0-9]*): disk 0 epoch [0-9]*: write" "$TMP/full.sec" \
+    || { echo "the error's prefix and its reason do not read as one sentence"; exit 1; }
+grep -q "receive ended: [1-9]" "$TMP/full.sec" || { echo "the receiver ended well on a full disk"; exit 1; }
+if grep -q "FAILOVER\|resumed from checkpoint" "$TMP/full.sec"; then echo "the secondary took over on a failed apply"; exit 1; fi
+grep -q "^r.img.remus-dirty$" "$TMP/full.sec" || { echo "the failed apply left no dirty mark"; exit 1; }
+alive $PRI || { cat "$TMP/prifull.log"; echo "the primary did not run on"; exit 1; }
+grep -q "UNPROTECTED" "$TMP/prifull.log" || { cat "$TMP/prifull.log"; echo "the primary does not say it runs unprotected"; exit 1; }
+check_sets 2 200 f
+diskcheck 3
+echo "full: $(grep -o 'error: .*' "$TMP/full.sec" | head -1 | cut -c1-200)"
+kill -9 $PRI; wait $PRI 2>/dev/null || true
 echo "kvm_disk_faults: ok"
