@@ -163,7 +163,7 @@ truncate -s 64M "$TMP/p64.img"
 head -c 64M /dev/urandom > "$TMP/rr.img"; cp "$TMP/rr.img" "$TMP/rr.orig"
 echo "applying epoch 7" > "$TMP/rr.img.remus-dirty"
 sed "s|^disk = .*|disk = $TMP/p64.img|" "$TMP/g.cfg" > "$TMP/g64.cfg"
-ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7972 7973 stall 350 > "$TMP/st.relay" 2>&1 & relay=$!; PIDS+=($relay)
+ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7972 7973 stall 600 > "$TMP/st.relay" 2>&1 & relay=$!; PIDS+=($relay)
 start_sec 7973 "$TMP/st.sec" $HB --disk "$TMP/rr.img"
 wait_until 10 "the receiver listening" listening 7973
 ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 $HB "$TMP/g64.cfg" 127.0.0.1:7972 \
