@@ -54,7 +54,7 @@ stat_of() {
     grep -o "disk replica: .*" "$1" | tail -1 | grep -o "[0-9]* $2" | awk '{print $1}'
 }
 
-# p5 NAME [RECEIVE OPTION...]: the receiver under strace; 30 SETs; kill -9
+# p5 NAME PORT [RECEIVE OPTION...]: the receiver under strace; 30 SETs; kill -9
 # of the primary.  Checks the fdatasyncs before the failover.
 p5() {
     local name=$1 port=$2 tracer n_sys syncs epochs; shift 2
@@ -89,10 +89,10 @@ scenario "P5: every checkpoint with FUA writes is fdatasync'd before its ack"
 p5 p5 7961
 p5 p5s 7962 --disk-sync
 
-# p6 NAME PORT [PROTECT OPTION...]: 12 writers (the guest's log holds 256
-# records); the receiver stopped 1.5 s
-# in the middle; WAITS gets the waits of the primary's last progress line;
-# then a failover, and every acknowledged write is checked.
+# p6 NAME PORT [PROTECT OPTION...]: 12 writers of 20 SETs each (the
+# guest's log holds 256 records), the receiver stopped for 1.5 s in their
+# middle; WAITS gets the waits of the primary's last progress line; then a
+# failover, and every acknowledged write is checked.
 p6() {
     local name=$1 port=$2 c w=() waits; shift 2
     fresh "$TMP/p.img"; fresh "$TMP/r.img"
