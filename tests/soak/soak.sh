@@ -18,13 +18,16 @@
 #   clean-stop       SIGINT to the primary     -> the secondary discards
 #                       (exit 0), the primary runs on
 #   kill-primary-sync    kill -9 of the primary during the initial sync of
-#                    its disk (it just found the differing chunks: they
-#                    are about to go)
+#                    its disk (the secondary's chunk hashes just computed,
+#                    going out; the primary has yet to hash its own image
+#                    and send what differs)
 #                    -> no takeover: the secondary, with no checkpoint,
 #                       ends with an error (a kill that came after the
 #                       first commit makes the round vacuous)
 #   kill-secondary-sync  kill -9 of the secondary during the initial sync
-#                    (its chunk hashes just computed, going out)
+#                    (the primary just found the differing chunks: they
+#                    are going out; on a fast idle machine the 32 MiB may
+#                    all be there already)
 #                    -> the primary runs on alone; the client writes then
 # Disk rounds: every even round and every *-sync round give the guest a
 # replicated disk (its key-value data on it, so every client write is a
@@ -128,7 +131,7 @@ check_value() {  # check_value WHO
 # lands in the initial sync of the disk.
 sync_fault() {
     if [ $ev = kill-primary-sync ]; then
-        waitlog "$d/pri.log" "chunks differ from the secondary" 100
+        waitlog "$d/sec.log" "chunks of 65536 bytes hashed" 100
         kill -9 $PRI; reap $PRI
         want_pri=sigkill
         # it ends, or takes over (the kill came too late)
@@ -147,7 +150,7 @@ sync_fault() {
             outcome=no-takeover
         fi
     else
-        waitlog "$d/sec.log" "chunks of 65536 bytes hashed" 100
+        waitlog "$d/pri.log" "chunks differ from the secondary" 100
         kill -9 $SEC; reap $SEC
         want_sec=sigkill want_pri=run
         if ! waitlog "$d/pri.log" "UNPROTECTED" 200; then outcome=hang; why="the primary did not run on"; fi
