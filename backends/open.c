@@ -44,6 +44,7 @@ int rm_backend_open_protected(const struct rm_backend_protect_spec *s,
         memset(&ko, 0, sizeof(ko));
         ko.no_netbuf = s->no_netbuf;
         ko.netbuf_max_bytes = s->netbuf_max_bytes;
+        ko.disk_buffer_bytes = s->disk_buffer_bytes;
         ko.release_log_fd = s->release_log_fd;
         ko.no_disk = s->no_disk;
         return rm_kvm_backend_protect(s->vm, &ko, out, err);

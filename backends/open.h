@@ -39,6 +39,8 @@ struct rm_backend_protect_spec {
     bool no_disk;                    /* -d: disks may go unreplicated */
     uint64_t netbuf_max_bytes;       /* KVM: bound on held output (0:
                                         default) */
+    uint64_t disk_buffer_bytes;      /* KVM: cap on disk data logged and
+                                        not acknowledged (0: default) */
     int release_log_fd;              /* KVM (audit): a line per released
                                         frame; -1: none.  Not owned */
     unsigned suspend_timeout_ms;     /* Xen: per checkpoint (0: 30 s) */

@@ -21,6 +21,7 @@ int cli_protect_parse(struct protect_args *a, int argc, char **argv)
         { "heartbeat", required_argument, NULL, 'H' },
         { "heartbeat-timeout", required_argument, NULL, 'T' },
         { "netbuf-max-bytes", required_argument, NULL, 'N' },
+        { "disk-buffer-bytes", required_argument, NULL, 0x303 },
         { "progress", required_argument, NULL, 'P' },
         { "stats-file", required_argument, NULL, 'S' },
         { "digest-file", required_argument, NULL, 'D' },
@@ -40,7 +41,7 @@ int cli_protect_parse(struct protect_args *a, int argc, char **argv)
     /* Guest options override the VM file, which is read after them. */
     struct { int opt; const char *arg; } gopts[32];
     unsigned nr_gopts = 0, gi;
-    unsigned long long nb_max = 0;
+    unsigned long long nb_max = 0, disk_max = 0;
     int c, rc;
 
     optind = 1;
@@ -87,6 +88,13 @@ int cli_protect_parse(struct protect_args *a, int argc, char **argv)
                          ULLONG_MAX, &nb_max))
                 return RM_EXIT_USAGE;
             a->spec.netbuf_max_bytes = nb_max;
+            continue;
+        case 0x303:
+            a->kvm_only = "--disk-buffer-bytes";
+            if (cli_uint(CMD, "--disk-buffer-bytes", optarg, 4096,
+                         ULLONG_MAX, &disk_max))
+                return RM_EXIT_USAGE;
+            a->spec.disk_buffer_bytes = disk_max;
             continue;
         case 0x302:
             a->xen_only = "--suspend-timeout";

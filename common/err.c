@@ -52,7 +52,7 @@ int rm_error_force(struct rm_error *err, int code, const char *fmt, ...)
 
 void rm_error_prefix(struct rm_error *err, const char *fmt, ...)
 {
-    char prefix[128];
+    char prefix[RM_ERROR_MSG_MAX];
     char old[RM_ERROR_MSG_MAX];
     va_list ap;
 

@@ -232,15 +232,23 @@ static int on_suspended(void *opaque, uint64_t epoch)
 static void print_progress(struct protect *p, const struct rm_epoch_stats *st)
 {
     uint64_t now = rm_now_ns();
+    struct rm_disklog_stats ds;
 
     if (!p->cfg->progress_ms ||
         now - p->last_progress_ns < (uint64_t)p->cfg->progress_ms * 1000000)
         return;
     p->last_progress_ns = now;
+    if (p->cfg->disks)
+        rm_disklog_get_stats(p->cfg->disks, &ds);
     fprintf(stderr, "remus protect %s: epoch %" PRIu64 "  pause %.3f ms  "
-            "dirty %" PRIu64 "  bytes %" PRIu64 "  acked %" PRIu64 "\n",
+            "dirty %" PRIu64 "  bytes %" PRIu64 "  acked %" PRIu64 "%s",
             p->cfg->name, st->epoch, (double)st->pause_ns / 1e6,
-            st->dirty_pages, st->bytes, p->acked_epoch);
+            st->dirty_pages, st->bytes, p->acked_epoch,
+            p->cfg->disks ? "" : "\n");
+    if (p->cfg->disks)
+        fprintf(stderr, "  disk unacked %" PRIu64 "  waits %" PRIu64
+                "  sync-epochs %" PRIu64 "\n", ds.unacked_bytes, ds.waits,
+                ds.sync_epochs);
 }
 
 /*

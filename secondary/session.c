@@ -44,6 +44,19 @@ static void write_status(struct rm_backend *be,
         LOG_WARN("%s", rm_error_str(&err));
 }
 
+/* What the replica's images went through (the tests read it: P5). */
+static void log_disk_stats(const struct rm_disk_replica *r)
+{
+    struct rm_disk_replica_stats st;
+
+    if (!r)
+        return;
+    rm_disk_replica_get_stats(r, &st);
+    LOG_INFO("disk replica: %" PRIu64 " checkpoints applied, %" PRIu64
+             " records, %" PRIu64 " bytes, %" PRIu64 " fdatasyncs",
+             st.epochs, st.records, st.bytes, st.syncs);
+}
+
 void rm_secondary_run(struct rm_backend *be,
                       const struct rm_secondary_cfg *cfg,
                       struct rm_secondary_result *res)
@@ -79,6 +92,7 @@ void rm_secondary_run(struct rm_backend *be,
     }
 
     rc = rm_receive_run(&rc_cfg, rr, &err);
+    log_disk_stats(be->disk_replica);
     if (rc == -ECANCELED && *cfg->stop_requested) {
         LOG_INFO("%s", rm_error_str(&err));
         res->outcome = RM_OUTCOME_OK;

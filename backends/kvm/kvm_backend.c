@@ -153,7 +153,7 @@ static int kvm_protect_again(struct rm_backend *b, bool netbuf,
         }
         rm_vm_set_net_out(k->vm, netbuf_out, p->b.netbuf);
     }
-    rc = rm_kvm_disks_protect(k->vm, false, &p->b, err);
+    rc = rm_kvm_disks_protect(k->vm, false, 0, &p->b, err);
     if (rc) {
         kvm_close(&p->b);
         return rc;
@@ -260,7 +260,8 @@ int rm_kvm_backend_protect(const struct rm_vm_config *cfg,
     k->release_fd = o->release_log_fd;
     rc = rm_vm_create(cfg, &k->vm, err);
     if (!rc)
-        rc = rm_kvm_disks_protect(k->vm, o->no_disk, &k->b, err);
+        rc = rm_kvm_disks_protect(k->vm, o->no_disk,
+                                  o->disk_buffer_bytes, &k->b, err);
     if (rc)
         goto fail;
     if (!o->no_netbuf) {

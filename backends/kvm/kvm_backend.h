@@ -18,6 +18,8 @@ struct rm_kvm_protect_opts {
     int release_log_fd;           /* (audit) a line per released frame;
                                      -1: none.  Not owned */
     bool no_disk;                 /* -F -d: the VM's disk is left behind */
+    uint64_t disk_buffer_bytes;   /* cap on disk data logged and not
+                                     acknowledged (0: default) */
 };
 
 /*

@@ -44,16 +44,18 @@ static int obs_flush(void *opaque, uint32_t disk)
 }
 
 /* A log of @vm's disk (it has one), its writes observed from now on. */
-static int log_disk(struct rm_vm *vm, struct rm_disklog **out,
-                    struct rm_error *err)
+static int log_disk(struct rm_vm *vm, uint64_t max_unacked_bytes,
+                    struct rm_disklog **out, struct rm_error *err)
 {
+    struct rm_disklog_params params = { .max_unacked_bytes =
+                                            max_unacked_bytes };
     struct rm_vm_disk_observer obs = {
         .write = obs_write, .discard = obs_discard, .flush = obs_flush,
     };
     struct rm_disklog *log = NULL;
     int rc;
 
-    rc = rm_disklog_open(&log, NULL, err);
+    rc = rm_disklog_open(&log, &params, err);
     if (!rc)
         rc = rm_disklog_add_disk(log, 0, rm_vm_disk_fd(vm),
                                  rm_vm_disk_size(vm), err);
@@ -68,7 +70,8 @@ static int log_disk(struct rm_vm *vm, struct rm_disklog **out,
 }
 
 int rm_kvm_disks_protect(struct rm_vm *vm, bool unreplicated,
-                         struct rm_backend *b, struct rm_error *err)
+                         uint64_t max_unacked_bytes, struct rm_backend *b,
+                         struct rm_error *err)
 {
     int rc;
 
@@ -84,7 +87,7 @@ int rm_kvm_disks_protect(struct rm_vm *vm, bool unreplicated,
         b->nr_unreplicated = 1;
         return 0;
     }
-    rc = log_disk(vm, &b->disklog, err);
+    rc = log_disk(vm, max_unacked_bytes, &b->disklog, err);
     if (!rc)
         LOG_INFO("disk %s (%" PRIu64 " MiB) replicated at each checkpoint",
                  rm_vm_disk_path(vm), rm_vm_disk_size(vm) >> 20);
@@ -100,7 +103,7 @@ int rm_kvm_disks_save(struct rm_vm *vm, struct rm_disklog **out,
     *out = NULL;
     if (rm_vm_disk_fd(vm) < 0)
         return 0;
-    rc = log_disk(vm, &log, err);
+    rc = log_disk(vm, 0, &log, err);
     if (rc)
         return rc;
     rm_disklog_start(log);

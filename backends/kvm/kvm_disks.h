@@ -17,11 +17,13 @@
 /*
  * Log @vm's disk, if it has one: b->disklog gets the log (NULL: no disk,
  * or @unreplicated, -F -d: then a warning says the disk is left behind and
- * b->unreplicated names it for the handshake).  0 or -errno with the
- * reason.
+ * b->unreplicated names it for the handshake).  @max_unacked_bytes caps
+ * the data logged and not acknowledged (0: the log's default).  0 or
+ * -errno with the reason.
  */
 int rm_kvm_disks_protect(struct rm_vm *vm, bool unreplicated,
-                         struct rm_backend *b, struct rm_error *err);
+                         uint64_t max_unacked_bytes, struct rm_backend *b,
+                         struct rm_error *err);
 /* A save of @vm into a file (vmctl's "save"): *out gets a log holding a
  * full copy of its disk, logging from now on (NULL: no disk).  Free it
  * with rm_kvm_disks_unprotect().  0 or -errno with the reason. */

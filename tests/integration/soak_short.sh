@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A bounded soak (tests/soak/soak.sh; `make soak` runs 1,000 rounds) in a
 # real corosync cluster, keyed: each fault -- kill -9 of the primary, of
-# the secondary, a cut link, the primary's host isolated, a clean stop --
-# with every acknowledged write checked on whichever side runs the VM
+# the secondary, a cut link, the primary's host isolated, a clean stop, a
+# kill of either side during a disk's initial sync; disk rounds with
+# DISKCHECK too -- with every acknowledged write checked on whichever side
+# runs the VM
 # afterwards, never both, each process ending as its fault implies.  Fails
 # if the soak does, and unless every fault soak.sh knows ran at least once
 # (a vacuous round runs none; SOAK_FAULTS restricting the list is caught).

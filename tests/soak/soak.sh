@@ -17,6 +17,24 @@
 #                       stops its VM (exit 4)
 #   clean-stop       SIGINT to the primary     -> the secondary discards
 #                       (exit 0), the primary runs on
+#   kill-primary-sync    kill -9 of the primary during the initial sync of
+#                    its disk (the secondary's chunk hashes just computed,
+#                    going out; the primary has yet to hash its own image
+#                    and send what differs)
+#                    -> no takeover: the secondary, with no checkpoint,
+#                       ends with an error (a kill that came after the
+#                       first commit makes the round vacuous)
+#   kill-secondary-sync  kill -9 of the secondary during the initial sync
+#                    (the primary just found the differing chunks: they
+#                    are going out; on a fast idle machine the 32 MiB may
+#                    all be there already)
+#                    -> the primary runs on alone; the client writes then
+# Disk rounds: every even round and every *-sync round give the guest a
+# replicated disk (its key-value data on it, so every client write is a
+# disk write); the secondary's image starts either zeroed (a small initial
+# sync) or, in the *-sync rounds, full of random bytes (every chunk
+# differs: a long one).  In a disk round the side that runs also answers
+# DISKCHECK (its disk agrees with its memory).
 # Until every fault ran once, a round takes the first one that has not;
 # then a random one.  A round is good only if the pair was whole before
 # the fault (both alive, both logged their keyed session, nothing lost or
@@ -41,7 +59,8 @@
 #                              after its writes were checked
 #   SOAK_INJECT=extra-ack      count one acknowledged write more than the
 #                              client saw
-FAULTS_ALL=(kill-primary kill-secondary cut-link isolate-primary clean-stop)
+FAULTS_ALL=(kill-primary kill-secondary cut-link isolate-primary clean-stop
+            kill-primary-sync kill-secondary-sync)
 if [ "${1:-}" = --faults ]; then echo "${FAULTS_ALL[*]}"; exit 0; fi
 N=${1:-1000}
 SEED=${2:-$$}
@@ -70,12 +89,15 @@ cluster_up "$TMP/cluster" || exit 1
 P="${CL}p" S="${CL}s"
 guest_cfg "$TMP/g.cfg" tapp "dirty_rate=2000 dirty_wss=500" 1
 echo "tap_netns = $NS" >> "$TMP/g.cfg"
+cp "$TMP/g.cfg" "$TMP/gd.cfg"; echo "disk = $TMP/p.img" >> "$TMP/gd.cfg"
+DISK_MIB=32
+head -c ${DISK_MIB}M /dev/urandom > "$TMP/random.img"
 HB="--heartbeat 50 --heartbeat-timeout 1000"
 Q="--quorum corosync --quorum-settle 8000"
 "$REMUS" keygen "$TMP/soak.key" || { echo "soak: remus keygen failed"; exit 1; }
 KEY=(--key-file "$TMP/soak.key")
 KEYED="authenticated and encrypted"
-GOOD="failover primary-alone primary-won secondary-won clean-stop"
+GOOD="failover primary-alone primary-won secondary-won clean-stop no-takeover"
 declare -A count ran st
 bad=0 vacuous=0
 
@@ -96,9 +118,42 @@ reap() {  # reap PID: st[PID] = its wait status (once it ended)
 check_value() {  # check_value WHO
     # Every acknowledged write must be there; a write whose reply the
     # client never saw may be there or not (at most the writes sent).
+    local dc
     v=$(value 2 $((sent + 1)))
     if [ -z "$v" ] || [ "$v" -lt "$acked" ] || [ "$v" -gt "$sent" ]; then
         outcome=lost-write; why="$1 has '$v', acked $acked of $sent sent"
+    elif [ $disk = 1 ]; then    # its disk agrees with its memory
+        dc=$(kv 3 1 DISKCHECK 2>&1)
+        case "$dc" in "1 OK disk=ok "*) ;; *) outcome=lost-write; why="$1's DISKCHECK: $dc" ;; esac
+    fi
+}
+# sync_fault: the *-sync faults, right after both sides started: the kill
+# lands in the initial sync of the disk.
+sync_fault() {
+    if [ $ev = kill-primary-sync ]; then
+        waitlog "$d/sec.log" "chunks of 65536 bytes hashed" 100
+        kill -9 $PRI; reap $PRI
+        want_pri=sigkill
+        # it ends, or takes over (the kill came too late)
+        for i in $(seq 1 150); do
+            if ! alive $SEC || grep -q "FAILOVER" "$d/sec.log"; then break; fi
+            sleep 0.1
+        done
+        if grep -q "FAILOVER" "$d/sec.log" ||
+           { ! alive $SEC && ! grep -q "disk replica: 0 checkpoints applied" "$d/sec.log"; }; then
+            outcome=vacuous; why="the kill came after the initial sync"
+        elif alive $SEC; then
+            outcome=hang; why="the secondary did not end"
+        elif ! grep -q "secondary: error: " "$d/sec.log"; then
+            outcome=wrong; why="the secondary ended without an error"
+        else
+            outcome=no-takeover
+        fi
+    else
+        waitlog "$d/pri.log" "chunks differ from the secondary" 100
+        kill -9 $SEC; reap $SEC
+        want_sec=sigkill want_pri=run
+        if ! waitlog "$d/pri.log" "UNPROTECTED" 200; then outcome=hang; why="the primary did not run on"; fi
     fi
 }
 fail_round() {  # fail_round OUTCOME WHY: a crash beats every other failure
@@ -131,15 +186,30 @@ for round in $(seq 1 "$N"); do
     for f in "${faults[@]}"; do if [ "${ran[$f]:-0}" = 0 ]; then ev=$f; break; fi; done
     d="$TMP/r$round"; mkdir -p "$d"
     st=()                                   # PIDs are reused across rounds
+    outcome="" why=""
+    want_pri=any want_sec=any
+    disk=$(( (round + 1) % 2 )) cfg="$TMP/g.cfg" dopt=()
+    case $ev in *-sync) disk=1 ;; esac
+    if [ $disk = 1 ]; then
+        # fresh images: the guest replays its disk's log at boot
+        rm -f "$TMP/p.img" "$TMP/r.img" "$TMP/r.img.remus-dirty"
+        truncate -s ${DISK_MIB}M "$TMP/p.img"
+        case $ev in
+        *-sync) cp "$TMP/random.img" "$TMP/r.img" ;;
+        *) truncate -s ${DISK_MIB}M "$TMP/r.img" ;;
+        esac
+        cfg="$TMP/gd.cfg" dopt=(--disk "$TMP/r.img")
+    fi
     ip netns exec "$S" "$REMUS" receive --listen 10.78.0.2:7830 --name tguest \
-        --tap taps --tap-netns "$NS" $HB $Q "${KEY[@]}" \
+        --tap taps --tap-netns "$NS" $HB $Q "${KEY[@]}" "${dopt[@]}" \
         --fence-cmd "echo fenced >> $d/fence" > "$d/sec.log" 2>&1 & SEC=$!
     sleep 0.2
     ip netns exec "$P" "$REMUS" protect -i $((10 + RANDOM % 40)) $HB $Q \
-        "${KEY[@]}" --progress 0 "$TMP/g.cfg" 10.78.0.2:7830 > "$d/pri.log" 2>&1 & PRI=$!
+        "${KEY[@]}" --progress 0 "$cfg" 10.78.0.2:7830 > "$d/pri.log" 2>&1 & PRI=$!
     PIDS=($SEC $PRI)
+    case $ev in *-sync) sync_fault ;; esac
     writes=$((1 + RANDOM % 20)); cmds=()
-    if injected no-writes; then writes=0; fi
+    if injected no-writes || [ $ev = kill-primary-sync ]; then writes=0; fi
     for i in $(seq 1 $writes); do cmds+=("INCR x"); done
     # kvcli stops at the first request that got no reply: sent counts
     # the requests made, acked the OK replies (x = 1, 2, ... in order).
@@ -152,8 +222,6 @@ for round in $(seq 1 "$N"); do
         last=$(awk '$2 == "OK" {v=$3} END {print v+0}' "$d/client.out")
     fi
     sleep 0.$((RANDOM % 10))
-    outcome="" why=""
-    want_pri=any want_sec=any
     if injected break-pair; then    # the primary loses its secondary
         kill -STOP $SEC; waitlog "$d/pri.log" "secondary lost" 50; kill -CONT $SEC
     fi
@@ -162,7 +230,10 @@ for round in $(seq 1 "$N"); do
     # (e.g. a stall during the first full copy); such a round is vacuous.
     broke=$(grep -h -m1 -E "^remus.*(error: |secondary lost|primary lost|FAILOVER|NOT TAKING OVER|UNPROTECTED)" \
             "$d/sec.log" "$d/pri.log" | head -1)
-    if [ $acked = 0 ]; then why="no acknowledged write ($sent sent)"
+    if [ -n "$outcome" ]; then :    # a *-sync fault already ran (or failed)
+    elif [ $ev = kill-secondary-sync ]; then
+        if [ $acked = 0 ]; then why="no acknowledged write ($sent sent)"; fi
+    elif [ $acked = 0 ]; then why="no acknowledged write ($sent sent)"
     elif ! alive $SEC; then why="the secondary ended before the fault"
     elif ! alive $PRI; then why="the primary ended before the fault"
     elif ! grep -q "replicating 'tguest'.*$KEYED" "$d/sec.log"; then why="the secondary logged no keyed replication"
@@ -172,9 +243,11 @@ for round in $(seq 1 "$N"); do
         outcome=wrong; why="the client's $acked acknowledged INCRs ended at x=$last"
     fi
     if [ -n "$why" ] && [ -z "$outcome" ]; then outcome=vacuous; ev=none; fi
-    if [ -n "$outcome" ]; then ev=none; fi
+    if [ -n "$outcome" ] && [ "$outcome" != no-takeover ]; then ev=none; fi
     if injected extra-ack; then acked=$((acked + 1)); fi
     case $ev in
+    kill-secondary-sync)
+        outcome=primary-alone; check_value primary ;;
     kill-primary)
         kill -9 $PRI; reap $PRI
         want_pri=sigkill want_sec=run

@@ -244,7 +244,7 @@ int main(int argc, char **argv)
                     fflush(stdout);
                     done = true;
                 }
-            } else if (i == 2 && !done &&
+            } else if (i == 2 && !done && !stall_mode &&
                 rm_now_ns() - t_stream > (uint64_t)after_ms * 1000000) {
                 if (truncate_mode) {
                     if (rm_write_all(to, buf, (size_t)got / 2))
