@@ -341,6 +341,8 @@ DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
 DEB_PACKAGES += libsodium-dev
 # kvm_spawn.sh: a real ssh (sshd in a namespace)
 DEB_PACKAGES += openssh-server openssh-client
+# kvm_disk_faults.sh: the receiver's fdatasync calls counted by strace
+DEB_PACKAGES += strace
 # cluster/: corosync's client libraries; the quorum tests run corosync,
 # corosync-qdevice and corosync-qnetd in namespaces; the OCF agent is
 # checked with ocf-tester (resource-agents) and run by Pacemaker.
