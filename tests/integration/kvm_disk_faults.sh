@@ -17,38 +17,12 @@
 #    acknowledged write;
 #  - a read-only replica image is refused at receive's start, named.
 . "$ROOT/tests/lib/kvm.sh"
+. "$ROOT/tests/lib/disk.sh"
 ns_setup tapp taps
 MIB=4
 guest_cfg "$TMP/g.cfg" tapp "" 1
 echo "disk = $TMP/p.img" >> "$TMP/g.cfg"
 HB="--heartbeat 50 --heartbeat-timeout 600"
-fresh() { rm -f "$1" "$1.remus-dirty"; truncate -s ${MIB}M "$1"; }
-listening() { [ -n "$(NSX ss -ltnH "sport = :$1")" ]; }
-# sets CLIENT N PREFIX: N SETs in one session, all acknowledged.
-sets() {
-    local cmds=() i out
-    for i in $(seq 0 $(($2 - 1))); do cmds+=("SET $3$i $((i * 3 + 1))"); done
-    out=$(kv "$1" 1 "${cmds[@]}")
-    [ "$(echo "$out" | grep -c " OK ")" = "$2" ] || { echo "$out"; echo "not all of $2 SETs acknowledged"; return 1; }
-}
-# check_sets CLIENT N PREFIX: every SET of sets() is there.
-check_sets() {
-    local cmds=() i out
-    for i in $(seq 0 $(($2 - 1))); do cmds+=("GET $3$i"); done
-    out=$(kv "$1" 1 "${cmds[@]}") || { echo "GETs unanswered"; return 1; }
-    i=0
-    while read -r _ ok val _; do
-        [ "$ok $val" = "OK $((i * 3 + 1))" ] || { echo "GET $3$i: $ok $val, want $((i * 3 + 1))"; return 1; }
-        i=$((i + 1))
-    done <<< "$out"
-    [ "$i" = "$2" ] || { echo "$i answers for $2 GETs"; return 1; }
-}
-# diskcheck CLIENT: DISKCHECK answers OK.
-diskcheck() {
-    local r
-    r=$(kv "$1" 1 DISKCHECK) || { echo "DISKCHECK unanswered"; return 1; }
-    case "$r" in "1 OK disk=ok records="*) ;; *) echo "DISKCHECK: $r"; return 1;; esac
-}
 # stat_of LOG FIELD: a figure of the receiver's "disk replica:" line.
 stat_of() {
     grep -o "disk replica: .*" "$1" | tail -1 | grep -o "[0-9]* $2" | awk '{print $1}'

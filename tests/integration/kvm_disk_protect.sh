@@ -18,46 +18,19 @@
 #    replica's disk at its last commit (P2); the test mode that applies
 #    disk writes on arrival (protocol C) is caught by the same check.
 . "$ROOT/tests/lib/kvm.sh"
+. "$ROOT/tests/lib/disk.sh"
 ns_setup tapp taps
 MIB=4
 guest_cfg "$TMP/g.cfg" tapp "" 1
 echo "disk = $TMP/p.img" >> "$TMP/g.cfg"
 guest_cfg "$TMP/nodisk.cfg" tapp "" 1
 HB="--heartbeat 50 --heartbeat-timeout 600"
-fresh() { rm -f "$1"; truncate -s ${MIB}M "$1"; }
 # refused N: primary N's handshake was refused (its VM then runs on,
 # unprotected, as after any refusal: stopped here).
 refused() {
     wait_for "$TMP/pri$1.log" "the secondary refused us" 20 > /dev/null \
         || { cat "$TMP/pri$1.log"; echo "primary $1 was not refused"; exit 1; }
     kill -9 $PRI; wait $PRI 2>/dev/null || true
-}
-# diskcheck CLIENT: DISKCHECK answers OK; prints its record count.
-diskcheck() {
-    local r
-    r=$(kv "$1" 1 DISKCHECK) || { echo "DISKCHECK unanswered" >&2; return 1; }
-    case "$r" in "1 OK disk=ok records="*) ;; *) echo "DISKCHECK: $r" >&2; return 1;; esac
-    echo "$r" | sed 's/.*records=\([0-9]*\).*/\1/'
-}
-# sets CLIENT N PREFIX: N SETs (PREFIX0 .. PREFIX<N-1>) in one session;
-# all must be acknowledged.
-sets() {
-    local cmds=() i out
-    for i in $(seq 0 $(($2 - 1))); do cmds+=("SET $3$i $((i * 3 + 1))"); done
-    out=$(kv "$1" 1 "${cmds[@]}")
-    [ "$(echo "$out" | grep -c " OK ")" = "$2" ] || { echo "not all of $2 SETs acknowledged"; return 1; }
-}
-# check_sets CLIENT N PREFIX: every SET of sets() is there.
-check_sets() {
-    local cmds=() i out
-    for i in $(seq 0 $(($2 - 1))); do cmds+=("GET $3$i"); done
-    out=$(kv "$1" 1 "${cmds[@]}") || { echo "GETs unanswered"; return 1; }
-    i=0
-    while read -r _ ok val _; do
-        [ "$ok $val" = "OK $((i * 3 + 1))" ] || { echo "GET $3$i: $ok $val, want $((i * 3 + 1))"; return 1; }
-        i=$((i + 1))
-    done <<< "$out"
-    [ "$i" = "$2" ] || { echo "$i answers for $2 GETs"; return 1; }
 }
 
 scenario "refused at the handshake, named"
@@ -105,7 +78,7 @@ echo "initial sync: $line"
 [ "$total" = 64 ] || { echo "a 4 MiB image has 64 chunks of 64 KiB, not $total"; exit 1; }
 # the three scribbled chunks, and the guest's format at its first boot
 if [ "$differ" -lt 3 ] || [ "$differ" -gt 5 ]; then echo "$differ chunks sent, want the 3 scribbled (and the guest's first writes)"; exit 1; fi
-recs=$(diskcheck 2)
+diskcheck 2; recs=$DISK_RECORDS
 [ "$recs" = 40 ] || { echo "the primary's log holds $recs records, want 40"; exit 1; }
 sleep 0.5      # a few idle checkpoints, every write acknowledged
 cmp "$TMP/p.img" "$TMP/r.img" || { echo "idle and acknowledged, the replica's image differs from the primary's"; exit 1; }
@@ -117,7 +90,7 @@ kill -9 $PRI
 wait_for "$TMP/s3.log" "FAILOVER" 10
 check_sets 4 40 a
 check_sets 5 60 b
-recs=$(diskcheck 6)
+diskcheck 6; recs=$DISK_RECORDS
 [ "$recs" = 100 ] || { echo "the replica's disk holds $recs records, want 100"; exit 1; }
 echo "failover: the replica's disk holds the 100 acknowledged SETs"
 
@@ -142,7 +115,7 @@ wait_for "$TMP/sb.log" "FAILOVER" 10
 check_sets 11 40 a
 check_sets 12 60 b
 check_sets 13 30 c
-recs=$(diskcheck 14)
+diskcheck 14; recs=$DISK_RECORDS
 [ "$recs" = 130 ] || { echo "B's disk holds $recs records, want 130"; exit 1; }
 SEC=$B
 kill -9 $SEC; wait $SEC 2>/dev/null || true     # B's host dies too
@@ -153,7 +126,7 @@ ip netns exec "$NS" "$REMUS" run --config "$TMP/cold.cfg" > "$TMP/cold.log" 2>&1
 check_sets 7 40 a
 check_sets 8 60 b
 check_sets 9 30 c
-recs=$(diskcheck 15)
+diskcheck 15; recs=$DISK_RECORDS
 [ "$recs" = 130 ] || { echo "the cold-booted copy holds $recs records, want 130"; exit 1; }
 kill -TERM $VM; wait $VM || true
 echo "reprotect, failover to B, cold boot of B's image: 130 records, every acknowledged SET"
@@ -168,13 +141,12 @@ rc=0; wait $PRI || rc=$?
 [ $rc = 0 ] || { echo "the old primary exited $rc, not 0"; exit 1; }
 wait_for "$TMP/s4.log" "FAILOVER" 10
 check_sets 31 25 h
-recs=$(diskcheck 32)
+diskcheck 32; recs=$DISK_RECORDS
 [ "$recs" = 25 ] || { echo "after the handover the disk holds $recs records, want 25"; exit 1; }
 sets 33 5 after
 kill -TERM $SEC; wait $SEC 2>/dev/null || true
 echo "handover: $(cat "$TMP/h.out"); 25 records on the new primary's disk"
 
-listening() { [ -n "$(NSX ss -ltnH "sport = :$1")" ]; }
 # cut_run NAME [ENV...]: protect through tcpmangle disk-cut; the writer
 # and the primary die once a checkpoint's disk writes reached the
 # secondary without the checkpoint's end.  Prints the replica's DISKCHECK.

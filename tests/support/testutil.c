@@ -2,8 +2,12 @@
 #include "tests/support/testutil.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct save_state {
     struct mem_guest *g;
@@ -165,4 +169,25 @@ void tu_snapshots_free(struct tu_snapshots *s)
     free(s->vcpu_state);
     free(s->digest);
     memset(s, 0, sizeof(*s));
+}
+
+int tu_kvm_test_setup(char *image, size_t len)
+{
+    char self[PATH_MAX - 64];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+    if (access("/dev/kvm", R_OK | W_OK)) {
+        printf("SKIP: /dev/kvm is absent\n");
+        return 77;
+    }
+    if (n <= 0 || unshare(CLONE_NEWNET) ||
+        system("ip link set lo up") != 0) {
+        printf("cannot set up a private network namespace (root?)\n");
+        return 1;
+    }
+    self[n] = '\0';
+    *strrchr(self, '/') = '\0';
+    snprintf(image, len, "%.*s/guest/remus-guest.elf",
+             (int)(strrchr(self, '/') - self), self);
+    return 0;
 }

@@ -56,4 +56,13 @@ int tu_restore(const void *data, size_t len, struct mem_replica *r,
 
 void tu_snapshots_free(struct tu_snapshots *s);
 
+/*
+ * For a unit test that runs our guest on the micro-VMM: 77 (a skip, which
+ * the runner fails where /dev/kvm exists) without /dev/kvm; 1 when no
+ * private network namespace can be made; else 0 with the guest image that
+ * sits beside the test binary (BUILD/tests/X -> BUILD/guest/remus-guest.elf)
+ * in @image.  Prints why it does not return 0.
+ */
+int tu_kvm_test_setup(char *image, size_t len);
+
 #endif

@@ -30,6 +30,7 @@
 #include "common/log.h"
 #include "common/sr.h"
 #include "drill/kvclient.h"
+#include "tests/support/testutil.h"
 
 #define DISK_BYTES (64u << 10)
 
@@ -256,26 +257,14 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_observer),
         cmocka_unit_test(test_read_pages_are_dirty),
     };
-    char self[PATH_MAX - 64];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    int rc;
 
     (void)argc;
     (void)argv;
     rm_log_init(RM_LOG_ERROR, NULL);
-    if (access("/dev/kvm", R_OK | W_OK)) {
-        printf("SKIP: /dev/kvm is absent\n");
-        return 77;   /* a skip: the runner fails it where /dev/kvm exists */
-    }
-    if (n <= 0 || unshare(CLONE_NEWNET) ||
-        system("ip link set lo up") != 0) {
-        printf("cannot set up a private network namespace (root?)\n");
-        return 1;
-    }
-    self[n] = '\0';
-    /* build/tests/test_kvm_disk -> build/guest/remus-guest.elf */
-    *strrchr(self, '/') = '\0';
-    snprintf(image, sizeof(image), "%.*s/guest/remus-guest.elf",
-             (int)(strrchr(self, '/') - self), self);
+    rc = tu_kvm_test_setup(image, sizeof(image));
+    if (rc)
+        return rc;
     tu_case_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
