@@ -471,12 +471,14 @@ static int finish_digest(struct rm_save_ctx *ctx)
         }
         off = body + padded;
     }
-    if (off != p->stage.len || !epoch_info)
+    if (off != p->stage.len || (rm_dhdr_is_remus(ctx->dtype) && !epoch_info))
         return rm_error_set(ctx->err, -EIO, "internal: staged checkpoint "
                             "is malformed (digest pass at byte %zu)", off);
     p->digest = digest;
-    memcpy(p->stage.data + epoch_info +
-           offsetof(struct rm_epoch_info, digest), &digest, sizeof(digest));
+    if (epoch_info)      /* remus streams carry it in EPOCH_INFO */
+        memcpy(p->stage.data + epoch_info +
+               offsetof(struct rm_epoch_info, digest), &digest,
+               sizeof(digest));
     return 0;
 }
 
@@ -522,7 +524,10 @@ static int take_checkpoint(struct rm_save_ctx *ctx, uint64_t epoch,
      * streams): stage them raw, compress once the VM runs again.  The
      * staged pages are stable copies, so their digest waits too. */
     p->comp_deferred = p->comp != NULL;
-    p->digest_deferred = rm_dhdr_is_remus(ctx->dtype);
+    /* The digest is taken over the staged copies, after the resume: what
+     * is sent, whatever changes in guest memory meanwhile (on Xen the
+     * backends and the hypervisor write into a paused guest's pages). */
+    p->digest_deferred = true;
     if (!first) {
         p->digest = RM_FNV64_INIT;
         p->digest_pages = 0;

@@ -297,7 +297,17 @@ static int pv_suspend(struct rm_save_ctx *ctx)
                         ps->arg->suspend_timeout_ms : 30000, ctx->err);
     if (rc)
         return rc;
-    return pv_start_of_checkpoint_done(ctx);
+    rc = pv_start_of_checkpoint_done(ctx);
+    if (rc) {
+        /* The engine resumes only a VM whose suspend succeeded: this one
+         * is suspended, and must not stay so because of our failure. */
+        struct rm_error e = { 0 };
+
+        if (rm_xen_resume_cancelled(ps->arg->host, ps->domid, &e))
+            LOG_WARN("domain %u stays suspended: %s", ps->domid,
+                     rm_error_str(&e));
+    }
+    return rc;
 }
 
 static int pv_resume(struct rm_save_ctx *ctx)
