@@ -103,17 +103,12 @@ int rm_kvm_disks_save(struct rm_vm *vm, struct rm_disklog **out,
     *out = NULL;
     if (rm_vm_disk_fd(vm) < 0)
         return 0;
+    /* The save engine starts the logging and queues the full copy (a
+     * plain save's send_disk_resync). */
     rc = log_disk(vm, 0, &log, err);
-    if (rc)
-        return rc;
-    rm_disklog_start(log);
-    rc = rm_disklog_resync_all(log, err);
-    if (rc) {
-        rm_kvm_disks_unprotect(vm, log);
-        return rc;
-    }
-    *out = log;
-    return 0;
+    if (!rc)
+        *out = log;
+    return rc;
 }
 
 void rm_kvm_disks_unprotect(struct rm_vm *vm, struct rm_disklog *log)

@@ -24,9 +24,10 @@
 int rm_kvm_disks_protect(struct rm_vm *vm, bool unreplicated,
                          uint64_t max_unacked_bytes, struct rm_backend *b,
                          struct rm_error *err);
-/* A save of @vm into a file (vmctl's "save"): *out gets a log holding a
- * full copy of its disk, logging from now on (NULL: no disk).  Free it
- * with rm_kvm_disks_unprotect().  0 or -errno with the reason. */
+/* A save of @vm into a file (vmctl's "save"): *out gets a log of its
+ * disk, observed from now on (NULL: no disk); the save engine starts the
+ * logging and queues the full copy.  Free it with
+ * rm_kvm_disks_unprotect().  0 or -errno with the reason. */
 int rm_kvm_disks_save(struct rm_vm *vm, struct rm_disklog **out,
                       struct rm_error *err);
 /* Stop logging @vm's disk into @log and free it (NULL: nothing).  A guest
