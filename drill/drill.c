@@ -368,17 +368,6 @@ static void sleep_ms(unsigned ms)
 
 /* ------------------------------------------------------------ the disk */
 
-static int append_line(const char *path, const char *key, const char *value)
-{
-    FILE *f = fopen(path, "a");
-    int rc;
-
-    if (!f)
-        return -1;
-    rc = fprintf(f, "%s%s\n", key, value) < 0;
-    return fclose(f) || rc ? -1 : 0;
-}
-
 /* After the verification: the replica's disk against its memory. */
 static void replica_diskcheck(struct drill *d)
 {
@@ -506,6 +495,12 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
         key = keyf;
     }
 
+    if (cfg->disk_mib) {
+        rc = rm_drill_disk_images(d->dir, cfg->disk_mib, &d->disk, err);
+        if (rc)
+            goto out_free;
+        rep->disk_mib = cfg->disk_mib;
+    }
     f = fopen(gcfg, "w");
     if (!f) {
         rc = rm_error_set(err, -errno, "cannot write %s", gcfg);
@@ -516,14 +511,11 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
             "cmdline = \"dirty_rate=%" PRIu64 " dirty_wss=%" PRIu64 "\"\n",
             cfg->memory_mib, cfg->vcpus, cfg->image, cfg->dirty_rate,
             cfg->dirty_wss);
-    fclose(f);
-    if (cfg->disk_mib) {
-        rc = rm_drill_disk_images(d->dir, cfg->disk_mib, &d->disk, err);
-        if (!rc && append_line(gcfg, "disk = ", d->disk.primary))
-            rc = rm_error_set(err, -EIO, "cannot write %s", gcfg);
-        if (rc)
-            goto out_free;
-        rep->disk_mib = cfg->disk_mib;
+    if (cfg->disk_mib)
+        fprintf(f, "disk = %s\n", d->disk.primary);
+    if (fclose(f)) {
+        rc = rm_error_set(err, -EIO, "cannot write %s", gcfg);
+        goto out_free;
     }
 
     rc = setup_network(d, err);
