@@ -8,7 +8,9 @@
 # scenario.log, scenario.rc, xen-logs/ (guest consoles), xl-dmesg.log, and
 # the serial log of the whole boot (serial.log).  Exit: the scenario's.
 # A failed scenario whose guest under test died on its own (guest-died.sh)
-# is run again, at most XEN_LAB_RETRIES times (default 1); each failed try
+# is run again, at most XEN_LAB_RETRIES times (default 1), and one whose
+# guest died in a way that may be ours at most XEN_LAB_RETRY_OURS times
+# (default 1, reported "RETRIED: MAY BE OURS: ..."); each failed try
 # is kept in $XEN_LAB_OUT/NAME.try-N, and a pass after a retry prints one
 # line "RETRIED: <reason>" per retry on stdout (tests/run-tests.sh reports
 # it as "ok (retried: ...)").
@@ -121,26 +123,41 @@ boot_and_run() {
 }
 
 # Nested SVM under TCG sometimes kills a guest on its own (README.md).  A
-# failed try is retried only when guest-died.sh finds that the guest under
-# test died before any operation of ours on it: a death that may be ours
-# (after an operation on it began, or of a domain the scenario did not
-# announce) is the scenario's failure, shown as such.
+# failed try is retried (at most XEN_LAB_RETRIES times) when guest-died.sh
+# finds that the guest under test died before any operation of ours on it.
+# A death that may be ours (after an operation on it began, or of a domain
+# the scenario did not announce) is retried at most XEN_LAB_RETRY_OURS
+# times (default 1; 0: never), loudly: "RETRIED: MAY BE OURS: ...", the
+# failed try kept with the dead domain's registers (guest-watch.sh), so
+# that every such death stays visible and can be told apart later.
+RETRY_OURS=${XEN_LAB_RETRY_OURS:-1}
 boot_and_run
 retried=()
-for try in $(seq 1 "$RETRIES"); do
-    [ -f "$OUT/scenario.rc" ] && [ "$(cat "$OUT/scenario.rc")" != 0 ] || break
+own=0; ours=0; try=0
+while [ -f "$OUT/scenario.rc" ] && [ "$(cat "$OUT/scenario.rc")" != 0 ]; do
     grc=0; why=$("$HERE/guest-died.sh" "$OUT") || grc=$?
     if [ $grc = 3 ]; then
-        echo "xen-lab: a guest died, and it may be our doing (not retried):"
+        echo "xen-lab: a guest died, and it may be our doing:"
         echo "$why" | sed 's/^/xen-lab:   /'
+        if [ $ours -ge "$RETRY_OURS" ]; then
+            echo "xen-lab: not retried (XEN_LAB_RETRY_OURS=$RETRY_OURS, $ours retried)"
+            break
+        fi
+        ours=$((ours + 1))
+        reason="MAY BE OURS: $(echo "$why" | head -1 | sed 's/^may be ours: //')"
+    elif [ $grc = 0 ]; then
+        [ $own -lt "$RETRIES" ] || break
+        own=$((own + 1))
+        echo "xen-lab: the scenario failed and its guest died on its own (not remus):"
+        echo "$why" | sed 's/^/xen-lab:   /'
+        reason=$(echo "$why" | head -1)
+    else
         break
     fi
-    [ $grc = 0 ] || break
-    echo "xen-lab: the scenario failed and its guest died on its own (not remus):"
-    echo "$why" | sed 's/^/xen-lab:   /'
+    try=$((try + 1))
     rm -rf "$OUT.try-$try"; mv "$OUT" "$OUT.try-$try"
     echo "xen-lab: retrying $NAME (the failed try $try is kept in $OUT.try-$try)"
-    retried+=("$(echo "$why" | head -1); failed try kept in $OUT.try-$try")
+    retried+=("$reason; failed try kept in $OUT.try-$try")
     boot_and_run
 done
 if [ ! -f "$OUT/scenario.rc" ]; then

@@ -115,14 +115,27 @@ labguest                                     3   128     1     -b----       5.5
 labguest--incoming                           8   128     1     ---sc-       5.5
 labguest                                    10   128     1     ---sc-       5.5
 labguest--replica                            9   128     1     --p---       0.1
+labdisk                                     11   128     1     ---s--       2.0
 LIST
 XL
 chmod +x "$T/bin/xl"
+mkdir -p "$T/xenbin" "$T/dead"
+printf '#!/bin/sh\necho "hvm context of domain $1"\n' > "$T/xenbin/xen-hvmctx"
+printf '#!/bin/sh\necho "stack of domain $3"\n' > "$T/xenbin/xenctx"
+chmod +x "$T/xenbin/xen-hvmctx" "$T/xenbin/xenctx"
 { echo "guest: counter 148 boot x"
   echo "[  231.511977] BUG: ENTRY_TRAMPOLINE stack guard page was hit"
   echo "[  232.149265] Kernel panic - not syncing: Fatal exception in interrupt"; } > "$T/consoles/guest-labguest--incoming.log"
 : > "$T/watch.out"
-PATH="$T/bin:$PATH" LAB_CONSOLE="$T/watch.out" XEN_CONSOLE_LOGS="$T/consoles" sh "$ROOT/lab/xen/guest-watch.sh" 2
+PATH="$T/bin:$PATH" LAB_CONSOLE="$T/watch.out" XEN_CONSOLE_LOGS="$T/consoles" \
+    XEN_BIN="$T/xenbin" LAB_DEAD_DIR="$T/dead" sh "$ROOT/lab/xen/guest-watch.sh" 2
+# every dead domain's vCPU state is kept (a shut-down one, 11, is a
+# triple fault's reboot), once each; no running or paused one's
+dumps=$(cd "$T/dead" && ls | tr '\n' ' ')
+[ "$dumps" = "dead-10.txt dead-11.txt dead-8.txt " ] ||
+    { echo "guest-watch kept the state of: '$dumps', not of domains 8, 10 and 11"; exit 1; }
+grep -q "hvm context of domain 11" "$T/dead/dead-11.txt" && grep -q "stack of domain 11" "$T/dead/dead-11.txt" ||
+    { cat "$T/dead/dead-11.txt"; echo "guest-watch's dump of domain 11 lacks its registers or stack"; exit 1; }
 n=$(grep -c "lab-mark: crashed" "$T/watch.out")
 [ "$n" = 2 ] || { cat "$T/watch.out"; echo "guest-watch reported $n crashes, not 2 (domains 8 and 10, once each)"; exit 1; }
 # domain 10, renamed labguest after a migration, logs as labguest--incoming

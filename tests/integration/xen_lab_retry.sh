@@ -6,8 +6,10 @@
 #    again; a pass then prints "RETRIED: <reason>; failed try kept in DIR"
 #    and the failed try's logs are there;
 #  - a failed try whose guest died after an operation of ours on it began,
-#    or whose dead domain is not the guest under test, is not retried
-#    (the scenario fails, no RETRIED line);
+#    or whose dead domain is not the guest under test, may be ours: it is
+#    retried at most XEN_LAB_RETRY_OURS times (default 1), reported as
+#    "RETRIED: MAY BE OURS: ..."; with XEN_LAB_RETRY_OURS=0 never (the
+#    scenario fails, no RETRIED line);
 #  - at most XEN_LAB_RETRIES retries; a pass with no retry prints none.
 set -uo pipefail
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -72,16 +74,34 @@ grep -q "d1v0 Triple fault" "$T/res/smoke.try-1/serial.log" || { echo "the faile
 [ "$(cat "$T/res/smoke.try-1/scenario.rc")" = 1 ] || { echo "the failed try's results were not kept"; exit 1; }
 [ "$(cat "$T/res/smoke/scenario.rc")" = 0 ] || { echo "the last try's results are not in place"; exit 1; }
 
-# 2. a death after an operation on the guest: not retried.
+# 2. a death after an operation on the guest may be ours: retried once,
+#    loudly; a second such death fails; with XEN_LAB_RETRY_OURS=0, never.
 lab "1 $T/ours.serial" "0 $T/clean.serial"
-[ "$rc" = 1 ] || { cat "$T/out.log"; echo "a death after an operation was retried into a pass (exit $rc)"; exit 1; }
+[ "$rc" = 0 ] || { cat "$T/out.log"; echo "a death that may be ours was not retried once (exit $rc)"; exit 1; }
+grep -q "^RETRIED: MAY BE OURS: domain 1 (labguest) died after \"/payload/remus -v save --xen labguest /tmp/guest.rms\" on it began: .*; failed try kept in $T/res/smoke.try-1$" "$T/out.log" ||
+    { cat "$T/out.log"; echo "the retry of a death that may be ours is not reported as such"; exit 1; }
+lab "1 $T/ours.serial" "1 $T/ours.serial" "0 $T/clean.serial"
+[ "$rc" = 1 ] || { cat "$T/out.log"; echo "a second death that may be ours was retried (exit $rc)"; exit 1; }
+if grep -q "^RETRIED" "$T/out.log"; then cat "$T/out.log"; echo "RETRIED printed for a failure"; exit 1; fi
+grep -q "not retried (XEN_LAB_RETRY_OURS=1, 1 retried)" "$T/out.log" || { cat "$T/out.log"; echo "the refused second retry is not said"; exit 1; }
+XEN_LAB_RETRY_OURS=0 lab "1 $T/ours.serial" "0 $T/clean.serial"
+[ "$rc" = 1 ] || { cat "$T/out.log"; echo "XEN_LAB_RETRY_OURS=0 retried a death after an operation (exit $rc)"; exit 1; }
 if grep -q "^RETRIED" "$T/out.log"; then cat "$T/out.log"; echo "RETRIED printed for an unretried failure"; exit 1; fi
 grep -q "may be our doing" "$T/out.log" || { cat "$T/out.log"; echo "the possibly-ours death is not shown"; exit 1; }
 [ ! -e "$T/res/smoke.try-1" ] || { echo "a stale try of the previous run is left"; exit 1; }
 
-# 3. the dead domain is not the guest under test: not retried.
+# 3. the dead domain is not the guest under test: may be ours, the same.
+XEN_LAB_RETRY_OURS=0 lab "1 $T/replica.serial" "0 $T/clean.serial"
+[ "$rc" = 1 ] || { cat "$T/out.log"; echo "another domain's death was retried with XEN_LAB_RETRY_OURS=0 (exit $rc)"; exit 1; }
 lab "1 $T/replica.serial" "0 $T/clean.serial"
-[ "$rc" = 1 ] || { cat "$T/out.log"; echo "another domain's death was retried (exit $rc)"; exit 1; }
+grep -q "^RETRIED: MAY BE OURS: domain 2 is not a guest under test" "$T/out.log" ||
+    { cat "$T/out.log"; echo "another domain's death was not retried as one that may be ours"; exit 1; }
+
+# 3b. an own death and one that may be ours each have their own count.
+lab "1 $T/own.serial" "1 $T/ours.serial" "0 $T/clean.serial"
+[ "$rc" = 0 ] || { cat "$T/out.log"; echo "an own death then one that may be ours did not pass on the third try (exit $rc)"; exit 1; }
+n=$(grep -c "^RETRIED: " "$T/out.log")
+[ "$n" = 2 ] || { cat "$T/out.log"; echo "$n RETRIED lines, not 2"; exit 1; }
 
 # 4. two own deaths with one retry allowed: fails, no RETRIED line; with
 #    XEN_LAB_RETRIES=2 it passes with two.
@@ -98,4 +118,4 @@ n=$(grep -c "^RETRIED: " "$T/out.log")
 lab "0 $T/clean.serial"
 [ "$rc" = 0 ] || { cat "$T/out.log"; echo "a plain pass exits $rc"; exit 1; }
 if grep -q "^RETRIED" "$T/out.log"; then cat "$T/out.log"; echo "RETRIED printed without a retry"; exit 1; fi
-echo "xen_lab_retry: only a guest's own death is retried, each retry reported with its kept try"
+echo "xen_lab_retry: a guest's own death is retried, one that may be ours once and loudly, each retry reported with its kept try"
