@@ -266,7 +266,8 @@ $(GUEST_ELF): $(GUEST_SRCS) guest/arch/guest.ld $(GUEST_HDRS)
 	$(Q)$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $(GUEST_SRCS)
 
 # ------------------------------------------------------------------ tests
-tests: $(BUILD)/remus guest $(B_UNIT_TESTS) $(B_TEST_TOOLS)
+# the benches are built with the tests, so that they cannot rot unseen
+tests: $(BUILD)/remus guest $(B_UNIT_TESTS) $(B_TEST_TOOLS) $(B_BENCHES)
 
 # The whole suite: normal build, then the same suite under ASan+UBSan.
 # T=NAME[,NAME] runs only those tests (no fuzzing then), C=PATTERN filters

@@ -372,46 +372,65 @@ void rm_disklog_stop(struct rm_disklog *log)
 
 /* ------------------------------------------------------------ resync */
 
-int rm_disklog_resync(struct rm_disklog *log, uint32_t disk, uint32_t chunk,
-                      const uint8_t *hashes, uint64_t nr,
-                      uint64_t *nr_differ, struct rm_error *err)
+/* A resync's arguments: the disk, the chunk size and (with @hashes) the
+ * number of the secondary's hashes, which must cover the disk. */
+static int check_resync(struct rm_disklog *log, uint32_t disk,
+                        uint32_t chunk, const uint8_t *hashes, uint64_t nr,
+                        struct rm_error *err)
 {
-    struct dl_disk *d;
-    uint64_t need, i, differ = 0;
-    uint8_t *mine = NULL, *queued;
-    int rc;
+    uint64_t need;
 
     if (disk >= RM_DISK_MAX || !log->disks[disk].present)
         return rm_error_set(err, -EINVAL, "resync: disk %u is not in the log",
                             disk);
-    d = &log->disks[disk];
     if (chunk == 0 || chunk % RM_DISK_SECTOR || chunk > RM_DISK_IO_MAX)
         return rm_error_set(err, -EINVAL, "resync of disk %u: chunk of %u "
                             "bytes must be a multiple of %u up to %u", disk,
                             chunk, RM_DISK_SECTOR, RM_DISK_IO_MAX);
-    need = (d->size + chunk - 1) / chunk;
+    need = (log->disks[disk].size + chunk - 1) / chunk;
     if (hashes && nr != need)
         return rm_error_set(err, -EINVAL, "resync of disk %u: %" PRIu64
                             " chunk hashes for a disk of %" PRIu64 " chunks "
                             "of %u bytes (the images differ in size?)", disk,
                             nr, need, chunk);
+    return 0;
+}
+
+int rm_disklog_hash(struct rm_disklog *log, uint32_t disk, uint32_t chunk,
+                    uint8_t *hashes, const atomic_bool *stop,
+                    struct rm_error *err)
+{
+    int rc = check_resync(log, disk, chunk, NULL, 0, err);
+
+    if (!rc)
+        rc = rm_disk_hash_chunks_stop(log->disks[disk].fd,
+                                      log->disks[disk].size, chunk, hashes,
+                                      stop, err);
+    if (rc)
+        rm_error_prefix(err, "resync of disk %u: ", disk);
+    return rc;
+}
+
+int rm_disklog_resync_hashed(struct rm_disklog *log, uint32_t disk,
+                             uint32_t chunk, const uint8_t *hashes,
+                             const uint8_t *mine, uint64_t nr,
+                             uint64_t *nr_differ, struct rm_error *err)
+{
+    struct dl_disk *d;
+    uint64_t need, i, differ = 0;
+    uint8_t *queued;
+    int rc = check_resync(log, disk, chunk, hashes, nr, err);
+
+    if (rc)
+        return rc;
+    d = &log->disks[disk];
+    need = (d->size + chunk - 1) / chunk;
+    if (hashes && !mine)
+        return rm_error_set(err, -EINVAL, "resync of disk %u: the "
+                            "secondary's hashes without the primary's", disk);
     queued = calloc(need, 1);
     if (!queued)
         return rm_error_set(err, -ENOMEM, "out of memory");
-    if (hashes) {
-        mine = malloc(need * RM_DISK_HASH_BYTES);
-        if (!mine) {
-            free(queued);
-            return rm_error_set(err, -ENOMEM, "out of memory");
-        }
-        rc = rm_disk_hash_chunks(d->fd, d->size, chunk, mine, err);
-        if (rc) {
-            rm_error_prefix(err, "resync of disk %u: ", disk);
-            free(mine);
-            free(queued);
-            return rc;
-        }
-    }
     for (i = 0; i < need; i++) {
         if (hashes && !memcmp(mine + i * RM_DISK_HASH_BYTES,
                               hashes + i * RM_DISK_HASH_BYTES,
@@ -420,7 +439,6 @@ int rm_disklog_resync(struct rm_disklog *log, uint32_t disk, uint32_t chunk,
         queued[i] = 1;
         differ++;
     }
-    free(mine);
     free(d->queued);
     d->queued = queued;
     d->chunk = chunk;
@@ -430,6 +448,25 @@ int rm_disklog_resync(struct rm_disklog *log, uint32_t disk, uint32_t chunk,
     LOG_DBG("disk %u: %" PRIu64 " of %" PRIu64 " chunks to resync", disk,
             differ, need);
     return 0;
+}
+
+int rm_disklog_resync(struct rm_disklog *log, uint32_t disk, uint32_t chunk,
+                      const uint8_t *hashes, uint64_t nr,
+                      uint64_t *nr_differ, struct rm_error *err)
+{
+    uint8_t *mine = NULL;
+    int rc = check_resync(log, disk, chunk, hashes, nr, err);
+
+    if (!rc && hashes) {
+        mine = malloc(nr * RM_DISK_HASH_BYTES);
+        rc = mine ? rm_disklog_hash(log, disk, chunk, mine, NULL, err)
+                  : rm_error_set(err, -ENOMEM, "out of memory");
+    }
+    if (!rc)
+        rc = rm_disklog_resync_hashed(log, disk, chunk, hashes, mine, nr,
+                                      nr_differ, err);
+    free(mine);
+    return rc;
 }
 
 int rm_disklog_resync_all(struct rm_disklog *log, struct rm_error *err)

@@ -61,6 +61,7 @@
 #ifndef REMUS_COMMON_DISKLOG_H
 #define REMUS_COMMON_DISKLOG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -213,6 +214,23 @@ void rm_disklog_stop(struct rm_disklog *log);
 int rm_disklog_resync(struct rm_disklog *log, uint32_t disk, uint32_t chunk,
                       const uint8_t *hashes, uint64_t nr,
                       uint64_t *nr_differ, struct rm_error *err);
+/*
+ * The same with the primary's own hashes of the disk (@mine: @nr of @chunk
+ * bytes, from rm_disklog_hash() after rm_disklog_start()), so that the
+ * primary can hash its image while the secondary hashes its own.
+ */
+int rm_disklog_resync_hashed(struct rm_disklog *log, uint32_t disk,
+                             uint32_t chunk, const uint8_t *hashes,
+                             const uint8_t *mine, uint64_t nr,
+                             uint64_t *nr_differ, struct rm_error *err);
+/*
+ * Hash the primary's image of disk @disk in @chunk-byte chunks into
+ * @hashes (ceil(size / chunk) of them).  Any thread; it only reads the
+ * image.  Stops with -ECANCELED once *@stop (may be NULL) is set.
+ */
+int rm_disklog_hash(struct rm_disklog *log, uint32_t disk, uint32_t chunk,
+                    uint8_t *hashes, const atomic_bool *stop,
+                    struct rm_error *err);
 
 /* Queue a full copy of every disk for epoch 0 (a plain save, or a
  * secondary without hashes). */
@@ -272,9 +290,15 @@ bool rm_disk_replica_dirty(struct rm_disk_replica *r, uint32_t id);
 void rm_disk_replica_close(struct rm_disk_replica *r);
 
 /* Hash @fd's first @size bytes in @chunk-byte chunks into @hashes
- * (RM_DISK_HASH_BYTES each, ceil(size / chunk) of them). */
+ * (RM_DISK_HASH_BYTES each, ceil(size / chunk) of them).  A whole chunk in
+ * a hole of a sparse image (SEEK_DATA) is not read: it hashes as zeros. */
 int rm_disk_hash_chunks(int fd, uint64_t size, uint32_t chunk,
                         uint8_t *hashes, struct rm_error *err);
+/* The same, ending with -ECANCELED once *@stop (may be NULL) is set (it is
+ * read between chunks, from another thread). */
+int rm_disk_hash_chunks_stop(int fd, uint64_t size, uint32_t chunk,
+                             uint8_t *hashes, const atomic_bool *stop,
+                             struct rm_error *err);
 /* The same of disk @id's replica image (for the handshake's hashes). */
 int rm_disk_replica_hash(struct rm_disk_replica *r, uint32_t id,
                          uint32_t chunk, uint8_t *hashes,

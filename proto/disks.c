@@ -8,6 +8,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,34 +185,105 @@ static int recv_disk(struct rm_chan *ch, struct rm_ctl_msg *m,
     return 0;
 }
 
+/*
+ * The primary's own hashes, computed in a thread while the secondary
+ * hashes its images and sends theirs: the two sides hash at the same time.
+ */
+struct own_hashes {
+    struct rm_disklog *log;
+    const struct rm_hello *hello;
+    uint8_t *h[RM_DISK_MAX];        /* by index in hello->disks */
+    atomic_bool stop;
+    int rc;
+    struct rm_error err;
+};
+
+static void *own_hashes_main(void *arg)
+{
+    struct own_hashes *o = arg;
+    uint32_t i;
+
+    for (i = 0; !o->rc && i < o->hello->nr_disks; i++) {
+        const struct rm_hello_disk *d = &o->hello->disks[i];
+        uint64_t nr = (d->size + RM_DISK_CHUNK_DEFAULT - 1) /
+                      RM_DISK_CHUNK_DEFAULT;
+
+        if (d->unreplicated)
+            continue;
+        o->h[i] = malloc(nr * RM_DISK_HASH_BYTES);
+        o->rc = o->h[i] ? rm_disklog_hash(o->log, d->id,
+                                          RM_DISK_CHUNK_DEFAULT, o->h[i],
+                                          &o->stop, &o->err)
+                        : rm_error_set(&o->err, -ENOMEM, "out of memory for"
+                                       " the hashes of disk %u", d->id);
+    }
+    return NULL;
+}
+
 int rm_disk_hashes_recv(struct rm_chan *ch, struct rm_disklog *log,
                         const struct rm_hello *hello, int timeout_ms,
                         uint64_t *nr_differ, uint64_t *nr_chunks,
                         struct rm_error *err)
 {
     uint64_t deadline = rm_now_ns() + (uint64_t)timeout_ms * 1000000;
-    uint64_t differ = 0, chunks = 0;
+    uint64_t differ = 0, chunks = 0, nr[RM_DISK_MAX] = { 0 };
+    uint8_t *theirs[RM_DISK_MAX] = { NULL };
+    uint32_t chunk[RM_DISK_MAX] = { 0 };
     struct rm_ctl_msg *m = calloc(1, sizeof(*m));
+    struct own_hashes *own = calloc(1, sizeof(*own));
+    bool hashing = false;
+    pthread_t th;
     uint32_t i;
-    int rc = m ? 0 : rm_error_set(err, -ENOMEM, "out of memory");
+    int rc = m && own ? 0 : rm_error_set(err, -ENOMEM, "out of memory");
 
+    if (!rc && hello->nr_disks > RM_DISK_MAX)
+        rc = rm_error_set(err, -EINVAL, "%u disks: at most %u",
+                          hello->nr_disks, RM_DISK_MAX);
+    if (!rc) {
+        own->log = log;
+        own->hello = hello;
+        atomic_init(&own->stop, false);
+        rc = -pthread_create(&th, NULL, own_hashes_main, own);
+        if (rc)
+            rm_error_set(err, rc, "starting the hashing of the primary's "
+                         "images: %s", strerror(-rc));
+        hashing = !rc;
+    }
+    for (i = 0; !rc && i < hello->nr_disks; i++)
+        if (!hello->disks[i].unreplicated)
+            rc = recv_disk(ch, m, &hello->disks[i], deadline, &theirs[i],
+                           &nr[i], &chunk[i], err);
+    if (hashing) {
+        if (rc)
+            atomic_store(&own->stop, true);
+        pthread_join(th, NULL);
+        if (!rc && own->rc) {
+            rc = own->rc;
+            *err = own->err;
+        }
+    }
     for (i = 0; !rc && i < hello->nr_disks; i++) {
-        uint8_t *hashes = NULL;
-        uint64_t nr = 0, d = 0;
-        uint32_t chunk = 0;
+        uint64_t d = 0;
 
         if (hello->disks[i].unreplicated)
             continue;
-
-        rc = recv_disk(ch, m, &hello->disks[i], deadline, &hashes, &nr,
-                       &chunk, err);
-        if (!rc)
-            rc = rm_disklog_resync(log, hello->disks[i].id, chunk, hashes,
-                                   nr, &d, err);
-        free(hashes);
+        /* a secondary that hashed in other chunks: hash again in those */
+        if (chunk[i] == RM_DISK_CHUNK_DEFAULT)
+            rc = rm_disklog_resync_hashed(log, hello->disks[i].id, chunk[i],
+                                          theirs[i], own->h[i], nr[i], &d,
+                                          err);
+        else
+            rc = rm_disklog_resync(log, hello->disks[i].id, chunk[i],
+                                   theirs[i], nr[i], &d, err);
         differ += d;
-        chunks += nr;
+        chunks += nr[i];
     }
+    for (i = 0; i < RM_DISK_MAX; i++) {
+        free(theirs[i]);
+        if (own)
+            free(own->h[i]);
+    }
+    free(own);
     free(m);
     if (nr_differ)
         *nr_differ = differ;

@@ -804,6 +804,103 @@ static void test_p7_resync_sends_differing_chunks(void **state)
     close(rfd);
 }
 
+/* P7's hashes of a sparse image: a chunk wholly in a hole is not read
+ * (SEEK_DATA) and hashes as the zeros it reads as; a tail chunk, a chunk
+ * with some data and an image shorter than its size are read as before. */
+static void test_p7_hash_sparse(void **state)
+{
+    const uint32_t chunk = 65536;
+    const uint64_t size = 16 * 65536 + 512;     /* a short tail chunk */
+    const uint64_t nr = (size + chunk - 1) / chunk;
+    int sparse = memfd_create("sparse", MFD_CLOEXEC);
+    int dense = image(size, 0);                 /* zeros, all written */
+    int shorter = memfd_create("short", MFD_CLOEXEC);
+    uint8_t *hs = malloc(nr * RM_DISK_HASH_BYTES);
+    uint8_t *hd = malloc(nr * RM_DISK_HASH_BYTES);
+    uint8_t data[300];
+    struct rm_error err = { 0 };
+    atomic_bool stop;
+    off_t at;
+
+    (void)state;
+    assert_true(sparse >= 0 && shorter >= 0);
+    assert_non_null(hs);
+    assert_non_null(hd);
+    assert_int_equal(ftruncate(sparse, (off_t)size), 0);
+    /* is there a hole to skip at all? (tmpfs has SEEK_DATA) */
+    at = lseek(sparse, 0, SEEK_DATA);
+    assert_true(at < 0 && errno == ENXIO);
+    memset(data, 0x5a, sizeof(data));
+    /* data in chunks 3 and 9, and one byte at the end of chunk 12 */
+    assert_int_equal(pwrite(sparse, data, 300, 3 * chunk + 100), 300);
+    assert_int_equal(pwrite(dense, data, 300, 3 * chunk + 100), 300);
+    assert_int_equal(pwrite(sparse, data, 300, 9 * chunk), 300);
+    assert_int_equal(pwrite(dense, data, 300, 9 * chunk), 300);
+    assert_int_equal(pwrite(sparse, data, 1, 13 * chunk - 1), 1);
+    assert_int_equal(pwrite(dense, data, 1, 13 * chunk - 1), 1);
+    assert_int_equal(rm_disk_hash_chunks(sparse, size, chunk, hs, &err), 0);
+    assert_int_equal(rm_disk_hash_chunks(dense, size, chunk, hd, &err), 0);
+    assert_memory_equal(hs, hd, nr * RM_DISK_HASH_BYTES);
+    /* and the chunks with data do not hash as zeros */
+    assert_memory_not_equal(hs + 3 * RM_DISK_HASH_BYTES, hs,
+                            RM_DISK_HASH_BYTES);
+    assert_memory_not_equal(hs + 12 * RM_DISK_HASH_BYTES, hs,
+                            RM_DISK_HASH_BYTES);
+    /* an image shorter than its size (a hole after it would read as
+     * zeros) fails, naming where */
+    assert_int_equal(ftruncate(shorter, (off_t)(size - chunk)), 0);
+    assert_int_equal(rm_disk_hash_chunks(shorter, size, chunk, hs, &err),
+                     -EIO);
+    assert_non_null(strstr(rm_error_str(&err), "shorter than its size"));
+    /* a stop asked for ends the hashing */
+    atomic_init(&stop, true);
+    assert_int_equal(rm_disk_hash_chunks_stop(sparse, size, chunk, hs, &stop,
+                                              &err), -ECANCELED);
+    free(hs);
+    free(hd);
+    close(sparse);
+    close(dense);
+    close(shorter);
+}
+
+/* The primary's own hashes, taken apart (rm_disklog_hash, as the session
+ * does while the secondary hashes), queue the same chunks as a resync that
+ * hashes itself; the secondary's hashes without the primary's are refused. */
+static void test_p7_resync_hashed(void **state)
+{
+    int pfd = image(DSIZE, 31), rfd = image(DSIZE, 31);
+    struct rm_disklog *log = primary_log(pfd, 0);
+    struct rm_error err = { 0 };
+    uint32_t chunk = 16384;
+    uint64_t nr = DSIZE / chunk, d1 = 0, d2 = 0;
+    uint8_t *theirs = malloc(nr * RM_DISK_HASH_BYTES);
+    uint8_t *mine = malloc(nr * RM_DISK_HASH_BYTES);
+    uint8_t junk = 0x11;
+
+    (void)state;
+    assert_int_equal(pwrite(rfd, &junk, 1, 2 * chunk + 7), 1);
+    assert_int_equal(pwrite(rfd, &junk, 1, 6 * chunk), 1);
+    assert_int_equal(rm_disk_hash_chunks(rfd, DSIZE, chunk, theirs, &err),
+                     0);
+    rm_disklog_start(log);
+    assert_int_equal(rm_disklog_hash(log, 0, chunk, mine, NULL, &err), 0);
+    assert_int_equal(rm_disklog_resync_hashed(log, 0, chunk, theirs, mine,
+                                              nr, &d1, &err), 0);
+    assert_int_equal(rm_disklog_resync(log, 0, chunk, theirs, nr, &d2, &err),
+                     0);
+    assert_int_equal(d1, 2);
+    assert_int_equal(d2, 2);
+    assert_int_equal(rm_disklog_resync_hashed(log, 0, chunk, theirs, NULL,
+                                              nr, NULL, &err), -EINVAL);
+    assert_int_equal(rm_disklog_hash(log, 3, chunk, mine, NULL, &err),
+                     -EINVAL);
+    free(theirs);
+    free(mine);
+    rm_disklog_close(log);
+    close(pfd);
+    close(rfd);
+}
+
 /* An epoch (and a resync) larger than a record is cut into parts 0, 1, ...
  * each within RM_REC_LENGTH_MAX, the last flagged; the replica takes them
  * in sequence and ends equal to the primary. */
@@ -1251,6 +1348,8 @@ int main(void)
         cmocka_unit_test(test_parts_bounded),
         cmocka_unit_test(test_p9_bad_fields_refused),
         cmocka_unit_test(test_p9_engine_refuses_checkpoint),
+        cmocka_unit_test(test_p7_hash_sparse),
+        cmocka_unit_test(test_p7_resync_hashed),
         cmocka_unit_test(test_p10_dirty_mark),
         cmocka_unit_test(test_replica_open_checks),
         cmocka_unit_test(test_plain_save_restore),
