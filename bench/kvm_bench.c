@@ -608,18 +608,29 @@ static int disk_unprotected(struct gvm *g, unsigned ms, double *rate,
 }
 
 /* Pauses of several checkpoint runs pooled. */
+#define PAUSE_PAIRS 6
 struct pool {
-    uint64_t pauses[2 * 256];
+    uint64_t pauses[PAUSE_PAIRS * 256];
     unsigned n;
     uint64_t dirty, disk_bytes;
     double rate;               /* the runs' guest writes/s, summed */
+    double run_p50[PAUSE_PAIRS];   /* each run's own pause p50 (ns) */
+    unsigned runs;
 };
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
 
 /* Send @cmd to the guest, then add a run of checkpoints every 25 ms for
  * 2.5 s to @p.  0, or -1 with @why. */
 static int pause_pool(struct gvm *g, const char *cmd, struct pool *p,
                       char *why, size_t whylen)
 {
+    uint64_t sorted[256];
     static struct dcp c;
     struct kv_reply r;
 
@@ -634,7 +645,14 @@ static int pause_pool(struct gvm *g, const char *cmd, struct pool *p,
         snprintf(why, whylen, "too many pauses to pool");
         return -1;
     }
+    if (!c.epochs || c.epochs > 256 || p->runs >= PAUSE_PAIRS) {
+        snprintf(why, whylen, "%u checkpoints in a run", c.epochs);
+        return -1;
+    }
     memcpy(p->pauses + p->n, c.pauses, c.epochs * sizeof(c.pauses[0]));
+    memcpy(sorted, c.pauses, c.epochs * sizeof(c.pauses[0]));
+    qsort(sorted, c.epochs, sizeof(sorted[0]), cmp);
+    p->run_p50[p->runs++] = (double)sorted[c.epochs / 2];
     p->n += c.epochs;
     p->dirty += c.dirty;
     p->disk_bytes += c.disk_bytes;
@@ -738,15 +756,18 @@ static void disk_guest_rows(const char *dir)
     printf("\nThe pause with and without disk traffic: checkpoints every "
            "25 ms of the same guest with a light memory load (20,000 "
            "page-writes/s over 2,048 pages), the disk workload off, then "
-           "flat out, twice in turn, pooled (goal: the disk adds < 5%%):\n\n"
+           "flat out, %d times in turn; the pauses pooled, and the ratio of "
+           "each on/off pair's p50s (the pairs' median and range: a drift "
+           "of the machine's load moves both halves of a pair) (goal: the "
+           "disk adds < 5%%):\n\n"
            "| disk workload | pause p50 (ms) | pause p99 (ms) | dirty "
            "pages/epoch | disk bytes/epoch | guest writes/s |\n"
-           "|---|---|---|---|---|---|\n");
+           "|---|---|---|---|---|---|\n", PAUSE_PAIRS);
     why[0][0] = '\0';
     memset(&off, 0, sizeof(off));
     memset(&on, 0, sizeof(on));
     ok = !kv(&g, "DIRTY 20000 2048", &r) && r.ok;
-    for (i = 0; ok && i < 2; i++)
+    for (i = 0; ok && i < PAUSE_PAIRS; i++)
         ok = !pause_pool(&g, "DISKLOAD 0", &off, why[0], sizeof(why[0])) &&
              !pause_pool(&g, "DISKLOAD 1000000", &on, why[0],
                          sizeof(why[0]));
@@ -754,20 +775,31 @@ static void disk_guest_rows(const char *dir)
         not_measured("pause with and without disk traffic", why[0][0] ?
                      why[0] : "the guest did not answer");
     } else {
-        double p0, p1;
+        double p0, p1, pair[PAUSE_PAIRS];
 
+        for (i = 0; i < PAUSE_PAIRS; i++)
+            pair[i] = on.run_p50[i] / off.run_p50[i];
+        qsort(pair, PAUSE_PAIRS, sizeof(pair[0]), cmp_double);
         qsort(off.pauses, off.n, sizeof(off.pauses[0]), cmp);
         qsort(on.pauses, on.n, sizeof(on.pauses[0]), cmp);
         p0 = (double)off.pauses[off.n / 2] / 1e6;
         p1 = (double)on.pauses[on.n / 2] / 1e6;
         printf("| off | %.3f | %.3f | %" PRIu64 " | %" PRIu64 " | %.0f |\n"
                "| flat out | %.3f | %.3f | %" PRIu64 " | %" PRIu64 " | %.0f "
-               "|\n\nPause p50 with / without disk traffic: %.3f (%+.1f%%)"
-               "\n", p0, (double)off.pauses[(off.n * 99) / 100] / 1e6,
-               off.dirty / off.n, off.disk_bytes / off.n, off.rate / 2, p1,
+               "|\n\nPause p50 with / without disk traffic, pooled: %.3f "
+               "(%+.1f%%); per dirty page: %.3f.  The %d pairs' ratios: "
+               "median %.3f (%+.1f%%), from %.3f to %.3f.\n", p0,
+               (double)off.pauses[(off.n * 99) / 100] / 1e6,
+               off.dirty / off.n, off.disk_bytes / off.n,
+               off.rate / PAUSE_PAIRS, p1,
                (double)on.pauses[(on.n * 99) / 100] / 1e6, on.dirty / on.n,
-               on.disk_bytes / on.n, on.rate / 2, p1 / p0,
-               (p1 / p0 - 1) * 100);
+               on.disk_bytes / on.n, on.rate / PAUSE_PAIRS, p1 / p0,
+               (p1 / p0 - 1) * 100,
+               (p1 / (double)(on.dirty / on.n)) /
+               (p0 / (double)(off.dirty / off.n)), PAUSE_PAIRS,
+               (pair[PAUSE_PAIRS / 2 - 1] + pair[PAUSE_PAIRS / 2]) / 2,
+               ((pair[PAUSE_PAIRS / 2 - 1] + pair[PAUSE_PAIRS / 2]) / 2 - 1) *
+               100, pair[0], pair[PAUSE_PAIRS - 1]);
     }
     fflush(stdout);
     stop(&g);
