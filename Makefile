@@ -83,6 +83,9 @@ PROTO_OBJS := proto/channel.o proto/timing.o proto/liveness.o proto/disks.o
 NETBUF_OBJS := netbuf/netbuf.o netbuf/netbuf_queue.o netbuf/netbuf_plug.o \
                netbuf/netbuf_set.o
 
+# nbd/: `remus disk serve`, a disk image served over NBD (Xen's disks)
+NBD_OBJS := nbd/export.o nbd/negotiate.o nbd/transmit.o nbd/server.o
+
 # backends/kvm/: the embedded micro-VMM and its save/restore ops
 KVM_OBJS := backends/kvm/vmm.o backends/kvm/vm_config.o backends/kvm/vcpu.o \
             backends/kvm/vm_load.o backends/kvm/hypercall.o \
@@ -122,9 +125,9 @@ CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
             cli/cmd_offline_page.o cli/protect_opts.o cli/receive_opts.o
 CLI_OBJS += cli/cmd_keygen.o cli/cmd_handover.o cli/cli_key.o cli/cli_quorum.o \
             cli/cli_num.o
-CLI_OBJS += cli/cli_spawn.o cli/cli_announce.o
+CLI_OBJS += cli/cli_spawn.o cli/cli_announce.o cli/cmd_disk.o
 
-LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(KVM_OBJS) \
+LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(NBD_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(CLUSTER_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS) \
             $(DRILL_OBJS)
 
@@ -134,7 +137,7 @@ TEST_SUPPORT_OBJS := tests/support/mem_backend.o tests/support/testutil.o
 UNIT_TESTS := test_stream test_engines test_truncation test_proto \
               test_netbuf test_kvm_dirty test_kvm_disk
 UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
-              test_peer_spawn test_disklog
+              test_peer_spawn test_disklog test_nbd
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap
@@ -344,6 +347,9 @@ DEB_PACKAGES += libsodium-dev
 DEB_PACKAGES += openssh-server openssh-client
 # kvm_disk_faults.sh: the receiver's fdatasync calls counted by strace
 DEB_PACKAGES += strace
+# nbd_serve.sh: independent NBD clients (libnbd's tools and its Python
+# binding, qemu-io) and nbdkit's memory plugin as the oracle
+DEB_PACKAGES += libnbd-bin python3-libnbd qemu-utils nbdkit
 # cluster/: corosync's client libraries; the quorum tests run corosync,
 # corosync-qdevice and corosync-qnetd in namespaces; the OCF agent is
 # checked with ocf-tester (resource-agents) and run by Pacemaker.

@@ -41,6 +41,7 @@ int cmd_receive(int argc, char **argv);
 int cmd_save(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_netbuf(int argc, char **argv);
+int cmd_disk(int argc, char **argv);
 int cmd_reprotect(int argc, char **argv);
 int cmd_offline_page(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);

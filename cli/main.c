@@ -37,6 +37,7 @@ static const struct rm_command commands[] = {
       NULL },
     { "netbuf", "check / clean up Xen output buffering (IFB + plug)",
       cmd_netbuf, NULL },
+    { "disk", "serve a disk image over NBD (disk serve)", cmd_disk, NULL },
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))

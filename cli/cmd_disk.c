@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * remus disk serve IMAGE --socket PATH: serve a disk image over NBD
+ * (nbd/), the disk that a protection of a Xen guest replicates.
+ */
+#define RM_LOG_PREFIX "disk"
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/log.h"
+#include "nbd/server.h"
+
+static volatile sig_atomic_t stop_serving;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_serving = 1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: remus disk serve IMAGE --socket PATH [--name NAME]\n"
+            "                        [--read-only] [--timeout MS]\n"
+            "\n"
+            "Serve IMAGE (a raw image file or a block device) over NBD on the\n"
+            "Unix socket PATH (mode 0600), one client at a time, until\n"
+            "SIGINT/SIGTERM.  Writes go through to IMAGE before they are\n"
+            "answered (FUA and FLUSH: fdatasync).  Any NBD client can use\n"
+            "it, e.g. `qemu-io -f raw nbd+unix:///?socket=PATH` or\n"
+            "`nbdinfo nbd+unix:///?socket=PATH`.\n"
+            "\n"
+            "  --socket PATH   where to listen (a stale socket file is\n"
+            "                  replaced; a live server's is refused)\n"
+            "  --name NAME     the export's name (default: \"\"; a client\n"
+            "                  asking for \"\" gets it too)\n"
+            "  --read-only     refuse writes (EPERM)\n"
+            "  --timeout MS    a begun request or negotiation must arrive\n"
+            "                  whole within MS (default 30000); an idle\n"
+            "                  client may wait as long as it likes\n"
+            "\n"
+            "Exit status: 0 when stopped by a signal; 1 on an error; 2 for a\n"
+            "usage error.\n");
+}
+
+static int serve(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "socket", required_argument, NULL, 's' },
+        { "name", required_argument, NULL, 'n' },
+        { "read-only", no_argument, NULL, 'r' },
+        { "timeout", required_argument, NULL, 't' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct rm_nbd_params p = { 0 };
+    struct rm_nbd_export *e = NULL;
+    struct rm_nbd_server *s = NULL;
+    struct rm_error err = { 0 };
+    const char *sock = NULL;
+    struct sigaction sa;
+    int c, ret = RM_EXIT_FAIL;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': sock = optarg; break;
+        case 'n': p.name = optarg; break;
+        case 'r': p.read_only = true; break;
+        case 't':
+            if (cli_uint32("disk serve", "--timeout", optarg, 1, CLI_MS_MAX,
+                           &p.request_timeout_ms))
+                return RM_EXIT_USAGE;
+            break;
+        case 'h': usage(stdout); return RM_EXIT_OK;
+        default:
+            return cli_usage_error("disk serve", "unknown option '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if (optind == argc)
+        return cli_usage_error("disk serve", "expected the image to serve");
+    if (optind != argc - 1)
+        return cli_usage_error("disk serve", "unexpected argument '%s'",
+                               argv[optind + 1]);
+    if (!sock)
+        return cli_usage_error("disk serve", "no --socket PATH to listen on");
+    p.image = argv[optind];
+    if (rm_nbd_export_open(&e, &p, &err) ||
+        rm_nbd_server_open_unix(&s, e, sock, &err)) {
+        ret = cli_fail("disk serve", "%s", rm_error_str(&err));
+        goto out;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    LOG_INFO("serving '%s' (%" PRIu64 " bytes%s) on %s", p.image,
+             rm_nbd_export_size(e), p.read_only ? ", read-only" : "", sock);
+    if (rm_nbd_server_run(s, &stop_serving, &err))
+        ret = cli_fail("disk serve", "%s", rm_error_str(&err));
+    else
+        ret = RM_EXIT_OK;
+out:
+    rm_nbd_server_close(s);
+    rm_nbd_export_close(e);
+    return ret;
+}
+
+int cmd_disk(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "serve"))
+        return serve(argc - 1, argv + 1);
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? RM_EXIT_USAGE : RM_EXIT_OK;
+    }
+    return cli_usage_error("disk", "unknown subcommand '%s' (serve)",
+                           argv[1]);
+}

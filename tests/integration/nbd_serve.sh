@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# `remus disk serve`: NBD conformance against independent clients from
+# Debian (libnbd's nbdinfo/nbdcopy and python3-libnbd, qemu-io), with
+# nbdkit's memory plugin as the oracle for 400 random requests; hostile
+# and clumsy clients (tests/support/nbd_bad.py) get error replies or a
+# clean close, never a crash, and the server serves the next client; a
+# read-only export refuses writes; the socket is 0600, a live server's is
+# not taken over, a stale one is; SIGTERM ends it cleanly.
+set -euo pipefail
+. "$ROOT/tests/lib/wait.sh"
+TMP=$(mktemp -d /tmp/remus-nbd.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+PY=/usr/bin/python3       # Debian's, with python3-libnbd
+uri() { echo "nbd+unix:///?socket=$1"; }
+SRV=
+# serve IMAGE SOCKET [OPTIONS...]: start a server, wait until it answers.
+serve() {
+    local img=$1 sock=$2
+    shift 2
+    "$REMUS" disk serve "$img" --socket "$sock" "$@" >> "$TMP/serve.log" 2>&1 & SRV=$!; PIDS+=($SRV)
+    wait_until 10 "the server on $sock" nbdinfo --size "$(uri "$sock")" > /dev/null 2>&1
+}
+alive() { kill -0 "$SRV" 2>/dev/null || { echo "the server died"; cat "$TMP/serve.log"; exit 1; }; }
+
+scenario "usage and image errors name what is wrong"
+truncate -s 16M "$TMP/d.img"
+rc=0; "$REMUS" disk serve "$TMP/d.img" > "$TMP/o" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "no --socket" "$TMP/o" || { cat "$TMP/o"; echo "no --socket: exit $rc"; exit 1; }
+rc=0; "$REMUS" disk serve "$TMP/none.img" --socket "$TMP/s" > "$TMP/o" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "none.img" "$TMP/o" || { cat "$TMP/o"; echo "a missing image: exit $rc"; exit 1; }
+truncate -s 1000 "$TMP/odd.img"
+rc=0; "$REMUS" disk serve "$TMP/odd.img" --socket "$TMP/s" > "$TMP/o" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "1000 bytes: it must be a non-zero multiple of 512" "$TMP/o" ||
+    { cat "$TMP/o"; echo "an image of 1000 bytes: exit $rc"; exit 1; }
+rc=0; "$REMUS" disk frob > "$TMP/o" 2>&1 || rc=$?
+[ $rc = 2 ] || { cat "$TMP/o"; echo "an unknown subcommand: exit $rc"; exit 1; }
+
+scenario "400 random requests agree with nbdkit's memory plugin"
+serve "$TMP/d.img" "$TMP/s"
+[ "$(stat -c %a "$TMP/s")" = 600 ] || { echo "the socket is mode $(stat -c %a "$TMP/s"), not 600"; exit 1; }
+nbdkit -f -U "$TMP/oracle.sock" memory 16M > "$TMP/nbdkit.log" 2>&1 & PIDS+=($!)
+wait_until 10 "nbdkit" nbdinfo --size "$(uri "$TMP/oracle.sock")" > /dev/null 2>&1
+$PY "$ROOT/tests/support/nbd_oracle.py" "$(uri "$TMP/s")" "$(uri "$TMP/oracle.sock")" 400 1
+# write-through: the image file itself holds what the clients read
+nbdcopy "$(uri "$TMP/s")" "$TMP/copy.img"
+cmp "$TMP/copy.img" "$TMP/d.img" || { echo "the image differs from what the server serves"; exit 1; }
+# negative control: one byte that differs, where no request goes, is seen
+qemu-io -f raw "$(uri "$TMP/oracle.sock")" -c "write -P 0x01 16773120 512" > /dev/null
+must_fail "the oracle with one sector changed beforehand" \
+    $PY "$ROOT/tests/support/nbd_oracle.py" "$(uri "$TMP/s")" "$(uri "$TMP/oracle.sock")" 5 2
+
+scenario "qemu-io: patterns written, read back, discarded, zeroed, FUA"
+# qio CMD...: qemu-io's commands on the export; fails on an error or a
+# pattern that does not verify
+qio() {
+    local args=() c
+    for c in "$@"; do args+=(-c "$c"); done
+    qemu-io -f raw "$(uri "$TMP/s")" "${args[@]}" > "$TMP/qio" 2>&1 || { cat "$TMP/qio"; return 1; }
+    if grep -q "Pattern verification failed" "$TMP/qio"; then cat "$TMP/qio"; return 1; fi
+}
+qio "write -P 0xab 4096 65536" "read -P 0xab 4096 65536" "flush" "discard 0 8192" \
+    "read -P 0 0 8192" "write -z 1M 64k" "read -P 0 1M 64k" "write -f -P 0xcd 2M 4k" \
+    "read -P 0xcd 2M 4k"
+must_fail "qemu-io reading a pattern that is not there" qio "read -P 0x11 2M 4k"
+
+scenario "hostile and clumsy clients: error replies or a clean close"
+truncate -s 0 "$TMP/h.img"; truncate -s 16M "$TMP/h.img"
+kill -TERM "$SRV"; wait "$SRV" || true
+serve "$TMP/h.img" "$TMP/s" --timeout 1000
+for c in unknown-client-flags option-bad-magic option-too-long unknown-export \
+         bad-requests write-too-long request-bad-magic vanish-mid-write stall-mid-request; do
+    $PY "$ROOT/tests/support/nbd_bad.py" "$TMP/s" "$c" | sed 's/^/    /'
+    alive
+done
+# nothing of the write cut short (nor of the refused ones) reached the image
+cmp -n 65536 "$TMP/h.img" /dev/zero || { echo "a write that never arrived whole changed the image"; exit 1; }
+nbdinfo --size "$(uri "$TMP/s")" > /dev/null || { echo "no client served after the hostile ones"; exit 1; }
+grep -q "the client sent 8 of the 28 bytes of a request and then nothing for 1000 ms" "$TMP/serve.log" ||
+    { cat "$TMP/serve.log"; echo "the stalled client's end is not named"; exit 1; }
+
+scenario "a second server on a live socket is refused; SIGTERM ends one cleanly; a stale socket is replaced"
+rc=0; "$REMUS" disk serve "$TMP/d.img" --socket "$TMP/s" > "$TMP/o" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "already answers" "$TMP/o" || { cat "$TMP/o"; echo "a second server on a live socket: exit $rc"; exit 1; }
+kill -TERM "$SRV"; rc=0; wait "$SRV" || rc=$?
+[ $rc = 0 ] || { echo "SIGTERM: exit $rc"; exit 1; }
+[ ! -e "$TMP/s" ] || { echo "the socket file is left after SIGTERM"; exit 1; }
+serve "$TMP/d.img" "$TMP/s"
+kill -KILL "$SRV"; wait "$SRV" 2>/dev/null || true
+[ -S "$TMP/s" ] || { echo "no stale socket to replace"; exit 1; }
+serve "$TMP/d.img" "$TMP/s"
+touch "$TMP/plain"
+rc=0; "$REMUS" disk serve "$TMP/d.img" --socket "$TMP/plain" > "$TMP/o" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "is not a socket" "$TMP/o" || { cat "$TMP/o"; echo "a plain file as the socket: exit $rc"; exit 1; }
+kill -TERM "$SRV"; wait "$SRV"
+
+scenario "a read-only export refuses writes (EPERM) and is still read"
+serve "$TMP/d.img" "$TMP/ro" --read-only
+$PY "$ROOT/tests/support/nbd_bad.py" "$TMP/ro" read-only-write | sed 's/^/    /'
+nbdcopy "$(uri "$TMP/ro")" "$TMP/ro-copy.img"
+cmp "$TMP/ro-copy.img" "$TMP/d.img" || { echo "the read-only export reads other data"; exit 1; }
+kill -TERM "$SRV"; wait "$SRV"
+echo "nbd_serve: conformance with nbdkit as the oracle, qemu-io, hostile clients, read-only, the socket's life"
