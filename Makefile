@@ -84,7 +84,8 @@ NETBUF_OBJS := netbuf/netbuf.o netbuf/netbuf_queue.o netbuf/netbuf_plug.o \
                netbuf/netbuf_set.o
 
 # nbd/: `remus disk serve`, a disk image served over NBD (Xen's disks)
-NBD_OBJS := nbd/export.o nbd/negotiate.o nbd/transmit.o nbd/server.o
+NBD_OBJS := nbd/export.o nbd/negotiate.o nbd/transmit.o nbd/server.o \
+            nbd/kernel.o
 
 # backends/kvm/: the embedded micro-VMM and its save/restore ops
 KVM_OBJS := backends/kvm/vmm.o backends/kvm/vm_config.o backends/kvm/vcpu.o \
@@ -140,7 +141,7 @@ UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
               test_peer_spawn test_disklog test_nbd
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
-FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap
+FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap fuzz_nbd
 
 # ------------------------------------------------------------------ rules
 B_LIB_OBJS := $(addprefix $(BUILD)/,$(LIB_OBJS))
@@ -310,7 +311,7 @@ B_FUZZERS := $(addprefix $(FUZZ_BUILD)/,$(FUZZERS))
 
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) tests/support/mem_backend.c \
                  tests/support/testutil.c proto/channel.c proto/timing.c \
-                 proto/disks.c \
+                 proto/disks.c $(NBD_OBJS:.o=.c) \
                  $(FUZZ_BUILD)/gen/proto/remus.pb-c.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")

@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "common/log.h"
+#include "nbd/kernel.h"
 #include "nbd/server.h"
 
 static volatile sig_atomic_t stop_serving;
@@ -25,18 +26,22 @@ static void on_signal(int sig)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: remus disk serve IMAGE --socket PATH [--name NAME]\n"
-            "                        [--read-only] [--timeout MS]\n"
+            "usage: remus disk serve IMAGE (--socket PATH | --device /dev/nbdN)\n"
+            "                        [--name NAME] [--read-only] [--timeout MS]\n"
             "\n"
             "Serve IMAGE (a raw image file or a block device) over NBD on the\n"
-            "Unix socket PATH (mode 0600), one client at a time, until\n"
-            "SIGINT/SIGTERM.  Writes go through to IMAGE before they are\n"
+            "Unix socket PATH (mode 0600), one client at a time, or as the\n"
+            "kernel's NBD device /dev/nbdN (modprobe nbd; e.g. a Xen guest's\n"
+            "phy:/dev/nbdN disk), until SIGINT/SIGTERM (which disconnects the\n"
+            "device).  Writes go through to IMAGE before they are\n"
             "answered (FUA and FLUSH: fdatasync).  Any NBD client can use\n"
             "it, e.g. `qemu-io -f raw nbd+unix:///?socket=PATH` or\n"
             "`nbdinfo nbd+unix:///?socket=PATH`.\n"
             "\n"
             "  --socket PATH   where to listen (a stale socket file is\n"
             "                  replaced; a live server's is refused)\n"
+            "  --device DEV    attach the kernel's NBD device DEV instead\n"
+            "                  (this process's memory is locked: mlockall)\n"
             "  --name NAME     the export's name (default: \"\"; a client\n"
             "                  asking for \"\" gets it too)\n"
             "  --read-only     refuse writes (EPERM)\n"
@@ -52,6 +57,7 @@ static int serve(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "socket", required_argument, NULL, 's' },
+        { "device", required_argument, NULL, 'd' },
         { "name", required_argument, NULL, 'n' },
         { "read-only", no_argument, NULL, 'r' },
         { "timeout", required_argument, NULL, 't' },
@@ -62,7 +68,9 @@ static int serve(int argc, char **argv)
     struct rm_nbd_export *e = NULL;
     struct rm_nbd_server *s = NULL;
     struct rm_error err = { 0 };
-    const char *sock = NULL;
+    const char *sock = NULL, *dev = NULL;
+    struct rm_nbd_kernel *k = NULL;
+    int kfd = -1;
     struct sigaction sa;
     int c, ret = RM_EXIT_FAIL;
 
@@ -70,6 +78,7 @@ static int serve(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': sock = optarg; break;
+        case 'd': dev = optarg; break;
         case 'n': p.name = optarg; break;
         case 'r': p.read_only = true; break;
         case 't':
@@ -88,11 +97,13 @@ static int serve(int argc, char **argv)
     if (optind != argc - 1)
         return cli_usage_error("disk serve", "unexpected argument '%s'",
                                argv[optind + 1]);
-    if (!sock)
-        return cli_usage_error("disk serve", "no --socket PATH to listen on");
+    if (!sock == !dev)
+        return cli_usage_error("disk serve", "give one of --socket PATH and "
+                               "--device /dev/nbdN");
     p.image = argv[optind];
     if (rm_nbd_export_open(&e, &p, &err) ||
-        rm_nbd_server_open_unix(&s, e, sock, &err)) {
+        (sock && rm_nbd_server_open_unix(&s, e, sock, &err)) ||
+        (dev && rm_nbd_kernel_attach(&k, dev, e, &kfd, &err))) {
         ret = cli_fail("disk serve", "%s", rm_error_str(&err));
         goto out;
     }
@@ -103,12 +114,17 @@ static int serve(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
     LOG_INFO("serving '%s' (%" PRIu64 " bytes%s) on %s", p.image,
-             rm_nbd_export_size(e), p.read_only ? ", read-only" : "", sock);
-    if (rm_nbd_server_run(s, &stop_serving, &err))
+             rm_nbd_export_size(e), p.read_only ? ", read-only" : "",
+             sock ? sock : dev);
+    if (k && rm_nbd_kernel_serving_thread(&err))
+        LOG_WARN("%s", rm_error_str(&err));
+    if (s ? rm_nbd_server_run(s, &stop_serving, &err)
+          : rm_nbd_serve_transmission(e, kfd, &stop_serving, NULL, &err))
         ret = cli_fail("disk serve", "%s", rm_error_str(&err));
     else
         ret = RM_EXIT_OK;
 out:
+    rm_nbd_kernel_detach(k);
     rm_nbd_server_close(s);
     rm_nbd_export_close(e);
     return ret;

@@ -38,6 +38,8 @@ struct rm_nbd_export {
     struct rm_nbd_observer obs;
     bool has_obs;
     uint8_t *zeros;                  /* OBS_PIECE zero bytes, on demand */
+    uint8_t *buf;                    /* a request's data: allocated once,
+                                        before any I/O depends on us */
 };
 
 int rm_nbd_export_open(struct rm_nbd_export **out,
@@ -59,8 +61,9 @@ int rm_nbd_export_open(struct rm_nbd_export **out,
                                           : RM_NBD_TIMEOUT_DEFAULT_MS;
     e->image = strdup(p->image);
     e->name = strdup(p->name ? p->name : "");
+    e->buf = malloc(RM_NBD_MAX_REQUEST);
     pthread_mutex_init(&e->lock, NULL);
-    if (!e->image || !e->name) {
+    if (!e->image || !e->name || !e->buf) {
         rc = rm_error_set(err, -ENOMEM, "out of memory");
         goto out;
     }
@@ -109,6 +112,7 @@ void rm_nbd_export_close(struct rm_nbd_export *e)
         close(e->fd);
     pthread_mutex_destroy(&e->lock);
     free(e->zeros);
+    free(e->buf);
     free(e->image);
     free(e->name);
     free(e);
@@ -132,6 +136,11 @@ void rm_nbd_export_set_observer(struct rm_nbd_export *e,
     if (obs)
         e->obs = *obs;
     pthread_mutex_unlock(&e->lock);
+}
+
+uint8_t *nbd_export_buffer(struct rm_nbd_export *e)
+{
+    return e->buf;
 }
 
 const char *nbd_export_name(const struct rm_nbd_export *e)
@@ -388,4 +397,20 @@ int rm_nbd_serve(struct rm_nbd_export *e, int fd, volatile sig_atomic_t *stop,
     if (rc == 0)
         rc = nbd_transmit(e, &c, st);
     return rc;
+}
+
+int rm_nbd_serve_transmission(struct rm_nbd_export *e, int fd,
+                              volatile sig_atomic_t *stop,
+                              struct rm_nbd_conn_stats *st,
+                              struct rm_error *err)
+{
+    struct nbd_conn c = { .fd = fd, .timeout_ms = e->timeout_ms,
+                          .stop = stop, .err = err };
+    struct rm_nbd_conn_stats local;
+
+    if (!st)
+        st = &local;
+    memset(st, 0, sizeof(*st));
+    rm_fd_set_send_timeout(fd, e->timeout_ms);
+    return nbd_transmit(e, &c, st);
 }

@@ -77,7 +77,8 @@ struct rm_nbd_conn_stats {
 };
 
 /*
- * Serve one client on @fd (a connected stream socket) until it
+ * Serve one client on @fd (a connected stream socket; one at a time per
+ * export: its request buffer is the export's) until it
  * disconnects (NBD_CMD_DISC, or a close between requests: 0), until *@stop
  * (may be NULL) is set between requests (0), or until its bad input or a
  * stall ends it (-EPROTO, -ETIMEDOUT, -EPIPE, with the reason).  @fd is
@@ -85,5 +86,11 @@ struct rm_nbd_conn_stats {
  */
 int rm_nbd_serve(struct rm_nbd_export *e, int fd, volatile sig_atomic_t *stop,
                  struct rm_nbd_conn_stats *st, struct rm_error *err);
+/* The same without the negotiation: the kernel's client (nbd/kernel.h),
+ * whose size and flags were set by ioctl. */
+int rm_nbd_serve_transmission(struct rm_nbd_export *e, int fd,
+                              volatile sig_atomic_t *stop,
+                              struct rm_nbd_conn_stats *st,
+                              struct rm_error *err);
 
 #endif

@@ -44,6 +44,9 @@ void nbd_put16(uint8_t *p, uint16_t v);
 
 /* The export as the phases see it (nbd/export.c). */
 const char *nbd_export_name(const struct rm_nbd_export *e);
+/* The export's request buffer, RM_NBD_MAX_REQUEST bytes (one connection
+ * is served at a time). */
+uint8_t *nbd_export_buffer(struct rm_nbd_export *e);
 bool nbd_export_read_only(const struct rm_nbd_export *e);
 /*
  * The I/O of one request: 0, or a positive NBD error number for the reply

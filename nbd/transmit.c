@@ -11,7 +11,6 @@
 #define RM_LOG_PREFIX "nbd"
 #include <errno.h>
 #include <inttypes.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -65,10 +64,9 @@ int nbd_transmit(struct rm_nbd_export *e, struct nbd_conn *c,
                  struct rm_nbd_conn_stats *st)
 {
     uint8_t req[NBD_REQUEST_BYTES];
-    uint8_t *buf = malloc(RM_NBD_MAX_REQUEST);
+    uint8_t *buf = nbd_export_buffer(e);
     bool ro = nbd_export_read_only(e);
-    int rc = buf ? 0 : rm_error_set(c->err, -ENOMEM, "out of memory for "
-                                    "the request buffer");
+    int rc = 0;
 
     while (!rc) {
         uint16_t flags, type;
@@ -154,6 +152,5 @@ int nbd_transmit(struct rm_nbd_export *e, struct nbd_conn *c,
         rc = simple_reply(c, cookie, nerr, buf,
                           type == NBD_CMD_READ ? len : 0);
     }
-    free(buf);
     return rc;
 }

@@ -30,7 +30,9 @@ alive() { kill -0 "$SRV" 2>/dev/null || { echo "the server died"; cat "$TMP/serv
 scenario "usage and image errors name what is wrong"
 truncate -s 16M "$TMP/d.img"
 rc=0; "$REMUS" disk serve "$TMP/d.img" > "$TMP/o" 2>&1 || rc=$?
-[ $rc = 2 ] && grep -q "no --socket" "$TMP/o" || { cat "$TMP/o"; echo "no --socket: exit $rc"; exit 1; }
+[ $rc = 2 ] && grep -q "give one of --socket PATH and --device" "$TMP/o" || { cat "$TMP/o"; echo "no --socket: exit $rc"; exit 1; }
+rc=0; "$REMUS" disk serve "$TMP/d.img" --socket "$TMP/s" --device /dev/nbd15 > "$TMP/o" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "give one of --socket PATH and --device" "$TMP/o" || { cat "$TMP/o"; echo "both --socket and --device: exit $rc"; exit 1; }
 rc=0; "$REMUS" disk serve "$TMP/none.img" --socket "$TMP/s" > "$TMP/o" 2>&1 || rc=$?
 [ $rc = 1 ] && grep -q "none.img" "$TMP/o" || { cat "$TMP/o"; echo "a missing image: exit $rc"; exit 1; }
 truncate -s 1000 "$TMP/odd.img"
