@@ -370,12 +370,26 @@ int nbd_recv(struct nbd_conn *c, void *buf, size_t len, bool idle_ok,
 int nbd_send(struct nbd_conn *c, const void *buf, size_t len,
              const char *what)
 {
-    int rc = rm_write_all(c->fd, buf, len);
+    size_t done = 0;
 
-    if (rc)
-        return rm_error_set(c->err, rc, "sending %s: %s", what,
-                            rc == -ETIMEDOUT ? "the client reads nothing"
-                                             : strerror(-rc));
+    /* MSG_NOSIGNAL: a client gone is an error here, never a SIGPIPE; the
+     * socket's send timeout (SO_SNDTIMEO) makes a client that reads
+     * nothing an EAGAIN */
+    while (done < len) {
+        ssize_t n = send(c->fd, (const uint8_t *)buf + done, len - done,
+                         MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return rm_error_set(c->err, -ETIMEDOUT, "sending %s: the client"
+                                " read nothing for %u ms", what,
+                                c->timeout_ms);
+        if (n < 0)
+            return rm_error_set(c->err, -errno, "sending %s: %s", what,
+                                strerror(errno));
+        done += (size_t)n;
+    }
     return 0;
 }
 

@@ -75,7 +75,8 @@ truncate -s 0 "$TMP/h.img"; truncate -s 16M "$TMP/h.img"
 kill -TERM "$SRV"; wait "$SRV" || true
 serve "$TMP/h.img" "$TMP/s" --timeout 1000
 for c in unknown-client-flags option-bad-magic option-too-long unknown-export \
-         bad-requests write-too-long request-bad-magic vanish-mid-write stall-mid-request; do
+         bad-requests write-too-long request-bad-magic vanish-mid-write stall-mid-request \
+         reads-nothing; do
     $PY "$ROOT/tests/support/nbd_bad.py" "$TMP/s" "$c" | sed 's/^/    /'
     alive
 done
@@ -84,6 +85,8 @@ cmp -n 65536 "$TMP/h.img" /dev/zero || { echo "a write that never arrived whole 
 nbdinfo --size "$(uri "$TMP/s")" > /dev/null || { echo "no client served after the hostile ones"; exit 1; }
 grep -q "the client sent 8 of the 28 bytes of a request and then nothing for 1000 ms" "$TMP/serve.log" ||
     { cat "$TMP/serve.log"; echo "the stalled client's end is not named"; exit 1; }
+grep -q "the client read nothing for 1000 ms" "$TMP/serve.log" ||
+    { cat "$TMP/serve.log"; echo "the end of the client that read nothing is not named"; exit 1; }
 
 scenario "a second server on a live socket is refused; SIGTERM ends one cleanly; a stale socket is replaced"
 rc=0; "$REMUS" disk serve "$TMP/d.img" --socket "$TMP/s" > "$TMP/o" 2>&1 || rc=$?

@@ -168,6 +168,25 @@ def main():
         s.sendall(struct.pack(">IHH", REQ, 0, 0))   # 8 of 28 bytes
         expect(closed(s, timeout=20), "a request cut short: the server "
                "closes after its timeout (%.1f s)" % (time.monotonic() - t0))
+    elif case == "reads-nothing":
+        s, size = transmission(path)
+        n, ln = 64, 1 << 20
+        want = n * (16 + ln)
+        for i in range(n):
+            request(s, 0, 0, min(ln, size), cookie=100 + i)
+        time.sleep(3)           # the server's send blocks; its timeout ends it
+        got = 0
+        s.settimeout(10)
+        try:
+            while True:
+                c = s.recv(1 << 20)
+                if not c:
+                    break
+                got += len(c)
+        except (ConnectionResetError, socket.timeout):
+            pass
+        expect(got < want, "a client that reads no reply: the server gives "
+               "up (%d of %d bytes of replies sent)" % (got, want))
     elif case == "read-only-write":
         s, size = transmission(path)
         request(s, 1, 0, 512, cookie=21, data=b"\x77" * 512)
