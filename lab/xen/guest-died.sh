@@ -19,14 +19,47 @@
 # Exit 1: no guest death in the log.
 # Exit 3: a death that may be ours (another domain, or after an operation
 #         on it): printed with why; the failure is ours to explain.
+# With a RESULTS-DIR, the dead domain's registers (dead-DOMID.txt, from
+# guest-watch.sh) are read too: a vCPU that holds Xen's own state (its code
+# selector Xen's, 0xe008, its rip in Xen's text, 0xffff82d0...) was mixed
+# up with its hypervisor's by the nested SVM under TCG; no save, restore or
+# takeover of ours writes such a state into the guest under test, so its
+# death counts as its own even after an operation began (said so); another
+# domain's (a replica's state came through us) stays one that may be ours.
 set -uo pipefail
 arg=${1:?usage: guest-died.sh RESULTS-DIR|SERIAL-LOG}
 log=$arg
-if [ -d "$arg" ]; then log=$arg/serial.log; fi
+dir=
+if [ -d "$arg" ]; then log=$arg/serial.log; dir=$arg; fi
 [ -r "$log" ] || { echo "guest-died: no log $log" >&2; exit 1; }
-awk '
-function death(d, line,    why) {
+awk -v dir="$dir" '
+# Does the dump of domain d show the state of Xen itself in its vCPU?
+function xen_state(d,    f, line, cs, rip) {
+    if (dir == "")
+        return 0
+    f = dir "/dead-" d ".txt"
+    while ((getline line < f) > 0) {
+        if (line ~ /^ *cs 0xe008 /)
+            cs = 1
+        if (line ~ /^ *rip 0xffff82d0[0-9a-f]+ /)
+            rip = 1
+    }
+    close(f)
+    return cs && rip
+}
+function death(d, line,    why, mixed) {
     sub(/^[^(]*\(XEN\) */, "", line)
+    mixed = xen_state(d)
+    if (mixed) {
+        line = line " [its vCPU holds Xen'"'"'s own state (cs 0xe008, rip in Xen'"'"'s text): nested SVM under TCG]"
+        if (d in guest) {
+            own++
+            out[++n] = "on its own: domain " d " (" guest[d] ") whatever ran on it: " line
+            if (first == "")
+                first = "domain " d " (" guest[d] ") died of the lab, not of remus (" line ")"
+            return
+        }
+    }
     if (!(d in guest))
         why = "domain " d " is not a guest under test"
     else if (d in op)

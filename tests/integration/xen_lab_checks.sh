@@ -53,6 +53,33 @@ died "$T/after-op.log"
 [ "$rc" = 3 ] || { cat "$T/out"; echo "a death after an operation on the guest was judged retryable (exit $rc)"; exit 1; }
 grep -q 'died after "remus save" on it began' "$T/out" || { cat "$T/out"; echo "no reason given for not retrying"; exit 1; }
 
+# 2b. With the dead domain's registers (guest-watch.sh's dead-DOMID.txt in
+#     the results): a guest under test whose vCPU holds Xen's own state
+#     (cs 0xe008, rip in Xen's text) died of nested SVM under TCG, even
+#     after an operation began (0, said so); with a guest's own state it
+#     stays one that may be ours (3); a replica with Xen's state too (3).
+dump() {  # FILE CS RIP
+    printf '== xen-hvmctx\n    CPU:    rax 0x0000000000000000     rbx 0x0000000000000082\n'
+    printf '            rip %s  rflags 0x0000000000000246\n' "$3"
+    printf '             cs %s (          00000000 + 0xffffffff /  0x0a9b)\n' "$2"
+}
+mkdir -p "$T/mixed" "$T/guestly" "$T/replica"
+cp "$T/after-op.log" "$T/mixed/serial.log"
+dump x 0xe008 0xffff82d0402044a5 > "$T/mixed/dead-1.txt"
+died "$T/mixed"
+[ "$rc" = 0 ] || { cat "$T/out"; echo "a guest holding Xen's state after an operation is not judged the lab's (exit $rc)"; exit 1; }
+head -1 "$T/out" | grep -q "^domain 1 (labguest) died of the lab, not of remus (.*its vCPU holds Xen's own state" ||
+    { cat "$T/out"; echo "the lab's death is not said so"; exit 1; }
+cp "$T/after-op.log" "$T/guestly/serial.log"
+dump x 0x0010 0xffffffff81a43c83 > "$T/guestly/dead-1.txt"
+died "$T/guestly"
+[ "$rc" = 3 ] || { cat "$T/out"; echo "a guest with its own state after an operation was judged retryable (exit $rc)"; exit 1; }
+{ serial_head; echo "(XEN) [   41.000000] d2v0 Triple fault - invoking HVM shutdown action 1"; } > "$T/replica/serial.log"
+dump x 0xe008 0xffff82d0402044a5 > "$T/replica/dead-2.txt"
+died "$T/replica"
+[ "$rc" = 3 ] && grep -q "domain 2 is not a guest under test.*holds Xen's own state" "$T/out" ||
+    { cat "$T/out"; echo "a replica holding Xen's state is not one that may be ours, annotated (exit $rc)"; exit 1; }
+
 # 3. An operation on all domains covers the guest too.
 { serial_head; echo "lab-mark: begin all : remus receive"
   echo "(XEN) [   41.000000] domain_crash called from arch/x86/hvm/svm/svm.c:1234"
