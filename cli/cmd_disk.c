@@ -70,6 +70,7 @@ static int serve(int argc, char **argv)
     struct rm_error err = { 0 };
     const char *sock = NULL, *dev = NULL;
     struct rm_nbd_kernel *k = NULL;
+    struct rm_nbd_conn_stats st = { 0 };
     int kfd = -1;
     struct sigaction sa;
     int c, ret = RM_EXIT_FAIL;
@@ -119,10 +120,15 @@ static int serve(int argc, char **argv)
     if (k && rm_nbd_kernel_serving_thread(&err))
         LOG_WARN("%s", rm_error_str(&err));
     if (s ? rm_nbd_server_run(s, &stop_serving, &err)
-          : rm_nbd_serve_transmission(e, kfd, &stop_serving, NULL, &err))
+          : rm_nbd_serve_transmission(e, kfd, &stop_serving, &st, &err))
         ret = cli_fail("disk serve", "%s", rm_error_str(&err));
     else
         ret = RM_EXIT_OK;
+    if (k)
+        LOG_INFO("%s: %" PRIu64 " requests (%" PRIu64 " reads, %" PRIu64
+                 " writes, %" PRIu64 " flushes, %" PRIu64 " trims, %" PRIu64
+                 " errors)", dev, st.requests, st.reads, st.writes,
+                 st.flushes, st.trims, st.errors);
 out:
     rm_nbd_kernel_detach(k);
     rm_nbd_server_close(s);

@@ -62,15 +62,18 @@ echo "xen-lab: the PVH guest's initramfs"
 g="$WORK/guest"
 mkdir -p "$g"/{bin,proc,sys,dev,tmp,lib}
 cp /bin/busybox "$g/bin/busybox"
-for a in sh echo cat sleep mount seq date ip insmod ping nc httpd; do ln -s busybox "$g/bin/$a"; done
-# netfront, for guests with a VIF (guest-net.cfg)
-nf=$(find "$WORK/x/lib/modules/$kver" -name 'xen-netfront.ko*' | head -1)
-[ -n "$nf" ] || { echo "xen-lab: no xen-netfront module in $kpkg"; exit 1; }
-case "$nf" in
-*.xz) xz -dc "$nf" > "$g/lib/xen-netfront.ko" ;;
-*.zst) zstd -qdc "$nf" > "$g/lib/xen-netfront.ko" ;;
-*) cp "$nf" "$g/lib/xen-netfront.ko" ;;
-esac
+for a in sh echo cat sleep mount seq date ip insmod ping nc httpd dd grep; do ln -s busybox "$g/bin/$a"; done
+# netfront, for guests with a VIF (guest-net.cfg); blkfront, for guests
+# with a disk (lab_disk on the command line)
+for m in xen-netfront xen-blkfront; do
+    f=$(find "$WORK/x/lib/modules/$kver" -name "$m.ko*" | head -1)
+    [ -n "$f" ] || { echo "xen-lab: no $m module in $kpkg"; exit 1; }
+    case "$f" in
+    *.xz) xz -dc "$f" > "$g/lib/$m.ko" ;;
+    *.zst) zstd -qdc "$f" > "$g/lib/$m.ko" ;;
+    *) cp "$f" "$g/lib/$m.ko" ;;
+    esac
+done
 cp "$HERE/rootfs/guest-init" "$g/init"
 chmod +x "$g/init"
 (cd "$g" && find . | cpio -o -H newc --quiet | gzip -1) > "$CACHE/guest.cpio.gz"

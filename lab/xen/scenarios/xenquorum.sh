@@ -17,8 +17,11 @@
 set -eu
 . /payload/scenario-lib.sh
 . /payload/wait.sh
-CL_TOKEN=3000 CL_FORM_SECS=60    # TCG: slow (and each try of the
-                                  # wait takes far longer than 0.1 s)
+# TCG is slow, and stalls: a token of 3000 ms timed out while the cluster
+# formed (CI of 2026-12-02), and in the membership churn that followed
+# corosync itself died (votequorum.c: Assertion `sender_node != NULL').
+# Each try of a wait also takes far longer than its 0.1 s here.
+CL_TOKEN=6000 CL_FORM_SECS=90
 . /payload/cluster.sh
 R=/payload/remus
 log=/var/log/xen/console/guest-labguest.log
