@@ -5,11 +5,11 @@
 #     reaches the image and reads back; SIGTERM detaches the device;
 #  2. negative control: on a read-only export dom0's write fails and the
 #     image stays as it was.
-# Not yet here: a PVH guest whose disk is phy:/dev/nbd0 (blkback -> nbd ->
-# remus -> the image), guest-init's lab_disk.  Its records did reach the
-# image, but when the guest had reported ten of them written and flushed
-# (dd conv=fsync), the first was not there yet (2026-12-02): that must be
-# explained before a checkpoint's cut can rely on a guest's flush.
+# Not yet here: a PVH guest whose disk is phy:/dev/nbd0 (blkfront ->
+# blkback -> nbd -> remus -> the image), guest-init's lab_disk.  It ran, and
+# at the end its records were in the image, but the first check failed: it
+# parsed the console log, whose lines end in CRLF, and so asked dd for
+# sector "1\r".  The check with the CR stripped has not run in the lab yet.
 set -e
 . /payload/scenario-lib.sh
 R=/payload/remus
