@@ -103,16 +103,18 @@ lab "1 $T/own.serial" "1 $T/ours.serial" "0 $T/clean.serial"
 n=$(grep -c "^RETRIED: " "$T/out.log")
 [ "$n" = 2 ] || { cat "$T/out.log"; echo "$n RETRIED lines, not 2"; exit 1; }
 
-# 4. two own deaths with one retry allowed: fails, no RETRIED line; with
-#    XEN_LAB_RETRIES=2 it passes with two.
-lab "1 $T/own.serial" "1 $T/own.serial" "0 $T/clean.serial"
+# 4. two own deaths with one retry allowed (XEN_LAB_RETRIES=1): fails, no
+#    RETRIED line; by default (2) it passes with two; three fail.
+XEN_LAB_RETRIES=1 lab "1 $T/own.serial" "1 $T/own.serial" "0 $T/clean.serial"
 [ "$rc" = 1 ] || { cat "$T/out.log"; echo "more retries than XEN_LAB_RETRIES (exit $rc)"; exit 1; }
 if grep -q "^RETRIED" "$T/out.log"; then cat "$T/out.log"; echo "RETRIED printed for a failure"; exit 1; fi
 grep -q "failed after 1 retries" "$T/out.log" || { cat "$T/out.log"; echo "the exhausted retries are not said"; exit 1; }
-XEN_LAB_RETRIES=2 lab "1 $T/own.serial" "1 $T/own.serial" "0 $T/clean.serial"
-[ "$rc" = 0 ] || { cat "$T/out.log"; echo "XEN_LAB_RETRIES=2 did not retry twice (exit $rc)"; exit 1; }
+lab "1 $T/own.serial" "1 $T/own.serial" "0 $T/clean.serial"
+[ "$rc" = 0 ] || { cat "$T/out.log"; echo "the default did not retry two own deaths (exit $rc)"; exit 1; }
 n=$(grep -c "^RETRIED: " "$T/out.log")
 [ "$n" = 2 ] || { cat "$T/out.log"; echo "$n RETRIED lines after two retries"; exit 1; }
+lab "1 $T/own.serial" "1 $T/own.serial" "1 $T/own.serial" "0 $T/clean.serial"
+[ "$rc" = 1 ] || { cat "$T/out.log"; echo "three own deaths passed with the default's two retries (exit $rc)"; exit 1; }
 
 # 5. a plain pass: no RETRIED line.
 lab "0 $T/clean.serial"
