@@ -239,6 +239,27 @@ int rm_read_all(int fd, void *data, size_t len)
     return rc == -ENODATA ? -EPIPE : rc;
 }
 
+int rm_pio_all(int fd, void *buf, size_t len, uint64_t off, bool write)
+{
+    uint8_t *p = buf;
+
+    while (len) {
+        ssize_t n = write ? pwrite(fd, p, len, (off_t)off)
+                          : pread(fd, p, len, (off_t)off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO;   /* a file shorter than its size */
+        p += n;
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 uint64_t rm_now_ns(void)
 {
     struct timespec ts;

@@ -11,6 +11,7 @@
 #define REMUS_COMMON_IO_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -86,6 +87,10 @@ int rm_sink_write(struct rm_sink *s, const void *data, size_t len);
 /* Plain descriptor helpers: 0 or -errno, retrying EINTR/short transfers. */
 int rm_write_all(int fd, const void *data, size_t len);
 int rm_read_all(int fd, void *data, size_t len); /* -EPIPE on early EOF */
+/* Positioned: pread (@write false) or pwrite every byte of [@off, @off +
+ * @len) of @fd (an image), retrying EINTR and short transfers.  0, -errno,
+ * or -EIO when the file ends first. */
+int rm_pio_all(int fd, void *buf, size_t len, uint64_t off, bool write);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t rm_now_ns(void);

@@ -163,31 +163,10 @@ static uint32_t io_error(const struct rm_nbd_export *e, const char *what,
     return rc == -ENOSPC ? NBD_ENOSPC : NBD_EIO;
 }
 
-static int pio(int fd, void *buf, uint64_t len, uint64_t off, bool write)
-{
-    uint64_t done = 0;
-
-    while (done < len) {
-        ssize_t n = write ? pwrite(fd, (const uint8_t *)buf + done,
-                                   len - done, (off_t)(off + done))
-                          : pread(fd, (uint8_t *)buf + done, len - done,
-                                  (off_t)(off + done));
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return -EIO;   /* a file shorter than its size */
-        done += (uint64_t)n;
-    }
-    return 0;
-}
-
 uint32_t nbd_export_read(struct rm_nbd_export *e, uint64_t off, void *buf,
                          uint32_t len)
 {
-    int rc = pio(e->fd, buf, len, off, false);
+    int rc = rm_pio_all(e->fd, buf, len, off, false);
 
     return rc ? io_error(e, "a read", off, len, rc) : 0;
 }
@@ -216,7 +195,7 @@ uint32_t nbd_export_write(struct rm_nbd_export *e, uint64_t off,
     int rc;
 
     pthread_mutex_lock(&e->lock);
-    rc = pio(e->fd, (void *)data, len, off, true);
+    rc = rm_pio_all(e->fd, (void *)data, len, off, true);
     if (!rc && fua && fdatasync(e->fd))
         rc = -errno;
     if (rc)
@@ -262,7 +241,7 @@ uint32_t nbd_export_zero(struct rm_nbd_export *e, uint64_t off, uint32_t len,
         while (!rc && done < len) {
             uint64_t n = len - done > OBS_PIECE ? OBS_PIECE : len - done;
 
-            rc = pio(e->fd, e->zeros, n, off + done, true);
+            rc = rm_pio_all(e->fd, e->zeros, n, off + done, true);
             done += n;
         }
     }

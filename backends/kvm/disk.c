@@ -24,6 +24,7 @@
 
 #include "backends/kvm/disk.h"
 #include "common/disklog.h"   /* RM_DISK_SECTOR, RM_DISK_IO_MAX only */
+#include "common/io.h"
 #include "common/log.h"
 
 void disk_init(struct vm_disk *d)
@@ -102,28 +103,6 @@ void disk_close(struct vm_disk *d)
 
 /* ------------------------------------------------------------ the image */
 
-/* pread/pwrite all of [off, off + len).  0 or -errno (-EIO on EOF). */
-static int image_io(int fd, void *buf, size_t len, uint64_t off, bool wr)
-{
-    uint8_t *p = buf;
-
-    while (len) {
-        ssize_t n = wr ? pwrite(fd, p, len, (off_t)off)
-                       : pread(fd, p, len, (off_t)off);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return -EIO;
-        p += n;
-        off += (uint64_t)n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int image_sync(int fd)
 {
     while (fdatasync(fd) < 0) {
@@ -148,7 +127,7 @@ static int image_discard(int fd, uint64_t off, uint64_t len)
     zero = calloc(1, len);
     if (!zero)
         return -ENOMEM;
-    rc = image_io(fd, zero, len, off, true);
+    rc = rm_pio_all(fd, zero, len, off, true);
     free(zero);
     return rc;
 }
@@ -192,7 +171,7 @@ static int32_t do_io(struct rm_vm *vm, unsigned call,
 
     switch (call) {
     case RM_HC_DISK_READ:
-        rc = image_io(d->fd, buf, io->len, io->offset, false);
+        rc = rm_pio_all(d->fd, buf, io->len, io->offset, false);
         mark_vmm_dirty(vm, io->data, io->len);
         if (!rc) {
             d->stats.reads++;
@@ -200,7 +179,7 @@ static int32_t do_io(struct rm_vm *vm, unsigned call,
         }
         return rc ? RM_HC_DISK_EIO : 0;
     case RM_HC_DISK_WRITE:
-        rc = image_io(d->fd, buf, io->len, io->offset, true);
+        rc = rm_pio_all(d->fd, buf, io->len, io->offset, true);
         if (!rc && fua)
             rc = image_sync(d->fd);
         if (!rc && o->write)
