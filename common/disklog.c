@@ -402,10 +402,10 @@ int rm_disklog_hash(struct rm_disklog *log, uint32_t disk, uint32_t chunk,
 {
     int rc = check_resync(log, disk, chunk, NULL, 0, err);
 
-    if (!rc)
-        rc = rm_disk_hash_chunks_stop(log->disks[disk].fd,
-                                      log->disks[disk].size, chunk, hashes,
-                                      stop, err);
+    if (rc)
+        return rc;      /* already names the disk */
+    rc = rm_disk_hash_chunks_stop(log->disks[disk].fd, log->disks[disk].size,
+                                  chunk, hashes, stop, err);
     if (rc)
         rm_error_prefix(err, "resync of disk %u: ", disk);
     return rc;
