@@ -202,10 +202,12 @@ $(B_TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/support/%.o \
 # and writes $(BUILD)/bench/report.md.
 BENCHES := kvm_bench
 B_BENCHES := $(addprefix $(BUILD)/bench/,$(BENCHES))
+# What the benches share: the pause's parts, summed and printed.
+BENCH_OBJS := $(BUILD)/bench/pause_parts.o
 
-$(B_BENCHES): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBREMUS)
+$(B_BENCHES): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BENCH_OBJS) $(LIBREMUS)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBREMUS) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BENCH_OBJS) $(LIBREMUS) $(LDLIBS)
 
 # Then the same guest under QEMU (bench/qemu_bench.py) and PNG plots.
 # `make soak`: 1,000 rounds of random faults (kill -9 of either side, a cut

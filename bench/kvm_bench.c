@@ -47,6 +47,7 @@
 #include "backends/kvm/kvm_disks.h"
 #include "backends/kvm/kvm_sr.h"
 #include "backends/kvm/vmm.h"
+#include "bench/pause_parts.h"
 #include "common/disklog.h"
 #include "common/io.h"
 #include "common/log.h"
@@ -178,6 +179,7 @@ struct cp {
     unsigned epochs, want, sleep_ms;
     uint64_t pause_sum, bytes_sum, dirty_sum;
     uint64_t pauses[64];
+    struct pause_parts parts;
 };
 
 static int on_cp(void *o, const struct rm_epoch_stats *st)
@@ -186,6 +188,7 @@ static int on_cp(void *o, const struct rm_epoch_stats *st)
 
     if (st->epoch > 2 && c->epochs < 64) {   /* skip the first pass */
         c->pauses[c->epochs++] = st->pause_ns;
+        pause_parts_add(&c->parts, st);
         c->bytes_sum += st->bytes;
         c->dirty_sum += st->dirty_pages;
     }
@@ -518,6 +521,7 @@ struct dcp {
     unsigned epochs, want, sleep_ms;
     uint64_t pauses[256];
     uint64_t disk_bytes, dirty;
+    struct pause_parts parts;
     struct dstat s0, s1;
     int sample_err;
 };
@@ -530,6 +534,7 @@ static int on_dcp(void *o, const struct rm_epoch_stats *st)
         if (c->epochs == 0)
             c->sample_err |= dstat(c->g, &c->s0);
         c->pauses[c->epochs++] = st->pause_ns;
+        pause_parts_add(&c->parts, st);
         c->disk_bytes += st->disk_bytes;
         c->dirty += st->dirty_pages;
     }
@@ -613,6 +618,7 @@ struct pool {
     uint64_t pauses[PAUSE_PAIRS * 256];
     unsigned n;
     uint64_t dirty, disk_bytes;
+    struct pause_parts parts;
     double rate;               /* the runs' guest writes/s, summed */
     double run_p50[PAUSE_PAIRS];   /* each run's own pause p50 (ns) */
     unsigned runs;
@@ -654,8 +660,38 @@ static int pause_pool(struct gvm *g, const char *cmd, struct pool *p,
     p->n += c.epochs;
     p->dirty += c.dirty;
     p->disk_bytes += c.disk_bytes;
+    pause_parts_merge(&p->parts, &c.parts);
     p->rate += dstat_rate(&c.s0, &c.s1);
     return 0;
+}
+
+/*
+ * Where the disk's time in the pause goes: the parts of the pooled pauses
+ * without and with disk traffic, and the disk's own part.  The cut is the
+ * only disk work done while the VM is paused (the sealed epoch's records
+ * are staged after the resume); a vCPU inside a disk write when the pause
+ * begins delays its park, which shows in "suspend".
+ */
+static void disk_pause_parts(const struct pool *off, const struct pool *on)
+{
+    double cut = pause_parts_mean_us(&on->parts, RM_PAUSE_DISK_CUT);
+    double pause = pause_parts_pause_us(&on->parts);
+    double susp_off = pause_parts_mean_us(&off->parts, RM_PAUSE_SUSPEND);
+    double susp_on = pause_parts_mean_us(&on->parts, RM_PAUSE_SUSPEND);
+
+    printf("\nThe same pauses by part (means over the pooled checkpoints; "
+           "the parts of a pause add up to it):\n\n");
+    pause_parts_header("disk workload");
+    pause_parts_row("off", &off->parts);
+    pause_parts_row("flat out", &on->parts);
+    printf("\nThe disk's own work in the pause (its cut), with disk "
+           "traffic: %.1f us, %.2f%% of the mean pause (goal: < 5%%).  The "
+           "suspend (kick, park: a vCPU inside a disk write finishes it "
+           "first) with / without disk traffic: %.1f / %.1f us (%+.1f us, "
+           "%.2f%% of the mean pause with traffic).\n", cut,
+           pause > 0 ? 100 * cut / pause : 0, susp_on, susp_off,
+           susp_on - susp_off,
+           pause > 0 ? 100 * (susp_on - susp_off) / pause : 0);
 }
 
 static void disk_guest_rows(const char *dir)
@@ -798,6 +834,7 @@ static void disk_guest_rows(const char *dir)
                (pair[PAUSE_PAIRS / 2 - 1] + pair[PAUSE_PAIRS / 2]) / 2,
                ((pair[PAUSE_PAIRS / 2 - 1] + pair[PAUSE_PAIRS / 2]) / 2 - 1) *
                100, pair[0], pair[PAUSE_PAIRS - 1]);
+        disk_pause_parts(&off, &on);
     }
     fflush(stdout);
     stop(&g);
@@ -1127,6 +1164,7 @@ int main(int argc, char **argv)
     double r0, r1, hp = 0;
     static const uint64_t sizes[] = { 1, 10, 100, 1000, 5000, 20000,
                                       100000 };
+    static struct pause_parts parts[sizeof(sizes) / sizeof(sizes[0])];
     FILE *pdat;
     unsigned i;
 
@@ -1190,6 +1228,8 @@ int main(int argc, char **argv)
         struct cp a, b;
         double floor_ms, p50;
 
+        memset(&parts[i], 0, sizeof(parts[i]));
+
         if (checkpoints(&g, sizes[i], false, &a) ||
             checkpoints(&g, sizes[i], true, &b) || !a.epochs || !b.epochs) {
             char row[32];
@@ -1198,6 +1238,7 @@ int main(int argc, char **argv)
             not_measured(row, "no checkpoint of this size completed");
             continue;
         }
+        parts[i] = a.parts;
         floor_ms = memcpy_floor_ms(&g, a.dirty_sum / a.epochs + 1);
         p50 = (double)a.pauses[a.epochs / 2] / 1e6;
         if (pdat)
@@ -1219,6 +1260,23 @@ int main(int argc, char **argv)
     stop(&g);
     if (pdat)
         fclose(pdat);
+    printf("\nThe same pauses (uncompressed) by part, means over each "
+           "row's checkpoints; the parts of a pause add up to it.  On KVM "
+           "\"suspend\" is the kick, the vCPUs' park and their state read "
+           "(each vCPU reads its own as it parks):\n\n");
+    pause_parts_header("working set (pages)");
+    for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        char label[32];
+
+        if (!parts[i].n)
+            continue;
+        snprintf(label, sizeof(label), "%" PRIu64, sizes[i]);
+        pause_parts_row(label, &parts[i]);
+    }
+    if (parts[0].n)
+        printf("\nThe fixed cost of a pause (idle guest, 2 vCPUs: the "
+               "working set of 1 page): mean %.1f us (goal: <= 150 us).\n",
+               pause_parts_pause_us(&parts[0]));
 
     /* Full non-live save and restore of a 256 MiB guest. */
     if (start(&g, 256, 1, 2) == 0) {

@@ -482,6 +482,31 @@ static int finish_digest(struct rm_save_ctx *ctx)
     return 0;
 }
 
+static const char *const pause_phase_names[RM_PAUSE_PHASES] = {
+    [RM_PAUSE_SUSPEND] = "suspend",
+    [RM_PAUSE_HARVEST] = "harvest",
+    [RM_PAUSE_DISK_CUT] = "disk cut",
+    [RM_PAUSE_EPOCH_CB] = "output epoch",
+    [RM_PAUSE_PAGES] = "pages",
+    [RM_PAUSE_STATE] = "state",
+    [RM_PAUSE_RESUME] = "resume",
+};
+
+const char *rm_pause_phase_name(unsigned phase)
+{
+    return phase < RM_PAUSE_PHASES ? pause_phase_names[phase] : "?";
+}
+
+/* The pause's part @phase ended now; it began at *@since (now after). */
+static void phase_done(struct rm_epoch_stats *st, enum rm_pause_phase phase,
+                       uint64_t *since)
+{
+    uint64_t now = rm_now_ns();
+
+    st->phase_ns[phase] = now - *since;
+    *since = now;
+}
+
 /*
  * One checkpoint with the VM running on entry: suspend, harvest, stage the
  * dirty pages and the state, resume, send.  @first: the final part of
@@ -491,7 +516,7 @@ static int take_checkpoint(struct rm_save_ctx *ctx, uint64_t epoch,
                            bool first, struct rm_epoch_stats *st)
 {
     struct rm_save_priv *p = ctx->priv;
-    uint64_t t0, t1, t2;
+    uint64_t t0, t1, t2, tp;
     int rc;
 
     memset(st, 0, sizeof(*st));
@@ -501,20 +526,25 @@ static int take_checkpoint(struct rm_save_ctx *ctx, uint64_t epoch,
         return rc;
 
     t0 = rm_now_ns();
+    tp = t0;
     rc = do_suspend(ctx);
     if (rc)
         return rc;
+    phase_done(st, RM_PAUSE_SUSPEND, &tp);
     rc = first ? harvest_merge(ctx) : harvest(ctx, &st->dirty_pages);
     if (rc)
         return rc;
+    phase_done(st, RM_PAUSE_HARVEST, &tp);
     rc = cut_disks(ctx, epoch);
     if (rc)
         return rc;
+    phase_done(st, RM_PAUSE_DISK_CUT, &tp);
     if (ctx->cb.suspended) {
         rc = ctx->cb.suspended(ctx->cb.opaque, epoch);
         if (rc)
             return rm_error_set(ctx->err, rc, "suspended callback failed");
     }
+    phase_done(st, RM_PAUSE_EPOCH_CB, &tp);
 
     /* Stage into memory while the VM is paused. */
     rm_buf_reset(&p->stage);
@@ -541,7 +571,9 @@ static int take_checkpoint(struct rm_save_ctx *ctx, uint64_t epoch,
     rc = send_pages(ctx, p->dirty, false);
     if (rc)
         goto restore_sink;
+    phase_done(st, RM_PAUSE_PAGES, &tp);
     rc = write_epoch_state(ctx);
+    phase_done(st, RM_PAUSE_STATE, &tp);
 restore_sink:
     ctx->w.sink = ctx->out;
     p->comp_deferred = false;
@@ -555,7 +587,8 @@ restore_sink:
         p->digest_deferred = false;
         return rc;
     }
-    t1 = rm_now_ns();
+    phase_done(st, RM_PAUSE_RESUME, &tp);
+    t1 = tp;
 
     /* The sealed epoch's disk writes and the trailer are staged with the
      * VM running (a sealed epoch does not change): the disk adds nothing

@@ -125,6 +125,24 @@ struct rm_save_ops {
     void (*cleanup)(struct rm_save_ctx *ctx);
 };
 
+/*
+ * The parts of a checkpoint's pause, in the order they run.  Each is timed
+ * from the end of the one before it, so they add up to pause_ns exactly.
+ */
+enum rm_pause_phase {
+    RM_PAUSE_SUSPEND,   /* ops->suspend: on KVM kick, park, vCPU state read */
+    RM_PAUSE_HARVEST,   /* ops->harvest_dirty (and the merge on epoch 1) */
+    RM_PAUSE_DISK_CUT,  /* the disk log's cut: the epoch's writes sealed */
+    RM_PAUSE_EPOCH_CB,  /* cb.suspended: a new output-buffering epoch */
+    RM_PAUSE_PAGES,     /* the dirty pages copied into the staging buffer */
+    RM_PAUSE_STATE,     /* the vCPU and device state records staged */
+    RM_PAUSE_RESUME,    /* ops->resume */
+    RM_PAUSE_PHASES
+};
+
+/* A phase's short name ("suspend", "harvest", ...); "?" out of range. */
+const char *rm_pause_phase_name(unsigned phase);
+
 /* Statistics for one checkpoint (or the final pass of a plain save). */
 struct rm_epoch_stats {
     uint64_t epoch;
@@ -134,6 +152,7 @@ struct rm_epoch_stats {
     uint64_t send_ns;         /* resume .. bytes handed to the sink */
     uint64_t digest;          /* FNV-1a over (pfn, page) sent */
     uint64_t disk_bytes;      /* disk data bytes in this checkpoint */
+    uint64_t phase_ns[RM_PAUSE_PHASES];  /* pause_ns by part (checkpoints) */
 };
 
 struct rm_save_callbacks {

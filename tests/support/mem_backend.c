@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -227,6 +228,8 @@ static int s_suspend(struct rm_save_ctx *ctx)
 
     g->suspends++;
     g->suspended = true;
+    if (g->suspend_delay_us)
+        usleep(g->suspend_delay_us);
     return 0;
 }
 
@@ -236,6 +239,8 @@ static int s_resume(struct rm_save_ctx *ctx)
 
     g->resumes++;
     g->suspended = false;
+    if (g->resume_delay_us)
+        usleep(g->resume_delay_us);
     /* The guest runs from here until the next suspend. */
     if (g->workload)
         g->workload(g, g->workload_opaque);

@@ -34,6 +34,9 @@ struct mem_guest {
     void (*workload)(struct mem_guest *g, void *opaque);
     void *workload_opaque;
 
+    /* suspend / resume take at least this long (0: no delay). */
+    unsigned suspend_delay_us, resume_delay_us;
+
     /* check_vm_state fails with -ESTALE on this call (0: never). */
     unsigned layout_change_at;
     unsigned checks;

@@ -71,6 +71,8 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
 
     if (ss->o->snaps)
         ss->o->snaps->digest[st->epoch - 1] = st->digest;
+    if (ss->o->stats && st->epoch >= 1 && st->epoch <= ss->o->nstats)
+        ss->o->stats[st->epoch - 1] = *st;
     if (ss->o->later_bytes && st->epoch >= 2)
         *ss->o->later_bytes += st->bytes;
     return st->epoch < ss->o->epochs ? 1 : 0;

@@ -31,6 +31,8 @@ struct tu_save_opts {
     uint64_t dirty_threshold; /* 0: default */
     unsigned max_factor;      /* 0: default */
     uint64_t *later_bytes;    /* optional: bytes of checkpoints >= 2 */
+    struct rm_epoch_stats *stats;  /* optional: checkpoint n's in [n - 1] */
+    unsigned nstats;               /* ... for n <= nstats */
 };
 
 /* Save @g into @out (appended).  Returns rm_save's result. */

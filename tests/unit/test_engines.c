@@ -154,6 +154,54 @@ static void run_checkpointed(bool compress, uint64_t max_buffer_bytes)
 }
 
 static void test_checkpointed(void **s) { (void)s; run_checkpointed(false, 0); }
+
+/*
+ * The pause's breakdown (issue #21): its parts add up to the pause, and
+ * each is charged to the step that spent it.  The guest's suspend takes
+ * 3 ms and its resume 1 ms; nothing else sleeps.
+ */
+static void test_pause_breakdown(void **state)
+{
+    struct mem_guest *g = mem_guest_new(NP, RM_DHDR_TYPE_REMUS_KVM, 8);
+    struct rm_epoch_stats st[6];
+    struct tu_save_opts o = { .mode = RM_SAVE_CHECKPOINTED, .epochs = 6,
+                              .dirty_per_epoch = 40, .stats = st,
+                              .nstats = 6 };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+    struct rm_save_ctx ctx;
+    unsigned i, k;
+
+    (void)state;
+    memset(st, 0, sizeof(st));
+    g->suspend_delay_us = 3000;
+    g->resume_delay_us = 1000;
+    if (tu_save(g, &o, &out, &ctx, &err))
+        fail_msg("save: %s", rm_error_str(&err));
+    for (i = 0; i < 6; i++) {
+        uint64_t sum = 0;
+
+        for (k = 0; k < RM_PAUSE_PHASES; k++)
+            sum += st[i].phase_ns[k];
+        if (sum != st[i].pause_ns)
+            fail_msg("checkpoint %u: the parts add up to %llu ns, the pause "
+                     "is %llu ns", i + 1, (unsigned long long)sum,
+                     (unsigned long long)st[i].pause_ns);
+        if (st[i].phase_ns[RM_PAUSE_SUSPEND] < 3000000 ||
+            st[i].phase_ns[RM_PAUSE_RESUME] < 1000000)
+            fail_msg("checkpoint %u: suspend %llu ns, resume %llu ns: the "
+                     "3 ms and 1 ms spent there are charged elsewhere",
+                     i + 1,
+                     (unsigned long long)st[i].phase_ns[RM_PAUSE_SUSPEND],
+                     (unsigned long long)st[i].phase_ns[RM_PAUSE_RESUME]);
+        if (st[i].phase_ns[RM_PAUSE_PAGES] == 0)
+            fail_msg("checkpoint %u: no time charged to its pages", i + 1);
+    }
+    assert_string_equal(rm_pause_phase_name(RM_PAUSE_DISK_CUT), "disk cut");
+    assert_string_equal(rm_pause_phase_name(RM_PAUSE_PHASES), "?");
+    rm_buf_free(&out);
+    mem_guest_free(g);
+}
 static void test_checkpointed_compressed(void **s) { (void)s; run_checkpointed(true, 0); }
 
 /* Checkpoints of 40 pages (160 KiB and more) against a 64 KiB buffer: each
@@ -561,6 +609,7 @@ int main(void)
         cmocka_unit_test(test_live_max_iters),
         cmocka_unit_test(test_live_max_factor),
         cmocka_unit_test(test_checkpointed),
+        cmocka_unit_test(test_pause_breakdown),
         cmocka_unit_test(test_checkpointed_compressed),
         cmocka_unit_test(test_oversize_checkpoints),
         cmocka_unit_test(test_oversize_compressed),
