@@ -4,12 +4,14 @@
 #  1. dom0's own I/O on /dev/nbd0 (O_DIRECT writes, reads, a discard)
 #     reaches the image and reads back; SIGTERM detaches the device;
 #  2. negative control: on a read-only export dom0's write fails and the
-#     image stays as it was.
-# Not yet here: a PVH guest whose disk is phy:/dev/nbd0 (blkfront ->
-# blkback -> nbd -> remus -> the image), guest-init's lab_disk.  It ran, and
-# at the end its records were in the image, but the first check failed: it
-# parsed the console log, whose lines end in CRLF, and so asked dd for
-# sector "1\r".  The check with the CR stripped has not run in the lab yet.
+#     image stays as it was;
+#  3. a PVH guest whose disk is phy:/dev/nbd0 (blkfront -> blkback -> nbd
+#     -> remus -> the image) writes a record per counter tick and flushes
+#     it (guest-init's lab_disk, dd conv=fsync) before it reports it:
+#     every record it reported is in the image when it has reported ten;
+#  4. negative controls: the same guest on a read-only export: the check of
+#     step 3 fails (no record reaches the image); step 3's records looked
+#     for in that other image are not found.
 set -e
 . /payload/scenario-lib.sh
 R=/payload/remus
@@ -39,6 +41,29 @@ stop_serve() {
     [ $rc = 0 ] || fail "disk serve exited $rc on SIGTERM"
     [ "$(cat /sys/block/nbd0/size)" = 0 ] || fail "/dev/nbd0 is still attached after SIGTERM"
 }
+# records IMG LOG: every "guest: disk N" of LOG (a console log: CRLF
+# lines) has its record at sector N of IMG ("rec N BOOT"); at least 8.
+records() {
+    tr -d '\r' < "$2" > /tmp/records.log
+    boot=$(grep -a -m1 "guest: counter" /tmp/records.log | awk '{print $5}')
+    n=0
+    for k in $(grep -a "guest: disk [0-9]" /tmp/records.log | awk '{print $3}'); do
+        got=$(dd if="$1" bs=512 skip="$k" count=1 2>/dev/null | tr -d '\0' | head -1)
+        [ "$got" = "rec $k $boot" ] || { echo "sector $k holds '$got', not 'rec $k $boot'"; return 1; }
+        n=$((n + 1))
+    done
+    [ $n -ge 8 ] || { echo "only $n records reported"; return 1; }
+    echo "$n records, each in the image"
+}
+# guest NAME: a PVH guest with lab_disk, its disk /dev/nbd0 (vbd-lab)
+guest() {
+    sed -e "s/^name = .*/name = \"$1\"/" -e 's/^extra = "\(.*\)"/extra = "\1 lab_disk"/' \
+        /payload/guest.cfg > /tmp/$1.cfg
+    echo 'disk = [ "vdev=xvda,access=rw,format=raw,script=/payload/vbd-lab,target=/dev/nbd0" ]' >> /tmp/$1.cfg
+    xl create /tmp/$1.cfg
+    lab_guest $1
+}
+
 echo "== 1. dom0's I/O on /dev/nbd0 reaches the image"
 truncate -s 64M /tmp/d.img
 serve /tmp/d.img
@@ -61,5 +86,35 @@ fi
 cmp -n 1048576 /tmp/ro.img /dev/zero || fail "a refused write changed the read-only image"
 echo "negative control ok: the write to a read-only export failed, its image unchanged"
 stop_serve
+echo "== 3. a PVH guest's disk on /dev/nbd0"
+serve /tmp/d.img
+guest labnbd
+glog=/var/log/xen/console/guest-labnbd.log
+wait_counter $glog 4 60
+for i in $(seq 1 120); do
+    if [ "$(grep -a -c "guest: disk [0-9]" $glog)" -ge 10 ]; then break; fi
+    sleep 0.5
+done
+records /tmp/d.img $glog || fail "the guest's records are not all in the image"
+xl destroy labnbd
+stop_serve
+
+echo "== 4. negative control: the guest on a read-only export"
+truncate -s 0 /tmp/ro.img; truncate -s 64M /tmp/ro.img
+serve /tmp/ro.img --read-only
+if guest labro; then
+    wait_counter /var/log/xen/console/guest-labro.log 12 60 || true
+    xl destroy labro
+fi
+if records /tmp/ro.img /var/log/xen/console/guest-labro.log; then
+    fail "negative control: the guest's records were found on a read-only export"
+fi
+echo "negative control ok: no record of the guest reaches a read-only export's image"
+# and the check itself: step 3's guest log against an image without them
+if records /tmp/ro.img $glog; then
+    fail "negative control: step 3's records were found in an image that never held them"
+fi
+echo "negative control ok: step 3's records are not found in another image"
+stop_serve
 grep -q "nbd0 attached" /tmp/serve.log || fail "the server did not say it attached /dev/nbd0"
-echo "xennbd: remus serves the kernel's /dev/nbd0 in dom0"
+echo "xennbd: remus serves the kernel's /dev/nbd0 to dom0 and to a PVH guest's disk"
