@@ -85,7 +85,7 @@ NETBUF_OBJS := netbuf/netbuf.o netbuf/netbuf_queue.o netbuf/netbuf_plug.o \
 
 # nbd/: `remus disk serve`, a disk image served over NBD (Xen's disks)
 NBD_OBJS := nbd/export.o nbd/negotiate.o nbd/transmit.o nbd/server.o \
-            nbd/kernel.o
+            nbd/kernel.o nbd/feed.o nbd/attach.o
 
 # backends/kvm/: the embedded micro-VMM and its save/restore ops
 KVM_OBJS := backends/kvm/vmm.o backends/kvm/vm_config.o backends/kvm/vcpu.o \
@@ -135,10 +135,12 @@ LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(NBD_OBJS) $(KVM_OBJS) 
 # Unit tests (cmocka): tests/unit/test_NAME.c -> $(BUILD)/tests/test_NAME
 # Test-only support code (the memory-only backend) lives in tests/support.
 TEST_SUPPORT_OBJS := tests/support/mem_backend.o tests/support/testutil.o
+# ... and what only the cmocka tests use (it asserts with cmocka).
+UNIT_SUPPORT_OBJS := tests/support/nbd_client.o
 UNIT_TESTS := test_stream test_engines test_truncation test_proto \
               test_netbuf test_kvm_dirty test_kvm_disk
 UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
-              test_peer_spawn test_disklog test_nbd
+              test_peer_spawn test_disklog test_nbd test_nbd_attach
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap fuzz_nbd
@@ -148,6 +150,7 @@ B_LIB_OBJS := $(addprefix $(BUILD)/,$(LIB_OBJS))
 B_PROTO_GEN_OBJS := $(if $(PROTO_OBJS),$(addprefix $(BUILD)/gen/,$(PROTO_GEN_OBJS)))
 B_CLI_OBJS := $(addprefix $(BUILD)/,$(CLI_OBJS))
 B_TEST_SUPPORT_OBJS := $(addprefix $(BUILD)/,$(TEST_SUPPORT_OBJS))
+B_UNIT_SUPPORT_OBJS := $(addprefix $(BUILD)/,$(UNIT_SUPPORT_OBJS))
 B_UNIT_TESTS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 LIBREMUS := $(BUILD)/libremus.a
 
@@ -183,10 +186,11 @@ $(BUILD)/remus: $(B_CLI_OBJS) $(LIBREMUS)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(B_CLI_OBJS) $(LIBREMUS) $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(B_TEST_SUPPORT_OBJS) $(LIBREMUS)
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(B_TEST_SUPPORT_OBJS) \
+                  $(B_UNIT_SUPPORT_OBJS) $(LIBREMUS)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(B_TEST_SUPPORT_OBJS) $(LIBREMUS) \
-	    $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(B_TEST_SUPPORT_OBJS) \
+	    $(B_UNIT_SUPPORT_OBJS) $(LIBREMUS) $(LDLIBS) -lcmocka
 
 # Test tools (not cmocka): tests/support/NAME.c -> $(BUILD)/tests/NAME
 TEST_TOOLS := mkstream kvcli tcpmangle xen_m2p_find xen_pv_frame cpg_join wirecap \

@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "common/log.h"
+#include "nbd/attach.h"
 #include "nbd/kernel.h"
 #include "nbd/server.h"
 
@@ -28,6 +29,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: remus disk serve IMAGE (--socket PATH | --device /dev/nbdN)\n"
             "                        [--name NAME] [--read-only] [--timeout MS]\n"
+            "                        [--control NAME | --no-control]\n"
             "\n"
             "Serve IMAGE (a raw image file or a block device) over NBD on the\n"
             "Unix socket PATH (mode 0600), one client at a time, or as the\n"
@@ -48,6 +50,14 @@ static void usage(FILE *out)
             "  --timeout MS    a begun request or negotiation must arrive\n"
             "                  whole within MS (default 30000); an idle\n"
             "                  client may wait as long as it likes\n"
+            "  --control NAME  the control socket a protection attaches to\n"
+            "                  ($REMUS_RUN_DIR/NAME.sock; default with\n"
+            "                  --device /dev/nbdN: disk-nbdN, which is where\n"
+            "                  `remus protect --xen` looks for a guest's\n"
+            "                  phy:/dev/nbdN disk); while one is attached,\n"
+            "                  every change reaches its disk-epoch log before\n"
+            "                  it is answered (none with --read-only)\n"
+            "  --no-control    no control socket: a plain disk server\n"
             "\n"
             "Exit status: 0 when stopped by a signal; 1 on an error; 2 for a\n"
             "usage error.\n");
@@ -61,6 +71,8 @@ static int serve(int argc, char **argv)
         { "name", required_argument, NULL, 'n' },
         { "read-only", no_argument, NULL, 'r' },
         { "timeout", required_argument, NULL, 't' },
+        { "control", required_argument, NULL, 'c' },
+        { "no-control", no_argument, NULL, 'C' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -68,7 +80,10 @@ static int serve(int argc, char **argv)
     struct rm_nbd_export *e = NULL;
     struct rm_nbd_server *s = NULL;
     struct rm_error err = { 0 };
-    const char *sock = NULL, *dev = NULL;
+    const char *sock = NULL, *dev = NULL, *ctl = NULL;
+    char ctl_name[64];
+    bool no_ctl = false;
+    struct rm_nbd_attach_point *ap = NULL;
     struct rm_nbd_kernel *k = NULL;
     struct rm_nbd_conn_stats st = { 0 };
     int kfd = -1;
@@ -82,6 +97,8 @@ static int serve(int argc, char **argv)
         case 'd': dev = optarg; break;
         case 'n': p.name = optarg; break;
         case 'r': p.read_only = true; break;
+        case 'c': ctl = optarg; break;
+        case 'C': no_ctl = true; break;
         case 't':
             if (cli_uint32("disk serve", "--timeout", optarg, 1, CLI_MS_MAX,
                            &p.request_timeout_ms))
@@ -101,8 +118,21 @@ static int serve(int argc, char **argv)
     if (!sock == !dev)
         return cli_usage_error("disk serve", "give one of --socket PATH and "
                                "--device /dev/nbdN");
+    if (ctl && no_ctl)
+        return cli_usage_error("disk serve", "--control and --no-control "
+                               "exclude each other");
+    if (!ctl && !no_ctl && dev && !p.read_only) {
+        if (rm_nbd_attach_name(dev, ctl_name, sizeof(ctl_name), &err))
+            return cli_usage_error("disk serve", "%s (or give --control "
+                                   "NAME)", rm_error_str(&err));
+        ctl = ctl_name;
+    }
+    if (ctl && p.read_only)
+        return cli_usage_error("disk serve", "--control with --read-only: "
+                               "a read-only disk has nothing to replicate");
     p.image = argv[optind];
     if (rm_nbd_export_open(&e, &p, &err) ||
+        (ctl && rm_nbd_attach_point_open(&ap, e, p.image, ctl, &err)) ||
         (sock && rm_nbd_server_open_unix(&s, e, sock, &err)) ||
         (dev && rm_nbd_kernel_attach(&k, dev, e, &kfd, &err))) {
         ret = cli_fail("disk serve", "%s", rm_error_str(&err));
@@ -114,9 +144,10 @@ static int serve(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
-    LOG_INFO("serving '%s' (%" PRIu64 " bytes%s) on %s", p.image,
+    LOG_INFO("serving '%s' (%" PRIu64 " bytes%s) on %s%s%s", p.image,
              rm_nbd_export_size(e), p.read_only ? ", read-only" : "",
-             sock ? sock : dev);
+             sock ? sock : dev, ctl ? ", protections attach at " : "",
+             ctl ? ctl : "");
     if (k && rm_nbd_kernel_serving_thread(&err))
         LOG_WARN("%s", rm_error_str(&err));
     if (s ? rm_nbd_server_run(s, &stop_serving, &err)
@@ -130,6 +161,7 @@ static int serve(int argc, char **argv)
                  " errors)", dev, st.requests, st.reads, st.writes,
                  st.flushes, st.trims, st.errors);
 out:
+    rm_nbd_attach_point_close(ap);
     rm_nbd_kernel_detach(k);
     rm_nbd_server_close(s);
     rm_nbd_export_close(e);

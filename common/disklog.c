@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -65,6 +66,8 @@ struct rm_disklog {
     pthread_cond_t room;
     uint64_t cap;
     bool logging, shutdown;
+    int failed;                /* rm_disklog_fail(): every cut fails */
+    char failed_why[200];
     struct dl_epoch *cur;
     struct dl_epoch *sealed, *sealed_tail;  /* oldest first */
     uint64_t unacked;
@@ -335,6 +338,16 @@ void rm_disklog_shutdown(struct rm_disklog *log)
     pthread_mutex_unlock(&log->lock);
 }
 
+void rm_disklog_fail(struct rm_disklog *log, int rc, const char *why)
+{
+    pthread_mutex_lock(&log->lock);
+    if (!log->failed) {
+        log->failed = rc < 0 ? rc : -EIO;
+        snprintf(log->failed_why, sizeof(log->failed_why), "%s", why);
+    }
+    pthread_mutex_unlock(&log->lock);
+}
+
 void rm_disklog_start(struct rm_disklog *log)
 {
     pthread_mutex_lock(&log->lock);
@@ -498,6 +511,14 @@ int rm_disklog_cut(struct rm_disklog *log, uint64_t epoch,
         return rm_error_set(err, -ENOMEM, "disk log: out of memory at the "
                             "cut of epoch %" PRIu64, epoch);
     pthread_mutex_lock(&log->lock);
+    if (log->failed) {
+        int rc = rm_error_set(err, log->failed, "disk log: epoch %" PRIu64
+                              " cannot be cut: %s", epoch, log->failed_why);
+
+        pthread_mutex_unlock(&log->lock);
+        free(fresh);
+        return rc;
+    }
     log->cur->epoch = epoch;
     log->sealed_cost += log->cur->cost;
     if (log->cur->sync_mask)

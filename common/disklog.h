@@ -196,6 +196,12 @@ int rm_disklog_flush(struct rm_disklog *log, uint32_t disk,
                      struct rm_error *err);
 /* Wake every blocked writer with -ECANCELED; later writes fail too. */
 void rm_disklog_shutdown(struct rm_disklog *log);
+/*
+ * A change of the disks could not be logged (e.g. the feed from a disk
+ * served in another process broke): from now on every cut fails with @rc
+ * and @why, so that no checkpoint misses the write.  The first call wins.
+ */
+void rm_disklog_fail(struct rm_disklog *log, int rc, const char *why);
 
 /*
  * Logging is off until rm_disklog_start() (writes before it are not

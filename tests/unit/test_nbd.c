@@ -26,6 +26,7 @@
 #include "common/io.h"
 #include "nbd/export.h"
 #include "nbd/nbd_wire.h"
+#include "tests/support/nbd_client.h"
 
 #define SIZE (8u << 20)
 
@@ -95,69 +96,6 @@ static void *serve_main(void *arg)
     return NULL;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-           ((uint32_t)p[2] << 8) | p[3];
-}
-
-/* The client's side of the negotiation: flags, GO "", its replies. */
-static void negotiate(int fd)
-{
-    uint8_t b[64];
-    uint32_t type, len;
-
-    assert_int_equal(rm_read_all(fd, b, 18), 0);
-    put32(b, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
-    assert_int_equal(rm_write_all(fd, b, 4), 0);
-    put64(b, NBD_MAGIC_OPTS);
-    put32(b + 8, NBD_OPT_GO);
-    put32(b + 12, 6);
-    memset(b + 16, 0, 6);
-    assert_int_equal(rm_write_all(fd, b, 22), 0);
-    do {
-        assert_int_equal(rm_read_all(fd, b, 20), 0);
-        type = get32(b + 12);
-        len = get32(b + 16);
-        assert_true(len <= sizeof(b));
-        assert_int_equal(rm_read_all(fd, b, len), 0);
-    } while (type != NBD_REP_ACK);
-}
-
-/* One request and its simple reply's error. */
-static uint32_t request(int fd, uint16_t type, uint16_t flags, uint64_t off,
-                        uint32_t len, const void *data)
-{
-    uint8_t h[28], r[16];
-
-    put32(h, NBD_MAGIC_REQUEST);
-    h[4] = (uint8_t)(flags >> 8);
-    h[5] = (uint8_t)flags;
-    h[6] = (uint8_t)(type >> 8);
-    h[7] = (uint8_t)type;
-    put64(h + 8, 42);
-    put64(h + 16, off);
-    put32(h + 24, len);
-    assert_int_equal(rm_write_all(fd, h, 28), 0);
-    if (data)
-        assert_int_equal(rm_write_all(fd, data, len), 0);
-    assert_int_equal(rm_read_all(fd, r, 16), 0);
-    assert_int_equal(get32(r), NBD_MAGIC_SIMPLE_REPLY);
-    return get32(r + 4);
-}
-
 static void start(struct server *s, struct obs *o, int *client)
 {
     char path[] = "/tmp/remus-test-nbd.XXXXXX";
@@ -180,18 +118,12 @@ static void start(struct server *s, struct obs *o, int *client)
     *client = sv[0];
     assert_int_equal(pthread_create(&th, NULL, serve_main, s), 0);
     assert_int_equal(pthread_detach(th), 0);
-    negotiate(*client);
+    tnbd_negotiate(*client);
 }
 
 static void finish(struct server *s, struct obs *o, int client)
 {
-    uint8_t h[28] = { 0 };
-
-    put32(h, NBD_MAGIC_REQUEST);
-    h[7] = NBD_CMD_DISC;
-    assert_int_equal(rm_write_all(client, h, 28), 0);
-    /* the server closes its end after DISC */
-    assert_int_equal(read(client, h, 1), 0);
+    tnbd_disconnect(client);
     close(client);
     usleep(10000);
     rm_nbd_export_close(s->e);
@@ -208,12 +140,12 @@ static void test_observer_sees_changes_in_order(void **state)
     (void)state;
     start(&s, &o, &c);
     memset(big, 0x5a, 3u << 20);
-    assert_int_equal(request(c, NBD_CMD_WRITE, NBD_CMD_FLAG_FUA, 4096,
+    assert_int_equal(tnbd_request(c, NBD_CMD_WRITE, NBD_CMD_FLAG_FUA, 4096,
                              (3u << 20) - 4096, big), 0);
-    assert_int_equal(request(c, NBD_CMD_TRIM, 0, 8192, 4096, NULL), 0);
-    assert_int_equal(request(c, NBD_CMD_WRITE_ZEROES, NBD_CMD_FLAG_FUA,
+    assert_int_equal(tnbd_request(c, NBD_CMD_TRIM, 0, 8192, 4096, NULL), 0);
+    assert_int_equal(tnbd_request(c, NBD_CMD_WRITE_ZEROES, NBD_CMD_FLAG_FUA,
                              1u << 20, 512, NULL), 0);
-    assert_int_equal(request(c, NBD_CMD_FLUSH, 0, 0, 0, NULL), 0);
+    assert_int_equal(tnbd_request(c, NBD_CMD_FLUSH, 0, 0, 0, NULL), 0);
     /* a write of 3 MiB - 4 KiB: three pieces of at most 1 MiB, FUA */
     assert_int_equal(o.n, 7);
     assert_int_equal(o.calls[0].op, 'w');
@@ -246,14 +178,14 @@ static void test_failing_observer_fails_request(void **state)
     start(&s, &o, &c);
     memset(b, 0x33, sizeof(b));
     o.fail = -ENOMEM;
-    assert_int_equal(request(c, NBD_CMD_WRITE, 0, 0, 512, b), NBD_EIO);
-    assert_int_equal(request(c, NBD_CMD_FLUSH, 0, 0, 0, NULL), NBD_EIO);
-    assert_int_equal(request(c, NBD_CMD_TRIM, 0, 0, 512, NULL), NBD_EIO);
+    assert_int_equal(tnbd_request(c, NBD_CMD_WRITE, 0, 0, 512, b), NBD_EIO);
+    assert_int_equal(tnbd_request(c, NBD_CMD_FLUSH, 0, 0, 0, NULL), NBD_EIO);
+    assert_int_equal(tnbd_request(c, NBD_CMD_TRIM, 0, 0, 512, NULL), NBD_EIO);
     /* removed: it sees nothing more, and the requests succeed */
     rm_nbd_export_set_observer(s.e, NULL);
     o.n = 0;
-    assert_int_equal(request(c, NBD_CMD_WRITE, 0, 512, 512, b), 0);
-    assert_int_equal(request(c, NBD_CMD_FLUSH, 0, 0, 0, NULL), 0);
+    assert_int_equal(tnbd_request(c, NBD_CMD_WRITE, 0, 512, 512, b), 0);
+    assert_int_equal(tnbd_request(c, NBD_CMD_FLUSH, 0, 0, 0, NULL), 0);
     assert_int_equal(o.n, 0);
     finish(&s, &o, c);
 }
