@@ -102,7 +102,7 @@ XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
             backends/xen/xen_offline_pv.o backends/xen/xen_offline.o \
             backends/xen/xen_migrate.o backends/xen/xen_backend.o \
             backends/xen/xl_config.o backends/xen/xen_domain_sr.o \
-            backends/xen/xen_devices.o
+            backends/xen/xen_devices.o backends/xen/xen_disks.o
 # backends/open.c: a backend by kind (the one file that knows them all)
 XEN_OBJS += backends/open.o
 

@@ -37,6 +37,7 @@ int rm_backend_open_protected(const struct rm_backend_protect_spec *s,
         xo.no_netbuf = s->no_netbuf;
         xo.no_disk = s->no_disk;
         xo.suspend_timeout_ms = s->suspend_timeout_ms;
+        xo.disk_buffer_bytes = s->disk_buffer_bytes;
         return rm_xen_backend_protect(s->domain, &xo, out, err);
     } else {
         struct rm_kvm_protect_opts ko;
@@ -56,13 +57,10 @@ int rm_backend_open_replica(const struct rm_backend_replica_spec *s,
 {
     struct rm_kvm_replica_opts ko;
 
-    if (s->kind == RM_BACKEND_KIND_XEN && s->nr_disks)
-        return rm_error_set(err, -EOPNOTSUPP, "--disk: a Xen guest's disks "
-                            "are not replicated yet (protect --xen refuses "
-                            "a guest with a VBD unless -F -d)");
     if (s->kind == RM_BACKEND_KIND_XEN)
         return rm_xen_backend_replica(s->xl_config, s->name,
-                                      s->replica_name, out, err);
+                                      s->replica_name, s->disk_paths,
+                                      s->nr_disks, s->disk_sync, out, err);
     ko = s->kvm;
     ko.disk_paths = s->disk_paths;
     ko.nr_disks = s->nr_disks;

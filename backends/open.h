@@ -39,7 +39,7 @@ struct rm_backend_protect_spec {
     bool no_disk;                    /* -d: disks may go unreplicated */
     uint64_t netbuf_max_bytes;       /* KVM: bound on held output (0:
                                         default) */
-    uint64_t disk_buffer_bytes;      /* KVM: cap on disk data logged and
+    uint64_t disk_buffer_bytes;      /* cap on disk data logged and
                                         not acknowledged (0: default) */
     int release_log_fd;              /* KVM (audit): a line per released
                                         frame; -1: none.  Not owned */
@@ -61,7 +61,7 @@ struct rm_backend_replica_spec {
     const char *replica_name;        /* Xen: the replica domain's name
                                         until it takes over (NULL:
                                         NAME--replica) */
-    /* --disk PATH...: the replica images of disks 0, 1, ... (KVM) */
+    /* --disk PATH...: the replica images of disks 0, 1, ... */
     const char *disk_paths[RM_DISK_MAX];
     unsigned nr_disks;
     bool disk_sync;                  /* --disk-sync: fdatasync before every

@@ -100,7 +100,7 @@ int cmd_restore(int argc, char **argv)
         return cli_fail("restore", "cannot open '%s': %s", argv[optind],
                         strerror(-fd));
     /* The saved disk, written into --disk as the file is read. */
-    if (disk && rm_kvm_disks_replica(&disk, 1, true, &disks, &err)) {
+    if (disk && rm_disk_replica_open_images(&disk, 1, true, &disks, &err)) {
         if (fd != STDIN_FILENO)
             close(fd);
         return cli_fail("restore", "%s", rm_error_str(&err));

@@ -90,7 +90,6 @@ int cli_protect_parse(struct protect_args *a, int argc, char **argv)
             a->spec.netbuf_max_bytes = nb_max;
             continue;
         case 0x303:
-            a->kvm_only = "--disk-buffer-bytes";
             if (cli_uint(CMD, "--disk-buffer-bytes", optarg, 4096,
                          ULLONG_MAX, &disk_max))
                 return RM_EXIT_USAGE;

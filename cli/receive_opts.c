@@ -124,7 +124,6 @@ int cli_receive_parse(struct receive_args *a, int argc, char **argv)
                 return cli_usage_error(CMD, "--disk: at most %u disks",
                                        RM_DISK_MAX);
             a->spec.disk_paths[a->spec.nr_disks++] = optarg;
-            a->kvm_only = "--disk";
             break;
         case 0x305: a->spec.disk_sync = true; break;
         case 'R':

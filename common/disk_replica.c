@@ -547,3 +547,42 @@ void rm_disk_replica_get_stats(const struct rm_disk_replica *r,
 {
     *st = r->st;
 }
+
+int rm_disk_replica_open_images(const char *const *paths, unsigned n,
+                                bool sync, struct rm_disk_replica **out,
+                                struct rm_error *err)
+{
+    struct rm_disk_replica_params p = { .sync_every_epoch = sync };
+    struct rm_disk_replica *r = NULL;
+    unsigned i;
+    int rc;
+
+    *out = NULL;
+    if (!n)
+        return 0;
+    rc = rm_disk_replica_open(&r, &p, err);
+    /* A dirty image is taken: the initial sync compares every chunk, and
+     * it serves no takeover before the first checkpoint commits. */
+    for (i = 0; !rc && i < n; i++)
+        rc = rm_disk_replica_add(r, i, paths[i], true, err);
+    if (rc) {
+        rm_disk_replica_close(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+int rm_disk_replica_usable(struct rm_disk_replica *r, unsigned n,
+                           struct rm_error *err)
+{
+    unsigned i;
+
+    for (i = 0; r && i < n; i++)
+        if (rm_disk_replica_dirty(r, i))
+            return rm_error_set(err, -EIO, "disk %u's replica image is "
+                                "dirty (an apply did not finish): it "
+                                "serves no takeover before a full resync",
+                                i);
+    return 0;
+}

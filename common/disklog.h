@@ -288,6 +288,16 @@ int rm_disk_replica_open(struct rm_disk_replica **out,
 int rm_disk_replica_add(struct rm_disk_replica *r, uint32_t id,
                         const char *path, bool allow_dirty,
                         struct rm_error *err);
+/* A replica set of the images @paths[0..n) as disks 0..n-1 (dirty
+ * images taken: the initial sync compares every chunk); @sync: fdatasync
+ * before every acknowledgement.  *@out NULL when n is 0.  0 or -errno. */
+int rm_disk_replica_open_images(const char *const *paths, unsigned n,
+                                bool sync, struct rm_disk_replica **out,
+                                struct rm_error *err);
+/* May a replica run on its images (none is dirty: an apply that did not
+ * finish)?  0, or -EIO naming the disk.  @r NULL: 0. */
+int rm_disk_replica_usable(struct rm_disk_replica *r, unsigned n,
+                           struct rm_error *err);
 /* Size of disk @id's replica image (for the handshake). */
 int rm_disk_replica_size(struct rm_disk_replica *r, uint32_t id,
                          uint64_t *size, struct rm_error *err);

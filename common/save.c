@@ -833,10 +833,14 @@ int rm_save(struct rm_save_ctx *ctx, struct rm_sink *out)
         goto out;
     }
 
-    if (have_disks(ctx) && !rm_dhdr_is_remus(ctx->dtype)) {
+    /* Disk records: in a remus stream, or in the checkpoints of an HVM/
+     * PVH protection (never in a file Xen's own tools may read). */
+    if (have_disks(ctx) && !rm_dhdr_is_remus(ctx->dtype) &&
+        !(ctx->dtype == RM_DHDR_TYPE_X86_HVM &&
+          ctx->params.mode == RM_SAVE_CHECKPOINTED)) {
         rc = rm_error_set(ctx->err, -EINVAL, "disk replication needs a "
-                          "remus stream (not a %s one)",
-                          rm_dhdr_type_name(ctx->dtype));
+                          "remus stream or a protection (not a plain save "
+                          "of a %s stream)", rm_dhdr_type_name(ctx->dtype));
         goto out;
     }
     if (ctx->params.compress) {

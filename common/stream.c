@@ -581,7 +581,12 @@ static int validate_remus_record(uint32_t dtype, const struct rm_record *rec,
 {
     const void *d = rec->data;
 
-    if (!rm_dhdr_is_remus(dtype))
+    /* The disk records also travel in a Xen HVM/PVH protection's stream
+     * (a domain whose served disks are replicated: backends/xen/
+     * xen_disks.h); Xen's own tools never see such a stream. */
+    if (!rm_dhdr_is_remus(dtype) &&
+        !(dtype == RM_DHDR_TYPE_X86_HVM &&
+          (rec->type == RM_REC_DISK_INFO || rec->type == RM_REC_DISK_WRITES)))
         return bad(err, rec, "a remus record in a %s stream",
                    rm_dhdr_type_name(dtype));
 

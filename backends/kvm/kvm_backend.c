@@ -69,7 +69,7 @@ static int kvm_activate(struct rm_backend *b, struct rm_error *err)
 
     if (!k->rarg.vm)
         return rm_error_set(err, -ENOENT, "there is no replica to resume");
-    rc = rm_kvm_disks_usable(b->disk_replica, b->nr_replica_disks, err);
+    rc = rm_disk_replica_usable(b->disk_replica, b->nr_replica_disks, err);
     if (rc)
         return rc;
     rc = rm_vm_start(k->rarg.vm, err);
@@ -310,7 +310,7 @@ int rm_kvm_backend_replica(const struct rm_kvm_replica_opts *o,
                             "micro-VMM's guest has one disk", o->nr_disks);
     }
     if (o->nr_disks) {
-        int rc = rm_kvm_disks_replica(o->disk_paths, o->nr_disks,
+        int rc = rm_disk_replica_open_images(o->disk_paths, o->nr_disks,
                                       o->disk_sync, &k->b.disk_replica, err);
 
         if (rc) {

@@ -34,13 +34,4 @@ int rm_kvm_disks_save(struct rm_vm *vm, struct rm_disklog **out,
  * write waiting for room goes on, unlogged. */
 void rm_kvm_disks_unprotect(struct rm_vm *vm, struct rm_disklog *log);
 
-/* The replica images @paths[0..n) of disks 0..n-1; @sync: fdatasync
- * before every acknowledgement.  0 or -errno with the reason. */
-int rm_kvm_disks_replica(const char *const *paths, unsigned n, bool sync,
-                         struct rm_disk_replica **out, struct rm_error *err);
-/* May the replica run on its images (none is dirty: an apply that did
- * not finish)?  0, or -EIO naming the disk. */
-int rm_kvm_disks_usable(struct rm_disk_replica *r, unsigned n,
-                        struct rm_error *err);
-
 #endif

@@ -13,6 +13,7 @@
 #include <xenctrl.h>
 
 #include "backends/xen/xen_devices.h"
+#include "backends/xen/xen_disks.h"
 #include "backends/xen/xen_host.h"
 #include "backends/xen/xen_sr.h"
 #include "common/log.h"
@@ -33,6 +34,7 @@ struct xen_backend {
     volatile sig_atomic_t stop;   /* request_stop() */
     struct xen_backend *owner;    /* protect_again: the backend that holds
                                      the domain (its wait() stops it) */
+    struct rm_xen_disks *disks;   /* protected: its served disks, or NULL */
 };
 
 static struct xen_backend *xb(struct rm_backend *b)
@@ -72,6 +74,9 @@ static int xen_activate(struct rm_backend *b, struct rm_error *err)
     uint32_t other;
     int rc, tries;
 
+    rc = rm_disk_replica_usable(b->disk_replica, b->nr_replica_disks, err);
+    if (rc)
+        return rc;
     rc = rm_xen_unpause(x->host, x->domid, err);
     if (rc)
         return rc;
@@ -176,6 +181,8 @@ static void xen_close(struct rm_backend *b)
             LOG_WARN("%s", rm_error_str(&err));
     }
     rm_netbuf_free(x->b.netbuf);
+    rm_xen_disks_close(x->disks);
+    rm_disk_replica_close(x->b.disk_replica);
     rm_xen_host_close(x->host);
     free(x);
 }
@@ -313,9 +320,13 @@ int rm_xen_backend_protect(const char *domain,
                           "shadow paging (this Xen lacks it); PVH guests "
                           "can be protected", x->domid);
     if (!rc)
-        rc = rm_xen_check_devices(x->host, x->domid, o->no_disk, err);
+        rc = rm_xen_check_device_model(x->host, x->domid, err);
+    if (!rc)
+        rc = rm_xen_disks_protect(x->host, x->domid, o->no_disk,
+                                  o->disk_buffer_bytes, &x->disks, err);
     if (rc)
         goto fail;
+    x->b.disklog = rm_xen_disks_log(x->disks);
     snprintf(x->b.vm_name, sizeof(x->b.vm_name), "%s", di.name);
     x->b.guest_bytes = di.nr_pages * 4096;
     x->b.nr_vcpus = di.nr_vcpus;
@@ -336,7 +347,9 @@ fail:
 
 int rm_xen_backend_replica(const char *config, const char *name,
                            const char *replica_name,
-                           struct rm_backend **out, struct rm_error *err)
+                           const char *const *disk_paths, unsigned nr_disks,
+                           bool disk_sync, struct rm_backend **out,
+                           struct rm_error *err)
 {
     struct xen_backend *x;
     struct rm_xen_dominfo di;
@@ -347,6 +360,11 @@ int rm_xen_backend_replica(const char *config, const char *name,
     if (rc)
         return rc;
     x->replica = true;
+    rc = rm_disk_replica_open_images(disk_paths, nr_disks, disk_sync,
+                                     &x->b.disk_replica, err);
+    if (rc)
+        goto fail;
+    x->b.nr_replica_disks = nr_disks;
     snprintf(x->b.vm_name, sizeof(x->b.vm_name), "%s", name);
     if (replica_name)
         snprintf(x->replica_name, sizeof(x->replica_name), "%s",

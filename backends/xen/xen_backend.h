@@ -15,6 +15,8 @@ struct rm_xen_protect_opts {
     bool no_netbuf;               /* -n: output is not held */
     bool no_disk;                 /* -d: disks (VBDs) may go unreplicated */
     unsigned suspend_timeout_ms;  /* per checkpoint's suspend (0: 30 s) */
+    uint64_t disk_buffer_bytes;   /* cap on disk data logged and not
+                                     acknowledged (0: default) */
 };
 
 /*
@@ -36,10 +38,16 @@ int rm_xen_backend_protect(const char *domain,
  * The replica of the guest NAME: the domain @replica_name (NULL:
  * NAME--replica) created paused from the guest's own xl config @config.
  * On takeover it is unpaused and renamed NAME once that name is free; if
- * it never takes over it is destroyed at close.  0 or -errno.
+ * it never takes over it is destroyed at close.  Its disks: the images
+ * @disk_paths[0..nr_disks) receive the primary's served disks' epochs
+ * (xen_disks.h: in the order of their VBD names); the replica's own VBDs
+ * are the config's, e.g. phy:/dev/nbdM served from the same image by
+ * `remus disk serve`.  0 or -errno.
  */
 int rm_xen_backend_replica(const char *config, const char *name,
                            const char *replica_name,
-                           struct rm_backend **out, struct rm_error *err);
+                           const char *const *disk_paths, unsigned nr_disks,
+                           bool disk_sync, struct rm_backend **out,
+                           struct rm_error *err);
 
 #endif

@@ -12,8 +12,6 @@
 
 #include "common/log.h"
 
-#define MAX_VBDS 8
-
 /* Read @path into @buf ("?" when absent).  1 when found, 0 when absent,
  * or -errno. */
 static int xs_get(struct xs_handle *xsh, const char *path, char *buf,
@@ -107,15 +105,12 @@ int rm_xen_device_model(struct rm_xen_host *h, uint32_t domid, char *what,
     return 0;
 }
 
-int rm_xen_check_devices(struct rm_xen_host *h, uint32_t domid,
-                         bool no_disk, struct rm_error *err)
+int rm_xen_check_device_model(struct rm_xen_host *h, uint32_t domid,
+                              struct rm_error *err)
 {
-    struct rm_xen_vbd vbds[MAX_VBDS];
-    char what[200], list[400];
-    size_t off = 0;
-    int rc, n, i;
+    char what[200];
+    int rc = rm_xen_device_model(h, domid, what, sizeof(what), err);
 
-    rc = rm_xen_device_model(h, domid, what, sizeof(what), err);
     if (rc < 0)
         return rc;
     if (rc)
@@ -126,28 +121,40 @@ int rm_xen_check_devices(struct rm_xen_host *h, uint32_t domid,
                             "guests with QEMU backends are refused; use a "
                             "PVH guest with netback/blkback devices)", domid,
                             what);
-    n = rm_xen_vbds(h, domid, vbds, MAX_VBDS, err);
+    return 0;
+}
+
+int rm_xen_refuse_vbds(uint32_t domid, const struct rm_xen_vbd *vbds, int n,
+                       int more, bool no_disk, struct rm_error *err)
+{
+    char list[400];
+    size_t off = 0;
+    int i;
+
     if (n <= 0)
-        return n;
+        return 0;
     list[0] = '\0';
-    for (i = 0; i < n && i < MAX_VBDS && off < sizeof(list); i++) {
+    for (i = 0; i < n && off < sizeof(list); i++) {
         int k = snprintf(list + off, sizeof(list) - off, "%s%s (%s:%s)",
                          i ? ", " : "", vbds[i].vdev, vbds[i].type,
                          vbds[i].target);
 
         off += k > 0 ? (size_t)k : 0;
     }
-    if (n > MAX_VBDS && off < sizeof(list))
-        snprintf(list + off, sizeof(list) - off, " and %d more",
-                 n - MAX_VBDS);
+    if (more > 0 && off < sizeof(list))
+        snprintf(list + off, sizeof(list) - off, " and %d more", more);
+    n += more > 0 ? more : 0;
     if (!no_disk)
         return rm_error_set(err, -EOPNOTSUPP, "domain %u has %d disk%s "
                             "(VBD) that remus does not replicate: %s; a "
                             "replica would resume against a disk without "
                             "the guest's latest writes (xl remus refuses "
-                            "too); use -F -d to protect it with its disks "
-                            "unreplicated", domid, n, n == 1 ? "" : "s",
-                            list);
+                            "too); serve %s with `remus disk serve IMAGE "
+                            "--device /dev/nbdN` and give the guest "
+                            "phy:/dev/nbdN, or use -F -d to protect it with "
+                            "%s unreplicated", domid, n, n == 1 ? "" : "s",
+                            list, n == 1 ? "it" : "each",
+                            n == 1 ? "it" : "them");
     LOG_WARN("UNSAFE (-F -d): domain %u's disk%s NOT replicated: %s; after "
              "a failover the replica sees %s as the secondary has %s, "
              "without the primary's writes", domid, n == 1 ? " is" : "s are",

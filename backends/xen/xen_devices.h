@@ -4,9 +4,10 @@
  * lists them, and the protection's verdict on them.  A checkpoint holds
  * the guest's memory and vCPU/HVM state; what lives outside the domain is
  * not in it:
- *   - a disk (VBD): its backing store (a block device or file in dom0, or
- *     QEMU's qdisk) is not replicated by remus (yet), so a replica would
- *     resume against a disk that lacks writes the guest believes done;
+ *   - a disk (VBD) that `remus disk serve` does not serve (a block device
+ *     or file in dom0, or QEMU's qdisk): not replicated, so a replica
+ *     would resume against a disk that lacks writes the guest believes
+ *     done (the served ones: xen_disks.h);
  *   - a device model (QEMU, in dom0 or a stub domain, for an HVM guest's
  *     emulated devices or a PV/PVH guest's qdisk/vfb backends): its device
  *     state is not checkpointed.
@@ -48,13 +49,18 @@ int rm_xen_vbds(struct rm_xen_host *h, uint32_t domid,
 int rm_xen_device_model(struct rm_xen_host *h, uint32_t domid, char *what,
                         size_t len, struct rm_error *err);
 
+/* Before protecting @domid: refuse (-EOPNOTSUPP, naming it) a device
+ * model, whose state is not checkpointed.  0 or -errno. */
+int rm_xen_check_device_model(struct rm_xen_host *h, uint32_t domid,
+                              struct rm_error *err);
+
 /*
- * Before protecting @domid: refuse (-EOPNOTSUPP, naming them) a device
- * model, whose state is not checkpointed, and VBDs unless @no_disk (-F -d),
- * in which case every VBD left unreplicated is named in a warning.
- * 0 or -errno.
+ * The VBDs @vbds[0..n) (and @more not listed) that remus does not
+ * replicate: refused (-EOPNOTSUPP, each named with what backs it, and
+ * how to serve it) unless @no_disk (-F -d), then named in a warning.
+ * 0 when n + more is 0.
  */
-int rm_xen_check_devices(struct rm_xen_host *h, uint32_t domid,
-                         bool no_disk, struct rm_error *err);
+int rm_xen_refuse_vbds(uint32_t domid, const struct rm_xen_vbd *vbds, int n,
+                       int more, bool no_disk, struct rm_error *err);
 
 #endif

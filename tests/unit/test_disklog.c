@@ -207,6 +207,7 @@ struct dguest {
     unsigned cur_epoch;         /* epoch the next writes belong to */
     bool compress;              /* compressed page records */
     uint64_t max_buffer;        /* the restore's buffer (0: default) */
+    uint32_t dtype;             /* the stream's type (0: remus KVM) */
 };
 
 static void disk_op(struct dguest *d)
@@ -275,8 +276,11 @@ static int d_checkpoint(void *opaque, const struct rm_epoch_stats *st)
 
 static void dguest_init(struct dguest *d, unsigned epochs, uint64_t seed)
 {
+    uint32_t dtype = d->dtype ? d->dtype : RM_DHDR_TYPE_REMUS_KVM;
+
     memset(d, 0, sizeof(*d));
-    d->g = mem_guest_new(32, RM_DHDR_TYPE_REMUS_KVM, seed);
+    d->dtype = dtype;
+    d->g = mem_guest_new(32, dtype, seed);
     d->pfd = image(DSIZE, seed);
     d->log = primary_log(d->pfd, 0);
     d->rng = seed * 7919 + 1;
@@ -296,17 +300,16 @@ static void dguest_free(struct dguest *d)
     mem_guest_free(d->g);
 }
 
-static void dsave(struct dguest *d, enum rm_save_mode mode,
-                  struct rm_buf *out)
+static int dsave_rc(struct dguest *d, enum rm_save_mode mode,
+                    struct rm_buf *out, struct rm_error *err)
 {
     struct rm_save_ctx ctx;
     struct rm_sink sink;
-    struct rm_error err = { 0 };
 
     memset(&ctx, 0, sizeof(ctx));
     ctx.ops = &mem_save_ops;
     ctx.backend_arg = d->g;
-    ctx.err = &err;
+    ctx.err = err;
     ctx.disks = d->log;
     rm_save_params_default(&ctx.params, mode);
     ctx.params.compress = d->compress;
@@ -314,7 +317,15 @@ static void dsave(struct dguest *d, enum rm_save_mode mode,
     ctx.cb.suspended = d_suspended;
     ctx.cb.checkpoint = d_checkpoint;
     rm_sink_init_buf(&sink, out);
-    if (rm_save(&ctx, &sink))
+    return rm_save(&ctx, &sink);
+}
+
+static void dsave(struct dguest *d, enum rm_save_mode mode,
+                  struct rm_buf *out)
+{
+    struct rm_error err = { 0 };
+
+    if (dsave_rc(d, mode, out, &err))
         fail_msg("save: %s", rm_error_str(&err));
 }
 
@@ -350,6 +361,10 @@ static int drestore(const struct rm_buf *in, size_t len,
     struct rm_restore_ctx ctx;
     struct rm_src src;
     int rc;
+
+    /* HVM: the domain exists beforehand, with the guest's size */
+    if (c && c->d->dtype == RM_DHDR_TYPE_X86_HVM)
+        m->nr_pfns = c->d->g->nr_pfns;
 
     memset(&ctx, 0, sizeof(ctx));
     ctx.ops = &mem_restore_ops;
@@ -395,7 +410,7 @@ static void checkpointed(struct dguest *d, unsigned epochs, uint64_t seed,
     struct rm_error err = { 0 };
     bool compress = d->compress;
 
-    dguest_init(d, epochs, seed);
+    dguest_init(d, epochs, seed);    /* keeps d->dtype */
     d->compress = compress;
     rm_disklog_start(d->log);
     assert_int_equal(rm_disklog_resync(d->log, 0, RM_DISK_CHUNK_DEFAULT,
@@ -406,9 +421,9 @@ static void checkpointed(struct dguest *d, unsigned epochs, uint64_t seed,
 /* P1: after each commit the replica equals the primary's image at that
  * epoch's cut, byte for byte, over many epochs of random overlapping
  * writes and discards. */
-static void p1_run(bool compress, uint64_t max_buffer)
+static void p1_run(bool compress, uint64_t max_buffer, uint32_t dtype)
 {
-    struct dguest d = { .compress = compress };
+    struct dguest d = { .compress = compress, .dtype = dtype };
     struct rm_buf out = { 0 };
     struct rm_error err = { 0 };
     struct rm_restore_ctx rctx;
@@ -438,7 +453,7 @@ static void p1_run(bool compress, uint64_t max_buffer)
 static void test_p1_replica_equals_cut(void **state)
 {
     (void)state;
-    p1_run(false, 0);
+    p1_run(false, 0, 0);
 }
 
 /* The same with a restore buffer so small that every checkpoint's records
@@ -446,7 +461,7 @@ static void test_p1_replica_equals_cut(void **state)
 static void test_p1_spilled(void **state)
 {
     (void)state;
-    p1_run(false, 4096);
+    p1_run(false, 4096, 0);
 }
 
 /* The same with compressed page records (the staged checkpoint is
@@ -454,7 +469,31 @@ static void test_p1_spilled(void **state)
 static void test_p1_compressed(void **state)
 {
     (void)state;
-    p1_run(true, 0);
+    p1_run(true, 0, 0);
+}
+
+/* The same in a Xen HVM/PVH protection's stream (a domain's served
+ * disks, #19): the disk records travel in the libxc layout too. */
+static void test_p1_xen_hvm_stream(void **state)
+{
+    (void)state;
+    p1_run(false, 0, RM_DHDR_TYPE_X86_HVM);
+}
+
+/* ... but never in a plain save of one (a file Xen's tools may read). */
+static void test_xen_plain_save_refuses_disks(void **state)
+{
+    struct dguest d = { .dtype = RM_DHDR_TYPE_X86_HVM };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+
+    (void)state;
+    fresh_statedir();
+    dguest_init(&d, 1, 5);
+    assert_int_equal(dsave_rc(&d, RM_SAVE_NONLIVE, &out, &err), -EINVAL);
+    assert_non_null(strstr(rm_error_str(&err), "not a plain save"));
+    rm_buf_free(&out);
+    dguest_free(&d);
 }
 
 /* P2: a stream cut anywhere inside a later checkpoint leaves the replica's
@@ -1297,9 +1336,21 @@ static void test_stream_layer(void **state)
     good_record(&x);
     rm_record_describe(&rec, buf, sizeof(buf));
     assert_string_equal(buf, "  disk 0, epoch 1, part 0, 1 entries, last");
-    /* a remus record in a Xen stream */
+    /* a Xen HVM/PVH protection's stream may carry it (its served disks);
+     * a PV stream may not */
     assert_int_equal(rm_record_validate(RM_DHDR_TYPE_X86_HVM, 3, &rec, &err),
+                     0);
+    assert_int_equal(rm_record_validate(RM_DHDR_TYPE_X86_PV, 3, &rec, &err),
                      -EBADMSG);
+    /* other remus records stay out of a Xen stream */
+    {
+        struct rm_epoch_info ei = { .epoch = 1 };
+        struct rm_record r2 = { .type = RM_REC_EPOCH_INFO,
+                                .length = sizeof(ei), .data = &ei };
+
+        assert_int_equal(rm_record_validate(RM_DHDR_TYPE_X86_HVM, 3, &r2,
+                                            &err), -EBADMSG);
+    }
 }
 
 /*
@@ -1338,6 +1389,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_p1_replica_equals_cut),
         cmocka_unit_test(test_p1_compressed),
+        cmocka_unit_test(test_p1_xen_hvm_stream),
+        cmocka_unit_test(test_xen_plain_save_refuses_disks),
         cmocka_unit_test(test_p1_spilled),
         cmocka_unit_test(test_p2_cut_midstream),
         cmocka_unit_test(test_p4_digest_covers_disk),
