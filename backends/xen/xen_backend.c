@@ -323,7 +323,9 @@ int rm_xen_backend_protect(const char *domain,
         rc = rm_xen_check_device_model(x->host, x->domid, err);
     if (!rc)
         rc = rm_xen_disks_protect(x->host, x->domid, o->no_disk,
-                                  o->disk_buffer_bytes, &x->disks, err);
+                                  o->disk_buffer_bytes, &x->disks,
+                                  x->b.unreplicated, &x->b.nr_unreplicated,
+                                  err);
     if (rc)
         goto fail;
     x->b.disklog = rm_xen_disks_log(x->disks);

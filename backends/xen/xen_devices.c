@@ -33,7 +33,7 @@ int rm_xen_vbds(struct rm_xen_host *h, uint32_t domid,
                 struct rm_xen_vbd *out, int max, struct rm_error *err)
 {
     struct xs_handle *xsh = rm_xen_xsh(h);
-    char path[96], node[320], backend[256], **ents;
+    char path[96], node[320], backend[256], sectors[32], **ents;
     unsigned n = 0, i;
     int rc = 0;
 
@@ -49,6 +49,7 @@ int rm_xen_vbds(struct rm_xen_host *h, uint32_t domid,
         snprintf(v->vdev, sizeof(v->vdev), "vbd %.20s", ents[i]);
         snprintf(v->type, sizeof(v->type), "?");
         snprintf(v->target, sizeof(v->target), "?");
+        v->size = 0;
         snprintf(node, sizeof(node), "%s/%s/backend", path, ents[i]);
         rc = xs_get(xsh, node, backend, sizeof(backend));
         if (rc <= 0)            /* no backend (yet): named by its devid */
@@ -63,6 +64,11 @@ int rm_xen_vbds(struct rm_xen_host *h, uint32_t domid,
         snprintf(node, sizeof(node), "%s/params", backend);
         if (rc >= 0)
             rc = xs_get(xsh, node, v->target, sizeof(v->target));
+        snprintf(node, sizeof(node), "%s/sectors", backend);
+        if (rc >= 0)
+            rc = xs_get(xsh, node, sectors, sizeof(sectors));
+        if (rc > 0)
+            v->size = strtoull(sectors, NULL, 10) * 512;
     }
     if (rc < 0)
         rm_error_set(err, rc, "cannot read the backend of a VBD of domain "

@@ -28,6 +28,7 @@ struct rm_xen_vbd {
                             xvda; else "vbd <devid>" */
     char type[16];       /* backend "type": phy, file, qdisk... ("?") */
     char target[160];    /* backend "params": what backs it ("?") */
+    uint64_t size;       /* backend "sectors" * 512 (0: not told yet) */
 };
 
 /*

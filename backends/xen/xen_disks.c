@@ -58,7 +58,9 @@ static int attach_one(struct rm_xen_disks *d, const struct rm_xen_vbd *v,
 
 int rm_xen_disks_protect(struct rm_xen_host *h, uint32_t domid,
                          bool no_disk, uint64_t max_unacked,
-                         struct rm_xen_disks **out, struct rm_error *err)
+                         struct rm_xen_disks **out,
+                         struct rm_unreplicated_disk *unrep,
+                         uint32_t *nr_unrep, struct rm_error *err)
 {
     struct rm_disklog_params lp = { .max_unacked_bytes = max_unacked };
     struct rm_xen_vbd vbds[MAX_VBDS], unserved[MAX_VBDS];
@@ -66,17 +68,28 @@ int rm_xen_disks_protect(struct rm_xen_host *h, uint32_t domid,
     int n, i, nu = 0, rc;
 
     *out = NULL;
+    *nr_unrep = 0;
     n = rm_xen_vbds(h, domid, vbds, MAX_VBDS, err);
     if (n <= 0)
         return n;
+    qsort(vbds, (size_t)(n < MAX_VBDS ? n : MAX_VBDS), sizeof(vbds[0]),
+          by_vdev);
+    if (no_disk) {
+        /* -F -d: none replicated, served or not */
+        for (i = 0; i < n && i < MAX_VBDS && i < (int)RM_DISK_MAX; i++) {
+            unrep[i].id = (uint32_t)i;
+            unrep[i].size = vbds[i].size;
+        }
+        *nr_unrep = (uint32_t)i;
+        return rm_xen_refuse_vbds(domid, vbds, n < MAX_VBDS ? n : MAX_VBDS,
+                                  n > MAX_VBDS ? n - MAX_VBDS : 0, true, err);
+    }
     d = calloc(1, sizeof(*d));
     if (!d)
         return rm_error_set(err, -ENOMEM, "out of memory");
     rc = rm_disklog_open(&d->log, &lp, err);
     if (rc)
         goto fail;
-    qsort(vbds, (size_t)(n < MAX_VBDS ? n : MAX_VBDS), sizeof(vbds[0]),
-          by_vdev);
     for (i = 0; i < n && i < MAX_VBDS; i++) {
         rc = attach_one(d, &vbds[i], err);
         if (rc < 0)
@@ -85,7 +98,7 @@ int rm_xen_disks_protect(struct rm_xen_host *h, uint32_t domid,
             unserved[nu++] = vbds[i];
     }
     rc = rm_xen_refuse_vbds(domid, unserved, nu,
-                            n > MAX_VBDS ? n - MAX_VBDS : 0, no_disk, err);
+                            n > MAX_VBDS ? n - MAX_VBDS : 0, false, err);
     if (rc)
         goto fail;
     if (!d->n) {

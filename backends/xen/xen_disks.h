@@ -27,14 +27,19 @@ struct rm_xen_disks;
 
 /*
  * Attach @domid's served VBDs to a new log (at most @max_unacked bytes
- * logged and not acknowledged: 0 for the default) and judge the others
- * (refused unless @no_disk).  *@out NULL when nothing is served.
- * 0 or -errno with the reason (a disk server that refuses the attach:
- * another protection holds it, ...).
+ * logged and not acknowledged: 0 for the default); any other VBD is
+ * refused.  With @no_disk (-F -d) nothing is attached: every VBD is
+ * named in a warning and listed in @unrep (ids in name order, sizes from
+ * blkback), *@nr_unrep of them, for the secondary to know its images of
+ * them fall behind.  *@out NULL when nothing is attached.  0 or -errno
+ * with the reason (a disk server that refuses the attach: another
+ * protection holds it, ...).
  */
 int rm_xen_disks_protect(struct rm_xen_host *h, uint32_t domid,
                          bool no_disk, uint64_t max_unacked,
-                         struct rm_xen_disks **out, struct rm_error *err);
+                         struct rm_xen_disks **out,
+                         struct rm_unreplicated_disk *unrep,
+                         uint32_t *nr_unrep, struct rm_error *err);
 /* The log the save engine cuts (NULL for @d NULL). */
 struct rm_disklog *rm_xen_disks_log(struct rm_xen_disks *d);
 /* Detach from every server (each serves a plain disk again) and free the
