@@ -109,4 +109,19 @@ $PY "$ROOT/tests/support/nbd_bad.py" "$TMP/ro" read-only-write | sed 's/^/    /'
 nbdcopy "$(uri "$TMP/ro")" "$TMP/ro-copy.img"
 cmp "$TMP/ro-copy.img" "$TMP/d.img" || { echo "the read-only export reads other data"; exit 1; }
 kill -TERM "$SRV"; wait "$SRV"
-echo "nbd_serve: conformance with nbdkit as the oracle, qemu-io, hostile clients, read-only, the socket's life"
+scenario "the control socket a protection attaches through"
+export REMUS_RUN_DIR="$TMP/run"
+rc=0; "$REMUS" disk serve "$TMP/d.img" --socket "$TMP/ro" --read-only --control disk-x > "$TMP/o" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "a read-only disk has nothing to replicate" "$TMP/o" || { cat "$TMP/o"; echo "--control with --read-only: exit $rc"; exit 1; }
+rc=0; "$REMUS" disk serve "$TMP/d.img" --socket "$TMP/c" --control disk-x --no-control > "$TMP/o" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "exclude each other" "$TMP/o" || { cat "$TMP/o"; echo "--control with --no-control: exit $rc"; exit 1; }
+rc=0; "$REMUS" disk serve "$TMP/d.img" --socket "$TMP/c" --control "bad/name" > "$TMP/o" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "use letters, digits" "$TMP/o" || { cat "$TMP/o"; echo "a control name with a slash: exit $rc"; exit 1; }
+serve "$TMP/d.img" "$TMP/c" --control disk-x
+[ -S "$REMUS_RUN_DIR/disk-x.sock" ] || { echo "no control socket $REMUS_RUN_DIR/disk-x.sock"; exit 1; }
+[ "$(stat -c %a "$REMUS_RUN_DIR/disk-x.sock")" = 600 ] || { echo "the control socket is not 0600"; exit 1; }
+grep -q "protections attach at disk-x" "$TMP/serve.log" || { cat "$TMP/serve.log"; echo "the server does not say where protections attach"; exit 1; }
+kill -TERM "$SRV"; wait "$SRV"
+[ ! -e "$REMUS_RUN_DIR/disk-x.sock" ] || { echo "the control socket is left after SIGTERM"; exit 1; }
+unset REMUS_RUN_DIR
+echo "nbd_serve: conformance with nbdkit as the oracle, qemu-io, hostile clients, read-only, the socket's life, the control socket"

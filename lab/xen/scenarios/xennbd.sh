@@ -41,17 +41,19 @@ stop_serve() {
     [ $rc = 0 ] || fail "disk serve exited $rc on SIGTERM"
     [ "$(cat /sys/block/nbd0/size)" = 0 ] || fail "/dev/nbd0 is still attached after SIGTERM"
 }
-# records IMG LOG: every "guest: disk N" of LOG (a console log: CRLF
-# lines) has its record at sector N of IMG ("rec N BOOT"); at least 8.
+# records IMG LOG: every "guest: disk N TOKEN" of LOG (a console log:
+# CRLF lines) has its record at sector N of IMG ("rec N BOOT TOKEN"); at
+# least 8.
 records() {
     tr -d '\r' < "$2" > /tmp/records.log
     boot=$(grep -a -m1 "guest: counter" /tmp/records.log | awk '{print $5}')
     n=0
-    for k in $(grep -a "guest: disk [0-9]" /tmp/records.log | awk '{print $3}'); do
+    grep -a "guest: disk [0-9]" /tmp/records.log | awk '{print $3, $4}' > /tmp/records.list
+    while read -r k tok; do
         got=$(dd if="$1" bs=512 skip="$k" count=1 2>/dev/null | tr -d '\0' | head -1)
-        [ "$got" = "rec $k $boot" ] || { echo "sector $k holds '$got', not 'rec $k $boot'"; return 1; }
+        [ "$got" = "rec $k $boot $tok" ] || { echo "sector $k holds '$got', not 'rec $k $boot $tok'"; return 1; }
         n=$((n + 1))
-    done
+    done < /tmp/records.list
     [ $n -ge 8 ] || { echo "only $n records reported"; return 1; }
     echo "$n records, each in the image"
 }
