@@ -64,6 +64,20 @@ CFLAGS += $(SAN)
 LDFLAGS += $(SAN)
 endif
 
+# ---------------------------------------------------------------- version
+# `remus --version`: `git describe --tags --always --dirty` of this tree
+# when it is a git checkout of its own (a describe without a tag, only a
+# commit, follows VERSION's number: 0.1.0-g1234abc[-dirty]), else (a source
+# package) the VERSION file.  Written into $(BUILD)/gen/remus_version.h,
+# rewritten only when it changed.
+ifndef REMUS_VERSION
+REMUS_VERSION := $(shell v=$$(cat VERSION); \
+    if [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$(CURDIR)" ]; then \
+        v=$$(git describe --tags --dirty 2>/dev/null | sed 's/^v//') || true; \
+        [ -n "$$v" ] || v="$$(cat VERSION)-g$$(git describe --always --dirty)"; \
+    fi; echo "$$v")
+endif
+
 # ---------------------------------------------------------------- objects
 # common/: stream, engines, I/O, logging
 COMMON_OBJS := common/err.o common/log.o common/io.o common/stream.o
@@ -152,7 +166,7 @@ B_UNIT_TESTS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 LIBREMUS := $(BUILD)/libremus.a
 
 .PHONY: all clean deps check check-quick check-fresh-root fuzz bench soak \
-        xen-lab check-xen guest drill tests fuzz-smoke
+        xen-lab check-xen guest drill tests fuzz-smoke print-version FORCE
 .SECONDARY:
 .DEFAULT_GOAL := all
 
@@ -174,6 +188,17 @@ $(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
 
 # Every object may include generated protobuf headers.
 $(B_LIB_OBJS) $(B_CLI_OBJS): | $(if $(PROTO_OBJS),$(BUILD)/gen/proto/remus.pb-c.h)
+
+$(BUILD)/gen/remus_version.h: FORCE
+	@mkdir -p $(dir $@)
+	$(Q)printf '#define REMUS_VERSION "%s"\n' '$(REMUS_VERSION)' > $@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+$(BUILD)/cli/main.o: $(BUILD)/gen/remus_version.h
+
+print-version:
+	@echo $(REMUS_VERSION)
+
+FORCE:
 
 $(LIBREMUS): $(B_LIB_OBJS) $(B_PROTO_GEN_OBJS)
 	@$(if $(Q),echo "  AR      $@")
