@@ -166,7 +166,8 @@ B_UNIT_TESTS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 LIBREMUS := $(BUILD)/libremus.a
 
 .PHONY: all clean deps check check-quick check-fresh-root fuzz bench soak \
-        xen-lab check-xen guest drill tests fuzz-smoke print-version FORCE
+        xen-lab check-xen guest drill tests fuzz-smoke print-version FORCE \
+        install install-data uninstall
 .SECONDARY:
 .DEFAULT_GOAL := all
 
@@ -363,6 +364,96 @@ fuzz-smoke: fuzz
 	        > $(FUZZ_BUILD)/$$f.log 2>&1 || \
 	        { tail -40 $(FUZZ_BUILD)/$$f.log; exit 1; }; \
 	done
+
+# ---------------------------------------------------------------- install
+# `make install` (GNU conventions: PREFIX/prefix, DESTDIR, sbindir, mandir,
+# sysconfdir, ...).  The binary lives in $(pkglibdir) beside its guest
+# image (remus run and remus drill look for guest/remus-guest.elf next to
+# the binary they run from) with remus-unit, the units' command composer;
+# $(sbindir)/remus is a symlink to it.  Generated here, into $(BUILD)/:
+# the man pages (scdoc, man/*.scd), the bash completion (from the binary's
+# own --help, completion/help_options.py) and the systemd units with the
+# install paths in them.
+PREFIX ?= /usr/local
+prefix ?= $(PREFIX)
+exec_prefix ?= $(prefix)
+sbindir ?= $(exec_prefix)/sbin
+libdir ?= $(exec_prefix)/lib
+pkglibdir ?= $(libdir)/remus
+datarootdir ?= $(prefix)/share
+mandir ?= $(datarootdir)/man
+sysconfdir ?= $(prefix)/etc
+ocfdir ?= $(prefix)/lib/ocf/resource.d/remus
+systemdunitdir ?= $(prefix)/lib/systemd/system
+bashcompdir ?= $(datarootdir)/bash-completion/completions
+INSTALL ?= install
+
+MAN_PAGES := remus.1 remus-drill.1 remus.conf.5
+B_MAN_PAGES := $(addprefix $(BUILD)/man/,$(MAN_PAGES))
+UNITS := remus-protect@.service remus-receive@.service
+B_UNITS := $(addprefix $(BUILD)/systemd/,$(UNITS))
+B_COMPLETION := $(BUILD)/completion/remus
+INSTALL_DATA := $(B_MAN_PAGES) $(B_UNITS) $(BUILD)/systemd/remus-unit \
+                $(B_COMPLETION)
+
+$(BUILD)/man/%: man/%.scd
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  SCDOC   $@")
+	$(Q)scdoc < $< > $@.tmp && mv -f $@.tmp $@
+
+$(B_COMPLETION): $(BUILD)/remus completion/help_options.py
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)python3 completion/help_options.py $(BUILD)/remus --bash > $@.tmp && \
+	    mv -f $@.tmp $@
+
+# The paths written into the units and remus-unit: rewritten only when
+# they changed, so that another prefix regenerates them.
+$(BUILD)/systemd/paths: FORCE
+	@mkdir -p $(dir $@)
+	$(Q)printf 's|@SBINDIR@|%s|g;s|@PKGLIBDIR@|%s|g;s|@SYSCONFDIR@|%s|g\n' \
+	    '$(sbindir)' '$(pkglibdir)' '$(sysconfdir)' > $@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+$(BUILD)/systemd/%.service: systemd/%.service.in $(BUILD)/systemd/paths
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)sed -f $(BUILD)/systemd/paths $< > $@
+
+$(BUILD)/systemd/remus-unit: systemd/remus-unit.sh $(BUILD)/systemd/paths
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)sed -f $(BUILD)/systemd/paths $< > $@ && chmod 755 $@
+
+install-data: $(INSTALL_DATA)
+
+install: $(BUILD)/remus $(GUEST_ELF) $(INSTALL_DATA)
+	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(pkglibdir)/guest \
+	    $(DESTDIR)$(ocfdir) $(DESTDIR)$(systemdunitdir) \
+	    $(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man5 \
+	    $(DESTDIR)$(bashcompdir) $(DESTDIR)$(sysconfdir)/remus
+	$(INSTALL) -m 755 $(BUILD)/remus $(DESTDIR)$(pkglibdir)/remus
+	$(INSTALL) -m 644 $(GUEST_ELF) $(DESTDIR)$(pkglibdir)/guest/remus-guest.elf
+	$(INSTALL) -m 755 $(BUILD)/systemd/remus-unit $(DESTDIR)$(pkglibdir)/remus-unit
+	ln -sfn $(shell realpath -m --relative-to=$(sbindir) $(pkglibdir)/remus) \
+	    $(DESTDIR)$(sbindir)/remus
+	$(INSTALL) -m 755 ocf/remus $(DESTDIR)$(ocfdir)/remus
+	$(INSTALL) -m 644 $(B_UNITS) $(DESTDIR)$(systemdunitdir)
+	$(INSTALL) -m 644 $(filter %.1,$(B_MAN_PAGES)) $(DESTDIR)$(mandir)/man1
+	$(INSTALL) -m 644 $(filter %.5,$(B_MAN_PAGES)) $(DESTDIR)$(mandir)/man5
+	$(INSTALL) -m 644 $(B_COMPLETION) $(DESTDIR)$(bashcompdir)/remus
+	$(INSTALL) -m 644 systemd/example.conf systemd/example.vm \
+	    $(DESTDIR)$(sysconfdir)/remus
+
+uninstall:
+	rm -f $(DESTDIR)$(sbindir)/remus $(DESTDIR)$(pkglibdir)/remus \
+	    $(DESTDIR)$(pkglibdir)/remus-unit \
+	    $(DESTDIR)$(pkglibdir)/guest/remus-guest.elf \
+	    $(DESTDIR)$(ocfdir)/remus \
+	    $(addprefix $(DESTDIR)$(systemdunitdir)/,$(UNITS)) \
+	    $(addprefix $(DESTDIR)$(mandir)/man1/,$(filter %.1,$(MAN_PAGES))) \
+	    $(addprefix $(DESTDIR)$(mandir)/man5/,$(filter %.5,$(MAN_PAGES))) \
+	    $(DESTDIR)$(bashcompdir)/remus \
+	    $(DESTDIR)$(sysconfdir)/remus/example.conf \
+	    $(DESTDIR)$(sysconfdir)/remus/example.vm
 
 # ------------------------------------------------------------------- deps
 DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
