@@ -476,6 +476,11 @@ DEB_PACKAGES += libquorum-dev libvotequorum-dev libcpg-dev corosync \
     corosync-qdevice corosync-qnetd resource-agents pacemaker \
     pacemaker-cli-utils
 
+# make install / make deb: man pages from scdoc sources, the units checked
+# by systemd-analyze (systemd), man pages rendered by man (man-db), the
+# Debian package built by debhelper and checked by lintian.
+DEB_PACKAGES += scdoc man-db systemd debhelper lintian
+
 deps:
 	$(Q)scripts/install-deps.sh $(DEB_PACKAGES)
 
