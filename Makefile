@@ -167,7 +167,7 @@ LIBREMUS := $(BUILD)/libremus.a
 
 .PHONY: all clean deps check check-quick check-fresh-root fuzz bench soak \
         xen-lab check-xen guest drill tests fuzz-smoke print-version FORCE \
-        install install-data uninstall
+        install install-data uninstall deb
 .SECONDARY:
 .DEFAULT_GOAL := all
 
@@ -176,7 +176,7 @@ all: $(BUILD)/remus guest
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: %.proto
 	@mkdir -p $(dir $@)
@@ -455,6 +455,30 @@ uninstall:
 	    $(DESTDIR)$(sysconfdir)/remus/example.conf \
 	    $(DESTDIR)$(sysconfdir)/remus/example.vm
 
+# -------------------------------------------------------------------- deb
+# `make deb`: $(BUILD)/deb/remus_VERSION_amd64.deb, by dpkg-buildpackage
+# from debian/, in a copy of the tracked files under $(BUILD)/deb/src
+# (dpkg-buildpackage writes beside its source directory: this keeps it in
+# $(BUILD)).  The copy is no git checkout: its VERSION is this tree's
+# version, and so is debian/changelog's ("-" made "+": a native package).
+# lintian's findings go to $(BUILD)/deb/lintian.txt.
+DEB_VERSION = $(subst -,+,$(REMUS_VERSION))
+DEB_SRC := $(BUILD)/deb/src/remus
+
+deb:
+	$(Q)rm -rf $(BUILD)/deb && mkdir -p $(DEB_SRC)
+	$(Q)git ls-files -z | tar --null -T - -cf - | tar -C $(DEB_SRC) -xf -
+	$(Q)echo '$(REMUS_VERSION)' > $(DEB_SRC)/VERSION
+	$(Q)sed -i '1s/([^)]*)/($(DEB_VERSION))/' $(DEB_SRC)/debian/changelog
+	@echo "  DEB     $(BUILD)/deb/remus_$(DEB_VERSION)_amd64.deb (log: $(BUILD)/deb/build.log)"
+	$(Q)cd $(DEB_SRC) && DEB_BUILD_OPTIONS="parallel=2 $(DEB_BUILD_OPTIONS)" \
+	    dpkg-buildpackage -b -us -uc > ../../build.log 2>&1 || \
+	    { tail -40 ../../build.log; exit 1; }
+	$(Q)mv $(BUILD)/deb/src/remus_$(DEB_VERSION)_amd64.deb $(BUILD)/deb/
+	$(Q)lintian --info $(BUILD)/deb/remus_$(DEB_VERSION)_amd64.deb \
+	    > $(BUILD)/deb/lintian.txt 2>&1 || true
+	$(Q)grep -v 'root privileges' $(BUILD)/deb/lintian.txt | sed 's/^/  lintian: /' || true
+
 # ------------------------------------------------------------------- deps
 DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
     libxen-dev libnl-3-dev libnl-route-3-dev libprotobuf-c-dev \
@@ -495,4 +519,5 @@ drill: deps
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# (not $(BUILD)/deb: a package's build tree, with its own build/)
+-include $(shell find $(BUILD) -path $(BUILD)/deb -prune -o -name '*.d' -type f -print 2>/dev/null)
