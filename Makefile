@@ -11,6 +11,9 @@
 #   make check-fresh-root  `make deps` in a fresh Debian 12 minbase root,
 #                        then every command the tests need must be there
 #   make deps            install every Debian package the project needs
+#   make install         PREFIX=/usr/local (DESTDIR, prefix, sbindir,
+#                        mandir, sysconfdir, ... as GNU's); make uninstall
+#   make deb             build/deb/remus_VERSION_amd64.deb (dpkg-buildpackage)
 #   make fuzz            libFuzzer harnesses (clang)
 #   make bench           benchmarks, report in build/bench/
 #   make xen-lab         build (cached) and boot the Xen lab
