@@ -467,10 +467,14 @@ uninstall:
 # lintian's findings go to $(BUILD)/deb/lintian.txt.
 DEB_VERSION = $(subst -,+,$(REMUS_VERSION))
 DEB_SRC := $(BUILD)/deb/src/remus
+# The files copied: git's tracked files, or outside git (a source
+# package) every file but the build directories.
+DEB_FILES = $(if $(filter $(CURDIR),$(shell git rev-parse --show-toplevel 2>/dev/null)),\
+    git ls-files -z,find . -path './build*' -prune -o -type f -print0)
 
 deb:
 	$(Q)rm -rf $(BUILD)/deb && mkdir -p $(DEB_SRC)
-	$(Q)git ls-files -z | tar --null -T - -cf - | tar -C $(DEB_SRC) -xf -
+	$(Q)$(DEB_FILES) | tar --null -T - -cf - | tar -C $(DEB_SRC) -xf -
 	$(Q)echo '$(REMUS_VERSION)' > $(DEB_SRC)/VERSION
 	$(Q)sed -i '1s/([^)]*)/($(DEB_VERSION))/' $(DEB_SRC)/debian/changelog
 	@echo "  DEB     $(BUILD)/deb/remus_$(DEB_VERSION)_amd64.deb (log: $(BUILD)/deb/build.log)"
