@@ -74,7 +74,7 @@ for f in /usr/sbin/remus /usr/lib/ocf/resource.d/remus/remus /lib/systemd/system
     [ -e "$root$f" ] || { echo "the package did not install $f"; exit 1; }
 done
 not_enabled() {   # no remus unit is enabled (wanted by a target) in the root
-    if find "$root/etc/systemd" -name 'remus*' 2>/dev/null | grep -q .; then
+    if [ -n "$(find "$root/etc/systemd" -name 'remus*' 2>/dev/null)" ]; then
         echo "a remus unit is enabled: $(find "$root/etc/systemd" -name 'remus*')"; return 1
     fi
 }
@@ -87,7 +87,8 @@ for page in "1 remus" "1 remus-drill" "5 remus.conf"; do
         { echo "man $page fails in the fresh root:"; cat "$TMP/page.err"; exit 1; }
     grep -q "^NAME" "$TMP/page.txt" || { echo "man $page renders no NAME"; exit 1; }
 done
-in_root env MANWIDTH=80 man remus | grep -q -- "--heartbeat-timeout" || { echo "man remus lacks the options"; exit 1; }
+in_root env MANWIDTH=80 man remus > "$TMP/remus.txt"
+grep -q -- "--heartbeat-timeout" "$TMP/remus.txt" || { echo "man remus lacks the options"; exit 1; }
 in_root whatis remus-drill | grep -q "rehearse a failover" || { echo "whatis remus-drill: $(in_root whatis remus-drill 2>&1)"; exit 1; }
 echo "man remus, man remus-drill, man 5 remus.conf render"
 
