@@ -11,6 +11,9 @@
 #   make check-fresh-root  `make deps` in a fresh Debian 12 minbase root,
 #                        then every command the tests need must be there
 #   make deps            install every Debian package the project needs
+#   make install         PREFIX=/usr/local (DESTDIR, prefix, sbindir,
+#                        mandir, sysconfdir, ... as GNU's); make uninstall
+#   make deb             build/deb/remus_VERSION_amd64.deb (dpkg-buildpackage)
 #   make fuzz            libFuzzer harnesses (clang)
 #   make bench           benchmarks, report in build/bench/
 #   make xen-lab         build (cached) and boot the Xen lab
@@ -62,6 +65,20 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer \
        -fno-sanitize-recover=all
 CFLAGS += $(SAN)
 LDFLAGS += $(SAN)
+endif
+
+# ---------------------------------------------------------------- version
+# `remus --version`: `git describe --tags --always --dirty` of this tree
+# when it is a git checkout of its own (a describe without a tag, only a
+# commit, follows VERSION's number: 0.1.0-g1234abc[-dirty]), else (a source
+# package) the VERSION file.  Written into $(BUILD)/gen/remus_version.h,
+# rewritten only when it changed.
+ifndef REMUS_VERSION
+REMUS_VERSION := $(shell v=$$(cat VERSION); \
+    if [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$(CURDIR)" ]; then \
+        v=$$(git describe --tags --dirty 2>/dev/null | sed 's/^v//') || true; \
+        [ -n "$$v" ] || v="$$(cat VERSION)-g$$(git describe --always --dirty)"; \
+    fi; echo "$$v")
 endif
 
 # ---------------------------------------------------------------- objects
@@ -155,7 +172,8 @@ B_UNIT_TESTS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 LIBREMUS := $(BUILD)/libremus.a
 
 .PHONY: all clean deps check check-quick check-fresh-root fuzz bench soak \
-        xen-lab check-xen guest drill tests fuzz-smoke
+        xen-lab check-xen guest drill tests fuzz-smoke print-version FORCE \
+        install install-data uninstall deb
 .SECONDARY:
 .DEFAULT_GOAL := all
 
@@ -164,7 +182,7 @@ all: $(BUILD)/remus guest
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: %.proto
 	@mkdir -p $(dir $@)
@@ -177,6 +195,17 @@ $(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
 
 # Every object may include generated protobuf headers.
 $(B_LIB_OBJS) $(B_CLI_OBJS): | $(if $(PROTO_OBJS),$(BUILD)/gen/proto/remus.pb-c.h)
+
+$(BUILD)/gen/remus_version.h: FORCE
+	@mkdir -p $(dir $@)
+	$(Q)printf '#define REMUS_VERSION "%s"\n' '$(REMUS_VERSION)' > $@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+$(BUILD)/cli/main.o: $(BUILD)/gen/remus_version.h
+
+print-version:
+	@echo $(REMUS_VERSION)
+
+FORCE:
 
 $(LIBREMUS): $(B_LIB_OBJS) $(B_PROTO_GEN_OBJS)
 	@$(if $(Q),echo "  AR      $@")
@@ -343,6 +372,124 @@ fuzz-smoke: fuzz
 	        { tail -40 $(FUZZ_BUILD)/$$f.log; exit 1; }; \
 	done
 
+# ---------------------------------------------------------------- install
+# `make install` (GNU conventions: PREFIX/prefix, DESTDIR, sbindir, mandir,
+# sysconfdir, ...).  The binary lives in $(pkglibdir) beside its guest
+# image (remus run and remus drill look for guest/remus-guest.elf next to
+# the binary they run from) with remus-unit, the units' command composer;
+# $(sbindir)/remus is a symlink to it.  Generated here, into $(BUILD)/:
+# the man pages (scdoc, man/*.scd), the bash completion (from the binary's
+# own --help, completion/help_options.py) and the systemd units with the
+# install paths in them.
+PREFIX ?= /usr/local
+prefix ?= $(PREFIX)
+exec_prefix ?= $(prefix)
+sbindir ?= $(exec_prefix)/sbin
+libdir ?= $(exec_prefix)/lib
+pkglibdir ?= $(libdir)/remus
+datarootdir ?= $(prefix)/share
+mandir ?= $(datarootdir)/man
+sysconfdir ?= $(prefix)/etc
+ocfdir ?= $(prefix)/lib/ocf/resource.d/remus
+systemdunitdir ?= $(prefix)/lib/systemd/system
+bashcompdir ?= $(datarootdir)/bash-completion/completions
+INSTALL ?= install
+
+MAN_PAGES := remus.1 remus-drill.1 remus.conf.5
+B_MAN_PAGES := $(addprefix $(BUILD)/man/,$(MAN_PAGES))
+UNITS := remus-protect@.service remus-receive@.service
+B_UNITS := $(addprefix $(BUILD)/systemd/,$(UNITS))
+B_COMPLETION := $(BUILD)/completion/remus
+INSTALL_DATA := $(B_MAN_PAGES) $(B_UNITS) $(BUILD)/systemd/remus-unit \
+                $(B_COMPLETION)
+
+$(BUILD)/man/%: man/%.scd
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  SCDOC   $@")
+	$(Q)scdoc < $< > $@.tmp && mv -f $@.tmp $@
+
+$(B_COMPLETION): $(BUILD)/remus completion/help_options.py
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)python3 completion/help_options.py $(BUILD)/remus --bash > $@.tmp && \
+	    mv -f $@.tmp $@
+
+# The paths written into the units and remus-unit: rewritten only when
+# they changed, so that another prefix regenerates them.
+$(BUILD)/systemd/paths: FORCE
+	@mkdir -p $(dir $@)
+	$(Q)printf 's|@SBINDIR@|%s|g;s|@PKGLIBDIR@|%s|g;s|@SYSCONFDIR@|%s|g\n' \
+	    '$(sbindir)' '$(pkglibdir)' '$(sysconfdir)' > $@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+$(BUILD)/systemd/%.service: systemd/%.service.in $(BUILD)/systemd/paths
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)sed -f $(BUILD)/systemd/paths $< > $@
+
+$(BUILD)/systemd/remus-unit: systemd/remus-unit.sh $(BUILD)/systemd/paths
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)sed -f $(BUILD)/systemd/paths $< > $@ && chmod 755 $@
+
+install-data: $(INSTALL_DATA)
+
+install: $(BUILD)/remus $(GUEST_ELF) $(INSTALL_DATA)
+	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(pkglibdir)/guest \
+	    $(DESTDIR)$(ocfdir) $(DESTDIR)$(systemdunitdir) \
+	    $(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man5 \
+	    $(DESTDIR)$(bashcompdir) $(DESTDIR)$(sysconfdir)/remus
+	$(INSTALL) -m 755 $(BUILD)/remus $(DESTDIR)$(pkglibdir)/remus
+	$(INSTALL) -m 644 $(GUEST_ELF) $(DESTDIR)$(pkglibdir)/guest/remus-guest.elf
+	$(INSTALL) -m 755 $(BUILD)/systemd/remus-unit $(DESTDIR)$(pkglibdir)/remus-unit
+	ln -sfn $(shell realpath -m --relative-to=$(sbindir) $(pkglibdir)/remus) \
+	    $(DESTDIR)$(sbindir)/remus
+	$(INSTALL) -m 755 ocf/remus $(DESTDIR)$(ocfdir)/remus
+	$(INSTALL) -m 644 $(B_UNITS) $(DESTDIR)$(systemdunitdir)
+	$(INSTALL) -m 644 $(filter %.1,$(B_MAN_PAGES)) $(DESTDIR)$(mandir)/man1
+	$(INSTALL) -m 644 $(filter %.5,$(B_MAN_PAGES)) $(DESTDIR)$(mandir)/man5
+	$(INSTALL) -m 644 $(B_COMPLETION) $(DESTDIR)$(bashcompdir)/remus
+	$(INSTALL) -m 644 systemd/example.conf systemd/example.vm \
+	    $(DESTDIR)$(sysconfdir)/remus
+
+uninstall:
+	rm -f $(DESTDIR)$(sbindir)/remus $(DESTDIR)$(pkglibdir)/remus \
+	    $(DESTDIR)$(pkglibdir)/remus-unit \
+	    $(DESTDIR)$(pkglibdir)/guest/remus-guest.elf \
+	    $(DESTDIR)$(ocfdir)/remus \
+	    $(addprefix $(DESTDIR)$(systemdunitdir)/,$(UNITS)) \
+	    $(addprefix $(DESTDIR)$(mandir)/man1/,$(filter %.1,$(MAN_PAGES))) \
+	    $(addprefix $(DESTDIR)$(mandir)/man5/,$(filter %.5,$(MAN_PAGES))) \
+	    $(DESTDIR)$(bashcompdir)/remus \
+	    $(DESTDIR)$(sysconfdir)/remus/example.conf \
+	    $(DESTDIR)$(sysconfdir)/remus/example.vm
+
+# -------------------------------------------------------------------- deb
+# `make deb`: $(BUILD)/deb/remus_VERSION_amd64.deb, by dpkg-buildpackage
+# from debian/, in a copy of the tracked files under $(BUILD)/deb/src
+# (dpkg-buildpackage writes beside its source directory: this keeps it in
+# $(BUILD)).  The copy is no git checkout: its VERSION is this tree's
+# version, and so is debian/changelog's ("-" made "+": a native package).
+# lintian's findings go to $(BUILD)/deb/lintian.txt.
+DEB_VERSION = $(subst -,+,$(REMUS_VERSION))
+DEB_SRC := $(BUILD)/deb/src/remus
+# The files copied: git's tracked files, or outside git (a source
+# package) every file but the build directories.
+DEB_FILES = $(if $(filter $(CURDIR),$(shell git rev-parse --show-toplevel 2>/dev/null)),\
+    git ls-files -z,find . -path './build*' -prune -o -type f -print0)
+
+deb:
+	$(Q)rm -rf $(BUILD)/deb && mkdir -p $(DEB_SRC)
+	$(Q)$(DEB_FILES) | tar --null -T - -cf - | tar -C $(DEB_SRC) -xf -
+	$(Q)echo '$(REMUS_VERSION)' > $(DEB_SRC)/VERSION
+	$(Q)sed -i '1s/([^)]*)/($(DEB_VERSION))/' $(DEB_SRC)/debian/changelog
+	@echo "  DEB     $(BUILD)/deb/remus_$(DEB_VERSION)_amd64.deb (log: $(BUILD)/deb/build.log)"
+	$(Q)cd $(DEB_SRC) && DEB_BUILD_OPTIONS="parallel=2 $(DEB_BUILD_OPTIONS)" \
+	    dpkg-buildpackage -b -us -uc > ../../build.log 2>&1 || \
+	    { tail -40 ../../build.log; exit 1; }
+	$(Q)mv $(BUILD)/deb/src/remus_$(DEB_VERSION)_amd64.deb $(BUILD)/deb/
+	$(Q)lintian --info $(BUILD)/deb/remus_$(DEB_VERSION)_amd64.deb \
+	    > $(BUILD)/deb/lintian.txt 2>&1 || true
+	$(Q)grep -v 'root privileges' $(BUILD)/deb/lintian.txt | sed 's/^/  lintian: /' || true
+
 # ------------------------------------------------------------------- deps
 DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
     libxen-dev libnl-3-dev libnl-route-3-dev libprotobuf-c-dev \
@@ -364,6 +511,11 @@ DEB_PACKAGES += libquorum-dev libvotequorum-dev libcpg-dev corosync \
     corosync-qdevice corosync-qnetd resource-agents pacemaker \
     pacemaker-cli-utils
 
+# make install / make deb: man pages from scdoc sources, the units checked
+# by systemd-analyze (systemd), man pages rendered by man (man-db), the
+# Debian package built by debhelper and checked by lintian.
+DEB_PACKAGES += scdoc man-db systemd debhelper lintian
+
 deps:
 	$(Q)scripts/install-deps.sh $(DEB_PACKAGES)
 
@@ -378,4 +530,5 @@ drill: deps
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# (not $(BUILD)/deb: a package's build tree, with its own build/)
+-include $(shell find $(BUILD) -path $(BUILD)/deb -prune -o -name '*.d' -type f -print 2>/dev/null)

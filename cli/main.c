@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "remus_version.h"
 
 static const struct rm_command commands[] = {
     { "stream-info", "validate a checkpoint stream and print its records",
@@ -48,6 +49,7 @@ static void print_help(FILE *out)
 
     fprintf(out,
             "usage: remus [-v|-q] COMMAND [ARGS]\n"
+            "       remus --version\n"
             "\n"
             "VM replication that survives a dead host.\n"
             "\n"
@@ -55,6 +57,7 @@ static void print_help(FILE *out)
     for (i = 0; i < NR_COMMANDS; i++)
         fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "  %-12s %s\n", "help", "this list");
+    fprintf(out, "  %-12s %s\n", "version", "print the version (also --version)");
     fprintf(out,
             "\n"
             "Xen (in dom0): save, restore, protect, receive and\n"
@@ -157,6 +160,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
             print_help(stdout);
             return RM_EXIT_OK;
+        } else if (!strcmp(argv[a], "--version")) {
+            printf("remus %s\n", REMUS_VERSION);
+            return RM_EXIT_OK;
         } else {
             fprintf(stderr, "remus: error: unknown global option '%s'\n",
                     argv[a]);
@@ -173,6 +179,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[a], "help")) {
         print_help(stdout);
+        return RM_EXIT_OK;
+    }
+    if (!strcmp(argv[a], "version")) {
+        printf("remus %s\n", REMUS_VERSION);
         return RM_EXIT_OK;
     }
     for (i = 0; i < NR_COMMANDS; i++) {
