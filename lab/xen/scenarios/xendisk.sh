@@ -132,9 +132,9 @@ run() {
         sleep 1
     done
     xl destroy labdisk
-    kill -TERM $RECV; wait $RECV || true
+    kill -TERM $RECV 2>/dev/null || true; wait $RECV || true
     op_end "remus receive" new
-    kill -TERM $SA $SB; wait $SA || true; wait $SB || true
+    kill -TERM $SA $SB 2>/dev/null || true; wait $SA || true; wait $SB || true
     cp $plog /tmp/$tag.plog; cp $rlog /tmp/$tag.rlog; cp /tmp/b.img /tmp/$tag.img
     cp /tmp/prot.log /tmp/$tag.prot.log; cp /tmp/recv.log /tmp/$tag.recv.log
     [ "$(records $rlog | wc -l)" -ge 4 ] || fail "the replica wrote fewer than 4 records: blkfront did not reconnect?"
