@@ -42,6 +42,7 @@ void cli_protect_usage(FILE *out)
             "              0: off)\n"
             "  --stats-file FILE     one line per acknowledged checkpoint:\n"
             "              epoch pause_us dirty_pages bytes send_us ack_us\n"
+            "              disk_late (disk writes in flight at the cut)\n"
             "  --quorum corosync     split-brain protection: refuse to\n"
             "              start unless this host's corosync partition is\n"
             "              quorate; when the secondary is lost, keep output\n"

@@ -803,6 +803,16 @@ void rm_disklog_acked(struct rm_disklog *log, uint64_t epoch)
     }
 }
 
+uint64_t rm_disklog_current_changes(struct rm_disklog *log)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&log->lock);
+    n = log->cur->n;
+    pthread_mutex_unlock(&log->lock);
+    return n;
+}
+
 void rm_disklog_get_stats(struct rm_disklog *log, struct rm_disklog_stats *st)
 {
     pthread_mutex_lock(&log->lock);

@@ -266,6 +266,11 @@ struct rm_disklog_stats {
     uint64_t sync_epochs;      /* epochs with a FLUSH/FUA */
 };
 void rm_disklog_get_stats(struct rm_disklog *log, struct rm_disklog_stats *st);
+/* Changes (writes, discards) logged in the current epoch so far.  After a
+ * cut, the VM still suspended: those that completed since, i.e. were in
+ * flight at the cut (always 0 on the micro-VMM, whose vCPUs park only
+ * between hypercalls). */
+uint64_t rm_disklog_current_changes(struct rm_disklog *log);
 
 /* ======================= Secondary: the replica ======================= */
 

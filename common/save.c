@@ -582,6 +582,10 @@ restore_sink:
         return rc;
     }
 
+    /* What reached the log since the cut, the VM still suspended: in
+     * flight at the cut (on Xen, blkback's requests completing). */
+    if (have_disks(ctx))
+        st->disk_late = rm_disklog_current_changes(ctx->disks);
     rc = do_resume(ctx);
     if (rc) {
         p->digest_deferred = false;

@@ -153,6 +153,9 @@ struct rm_epoch_stats {
     uint64_t digest;          /* FNV-1a over (pfn, page) sent */
     uint64_t disk_bytes;      /* disk data bytes in this checkpoint */
     uint64_t phase_ns[RM_PAUSE_PHASES];  /* pause_ns by part (checkpoints) */
+    uint64_t disk_late;       /* disk changes logged between the cut and
+                                 the resume, the VM suspended: in flight
+                                 at the cut, so in the next epoch */
 };
 
 struct rm_save_callbacks {

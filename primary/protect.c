@@ -409,10 +409,11 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
     if (cfg->stats_fd >= 0) {
         char line[160];
         int n = snprintf(line, sizeof(line), "%" PRIu64 " %" PRIu64 " %"
-                         PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
-                         st->epoch, st->pause_ns / 1000, st->dirty_pages,
-                         st->bytes, st->send_ns / 1000,
-                         (rm_now_ns() - p->epoch_sent_ns) / 1000);
+                         PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %"
+                         PRIu64 "\n", st->epoch, st->pause_ns / 1000,
+                         st->dirty_pages, st->bytes, st->send_ns / 1000,
+                         (rm_now_ns() - p->epoch_sent_ns) / 1000,
+                         st->disk_late);
 
         if (write(cfg->stats_fd, line, (size_t)n) < 0)
             (void)0;

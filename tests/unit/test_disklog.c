@@ -208,6 +208,10 @@ struct dguest {
     bool compress;              /* compressed page records */
     uint64_t max_buffer;        /* the restore's buffer (0: default) */
     uint32_t dtype;             /* the stream's type (0: remus KVM) */
+    bool late_write;            /* a write completes after each cut,
+                                   while the VM is suspended */
+    uint64_t late_sum;          /* the checkpoints' disk_late, summed */
+    unsigned late_epochs;       /* checkpoints counted in it */
 };
 
 static void disk_op(struct dguest *d)
@@ -264,12 +268,30 @@ static int d_suspended(void *opaque, uint64_t epoch)
         return -E2BIG;
     d->snap[epoch] = read_image(d->pfd, DSIZE);
     d->cur_epoch = (unsigned)epoch + 1;
+    if (d->late_write && epoch >= 2) {
+        /* a request that was in flight at the cut completes now: it is
+         * in the image after cut(epoch), so in the next epoch's log */
+        struct rm_error err = { 0 };
+        uint8_t b[RM_DISK_SECTOR];
+        uint64_t off = (rnd(&d->rng) % (DSIZE / RM_DISK_SECTOR)) *
+                       RM_DISK_SECTOR;
+
+        memset(b, (int)epoch, sizeof(b));
+        if (pwrite(d->pfd, b, sizeof(b), (off_t)off) != sizeof(b) ||
+            rm_disklog_write(d->log, 0, off, b, sizeof(b), false, &err))
+            return -EIO;
+    }
     return 0;
 }
 
 static int d_checkpoint(void *opaque, const struct rm_epoch_stats *st)
 {
     struct dguest *d = opaque;
+
+    if (st->epoch >= 2) {
+        d->late_sum += st->disk_late;
+        d->late_epochs++;
+    }
 
     return st->epoch < d->epochs ? 1 : 0;
 }
@@ -418,10 +440,27 @@ static void checkpointed(struct dguest *d, unsigned epochs, uint64_t seed,
     dsave(d, RM_SAVE_CHECKPOINTED, out);
 }
 
+/* checkpointed() with late writes (d->late_write) from the start. */
+static void checkpointed_late(struct dguest *d, unsigned epochs,
+                              uint64_t seed, bool late, struct rm_buf *out)
+{
+    struct rm_error err = { 0 };
+    bool compress = d->compress;
+
+    dguest_init(d, epochs, seed);    /* keeps d->dtype */
+    d->compress = compress;
+    d->late_write = late;
+    rm_disklog_start(d->log);
+    assert_int_equal(rm_disklog_resync(d->log, 0, RM_DISK_CHUNK_DEFAULT,
+                                       NULL, 0, NULL, &err), 0);
+    dsave(d, RM_SAVE_CHECKPOINTED, out);
+}
+
 /* P1: after each commit the replica equals the primary's image at that
  * epoch's cut, byte for byte, over many epochs of random overlapping
  * writes and discards. */
-static void p1_run(bool compress, uint64_t max_buffer, uint32_t dtype)
+static void p1_run(bool compress, uint64_t max_buffer, uint32_t dtype,
+                   bool late)
 {
     struct dguest d = { .compress = compress, .dtype = dtype };
     struct rm_buf out = { 0 };
@@ -431,7 +470,7 @@ static void p1_run(bool compress, uint64_t max_buffer, uint32_t dtype)
     struct rm_disk_replica *dr;
 
     fresh_statedir();
-    checkpointed(&d, 40, 11, &out);
+    checkpointed_late(&d, 40, 11, late, &out);
     d.max_buffer = max_buffer;
     assert_int_equal(nth_record(&out, RM_REC_PAGE_DATA_COMPRESSED, 1,
                                 &(uint32_t){ 0 }) != 0, compress);
@@ -444,6 +483,9 @@ static void p1_run(bool compress, uint64_t max_buffer, uint32_t dtype)
     assert_int_equal(c.mismatched, 0);
     assert_image(c.rfd, d.snap[40], DSIZE);
     assert_false(rm_disk_replica_dirty(dr, 0));
+    /* the late writes are counted, one a checkpoint (none without) */
+    assert_int_equal(d.late_epochs, 39);
+    assert_int_equal(d.late_sum, late ? 39 : 0);
     rm_disk_replica_close(dr);
     close(c.rfd);
     rm_buf_free(&out);
@@ -453,7 +495,16 @@ static void p1_run(bool compress, uint64_t max_buffer, uint32_t dtype)
 static void test_p1_replica_equals_cut(void **state)
 {
     (void)state;
-    p1_run(false, 0, 0);
+    p1_run(false, 0, 0, false);
+}
+
+/* Writes in flight at the cut (on Xen, blkback's requests complete while
+ * the domain is suspended): they are in the next epoch, P1 holds, and
+ * each checkpoint counts them (disk_late). */
+static void test_p3_late_writes_next_epoch(void **state)
+{
+    (void)state;
+    p1_run(false, 0, RM_DHDR_TYPE_X86_HVM, true);
 }
 
 /* The same with a restore buffer so small that every checkpoint's records
@@ -461,7 +512,7 @@ static void test_p1_replica_equals_cut(void **state)
 static void test_p1_spilled(void **state)
 {
     (void)state;
-    p1_run(false, 4096, 0);
+    p1_run(false, 4096, 0, false);
 }
 
 /* The same with compressed page records (the staged checkpoint is
@@ -469,7 +520,7 @@ static void test_p1_spilled(void **state)
 static void test_p1_compressed(void **state)
 {
     (void)state;
-    p1_run(true, 0, 0);
+    p1_run(true, 0, 0, false);
 }
 
 /* The same in a Xen HVM/PVH protection's stream (a domain's served
@@ -477,7 +528,7 @@ static void test_p1_compressed(void **state)
 static void test_p1_xen_hvm_stream(void **state)
 {
     (void)state;
-    p1_run(false, 0, RM_DHDR_TYPE_X86_HVM);
+    p1_run(false, 0, RM_DHDR_TYPE_X86_HVM, false);
 }
 
 /* ... but never in a plain save of one (a file Xen's tools may read). */
@@ -1390,6 +1441,7 @@ int main(void)
         cmocka_unit_test(test_p1_replica_equals_cut),
         cmocka_unit_test(test_p1_compressed),
         cmocka_unit_test(test_p1_xen_hvm_stream),
+        cmocka_unit_test(test_p3_late_writes_next_epoch),
         cmocka_unit_test(test_xen_plain_save_refuses_disks),
         cmocka_unit_test(test_p1_spilled),
         cmocka_unit_test(test_p2_cut_midstream),

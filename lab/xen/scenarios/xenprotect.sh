@@ -46,7 +46,7 @@ acked() { cat /tmp/stats 2>/dev/null | wc -l; }
 for i in $(seq 1 120); do if [ "$(acked)" -ge 5 ]; then break; fi
     kill -0 $PROT 2>/dev/null || fail "protect ended early"; sleep 1; done
 [ "$(acked)" -ge 5 ] || fail "not 5 checkpoints acknowledged in 120 s"
-echo "checkpoints acknowledged (epoch pause_us dirty_pages bytes send_us ack_us):"; tail -3 /tmp/stats
+echo "checkpoints acknowledged (epoch pause_us dirty_pages bytes send_us ack_us disk_late):"; tail -3 /tmp/stats
 ifb=$(sed -n 's/.*held by a plug qdisc on \([a-z0-9]*\).*/\1/p' /tmp/prot.log | head -1)
 [ -n "$ifb" ] || fail "no IFB for the VIF"
 tc qdisc show dev "$ifb" | grep -q "qdisc plug" || fail "no plug qdisc on $ifb"
