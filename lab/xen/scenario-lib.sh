@@ -114,3 +114,15 @@ ours() {
     op_end "$_what" $_ids
     return $_orc
 }
+
+# wait_listen PORT PID: until something listens on TCP PORT (at most 90 s,
+# a replica domain is built first under TCG); 1 when PID ended or time ran
+# out.
+wait_listen() {
+    for _i in $(seq 1 90); do
+        if ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; then return 0; fi
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 1
+    done
+    return 1
+}
