@@ -196,6 +196,27 @@ static int send_pages(struct rm_save_ctx *ctx, const unsigned long *bm,
                 stride = 1;
         }
     }
+    if (bm && stride == 1) {
+        /* In order: a word at a time, so that a checkpoint with a handful
+         * of dirty pages does not test every pfn of the guest (131,072
+         * for 512 MiB: ~300 us of a pause). */
+        for (i = 0; i < RM_BITMAP_LONGS(n); i++) {
+            unsigned long w = bm[i];
+
+            while (w) {
+                uint64_t pfn = i * RM_BITS_PER_LONG +
+                               (uint64_t)__builtin_ctzl(w);
+
+                w &= w - 1;
+                if (pfn >= n)
+                    break;
+                rc = queue_pfn(ctx, pfn);
+                if (rc)
+                    return rc;
+            }
+        }
+        return flush_batch(ctx);
+    }
     for (i = 0; i < n; i++) {
         uint64_t pfn = stride == 1 ? i : (uint64_t)(((__uint128_t)i * stride) % n);
 

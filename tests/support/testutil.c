@@ -103,7 +103,8 @@ int tu_save(struct mem_guest *g, const struct tu_save_opts *o,
     ctx.cb.opaque = &ss;
     ctx.cb.checkpoint = on_checkpoint;
     ctx.cb.suspended = on_suspended;
-    g->workload = o->dirty_per_epoch ? workload : NULL;
+    g->workload = o->workload ? o->workload
+                  : o->dirty_per_epoch ? workload : NULL;
     g->workload_opaque = (void *)o;
     rm_sink_init_buf(&sink, out);
     rc = rm_save(&ctx, &sink);

@@ -32,6 +32,8 @@ struct tu_save_opts {
     unsigned max_factor;      /* 0: default */
     uint64_t *later_bytes;    /* optional: bytes of checkpoints >= 2 */
     struct rm_epoch_stats *stats;  /* optional: checkpoint n's in [n - 1] */
+    /* optional: the guest's workload instead of dirty_per_epoch's */
+    void (*workload)(struct mem_guest *g, void *opaque);
     unsigned nstats;               /* ... for n <= nstats */
 };
 

@@ -155,6 +155,51 @@ static void run_checkpointed(bool compress, uint64_t max_buffer_bytes)
 
 static void test_checkpointed(void **s) { (void)s; run_checkpointed(false, 0); }
 
+/* A guest whose size is not a multiple of the bitmap's words (100 pages),
+ * its first and last page dirty in every checkpoint: the word-at-a-time
+ * scan of the dirty bitmap sends exactly the dirty pages, in order. */
+static void dirty_ends(struct mem_guest *g, void *opaque)
+{
+    (void)opaque;
+    mem_guest_write(g, 0, g->rng++);
+    mem_guest_write(g, g->nr_pfns - 1, g->rng++);
+    mem_guest_scribble(g, 7);
+}
+
+static void test_checkpointed_odd_size(void **state)
+{
+    struct mem_guest *g = mem_guest_new(100, RM_DHDR_TYPE_REMUS_KVM, 9);
+    struct mem_replica *r = mem_replica_new();
+    struct tu_snapshots snaps = { 0 };
+    struct rm_epoch_stats st[8];
+    struct tu_save_opts o = { .mode = RM_SAVE_CHECKPOINTED, .epochs = 8,
+                              .snaps = &snaps, .stats = st, .nstats = 8,
+                              .workload = dirty_ends };
+    struct tu_restore_log log = { .snaps = &snaps };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+    struct rm_save_ctx sctx;
+    struct rm_restore_ctx rctx;
+    unsigned i;
+
+    (void)state;
+    if (tu_save(g, &o, &out, &sctx, &err))
+        fail_msg("save: %s", rm_error_str(&err));
+    for (i = 1; i < 8; i++)
+        if (st[i].dirty_pages < 2)
+            fail_msg("checkpoint %u sent %llu pages: not its first and "
+                     "last", i + 1, (unsigned long long)st[i].dirty_pages);
+    if (tu_restore(out.data, out.len, r, false, true, &log, &rctx, &err))
+        fail_msg("restore: %s", rm_error_str(&err));
+    assert_int_equal(log.commits, 8);
+    assert_int_equal(log.mismatched_commits, 0);
+    assert_memory_equal(r->pages, snaps.pages[7], 100 * RM_PAGE_SIZE);
+    tu_snapshots_free(&snaps);
+    rm_buf_free(&out);
+    mem_guest_free(g);
+    mem_replica_free(r);
+}
+
 /*
  * The pause's breakdown (issue #21): its parts add up to the pause, and
  * each is charged to the step that spent it.  The guest's suspend takes
@@ -610,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_live_max_factor),
         cmocka_unit_test(test_checkpointed),
         cmocka_unit_test(test_pause_breakdown),
+        cmocka_unit_test(test_checkpointed_odd_size),
         cmocka_unit_test(test_checkpointed_compressed),
         cmocka_unit_test(test_oversize_checkpoints),
         cmocka_unit_test(test_oversize_compressed),
