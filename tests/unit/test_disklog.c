@@ -425,27 +425,13 @@ static size_t nth_record(const struct rm_buf *b, uint32_t type, unsigned n,
 }
 
 /* A checkpointed save of @epochs epochs after a full initial resync (the
- * replica image starts as zeros, the primary's as random bytes). */
+ * replica image starts as zeros, the primary's as random bytes); keeps
+ * d->compress and d->late_write. */
 static void checkpointed(struct dguest *d, unsigned epochs, uint64_t seed,
                          struct rm_buf *out)
 {
     struct rm_error err = { 0 };
-    bool compress = d->compress;
-
-    dguest_init(d, epochs, seed);    /* keeps d->dtype */
-    d->compress = compress;
-    rm_disklog_start(d->log);
-    assert_int_equal(rm_disklog_resync(d->log, 0, RM_DISK_CHUNK_DEFAULT,
-                                       NULL, 0, NULL, &err), 0);
-    dsave(d, RM_SAVE_CHECKPOINTED, out);
-}
-
-/* checkpointed() with late writes (d->late_write) from the start. */
-static void checkpointed_late(struct dguest *d, unsigned epochs,
-                              uint64_t seed, bool late, struct rm_buf *out)
-{
-    struct rm_error err = { 0 };
-    bool compress = d->compress;
+    bool compress = d->compress, late = d->late_write;
 
     dguest_init(d, epochs, seed);    /* keeps d->dtype */
     d->compress = compress;
@@ -462,7 +448,8 @@ static void checkpointed_late(struct dguest *d, unsigned epochs,
 static void p1_run(bool compress, uint64_t max_buffer, uint32_t dtype,
                    bool late)
 {
-    struct dguest d = { .compress = compress, .dtype = dtype };
+    struct dguest d = { .compress = compress, .dtype = dtype,
+                        .late_write = late };
     struct rm_buf out = { 0 };
     struct rm_error err = { 0 };
     struct rm_restore_ctx rctx;
@@ -470,7 +457,7 @@ static void p1_run(bool compress, uint64_t max_buffer, uint32_t dtype,
     struct rm_disk_replica *dr;
 
     fresh_statedir();
-    checkpointed_late(&d, 40, 11, late, &out);
+    checkpointed(&d, 40, 11, &out);
     d.max_buffer = max_buffer;
     assert_int_equal(nth_record(&out, RM_REC_PAGE_DATA_COMPRESSED, 1,
                                 &(uint32_t){ 0 }) != 0, compress);
