@@ -65,24 +65,24 @@ int rm_xen_disks_protect(struct rm_xen_host *h, uint32_t domid,
     struct rm_disklog_params lp = { .max_unacked_bytes = max_unacked };
     struct rm_xen_vbd vbds[MAX_VBDS], unserved[MAX_VBDS];
     struct rm_xen_disks *d = NULL;
-    int n, i, nu = 0, rc;
+    int n, listed, more, i, nu = 0, rc;
 
     *out = NULL;
     *nr_unrep = 0;
     n = rm_xen_vbds(h, domid, vbds, MAX_VBDS, err);
     if (n <= 0)
         return n;
-    qsort(vbds, (size_t)(n < MAX_VBDS ? n : MAX_VBDS), sizeof(vbds[0]),
-          by_vdev);
+    listed = n < MAX_VBDS ? n : MAX_VBDS;   /* the others only counted */
+    more = n - listed;
+    qsort(vbds, (size_t)listed, sizeof(vbds[0]), by_vdev);
     if (no_disk) {
         /* -F -d: none replicated, served or not */
-        for (i = 0; i < n && i < MAX_VBDS && i < (int)RM_DISK_MAX; i++) {
+        for (i = 0; i < listed && i < (int)RM_DISK_MAX; i++) {
             unrep[i].id = (uint32_t)i;
             unrep[i].size = vbds[i].size;
         }
         *nr_unrep = (uint32_t)i;
-        return rm_xen_refuse_vbds(domid, vbds, n < MAX_VBDS ? n : MAX_VBDS,
-                                  n > MAX_VBDS ? n - MAX_VBDS : 0, true, err);
+        return rm_xen_refuse_vbds(domid, vbds, listed, more, true, err);
     }
     d = calloc(1, sizeof(*d));
     if (!d)
@@ -90,15 +90,14 @@ int rm_xen_disks_protect(struct rm_xen_host *h, uint32_t domid,
     rc = rm_disklog_open(&d->log, &lp, err);
     if (rc)
         goto fail;
-    for (i = 0; i < n && i < MAX_VBDS; i++) {
+    for (i = 0; i < listed; i++) {
         rc = attach_one(d, &vbds[i], err);
         if (rc < 0)
             goto fail;
         if (rc == 0)
             unserved[nu++] = vbds[i];
     }
-    rc = rm_xen_refuse_vbds(domid, unserved, nu,
-                            n > MAX_VBDS ? n - MAX_VBDS : 0, false, err);
+    rc = rm_xen_refuse_vbds(domid, unserved, nu, more, false, err);
     if (rc)
         goto fail;
     if (!d->n) {
