@@ -27,7 +27,6 @@
 struct rm_nbd_attach_point {
     struct rm_nbd_export *e;
     char image[PATH_MAX];
-    char name[64];
     dev_t dev;
     ino_t ino;
     struct rm_ctlsock *ctl;
@@ -200,7 +199,6 @@ int rm_nbd_attach_point_open(struct rm_nbd_attach_point **out,
         return rm_error_set(err, -ENOMEM, "out of memory");
     if (!realpath(image, a->image))
         snprintf(a->image, sizeof(a->image), "%s", image);
-    snprintf(a->name, sizeof(a->name), "%s", name);
     a->e = e;
     a->dev = st.st_dev;
     a->ino = st.st_ino;
