@@ -30,6 +30,7 @@ static void usage(FILE *out)
             "usage: remus disk serve IMAGE (--socket PATH | --device /dev/nbdN)\n"
             "                        [--name NAME] [--read-only] [--timeout MS]\n"
             "                        [--control NAME | --no-control]\n"
+            "                        [--cache auto|direct|page]\n"
             "\n"
             "Serve IMAGE (a raw image file or a block device) over NBD on the\n"
             "Unix socket PATH (mode 0600), one client at a time, or as the\n"
@@ -58,6 +59,13 @@ static void usage(FILE *out)
             "                  every change reaches its disk-epoch log before\n"
             "                  it is answered (none with --read-only)\n"
             "  --no-control    no control socket: a plain disk server\n"
+            "  --cache MODE    direct: IMAGE is also opened O_DIRECT and a\n"
+            "                  request aligned to 4 KiB bypasses the page\n"
+            "                  cache (no dirty pages of ours for the host's\n"
+            "                  reclaim to wait on); a file system that\n"
+            "                  refuses O_DIRECT is an error; page: through\n"
+            "                  the page cache; auto (default): direct where\n"
+            "                  the file system allows it, else page (logged)\n"
             "\n"
             "Exit status: 0 when stopped by a signal; 1 on an error; 2 for a\n"
             "usage error.\n");
@@ -73,10 +81,11 @@ static int serve(int argc, char **argv)
         { "timeout", required_argument, NULL, 't' },
         { "control", required_argument, NULL, 'c' },
         { "no-control", no_argument, NULL, 'C' },
+        { "cache", required_argument, NULL, 'm' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct rm_nbd_params p = { 0 };
+    struct rm_nbd_params p = { .cache = RM_NBD_CACHE_AUTO };
     struct rm_nbd_export *e = NULL;
     struct rm_nbd_server *s = NULL;
     struct rm_error err = { 0 };
@@ -99,6 +108,17 @@ static int serve(int argc, char **argv)
         case 'r': p.read_only = true; break;
         case 'c': ctl = optarg; break;
         case 'C': no_ctl = true; break;
+        case 'm':
+            if (!strcmp(optarg, "auto"))
+                p.cache = RM_NBD_CACHE_AUTO;
+            else if (!strcmp(optarg, "direct"))
+                p.cache = RM_NBD_CACHE_DIRECT;
+            else if (!strcmp(optarg, "page"))
+                p.cache = RM_NBD_CACHE_PAGE;
+            else
+                return cli_usage_error("disk serve", "--cache '%s': expected "
+                                       "auto, direct or page", optarg);
+            break;
         case 't':
             if (cli_uint32("disk serve", "--timeout", optarg, 1, CLI_MS_MAX,
                            &p.request_timeout_ms))
@@ -144,8 +164,9 @@ static int serve(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
-    LOG_INFO("serving '%s' (%" PRIu64 " bytes%s) on %s%s%s", p.image,
+    LOG_INFO("serving '%s' (%" PRIu64 " bytes%s%s) on %s%s%s", p.image,
              rm_nbd_export_size(e), p.read_only ? ", read-only" : "",
+             rm_nbd_export_direct(e) ? ", O_DIRECT" : ", page cache",
              sock ? sock : dev, ctl ? ", protections attach at " : "",
              ctl ? ctl : "");
     if (k && rm_nbd_kernel_serving_thread(&err))

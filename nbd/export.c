@@ -29,6 +29,7 @@
 
 struct rm_nbd_export {
     int fd;
+    int dfd;                         /* the image O_DIRECT, or -1 */
     uint64_t size;
     char *image;
     char *name;
@@ -37,10 +38,32 @@ struct rm_nbd_export {
     pthread_mutex_t lock;            /* a request's I/O, and obs */
     struct rm_nbd_observer obs;
     bool has_obs;
-    uint8_t *zeros;                  /* OBS_PIECE zero bytes, on demand */
+    uint8_t *zeros;                  /* OBS_PIECE zero bytes, on demand,
+                                        aligned for O_DIRECT */
     uint8_t *buf;                    /* a request's data: allocated once,
-                                        before any I/O depends on us */
+                                        before any I/O depends on us;
+                                        aligned for O_DIRECT */
 };
+
+/* e->dfd: the image again, O_DIRECT; for AUTO, a file system that refuses
+ * it leaves -1 (logged).  0 or -errno. */
+static int open_direct(struct rm_nbd_export *e,
+                       const struct rm_nbd_params *p, struct rm_error *err)
+{
+    e->dfd = open(p->image, (p->read_only ? O_RDONLY : O_RDWR) | O_DIRECT |
+                  O_CLOEXEC);
+    if (e->dfd >= 0)
+        return 0;
+    if (p->cache == RM_NBD_CACHE_AUTO && errno == EINVAL) {
+        LOG_WARN("'%s': its file system refuses O_DIRECT: served through "
+                 "the page cache", p->image);
+        return 0;
+    }
+    return rm_error_set(err, -errno, "cannot open the image '%s' O_DIRECT%s:"
+                        " %s", p->image, errno == EINVAL ? " (its file "
+                        "system refuses it; serve it through the page cache"
+                        ")" : "", strerror(errno));
+}
 
 int rm_nbd_export_open(struct rm_nbd_export **out,
                        const struct rm_nbd_params *p, struct rm_error *err)
@@ -56,12 +79,15 @@ int rm_nbd_export_open(struct rm_nbd_export **out,
     if (!e)
         return rm_error_set(err, -ENOMEM, "out of memory");
     e->fd = -1;
+    e->dfd = -1;
     e->read_only = p->read_only;
     e->timeout_ms = p->request_timeout_ms ? p->request_timeout_ms
                                           : RM_NBD_TIMEOUT_DEFAULT_MS;
     e->image = strdup(p->image);
     e->name = strdup(p->name ? p->name : "");
-    e->buf = malloc(RM_NBD_MAX_REQUEST);
+    if (posix_memalign((void **)&e->buf, RM_NBD_DIRECT_ALIGN,
+                       RM_NBD_MAX_REQUEST))
+        e->buf = NULL;
     pthread_mutex_init(&e->lock, NULL);
     if (!e->image || !e->name || !e->buf) {
         rc = rm_error_set(err, -ENOMEM, "out of memory");
@@ -91,10 +117,14 @@ int rm_nbd_export_open(struct rm_nbd_export **out,
                           "device", p->image);
         goto out;
     }
-    if (e->size == 0 || e->size % RM_NBD_BLOCK)
+    if (e->size == 0 || e->size % RM_NBD_BLOCK) {
         rc = rm_error_set(err, -EINVAL, "the image '%s' is %" PRIu64 " bytes:"
                           " it must be a non-zero multiple of %u", p->image,
                           e->size, RM_NBD_BLOCK);
+        goto out;
+    }
+    if (p->cache != RM_NBD_CACHE_PAGE)
+        rc = open_direct(e, p, err);
 out:
     if (rc) {
         rm_nbd_export_close(e);
@@ -110,6 +140,8 @@ void rm_nbd_export_close(struct rm_nbd_export *e)
         return;
     if (e->fd >= 0)
         close(e->fd);
+    if (e->dfd >= 0)
+        close(e->dfd);
     pthread_mutex_destroy(&e->lock);
     free(e->zeros);
     free(e->buf);
@@ -121,6 +153,11 @@ void rm_nbd_export_close(struct rm_nbd_export *e)
 uint64_t rm_nbd_export_size(const struct rm_nbd_export *e)
 {
     return e->size;
+}
+
+bool rm_nbd_export_direct(const struct rm_nbd_export *e)
+{
+    return e->dfd >= 0;
 }
 
 int rm_nbd_export_fd(const struct rm_nbd_export *e)
@@ -163,10 +200,22 @@ static uint32_t io_error(const struct rm_nbd_export *e, const char *what,
     return rc == -ENOSPC ? NBD_ENOSPC : NBD_EIO;
 }
 
+/* The fd for I/O of @len bytes at @off from/to @buf: the O_DIRECT one
+ * when there is one and all three are aligned for it. */
+static int io_fd(const struct rm_nbd_export *e, uint64_t off, uint64_t len,
+                 const void *buf)
+{
+    if (e->dfd >= 0 && !(off % RM_NBD_DIRECT_ALIGN) &&
+        !(len % RM_NBD_DIRECT_ALIGN) &&
+        !((uintptr_t)buf % RM_NBD_DIRECT_ALIGN))
+        return e->dfd;
+    return e->fd;
+}
+
 uint32_t nbd_export_read(struct rm_nbd_export *e, uint64_t off, void *buf,
                          uint32_t len)
 {
-    int rc = rm_pio_all(e->fd, buf, len, off, false);
+    int rc = rm_pio_all(io_fd(e, off, len, buf), buf, len, off, false);
 
     return rc ? io_error(e, "a read", off, len, rc) : 0;
 }
@@ -195,7 +244,7 @@ uint32_t nbd_export_write(struct rm_nbd_export *e, uint64_t off,
     int rc;
 
     pthread_mutex_lock(&e->lock);
-    rc = rm_pio_all(e->fd, (void *)data, len, off, true);
+    rc = rm_pio_all(io_fd(e, off, len, data), (void *)data, len, off, true);
     if (!rc && fua && fdatasync(e->fd))
         rc = -errno;
     if (rc)
@@ -236,12 +285,20 @@ uint32_t nbd_export_zero(struct rm_nbd_export *e, uint64_t off, uint32_t len,
         rc == -ENODEV) {
         /* a device or file system that cannot: write the zeros */
         rc = 0;
-        if (!e->zeros && !(e->zeros = calloc(1, OBS_PIECE)))
-            rc = -ENOMEM;
+        if (!e->zeros) {
+            if (posix_memalign((void **)&e->zeros, RM_NBD_DIRECT_ALIGN,
+                               OBS_PIECE))
+                e->zeros = NULL;
+            if (e->zeros)
+                memset(e->zeros, 0, OBS_PIECE);
+            else
+                rc = -ENOMEM;
+        }
         while (!rc && done < len) {
             uint64_t n = len - done > OBS_PIECE ? OBS_PIECE : len - done;
 
-            rc = rm_pio_all(e->fd, e->zeros, n, off + done, true);
+            rc = rm_pio_all(io_fd(e, off + done, n, e->zeros), e->zeros, n,
+                            off + done, true);
             done += n;
         }
     }

@@ -42,7 +42,21 @@ struct rm_nbd_params {
                                     negotiation must arrive within this
                                     (0: 30 s); between requests a client
                                     may be idle as long as it likes */
+    enum rm_nbd_cache {
+        RM_NBD_CACHE_PAGE = 0,   /* the image through the page cache */
+        RM_NBD_CACHE_DIRECT,     /* also opened O_DIRECT: a request whose
+                                    offset and length are multiples of
+                                    RM_NBD_DIRECT_ALIGN bypasses the page
+                                    cache (the others go through it: the
+                                    kernel writes back and drops a range
+                                    before direct I/O on it, so both
+                                    agree); an image whose file system
+                                    refuses O_DIRECT fails the open */
+        RM_NBD_CACHE_AUTO,       /* DIRECT where the file system allows
+                                    it, else PAGE (logged) */
+    } cache;
 };
+#define RM_NBD_DIRECT_ALIGN 4096u
 
 /*
  * Sees each change, after it reached the image, before its reply.  Called
@@ -63,6 +77,9 @@ int rm_nbd_export_open(struct rm_nbd_export **out,
                        struct rm_error *err);
 void rm_nbd_export_close(struct rm_nbd_export *e);
 uint64_t rm_nbd_export_size(const struct rm_nbd_export *e);
+/* Whether requests may bypass the page cache (RM_NBD_CACHE_DIRECT, or
+ * AUTO where the file system allowed it). */
+bool rm_nbd_export_direct(const struct rm_nbd_export *e);
 /* The image's fd (for a disk log's resync reads). */
 int rm_nbd_export_fd(const struct rm_nbd_export *e);
 /* Set (NULL: remove) the observer; a copy is kept.  Waits for a request

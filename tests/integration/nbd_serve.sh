@@ -10,8 +10,10 @@ set -euo pipefail
 . "$ROOT/tests/lib/wait.sh"
 TMP=$(mktemp -d /tmp/remus-nbd.XXXXXX)
 PIDS=()
+RAMFS=
 cleanup() {
     for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    [ -z "$RAMFS" ] || umount "$RAMFS" 2>/dev/null || true
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -56,6 +58,10 @@ qemu-io -f raw "$(uri "$TMP/oracle.sock")" -c "write -P 0x01 16773120 512" > /de
 must_fail "the oracle with one sector changed beforehand" \
     $PY "$ROOT/tests/support/nbd_oracle.py" "$(uri "$TMP/s")" "$(uri "$TMP/oracle.sock")" 5 2
 
+# the 400 requests above, aligned and not, went through O_DIRECT and the
+# page cache both (auto, on this file system)
+grep -q "bytes, O_DIRECT) on $TMP/s" "$TMP/serve.log" || { cat "$TMP/serve.log"; echo "the oracle's server did not use O_DIRECT"; exit 1; }
+
 scenario "qemu-io: patterns written, read back, discarded, zeroed, FUA"
 # qio CMD...: qemu-io's commands on the export; fails on an error or a
 # pattern that does not verify
@@ -69,6 +75,50 @@ qio "write -P 0xab 4096 65536" "read -P 0xab 4096 65536" "flush" "discard 0 8192
     "read -P 0 0 8192" "write -z 1M 64k" "read -P 0 1M 64k" "write -f -P 0xcd 2M 4k" \
     "read -P 0xcd 2M 4k"
 must_fail "qemu-io reading a pattern that is not there" qio "read -P 0x11 2M 4k"
+
+scenario "--cache: direct leaves nothing in the page cache, page does; unaligned requests agree"
+# resident IMAGE: how many bytes of IMAGE the page cache holds
+resident() { fincore --bytes --noheadings --output RES "$1" | tr -d ' '; }
+declare -A res
+kill -TERM "$SRV"; wait "$SRV"   # the server of the scenarios above
+for mode in direct page; do
+    truncate -s 16M "$TMP/pc-$mode.img"
+    serve "$TMP/pc-$mode.img" "$TMP/s" --cache $mode
+    grep -q "pc-$mode.img' (16777216 bytes, $([ $mode = direct ] && echo O_DIRECT || echo page cache))" "$TMP/serve.log" ||
+        { cat "$TMP/serve.log"; echo "--cache $mode: not said in the log"; exit 1; }
+    qio "write -P 0x5a 0 8M" "read -P 0x5a 0 8M" "flush"
+    res[$mode]=$(resident "$TMP/pc-$mode.img")
+    if [ $mode = direct ]; then
+        # a write not aligned to 4 KiB goes through the page cache; a
+        # whole copy (aligned, O_DIRECT) then sees it
+        qio "write -P 0x11 4608 512"
+        nbdcopy "$(uri "$TMP/s")" "$TMP/pc-copy.img"
+        cmp "$TMP/pc-copy.img" "$TMP/pc-direct.img" || { echo "--cache direct: the export differs from its image"; exit 1; }
+        [ "$(od -An -v -tx1 -j 4608 -N 512 "$TMP/pc-copy.img" | tr -d ' \n')" = "$(printf '11%.0s' $(seq 512))" ] ||
+            { echo "--cache direct: an unaligned write is not read back by an aligned read"; exit 1; }
+    fi
+    kill -TERM "$SRV"; wait "$SRV"
+done
+echo "    8 MiB written and read: ${res[direct]} bytes of the image in the page cache with --cache direct, ${res[page]} with page"
+[ "${res[direct]}" = 0 ] || { echo "--cache direct left ${res[direct]} bytes of the image in the page cache"; exit 1; }
+# negative control: the same through the page cache is seen there
+[ "${res[page]}" -ge $((8 << 20)) ] || { echo "negative control: --cache page left only ${res[page]} bytes in the page cache"; exit 1; }
+# a file system that refuses O_DIRECT (ramfs; tmpfs takes it since Linux 6.6)
+mkdir -p "$TMP/ramfs"; mount -t ramfs ramfs "$TMP/ramfs"
+RAMFS="$TMP/ramfs"
+truncate -s 1M "$RAMFS/r.img"
+rc=0; timeout 10 "$REMUS" disk serve "$RAMFS/r.img" --socket "$TMP/s" --cache direct > "$TMP/o" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "cannot open the image '$RAMFS/r.img' O_DIRECT (its file system refuses it" "$TMP/o" ||
+    { cat "$TMP/o"; echo "--cache direct on ramfs: exit $rc"; exit 1; }
+serve "$RAMFS/r.img" "$TMP/s"
+grep -q "its file system refuses O_DIRECT: served through the page cache" "$TMP/serve.log" ||
+    { cat "$TMP/serve.log"; echo "--cache auto on ramfs: no warning"; exit 1; }
+qio "write -P 0x33 0 64k" "read -P 0x33 0 64k"
+kill -TERM "$SRV"; wait "$SRV"
+umount "$RAMFS"; RAMFS=
+rc=0; "$REMUS" disk serve "$TMP/d.img" --socket "$TMP/s" --cache none > "$TMP/o" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "expected auto, direct or page" "$TMP/o" || { cat "$TMP/o"; echo "--cache none: exit $rc"; exit 1; }
+serve "$TMP/d.img" "$TMP/s"
 
 scenario "hostile and clumsy clients: error replies or a clean close"
 truncate -s 0 "$TMP/h.img"; truncate -s 16M "$TMP/h.img"
