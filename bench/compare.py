@@ -239,15 +239,16 @@ def main(argv):
     rc = 0
     if len(argv) != 3:
         print("usage: compare.py OLD.json NEW.json", file=sys.stderr)
-        return 2
-    try:
-        old = load(argv[1])
-        new = load(argv[2])
-    except BadReport as e:
-        print("compare.py: %s" % e, file=sys.stderr)
         rc = 2
     else:
-        print("\n".join(compare(argv[1], old, argv[2], new)))
+        try:
+            old = load(argv[1])
+            new = load(argv[2])
+        except BadReport as e:
+            print("compare.py: %s" % e, file=sys.stderr)
+            rc = 2
+        else:
+            print("\n".join(compare(argv[1], old, argv[2], new)))
     return rc
 
 

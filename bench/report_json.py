@@ -194,35 +194,37 @@ def git_describe():
 
 def main(argv):
     """Exit status: 0 with the JSON written to stdout, 2 on bad input."""
-    rc = 0
-    if len(argv) != 2 or argv[1].startswith('-'):
+    rc, text = 0, None
+    path = argv[1] if len(argv) == 2 else None
+    if path is None or path.startswith('-'):
         print("usage: report_json.py REPORT.md > REPORT.json",
               file=sys.stderr)
-        return 2
-    path = argv[1]
-    try:
-        with open(path, encoding='utf-8') as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        print("report_json.py: %s: cannot read: %s" % (path, e),
-              file=sys.stderr)
-        return 2
-    tables, missing = parse(text)
-    if not tables and not missing:
-        print("report_json.py: %s: no table and no NOT MEASURED line "
-              "(not a bench report?)" % path, file=sys.stderr)
         rc = 2
     else:
-        for t, i in zip(tables, unique([t["id"] for t in tables])):
-            t["id"] = i
-        doc = {"meta": {"report": os.path.basename(path),
-                        "date": datetime.datetime.now(datetime.timezone.utc)
-                        .strftime('%Y-%m-%dT%H:%M:%SZ'),
-                        "git_describe": git_describe(),
-                        "cpus": os.cpu_count()},
-               "tables": tables, "not_measured": missing}
-        json.dump(doc, sys.stdout, indent=1, ensure_ascii=False)
-        sys.stdout.write('\n')
+        try:
+            with open(path, encoding='utf-8') as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            print("report_json.py: %s: cannot read: %s" % (path, e),
+                  file=sys.stderr)
+            rc = 2
+    if text is not None:
+        tables, missing = parse(text)
+        if not tables and not missing:
+            print("report_json.py: %s: no table and no NOT MEASURED line "
+                  "(not a bench report?)" % path, file=sys.stderr)
+            rc = 2
+        else:
+            for t, i in zip(tables, unique([t["id"] for t in tables])):
+                t["id"] = i
+            date = datetime.datetime.now(datetime.timezone.utc)
+            doc = {"meta": {"report": os.path.basename(path),
+                            "date": date.strftime('%Y-%m-%dT%H:%M:%SZ'),
+                            "git_describe": git_describe(),
+                            "cpus": os.cpu_count()},
+                   "tables": tables, "not_measured": missing}
+            json.dump(doc, sys.stdout, indent=1, ensure_ascii=False)
+            sys.stdout.write('\n')
     return rc
 
 
