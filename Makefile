@@ -15,7 +15,7 @@
 #                        mandir, sysconfdir, ... as GNU's); make uninstall
 #   make deb             build/deb/remus_VERSION_amd64.deb (dpkg-buildpackage)
 #   make fuzz            libFuzzer harnesses (clang)
-#   make bench           benchmarks, report in build/bench/
+#   make bench           benchmarks, report in build/bench/ (.md, .json)
 #   make xen-lab         build (cached) and boot the Xen lab
 #   make check-xen       the Xen lab scenarios
 #
@@ -232,7 +232,7 @@ $(B_TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/support/%.o \
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(B_TEST_SUPPORT_OBJS) $(LIBREMUS) $(LDLIBS)
 
 # Benchmarks: bench/NAME.c -> $(BUILD)/bench/NAME; `make bench` runs them
-# and writes $(BUILD)/bench/report.md.
+# and writes $(BUILD)/bench/report.md and report.json.
 BENCHES := kvm_bench
 B_BENCHES := $(addprefix $(BUILD)/bench/,$(BENCHES))
 # What the benches share: the pause's parts, summed and printed.
@@ -253,17 +253,26 @@ soak: deps
 	    bash tests/soak/soak.sh $(SOAK_ROUNDS) $(SOAK_SEED)
 
 # Every step's own exit status counts (set -o pipefail): a row that could
-# not be measured fails the run.
+# not be measured fails the run, after the first failing step.  Whatever
+# the report holds then, its tables and NOT MEASURED lines are written
+# beside it as report.json (bench/report_json.py), which bench/compare.py
+# compares with another run's.
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(B_BENCHES)
-	$(Q)set -o pipefail; $(BUILD)/bench/kvm_bench $(BUILD)/bench | \
-	    tee $(BUILD)/bench/report.md
-	$(Q)set -o pipefail; python3 bench/qemu_bench.py $(BUILD) $(BUILD)/bench | \
-	    tee -a $(BUILD)/bench/report.md
-	$(Q)gnuplot -e "d='$(BUILD)/bench'" bench/plots.gp
-	$(Q)printf '\nPlots: pause.png, latency.png, throughput.png\n' | \
-	    tee -a $(BUILD)/bench/report.md
-	@echo "report: $(BUILD)/bench/report.md"
+	$(Q)set -o pipefail; rc=0; \
+	{ $(BUILD)/bench/kvm_bench $(BUILD)/bench | \
+	    tee $(BUILD)/bench/report.md && \
+	  python3 bench/qemu_bench.py $(BUILD) $(BUILD)/bench | \
+	    tee -a $(BUILD)/bench/report.md && \
+	  gnuplot -e "d='$(BUILD)/bench'" bench/plots.gp && \
+	  printf '\nPlots: pause.png, latency.png, throughput.png\n' | \
+	    tee -a $(BUILD)/bench/report.md; } || rc=1; \
+	if python3 bench/report_json.py $(BUILD)/bench/report.md \
+	    > $(BUILD)/bench/report.json.tmp; then \
+	    mv $(BUILD)/bench/report.json.tmp $(BUILD)/bench/report.json; \
+	else rm -f $(BUILD)/bench/report.json.tmp; rc=1; fi; \
+	echo "report: $(BUILD)/bench/report.md, $(BUILD)/bench/report.json"; \
+	exit $$rc
 
 # ------------------------------------------------------------------ guest
 # The guest image (guest/) is freestanding: its own flags and linker script.

@@ -768,7 +768,7 @@ static void disk_guest_rows(const char *dir)
         double rate, lat, secs;
         char row[64];
 
-        snprintf(row, sizeof(row), "disk writes at %u ms", intervals[i]);
+        snprintf(row, sizeof(row), "%u", intervals[i]);
         if (!d->epochs) {
             not_measured(row, why[i]);
             continue;
@@ -1220,10 +1220,11 @@ int main(int argc, char **argv)
 
     printf("Checkpoints of a guest dirtying a working set flat out (the "
            "first pass not counted; pause = suspend .. resume):\n\n"
-           "| dirty pages/epoch | pause p50 (ms) | pause p99 (ms) | memcpy "
-           "floor (ms) | pause / floor | bytes/epoch | compressed: dirty "
-           "pages/epoch | bytes/epoch | bytes/page vs raw | pause p50 "
-           "(ms) |\n|---|---|---|---|---|---|---|---|---|---|\n");
+           "| working set (pages) | dirty pages/epoch | pause p50 (ms) | "
+           "pause p99 (ms) | memcpy floor (ms) | pause / floor | "
+           "bytes/epoch | compressed: dirty pages/epoch | compressed: "
+           "bytes/epoch | compressed: bytes/page vs raw | compressed: pause "
+           "p50 (ms) |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         struct cp a, b;
         double floor_ms, p50;
@@ -1246,9 +1247,9 @@ int main(int argc, char **argv)
                     a.dirty_sum / a.epochs, p50, floor_ms,
                     (double)a.pauses[(a.epochs * 99) / 100] / 1e6,
                     (double)b.pauses[b.epochs / 2] / 1e6);
-        printf("| %" PRIu64 " | %.3f | %.3f | %.3f | %.1f | %" PRIu64
-               " | %" PRIu64 " | %" PRIu64 " | %.3f | %.3f |\n",
-               a.dirty_sum / a.epochs, p50,
+        printf("| %" PRIu64 " | %" PRIu64 " | %.3f | %.3f | %.3f | %.1f | %"
+               PRIu64 " | %" PRIu64 " | %" PRIu64 " | %.3f | %.3f |\n",
+               sizes[i], a.dirty_sum / a.epochs, p50,
                (double)a.pauses[(a.epochs * 99) / 100] / 1e6, floor_ms,
                p50 / floor_ms, a.bytes_sum / a.epochs,
                b.dirty_sum / b.epochs, b.bytes_sum / b.epochs,
