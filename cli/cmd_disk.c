@@ -30,7 +30,7 @@ static void usage(FILE *out)
             "usage: remus disk serve IMAGE (--socket PATH | --device /dev/nbdN)\n"
             "                        [--name NAME] [--read-only] [--timeout MS]\n"
             "                        [--control NAME | --no-control]\n"
-            "                        [--cache auto|direct|page]\n"
+            "                        [--cache auto|direct|page] [--hold-while FILE]\n"
             "\n"
             "Serve IMAGE (a raw image file or a block device) over NBD on the\n"
             "Unix socket PATH (mode 0600), one client at a time, or as the\n"
@@ -66,6 +66,11 @@ static void usage(FILE *out)
             "                  refuses O_DIRECT is an error; page: through\n"
             "                  the page cache; auto (default): direct where\n"
             "                  the file system allows it, else page (logged)\n"
+            "  --hold-while FILE  while FILE exists, each request waits\n"
+            "                  before it is served: a stalled disk, for\n"
+            "                  tests and drills (the guest's I/O stays in\n"
+            "                  flight; stopping this process with a signal\n"
+            "                  instead would end the kernel's NBD device)\n"
             "\n"
             "Exit status: 0 when stopped by a signal; 1 on an error; 2 for a\n"
             "usage error.\n");
@@ -82,6 +87,7 @@ static int serve(int argc, char **argv)
         { "control", required_argument, NULL, 'c' },
         { "no-control", no_argument, NULL, 'C' },
         { "cache", required_argument, NULL, 'm' },
+        { "hold-while", required_argument, NULL, 'H' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -108,6 +114,7 @@ static int serve(int argc, char **argv)
         case 'r': p.read_only = true; break;
         case 'c': ctl = optarg; break;
         case 'C': no_ctl = true; break;
+        case 'H': p.hold_while = optarg; break;
         case 'm':
             if (!strcmp(optarg, "auto"))
                 p.cache = RM_NBD_CACHE_AUTO;

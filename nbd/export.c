@@ -33,6 +33,7 @@ struct rm_nbd_export {
     uint64_t size;
     char *image;
     char *name;
+    char *hold_while;                /* or NULL */
     bool read_only;
     unsigned timeout_ms;
     pthread_mutex_t lock;            /* a request's I/O, and obs */
@@ -85,11 +86,14 @@ int rm_nbd_export_open(struct rm_nbd_export **out,
                                           : RM_NBD_TIMEOUT_DEFAULT_MS;
     e->image = strdup(p->image);
     e->name = strdup(p->name ? p->name : "");
+    if (p->hold_while)
+        e->hold_while = strdup(p->hold_while);
     if (posix_memalign((void **)&e->buf, RM_NBD_DIRECT_ALIGN,
                        RM_NBD_MAX_REQUEST))
         e->buf = NULL;
     pthread_mutex_init(&e->lock, NULL);
-    if (!e->image || !e->name || !e->buf) {
+    if (!e->image || !e->name || !e->buf ||
+        (p->hold_while && !e->hold_while)) {
         rc = rm_error_set(err, -ENOMEM, "out of memory");
         goto out;
     }
@@ -147,6 +151,7 @@ void rm_nbd_export_close(struct rm_nbd_export *e)
     free(e->buf);
     free(e->image);
     free(e->name);
+    free(e->hold_while);
     free(e);
 }
 
@@ -158,6 +163,21 @@ uint64_t rm_nbd_export_size(const struct rm_nbd_export *e)
 bool rm_nbd_export_direct(const struct rm_nbd_export *e)
 {
     return e->dfd >= 0;
+}
+
+void nbd_export_hold(struct rm_nbd_export *e, volatile sig_atomic_t *stop)
+{
+    bool held = false;
+
+    while (e->hold_while && !access(e->hold_while, F_OK) &&
+           !(stop && *stop)) {
+        if (!held)
+            LOG_WARN("requests held while '%s' exists", e->hold_while);
+        held = true;
+        usleep(10000);
+    }
+    if (held)
+        LOG_WARN("requests served again ('%s' is gone)", e->hold_while);
 }
 
 int rm_nbd_export_fd(const struct rm_nbd_export *e)

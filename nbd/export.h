@@ -55,6 +55,12 @@ struct rm_nbd_params {
         RM_NBD_CACHE_AUTO,       /* DIRECT where the file system allows
                                     it, else PAGE (logged) */
     } cache;
+    const char *hold_while;  /* while this file exists, each request waits
+                                before it is served (NULL: never): holds
+                                a client's I/O in flight without a signal
+                                to the server (a stopped NBD_DO_IT thread
+                                ends the kernel's device), for tests and
+                                drills of a stalled disk */
 };
 #define RM_NBD_DIRECT_ALIGN 4096u
 
@@ -80,6 +86,9 @@ uint64_t rm_nbd_export_size(const struct rm_nbd_export *e);
 /* Whether requests may bypass the page cache (RM_NBD_CACHE_DIRECT, or
  * AUTO where the file system allowed it). */
 bool rm_nbd_export_direct(const struct rm_nbd_export *e);
+/* While params.hold_while exists (and no stop was asked for), wait; the
+ * serving loop calls it with each request received, before serving it. */
+void nbd_export_hold(struct rm_nbd_export *e, volatile sig_atomic_t *stop);
 /* The image's fd (for a disk log's resync reads). */
 int rm_nbd_export_fd(const struct rm_nbd_export *e);
 /* Set (NULL: remove) the observer; a copy is kept.  Waits for a request

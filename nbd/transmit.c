@@ -102,6 +102,7 @@ int nbd_transmit(struct rm_nbd_export *e, struct nbd_conn *c,
         if (type == NBD_CMD_WRITE &&
             (rc = nbd_recv(c, buf, len, false, "a WRITE's data")))
             break;
+        nbd_export_hold(e, c->stop);
         switch (type) {
         case NBD_CMD_READ:
             if (len > RM_NBD_MAX_REQUEST)

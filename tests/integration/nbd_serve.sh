@@ -120,6 +120,23 @@ rc=0; "$REMUS" disk serve "$TMP/d.img" --socket "$TMP/s" --cache none > "$TMP/o"
 [ $rc = 2 ] && grep -q "expected auto, direct or page" "$TMP/o" || { cat "$TMP/o"; echo "--cache none: exit $rc"; exit 1; }
 serve "$TMP/d.img" "$TMP/s"
 
+scenario "--hold-while FILE: requests wait while FILE exists, then are served"
+kill -TERM "$SRV"; wait "$SRV"
+truncate -s 16M "$TMP/hold.img"
+touch "$TMP/hold"
+serve "$TMP/hold.img" "$TMP/s" --hold-while "$TMP/hold"
+qemu-io -f raw "$(uri "$TMP/s")" -c "write -P 0x77 0 64k" > "$TMP/hold.qio" 2>&1 & QIO=$!; PIDS+=($QIO)
+sleep 1
+kill -0 $QIO 2>/dev/null || { cat "$TMP/hold.qio"; echo "a write was answered while the hold file exists"; exit 1; }
+[ "$(od -An -v -tx1 -N 1 "$TMP/hold.img" | tr -d ' ')" = 00 ] || { echo "a held write reached the image"; exit 1; }
+grep -q "requests held while '$TMP/hold' exists" "$TMP/serve.log" || { cat "$TMP/serve.log"; echo "the hold is not logged"; exit 1; }
+rm "$TMP/hold"
+wait_until 10 "the held write answered" sh -c "! kill -0 $QIO 2>/dev/null"
+wait $QIO || { cat "$TMP/hold.qio"; echo "the held write failed"; exit 1; }
+[ "$(od -An -v -tx1 -N 1 "$TMP/hold.img" | tr -d ' ')" = 77 ] || { echo "the held write is not in the image after the hold"; exit 1; }
+kill -TERM "$SRV"; wait "$SRV"
+serve "$TMP/d.img" "$TMP/s"
+
 scenario "hostile and clumsy clients: error replies or a clean close"
 truncate -s 0 "$TMP/h.img"; truncate -s 16M "$TMP/h.img"
 kill -TERM "$SRV"; wait "$SRV" || true
