@@ -528,6 +528,26 @@ static void phase_done(struct rm_epoch_stats *st, enum rm_pause_phase phase,
     *since = now;
 }
 
+/* A pause this long is logged with its parts: it nears the secondary's
+ * stall timeout (a checkpoint that stops the data flowing that long ends
+ * the protection), and says where the time went. */
+#define RM_SLOW_PAUSE_NS 1000000000ull
+
+static void log_slow_pause(const struct rm_epoch_stats *st, uint64_t ns)
+{
+    char parts[256];
+    size_t n = 0;
+    int i;
+
+    parts[0] = 0;
+    for (i = 0; i < RM_PAUSE_PHASES && n < sizeof(parts); i++)
+        n += (size_t)snprintf(parts + n, sizeof(parts) - n, "%s%s %.1f ms",
+                              i ? ", " : "", rm_pause_phase_name(i),
+                              (double)st->phase_ns[i] / 1e6);
+    LOG_WARN("checkpoint %" PRIu64 ": the VM was paused %.1f s (%s)",
+             st->epoch, (double)ns / 1e9, parts);
+}
+
 /*
  * One checkpoint with the VM running on entry: suspend, harvest, stage the
  * dirty pages and the state, resume, send.  @first: the final part of
@@ -614,6 +634,8 @@ restore_sink:
     }
     phase_done(st, RM_PAUSE_RESUME, &tp);
     t1 = tp;
+    if (t1 - t0 >= RM_SLOW_PAUSE_NS)
+        log_slow_pause(st, t1 - t0);
 
     /* The sealed epoch's disk writes and the trailer are staged with the
      * VM running (a sealed epoch does not change): the disk adds nothing
