@@ -46,6 +46,7 @@ PROTOC_C ?= protoc-c
 PKGS := libprotobuf-c libnl-3.0 libnl-route-3.0 xencontrol xenforeignmemory \
         xenevtchn xenstore xentoollog xenguest xencall
 PKGS += libsodium libquorum libvotequorum libcpg
+PKGS += libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -90,6 +91,9 @@ COMMON_OBJS += common/save.o common/restore.o common/compress.o \
 COMMON_OBJS += common/auth.o common/key_resolve.o
 COMMON_OBJS += common/disklog.o common/disk_replica.o common/disk_hash.o \
                common/disk_records.o
+
+# common/, operating it (not in the fuzzers' sources): sd_notify
+OPS_OBJS := common/notify.o
 
 # proto/: the control channel (generated code + framing)
 PROTO_SRCS := proto/remus.proto
@@ -145,7 +149,7 @@ CLI_OBJS += cli/cmd_keygen.o cli/cmd_handover.o cli/cli_key.o cli/cli_quorum.o \
             cli/cli_num.o
 CLI_OBJS += cli/cli_spawn.o cli/cli_announce.o cli/cmd_disk.o
 
-LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(NBD_OBJS) $(KVM_OBJS) \
+LIB_OBJS := $(COMMON_OBJS) $(OPS_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(NBD_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(CLUSTER_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS) \
             $(DRILL_OBJS)
 
@@ -223,7 +227,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(B_TEST_SUPPORT_OBJS) \
 
 # Test tools (not cmocka): tests/support/NAME.c -> $(BUILD)/tests/NAME
 TEST_TOOLS := mkstream kvcli tcpmangle xen_m2p_find xen_pv_frame cpg_join wirecap \
-              xen_grow_p2m xen_p2m_gen
+              xen_grow_p2m xen_p2m_gen mem_pair
 B_TEST_TOOLS := $(addprefix $(BUILD)/tests/,$(TEST_TOOLS))
 
 $(B_TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/support/%.o \
@@ -515,6 +519,8 @@ DEB_PACKAGES += libquorum-dev libvotequorum-dev libcpg-dev corosync \
 # by systemd-analyze (systemd), man pages rendered by man (man-db), the
 # Debian package built by debhelper and checked by lintian.
 DEB_PACKAGES += scdoc man-db systemd debhelper lintian
+# Type=notify units: sd_notify and sd_watchdog_enabled (libsystemd)
+DEB_PACKAGES += libsystemd-dev
 
 deps:
 	$(Q)scripts/install-deps.sh $(DEB_PACKAGES)

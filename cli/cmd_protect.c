@@ -12,6 +12,7 @@
 #include "cli/protect_opts.h"
 #include "cluster/quorum.h"
 #include "common/auth.h"
+#include "common/notify.h"
 #include "primary/peer_spawn.h"
 #include "proto/timing.h"
 
@@ -93,6 +94,7 @@ static int run(struct protect_args *a)
     struct rm_backend *be = NULL;
     struct rm_quorum *quorum = NULL;
     struct rm_auth_key key;
+    struct rm_notify notify;
     struct rm_error err = { 0 };
     /* A KVM VM is created here: never one the other side may run, so the
      * quorum first.  A Xen domain runs already: its name (DOMAIN may be
@@ -135,7 +137,10 @@ static int run(struct protect_args *a)
     a->sc.quorum = quorum;
     a->sc.serve_control = true;
     a->sc.stop_requested = cli_catch_stop(be, false);
+    /* Under systemd (Type=notify): readiness, status, watchdog. */
+    pc->observers = rm_notify_init(&notify, NULL);
     rm_primary_run(be, &a->sc, &res);
+    rm_notify_stopping(&notify);
     cli_release_stop();
     ret = (int)res.outcome;
     cli_spawn_end(CMD, &a->sp, res.started,

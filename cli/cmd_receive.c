@@ -11,6 +11,7 @@
 #include "cli/receive_opts.h"
 #include "cluster/quorum.h"
 #include "common/auth.h"
+#include "common/notify.h"
 #include "secondary/session.h"
 
 #define CMD "receive"
@@ -22,6 +23,7 @@ static int run(struct receive_args *a)
     struct rm_backend *be = NULL;
     struct rm_quorum *quorum = NULL;
     struct rm_auth_key key;
+    struct rm_notify notify;
     struct rm_error err = { 0 };
     int ret;
 
@@ -53,7 +55,10 @@ static int run(struct receive_args *a)
      * on without this process (it runs in it, or this side holds its
      * quorum token). */
     a->sc.stop_requested = cli_catch_stop(be, be->in_process || quorum);
+    /* Under systemd (Type=notify): readiness, status, watchdog. */
+    rc->observers = rm_notify_init(&notify, NULL);
     rm_secondary_run(be, &a->sc, &res);
+    rm_notify_stopping(&notify);
     cli_release_stop();
     ret = (int)res.outcome;
 out:
