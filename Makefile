@@ -161,7 +161,7 @@ UNIT_SUPPORT_OBJS := tests/support/nbd_client.o
 UNIT_TESTS := test_stream test_engines test_truncation test_proto \
               test_netbuf test_kvm_dirty test_kvm_disk
 UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
-              test_peer_spawn test_disklog test_nbd test_nbd_attach
+              test_peer_spawn test_disklog test_nbd test_nbd_attach test_log
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap fuzz_nbd
