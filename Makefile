@@ -46,7 +46,7 @@ PROTOC_C ?= protoc-c
 PKGS := libprotobuf-c libnl-3.0 libnl-route-3.0 xencontrol xenforeignmemory \
         xenevtchn xenstore xentoollog xenguest xencall
 PKGS += libsodium libquorum libvotequorum libcpg
-PKGS += libsystemd
+PKGS += libsystemd libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -92,8 +92,9 @@ COMMON_OBJS += common/auth.o common/key_resolve.o
 COMMON_OBJS += common/disklog.o common/disk_replica.o common/disk_hash.o \
                common/disk_records.o
 
-# common/, operating it (not in the fuzzers' sources): sd_notify
-OPS_OBJS := common/notify.o
+# common/, operating it (not in the fuzzers' sources): sd_notify, the
+# metrics registry and its HTTP endpoint
+OPS_OBJS := common/notify.o common/metrics.o common/metrics_http.o
 
 # proto/: the control channel (generated code + framing)
 PROTO_SRCS := proto/remus.proto
@@ -147,7 +148,7 @@ CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
             cli/cmd_offline_page.o cli/protect_opts.o cli/receive_opts.o
 CLI_OBJS += cli/cmd_keygen.o cli/cmd_handover.o cli/cli_key.o cli/cli_quorum.o \
             cli/cli_num.o
-CLI_OBJS += cli/cli_spawn.o cli/cli_announce.o cli/cmd_disk.o
+CLI_OBJS += cli/cli_spawn.o cli/cli_announce.o cli/cmd_disk.o cli/cli_ops.o
 
 LIB_OBJS := $(COMMON_OBJS) $(OPS_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(NBD_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(CLUSTER_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS) \
@@ -521,6 +522,10 @@ DEB_PACKAGES += libquorum-dev libvotequorum-dev libcpg-dev corosync \
 DEB_PACKAGES += scdoc man-db systemd debhelper lintian
 # Type=notify units: sd_notify and sd_watchdog_enabled (libsystemd)
 DEB_PACKAGES += libsystemd-dev
+# --metrics: the HTTP endpoint (libmicrohttpd); ops_metrics.sh scrapes it
+# with curl, checks it with promtool (prometheus) and the OpenMetrics
+# parser of python3-prometheus-client
+DEB_PACKAGES += libmicrohttpd-dev curl prometheus python3-prometheus-client
 
 deps:
 	$(Q)scripts/install-deps.sh $(DEB_PACKAGES)

@@ -12,7 +12,6 @@
 #include "cli/protect_opts.h"
 #include "cluster/quorum.h"
 #include "common/auth.h"
-#include "common/notify.h"
 #include "primary/peer_spawn.h"
 #include "proto/timing.h"
 
@@ -94,7 +93,6 @@ static int run(struct protect_args *a)
     struct rm_backend *be = NULL;
     struct rm_quorum *quorum = NULL;
     struct rm_auth_key key;
-    struct rm_notify notify;
     struct rm_error err = { 0 };
     /* A KVM VM is created here: never one the other side may run, so the
      * quorum first.  A Xen domain runs already: its name (DOMAIN may be
@@ -119,6 +117,10 @@ static int run(struct protect_args *a)
          (ret = cli_open_log(CMD, a->digest_path, false, &pc->digest_fd))))
         goto out;
     pc->digest_every = pc->digest_fd >= 0 ? (unsigned)a->digest_every : 0;
+    /* --metrics (bound before any VM), and the service manager's
+     * notifications under systemd (Type=notify). */
+    if ((ret = cli_ops_start(CMD, &a->ops, &pc->observers)))
+        goto out;
     a->spec.vm = &a->g.vm;
     /* A KVM VM's receiver first: no VM if it fails. */
     if (quorum_first && a->spawn_host &&
@@ -137,16 +139,14 @@ static int run(struct protect_args *a)
     a->sc.quorum = quorum;
     a->sc.serve_control = true;
     a->sc.stop_requested = cli_catch_stop(be, false);
-    /* Under systemd (Type=notify): readiness, status, watchdog. */
-    pc->observers = rm_notify_init(&notify, NULL);
     rm_primary_run(be, &a->sc, &res);
-    rm_notify_stopping(&notify);
     cli_release_stop();
     ret = (int)res.outcome;
     cli_spawn_end(CMD, &a->sp, res.started,
                   res.protect.end == RM_PROTECT_STOPPED);
 out:
     cli_spawn_end(CMD, &a->sp, false, false);   /* never paired */
+    cli_ops_end(&a->ops);
     rm_backend_close(be);
     rm_quorum_close(quorum);
     rm_auth_wipe(&key, sizeof(key));

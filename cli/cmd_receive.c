@@ -11,7 +11,6 @@
 #include "cli/receive_opts.h"
 #include "cluster/quorum.h"
 #include "common/auth.h"
-#include "common/notify.h"
 #include "secondary/session.h"
 
 #define CMD "receive"
@@ -23,7 +22,6 @@ static int run(struct receive_args *a)
     struct rm_backend *be = NULL;
     struct rm_quorum *quorum = NULL;
     struct rm_auth_key key;
-    struct rm_notify notify;
     struct rm_error err = { 0 };
     int ret;
 
@@ -40,6 +38,10 @@ static int run(struct receive_args *a)
         (a->digest_path && rc->digest_every &&
          (ret = cli_open_log(CMD, a->digest_path, false, &rc->digest_fd))))
         goto out;
+    /* --metrics (bound before any VM), and the service manager's
+     * notifications under systemd (Type=notify). */
+    if ((ret = cli_ops_start(CMD, &a->ops, &rc->observers)))
+        goto out;
     if (rm_backend_open_replica(&a->spec, &be, &err)) {
         ret = cli_fail(CMD, "%s", rm_error_str(&err));
         goto out;
@@ -55,13 +57,11 @@ static int run(struct receive_args *a)
      * on without this process (it runs in it, or this side holds its
      * quorum token). */
     a->sc.stop_requested = cli_catch_stop(be, be->in_process || quorum);
-    /* Under systemd (Type=notify): readiness, status, watchdog. */
-    rc->observers = rm_notify_init(&notify, NULL);
     rm_secondary_run(be, &a->sc, &res);
-    rm_notify_stopping(&notify);
     cli_release_stop();
     ret = (int)res.outcome;
 out:
+    cli_ops_end(&a->ops);
     rm_backend_close(be);
     rm_quorum_close(quorum);
     rm_auth_wipe(&key, sizeof(key));

@@ -31,11 +31,11 @@ void rm_status_publish(struct rm_status *st, const char *state,
     struct rm_error err = { 0 };
 
     snprintf(st->state, sizeof(st->state), "%s", state);
+    st->updated_unix_ms = rm_unix_ms();
     rm_status_tick(st);
     if (!force && now - *last_ns < 200000000ull)
         return;
     *last_ns = now;
-    st->updated_unix_ms = rm_unix_ms();
     if (rm_status_write(st, &err))
         LOG_DBG("status: %s", rm_error_str(&err));
 }

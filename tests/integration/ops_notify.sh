@@ -98,5 +98,5 @@ grep -q "STOPPING=1" "$TMP/sec.notify"
 scenario "no NOTIFY_SOCKET: nothing sent, nothing fails"
 ( unset NOTIFY_SOCKET; WATCHDOG_USEC=$WD_USEC "$PAIR" -n primary -t 1 > /dev/null 2> "$TMP/none.log" ) ||
     { cat "$TMP/none.log"; exit 1; }
-! grep -qi "notify" "$TMP/none.log"
+if grep -i "notify" "$TMP/none.log"; then exit 1; fi
 echo ok

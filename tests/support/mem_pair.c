@@ -9,8 +9,10 @@
  * -s stalls the checkpoint loop once, for MS ms, at the resume after
  * checkpoint EPOCH; -t stops the protection cleanly after SECONDS
  * (default 3); -m / -M serve the primary's / secondary's metrics
- * (common/metrics.h).  Prints "epochs N" and exits 0 when both sides
- * ended cleanly, 1 otherwise (the reason on stderr).
+ * (common/metrics.h) at ADDR:PORT (port 0: any; "metrics primary|secondary
+ * PORT" is printed, flushed, once it listens).  Prints "epochs N" at the
+ * end and exits 0 when both sides ended cleanly, 1 otherwise (the reason
+ * on stderr).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +23,8 @@
 #include <unistd.h>
 
 #include "common/io.h"
+#include "common/metrics.h"
+#include "common/metrics_http.h"
 #include "common/net.h"
 #include "common/notify.h"
 #include "common/stream.h"
@@ -71,6 +75,26 @@ static void workload(struct mem_guest *g, void *opaque)
     }
 }
 
+/* -m/-M: a registry and its endpoint, before @next in the observers. */
+static int serve(const char *side, const char *arg, struct rm_metrics *m,
+                 struct rm_metrics_http **h,
+                 const struct rm_status_observer **obs)
+{
+    struct rm_hostport hp;
+    struct rm_error err = { 0 };
+
+    if (rm_parse_hostport(arg, &hp, &err) ||
+        rm_metrics_init(m, *obs, obs) ||
+        rm_metrics_http_start(m, &hp, h, &err)) {
+        fprintf(stderr, "mem_pair: metrics %s: %s\n", side,
+                rm_error_str(&err));
+        return -1;
+    }
+    printf("metrics %s %d\n", side, rm_metrics_http_port(*h));
+    fflush(stdout);
+    return 0;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: mem_pair [-n primary|secondary] [-s EPOCH:MS] "
@@ -87,13 +111,15 @@ int main(int argc, char **argv)
     struct rm_notify notify;
     struct mem_guest *g;
     struct mem_replica *rep;
-    const char *notify_side = NULL;
+    const char *notify_side = NULL, *mp = NULL, *ms = NULL;
+    static struct rm_metrics pm, sm;
+    struct rm_metrics_http *ph = NULL, *sh = NULL;
     unsigned long stall_epoch;
     unsigned seconds = 3;
     pthread_t rt, pt;
     int c, lfd, ret = 1;
 
-    while ((c = getopt(argc, argv, "n:s:t:")) != -1) {
+    while ((c = getopt(argc, argv, "n:s:t:m:M:")) != -1) {
         switch (c) {
         case 'n': notify_side = optarg; break;
         case 's':
@@ -102,6 +128,8 @@ int main(int argc, char **argv)
             p.stall_epoch = stall_epoch;
             break;
         case 't': seconds = (unsigned)atoi(optarg); break;
+        case 'm': mp = optarg; break;
+        case 'M': ms = optarg; break;
         default: return usage();
         }
     }
@@ -142,6 +170,9 @@ int main(int argc, char **argv)
     else if (notify_side)
         p.rcfg.observers = rm_notify_init(&notify, NULL);
 
+    if ((mp && serve("primary", mp, &pm, &ph, &p.pcfg.observers)) ||
+        (ms && serve("secondary", ms, &sm, &sh, &p.rcfg.observers)))
+        return 1;
     if (pthread_create(&rt, NULL, receive_main, &p) ||
         pthread_create(&pt, NULL, protect_main, &p)) {
         fprintf(stderr, "mem_pair: cannot start the pair\n");
@@ -165,6 +196,8 @@ int main(int argc, char **argv)
     else
         ret = 0;
     printf("epochs %llu\n", (unsigned long long)p.pres.epochs);
+    rm_metrics_http_stop(ph);
+    rm_metrics_http_stop(sh);
     close(lfd);
     mem_guest_free(g);
     mem_replica_free(rep);
