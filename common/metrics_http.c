@@ -108,10 +108,11 @@ int rm_metrics_http_start(struct rm_metrics *m, const struct rm_hostport *addr,
     h->port = rm_tcp_local_port(h->lfd);
     h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
                             MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, h,
+                            /* first: it logs the other options' errors */
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                             MHD_OPTION_LISTEN_SOCKET, h->lfd,
                             MHD_OPTION_CONNECTION_LIMIT, 16u,
                             MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                             MHD_OPTION_END);
     if (!h->d) {
         rc = rm_error_set(err, -EIO, "metrics endpoint %s:%u: the HTTP "

@@ -9,6 +9,7 @@
 #  - a checkpoint loop that stalls (the secondary stopped with SIGSTOP: no
 #    ack comes, the heartbeat timeout is long) stops feeding the watchdog,
 #    and feeds it again once it goes on;
+#  - its --metrics endpoint passes promtool while it protects;
 #  - a clean stop disarms the watchdog (WATCHDOG_USEC=0: the VM runs on
 #    in this process) and says STOPPING=1.
 . "$ROOT/tests/lib/kvm.sh"
@@ -43,7 +44,7 @@ wait_until 10 "the waiting secondary feeds its watchdog" \
     eval '[ "$(count "$TMP/sec.notify" WATCHDOG=1)" -ge 3 ]'
 NOTIFY_SOCKET="$TMP/pri.sock" WATCHDOG_USEC=$WD_USEC \
     NSX "$REMUS" protect -i 20 --progress 0 --heartbeat-timeout 10000 \
-    --console "$TMP/pri.console" "$TMP/g.cfg" $PORT \
+    --metrics 127.0.0.1:0 --console "$TMP/pri.console" "$TMP/g.cfg" $PORT \
     > "$TMP/pri.log" 2>&1 & PRI=$!; PIDS+=($PRI)
 wait_for "$TMP/pri.notify" "READY=1" 60
 wait_for "$TMP/pri.notify" "STATUS=protecting epoch" 10
@@ -58,6 +59,13 @@ awk '$2 == "READY=1" { r = 1; next } r && /STATUS=/ { print; exit }' \
 # At most every quarter of the period (+ slack: the loop's 20 ms ticks).
 awk '$2 == "WATCHDOG=1" { if (p && $1 - p < 0.09) { print "fed after " $1 - p " s"; bad = 1 } p = $1 }
      END { exit bad }' "$TMP/pri.notify"
+
+# Its metrics (the endpoint in the namespace), as promtool sees them.
+PP=$(grep -o 'metrics at http://127.0.0.1:[0-9]*' "$TMP/pri.log" | sed 's/.*://')
+NSX curl -sSf --max-time 5 "http://127.0.0.1:$PP/metrics" > "$TMP/m1.txt"
+promtool check metrics < "$TMP/m1.txt"
+grep -qx 'remus_state{state="protecting"} 1' "$TMP/m1.txt"
+grep -qx 'remus_info{name="tguest",role="primary",backend="kvm"} 1' "$TMP/m1.txt"
 
 scenario "a stalled checkpoint loop stops feeding the watchdog"
 kill -STOP $SEC

@@ -10,6 +10,7 @@
 #    the OpenMetrics parser of python3-prometheus-client accepts it (and
 #    refuses it without "# EOF");
 #  - 404 elsewhere, 405 for POST;
+#  - remus receive itself serves them while it waits for a primary;
 #  - remus protect/receive refuse a bad --metrics address (exit 2, named)
 #    and a port already taken (exit 1, named, before any VM);
 #  - ops/grafana/remus.json queries only metrics that the endpoints serve.
@@ -130,6 +131,22 @@ sed 's/remus_epochs_total/remus_epoch_count_total/' "$ROOT/ops/grafana/remus.jso
 must_fail "a dashboard querying a metric nobody serves" eval '[ -z "$(unserved "$TMP/bad.json")" ]'
 
 kill -INT $PAIR 2>/dev/null || true
+
+scenario "remus receive itself serves its metrics while it waits"
+# (a receiver waiting for its primary needs no /dev/kvm)
+"$REMUS" receive --listen 127.0.0.1:0 --insecure --metrics 127.0.0.1:0 \
+    > /dev/null 2> "$TMP/rcv.log" & RCV=$!; PIDS+=($RCV)
+wait_until 10 "the receiver's endpoint" in_file "$TMP/rcv.log" "metrics at http://"
+RP=$(grep -o 'metrics at http://127.0.0.1:[0-9]*' "$TMP/rcv.log" | sed 's/.*://')
+scrape "$RP" > "$TMP/r.txt"
+promtool check metrics < "$TMP/r.txt"
+grep -qx 'remus_state{state="waiting"} 1' "$TMP/r.txt"
+grep -qx 'remus_ready 1' "$TMP/r.txt"
+grep -qx 'remus_peer_up 0' "$TMP/r.txt"
+kill -TERM $RCV; wait $RCV || true
+if curl -s --max-time 2 "http://127.0.0.1:$RP/metrics" > /dev/null; then
+    echo "the endpoint outlived its receiver"; exit 1
+fi
 
 scenario "bad --metrics addresses are refused, named"
 rc=0; "$REMUS" receive --listen 127.0.0.1:0 --insecure --metrics nonsense > /dev/null 2> "$TMP/e1" || rc=$?

@@ -10,6 +10,10 @@
 #    (2 s in the VM's resume) stops feeding it, and feeds it again after;
 #    a clean stop disarms it (WATCHDOG_USEC=0) and says STOPPING=1;
 #  - secondary: READY=1 once listening, STATUS=replica..., WATCHDOG=1;
+#  - remus receive itself (waiting for a primary: no KVM needed): READY=1,
+#    STATUS=, WATCHDOG=1, then WATCHDOG_USEC=0 and STOPPING=1 on SIGTERM;
+#    with JOURNAL_STREAM naming its stderr, log lines start with their
+#    priority (<4> for a warning), and not when stderr is another file;
 #  - no NOTIFY_SOCKET: nothing is sent and nothing fails.
 set -euo pipefail
 . "$ROOT/tests/lib/wait.sh"
@@ -94,6 +98,34 @@ grep -q "STATUS=replica at epoch [1-9]" "$TMP/sec.notify"
 fed_often "$TMP/sec.notify"
 grep -q "WATCHDOG_USEC=0" "$TMP/sec.notify"
 grep -q "STOPPING=1" "$TMP/sec.notify"
+
+scenario "remus receive itself: ready while waiting, stderr as the journal"
+# A receiver waiting for its primary needs no /dev/kvm: the real command's
+# notifications, and its log lines with priorities when JOURNAL_STREAM
+# names its stderr (as systemd sets it).
+listen cli
+: > "$TMP/cli.log"
+js=$(stat -c '%d:%i' "$TMP/cli.log")
+NOTIFY_SOCKET="$TMP/cli.sock" WATCHDOG_USEC=$WD_USEC JOURNAL_STREAM=$js \
+    "$REMUS" receive --listen 127.0.0.1:0 --insecure 2>> "$TMP/cli.log" > /dev/null & RCV=$!; PIDS+=($RCV)
+wait_until 10 "READY=1 from remus receive" in_file "$TMP/cli.notify" "READY=1"
+wait_until 10 "its watchdog fed while waiting" \
+    eval '[ "$(count "$TMP/cli.notify" WATCHDOG=1)" -ge 3 ]'
+grep -q "STATUS=waiting for the primary" "$TMP/cli.notify"
+kill -TERM $RCV; wait $RCV || true
+wait_until 5 "STOPPING=1 from remus receive" in_file "$TMP/cli.notify" "STOPPING=1"
+grep -q "WATCHDOG_USEC=0" "$TMP/cli.notify"
+cat "$TMP/cli.log"
+grep -q '^<4>remus\[[0-9]*\] auth: warning: INSECURE' "$TMP/cli.log"
+# Every logger line has its priority (the CLI's own "remus receive:"
+# lines are not the logger's).
+if grep '^remus\[' "$TMP/cli.log"; then echo "a log line without its priority"; exit 1; fi
+# ... and none when stderr is another file than the one named.
+: > "$TMP/cli2.log"
+JOURNAL_STREAM=$js "$REMUS" receive --listen 127.0.0.1:0 --insecure 2>> "$TMP/cli2.log" > /dev/null & RCV=$!; PIDS+=($RCV)
+wait_until 10 "the second receiver's warning" in_file "$TMP/cli2.log" "INSECURE"
+kill -TERM $RCV; wait $RCV || true
+grep -q '^remus\[[0-9]*\] auth: warning: INSECURE' "$TMP/cli2.log"
 
 scenario "no NOTIFY_SOCKET: nothing sent, nothing fails"
 ( unset NOTIFY_SOCKET; WATCHDOG_USEC=$WD_USEC "$PAIR" -n primary -t 1 > /dev/null 2> "$TMP/none.log" ) ||
