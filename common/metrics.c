@@ -31,6 +31,7 @@ static const char *const states[] = {
     "failing-over", "stopped", "failed",
 };
 
+/* Count @us into @h, whose @n bucket bounds are @le (cumulative). */
 static void hist_add(struct rm_metrics_hist *h, const uint64_t *le,
                      unsigned n, uint64_t us)
 {
@@ -43,6 +44,8 @@ static void hist_add(struct rm_metrics_hist *h, const uint64_t *le,
             h->le[i]++;
 }
 
+/* The observer: keep the last publication, count each new checkpoint
+ * once (publications come more often: ticks, rate-limited writes). */
 static void seen(void *opaque, const struct rm_status *st)
 {
     struct rm_metrics *m = opaque;
@@ -100,6 +103,8 @@ struct out {
     bool om;
 };
 
+/* Append to @o, growing it; a failure sets o->failed (later calls do
+ * nothing). */
 static void put(struct out *o, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void put(struct out *o, const char *fmt, ...)
@@ -111,7 +116,8 @@ static void put(struct out *o, const char *fmt, ...)
         return;
     for (;;) {
         va_start(ap, fmt);
-        n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+        n = vsnprintf(o->buf ? o->buf + o->len : NULL, o->cap - o->len, fmt,
+                      ap);
         va_end(ap);
         if (n < 0) {
             o->failed = true;
@@ -146,6 +152,7 @@ static void family(struct out *o, const char *name, const char *type,
         suffix, type);
 }
 
+/* A family of one sample, NAME VALUE. */
 static void gauge(struct out *o, const char *name, const char *help,
                   double v)
 {
@@ -153,6 +160,7 @@ static void gauge(struct out *o, const char *name, const char *help,
     put(o, "%s %.15g\n", name, v);
 }
 
+/* A counter family: NAME_total VALUE. */
 static void counter(struct out *o, const char *name, const char *help,
                     uint64_t v)
 {
@@ -160,6 +168,7 @@ static void counter(struct out *o, const char *name, const char *help,
     put(o, "%s_total %" PRIu64 "\n", name, v);
 }
 
+/* A histogram family: its buckets (+Inf last), _sum (seconds), _count. */
 static void histogram(struct out *o, const char *name, const char *help,
                       const struct rm_metrics_hist *h, const uint64_t *le,
                       unsigned n)
@@ -209,11 +218,8 @@ int rm_metrics_render(struct rm_metrics *m, bool openmetrics, char **out,
     peer_up = !strcmp(st.state, "replica") ||
               (!strcmp(st.state, "protecting") && st.ready);
 
-    o.cap = 8192;
-    o.buf = malloc(o.cap);
-    if (!o.buf)
-        return -ENOMEM;
-    o.buf[0] = '\0';
+    /* put() grows the buffer from nothing; a failure is remembered and
+     * checked once at the end. */
 
     family(&o, "remus_info", "gauge", "The protection this process runs.");
     put(&o, "remus_info{name=\"");
@@ -269,9 +275,10 @@ int rm_metrics_render(struct rm_metrics *m, bool openmetrics, char **out,
         put(&o, "# EOF\n");
     if (o.failed) {
         free(o.buf);
-        return -ENOMEM;
+        o.buf = NULL;
+        o.len = 0;
     }
     *out = o.buf;
     *len = o.len;
-    return 0;
+    return o.buf ? 0 : -ENOMEM;
 }

@@ -42,6 +42,8 @@ static void status_line(const struct rm_status *st, char *buf, size_t len)
                      ? " (first checkpoint)" : "");
 }
 
+/* The observer: one datagram of what changed (READY, STATUS, the
+ * watchdog's arming and feeding), nothing when nothing did. */
 static void seen(void *opaque, const struct rm_status *st)
 {
     struct rm_notify *n = opaque;
