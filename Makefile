@@ -393,6 +393,7 @@ sbindir ?= $(exec_prefix)/sbin
 libdir ?= $(exec_prefix)/lib
 pkglibdir ?= $(libdir)/remus
 datarootdir ?= $(prefix)/share
+pkgdatadir ?= $(datarootdir)/remus
 mandir ?= $(datarootdir)/man
 sysconfdir ?= $(prefix)/etc
 ocfdir ?= $(prefix)/lib/ocf/resource.d/remus
@@ -440,6 +441,7 @@ install-data: $(INSTALL_DATA)
 install: $(BUILD)/remus $(GUEST_ELF) $(INSTALL_DATA)
 	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(pkglibdir)/guest \
 	    $(DESTDIR)$(ocfdir) $(DESTDIR)$(systemdunitdir) \
+	    $(DESTDIR)$(pkgdatadir)/grafana \
 	    $(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man5 \
 	    $(DESTDIR)$(bashcompdir) $(DESTDIR)$(sysconfdir)/remus
 	$(INSTALL) -m 755 $(BUILD)/remus $(DESTDIR)$(pkglibdir)/remus
@@ -454,6 +456,7 @@ install: $(BUILD)/remus $(GUEST_ELF) $(INSTALL_DATA)
 	$(INSTALL) -m 644 $(B_COMPLETION) $(DESTDIR)$(bashcompdir)/remus
 	$(INSTALL) -m 644 systemd/example.conf systemd/example.vm \
 	    $(DESTDIR)$(sysconfdir)/remus
+	$(INSTALL) -m 644 ops/grafana/remus.json $(DESTDIR)$(pkgdatadir)/grafana
 
 uninstall:
 	rm -f $(DESTDIR)$(sbindir)/remus $(DESTDIR)$(pkglibdir)/remus \
@@ -465,7 +468,8 @@ uninstall:
 	    $(addprefix $(DESTDIR)$(mandir)/man5/,$(filter %.5,$(MAN_PAGES))) \
 	    $(DESTDIR)$(bashcompdir)/remus \
 	    $(DESTDIR)$(sysconfdir)/remus/example.conf \
-	    $(DESTDIR)$(sysconfdir)/remus/example.vm
+	    $(DESTDIR)$(sysconfdir)/remus/example.vm \
+	    $(DESTDIR)$(pkgdatadir)/grafana/remus.json
 
 # -------------------------------------------------------------------- deb
 # `make deb`: $(BUILD)/deb/remus_VERSION_amd64.deb, by dpkg-buildpackage
