@@ -46,6 +46,7 @@ PROTOC_C ?= protoc-c
 PKGS := libprotobuf-c libnl-3.0 libnl-route-3.0 xencontrol xenforeignmemory \
         xenevtchn xenstore xentoollog xenguest xencall
 PKGS += libsodium libquorum libvotequorum libcpg
+PKGS += libsystemd libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -90,6 +91,10 @@ COMMON_OBJS += common/save.o common/restore.o common/compress.o \
 COMMON_OBJS += common/auth.o common/key_resolve.o
 COMMON_OBJS += common/disklog.o common/disk_replica.o common/disk_hash.o \
                common/disk_records.o
+
+# common/, operating it (not in the fuzzers' sources): sd_notify, the
+# metrics registry and its HTTP endpoint
+OPS_OBJS := common/notify.o common/metrics.o common/metrics_http.o
 
 # proto/: the control channel (generated code + framing)
 PROTO_SRCS := proto/remus.proto
@@ -143,9 +148,9 @@ CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
             cli/cmd_offline_page.o cli/protect_opts.o cli/receive_opts.o
 CLI_OBJS += cli/cmd_keygen.o cli/cmd_handover.o cli/cli_key.o cli/cli_quorum.o \
             cli/cli_num.o
-CLI_OBJS += cli/cli_spawn.o cli/cli_announce.o cli/cmd_disk.o
+CLI_OBJS += cli/cli_spawn.o cli/cli_announce.o cli/cmd_disk.o cli/cli_ops.o
 
-LIB_OBJS := $(COMMON_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(NBD_OBJS) $(KVM_OBJS) \
+LIB_OBJS := $(COMMON_OBJS) $(OPS_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(NBD_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(CLUSTER_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS) \
             $(DRILL_OBJS)
 
@@ -157,7 +162,7 @@ UNIT_SUPPORT_OBJS := tests/support/nbd_client.o
 UNIT_TESTS := test_stream test_engines test_truncation test_proto \
               test_netbuf test_kvm_dirty test_kvm_disk
 UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
-              test_peer_spawn test_disklog test_nbd test_nbd_attach
+              test_peer_spawn test_disklog test_nbd test_nbd_attach test_log
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap fuzz_nbd
@@ -223,7 +228,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(B_TEST_SUPPORT_OBJS) \
 
 # Test tools (not cmocka): tests/support/NAME.c -> $(BUILD)/tests/NAME
 TEST_TOOLS := mkstream kvcli tcpmangle xen_m2p_find xen_pv_frame cpg_join wirecap \
-              xen_grow_p2m xen_p2m_gen
+              xen_grow_p2m xen_p2m_gen mem_pair
 B_TEST_TOOLS := $(addprefix $(BUILD)/tests/,$(TEST_TOOLS))
 
 $(B_TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/support/%.o \
@@ -397,6 +402,7 @@ sbindir ?= $(exec_prefix)/sbin
 libdir ?= $(exec_prefix)/lib
 pkglibdir ?= $(libdir)/remus
 datarootdir ?= $(prefix)/share
+pkgdatadir ?= $(datarootdir)/remus
 mandir ?= $(datarootdir)/man
 sysconfdir ?= $(prefix)/etc
 ocfdir ?= $(prefix)/lib/ocf/resource.d/remus
@@ -444,6 +450,7 @@ install-data: $(INSTALL_DATA)
 install: $(BUILD)/remus $(GUEST_ELF) $(INSTALL_DATA)
 	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(pkglibdir)/guest \
 	    $(DESTDIR)$(ocfdir) $(DESTDIR)$(systemdunitdir) \
+	    $(DESTDIR)$(pkgdatadir)/grafana \
 	    $(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man5 \
 	    $(DESTDIR)$(bashcompdir) $(DESTDIR)$(sysconfdir)/remus
 	$(INSTALL) -m 755 $(BUILD)/remus $(DESTDIR)$(pkglibdir)/remus
@@ -458,6 +465,7 @@ install: $(BUILD)/remus $(GUEST_ELF) $(INSTALL_DATA)
 	$(INSTALL) -m 644 $(B_COMPLETION) $(DESTDIR)$(bashcompdir)/remus
 	$(INSTALL) -m 644 systemd/example.conf systemd/example.vm \
 	    $(DESTDIR)$(sysconfdir)/remus
+	$(INSTALL) -m 644 ops/grafana/remus.json $(DESTDIR)$(pkgdatadir)/grafana
 
 uninstall:
 	rm -f $(DESTDIR)$(sbindir)/remus $(DESTDIR)$(pkglibdir)/remus \
@@ -469,7 +477,8 @@ uninstall:
 	    $(addprefix $(DESTDIR)$(mandir)/man5/,$(filter %.5,$(MAN_PAGES))) \
 	    $(DESTDIR)$(bashcompdir)/remus \
 	    $(DESTDIR)$(sysconfdir)/remus/example.conf \
-	    $(DESTDIR)$(sysconfdir)/remus/example.vm
+	    $(DESTDIR)$(sysconfdir)/remus/example.vm \
+	    $(DESTDIR)$(pkgdatadir)/grafana/remus.json
 
 # -------------------------------------------------------------------- deb
 # `make deb`: $(BUILD)/deb/remus_VERSION_amd64.deb, by dpkg-buildpackage
@@ -524,6 +533,12 @@ DEB_PACKAGES += libquorum-dev libvotequorum-dev libcpg-dev corosync \
 # by systemd-analyze (systemd), man pages rendered by man (man-db), the
 # Debian package built by debhelper and checked by lintian.
 DEB_PACKAGES += scdoc man-db systemd debhelper lintian
+# Type=notify units: sd_notify and sd_watchdog_enabled (libsystemd)
+DEB_PACKAGES += libsystemd-dev
+# --metrics: the HTTP endpoint (libmicrohttpd); ops_metrics.sh scrapes it
+# with curl, checks it with promtool (prometheus) and the OpenMetrics
+# parser of python3-prometheus-client
+DEB_PACKAGES += libmicrohttpd-dev curl prometheus python3-prometheus-client
 
 deps:
 	$(Q)scripts/install-deps.sh $(DEB_PACKAGES)

@@ -117,6 +117,10 @@ static int run(struct protect_args *a)
          (ret = cli_open_log(CMD, a->digest_path, false, &pc->digest_fd))))
         goto out;
     pc->digest_every = pc->digest_fd >= 0 ? (unsigned)a->digest_every : 0;
+    /* --metrics (bound before any VM), and the service manager's
+     * notifications under systemd (Type=notify). */
+    if ((ret = cli_ops_start(CMD, &a->ops, &pc->observers)))
+        goto out;
     a->spec.vm = &a->g.vm;
     /* A KVM VM's receiver first: no VM if it fails. */
     if (quorum_first && a->spawn_host &&
@@ -142,6 +146,7 @@ static int run(struct protect_args *a)
                   res.protect.end == RM_PROTECT_STOPPED);
 out:
     cli_spawn_end(CMD, &a->sp, false, false);   /* never paired */
+    cli_ops_end(&a->ops);
     rm_backend_close(be);
     rm_quorum_close(quorum);
     rm_auth_wipe(&key, sizeof(key));

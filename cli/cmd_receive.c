@@ -38,6 +38,10 @@ static int run(struct receive_args *a)
         (a->digest_path && rc->digest_every &&
          (ret = cli_open_log(CMD, a->digest_path, false, &rc->digest_fd))))
         goto out;
+    /* --metrics (bound before any VM), and the service manager's
+     * notifications under systemd (Type=notify). */
+    if ((ret = cli_ops_start(CMD, &a->ops, &rc->observers)))
+        goto out;
     if (rm_backend_open_replica(&a->spec, &be, &err)) {
         ret = cli_fail(CMD, "%s", rm_error_str(&err));
         goto out;
@@ -57,6 +61,7 @@ static int run(struct receive_args *a)
     cli_release_stop();
     ret = (int)res.outcome;
 out:
+    cli_ops_end(&a->ops);
     rm_backend_close(be);
     rm_quorum_close(quorum);
     rm_auth_wipe(&key, sizeof(key));

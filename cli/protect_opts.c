@@ -24,6 +24,7 @@ int cli_protect_parse(struct protect_args *a, int argc, char **argv)
         { "disk-buffer-bytes", required_argument, NULL, 0x303 },
         { "progress", required_argument, NULL, 'P' },
         { "stats-file", required_argument, NULL, 'S' },
+        { "metrics", required_argument, NULL, 0x304 },
         { "digest-file", required_argument, NULL, 'D' },
         { "digest-every", required_argument, NULL, 'E' },
         { "release-log", required_argument, NULL, 'R' },
@@ -74,6 +75,10 @@ int cli_protect_parse(struct protect_args *a, int argc, char **argv)
                 return RM_EXIT_USAGE;
             continue;
         case 'S': a->stats_path = optarg; continue;
+        case 0x304:
+            if (cli_ops_metrics_opt(CMD, &a->ops, optarg))
+                return RM_EXIT_USAGE;
+            continue;
         case 'R': a->release_path = a->kvm_only = optarg; continue;
         case 'D': a->digest_path = a->kvm_only = optarg; continue;
         case 'E':

@@ -10,6 +10,7 @@
 
 #include "backends/kvm/guestcfg.h"
 #include "backends/open.h"
+#include "cli/cli_ops.h"
 #include "cli/cli.h"
 #include "primary/session.h"
 
@@ -25,6 +26,7 @@ struct protect_args {
     struct cli_spawn sp;               /* HOST without :PORT */
     const char *spawn_host;
     const char *desc_path;             /* VM: the description file */
+    struct cli_ops ops;                /* --metrics; notifications */
 };
 
 /*

@@ -42,6 +42,7 @@ int cli_receive_parse(struct receive_args *a, int argc, char **argv)
         { "announce", no_argument, NULL, 0x303 },
         { "disk", required_argument, NULL, 0x304 },
         { "disk-sync", no_argument, NULL, 0x305 },
+        { "metrics", required_argument, NULL, 0x306 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -126,6 +127,10 @@ int cli_receive_parse(struct receive_args *a, int argc, char **argv)
             a->spec.disk_paths[a->spec.nr_disks++] = optarg;
             break;
         case 0x305: a->spec.disk_sync = true; break;
+        case 0x306:
+            if (cli_ops_metrics_opt(CMD, &a->ops, optarg))
+                return RM_EXIT_USAGE;
+            break;
         case 'R':
             a->spec.replica_name = optarg;
             a->xen_only = true;

@@ -11,6 +11,7 @@
 #include "backends/kvm/guestcfg.h"
 #include "backends/open.h"
 #include "cli/cli.h"
+#include "cli/cli_ops.h"
 #include "secondary/session.h"
 
 struct receive_args {
@@ -24,6 +25,7 @@ struct receive_args {
     const char *kvm_only;              /* an option given that is */
     bool xen_only;                     /* --replica-name given */
     char xl_name[64];                  /* the name in the xl config */
+    struct cli_ops ops;                /* --metrics; notifications */
 };
 
 /*

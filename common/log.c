@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -15,12 +17,28 @@
 static struct {
     enum rm_log_level level;
     FILE *sink;
-} rm_logger = { RM_LOG_INFO, NULL };
+    bool journal;                  /* prefix syslog priorities */
+} rm_logger = { RM_LOG_INFO, NULL, false };
+
+bool rm_log_is_journal(int fd)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    int n = 0;
+
+    if (!js || sscanf(js, "%llu:%llu%n", &dev, &ino, &n) != 2 ||
+        js[n] != '\0' || fstat(fd, &st))
+        return false;
+    return (unsigned long long)st.st_dev == dev &&
+           (unsigned long long)st.st_ino == ino;
+}
 
 void rm_log_init(enum rm_log_level level, FILE *sink)
 {
     rm_logger.level = level;
     rm_logger.sink = sink;
+    rm_logger.journal = rm_log_is_journal(fileno(sink ? sink : stderr));
 }
 
 enum rm_log_level rm_log_level(void)
@@ -67,6 +85,8 @@ void rm_log_msg(enum rm_log_level level, const char *prefix,
                 const char *fmt, ...)
 {
     static const char *const names[] = { "error: ", "warning: ", "", "" };
+    /* syslog's LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
+    static const char *const prio[] = { "<3>", "<4>", "<6>", "<7>" };
     char msg[1024], line[1100];
     int saved_errno = errno;
     va_list ap;
@@ -74,8 +94,9 @@ void rm_log_msg(enum rm_log_level level, const char *prefix,
 
     if (level > rm_logger.level)
         return;
-    n = snprintf(line, sizeof(line), "remus[%d] %s: %s", (int)getpid(),
-                 prefix, names[level]);
+    n = snprintf(line, sizeof(line), "%sremus[%d] %s: %s",
+                 rm_logger.journal ? prio[level] : "", (int)getpid(), prefix,
+                 names[level]);
     if (n < 0 || (size_t)n >= sizeof(line))
         n = 0;
     va_start(ap, fmt);

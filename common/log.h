@@ -29,8 +29,24 @@ enum rm_log_level {
     RM_LOG_DEBUG = 3,
 };
 
-/* Set the level and the sink (NULL: stderr).  Not thread-safe; call once. */
+/*
+ * Set the level and the sink (NULL: stderr).  Not thread-safe; call once.
+ * When the sink is the journal's stream (rm_log_is_journal()), every line
+ * starts with its syslog priority, "<3>" (error), "<4>" (warning), "<6>"
+ * (info) or "<7>" (debug), which journald strips and keeps: `journalctl
+ * -p err` then shows the errors only.
+ */
 void rm_log_init(enum rm_log_level level, FILE *sink);
+enum rm_log_level rm_log_level(void);
+
+/*
+ * Is @fd the stream that systemd connected to the journal: $JOURNAL_STREAM
+ * ("DEVICE:INODE", set by systemd for a service's stdout/stderr) names
+ * @fd's device and inode?  False without it, with a value that does not
+ * parse, or for another file (stderr redirected by a shell below the
+ * unit).
+ */
+bool rm_log_is_journal(int fd);
 enum rm_log_level rm_log_level(void);
 
 /*

@@ -30,13 +30,22 @@ void rm_status_publish(struct rm_status *st, const char *state,
     uint64_t now = rm_now_ns();
     struct rm_error err = { 0 };
 
+    snprintf(st->state, sizeof(st->state), "%s", state);
+    st->updated_unix_ms = rm_unix_ms();
+    rm_status_tick(st);
     if (!force && now - *last_ns < 200000000ull)
         return;
     *last_ns = now;
-    snprintf(st->state, sizeof(st->state), "%s", state);
-    st->updated_unix_ms = rm_unix_ms();
     if (rm_status_write(st, &err))
         LOG_DBG("status: %s", rm_error_str(&err));
+}
+
+void rm_status_tick(const struct rm_status *st)
+{
+    const struct rm_status_observer *o;
+
+    for (o = st->observers; o; o = o->next)
+        o->seen(o->opaque, st);
 }
 
 const char *rm_run_dir(void)

@@ -17,6 +17,21 @@
 #define RM_STATUS_NAME_MAX 64
 #define RM_STATUS_TEXT_MAX 256
 
+struct rm_status;
+
+/*
+ * Told of every publication, in a list (common/notify.h: sd_notify;
+ * common/metrics.h: the metrics endpoint).  seen() is called by
+ * rm_status_publish() on every call, before its rate limit, and by
+ * rm_status_tick(), in the publishing thread (the checkpoint loop, the
+ * receive loop), with @st complete; it must not block.
+ */
+struct rm_status_observer {
+    void (*seen)(void *opaque, const struct rm_status *st);
+    void *opaque;
+    const struct rm_status_observer *next;
+};
+
 struct rm_status {
     char name[RM_STATUS_NAME_MAX];     /* VM / protection name */
     char role[16];                     /* "primary" or "secondary" */
@@ -41,6 +56,20 @@ struct rm_status {
     uint64_t interval_ms;
     uint64_t updated_unix_ms;
     uint64_t failover_unix_ms;         /* 0 unless failed over */
+
+    /* For the observers only (not in the file): */
+    bool ready;                        /* doing its job: the primary once
+                                          its first checkpoint was
+                                          acknowledged, the secondary once
+                                          it listens */
+    bool looping;                      /* in the loop that publishes or
+                                          ticks at least every second (the
+                                          watchdog's feeder); false once
+                                          that loop ended */
+    bool quorum;                       /* decides with --quorum */
+    uint64_t last_ack_us;              /* primary: checkpoint sent .. acked */
+    uint64_t held_bytes;               /* primary: output held (netbuf) */
+    const struct rm_status_observer *observers;   /* NULL: none */
 };
 
 /* The run directory ($REMUS_RUN_DIR or /run/remus). */
@@ -71,12 +100,16 @@ int rm_status_check_writer(const struct rm_status *st, struct rm_error *err);
 uint64_t rm_unix_ms(void);
 
 /*
- * Set @state and the update time and write the file, at most every 200 ms
- * unless @force (*last_ns remembers the last write).  Failures only log:
- * a status file never stops protection.
+ * Set @state, tell the observers, then set the update time and write the
+ * file, at most every 200 ms unless @force (*last_ns remembers the last
+ * write).  Failures only log: a status file never stops protection.
  */
 void rm_status_publish(struct rm_status *st, const char *state,
                        uint64_t *last_ns, bool force);
+
+/* Call the observers only (no file): for a loop that waits between
+ * publications, to show it is alive. */
+void rm_status_tick(const struct rm_status *st);
 
 /* Render as JSON into @buf (NUL-terminated).  Returns the length. */
 int rm_status_to_json(const struct rm_status *st, char *buf, int len);

@@ -429,6 +429,16 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
 
     p->status.epoch = st->epoch;
     p->status.acked_epoch = p->acked_epoch;
+    p->status.last_ack_us = (rm_now_ns() - p->epoch_sent_ns) / 1000;
+    /* A checkpoint was acknowledged: from now on the loop ticks at least
+     * every 20 ms (the first, full checkpoint may take long). */
+    p->status.ready = p->status.looping = true;
+    if (cfg->netbuf) {
+        struct rm_netbuf_stats ns;
+
+        rm_netbuf_get_stats(cfg->netbuf, &ns);
+        p->status.held_bytes = ns.held_bytes;
+    }
     p->status.last_pause_us = st->pause_ns / 1000;
     p->status.last_dirty_pages = st->dirty_pages;
     p->status.last_bytes = st->bytes;
@@ -462,6 +472,7 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
                 ts.tv_nsec = 20000000L;
             }
             nanosleep(&ts, NULL);
+            rm_status_tick(&p->status);     /* the loop is alive */
             if (handover_due(p))
                 return hand_over(p);
             if (cfg->stop_requested && *cfg->stop_requested)
@@ -723,6 +734,8 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
              cfg->blackhole ? "blackhole" : cfg->peer.host, cfg->peer.port);
     p->status.pid = (int)getpid();
     p->status.interval_ms = cfg->interval_ms;
+    p->status.quorum = cfg->quorum != NULL;
+    p->status.observers = cfg->observers;
     rm_status_publish(&p->status, "connecting", &p->status_written_ns, true);
 
     if (cfg->blackhole) {
@@ -762,6 +775,7 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
     p->guard_sink.layer_writev = guarded_writev;
     p->guard_sink.layer = p;
     rc = rm_save(&sctx, cfg->blackhole ? &sink : &p->guard_sink);
+    p->status.looping = false;
     /* Protection is over: the guest's writes are no longer logged, and a
      * writer that waited for room goes on. */
     if (cfg->disks)

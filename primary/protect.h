@@ -40,6 +40,7 @@
 #include "common/sr.h"
 
 struct rm_auth_key;
+struct rm_status_observer;
 struct rm_netbuf;
 
 enum rm_protect_end {
@@ -139,6 +140,13 @@ struct rm_protect_cfg {
     /* Optional: one line per acknowledged epoch, "epoch pause_us
      * dirty_pages bytes send_us ack_us", for drills and benchmarks. */
     int stats_fd;                 /* -1: none */
+
+    /* Optional: told of every status publication and tick (sd_notify,
+     * metrics: common/status.h), in the checkpoint loop's thread.  Not
+     * owned.  The loop ticks at least every 20 ms between checkpoints, so
+     * a stalled loop (an ack that does not come, a VM that does not
+     * suspend) goes silent. */
+    const struct rm_status_observer *observers;
 };
 
 struct rm_protect_result {

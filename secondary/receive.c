@@ -165,6 +165,7 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
     r->status.epoch = epoch;
     r->status.acked_epoch = epoch;
     r->status.last_dirty_pages = pages;
+    r->status.looping = true;
     rm_status_publish(&r->status, "replica", &r->status_written_ns, false);
     if (r->cfg->progress_ms &&
         now - r->last_progress_ns >= (uint64_t)r->cfg->progress_ms * 1000000) {
@@ -306,6 +307,7 @@ static int serve_control(struct receive *r, struct rm_preauth *pa,
         /* Wake up now and then to notice a stop request. */
         if (timeout < 0 || timeout > 200)
             timeout = 200;
+        rm_status_tick(&r->status);        /* the loop is alive */
         rc = rm_preauth_wait(pa, timeout, &c, &e);
         if (rc == -ETIMEDOUT)
             continue;
@@ -517,6 +519,9 @@ static int accept_peer(struct receive *r)
     int rc;
 
     rc = accept_control(r, &mine);
+    /* Hashing the disks and the first, full checkpoint may take long:
+     * the loop is back with the first commit (on_committed). */
+    r->status.looping = false;
     if (rc)
         return rc;
     r->compress = (mine.caps & r->peer.caps & RM_CAP_COMPRESSION) != 0;
@@ -602,6 +607,8 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     snprintf(r->status.backend, sizeof(r->status.backend), "%s",
              cfg->backend_name);
     r->status.pid = (int)getpid();
+    r->status.quorum = cfg->quorum;
+    r->status.observers = cfg->observers;
 
     if (cfg->listen_fd >= 0) {
         r->lfd = cfg->listen_fd;
@@ -612,6 +619,7 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
             goto out;
         }
     }
+    r->status.ready = r->status.looping = true;     /* listening */
     rm_status_publish(&r->status, "waiting", &r->status_written_ns, true);
     rc = accept_peer(r);
     if (rc)
@@ -699,6 +707,7 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     pthread_mutex_unlock(&r->lock);
 
 out:
+    r->status.looping = false;
     if (r->ctl_running) {
         if (r->ctl_fd >= 0)
             shutdown(r->ctl_fd, SHUT_RDWR);

@@ -111,6 +111,12 @@ struct rm_receive_cfg {
     /* Audit, optional (-1: off): "commit MONOTONIC_NS EPOCH" for every
      * committed checkpoint, written before its acknowledgement is sent. */
     int commit_log_fd;
+
+    /* Optional: told of every status publication and tick (sd_notify,
+     * metrics: common/status.h), in the receive loop's thread.  Not
+     * owned.  Ready once listening; the loop ticks every 200 ms while it
+     * waits for the primary and publishes every committed checkpoint. */
+    const struct rm_status_observer *observers;
 };
 
 struct rm_receive_result {

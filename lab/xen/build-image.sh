@@ -40,7 +40,7 @@ kver=$(basename "$WORK"/x/lib/modules/*)
 echo "xen-lab: debootstrap of dom0 from $mirror (about a minute)"
 root="$WORK/root"
 debootstrap --variant=minbase \
-    --include=xen-utils-4.17,kmod,iproute2,busybox,python3,libnl-3-200,libnl-route-3-200,libprotobuf-c1,libsodium23,libquorum5,libvotequorum8,libcpg4,corosync,corosync-qdevice,corosync-qnetd \
+    --include=xen-utils-4.17,kmod,iproute2,busybox,python3,libnl-3-200,libnl-route-3-200,libprotobuf-c1,libsodium23,libquorum5,libvotequorum8,libcpg4,libsystemd0,libmicrohttpd12,corosync,corosync-qdevice,corosync-qnetd \
     bookworm "$root" "$mirror" > "$WORK/debootstrap.log" 2>&1 ||
     { tail -20 "$WORK/debootstrap.log"; exit 1; }
 # The kernel's modules, without what a lab never loads (sound, GPUs, ...)

@@ -28,6 +28,7 @@ $p/share/man/man1/remus.1
 $p/share/man/man1/remus-drill.1
 $p/share/man/man5/remus.conf.5
 $p/share/bash-completion/completions/remus
+$p/share/remus/grafana/remus.json
 $e/remus/example.conf
 $e/remus/example.vm
 EOL

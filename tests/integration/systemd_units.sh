@@ -40,7 +40,9 @@ for u in receive protect; do
     f=$U/remus-$u@.service
     grep -qx 'RestartPreventExitStatus=3 4' "$f" || { echo "$u: exits 3 and 4 are not kept from a restart"; exit 1; }
     grep -qx 'Restart=on-failure' "$f" || { echo "$u: not Restart=on-failure"; exit 1; }
-    grep -qx 'Type=exec' "$f" || { echo "$u: not Type=exec"; exit 1; }
+    grep -qx 'Type=notify' "$f" || { echo "$u: not Type=notify"; exit 1; }
+    grep -qx 'NotifyAccess=main' "$f" || { echo "$u: not NotifyAccess=main"; exit 1; }
+    grep -qx 'WatchdogSec=30' "$f" || { echo "$u: no WatchdogSec=30"; exit 1; }
 done
 
 # unit_argv UNIT INSTANCE KEY: KEY (ExecStart, ExecStop) of the installed

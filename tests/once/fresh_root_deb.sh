@@ -5,7 +5,9 @@
 # the cached root stays as it was), `apt-get install ./remus_*.deb`
 # resolves its dependencies (dh_shlibdeps's), `remus --version` is the
 # package's version, `man remus` (man-db installed there) renders the
-# three pages, the units are not enabled, and `remus drill` passes there
+# three pages, the units are not enabled, the receive unit's command runs
+# (READY=1 on a notify socket; curl of its --metrics passes promtool),
+# and `remus drill` passes there
 # (the host's /dev bound in, for /dev/kvm).  Runs after fresh_root.sh,
 # which builds the root on its first run.
 set -euo pipefail
@@ -19,8 +21,11 @@ base=$(ls -d "$CACHE"/base-*.done 2>/dev/null | head -1 | sed 's/\.done$//')
 TMP=$(mktemp -d /tmp/remus-deb.XXXXXX)
 root=$TMP/root
 mounts=()
+pids=()   # what runs in the root: ended before it is unmounted
 cleanup() {
-    local m
+    local m p
+    for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
     for ((m = ${#mounts[@]} - 1; m >= 0; m--)); do umount -l "${mounts[m]}" 2>/dev/null || true; done
     rm -rf "$TMP"
 }
@@ -91,6 +96,46 @@ in_root env MANWIDTH=80 man remus > "$TMP/remus.txt"
 grep -q -- "--heartbeat-timeout" "$TMP/remus.txt" || { echo "man remus lacks the options"; exit 1; }
 in_root whatis remus-drill | grep -q "rehearse a failover" || { echo "whatis remus-drill: $(in_root whatis remus-drill 2>&1)"; exit 1; }
 echo "man remus, man remus-drill, man 5 remus.conf render"
+
+scenario "the units' command: remus-receive@vm1 with --metrics, under a notify socket"
+# The receive unit's command as systemd runs it (its Environment=, the
+# EnvironmentFile=, NOTIFY_SOCKET and WATCHDOG_USEC), waiting for its
+# primary (no /dev/kvm needed): READY=1 arrives, and its --metrics
+# endpoint, scraped with curl, passes promtool (both on the host).  The
+# configuration is read with sh here: a value with blanks is quoted, as
+# systemd's EnvironmentFile= also accepts.
+read -r LP MP < <(python3 -c 'import socket
+ss = [socket.socket() for _ in range(2)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])')
+in_root remus keygen /etc/remus/remus.key > /dev/null 2> "$TMP/keygen.log" ||
+    { cat "$TMP/keygen.log"; exit 1; }
+cat > "$root/etc/remus/vm1.conf" <<EOC
+REMUS_VM=/etc/remus/example.vm
+REMUS_LISTEN=127.0.0.1:$LP
+REMUS_PEER=127.0.0.1:$LP
+REMUS_RECEIVE_OPTS="--metrics 127.0.0.1:$MP"
+EOC
+python3 tests/support/notify_listen.py "$root/run/notify.sock" "$TMP/notify.log" & NL=$!; pids+=($NL)
+wait_until 10 "the notify socket" test -S "$root/run/notify.sock"
+exec_start=$(sed -n 's/^ExecStart=//p' "$root/lib/systemd/system/remus-receive@.service" | sed 's/%i/vm1/g')
+# (chroot itself in the background, not in_root: $! is then the process
+# that execs down to remus, which the SIGTERM below must reach)
+chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+    REMUS_KEY_FILE=/etc/remus/remus.key NOTIFY_SOCKET=/run/notify.sock WATCHDOG_USEC=30000000 \
+    sh -c 'set -a; . /etc/remus/vm1.conf; set +a; exec "$@"' sh $exec_start \
+    > "$TMP/unit.log" 2>&1 & RCV=$!; pids+=($RCV)
+wait_until 10 "READY=1 from remus-receive@vm1" in_file "$TMP/notify.log" "READY=1" ||
+    { cat "$TMP/unit.log"; exit 1; }
+curl -sSf --max-time 5 "http://127.0.0.1:$MP/metrics" > "$TMP/metrics.txt"
+promtool check metrics < "$TMP/metrics.txt" || { cat "$TMP/metrics.txt"; exit 1; }
+grep -qx 'remus_state{state="waiting"} 1' "$TMP/metrics.txt"
+grep -qx 'remus_info{name="vm1",role="secondary",backend="kvm"} 1' "$TMP/metrics.txt"
+kill -TERM $RCV
+wait $RCV || { cat "$TMP/unit.log"; echo "remus-receive@vm1 did not exit 0 on SIGTERM"; exit 1; }
+kill $NL; wait $NL 2> /dev/null || true
+grep -q "STOPPING=1" "$TMP/notify.log"
+echo "remus-receive@vm1: READY=1, its metrics pass promtool"
 
 scenario "remus drill in the fresh root"
 [ -c "$root/dev/kvm" ] || { echo "no /dev/kvm in the fresh root, although /dev is bound in"; exit 1; }
