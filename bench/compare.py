@@ -22,6 +22,8 @@ import json
 import re
 import sys
 
+from report_json import unique  # the same naming of repeated rows
+
 NUM = r'[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][+-]?\d+)?'
 TITLE_WIDTH = 110
 
@@ -131,16 +133,6 @@ def ratio(old, new):
     if old == 0:
         return "%+g" % (new - old)
     return "%.2f" % (new / old)
-
-
-def unique(names):
-    """@names with " #2", " #3" added to the second, third... of a name."""
-    seen = {}
-    out = []
-    for n in names:
-        seen[n] = seen.get(n, 0) + 1
-        out.append(n if seen[n] == 1 else '%s #%d' % (n, seen[n]))
-    return out
 
 
 def short(s, width=TITLE_WIDTH):
