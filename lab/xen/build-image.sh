@@ -74,6 +74,8 @@ for m in xen-netfront xen-blkfront; do
     *) cp "$f" "$g/lib/$m.ko" ;;
     esac
 done
+# lab-aio: asynchronous O_DIRECT writes (lab_aio on the command line)
+gcc -static -O2 -Wall -Wextra -Werror -o "$g/bin/lab-aio" "$HERE/rootfs/lab-aio.c"
 cp "$HERE/rootfs/guest-init" "$g/init"
 chmod +x "$g/init"
 (cd "$g" && find . | cpio -o -H newc --quiet | gzip -1) > "$CACHE/guest.cpio.gz"

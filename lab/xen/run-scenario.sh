@@ -71,6 +71,7 @@ echo "$NAME" > "$p/scenario-name"
 printf '%s\n' ${XEN_LAB_ENV:-} > "$p/scenario-env"
 if [ -x "$BUILD/remus" ]; then cp "$BUILD/remus" "$p/remus"; fi
 for t in xen_m2p_find xen_pv_frame xen_grow_p2m xen_p2m_gen; do [ ! -x "$BUILD/tests/$t" ] || cp "$BUILD/tests/$t" "$p/"; done
+[ ! -x "$BUILD/bench/xen_pause_watch" ] || cp "$BUILD/bench/xen_pause_watch" "$p/"   # xenremusbench
 cp "$CACHE/guest-vmlinuz" "$p/guest-vmlinuz"
 cp "$CACHE/guest.cpio.gz" "$p/guest.cpio.gz"
 cp "$HERE/guest.cfg" "$HERE/guest-net.cfg" "$HERE/guest-2vif.cfg" "$HERE/vif-lab" \

@@ -126,3 +126,20 @@ wait_listen() {
     done
     return 1
 }
+
+# disk_serve IMG DEV LOG [OPTS]: `remus -v disk serve IMG --device DEV
+# OPTS` in the background (its log appended to LOG) until DEV has a size,
+# at most 10 s; its pid in $SRV.  1, the reason on stdout, when it ended
+# or DEV got no size.
+disk_serve() {
+    # shellcheck disable=SC2086  # OPTS are words
+    /payload/remus -v disk serve "$1" --device "$2" $4 >> "$3" 2>&1 &
+    SRV=$!
+    for _i in $(seq 1 50); do
+        if [ "$(cat "/sys/block/${2#/dev/}/size")" != 0 ]; then return 0; fi
+        kill -0 "$SRV" 2>/dev/null || { echo "disk serve of $1 ended: $(tail -1 "$3")"; return 1; }
+        sleep 0.2
+    done
+    echo "$2 has no size after 10 s"
+    return 1
+}

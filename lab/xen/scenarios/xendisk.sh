@@ -35,18 +35,6 @@ modprobe nbd nbds_max=4 || fail "no nbd module in dom0's kernel"
 ip link set lo up
 $R keygen /tmp/lab.key
 
-# serve IMG DEV LOG: remus disk serve IMG on DEV until DEV has a size; its
-# pid in $SRV
-serve() {
-    $R -v disk serve "$1" --device "$2" >> "$3" 2>&1 &
-    SRV=$!
-    for i in $(seq 1 50); do
-        if [ "$(cat /sys/block/${2#/dev/}/size)" != 0 ]; then return 0; fi
-        kill -0 $SRV 2>/dev/null || fail "disk serve of $1 ended: $(tail -1 "$3")"
-        sleep 0.2
-    done
-    fail "$2 has no size after 10 s"
-}
 # cfg NAME DEV FILE: the lab guest's config with lab_disk (its records)
 # and lab_dd (4 MiB of O_DIRECT writes at 32 MiB every second: writes in
 # flight at many cuts), its disk DEV
@@ -87,8 +75,8 @@ run() {
     tag=$1; shift
     rm -f /tmp/a.img /tmp/b.img /tmp/stats /var/log/xen/console/guest-labdisk*.log
     truncate -s 64M /tmp/a.img; truncate -s 64M /tmp/b.img
-    serve /tmp/a.img /dev/nbd0 /tmp/serveA.log; SA=$SRV
-    serve /tmp/b.img /dev/nbd1 /tmp/serveB.log; SB=$SRV
+    disk_serve /tmp/a.img /dev/nbd0 /tmp/serveA.log || fail "serving /tmp/a.img"; SA=$SRV
+    disk_serve /tmp/b.img /dev/nbd1 /tmp/serveB.log || fail "serving /tmp/b.img"; SB=$SRV
     cfg labdisk /dev/nbd0 /tmp/a.cfg
     cfg labdisk /dev/nbd1 /tmp/b.cfg
     xl create /tmp/a.cfg
