@@ -16,6 +16,7 @@
 #   make deb             build/deb/remus_VERSION_amd64.deb (dpkg-buildpackage)
 #   make fuzz            libFuzzer harnesses (clang)
 #   make bench           benchmarks, report in build/bench/ (.md, .json)
+#   make bench-xen       the Xen lab's benchmarks (build/bench/xen-report.md)
 #   make xen-lab         build (cached) and boot the Xen lab
 #   make check-xen       the Xen lab scenarios
 #
@@ -176,7 +177,7 @@ B_UNIT_SUPPORT_OBJS := $(addprefix $(BUILD)/,$(UNIT_SUPPORT_OBJS))
 B_UNIT_TESTS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 LIBREMUS := $(BUILD)/libremus.a
 
-.PHONY: all clean deps check check-quick check-fresh-root fuzz bench soak \
+.PHONY: all clean deps check check-quick check-fresh-root fuzz bench bench-xen soak \
         xen-lab check-xen guest drill tests fuzz-smoke print-version FORCE \
         install install-data uninstall deb
 .SECONDARY:
@@ -238,7 +239,7 @@ $(B_TEST_TOOLS): $(BUILD)/tests/%: $(BUILD)/tests/support/%.o \
 
 # Benchmarks: bench/NAME.c -> $(BUILD)/bench/NAME; `make bench` runs them
 # and writes $(BUILD)/bench/report.md and report.json.
-BENCHES := kvm_bench
+BENCHES := kvm_bench xen_pause_watch
 B_BENCHES := $(addprefix $(BUILD)/bench/,$(BENCHES))
 # What the benches share: the pause's parts, summed and printed.
 BENCH_OBJS := $(BUILD)/bench/pause_parts.o
@@ -330,6 +331,18 @@ check:
 	$(Q)$(MAKE) --no-print-directory ASAN=1 tests
 	$(Q)$(if $(T),,$(MAKE) --no-print-directory fuzz-smoke)
 	$(Q)ONLY='$(T)' TEST_CASE='$(C)' tests/run-tests.sh build build-asan
+
+# The Xen lab's benchmarks, each one boot, ratios: the disk rows of #19
+# (lab/xen/scenarios/xendiskbench.sh) and remus against `xl remus` (#21,
+# xenremusbench.sh).  Their tables: $(BUILD)/bench/xen-report.md.
+XEN_BENCHES := xendiskbench xenremusbench
+bench-xen: deps all $(B_BENCHES)
+	$(Q)mkdir -p $(BUILD)/bench; rm -f $(BUILD)/bench/xen-report.md; rc=0; \
+	for s in $(XEN_BENCHES); do \
+	    XEN_LAB_RETRIES=0 XEN_LAB_TIMEOUT=1500 lab/xen/run-scenario.sh $$s $(BUILD) || rc=1; \
+	    sed -n "/^$$s:/,\$$p" $(BUILD)/xen-lab/$$s/scenario.log | \
+	        tee -a $(BUILD)/bench/xen-report.md; \
+	done; echo "report: $(BUILD)/bench/xen-report.md"; exit $$rc
 
 # The Xen lab: `xen-lab` builds the image (cached) and boots the smoke
 # scenario; `check-xen` runs every lab scenario (tests/lab/*.sh).
