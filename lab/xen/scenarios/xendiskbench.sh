@@ -69,11 +69,11 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 # protection then ends cleanly (SIGTERM: END; the secondary discards its
 # replica)
 protected() {
-    $R receive --xen --key-file /tmp/lab.key --config /tmp/b.cfg --disk /tmp/b.img \
+    $R receive --xen --key-file /tmp/lab.key --config /tmp/b.cfg --disk /tmp/b.img --heartbeat 200 --heartbeat-timeout 10000 \
         --listen 127.0.0.1:7071 --progress 0 > /tmp/recv.log 2>&1 &
     RECV=$!
     wait_listen 7071 $RECV || fail "receive is not listening"
-    $R protect --xen --key-file /tmp/lab.key -i "$1" --progress 0 \
+    $R protect --xen --key-file /tmp/lab.key -i "$1" --heartbeat 200 --heartbeat-timeout 10000 --progress 0 \
         --stats-file /tmp/stats.$1 labbench 127.0.0.1:7071 > /tmp/prot.log 2>&1 &
     PROT=$!
     for i in $(seq 1 150); do

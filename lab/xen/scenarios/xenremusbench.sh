@@ -51,12 +51,12 @@ base=$(rate "$(ticks "$a" "$b")" "$T")
 echo "counter lines/s: $base"
 
 echo "== 2. remus protect --xen -i $I"
-$R receive --xen --key-file /tmp/lab.key --config /tmp/g.cfg --listen 127.0.0.1:7071 \
+$R receive --xen --key-file /tmp/lab.key --config /tmp/g.cfg --listen 127.0.0.1:7071 --heartbeat 200 --heartbeat-timeout 10000 \
     --progress 0 > /tmp/recv.log 2>&1 &
 RECV=$!
 wait_listen 7071 $RECV || fail "receive is not listening"
 op_begin "remus protect" $dom
-$R protect --xen --key-file /tmp/lab.key -i "$I" --progress 0 --stats-file /tmp/stats \
+$R protect --xen --key-file /tmp/lab.key -i "$I" --heartbeat 200 --heartbeat-timeout 10000 --progress 0 --stats-file /tmp/stats \
     labremus 127.0.0.1:7071 > /tmp/prot.log 2>&1 &
 PROT=$!
 a=$(here)
