@@ -16,16 +16,7 @@
 #  - ops/grafana/remus.json queries only metrics that the endpoints serve.
 set -euo pipefail
 . "$ROOT/tests/lib/wait.sh"
-TMP=$(mktemp -d /tmp/remus-test.XXXXXX)
-export REMUS_RUN_DIR="$TMP/run"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "logs kept in $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
+. "$ROOT/tests/lib/scratch.sh"   # TMP, REMUS_RUN_DIR, PIDS
 # The Debian python3 (python3-prometheus-client), whatever python3 is first
 # in PATH.
 PY=/usr/bin/python3

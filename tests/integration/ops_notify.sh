@@ -17,16 +17,7 @@
 #  - no NOTIFY_SOCKET: nothing is sent and nothing fails.
 set -euo pipefail
 . "$ROOT/tests/lib/wait.sh"
-TMP=$(mktemp -d /tmp/remus-test.XXXXXX)
-export REMUS_RUN_DIR="$TMP/run"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "logs kept in $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
+. "$ROOT/tests/lib/scratch.sh"   # TMP, REMUS_RUN_DIR, PIDS
 PAIR=$BUILD/tests/mem_pair
 WD_USEC=400000        # fed at most every 100 ms
 
