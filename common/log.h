@@ -47,7 +47,6 @@ enum rm_log_level rm_log_level(void);
  * unit).
  */
 bool rm_log_is_journal(int fd);
-enum rm_log_level rm_log_level(void);
 
 /*
  * Copy @in (@in_len bytes, any content) into @out as printable text: a

@@ -406,14 +406,15 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
         p->acked_epoch = st->epoch;
     }
 
+    /* sent .. acknowledged: the stats file's ack_us and the metrics' */
+    p->status.last_ack_us = (rm_now_ns() - p->epoch_sent_ns) / 1000;
     if (cfg->stats_fd >= 0) {
         char line[160];
         int n = snprintf(line, sizeof(line), "%" PRIu64 " %" PRIu64 " %"
                          PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %"
                          PRIu64 "\n", st->epoch, st->pause_ns / 1000,
                          st->dirty_pages, st->bytes, st->send_ns / 1000,
-                         (rm_now_ns() - p->epoch_sent_ns) / 1000,
-                         st->disk_late);
+                         p->status.last_ack_us, st->disk_late);
 
         if (write(cfg->stats_fd, line, (size_t)n) < 0)
             (void)0;
@@ -429,7 +430,6 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
 
     p->status.epoch = st->epoch;
     p->status.acked_epoch = p->acked_epoch;
-    p->status.last_ack_us = (rm_now_ns() - p->epoch_sent_ns) / 1000;
     /* A checkpoint was acknowledged: from now on the loop ticks at least
      * every 20 ms (the first, full checkpoint may take long). */
     p->status.ready = p->status.looping = true;
