@@ -103,6 +103,12 @@ mkdir -p "$root/sys" "$root/dev" "$root/run"
 mount --rbind /sys "$root/sys"; mounts+=("$root/sys")
 bind /dev "$root/dev"
 mount -t tmpfs tmpfs "$root/run"; mounts+=("$root/run")
+# A machine without /dev/kvm cannot run the drill: the step is reported
+# skipped (tests/run-tests.sh fails it where /dev/kvm exists), never passed.
+if [ ! -c /dev/kvm ]; then
+    echo "SKIPPED STEP (needs /dev/kvm): make drill in the fresh root: this machine has no /dev/kvm"
+    exit 0
+fi
 if ! in_root make -C /src drill DRILL_ARGS="--quiet --kill-after 2 --after 1" \
         > "$CACHE/drill.log" 2>&1; then
     tail -30 "$CACHE/drill.log"; echo "fresh-root-check: make drill fails in the fresh root"; exit 1

@@ -19,14 +19,19 @@
 # script that passed after retrying a try it judged not ours prints
 # "RETRIED: REASON" lines: it is reported "ok (retried: REASON)" and counted
 # among the retried.  A script that fails is reported with the scenario it
-# was in (the last "== scenario: NAME" line it printed).
-# Closing line: "N passed, N failed, N skipped, N retried".
+# was in (the last "== scenario: NAME" line it printed).  A script that
+# passed but could not run one of its steps on this machine prints
+# "SKIPPED STEP (needs WHAT): STEP": it is reported "ok (STEP SKIPPED: ...)"
+# and counted apart; a step skipped for want of /dev/kvm on a machine that
+# has it is a failure.
+# Closing line: "N passed, N failed, N skipped, N retried, N with a step
+# skipped".
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 2
 TIMEOUT=${TEST_TIMEOUT:-600}
 ONLY=${ONLY:-}
-passed=0 failed=0 skipped=0 retried=0 selected=0
+passed=0 failed=0 skipped=0 retried=0 stepskipped=0 selected=0
 failures=()
 LOGDIR=$(mktemp -d /tmp/remus-tests.XXXXXX)
 
@@ -85,7 +90,7 @@ run_unit() {
 }
 
 run_script() {   # run_script LABEL SCRIPT [BUILD]
-    local name=$1 script=$2 build=${3:-} out rc start secs why r
+    local name=$1 script=$2 build=${3:-} out rc start secs why r k
     out="$LOGDIR/$(echo "$name" | tr / _).log"
     start=$(date +%s)
     REMUS="$ROOT/$build/remus" BUILD="$ROOT/$build" ROOT="$ROOT" \
@@ -93,9 +98,18 @@ run_script() {   # run_script LABEL SCRIPT [BUILD]
     rc=$?
     secs=$(( $(date +%s) - start ))
     if [ "$rc" -eq 0 ]; then
+        k=$(grep -E '^SKIPPED STEP \(needs /dev/kvm\): ' "$out" | head -1 || true)
+        if [ -n "$k" ] && have_kvm; then
+            fail_test "$name" "$out" "a step skipped although /dev/kvm is here: ${k#SKIPPED STEP }"
+            return
+        fi
         passed=$((passed + 1))
         r=$(grep -E '^RETRIED: ' "$out" | sed 's/^RETRIED: //' | paste -sd ';' -)
-        if [ -n "$r" ]; then
+        k=$(grep -E '^SKIPPED STEP ' "$out" | sed 's/^SKIPPED STEP //' | paste -sd ';' -)
+        if [ -n "$k" ]; then
+            stepskipped=$((stepskipped + 1))
+            echo "ok    $name (${secs}s) (STEP SKIPPED: $k)"
+        elif [ -n "$r" ]; then
             retried=$((retried + 1))
             echo "ok    $name (${secs}s) (retried: $r)"
         else
@@ -192,5 +206,5 @@ if [ ${#failures[@]} -gt 0 ]; then
 else
     rm -rf "$LOGDIR"
 fi
-echo "$passed passed, $failed failed, $skipped skipped, $retried retried"
+echo "$passed passed, $failed failed, $skipped skipped, $retried retried, $stepskipped with a step skipped"
 [ "$failed" -eq 0 ]
