@@ -248,7 +248,8 @@ $(B_BENCHES): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BENCH_OBJS) $(LIBREMUS)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BENCH_OBJS) $(LIBREMUS) $(LDLIBS)
 
-# Then the same guest under QEMU (bench/qemu_bench.py) and PNG plots.
+# Then the same guest under QEMU (bench/qemu_bench.py), many VMs at once
+# (bench/many_vms.py) and PNG plots.
 # `make soak`: 1,000 rounds of random faults (kill -9 of either side, a cut
 # replication link, a clean stop) on protected KVM VMs, outcomes counted
 # (tests/soak/soak.sh).  Not in CI by default: CI runs soak_short.sh.
@@ -269,6 +270,8 @@ bench: deps
 	{ $(BUILD)/bench/kvm_bench $(BUILD)/bench | \
 	    tee $(BUILD)/bench/report.md && \
 	  python3 bench/qemu_bench.py $(BUILD) $(BUILD)/bench | \
+	    tee -a $(BUILD)/bench/report.md && \
+	  python3 bench/many_vms.py $(BUILD) $(BUILD)/bench | \
 	    tee -a $(BUILD)/bench/report.md && \
 	  gnuplot -e "d='$(BUILD)/bench'" bench/plots.gp && \
 	  printf '\nPlots: pause.png, latency.png, throughput.png\n' | \

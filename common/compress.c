@@ -7,7 +7,9 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
+#include "common/io.h"
 #include "common/log.h"
 
 struct rm_compressor {
@@ -19,6 +21,22 @@ struct rm_compressor {
     struct rm_compress_stats stats;
 };
 
+/* @len bytes of memory between two PROT_NONE pages, or NULL. */
+static uint8_t *cache_map(size_t len)
+{
+    uint8_t *base = mmap(NULL, len + 2 * RM_PAGE_SIZE, PROT_NONE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+    if (base == MAP_FAILED)
+        return NULL;
+    if (mprotect(base + RM_PAGE_SIZE, len, PROT_READ | PROT_WRITE)) {
+        munmap(base, len + 2 * RM_PAGE_SIZE);
+        return NULL;
+    }
+    rm_name_mapping(base + RM_PAGE_SIZE, len, "remus-compress-cache");
+    return base + RM_PAGE_SIZE;
+}
+
 struct rm_compressor *rm_compressor_new(uint32_t cache_pages)
 {
     struct rm_compressor *c = calloc(1, sizeof(*c));
@@ -27,7 +45,10 @@ struct rm_compressor *rm_compressor_new(uint32_t cache_pages)
         return NULL;
     c->slots = cache_pages ? cache_pages : RM_COMPRESS_CACHE_DEFAULT;
     c->slot_pfn = malloc((size_t)c->slots * sizeof(*c->slot_pfn));
-    c->slot_data = malloc((size_t)c->slots * RM_PAGE_SIZE);
+    /* Its own mapping, touched only as pages are cached, between two
+     * guard pages (an overrun faults; no neighbour merges with it, so
+     * /proc/PID/smaps shows what it costs). */
+    c->slot_data = cache_map((size_t)c->slots * RM_PAGE_SIZE);
     /* worst case of the encoding: 4 bytes of header per 1 byte changed
      * alternating; cap at 2 pages, beyond which RAW is sent anyway */
     c->delta = malloc(2 * RM_PAGE_SIZE);
@@ -44,7 +65,9 @@ void rm_compressor_free(struct rm_compressor *c)
     if (!c)
         return;
     free(c->slot_pfn);
-    free(c->slot_data);
+    if (c->slot_data)
+        munmap(c->slot_data - RM_PAGE_SIZE,
+               (size_t)c->slots * RM_PAGE_SIZE + 2 * RM_PAGE_SIZE);
     free(c->delta);
     rm_buf_free(&c->out);
     free(c);

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,20 @@ int rm_buf_append(struct rm_buf *b, const void *data, size_t len)
 void rm_buf_reset(struct rm_buf *b)
 {
     b->len = 0;
+}
+
+void rm_buf_release_tail(struct rm_buf *b, size_t keep)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), start, end;
+
+    if (!b->data || keep >= b->cap)
+        return;
+    if (keep < b->len)
+        keep = b->len;
+    start = ((uintptr_t)b->data + keep + page - 1) & ~(page - 1);
+    end = ((uintptr_t)b->data + b->cap) & ~(page - 1);
+    if (end > start)
+        (void)madvise((void *)start, end - start, MADV_DONTNEED);
 }
 
 void rm_buf_free(struct rm_buf *b)
@@ -115,6 +131,9 @@ int rm_src_read_exact(struct rm_src *s, void *buf, size_t len)
         ssize_t n;
         int rc = wait_readable(s->fd, s->timeout_ms);
 
+        if (rc == -ETIMEDOUT && s->keep_waiting &&
+            s->keep_waiting(s->keep_waiting_arg))
+            continue;
         if (rc)
             return rc;
         n = read(s->fd, p + done, len - done);
@@ -304,4 +323,15 @@ int rm_fd_set_send_timeout(int fd, unsigned timeout_ms)
     if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
         return -errno;
     return 0;
+}
+
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41
+#define PR_SET_VMA_ANON_NAME 0
+#endif
+
+void rm_name_mapping(void *addr, size_t len, const char *name)
+{
+    (void)prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)addr,
+                (unsigned long)len, (unsigned long)name);
 }

@@ -29,6 +29,15 @@ struct rm_buf {
 int rm_buf_reserve(struct rm_buf *b, size_t extra);
 int rm_buf_append(struct rm_buf *b, const void *data, size_t len);
 void rm_buf_reset(struct rm_buf *b);  /* len = 0, keeps the allocation */
+/* Give the kernel back the whole pages of @b's allocation beyond its first
+ * max(@keep, len) bytes (madvise DONTNEED: resident memory drops, the
+ * capacity stays, and a later append faults the pages in again). */
+void rm_buf_release_tail(struct rm_buf *b, size_t keep);
+
+/* Name an anonymous mapping (/proc/PID/smaps and pmap show
+ * "[anon:NAME]"), where the kernel can (CONFIG_ANON_VMA_NAME); silently
+ * nothing elsewhere. */
+void rm_name_mapping(void *addr, size_t len, const char *name);
 void rm_buf_free(struct rm_buf *b);
 
 struct rm_src {
@@ -45,6 +54,13 @@ struct rm_src {
      * sits here, under the stream engines. */
     int (*layer_read)(struct rm_src *s, void *buf, size_t len);
     void *layer;
+    /* Optional (fd only; the init functions leave it NULL): asked when a
+     * read has waited timeout_ms with no byte.  true: wait another
+     * timeout_ms (the secondary's stream while the primary's heartbeats
+     * still arrive: a slow checkpoint, not a dead primary); false: the
+     * read fails with -ETIMEDOUT.  Called from the reading thread. */
+    bool (*keep_waiting)(void *arg);
+    void *keep_waiting_arg;
 };
 
 void rm_src_init_fd(struct rm_src *s, int fd);

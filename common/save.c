@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "common/compress.h"
 #include "common/disklog.h"
@@ -41,6 +42,9 @@ struct rm_save_priv {
     bool digest_deferred;        /* staging: digest the staged copies
                                     after resume (finish_digest) */
     struct rm_buf packed;        /* the compressed form of a staged CP */
+    /* trim_staging(): the sizes recent checkpoints needed (decaying) and
+     * what each buffer may hold resident */
+    size_t stage_hi, stage_kept, packed_hi, packed_kept;
     uint8_t *bounce;             /* stable copies of a running VM's pages */
 };
 
@@ -549,6 +553,33 @@ static void log_slow_pause(const struct rm_epoch_stats *st, uint64_t ns)
 }
 
 /*
+ * The staging buffers keep room for what recent checkpoints needed, not
+ * for the biggest one ever (a burst, or a first copy of all the guest's
+ * memory): the primary's memory stays near the dirty set (#21, goal 6).
+ * @hi follows the sizes staged, decaying by 1/32 a checkpoint; once what
+ * the buffer may hold resident (@kept: its capacity until the first trim,
+ * then the most it held since the last one; the live pre-copy staged
+ * through it too) exceeds twice @hi + 1 MiB, the pages beyond 1.25 @hi go back to
+ * the kernel (a bigger checkpoint later faults them in again).  A steady
+ * guest's checkpoints never trim: no first touches in its pauses.
+ */
+static void trim_staging(struct rm_buf *b, size_t *hi, size_t *kept)
+{
+    size_t decayed = *hi - *hi / 32, keep;
+
+    *hi = b->len > decayed ? b->len : decayed;
+    if (!*kept)                 /* never trimmed: it may all be resident */
+        *kept = b->cap;
+    if (b->len > *kept)
+        *kept = b->len;
+    if (*kept <= 2 * *hi + ((size_t)1 << 20))
+        return;
+    keep = *hi + *hi / 4;
+    rm_buf_release_tail(b, keep);
+    *kept = keep;
+}
+
+/*
  * One checkpoint with the VM running on entry: suspend, harvest, stage the
  * dirty pages and the state, resume, send.  @first: the final part of
  * epoch 1 (p->dirty already holds the last pre-copy harvest).
@@ -673,6 +704,9 @@ restore_sink:
         st->bytes = out->len;
     }
     t2 = rm_now_ns();
+    trim_staging(&p->stage, &p->stage_hi, &p->stage_kept);
+    if (p->comp)
+        trim_staging(&p->packed, &p->packed_hi, &p->packed_kept);
 
     st->dirty_pages = p->digest_pages;
     st->pause_ns = t1 - t0;
@@ -754,6 +788,11 @@ static int run_checkpointed(struct rm_save_ctx *ctx)
     rc = precopy(ctx);
     if (rc)
         return rc;
+    /* From here on pages are copied with the VM suspended (staged): the
+     * bounce buffer's memory goes back (its pages fault in again if a
+     * running VM's pages are ever sent again). */
+    (void)madvise(p->bounce, (size_t)RM_PAGE_DATA_BATCH * RM_PAGE_SIZE,
+                  MADV_DONTNEED);
     rc = take_checkpoint(ctx, epoch, true, &st);
     for (;;) {
         if (rc)
@@ -872,7 +911,8 @@ int rm_save(struct rm_save_ctx *ctx, struct rm_sink *out)
     p->batch_types = calloc(RM_PAGE_DATA_BATCH, sizeof(*p->batch_types));
     p->batch_ptrs = calloc(RM_PAGE_DATA_BATCH, sizeof(*p->batch_ptrs));
     p->send_ptrs = calloc(RM_PAGE_DATA_BATCH, sizeof(*p->send_ptrs));
-    p->bounce = malloc((size_t)RM_PAGE_DATA_BATCH * RM_PAGE_SIZE);
+    p->bounce = aligned_alloc(RM_PAGE_SIZE,        /* madvise()d */
+                              (size_t)RM_PAGE_DATA_BATCH * RM_PAGE_SIZE);
     if (!p->dirty || !p->batch_pfns || !p->batch_types || !p->batch_ptrs ||
         !p->bounce || !p->send_ptrs) {
         rc = rm_error_set(ctx->err, -ENOMEM, "out of memory for %" PRIu64

@@ -85,6 +85,19 @@ static void peer_lost_locked(struct protect *p, int code, const char *why)
     p->peer_lost = true;
     rm_error_set(&p->peer_why, code, "%s", why);
     pthread_cond_broadcast(&p->cond);
+    /* Say so before closing: a secondary that is alive (it only stopped
+     * acknowledging, or its messages do not reach us) must not read the
+     * close as this primary's death and run a second copy of the VM.  At
+     * most 200 ms: a secondary that stopped reading will not read it. */
+    if (p->have_chan && p->ctl_fd >= 0 && !p->stopping) {
+        char msg[sizeof(((struct rm_ctl_msg *)0)->u.stop.reason)];
+
+        snprintf(msg, sizeof(msg), "the primary gave up its secondary: %s",
+                 why);
+        if (rm_fd_set_send_timeout(p->ctl_fd, 200) == 0 &&
+            rm_chan_send_stop(&p->chan, msg) == 0)
+            LOG_INFO("told the secondary that protection ends");
+    }
     if (p->stream_fd >= 0)
         shutdown(p->stream_fd, SHUT_RDWR);
     if (p->ctl_fd >= 0)
@@ -409,12 +422,21 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
     /* sent .. acknowledged: the stats file's ack_us and the metrics' */
     p->status.last_ack_us = (rm_now_ns() - p->epoch_sent_ns) / 1000;
     if (cfg->stats_fd >= 0) {
-        char line[160];
+        char line[320];
         int n = snprintf(line, sizeof(line), "%" PRIu64 " %" PRIu64 " %"
                          PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %"
-                         PRIu64 "\n", st->epoch, st->pause_ns / 1000,
+                         PRIu64, st->epoch, st->pause_ns / 1000,
                          st->dirty_pages, st->bytes, st->send_ns / 1000,
                          p->status.last_ack_us, st->disk_late);
+        unsigned ph;
+
+        /* then the pause's parts, in us (common/sr.h RM_PAUSE_*) */
+        for (ph = 0; ph < RM_PAUSE_PHASES && n > 0 &&
+                     (size_t)n < sizeof(line) - 24; ph++)
+            n += snprintf(line + n, sizeof(line) - (size_t)n, " %" PRIu64,
+                          st->phase_ns[ph] / 1000);
+        if (n > 0 && (size_t)n < sizeof(line) - 1)
+            line[n++] = '\n';
 
         if (write(cfg->stats_fd, line, (size_t)n) < 0)
             (void)0;

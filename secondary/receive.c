@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,8 @@ struct receive {
     uint64_t lost_at_ns;
     uint64_t last_heard_ns;
     uint64_t committed;
+    bool stall_warned;            /* this stall of the stream was logged */
+    bool trimmed;                 /* malloc_trim() after the first commit */
 
     struct rm_status status;
     uint64_t status_written_ns;
@@ -97,7 +100,7 @@ static void ctl_message(void *o, const struct rm_ctl_msg *msg)
     struct receive *r = o;
 
     if (msg->kind == RM_CTL_STOP) {
-        LOG_INFO("the primary stopped protection");
+        LOG_INFO("the primary stopped protection: %s", msg->u.stop.reason);
         r->stop_received = true;
     } else if (msg->kind == RM_CTL_FAILOVER && !r->cfg->key) {
         /* Anyone could have sent it: the replica takes over only when
@@ -134,6 +137,69 @@ static void *ctl_main(void *arg)
     return NULL;
 }
 
+/*
+ * The stream's read timed out (hb_timeout_ms without a byte).  While the
+ * primary's heartbeats still arrive it is alive, only slow to send (a
+ * guest slow to suspend, a big checkpoint on a slow link): wait on.
+ * Taking over now would run a second copy of a VM that runs (split
+ * brain).  Once the control channel declares the primary lost (which
+ * shuts the stream down), or we are asked to stop, the read fails.
+ */
+static bool stream_keep_waiting(void *o)
+{
+    struct receive *r = o;
+    uint64_t now = rm_now_ns();
+    bool alive;
+
+    pthread_mutex_lock(&r->lock);
+    alive = !r->lost && !r->done && !r->stop_received &&
+            !(r->cfg->stop_requested && *r->cfg->stop_requested) &&
+            now - r->last_heard_ns <= (uint64_t)r->hb_timeout_ms * 1000000;
+    if (alive && !r->stall_warned) {
+        r->stall_warned = true;
+        LOG_WARN("no checkpoint data for %u ms after epoch %" PRIu64 ", but "
+                 "the primary's heartbeats arrive: it is alive, its "
+                 "checkpoint is slow; waiting (not taking over)",
+                 r->hb_timeout_ms, r->committed);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return alive;
+}
+
+/*
+ * The stream failed (ended, broke, or carried a bad record) before the
+ * control channel said anything.  A dead primary's process closes both
+ * connections at once (its host, silent, lets the heartbeats time out):
+ * wait for the control channel's verdict.  true: the primary is alive, it
+ * was heard after the stream failed and its control channel stayed open
+ * for half a heartbeat timeout more (the primary gives up an
+ * unacknowledged epoch after a whole one: this verdict comes first).
+ */
+static bool primary_outlives_stream(struct receive *r)
+{
+    uint64_t failed = rm_now_ns();
+    uint64_t half = (uint64_t)r->hb_timeout_ms * 500000;
+    uint64_t all = (uint64_t)(r->hb_timeout_ms + r->cfg->hb_interval_ms) *
+                   1000000;
+    bool decided, heard;
+
+    for (;;) {
+        uint64_t now = rm_now_ns();
+
+        pthread_mutex_lock(&r->lock);
+        decided = r->lost || r->stop_received;
+        heard = r->last_heard_ns > failed;
+        pthread_mutex_unlock(&r->lock);
+        if (decided)
+            return false;
+        if (r->cfg->stop_requested && *r->cfg->stop_requested)
+            return false;
+        if ((heard && now - failed >= half) || now - failed >= all)
+            return true;
+        usleep(10000);
+    }
+}
+
 static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
                         uint64_t pages)
 {
@@ -143,6 +209,7 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
 
     pthread_mutex_lock(&r->lock);
     r->committed = epoch;
+    r->stall_warned = false;
     pthread_mutex_unlock(&r->lock);
     if (r->cfg->mem_digest && r->cfg->digest_every &&
         epoch % r->cfg->digest_every == 0) {
@@ -162,6 +229,13 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
             (void)0;
     }
     rc = rm_chan_send_ack(&r->chan, epoch, digest, pages);
+    if (!r->trimmed) {
+        /* The first commit ends the initial sync, whose records were the
+         * biggest this replica buffers: the heap gives back what they
+         * left free (the replica's memory stays near the dirty set). */
+        malloc_trim(0);
+        r->trimmed = true;
+    }
     r->status.epoch = epoch;
     r->status.acked_epoch = epoch;
     r->status.last_dirty_pages = pages;
@@ -670,6 +744,11 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
      * (with -F -d alone they stay as they are: the hello said so). */
     rctx.disks = replicates_disks(&r->peer) ? cfg->disks : NULL;
     rctx.params.test_disk_on_arrival = cfg->test_disk_on_arrival;
+    /* ... unless the primary's heartbeats say it is alive. */
+    r->stream_lower.keep_waiting = stream_keep_waiting;
+    r->stream_lower.keep_waiting_arg = r;
+    r->stream_src.keep_waiting = stream_keep_waiting;
+    r->stream_src.keep_waiting_arg = r;
 
     rc = rm_restore(&rctx, &r->stream_src);
     if (r->have_auth_src && r->auth_src.failed) {
@@ -682,6 +761,24 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
                            rm_error_str(&r->auth_src.err));
         else
             rctx.failover_reason = r->auth_src.err;
+    }
+
+    if (rc == 0 && rctx.result == RM_RESTORE_FAILOVER &&
+        primary_outlives_stream(r)) {
+        /* Only the stream failed: the primary and its VM live on.  The
+         * replica must not run too (two live VMs); protection ends. */
+        char why[RM_ERROR_MSG_MAX];
+
+        snprintf(why, sizeof(why), "the checkpoint stream failed (%s) "
+                 "while the primary stayed alive",
+                 rm_error_str(&rctx.failover_reason));
+        if (rm_chan_send_stop(&r->chan, why))
+            LOG_WARN("cannot tell the primary that protection ends");
+        rc = rm_error_set(err, -ECONNABORTED, "%s (its control channel "
+                          "went on): NOT taking over, the primary runs the "
+                          "VM; the replica of checkpoint %" PRIu64 " is "
+                          "discarded and protection has ended", why,
+                          rctx.committed_epoch);
     }
 
     pthread_mutex_lock(&r->lock);

@@ -13,6 +13,16 @@
  * stream down, which makes the engine fail over: the open checkpoint is
  * discarded and the replica stays at the last committed one.
  *
+ * Only the control channel declares the primary dead (no split brain
+ * without a partition): a stream silent for hb_timeout_ms while the
+ * primary's heartbeats arrive is waited on (a slow checkpoint), and a
+ * stream that fails (closed, cut, corrupt, unauthentic) while the control
+ * channel stays alive for another heartbeat timeout means the primary and
+ * its VM live on: the replica is discarded, never resumed, the primary is
+ * told (STOP with the reason) and the run fails with -ECONNABORTED naming
+ * the stream's failure.  A dead primary closes or silences both
+ * connections, and the replica takes over as above.
+ *
  * Authentication (cfg->key, common/auth.h): the handshake must prove the
  * primary holds the same pre-shared key, control frames are sealed, the
  * stream connection must also present the session token as its first
@@ -27,9 +37,10 @@
  * its handshake messages, so idle or trickling peers neither hold up the
  * primary nor stay.  A stream connection without
  * this session's token (or, with a key, its sealed confirmation) is
- * refused and the next one is awaited for up to 10 s.  A stream chunk that fails authentication ends the stream like a
- * corrupt one: the open checkpoint is discarded and the replica stays at
- * the last committed checkpoint (FAILOVER, as for any broken stream;
+ * refused and the next one is awaited for up to 10 s.  A stream chunk
+ * that fails authentication ends the stream like a corrupt one: the open
+ * checkpoint is discarded; the replica stays at the last committed
+ * checkpoint and takes over only if the primary is dead (see above;
  * before the first commit there is no replica and the run fails).
  *
  * The caller then decides what to do with the replica: on FAILOVER it

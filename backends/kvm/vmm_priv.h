@@ -72,6 +72,8 @@ struct rm_vm {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool pause_req;          /* under lock; read racily as a hint */
+    bool urgent;             /* under lock: vCPUs at SCHED_FIFO (pause) */
+    bool urgent_refused;     /* under lock: no CAP_SYS_NICE, said once */
     uint32_t parked;
     bool stopping;
     bool ended;

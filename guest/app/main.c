@@ -411,9 +411,12 @@ static void network_loop(int interleave)
                 done += dirty_some(n > 1024 ? 1024 : n, &cursor);
                 continue;
             }
-            rt_poll(now + 200000);
+            /* From a fresh clock: this loop's own hypercalls can take
+             * longer than the wait, and a deadline already past would
+             * not sleep at all (the paced guest spun at 100% of a core). */
+            rt_poll(rt_now_ns() + 200000);
         } else if (interleave && g.dl.rate) {
-            rt_poll(now + 200000);
+            rt_poll(rt_now_ns() + 200000);
         } else {
             rt_poll(next_stats);
         }

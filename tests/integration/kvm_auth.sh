@@ -15,7 +15,8 @@
 #    but no key is refused and cannot take the stream's place;
 #  - one byte flipped in the authenticated stream (tests/support/tcpmangle):
 #    the secondary logs the authentication failure at its byte, discards
-#    the open checkpoint and fails over from the last committed one.
+#    the open checkpoint and, the primary being alive, does not take over
+#    (it tells the primary, which runs on with every acknowledged op).
 . "$ROOT/tests/lib/kvm.sh"
 ns_setup tapp taps
 K1="$TMP/k1" K2="$TMP/k2"
@@ -188,7 +189,7 @@ wait_for "$TMP/sec5.log" "refused the connection" 10
 grep -Eq "refused the connection from 127\.0\.0\.1:[0-9]+: the primary authenticates with a key and this secondary has none" "$TMP/sec5.log"
 # Keyed or not, a refused peer does not end the secondary.
 kill -0 $SEC || { echo "a keyed primary ended the unkeyed secondary"; exit 1; }
-kill -TERM $SEC; wait_exit $SEC 10 || true
+kill -TERM $SEC 2>/dev/null || true; wait_exit $SEC 10 || true
 
 # -- a stranger on the stream port with the token in clear -----------------------
 scenario "a stranger on the stream port with the token in clear"
@@ -227,21 +228,28 @@ if grep -q "corrupted" "$TMP/mangle7.log"; then
     echo "the byte was flipped before the increments were done (a slow machine?)"; exit 1
 fi
 [ "$acked" = 30 ] || { echo "only $acked of 30 increments acknowledged"; exit 1; }
-wait_for "$TMP/sec7.log" "FAILOVER" 20
+# The primary is alive: the secondary discards the open checkpoint and
+# does NOT take over; it tells the primary, which runs on unprotected.
+rc=0; wait_exit $SEC 20 || rc=$?
+[ "$rc" = 1 ] || { cat "$TMP/sec7.log"; echo "flipped byte: the secondary exited $rc (want 1)"; exit 1; }
 grep -q "corrupted one byte" "$TMP/mangle7.log"
-wait_for "$TMP/pri7.log" "UNPROTECTED" 10    # the primary lost its secondary
-kill -9 $PRI 2>/dev/null || true; wait $PRI 2>/dev/null || true
+wait_for "$TMP/pri7.log" "UNPROTECTED" 10    # told by its secondary
+grep -q "the secondary stopped the protection" "$TMP/pri7.log"
+if grep -q "FAILOVER\|resumed from checkpoint" "$TMP/sec7.log"; then
+    cat "$TMP/sec7.log"; echo "flipped byte: the secondary took over from a live primary"; exit 1
+fi
 grep -Eq "authentication failed on the checkpoint stream at byte [0-9]+: chunk [0-9]+ .* was tampered with" "$TMP/sec7.log"
 grep -Eq "stream connection from 127\.0\.0\.1:[0-9]+" "$TMP/sec7.log"
-reason=$(grep -o "FAILOVER: .*" "$TMP/sec7.log")
+reason=$(grep -o "the checkpoint stream failed.*NOT taking over.*" "$TMP/sec7.log")
 echo "flipped byte: $reason"
 echo "$reason" | grep -q "authentication failed on the checkpoint stream at byte"
-committed=$(echo "$reason" | grep -o "resumed from checkpoint [0-9]*" | awk '{print $4}')
-grep -q "failing over to checkpoint $committed, discarding" "$TMP/sec7.log"
+committed=$(echo "$reason" | grep -o "the replica of checkpoint [0-9]*" | awk '{print $5}')
+grep -q "the replica stays at checkpoint $committed, discarding" "$TMP/sec7.log"
 out=$(kv 50 100 "GET c")
-echo "flipped byte: replica at checkpoint $committed says '$out' after $acked acknowledged increments"
+echo "flipped byte: the primary (the replica of checkpoint $committed discarded) says '$out' after $acked acknowledged increments"
 [ "$(echo "$out" | awk '{print $3}')" -ge "$acked" ] || { echo "acknowledged increments were lost"; exit 1; }
-kill -TERM $SEC; wait_exit $SEC 10 || true
+kill -INT $PRI; sleep 0.3; kill -INT $PRI 2>/dev/null || true; wait $PRI 2>/dev/null || true
+kill -TERM $SEC 2>/dev/null || true; wait_exit $SEC 10 || true
 
 # -- the drill with a key of its own (--auth) and with --key-file ----------------
 scenario "the drill with a key of its own (--auth) and with --key-file"

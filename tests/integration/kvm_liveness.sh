@@ -10,7 +10,9 @@
 #  2. timing is negotiated in the handshake (see the part's header);
 #     1d: only the heartbeat tells: the primary's control messages stop
 #     while checkpoints and acks still flow; the secondary fails over by
-#     the heartbeat timeout.
+#     the heartbeat timeout.  1e: only the stream stalls, the heartbeats
+#     go on: the secondary waits and never takes over (no second live
+#     VM); the primary gives it up and tells it.
 #  3. (clocks: tests/integration/clock_lint.sh)
 #  4. a checkpoint bigger than the secondary's buffer does not fail over.
 . "$ROOT/tests/lib/kvm.sh"
@@ -54,8 +56,10 @@ ip netns exec "$NS" "$REMUS" protect -i 20 -u $HB --progress 0 "$TMP/g.cfg" $P \
 wait_for "$TMP/mangle-a.log" "stalled" 30
 [ "$(wc -l < "$TMP/sa.digests")" -ge 2 ] || { echo "the stall came before protection ran"; cat "$TMP/pa.log"; exit 1; }
 lost_unprotected "$TMP/pa.log"
-# The secondary fails over too (no quorum here): stop it, then the
-# primary's guest must answer (its held output was released).
+# The secondary, hearing nothing on either connection, fails over too (no
+# quorum here; 1e's negative control): stop it, then the primary's guest
+# must answer (its held output was released).
+wait_for "$TMP/sa.log" "FAILOVER" 20 || { echo "1a: the secondary did not take over"; exit 1; }
 kill -9 $SEC; wait $SEC 2>/dev/null || true
 kv 1 1 "INCR a" | grep -q "^1 OK 1 " || { echo "the primary's output stays held"; exit 1; }
 kill -TERM $PRI; sleep 0.3; kill -TERM $PRI
@@ -117,6 +121,38 @@ grep -q "FAILOVER: no message from the primary for 2000 ms (heartbeat timeout)" 
     { echo "the secondary failed over for another reason: $(grep FAILOVER "$TMP/sd.log")"; exit 1; }
 kill -9 $PRI $SEC $MANGLE; wait $PRI $SEC $MANGLE 2>/dev/null || true
 echo "1d silent control channel: $(grep -o 'FAILOVER.*' "$TMP/sd.log" | cut -c1-100)"
+
+# -- 1e. only the stream stalls; the primary's heartbeats go on ----------------
+scenario "1e. only the stream stalls; the primary's heartbeats go on"
+# A stuck checkpoint, not a dead primary: the secondary waits (it says so)
+# and never takes over; the primary, with no acknowledgement within its
+# heartbeat timeout, gives its secondary up and tells it; the secondary
+# discards its replica and exits 0: one VM runs, the primary's.  1a (both
+# connections stalled: the secondary takes over) is its negative control.
+ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps $HB \
+    > "$TMP/se.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7830 7831 stream-stall 3000 \
+    > "$TMP/mangle-e.log" 2>&1 & MANGLE=$!; PIDS+=($MANGLE)
+sleep 0.2
+ip netns exec "$NS" "$REMUS" protect -i 20 -u $HB --progress 0 "$TMP/g.cfg" $P \
+    > "$TMP/pe.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+wait_for "$TMP/mangle-e.log" "stalled the stream" 30
+wait_for "$TMP/se.log" "waiting (not taking over)" 10 ||
+    { echo "1e: the secondary did not see a live primary behind a silent stream"; exit 1; }
+lost_unprotected "$TMP/pe.log"
+rc=0; wait_exit $SEC 15 || rc=$?
+[ "$rc" = 0 ] || { cat "$TMP/se.log"; echo "1e: the secondary exited $rc (want 0)"; exit 1; }
+grep -q "the primary stopped protection: the primary gave up its secondary" "$TMP/se.log" ||
+    { cat "$TMP/se.log"; echo "1e: the secondary was not told"; exit 1; }
+if grep -q "FAILOVER\|resumed from checkpoint" "$TMP/se.log"; then
+    cat "$TMP/se.log"; echo "1e: the secondary took over from a live primary"; exit 1
+fi
+kv 5 1 "INCR e" | grep -q "^1 OK 1 " || { echo "1e: the primary's guest does not answer"; exit 1; }
+kill -INT $PRI; sleep 0.3; kill -INT $PRI 2>/dev/null || true
+gone $PRI 10 || { echo "1e: SIGINT twice did not end the primary"; exit 1; }
+wait $PRI 2>/dev/null || true
+kill -9 $MANGLE 2>/dev/null || true; wait $MANGLE 2>/dev/null || true
+echo "1e stalled stream, live primary: $(grep -o 'no checkpoint data.*' "$TMP/se.log" | head -1 | cut -c1-110)"
 
 # -- 2. timing is negotiated ---------------------------------------------------
 scenario "2. timing is negotiated"

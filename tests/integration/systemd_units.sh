@@ -140,6 +140,15 @@ bnd=$(awk '/^CapBnd:/ {print $2}' /proc/$PRI/status)
 [ "$bnd" = "$(awk '/^CapBnd:/ {print $2}' /proc/$SEC/status)" ] || { echo "the two sides' bounding sets differ"; exit 1; }
 [ "$bnd" != "$(awk '/^CapBnd:/ {print $2}' /proc/self/status)" ] || { echo "protect runs with every capability"; exit 1; }
 echo "bounding set of both sides: $bnd ($(grep -o '^CapabilityBoundingSet=.*' "$U/remus-protect@.service"))"
+# ... which are enough to park the vCPUs at SCHED_FIFO during a pause
+# (CAP_SYS_NICE, RestrictRealtime=no): remus would say it could not.
+if grep -q "pauses wait for the scheduler" "$TMP/pri1.log"; then
+    cat "$TMP/pri1.log"; echo "the protect unit cannot raise its vCPUs' priority"; exit 1
+fi
+chrt -f 1 true || { echo "this test cannot use SCHED_FIFO itself"; exit 1; }
+# (the check can fail: without CAP_SYS_NICE, SCHED_FIFO is refused)
+must_fail "SCHED_FIFO without CAP_SYS_NICE" \
+    setpriv --inh-caps=-sys_nice --bounding-set=-sys_nice chrt -f 1 true
 tr '\0' ' ' < /proc/$PRI/cmdline | grep -q -- "protect --key-file $I/etc/remus/remus.key --heartbeat 100 -i 200 --progress 0" ||
     { echo "protect's command line is not the config's:"; tr '\0' ' ' < /proc/$PRI/cmdline; echo; exit 1; }
 tr '\0' ' ' < /proc/$SEC/cmdline | grep -q -- "receive --key-file $I/etc/remus/remus.key --heartbeat 100 --listen 127.0.0.1:7790 --name tguest --config $I/etc/remus/tguest.vm --tap taps --tap-netns $NS" ||

@@ -5,7 +5,8 @@
  * second connection accepted is the checkpoint stream; AFTER-MS after it
  * opened, MODE applies to it:
  *   corrupt   flip one byte in the next chunk, then keep relaying
- *   truncate  close the stream in the middle of the next chunk
+ *   truncate  close the stream in the middle of the next chunk, then
+ *             relay the control connection on
  *   stall     after relaying the next chunk of the stream (in the middle
  *             of a checkpoint), stop reading and relaying both
  *             connections, in both
@@ -22,6 +23,10 @@
  *             record after the first CHECKPOINT (an unkeyed stream), then
  *             stall both connections as `stall` does: the secondary holds
  *             that checkpoint's disk writes but never its end
+ *   stream-stall  as stall, for the stream only: after relaying its next
+ *             chunk, stop reading and relaying the stream, without
+ *             closing it, and relay the control connection on (the
+ *             primary alive, its stream stuck)
  *   ctl-mute  from then on, drop what the primary sends on the control
  *             connection (heartbeats, stop, handover) and relay the rest:
  *             the secondary still gets every checkpoint and the primary
@@ -143,7 +148,7 @@ int main(int argc, char **argv)
     int lfd, one = 1, pairs[2][2], n = 0, after_ms;
     uint64_t t_stream = 0;
     bool done = false, truncate_mode, stall_mode, ptype_mode, mute_mode;
-    bool cut_mode;
+    bool cut_mode, sstall_mode, frozen = false;
     struct recs recs = { .next_hdr = 16 + 40 };
     static char buf[1 << 16];
 
@@ -154,15 +159,16 @@ int main(int argc, char **argv)
     ptype_mode = !strcmp(argv[3], "ptype");
     mute_mode = !strcmp(argv[3], "ctl-mute");
     cut_mode = !strcmp(argv[3], "disk-cut");
+    sstall_mode = !strcmp(argv[3], "stream-stall");
     if (!truncate_mode && !stall_mode && !ptype_mode && !mute_mode &&
-        !cut_mode && strcmp(argv[3], "corrupt")) {
+        !cut_mode && !sstall_mode && strcmp(argv[3], "corrupt")) {
         fprintf(stderr, "tcpmangle: unknown mode '%s'\n", argv[3]);
         return 2;
     }
     after_ms = atoi(argv[4]);
     lfd = socket(AF_INET, SOCK_STREAM, 0);
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (stall_mode || cut_mode) {
+    if (stall_mode || cut_mode || sstall_mode) {
         int small = 65536;   /* inherited by the accepted sockets */
 
         setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
@@ -182,7 +188,7 @@ int main(int argc, char **argv)
         int i;
 
         for (i = 0; i < 4; i++) {
-            p[i].fd = pairs[i / 2][i % 2];
+            p[i].fd = frozen && i >= 2 ? -1 : pairs[i / 2][i % 2];
             p[i].events = POLLIN;
         }
         p[4].fd = n < 2 ? lfd : -1;
@@ -244,7 +250,7 @@ int main(int argc, char **argv)
                     fflush(stdout);
                     done = true;
                 }
-            } else if (i == 2 && !done && !stall_mode &&
+            } else if (i == 2 && !done && !stall_mode && !sstall_mode &&
                 rm_now_ns() - t_stream > (uint64_t)after_ms * 1000000) {
                 if (truncate_mode) {
                     if (rm_write_all(to, buf, (size_t)got / 2))
@@ -253,7 +259,9 @@ int main(int argc, char **argv)
                     fflush(stdout);
                     close(pairs[1][0]);
                     close(pairs[1][1]);
-                    pause();
+                    pairs[1][0] = pairs[1][1] = -1;
+                    done = true;
+                    break;      /* the control connection is relayed on */
                 }
                 buf[got / 2] ^= 0x5a;
                 printf("tcpmangle: corrupted one byte\n");
@@ -262,6 +270,14 @@ int main(int argc, char **argv)
             }
             if (rm_write_all(to, buf, (size_t)got))
                 return 0;
+            if (i == 2 && sstall_mode && !frozen &&
+                rm_now_ns() - t_stream > (uint64_t)after_ms * 1000000) {
+                printf("tcpmangle: stalled the stream (the control "
+                       "connection is relayed on)\n");
+                fflush(stdout);
+                frozen = true;
+                break;
+            }
             /* Stall in the middle of a checkpoint: right after relaying
              * a chunk of the stream. */
             if (i == 2 && stall_mode &&
