@@ -129,13 +129,17 @@ scenario "1e. only the stream stalls; the primary's heartbeats go on"
 # heartbeat timeout, gives its secondary up and tells it; the secondary
 # discards its replica and exits 0: one VM runs, the primary's.  1a (both
 # connections stalled: the secondary takes over) is its negative control.
-ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps $HB \
+# The secondary's timeout (1 s) is shorter than the primary's (4 s): its
+# stream goes silent first, and it must wait, not take over, until the
+# primary gives it up (with equal timeouts either may come first).
+ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps \
+    --heartbeat 100 --heartbeat-timeout 1000 \
     > "$TMP/se.log" 2>&1 & SEC=$!; PIDS+=($SEC)
 ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7830 7831 stream-stall 3000 \
     > "$TMP/mangle-e.log" 2>&1 & MANGLE=$!; PIDS+=($MANGLE)
 sleep 0.2
-ip netns exec "$NS" "$REMUS" protect -i 20 -u $HB --progress 0 "$TMP/g.cfg" $P \
-    > "$TMP/pe.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+ip netns exec "$NS" "$REMUS" protect -i 20 -u --heartbeat 100 --heartbeat-timeout 4000 \
+    --progress 0 "$TMP/g.cfg" $P > "$TMP/pe.log" 2>&1 & PRI=$!; PIDS+=($PRI)
 wait_for "$TMP/mangle-e.log" "stalled the stream" 30
 wait_for "$TMP/se.log" "waiting (not taking over)" 10 ||
     { echo "1e: the secondary did not see a live primary behind a silent stream"; exit 1; }
