@@ -508,6 +508,21 @@ void rm_quorum_close(struct rm_quorum *q)
     free(q);
 }
 
+void rm_quorum_sample(struct rm_quorum *q, uint64_t *last_ns, bool *known,
+                      bool *quorate)
+{
+    uint64_t now = rm_now_ns();
+    struct rm_error err = { 0 };
+    char desc[320];
+    bool v = false;
+
+    if (!q || (*last_ns && now - *last_ns < 1000000000ull))
+        return;
+    *last_ns = now;
+    *known = rm_quorum_status(q, &v, desc, sizeof(desc), &err) == 0;
+    *quorate = *known && v;
+}
+
 int rm_quorum_status(struct rm_quorum *q, bool *quorate, char *desc,
                      size_t len, struct rm_error *err)
 {

@@ -129,6 +129,16 @@ int rm_quorum_status(struct rm_quorum *q, bool *quorate, char *desc,
                      size_t len, struct rm_error *err);
 
 /*
+ * For the status observers (a live remus_quorum_quorate): at most once a
+ * second (*@last_ns, monotonic, kept by the caller), rm_quorum_status()
+ * into *@known and *@quorate (*@known false when corosync could not
+ * say).  Called from a protection's loop; non-blocking but for one
+ * corosync query.
+ */
+void rm_quorum_sample(struct rm_quorum *q, uint64_t *last_ns, bool *known,
+                      bool *quorate);
+
+/*
  * Wait up to @ms for the peer's process to appear in the group (after
  * the handshake, so that a later decision can rely on seeing it).  1 when
  * it is visible, 0 on timeout, -errno on a corosync error.

@@ -239,6 +239,10 @@ int rm_metrics_render(struct rm_metrics *m, bool openmetrics, char **out,
           "with acknowledgements / a replica).", peer_up);
     gauge(&o, "remus_quorum_enabled", "1 when a lost peer is decided with "
           "the cluster's quorum (--quorum).", st.quorum);
+    if (st.quorum && st.quorate_known && st.looping)
+        gauge(&o, "remus_quorum_quorate", "1 while this host's corosync "
+              "partition is quorate (sampled once a second; --quorum "
+              "only).", st.quorate);
     gauge(&o, "remus_epoch", "The last checkpoint taken (primary) or "
           "committed (secondary).", (double)st.epoch);
     counter(&o, "remus_epochs", "Checkpoints acknowledged (primary) or "

@@ -8,7 +8,8 @@
  * known); those of one side only (the pause, the ack latency, the held
  * output) are served by that side.  Names (README: Metrics):
  *   remus_info{name,role,backend} 1, remus_state{state} 0/1, remus_ready,
- *   remus_peer_up, remus_quorum_enabled, remus_epoch, remus_epochs_total,
+ *   remus_peer_up, remus_quorum_enabled, remus_quorum_quorate (with
+ *   --quorum, while the loop runs), remus_epoch, remus_epochs_total,
  *   remus_checkpoint_interval_seconds, remus_last_dirty_pages,
  *   remus_dirty_pages_total, remus_memory_bytes_total (dirty pages x
  *   page size: the raw bytes), remus_stream_bytes_total (primary: on the

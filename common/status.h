@@ -67,6 +67,10 @@ struct rm_status {
                                           watchdog's feeder); false once
                                           that loop ended */
     bool quorum;                       /* decides with --quorum */
+    bool quorate_known;                /* quorate below was sampled (at
+                                          most once a second, by the loop
+                                          while it runs) */
+    bool quorate;                      /* this host's partition, then */
     uint64_t last_ack_us;              /* primary: checkpoint sent .. acked */
     uint64_t held_bytes;               /* primary: output held (netbuf) */
     const struct rm_status_observer *observers;   /* NULL: none */

@@ -70,6 +70,7 @@ struct protect {
     uint64_t last_progress_ns;
     struct rm_status status;
     uint64_t status_written_ns;
+    uint64_t quorum_sampled_ns;    /* rm_quorum_sample() */
 };
 
 /*
@@ -465,6 +466,8 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
     p->status.last_dirty_pages = st->dirty_pages;
     p->status.last_bytes = st->bytes;
     p->status.total_bytes = p->total_bytes;
+    rm_quorum_sample(cfg->quorum, &p->quorum_sampled_ns,
+                     &p->status.quorate_known, &p->status.quorate);
     rm_status_publish(&p->status, "protecting", &p->status_written_ns, false);
     print_progress(p, st);
     adapt_epoch(p, st);

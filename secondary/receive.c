@@ -59,6 +59,7 @@ struct receive {
 
     struct rm_status status;
     uint64_t status_written_ns;
+    uint64_t quorum_sampled_ns;   /* rm_quorum_sample() */
     uint64_t last_progress_ns;
 };
 
@@ -240,6 +241,8 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
     r->status.acked_epoch = epoch;
     r->status.last_dirty_pages = pages;
     r->status.looping = true;
+    rm_quorum_sample(r->cfg->cluster, &r->quorum_sampled_ns,
+                     &r->status.quorate_known, &r->status.quorate);
     rm_status_publish(&r->status, "replica", &r->status_written_ns, false);
     if (r->cfg->progress_ms &&
         now - r->last_progress_ns >= (uint64_t)r->cfg->progress_ms * 1000000) {

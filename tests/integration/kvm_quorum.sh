@@ -46,7 +46,7 @@ start_protection() {   # the pair, protecting, with acknowledged writes
         --fence-cmd "echo \"fenced \$REMUS_NAME at \$REMUS_EPOCH from \$REMUS_PEER\" >> $D/fence.out" \
         > "$D/sec.log" 2>&1 & SEC=$!; PIDS+=($SEC)
     sleep 0.3
-    ip netns exec "${CL}p" "$REMUS" protect -i 20 --progress 0 $HB $Q \
+    ip netns exec "${CL}p" "$REMUS" protect -i 20 --progress 0 $HB $Q --metrics 127.0.0.1:0 \
         "$TMP/g.cfg" "${STREAM_IP:-10.78.0.2}:7850" > "$D/pri.log" 2>&1 & PRI=$!; PIDS+=($PRI)
     acked=$( (kv 1 1 "INCR x" "INCR x" "INCR x" "INCR x" "INCR x" 2>/dev/null || true) |
             awk '$2 == "OK" {v=$3} END {print v+0}')
@@ -82,6 +82,17 @@ scenario "the primary-secondary link cut"
 # the tie-breaker's, node 1; not always): that side runs the VM, the other
 # must not.
 start_pair cut
+# While it protects, the primary's metrics say its partition is quorate
+# (sampled once a second from the checkpoint loop).
+quorate_metric() {
+    local port
+    port=$(grep -o 'metrics at http://127.0.0.1:[0-9]*' "$D/pri.log" | sed 's/.*://')
+    [ -n "$port" ] || return 1
+    ip netns exec "${CL}p" curl -sSf --max-time 5 "http://127.0.0.1:$port/metrics" |
+        awk '$1 == "remus_quorum_quorate" {print $2}'
+}
+wait_until 10 "remus_quorum_quorate 1 in the primary's metrics" \
+    eval '[ "$(quorate_metric)" = 1 ]' || fail "the primary's metrics do not say quorate: '$(quorate_metric)'"
 cluster_cut p s
 one_side_decided() {
     { grep -q "the VM runs on" "$D/pri.log" && ! alive $SEC; } ||
