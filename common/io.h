@@ -33,12 +33,12 @@ void rm_buf_reset(struct rm_buf *b);  /* len = 0, keeps the allocation */
  * max(@keep, len) bytes (madvise DONTNEED: resident memory drops, the
  * capacity stays, and a later append faults the pages in again). */
 void rm_buf_release_tail(struct rm_buf *b, size_t keep);
+void rm_buf_free(struct rm_buf *b);
 
 /* Name an anonymous mapping (/proc/PID/smaps and pmap show
  * "[anon:NAME]"), where the kernel can (CONFIG_ANON_VMA_NAME); silently
  * nothing elsewhere. */
 void rm_name_mapping(void *addr, size_t len, const char *name);
-void rm_buf_free(struct rm_buf *b);
 
 struct rm_src {
     int fd;               /* >= 0: read from this descriptor */

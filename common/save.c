@@ -559,9 +559,10 @@ static void log_slow_pause(const struct rm_epoch_stats *st, uint64_t ns)
  * @hi follows the sizes staged, decaying by 1/32 a checkpoint; once what
  * the buffer may hold resident (@kept: its capacity until the first trim,
  * then the most it held since the last one; the live pre-copy staged
- * through it too) exceeds twice @hi + 1 MiB, the pages beyond 1.25 @hi go back to
- * the kernel (a bigger checkpoint later faults them in again).  A steady
- * guest's checkpoints never trim: no first touches in its pauses.
+ * through it too) exceeds twice @hi + 1 MiB, the pages beyond 1.25 @hi
+ * go back to the kernel (a bigger checkpoint later faults them in again).
+ * A steady guest's checkpoints never trim: no first touches in its
+ * pauses.
  */
 static void trim_staging(struct rm_buf *b, size_t *hi, size_t *kept)
 {

@@ -286,6 +286,25 @@ static uint32_t started_vcpus(const struct rm_vm *vm)
 }
 
 /*
+ * The scheduling policy of the first @n vCPUs (those started): the index
+ * of the first that refused it (its error in *@err), or @n.
+ */
+static uint32_t vcpus_policy(struct rm_vm *vm, uint32_t n, int policy,
+                             const struct sched_param *sp, int *err)
+{
+    uint32_t i;
+
+    for (i = 0; i < n; i++) {
+        if (!vm->vcpus[i].started)
+            continue;
+        *err = pthread_setschedparam(vm->vcpus[i].thread, policy, sp);
+        if (*err)
+            return i;
+    }
+    return n;
+}
+
+/*
  * The vCPUs of a VM being paused must get a CPU to park: on a host whose
  * cores are busy (other VMs' vCPUs), a kicked vCPU thread waits for the
  * scheduler, and that wait was most of the pause (#21: with 4 and 16
@@ -295,42 +314,29 @@ static uint32_t started_vcpus(const struct rm_vm *vm)
  * guest again.  Without CAP_SYS_NICE (or under RestrictRealtime=) it is
  * said once and pauses wait for the scheduler.
  */
-/* The first @n started vCPUs back to SCHED_OTHER. */
-static void vcpus_urgent_undo(struct rm_vm *vm, uint32_t n)
-{
-    static const struct sched_param other = { .sched_priority = 0 };
-    uint32_t i;
-
-    for (i = 0; i < n; i++)
-        if (vm->vcpus[i].started)
-            pthread_setschedparam(vm->vcpus[i].thread, SCHED_OTHER, &other);
-}
-
 static void vcpus_urgent(struct rm_vm *vm, bool on)
 {
     static const struct sched_param rt = { .sched_priority = 1 };
     static const struct sched_param other = { .sched_priority = 0 };
-    uint32_t i;
+    uint32_t refused;
+    int err = 0;
 
     if (vm->urgent_refused || on == vm->urgent)
         return;
-    for (i = 0; i < vm->nr_vcpus; i++) {
-        int rc;
-
-        if (!vm->vcpus[i].started)
-            continue;
-        rc = pthread_setschedparam(vm->vcpus[i].thread,
-                                   on ? SCHED_FIFO : SCHED_OTHER,
-                                   on ? &rt : &other);
-        if (rc && on) {
-            vm->urgent_refused = true;
-            LOG_INFO("pauses wait for the scheduler to park the vCPUs "
-                     "(SCHED_FIFO: %s)", strerror(rc));
-            vcpus_urgent_undo(vm, i);
-            return;
-        }
+    if (!on) {
+        vcpus_policy(vm, vm->nr_vcpus, SCHED_OTHER, &other, &err);
+        vm->urgent = false;
+        return;
     }
-    vm->urgent = on;
+    refused = vcpus_policy(vm, vm->nr_vcpus, SCHED_FIFO, &rt, &err);
+    if (refused < vm->nr_vcpus) {
+        vm->urgent_refused = true;
+        LOG_INFO("pauses wait for the scheduler to park the vCPUs "
+                 "(SCHED_FIFO: %s)", strerror(err));
+        vcpus_policy(vm, refused, SCHED_OTHER, &other, &err);
+        return;
+    }
+    vm->urgent = true;
 }
 
 int rm_vm_pause(struct rm_vm *vm)
