@@ -105,6 +105,8 @@ PROTO_OBJS := proto/channel.o proto/timing.o proto/liveness.o proto/disks.o
 # netbuf/: output commit
 NETBUF_OBJS := netbuf/netbuf.o netbuf/netbuf_queue.o netbuf/netbuf_plug.o \
                netbuf/netbuf_set.o
+# ... and COLO's packet comparator (its frame rules, its queues)
+NETBUF_OBJS += netbuf/frame_cmp.o netbuf/compare.o
 
 # nbd/: `remus disk serve`, a disk image served over NBD (Xen's disks)
 NBD_OBJS := nbd/export.o nbd/negotiate.o nbd/transmit.o nbd/server.o \
@@ -163,10 +165,11 @@ UNIT_SUPPORT_OBJS := tests/support/nbd_client.o
 UNIT_TESTS := test_stream test_engines test_truncation test_proto \
               test_netbuf test_kvm_dirty test_kvm_disk
 UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
-              test_peer_spawn test_disklog test_nbd test_nbd_attach test_log
+              test_peer_spawn test_disklog test_nbd test_nbd_attach test_log \
+              test_compare
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
-FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap fuzz_nbd
+FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap fuzz_nbd fuzz_compare
 
 # ------------------------------------------------------------------ rules
 B_LIB_OBJS := $(addprefix $(BUILD)/,$(LIB_OBJS))
@@ -376,7 +379,7 @@ B_FUZZERS := $(addprefix $(FUZZ_BUILD)/,$(FUZZERS))
 
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) tests/support/mem_backend.c \
                  tests/support/testutil.c proto/channel.c proto/timing.c \
-                 proto/disks.c $(NBD_OBJS:.o=.c) \
+                 proto/disks.c $(NBD_OBJS:.o=.c) netbuf/frame_cmp.c netbuf/compare.c \
                  $(FUZZ_BUILD)/gen/proto/remus.pb-c.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
