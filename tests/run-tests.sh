@@ -19,7 +19,9 @@
 # script that passed after retrying a try it judged not ours prints
 # "RETRIED: REASON" lines: it is reported "ok (retried: REASON)" and counted
 # among the retried.  A script that fails is reported with the scenario it
-# was in (the last "== scenario: NAME" line it printed).  A script that
+# was in (the last "== scenario: NAME" line it printed), and its own words
+# first ("why:" its "FAIL ..." lines, or a failed case's, or its last line),
+# then the log's tail.  A script that
 # passed but could not run one of its steps on this machine prints
 # "SKIPPED STEP (needs WHAT): STEP": it is reported "ok (STEP SKIPPED: ...)"
 # and counted apart; a step skipped for want of /dev/kvm on a machine that
@@ -48,7 +50,16 @@ needs_kvm() {  # needs_kvm NAME FILE: a test that runs guests on KVM
 fail_test() {  # fail_test NAME LOG WHY
     failed=$((failed + 1)); failures+=("$1")
     echo "FAIL  $1 ($3)"
+    # The failure's own words first: a report cut short keeps its head.
+    why_of "$2" | sed 's/^/      why: /'
     sed 's/^/      | /' "$2" | tail -60
+}
+why_of() {  # what LOG says failed: a script's "FAIL ..." lines, else a case's, else its last line
+    local w
+    w=$(grep -E '^FAIL' "$1" | head -3 | cut -c1-400)
+    [ -n "$w" ] || w=$(grep -E '^\[  (FAILED|ERROR) *\] [^0-9]' "$1" | head -3 | cut -c1-400)
+    [ -n "$w" ] || w=$(grep -v '^[[:space:]]*$' "$1" | tail -1 | cut -c1-400)
+    printf '%s\n' "$w"
 }
 scenario_of() {  # the last scenario a script announced, if any
     local s
