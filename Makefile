@@ -106,7 +106,7 @@ PROTO_OBJS := proto/channel.o proto/timing.o proto/liveness.o proto/disks.o
 NETBUF_OBJS := netbuf/netbuf.o netbuf/netbuf_queue.o netbuf/netbuf_plug.o \
                netbuf/netbuf_set.o
 # ... and COLO's packet comparator (its frame rules, its queues)
-NETBUF_OBJS += netbuf/frame_cmp.o netbuf/compare.o
+NETBUF_OBJS += netbuf/frame_cmp.o netbuf/compare.o netbuf/netbuf_colo.o
 
 # nbd/: `remus disk serve`, a disk image served over NBD (Xen's disks)
 NBD_OBJS := nbd/export.o nbd/negotiate.o nbd/transmit.o nbd/server.o \

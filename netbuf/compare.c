@@ -53,6 +53,7 @@ struct rm_compare {
     size_t nflows;
     struct side side[2];
     bool diverged;
+    bool passthrough;               /* protection ended */
     struct rm_compare_stats st;
 };
 
@@ -307,6 +308,15 @@ static void add_locked(struct rm_compare *c, int s, struct cframe *fr,
     struct flow *f;
     size_t where = 0;
 
+    if (c->passthrough) {
+        if (s == PRIMARY) {
+            release_append(o, fr);
+        } else {
+            c->st.dropped_replica++;
+            free(fr);
+        }
+        return;
+    }
     check_timeouts(c, o, fr->at);
     if (c->diverged) {
         hold_diverged(c, s, fr);
@@ -485,6 +495,40 @@ void rm_compare_checkpoint_done(struct rm_compare *c)
     memset(c->side, 0, sizeof(c->side));
     c->diverged = false;
     c->st.checkpoints++;
+    finish(c, &o);
+    free_list(rep);
+}
+
+void rm_compare_discard(struct rm_compare *c)
+{
+    struct cframe *pri, *rep;
+
+    pthread_mutex_lock(&c->lock);
+    flows_clear(c);
+    pri = c->side[PRIMARY].ahead;
+    rep = c->side[REPLICA].ahead;
+    c->st.discarded += c->side[PRIMARY].frames + c->side[REPLICA].frames;
+    memset(c->side, 0, sizeof(c->side));
+    c->diverged = false;
+    pthread_mutex_unlock(&c->lock);
+    free_list(pri);
+    free_list(rep);
+}
+
+void rm_compare_passthrough(struct rm_compare *c)
+{
+    struct outcome o = { 0 };
+    struct cframe *rep;
+
+    pthread_mutex_lock(&c->lock);
+    flows_clear(c);
+    o.release_head = c->side[PRIMARY].ahead;
+    o.release_tail = c->side[PRIMARY].atail;
+    rep = c->side[REPLICA].ahead;
+    c->st.dropped_replica += c->side[REPLICA].frames;
+    memset(c->side, 0, sizeof(c->side));
+    c->diverged = false;
+    c->passthrough = true;
     finish(c, &o);
     free_list(rep);
 }

@@ -77,7 +77,9 @@ struct rm_compare_stats {
     uint64_t matched;                          /* pairs found the same */
     uint64_t released_frames, released_bytes;  /* primary frames sent */
     uint64_t dropped_full;                     /* refused while diverged */
-    uint64_t dropped_replica;                  /* dropped at a checkpoint */
+    uint64_t dropped_replica;                  /* dropped at a checkpoint
+                                                * or while diverged */
+    uint64_t discarded;                        /* dropped by discard() */
     uint64_t mismatches, timeouts, overflows;  /* divergences by cause */
     uint64_t checkpoints;                      /* checkpoint_done calls */
     uint64_t held_primary, held_replica;       /* now */
@@ -106,6 +108,16 @@ bool rm_compare_diverged(struct rm_compare *c);
 /* The checkpoint is acknowledged, both VMs paused at its cut: release the
  * held primary frames, drop the replica's, compare again. */
 void rm_compare_checkpoint_done(struct rm_compare *c);
+
+/* Failover or an abandoned protection: drop everything held, of both
+ * sides (that output reflects state the survivor may never have had);
+ * comparing goes on from nothing. */
+void rm_compare_discard(struct rm_compare *c);
+
+/* Protection ended, the VM runs on unprotected: release the primary's
+ * held frames in order, drop the replica's, and from now on send every
+ * primary frame at once and drop every replica frame. */
+void rm_compare_passthrough(struct rm_compare *c);
 
 void rm_compare_get_stats(struct rm_compare *c, struct rm_compare_stats *st);
 

@@ -10,7 +10,10 @@
  *   - the Xen implementation (libnl-3 plug qdisc on an IFB) lives in
  *     netbuf/netbuf_plug.c;
  *   - rm_netbuf_set_new() (netbuf/netbuf_set.h): several of them held and
- *     released as one (a Xen guest with several VIFs).
+ *     released as one (a Xen guest with several VIFs);
+ *   - rm_netbuf_colo_new() (netbuf/netbuf_colo.h): COLO's, on the KVM
+ *     micro-VMM: a frame leaves as soon as the running replica produced the
+ *     same one (netbuf/compare.h), not at the next acknowledgement.
  *
  * Epochs: output is tagged with the checkpoint that will capture the
  * state it depends on.  Before checkpoint 1 the tag is 1.  The primary
@@ -57,6 +60,7 @@ struct rm_netbuf_stats {
     uint64_t sink_errors;
     uint64_t released_epochs;               /* plug: release_one calls */
     uint64_t discards;                      /* discard() calls */
+    uint64_t matched;                       /* COLO: released on a match */
 };
 
 struct rm_netbuf_queue_cfg {
@@ -90,7 +94,8 @@ int rm_netbuf_discard(struct rm_netbuf *nb);
 int rm_netbuf_passthrough(struct rm_netbuf *nb);
 void rm_netbuf_get_stats(struct rm_netbuf *nb, struct rm_netbuf_stats *st);
 void rm_netbuf_free(struct rm_netbuf *nb);
-/* "queue" (KVM), "plug" (Xen) or "set" (several: netbuf_set.h). */
+/* "queue" (KVM), "plug" (Xen), "set" (several: netbuf_set.h) or "colo"
+ * (netbuf_colo.h). */
 const char *rm_netbuf_kind(const struct rm_netbuf *nb);
 
 #endif

@@ -11,7 +11,7 @@
 #include "netbuf/netbuf.h"
 
 struct rm_netbuf_ops {
-    const char *kind;     /* "queue" (KVM), "plug" (Xen), "set" */
+    const char *kind;     /* "queue" (KVM), "plug" (Xen), "set", "colo" */
 
     /*
      * An outgoing frame of the VM, from any thread (KVM: the VMM's network

@@ -18,6 +18,7 @@
 
 #include "netbuf/compare.h"
 #include "netbuf/frame_cmp.h"
+#include "netbuf/netbuf_colo.h"
 
 #define MS 1000000ull
 
@@ -472,6 +473,101 @@ static void test_threads(void **state)
     rm_compare_free(c);
 }
 
+static void test_discard_passthrough(void **state)
+{
+    struct out o;
+    struct rm_compare *c = mk(&o, 0);
+    struct rm_compare_stats st;
+
+    (void)state;
+    pri(c, 1, "a", 0);
+    rep(c, 2, "b", 0);
+    rm_compare_discard(c);                  /* a failover: nothing leaves */
+    rm_compare_get_stats(c, &st);
+    assert_int_equal(st.discarded, 2);
+    assert_int_equal(st.held_primary + st.held_replica + st.flows, 0);
+    assert_int_equal(o.released, 0);
+    /* comparing goes on from nothing */
+    pri(c, 1, "a", 1);
+    rep(c, 1, "a", 1);
+    assert_int_equal(o.released, 1);
+    /* passthrough: what is held leaves, then everything at once */
+    pri(c, 1, "x", 2);
+    rep(c, 3, "y", 2);
+    rm_compare_passthrough(c);
+    assert_int_equal(o.released, 2);
+    assert_string_equal(o.last, "x");
+    pri(c, 5, "z", 3);
+    assert_int_equal(o.released, 3);
+    rep(c, 5, "other", 3);                  /* dropped, no divergence */
+    assert_int_equal(rm_compare_tick(c, 900 * MS), UINT64_MAX);
+    assert_int_equal(o.diverged, 0);
+    rm_compare_get_stats(c, &st);
+    assert_int_equal(st.dropped_replica, 2);
+    rm_compare_free(c);
+}
+
+/* COLO's netbuf: the generic operations over the comparator. */
+static void test_netbuf_colo(void **state)
+{
+    struct out o;
+    struct rm_compare_cfg cfg = {
+        .timeout_ns = 3600000 * MS, .sink = sink, .sink_opaque = &o,
+        .on_diverge = on_diverge, .diverge_opaque = &o,
+    };
+    struct rm_error err = { 0 };
+    struct rm_netbuf *nb;
+    struct rm_netbuf_stats st;
+    uint8_t f[256];
+    size_t n;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    pthread_mutex_init(&o.lock, NULL);
+    nb = rm_netbuf_colo_new(&cfg, &err);
+    assert_non_null(nb);
+    assert_string_equal(rm_netbuf_kind(nb), "colo");
+    n = udp(f, 1, "same", 1, 64);
+    assert_int_equal(rm_netbuf_output(nb, f, n), 0);
+    assert_int_equal(o.released, 0);
+    n = udp(f, 1, "same", 2, 63);
+    assert_int_equal(rm_netbuf_replica_output(nb, f, n), 0);
+    assert_int_equal(o.released, 1);          /* on the match, no epoch */
+    n = udp(f, 1, "mine", 1, 64);
+    rm_netbuf_output(nb, f, n);
+    n = udp(f, 1, "yours", 1, 64);
+    rm_netbuf_replica_output(nb, f, n);
+    assert_int_equal(o.diverged, 1);
+    assert_int_equal(rm_netbuf_start_epoch(nb, 7), 0);
+    assert_int_equal(o.released, 1);
+    assert_int_equal(rm_netbuf_release(nb, 7), 0);
+    assert_int_equal(o.released, 2);          /* "mine", at the ack */
+    assert_string_equal(o.last, "mine");
+    assert_true(rm_netbuf_colo_tick(nb) == UINT64_MAX);
+    rm_netbuf_get_stats(nb, &st);
+    assert_int_equal(st.matched, 1);
+    assert_int_equal(st.released_frames, 2);
+    assert_int_equal(st.released_epochs, 1);
+    assert_int_equal(st.held_frames, 0);
+    rm_netbuf_output(nb, f, n);
+    assert_int_equal(rm_netbuf_discard(nb), 0);
+    rm_netbuf_get_stats(nb, &st);
+    assert_int_equal(st.discarded_frames, 1);
+    assert_int_equal(st.discards, 1);
+    rm_netbuf_free(nb);
+    /* another kind of netbuf is not COLO's */
+    {
+        struct rm_netbuf_queue_cfg q = { .sink = sink, .sink_opaque = &o };
+        struct rm_compare_stats cs;
+
+        nb = rm_netbuf_queue_new(&q, &err);
+        assert_non_null(nb);
+        assert_int_equal(rm_netbuf_replica_output(nb, f, n), -EINVAL);
+        assert_false(rm_netbuf_colo_stats(nb, &cs));
+        rm_netbuf_free(nb);
+    }
+}
+
 static void test_refused(void **state)
 {
     struct rm_compare_cfg cfg = { 0 };
@@ -496,6 +592,8 @@ int main(void)
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_discard_passthrough),
+        cmocka_unit_test(test_netbuf_colo),
         cmocka_unit_test(test_refused),
     };
 

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * COLO's netbuf on the KVM micro-VMM: the primary VM's output goes through
+ * the packet comparator (netbuf/compare.h) instead of an epoch queue.
+ *
+ * The generic operations (netbuf/netbuf.h) mean, here:
+ *   output()        a primary frame: released as soon as the replica's
+ *                   counterpart arrives (rm_netbuf_replica_output()), held
+ *                   otherwise;
+ *   start_epoch(E)  nothing: the comparator does not tag frames; the
+ *                   checkpoint's cut is when both VMs are paused;
+ *   release(E)      checkpoint E is acknowledged, both VMs still paused at
+ *                   its cut: the held primary frames leave in order, the
+ *                   replica's are dropped, comparing starts again;
+ *   discard()       everything held, of both sides, is dropped;
+ *   passthrough()   the held primary frames leave, and all later ones at
+ *                   once; replica frames are dropped.
+ * A checkpoint is asked for through the comparator's on_diverge.
+ */
+#ifndef REMUS_NETBUF_NETBUF_COLO_H
+#define REMUS_NETBUF_NETBUF_COLO_H
+
+#include "netbuf/compare.h"
+#include "netbuf/netbuf.h"
+
+/* NULL with the reason in @err.  Time is rm_now_ns(). */
+struct rm_netbuf *rm_netbuf_colo_new(const struct rm_compare_cfg *cfg,
+                                     struct rm_error *err);
+
+/* A frame the replica sent (from the session's receive thread).  0,
+ * -ENOMEM, or -EINVAL when @nb is not COLO's. */
+int rm_netbuf_replica_output(struct rm_netbuf *nb, const void *frame,
+                             size_t len);
+
+/* Check the comparator's timeouts now; the time (rm_now_ns()) by which to
+ * call again, UINT64_MAX when nothing waits (or @nb is not COLO's). */
+uint64_t rm_netbuf_colo_tick(struct rm_netbuf *nb);
+
+/* The comparator's own counters; false when @nb is not COLO's. */
+bool rm_netbuf_colo_stats(struct rm_netbuf *nb, struct rm_compare_stats *st);
+
+#endif
