@@ -28,6 +28,10 @@ const char *rm_ctl_kind_name(enum rm_ctl_kind k)
     case RM_CTL_FAILOVER: return "failover";
     case RM_CTL_STATS: return "stats";
     case RM_CTL_DISK_HASHES: return "disk hashes";
+    case RM_CTL_COLO_INPUT: return "colo input frame";
+    case RM_CTL_COLO_OUTPUT: return "colo output frame";
+    case RM_CTL_COLO_CHECKPOINT: return "colo checkpoint";
+    case RM_CTL_COLO_DIRTY: return "colo dirty pfns";
     case RM_CTL_AUTH: return "auth";
     default: return "unknown";
     }
@@ -239,6 +243,52 @@ static int decode_auth(const Remus__Auth *a, struct rm_ctl_msg *out,
     return rc;
 }
 
+static int decode_colo_frame(const Remus__ColoFrame *f, struct rm_ctl_msg *out,
+                             struct rm_error *err)
+{
+    if (!f->seq)
+        return rm_error_set(err, -EBADMSG, "%s with sequence number 0",
+                            rm_ctl_kind_name(out->kind));
+    if (f->frame.len < 14 || f->frame.len > RM_COLO_FRAME_MAX)
+        return rm_error_set(err, -EBADMSG, "%s of %zu bytes (14..%u allowed)",
+                            rm_ctl_kind_name(out->kind), f->frame.len,
+                            RM_COLO_FRAME_MAX);
+    out->u.colo_frame.seq = f->seq;
+    out->u.colo_frame.len = (uint32_t)f->frame.len;
+    memcpy(out->u.colo_frame.frame, f->frame.data, f->frame.len);
+    return 0;
+}
+
+static int decode_colo_dirty(const Remus__ColoDirty *d, struct rm_ctl_msg *out,
+                             struct rm_error *err)
+{
+    size_t n = d->pfns.len / 8, i;
+
+    if (!d->epoch)
+        return rm_error_set(err, -EBADMSG, "colo dirty pfns of epoch 0");
+    if (d->pfns.len % 8 || n > RM_COLO_PFNS_MAX)
+        return rm_error_set(err, -EBADMSG, "colo dirty pfns of %zu bytes (a "
+                            "multiple of 8, at most %u pfns)", d->pfns.len,
+                            RM_COLO_PFNS_MAX);
+    for (i = 0; i < n; i++) {
+        uint64_t pfn = 0;
+        int b;
+
+        for (b = 7; b >= 0; b--)        /* little-endian, as libxc's */
+            pfn = pfn << 8 | d->pfns.data[i * 8 + (size_t)b];
+        if (i && pfn <= out->u.colo_dirty.pfns[i - 1])
+            return rm_error_set(err, -EBADMSG, "colo dirty pfns not "
+                                "ascending (pfn %#" PRIx64 " after %#" PRIx64
+                                ")", pfn, out->u.colo_dirty.pfns[i - 1]);
+        out->u.colo_dirty.pfns[i] = pfn;
+    }
+    out->u.colo_dirty.epoch = d->epoch;
+    out->u.colo_dirty.output_seq = d->output_seq;
+    out->u.colo_dirty.count = (uint32_t)n;
+    out->u.colo_dirty.last = d->last;
+    return 0;
+}
+
 int rm_ctl_decode(const uint8_t *buf, size_t len, struct rm_ctl_msg *out,
                   struct rm_error *err)
 {
@@ -312,6 +362,31 @@ int rm_ctl_decode(const uint8_t *buf, size_t len, struct rm_ctl_msg *out,
     case REMUS__REMUS_MSG__BODY_DISK_HASHES:
         out->kind = RM_CTL_DISK_HASHES;
         rc = decode_disk_hashes(m->disk_hashes, out, err);
+        break;
+    case REMUS__REMUS_MSG__BODY_COLO_INPUT:
+        out->kind = RM_CTL_COLO_INPUT;
+        rc = decode_colo_frame(m->colo_input, out, err);
+        break;
+    case REMUS__REMUS_MSG__BODY_COLO_OUTPUT:
+        out->kind = RM_CTL_COLO_OUTPUT;
+        rc = decode_colo_frame(m->colo_output, out, err);
+        break;
+    case REMUS__REMUS_MSG__BODY_COLO_CHECKPOINT:
+        out->kind = RM_CTL_COLO_CHECKPOINT;
+        out->u.colo_checkpoint.epoch = m->colo_checkpoint->epoch;
+        out->u.colo_checkpoint.input_seq = m->colo_checkpoint->input_seq;
+        out->u.colo_checkpoint.cause =
+            (enum rm_colo_cause)m->colo_checkpoint->cause;
+        if (!m->colo_checkpoint->epoch)
+            rc = rm_error_set(err, -EBADMSG, "colo checkpoint of epoch 0");
+        else if (m->colo_checkpoint->cause < RM_COLO_CAUSE_MISMATCH ||
+                 m->colo_checkpoint->cause > RM_COLO_CAUSE_PERIODIC)
+            rc = rm_error_set(err, -EBADMSG, "colo checkpoint with unknown "
+                              "cause %u", m->colo_checkpoint->cause);
+        break;
+    case REMUS__REMUS_MSG__BODY_COLO_DIRTY:
+        out->kind = RM_CTL_COLO_DIRTY;
+        rc = decode_colo_dirty(m->colo_dirty, out, err);
         break;
     default:
         rc = rm_error_set(err, -EBADMSG, "control message of unknown kind "
@@ -399,6 +474,10 @@ int rm_ctl_encode(const struct rm_ctl_msg *msg, uint8_t **frame, size_t *len)
     Remus__Stats stats = REMUS__STATS__INIT;
     Remus__Auth auth = REMUS__AUTH__INIT;
     Remus__DiskHashes dh = REMUS__DISK_HASHES__INIT;
+    Remus__ColoFrame cf = REMUS__COLO_FRAME__INIT;
+    Remus__ColoCheckpoint cc = REMUS__COLO_CHECKPOINT__INIT;
+    Remus__ColoDirty cd = REMUS__COLO_DIRTY__INIT;
+    uint8_t *pfns = NULL;
     struct hello_disks hdisks;
     char backend[16], name[64], reason[RM_CTL_TEXT_MAX];
     size_t n;
@@ -486,18 +565,67 @@ int rm_ctl_encode(const struct rm_ctl_msg *msg, uint8_t **frame, size_t *len)
         m.body_case = REMUS__REMUS_MSG__BODY_DISK_HASHES;
         m.disk_hashes = &dh;
         break;
+    case RM_CTL_COLO_INPUT:
+    case RM_CTL_COLO_OUTPUT:
+        if (msg->u.colo_frame.len > RM_COLO_FRAME_MAX)
+            return -EMSGSIZE;
+        cf.seq = msg->u.colo_frame.seq;
+        cf.frame.len = msg->u.colo_frame.len;
+        cf.frame.data = (uint8_t *)msg->u.colo_frame.frame;
+        if (msg->kind == RM_CTL_COLO_INPUT) {
+            m.body_case = REMUS__REMUS_MSG__BODY_COLO_INPUT;
+            m.colo_input = &cf;
+        } else {
+            m.body_case = REMUS__REMUS_MSG__BODY_COLO_OUTPUT;
+            m.colo_output = &cf;
+        }
+        break;
+    case RM_CTL_COLO_CHECKPOINT:
+        cc.epoch = msg->u.colo_checkpoint.epoch;
+        cc.input_seq = msg->u.colo_checkpoint.input_seq;
+        cc.cause = (uint32_t)msg->u.colo_checkpoint.cause;
+        m.body_case = REMUS__REMUS_MSG__BODY_COLO_CHECKPOINT;
+        m.colo_checkpoint = &cc;
+        break;
+    case RM_CTL_COLO_DIRTY: {
+        uint32_t i;
+        int b;
+
+        if (msg->u.colo_dirty.count > RM_COLO_PFNS_MAX)
+            return -EMSGSIZE;
+        pfns = malloc((size_t)msg->u.colo_dirty.count * 8 + 1);
+        if (!pfns)
+            return -ENOMEM;
+        for (i = 0; i < msg->u.colo_dirty.count; i++)
+            for (b = 0; b < 8; b++)
+                pfns[i * 8 + (uint32_t)b] =
+                    (uint8_t)(msg->u.colo_dirty.pfns[i] >> (8 * b));
+        cd.epoch = msg->u.colo_dirty.epoch;
+        cd.output_seq = msg->u.colo_dirty.output_seq;
+        cd.pfns.len = (size_t)msg->u.colo_dirty.count * 8;
+        cd.pfns.data = pfns;
+        cd.last = msg->u.colo_dirty.last;
+        m.body_case = REMUS__REMUS_MSG__BODY_COLO_DIRTY;
+        m.colo_dirty = &cd;
+        break;
+    }
     default:
         return -EINVAL;
     }
     n = remus__remus_msg__get_packed_size(&m);
-    if (n == 0 || n > RM_CHAN_MAX_FRAME)
+    if (n == 0 || n > RM_CHAN_MAX_FRAME) {
+        free(pfns);
         return -E2BIG;
+    }
     buf = malloc(n + 4);
-    if (!buf)
+    if (!buf) {
+        free(pfns);
         return -ENOMEM;
+    }
     be = htonl((uint32_t)n);
     memcpy(buf, &be, 4);
     remus__remus_msg__pack(&m, buf + 4);
+    free(pfns);
     *frame = buf;
     *len = n + 4;
     return 0;
@@ -745,6 +873,63 @@ int rm_chan_send_failover(struct rm_chan *ch, const char *reason)
 
     snprintf(m.u.failover.reason, sizeof(m.u.failover.reason), "%s", reason);
     return rm_chan_send(ch, &m);
+}
+
+int rm_chan_send_colo_frame(struct rm_chan *ch, bool input, uint64_t seq,
+                            const void *frame, size_t len)
+{
+    struct rm_ctl_msg *m;
+    int rc;
+
+    if (len < 14 || len > RM_COLO_FRAME_MAX)
+        return -EMSGSIZE;
+    /* Not on the stack: the message is as large as its largest kind. */
+    m = malloc(sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->kind = input ? RM_CTL_COLO_INPUT : RM_CTL_COLO_OUTPUT;
+    m->u.colo_frame.seq = seq;
+    m->u.colo_frame.len = (uint32_t)len;
+    memcpy(m->u.colo_frame.frame, frame, len);
+    rc = rm_chan_send(ch, m);
+    free(m);
+    return rc;
+}
+
+int rm_chan_send_colo_checkpoint(struct rm_chan *ch, uint64_t epoch,
+                                 uint64_t input_seq,
+                                 enum rm_colo_cause cause)
+{
+    struct rm_ctl_msg m = { .kind = RM_CTL_COLO_CHECKPOINT };
+
+    m.u.colo_checkpoint.epoch = epoch;
+    m.u.colo_checkpoint.input_seq = input_seq;
+    m.u.colo_checkpoint.cause = cause;
+    return rm_chan_send(ch, &m);
+}
+
+int rm_chan_send_colo_dirty(struct rm_chan *ch, uint64_t epoch,
+                            uint64_t output_seq, const uint64_t *pfns,
+                            uint32_t count, bool last)
+{
+    struct rm_ctl_msg *m;
+    int rc;
+
+    if (count > RM_COLO_PFNS_MAX)
+        return -EMSGSIZE;
+    m = malloc(sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->kind = RM_CTL_COLO_DIRTY;
+    m->u.colo_dirty.epoch = epoch;
+    m->u.colo_dirty.output_seq = output_seq;
+    m->u.colo_dirty.count = count;
+    m->u.colo_dirty.last = last;
+    if (count)
+        memcpy(m->u.colo_dirty.pfns, pfns, (size_t)count * 8);
+    rc = rm_chan_send(ch, m);
+    free(m);
+    return rc;
 }
 
 /* ------------------------------------------------------------ handshake */

@@ -36,6 +36,19 @@
 /* Chunk hashes per DiskHashes message (32 KiB of hashes) */
 #define RM_CTL_HASHES_MAX 1024u
 
+/* COLO: the largest frame mirrored or sent back (a 9000-byte jumbo frame
+ * and its headers), and the pfns in one ColoDirty part (32 KiB) */
+#define RM_COLO_FRAME_MAX 9216u
+#define RM_COLO_PFNS_MAX 4096u
+
+/* ColoCheckpoint.cause */
+enum rm_colo_cause {
+    RM_COLO_CAUSE_MISMATCH = 1,
+    RM_COLO_CAUSE_TIMEOUT = 2,
+    RM_COLO_CAUSE_OVERFLOW = 3,
+    RM_COLO_CAUSE_PERIODIC = 4,
+};
+
 /* Capabilities (Hello.caps) */
 #define RM_CAP_COMPRESSION (1ull << 0)
 #define RM_CAP_KNOWN (RM_CAP_COMPRESSION)
@@ -85,6 +98,10 @@ enum rm_ctl_kind {
     RM_CTL_STATS,
     RM_CTL_AUTH,
     RM_CTL_DISK_HASHES,
+    RM_CTL_COLO_INPUT,           /* u.colo_frame */
+    RM_CTL_COLO_OUTPUT,          /* u.colo_frame */
+    RM_CTL_COLO_CHECKPOINT,
+    RM_CTL_COLO_DIRTY,
 };
 
 struct rm_ctl_msg {
@@ -119,6 +136,21 @@ struct rm_ctl_msg {
             uint64_t first, total;
             uint8_t hashes[RM_CTL_HASHES_MAX * RM_DISK_HASH_BYTES];
         } disk_hashes;
+        struct {
+            uint64_t seq;                   /* >= 1 */
+            uint32_t len;                   /* 14..RM_COLO_FRAME_MAX */
+            uint8_t frame[RM_COLO_FRAME_MAX];
+        } colo_frame;
+        struct {
+            uint64_t epoch, input_seq;      /* epoch >= 1 */
+            enum rm_colo_cause cause;
+        } colo_checkpoint;
+        struct {
+            uint64_t epoch, output_seq;     /* epoch >= 1 */
+            uint32_t count;                 /* pfns below, ascending */
+            bool last;
+            uint64_t pfns[RM_COLO_PFNS_MAX];
+        } colo_dirty;
     } u;
 };
 
@@ -172,6 +204,18 @@ int rm_chan_send_heartbeat(struct rm_chan *ch, uint64_t seq,
                            uint64_t committed_epoch);
 int rm_chan_send_stop(struct rm_chan *ch, const char *reason);
 int rm_chan_send_failover(struct rm_chan *ch, const char *reason);
+/* COLO: a mirrored input frame (@input) or a replica's output frame;
+ * -EMSGSIZE for a frame outside 14..RM_COLO_FRAME_MAX bytes. */
+int rm_chan_send_colo_frame(struct rm_chan *ch, bool input, uint64_t seq,
+                            const void *frame, size_t len);
+int rm_chan_send_colo_checkpoint(struct rm_chan *ch, uint64_t epoch,
+                                 uint64_t input_seq,
+                                 enum rm_colo_cause cause);
+/* One part of the replica's dirty pfns (at most RM_COLO_PFNS_MAX,
+ * ascending); @last on the final part (which may be empty). */
+int rm_chan_send_colo_dirty(struct rm_chan *ch, uint64_t epoch,
+                            uint64_t output_seq, const uint64_t *pfns,
+                            uint32_t count, bool last);
 
 /*
  * Handshake.  The primary (client) sends its hello and waits for the

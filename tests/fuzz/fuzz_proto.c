@@ -8,7 +8,8 @@
  *      stream ends -- never a crash or a hang.
  * Seeds (tests/fuzz/corpus/fuzz_proto): what rm_ctl_encode() produces for
  * each kind -- hello (also with disks), hello reply, ack, heartbeat, stop,
- * failover, stats, disk hashes -- as bare messages (.msg) and length-prefixed frames (.frame), and a
+ * failover, stats, disk hashes, COLO's frame, checkpoint and dirty pfns
+ * -- as bare messages (.msg) and length-prefixed frames (.frame), and a
  * session of several frames back to back (session.stream).
  */
 #include <assert.h>
@@ -59,6 +60,24 @@ static void round_trip(const struct rm_ctl_msg *m)
          again.u.disk_hashes.total != m->u.disk_hashes.total ||
          memcmp(again.u.disk_hashes.hashes, m->u.disk_hashes.hashes,
                 (size_t)m->u.disk_hashes.count * RM_DISK_HASH_BYTES)))
+        abort();
+    if ((m->kind == RM_CTL_COLO_INPUT || m->kind == RM_CTL_COLO_OUTPUT) &&
+        (again.u.colo_frame.seq != m->u.colo_frame.seq ||
+         again.u.colo_frame.len != m->u.colo_frame.len ||
+         memcmp(again.u.colo_frame.frame, m->u.colo_frame.frame,
+                m->u.colo_frame.len)))
+        abort();
+    if (m->kind == RM_CTL_COLO_CHECKPOINT &&
+        memcmp(&again.u.colo_checkpoint, &m->u.colo_checkpoint,
+               sizeof(m->u.colo_checkpoint)))
+        abort();
+    if (m->kind == RM_CTL_COLO_DIRTY &&
+        (again.u.colo_dirty.count != m->u.colo_dirty.count ||
+         again.u.colo_dirty.epoch != m->u.colo_dirty.epoch ||
+         again.u.colo_dirty.output_seq != m->u.colo_dirty.output_seq ||
+         again.u.colo_dirty.last != m->u.colo_dirty.last ||
+         memcmp(again.u.colo_dirty.pfns, m->u.colo_dirty.pfns,
+                (size_t)m->u.colo_dirty.count * 8)))
         abort();
     free(frame);
 }

@@ -138,6 +138,111 @@ static void test_ack_epoch_zero(void **state)
     free(frame);
 }
 
+/* COLO's messages: frames both ways, the checkpoint request, the dirty
+ * pfns (libxc's little-endian u64s) in parts. */
+static void test_colo_roundtrip(void **state)
+{
+    struct pair p;
+    struct rm_ctl_msg *m = malloc(sizeof(*m));
+    uint8_t frame[RM_COLO_FRAME_MAX];
+    uint64_t pfns[RM_COLO_PFNS_MAX];
+    uint32_t i;
+
+    (void)state;
+    assert_non_null(m);
+    for (i = 0; i < sizeof(frame); i++)
+        frame[i] = (uint8_t)(i * 7);
+    for (i = 0; i < RM_COLO_PFNS_MAX; i++)
+        pfns[i] = 0x100000000ull + i * 3;
+    pair_open(&p);
+    assert_int_equal(rm_chan_send_colo_frame(&p.a, true, 1, frame, 60), 0);
+    assert_int_equal(rm_chan_recv(&p.b, 1000, m), 0);
+    assert_int_equal(m->kind, RM_CTL_COLO_INPUT);
+    assert_int_equal(m->u.colo_frame.seq, 1);
+    assert_int_equal(m->u.colo_frame.len, 60);
+    assert_memory_equal(m->u.colo_frame.frame, frame, 60);
+    assert_int_equal(rm_chan_send_colo_frame(&p.b, false, 9, frame,
+                                             RM_COLO_FRAME_MAX), 0);
+    assert_int_equal(rm_chan_recv(&p.a, 1000, m), 0);
+    assert_int_equal(m->kind, RM_CTL_COLO_OUTPUT);
+    assert_int_equal(m->u.colo_frame.len, RM_COLO_FRAME_MAX);
+    assert_memory_equal(m->u.colo_frame.frame, frame, RM_COLO_FRAME_MAX);
+    assert_int_equal(rm_chan_send_colo_frame(&p.b, false, 10, frame, 13),
+                     -EMSGSIZE);
+    assert_int_equal(rm_chan_send_colo_frame(&p.b, false, 10, frame,
+                                             RM_COLO_FRAME_MAX + 1), -EMSGSIZE);
+    assert_int_equal(rm_chan_send_colo_checkpoint(&p.a, 4, 77,
+                                                  RM_COLO_CAUSE_TIMEOUT), 0);
+    assert_int_equal(rm_chan_recv(&p.b, 1000, m), 0);
+    assert_int_equal(m->kind, RM_CTL_COLO_CHECKPOINT);
+    assert_int_equal(m->u.colo_checkpoint.epoch, 4);
+    assert_int_equal(m->u.colo_checkpoint.input_seq, 77);
+    assert_int_equal(m->u.colo_checkpoint.cause, RM_COLO_CAUSE_TIMEOUT);
+    assert_int_equal(rm_chan_send_colo_dirty(&p.b, 4, 12, pfns,
+                                             RM_COLO_PFNS_MAX, false), 0);
+    assert_int_equal(rm_chan_recv(&p.a, 1000, m), 0);
+    assert_int_equal(m->kind, RM_CTL_COLO_DIRTY);
+    assert_int_equal(m->u.colo_dirty.epoch, 4);
+    assert_int_equal(m->u.colo_dirty.output_seq, 12);
+    assert_int_equal(m->u.colo_dirty.count, RM_COLO_PFNS_MAX);
+    assert_false(m->u.colo_dirty.last);
+    assert_memory_equal(m->u.colo_dirty.pfns, pfns, sizeof(pfns));
+    assert_int_equal(rm_chan_send_colo_dirty(&p.b, 4, 12, NULL, 0, true), 0);
+    assert_int_equal(rm_chan_recv(&p.a, 1000, m), 0);
+    assert_int_equal(m->u.colo_dirty.count, 0);
+    assert_true(m->u.colo_dirty.last);
+    pair_close(&p);
+    free(m);
+}
+
+/* Bad COLO messages are refused with what was wrong. */
+static void expect_colo_bad(struct rm_ctl_msg *m, const char *needle)
+{
+    uint8_t *frame;
+    size_t len;
+    struct rm_error err = { 0 };
+    struct rm_ctl_msg *out = malloc(sizeof(*out));
+
+    assert_non_null(out);
+    assert_int_equal(rm_ctl_encode(m, &frame, &len), 0);
+    assert_int_equal(rm_ctl_decode(frame + 4, len - 4, out, &err), -EBADMSG);
+    if (!strstr(err.msg, needle))
+        fail_msg("'%s' does not mention '%s'", err.msg, needle);
+    free(frame);
+    free(out);
+}
+
+static void test_colo_bad(void **state)
+{
+    struct rm_ctl_msg *m = calloc(1, sizeof(*m));
+
+    (void)state;
+    assert_non_null(m);
+    m->kind = RM_CTL_COLO_INPUT;
+    m->u.colo_frame.len = 60;
+    expect_colo_bad(m, "sequence number 0");
+    m->u.colo_frame.seq = 1;
+    m->u.colo_frame.len = 13;
+    expect_colo_bad(m, "of 13 bytes");
+    memset(m, 0, sizeof(*m));
+    m->kind = RM_CTL_COLO_CHECKPOINT;
+    m->u.colo_checkpoint.cause = RM_COLO_CAUSE_MISMATCH;
+    expect_colo_bad(m, "epoch 0");
+    m->u.colo_checkpoint.epoch = 1;
+    m->u.colo_checkpoint.cause = 9;
+    expect_colo_bad(m, "unknown cause 9");
+    memset(m, 0, sizeof(*m));
+    m->kind = RM_CTL_COLO_DIRTY;
+    expect_colo_bad(m, "epoch 0");
+    m->u.colo_dirty.epoch = 2;
+    m->u.colo_dirty.count = 3;
+    m->u.colo_dirty.pfns[0] = 5;
+    m->u.colo_dirty.pfns[1] = 9;
+    m->u.colo_dirty.pfns[2] = 9;
+    expect_colo_bad(m, "not ascending (pfn 0x9 after 0x9)");
+    free(m);
+}
+
 /* A hello's disks through encode and decode; bad ones refused, named. */
 static int hello_disks_roundtrip(const struct rm_hello *h, struct rm_hello *out,
                                  struct rm_error *err)
@@ -496,6 +601,8 @@ int main(void)
         cmocka_unit_test(test_bad_frames),
         cmocka_unit_test(test_ack_epoch_zero),
         cmocka_unit_test(test_hello_disks),
+        cmocka_unit_test(test_colo_roundtrip),
+        cmocka_unit_test(test_colo_bad),
         cmocka_unit_test(test_handshake),
         cmocka_unit_test(test_handshake_timing),
         cmocka_unit_test(test_handshake_quorum_mismatch),
