@@ -108,6 +108,9 @@ NETBUF_OBJS := netbuf/netbuf.o netbuf/netbuf_queue.o netbuf/netbuf_plug.o \
 # ... and COLO's packet comparator (its frame rules, its queues)
 NETBUF_OBJS += netbuf/frame_cmp.o netbuf/compare.o netbuf/netbuf_colo.o
 
+# colo/: COLO mode (#20): the replica's mirrored input
+COLO_OBJS := colo/input_queue.o
+
 # nbd/: `remus disk serve`, a disk image served over NBD (Xen's disks)
 NBD_OBJS := nbd/export.o nbd/negotiate.o nbd/transmit.o nbd/server.o \
             nbd/kernel.o nbd/feed.o nbd/attach.o
@@ -153,7 +156,7 @@ CLI_OBJS += cli/cmd_keygen.o cli/cmd_handover.o cli/cli_key.o cli/cli_quorum.o \
             cli/cli_num.o
 CLI_OBJS += cli/cli_spawn.o cli/cli_announce.o cli/cmd_disk.o cli/cli_ops.o
 
-LIB_OBJS := $(COMMON_OBJS) $(OPS_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(NBD_OBJS) $(KVM_OBJS) \
+LIB_OBJS := $(COMMON_OBJS) $(OPS_OBJS) $(PROTO_OBJS) $(NETBUF_OBJS) $(COLO_OBJS) $(NBD_OBJS) $(KVM_OBJS) \
             $(XEN_OBJS) $(CLUSTER_OBJS) $(PRIMARY_OBJS) $(SECONDARY_OBJS) \
             $(DRILL_OBJS)
 
@@ -166,7 +169,7 @@ UNIT_TESTS := test_stream test_engines test_truncation test_proto \
               test_netbuf test_kvm_dirty test_kvm_disk
 UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
               test_peer_spawn test_disklog test_nbd test_nbd_attach test_log \
-              test_compare
+              test_compare test_colo_input test_kvm_colo_net
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap fuzz_nbd fuzz_compare

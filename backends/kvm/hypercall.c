@@ -110,15 +110,22 @@ static int hc_net_read(struct rm_vm *vm, uint64_t gpa)
     memcpy(&io, vm->mem + gpa, sizeof(io));
     if (io.len > 65536 || !gpa_ok(vm, io.data, io.len)) {
         io.ret = -EINVAL;
-    } else if (vm->tap_fd < 0) {
+    } else if (vm->tap_fd < 0 && !vm->net_in.read) {
         io.ret = 1;
     } else {
-        n = read(vm->tap_fd, vm->mem + io.data, io.len);
+        if (vm->net_in.read)        /* COLO's replica: mirrored input */
+            n = vm->net_in.read(vm->net_in.opaque, vm->mem + io.data,
+                                io.len);
+        else
+            n = read(vm->tap_fd, vm->mem + io.data, io.len);
         if (n > 0) {
             mark_vmm_dirty(vm, io.data, (uint64_t)n);
             io.len = (uint64_t)n;
             io.ret = 0;
             vm->rx_frames++;
+            if (vm->net_in_tap)     /* COLO's primary: mirror it */
+                vm->net_in_tap(vm->net_in_tap_opaque, vm->mem + io.data,
+                               (size_t)n);
         } else {
             io.ret = 1;
             io.len = 0;
@@ -141,8 +148,8 @@ static int hc_poll(struct rm_vm *vm, struct vcpu *vc, uint64_t gpa)
     pfd[nfds].fd = vm->kick_fd;
     pfd[nfds++].events = POLLIN;
     /* Only vCPU 0 serves the network; the others just sleep. */
-    if (vc->idx == 0 && vm->tap_fd >= 0) {
-        pfd[nfds].fd = vm->tap_fd;
+    if (vc->idx == 0 && (vm->net_in.read || vm->tap_fd >= 0)) {
+        pfd[nfds].fd = vm->net_in.read ? vm->net_in.poll_fd : vm->tap_fd;
         pfd[nfds++].events = POLLIN;
     }
     now = rm_vm_guest_ns(vm);

@@ -112,6 +112,21 @@ void rm_vm_set_net_out(struct rm_vm *vm, rm_vm_net_out_fn fn, void *opaque)
     __atomic_store_n(&vm->net_out, fn, __ATOMIC_RELEASE);
 }
 
+void rm_vm_set_net_in(struct rm_vm *vm, const struct rm_vm_net_in *in)
+{
+    if (in)
+        vm->net_in = *in;
+    else
+        memset(&vm->net_in, 0, sizeof(vm->net_in));
+}
+
+void rm_vm_set_net_in_tap(struct rm_vm *vm, rm_vm_net_in_tap_fn fn,
+                          void *opaque)
+{
+    vm->net_in_tap = fn;
+    vm->net_in_tap_opaque = opaque;
+}
+
 int rm_vm_announce(struct rm_vm *vm)
 {
     uint8_t f[60];

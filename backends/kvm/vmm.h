@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "backends/kvm/guest_abi.h"
 #include "common/err.h"
@@ -192,6 +193,31 @@ struct rm_vm_disk_stats {
 };
 void rm_vm_disk_stats(struct rm_vm *vm, struct rm_vm_disk_stats *st);
 
+/*
+ * COLO: where the guest's network input comes from instead of its TAP (the
+ * replica reads the frames mirrored from the primary: colo/input_queue.h).
+ * poll_fd is readable while a frame waits; read() copies the next frame
+ * into @buf (truncated to @cap) and returns its length, 0 when none waits.
+ */
+struct rm_vm_net_in {
+    void *opaque;
+    int poll_fd;
+    ssize_t (*read)(void *opaque, void *buf, size_t cap);
+};
+/* Set the input source (NULL: the TAP again).  Only while the VM is
+ * paused (or before it first runs): vCPU 0 reads it unlocked. */
+void rm_vm_set_net_in(struct rm_vm *vm, const struct rm_vm_net_in *in);
+/*
+ * COLO: called on vCPU 0's thread with every frame the guest receives,
+ * once it is in guest memory and before the guest sees it, in order (the
+ * primary mirrors them to the replica).  @frame is guest memory, valid
+ * during the call.  NULL: none.  Only while the VM is paused (or before
+ * it first runs).
+ */
+typedef void (*rm_vm_net_in_tap_fn)(void *opaque, const void *frame,
+                                    size_t len);
+void rm_vm_set_net_in_tap(struct rm_vm *vm, rm_vm_net_in_tap_fn fn,
+                          void *opaque);
 /* Change where guest output goes (netbuf plugs in here). */
 void rm_vm_set_net_out(struct rm_vm *vm, rm_vm_net_out_fn fn, void *opaque);
 /* Write a frame to the TAP (the default net_out; for netbuf's sink). */

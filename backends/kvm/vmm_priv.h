@@ -104,6 +104,11 @@ struct rm_vm {
 
     rm_vm_net_out_fn net_out;
     void *net_out_opaque;
+    /* COLO (set only while paused; vCPU 0 reads them): the input source
+     * instead of the TAP (read NULL: the TAP), and the input tap. */
+    struct rm_vm_net_in net_in;
+    rm_vm_net_in_tap_fn net_in_tap;
+    void *net_in_tap_opaque;
 
     struct vm_disk disk;           /* disk.c */
 
