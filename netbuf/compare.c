@@ -10,6 +10,10 @@
  * other side's queue non-empty is compared with its head at once), and a
  * flow with both empty is freed.  Once diverged, flows are not used: the
  * primary's frames only join the arrival list, the replica's are dropped.
+ * From a cut (a checkpoint under way) to its checkpoint_done, the
+ * primary's new frames wait at the tail of its arrival list (from
+ * post_head on), outside the flows; checkpoint_done releases what came
+ * before them and compares them afresh against the resumed replica.
  */
 #include "netbuf/compare.h"
 
@@ -53,6 +57,8 @@ struct rm_compare {
     size_t nflows;
     struct side side[2];
     bool diverged;
+    bool cut;                       /* a checkpoint is under way */
+    struct cframe *post_head;       /* first primary frame since the cut */
     bool passthrough;               /* protection ended */
     struct rm_compare_stats st;
 };
@@ -247,7 +253,8 @@ static uint64_t check_timeouts(struct rm_compare *c, struct outcome *o,
     uint64_t next = UINT64_MAX;
     int s;
 
-    if (c->diverged)
+    if (c->diverged || c->cut)      /* a checkpoint is asked for or under
+                                     * way: the replica may be paused */
         return UINT64_MAX;
     for (s = PRIMARY; s <= REPLICA; s++) {
         struct cframe *old = c->side[s].ahead;
@@ -315,6 +322,18 @@ static void add_locked(struct rm_compare *c, int s, struct cframe *fr,
             c->st.dropped_replica++;
             free(fr);
         }
+        return;
+    }
+    if (c->cut && s == PRIMARY) {   /* after the cut: wait for its ack */
+        if (side_full(c, s, fr->len)) {
+            c->st.dropped_full++;
+            free(fr);
+            return;
+        }
+        fr->flow = NULL;
+        arrival_append(c, s, fr);
+        if (!c->post_head)
+            c->post_head = fr;
         return;
     }
     check_timeouts(c, o, fr->at);
@@ -481,20 +500,40 @@ static void free_list(struct cframe *fr)
     }
 }
 
-void rm_compare_checkpoint_done(struct rm_compare *c)
+void rm_compare_cut(struct rm_compare *c)
+{
+    pthread_mutex_lock(&c->lock);
+    if (!c->passthrough)
+        c->cut = true;
+    pthread_mutex_unlock(&c->lock);
+}
+
+void rm_compare_checkpoint_done(struct rm_compare *c, uint64_t now_ns)
 {
     struct outcome o = { 0 };
-    struct cframe *rep;
+    struct cframe *rep, *post, *fr, *next;
 
     pthread_mutex_lock(&c->lock);
+    post = c->post_head;
     flows_clear(c);
-    o.release_head = c->side[PRIMARY].ahead;
-    o.release_tail = c->side[PRIMARY].atail;
+    /* What came before the cut leaves; what came after is compared. */
+    if (c->side[PRIMARY].ahead != post) {
+        o.release_head = c->side[PRIMARY].ahead;
+        o.release_tail = post ? post->aprev : c->side[PRIMARY].atail;
+        o.release_tail->anext = NULL;
+    }
     rep = c->side[REPLICA].ahead;
     c->st.dropped_replica += c->side[REPLICA].frames;
     memset(c->side, 0, sizeof(c->side));
     c->diverged = false;
+    c->cut = false;
+    c->post_head = NULL;
     c->st.checkpoints++;
+    for (fr = post; fr; fr = next) {
+        next = fr->anext;
+        fr->at = now_ns;
+        add_locked(c, PRIMARY, fr, &o);
+    }
     finish(c, &o);
     free_list(rep);
 }
@@ -510,6 +549,8 @@ void rm_compare_discard(struct rm_compare *c)
     c->st.discarded += c->side[PRIMARY].frames + c->side[REPLICA].frames;
     memset(c->side, 0, sizeof(c->side));
     c->diverged = false;
+    c->cut = false;
+    c->post_head = NULL;
     pthread_mutex_unlock(&c->lock);
     free_list(pri);
     free_list(rep);
@@ -528,6 +569,8 @@ void rm_compare_passthrough(struct rm_compare *c)
     c->st.dropped_replica += c->side[REPLICA].frames;
     memset(c->side, 0, sizeof(c->side));
     c->diverged = false;
+    c->cut = false;
+    c->post_head = NULL;
     c->passthrough = true;
     finish(c, &o);
     free_list(rep);

@@ -16,9 +16,10 @@
  * Once diverged it compares nothing more: every primary frame is held
  * (those already held and those to come) until checkpoint_done(), which
  * the caller calls once the checkpoint that captured the primary's state
- * is acknowledged, with both VMs still paused at the cut: the held
- * primary frames are then released in order and the replica's dropped
- * (the replica is about to become the primary's copy).  A primary frame
+ * is acknowledged: the primary frames held from before the checkpoint's
+ * cut (cut()) are then released in order and the replica's dropped (the
+ * replica now holds the cut's state); those since the cut are compared
+ * again, against what the resumed replica produces.  A primary frame
  * that does not fit while diverged is dropped and counted (the guest's
  * protocols retransmit, as for a full NIC queue); never released early.
  *
@@ -105,9 +106,18 @@ uint64_t rm_compare_tick(struct rm_compare *c, uint64_t now_ns);
 /* Has a divergence been found since the last checkpoint_done()? */
 bool rm_compare_diverged(struct rm_compare *c);
 
-/* The checkpoint is acknowledged, both VMs paused at its cut: release the
- * held primary frames, drop the replica's, compare again. */
-void rm_compare_checkpoint_done(struct rm_compare *c);
+/* The primary's VM is paused at a checkpoint's cut: its frames from now
+ * on wait for that checkpoint's acknowledgement (the replica pauses and is
+ * given the cut's state; until then it cannot produce them), and no
+ * timeout runs.  Frames before the cut are still compared. */
+void rm_compare_cut(struct rm_compare *c);
+
+/* The checkpoint is acknowledged: the replica holds the cut's state.  The
+ * primary's frames from before the cut leave, in order (what the
+ * checkpoint made safe), the replica's are dropped (it starts again from
+ * the cut), and the primary's frames since the cut are compared afresh,
+ * their wait counted from @now_ns. */
+void rm_compare_checkpoint_done(struct rm_compare *c, uint64_t now_ns);
 
 /* Failover or an abandoned protection: drop everything held, of both
  * sides (that output reflects state the survivor may never have had);

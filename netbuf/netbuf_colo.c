@@ -77,8 +77,10 @@ static int c_output(struct rm_netbuf *base, const void *frame, size_t len)
 
 static int c_start_epoch(struct rm_netbuf *base, uint64_t epoch)
 {
-    (void)base;
+    struct nb_colo *nb = (struct nb_colo *)base;
+
     (void)epoch;
+    rm_compare_cut(nb->cmp);
     return 0;
 }
 
@@ -87,7 +89,7 @@ static int c_release(struct rm_netbuf *base, uint64_t epoch)
     struct nb_colo *nb = (struct nb_colo *)base;
 
     (void)epoch;
-    rm_compare_checkpoint_done(nb->cmp);
+    rm_compare_checkpoint_done(nb->cmp, rm_now_ns());
     __atomic_fetch_add(&nb->released_epochs, 1, __ATOMIC_RELAXED);
     return 0;
 }

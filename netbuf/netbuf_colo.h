@@ -7,11 +7,12 @@
  *   output()        a primary frame: released as soon as the replica's
  *                   counterpart arrives (rm_netbuf_replica_output()), held
  *                   otherwise;
- *   start_epoch(E)  nothing: the comparator does not tag frames; the
- *                   checkpoint's cut is when both VMs are paused;
- *   release(E)      checkpoint E is acknowledged, both VMs still paused at
- *                   its cut: the held primary frames leave in order, the
- *                   replica's are dropped, comparing starts again;
+ *   start_epoch(E)  the cut of checkpoint E (the primary's VM paused):
+ *                   frames from now on wait for its acknowledgement;
+ *   release(E)      checkpoint E is acknowledged (the replica holds the
+ *                   cut's state): the primary frames held from before the
+ *                   cut leave in order, the replica's are dropped, and
+ *                   those since the cut are compared afresh;
  *   discard()       everything held, of both sides, is dropped;
  *   passthrough()   the held primary frames leave, and all later ones at
  *                   once; replica frames are dropped.

@@ -2,14 +2,15 @@
 /* libFuzzer: COLO's frame rules and packet comparator (netbuf/compare.h)
  * on any bytes.  The input is a program: each step an opcode byte, a
  * length byte and that many bytes of frame.
- *   op % 6 == 0  a primary frame
+ *   op % 7 == 0  a primary frame
  *           1  a replica frame
  *           2  the frame to both sides, the replica's copy with another
  *              IPv4 id and TTL (the rules say the same: never a mismatch)
  *           3  the frame to both, one payload byte changed in the
  *              replica's (a mismatch unless the byte does not count)
- *           4  time passes (op / 6 ms) and tick()
+ *           4  time passes (op / 7 ms) and tick()
  *           5  checkpoint_done()
+ *           6  cut()
  * Invariants checked: the rules are reflexive and symmetric; every frame
  * released was accepted from the primary; no frame is released while a
  * divergence stands but at a checkpoint, which leaves nothing held; a
@@ -76,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t frame[256], copy[256];
     uint64_t now = 0, before;
     size_t i = 0, len;
-    int div_before;
+    int div_before, cut = 0;
 
     if (!c)
         abort();
@@ -90,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rules(frame, len, data, size - i < len ? size - i : len);
         before = s.released;
         div_before = s.diverged;
-        switch (op % 6) {
+        switch (op % 7) {
         case 0:
             rm_compare_primary(c, frame, len, now);
             break;
@@ -100,14 +101,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 2:
         case 3:
             memcpy(copy, frame, len);
-            if (op % 6 == 2 && len >= 34) {
+            if (op % 7 == 2 && len >= 34) {
                 copy[18] ^= 0x5a;                  /* IPv4 id */
                 copy[22] ^= 0x01;                  /* TTL */
                 copy[24] ^= 0x33;                  /* header checksum */
             } else if (len) {
                 copy[len - 1] ^= 0x80;
             }
-            if (op % 6 == 2 && !rm_frame_same(frame, len, copy, len, NULL) &&
+            if (op % 7 == 2 && !rm_frame_same(frame, len, copy, len, NULL) &&
                 rm_frame_same(frame, len, frame, len, NULL) && len >= 34 &&
                 frame[12] == 0x08 && frame[13] == 0x00 && frame[14] >> 4 == 4 &&
                 (frame[14] & 0xf) * 4u + 14 <= len &&
@@ -119,18 +120,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             rm_compare_secondary(c, copy, len, now);
             break;
         case 4:
-            now += (uint64_t)(op / 6) * 1000000;
+            now += (uint64_t)(op / 7) * 1000000;
             rm_compare_tick(c, now);
             break;
         case 5:
-            rm_compare_checkpoint_done(c);
-            rm_compare_get_stats(c, &st);
-            if (st.held_primary || st.held_replica || st.flows)
-                abort();
             div_before = s.diverged = 0;
+            rm_compare_checkpoint_done(c, now);
+            rm_compare_get_stats(c, &st);
+            if (st.held_replica || (!cut && (st.held_primary || st.flows)))
+                abort();
+            cut = 0;
+            break;
+        case 6:
+            rm_compare_cut(c);
+            cut = 1;
             break;
         }
-        if (op % 6 != 5 && div_before && s.released != before)
+        if (op % 7 != 5 && div_before && s.released != before)
             abort();            /* released while diverged */
         if (s.diverged > 1)
             abort();            /* reported twice */

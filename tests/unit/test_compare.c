@@ -343,7 +343,7 @@ static void test_mismatch_holds_until_checkpoint(void **state)
     assert_int_equal(rm_compare_tick(c, 500 * MS), UINT64_MAX);
     assert_int_equal(o.diverged, 1);
     /* the checkpoint: the primary's frames leave, in order */
-    rm_compare_checkpoint_done(c);
+    rm_compare_checkpoint_done(c, 0);
     assert_int_equal(o.released, 3);
     assert_string_equal(o.last, "time=1002");
     rm_compare_get_stats(c, &st);
@@ -374,7 +374,7 @@ static void test_timeout(void **state)
     assert_int_equal(o.why.cause, RM_DIVERGE_TIMEOUT);
     assert_false(o.why.replica_side);
     assert_int_equal(o.why.waited_ns, 20 * MS);
-    rm_compare_checkpoint_done(c);
+    rm_compare_checkpoint_done(c, 0);
     assert_int_equal(o.released, 1);
     /* the replica's side times out too (it said what the primary did
      * not), and a frame's arrival checks the timeouts as well as tick() */
@@ -384,7 +384,7 @@ static void test_timeout(void **state)
     assert_int_equal(o.why.cause, RM_DIVERGE_TIMEOUT);
     assert_true(o.why.replica_side);
     assert_int_equal(rm_compare_tick(c, 122 * MS), UINT64_MAX);
-    rm_compare_checkpoint_done(c);
+    rm_compare_checkpoint_done(c, 0);
     assert_int_equal(o.released, 2);          /* "c" */
     assert_int_equal(rm_compare_tick(c, 200 * MS), UINT64_MAX);  /* empty */
     rm_compare_free(c);
@@ -409,7 +409,7 @@ static void test_overflow(void **state)
     rm_compare_get_stats(c, &st);
     assert_int_equal(st.dropped_full, 1);     /* never released early */
     assert_int_equal(st.held_primary, 3);
-    rm_compare_checkpoint_done(c);
+    rm_compare_checkpoint_done(c, 0);
     assert_int_equal(o.released, 3);
     rm_compare_get_stats(c, &st);
     assert_int_equal(st.overflows, 1);
@@ -424,11 +424,69 @@ static void test_overflow(void **state)
     assert_int_equal(o.why.cause, RM_DIVERGE_OVERFLOW);
     assert_true(o.why.replica_side);
     assert_int_equal(ntohs(o.why.flow.sport), 20);
-    rm_compare_checkpoint_done(c);
+    rm_compare_checkpoint_done(c, 0);
     rm_compare_get_stats(c, &st);
     assert_int_equal(st.overflows, 1);
     assert_int_equal(st.held_replica, 0);
     assert_int_equal(st.flows, 0);
+    rm_compare_free(c);
+}
+
+/* A checkpoint's cut: the primary's frames since the cut wait for its
+ * acknowledgement, then are compared against the resumed replica; no
+ * timeout runs meanwhile. */
+static void test_cut(void **state)
+{
+    struct out o;
+    struct rm_compare *c = mk(&o, 0);
+    struct rm_compare_stats st;
+
+    (void)state;
+    pri(c, 1, "a1", 0);
+    rm_compare_cut(c);
+    pri(c, 1, "a2", 1);                       /* after the cut */
+    rep(c, 1, "a1", 2);                       /* the replica, not paused yet */
+    assert_int_equal(o.released, 1);
+    assert_string_equal(o.last, "a1");
+    rep(c, 1, "a2", 3);                       /* before the checkpoint: not
+                                               * compared with a2 */
+    rep(c, 2, "x", 3);
+    assert_int_equal(o.released, 1);
+    assert_int_equal(rm_compare_tick(c, 900 * MS), UINT64_MAX);
+    assert_int_equal(o.diverged, 0);
+    rm_compare_checkpoint_done(c, 1000 * MS);
+    assert_int_equal(o.released, 1);          /* a2 is compared afresh */
+    rm_compare_get_stats(c, &st);
+    assert_int_equal(st.dropped_replica, 2);
+    assert_int_equal(st.held_primary, 1);
+    assert_int_equal(rm_compare_tick(c, 1010 * MS), 1020 * MS);
+    rep(c, 1, "a2", 1011 * MS);               /* the resumed replica */
+    assert_int_equal(o.released, 2);
+    assert_string_equal(o.last, "a2");
+    assert_int_equal(o.diverged, 0);
+
+    /* diverged, then cut: what came before the cut leaves at the ack */
+    pri(c, 3, "b1", 2000 * MS);
+    rep(c, 3, "B1", 2000 * MS);
+    assert_int_equal(o.diverged, 1);
+    rm_compare_cut(c);
+    pri(c, 3, "b2", 2001 * MS);
+    rm_compare_checkpoint_done(c, 2002 * MS);
+    assert_int_equal(o.released, 3);
+    assert_string_equal(o.last, "b1");
+    rep(c, 3, "b2", 2003 * MS);
+    assert_int_equal(o.released, 4);
+    assert_string_equal(o.last, "b2");
+    /* a frame since the cut that the resumed replica does not produce
+     * times out from the acknowledgement on */
+    rm_compare_cut(c);
+    pri(c, 4, "c", 3000 * MS);
+    rm_compare_checkpoint_done(c, 3500 * MS);
+    assert_int_equal(rm_compare_tick(c, 3519 * MS), 3520 * MS);
+    assert_int_equal(o.diverged, 1);
+    rm_compare_tick(c, 3520 * MS);
+    assert_int_equal(o.diverged, 2);
+    assert_int_equal(o.why.cause, RM_DIVERGE_TIMEOUT);
     rm_compare_free(c);
 }
 
@@ -591,6 +649,7 @@ int main(void)
         cmocka_unit_test(test_mismatch_holds_until_checkpoint),
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_overflow),
+        cmocka_unit_test(test_cut),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_discard_passthrough),
         cmocka_unit_test(test_netbuf_colo),
