@@ -109,7 +109,7 @@ NETBUF_OBJS := netbuf/netbuf.o netbuf/netbuf_queue.o netbuf/netbuf_plug.o \
 NETBUF_OBJS += netbuf/frame_cmp.o netbuf/compare.o netbuf/netbuf_colo.o
 
 # colo/: COLO mode (#20): the replica's mirrored input
-COLO_OBJS := colo/input_queue.o
+COLO_OBJS := colo/input_queue.o colo/replica.o colo/primary.o
 
 # nbd/: `remus disk serve`, a disk image served over NBD (Xen's disks)
 NBD_OBJS := nbd/export.o nbd/negotiate.o nbd/transmit.o nbd/server.o \

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/disklog.h"
 #include "common/err.h"
@@ -41,6 +42,22 @@ enum rm_backend_end {
     RM_BACKEND_STOPPED,       /* request_stop() */
     RM_BACKEND_FAILED,        /* the guest crashed, or the hypervisor */
 };
+
+/* COLO: the replica's network, given by the secondary's session: its
+ * input (frames mirrored from the primary; in_fd readable while one
+ * waits; in_read copies the next into @buf and returns its length, 0 when
+ * none waits) and its output (every frame it sends, for the primary's
+ * comparator). */
+struct rm_colo_net {
+    void *opaque;
+    int in_fd;
+    ssize_t (*in_read)(void *opaque, void *buf, size_t cap);
+    int (*out)(void *opaque, const void *frame, size_t len);
+};
+
+/* COLO: called with every frame the protected VM receives, in order. */
+typedef void (*rm_colo_mirror_fn)(void *opaque, const void *frame,
+                                  size_t len);
 
 struct rm_backend_ops {
     /* ------------------------------------------------ protected VM role */
@@ -93,6 +110,28 @@ struct rm_backend_ops {
      * into @reply and returns true, or false: not a request it knows. */
     bool (*control)(struct rm_backend *b, const char *req, int fd,
                     bool protecting, char *reply, size_t len);
+
+    /* ------------------------- COLO (#20; optional: NULL, no COLO) */
+    /* Protected role: call @fn with every frame the VM receives from now
+     * on, in order (NULL: stop).  Only with the VM suspended (the save's
+     * suspended callback).  0 or -errno. */
+    int (*colo_mirror)(struct rm_backend *b, rm_colo_mirror_fn fn,
+                       void *opaque);
+    /* Replica role, from the restore engine's thread: a checkpoint was
+     * just committed to the paused replica: apply its vCPU and device
+     * state and run the replica from it, its network through @net (the
+     * first call starts it, with its dirty log on; later ones resume it).
+     * From then on a takeover goes on from the replica's own state.
+     * 0 or -errno with the reason in @err. */
+    int (*colo_run)(struct rm_backend *b, const struct rm_colo_net *net,
+                    struct rm_error *err);
+    /* Replica role, from the session's control thread: pause the replica
+     * (if it runs) and point *@dirty at a bitmap of *@nr_pfns bits (the
+     * backend's, valid until the next call) of the pages it changed since
+     * it last ran from a checkpoint, the pages its VMM wrote included.
+     * 0 or -errno with the reason in @err. */
+    int (*colo_pause)(struct rm_backend *b, const unsigned long **dirty,
+                      uint64_t *nr_pfns, struct rm_error *err);
 
     /* Free the backend.  A replica that never took over is discarded; a
      * VM this process runs (KVM) ends with it; a Xen domain that is the

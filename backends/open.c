@@ -30,6 +30,9 @@ int rm_backend_kind_parse(const char *name, enum rm_backend_kind *kind,
 int rm_backend_open_protected(const struct rm_backend_protect_spec *s,
                               struct rm_backend **out, struct rm_error *err)
 {
+    if (s->kind == RM_BACKEND_KIND_XEN && s->colo)
+        return rm_error_set(err, -EOPNOTSUPP, "COLO (--colo) runs on the "
+                            "micro-VMM (KVM) only, for now");
     if (s->kind == RM_BACKEND_KIND_XEN) {
         struct rm_xen_protect_opts xo;
 
@@ -48,6 +51,8 @@ int rm_backend_open_protected(const struct rm_backend_protect_spec *s,
         ko.disk_buffer_bytes = s->disk_buffer_bytes;
         ko.release_log_fd = s->release_log_fd;
         ko.no_disk = s->no_disk;
+        ko.colo = s->colo;
+        ko.compare_timeout_ms = s->compare_timeout_ms;
         return rm_kvm_backend_protect(s->vm, &ko, out, err);
     }
 }

@@ -44,6 +44,9 @@ struct rm_backend_protect_spec {
     int release_log_fd;              /* KVM (audit): a line per released
                                         frame; -1: none.  Not owned */
     unsigned suspend_timeout_ms;     /* Xen: per checkpoint (0: 30 s) */
+    bool colo;                       /* KVM, --colo: output through COLO's
+                                        comparator */
+    unsigned compare_timeout_ms;     /* --compare-timeout (0: default) */
 };
 
 /* The backend of @s's VM in the protected role.  0 or -errno with the

@@ -33,6 +33,9 @@ int cli_protect_parse(struct protect_args *a, int argc, char **argv)
         { "insecure", no_argument, NULL, 0x301 },
         { "quorum", required_argument, NULL, 'Q' },
         { "quorum-settle", required_argument, NULL, 0x300 },
+        { "colo", no_argument, NULL, 0x305 },
+        { "compare-timeout", required_argument, NULL, 0x306 },
+        { "colo-max-interval", required_argument, NULL, 0x307 },
         CLI_SPAWN_OPTS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -118,6 +121,23 @@ int cli_protect_parse(struct protect_args *a, int argc, char **argv)
                            &a->qsettle))
                 return RM_EXIT_USAGE;
             continue;
+        case 0x305:
+            /* The replica runs between checkpoints: its memory is no
+             * reference for the compressor's deltas (see receive). */
+            pc->colo = a->spec.colo = true;
+            continue;
+        case 0x306:
+            a->colo_only = "--compare-timeout";
+            if (cli_uint32(CMD, "--compare-timeout", optarg, 1, CLI_MS_MAX,
+                           &a->spec.compare_timeout_ms))
+                return RM_EXIT_USAGE;
+            continue;
+        case 0x307:
+            a->colo_only = "--colo-max-interval";
+            if (cli_uint32(CMD, "--colo-max-interval", optarg, 1, CLI_MS_MAX,
+                           &pc->colo_max_interval_ms))
+                return RM_EXIT_USAGE;
+            continue;
         case 'h':
             cli_protect_usage(stdout);
             return -1;
@@ -143,6 +163,15 @@ int cli_protect_parse(struct protect_args *a, int argc, char **argv)
             gopts[nr_gopts++].arg = optarg;
         }
     }
+    if (pc->colo)
+        pc->compress = false;
+    if (a->colo_only && !pc->colo)
+        return cli_usage_error(CMD, "%s is for COLO: add --colo",
+                               a->colo_only);
+    if (pc->colo && (a->spec.no_netbuf || a->blackhole))
+        return cli_usage_error(CMD, "--colo compares the VM's output with "
+                               "the replica's: not with %s",
+                               a->blackhole ? "-b" : "-n");
     if (argc - optind < 1 || argc - optind > 2)
         return cli_usage_error(CMD, "expected VM (a description file) or "
                                "--xen DOMAIN, and HOST:PORT");

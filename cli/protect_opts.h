@@ -23,6 +23,7 @@ struct protect_args {
     unsigned long long digest_every;
     const char *stats_path, *digest_path, *release_path, *key_path;
     const char *kvm_only, *xen_only;   /* an option given that is */
+    const char *colo_only;             /* ... that needs --colo */
     struct cli_spawn sp;               /* HOST without :PORT */
     const char *spawn_host;
     const char *desc_path;             /* VM: the description file */

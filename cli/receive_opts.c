@@ -43,6 +43,7 @@ int cli_receive_parse(struct receive_args *a, int argc, char **argv)
         { "disk", required_argument, NULL, 0x304 },
         { "disk-sync", no_argument, NULL, 0x305 },
         { "metrics", required_argument, NULL, 0x306 },
+        { "colo", no_argument, NULL, 0x307 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -127,6 +128,7 @@ int cli_receive_parse(struct receive_args *a, int argc, char **argv)
             a->spec.disk_paths[a->spec.nr_disks++] = optarg;
             break;
         case 0x305: a->spec.disk_sync = true; break;
+        case 0x307: rc->colo = true; a->kvm_only = "--colo"; break;
         case 0x306:
             if (cli_ops_metrics_opt(CMD, &a->ops, optarg))
                 return RM_EXIT_USAGE;
@@ -179,6 +181,16 @@ int cli_receive_resolve(struct receive_args *a)
                 "ahead of its memory\n");
         a->sc.receive.test_disk_on_arrival = true;
     }
+    if (a->sc.receive.colo && getenv("REMUS_TEST_COLO_DROP_DIRTY")) {
+        fprintf(stderr, "remus receive: TEST MODE (REMUS_TEST_COLO_DROP_"
+                "DIRTY): the replica's dirty pages are NOT sent back: its "
+                "own changes survive checkpoints\n");
+        a->sc.receive.test_colo_drop_dirty = true;
+    }
+    /* COLO: the replica runs, so its memory is no reference for the
+     * checkpoint compressor's deltas: checkpoints go uncompressed. */
+    if (a->sc.receive.colo)
+        a->sc.receive.allow_compression = false;
     if (a->spec.disk_sync && !a->spec.nr_disks)
         return cli_usage_error(CMD, "--disk-sync without --disk: there is "
                                "no replica image to sync");

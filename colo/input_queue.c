@@ -62,9 +62,11 @@ int rm_colo_inq_push(struct rm_colo_inq *q, uint64_t seq, const void *frame,
         goto out;
     }
     if (q->st.waiting >= q->max_frames) {
-        rc = rm_error_set(err, -ENOBUFS, "colo input: %" PRIu64 " frames "
-                          "wait for the replica (bound %zu)", q->st.waiting,
-                          q->max_frames);
+        /* The replica is that far behind: this frame is dropped (counted),
+         * as a full NIC would; it is in the primary's state from the next
+         * cut on, and missing it makes the replica diverge until then. */
+        q->st.dropped_full++;
+        q->st.last_pushed = seq;
         goto out;
     }
     f = malloc(sizeof(*f) + len);

@@ -9,7 +9,9 @@
  * At a checkpoint the primary says how many input frames its VM had read at
  * the cut (input_seq).  Those are in the checkpoint's state, so the queued
  * ones up to input_seq are dropped (cut()), and the replica goes on from
- * input_seq + 1 with the primary.  The replica never reads a frame the
+ * input_seq + 1 with the primary (frames dropped on a full queue after
+ * input_seq are lost to it: it diverges, and the checkpoint that follows
+ * carries them in the primary's state).  The replica never reads a frame the
  * primary has not read (frames are mirrored on the primary's read), so it
  * cannot be ahead; a queue that says otherwise is refused.
  *
@@ -30,9 +32,10 @@ struct rm_colo_inq;
 /* At most @max_frames waiting (0: 4096).  NULL with the reason in @err. */
 struct rm_colo_inq *rm_colo_inq_new(size_t max_frames, struct rm_error *err);
 
-/* Frame @seq from the primary (copied).  0; -EPROTO (with @err) when @seq
- * is not the next one; -ENOBUFS (with @err) when the queue is full (the
- * replica is that far behind: the caller asks for a checkpoint); -ENOMEM. */
+/* Frame @seq from the primary (copied).  0 (also when the queue is full:
+ * the frame is dropped and counted, as a full NIC queue would; the
+ * replica then diverges, and the next checkpoint brings it back); -EPROTO
+ * (with @err) when @seq is not the next one; -ENOMEM. */
 int rm_colo_inq_push(struct rm_colo_inq *q, uint64_t seq, const void *frame,
                      size_t len, struct rm_error *err);
 
@@ -50,7 +53,7 @@ int rm_colo_inq_cut(struct rm_colo_inq *q, uint64_t input_seq,
                     struct rm_error *err);
 
 struct rm_colo_inq_stats {
-    uint64_t pushed, read, dropped_at_cut;
+    uint64_t pushed, read, dropped_at_cut, dropped_full;
     uint64_t last_pushed, last_read;   /* seqs */
     uint64_t waiting;
 };

@@ -617,6 +617,12 @@ static int take_checkpoint(struct rm_save_ctx *ctx, uint64_t epoch,
         if (rc)
             return rm_error_set(ctx->err, rc, "suspended callback failed");
     }
+    if (ctx->cb.peer_dirty) {
+        rc = ctx->cb.peer_dirty(ctx->cb.opaque, epoch, p->dirty,
+                                ctx->nr_pfns);
+        if (rc)
+            return rm_error_set(ctx->err, rc, "the peer's dirty pages");
+    }
     phase_done(st, RM_PAUSE_EPOCH_CB, &tp);
 
     /* Stage into memory while the VM is paused. */

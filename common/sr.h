@@ -167,6 +167,15 @@ struct rm_save_callbacks {
      */
     int (*suspended)(void *opaque, uint64_t epoch);
     /*
+     * Checkpointed mode, optional (COLO).  Called with the VM suspended,
+     * after suspended(): OR into @dirty (@nr_pfns bits) the pages the
+     * peer's running copy changed since the last checkpoint (the replica's
+     * dirty pfn list), so that they are sent too.  0 or -errno (with the
+     * reason in the save's err): the checkpoint is abandoned.
+     */
+    int (*peer_dirty)(void *opaque, uint64_t epoch, unsigned long *dirty,
+                      uint64_t nr_pfns);
+    /*
      * Checkpointed mode, required there.  Called after checkpoint @st has
      * been written to the sink (the VM is running).  Wait for the
      * secondary's acknowledgement, release the epoch's output, sleep until

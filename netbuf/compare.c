@@ -57,6 +57,8 @@ struct rm_compare {
     size_t nflows;
     struct side side[2];
     bool diverged;
+    bool held_start;                /* diverged: no replica yet (start_held) */
+    enum rm_diverge_cause cause;    /* of the divergence, if diverged */
     bool cut;                       /* a checkpoint is under way */
     struct cframe *post_head;       /* first primary frame since the cut */
     bool passthrough;               /* protection ended */
@@ -108,6 +110,8 @@ struct rm_compare *rm_compare_new(const struct rm_compare_cfg *cfg,
         c->cfg.max_flows = 1024;
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->sink_lock, NULL);
+    c->diverged = cfg->start_held;     /* held, and not counted */
+    c->held_start = cfg->start_held;
     return c;
 }
 
@@ -231,6 +235,7 @@ static void diverge(struct rm_compare *c, struct outcome *o,
     if (c->diverged)
         return;
     c->diverged = true;
+    c->cause = why->cause;
     switch (why->cause) {
     case RM_DIVERGE_MISMATCH:
         c->st.mismatches++;
@@ -469,7 +474,7 @@ bool rm_compare_diverged(struct rm_compare *c)
     bool d;
 
     pthread_mutex_lock(&c->lock);
-    d = c->diverged;
+    d = c->diverged && !c->held_start;
     pthread_mutex_unlock(&c->lock);
     return d;
 }
@@ -526,6 +531,7 @@ void rm_compare_checkpoint_done(struct rm_compare *c, uint64_t now_ns)
     c->st.dropped_replica += c->side[REPLICA].frames;
     memset(c->side, 0, sizeof(c->side));
     c->diverged = false;
+    c->held_start = false;
     c->cut = false;
     c->post_head = NULL;
     c->st.checkpoints++;
@@ -549,6 +555,7 @@ void rm_compare_discard(struct rm_compare *c)
     c->st.discarded += c->side[PRIMARY].frames + c->side[REPLICA].frames;
     memset(c->side, 0, sizeof(c->side));
     c->diverged = false;
+    c->held_start = false;
     c->cut = false;
     c->post_head = NULL;
     pthread_mutex_unlock(&c->lock);
@@ -569,6 +576,7 @@ void rm_compare_passthrough(struct rm_compare *c)
     c->st.dropped_replica += c->side[REPLICA].frames;
     memset(c->side, 0, sizeof(c->side));
     c->diverged = false;
+    c->held_start = false;
     c->cut = false;
     c->post_head = NULL;
     c->passthrough = true;
@@ -583,6 +591,8 @@ void rm_compare_get_stats(struct rm_compare *c, struct rm_compare_stats *st)
     st->held_primary = c->side[PRIMARY].frames;
     st->held_replica = c->side[REPLICA].frames;
     st->flows = c->nflows;
+    st->diverged = c->diverged && !c->held_start;
+    st->cause = c->cause;
     pthread_mutex_unlock(&c->lock);
 }
 

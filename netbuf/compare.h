@@ -71,6 +71,9 @@ struct rm_compare_cfg {
      * that found it; must not call back into the comparator. */
     void (*on_diverge)(void *opaque, const struct rm_divergence *d);
     void *diverge_opaque;
+    /* No replica runs yet: hold every primary frame until the first
+     * checkpoint_done() (as while diverged, but not a divergence). */
+    bool start_held;
 };
 
 struct rm_compare_stats {
@@ -85,6 +88,8 @@ struct rm_compare_stats {
     uint64_t checkpoints;                      /* checkpoint_done calls */
     uint64_t held_primary, held_replica;       /* now */
     uint64_t flows;                            /* open now */
+    bool diverged;                             /* now: a checkpoint is due */
+    enum rm_diverge_cause cause;               /* ... why (if diverged) */
     uint64_t sink_errors;
 };
 

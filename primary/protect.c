@@ -16,6 +16,7 @@
 #include "cluster/quorum.h"
 #include "common/auth.h"
 #include "common/key_resolve.h"
+#include "colo/primary.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "netbuf/netbuf.h"
@@ -71,6 +72,7 @@ struct protect {
     struct rm_status status;
     uint64_t status_written_ns;
     uint64_t quorum_sampled_ns;    /* rm_quorum_sample() */
+    struct rm_colo_primary *colo;  /* --colo (after the handshake) */
 };
 
 /*
@@ -158,6 +160,19 @@ static bool ctl_closing(void *o)
     return ((struct protect *)o)->stopping;
 }
 
+/* A COLO message (or an ack) for colo/primary.c; one that breaks the
+ * protocol ends protection.  Under p->lock. */
+static void colo_message(struct protect *p, const struct rm_ctl_msg *msg)
+{
+    struct rm_error why = { 0 };
+
+    if (!p->colo || p->peer_lost)
+        return;
+    if (rm_colo_primary_message(p->colo, msg, &why))
+        peer_lost_locked(p, why.code ? why.code : -EPROTO,
+                         rm_error_str(&why));
+}
+
 static void ctl_message(void *o, const struct rm_ctl_msg *msg)
 {
     struct protect *p = o;
@@ -176,6 +191,11 @@ static void ctl_message(void *o, const struct rm_ctl_msg *msg)
         p->acked_digest = msg->u.ack.digest;
         p->acked_pages = msg->u.ack.pages;
         pthread_cond_broadcast(&p->cond);
+        colo_message(p, msg);    /* COLO: the release, here, in order */
+        break;
+    case RM_CTL_COLO_OUTPUT:
+    case RM_CTL_COLO_DIRTY:
+        colo_message(p, msg);
         break;
     case RM_CTL_FAILOVER:
         peer_lost_locked(p, -ECONNABORTED, "the secondary announced a "
@@ -217,6 +237,23 @@ static void *ctl_main(void *arg)
 }
 
 /* ---------------------------------------------------- engine callbacks */
+
+/* COLO: the VM is suspended for checkpoint @epoch: the replica's dirty
+ * pages join it (colo/primary.h). */
+static int on_peer_dirty(void *opaque, uint64_t epoch, unsigned long *dirty,
+                         uint64_t nr_pfns)
+{
+    struct protect *p = opaque;
+    struct rm_error why = { 0 };
+    int rc = rm_colo_primary_cut(p->colo, epoch, dirty, nr_pfns, &why);
+
+    if (rc) {
+        pthread_mutex_lock(&p->lock);
+        peer_lost_locked(p, rc, rm_error_str(&why));
+        pthread_mutex_unlock(&p->lock);
+    }
+    return rc;
+}
 
 static void write_digest(int fd, uint64_t epoch, uint64_t digest)
 {
@@ -379,6 +416,24 @@ static int announce_stop(struct protect *p)
     return 0;
 }
 
+/* COLO's wait between checkpoints: 0 to go on waiting, 2 for a handover,
+ * 3 to stop, -ECONNRESET when the secondary is lost. */
+static int colo_keep_waiting(void *opaque)
+{
+    struct protect *p = opaque;
+    int rc;
+
+    rm_status_tick(&p->status);     /* the loop is alive */
+    if (handover_due(p))
+        return 2;
+    if (p->cfg->stop_requested && *p->cfg->stop_requested)
+        return 3;
+    pthread_mutex_lock(&p->lock);
+    rc = p->peer_lost ? -ECONNRESET : 0;
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
 static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
 {
     struct protect *p = opaque;
@@ -443,8 +498,9 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
             (void)0;
     }
 
-    /* The secondary has everything this epoch's output depends on. */
-    if (cfg->netbuf) {
+    /* The secondary has everything this epoch's output depends on.
+     * (COLO: released by the ack itself, in the control thread.) */
+    if (cfg->netbuf && !p->colo) {
         rc = rm_netbuf_release(cfg->netbuf, st->epoch);
         if (rc)
             return rc;
@@ -477,6 +533,18 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
     if (cfg->stop_requested && *cfg->stop_requested)
         return announce_stop(p);
 
+    if (p->colo) {
+        /* Until the comparator asks for a checkpoint, or the longest
+         * interval passed. */
+        enum rm_colo_cause cause;
+
+        rc = rm_colo_primary_wait(p->colo, colo_keep_waiting, p, &cause);
+        if (rc == 2)
+            return hand_over(p);
+        if (rc == 3)
+            return announce_stop(p);
+        return rc ? rc : 1;
+    }
     /* Sleep until the next epoch is due (measured from the last one). */
     {
         uint64_t now = rm_now_ns();
@@ -625,6 +693,10 @@ static int connect_peer(struct protect *p)
     mine.guest_bytes = cfg->guest_bytes;
     mine.nr_vcpus = cfg->nr_vcpus;
     mine.caps = cfg->compress ? RM_CAP_COMPRESSION : 0;
+    if (cfg->colo) {
+        mine.caps |= RM_CAP_COLO;
+        mine.required_caps |= RM_CAP_COLO;
+    }
     mine.interval_ms = cfg->interval_ms;
     mine.hb_interval_ms = cfg->hb_interval_ms;
     mine.hb_timeout_ms = cfg->hb_timeout_ms;
@@ -775,6 +847,21 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
         rc = connect_peer(p);
         if (rc)
             goto out;
+        if (cfg->colo) {
+            struct rm_colo_primary_cfg cc = {
+                .chan = &p->chan, .netbuf = cfg->netbuf,
+                .max_interval_ms = cfg->colo_max_interval_ms,
+                .dirty_timeout_ms = cfg->hb_timeout_ms,
+                .set_mirror = cfg->colo_mirror,
+                .set_mirror_opaque = cfg->colo_mirror_opaque,
+            };
+
+            p->colo = rm_colo_primary_new(&cc, err);
+            if (!p->colo) {
+                rc = err->code ? err->code : -ENOMEM;
+                goto out;
+            }
+        }
         p->last_heard_ns = rm_now_ns();
         rc = pthread_create(&p->ctl_thread, NULL, ctl_main, p);
         if (rc) {
@@ -793,6 +880,8 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
     sctx.cb.opaque = p;
     sctx.cb.suspended = on_suspended;
     sctx.cb.checkpoint = on_checkpoint;
+    if (p->colo)
+        sctx.cb.peer_dirty = on_peer_dirty;
     sctx.disks = cfg->disks;
     rm_status_publish(&p->status, "protecting", &p->status_written_ns, true);
 
@@ -883,6 +972,22 @@ out:
         snprintf(p->status.detail, sizeof(p->status.detail), "%s",
                  rm_error_str(err));
         rm_status_publish(&p->status, "failed", &p->status_written_ns, true);
+    }
+    if (p->colo) {
+        struct rm_colo_primary_stats cs;
+
+        rm_colo_primary_get_stats(p->colo, &cs);
+        LOG_INFO("COLO: checkpoints asked by a mismatch %" PRIu64 ", a "
+                 "timeout %" PRIu64 ", a full queue %" PRIu64 ", the "
+                 "interval %" PRIu64 "; %" PRIu64 " input frames mirrored, %"
+                 PRIu64 " of the replica's dirty pages sent again",
+                 cs.by_cause[RM_COLO_CAUSE_MISMATCH],
+                 cs.by_cause[RM_COLO_CAUSE_TIMEOUT],
+                 cs.by_cause[RM_COLO_CAUSE_OVERFLOW],
+                 cs.by_cause[RM_COLO_CAUSE_PERIODIC], cs.input_frames,
+                 cs.replica_dirty_pages);
+        /* The mirror stops before the channel it sends on goes. */
+        rm_colo_primary_free(p->colo);
     }
     if (p->have_auth_sink)
         rm_auth_sink_free(&p->auth_sink);

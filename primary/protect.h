@@ -82,6 +82,18 @@ struct rm_protect_cfg {
     /* Output commit; NULL with -n (no buffering). */
     struct rm_netbuf *netbuf;
 
+    /* COLO (--colo, colo/primary.h): netbuf is COLO's comparator; the
+     * replica runs on the secondary, the VM's input is mirrored to it
+     * (colo_mirror: the backend's, called with the VM suspended to start
+     * and, with NULL, to stop), and a checkpoint is taken when the
+     * comparator asks or every colo_max_interval_ms, not every interval.
+     * The secondary must run --colo too (the handshake says so). */
+    bool colo;
+    unsigned colo_max_interval_ms;
+    int (*colo_mirror)(void *opaque, void (*fn)(void *, const void *, size_t),
+                       void *fn_opaque);
+    void *colo_mirror_opaque;
+
     /* The VM's replicated disks (common/disklog.h), or NULL: none.  Not
      * owned.  The hello names them (the secondary must have the same
      * images, size for size); the secondary's chunk hashes then queue the

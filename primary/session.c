@@ -58,6 +58,13 @@ static enum rm_outcome hold_vm(struct rm_backend *be, struct rm_quorum *q,
     return RM_OUTCOME_OK;
 }
 
+static int colo_mirror_be(void *opaque, rm_colo_mirror_fn fn, void *fn_opaque)
+{
+    struct rm_backend *be = opaque;
+
+    return be->ops->colo_mirror(be, fn, fn_opaque);
+}
+
 void rm_primary_protect(struct rm_backend *be,
                         const struct rm_primary_cfg *cfg,
                         struct rm_primary_result *res)
@@ -94,6 +101,16 @@ void rm_primary_protect(struct rm_backend *be,
         pc.mem_digest_opaque = be;
     }
     pc.quorum = cfg->quorum;
+    /* --colo: the caller asked; the backend must offer it (and made its
+     * netbuf COLO's comparator). */
+    if (pc.colo && !be->ops->colo_mirror) {
+        rm_error_set(&res->why, -EOPNOTSUPP, "COLO (--colo) is not offered "
+                     "by the %s backend", be->kind);
+        res->outcome = RM_OUTCOME_FAILED;
+        return;
+    }
+    pc.colo_mirror = pc.colo ? colo_mirror_be : NULL;
+    pc.colo_mirror_opaque = be;
 
     rc = rm_protect_run(&pc, pr, &err);
     if (rc) {

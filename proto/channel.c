@@ -960,13 +960,19 @@ static const char *incompatible(const struct rm_hello *mine,
         return buf;
     }
     if (peer->required_caps & ~(mine->caps & RM_CAP_KNOWN)) {
-        snprintf(buf, len, "peer requires capabilities 0x%" PRIx64 " that "
-                 "we do not offer", peer->required_caps & ~mine->caps);
+        uint64_t m = peer->required_caps & ~(mine->caps & RM_CAP_KNOWN);
+
+        snprintf(buf, len, "peer requires capabilities 0x%" PRIx64 "%s that "
+                 "we do not offer", m, (m & RM_CAP_COLO) ? " (COLO: the "
+                 "peer runs --colo, this side does not)" : "");
         return buf;
     }
     if (mine->required_caps & ~peer->caps) {
-        snprintf(buf, len, "peer lacks required capabilities 0x%" PRIx64,
-                 mine->required_caps & ~peer->caps);
+        uint64_t m = mine->required_caps & ~peer->caps;
+
+        snprintf(buf, len, "peer lacks required capabilities 0x%" PRIx64 "%s",
+                 m, (m & RM_CAP_COLO) ? " (COLO: this side runs --colo, the "
+                 "peer does not)" : "");
         return buf;
     }
     if (mine->quorum != peer->quorum) {

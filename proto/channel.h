@@ -51,7 +51,8 @@ enum rm_colo_cause {
 
 /* Capabilities (Hello.caps) */
 #define RM_CAP_COMPRESSION (1ull << 0)
-#define RM_CAP_KNOWN (RM_CAP_COMPRESSION)
+#define RM_CAP_COLO (1ull << 1)          /* --colo: both sides, or neither */
+#define RM_CAP_KNOWN (RM_CAP_COMPRESSION | RM_CAP_COLO)
 
 enum rm_role {
     RM_ROLE_PRIMARY = 1,

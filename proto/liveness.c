@@ -37,9 +37,17 @@ void rm_liveness_run(const struct rm_liveness *l)
         if (now >= next_hb) {
             rc = rm_chan_send_heartbeat(l->chan, ++seq, progress);
             if (rc) {
+                /* The peer may have said why before it closed (a STOP: it
+                 * ended the protection and lives on): what arrived is read
+                 * first, so that a clean end is not taken for a death. */
                 pthread_mutex_lock(l->lock);
-                ops->lost(l->opaque, rc, "sending a heartbeat failed: the "
-                          "control connection is broken");
+                while (!ops->over(l->opaque) &&
+                       rm_chan_recv(l->chan, 0, &msg) == 0)
+                    if (msg.kind != RM_CTL_HEARTBEAT)
+                        ops->message(l->opaque, &msg);
+                if (!ops->over(l->opaque))
+                    ops->lost(l->opaque, rc, "sending a heartbeat failed: "
+                              "the control connection is broken");
                 pthread_mutex_unlock(l->lock);
                 break;
             }

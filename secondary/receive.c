@@ -61,6 +61,10 @@ struct receive {
     uint64_t status_written_ns;
     uint64_t quorum_sampled_ns;   /* rm_quorum_sample() */
     uint64_t last_progress_ns;
+
+    struct rm_colo_replica *colo;  /* --colo (after the handshake) */
+    bool colo_broken;             /* under lock: COLO cannot go on */
+    struct rm_error colo_why;
 };
 
 /* Declare the primary lost and make the restore engine stop reading. */
@@ -96,10 +100,32 @@ static void ctl_lost(void *o, int code, const char *why)
     lose_primary_locked(o, code, why);
 }
 
+/* COLO cannot go on (the primary broke its protocol, or the replica
+ * could not run): protection ends without a takeover, as when only the
+ * stream fails while the primary lives.  Under r->lock. */
+static void colo_break_locked(struct receive *r, const struct rm_error *why)
+{
+    if (r->colo_broken)
+        return;
+    r->colo_broken = true;
+    r->colo_why = *why;
+    LOG_ERR("COLO: %s", rm_error_str(why));
+    if (r->stream_fd >= 0)
+        shutdown(r->stream_fd, SHUT_RDWR);
+}
+
 static void ctl_message(void *o, const struct rm_ctl_msg *msg)
 {
     struct receive *r = o;
 
+    if (r->colo && (msg->kind == RM_CTL_COLO_INPUT ||
+                    msg->kind == RM_CTL_COLO_CHECKPOINT)) {
+        struct rm_error why = { 0 };
+
+        if (!r->colo_broken && rm_colo_replica_message(r->colo, msg, &why))
+            colo_break_locked(r, &why);
+        return;
+    }
     if (msg->kind == RM_CTL_STOP) {
         LOG_INFO("the primary stopped protection: %s", msg->u.stop.reason);
         r->stop_received = true;
@@ -156,7 +182,7 @@ static bool stream_keep_waiting(void *o)
     alive = !r->lost && !r->done && !r->stop_received &&
             !(r->cfg->stop_requested && *r->cfg->stop_requested) &&
             now - r->last_heard_ns <= (uint64_t)r->hb_timeout_ms * 1000000;
-    if (alive && !r->stall_warned) {
+    if (alive && !r->stall_warned && !r->colo) {  /* COLO: idle is normal */
         r->stall_warned = true;
         LOG_WARN("no checkpoint data for %u ms after epoch %" PRIu64 ", but "
                  "the primary's heartbeats arrive: it is alive, its "
@@ -230,6 +256,19 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
             (void)0;
     }
     rc = rm_chan_send_ack(&r->chan, epoch, digest, pages);
+    if (r->colo) {
+        /* After the ack (the primary releases what it held before the
+         * cut before it sees the replica's next frame), even if it
+         * failed: the replica's memory is the checkpoint's, so must be its
+         * vCPUs, for a takeover. */
+        struct rm_error why = { 0 };
+
+        if (rm_colo_replica_committed(r->colo, epoch, &why)) {
+            pthread_mutex_lock(&r->lock);
+            colo_break_locked(r, &why);
+            pthread_mutex_unlock(&r->lock);
+        }
+    }
     if (!r->trimmed) {
         /* The first commit ends the initial sync, whose records were the
          * biggest this replica buffers: the heap gives back what they
@@ -319,6 +358,10 @@ static int candidate_hello(struct receive *r, struct rm_preauth_conn *c,
     mine->role = RM_ROLE_SECONDARY;
     snprintf(mine->backend, sizeof(mine->backend), "%s", cfg->backend_name);
     mine->caps = cfg->allow_compression ? RM_CAP_COMPRESSION : 0;
+    if (cfg->colo) {
+        mine->caps |= RM_CAP_COLO;
+        mine->required_caps |= RM_CAP_COLO;
+    }
     mine->guest_bytes = cfg->max_guest_bytes;
     mine->hb_interval_ms = cfg->hb_interval_ms;
     mine->hb_timeout_ms = cfg->hb_timeout_ms;
@@ -701,6 +744,15 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     rc = accept_peer(r);
     if (rc)
         goto out;
+    if (cfg->colo) {
+        r->colo = rm_colo_replica_new(&cfg->colo_ops, &r->chan, err);
+        if (!r->colo) {
+            rc = err->code ? err->code : -ENOMEM;
+            goto out;
+        }
+        if (cfg->test_colo_drop_dirty)
+            rm_colo_replica_test_drop_dirty(r->colo);
+    }
     /* Paired: stop listening (later connections are refused at once
      * instead of waiting in the backlog). */
     if (r->lfd != cfg->listen_fd) {
@@ -766,7 +818,26 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
             rctx.failover_reason = r->auth_src.err;
     }
 
-    if (rc == 0 && rctx.result == RM_RESTORE_FAILOVER &&
+    if (r->colo) {
+        /* The replica stops running (a takeover resumes it on its own
+         * network; otherwise it is discarded) before what it reads goes. */
+        const unsigned long *dirty;
+        uint64_t nr;
+        struct rm_error why = { 0 };
+
+        cfg->colo_ops.pause(cfg->colo_ops.opaque, &dirty, &nr, &why);
+    }
+    if (rc == 0 && rctx.result == RM_RESTORE_FAILOVER && r->colo_broken) {
+        char why[RM_ERROR_MSG_MAX];
+
+        snprintf(why, sizeof(why), "COLO cannot go on: %s",
+                 rm_error_str(&r->colo_why));
+        if (rm_chan_send_stop(&r->chan, why))
+            LOG_WARN("cannot tell the primary that protection ends");
+        rc = rm_error_set(err, -EPROTO, "%s: NOT taking over, the primary "
+                          "runs the VM; the replica is discarded and "
+                          "protection has ended", why);
+    } else if (rc == 0 && rctx.result == RM_RESTORE_FAILOVER &&
         primary_outlives_stream(r)) {
         /* Only the stream failed: the primary and its VM live on.  The
          * replica must not run too (two live VMs); protection ends. */
@@ -830,6 +901,7 @@ out:
         rm_auth_src_free(&r->auth_src);
     if (r->stream_fd >= 0)
         close(r->stream_fd);
+    rm_colo_replica_free(r->colo);   /* the replica is paused (above) */
     close_ctl(r);
     if (r->lfd >= 0 && r->lfd != cfg->listen_fd)
         close(r->lfd);

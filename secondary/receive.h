@@ -57,6 +57,7 @@
 #include "common/disklog.h"
 #include "common/err.h"
 #include "common/net.h"
+#include "colo/replica.h"
 #include "common/sr.h"
 
 struct rm_auth_key;
@@ -97,6 +98,14 @@ struct rm_receive_cfg {
 
     const struct rm_restore_ops *ops;
     void *backend_arg;
+
+    /* COLO (--colo, colo/replica.h): the replica runs between checkpoints,
+     * through these (the backend's colo_run and colo_pause).  The primary
+     * must run --colo too (the handshake says so). */
+    bool colo;
+    struct rm_colo_replica_ops colo_ops;
+    bool test_colo_drop_dirty;    /* TESTS ONLY: rm_colo_replica_test_
+                                     drop_dirty (REMUS_TEST_COLO_DROP_DIRTY) */
 
     /* The replica's disk images (common/disklog.h), or NULL: none (a
      * primary that replicates a disk is then refused at the handshake).

@@ -24,6 +24,22 @@ static uint64_t digest_be(void *opaque)
     return be->ops->replica_digest(be);
 }
 
+static int colo_run_be(void *opaque, const struct rm_colo_net *net,
+                       struct rm_error *err)
+{
+    struct rm_backend *be = opaque;
+
+    return be->ops->colo_run(be, net, err);
+}
+
+static int colo_pause_be(void *opaque, const unsigned long **dirty,
+                         uint64_t *nr_pfns, struct rm_error *err)
+{
+    struct rm_backend *be = opaque;
+
+    return be->ops->colo_pause(be, dirty, nr_pfns, err);
+}
+
 static void write_status(struct rm_backend *be,
                          const struct rm_receive_result *r)
 {
@@ -90,6 +106,17 @@ void rm_secondary_run(struct rm_backend *be,
     } else {
         rc_cfg.digest_every = 0;
     }
+
+    if (rc_cfg.colo && (!be->ops->colo_run || !be->ops->colo_pause)) {
+        rm_error_set(&res->why, -EOPNOTSUPP, "COLO (--colo) is not offered "
+                     "by the %s backend", be->kind);
+        LOG_ERR("%s", rm_error_str(&res->why));
+        res->outcome = RM_OUTCOME_FAILED;
+        return;
+    }
+    rc_cfg.colo_ops.opaque = be;
+    rc_cfg.colo_ops.run = colo_run_be;
+    rc_cfg.colo_ops.pause = colo_pause_be;
 
     rc = rm_receive_run(&rc_cfg, rr, &err);
     log_disk_stats(be->disk_replica);

@@ -16,6 +16,7 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "netbuf/netbuf.h"
+#include "netbuf/netbuf_colo.h"
 
 struct kvm_backend {
     struct rm_backend b;
@@ -24,6 +25,9 @@ struct kvm_backend {
     int release_fd;
     bool borrowed;                /* protect_again: the VM is another
                                      backend's: close leaves it running */
+    /* COLO, replica role */
+    bool colo_started;            /* the replica has run */
+    unsigned long *colo_dirty;    /* colo_pause's bitmap */
 };
 
 static struct kvm_backend *kb(struct rm_backend *b)
@@ -72,7 +76,19 @@ static int kvm_activate(struct rm_backend *b, struct rm_error *err)
     rc = rm_disk_replica_usable(b->disk_replica, b->nr_replica_disks, err);
     if (rc)
         return rc;
-    rc = rm_vm_start(k->rarg.vm, err);
+    if (k->colo_started) {
+        /* COLO: it runs (or was paused for a checkpoint that never came)
+         * from its own state; its network is its TAP from now on. */
+        rm_vm_pause(k->rarg.vm);
+        rm_vm_set_net_in(k->rarg.vm, NULL);
+        rm_vm_set_net_out(k->rarg.vm, NULL, NULL);
+        rm_vm_logdirty(k->rarg.vm, false);
+        rc = rm_vm_resume(k->rarg.vm);
+        if (rc)
+            return rm_error_set(err, rc, "resuming the replica");
+    } else {
+        rc = rm_vm_start(k->rarg.vm, err);
+    }
     if (rc)
         return rc;
     k->vm = k->rarg.vm;
@@ -162,6 +178,88 @@ static int kvm_protect_again(struct rm_backend *b, bool netbuf,
     return 0;
 }
 
+static int kvm_colo_mirror(struct rm_backend *b, rm_colo_mirror_fn fn,
+                           void *opaque)
+{
+    struct kvm_backend *k = kb(b);
+
+    bool was_paused;
+
+    if (!k->vm)
+        return -ENOENT;
+    if (fn) {                   /* the save's suspension: it is paused */
+        rm_vm_set_net_in_tap(k->vm, fn, opaque);
+        return 0;
+    }
+    /* Stopping: the VM may run (protection ended); vCPU 0 reads the tap
+     * unlocked, so it is changed with the VM paused. */
+    was_paused = rm_vm_is_paused(k->vm);
+    if (!was_paused)
+        rm_vm_pause(k->vm);
+    rm_vm_set_net_in_tap(k->vm, NULL, NULL);
+    if (!was_paused)
+        rm_vm_resume(k->vm);
+    return 0;
+}
+
+static int kvm_colo_run(struct rm_backend *b, const struct rm_colo_net *net,
+                        struct rm_error *err)
+{
+    struct kvm_backend *k = kb(b);
+    struct rm_vm *vm = k->rarg.replica;
+    struct rm_vm_net_in in;
+    int rc;
+
+    if (!vm)
+        return rm_error_set(err, -ENOENT, "no replica to run");
+    rc = rm_kvm_restore_apply_state(&k->rarg, err);
+    if (rc)
+        return rc;
+    k->rarg.colo_ran = true;
+    if (k->colo_started)
+        return rm_vm_resume(vm) ? rm_error_set(err, -EIO, "resuming the "
+                                               "replica failed") : 0;
+    in = (struct rm_vm_net_in){ .opaque = net->opaque, .poll_fd = net->in_fd,
+                                .read = net->in_read };
+    rm_vm_set_net_in(vm, &in);
+    rm_vm_set_net_out(vm, net->out, net->opaque);
+    k->colo_dirty = calloc(RM_BITMAP_LONGS((rm_vm_mem_bytes(vm) >> RM_PAGE_SHIFT)), sizeof(long));
+    if (!k->colo_dirty)
+        return rm_error_set(err, -ENOMEM, "out of memory");
+    rc = rm_vm_logdirty(vm, true);
+    if (rc)
+        return rm_error_set(err, rc, "the replica's dirty log");
+    rc = rm_vm_start(vm, err);
+    if (rc)
+        return rc;
+    k->colo_started = true;
+    return 0;
+}
+
+static int kvm_colo_pause(struct rm_backend *b, const unsigned long **dirty,
+                          uint64_t *nr_pfns, struct rm_error *err)
+{
+    struct kvm_backend *k = kb(b);
+    /* During the restore, the replica; after it, the VM it handed over
+     * (a restore that failed destroyed it: then nothing runs). */
+    struct rm_vm *vm = k->rarg.replica ? k->rarg.replica : k->rarg.vm;
+    int rc;
+
+    if (!vm || !k->colo_started)
+        return rm_error_set(err, -ENOENT, "the replica does not run");
+    rc = rm_vm_pause(vm);
+    if (rc)
+        return rm_error_set(err, rc, "pausing the replica");
+    memset(k->colo_dirty, 0,
+           RM_BITMAP_LONGS((rm_vm_mem_bytes(vm) >> RM_PAGE_SHIFT)) * sizeof(long));
+    rc = rm_vm_harvest_dirty(vm, k->colo_dirty);
+    if (rc)
+        return rm_error_set(err, rc, "the replica's dirty log");
+    *dirty = k->colo_dirty;
+    *nr_pfns = (rm_vm_mem_bytes(vm) >> RM_PAGE_SHIFT);
+    return 0;
+}
+
 static bool kvm_control(struct rm_backend *b, const char *req, int fd,
                         bool protecting, char *reply, size_t len)
 {
@@ -190,6 +288,7 @@ static void kvm_close(struct rm_backend *b)
     rm_vm_destroy(k->vm);
     rm_vm_destroy(k->rarg.vm);
     rm_netbuf_free(k->b.netbuf);
+    free(k->colo_dirty);
     free(k);
 }
 
@@ -205,6 +304,9 @@ static const struct rm_backend_ops kvm_ops = {
     .end = kvm_end,
     .protect_again = kvm_protect_again,
     .control = kvm_control,
+    .colo_mirror = kvm_colo_mirror,
+    .colo_run = kvm_colo_run,
+    .colo_pause = kvm_colo_pause,
     .close = kvm_close,
 };
 
@@ -264,7 +366,22 @@ int rm_kvm_backend_protect(const struct rm_vm_config *cfg,
                                   o->disk_buffer_bytes, &k->b, err);
     if (rc)
         goto fail;
-    if (!o->no_netbuf) {
+    if (o->colo) {
+        struct rm_compare_cfg cc;
+
+        memset(&cc, 0, sizeof(cc));
+        cc.timeout_ns = (uint64_t)o->compare_timeout_ms * 1000000;
+        cc.max_bytes = o->netbuf_max_bytes;
+        cc.sink = rm_vm_tap_write;
+        cc.sink_opaque = k->vm;
+        cc.start_held = true;         /* no replica runs before checkpoint 1 */
+        k->b.netbuf = rm_netbuf_colo_new(&cc, err);
+        if (!k->b.netbuf) {
+            rc = err->code ? err->code : -ENOMEM;
+            goto fail;
+        }
+        rm_vm_set_net_out(k->vm, netbuf_out, k->b.netbuf);
+    } else if (!o->no_netbuf) {
         struct rm_netbuf_queue_cfg nq;
 
         memset(&nq, 0, sizeof(nq));

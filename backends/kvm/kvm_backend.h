@@ -20,6 +20,9 @@ struct rm_kvm_protect_opts {
     bool no_disk;                 /* -F -d: the VM's disk is left behind */
     uint64_t disk_buffer_bytes;   /* cap on disk data logged and not
                                      acknowledged (0: default) */
+    bool colo;                    /* --colo: output through COLO's
+                                     comparator (netbuf/netbuf_colo.h) */
+    unsigned compare_timeout_ms;  /* --compare-timeout (0: default) */
 };
 
 /*

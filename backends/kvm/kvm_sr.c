@@ -197,6 +197,8 @@ static int r_setup(struct rm_restore_ctx *ctx)
         return -ENOMEM;
     k->arg = ctx->backend_arg;
     k->arg->vm = NULL;
+    k->arg->state = k;
+    k->arg->colo_ran = false;
     ctx->backend = k;
     return 0;
 }
@@ -385,30 +387,55 @@ static int r_map(struct rm_restore_ctx *ctx, uint32_t count,
     return 0;
 }
 
-static int r_complete(struct rm_restore_ctx *ctx)
+/* The vCPU and device state kept aside, into the (paused) VM. */
+static int apply_state(struct kvm_restore *k, struct rm_error *err)
 {
-    struct kvm_restore *k = ctx->backend;
     uint32_t i;
     int rc;
 
     if (!k->vm)
-        return rm_error_set(ctx->err, -EBADMSG, "the stream created no VM");
+        return rm_error_set(err, -EBADMSG, "the stream created no VM");
     for (i = 0; i < rm_vm_nr_vcpus(k->vm); i++) {
         if (!k->vcpu_blob[i])
-            return rm_error_set(ctx->err, -EBADMSG, "the stream has no "
+            return rm_error_set(err, -EBADMSG, "the stream has no "
                                 "state for vcpu %u", i);
         rc = rm_vm_set_vcpu_state(k->vm, i, k->vcpu_blob[i],
-                                  k->vcpu_len[i], ctx->err);
+                                  k->vcpu_len[i], err);
         if (rc)
             return rc;
     }
     for (i = 1; i <= NR_DEVICES; i++) {
         if (!k->dev_blob[i])
-            return rm_error_set(ctx->err, -EBADMSG, "the stream has no "
+            return rm_error_set(err, -EBADMSG, "the stream has no "
                                 "state for device %u", i);
         rc = rm_vm_set_device_state(k->vm, i, k->dev_blob[i], k->dev_len[i]);
         if (rc)
-            return rm_error_set(ctx->err, rc, "device %u state", i);
+            return rm_error_set(err, rc, "device %u state", i);
+    }
+    return 0;
+}
+
+int rm_kvm_restore_apply_state(struct rm_kvm_restore_arg *arg,
+                               struct rm_error *err)
+{
+    if (!arg->state)
+        return rm_error_set(err, -ENOENT, "no restore is running");
+    return apply_state(arg->state, err);
+}
+
+static int r_complete(struct rm_restore_ctx *ctx)
+{
+    struct kvm_restore *k = ctx->backend;
+    int rc;
+
+    if (!k->vm)
+        return rm_error_set(ctx->err, -EBADMSG, "the stream created no VM");
+    /* COLO: the replica ran on from its last checkpoint; its own state is
+     * the one to go on from (everything released was produced by it). */
+    if (!k->arg->colo_ran) {
+        rc = apply_state(k, ctx->err);
+        if (rc)
+            return rc;
     }
     k->completed = true;
     return 0;
@@ -422,6 +449,7 @@ static void r_cleanup(struct rm_restore_ctx *ctx)
     if (!k)
         return;
     k->arg->replica = NULL;
+    k->arg->state = NULL;
     if (k->completed && ctx->result != RM_RESTORE_NONE)
         k->arg->vm = k->vm;
     else

@@ -31,7 +31,19 @@ struct rm_kvm_restore_arg {
     struct rm_vm *vm;          /* out: the restored VM (caller destroys) */
     struct rm_vm *replica;     /* the VM being restored (read-only view,
                                   valid while rm_restore runs) */
+    /* COLO: the replica has run since a checkpoint was applied, so a
+     * failover keeps its current state (stream_complete applies no state
+     * kept aside: it is older than the replica's memory). */
+    bool colo_ran;
+    struct kvm_restore *state; /* the restore's own (rm_kvm_restore_apply_
+                                  state), valid while rm_restore runs */
 };
+
+/* COLO: apply the vCPU and device state of the checkpoint just committed
+ * to the paused replica, so that it can run from it.  0 or -errno with the
+ * reason in @err. */
+int rm_kvm_restore_apply_state(struct rm_kvm_restore_arg *arg,
+                               struct rm_error *err);
 
 /* Hash of a VM's whole memory (tests and drills). */
 uint64_t rm_kvm_mem_digest(struct rm_vm *vm);

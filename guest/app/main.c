@@ -208,6 +208,26 @@ static int apply(uint64_t req, const char *p, const char *end, char *out)
         return rt_snprintf(out, REPLY_MAX, "%lu OK disk=ok records=%lu "
                            "seq=%lu", req, recs, g.seq);
     }
+    if (IS("NOISE")) {
+        /* Write N pages of the workload area chosen by the time stamp
+         * counter: what two copies of this VM never do alike (COLO's
+         * replica: only its dirty pages sent back undo it).  The reply
+         * is the same on both. */
+        uint64_t n, i;
+
+        if (!parse_num(&p, end, &n) || n > 4096 || !g.wss_max)
+            goto bad;
+        for (i = 0; i < n; i++) {
+            uint64_t t = rt_rdtsc();
+            uint64_t page = (t ^ (t >> 17) ^ (i * 0x9e3779b97f4a7c15ull)) %
+                            g.wss_max;
+
+            *(volatile uint64_t *)(g.wss_base + page * 4096 + 64) = t;
+        }
+        g.seq++;
+        return rt_snprintf(out, REPLY_MAX, "%lu OK noise=%lu seq=%lu", req,
+                           n, g.seq);
+    }
     if (IS("DIRTY")) {
         uint64_t rate, wss;
 

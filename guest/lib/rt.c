@@ -354,3 +354,11 @@ uint64_t rt_cmdline_u64(const char *key, uint64_t def)
     }
     return def;
 }
+
+uint64_t rt_rdtsc(void)
+{
+    uint32_t lo, hi;
+
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (uint64_t)hi << 32 | lo;
+}

@@ -41,6 +41,8 @@ int rt_parse_u64(const char **p, uint64_t *out);
 extern uint64_t rt_tsc_khz;
 uint64_t rt_calibrate_tsc(void);
 #endif
+/* The time stamp counter: host time, never the same on two VMs (NOISE). */
+uint64_t rt_rdtsc(void);
 
 static inline void cpu_relax(void)
 {

@@ -145,13 +145,16 @@ while [ -f "$OUT/scenario.rc" ] && [ "$(cat "$OUT/scenario.rc")" != 0 ]; do
             break
         fi
         ours=$((ours + 1))
-        reason="MAY BE OURS: $(echo "$why" | head -1 | sed 's/^may be ours: //')"
+        # (the first line by expansion: `echo | head -1` could die of
+        # SIGPIPE under pipefail, and did once in CI)
+        first=${why%%$'\n'*}
+        reason="MAY BE OURS: ${first#may be ours: }"
     elif [ $grc = 0 ]; then
         [ $own -lt "$RETRIES" ] || break
         own=$((own + 1))
         echo "xen-lab: the scenario failed and its guest died on its own (not remus):"
         echo "$why" | sed 's/^/xen-lab:   /'
-        reason=$(echo "$why" | head -1)
+        reason=${why%%$'\n'*}
     else
         break
     fi

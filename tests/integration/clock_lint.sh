@@ -11,7 +11,7 @@
 #    comes from rm_deadline_ts().
 set -euo pipefail
 cd "${ROOT:-.}"
-SRC="primary secondary common proto netbuf cluster ocf backends cli drill bench"
+SRC="primary secondary common proto netbuf colo cluster ocf backends cli drill bench"
 fail=0
 bad() { echo "clock_lint: $*"; fail=1; }
 

@@ -52,10 +52,10 @@ NA ip link show "$ifb" | grep -q "UP" || { echo "the IFB is not up"; exit 1; }
 NA tc qdisc show dev vif1.0 | grep -q "qdisc ingress ffff:" || { echo "no ingress qdisc"; exit 1; }
 filt=$(NA tc filter show dev vif1.0 ingress)
 echo "$filt"
-echo "$filt" | grep -q "protocol all" || { echo "the filter is not for every protocol"; exit 1; }
-echo "$filt" | grep -q "u32" || { echo "not a u32 filter"; exit 1; }
-echo "$filt" | grep -q "match 00000000/00000000 at 0" || { echo "not a match-all key"; exit 1; }
-echo "$filt" | grep -q "Egress Redirect to device $ifb" || { echo "no mirred redirect to $ifb"; exit 1; }
+grep -q "protocol all" <<< "$filt" || { echo "the filter is not for every protocol"; exit 1; }
+grep -q "u32" <<< "$filt" || { echo "not a u32 filter"; exit 1; }
+grep -q "match 00000000/00000000 at 0" <<< "$filt" || { echo "not a match-all key"; exit 1; }
+grep -q "Egress Redirect to device $ifb" <<< "$filt" || { echo "no mirred redirect to $ifb"; exit 1; }
 r0=$(ifb_rx "$ifb")
 NB ping -c 5 -i 0.2 -W 2 10.78.0.1 > "$TMP/ping4.log" || { cat "$TMP/ping4.log"; echo "IPv4 does not pass the redirect"; exit 1; }
 r1=$(ifb_rx "$ifb")

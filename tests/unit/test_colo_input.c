@@ -68,9 +68,22 @@ static void test_refusals(void **state)
     push(q, 1, 0);
     push(q, 1, -EPROTO);                 /* a repeat */
     push(q, 2, 0);
-    rm_error_clear(&err);
-    assert_int_equal(rm_colo_inq_push(q, 3, f, sizeof(f), &err), -ENOBUFS);
-    assert_non_null(strstr(err.msg, "bound 2"));
+    /* full: dropped and counted, the numbering goes on */
+    assert_int_equal(rm_colo_inq_push(q, 3, f, sizeof(f), &err), 0);
+    push(q, 4, 0);
+    {
+        struct rm_colo_inq_stats st;
+        uint8_t buf[64];
+
+        rm_colo_inq_stats(q, &st);
+        assert_int_equal(st.dropped_full, 2);
+        assert_int_equal(st.waiting, 2);
+        assert_int_equal(st.last_pushed, 4);
+        assert_int_equal(rm_colo_inq_read(q, buf, sizeof(buf)), 21);
+        push(q, 5, 0);                    /* room again */
+        rm_colo_inq_stats(q, &st);
+        assert_int_equal(st.waiting, 2);
+    }
     rm_colo_inq_free(q);
 }
 

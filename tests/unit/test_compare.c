@@ -490,6 +490,47 @@ static void test_cut(void **state)
     rm_compare_free(c);
 }
 
+/* start_held: before the first checkpoint no replica runs: everything the
+ * primary sends waits for it, and that is no divergence. */
+static void test_start_held(void **state)
+{
+    struct out o;
+    struct rm_compare_cfg cfg = {
+        .timeout_ns = 20 * MS, .sink = sink, .sink_opaque = &o,
+        .on_diverge = on_diverge, .diverge_opaque = &o, .start_held = true,
+    };
+    struct rm_error err = { 0 };
+    struct rm_compare *c;
+    struct rm_compare_stats st;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    pthread_mutex_init(&o.lock, NULL);
+    c = rm_compare_new(&cfg, &err);
+    assert_non_null(c);
+    pri(c, 1, "boot", 0);
+    assert_int_equal(rm_compare_tick(c, 500 * MS), UINT64_MAX);
+    assert_false(rm_compare_diverged(c));
+    rm_compare_get_stats(c, &st);
+    assert_false(st.diverged);
+    assert_int_equal(st.timeouts + st.mismatches + st.overflows, 0);
+    rm_compare_cut(c);                        /* checkpoint 1 */
+    pri(c, 1, "after", 501 * MS);
+    rm_compare_checkpoint_done(c, 600 * MS);
+    assert_int_equal(o.released, 1);
+    assert_string_equal(o.last, "boot");
+    rep(c, 1, "after", 601 * MS);             /* the replica, running */
+    assert_int_equal(o.released, 2);
+    assert_int_equal(o.diverged, 0);
+    /* a real divergence now counts */
+    pri(c, 2, "x", 602 * MS);
+    rep(c, 2, "y", 602 * MS);
+    rm_compare_get_stats(c, &st);
+    assert_true(st.diverged);
+    assert_int_equal(st.cause, RM_DIVERGE_MISMATCH);
+    rm_compare_free(c);
+}
+
 /* Frames from two threads, released in order within each flow. */
 struct thr { struct rm_compare *c; int side; };
 
@@ -650,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_cut),
+        cmocka_unit_test(test_start_held),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_discard_passthrough),
         cmocka_unit_test(test_netbuf_colo),

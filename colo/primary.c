@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: MIT */
+/* COLO, the primary's side: mirroring, the replica's dirty pages, and
+ * checkpoints on demand (colo/primary.h). */
+#define RM_LOG_PREFIX "colo"
+#include "colo/primary.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/io.h"
+#include "common/log.h"
+#include "common/sr.h"
+#include "netbuf/netbuf_colo.h"
+
+struct rm_colo_primary {
+    struct rm_colo_primary_cfg cfg;
+    uint64_t in_seq;               /* __atomic: input frames mirrored */
+    bool mirroring;
+    enum rm_colo_cause next_cause; /* of the checkpoint wait() ended for */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    /* under lock: the replica's dirty pages being collected */
+    uint64_t want_epoch;           /* 0: none asked */
+    unsigned long *dirty;
+    uint64_t nr_pfns;
+    bool got_last;
+    struct rm_colo_primary_stats st;
+};
+
+const char *rm_colo_cause_name(enum rm_colo_cause cause)
+{
+    switch (cause) {
+    case RM_COLO_CAUSE_MISMATCH:
+        return "mismatch";
+    case RM_COLO_CAUSE_TIMEOUT:
+        return "timeout";
+    case RM_COLO_CAUSE_OVERFLOW:
+        return "overflow";
+    case RM_COLO_CAUSE_PERIODIC:
+        return "periodic";
+    }
+    return "?";
+}
+
+struct rm_colo_primary *rm_colo_primary_new(const struct rm_colo_primary_cfg *cfg,
+                                            struct rm_error *err)
+{
+    struct rm_colo_primary *cp;
+
+    if (!cfg->chan || !cfg->netbuf || !cfg->set_mirror) {
+        rm_error_set(err, -EINVAL, "colo: no channel, netbuf or mirror");
+        return NULL;
+    }
+    cp = calloc(1, sizeof(*cp));
+    if (!cp) {
+        rm_error_set(err, -ENOMEM, "colo: out of memory");
+        return NULL;
+    }
+    cp->cfg = *cfg;
+    if (!cp->cfg.max_interval_ms)
+        cp->cfg.max_interval_ms = 2000;
+    if (!cp->cfg.dirty_timeout_ms)
+        cp->cfg.dirty_timeout_ms = 4000;
+    cp->next_cause = RM_COLO_CAUSE_PERIODIC;
+    pthread_mutex_init(&cp->lock, NULL);
+    if (rm_cond_init_monotonic(&cp->cond)) {   /* rm_deadline_ts's clock */
+        pthread_mutex_destroy(&cp->lock);
+        free(cp);
+        rm_error_set(err, -ENOMEM, "colo: no condition variable");
+        return NULL;
+    }
+    return cp;
+}
+
+/* The VM's input tap (its vCPU 0's thread): to the replica, in order. */
+static void mirror(void *opaque, const void *frame, size_t len)
+{
+    struct rm_colo_primary *cp = opaque;
+    uint64_t seq = __atomic_add_fetch(&cp->in_seq, 1, __ATOMIC_RELAXED);
+    int rc = rm_chan_send_colo_frame(cp->cfg.chan, true, seq, frame, len);
+
+    pthread_mutex_lock(&cp->lock);
+    if (rc)
+        cp->st.input_errors++;
+    else
+        cp->st.input_frames++;
+    pthread_mutex_unlock(&cp->lock);
+}
+
+static int on_dirty(struct rm_colo_primary *cp, const struct rm_ctl_msg *msg,
+                    struct rm_error *err)
+{
+    uint32_t i;
+    int rc = 0;
+
+    pthread_mutex_lock(&cp->lock);
+    if (!cp->want_epoch || msg->u.colo_dirty.epoch != cp->want_epoch) {
+        rc = rm_error_set(err, -EPROTO, "the replica's dirty pages of "
+                          "checkpoint %" PRIu64 " came while %s",
+                          msg->u.colo_dirty.epoch, cp->want_epoch ?
+                          "another checkpoint's were asked" : "none were "
+                          "asked");
+        goto out;
+    }
+    for (i = 0; i < msg->u.colo_dirty.count; i++) {
+        uint64_t pfn = msg->u.colo_dirty.pfns[i];
+
+        if (pfn >= cp->nr_pfns) {
+            rc = rm_error_set(err, -EPROTO, "the replica names dirty pfn %#"
+                              PRIx64 ", beyond the guest's %" PRIu64
+                              " pages", pfn, cp->nr_pfns);
+            goto out;
+        }
+        rm_bitmap_set(cp->dirty, pfn);
+    }
+    cp->st.replica_dirty_pages += msg->u.colo_dirty.count;
+    if (msg->u.colo_dirty.last) {
+        cp->got_last = true;
+        pthread_cond_broadcast(&cp->cond);
+    }
+out:
+    pthread_mutex_unlock(&cp->lock);
+    return rc;
+}
+
+int rm_colo_primary_message(struct rm_colo_primary *cp,
+                            const struct rm_ctl_msg *msg, struct rm_error *err)
+{
+    switch (msg->kind) {
+    case RM_CTL_COLO_OUTPUT:
+        rm_netbuf_replica_output(cp->cfg.netbuf, msg->u.colo_frame.frame,
+                                 msg->u.colo_frame.len);
+        return 0;
+    case RM_CTL_COLO_DIRTY:
+        return on_dirty(cp, msg, err);
+    case RM_CTL_ACK:
+        /* The replica holds the checkpoint: what the comparator held from
+         * before its cut leaves, before the replica's next frame (which
+         * follows this ack on the channel) is compared. */
+        return rm_netbuf_release(cp->cfg.netbuf, msg->u.ack.epoch);
+    default:
+        return 0;
+    }
+}
+
+int rm_colo_primary_cut(struct rm_colo_primary *cp, uint64_t epoch,
+                        unsigned long *dirty, uint64_t nr_pfns,
+                        struct rm_error *err)
+{
+    struct timespec deadline;
+    uint64_t input;
+    int rc = 0;
+
+    if (!cp->mirroring) {
+        /* Checkpoint 1 holds everything the VM read so far: the replica
+         * gets what comes from now on. */
+        rc = cp->cfg.set_mirror(cp->cfg.set_mirror_opaque, mirror, cp);
+        if (rc)
+            return rm_error_set(err, rc, "mirroring the VM's input");
+        cp->mirroring = true;
+        return 0;
+    }
+    input = __atomic_load_n(&cp->in_seq, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&cp->lock);
+    cp->want_epoch = epoch;
+    cp->dirty = dirty;
+    cp->nr_pfns = nr_pfns;
+    cp->got_last = false;
+    cp->st.by_cause[cp->next_cause]++;
+    pthread_mutex_unlock(&cp->lock);
+    rc = rm_chan_send_colo_checkpoint(cp->cfg.chan, epoch, input,
+                                      cp->next_cause);
+    if (rc) {
+        rm_error_set(err, rc, "asking the replica to pause for checkpoint %"
+                     PRIu64 ": %s", epoch, strerror(-rc));
+        goto out;
+    }
+    deadline = rm_deadline_ts((uint64_t)cp->cfg.dirty_timeout_ms * 1000000);
+    pthread_mutex_lock(&cp->lock);
+    while (!cp->got_last && rc == 0)
+        rc = pthread_cond_timedwait(&cp->cond, &cp->lock, &deadline);
+    rc = cp->got_last ? 0 : -ETIMEDOUT;
+    pthread_mutex_unlock(&cp->lock);
+    if (rc)
+        rm_error_set(err, rc, "the replica's dirty pages of checkpoint %"
+                     PRIu64 " did not come within %u ms", epoch,
+                     cp->cfg.dirty_timeout_ms);
+out:
+    pthread_mutex_lock(&cp->lock);
+    cp->want_epoch = 0;
+    cp->dirty = NULL;
+    pthread_mutex_unlock(&cp->lock);
+    return rc;
+}
+
+static enum rm_colo_cause cause_of(enum rm_diverge_cause c)
+{
+    switch (c) {
+    case RM_DIVERGE_MISMATCH:
+        return RM_COLO_CAUSE_MISMATCH;
+    case RM_DIVERGE_TIMEOUT:
+        return RM_COLO_CAUSE_TIMEOUT;
+    case RM_DIVERGE_OVERFLOW:
+        return RM_COLO_CAUSE_OVERFLOW;
+    }
+    return RM_COLO_CAUSE_MISMATCH;
+}
+
+int rm_colo_primary_wait(struct rm_colo_primary *cp,
+                         int (*keep_waiting)(void *opaque), void *opaque,
+                         enum rm_colo_cause *cause)
+{
+    uint64_t start = rm_now_ns(), now;
+    uint64_t max = (uint64_t)cp->cfg.max_interval_ms * 1000000;
+    struct rm_compare_stats st;
+    int rc;
+
+    for (;;) {
+        rm_netbuf_colo_tick(cp->cfg.netbuf);
+        rm_netbuf_colo_stats(cp->cfg.netbuf, &st);
+        if (st.diverged) {
+            *cause = cause_of(st.cause);
+            break;
+        }
+        now = rm_now_ns();
+        if (now - start >= max) {
+            *cause = RM_COLO_CAUSE_PERIODIC;
+            break;
+        }
+        rc = keep_waiting(opaque);
+        if (rc)
+            return rc;
+        {
+            struct timespec ts = { 0, 1000000 };   /* 1 ms */
+
+            nanosleep(&ts, NULL);
+        }
+    }
+    cp->next_cause = *cause;
+    return 0;
+}
+
+void rm_colo_primary_get_stats(struct rm_colo_primary *cp,
+                               struct rm_colo_primary_stats *st)
+{
+    pthread_mutex_lock(&cp->lock);
+    *st = cp->st;
+    pthread_mutex_unlock(&cp->lock);
+}
+
+void rm_colo_primary_free(struct rm_colo_primary *cp)
+{
+    if (!cp)
+        return;
+    if (cp->mirroring)
+        cp->cfg.set_mirror(cp->cfg.set_mirror_opaque, NULL, NULL);
+    pthread_mutex_destroy(&cp->lock);
+    pthread_cond_destroy(&cp->cond);
+    free(cp);
+}

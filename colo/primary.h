@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * COLO, the primary's side (protect --colo): checkpoints on demand.
+ *
+ * The protected VM's output goes through COLO's netbuf (the comparator:
+ * netbuf/netbuf_colo.h).  Around it:
+ *   mirror()    every frame the VM reads is sent to the secondary, numbered
+ *               from 1 (ColoFrame colo_input), for the replica; it starts
+ *               at checkpoint 1's cut (the VM suspended): what came before
+ *               is in checkpoint 1;
+ *   message()   the secondary's COLO messages: the replica's frames go to
+ *               the comparator, its dirty pages (ColoDirty) into the
+ *               checkpoint being cut, and an acknowledgement releases what
+ *               the comparator held from before that checkpoint's cut --
+ *               in the control thread, in order with the replica's frames
+ *               that follow it;
+ *   cut(E)      the VM is suspended for checkpoint E: ask the replica to
+ *               pause and name the pages it changed (ColoCheckpoint, with
+ *               the inputs mirrored so far), and add them to E's dirty
+ *               pages, so that E replaces them;
+ *   wait()      after E is acknowledged: until the comparator asks for a
+ *               checkpoint (a mismatch, a timeout, a full queue) or
+ *               max_interval passes, ticking the comparator's timeouts.
+ */
+#ifndef REMUS_COLO_PRIMARY_H
+#define REMUS_COLO_PRIMARY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backends/backend.h"
+#include "common/err.h"
+#include "proto/channel.h"
+
+struct rm_netbuf;
+struct rm_colo_primary;
+
+struct rm_colo_primary_cfg {
+    struct rm_chan *chan;             /* not owned */
+    struct rm_netbuf *netbuf;         /* COLO's (not owned) */
+    unsigned max_interval_ms;         /* a checkpoint at least this often */
+    unsigned dirty_timeout_ms;        /* for the replica's dirty pages */
+    /* Start (fn) / stop (NULL) mirroring the VM's input: the backend's
+     * colo_mirror.  Called with the VM suspended. */
+    int (*set_mirror)(void *opaque, rm_colo_mirror_fn fn, void *fn_opaque);
+    void *set_mirror_opaque;
+};
+
+struct rm_colo_primary *rm_colo_primary_new(const struct rm_colo_primary_cfg *cfg,
+                                            struct rm_error *err);
+
+/* A COLO message (or an ack) from the secondary, in the control thread.
+ * 0, or -errno with the reason in @err when it breaks the protocol. */
+int rm_colo_primary_message(struct rm_colo_primary *cp,
+                            const struct rm_ctl_msg *msg, struct rm_error *err);
+
+/* The VM is suspended for checkpoint @epoch (the save's peer_dirty
+ * callback).  0 or -errno with the reason in @err. */
+int rm_colo_primary_cut(struct rm_colo_primary *cp, uint64_t epoch,
+                        unsigned long *dirty, uint64_t nr_pfns,
+                        struct rm_error *err);
+
+/* Wait for the next checkpoint to be due; every millisecond or so
+ * @keep_waiting(@opaque) may end the wait (it returns non-zero: that value
+ * is returned).  Returns 0 when a checkpoint is due (why in *@cause). */
+int rm_colo_primary_wait(struct rm_colo_primary *cp,
+                         int (*keep_waiting)(void *opaque), void *opaque,
+                         enum rm_colo_cause *cause);
+
+struct rm_colo_primary_stats {
+    uint64_t by_cause[RM_COLO_CAUSE_PERIODIC + 1];  /* checkpoints asked */
+    uint64_t input_frames, input_errors;             /* mirrored */
+    uint64_t replica_dirty_pages;                    /* in all */
+};
+void rm_colo_primary_get_stats(struct rm_colo_primary *cp,
+                               struct rm_colo_primary_stats *st);
+/* "mismatch", "timeout", "overflow", "periodic". */
+const char *rm_colo_cause_name(enum rm_colo_cause cause);
+
+/* Stops the mirror (call with the VM suspended, or after it ended). */
+void rm_colo_primary_free(struct rm_colo_primary *cp);
+
+#endif

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * COLO, the secondary's side (receive --colo): the replica runs between
+ * checkpoints.
+ *
+ *   committed(E)  checkpoint E is applied and acknowledged: the mirrored
+ *                 input the primary's VM had read at E's cut is dropped
+ *                 (colo/input_queue.h) and the replica runs from E (the
+ *                 backend applies its vCPU and device state), its input
+ *                 the mirrored frames, its output sent back to the primary
+ *                 (ColoFrame colo_output) for the comparator;
+ *   message()     the primary's COLO messages: colo_input frames are
+ *                 queued for the replica; ColoCheckpoint(E, input_seq)
+ *                 pauses the replica and answers with the pages it changed
+ *                 since it last ran from a checkpoint (ColoDirty parts;
+ *                 all pages when the backend cannot tell), which the
+ *                 primary sends with checkpoint E.
+ * The acknowledgement goes out before the replica runs, so that the
+ * primary's comparator has the checkpoint's release behind it when the
+ * replica's first frame arrives (one channel, in order).
+ */
+#ifndef REMUS_COLO_REPLICA_H
+#define REMUS_COLO_REPLICA_H
+
+#include <stdint.h>
+
+#include "backends/backend.h"
+#include "common/err.h"
+#include "proto/channel.h"
+
+struct rm_colo_replica;
+
+/* What it needs of the replica (the backend's colo_run / colo_pause). */
+struct rm_colo_replica_ops {
+    void *opaque;
+    int (*run)(void *opaque, const struct rm_colo_net *net,
+               struct rm_error *err);
+    int (*pause)(void *opaque, const unsigned long **dirty, uint64_t *nr_pfns,
+                 struct rm_error *err);
+};
+
+/* @chan: the control channel (not owned; outlives it).  NULL with the
+ * reason in @err. */
+struct rm_colo_replica *rm_colo_replica_new(const struct rm_colo_replica_ops *ops,
+                                            struct rm_chan *chan,
+                                            struct rm_error *err);
+
+/* TESTS ONLY: send an empty dirty list (the negative control of the
+ * digest check: the replica's own changes then survive a checkpoint). */
+void rm_colo_replica_test_drop_dirty(struct rm_colo_replica *cr);
+
+/* A COLO message from the primary (control thread).  0 for a message it
+ * handled or does not know; -errno with the reason in @err for one that
+ * breaks the protocol (protection cannot go on). */
+int rm_colo_replica_message(struct rm_colo_replica *cr,
+                            const struct rm_ctl_msg *msg,
+                            struct rm_error *err);
+
+/* Checkpoint @epoch is committed and acknowledged (restore thread): run the
+ * replica from it.  0 or -errno with the reason in @err. */
+int rm_colo_replica_committed(struct rm_colo_replica *cr, uint64_t epoch,
+                              struct rm_error *err);
+
+struct rm_colo_replica_stats {
+    uint64_t runs;                 /* checkpoints the replica ran from */
+    uint64_t checkpoints_asked;    /* ColoCheckpoint received */
+    uint64_t dirty_pages_sent;     /* pfns sent back, in all */
+    uint64_t output_frames;        /* the replica's frames sent back */
+    uint64_t output_errors;
+};
+void rm_colo_replica_get_stats(struct rm_colo_replica *cr,
+                               struct rm_colo_replica_stats *st);
+
+void rm_colo_replica_free(struct rm_colo_replica *cr);
+
+#endif

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# COLO mode (#20) on KVM, as a user runs it: `remus receive --colo` and
+# `remus protect --colo`.  The replica runs between checkpoints on the
+# input the primary mirrors; a reply leaves as soon as both VMs produced
+# it; a checkpoint is taken when they differ (or every
+# --colo-max-interval).
+#  - deterministic traffic (SET/INCR/GET, and NOISE: pages written at
+#    places the time stamp counter picks, which differ between the two VMs
+#    while the replies do not): every request answered, no checkpoint but
+#    the periodic ones;
+#  - a reply that carries the guest's clock (STATS) differs every time:
+#    one checkpoint per reply, and each reply still reaches the client;
+#  - after every checkpoint the replica's whole memory equals the
+#    primary's at the cut (digests); negative control: a replica that does
+#    not send its dirty pages back (REMUS_TEST_COLO_DROP_DIRTY) fails it;
+#  - kill -9 of the primary: the replica takes over from its own state,
+#    every acknowledged write there; kill of the secondary: the primary
+#    runs on;
+#  - refusals: --colo with -n, a COLO primary with a Remus secondary,
+#    --compare-timeout without --colo.
+. "$ROOT/tests/lib/kvm.sh"
+ns_setup tapp taps
+PORT=127.0.0.1:7796
+HB="--heartbeat 50 --heartbeat-timeout 1000"
+
+start_pair() {   # start_pair TAG [receive env...]: logs in $TMP/TAG.*
+    tag=$1; shift
+    ip netns exec "$NS" env "$@" "$REMUS" receive --colo --listen $PORT --tap taps $HB \
+        --digest-every 1 --digest-file "$TMP/$tag.sec.dig" > "$TMP/$tag.sec.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+    sleep 0.3
+    ip netns exec "$NS" "$REMUS" protect --colo -i 20 --progress 0 $HB \
+        --colo-max-interval 1000 --digest-every 1 --digest-file "$TMP/$tag.pri.dig" \
+        --stats-file "$TMP/$tag.stats" --console "$TMP/$tag.console" \
+        "$TMP/g.cfg" $PORT > "$TMP/$tag.pri.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+    wait_until 30 "the first checkpoint" lines_at_least "$TMP/$tag.stats" 1
+}
+stop_pair() {
+    kill -INT $PRI 2>/dev/null || true
+    wait_for "$TMP/$tag.pri.log" "protection stopped after" 10
+    wait_exit $SEC 10 || { echo "the secondary did not end after a clean stop"; tail "$TMP/$tag.sec.log"; exit 1; }
+    kill -INT $PRI 2>/dev/null || true; wait $PRI 2>/dev/null || true
+}
+checkpoints() { wc -l < "$TMP/$tag.stats"; }
+by_cause() {     # by_cause TAG CAUSE: from the primary's closing COLO line
+    grep -o "COLO: checkpoints asked by.*" "$TMP/$1.pri.log" |
+        sed -n "s/.*a $2 \([0-9]*\).*/\1/p; s/.*the $2 \([0-9]*\).*/\1/p" | head -1
+}
+
+# A guest that also writes memory on its own clock (500 pages, 2000/s).
+guest_cfg "$TMP/g.cfg" tapp "dirty_rate=2000 dirty_wss=500" 1
+
+# -- deterministic traffic --------------------------------------------------
+scenario "deterministic traffic"
+start_pair det
+before=$(checkpoints)
+t0=$(date +%s%N)
+out=$(kv 1 1 "SET a 5" "INCR a" "INCR a" "GET a" "INCR b" "INCR b" "GET b" \
+      "INCR c" "INCR c" "INCR c" "INCR c" "INCR c" "GET c" "SET d 1" "GET d" \
+      "INCR a" "INCR a" "NOISE 64" "INCR a" "INCR a" "GET a")
+t1=$(date +%s%N)
+echo "$out" | tail -1 | grep -q "^21 OK 11 " || { echo "wrong replies: $out"; exit 1; }
+after=$(checkpoints)
+secs=$(( (t1 - t0) / 1000000000 + 1 ))
+echo "deterministic: 21 requests in $(( (t1 - t0) / 1000000 )) ms, $((after - before)) checkpoints meanwhile (periodic: 1 per s)"
+[ $((after - before)) -le $((secs + 1)) ] ||
+    { echo "deterministic traffic caused checkpoints beyond the periodic ones"; exit 1; }
+# a periodic checkpoint (--colo-max-interval 1000) with a replica that ran
+wait_until 10 "a periodic checkpoint" lines_at_least "$TMP/det.stats" $((after + 2))
+stop_pair
+grep "COLO: checkpoints asked" "$TMP/det.pri.log"
+[ "$(by_cause det mismatch)" = 0 ] || { echo "a mismatch on deterministic traffic"; exit 1; }
+check_convergence "$TMP/det.pri.dig" "$TMP/det.sec.dig" 2 "deterministic"
+
+# -- a reply with the guest's clock: one checkpoint per reply ---------------
+scenario "replies that differ"
+start_pair clock
+kv 1 1 "INCR a" > /dev/null
+for i in 1 2 3 4 5; do
+    kv 1 $((i + 1)) "STATS" | grep -q "OK writes=" || { echo "STATS $i unanswered"; exit 1; }
+done
+kv 1 10 "GET a" | grep -q "^10 OK 1 " || { echo "the value was lost"; exit 1; }
+stop_pair
+grep "COLO: checkpoints asked" "$TMP/clock.pri.log"
+m=$(by_cause clock mismatch)
+[ "${m:-0}" -ge 5 ] || { echo "5 differing replies made ${m:-0} mismatch checkpoints"; exit 1; }
+check_convergence "$TMP/clock.pri.dig" "$TMP/clock.sec.dig" 6 "replies that differ"
+
+# -- negative control: the replica's dirty pages not sent back --------------
+scenario "negative control: no dirty pages back"
+start_pair nodirty REMUS_TEST_COLO_DROP_DIRTY=1
+grep -q "TEST MODE" "$TMP/nodirty.sec.log"
+kv 1 1 "INCR a" "NOISE 64" > /dev/null
+n=$(wc -l < "$TMP/nodirty.stats")
+wait_until 10 "a periodic checkpoint" lines_at_least "$TMP/nodirty.stats" $((n + 2))
+stop_pair
+if check_convergence "$TMP/nodirty.pri.dig" "$TMP/nodirty.sec.dig" 3 "no dirty pages back"; then
+    echo "negative control: the digests agreed although the replica kept its own changes"; exit 1
+fi
+echo "negative control ok: without the dirty pages the replica's memory differs"
+
+# -- the primary dies ----------------------------------------------------------
+scenario "the primary dies"
+start_pair pdies
+acked=$( (kv 1 1 "INCR x" "INCR x" "INCR x" "STATS" "INCR x" 2>/dev/null || true) |
+        awk '$2 == "OK" && $3 ~ /^[0-9]+$/ {v=$3} END {print v+0}')
+[ "$acked" = 4 ] || { echo "acked $acked, not 4"; exit 1; }
+kill -9 $PRI; wait $PRI 2>/dev/null || true
+wait_for "$TMP/pdies.sec.log" "FAILOVER" 20
+kv 2 1 "GET x" | grep -q "^1 OK 4 " || { echo "the replica lost an acknowledged write"; tail "$TMP/pdies.sec.log"; exit 1; }
+kv 2 2 "INCR x" | grep -q "^2 OK 5 " || { echo "the replica does not serve"; exit 1; }
+echo "primary dies: $(grep -o 'FAILOVER.*' "$TMP/pdies.sec.log" | cut -c1-160)"
+kill -INT $SEC; wait $SEC 2>/dev/null || true
+
+# -- the secondary dies --------------------------------------------------------
+scenario "the secondary dies"
+start_pair sdies
+kv 1 1 "INCR y" > /dev/null
+kill -9 $SEC; wait $SEC 2>/dev/null || true
+wait_for "$TMP/sdies.pri.log" "UNPROTECTED" 20
+kv 1 2 "INCR y" | grep -q "^2 OK 2 " || { echo "the primary does not run on"; exit 1; }
+kv 1 3 "STATS" | grep -q "OK writes=" || { echo "the primary's output is still held"; exit 1; }
+kill -INT $PRI; sleep 0.5; kill -INT $PRI 2>/dev/null || true; wait $PRI 2>/dev/null || true
+
+# -- refusals -------------------------------------------------------------------
+scenario "refusals"
+if "$REMUS" protect --colo -F -n "$TMP/g.cfg" $PORT 2> "$TMP/e1"; then exit 1; fi
+grep -q "not with -n" "$TMP/e1" || { cat "$TMP/e1"; exit 1; }
+if "$REMUS" protect --compare-timeout 5 "$TMP/g.cfg" $PORT 2> "$TMP/e2"; then exit 1; fi
+grep -q "add --colo" "$TMP/e2" || { cat "$TMP/e2"; exit 1; }
+ip netns exec "$NS" "$REMUS" receive --listen $PORT --tap taps $HB > "$TMP/remus.sec.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+sleep 0.3
+# (refused, it runs its VM on unprotected, as any primary whose secondary
+# is lost: killed here)
+ip netns exec "$NS" "$REMUS" protect --colo --progress 0 "$TMP/g.cfg" $PORT \
+    > "$TMP/refused.pri.log" 2>&1 < /dev/null & PRI=$!; PIDS+=($PRI)
+wait_for "$TMP/refused.pri.log" "refused" 30
+kill -9 $PRI 2>/dev/null || true; wait $PRI 2>/dev/null || true
+grep -q "COLO" "$TMP/refused.pri.log" || { echo "the refusal does not name COLO"; cat "$TMP/refused.pri.log"; exit 1; }
+echo "refused: $(grep -o 'handshake.*' "$TMP/refused.pri.log" | head -1 | cut -c1-200)"
+kill -TERM $SEC 2>/dev/null || true; wait $SEC 2>/dev/null || true
+echo "kvm_colo: ok"
