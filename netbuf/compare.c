@@ -369,17 +369,9 @@ static void add_locked(struct rm_compare *c, int s, struct cframe *fr,
         hold_diverged(c, s, fr);
         return;
     }
-    if (side_full(c, s, fr->len) || (!f && c->nflows >= c->cfg.max_flows)) {
-        struct rm_divergence why = {
-            .cause = RM_DIVERGE_OVERFLOW, .flow = key,
-            .replica_side = s == REPLICA,
-        };
-        diverge(c, o, &why);
-        hold_diverged(c, s, fr);
-        return;
-    }
-    if (!f && !(f = flow_add(c, &key))) {
-        /* No memory for a flow: as good as full. */
+    /* A full side, a full flow table, or no memory for a flow: full. */
+    if (side_full(c, s, fr->len) || (!f && c->nflows >= c->cfg.max_flows) ||
+        (!f && !(f = flow_add(c, &key)))) {
         struct rm_divergence why = {
             .cause = RM_DIVERGE_OVERFLOW, .flow = key,
             .replica_side = s == REPLICA,
