@@ -73,7 +73,9 @@ reissued() {
     tr -d '\r' < "$1" | grep -a "^guest: aio submit " | awk '{print $4, $6}' | LC_ALL=C sort -u > /tmp/aio.psub
     tr -d '\r' < "$2" | grep -a "^guest: aio submit " | awk '{print $4, $6}' | LC_ALL=C sort -u > /tmp/aio.rsub
     tr -d '\r' < "$2" | grep -a "^guest: aio done " | awk '{print $4, $6, $7}' > /tmp/aio.rdone
-    bad=$(awk '$3 != "ok"' /tmp/aio.rdone | head -1)
+    # (a kernel message can land in the middle of a console line: "ok[";
+    # a failed write says BAD)
+    bad=$(awk '$3 !~ /^ok/' /tmp/aio.rdone | head -1)
     [ -z "$bad" ] || { echo "the replica's write $bad failed"; return 1; }
     awk '{print $1, $2}' /tmp/aio.rdone | LC_ALL=C sort -u | LC_ALL=C comm -23 - /tmp/aio.rsub > /tmp/aio.again
     [ -s /tmp/aio.again ] || { echo "the replica completed no write it did not submit: none in flight at the cut was issued again"; return 1; }
