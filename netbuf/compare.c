@@ -497,6 +497,18 @@ static void free_list(struct cframe *fr)
     }
 }
 
+/* Forget every frame (the caller took the lists first) and every
+ * divergence, cut and hold: comparing starts from nothing. */
+static void reset_locked(struct rm_compare *c)
+{
+    flows_clear(c);
+    memset(c->side, 0, sizeof(c->side));
+    c->diverged = false;
+    c->held_start = false;
+    c->cut = false;
+    c->post_head = NULL;
+}
+
 void rm_compare_cut(struct rm_compare *c)
 {
     pthread_mutex_lock(&c->lock);
@@ -512,7 +524,6 @@ void rm_compare_checkpoint_done(struct rm_compare *c, uint64_t now_ns)
 
     pthread_mutex_lock(&c->lock);
     post = c->post_head;
-    flows_clear(c);
     /* What came before the cut leaves; what came after is compared. */
     if (c->side[PRIMARY].ahead != post) {
         o.release_head = c->side[PRIMARY].ahead;
@@ -521,11 +532,7 @@ void rm_compare_checkpoint_done(struct rm_compare *c, uint64_t now_ns)
     }
     rep = c->side[REPLICA].ahead;
     c->st.dropped_replica += c->side[REPLICA].frames;
-    memset(c->side, 0, sizeof(c->side));
-    c->diverged = false;
-    c->held_start = false;
-    c->cut = false;
-    c->post_head = NULL;
+    reset_locked(c);
     c->st.checkpoints++;
     for (fr = post; fr; fr = next) {
         next = fr->anext;
@@ -541,15 +548,10 @@ void rm_compare_discard(struct rm_compare *c)
     struct cframe *pri, *rep;
 
     pthread_mutex_lock(&c->lock);
-    flows_clear(c);
     pri = c->side[PRIMARY].ahead;
     rep = c->side[REPLICA].ahead;
     c->st.discarded += c->side[PRIMARY].frames + c->side[REPLICA].frames;
-    memset(c->side, 0, sizeof(c->side));
-    c->diverged = false;
-    c->held_start = false;
-    c->cut = false;
-    c->post_head = NULL;
+    reset_locked(c);
     pthread_mutex_unlock(&c->lock);
     free_list(pri);
     free_list(rep);
@@ -561,16 +563,11 @@ void rm_compare_passthrough(struct rm_compare *c)
     struct cframe *rep;
 
     pthread_mutex_lock(&c->lock);
-    flows_clear(c);
     o.release_head = c->side[PRIMARY].ahead;
     o.release_tail = c->side[PRIMARY].atail;
     rep = c->side[REPLICA].ahead;
     c->st.dropped_replica += c->side[REPLICA].frames;
-    memset(c->side, 0, sizeof(c->side));
-    c->diverged = false;
-    c->held_start = false;
-    c->cut = false;
-    c->post_head = NULL;
+    reset_locked(c);
     c->passthrough = true;
     finish(c, &o);
     free_list(rep);
