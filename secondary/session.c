@@ -173,10 +173,17 @@ void rm_secondary_run(struct rm_backend *be,
         res->outcome = RM_OUTCOME_FAILED;
         return;
     }
-    LOG_WARN("FAILOVER: %s; the replica resumed from checkpoint %" PRIu64
-             " %" PRIu64 " ms after the primary was declared lost",
-             rm_error_str(&rr->why), rr->committed_epoch,
-             (rm_now_ns() - rr->lost_at_ns) / 1000000);
+    if (rc_cfg.colo)    /* it ran on from the checkpoint: its own state */
+        LOG_WARN("FAILOVER: %s; the replica went on from its own state "
+                 "(COLO: it ran from checkpoint %" PRIu64 " on the same "
+                 "input) %" PRIu64 " ms after the primary was declared "
+                 "lost", rm_error_str(&rr->why), rr->committed_epoch,
+                 (rm_now_ns() - rr->lost_at_ns) / 1000000);
+    else
+        LOG_WARN("FAILOVER: %s; the replica resumed from checkpoint %"
+                 PRIu64 " %" PRIu64 " ms after the primary was declared "
+                 "lost", rm_error_str(&rr->why), rr->committed_epoch,
+                 (rm_now_ns() - rr->lost_at_ns) / 1000000);
     write_status(be, rr);
     if (cfg->serve_control) {
         control = rm_vm_control_start(be, cfg->receive.key, cfg->quorum,
