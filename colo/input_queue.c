@@ -102,6 +102,20 @@ static void efd_take(struct rm_colo_inq *q)
         return;    /* cannot happen while the count matches the queue */
 }
 
+/* Take the head frame out of the queue (and its count off the eventfd).
+ * Under q->lock; the queue is not empty. */
+static struct inframe *pop_locked(struct rm_colo_inq *q)
+{
+    struct inframe *f = q->head;
+
+    q->head = f->next;
+    if (!q->head)
+        q->tail = NULL;
+    q->st.waiting--;
+    efd_take(q);
+    return f;
+}
+
 ssize_t rm_colo_inq_read(void *opaque, void *buf, size_t cap)
 {
     struct rm_colo_inq *q = opaque;
@@ -109,18 +123,13 @@ ssize_t rm_colo_inq_read(void *opaque, void *buf, size_t cap)
     size_t n;
 
     pthread_mutex_lock(&q->lock);
-    f = q->head;
-    if (!f) {
+    if (!q->head) {
         pthread_mutex_unlock(&q->lock);
         return 0;
     }
-    q->head = f->next;
-    if (!q->head)
-        q->tail = NULL;
-    q->st.waiting--;
+    f = pop_locked(q);
     q->st.read++;
     q->st.last_read = f->seq;
-    efd_take(q);
     pthread_mutex_unlock(&q->lock);
     n = f->len < cap ? f->len : cap;
     memcpy(buf, f->data, n);
@@ -152,15 +161,8 @@ int rm_colo_inq_cut(struct rm_colo_inq *q, uint64_t input_seq,
         goto out;
     }
     while (q->head && q->head->seq <= input_seq) {
-        struct inframe *f = q->head;
-
-        q->head = f->next;
-        if (!q->head)
-            q->tail = NULL;
-        q->st.waiting--;
+        free(pop_locked(q));
         q->st.dropped_at_cut++;
-        efd_take(q);
-        free(f);
     }
     q->st.last_read = input_seq;
 out:

@@ -31,21 +31,6 @@ struct rm_colo_primary {
     struct rm_colo_primary_stats st;
 };
 
-const char *rm_colo_cause_name(enum rm_colo_cause cause)
-{
-    switch (cause) {
-    case RM_COLO_CAUSE_MISMATCH:
-        return "mismatch";
-    case RM_COLO_CAUSE_TIMEOUT:
-        return "timeout";
-    case RM_COLO_CAUSE_OVERFLOW:
-        return "overflow";
-    case RM_COLO_CAUSE_PERIODIC:
-        return "periodic";
-    }
-    return "?";
-}
-
 struct rm_colo_primary *rm_colo_primary_new(const struct rm_colo_primary_cfg *cfg,
                                             struct rm_error *err)
 {

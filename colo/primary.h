@@ -74,8 +74,6 @@ struct rm_colo_primary_stats {
 };
 void rm_colo_primary_get_stats(struct rm_colo_primary *cp,
                                struct rm_colo_primary_stats *st);
-/* "mismatch", "timeout", "overflow", "periodic". */
-const char *rm_colo_cause_name(enum rm_colo_cause cause);
 
 /* Stops the mirror (call with the VM suspended, or after it ended). */
 void rm_colo_primary_free(struct rm_colo_primary *cp);

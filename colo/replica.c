@@ -79,8 +79,7 @@ static int replica_out(void *opaque, const void *frame, size_t len)
     return rc;
 }
 
-/* Send the replica's dirty pages as ColoDirty parts; every page when
- * @dirty is NULL (the backend could not tell which). */
+/* Send the replica's dirty pages as ColoDirty parts. */
 static int send_dirty(struct rm_colo_replica *cr, uint64_t epoch,
                       const unsigned long *dirty, uint64_t nr_pfns)
 {
@@ -92,7 +91,7 @@ static int send_dirty(struct rm_colo_replica *cr, uint64_t epoch,
     if (cr->test_drop_dirty)
         nr_pfns = 0;
     for (pfn = 0; pfn < nr_pfns; pfn++) {
-        if (dirty && !rm_bitmap_test(dirty, pfn))
+        if (!rm_bitmap_test(dirty, pfn))
             continue;
         cr->pfns[n++] = pfn;
         if (n == RM_COLO_PFNS_MAX) {
@@ -114,7 +113,6 @@ static int on_checkpoint(struct rm_colo_replica *cr,
 {
     const unsigned long *dirty = NULL;
     uint64_t nr_pfns = 0, epoch = msg->u.colo_checkpoint.epoch;
-    struct rm_error why = { 0 };
     int rc;
 
     pthread_mutex_lock(&cr->lock);
@@ -129,17 +127,11 @@ static int on_checkpoint(struct rm_colo_replica *cr,
     cr->cut_input = msg->u.colo_checkpoint.input_seq;
     cr->st.checkpoints_asked++;
     pthread_mutex_unlock(&cr->lock);
-    rc = cr->ops.pause(cr->ops.opaque, &dirty, &nr_pfns, &why);
+    rc = cr->ops.pause(cr->ops.opaque, &dirty, &nr_pfns, err);
     if (rc) {
-        /* Then every page is sent: slower, never wrong. */
-        LOG_WARN("checkpoint %" PRIu64 ": the replica's dirty pages are not "
-                 "known (%s): asking for all of them", epoch,
-                 rm_error_str(&why));
-        dirty = NULL;
-        if (!nr_pfns)
-            return rm_error_set(err, rc, "pausing the replica for "
-                                "checkpoint %" PRIu64 ": %s", epoch,
-                                rm_error_str(&why));
+        rm_error_prefix(err, "pausing the replica for checkpoint %" PRIu64
+                        ": ", epoch);
+        return rc;
     }
     rc = send_dirty(cr, epoch, dirty, nr_pfns);
     if (rc)

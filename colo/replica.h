@@ -12,9 +12,8 @@
  *   message()     the primary's COLO messages: colo_input frames are
  *                 queued for the replica; ColoCheckpoint(E, input_seq)
  *                 pauses the replica and answers with the pages it changed
- *                 since it last ran from a checkpoint (ColoDirty parts;
- *                 all pages when the backend cannot tell), which the
- *                 primary sends with checkpoint E.
+ *                 since it last ran from a checkpoint (ColoDirty parts),
+ *                 which the primary sends with checkpoint E.
  * The acknowledgement goes out before the replica runs, so that the
  * primary's comparator has the checkpoint's release behind it when the
  * replica's first frame arrives (one channel, in order).

@@ -901,6 +901,16 @@ out:
         rm_auth_src_free(&r->auth_src);
     if (r->stream_fd >= 0)
         close(r->stream_fd);
+    if (r->colo) {
+        struct rm_colo_replica_stats cs;
+
+        rm_colo_replica_get_stats(r->colo, &cs);
+        LOG_INFO("COLO: the replica ran from %" PRIu64 " checkpoints, was "
+                 "asked to pause for %" PRIu64 ", sent %" PRIu64 " dirty "
+                 "pages and %" PRIu64 " frames back (%" PRIu64 " failed)",
+                 cs.runs, cs.checkpoints_asked, cs.dirty_pages_sent,
+                 cs.output_frames, cs.output_errors);
+    }
     rm_colo_replica_free(r->colo);   /* the replica is paused (above) */
     close_ctl(r);
     if (r->lfd >= 0 && r->lfd != cfg->listen_fd)

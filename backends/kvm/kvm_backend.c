@@ -182,7 +182,6 @@ static int kvm_colo_mirror(struct rm_backend *b, rm_colo_mirror_fn fn,
                            void *opaque)
 {
     struct kvm_backend *k = kb(b);
-
     bool was_paused;
 
     if (!k->vm)
@@ -223,7 +222,8 @@ static int kvm_colo_run(struct rm_backend *b, const struct rm_colo_net *net,
                                 .read = net->in_read };
     rm_vm_set_net_in(vm, &in);
     rm_vm_set_net_out(vm, net->out, net->opaque);
-    k->colo_dirty = calloc(RM_BITMAP_LONGS((rm_vm_mem_bytes(vm) >> RM_PAGE_SHIFT)), sizeof(long));
+    k->colo_dirty = calloc(RM_BITMAP_LONGS(rm_vm_mem_bytes(vm) >> RM_PAGE_SHIFT),
+                           sizeof(long));
     if (!k->colo_dirty)
         return rm_error_set(err, -ENOMEM, "out of memory");
     rc = rm_vm_logdirty(vm, true);
@@ -243,6 +243,7 @@ static int kvm_colo_pause(struct rm_backend *b, const unsigned long **dirty,
     /* During the restore, the replica; after it, the VM it handed over
      * (a restore that failed destroyed it: then nothing runs). */
     struct rm_vm *vm = k->rarg.replica ? k->rarg.replica : k->rarg.vm;
+    uint64_t nr;
     int rc;
 
     if (!vm || !k->colo_started)
@@ -250,13 +251,13 @@ static int kvm_colo_pause(struct rm_backend *b, const unsigned long **dirty,
     rc = rm_vm_pause(vm);
     if (rc)
         return rm_error_set(err, rc, "pausing the replica");
-    memset(k->colo_dirty, 0,
-           RM_BITMAP_LONGS((rm_vm_mem_bytes(vm) >> RM_PAGE_SHIFT)) * sizeof(long));
+    nr = rm_vm_mem_bytes(vm) >> RM_PAGE_SHIFT;
+    memset(k->colo_dirty, 0, RM_BITMAP_LONGS(nr) * sizeof(long));
     rc = rm_vm_harvest_dirty(vm, k->colo_dirty);
     if (rc)
         return rm_error_set(err, rc, "the replica's dirty log");
     *dirty = k->colo_dirty;
-    *nr_pfns = (rm_vm_mem_bytes(vm) >> RM_PAGE_SHIFT);
+    *nr_pfns = nr;
     return 0;
 }
 
