@@ -132,6 +132,11 @@ struct rm_backend_ops {
      * 0 or -errno with the reason in @err. */
     int (*colo_pause)(struct rm_backend *b, const unsigned long **dirty,
                       uint64_t *nr_pfns, struct rm_error *err);
+    /* Replica role, from the restore engine's thread: a checkpoint was
+     * just committed to the paused replica, and it stays paused (COLO's
+     * buffered mode): from then on a takeover resumes it from the last
+     * committed checkpoint's state, as in Remus mode, until colo_run. */
+    void (*colo_park)(struct rm_backend *b);
 
     /* Free the backend.  A replica that never took over is discarded; a
      * VM this process runs (KVM) ends with it; a Xen domain that is the

@@ -31,6 +31,25 @@ static void usage(FILE *out)
             "Exit status: 0; 1 when NAME is given and not found.\n");
 }
 
+/* COLO's line under its row: the mode, checkpoints by cause, queues. */
+static void print_colo(const struct rm_status *st)
+{
+    if (!strcmp(st->role, "primary"))
+        printf("%-16s   COLO %s: checkpoints by cause mismatch %" PRIu64
+               ", timeout %" PRIu64 ", full queue %" PRIu64 ", periodic %"
+               PRIu64 ", buffered %" PRIu64 "; fallbacks %" PRIu64 "; "
+               "frames held %" PRIu64 " (VM) %" PRIu64 " (replica)\n", "",
+               st->colo_mode, st->colo_checkpoints[0],
+               st->colo_checkpoints[1], st->colo_checkpoints[2],
+               st->colo_checkpoints[3], st->colo_buffered_checkpoints,
+               st->colo_fallbacks, st->colo_held_primary,
+               st->colo_held_replica);
+    else
+        printf("%-16s   COLO %s: checkpoints committed in buffered mode %"
+               PRIu64 "\n", "", st->colo_mode,
+               st->colo_buffered_checkpoints);
+}
+
 static bool alive(int pid)
 {
     return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
@@ -89,7 +108,7 @@ int cmd_status(int argc, char **argv)
         if (!alive(st.pid))
             snprintf(st.state, sizeof(st.state), "dead");
         if (json) {
-            char buf[2048];
+            char buf[4096];
 
             rm_status_to_json(&st, buf, sizeof(buf));
             printf("%s%s", found ? "," : "", buf);
@@ -100,6 +119,8 @@ int cmd_status(int argc, char **argv)
                    st.last_dirty_pages, st.last_bytes, st.peer);
             if (st.detail[0])
                 printf("%-16s   %s\n", "", st.detail);
+            if (st.colo_mode[0])
+                print_colo(&st);
         }
         found++;
     }

@@ -36,6 +36,8 @@ int cli_protect_parse(struct protect_args *a, int argc, char **argv)
         { "colo", no_argument, NULL, 0x305 },
         { "compare-timeout", required_argument, NULL, 0x306 },
         { "colo-max-interval", required_argument, NULL, 0x307 },
+        { "colo-fallback", required_argument, NULL, 0x308 },
+        { "colo-fallback-hold", required_argument, NULL, 0x309 },
         CLI_SPAWN_OPTS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -138,6 +140,19 @@ int cli_protect_parse(struct protect_args *a, int argc, char **argv)
                            &pc->colo_max_interval_ms))
                 return RM_EXIT_USAGE;
             continue;
+        case 0x308:
+            a->colo_only = "--colo-fallback";
+            if (cli_uint32(CMD, "--colo-fallback", optarg, 0, 100000,
+                           &pc->colo_fallback_rate))
+                return RM_EXIT_USAGE;
+            a->fallback_set = true;
+            continue;
+        case 0x309:
+            a->colo_only = "--colo-fallback-hold";
+            if (cli_uint32(CMD, "--colo-fallback-hold", optarg, 1, CLI_MS_MAX,
+                           &pc->colo_fallback_hold_ms))
+                return RM_EXIT_USAGE;
+            continue;
         case 'h':
             cli_protect_usage(stdout);
             return -1;
@@ -165,6 +180,11 @@ int cli_protect_parse(struct protect_args *a, int argc, char **argv)
     }
     if (pc->colo)
         pc->compress = false;
+    /* By default COLO falls back once divergences ask for as many
+     * checkpoints as buffered mode takes (one every -i). */
+    if (pc->colo && !a->fallback_set)
+        pc->colo_fallback_rate = pc->interval_ms >= 1000
+                                     ? 1 : 1000 / pc->interval_ms;
     if (a->colo_only && !pc->colo)
         return cli_usage_error(CMD, "%s is for COLO: add --colo",
                                a->colo_only);

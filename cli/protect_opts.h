@@ -24,6 +24,7 @@ struct protect_args {
     const char *stats_path, *digest_path, *release_path, *key_path;
     const char *kvm_only, *xen_only;   /* an option given that is */
     const char *colo_only;             /* ... that needs --colo */
+    bool fallback_set;                 /* --colo-fallback given */
     struct cli_spawn sp;               /* HOST without :PORT */
     const char *spawn_host;
     const char *desc_path;             /* VM: the description file */

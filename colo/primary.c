@@ -16,11 +16,30 @@
 #include "common/sr.h"
 #include "netbuf/netbuf_colo.h"
 
+/* What the next checkpoint changes (decided by wait(), done by cut()). */
+enum switch_to {
+    STAY,
+    TO_BUFFERED,                   /* the fallback */
+    TO_COMPARING,                  /* the hold is over */
+};
+
+#define HOLD_MAX_FACTOR 64u
+
 struct rm_colo_primary {
     struct rm_colo_primary_cfg cfg;
     uint64_t in_seq;               /* __atomic: input frames mirrored */
+    bool started;                  /* checkpoint 1 was cut */
     bool mirroring;
     enum rm_colo_cause next_cause; /* of the checkpoint wait() ended for */
+    /* the checkpoint loop's own (wait() and cut()): */
+    bool buffered;                 /* the replica does not run */
+    enum switch_to next_switch;
+    uint64_t *div_at;              /* the last fallback_rate divergence
+                                    * checkpoints' times, a ring */
+    unsigned div_n, div_next;
+    uint64_t since_ns;             /* buffered: since; comparing: since
+                                    * the return (0: never buffered) */
+    unsigned hold_ms;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     /* under lock: the replica's dirty pages being collected */
@@ -50,10 +69,22 @@ struct rm_colo_primary *rm_colo_primary_new(const struct rm_colo_primary_cfg *cf
         cp->cfg.max_interval_ms = 2000;
     if (!cp->cfg.dirty_timeout_ms)
         cp->cfg.dirty_timeout_ms = 4000;
+    if (!cp->cfg.fallback_hold_ms)
+        cp->cfg.fallback_hold_ms = 10000;
+    if (!cp->cfg.buffered_interval_ms)
+        cp->cfg.buffered_interval_ms = 20;
+    cp->hold_ms = cp->cfg.fallback_hold_ms;
+    if (cp->cfg.fallback_rate &&
+        !(cp->div_at = calloc(cp->cfg.fallback_rate, sizeof(uint64_t)))) {
+        free(cp);
+        rm_error_set(err, -ENOMEM, "colo: out of memory");
+        return NULL;
+    }
     cp->next_cause = RM_COLO_CAUSE_PERIODIC;
     pthread_mutex_init(&cp->lock, NULL);
     if (rm_cond_init_monotonic(&cp->cond)) {   /* rm_deadline_ts's clock */
         pthread_mutex_destroy(&cp->lock);
+        free(cp->div_at);
         free(cp);
         rm_error_set(err, -ENOMEM, "colo: no condition variable");
         return NULL;
@@ -132,6 +163,58 @@ int rm_colo_primary_message(struct rm_colo_primary *cp,
     }
 }
 
+/* At checkpoint @epoch's cut (the VM suspended, the replica paused): into
+ * or out of buffered mode, as wait() decided. */
+static int switch_mode(struct rm_colo_primary *cp, uint64_t epoch,
+                       struct rm_error *err)
+{
+    bool to_buffered = cp->next_switch == TO_BUFFERED;
+    uint64_t now = rm_now_ns();
+    int rc;
+
+    rc = cp->cfg.set_mirror(cp->cfg.set_mirror_opaque,
+                            to_buffered ? NULL : mirror, cp);
+    if (rc)
+        return rm_error_set(err, rc, "%s mirroring the VM's input",
+                            to_buffered ? "stopping" : "starting");
+    cp->mirroring = !to_buffered;
+    rc = rm_netbuf_colo_set_buffered(cp->cfg.netbuf, to_buffered);
+    if (rc)
+        return rm_error_set(err, rc, "colo: the netbuf is not COLO's");
+    if (to_buffered) {
+        /* Falling back again soon after the return: hold longer. */
+        if (cp->since_ns && now - cp->since_ns <
+                            (uint64_t)cp->hold_ms * 1000000)
+            cp->hold_ms = cp->hold_ms * 2 > cp->cfg.fallback_hold_ms *
+                                            HOLD_MAX_FACTOR
+                              ? cp->cfg.fallback_hold_ms * HOLD_MAX_FACTOR
+                              : cp->hold_ms * 2;
+        else
+            cp->hold_ms = cp->cfg.fallback_hold_ms;
+        LOG_WARN("COLO: %u checkpoints asked by a divergence within 1 s "
+                 "(--colo-fallback %u): buffered (Remus) mode from "
+                 "checkpoint %" PRIu64 " for %u ms, a checkpoint every %u "
+                 "ms, the replica paused", cp->cfg.fallback_rate,
+                 cp->cfg.fallback_rate, epoch, cp->hold_ms,
+                 cp->cfg.buffered_interval_ms);
+    } else {
+        LOG_INFO("COLO: comparing outputs again from checkpoint %" PRIu64
+                 " after %" PRIu64 " ms of buffered mode", epoch,
+                 (now - cp->since_ns) / 1000000);
+    }
+    cp->buffered = to_buffered;
+    cp->since_ns = now;
+    cp->div_n = cp->div_next = 0;
+    cp->next_switch = STAY;
+    pthread_mutex_lock(&cp->lock);
+    cp->st.buffered = to_buffered;
+    cp->st.hold_ms = cp->hold_ms;
+    if (to_buffered)
+        cp->st.fallbacks++;
+    pthread_mutex_unlock(&cp->lock);
+    return 0;
+}
+
 int rm_colo_primary_cut(struct rm_colo_primary *cp, uint64_t epoch,
                         unsigned long *dirty, uint64_t nr_pfns,
                         struct rm_error *err)
@@ -140,13 +223,20 @@ int rm_colo_primary_cut(struct rm_colo_primary *cp, uint64_t epoch,
     uint64_t input;
     int rc = 0;
 
-    if (!cp->mirroring) {
+    if (!cp->started) {
         /* Checkpoint 1 holds everything the VM read so far: the replica
          * gets what comes from now on. */
         rc = cp->cfg.set_mirror(cp->cfg.set_mirror_opaque, mirror, cp);
         if (rc)
             return rm_error_set(err, rc, "mirroring the VM's input");
-        cp->mirroring = true;
+        cp->mirroring = cp->started = true;
+        return 0;
+    }
+    if (cp->buffered && cp->next_switch == STAY) {
+        /* The replica does not run: it changed nothing. */
+        pthread_mutex_lock(&cp->lock);
+        cp->st.buffered_checkpoints++;
+        pthread_mutex_unlock(&cp->lock);
         return 0;
     }
     input = __atomic_load_n(&cp->in_seq, __ATOMIC_RELAXED);
@@ -155,10 +245,14 @@ int rm_colo_primary_cut(struct rm_colo_primary *cp, uint64_t epoch,
     cp->dirty = dirty;
     cp->nr_pfns = nr_pfns;
     cp->got_last = false;
-    cp->st.by_cause[cp->next_cause]++;
+    if (cp->buffered)
+        cp->st.buffered_checkpoints++;
+    else
+        cp->st.by_cause[cp->next_cause]++;
     pthread_mutex_unlock(&cp->lock);
     rc = rm_chan_send_colo_checkpoint(cp->cfg.chan, epoch, input,
-                                      cp->next_cause);
+                                      cp->next_cause,
+                                      cp->next_switch == TO_BUFFERED);
     if (rc) {
         rm_error_set(err, rc, "asking the replica to pause for checkpoint %"
                      PRIu64 ": %s", epoch, strerror(-rc));
@@ -170,10 +264,14 @@ int rm_colo_primary_cut(struct rm_colo_primary *cp, uint64_t epoch,
         rc = pthread_cond_timedwait(&cp->cond, &cp->lock, &deadline);
     rc = cp->got_last ? 0 : -ETIMEDOUT;
     pthread_mutex_unlock(&cp->lock);
-    if (rc)
+    if (rc) {
         rm_error_set(err, rc, "the replica's dirty pages of checkpoint %"
                      PRIu64 " did not come within %u ms", epoch,
                      cp->cfg.dirty_timeout_ms);
+        goto out;
+    }
+    if (cp->next_switch != STAY)
+        rc = switch_mode(cp, epoch, err);
 out:
     pthread_mutex_lock(&cp->lock);
     cp->want_epoch = 0;
@@ -195,6 +293,53 @@ static enum rm_colo_cause cause_of(enum rm_diverge_cause c)
     return RM_COLO_CAUSE_MISMATCH;
 }
 
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+    nanosleep(&ts, NULL);
+}
+
+/* One more checkpoint asked by a divergence, at @now: are there
+ * fallback_rate of them within the last second? */
+static bool divergence_rate_high(struct rm_colo_primary *cp, uint64_t now)
+{
+    uint64_t oldest;
+
+    if (!cp->cfg.fallback_rate)
+        return false;
+    cp->div_at[cp->div_next] = now;
+    cp->div_next = (cp->div_next + 1) % cp->cfg.fallback_rate;
+    if (cp->div_n < cp->cfg.fallback_rate)
+        cp->div_n++;
+    if (cp->div_n < cp->cfg.fallback_rate)
+        return false;
+    oldest = cp->div_at[cp->div_next];     /* the ring is full */
+    return now - oldest < 1000000000ull;
+}
+
+/* Buffered mode: a checkpoint every buffered_interval_ms; the one after
+ * the hold runs the replica again. */
+static int wait_buffered(struct rm_colo_primary *cp,
+                         int (*keep_waiting)(void *opaque), void *opaque,
+                         enum rm_colo_cause *cause)
+{
+    uint64_t end = rm_now_ns() +
+                   (uint64_t)cp->cfg.buffered_interval_ms * 1000000, now;
+    int rc;
+
+    while ((now = rm_now_ns()) < end) {
+        rc = keep_waiting(opaque);
+        if (rc)
+            return rc;
+        sleep_ms(1);
+    }
+    *cause = cp->next_cause = RM_COLO_CAUSE_PERIODIC;
+    if (now - cp->since_ns >= (uint64_t)cp->hold_ms * 1000000)
+        cp->next_switch = TO_COMPARING;
+    return 0;
+}
+
 int rm_colo_primary_wait(struct rm_colo_primary *cp,
                          int (*keep_waiting)(void *opaque), void *opaque,
                          enum rm_colo_cause *cause)
@@ -204,6 +349,8 @@ int rm_colo_primary_wait(struct rm_colo_primary *cp,
     struct rm_compare_stats st;
     int rc;
 
+    if (cp->buffered)
+        return wait_buffered(cp, keep_waiting, opaque, cause);
     for (;;) {
         rm_netbuf_colo_tick(cp->cfg.netbuf);
         rm_netbuf_colo_stats(cp->cfg.netbuf, &st);
@@ -219,13 +366,12 @@ int rm_colo_primary_wait(struct rm_colo_primary *cp,
         rc = keep_waiting(opaque);
         if (rc)
             return rc;
-        {
-            struct timespec ts = { 0, 1000000 };   /* 1 ms */
-
-            nanosleep(&ts, NULL);
-        }
+        sleep_ms(1);
     }
     cp->next_cause = *cause;
+    if (*cause != RM_COLO_CAUSE_PERIODIC &&
+        divergence_rate_high(cp, rm_now_ns()))
+        cp->next_switch = TO_BUFFERED;
     return 0;
 }
 
@@ -245,5 +391,6 @@ void rm_colo_primary_free(struct rm_colo_primary *cp)
         cp->cfg.set_mirror(cp->cfg.set_mirror_opaque, NULL, NULL);
     pthread_mutex_destroy(&cp->lock);
     pthread_cond_destroy(&cp->cond);
+    free(cp->div_at);
     free(cp);
 }

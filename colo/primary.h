@@ -21,6 +21,18 @@
  *   wait()      after E is acknowledged: until the comparator asks for a
  *               checkpoint (a mismatch, a timeout, a full queue) or
  *               max_interval passes, ticking the comparator's timeouts.
+ *
+ * Fallback: when checkpoints asked by a divergence (mismatch, timeout,
+ * full queue) come at fallback_rate or more within one second, COLO costs
+ * more than it gives (both VMs run, and every diverging reply waits for a
+ * checkpoint anyway): the next checkpoint (ColoCheckpoint buffered) stops
+ * the replica and the mirror, and the comparator holds every frame until
+ * the acknowledgement of the checkpoint after it (buffered, Remus, mode),
+ * with a checkpoint every buffered_interval_ms.  After fallback_hold_ms
+ * the next checkpoint runs the replica again from its state (COLO again).
+ * A fallback within one hold of the return doubles the hold (up to 64
+ * times fallback_hold_ms); a later one starts again from fallback_hold_ms.
+ * Each switch is logged.
  */
 #ifndef REMUS_COLO_PRIMARY_H
 #define REMUS_COLO_PRIMARY_H
@@ -40,6 +52,9 @@ struct rm_colo_primary_cfg {
     struct rm_netbuf *netbuf;         /* COLO's (not owned) */
     unsigned max_interval_ms;         /* a checkpoint at least this often */
     unsigned dirty_timeout_ms;        /* for the replica's dirty pages */
+    unsigned fallback_rate;           /* divergences per second; 0: never */
+    unsigned fallback_hold_ms;        /* buffered at least this long */
+    unsigned buffered_interval_ms;    /* buffered mode's interval */
     /* Start (fn) / stop (NULL) mirroring the VM's input: the backend's
      * colo_mirror.  Called with the VM suspended. */
     int (*set_mirror)(void *opaque, rm_colo_mirror_fn fn, void *fn_opaque);
@@ -68,9 +83,14 @@ int rm_colo_primary_wait(struct rm_colo_primary *cp,
                          enum rm_colo_cause *cause);
 
 struct rm_colo_primary_stats {
-    uint64_t by_cause[RM_COLO_CAUSE_PERIODIC + 1];  /* checkpoints asked */
+    uint64_t by_cause[RM_COLO_CAUSE_PERIODIC + 1];  /* checkpoints asked
+                                                     * while comparing */
     uint64_t input_frames, input_errors;             /* mirrored */
     uint64_t replica_dirty_pages;                    /* in all */
+    bool buffered;                                   /* now */
+    uint64_t fallbacks;                              /* to buffered mode */
+    uint64_t buffered_checkpoints;                   /* taken in it */
+    unsigned hold_ms;                                /* the current hold */
 };
 void rm_colo_primary_get_stats(struct rm_colo_primary *cp,
                                struct rm_colo_primary_stats *st);

@@ -22,6 +22,9 @@ struct rm_colo_replica {
     /* under lock: */
     uint64_t cut_epoch;            /* the checkpoint under way (0: none) */
     uint64_t cut_input;            /* its input_seq */
+    bool cut_buffered;             /* ... and its buffered mark */
+    bool parked;                   /* buffered mode: the replica is paused
+                                    * and stays so at commits */
     uint64_t *pfns;                /* a ColoDirty part being filled */
     bool test_drop_dirty;          /* TESTS ONLY */
     struct rm_colo_replica_stats st;
@@ -113,6 +116,7 @@ static int on_checkpoint(struct rm_colo_replica *cr,
 {
     const unsigned long *dirty = NULL;
     uint64_t nr_pfns = 0, epoch = msg->u.colo_checkpoint.epoch;
+    bool parked;
     int rc;
 
     pthread_mutex_lock(&cr->lock);
@@ -125,8 +129,21 @@ static int on_checkpoint(struct rm_colo_replica *cr,
     }
     cr->cut_epoch = epoch;
     cr->cut_input = msg->u.colo_checkpoint.input_seq;
+    cr->cut_buffered = msg->u.colo_checkpoint.buffered;
     cr->st.checkpoints_asked++;
+    parked = cr->parked;
     pthread_mutex_unlock(&cr->lock);
+    if (parked) {
+        /* It did not run since it last paused: it changed nothing. */
+        rc = rm_chan_send_colo_dirty(cr->chan, epoch,
+                                     __atomic_load_n(&cr->out_seq,
+                                                     __ATOMIC_RELAXED),
+                                     NULL, 0, true);
+        if (rc)
+            return rm_error_set(err, rc, "answering COLO checkpoint %"
+                                PRIu64 ": %s", epoch, strerror(-rc));
+        return 0;
+    }
     rc = cr->ops.pause(cr->ops.opaque, &dirty, &nr_pfns, err);
     if (rc) {
         rm_error_prefix(err, "pausing the replica for checkpoint %" PRIu64
@@ -165,6 +182,7 @@ int rm_colo_replica_committed(struct rm_colo_replica *cr, uint64_t epoch,
         .in_read = replica_in, .out = replica_out,
     };
     uint64_t input = 0;
+    bool park = false, was_parked;
     int rc;
 
     pthread_mutex_lock(&cr->lock);
@@ -175,9 +193,17 @@ int rm_colo_replica_committed(struct rm_colo_replica *cr, uint64_t epoch,
         pthread_mutex_unlock(&cr->lock);
         return rc;
     }
-    if (cr->cut_epoch)
+    was_parked = cr->parked;
+    if (cr->cut_epoch) {
         input = cr->cut_input;
-    else if (epoch > 1) {
+        park = cr->cut_buffered;
+    } else if (cr->parked) {
+        /* Buffered mode: it stays paused, its memory now the
+         * checkpoint's. */
+        cr->st.buffered_commits++;
+        pthread_mutex_unlock(&cr->lock);
+        return 0;
+    } else if (epoch > 1) {
         /* Its dirty pages were never asked for: the replica's memory is a
          * mix of its own run and the checkpoint.  It must not run. */
         pthread_mutex_unlock(&cr->lock);
@@ -192,11 +218,27 @@ int rm_colo_replica_committed(struct rm_colo_replica *cr, uint64_t epoch,
     rc = rm_colo_inq_cut(cr->inq, input, err);
     if (rc)
         return rc;
+    if (park) {
+        cr->ops.park(cr->ops.opaque);
+        pthread_mutex_lock(&cr->lock);
+        cr->parked = cr->st.parked = true;
+        cr->st.buffered_commits++;
+        pthread_mutex_unlock(&cr->lock);
+        if (!was_parked)
+            LOG_WARN("COLO: buffered (Remus) mode from checkpoint %" PRIu64
+                     " (the primary's choice): the replica stays paused",
+                     epoch);
+        return 0;
+    }
     rc = cr->ops.run(cr->ops.opaque, &net, err);
     if (!rc) {
         pthread_mutex_lock(&cr->lock);
+        cr->parked = cr->st.parked = false;
         cr->st.runs++;
         pthread_mutex_unlock(&cr->lock);
+        if (was_parked)
+            LOG_INFO("COLO: the replica runs again from checkpoint %" PRIu64,
+                     epoch);
     }
     return rc;
 }

@@ -14,6 +14,11 @@
  *                 pauses the replica and answers with the pages it changed
  *                 since it last ran from a checkpoint (ColoDirty parts),
  *                 which the primary sends with checkpoint E.
+ *                 A ColoCheckpoint marked buffered: once E is committed
+ *                 the replica stays paused (the backend's colo_park), and
+ *                 the checkpoints that follow come without a request,
+ *                 until a ColoCheckpoint without the mark (answered with
+ *                 no pages: a paused replica changed none) runs it again.
  * The acknowledgement goes out before the replica runs, so that the
  * primary's comparator has the checkpoint's release behind it when the
  * replica's first frame arrives (one channel, in order).
@@ -36,6 +41,7 @@ struct rm_colo_replica_ops {
                struct rm_error *err);
     int (*pause)(void *opaque, const unsigned long **dirty, uint64_t *nr_pfns,
                  struct rm_error *err);
+    void (*park)(void *opaque);      /* stays paused (buffered mode) */
 };
 
 /* @chan: the control channel (not owned; outlives it).  NULL with the
@@ -62,6 +68,8 @@ int rm_colo_replica_committed(struct rm_colo_replica *cr, uint64_t epoch,
 
 struct rm_colo_replica_stats {
     uint64_t runs;                 /* checkpoints the replica ran from */
+    uint64_t buffered_commits;     /* committed while it stays paused */
+    bool parked;                   /* now: buffered mode */
     uint64_t checkpoints_asked;    /* ColoCheckpoint received */
     uint64_t dirty_pages_sent;     /* pfns sent back, in all */
     uint64_t output_frames;        /* the replica's frames sent back */

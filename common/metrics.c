@@ -273,6 +273,34 @@ int rm_metrics_render(struct rm_metrics *m, bool openmetrics, char **out,
               "replica took over (0: never).",
               (double)st.failover_unix_ms / 1e3);
     }
+    if (st.colo_mode[0]) {
+        gauge(&o, "remus_colo_buffered", "COLO: 1 in buffered (Remus) mode "
+              "(the replica paused after divergences came too often), 0 "
+              "while outputs are compared.",
+              !strcmp(st.colo_mode, "buffered"));
+        counter(&o, "remus_colo_buffered_checkpoints", "COLO: checkpoints "
+                "taken (primary) or committed (secondary) in buffered "
+                "mode.", st.colo_buffered_checkpoints);
+    }
+    if (st.colo_mode[0] && primary) {
+        static const char *const causes[4] = {
+            "mismatch", "timeout", "overflow", "periodic",
+        };
+
+        family(&o, "remus_colo_checkpoints", "counter", "COLO: checkpoints "
+               "asked while comparing, by cause.");
+        for (i = 0; i < 4; i++)
+            put(&o, "remus_colo_checkpoints_total{cause=\"%s\"} %" PRIu64
+                "\n", causes[i], st.colo_checkpoints[i]);
+        counter(&o, "remus_colo_fallbacks", "COLO: switches to buffered "
+                "mode.", st.colo_fallbacks);
+        family(&o, "remus_colo_held_frames", "gauge", "COLO: frames in the "
+               "comparator's queues, the VM's and the replica's.");
+        put(&o, "remus_colo_held_frames{side=\"vm\"} %" PRIu64 "\n",
+            st.colo_held_primary);
+        put(&o, "remus_colo_held_frames{side=\"replica\"} %" PRIu64 "\n",
+            st.colo_held_replica);
+    }
     gauge(&o, "remus_last_update_timestamp_seconds", "When the status was "
           "last published.", (double)st.updated_unix_ms / 1e3);
     if (openmetrics)

@@ -118,6 +118,11 @@ static int put_u64(char *buf, int len, int off, const char *key, uint64_t v,
                           last ? "" : ",");
 }
 
+static const char *const colo_cause_keys[4] = {
+    "colo_checkpoints_mismatch", "colo_checkpoints_timeout",
+    "colo_checkpoints_overflow", "colo_checkpoints_periodic",
+};
+
 int rm_status_to_json(const struct rm_status *st, char *buf, int len)
 {
     int off = snprintf(buf, (size_t)len, "{\n");
@@ -140,6 +145,22 @@ int rm_status_to_json(const struct rm_status *st, char *buf, int len)
     off = put_u64(buf, len, off, "interval_ms", st->interval_ms, false);
     off = put_u64(buf, len, off, "failover_unix_ms", st->failover_unix_ms,
                   false);
+    if (st->colo_mode[0]) {
+        unsigned i;
+
+        off = put_str(buf, len, off, "colo_mode", st->colo_mode);
+        for (i = 0; i < 4; i++)
+            off = put_u64(buf, len, off, colo_cause_keys[i],
+                          st->colo_checkpoints[i], false);
+        off = put_u64(buf, len, off, "colo_checkpoints_buffered",
+                      st->colo_buffered_checkpoints, false);
+        off = put_u64(buf, len, off, "colo_fallbacks", st->colo_fallbacks,
+                      false);
+        off = put_u64(buf, len, off, "colo_held_primary",
+                      st->colo_held_primary, false);
+        off = put_u64(buf, len, off, "colo_held_replica",
+                      st->colo_held_replica, false);
+    }
     off = put_u64(buf, len, off, "updated_unix_ms", st->updated_unix_ms,
                   true);
     off += snprintf(buf + off, off < len ? (size_t)(len - off) : 0, "}\n");
@@ -228,7 +249,7 @@ int rm_status_check_writer(const struct rm_status *st, struct rm_error *err)
 
 int rm_status_write(const struct rm_status *st_in, struct rm_error *err)
 {
-    char path[512], tmp[540], json[2048];
+    char path[512], tmp[540], json[4096];
     struct rm_status copy = *st_in, *st = &copy;
     int fd, n, rc;
 
@@ -350,7 +371,7 @@ static int get_u64(const char *js, const char *key, uint64_t *v)
 int rm_status_read(const char *path, struct rm_status *st,
                    struct rm_error *err)
 {
-    char js[4096];
+    char js[8192];
     uint64_t pid = 0;
     ssize_t n;
     int fd, bad = 0;
@@ -383,6 +404,20 @@ int rm_status_read(const char *path, struct rm_status *st,
     bad |= get_u64(js, "interval_ms", &st->interval_ms);
     bad |= get_u64(js, "failover_unix_ms", &st->failover_unix_ms);
     bad |= get_u64(js, "updated_unix_ms", &st->updated_unix_ms);
+    /* COLO's, when it runs: all or none */
+    if (!get_str(js, "colo_mode", st->colo_mode, sizeof(st->colo_mode))) {
+        unsigned i;
+
+        for (i = 0; i < 4; i++)
+            bad |= get_u64(js, colo_cause_keys[i], &st->colo_checkpoints[i]);
+        bad |= get_u64(js, "colo_checkpoints_buffered",
+                       &st->colo_buffered_checkpoints);
+        bad |= get_u64(js, "colo_fallbacks", &st->colo_fallbacks);
+        bad |= get_u64(js, "colo_held_primary", &st->colo_held_primary);
+        bad |= get_u64(js, "colo_held_replica", &st->colo_held_replica);
+    } else {
+        st->colo_mode[0] = '\0';
+    }
     if (bad || pid > 0x7fffffff)
         return rm_error_set(err, -EBADMSG, "%s is not a remus status file",
                             path);

@@ -56,6 +56,15 @@ struct rm_status {
     uint64_t interval_ms;
     uint64_t updated_unix_ms;
     uint64_t failover_unix_ms;         /* 0 unless failed over */
+    /* COLO (written only when colo_mode is set): */
+    char colo_mode[16];                /* "comparing", "buffered" or "" */
+    uint64_t colo_checkpoints[4];      /* primary: asked by a mismatch, a
+                                          timeout, a full queue, the
+                                          interval (while comparing) */
+    uint64_t colo_buffered_checkpoints;  /* taken/committed while buffered */
+    uint64_t colo_fallbacks;           /* primary: to buffered mode */
+    uint64_t colo_held_primary;        /* primary: the comparator's queues */
+    uint64_t colo_held_replica;
 
     /* For the observers only (not in the file): */
     bool ready;                        /* doing its job: the primary once

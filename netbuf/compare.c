@@ -57,7 +57,10 @@ struct rm_compare {
     size_t nflows;
     struct side side[2];
     bool diverged;
-    bool held_start;                /* diverged: no replica yet (start_held) */
+    bool held_start;                /* diverged: no replica yet (start_held),
+                                     * or buffered */
+    bool buffered;                  /* set_buffered(): held_start again at
+                                     * every checkpoint_done */
     enum rm_diverge_cause cause;    /* of the divergence, if diverged */
     bool cut;                       /* a checkpoint is under way */
     struct cframe *post_head;       /* first primary frame since the cut */
@@ -503,8 +506,8 @@ static void reset_locked(struct rm_compare *c)
 {
     flows_clear(c);
     memset(c->side, 0, sizeof(c->side));
-    c->diverged = false;
-    c->held_start = false;
+    c->diverged = c->buffered;
+    c->held_start = c->buffered;
     c->cut = false;
     c->post_head = NULL;
 }
@@ -514,6 +517,13 @@ void rm_compare_cut(struct rm_compare *c)
     pthread_mutex_lock(&c->lock);
     if (!c->passthrough)
         c->cut = true;
+    pthread_mutex_unlock(&c->lock);
+}
+
+void rm_compare_set_buffered(struct rm_compare *c, bool on)
+{
+    pthread_mutex_lock(&c->lock);
+    c->buffered = on;
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -581,6 +591,7 @@ void rm_compare_get_stats(struct rm_compare *c, struct rm_compare_stats *st)
     st->held_replica = c->side[REPLICA].frames;
     st->flows = c->nflows;
     st->diverged = c->diverged && !c->held_start;
+    st->buffered = c->buffered;
     st->cause = c->cause;
     pthread_mutex_unlock(&c->lock);
 }

@@ -89,6 +89,7 @@ struct rm_compare_stats {
     uint64_t held_primary, held_replica;       /* now */
     uint64_t flows;                            /* open now */
     bool diverged;                             /* now: a checkpoint is due */
+    bool buffered;                             /* now: set_buffered(on) */
     enum rm_diverge_cause cause;               /* ... why (if diverged) */
     uint64_t sink_errors;
 };
@@ -123,6 +124,15 @@ void rm_compare_cut(struct rm_compare *c);
  * the cut), and the primary's frames since the cut are compared afresh,
  * their wait counted from @now_ns. */
 void rm_compare_checkpoint_done(struct rm_compare *c, uint64_t now_ns);
+
+/* Buffered (Remus) mode, for a replica that does not run: from the next
+ * checkpoint_done() on (@on) every primary frame is held as before the
+ * first checkpoint (start_held) and leaves at the acknowledgement of the
+ * first checkpoint whose cut follows it; nothing is compared and no
+ * timeout runs.  Off: the next checkpoint_done() compares again, against
+ * the replica that runs from that checkpoint.  Call it between a cut and
+ * its checkpoint_done (the checkpoint that changes the mode). */
+void rm_compare_set_buffered(struct rm_compare *c, bool on);
 
 /* Failover or an abandoned protection: drop everything held, of both
  * sides (that output reflects state the survivor may never have had);

@@ -58,6 +58,16 @@ uint64_t rm_netbuf_colo_tick(struct rm_netbuf *base)
     return nb ? rm_compare_tick(nb->cmp, rm_now_ns()) : UINT64_MAX;
 }
 
+int rm_netbuf_colo_set_buffered(struct rm_netbuf *base, bool on)
+{
+    struct nb_colo *nb = colo_of(base);
+
+    if (!nb)
+        return -EINVAL;
+    rm_compare_set_buffered(nb->cmp, on);
+    return 0;
+}
+
 bool rm_netbuf_colo_stats(struct rm_netbuf *base, struct rm_compare_stats *st)
 {
     struct nb_colo *nb = colo_of(base);

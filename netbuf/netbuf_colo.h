@@ -37,6 +37,10 @@ int rm_netbuf_replica_output(struct rm_netbuf *nb, const void *frame,
  * call again, UINT64_MAX when nothing waits (or @nb is not COLO's). */
 uint64_t rm_netbuf_colo_tick(struct rm_netbuf *nb);
 
+/* Buffered (Remus) mode on or off (rm_compare_set_buffered): between a
+ * checkpoint's cut and its release.  -EINVAL when @nb is not COLO's. */
+int rm_netbuf_colo_set_buffered(struct rm_netbuf *nb, bool on);
+
 /* The comparator's own counters; false when @nb is not COLO's. */
 bool rm_netbuf_colo_stats(struct rm_netbuf *nb, struct rm_compare_stats *st);
 

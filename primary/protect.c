@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "netbuf/netbuf.h"
+#include "netbuf/netbuf_colo.h"
 #include "proto/channel.h"
 #include "proto/disks.h"
 #include "proto/liveness.h"
@@ -416,6 +417,26 @@ static int announce_stop(struct protect *p)
     return 0;
 }
 
+/* COLO's part of the status: the mode, checkpoints by cause, queues. */
+static void colo_status(struct protect *p)
+{
+    struct rm_colo_primary_stats cs;
+    struct rm_compare_stats qs;
+    unsigned i;
+
+    rm_colo_primary_get_stats(p->colo, &cs);
+    snprintf(p->status.colo_mode, sizeof(p->status.colo_mode), "%s",
+             cs.buffered ? "buffered" : "comparing");
+    for (i = 0; i < 4; i++)
+        p->status.colo_checkpoints[i] = cs.by_cause[RM_COLO_CAUSE_MISMATCH + i];
+    p->status.colo_buffered_checkpoints = cs.buffered_checkpoints;
+    p->status.colo_fallbacks = cs.fallbacks;
+    if (rm_netbuf_colo_stats(p->cfg->netbuf, &qs)) {
+        p->status.colo_held_primary = qs.held_primary;
+        p->status.colo_held_replica = qs.held_replica;
+    }
+}
+
 /* COLO's wait between checkpoints: 0 to go on waiting, 2 for a handover,
  * 3 to stop, -ECONNRESET when the secondary is lost. */
 static int colo_keep_waiting(void *opaque)
@@ -423,7 +444,14 @@ static int colo_keep_waiting(void *opaque)
     struct protect *p = opaque;
     int rc;
 
-    rm_status_tick(&p->status);     /* the loop is alive */
+    /* the loop is alive; the queues change between checkpoints */
+    if (rm_now_ns() - p->status_written_ns >= 200000000ull) {
+        colo_status(p);
+        rm_status_publish(&p->status, "protecting", &p->status_written_ns,
+                          false);
+    } else {
+        rm_status_tick(&p->status);
+    }
     if (handover_due(p))
         return 2;
     if (p->cfg->stop_requested && *p->cfg->stop_requested)
@@ -522,6 +550,8 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
     p->status.last_dirty_pages = st->dirty_pages;
     p->status.last_bytes = st->bytes;
     p->status.total_bytes = p->total_bytes;
+    if (p->colo)
+        colo_status(p);
     rm_quorum_sample(cfg->quorum, &p->quorum_sampled_ns,
                      &p->status.quorate_known, &p->status.quorate);
     rm_status_publish(&p->status, "protecting", &p->status_written_ns, false);
@@ -852,6 +882,9 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
                 .chan = &p->chan, .netbuf = cfg->netbuf,
                 .max_interval_ms = cfg->colo_max_interval_ms,
                 .dirty_timeout_ms = cfg->hb_timeout_ms,
+                .fallback_rate = cfg->colo_fallback_rate,
+                .fallback_hold_ms = cfg->colo_fallback_hold_ms,
+                .buffered_interval_ms = cfg->interval_ms,
                 .set_mirror = cfg->colo_mirror,
                 .set_mirror_opaque = cfg->colo_mirror_opaque,
             };
@@ -980,12 +1013,15 @@ out:
         LOG_INFO("COLO: checkpoints asked by a mismatch %" PRIu64 ", a "
                  "timeout %" PRIu64 ", a full queue %" PRIu64 ", the "
                  "interval %" PRIu64 "; %" PRIu64 " input frames mirrored, %"
-                 PRIu64 " of the replica's dirty pages sent again",
-                 cs.by_cause[RM_COLO_CAUSE_MISMATCH],
+                 PRIu64 " of the replica's dirty pages sent again; fallbacks "
+                 "to buffered mode %" PRIu64 ", checkpoints in it %" PRIu64
+                 "%s", cs.by_cause[RM_COLO_CAUSE_MISMATCH],
                  cs.by_cause[RM_COLO_CAUSE_TIMEOUT],
                  cs.by_cause[RM_COLO_CAUSE_OVERFLOW],
                  cs.by_cause[RM_COLO_CAUSE_PERIODIC], cs.input_frames,
-                 cs.replica_dirty_pages);
+                 cs.replica_dirty_pages, cs.fallbacks,
+                 cs.buffered_checkpoints,
+                 cs.buffered ? " (it ended in buffered mode)" : "");
         /* The mirror stops before the channel it sends on goes. */
         rm_colo_primary_free(p->colo);
     }

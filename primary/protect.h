@@ -87,9 +87,14 @@ struct rm_protect_cfg {
      * (colo_mirror: the backend's, called with the VM suspended to start
      * and, with NULL, to stop), and a checkpoint is taken when the
      * comparator asks or every colo_max_interval_ms, not every interval.
-     * The secondary must run --colo too (the handshake says so). */
+     * The secondary must run --colo too (the handshake says so).
+     * colo_fallback_rate checkpoints asked by a divergence within a second
+     * switch to buffered (Remus) mode, checkpoints every interval_ms, for
+     * colo_fallback_hold_ms (colo/primary.h); rate 0: never. */
     bool colo;
     unsigned colo_max_interval_ms;
+    unsigned colo_fallback_rate;
+    unsigned colo_fallback_hold_ms;
     int (*colo_mirror)(void *opaque, void (*fn)(void *, const void *, size_t),
                        void *fn_opaque);
     void *colo_mirror_opaque;

@@ -377,6 +377,8 @@ int rm_ctl_decode(const uint8_t *buf, size_t len, struct rm_ctl_msg *out,
         out->u.colo_checkpoint.input_seq = m->colo_checkpoint->input_seq;
         out->u.colo_checkpoint.cause =
             (enum rm_colo_cause)m->colo_checkpoint->cause;
+        out->u.colo_checkpoint.buffered = m->colo_checkpoint->has_buffered &&
+                                          m->colo_checkpoint->buffered;
         if (!m->colo_checkpoint->epoch)
             rc = rm_error_set(err, -EBADMSG, "colo checkpoint of epoch 0");
         else if (m->colo_checkpoint->cause < RM_COLO_CAUSE_MISMATCH ||
@@ -584,6 +586,8 @@ int rm_ctl_encode(const struct rm_ctl_msg *msg, uint8_t **frame, size_t *len)
         cc.epoch = msg->u.colo_checkpoint.epoch;
         cc.input_seq = msg->u.colo_checkpoint.input_seq;
         cc.cause = (uint32_t)msg->u.colo_checkpoint.cause;
+        cc.has_buffered = msg->u.colo_checkpoint.buffered;
+        cc.buffered = msg->u.colo_checkpoint.buffered;
         m.body_case = REMUS__REMUS_MSG__BODY_COLO_CHECKPOINT;
         m.colo_checkpoint = &cc;
         break;
@@ -898,13 +902,14 @@ int rm_chan_send_colo_frame(struct rm_chan *ch, bool input, uint64_t seq,
 
 int rm_chan_send_colo_checkpoint(struct rm_chan *ch, uint64_t epoch,
                                  uint64_t input_seq,
-                                 enum rm_colo_cause cause)
+                                 enum rm_colo_cause cause, bool buffered)
 {
     struct rm_ctl_msg m = { .kind = RM_CTL_COLO_CHECKPOINT };
 
     m.u.colo_checkpoint.epoch = epoch;
     m.u.colo_checkpoint.input_seq = input_seq;
     m.u.colo_checkpoint.cause = cause;
+    m.u.colo_checkpoint.buffered = buffered;
     return rm_chan_send(ch, &m);
 }
 

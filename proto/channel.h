@@ -145,6 +145,7 @@ struct rm_ctl_msg {
         struct {
             uint64_t epoch, input_seq;      /* epoch >= 1 */
             enum rm_colo_cause cause;
+            bool buffered;                  /* the replica stops after it */
         } colo_checkpoint;
         struct {
             uint64_t epoch, output_seq;     /* epoch >= 1 */
@@ -211,7 +212,7 @@ int rm_chan_send_colo_frame(struct rm_chan *ch, bool input, uint64_t seq,
                             const void *frame, size_t len);
 int rm_chan_send_colo_checkpoint(struct rm_chan *ch, uint64_t epoch,
                                  uint64_t input_seq,
-                                 enum rm_colo_cause cause);
+                                 enum rm_colo_cause cause, bool buffered);
 /* One part of the replica's dirty pfns (at most RM_COLO_PFNS_MAX,
  * ascending); @last on the final part (which may be empty). */
 int rm_chan_send_colo_dirty(struct rm_chan *ch, uint64_t epoch,

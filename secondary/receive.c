@@ -280,6 +280,14 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
     r->status.acked_epoch = epoch;
     r->status.last_dirty_pages = pages;
     r->status.looping = true;
+    if (r->colo) {
+        struct rm_colo_replica_stats cs;
+
+        rm_colo_replica_get_stats(r->colo, &cs);
+        snprintf(r->status.colo_mode, sizeof(r->status.colo_mode), "%s",
+                 cs.parked ? "buffered" : "comparing");
+        r->status.colo_buffered_checkpoints = cs.buffered_commits;
+    }
     rm_quorum_sample(r->cfg->cluster, &r->quorum_sampled_ns,
                      &r->status.quorate_known, &r->status.quorate);
     rm_status_publish(&r->status, "replica", &r->status_written_ns, false);
@@ -905,11 +913,13 @@ out:
         struct rm_colo_replica_stats cs;
 
         rm_colo_replica_get_stats(r->colo, &cs);
+        res->colo_parked = cs.parked;
         LOG_INFO("COLO: the replica ran from %" PRIu64 " checkpoints, was "
                  "asked to pause for %" PRIu64 ", sent %" PRIu64 " dirty "
-                 "pages and %" PRIu64 " frames back (%" PRIu64 " failed)",
+                 "pages and %" PRIu64 " frames back (%" PRIu64 " failed); %"
+                 PRIu64 " checkpoints committed in buffered mode",
                  cs.runs, cs.checkpoints_asked, cs.dirty_pages_sent,
-                 cs.output_frames, cs.output_errors);
+                 cs.output_frames, cs.output_errors, cs.buffered_commits);
     }
     rm_colo_replica_free(r->colo);   /* the replica is paused (above) */
     close_ctl(r);

@@ -40,6 +40,13 @@ static int colo_pause_be(void *opaque, const unsigned long **dirty,
     return be->ops->colo_pause(be, dirty, nr_pfns, err);
 }
 
+static void colo_park_be(void *opaque)
+{
+    struct rm_backend *be = opaque;
+
+    be->ops->colo_park(be);
+}
+
 static void write_status(struct rm_backend *be,
                          const struct rm_receive_result *r)
 {
@@ -107,7 +114,8 @@ void rm_secondary_run(struct rm_backend *be,
         rc_cfg.digest_every = 0;
     }
 
-    if (rc_cfg.colo && (!be->ops->colo_run || !be->ops->colo_pause)) {
+    if (rc_cfg.colo && (!be->ops->colo_run || !be->ops->colo_pause ||
+                        !be->ops->colo_park)) {
         rm_error_set(&res->why, -EOPNOTSUPP, "COLO (--colo) is not offered "
                      "by the %s backend", be->kind);
         LOG_ERR("%s", rm_error_str(&res->why));
@@ -117,6 +125,7 @@ void rm_secondary_run(struct rm_backend *be,
     rc_cfg.colo_ops.opaque = be;
     rc_cfg.colo_ops.run = colo_run_be;
     rc_cfg.colo_ops.pause = colo_pause_be;
+    rc_cfg.colo_ops.park = colo_park_be;
 
     rc = rm_receive_run(&rc_cfg, rr, &err);
     log_disk_stats(be->disk_replica);
@@ -173,7 +182,8 @@ void rm_secondary_run(struct rm_backend *be,
         res->outcome = RM_OUTCOME_FAILED;
         return;
     }
-    if (rc_cfg.colo)    /* it ran on from the checkpoint: its own state */
+    if (rc_cfg.colo && !rr->colo_parked)  /* it ran on from the checkpoint:
+                                           * its own state */
         LOG_WARN("FAILOVER: %s; the replica went on from its own state "
                  "(COLO: it ran from checkpoint %" PRIu64 " on the same "
                  "input) %" PRIu64 " ms after the primary was declared "

@@ -261,6 +261,11 @@ static int kvm_colo_pause(struct rm_backend *b, const unsigned long **dirty,
     return 0;
 }
 
+static void kvm_colo_park(struct rm_backend *b)
+{
+    kb(b)->rarg.colo_ran = false;
+}
+
 static bool kvm_control(struct rm_backend *b, const char *req, int fd,
                         bool protecting, char *reply, size_t len)
 {
@@ -308,6 +313,7 @@ static const struct rm_backend_ops kvm_ops = {
     .colo_mirror = kvm_colo_mirror,
     .colo_run = kvm_colo_run,
     .colo_pause = kvm_colo_pause,
+    .colo_park = kvm_colo_park,
     .close = kvm_close,
 };
 

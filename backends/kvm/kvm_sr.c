@@ -436,6 +436,9 @@ static int r_complete(struct rm_restore_ctx *ctx)
         rc = apply_state(k, ctx->err);
         if (rc)
             return rc;
+    } else {
+        LOG_INFO("COLO: the replica keeps its own vCPU state (it ran on "
+                 "from its last checkpoint)");
     }
     k->completed = true;
     return 0;

@@ -16,6 +16,11 @@
 #  - kill -9 of the primary: the replica takes over from its own state,
 #    every acknowledged write there; kill of the secondary: the primary
 #    runs on;
+#  - fallback: divergences at --colo-fallback a second switch to buffered
+#    (Remus) mode for --colo-fallback-hold, then COLO again; `remus
+#    status` and the metrics show the mode and the checkpoints by cause;
+#    negative control: --colo-fallback 0 never switches; kill -9 of the
+#    primary in buffered mode: the replica resumes from its checkpoint;
 #  - refusals: --colo with -n, a COLO primary with a Remus secondary,
 #    --compare-timeout without --colo.
 . "$ROOT/tests/lib/kvm.sh"
@@ -91,6 +96,71 @@ m=$(by_cause clock mismatch)
 [ "${m:-0}" -ge 5 ] || { echo "5 differing replies made ${m:-0} mismatch checkpoints"; exit 1; }
 check_convergence "$TMP/clock.pri.dig" "$TMP/clock.sec.dig" 6 "replies that differ"
 
+# -- fallback to buffered mode, and back ------------------------------------
+scenario "fallback to buffered mode and back"
+# Divergences at 3 a second or more: buffered (Remus) mode for 1.5 s, the
+# replica paused, output released at each checkpoint's ack; then COLO
+# again.  `remus status` and the metrics show the mode and the causes.
+PRI_OPTS="--compare-timeout 3000 --colo-fallback 3 --colo-fallback-hold 1500 --metrics 127.0.0.1:9796" \
+    start_pair fb
+kv 1 1 "INCR f" STATS STATS STATS STATS STATS STATS "INCR f" > "$TMP/fb.out"
+grep -q "^8 OK 2 " "$TMP/fb.out" || { echo "wrong replies: $(cat "$TMP/fb.out")"; exit 1; }
+wait_for "$TMP/fb.pri.log" "buffered (Remus) mode from checkpoint" 10
+wait_for "$TMP/fb.sec.log" "buffered (Remus) mode from checkpoint" 10
+NSX curl -sSf --max-time 5 http://127.0.0.1:9796/metrics > "$TMP/fb.metrics"
+"$REMUS" status > "$TMP/fb.status"
+promtool check metrics < "$TMP/fb.metrics" || { cat "$TMP/fb.metrics"; exit 1; }
+grep -qx 'remus_colo_buffered 1' "$TMP/fb.metrics" ||
+    { echo "the metrics do not say buffered"; grep colo "$TMP/fb.metrics"; exit 1; }
+grep -qx 'remus_colo_checkpoints_total{cause="mismatch"} 3' "$TMP/fb.metrics" ||
+    { echo "the metrics do not count 3 mismatches"; grep colo "$TMP/fb.metrics"; exit 1; }
+grep -q "COLO buffered: checkpoints by cause mismatch 3," "$TMP/fb.status" ||
+    { echo "remus status does not show buffered mode"; cat "$TMP/fb.status"; exit 1; }
+# buffered mode still answers (each reply after a checkpoint's ack)
+kv 1 10 "INCR f" | grep -q "^10 OK 3 " || { echo "no reply in buffered mode"; exit 1; }
+wait_for "$TMP/fb.pri.log" "comparing outputs again from checkpoint" 10
+wait_for "$TMP/fb.sec.log" "the replica runs again from checkpoint" 10
+# COLO again: deterministic traffic is compared and released, no mismatch
+kv 1 20 "INCR f" "GET f" | grep -q "^21 OK 4 " || { echo "no reply after the return"; exit 1; }
+wait_until 10 "the status says comparing" eval '"$REMUS" status | grep -q "COLO comparing: .*fallbacks 1;"'
+stop_pair
+grep "COLO: checkpoints asked" "$TMP/fb.pri.log"
+[ "$(by_cause fb mismatch)" = 3 ] || { echo "not 3 mismatch checkpoints"; exit 1; }
+grep -q "fallbacks to buffered mode 1, checkpoints in it [1-9]" "$TMP/fb.pri.log" ||
+    { echo "no checkpoint counted in buffered mode"; exit 1; }
+check_convergence "$TMP/fb.pri.dig" "$TMP/fb.sec.dig" 10 "fallback and back"
+# negative control: with --colo-fallback 0 the same traffic never falls back
+PRI_OPTS="--compare-timeout 3000 --colo-fallback 0" start_pair nofb
+kv 1 1 "INCR f" STATS STATS STATS STATS STATS STATS "INCR f" > /dev/null
+stop_pair
+if grep -q "buffered (Remus) mode" "$TMP/nofb.pri.log"; then
+    echo "negative control: fell back with --colo-fallback 0"; exit 1
+fi
+[ "$(by_cause nofb mismatch)" -ge 6 ] || { echo "negative control: fewer than 6 mismatches"; exit 1; }
+echo "negative control ok: without a fallback rate every STATS was a mismatch checkpoint"
+
+# -- the primary dies in buffered mode -----------------------------------------
+scenario "the primary dies in buffered mode"
+PRI_OPTS="--compare-timeout 3000 --colo-fallback 2 --colo-fallback-hold 60000" start_pair bdies
+kv 1 1 "INCR z" STATS STATS STATS > /dev/null
+wait_for "$TMP/bdies.sec.log" "buffered (Remus) mode from checkpoint" 10
+acked=$( (kv 1 10 "INCR z" "INCR z" "INCR z" 2>/dev/null || true) |
+        awk '$2 == "OK" && $3 ~ /^[0-9]+$/ {v=$3} END {print v+0}')
+[ "$acked" = 4 ] || { echo "acked $acked, not 4"; exit 1; }
+kill -9 $PRI; wait $PRI 2>/dev/null || true
+wait_for "$TMP/bdies.sec.log" "FAILOVER" 20
+grep -q "FAILOVER: .*the replica resumed from checkpoint" "$TMP/bdies.sec.log" ||
+    { echo "a buffered replica must resume from its checkpoint"; grep FAILOVER "$TMP/bdies.sec.log"; exit 1; }
+# (its vCPUs too: the state of the last committed checkpoint, not of its
+# last run, which the memory no longer matches)
+if grep -q "keeps its own vCPU state" "$TMP/bdies.sec.log"; then
+    echo "the buffered replica resumed with its own (older) vCPU state"; exit 1
+fi
+kv 2 1 "GET z" | grep -q "^1 OK 4 " || { echo "the replica lost an acknowledged write"; tail "$TMP/bdies.sec.log"; exit 1; }
+kv 2 2 "INCR z" | grep -q "^2 OK 5 " || { echo "the replica does not serve"; exit 1; }
+echo "primary dies in buffered mode: $(grep -o 'FAILOVER.*' "$TMP/bdies.sec.log" | cut -c1-160)"
+kill -INT $SEC; wait $SEC 2>/dev/null || true
+
 # -- negative control: the replica's dirty pages not sent back --------------
 scenario "negative control: no dirty pages back"
 start_pair nodirty REMUS_TEST_COLO_DROP_DIRTY=1
@@ -113,6 +183,8 @@ acked=$( (kv 1 1 "INCR x" "INCR x" "INCR x" "STATS" "INCR x" 2>/dev/null || true
 kill -9 $PRI; wait $PRI 2>/dev/null || true
 wait_for "$TMP/pdies.sec.log" "FAILOVER" 20
 kv 2 1 "GET x" | grep -q "^1 OK 4 " || { echo "the replica lost an acknowledged write"; tail "$TMP/pdies.sec.log"; exit 1; }
+grep -q "keeps its own vCPU state" "$TMP/pdies.sec.log" ||
+    { echo "a running replica must go on from its own vCPU state"; exit 1; }
 kv 2 2 "INCR x" | grep -q "^2 OK 5 " || { echo "the replica does not serve"; exit 1; }
 echo "primary dies: $(grep -o 'FAILOVER.*' "$TMP/pdies.sec.log" | cut -c1-160)"
 kill -INT $SEC; wait $SEC 2>/dev/null || true

@@ -531,6 +531,67 @@ static void test_start_held(void **state)
     rm_compare_free(c);
 }
 
+/* Buffered (Remus) mode: the replica does not run; every primary frame
+ * waits for the acknowledgement of the first checkpoint cut after it, no
+ * timeout runs and nothing counts as a divergence; back off, the frames
+ * since the last cut are compared with the replica again. */
+static void test_buffered(void **state)
+{
+    struct out o;
+    struct rm_compare *c = mk(&o, 0);
+    struct rm_compare_stats st;
+
+    (void)state;
+    /* a divergence; the checkpoint it asks for turns buffering on */
+    pri(c, 1, "d", 0);
+    rep(c, 1, "D", 0);
+    assert_int_equal(o.diverged, 1);
+    rm_compare_cut(c);
+    rm_compare_set_buffered(c, true);
+    pri(c, 1, "e1", 1 * MS);                  /* since that cut */
+    rm_compare_checkpoint_done(c, 2 * MS);
+    assert_int_equal(o.released, 1);
+    assert_string_equal(o.last, "d");
+    rm_compare_get_stats(c, &st);
+    assert_true(st.buffered);
+    assert_false(st.diverged);
+    assert_int_equal(st.held_primary, 1);     /* e1 waits, uncompared */
+    pri(c, 2, "e2", 3 * MS);
+    rep(c, 2, "zz", 3 * MS);                  /* (a stray replica frame) */
+    assert_int_equal(rm_compare_tick(c, 900 * MS), UINT64_MAX);
+    assert_int_equal(o.diverged, 1);          /* no timeout, no mismatch */
+    assert_false(rm_compare_diverged(c));
+    assert_int_equal(o.released, 1);
+    /* the next periodic checkpoint: e1 and e2 leave at its ack, e3 (after
+     * its cut) waits for the next one */
+    rm_compare_cut(c);
+    pri(c, 1, "e3", 901 * MS);
+    rm_compare_checkpoint_done(c, 902 * MS);
+    assert_int_equal(o.released, 3);
+    assert_string_equal(o.last, "e2");
+    rm_compare_get_stats(c, &st);
+    assert_int_equal(st.held_primary, 1);
+    /* back to comparing at the next checkpoint: e3 left at its ack, e4
+     * (since its cut) is compared with the replica that runs again */
+    rm_compare_cut(c);
+    rm_compare_set_buffered(c, false);
+    pri(c, 1, "e4", 1000 * MS);
+    rm_compare_checkpoint_done(c, 1001 * MS);
+    assert_int_equal(o.released, 4);
+    assert_string_equal(o.last, "e3");
+    rep(c, 1, "e4", 1002 * MS);
+    assert_int_equal(o.released, 5);
+    assert_string_equal(o.last, "e4");
+    rm_compare_get_stats(c, &st);
+    assert_false(st.buffered);
+    assert_int_equal(st.held_primary, 0);
+    pri(c, 1, "f", 1003 * MS);                /* and timeouts run again */
+    rm_compare_tick(c, 1030 * MS);
+    assert_int_equal(o.diverged, 2);
+    assert_int_equal(o.why.cause, RM_DIVERGE_TIMEOUT);
+    rm_compare_free(c);
+}
+
 /* Frames from two threads, released in order within each flow. */
 struct thr { struct rm_compare *c; int side; };
 
@@ -692,6 +753,7 @@ int main(void)
         cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_cut),
         cmocka_unit_test(test_start_held),
+        cmocka_unit_test(test_buffered),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_discard_passthrough),
         cmocka_unit_test(test_netbuf_colo),

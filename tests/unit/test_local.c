@@ -112,6 +112,56 @@ static void test_status_temp_not_predictable(void **state)
     unsetenv("REMUS_RUN_DIR");
 }
 
+/* COLO's fields go to the file and come back; without COLO there are
+ * none, and a file with part of them is refused. */
+static void test_status_colo(void **state)
+{
+    char run[128], path[256];
+    struct rm_status st, back;
+    struct rm_error err = { 0 };
+    FILE *f;
+
+    (void)state;
+    snprintf(run, sizeof(run), "%s/run-colo", tmpdir);
+    assert_int_equal(mkdir(run, 0700), 0);
+    assert_int_equal(setenv("REMUS_RUN_DIR", run, 1), 0);
+    snprintf(path, sizeof(path), "%s/vm2.primary.status.json", run);
+    fill_status(&st, "vm2");
+    assert_int_equal(rm_status_write(&st, &err), 0);
+    assert_int_equal(rm_status_read(path, &back, &err), 0);
+    assert_string_equal(back.colo_mode, "");
+    snprintf(st.colo_mode, sizeof(st.colo_mode), "buffered");
+    st.colo_checkpoints[0] = 3;
+    st.colo_checkpoints[3] = 9;
+    st.colo_buffered_checkpoints = 24;
+    st.colo_fallbacks = 1;
+    st.colo_held_primary = 5;
+    st.colo_held_replica = 2;
+    assert_int_equal(rm_status_write(&st, &err), 0);
+    assert_int_equal(rm_status_read(path, &back, &err), 0);
+    assert_string_equal(back.colo_mode, "buffered");
+    assert_int_equal(back.colo_checkpoints[0], 3);
+    assert_int_equal(back.colo_checkpoints[1], 0);
+    assert_int_equal(back.colo_checkpoints[3], 9);
+    assert_int_equal(back.colo_buffered_checkpoints, 24);
+    assert_int_equal(back.colo_fallbacks, 1);
+    assert_int_equal(back.colo_held_primary, 5);
+    assert_int_equal(back.colo_held_replica, 2);
+    /* a mode without its counters: not a status file */
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"name\": \"vm2\", \"role\": \"primary\", \"state\": \"x\", "
+          "\"backend\": \"kvm\", \"peer\": \"\", \"detail\": \"\", "
+          "\"pid\": 1, \"epoch\": 1, \"acked_epoch\": 1, "
+          "\"last_pause_us\": 1, \"last_dirty_pages\": 1, "
+          "\"last_bytes\": 1, \"total_bytes\": 1, \"interval_ms\": 1, "
+          "\"failover_unix_ms\": 0, \"colo_mode\": \"comparing\", "
+          "\"updated_unix_ms\": 1}\n", f);
+    fclose(f);
+    assert_int_equal(rm_status_read(path, &back, &err), -EBADMSG);
+    unsetenv("REMUS_RUN_DIR");
+}
+
 /* The run directory is made 0700 whatever the umask, and an existing one
  * with group/other access is tightened. */
 static void test_run_dir_mode(void **state)
@@ -326,6 +376,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_temp_not_predictable),
+        cmocka_unit_test(test_status_colo),
         cmocka_unit_test(test_run_dir_mode),
         cmocka_unit_test(test_status_writer_check),
         cmocka_unit_test(test_fence_name_refused),

@@ -172,12 +172,20 @@ static void test_colo_roundtrip(void **state)
     assert_int_equal(rm_chan_send_colo_frame(&p.b, false, 10, frame,
                                              RM_COLO_FRAME_MAX + 1), -EMSGSIZE);
     assert_int_equal(rm_chan_send_colo_checkpoint(&p.a, 4, 77,
-                                                  RM_COLO_CAUSE_TIMEOUT), 0);
+                                                  RM_COLO_CAUSE_TIMEOUT,
+                                                  false), 0);
     assert_int_equal(rm_chan_recv(&p.b, 1000, m), 0);
     assert_int_equal(m->kind, RM_CTL_COLO_CHECKPOINT);
     assert_int_equal(m->u.colo_checkpoint.epoch, 4);
     assert_int_equal(m->u.colo_checkpoint.input_seq, 77);
     assert_int_equal(m->u.colo_checkpoint.cause, RM_COLO_CAUSE_TIMEOUT);
+    assert_false(m->u.colo_checkpoint.buffered);
+    assert_int_equal(rm_chan_send_colo_checkpoint(&p.a, 5, 78,
+                                                  RM_COLO_CAUSE_MISMATCH,
+                                                  true), 0);
+    assert_int_equal(rm_chan_recv(&p.b, 1000, m), 0);
+    assert_int_equal(m->u.colo_checkpoint.epoch, 5);
+    assert_true(m->u.colo_checkpoint.buffered);
     assert_int_equal(rm_chan_send_colo_dirty(&p.b, 4, 12, pfns,
                                              RM_COLO_PFNS_MAX, false), 0);
     assert_int_equal(rm_chan_recv(&p.a, 1000, m), 0);
