@@ -12,6 +12,30 @@
 #include "cli/cli.h"
 #include "drill/drill.h"
 
+/* COLO's part of the report (after the common one). */
+static void print_colo(const struct rm_drill_report *rep)
+{
+    const struct rm_drill_colo *c = &rep->colo_st;
+
+    if (!c->sampled) {
+        printf("  COLO                        no status was read\n");
+        return;
+    }
+    printf("  COLO checkpoints by cause   mismatch %" PRIu64 ", timeout %"
+           PRIu64 ", full queue %" PRIu64 ", periodic %" PRIu64 " (under "
+           "load: %.2f, %.2f, %.2f, %.2f /s)\n"
+           "  COLO mode                   %s at the kill (%sbuffered "
+           "under load; fallbacks %" PRIu64 ", checkpoints buffered %"
+           PRIu64 ")\n"
+           "  COLO queues (largest seen)  %" PRIu64 " frames of the VM, %"
+           PRIu64 " of the replica\n",
+           c->last[0], c->last[1], c->last[2], c->last[3],
+           rm_drill_colo_rate(c, 0), rm_drill_colo_rate(c, 1),
+           rm_drill_colo_rate(c, 2), rm_drill_colo_rate(c, 3), c->mode,
+           c->ever_buffered ? "" : "never ", c->fallbacks,
+           c->buffered_checkpoints, c->held_max_vm, c->held_max_replica);
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -48,6 +72,11 @@ static void usage(FILE *out)
             "                        hold exactly what the replica served\n"
             "  --no-disk-replication protect with -F -d (a negative control:\n"
             "                        the drill must fail)\n"
+            "  --colo                COLO mode (protect/receive --colo; no\n"
+            "                        disk): the report adds the checkpoints\n"
+            "                        by cause and per second, the mode, the\n"
+            "                        fallbacks and the comparator's largest\n"
+            "                        queues seen under load\n"
             "  --image ELF           guest image (default: next to this binary)\n"
             "  --json FILE           write the report as JSON\n"
             "  --keep-logs DIR       keep all logs in DIR\n"
@@ -88,6 +117,7 @@ int cmd_drill(int argc, char **argv)
         { "no-buffer", no_argument, NULL, 'N' },
         { "disk", required_argument, NULL, 'D' },
         { "no-disk-replication", no_argument, NULL, 0x203 },
+        { "colo", no_argument, NULL, 0x204 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -100,7 +130,7 @@ int cmd_drill(int argc, char **argv)
     unsigned long long v;
     ssize_t n;
     int c, rc;
-    bool pass;
+    bool pass, disk_set = false;
 
     rm_drill_cfg_default(&cfg);
     n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -185,8 +215,10 @@ int cmd_drill(int argc, char **argv)
             if (cli_uint("drill", "--disk", optarg, 0, 4096, &v))
                 return RM_EXIT_USAGE;
             cfg.disk_mib = (unsigned)v;
+            disk_set = true;
             break;
         case 0x203: cfg.no_disk_replication = true; break;
+        case 0x204: cfg.colo = true; break;
         case 'h': usage(stdout); return RM_EXIT_OK;
         default:
             return cli_usage_error("drill", "unknown option '%s'",
@@ -199,6 +231,15 @@ int cmd_drill(int argc, char **argv)
     if (cfg.hb_timeout_ms <= cfg.hb_interval_ms)
         return cli_usage_error("drill", "the heartbeat timeout must exceed "
                                "the heartbeat");
+    if (cfg.colo && (disk_set && cfg.disk_mib))
+        return cli_usage_error("drill", "--colo with --disk: COLO with a "
+                               "disk is not built yet");
+    if (cfg.colo && (cfg.no_buffer || cfg.no_disk_replication))
+        return cli_usage_error("drill", "--colo compares the output: not "
+                               "with %s", cfg.no_buffer ? "--no-buffer" :
+                               "--no-disk-replication");
+    if (cfg.colo)
+        cfg.disk_mib = 0;
     if (cfg.no_disk_replication && !cfg.disk_mib)
         return cli_usage_error("drill", "--no-disk-replication with --disk "
                                "0: there is no disk");
@@ -250,6 +291,8 @@ int cmd_drill(int argc, char **argv)
            rep.acked_ops, rep.acked_before_kill, rep.lost_ops,
            rep.survived ? "yes" : "NO", disk, rep.logs, pass ? "PASS" : "FAIL",
            rep.why[0] ? ": " : "", rep.why);
+    if (rep.colo)
+        print_colo(&rep);
     if (json && rm_drill_report_json(&rep, json, &err))
         return cli_fail("drill", "%s", rm_error_str(&err));
     return pass ? RM_EXIT_OK : RM_EXIT_FAIL;

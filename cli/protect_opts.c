@@ -216,6 +216,12 @@ int cli_protect_parse(struct protect_args *a, int argc, char **argv)
         if (rm_backend_kind_parse(a->g.vm.backend, &a->spec.kind, &err))
             return cli_usage_error(CMD, "%s", rm_error_str(&err));
         a->spec.domain = a->g.vm.name;     /* Xen: the domain's name */
+        if (pc->colo && a->g.vm.disk && a->g.vm.disk[0])
+            return cli_usage_error(CMD, "--colo with a disk (%s) is not "
+                                   "built yet: the replica would write to "
+                                   "the image of the last checkpoint "
+                                   "(Remus mode replicates disks)",
+                                   a->g.vm.disk);
     }
     return 0;
 }

@@ -191,6 +191,11 @@ int cli_receive_resolve(struct receive_args *a)
      * checkpoint compressor's deltas: checkpoints go uncompressed. */
     if (a->sc.receive.colo)
         a->sc.receive.allow_compression = false;
+    if (a->sc.receive.colo && a->spec.nr_disks)
+        return cli_usage_error(CMD, "--colo with --disk is not built yet: the "
+                               "replica would write to the image of the "
+                               "last checkpoint (Remus mode replicates "
+                               "disks)");
     if (a->spec.disk_sync && !a->spec.nr_disks)
         return cli_usage_error(CMD, "--disk-sync without --disk: there is "
                                "no replica image to sync");

@@ -344,9 +344,12 @@ static void read_failover_line(struct drill *d)
         return;
     while (fgets(line, sizeof(line), f)) {
         const char *p = strstr(line, "resumed from checkpoint ");
+        const char *c = strstr(line, "it ran from checkpoint ");  /* COLO */
 
         if (p)
             d->rep->committed_epoch = strtoull(p + 24, NULL, 10);
+        else if (c)
+            d->rep->committed_epoch = strtoull(c + 23, NULL, 10);
     }
     fclose(f);
 }
@@ -495,6 +498,13 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
         key = keyf;
     }
 
+    if (cfg->colo && (cfg->disk_mib || cfg->no_buffer)) {
+        rc = rm_error_set(err, -EINVAL, "a COLO drill runs without a disk "
+                          "and with its output compared (not %s)",
+                          cfg->disk_mib ? "--disk" : "--no-buffer");
+        goto out_free;
+    }
+    rep->colo = cfg->colo;
     if (cfg->disk_mib) {
         rc = rm_drill_disk_images(d->dir, cfg->disk_mib, &d->disk, err);
         if (rc)
@@ -535,7 +545,7 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
                             REPL_ADDR, "--tap", "taps", "--heartbeat", hb,
                             "--heartbeat-timeout", hbt, "--console", scons,
                             "--insecure" };
-        char *pargv[24];
+        char *pargv[28];
         int np = 0, ns = 12;
 
         if (key) {
@@ -548,6 +558,8 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
             sargv[ns++] = "--disk";
             sargv[ns++] = d->disk.replica;
         }
+        if (cfg->colo)
+            sargv[ns++] = "--colo";
         sargv[ns] = NULL;
         if (key) {
             pargv[np++] = (char *)cfg->self;
@@ -580,6 +592,8 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
             pargv[np++] = "-n";
         if (cfg->no_disk_replication)
             pargv[np++] = "-d";
+        if (cfg->colo)
+            pargv[np++] = "--colo";
         pargv[np++] = gcfg;
         pargv[np++] = REPL_ADDR;
         pargv[np] = NULL;
@@ -627,11 +641,19 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
         uint64_t kill_at = rm_now_ns() +
                            (uint64_t)rep->kill_after_ms * 1000000ull;
 
+        /* COLO: its status every 250 ms (queues, mode, causes), from
+         * 250 ms into the load on (the status of the probe's STATS, a
+         * mismatch, may be published up to 200 ms late) */
+        unsigned step = cfg->colo ? 250 : 1000, n = 0;
+
         while (rm_now_ns() < kill_at) {
             uint64_t left = (kill_at - rm_now_ns()) / 1000000;
 
-            sleep_ms(left > 1000 ? 1000 : (unsigned)left + 1);
-            progress(d, "protected, under load");
+            sleep_ms(left > step ? step : (unsigned)left + 1);
+            if (cfg->colo)
+                (void)rm_drill_colo_sample(&rep->colo_st, rundir, "drillvm");
+            if (++n % (1000 / step) == 0 || rm_now_ns() >= kill_at)
+                progress(d, "protected, under load");
         }
     }
     if (kv_call(&probe, "STATS", &r, 50, rm_now_ns() + 2000000000ull,
@@ -802,8 +824,7 @@ int rm_drill_report_json(const struct rm_drill_report *rep, const char *path,
             "  \"cold_boot_records\": %" PRIu64 ",\n"
             "  \"cold_boot_ms\": %.1f,\n"
             "  \"disk_checked\": %s,\n"
-            "  \"survived\": %s\n"
-            "}\n", rep->epochs, rep->pause_ms_p50, rep->pause_ms_p99,
+            "  \"survived\": %s", rep->epochs, rep->pause_ms_p50, rep->pause_ms_p99,
             rep->pause_ms_max, rep->bytes_per_epoch, rep->dirty_per_epoch,
             rep->failover_ms, rep->acked_ops, rep->acked_before_kill,
             rep->lost_ops, rep->committed_epoch, rep->kill_after_ms,
@@ -812,6 +833,26 @@ int rm_drill_report_json(const struct rm_drill_report *rep, const char *path,
             rep->disk_records, rep->cold_records, rep->cold_boot_ms,
             rep->disk_checked ? "true" : "false",
             rep->survived ? "true" : "false");
+    if (rep->colo) {
+        const struct rm_drill_colo *c = &rep->colo_st;
+
+        fprintf(f, ",\n  \"colo\": {\"sampled\": %s, \"mode\": \"%s\", "
+                "\"ever_buffered\": %s, \"checkpoints\": {\"mismatch\": %"
+                PRIu64 ", \"timeout\": %" PRIu64 ", \"overflow\": %" PRIu64
+                ", \"periodic\": %" PRIu64 "}, \"per_s_under_load\": "
+                "{\"mismatch\": %.3f, \"timeout\": %.3f, \"overflow\": %.3f, "
+                "\"periodic\": %.3f}, \"fallbacks\": %" PRIu64 ", "
+                "\"buffered_checkpoints\": %" PRIu64 ", \"held_max_vm\": %"
+                PRIu64 ", \"held_max_replica\": %" PRIu64 "}",
+                c->sampled ? "true" : "false", c->mode,
+                c->ever_buffered ? "true" : "false", c->last[0], c->last[1],
+                c->last[2], c->last[3], rm_drill_colo_rate(c, 0),
+                rm_drill_colo_rate(c, 1), rm_drill_colo_rate(c, 2),
+                rm_drill_colo_rate(c, 3), c->fallbacks,
+                c->buffered_checkpoints, c->held_max_vm,
+                c->held_max_replica);
+    }
+    fprintf(f, "\n}\n");
     if (fclose(f))
         return rm_error_set(err, -EIO, "writing %s failed", path);
     return 0;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "drill/drill_colo.h"
 
 struct rm_drill_cfg {
     const char *self;            /* path of the remus binary */
@@ -47,6 +48,8 @@ struct rm_drill_cfg {
     bool no_disk_replication;    /* protect -F -d: the disk is not
                                     replicated (a negative control: the
                                     drill must fail) */
+    bool colo;                   /* COLO mode (protect/receive --colo;
+                                    no disk) */
 };
 
 struct rm_drill_report {
@@ -71,6 +74,8 @@ struct rm_drill_report {
     uint64_t cold_records;       /* the cold-booted copy's */
     double cold_boot_ms;         /* start of the copy to its first answer */
     bool disk_checked;           /* DISKCHECK and the cold boot held */
+    bool colo;                   /* COLO mode: what its status said */
+    struct rm_drill_colo colo_st;
     bool survived;
     bool passed;                 /* the verdict: rm_drill_run sets it */
     char logs[256];

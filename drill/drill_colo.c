@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/* The drill's COLO samples (drill/drill_colo.h). */
+#include "drill/drill_colo.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/io.h"
+#include "common/status.h"
+
+int rm_drill_colo_sample(struct rm_drill_colo *c, const char *run_dir,
+                         const char *name)
+{
+    struct rm_status st;
+    struct rm_error err = { 0 };
+    char path[512];
+    unsigned i;
+    int rc;
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s.primary.status.json",
+                         run_dir, name) >= sizeof(path))
+        return -ENAMETOOLONG;
+    rc = rm_status_read(path, &st, &err);
+    if (rc)
+        return rc;
+    if (!st.colo_mode[0])
+        return -ENOENT;
+    if (!c->sampled) {
+        memcpy(c->first, st.colo_checkpoints, sizeof(c->first));
+        c->first_ns = rm_now_ns();
+    }
+    c->sampled = true;
+    memcpy(c->last, st.colo_checkpoints, sizeof(c->last));
+    c->last_ns = rm_now_ns();
+    snprintf(c->mode, sizeof(c->mode), "%s", st.colo_mode);
+    if (!strcmp(st.colo_mode, "buffered"))
+        c->ever_buffered = true;
+    c->buffered_checkpoints = st.colo_buffered_checkpoints;
+    c->fallbacks = st.colo_fallbacks;
+    if (st.colo_held_primary > c->held_max_vm)
+        c->held_max_vm = st.colo_held_primary;
+    if (st.colo_held_replica > c->held_max_replica)
+        c->held_max_replica = st.colo_held_replica;
+    for (i = 0; i < 4; i++)
+        if (c->last[i] < c->first[i])     /* a new protection: restart */
+            memcpy(c->first, c->last, sizeof(c->first));
+    return 0;
+}
+
+double rm_drill_colo_rate(const struct rm_drill_colo *c, unsigned i)
+{
+    if (!c->sampled || i > 3 || c->last_ns <= c->first_ns)
+        return 0;
+    return (double)(c->last[i] - c->first[i]) /
+           ((double)(c->last_ns - c->first_ns) / 1e9);
+}

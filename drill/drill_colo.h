@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The drill in COLO mode (`remus drill --colo`): what the primary's status
+ * file (common/status.h) says of COLO while the load runs -- the mode,
+ * checkpoints by cause, fallbacks and the comparator's queues -- sampled
+ * by the drill's progress loop until the kill.
+ */
+#ifndef REMUS_DRILL_DRILL_COLO_H
+#define REMUS_DRILL_DRILL_COLO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct rm_drill_colo {
+    bool sampled;                 /* at least one status read */
+    char mode[16];                /* at the last sample */
+    bool ever_buffered;           /* some sample said buffered */
+    uint64_t first[4], last[4];   /* checkpoints by cause (mismatch,
+                                     timeout, overflow, periodic): at the
+                                     first sample under load, at the last */
+    uint64_t first_ns, last_ns;   /* when (monotonic) */
+    uint64_t buffered_checkpoints, fallbacks;   /* at the last sample */
+    uint64_t held_max_vm, held_max_replica;     /* the largest queues seen */
+};
+
+/* Read NAME's primary status in the run directory @run_dir now; returns
+ * 0, or -errno when there is none (yet) or it is not COLO's. */
+int rm_drill_colo_sample(struct rm_drill_colo *c, const char *run_dir,
+                         const char *name);
+
+/* Checkpoints of cause @i (0..3) per second between the first and last
+ * samples (0 with fewer than two). */
+double rm_drill_colo_rate(const struct rm_drill_colo *c, unsigned i);
+
+#endif
