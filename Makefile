@@ -144,7 +144,8 @@ PRIMARY_OBJS := primary/protect.o primary/session.o primary/control.o \
 SECONDARY_OBJS := secondary/receive.o secondary/takeover.o secondary/session.o
 
 # drill/: the failover drill (orchestration + the guest service's client)
-DRILL_OBJS := drill/drill.o drill/kvclient.o drill/drill_disk.o drill/drill_colo.o
+DRILL_OBJS := drill/drill.o drill/kvclient.o drill/drill_disk.o drill/drill_colo.o \
+              drill/proc_cpu.o
 
 # cli/: the remus binary's subcommands
 CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \

@@ -15,7 +15,8 @@
  *     in child processes): the highest checkpoint rate for an idle, a
  *     light and a busy guest; guest throughput at 10, 25 and 100 ms
  *     against the unprotected guest; added request latency (buffered
- *     output against -n); failover time
+ *     output against -n); failover time; COLO against buffered Remus
+ *     and unheld output (latency, checkpoints by cause, pause, CPU)
  *   - the disk (bench/disk rows, below): the guest's 4 KiB writes/s and
  *     their latency (its DISKLOAD workload) protected at 10, 25 and 100 ms
  *     against unprotected, disk bytes per epoch, the pause with and without
@@ -25,6 +26,7 @@
  *   kvm_bench [DATA-DIR]   also writes gnuplot data files into DATA-DIR
  *                          (bench/plots.gp turns them into PNGs)
  *   REMUS_BENCH_ONLY=disk kvm_bench   only the disk rows
+ *   REMUS_BENCH_ONLY=colo kvm_bench   only COLO against Remus
  *
  * Needs root (private network namespace) and /dev/kvm.
  */
@@ -299,8 +301,12 @@ static bool drill_failed(int rc, const struct rm_drill_report *rep,
  * child process: rm_drill_run() moves its caller into a new network
  * namespace and forks the remus processes.  0 with @rep filled.
  */
+#define DRILL_NOBUF 1u      /* protect -F -n */
+#define DRILL_COLO 2u       /* --colo */
+#define DRILL_NODISK 4u     /* no disk */
+
 static int drill(unsigned interval_ms, uint64_t rate, uint64_t wss,
-                 bool no_buffer, struct rm_drill_report *rep)
+                 unsigned flags, struct rm_drill_report *rep)
 {
     int fds[2], status;
     pid_t pid;
@@ -323,7 +329,10 @@ static int drill(unsigned interval_ms, uint64_t rate, uint64_t wss,
         cfg.interval_ms = interval_ms;
         cfg.dirty_rate = rate;
         cfg.dirty_wss = wss;
-        cfg.no_buffer = no_buffer;
+        cfg.no_buffer = flags & DRILL_NOBUF;
+        cfg.colo = flags & DRILL_COLO;
+        if (flags & (DRILL_COLO | DRILL_NODISK))
+            cfg.disk_mib = 0;
         cfg.kill_after_ms = 4000;
         cfg.after_ms = 500;
         cfg.quiet = true;
@@ -365,6 +374,62 @@ static double unprotected_rate(uint64_t wss)
     return rate;
 }
 
+/* One row of the COLO table. */
+static void colo_row(const char *mode, const struct rm_drill_report *r,
+                     double unheld_p99)
+{
+    const struct rm_drill_colo *c = &r->colo_st;
+
+    printf("| %s | %.3f / %.3f | %.2f | %.1f | ", mode, r->latency_ms_p50,
+           r->latency_ms_p99, unheld_p99 > 0 ? r->latency_ms_p99 / unheld_p99
+                                             : 0, r->epochs_per_s);
+    if (r->colo)
+        printf("%.2f, %.2f, %.2f, %.2f", rm_drill_colo_rate(c, 0),
+               rm_drill_colo_rate(c, 1), rm_drill_colo_rate(c, 2),
+               rm_drill_colo_rate(c, 3));
+    else
+        printf("-");
+    printf(" | %.3f | %.0f | %.2f / %.2f | %" PRIu64 " |\n", r->pause_ms_p50,
+           r->dirty_per_epoch, r->primary_cpu, r->secondary_cpu, r->lost_ops);
+}
+
+/* COLO against buffered Remus and unheld output (#20), one run. */
+static void colo_rows(void)
+{
+    struct rm_drill_report nb, rb, co;
+    bool have_nb, have_rb, have_co;
+
+    printf("\n## COLO against Remus\n\n"
+           "Three drills one after the other: the light guest (5,000 "
+           "page-writes/s over 2,048 pages, 64 MiB, 2 vCPUs), 4 closed-loop "
+           "clients of its key-value service (replies that depend only on "
+           "the requests), no disk, kill -9 of the primary after 4 s.  "
+           "Output not held (`-F -n` at 25 ms: the service's own latency "
+           "but for the checkpoints' pauses), buffered Remus at 25 ms, and "
+           "COLO (`--colo`: a checkpoint on a difference, a timeout, a full "
+           "queue or every 2 s).  Goal: COLO p99 within 2x the unheld "
+           "p99.  CPU: the remus processes, each running its VM in COLO "
+           "mode.\n\n"
+           "| mode | latency p50 / p99 (ms) | p99 / unheld p99 | "
+           "checkpoints/s under load | COLO checkpoints/s by cause "
+           "(mismatch, timeout, full queue, periodic) | pause p50 (ms) | "
+           "dirty pages per checkpoint | CPU primary / secondary (cores) | "
+           "lost ops |\n|---|---|---|---|---|---|---|---|---|\n");
+    have_nb = !drill_failed(drill(25, 5000, 2048, DRILL_NOBUF | DRILL_NODISK,
+                                  &nb), &nb, true, "COLO table: -n");
+    have_rb = !drill_failed(drill(25, 5000, 2048, DRILL_NODISK, &rb), &rb,
+                            false, "COLO table: Remus 25 ms");
+    have_co = !drill_failed(drill(25, 5000, 2048, DRILL_COLO, &co), &co,
+                            false, "COLO table: COLO");
+    if (have_nb)
+        colo_row("output not held (-n, 25 ms)", &nb, nb.latency_ms_p99);
+    if (have_rb)
+        colo_row("Remus, 25 ms", &rb, have_nb ? nb.latency_ms_p99 : 0);
+    if (have_co)
+        colo_row("COLO", &co, have_nb ? nb.latency_ms_p99 : 0);
+    fflush(stdout);
+}
+
 static void end_to_end(void)
 {
     static const unsigned intervals[] = { 10, 25, 100 };
@@ -390,7 +455,7 @@ static void end_to_end(void)
            "dirty pages/epoch | failover (ms) | lost ops |\n"
            "|---|---|---|---|---|---|---|\n");
     for (i = 0; i < sizeof(loads) / sizeof(loads[0]); i++) {
-        if (drill_failed(drill(1, loads[i].rate, loads[i].wss, false, &rep),
+        if (drill_failed(drill(1, loads[i].rate, loads[i].wss, 0, &rep),
                          &rep, false, loads[i].name))
             continue;
         printf("| %s | %.0f | %.3f | %.3f | %.0f | %.1f | %" PRIu64 " |\n",
@@ -415,7 +480,7 @@ static void end_to_end(void)
         char row[32];
 
         snprintf(row, sizeof(row), "%u", intervals[i]);
-        if (drill_failed(drill(intervals[i], 0, 2048, false, &rep), &rep,
+        if (drill_failed(drill(intervals[i], 0, 2048, 0, &rep), &rep,
                          false, row))
             continue;
         printf("| %u | %.1f | %.0f | %.3f | %.3f | %.3f | %.0f | %.2f / "
@@ -448,9 +513,9 @@ static void end_to_end(void)
         char row[32];
 
         snprintf(row, sizeof(row), "%u", intervals[i]);
-        if (drill_failed(drill(intervals[i], 5000, 2048, false, &rep), &rep,
+        if (drill_failed(drill(intervals[i], 5000, 2048, 0, &rep), &rep,
                          false, row) ||
-            drill_failed(drill(intervals[i], 5000, 2048, true, &nb), &nb,
+            drill_failed(drill(intervals[i], 5000, 2048, DRILL_NOBUF, &nb), &nb,
                          true, row))
             continue;
         printf("| %u | %.3f | %.3f | %+.3f | %.3f | %.3f | %.3f | %" PRIu64
@@ -1193,6 +1258,11 @@ int main(int argc, char **argv)
         disk_rows();
         return unmeasured ? 1 : 0;
     }
+    if (getenv("REMUS_BENCH_ONLY") &&
+        !strcmp(getenv("REMUS_BENCH_ONLY"), "colo")) {
+        colo_rows();
+        return unmeasured ? 1 : 0;
+    }
     if (start(&g, 512, 2, 2))
         return 1;
     printf("Guest start (create to first answer of its service), 512 MiB, "
@@ -1369,6 +1439,7 @@ int main(int argc, char **argv)
            "ring).\n");
     disk_rows();
     end_to_end();
+    colo_rows();
     if (unmeasured) {
         printf("\n%u row%s could not be measured (NOT MEASURED above)\n",
                unmeasured, unmeasured == 1 ? "" : "s");

@@ -273,6 +273,8 @@ int cmd_drill(int argc, char **argv)
            "  bytes per epoch             %.0f\n"
            "  request latency p50/p99/max %.3f / %.3f / %.3f ms (protected)\n"
            "  guest page-writes/s         %.0f (protected)\n"
+           "  CPU under load              primary %.2f, secondary %.2f "
+           "cores\n"
            "  replica resumed from epoch  %" PRIu64 "\n"
            "  failover time               %.1f ms (kill -9 to the first "
            "answer from the replica)\n"
@@ -287,6 +289,7 @@ int cmd_drill(int argc, char **argv)
            rep.pause_ms_p50, rep.pause_ms_p99, rep.pause_ms_max,
            rep.dirty_per_epoch, rep.bytes_per_epoch, rep.latency_ms_p50,
            rep.latency_ms_p99, rep.latency_ms_max, rep.guest_writes_per_s,
+           rep.primary_cpu, rep.secondary_cpu,
            rep.committed_epoch, rep.failover_ms,
            rep.acked_ops, rep.acked_before_kill, rep.lost_ops,
            rep.survived ? "yes" : "NO", disk, rep.logs, pass ? "PASS" : "FAIL",

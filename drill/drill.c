@@ -35,6 +35,7 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "drill/drill_disk.h"
+#include "drill/proc_cpu.h"
 #include "drill/kvclient.h"
 
 #define GUEST_IP "10.77.0.2"
@@ -425,6 +426,7 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
     struct kv_client probe;
     struct kv_reply r;
     uint64_t seed, t_load = 0, writes0 = 0, epochs0 = 0;
+    uint64_t cpu_p0 = UINT64_MAX, cpu_s0 = UINT64_MAX;
     FILE *f;
     int rc = 0, status;
 
@@ -618,6 +620,9 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
         goto out_stop;
     }
     progress(d, "guest up, protected");
+    if (rm_proc_cpu_ns(d->primary, &cpu_p0) || rm_proc_cpu_ns(d->secondary,
+                                                              &cpu_s0))
+        cpu_p0 = cpu_s0 = UINT64_MAX;
     t_load = rm_now_ns();
     writes0 = r.value;
     epochs0 = count_lines(epochs);
@@ -661,6 +666,16 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
         rep->guest_writes_per_s = (double)(r.value - writes0) /
                                   ((double)(rm_now_ns() - t_load) / 1e9);
     kv_close(&probe);
+    {
+        /* The processes' CPU under load: each runs a VM in COLO mode */
+        uint64_t p1, s1, dt = rm_now_ns() - t_load;
+
+        if (cpu_p0 != UINT64_MAX && dt && !rm_proc_cpu_ns(d->primary, &p1) &&
+            !rm_proc_cpu_ns(d->secondary, &s1)) {
+            rep->primary_cpu = (double)(p1 - cpu_p0) / (double)dt;
+            rep->secondary_cpu = (double)(s1 - cpu_s0) / (double)dt;
+        }
+    }
     pthread_mutex_lock(&d->lock);
     d->t_kill = rm_now_ns();
     pthread_mutex_unlock(&d->lock);
@@ -819,6 +834,8 @@ int rm_drill_report_json(const struct rm_drill_report *rep, const char *path,
             "  \"latency_ms_p99\": %.3f,\n"
             "  \"latency_ms_max\": %.3f,\n"
             "  \"guest_writes_per_s\": %.0f,\n"
+            "  \"primary_cpu\": %.3f,\n"
+            "  \"secondary_cpu\": %.3f,\n"
             "  \"disk_mib\": %u,\n"
             "  \"disk_records\": %" PRIu64 ",\n"
             "  \"cold_boot_records\": %" PRIu64 ",\n"
@@ -829,7 +846,8 @@ int rm_drill_report_json(const struct rm_drill_report *rep, const char *path,
             rep->failover_ms, rep->acked_ops, rep->acked_before_kill,
             rep->lost_ops, rep->committed_epoch, rep->kill_after_ms,
             rep->epochs_per_s, rep->latency_ms_p50, rep->latency_ms_p99,
-            rep->latency_ms_max, rep->guest_writes_per_s, rep->disk_mib,
+            rep->latency_ms_max, rep->guest_writes_per_s, rep->primary_cpu,
+            rep->secondary_cpu, rep->disk_mib,
             rep->disk_records, rep->cold_records, rep->cold_boot_ms,
             rep->disk_checked ? "true" : "false",
             rep->survived ? "true" : "false");

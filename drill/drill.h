@@ -67,6 +67,9 @@ struct rm_drill_report {
     double latency_ms_p50, latency_ms_p99, latency_ms_max;
                                  /* client request -> reply, protected */
     double guest_writes_per_s;   /* the guest's workload, protected */
+    double primary_cpu, secondary_cpu;  /* CPU used under load, in cores
+                                           (the remus processes, their VMs
+                                           included) */
     unsigned kill_after_ms;
     /* The disk (disk_mib > 0) */
     unsigned disk_mib;
