@@ -122,7 +122,7 @@ KVM_OBJS := backends/kvm/vmm.o backends/kvm/vm_config.o backends/kvm/vcpu.o \
             backends/kvm/vcpu_state.o backends/kvm/devices.o \
             backends/kvm/guestcfg.o backends/kvm/kvm_sr.o backends/kvm/kvm_backend.o backends/kvm/kvm_disks.o \
             backends/kvm/offline.o backends/kvm/console.o \
-            backends/kvm/vmctl.o backends/kvm/disk.o
+            backends/kvm/vmctl.o backends/kvm/disk.o backends/kvm/disk_overlay.o
 
 # backends/xen/: the Xen backend
 XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
@@ -170,7 +170,7 @@ UNIT_TESTS := test_stream test_engines test_truncation test_proto \
               test_netbuf test_kvm_dirty test_kvm_disk
 UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
               test_peer_spawn test_disklog test_nbd test_nbd_attach test_log \
-              test_compare test_colo_input test_kvm_colo_net
+              test_compare test_colo_input test_kvm_colo_net test_disk_overlay
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap fuzz_nbd fuzz_compare

@@ -121,7 +121,9 @@ struct rm_backend_ops {
      * just committed to the paused replica: apply its vCPU and device
      * state and run the replica from it, its network through @net (the
      * first call starts it, with its dirty log on; later ones resume it).
-     * From then on a takeover goes on from the replica's own state.
+     * Its disk writes go to an overlay over the checkpoint's image, which
+     * each call empties.  From then on a takeover goes on from the
+     * replica's own state, the overlay written into the image (activate).
      * 0 or -errno with the reason in @err. */
     int (*colo_run)(struct rm_backend *b, const struct rm_colo_net *net,
                     struct rm_error *err);
@@ -135,7 +137,8 @@ struct rm_backend_ops {
     /* Replica role, from the restore engine's thread: a checkpoint was
      * just committed to the paused replica, and it stays paused (COLO's
      * buffered mode): from then on a takeover resumes it from the last
-     * committed checkpoint's state, as in Remus mode, until colo_run. */
+     * committed checkpoint's state, as in Remus mode, until colo_run; its
+     * disk overlay is emptied. */
     void (*colo_park)(struct rm_backend *b);
 
     /* Free the backend.  A replica that never took over is discarded; a

@@ -70,5 +70,6 @@ int rm_backend_open_replica(const struct rm_backend_replica_spec *s,
     ko.disk_paths = s->disk_paths;
     ko.nr_disks = s->nr_disks;
     ko.disk_sync = s->disk_sync;
+    ko.test_colo_no_fold = s->test_colo_no_fold;
     return rm_kvm_backend_replica(&ko, out, err);
 }

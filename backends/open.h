@@ -69,6 +69,8 @@ struct rm_backend_replica_spec {
     unsigned nr_disks;
     bool disk_sync;                  /* --disk-sync: fdatasync before every
                                         acknowledgement */
+    bool test_colo_no_fold;          /* TESTS ONLY (KVM): see
+                                        rm_kvm_replica_opts */
 };
 
 int rm_backend_open_replica(const struct rm_backend_replica_spec *s,

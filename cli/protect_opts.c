@@ -188,6 +188,9 @@ int cli_protect_parse(struct protect_args *a, int argc, char **argv)
     if (a->colo_only && !pc->colo)
         return cli_usage_error(CMD, "%s is for COLO: add --colo",
                                a->colo_only);
+    if (pc->colo && a->spec.no_disk)
+        return cli_usage_error(CMD, "--colo with -d: the replica's disk "
+                               "would not be the primary's");
     if (pc->colo && (a->spec.no_netbuf || a->blackhole))
         return cli_usage_error(CMD, "--colo compares the VM's output with "
                                "the replica's: not with %s",
@@ -216,12 +219,6 @@ int cli_protect_parse(struct protect_args *a, int argc, char **argv)
         if (rm_backend_kind_parse(a->g.vm.backend, &a->spec.kind, &err))
             return cli_usage_error(CMD, "%s", rm_error_str(&err));
         a->spec.domain = a->g.vm.name;     /* Xen: the domain's name */
-        if (pc->colo && a->g.vm.disk && a->g.vm.disk[0])
-            return cli_usage_error(CMD, "--colo with a disk (%s) is not "
-                                   "built yet: the replica would write to "
-                                   "the image of the last checkpoint "
-                                   "(Remus mode replicates disks)",
-                                   a->g.vm.disk);
     }
     return 0;
 }

@@ -187,15 +187,17 @@ int cli_receive_resolve(struct receive_args *a)
                 "own changes survive checkpoints\n");
         a->sc.receive.test_colo_drop_dirty = true;
     }
+    if (a->sc.receive.colo && a->spec.nr_disks &&
+        getenv("REMUS_TEST_COLO_NO_FOLD")) {
+        fprintf(stderr, "remus receive: TEST MODE (REMUS_TEST_COLO_NO_FOLD): "
+                "a takeover DROPS what the replica wrote to its disk since "
+                "its checkpoint: its disk will not match its memory\n");
+        a->spec.test_colo_no_fold = true;
+    }
     /* COLO: the replica runs, so its memory is no reference for the
      * checkpoint compressor's deltas: checkpoints go uncompressed. */
     if (a->sc.receive.colo)
         a->sc.receive.allow_compression = false;
-    if (a->sc.receive.colo && a->spec.nr_disks)
-        return cli_usage_error(CMD, "--colo with --disk is not built yet: the "
-                               "replica would write to the image of the "
-                               "last checkpoint (Remus mode replicates "
-                               "disks)");
     if (a->spec.disk_sync && !a->spec.nr_disks)
         return cli_usage_error(CMD, "--disk-sync without --disk: there is "
                                "no replica image to sync");

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "common/io.h"
+#include "common/disklog.h"
 #include "common/log.h"
 #include "common/sr.h"
 #include "netbuf/netbuf_colo.h"
@@ -357,6 +358,15 @@ int rm_colo_primary_wait(struct rm_colo_primary *cp,
         if (st.diverged) {
             *cause = cause_of(st.cause);
             break;
+        }
+        if (cp->cfg.disks) {
+            struct rm_disklog_stats ds;
+
+            rm_disklog_get_stats(cp->cfg.disks, &ds);
+            if (ds.cap_bytes && ds.unacked_bytes >= ds.cap_bytes / 2) {
+                *cause = RM_COLO_CAUSE_OVERFLOW;
+                break;
+            }
         }
         now = rm_now_ns();
         if (now - start >= max) {

@@ -19,8 +19,9 @@
  *               the inputs mirrored so far), and add them to E's dirty
  *               pages, so that E replaces them;
  *   wait()      after E is acknowledged: until the comparator asks for a
- *               checkpoint (a mismatch, a timeout, a full queue) or
- *               max_interval passes, ticking the comparator's timeouts.
+ *               checkpoint (a mismatch, a timeout, a full queue), the
+ *               disk log holds half its cap, or max_interval passes,
+ *               ticking the comparator's timeouts.
  *
  * Fallback: when checkpoints asked by a divergence (mismatch, timeout,
  * full queue) come at fallback_rate or more within one second, COLO costs
@@ -55,6 +56,10 @@ struct rm_colo_primary_cfg {
     unsigned fallback_rate;           /* divergences per second; 0: never */
     unsigned fallback_hold_ms;        /* buffered at least this long */
     unsigned buffered_interval_ms;    /* buffered mode's interval */
+    /* The VM's disk log (not owned; NULL: no disk): half its cap of
+     * unacknowledged writes asks for a checkpoint (a full queue), before
+     * the guest's writes wait for one. */
+    struct rm_disklog *disks;
     /* Start (fn) / stop (NULL) mirroring the VM's input: the backend's
      * colo_mirror.  Called with the VM suspended. */
     int (*set_mirror)(void *opaque, rm_colo_mirror_fn fn, void *fn_opaque);

@@ -818,5 +818,6 @@ void rm_disklog_get_stats(struct rm_disklog *log, struct rm_disklog_stats *st)
     pthread_mutex_lock(&log->lock);
     *st = log->st;
     st->unacked_bytes = log->unacked;
+    st->cap_bytes = log->cap;
     pthread_mutex_unlock(&log->lock);
 }

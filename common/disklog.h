@@ -262,6 +262,7 @@ void rm_disklog_acked(struct rm_disklog *log, uint64_t epoch);
 struct rm_disklog_stats {
     uint64_t logged_bytes;     /* total data bytes logged */
     uint64_t unacked_bytes;    /* now */
+    uint64_t cap_bytes;        /* the cap on them */
     uint64_t waits;            /* writers that blocked on the cap */
     uint64_t sync_epochs;      /* epochs with a FLUSH/FUA */
 };

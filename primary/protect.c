@@ -830,12 +830,10 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
     int rc, devnull = -1;
 
     memset(res, 0, sizeof(*res));
-    if (cfg->colo && ((cfg->disks && rm_disklog_nr_disks(cfg->disks)) ||
-                      cfg->nr_unreplicated))
-        return rm_error_set(err, -EOPNOTSUPP, "COLO (--colo) with a disk is "
-                            "not built yet: the replica would write to the "
-                            "image of the last checkpoint (Remus mode "
-                            "replicates disks)");
+    if (cfg->colo && cfg->nr_unreplicated)
+        return rm_error_set(err, -EINVAL, "COLO (--colo) with a disk left "
+                            "unreplicated (-d): the replica's disk would "
+                            "not be the primary's");
     if (cfg->interval_ms < 1 || cfg->hb_interval_ms < 1 ||
         cfg->hb_timeout_ms <= cfg->hb_interval_ms)
         return rm_error_set(err, -EINVAL, "interval %u ms, heartbeat %u ms, "
@@ -891,6 +889,7 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
                 .fallback_rate = cfg->colo_fallback_rate,
                 .fallback_hold_ms = cfg->colo_fallback_hold_ms,
                 .buffered_interval_ms = cfg->interval_ms,
+                .disks = cfg->disks,
                 .set_mirror = cfg->colo_mirror,
                 .set_mirror_opaque = cfg->colo_mirror_opaque,
             };

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "backends/kvm/disk.h"
+#include "backends/kvm/disk_overlay.h"
 #include "common/disklog.h"   /* RM_DISK_SECTOR, RM_DISK_IO_MAX only */
 #include "common/io.h"
 #include "common/log.h"
@@ -95,6 +96,8 @@ int disk_open(struct vm_disk *d, const char *path, struct rm_error *err)
 
 void disk_close(struct vm_disk *d)
 {
+    rm_disk_overlay_free(d->ov);
+    d->ov = NULL;
     if (d->fd >= 0)
         close(d->fd);
     d->fd = -1;
@@ -155,6 +158,51 @@ static int32_t check_io(struct rm_vm *vm, unsigned call,
     if (call != RM_HC_DISK_DISCARD && !gpa_ok(vm, io->data, io->len))
         return RM_HC_DISK_EFAULT;
     return 0;
+}
+
+/* COLO's replica: the checked @io against the overlay over the image (no
+ * observer: nothing of it is replicated).  d->lock held. */
+static int32_t do_overlay_io(struct rm_vm *vm, unsigned call,
+                             const struct rm_hc_disk_io *io)
+{
+    struct vm_disk *d = &vm->disk;
+    uint8_t *buf = call == RM_HC_DISK_READ || call == RM_HC_DISK_WRITE
+                   ? vm->mem + io->data : NULL;
+    int rc = 0;
+
+    switch (call) {
+    case RM_HC_DISK_READ:
+        rc = rm_pio_all(d->fd, buf, io->len, io->offset, false);
+        if (!rc)
+            rm_disk_overlay_read(d->ov, io->offset, buf, io->len);
+        mark_vmm_dirty(vm, io->data, io->len);
+        if (!rc) {
+            d->stats.reads++;
+            d->stats.read_bytes += io->len;
+        }
+        break;
+    case RM_HC_DISK_WRITE:
+        rc = rm_disk_overlay_write(d->ov, io->offset, buf, io->len);
+        if (!rc) {
+            d->stats.writes++;
+            d->stats.write_bytes += io->len;
+        }
+        break;
+    case RM_HC_DISK_FLUSH:          /* the overlay is the replica's own */
+        d->stats.flushes++;
+        break;
+    case RM_HC_DISK_DISCARD:
+        rc = rm_disk_overlay_discard(d->ov, io->offset, io->len);
+        if (!rc)
+            d->stats.discards++;
+        break;
+    }
+    if (rc)
+        LOG_WARN("disk '%s' (COLO replica's overlay, %" PRIu64 " bytes): "
+                 "guest request %u at %" PRIu64 " (+%" PRIu64 ") failed: %s",
+                 d->path, rm_disk_overlay_bytes(d->ov), call, io->offset,
+                 io->len, strerror(-rc));
+    return rc ? RM_HC_DISK_EIO : 0;
 }
 
 /* Do the checked @io on the image, then tell the observer.  d->lock held. */
@@ -249,7 +297,7 @@ int hc_disk(struct rm_vm *vm, unsigned call, uint64_t gpa)
     pthread_mutex_lock(&d->lock);
     ret = check_io(vm, call, &io);
     if (!ret)
-        ret = do_io(vm, call, &io);
+        ret = d->ov ? do_overlay_io(vm, call, &io) : do_io(vm, call, &io);
     else
         d->stats.errors++;
     if (ret == RM_HC_DISK_EIO)
@@ -281,6 +329,58 @@ uint64_t rm_vm_disk_size(const struct rm_vm *vm) { return vm->disk.size; }
 const char *rm_vm_disk_path(const struct rm_vm *vm)
 {
     return vm->disk.fd >= 0 ? vm->disk.path : NULL;
+}
+
+int rm_vm_disk_overlay_start(struct rm_vm *vm, struct rm_error *err)
+{
+    struct vm_disk *d = &vm->disk;
+    int rc = 0;
+
+    pthread_mutex_lock(&d->lock);
+    if (d->fd < 0)
+        goto out;
+    if (d->ov)
+        rm_disk_overlay_clear(d->ov);
+    else if (!(d->ov = rm_disk_overlay_new(0)))
+        rc = rm_error_set(err, -ENOMEM, "disk '%s': no memory for the "
+                          "replica's overlay", d->path);
+out:
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+void rm_vm_disk_overlay_clear(struct rm_vm *vm)
+{
+    struct vm_disk *d = &vm->disk;
+
+    pthread_mutex_lock(&d->lock);
+    if (d->ov)
+        rm_disk_overlay_clear(d->ov);
+    pthread_mutex_unlock(&d->lock);
+}
+
+int rm_vm_disk_overlay_fold(struct rm_vm *vm, uint64_t *sectors,
+                            struct rm_error *err)
+{
+    struct vm_disk *d = &vm->disk;
+    int rc = 0;
+
+    *sectors = 0;
+    pthread_mutex_lock(&d->lock);
+    if (!d->ov)
+        goto out;
+    *sectors = rm_disk_overlay_sectors(d->ov);
+    rc = rm_disk_overlay_fold(d->ov, d->fd);
+    if (rc) {
+        rm_error_set(err, rc, "disk '%s': writing the replica's overlay "
+                     "into the image: %s", d->path, strerror(-rc));
+        goto out;
+    }
+    rm_disk_overlay_free(d->ov);
+    d->ov = NULL;
+out:
+    pthread_mutex_unlock(&d->lock);
+    return rc;
 }
 
 void rm_vm_disk_stats(struct rm_vm *vm, struct rm_vm_disk_stats *st)

@@ -19,10 +19,13 @@ struct vm_disk {
     int fd;                  /* -1: no disk */
     uint64_t size;           /* bytes, a multiple of RM_DISK_SECTOR */
     char path[PATH_MAX];
-    /* Serialises the disk calls; guards obs and stats. */
+    /* Serialises the disk calls; guards obs, stats and ov. */
     pthread_mutex_t lock;
     struct rm_vm_disk_observer obs;
     struct rm_vm_disk_stats stats;
+    /* COLO's replica: its writes go here, not to the image (NULL: to the
+     * image; disk_overlay.h) */
+    struct rm_disk_overlay *ov;
 };
 
 /* Set @d to "no disk" (fd -1) and initialise its lock. */

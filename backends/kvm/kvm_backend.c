@@ -27,6 +27,7 @@ struct kvm_backend {
                                      backend's: close leaves it running */
     /* COLO, replica role */
     bool colo_started;            /* the replica has run */
+    bool test_colo_no_fold;       /* TESTS ONLY */
     unsigned long *colo_dirty;    /* colo_pause's bitmap */
 };
 
@@ -78,8 +79,19 @@ static int kvm_activate(struct rm_backend *b, struct rm_error *err)
         return rc;
     if (k->colo_started) {
         /* COLO: it runs (or was paused for a checkpoint that never came)
-         * from its own state; its network is its TAP from now on. */
+         * from its own state; its network is its TAP from now on, its
+         * disk its image with what it wrote since the checkpoint. */
+        uint64_t sectors;
+
         rm_vm_pause(k->rarg.vm);
+        if (k->test_colo_no_fold)
+            rm_vm_disk_overlay_clear(k->rarg.vm);
+        rc = rm_vm_disk_overlay_fold(k->rarg.vm, &sectors, err);
+        if (rc)
+            return rc;
+        if (sectors)
+            LOG_INFO("COLO: %" PRIu64 " sectors the replica wrote since its "
+                     "checkpoint written into its image", sectors);
         rm_vm_set_net_in(k->rarg.vm, NULL);
         rm_vm_set_net_out(k->rarg.vm, NULL, NULL);
         rm_vm_logdirty(k->rarg.vm, false);
@@ -214,6 +226,11 @@ static int kvm_colo_run(struct rm_backend *b, const struct rm_colo_net *net,
     rc = rm_kvm_restore_apply_state(&k->rarg, err);
     if (rc)
         return rc;
+    /* Its disk writes from now on: an overlay over the checkpoint's image
+     * (what it wrote before this checkpoint is gone with its state). */
+    rc = rm_vm_disk_overlay_start(vm, err);
+    if (rc)
+        return rc;
     k->rarg.colo_ran = true;
     if (k->colo_started)
         return rm_vm_resume(vm) ? rm_error_set(err, -EIO, "resuming the "
@@ -263,7 +280,12 @@ static int kvm_colo_pause(struct rm_backend *b, const unsigned long **dirty,
 
 static void kvm_colo_park(struct rm_backend *b)
 {
-    kb(b)->rarg.colo_ran = false;
+    struct kvm_backend *k = kb(b);
+
+    /* Its state, disk writes included, is the checkpoint's now. */
+    if (k->rarg.replica)
+        rm_vm_disk_overlay_clear(k->rarg.replica);
+    k->rarg.colo_ran = false;
 }
 
 static bool kvm_control(struct rm_backend *b, const char *req, int fd,
@@ -428,6 +450,7 @@ int rm_kvm_backend_replica(const struct rm_kvm_replica_opts *o,
     k->rarg.cfg = o->cfg;
     k->rarg.max_mem_bytes = o->max_mem_bytes;
     k->rarg.expect = o->expect;
+    k->test_colo_no_fold = o->test_colo_no_fold;
     if (o->nr_disks > 1) {
         free(k);
         return rm_error_set(err, -EINVAL, "--disk given %u times: the "

@@ -194,6 +194,19 @@ struct rm_vm_disk_stats {
 void rm_vm_disk_stats(struct rm_vm *vm, struct rm_vm_disk_stats *st);
 
 /*
+ * COLO's replica (backends/kvm/disk_overlay.h): overlay_start() sends the
+ * guest's disk writes to an empty overlay in memory from now on (the
+ * image keeps the committed checkpoint's disk); overlay_clear() forgets
+ * them (a checkpoint replaced the replica's state); overlay_fold() writes
+ * them into the image (*@sectors of them), syncs, and ends the overlay
+ * (a takeover).  Without a disk: nothing to do, 0.
+ */
+int rm_vm_disk_overlay_start(struct rm_vm *vm, struct rm_error *err);
+void rm_vm_disk_overlay_clear(struct rm_vm *vm);
+int rm_vm_disk_overlay_fold(struct rm_vm *vm, uint64_t *sectors,
+                            struct rm_error *err);
+
+/*
  * COLO: where the guest's network input comes from instead of its TAP (the
  * replica reads the frames mirrored from the primary: colo/input_queue.h).
  * poll_fd is readable while a frame waits; read() copies the next frame
