@@ -21,6 +21,8 @@
 #    status` and the metrics show the mode and the checkpoints by cause;
 #    negative control: --colo-fallback 0 never switches; kill -9 of the
 #    primary in buffered mode: the replica resumes from its checkpoint;
+#  - a busy disk (1 MB/s against a 256 KiB disk log) asks for checkpoints
+#    (a full queue) at half the log's cap;
 #  - refusals: --colo with -d (an unreplicated disk), --colo with -n, a COLO primary with a Remus secondary,
 #    --compare-timeout without --colo.
 . "$ROOT/tests/lib/kvm.sh"
@@ -29,8 +31,8 @@ PORT=127.0.0.1:7796
 HB="--heartbeat 50 --heartbeat-timeout 1000"
 
 start_pair() {   # start_pair TAG [receive env...]: logs in $TMP/TAG.*; $PRI_OPTS
-    tag=$1; shift   # adds options to protect
-    ip netns exec "$NS" env "$@" "$REMUS" receive --colo --listen $PORT --tap taps $HB \
+    tag=$1; shift   # and $RECV_OPTS add options to protect and receive
+    ip netns exec "$NS" env "$@" "$REMUS" receive --colo --listen $PORT --tap taps $HB ${RECV_OPTS:-} \
         --digest-every 1 --digest-file "$TMP/$tag.sec.dig" > "$TMP/$tag.sec.log" 2>&1 & SEC=$!; PIDS+=($SEC)
     sleep 0.3
     ip netns exec "$NS" "$REMUS" protect --colo -i 20 --progress 0 $HB \
@@ -160,6 +162,24 @@ kv 2 1 "GET z" | grep -q "^1 OK 4 " || { echo "the replica lost an acknowledged 
 kv 2 2 "INCR z" | grep -q "^2 OK 5 " || { echo "the replica does not serve"; exit 1; }
 echo "primary dies in buffered mode: $(grep -o 'FAILOVER.*' "$TMP/bdies.sec.log" | cut -c1-160)"
 kill -INT $SEC; wait $SEC 2>/dev/null || true
+
+# -- a busy disk: its log asks for checkpoints ----------------------------------
+scenario "a busy disk asks for checkpoints"
+# 1 MB/s of guest disk writes against a 256 KiB disk log: half of it
+# unacknowledged asks for a checkpoint (a full queue) long before the
+# 1 s interval, so the guest's writes never wait for the cap.
+truncate -s 16M "$TMP/pri.img"; truncate -s 16M "$TMP/rep.img"
+cp "$TMP/g.cfg" "$TMP/g.cfg.nodisk"; echo "disk = $TMP/pri.img" >> "$TMP/g.cfg"
+RECV_OPTS="--disk $TMP/rep.img" PRI_OPTS="--compare-timeout 3000 --disk-buffer-bytes 262144" start_pair busy
+kv 1 1 "DISKLOAD 2000" | grep -q "OK rate=2000" || { echo "DISKLOAD refused"; exit 1; }
+sleep 2
+kv 1 2 "DISKLOAD 0" | grep -q "OK rate=0" || { echo "DISKLOAD 0 refused"; exit 1; }
+stop_pair
+cp "$TMP/g.cfg.nodisk" "$TMP/g.cfg"
+grep "COLO: checkpoints asked" "$TMP/busy.pri.log"
+[ "$(by_cause busy "full queue")" -ge 4 ] ||
+    { echo "2 s of disk writes (1 MB/s against a 256 KiB log) asked fewer than 4 checkpoints"; exit 1; }
+check_convergence "$TMP/busy.pri.dig" "$TMP/busy.sec.dig" 4 "a busy disk"
 
 # -- negative control: the replica's dirty pages not sent back --------------
 scenario "negative control: no dirty pages back"
