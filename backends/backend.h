@@ -55,6 +55,13 @@ struct rm_colo_net {
     int (*out)(void *opaque, const void *frame, size_t len);
 };
 
+/* How a VM protected again (protect_again) lets its output out. */
+enum rm_again_output {
+    RM_AGAIN_DIRECT,        /* -F -n: at once (unsafe) */
+    RM_AGAIN_BUFFERED,      /* held until its checkpoint is acknowledged */
+    RM_AGAIN_COLO,          /* compared with the replica's (COLO; KVM) */
+};
+
 /* COLO: called with every frame the protected VM receives, in order. */
 typedef void (*rm_colo_mirror_fn)(void *opaque, const void *frame,
                                   size_t len);
@@ -99,9 +106,10 @@ struct rm_backend_ops {
     /* A protected-role backend for the VM this one runs (a replica that
      * took over, or a protected VM whose secondary was lost), to protect
      * it again: it borrows the VM (its close ends the output commit,
-     * @netbuf, and leaves the VM running, still this backend's).  NULL:
-     * not offered.  0 or -errno with the reason in @err. */
-    int (*protect_again)(struct rm_backend *b, bool netbuf,
+     * @output, and leaves the VM running, still this backend's).  NULL:
+     * not offered.  0 or -errno with the reason in @err (-EOPNOTSUPP: an
+     * @output it does not offer). */
+    int (*protect_again)(struct rm_backend *b, enum rm_again_output output,
                          struct rm_backend **out, struct rm_error *err);
     /* Optional (NULL: none): serve a control-socket request of the
      * backend's own (the micro-VMM: save, frame, offline-page) with the

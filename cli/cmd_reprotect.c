@@ -37,6 +37,9 @@ static void usage(FILE *out)
             "  --heartbeat MS           heartbeat period (default 100)\n"
             "  --heartbeat-timeout MS   secondary lost after (default 1000,\n"
             "                           or -i + 4 heartbeats when longer)\n"
+            "  --colo                   COLO mode (as `remus protect --colo`,\n"
+            "                           its defaults; the secondary runs\n"
+            "                           `remus receive --colo`)\n"
             "  --insecure               without a key (else the key the\n"
             "                           VM's process ran with, or this host's\n"
             "                           default: $REMUS_KEY_FILE,\n"
@@ -51,6 +54,7 @@ int cmd_reprotect(int argc, char **argv)
         { "heartbeat-timeout", required_argument, NULL, 'T' },
         { "stop", no_argument, NULL, 's' },
         { "insecure", no_argument, NULL, 0x301 },
+        { "colo", no_argument, NULL, 0x302 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -58,6 +62,7 @@ int cmd_reprotect(int argc, char **argv)
     struct rm_error err = { 0 };
     unsigned interval = 200, hb = 100, hbto = 0;
     bool unsafe = false, nonet = false, stop = false, insecure = false;
+    bool colo = false;
     unsigned long long epoch = 0, pause = 0, dirty = 0;
     char req[160], reply[600];
     int c;
@@ -84,6 +89,7 @@ int cmd_reprotect(int argc, char **argv)
             break;
         case 's': stop = true; break;
         case 0x301: insecure = true; break;
+        case 0x302: colo = true; break;
         case 'h': usage(stdout); return RM_EXIT_OK;
         default:
             return cli_usage_error("reprotect", "unknown option '%s'",
@@ -100,6 +106,9 @@ int cmd_reprotect(int argc, char **argv)
                 argv[optind], reply + 3);
         return RM_EXIT_OK;
     }
+    if (colo && nonet)
+        return cli_usage_error("reprotect", "--colo compares the VM's output "
+                               "with the replica's: not with -n");
     if (nonet && !unsafe)
         return cli_usage_error("reprotect", "-n needs -F (unsafe mode): "
                                "without output buffering the protection "
@@ -113,8 +122,9 @@ int cmd_reprotect(int argc, char **argv)
                                "exceed --heartbeat %u", hbto, hb);
     if (rm_parse_hostport(argv[optind + 1], &hp, &err))
         return cli_usage_error("reprotect", "%s", rm_error_str(&err));
-    snprintf(req, sizeof(req), "protect %s %u %u %u %d %s", argv[optind + 1],
-             interval, hb, hbto, nonet ? 0 : 1, insecure ? "insecure" : "keyed");
+    snprintf(req, sizeof(req), "protect %s %u %u %u %d %s%s",
+             argv[optind + 1], interval, hb, hbto, nonet ? 0 : 1,
+             insecure ? "insecure" : "keyed", colo ? " colo" : "");
     if (rm_ctlsock_request(argv[optind], req, -1, reply, sizeof(reply), &err))
         return cli_fail("reprotect", "'%s' is not protected: %s",
                         argv[optind], rm_error_str(&err));

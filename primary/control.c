@@ -164,23 +164,27 @@ static const char *end_reason(const struct rm_primary_result *r)
     return rm_error_str(&r->protect.why);
 }
 
-/* "protect HOST:PORT INTERVAL HB HB_TIMEOUT BUFFER keyed|insecure" */
+/* "protect HOST:PORT INTERVAL HB HB_TIMEOUT BUFFER keyed|insecure [colo]" */
 static void serve_protect(struct rm_vm_control *c, const char *req,
                           char *reply, size_t len)
 {
     struct rm_protect_cfg *pc;
     struct reprotect *rp;
     struct rm_error err = { 0 };
-    char peer[64], mode[16] = "keyed";
+    char peer[64], mode[16] = "keyed", colo[8] = "";
     unsigned iv, hb, hbto, buffer, waited;
     bool have_key = false;
+    enum rm_again_output output;
 
-    if (sscanf(req, "protect %63s %u %u %u %u %15s", peer, &iv, &hb, &hbto,
-               &buffer, mode) < 5 || !iv || !hb || hbto <= hb ||
-        (strcmp(mode, "keyed") && strcmp(mode, "insecure"))) {
+    if (sscanf(req, "protect %63s %u %u %u %u %15s %7s", peer, &iv, &hb,
+               &hbto, &buffer, mode, colo) < 5 || !iv || !hb ||
+        hbto <= hb || (strcmp(mode, "keyed") && strcmp(mode, "insecure")) ||
+        (colo[0] && (strcmp(colo, "colo") || !buffer))) {
         snprintf(reply, len, "error bad protect request");
         return;
     }
+    output = colo[0] ? RM_AGAIN_COLO : buffer ? RM_AGAIN_BUFFERED
+                                              : RM_AGAIN_DIRECT;
     pthread_mutex_lock(&c->lock);
     if (c->protecting) {
         snprintf(reply, len, "error this VM is already protected (to %s)",
@@ -210,6 +214,11 @@ static void serve_protect(struct rm_vm_control *c, const char *req,
     pc->hb_interval_ms = hb;
     pc->hb_timeout_ms = hbto;
     pc->stats_fd = rp->stats_pipe[1];
+    if (output == RM_AGAIN_COLO) {   /* as protect --colo, its defaults */
+        pc->colo = true;
+        pc->compress = false;
+        pc->colo_fallback_rate = iv >= 1000 ? 1 : 1000 / iv;
+    }
     /* The key this VM's process ran with; else the host's default key
      * ($REMUS_KEY_FILE, /etc/remus/remus.key); none only when asked. */
     if (!strcmp(mode, "insecure")) {
@@ -238,7 +247,7 @@ static void serve_protect(struct rm_vm_control *c, const char *req,
         }
         rp->cfg.quorum = c->quorum;
     }
-    if (c->be->ops->protect_again(c->be, buffer != 0, &rp->pbe, &err))
+    if (c->be->ops->protect_again(c->be, output, &rp->pbe, &err))
         goto fail;
     rp->cfg.stop_requested = &rp->stop;
     rp->cfg.control = c;
@@ -247,8 +256,8 @@ static void serve_protect(struct rm_vm_control *c, const char *req,
         goto fail;
     }
     c->rp = rp;
-    LOG_INFO("protecting '%s' again, to %s (full resync first)",
-             c->be->vm_name, peer);
+    LOG_INFO("protecting '%s' again, to %s (full resync first%s)",
+             c->be->vm_name, peer, output == RM_AGAIN_COLO ? "; COLO" : "");
     /* Answer when the full resync is acknowledged, or protection ended. */
     for (waited = 0; waited < PROTECT_WAIT_MS; waited += 100) {
         struct pollfd pfd = { rp->stats_pipe[0], POLLIN, 0 };

@@ -149,8 +149,9 @@ static int netbuf_out(void *nb, const void *frame, size_t len);
 static struct kvm_backend *kvm_new(void);
 static void kvm_close(struct rm_backend *b);
 
-/* A backend borrowing @b's VM, its output through a queue when @netbuf. */
-static int kvm_protect_again(struct rm_backend *b, bool netbuf,
+/* A backend borrowing @b's VM, its output as @output says. */
+static int kvm_protect_again(struct rm_backend *b,
+                             enum rm_again_output output,
                              struct rm_backend **out, struct rm_error *err)
 {
     struct kvm_backend *k = kb(b), *p;
@@ -168,13 +169,23 @@ static int kvm_protect_again(struct rm_backend *b, bool netbuf,
     snprintf(p->b.vm_name, sizeof(p->b.vm_name), "%s", b->vm_name);
     p->b.guest_bytes = rm_vm_mem_bytes(k->vm);
     p->b.nr_vcpus = rm_vm_nr_vcpus(k->vm);
-    if (netbuf) {
+    if (output == RM_AGAIN_BUFFERED) {
         struct rm_netbuf_queue_cfg nq;
 
         memset(&nq, 0, sizeof(nq));
         nq.sink = rm_vm_tap_write;
         nq.sink_opaque = k->vm;
         p->b.netbuf = rm_netbuf_queue_new(&nq, err);
+    } else if (output == RM_AGAIN_COLO) {
+        struct rm_compare_cfg cc;
+
+        memset(&cc, 0, sizeof(cc));   /* the comparator's defaults */
+        cc.sink = rm_vm_tap_write;
+        cc.sink_opaque = k->vm;
+        cc.start_held = true;         /* no replica runs before checkpoint 1 */
+        p->b.netbuf = rm_netbuf_colo_new(&cc, err);
+    }
+    if (output != RM_AGAIN_DIRECT) {
         if (!p->b.netbuf) {
             free(p);
             return err->code ? err->code : -ENOMEM;

@@ -189,7 +189,8 @@ static void xen_close(struct rm_backend *b)
 
 /* The domain this backend holds, protected again (see backend.h): a
  * protected-role backend of its own whose stop goes through @b. */
-static int xen_protect_again(struct rm_backend *b, bool netbuf,
+static int xen_protect_again(struct rm_backend *b,
+                             enum rm_again_output output,
                              struct rm_backend **out, struct rm_error *err)
 {
     struct xen_backend *x = xb(b);
@@ -197,8 +198,11 @@ static int xen_protect_again(struct rm_backend *b, bool netbuf,
     char dom[16];
     int rc;
 
+    if (output == RM_AGAIN_COLO)
+        return rm_error_set(err, -EOPNOTSUPP, "COLO (--colo) runs on the "
+                            "KVM backend only");
     memset(&o, 0, sizeof(o));
-    o.no_netbuf = !netbuf;
+    o.no_netbuf = output == RM_AGAIN_DIRECT;
     snprintf(dom, sizeof(dom), "%u", x->domid);
     rc = rm_xen_backend_protect(dom, &o, out, err);
     if (rc == 0)

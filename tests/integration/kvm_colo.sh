@@ -26,8 +26,8 @@
 #  - refusals: --colo with -d (an unreplicated disk), --colo with -n, a COLO primary with a Remus secondary,
 #    --compare-timeout without --colo.
 . "$ROOT/tests/lib/kvm.sh"
-ns_setup tapp taps
-PORT=127.0.0.1:7796
+ns_setup tapp taps tapb
+PORT=127.0.0.1:7796 PORT2=127.0.0.1:7797
 HB="--heartbeat 50 --heartbeat-timeout 1000"
 
 start_pair() {   # start_pair TAG [receive env...]: logs in $TMP/TAG.*; $PRI_OPTS
@@ -208,6 +208,35 @@ grep -q "keeps its own vCPU state" "$TMP/pdies.sec.log" ||
 kv 2 2 "INCR x" | grep -q "^2 OK 5 " || { echo "the replica does not serve"; exit 1; }
 echo "primary dies: $(grep -o 'FAILOVER.*' "$TMP/pdies.sec.log" | cut -c1-160)"
 kill -INT $SEC; wait $SEC 2>/dev/null || true
+
+# -- a planned move, and COLO again from the new host ------------------------------
+scenario "handover, then reprotect --colo"
+start_pair ho
+kv 1 1 "INCR h" "INCR h" "INCR h" | tail -1 | grep -q "^3 OK 3 " || { echo "no replies"; exit 1; }
+"$REMUS" handover tguest > "$TMP/ho.out" 2> "$TMP/ho.err" || { cat "$TMP/ho.err"; exit 1; }
+rc=0; wait $PRI || rc=$?
+[ $rc = 0 ] || { echo "the old primary exited $rc, not 0"; tail "$TMP/ho.pri.log"; exit 1; }
+wait_for "$TMP/ho.sec.log" "FAILOVER: failover requested by the primary (a handover)" 10
+kv 2 4 "GET h" | grep -q "^4 OK 3 " || { echo "the handover lost acknowledged writes"; exit 1; }
+wait_until 10 "the VM's control socket" test -S "$REMUS_RUN_DIR/tguest.sock"
+# the new host protects it again, in COLO mode, to a third
+ip netns exec "$NS" "$REMUS" receive --colo --listen $PORT2 --tap tapb $HB \
+    > "$TMP/ho.sb.log" 2>&1 & SB=$!; PIDS+=($SB)
+# negative control: a Remus-mode reprotection is refused by a COLO secondary
+if NSX "$REMUS" reprotect -i 20 $HB tguest $PORT2 2> "$TMP/ho.rp0"; then
+    echo "negative control: a Remus reprotection to a COLO secondary was accepted"; exit 1
+fi
+grep -q "COLO" "$TMP/ho.rp0" || { cat "$TMP/ho.rp0"; exit 1; }
+# (the secondary that refused it waits for the next primary)
+NSX "$REMUS" reprotect --colo -i 20 $HB tguest $PORT2 2> "$TMP/ho.rp" || { cat "$TMP/ho.rp"; exit 1; }
+kv 3 5 "INCR h" "INCR h" | tail -1 | grep -q "^6 OK 5 " || { echo "no replies after the reprotection"; exit 1; }
+wait_until 5 "the reprotection's COLO status" eval '"$REMUS" status | grep -q "COLO comparing: checkpoints by cause"'
+# the host that took over dies: the third goes on from its replica's state
+kill -9 $SEC; wait $SEC 2>/dev/null || true
+wait_for "$TMP/ho.sb.log" "FAILOVER" 20
+kv 4 7 "GET h" | grep -q "^7 OK 5 " || { echo "the third host lost acknowledged writes"; tail "$TMP/ho.sb.log"; exit 1; }
+echo "handover then reprotect --colo: $(grep -ao 'FAILOVER.*' "$TMP/ho.sb.log" | cut -c1-120)"
+kill -INT $SB; wait $SB 2>/dev/null || true
 
 # -- the secondary dies --------------------------------------------------------
 scenario "the secondary dies"
