@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -27,7 +28,12 @@ struct rm_ctlsock {
     pthread_t thread;
     char path[108];
     dev_t dev;                  /* the socket file bound: removed at stop */
-    ino_t ino;                  /* only while it is still this one */
+    ino_t ino;                  /* only while it is still this one (its
+                                   inode number may be reused at once by
+                                   the socket of a process that took the
+                                   name over: the change time tells them
+                                   apart) */
+    struct timespec ctime;
 };
 
 static int sock_path(const char *name, char *out, size_t len,
@@ -145,15 +151,71 @@ static void serve_one(struct rm_ctlsock *s, int cfd)
     send_reply(cfd, reply, sizeof(reply));
 }
 
+/* Does a server listen on @path?  (Connect and hang up: its serving
+ * thread sees a request-less client.) */
+static bool someone_listens(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool yes;
+
+    if (fd < 0)
+        return false;
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    yes = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return yes;
+}
+
+/*
+ * The name's lock (PATH.lock, flock): held while a server replaces the
+ * socket file (unlink, bind, listen) and while one that ends decides
+ * whether the file is still its own and removes it, so that the two never
+ * interleave (a takeover's socket removed by the old primary ending at the
+ * same moment: seen after handovers).  -1 when it cannot be had (then
+ * unlocked, as before).
+ */
+static int name_lock(const char *path)
+{
+    char lpath[128];
+    int fd;
+
+    if ((size_t)snprintf(lpath, sizeof(lpath), "%s.lock", path) >=
+        sizeof(lpath))
+        return -1;
+    fd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -1;
+    while (flock(fd, LOCK_EX) < 0) {
+        if (errno != EINTR) {
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+static void name_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
+
 /* Remove the socket file if it still is the one this server bound (a
- * process that took the name over keeps its own). */
+ * process that took the name over keeps its own).  Called with the
+ * listening socket closed: the file is ours when it is the inode we bound
+ * (its number may have been given to a newer socket: the change time
+ * too) and nobody listens on it; under the name's lock. */
 static void unlink_own(const struct rm_ctlsock *s)
 {
+    int lock = name_lock(s->path);
     struct stat st;
 
     if (stat(s->path, &st) == 0 && st.st_dev == s->dev &&
-        st.st_ino == s->ino)
+        st.st_ino == s->ino && st.st_ctim.tv_sec == s->ctime.tv_sec &&
+        st.st_ctim.tv_nsec == s->ctime.tv_nsec && !someone_listens(s->path))
         unlink(s->path);
+    name_unlock(lock);
 }
 
 static void *ctl_main(void *arg)
@@ -190,6 +252,7 @@ struct rm_ctlsock *rm_ctlsock_start(const char *name,
 {
     struct rm_ctlsock *s = calloc(1, sizeof(*s));
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int lock;
 
     if (!s) {
         rm_error_set(err, -ENOMEM, "out of memory");
@@ -202,6 +265,7 @@ struct rm_ctlsock *rm_ctlsock_start(const char *name,
         goto fail;
     if (rm_run_dir_prepare(err))
         goto fail;
+    lock = name_lock(s->path);
     unlink(s->path);            /* a dead process's, or taken over */
     snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", s->path);
     s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -211,6 +275,7 @@ struct rm_ctlsock *rm_ctlsock_start(const char *name,
         pipe2(s->stop_pipe, O_CLOEXEC)) {
         rm_error_set(err, -errno, "control socket %s: %s", s->path,
                      strerror(errno));
+        name_unlock(lock);
         goto fail;
     }
     {
@@ -219,8 +284,10 @@ struct rm_ctlsock *rm_ctlsock_start(const char *name,
         if (stat(s->path, &st) == 0) {
             s->dev = st.st_dev;
             s->ino = st.st_ino;
+            s->ctime = st.st_ctim;
         }
     }
+    name_unlock(lock);
     if (pthread_create(&s->thread, NULL, ctl_main, s)) {
         rm_error_set(err, -EAGAIN, "cannot start the control thread");
         goto fail;

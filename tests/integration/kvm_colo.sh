@@ -218,7 +218,8 @@ rc=0; wait $PRI || rc=$?
 [ $rc = 0 ] || { echo "the old primary exited $rc, not 0"; tail "$TMP/ho.pri.log"; exit 1; }
 wait_for "$TMP/ho.sec.log" "FAILOVER: failover requested by the primary (a handover)" 10
 kv 2 4 "GET h" | grep -q "^4 OK 3 " || { echo "the handover lost acknowledged writes"; exit 1; }
-wait_until 10 "the VM's control socket" test -S "$REMUS_RUN_DIR/tguest.sock"
+wait_until 10 "the VM's control socket" test -S "$REMUS_RUN_DIR/tguest.sock" ||
+    { tail -5 "$TMP/ho.sec.log"; ls -la "$REMUS_RUN_DIR"; exit 1; }
 # the new host protects it again, in COLO mode, to a third
 ip netns exec "$NS" "$REMUS" receive --colo --listen $PORT2 --tap tapb $HB \
     > "$TMP/ho.sb.log" 2>&1 & SB=$!; PIDS+=($SB)

@@ -23,6 +23,7 @@
 #include "backends/kvm/console.h"
 #include "cluster/quorum.h"
 #include "common/log.h"
+#include "common/ctlsock.h"
 #include "common/status.h"
 
 static char tmpdir[64];
@@ -159,6 +160,45 @@ static void test_status_colo(void **state)
           "\"updated_unix_ms\": 1}\n", f);
     fclose(f);
     assert_int_equal(rm_status_read(path, &back, &err), -EBADMSG);
+    unsetenv("REMUS_RUN_DIR");
+}
+
+static void serve_name(void *opaque, const char *req, int fd, char *reply,
+                       size_t len)
+{
+    (void)req;
+    (void)fd;
+    snprintf(reply, len, "ok %s", (const char *)opaque);
+}
+
+static const struct rm_ctlsock_ops name_ops = { .serve = serve_name };
+
+/* A process that takes a control socket's name over (a takeover after a
+ * handover, while the old primary is still ending) keeps it when the old
+ * one stops, even if its socket file got the old one's inode number. */
+static void test_ctlsock_taken_over(void **state)
+{
+    char run[128], reply[64];
+    struct rm_error err = { 0 };
+    struct rm_ctlsock *a, *b;
+    int i;
+
+    (void)state;
+    snprintf(run, sizeof(run), "%s/run-ctl", tmpdir);
+    assert_int_equal(mkdir(run, 0700), 0);
+    assert_int_equal(setenv("REMUS_RUN_DIR", run, 1), 0);
+    for (i = 0; i < 20; i++) {       /* inode reuse is likely, not sure */
+        a = rm_ctlsock_start("vmx", &name_ops, "old", &err);
+        assert_non_null(a);
+        usleep(20000);               /* another change time */
+        b = rm_ctlsock_start("vmx", &name_ops, "new", &err);
+        assert_non_null(b);
+        rm_ctlsock_stop(a);
+        assert_int_equal(rm_ctlsock_request("vmx", "who", -1, reply,
+                                            sizeof(reply), &err), 0);
+        assert_string_equal(reply, "ok new");
+        rm_ctlsock_stop(b);
+    }
     unsetenv("REMUS_RUN_DIR");
 }
 
@@ -377,6 +417,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_temp_not_predictable),
         cmocka_unit_test(test_status_colo),
+        cmocka_unit_test(test_ctlsock_taken_over),
         cmocka_unit_test(test_run_dir_mode),
         cmocka_unit_test(test_status_writer_check),
         cmocka_unit_test(test_fence_name_refused),
