@@ -389,8 +389,14 @@ static void colo_row(const char *mode, const struct rm_drill_report *r,
                rm_drill_colo_rate(c, 3));
     else
         printf("-");
-    printf(" | %.3f | %.0f | %.2f / %.2f | %" PRIu64 " |\n", r->pause_ms_p50,
-           r->dirty_per_epoch, r->primary_cpu, r->secondary_cpu, r->lost_ops);
+    printf(" | %.3f | ", r->pause_ms_p50);
+    if (r->colo)
+        printf("%.3f / %.3f", c->replica_pause_mean_ms,
+               c->replica_pause_max_ms);
+    else
+        printf("-");
+    printf(" | %.0f | %.2f / %.2f | %" PRIu64 " |\n", r->dirty_per_epoch,
+           r->primary_cpu, r->secondary_cpu, r->lost_ops);
 }
 
 /* COLO against buffered Remus and unheld output (#20), one run. */
@@ -413,8 +419,9 @@ static void colo_rows(void)
            "| mode | latency p50 / p99 (ms) | p99 / unheld p99 | "
            "checkpoints/s under load | COLO checkpoints/s by cause "
            "(mismatch, timeout, full queue, periodic) | pause p50 (ms) | "
-           "dirty pages per checkpoint | CPU primary / secondary (cores) | "
-           "lost ops |\n|---|---|---|---|---|---|---|---|---|\n");
+           "replica's pause mean / max (ms) | dirty pages per checkpoint | "
+           "CPU primary / secondary (cores) | lost ops |\n"
+           "|---|---|---|---|---|---|---|---|---|---|\n");
     have_nb = !drill_failed(drill(25, 5000, 2048, DRILL_NOBUF | DRILL_NODISK,
                                   &nb), &nb, true, "COLO table: -n");
     have_rb = !drill_failed(drill(25, 5000, 2048, DRILL_NODISK, &rb), &rb,

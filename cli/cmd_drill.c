@@ -28,12 +28,15 @@ static void print_colo(const struct rm_drill_report *rep)
            "under load; fallbacks %" PRIu64 ", checkpoints buffered %"
            PRIu64 ")\n"
            "  COLO queues (largest seen)  %" PRIu64 " frames of the VM, %"
-           PRIu64 " of the replica\n",
+           PRIu64 " of the replica\n"
+           "  COLO replica's pause        mean %.3f ms, max %.3f ms per "
+           "checkpoint (paused .. ran again)\n",
            c->last[0], c->last[1], c->last[2], c->last[3],
            rm_drill_colo_rate(c, 0), rm_drill_colo_rate(c, 1),
            rm_drill_colo_rate(c, 2), rm_drill_colo_rate(c, 3), c->mode,
            c->ever_buffered ? "" : "never ", c->fallbacks,
-           c->buffered_checkpoints, c->held_max_vm, c->held_max_replica);
+           c->buffered_checkpoints, c->held_max_vm, c->held_max_replica,
+           c->replica_pause_mean_ms, c->replica_pause_max_ms);
 }
 
 static void usage(FILE *out)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "colo/input_queue.h"
+#include "common/io.h"
 #include "common/log.h"
 
 struct rm_colo_replica {
@@ -21,6 +22,8 @@ struct rm_colo_replica {
     pthread_mutex_t lock;
     /* under lock: */
     uint64_t cut_epoch;            /* the checkpoint under way (0: none) */
+    uint64_t paused_at;            /* rm_now_ns() it paused for it (0: it
+                                    * was not running) */
     uint64_t cut_input;            /* its input_seq */
     bool cut_buffered;             /* ... and its buffered mark */
     bool parked;                   /* buffered mode: the replica is paused
@@ -132,6 +135,7 @@ static int on_checkpoint(struct rm_colo_replica *cr,
     cr->cut_buffered = msg->u.colo_checkpoint.buffered;
     cr->st.checkpoints_asked++;
     parked = cr->parked;
+    cr->paused_at = parked ? 0 : rm_now_ns();
     pthread_mutex_unlock(&cr->lock);
     if (parked) {
         /* It did not run since it last paused: it changed nothing. */
@@ -235,6 +239,15 @@ int rm_colo_replica_committed(struct rm_colo_replica *cr, uint64_t epoch,
         pthread_mutex_lock(&cr->lock);
         cr->parked = cr->st.parked = false;
         cr->st.runs++;
+        if (cr->paused_at) {      /* paused for a checkpoint .. runs again */
+            uint64_t ns = rm_now_ns() - cr->paused_at;
+
+            cr->st.pauses++;
+            cr->st.pause_ns_total += ns;
+            if (ns > cr->st.pause_ns_max)
+                cr->st.pause_ns_max = ns;
+            cr->paused_at = 0;
+        }
         pthread_mutex_unlock(&cr->lock);
         if (was_parked)
             LOG_INFO("COLO: the replica runs again from checkpoint %" PRIu64,

@@ -74,6 +74,8 @@ struct rm_colo_replica_stats {
     uint64_t dirty_pages_sent;     /* pfns sent back, in all */
     uint64_t output_frames;        /* the replica's frames sent back */
     uint64_t output_errors;
+    uint64_t pauses;               /* paused for a checkpoint .. ran again */
+    uint64_t pause_ns_total, pause_ns_max;
 };
 void rm_colo_replica_get_stats(struct rm_colo_replica *cr,
                                struct rm_colo_replica_stats *st);

@@ -351,6 +351,7 @@ static void read_failover_line(struct drill *d)
             d->rep->committed_epoch = strtoull(p + 24, NULL, 10);
         else if (c)
             d->rep->committed_epoch = strtoull(c + 23, NULL, 10);
+        rm_drill_colo_log_line(&d->rep->colo_st, line);
     }
     fclose(f);
 }
@@ -868,14 +869,17 @@ int rm_drill_report_json(const struct rm_drill_report *rep, const char *path,
                 "{\"mismatch\": %.3f, \"timeout\": %.3f, \"overflow\": %.3f, "
                 "\"periodic\": %.3f}, \"fallbacks\": %" PRIu64 ", "
                 "\"buffered_checkpoints\": %" PRIu64 ", \"held_max_vm\": %"
-                PRIu64 ", \"held_max_replica\": %" PRIu64 "}",
+                PRIu64 ", \"held_max_replica\": %" PRIu64 ", "
+                "\"replica_pause_mean_ms\": %.3f, \"replica_pause_max_ms\": "
+                "%.3f}",
                 c->sampled ? "true" : "false", c->mode,
                 c->ever_buffered ? "true" : "false", c->last[0], c->last[1],
                 c->last[2], c->last[3], rm_drill_colo_rate(c, 0),
                 rm_drill_colo_rate(c, 1), rm_drill_colo_rate(c, 2),
                 rm_drill_colo_rate(c, 3), c->fallbacks,
                 c->buffered_checkpoints, c->held_max_vm,
-                c->held_max_replica);
+                c->held_max_replica, c->replica_pause_mean_ms,
+                c->replica_pause_max_ms);
     }
     fprintf(f, "\n}\n");
     if (fclose(f))

@@ -48,6 +48,18 @@ int rm_drill_colo_sample(struct rm_drill_colo *c, const char *run_dir,
     return 0;
 }
 
+void rm_drill_colo_log_line(struct rm_drill_colo *c, const char *line)
+{
+    const char *p = strstr(line, "its pause per checkpoint mean ");
+    double mean, max;
+
+    if (p && sscanf(p, "its pause per checkpoint mean %lf ms, max %lf ms",
+                    &mean, &max) == 2) {
+        c->replica_pause_mean_ms = mean;
+        c->replica_pause_max_ms = max;
+    }
+}
+
 double rm_drill_colo_rate(const struct rm_drill_colo *c, unsigned i)
 {
     if (!c->sampled || i > 3 || c->last_ns <= c->first_ns)

@@ -21,7 +21,14 @@ struct rm_drill_colo {
     uint64_t first_ns, last_ns;   /* when (monotonic) */
     uint64_t buffered_checkpoints, fallbacks;   /* at the last sample */
     uint64_t held_max_vm, held_max_replica;     /* the largest queues seen */
+    /* The replica's pause per checkpoint (paused .. ran again), from the
+     * secondary's closing COLO line (0: not found) */
+    double replica_pause_mean_ms, replica_pause_max_ms;
 };
+
+/* A line of the secondary's log: the replica's pause, if it is the line
+ * that says it. */
+void rm_drill_colo_log_line(struct rm_drill_colo *c, const char *line);
 
 /* Read NAME's primary status in the run directory @run_dir now; returns
  * 0, or -errno when there is none (yet) or it is not COLO's. */

@@ -917,9 +917,13 @@ out:
         LOG_INFO("COLO: the replica ran from %" PRIu64 " checkpoints, was "
                  "asked to pause for %" PRIu64 ", sent %" PRIu64 " dirty "
                  "pages and %" PRIu64 " frames back (%" PRIu64 " failed); %"
-                 PRIu64 " checkpoints committed in buffered mode",
+                 PRIu64 " checkpoints committed in buffered mode; its pause "
+                 "per checkpoint mean %.3f ms, max %.3f ms",
                  cs.runs, cs.checkpoints_asked, cs.dirty_pages_sent,
-                 cs.output_frames, cs.output_errors, cs.buffered_commits);
+                 cs.output_frames, cs.output_errors, cs.buffered_commits,
+                 cs.pauses ? (double)cs.pause_ns_total / (double)cs.pauses /
+                             1e6 : 0.0,
+                 (double)cs.pause_ns_max / 1e6);
     }
     rm_colo_replica_free(r->colo);   /* the replica is paused (above) */
     close_ctl(r);

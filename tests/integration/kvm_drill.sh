@@ -24,14 +24,14 @@ for i in 1 2 3; do
 done
 # COLO (drill --colo): the same load and kill; the key-value traffic is
 # deterministic, so outputs agree and checkpoints are rare (the periodic
-# ones, every 2 s): under 5 a second where the Remus drills above take one
-# every 25 ms.  Negative control: the same predicate on a Remus drill's
+# ones, every 2 s): under 10 a second (a loaded machine adds timeouts)
+# where the Remus drills above take one every 25 ms (40).  Negative control: the same predicate on a Remus drill's
 # report fails.  Its disk: the replica's writes since its checkpoint (an
 # overlay) are folded into its image at the takeover, so DISKCHECK and the
 # cold boot hold; negative control: a secondary that drops them
 # (REMUS_TEST_COLO_NO_FOLD) fails the drill on DISKCHECK.
-few_checkpoints() {   # few_checkpoints JSON: under 5 checkpoints/s under load
-    awk -F': ' '/"epochs_per_s"/ { v = $2 + 0 } END { exit !(v < 5) }' "$1"
+few_checkpoints() {   # few_checkpoints JSON: under 10 checkpoints/s under load
+    awk -F': ' '/"epochs_per_s"/ { v = $2 + 0 } END { exit !(v < 10) }' "$1"
 }
 "$REMUS" drill --quiet --colo --seed $((seed + 7)) --after 1 --clients 3 \
     --json "$TMP/colo.json" > "$TMP/colo.out" 2>&1 || {
