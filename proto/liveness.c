@@ -69,8 +69,12 @@ void rm_liveness_run(const struct rm_liveness *l)
             break;
         }
         *l->last_heard_ns = rm_now_ns();
-        if (msg.kind != RM_CTL_HEARTBEAT)
+        if (msg.kind != RM_CTL_HEARTBEAT) {
             ops->message(l->opaque, &msg);
+            /* The time this side took over it (COLO: pausing the replica
+             * and sending its dirty pages) is not the peer's silence. */
+            *l->last_heard_ns = rm_now_ns();
+        }
         pthread_mutex_unlock(l->lock);
     }
 }

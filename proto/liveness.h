@@ -8,7 +8,10 @@
  * channel breaks.  One implementation, run by primary/protect.c and
  * secondary/receive.c, each with its own session state behind @ops.
  *
- * Every @ops member is called with *@lock held and must not block.
+ * Every @ops member is called with *@lock held and must not block, but
+ * message(), which may take a while (COLO: a checkpoint request pauses the
+ * replica and sends its dirty pages); the peer's silence is counted from
+ * the end of that call.
  */
 #ifndef REMUS_PROTO_LIVENESS_H
 #define REMUS_PROTO_LIVENESS_H

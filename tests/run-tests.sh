@@ -171,12 +171,35 @@ run_lint() {
     fi
 }
 
+# `echo "$x" | grep -q P` under pipefail: grep -q exits at its first match
+# and echo may then die of SIGPIPE, failing the pipeline (a check that
+# fails at random: exit 141 seen in the lab, kvm_quorum in CI).  Write
+# `grep -q P <<< "$x"`.
+pipe_quiet() { grep -nE '^[^#]*echo "\$[A-Za-z_][A-Za-z_0-9]*" \| grep -[A-Za-z]*q' "$@"; }
+run_lint_pipes() {
+    local out name=lint/pipe_quiet
+    selected pipe_quiet || return 0
+    selected=$((selected + 1))
+    out="$LOGDIR/lint-pipes.log"
+    if [ "$(pipe_quiet tests/lint/fixtures/pipe_bad.fixture | wc -l)" != 2 ] ||
+       pipe_quiet tests/lint/fixtures/pipe_good.fixture > "$out"; then
+        fail_test "$name" "$out" "the lint misjudges its fixtures (want 2 findings in pipe_bad.fixture, none in pipe_good.fixture)"
+        return
+    fi
+    if pipe_quiet $(git ls-files '*.sh' 2>/dev/null || find tests lab scripts -name '*.sh') .ci/run > "$out" 2>&1; then
+        fail_test "$name" "$out" "$(grep -c . "$out") findings"
+    else
+        passed=$((passed + 1)); echo "ok    $name"
+    fi
+}
+
 LAB=all
 if [ "${1:-}" = "--lab-only" ]; then LAB=only; shift; fi
 if [ "${1:-}" = "--no-lab" ]; then LAB=none; shift; fi   # quick iterations
 [ $# -ge 1 ] || { echo "usage: $0 [--lab-only|--no-lab] BUILD_DIR..." >&2; exit 2; }
 if [ "$LAB" != only ]; then
     run_lint
+    run_lint_pipes
     # tests/once/*.sh: about the project as a whole, run once
     echo "== once"
     for script in tests/once/*.sh; do

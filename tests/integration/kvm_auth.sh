@@ -242,7 +242,7 @@ grep -Eq "authentication failed on the checkpoint stream at byte [0-9]+: chunk [
 grep -Eq "stream connection from 127\.0\.0\.1:[0-9]+" "$TMP/sec7.log"
 reason=$(grep -o "the checkpoint stream failed.*NOT taking over.*" "$TMP/sec7.log")
 echo "flipped byte: $reason"
-echo "$reason" | grep -q "authentication failed on the checkpoint stream at byte"
+grep -q "authentication failed on the checkpoint stream at byte" <<< "$reason"
 committed=$(echo "$reason" | grep -o "the replica of checkpoint [0-9]*" | awk '{print $5}')
 grep -q "the replica stays at checkpoint $committed, discarding" "$TMP/sec7.log"
 out=$(kv 50 100 "GET c")

@@ -33,7 +33,7 @@ check_keys() {
 diskcheck() {
     local r
     r=$(kv "$1" 1 DISKCHECK) || { echo "DISKCHECK unanswered"; return 1; }
-    echo "$r" | grep -q "^1 OK disk=ok records=$2 seq=" || { echo "DISKCHECK: '$r', want records=$2"; return 1; }
+    grep -q "^1 OK disk=ok records=$2 seq=" <<< "$r" || { echo "DISKCHECK: '$r', want records=$2"; return 1; }
 }
 
 scenario "SETs are on the disk and survive a cold boot"
@@ -50,7 +50,7 @@ n=$(echo "$out" | grep -c " OK ")
 diskcheck 2 120
 check_keys 3 "$TMP/want"
 st=$(kv 4 1 STATS)
-echo "$st" | grep -q " disk_recs=120 disk_free=1927 disk_err=0" || { echo "STATS lacks the disk counters: $st"; exit 1; }
+grep -q " disk_recs=120 disk_free=1927 disk_err=0" <<< "$st" || { echo "STATS lacks the disk counters: $st"; exit 1; }
 grep -q "formatted, 0 records replayed" "$TMP/b1.console" || { echo "the zeroed image was not formatted"; cat "$TMP/b1.console"; exit 1; }
 echo "STATS: $st"
 
@@ -73,7 +73,7 @@ scenario "DISKCHECK sees a log changed underneath the guest"
 cp "$TMP/d.img" "$TMP/d.bak"
 printf 'X' | dd of="$TMP/d.img" bs=1 seek=$((50 * 512 + 30)) conv=notrunc status=none
 r=$(kv 6 1 DISKCHECK)
-echo "$r" | grep -q "ERR disk-mismatch expected=120 records=49 seq=" || { echo "DISKCHECK missed a damaged record: $r"; exit 1; }
+grep -q "ERR disk-mismatch expected=120 records=49 seq=" <<< "$r" || { echo "DISKCHECK missed a damaged record: $r"; exit 1; }
 echo "damaged record 50: $r"
 # Record 7 (SET k6 45) rewritten with another value and a valid checksum.
 cp "$TMP/d.bak" "$TMP/d.img"
@@ -87,7 +87,7 @@ for b in rec[:48]: h = ((h ^ b) * 0x100000001b3) & (2**64 - 1)
 rec[48:56] = struct.pack("<Q", h); f.seek(7 * 512); f.write(rec)
 PY
 r=$(kv 7 1 DISKCHECK)
-echo "$r" | grep -q "ERR disk-mismatch key=k6 disk=46 records=120 seq=" || { echo "DISKCHECK missed a changed value: $r"; exit 1; }
+grep -q "ERR disk-mismatch key=k6 disk=46 records=120 seq=" <<< "$r" || { echo "DISKCHECK missed a changed value: $r"; exit 1; }
 echo "changed value: $r"
 cp "$TMP/d.bak" "$TMP/d.img"
 diskcheck 8 120
@@ -151,11 +151,11 @@ if echo "$st" | sed -n 2p | grep -q "disk_w"; then echo "STATS shows disk_w befo
 echo "$st" | sed -n 3p | grep -q "^3 ERR bad-request " || { echo "DISKLOAD x was accepted: $st"; exit 1; }
 echo "$st" | sed -n 4p | grep -q "^4 ERR bad-request " || { echo "DISKLOAD 5 sync was accepted: $st"; exit 1; }
 r=$(kv 2 1 "DISKLOAD 2000")
-echo "$r" | grep -q "^1 OK rate=2000 fua=0 area=786432+262144 seq=" || { echo "DISKLOAD 2000: $r"; exit 1; }
+grep -q "^1 OK rate=2000 fua=0 area=786432+262144 seq=" <<< "$r" || { echo "DISKLOAD 2000: $r"; exit 1; }
 counting 3
 scratch_written "$TMP/w.img"
 st=$(kv 4 1 STATS)
-echo "$st" | grep -q " disk_recs=1 disk_free=1534 disk_err=0 disk_w=" || { echo "the log's room is not below the scratch area: $st"; exit 1; }
+grep -q " disk_recs=1 disk_free=1534 disk_err=0 disk_w=" <<< "$st" || { echo "the log's room is not below the scratch area: $st"; exit 1; }
 kv 5 1 "SET b 2" | grep -q "^1 OK 2 " || { echo "SET during DISKLOAD failed"; exit 1; }
 kv 6 1 "DISKLOAD 0" | grep -q "^1 OK rate=0 fua=0 " || { echo "DISKLOAD 0 refused"; exit 1; }
 must_fail "disk_w grows with the workload stopped" counting 7

@@ -132,7 +132,7 @@ scenario "3. fence command and a hostile peer name; 4. busy; 5. exit status"
 HB="--heartbeat 100 --heartbeat-timeout 2000"
 rc=0; out=$(timeout 10 "$REMUS" receive --listen 127.0.0.1:7861 --fence-cmd true 2>&1) || rc=$?
 [ $rc = 2 ] || fail "--fence-cmd without --name: exit $rc, not 2 (usage)"
-echo "$out" | grep -q "needs --name" || fail "no reason for --fence-cmd without --name: $out"
+grep -q "needs --name" <<< "$out" || fail "no reason for --fence-cmd without --name: $out"
 tiny "$TMP/halt3.elf" 3 15000 0          # halts with code 3 after 15 s
 EVIL=$'evil\e[31m;$(touch '"$TMP"$'/pwned)\nforged'
 ip netns exec "$NS" "$REMUS" receive --listen 127.0.0.1:7861 $HB > "$TMP/sec.log" 2>&1 & SEC=$!; PIDS+=($SEC)

@@ -285,14 +285,14 @@ echo "fence-fails: $(grep -o 'NOT TAKING OVER.*' "$D/sec.log" | cut -c1-160)"
 # -- refusals ------------------------------------------------------------------
 scenario "refusals"; case=refusals; D="$TMP/refusals"; mkdir -p "$D"
 if out=$("$REMUS" receive --listen 127.0.0.1:7852 --quorum zookeeper 2>&1); then fail "--quorum zookeeper accepted"; fi
-echo "$out" | grep -q "not a quorum service" || fail "no reason for --quorum zookeeper: $out"
+grep -q "not a quorum service" <<< "$out" || fail "no reason for --quorum zookeeper: $out"
 if out=$("$REMUS" receive --listen 127.0.0.1:7852 --quorum corosync 2>&1); then fail "--quorum without --name accepted"; fi
-echo "$out" | grep -q "needs --name" || fail "no reason for --quorum without --name: $out"
+grep -q "needs --name" <<< "$out" || fail "no reason for --quorum without --name: $out"
 # A host that runs no corosync: namespaces of its own (network, for
 # corosync's abstract sockets; mount, for a private /run), so that a corosync
 # this machine may run does not answer.  protect refuses before any VM runs.
 rc=0; out=$(unshare --net --mount sh -c 'mount -t tmpfs tmpfs /run && exec "$@"' sh \
             "$REMUS" protect --quorum corosync "$TMP/g.cfg" 127.0.0.1:7852 2>&1) || rc=$?
 [ $rc = 1 ] || fail "protect --quorum without corosync: exit $rc: $(echo "$out" | tail -3)"
-echo "$out" | grep -q "cannot reach corosync" || fail "no reason: $out"
+grep -q "cannot reach corosync" <<< "$out" || fail "no reason: $out"
 echo "refused: $(echo "$out" | tail -1)"

@@ -12,8 +12,8 @@ for vcpus in 1 2; do
     out=$(kv 5 1 "INCR a" "INCR a" "SET b 7" "GET b")
     ready_ms=$(( ($(date +%s%N) - start) / 1000000 ))
     echo "$vcpus vcpus: answered after ${ready_ms} ms: $(echo $out)"
-    echo "$out" | grep -q "^2 OK 2 seq=2$"
-    echo "$out" | grep -q "^4 OK 7 seq=4$"
+    grep -q "^2 OK 2 seq=2$" <<< "$out"
+    grep -q "^4 OK 7 seq=4$" <<< "$out"
     grep -q "up: $vcpus vcpus" "$TMP/c$vcpus.log"
     sleep 0.3
     w=$(kv 5 5 STATS | sed 's/.*writes=\([0-9]*\).*/\1/')

@@ -34,8 +34,8 @@ for mode in nonlive live; do
     restore_vm dst-$mode "$TMP/$mode.stream"
     out=$(kv 11 5 "GET n" "INCR m" STATS)
     echo "$mode: after restore: $(echo $out)"
-    echo "$out" | grep -q "^5 OK 2 seq=5$"     # state and sequence go on
-    echo "$out" | grep -q "^6 OK 42 seq=6$"
+    grep -q "^5 OK 2 seq=5$" <<< "$out"     # state and sequence go on
+    grep -q "^6 OK 42 seq=6$" <<< "$out"
     t1=$(echo "$out" | sed -n 's/^7 OK writes=\([0-9]*\).*/\1/p')
     [ "$t1" -ge "$t0" ] || { echo "the workload went backwards"; exit 1; }
     c1=$(echo "$out" | sed -n 's/^7 OK .*now=\([0-9]*\).*/\1/p')
@@ -100,9 +100,9 @@ EOC
     ip netns exec "$NS" "$REMUS" restore --name disk-$mode-r --tap tap0 --disk "$TMP/e-$mode.img" \
         --console "$TMP/disk-$mode-r.console" "$TMP/disk-$mode.stream" > "$TMP/disk-$mode-r.log" 2>&1 & PIDS+=($!)
     out=$(kv 12 31 "GET k1" "GET k30" DISKCHECK)
-    echo "$out" | grep -q "^31 OK 5 " || { echo "$mode: k1 lost: $out"; cat "$TMP/disk-$mode-r.log"; exit 1; }
-    echo "$out" | grep -q "^32 OK 150 " || { echo "$mode: k30 lost: $out"; exit 1; }
-    echo "$out" | grep -q "^33 OK disk=ok records=30 " || { echo "$mode: DISKCHECK: $out"; exit 1; }
+    grep -q "^31 OK 5 " <<< "$out" || { echo "$mode: k1 lost: $out"; cat "$TMP/disk-$mode-r.log"; exit 1; }
+    grep -q "^32 OK 150 " <<< "$out" || { echo "$mode: k30 lost: $out"; exit 1; }
+    grep -q "^33 OK disk=ok records=30 " <<< "$out" || { echo "$mode: DISKCHECK: $out"; exit 1; }
     cmp "$TMP/d-$mode.img" "$TMP/e-$mode.img" || { echo "$mode: the restored image differs from the saved VM's"; exit 1; }
     kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" || true
     echo "$mode save with a disk: restored into another image, identical, DISKCHECK ok"

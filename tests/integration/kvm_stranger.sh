@@ -189,7 +189,7 @@ fi
 reason=$(grep -o "the checkpoint stream failed.*NOT taking over.*" "$TMP/sec-ptype.log") ||
     { cat "$TMP/sec-ptype.log"; echo "ptype: no verdict"; exit 1; }
 echo "ptype: $reason"
-echo "$reason" | grep -Eq "byte [0-9]+: PAGE_DATA refused by the backend: pfn 0x[0-9a-f]+ has page type L1TAB" || {
+grep -Eq "byte [0-9]+: PAGE_DATA refused by the backend: pfn 0x[0-9a-f]+ has page type L1TAB" <<< "$reason" || {
     echo "the verdict does not name the record and the type"; cat "$TMP/sec-ptype.log"; exit 1; }
 committed=$(echo "$reason" | grep -o "the replica of checkpoint [0-9]*" | awk '{print $5}')
 [ "${committed:-0}" -ge 1 ] || { echo "no committed checkpoint named"; exit 1; }

@@ -137,8 +137,8 @@ cl_show() { ip netns exec "$CL$1" corosync-quorumtool -s 2>&1 | sed "s/^/  [$1] 
 cl_votes() {
     local out
     out=$(ip netns exec "$CL$1" corosync-quorumtool -s 2>/dev/null) || return 1
-    echo "$out" | grep -Eq "^Quorate: +Yes" &&
-        echo "$out" | grep -Eq "^Total votes: +$2\$"
+    grep -Eq "^Quorate: +Yes" <<< "$out" &&
+        grep -Eq "^Total votes: +$2\$" <<< "$out"
 }
 both_quorate() { cl_votes p 3 && cl_votes s 3; }
 cluster_quorate() {

@@ -20,6 +20,8 @@
 
 #include "proto/channel.h"
 #include "proto/disks.h"
+#include "proto/liveness.h"
+#include "common/io.h"
 #include "proto/timing.h"
 
 struct pair {
@@ -72,6 +74,85 @@ static void test_roundtrip(void **state)
     close(p.fd[0]);
     p.fd[0] = -1;
     assert_int_equal(rm_chan_recv(&p.b, 1000, &m), -EPIPE);
+    pair_close(&p);
+}
+
+/* Liveness: the time this side's message() takes (COLO's checkpoint
+ * request pauses the replica) is not the peer's silence. */
+struct live {
+    pthread_mutex_t lock;
+    uint64_t last_heard;
+    int over, lost, acks;
+    char why[200];
+};
+
+static bool live_over(void *o) { return ((struct live *)o)->over; }
+static uint64_t live_progress(void *o) { (void)o; return 0; }
+static void live_lost(void *o, int code, const char *why)
+{
+    struct live *l = o;
+
+    (void)code;
+    l->lost++;
+    snprintf(l->why, sizeof(l->why), "%s", why);
+}
+static void live_message(void *o, const struct rm_ctl_msg *m)
+{
+    struct live *l = o;
+
+    if (m->kind == RM_CTL_ACK) {
+        l->acks++;
+        usleep(300000);           /* longer than the 200 ms timeout */
+    }
+}
+
+struct live_run { struct rm_liveness cfg; };
+
+static void *live_main(void *arg)
+{
+    rm_liveness_run(&((struct live_run *)arg)->cfg);
+    return NULL;
+}
+
+static void test_liveness_slow_handler(void **state)
+{
+    static const struct rm_liveness_ops ops = {
+        .over = live_over, .progress = live_progress, .lost = live_lost,
+        .message = live_message,
+    };
+    struct pair p;
+    struct live l = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    struct live_run run;
+    struct rm_ctl_msg m;
+    pthread_t t;
+    int i;
+
+    (void)state;
+    pair_open(&p);
+    l.last_heard = rm_now_ns();
+    run.cfg = (struct rm_liveness){
+        .chan = &p.b, .lock = &l.lock, .hb_interval_ms = 20,
+        .hb_timeout_ms = 200, .peer = "primary",
+        .last_heard_ns = &l.last_heard, .ops = &ops, .opaque = &l,
+    };
+    assert_int_equal(pthread_create(&t, NULL, live_main, &run), 0);
+    /* the peer: a heartbeat every 20 ms for 0.8 s, an ack at 0.1 s */
+    for (i = 0; i < 40; i++) {
+        assert_int_equal(rm_chan_send_heartbeat(&p.a, (uint64_t)i + 1, 0), 0);
+        if (i == 5)
+            assert_int_equal(rm_chan_send_ack(&p.a, 1, 0, 0), 0);
+        while (rm_chan_recv(&p.a, 0, &m) == 0)
+            ;                     /* its heartbeats */
+        usleep(20000);
+    }
+    pthread_mutex_lock(&l.lock);
+    l.over = 1;
+    pthread_mutex_unlock(&l.lock);
+    assert_int_equal(rm_chan_send_heartbeat(&p.a, 99, 0), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(l.acks, 1);
+    if (l.lost)
+        fail_msg("the peer was declared lost: %s", l.why);
     pair_close(&p);
 }
 
@@ -616,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_handshake_quorum_mismatch),
         cmocka_unit_test(test_handshake_deadline),
         cmocka_unit_test(test_frame_deadline),
+        cmocka_unit_test(test_liveness_slow_handler),
     };
 
     tu_case_filter();
