@@ -137,18 +137,9 @@ static int on_checkpoint(struct rm_colo_replica *cr,
     parked = cr->parked;
     cr->paused_at = parked ? 0 : rm_now_ns();
     pthread_mutex_unlock(&cr->lock);
-    if (parked) {
-        /* It did not run since it last paused: it changed nothing. */
-        rc = rm_chan_send_colo_dirty(cr->chan, epoch,
-                                     __atomic_load_n(&cr->out_seq,
-                                                     __ATOMIC_RELAXED),
-                                     NULL, 0, true);
-        if (rc)
-            return rm_error_set(err, rc, "answering COLO checkpoint %"
-                                PRIu64 ": %s", epoch, strerror(-rc));
-        return 0;
-    }
-    rc = cr->ops.pause(cr->ops.opaque, &dirty, &nr_pfns, err);
+    /* Parked, it did not run since it last paused: it changed nothing
+     * (no pages to send). */
+    rc = parked ? 0 : cr->ops.pause(cr->ops.opaque, &dirty, &nr_pfns, err);
     if (rc) {
         rm_error_prefix(err, "pausing the replica for checkpoint %" PRIu64
                         ": ", epoch);
@@ -225,7 +216,7 @@ int rm_colo_replica_committed(struct rm_colo_replica *cr, uint64_t epoch,
     if (park) {
         cr->ops.park(cr->ops.opaque);
         pthread_mutex_lock(&cr->lock);
-        cr->parked = cr->st.parked = true;
+        cr->parked = true;
         cr->st.buffered_commits++;
         pthread_mutex_unlock(&cr->lock);
         if (!was_parked)
@@ -237,7 +228,7 @@ int rm_colo_replica_committed(struct rm_colo_replica *cr, uint64_t epoch,
     rc = cr->ops.run(cr->ops.opaque, &net, err);
     if (!rc) {
         pthread_mutex_lock(&cr->lock);
-        cr->parked = cr->st.parked = false;
+        cr->parked = false;
         cr->st.runs++;
         if (cr->paused_at) {      /* paused for a checkpoint .. runs again */
             uint64_t ns = rm_now_ns() - cr->paused_at;
@@ -261,6 +252,7 @@ void rm_colo_replica_get_stats(struct rm_colo_replica *cr,
 {
     pthread_mutex_lock(&cr->lock);
     *st = cr->st;
+    st->parked = cr->parked;
     pthread_mutex_unlock(&cr->lock);
 }
 

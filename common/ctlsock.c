@@ -151,22 +151,6 @@ static void serve_one(struct rm_ctlsock *s, int cfd)
     send_reply(cfd, reply, sizeof(reply));
 }
 
-/* Does a server listen on @path?  (Connect and hang up: its serving
- * thread sees a request-less client.) */
-static bool someone_listens(const char *path)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bool yes;
-
-    if (fd < 0)
-        return false;
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    yes = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-    close(fd);
-    return yes;
-}
-
 /*
  * The name's lock (PATH.lock, flock): held while a server replaces the
  * socket file (unlink, bind, listen) and while one that ends decides
@@ -203,9 +187,9 @@ static void name_unlock(int fd)
 
 /* Remove the socket file if it still is the one this server bound (a
  * process that took the name over keeps its own).  Called with the
- * listening socket closed: the file is ours when it is the inode we bound
- * (its number may have been given to a newer socket: the change time
- * too) and nobody listens on it; under the name's lock. */
+ * listening socket closed, under the name's lock: the file is ours when
+ * it is the inode we bound, with our change time (once our socket closed,
+ * its inode number may have gone to the newer one). */
 static void unlink_own(const struct rm_ctlsock *s)
 {
     int lock = name_lock(s->path);
@@ -213,7 +197,7 @@ static void unlink_own(const struct rm_ctlsock *s)
 
     if (stat(s->path, &st) == 0 && st.st_dev == s->dev &&
         st.st_ino == s->ino && st.st_ctim.tv_sec == s->ctime.tv_sec &&
-        st.st_ctim.tv_nsec == s->ctime.tv_nsec && !someone_listens(s->path))
+        st.st_ctim.tv_nsec == s->ctime.tv_nsec)
         unlink(s->path);
     name_unlock(lock);
 }
