@@ -12,6 +12,15 @@
 # $LAB_DEAD_DIR/dead-DOMID.txt (default /results, where the scenario's log
 # goes): `xen-hvmctx` (registers, MSRs such as the kernel's GS base) and
 # `xenctx` (the stack), so that a death can be told from its registers.
+# A guest under test (announced in $LAB_MARKS, default /tmp/lab-marks,
+# by scenario-lib.sh) that Xen reports dead (a triple fault, a crash) or
+# that crashed, when no operation of ours on it (or on all domains) has
+# begun, or whose vCPU holds Xen's own state, died of the lab: the try
+# cannot pass, so it is stopped at once rather than left to run into its
+# timeouts (minutes each under TCG): "lab-mark: abort: ..." on the
+# console, and $LAB_ABORT (default /tmp/lab-abort) created, which
+# run-scenario.sh's wrapper watches.  guest-died.sh still judges the try
+# on the host from the serial log, as for any failure.
 # $XEN_BIN (default /usr/lib/xen-4.17/bin), $LAB_CONSOLE (default /dev/console) and $XEN_CONSOLE_LOGS (default
 # /var/log/xen/console) for tests.
 rounds=${1:-0}
@@ -28,10 +37,42 @@ dump_dead() {   # DOMID NAME STATE
         echo "== xenctx -a -S $1"; "$xenbin/xenctx" -a -S "$1" 2>&1 | head -200
     } > "$dir/dead-$1.txt" 2>&1
 }
+# lab_death DOMID NAME STATE XEN-LINE: stop the scenario if the domain, a
+# guest under test, died of the lab (above); XEN-LINE is Xen's message of
+# its death, empty if none.
+aborted=0
+lab_death() {
+    marks=${LAB_MARKS:-/tmp/lab-marks}
+    [ $aborted = 0 ] && grep -q "^guest $1 " "$marks" 2>/dev/null || return 0
+    line=$4
+    case "$3" in *c*) [ -n "$line" ] || line="crashed" ;; esac
+    [ -n "$line" ] || return 0    # shut down for a checkpoint, not dead
+    f=${LAB_DEAD_DIR:-/results}/dead-$1.txt
+    if grep -q "^ *cs 0xe008 " "$f" 2>/dev/null && grep -q "^ *rip 0xffff82d0" "$f" 2>/dev/null; then
+        why="its vCPU holds Xen's own state"
+    elif awk -v d="$1" '$1 == "begin" { for (i = 2; i <= NF && $i != ":"; i++) if ($i == d || $i == "all") b = 1 } END { exit !b }' "$marks"; then
+        return 0                  # after an operation of ours: may be ours
+    else
+        why="before any operation of ours on it"
+    fi
+    aborted=1
+    printf '\nlab-mark: abort: domain %s (%s) died of the lab, %s (%s): the scenario is stopped\n' \
+        "$1" "$2" "$why" "$line" >> "${LAB_CONSOLE:-/dev/console}"
+    : > "${LAB_ABORT:-/tmp/lab-abort}"
+}
 while :; do
     for dsn in $(xl list 2>/dev/null | awk 'NR > 1 && $5 ~ /[sc]/ {print $2 ":" $5 ":" $1}'); do
         d=${dsn%%:*}; state=${dsn#*:}; state=${state%%:*}; name=${dsn#*:*:}
-        case "$dumped" in *" $d "*) ;; *) dumped="$dumped$d "; dump_dead "$d" "$name" "$state" ;; esac
+        # Xen's word of its death, if any (a domain shut down for a
+        # checkpoint has none): a dump taken before it (at a checkpoint) is
+        # taken again, once, so that it shows the vCPU the domain died with
+        line=$(xl dmesg 2>/dev/null | grep -E "d${d}v[0-9]+ (Triple fault|Unexpected vmexit|Unhandled nested vmexit|Unhandled: vec)|Domain $d (\(vcpu#[0-9]+\) crashed on cpu#|reported crashed by domain)" | tail -1)
+        case "$dumped" in
+            *" $d! "*) ;;
+            *" $d "*) [ -z "$line" ] || { dumped="$dumped$d! "; dump_dead "$d" "$name" "$state"; } ;;
+            *) dumped="$dumped$d "; [ -z "$line" ] || dumped="$dumped$d! "; dump_dead "$d" "$name" "$state" ;;
+        esac
+        lab_death "$d" "$name" "$state" "$line"
         case "$state" in *c*) ;; *) continue ;; esac
         case "$seen" in *" $d "*) continue ;; esac
         seen="$seen$d "

@@ -31,7 +31,7 @@ rm -rf "$OUT".try-*   # a previous run's failed tries
 WORK=$(mktemp -d /tmp/remus-xenlab.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
-# The payload: a cpio appended to dom0's initramfs.
+# The payload: a tar on dom0's second disk (payload.img; rootfs/init).
 p="$WORK/payload/payload"
 mkdir -p "$p"
 # The scenario runs under a deadline (so that its log comes back even when
@@ -47,6 +47,11 @@ tail -n +1 -f /results/scenario.log 2>/dev/null | sed 's/^/scenario: /' > /dev/c
 set -a; . ./scenario-env; set +a
 ./scenario-body.sh &
 body=\$!
+# guest-watch.sh found the guest under test dead of the lab: stop now
+( while kill -0 \$body 2>/dev/null; do
+      [ ! -e /tmp/lab-abort ] || { kill -KILL \$body; exit 0; }
+      sleep 1
+  done ) &
 (
     sleep $DEADLINE
     kill -0 \$body 2>/dev/null || exit 0
@@ -84,24 +89,130 @@ cp "$ROOT/tests/lib/cluster.sh" "$ROOT/tests/lib/wait.sh" "$p/"   # xenquorum
 mkdir -p "$p/ocf/resource.d/remus" "$p/ocf/lib/heartbeat"
 cp "$ROOT/ocf/remus" "$p/ocf/resource.d/remus/remus"
 cp /usr/lib/ocf/lib/heartbeat/ocf-* "$p/ocf/lib/heartbeat/"
-(cd "$WORK/payload" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/payload.cpio.gz"
-cat "$CACHE/dom0.cpio.gz" "$WORK/payload.cpio.gz" > "$WORK/initrd.gz"
+# payload.img: a header block ("remus-lab-payload EPOCH"), 4 KiB of
+# random bytes for dom0's pool (every scenario starts from the same saved
+# dom0), the tar from 8 KiB on.  The two disks' sizes are fixed: the
+# saved dom0 saw them at boot, and every start from it must give the same.
+PAYLOAD_MIB=256
+RESULTS_MIB=256
+truncate -s "${PAYLOAD_MIB}M" "$WORK/payload.img"
+tar -cf "$WORK/payload.tar" -C "$WORK/payload" payload
+[ "$(stat -c %s "$WORK/payload.tar")" -lt $(( (PAYLOAD_MIB << 20) - 8192 )) ] ||
+    { echo "xen-lab: the payload ($(stat -c %s "$WORK/payload.tar") bytes) does not fit its ${PAYLOAD_MIB} MiB disk"; exit 2; }
+printf 'remus-lab-payload %s\n' "$(date +%s)" | dd of="$WORK/payload.img" conv=notrunc status=none
+head -c 4096 /dev/urandom | dd of="$WORK/payload.img" bs=4096 seek=1 conv=notrunc status=none
+dd if="$WORK/payload.tar" of="$WORK/payload.img" bs=4096 seek=2 conv=notrunc status=none
+rm -f "$WORK/payload.tar"
+
+# The machine: the same options for the saved dom0 and for every start
+# from it (a state restores only into the same machine; the disks and
+# the QMP socket are given per start).  The CPU model and TCG options:
+# lab/xen/README.md says why these.
+QEMU_MACHINE=(-accel "tcg,${XEN_LAB_TCG:-thread=multi}"
+    -cpu "${XEN_LAB_CPU:-Opteron_G3,+svm,+npt,+nrip-save,-rdtscp}" -m 6144 -smp "${XEN_LAB_SMP:-2}"
+    -nographic -no-reboot -kernel "$CACHE/xen.bin"
+    -append "dom0_mem=3072M,max:3072M console=com1 com1=115200,8n1 console_timestamps=boot loglvl=all guest_loglvl=all"
+    -initrd "$CACHE/vmlinuz console=hvc0 earlyprintk=xen rdinit=/init,$CACHE/dom0.cpio.gz")
+qemu_disks() {   # RESULTS-IMG PAYLOAD-IMG: the two disks, into DISKS
+    DISKS=(-drive "file=$1,format=raw,if=virtio" -drive "file=$2,format=raw,if=virtio")
+}
+
+# The saved dom0 (XEN_LAB_SNAPSHOT=1, the default): Xen and dom0 booted
+# once, up to rootfs/init's wait for its payload, and QEMU's whole state
+# saved there (qmp-save.py) in $CACHE, keyed by QEMU's version and the
+# machine's options; each scenario starts from it in seconds instead of a
+# 20-40 s boot.  Made under a lock (one maker at a time); a boot that does
+# not reach the wait within XEN_LAB_BOOT_TIMEOUT is tried again, at most 3
+# times in all.  XEN_LAB_SNAPSHOT=0: every scenario boots Xen and dom0.
+SNAP=
+if [ "${XEN_LAB_SNAPSHOT:-1}" != 0 ]; then
+    skey=$( { qemu-system-x86_64 --version | head -1; printf '%s\n' "${QEMU_MACHINE[@]}"; } | sha256sum | cut -c1-12)
+    SNAP="$CACHE/dom0-waiting-$skey.state"
+    exec 9> "$CACHE/.snapshot.lock"
+    flock 9
+    snap_try=0
+    while [ ! -s "$SNAP" ]; do
+        snap_try=$((snap_try + 1))
+        if [ $snap_try -gt 3 ]; then
+            echo "xen-lab: dom0 could not be booted and saved in 3 tries; the last boot's serial log:"
+            tail -30 "$WORK/snap-serial.log"
+            exit 1
+        fi
+        echo "xen-lab: booting Xen + dom0 to save it for the scenarios (once per lab image; try $snap_try)"
+        rm -f "$WORK/snap-results.img" "$WORK/snap-payload.img" "$WORK/snap.qmp"
+        truncate -s "${RESULTS_MIB}M" "$WORK/snap-results.img"
+        truncate -s "${PAYLOAD_MIB}M" "$WORK/snap-payload.img"
+        t0=$(date +%s)
+        qemu_disks "$WORK/snap-results.img" "$WORK/snap-payload.img"
+        timeout $(( ${XEN_LAB_BOOT_TIMEOUT:-300} + 120 )) qemu-system-x86_64 "${QEMU_MACHINE[@]}" "${DISKS[@]}" \
+            -qmp "unix:$WORK/snap.qmp,server=on,wait=off" \
+            > "$WORK/snap-serial.log" 2>&1 < /dev/null &
+        snapq=$!
+        until grep -q "^lab: waiting for a payload" "$WORK/snap-serial.log" 2>/dev/null; do
+            if ! kill -0 $snapq 2>/dev/null ||
+               [ $(( $(date +%s) - t0 )) -ge "${XEN_LAB_BOOT_TIMEOUT:-300}" ]; then
+                echo "xen-lab: dom0 did not reach its wait for a payload within ${XEN_LAB_BOOT_TIMEOUT:-300} s (its last line: $(grep -a . "$WORK/snap-serial.log" | tail -1 | tr -d '\r' | cut -c1-160))"
+                kill -TERM $snapq 2>/dev/null || true
+                break
+            fi
+            sleep 1
+        done
+        if grep -q "^lab: waiting for a payload" "$WORK/snap-serial.log" 2>/dev/null &&
+           python3 "$HERE/qmp-save.py" "$WORK/snap.qmp" "$SNAP.tmp"; then
+            wait $snapq || true
+            cp "$WORK/snap-serial.log" "$SNAP.serial.log"
+            mv "$SNAP.tmp" "$SNAP"
+            echo "xen-lab: dom0 saved after $(( $(date +%s) - t0 )) s: $SNAP ($(( $(stat -c %s "$SNAP") >> 20 )) MiB)"
+        else
+            kill -TERM $snapq 2>/dev/null || true
+            wait $snapq 2>/dev/null || true
+            rm -f "$SNAP.tmp"
+        fi
+    done
+    flock -u 9
+    exec 9>&-
+fi
 
 # Boot Xen + dom0 and run the scenario once; results into $OUT.
 boot_and_run() {
     rm -rf "$OUT"; mkdir -p "$OUT"
-    rm -f "$WORK/results.img"; truncate -s 256M "$WORK/results.img"
-    echo "xen-lab: booting Xen + dom0 for scenario $NAME (TCG: slow)"
+    rm -f "$WORK/results.img"; truncate -s "${RESULTS_MIB}M" "$WORK/results.img"
+    local incoming=()
+    if [ -n "$SNAP" ]; then
+        echo "xen-lab: starting the saved dom0 for scenario $NAME (TCG: slow)"
+        incoming=(-incoming "exec:cat $SNAP")
+        cp "$SNAP.serial.log" "$OUT/boot-serial.log"   # how that dom0 booted
+    else
+        echo "xen-lab: booting Xen + dom0 for scenario $NAME (TCG: slow)"
+    fi
     local t0 rc=0 keys
     t0=$(date +%s)
+    rm -f "$WORK/keys" "$WORK/qemu-done" "$WORK/boot-stalled"; mkfifo "$WORK/keys"
+    qemu_disks "$WORK/results.img" "$WORK/payload.img"
+    timeout "${XEN_LAB_TIMEOUT:-900}" qemu-system-x86_64 "${QEMU_MACHINE[@]}" "${DISKS[@]}" "${incoming[@]}" \
+        > "$OUT/serial.log" 2>&1 < "$WORK/keys" &
+    qemu=$!
+    # The boot's watchdog: dom0 must reach the scenario ("lab: running
+    # scenario", rootfs/init) within XEN_LAB_BOOT_TIMEOUT s (default 300;
+    # a boot takes about 40 s wall). A boot that stalls before it (seen in
+    # CI on 2026-12-03: dom0's kernel silent after 15.9 s of its own
+    # boot) ran nothing of remus: QEMU is stopped at once instead of at
+    # XEN_LAB_TIMEOUT, and the try counts as the lab's own failure.
     # QEMU's stdin, Xen's serial input: when the scenario hangs (its
     # watchdog says so on the console) Xen is asked for its CPUs' state:
     # input switched to Xen (CTRL-a three times, each doubled for QEMU's
     # mux), then debug keys d (registers and stacks) and q (domains).
-    rm -f "$WORK/keys" "$WORK/qemu-done"; mkfifo "$WORK/keys"
     (
         dumped=0
         while [ ! -f "$WORK/qemu-done" ]; do
+            if [ ! -f "$WORK/booted" ]; then
+                if grep -q "^lab: running scenario" "$OUT/serial.log" 2>/dev/null; then
+                    touch "$WORK/booted"
+                elif [ $(( $(date +%s) - t0 )) -ge "${XEN_LAB_BOOT_TIMEOUT:-300}" ]; then
+                    touch "$WORK/boot-stalled"
+                    kill -TERM "$qemu" 2>/dev/null || true
+                fi
+            fi
             if [ $dumped = 0 ] && grep -q "did not end within" "$OUT/serial.log" 2>/dev/null; then
                 printf '\001\001\001\001\001\001'; sleep 2; printf 'd'; sleep 20; printf 'q'
                 dumped=1
@@ -110,16 +221,13 @@ boot_and_run() {
         done
     ) > "$WORK/keys" &
     keys=$!
-    # The CPU model and TCG options: lab/xen/README.md says why these.
-    timeout "${XEN_LAB_TIMEOUT:-900}" qemu-system-x86_64 -accel "tcg,${XEN_LAB_TCG:-thread=multi}" \
-        -cpu "${XEN_LAB_CPU:-Opteron_G3,+svm,+npt,+nrip-save,-rdtscp}" -m 6144 -smp "${XEN_LAB_SMP:-2}" \
-        -nographic -no-reboot -kernel "$CACHE/xen.bin" \
-        -append "dom0_mem=3072M,max:3072M console=com1 com1=115200,8n1 console_timestamps=boot loglvl=all guest_loglvl=all" \
-        -initrd "$CACHE/vmlinuz console=hvc0 earlyprintk=xen rdinit=/init,$WORK/initrd.gz" \
-        -drive "file=$WORK/results.img,format=raw,if=virtio" \
-        > "$OUT/serial.log" 2>&1 < "$WORK/keys" || rc=$?
+    wait "$qemu" || rc=$?
     touch "$WORK/qemu-done"; wait $keys 2>/dev/null || true
+    rm -f "$WORK/booted"
     echo "xen-lab: QEMU ended (exit $rc) after $(( $(date +%s) - t0 )) s"
+    if [ -f "$WORK/boot-stalled" ]; then
+        echo "xen-lab: dom0 did not reach the scenario within ${XEN_LAB_BOOT_TIMEOUT:-300} s; QEMU stopped"
+    fi
     tar -xf "$WORK/results.img" -C "$OUT" 2>/dev/null || true
 }
 
@@ -135,8 +243,17 @@ RETRY_OURS=${XEN_LAB_RETRY_OURS:-1}
 boot_and_run
 retried=()
 own=0; ours=0; try=0
-while [ -f "$OUT/scenario.rc" ] && [ "$(cat "$OUT/scenario.rc")" != 0 ]; do
-    grc=0; why=$("$HERE/guest-died.sh" "$OUT") || grc=$?
+# A boot that stalled before the scenario began (the watchdog in
+# boot_and_run) is the lab's own failure, retried like a guest's own death.
+while [ -f "$WORK/boot-stalled" ] ||
+      { [ -f "$OUT/scenario.rc" ] && [ "$(cat "$OUT/scenario.rc")" != 0 ]; }; do
+    grc=0
+    if [ -f "$WORK/boot-stalled" ]; then
+        last=$(grep -a . "$OUT/serial.log" | tail -1 | tr -d '\r' | cut -c1-160) || true
+        why="dom0's boot stalled before the scenario began, no remus code had run (the serial log's last line: $last)"
+    else
+        why=$("$HERE/guest-died.sh" "$OUT") || grc=$?
+    fi
     if [ $grc = 3 ]; then
         echo "xen-lab: a guest died, and it may be our doing:"
         echo "$why" | sed 's/^/xen-lab:   /'
@@ -152,7 +269,7 @@ while [ -f "$OUT/scenario.rc" ] && [ "$(cat "$OUT/scenario.rc")" != 0 ]; do
     elif [ $grc = 0 ]; then
         [ $own -lt "$RETRIES" ] || break
         own=$((own + 1))
-        echo "xen-lab: the scenario failed and its guest died on its own (not remus):"
+        echo "xen-lab: the try failed of the lab, not of remus:"
         echo "$why" | sed 's/^/xen-lab:   /'
         reason=${why%%$'\n'*}
     else

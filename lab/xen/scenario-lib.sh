@@ -1,5 +1,5 @@
 # Helpers for lab scenarios (sourced in dom0 from /payload/scenario-lib.sh;
-# tests/integration/xen_lab_checks.sh sources it on the host with fixture
+# tests/once/xen_lab_checks.sh sources it on the host with fixture
 # logs).  The lab guest prints "guest: counter N boot ID" on its console
 # every half second (ID: its kernel's boot id, new at each boot);
 # xenconsoled logs it to /var/log/xen/console/guest-NAME.log.
@@ -83,7 +83,10 @@ counts_on() {
 # are written to dom0's console, which is Xen's console: a marker lands in
 # serial.log in order with Xen's own messages (and so between the Xen
 # timestamps around it).  $LAB_CONSOLE (default /dev/console) for tests.
-lab_mark() { printf '\nlab-mark: %s\n' "$*" >> "${LAB_CONSOLE:-/dev/console}"; }
+lab_mark() {
+    printf '\nlab-mark: %s\n' "$*" >> "${LAB_CONSOLE:-/dev/console}"
+    printf '%s\n' "$*" >> "${LAB_MARKS:-/tmp/lab-marks}"   # for guest-watch.sh
+}
 
 # lab_guest NAME: the domain NAME (just created by the scenario) is a
 # guest under test.  Only such a guest's death can be retried.

@@ -43,11 +43,16 @@ expect() {  # expect NODE ACTION RC
     echo "$1 $2 -> $_got ($(( $(date +%s) - _t0 )) s)"
     [ "$_got" = "$3" ] || fail "$2 on $1 returned $_got, expected $3"
 }
-# wait_state NODE ROLE STATES SECONDS: NODE's status file says one of
-# STATES (an extended regex: a|b)
+# wait_state NODE ROLE STATES SECS: until NODE's ROLE status file says
+# one of STATES (an extended regex: a|b); a primary that reached "unprotected" or "stopped" instead never
+# gets there (its protect has ended): fails at once, not after SECS.
 wait_state() {
     for _i in $(seq 1 "$4"); do
         if grep -Eq "\"state\": \"($3)\"" /tmp/$1/run/labguest.$2.status.json 2>/dev/null; then return 0; fi
+        if [ "$2" = primary ] &&
+           grep -Eq '"state": "(unprotected|stopped)"' /tmp/$1/run/labguest.$2.status.json 2>/dev/null; then
+            fail "$1's $2 status is '$(sed -n 's/.*"state": "\([a-z-]*\)".*/\1/p' /tmp/$1/run/labguest.$2.status.json)', not '$3': its protection ended"
+        fi
         sleep 1
     done
     fail "$1's $2 status is not '$3' after $4 s"

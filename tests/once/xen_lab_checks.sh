@@ -135,6 +135,7 @@ died "$T/panic-op.log"
 mkdir -p "$T/bin" "$T/consoles"
 cat > "$T/bin/xl" <<'XL'
 #!/bin/sh
+if [ "$1" = dmesg ]; then cat "${XL_DMESG:-/dev/null}"; exit 0; fi
 cat <<'LIST'
 Name                                        ID   Mem VCPUs	State	Time(s)
 Domain-0                                     0  3072     2     r-----     379.8
@@ -147,7 +148,7 @@ LIST
 XL
 chmod +x "$T/bin/xl"
 mkdir -p "$T/xenbin" "$T/dead"
-printf '#!/bin/sh\necho "hvm context of domain $1"\n' > "$T/xenbin/xen-hvmctx"
+printf '#!/bin/sh\necho "hvm context of domain $1"\necho "$1" >> "${HVMCTX_CALLS:-/dev/null}"\n[ -z "${XEN_STATE:-}" ] || printf "  rip 0xffff82d0402044a5  rflags 0x246\\n   cs 0xe008 (0 + 0xffffffff / 0x0a9b)\\n"\n' > "$T/xenbin/xen-hvmctx"
 printf '#!/bin/sh\necho "stack of domain $3"\n' > "$T/xenbin/xenctx"
 chmod +x "$T/xenbin/xen-hvmctx" "$T/xenbin/xenctx"
 { echo "guest: counter 148 boot x"
@@ -155,7 +156,8 @@ chmod +x "$T/xenbin/xen-hvmctx" "$T/xenbin/xenctx"
   echo "[  232.149265] Kernel panic - not syncing: Fatal exception in interrupt"; } > "$T/consoles/guest-labguest--incoming.log"
 : > "$T/watch.out"
 PATH="$T/bin:$PATH" LAB_CONSOLE="$T/watch.out" XEN_CONSOLE_LOGS="$T/consoles" \
-    XEN_BIN="$T/xenbin" LAB_DEAD_DIR="$T/dead" sh "$ROOT/lab/xen/guest-watch.sh" 2
+    XEN_BIN="$T/xenbin" LAB_DEAD_DIR="$T/dead" LAB_MARKS="$T/no-marks" LAB_ABORT="$T/abort" \
+    sh "$ROOT/lab/xen/guest-watch.sh" 2
 # every dead domain's vCPU state is kept (a shut-down one, 11, is a
 # triple fault's reboot), once each; no running or paused one's
 dumps=$(cd "$T/dead" && ls | tr '\n' ' ')
@@ -171,8 +173,54 @@ grep -qx "lab-mark: crashed 10 labguest: \\[  232.149265\\] Kernel panic - not s
 grep -qx "lab-mark: crashed 8 labguest--incoming: \[  232.149265\] Kernel panic - not syncing: Fatal exception in interrupt" "$T/watch.out" ||
     { cat "$T/watch.out"; echo "guest-watch's report does not name domain 8 and its panic"; exit 1; }
 
+# guest-watch.sh stops the scenario (LAB_ABORT) when a guest under test
+# died of the lab: dead by Xen's word (or crashed) and no operation of
+# ours on it begun, or its vCPU holding Xen's state; not for a guest shut
+# down for a checkpoint, nor after an operation on it (or on all) began.
+# watch_abort MARKS DMESG [XEN_STATE]: one round; $T/abort.out the console
+watch_abort() {
+    printf '%b' "$1" > "$T/marks"; printf '%b' "$2" > "$T/dmesg"
+    rm -rf "$T/abort" "$T/dead2"; mkdir -p "$T/dead2"; : > "$T/abort.out"
+    PATH="$T/bin:$PATH" LAB_CONSOLE="$T/abort.out" XEN_CONSOLE_LOGS="$T/consoles" \
+        XEN_BIN="$T/xenbin" LAB_DEAD_DIR="$T/dead2" LAB_MARKS="$T/marks" \
+        LAB_ABORT="$T/abort" XL_DMESG="$T/dmesg" XEN_STATE="${3:-}" \
+        sh "$ROOT/lab/xen/guest-watch.sh" 1
+}
+tf="(XEN) [   93.695692] d11v0 Triple fault - invoking HVM shutdown action 1\n"
+watch_abort "guest 11 labdisk\n" "$tf"
+[ -e "$T/abort" ] || { cat "$T/abort.out"; echo "a guest under test dead before any operation did not stop the scenario"; exit 1; }
+grep -qx "lab-mark: abort: domain 11 (labdisk) died of the lab, before any operation of ours on it (.*d11v0 Triple fault.*): the scenario is stopped" "$T/abort.out" ||
+    { cat "$T/abort.out"; echo "the abort is not said, with the domain and its death"; exit 1; }
+watch_abort "guest 11 labdisk\nbegin 11 : /payload/remus protect\n" "$tf"
+[ ! -e "$T/abort" ] || { cat "$T/abort.out"; echo "a death after an operation on the guest stopped the scenario"; exit 1; }
+watch_abort "guest 11 labdisk\nbegin all : remus receive\n" "$tf"
+[ ! -e "$T/abort" ] || { cat "$T/abort.out"; echo "a death after an operation on all domains stopped the scenario"; exit 1; }
+watch_abort "guest 11 labdisk\nbegin 11 : /payload/remus protect\n" "$tf" xen
+grep -q "lab-mark: abort: domain 11 (labdisk) died of the lab, its vCPU holds Xen's own state" "$T/abort.out" && [ -e "$T/abort" ] ||
+    { cat "$T/abort.out"; echo "a guest holding Xen's state after an operation did not stop the scenario"; exit 1; }
+watch_abort "guest 11 labdisk\n" ""
+[ ! -e "$T/abort" ] || { cat "$T/abort.out"; echo "a guest shut down with no death message (a checkpoint) stopped the scenario"; exit 1; }
+watch_abort "guest 3 labguest\n" "$tf"
+[ ! -e "$T/abort" ] || { cat "$T/abort.out"; echo "the death of a domain not under test stopped the scenario"; exit 1; }
+watch_abort "guest 10 labguest\n" ""
+grep -q "lab-mark: abort: domain 10 (labguest) died of the lab, before any operation of ours on it (crashed)" "$T/abort.out" ||
+    { cat "$T/abort.out"; echo "a crashed guest under test did not stop the scenario"; exit 1; }
+
+# A domain first seen shut down with no death message (a checkpoint) and
+# then dead by Xen's word is dumped again at its death, once.
+printf 'guest 11 labdisk\n' > "$T/marks"; rm -rf "$T/dead3" "$T/abort"; mkdir -p "$T/dead3"
+printf '%b' "$tf" > "$T/dmesg-later"; : > "$T/dmesg"
+( sleep 1; cp "$T/dmesg-later" "$T/dmesg" ) &
+PATH="$T/bin:$PATH" LAB_CONSOLE="$T/abort.out" XEN_CONSOLE_LOGS="$T/consoles" \
+    XEN_BIN="$T/xenbin" LAB_DEAD_DIR="$T/dead3" LAB_MARKS="$T/marks" \
+    LAB_ABORT="$T/abort" XL_DMESG="$T/dmesg" HVMCTX_CALLS="$T/calls" sh "$ROOT/lab/xen/guest-watch.sh" 3
+wait
+n=$(grep -cx 11 "$T/calls")
+[ "$n" = 2 ] && [ -e "$T/abort" ] ||
+    { cat "$T/abort.out"; echo "domain 11 dumped $n times, not twice (at a checkpoint, again at its death)"; exit 1; }
+
 # The continuity check of scenario-lib.sh.
-export LAB_CONSOLE="$T/console" COUNTS_ON_WAIT=2
+export LAB_CONSOLE="$T/console" LAB_MARKS="$T/marks" COUNTS_ON_WAIT=2
 # shellcheck source=../../lab/xen/scenario-lib.sh
 . "$ROOT/lab/xen/scenario-lib.sh"
 B1=5b0c3b0e-8d4f-4a51-9d7e-2a8b1f0c6e11

@@ -10,7 +10,9 @@
 #    retried at most XEN_LAB_RETRY_OURS times (default 1), reported as
 #    "RETRIED: MAY BE OURS: ..."; with XEN_LAB_RETRY_OURS=0 never (the
 #    scenario fails, no RETRIED line);
-#  - at most XEN_LAB_RETRIES retries; a pass with no retry prints none.
+#  - at most XEN_LAB_RETRIES retries; a pass with no retry prints none;
+#  - a boot that never reaches the scenario is stopped by its watchdog
+#    and retried as the lab's own failure.
 set -uo pipefail
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 T=$(mktemp -d /tmp/remus-xenlab-retry.XXXXXX)
@@ -24,15 +26,56 @@ for f in xen.bin vmlinuz dom0.cpio.gz guest.cpio.gz guest-vmlinuz; do echo x > "
 touch "$T/cache/$KEY/done"
 
 # The stand-in QEMU: takes the first line of $PLAN ("RC SERIAL-FIXTURE"),
-# prints the fixture as the serial console, writes scenario.rc on the disk.
+# prints the fixture as the serial console, writes scenario.rc on the
+# results disk (the first -drive).  Started with -qmp it is the boot that
+# saves dom0: "snap FIXTURE" serves QMP like QEMU (the migration writes
+# "saved dom0" through the exec: command), "snapstall FIXTURE" never
+# gets there.  Started with -incoming it refuses a state that is not the
+# saved one.
 cat > "$T/bin/qemu-system-x86_64" <<'EOF'
 #!/usr/bin/env bash
 set -eu
-disk=""
-for a in "$@"; do case "$a" in file=*) disk=${a#file=}; disk=${disk%%,*} ;; esac; done
+[ "${1:-}" != --version ] || { echo "QEMU emulator version 0 (the lab's stand-in)"; exit 0; }
+disk="" qmp="" incoming="" prev=""
+for a in "$@"; do
+    case "$a" in file=*) [ -n "$disk" ] || { disk=${a#file=}; disk=${disk%%,*}; } ;; esac
+    [ "$prev" != -qmp ] || { qmp=${a#unix:}; qmp=${qmp%%,*}; }
+    [ "$prev" != -incoming ] || incoming=$a
+    prev=$a
+done
 read -r rc fixture < "$PLAN"
 sed -i 1d "$PLAN"
+if [ -n "$qmp" ]; then
+    [ "$rc" = snap ] || { cat "$fixture"; exec sleep 600; }
+    exec python3 - "$qmp" "$fixture" <<'PY'
+import json, socket, subprocess, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(1)
+sys.stdout.write(open(sys.argv[2]).read()); sys.stdout.flush()
+c, _ = s.accept()
+f = c.makefile("rw")
+f.write('{"QMP": {}}\n'); f.flush()
+for line in f:
+    cmd = json.loads(line)["execute"]
+    ret = {}
+    if cmd == "migrate":
+        uri = json.loads(line)["arguments"]["uri"]
+        subprocess.run(["sh", "-c", uri[len("exec:"):]], input=b"saved dom0\n", check=True)
+    elif cmd == "query-migrate":
+        ret = {"status": "completed", "ram": {"transferred": 11}}
+    f.write(json.dumps({"return": ret}) + "\n"); f.flush()
+    if cmd == "quit":
+        break
+PY
+fi
+if [ -n "$incoming" ]; then
+    [ "$(sh -c "${incoming#exec:}")" = "saved dom0" ] || { echo "stand-in: no saved dom0 in $incoming"; exit 1; }
+fi
 cat "$fixture"
+# "stall": a boot that never reaches the scenario (killed by the watchdog);
+# "slow": one that reaches it, then takes a while.
+[ "$rc" != stall ] || exec sleep 600
+[ "$rc" != slow ] || { sleep 6; rc=0; }
 d=$(mktemp -d); echo "$rc" > "$d/scenario.rc"; echo "the scenario's log (rc $rc)" > "$d/scenario.log"
 tar -cf "$disk" -C "$d" . ; rm -rf "$d"
 EOF
@@ -60,6 +103,7 @@ lab() {
     printf '%s\n' "$@" > "$T/plan"
     rc=0
     PATH="$T/bin:$PATH" PLAN="$T/plan" XEN_LAB_CACHE="$T/cache" XEN_LAB_OUT="$T/res" \
+        XEN_LAB_SNAPSHOT=${XEN_LAB_SNAPSHOT:-0} \
         "$HERE/run-scenario.sh" smoke "$T/build" > "$T/out.log" 2>&1 || rc=$?
 }
 
@@ -116,7 +160,48 @@ n=$(grep -c "^RETRIED: " "$T/out.log")
 lab "1 $T/own.serial" "1 $T/own.serial" "1 $T/own.serial" "0 $T/clean.serial"
 [ "$rc" = 1 ] || { cat "$T/out.log"; echo "three own deaths passed with the default's two retries (exit $rc)"; exit 1; }
 
-# 5. a plain pass: no RETRIED line.
+# 5. a boot that stalls before the scenario began is stopped by the
+#    boot watchdog (XEN_LAB_BOOT_TIMEOUT), not at XEN_LAB_TIMEOUT, and
+#    retried as the lab's own failure; a scenario that outlives the boot
+#    timeout after it began is not stopped; stalls past the retries fail.
+echo "[   15.901714] sched_clock: Marking stable (15716311221, 182193251)" > "$T/stall.serial"
+printf '%s\n' "lab: dom0 up" "lab: running scenario smoke" > "$T/booted.serial"
+t0=$(date +%s)
+XEN_LAB_BOOT_TIMEOUT=3 lab "stall $T/stall.serial" "0 $T/booted.serial"
+[ "$rc" = 0 ] || { cat "$T/out.log"; echo "a stalled boot then a pass exits $rc"; exit 1; }
+[ $(( $(date +%s) - t0 )) -lt 60 ] || { cat "$T/out.log"; echo "the stalled boot was not stopped by its watchdog"; exit 1; }
+grep -q "^RETRIED: dom0's boot stalled before the scenario began, no remus code had run (the serial log's last line: .*Marking stable.*); failed try kept in $T/res/smoke.try-1$" "$T/out.log" ||
+    { cat "$T/out.log"; echo "the stalled boot's retry is not reported with its reason"; exit 1; }
+grep -q "Marking stable" "$T/res/smoke.try-1/serial.log" || { echo "the stalled boot's serial log was not kept"; exit 1; }
+XEN_LAB_BOOT_TIMEOUT=3 lab "slow $T/booted.serial"
+[ "$rc" = 0 ] || { cat "$T/out.log"; echo "a scenario running past the boot timeout was stopped (exit $rc)"; exit 1; }
+if grep -q "^RETRIED" "$T/out.log"; then cat "$T/out.log"; echo "a booted scenario was retried"; exit 1; fi
+XEN_LAB_BOOT_TIMEOUT=3 lab "stall $T/stall.serial" "stall $T/stall.serial" "stall $T/stall.serial" "0 $T/booted.serial"
+[ "$rc" = 1 ] || { cat "$T/out.log"; echo "three stalled boots did not fail (exit $rc)"; exit 1; }
+grep -q "no results came back" "$T/out.log" || { cat "$T/out.log"; echo "the last stalled boot is not shown"; exit 1; }
+
+# 6. the saved dom0 (XEN_LAB_SNAPSHOT=1, the default): made once by a
+#    boot up to its wait for a payload, then every scenario starts from
+#    it; a boot that does not get there is tried again, 3 tries in all.
+printf '%s\n' "lab: dom0 up" "lab: waiting for a payload on /dev/vdb" > "$T/waiting.serial"
+export XEN_LAB_SNAPSHOT=1
+XEN_LAB_BOOT_TIMEOUT=3 lab "snapstall $T/stall.serial" "snap $T/waiting.serial" "0 $T/booted.serial"
+[ "$rc" = 0 ] || { cat "$T/out.log"; echo "a stalled boot to save, then a saved dom0 and a pass, exits $rc"; exit 1; }
+grep -q "did not reach its wait for a payload within 3 s (its last line: .*Marking stable" "$T/out.log" ||
+    { cat "$T/out.log"; echo "the stalled boot to save is not said"; exit 1; }
+grep -q "dom0 saved after" "$T/out.log" && grep -q "starting the saved dom0 for scenario smoke" "$T/out.log" ||
+    { cat "$T/out.log"; echo "the scenario did not start from the saved dom0"; exit 1; }
+ls "$T/cache/$KEY"/dom0-waiting-*.state > /dev/null || { echo "the saved dom0 is not in the cache"; exit 1; }
+lab "0 $T/booted.serial"
+[ "$rc" = 0 ] || { cat "$T/out.log"; echo "a start from the cached saved dom0 exits $rc"; exit 1; }
+if grep -q "booting Xen + dom0" "$T/out.log"; then cat "$T/out.log"; echo "dom0 booted again though it was saved"; exit 1; fi
+rm -f "$T/cache/$KEY"/dom0-waiting-*
+XEN_LAB_BOOT_TIMEOUT=2 lab "snapstall $T/stall.serial" "snapstall $T/stall.serial" "snapstall $T/stall.serial" "0 $T/booted.serial"
+[ "$rc" = 1 ] || { cat "$T/out.log"; echo "three boots that could not be saved did not fail (exit $rc)"; exit 1; }
+grep -q "dom0 could not be booted and saved in 3 tries" "$T/out.log" || { cat "$T/out.log"; echo "the failure to save dom0 is not said"; exit 1; }
+unset XEN_LAB_SNAPSHOT
+
+# 7. a plain pass: no RETRIED line.
 lab "0 $T/clean.serial"
 [ "$rc" = 0 ] || { cat "$T/out.log"; echo "a plain pass exits $rc"; exit 1; }
 if grep -q "^RETRIED" "$T/out.log"; then cat "$T/out.log"; echo "RETRIED printed without a retry"; exit 1; fi
