@@ -145,7 +145,7 @@ SECONDARY_OBJS := secondary/receive.o secondary/takeover.o secondary/session.o
 
 # drill/: the failover drill (orchestration + the guest service's client)
 DRILL_OBJS := drill/drill.o drill/kvclient.o drill/drill_disk.o drill/drill_colo.o \
-              drill/proc_cpu.o
+              drill/proc_cpu.o drill/pause_tail.o
 
 # cli/: the remus binary's subcommands
 CLI_OBJS := cli/main.o cli/cmd_stream_info.o cli/cmd_status.o cli/cmd_run.o \
@@ -170,7 +170,8 @@ UNIT_TESTS := test_stream test_engines test_truncation test_proto \
               test_netbuf test_kvm_dirty test_kvm_disk
 UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
               test_peer_spawn test_disklog test_nbd test_nbd_attach test_log \
-              test_compare test_colo_input test_kvm_colo_net test_disk_overlay
+              test_compare test_colo_input test_kvm_colo_net test_disk_overlay \
+              test_colo_primary test_drill_pause test_kvm_pause
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap fuzz_nbd fuzz_compare
@@ -255,7 +256,8 @@ $(B_BENCHES): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BENCH_OBJS) $(LIBREMUS)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BENCH_OBJS) $(LIBREMUS) $(LDLIBS)
 
-# Then the same guest under QEMU (bench/qemu_bench.py), many VMs at once
+# Then the same guest under QEMU (bench/qemu_bench.py), QEMU COLO with the
+# guest's NIC and colo-compare (bench/qemu_colo_net.py), many VMs at once
 # (bench/many_vms.py) and PNG plots.
 # `make soak`: 1,000 rounds of random faults (kill -9 of either side, a cut
 # replication link, a clean stop) on protected KVM VMs, outcomes counted
@@ -277,6 +279,8 @@ bench: deps
 	{ $(BUILD)/bench/kvm_bench $(BUILD)/bench | \
 	    tee $(BUILD)/bench/report.md && \
 	  python3 bench/qemu_bench.py $(BUILD) $(BUILD)/bench | \
+	    tee -a $(BUILD)/bench/report.md && \
+	  python3 bench/qemu_colo_net.py $(BUILD) $(BUILD)/bench | \
 	    tee -a $(BUILD)/bench/report.md && \
 	  python3 bench/many_vms.py $(BUILD) $(BUILD)/bench | \
 	    tee -a $(BUILD)/bench/report.md && \
@@ -310,12 +314,14 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,guest/arch/guest.ld \
 
 # The same guest for multiboot loaders (QEMU -kernel): a flat image.
 GUEST_MB := $(BUILD)/guest/remus-guest-mb.bin
-GUEST_MB_SRCS := guest/arch/multiboot.S guest/arch/mb_main.c guest/lib/rt.c \
-                 guest/net/net.c guest/app/main.c $(GUEST_DISK_SRCS)
+GUEST_MB_SRCS := guest/arch/multiboot.S guest/arch/mb_main.c \
+                 guest/arch/mb_e1000.c guest/lib/rt.c guest/net/net.c \
+                 guest/app/main.c $(GUEST_DISK_SRCS)
 
 guest: $(GUEST_ELF) $(GUEST_MB)
 
-$(GUEST_MB): $(GUEST_MB_SRCS) guest/arch/mb.ld $(GUEST_HDRS)
+$(GUEST_MB): $(GUEST_MB_SRCS) guest/arch/mb.ld $(GUEST_HDRS) \
+    guest/arch/mb_e1000.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  GUEST   $@")
 	$(Q)$(CC) $(GUEST_CFLAGS) -DRM_GUEST_MULTIBOOT -nostdlib -static -no-pie \

@@ -27,6 +27,8 @@
  *                          (bench/plots.gp turns them into PNGs)
  *   REMUS_BENCH_ONLY=disk kvm_bench   only the disk rows
  *   REMUS_BENCH_ONLY=colo kvm_bench   only COLO against Remus
+ *   REMUS_BENCH_ONLY=pause kvm_bench  only the pause against dirty pages
+ *                                     and its parts (#21, goals 1 and 2)
  *
  * Needs root (private network namespace) and /dev/kvm.
  */
@@ -177,20 +179,60 @@ static double write_rate(struct gvm *g, bool logdirty, unsigned ms,
     return (double)(w1 - w0) / ((double)(t1 - t0) / 1e9);
 }
 
+/* The suspend's parts summed over a row's checkpoints (ns). */
+struct suspend_sum {
+    uint64_t n;
+    struct rm_vm_suspend_parts sum;
+};
+
 struct cp {
-    unsigned epochs, want, sleep_ms;
-    uint64_t pause_sum, bytes_sum, dirty_sum;
+    struct rm_vm *vm;
+    unsigned epochs, want, sleep_ms, skip;
+    uint64_t pause_sum, bytes_sum, dirty_sum, faults_sum;
     uint64_t pauses[64];
     struct pause_parts parts;
+    struct suspend_sum suspend;
 };
+
+static void suspend_add(struct suspend_sum *s, struct rm_vm *vm)
+{
+    struct rm_vm_suspend_parts p;
+
+    if (rm_vm_suspend_parts(vm, &p))
+        return;
+    s->sum.total += p.total;
+    s->sum.kick += p.kick;
+    s->sum.wake += p.wake;
+    s->sum.io += p.io;
+    s->sum.state += p.state;
+    s->sum.park += p.park;
+    s->n++;
+}
+
+static void suspend_row(const char *label, const struct suspend_sum *s)
+{
+    const struct rm_vm_suspend_parts *p = &s->sum;
+    double n = s->n ? (double)s->n : 1, t = p->total ? (double)p->total : 1;
+
+    printf("| %s | %" PRIu64 " | %.1f | %.1f (%.0f%%) | %.1f (%.0f%%) | "
+           "%.1f (%.0f%%) | %.1f (%.0f%%) | %.1f (%.0f%%) |\n", label, s->n,
+           (double)p->total / n / 1e3, (double)p->kick / n / 1e3,
+           100 * (double)p->kick / t, (double)p->wake / n / 1e3,
+           100 * (double)p->wake / t, (double)p->io / n / 1e3,
+           100 * (double)p->io / t, (double)p->state / n / 1e3,
+           100 * (double)p->state / t, (double)p->park / n / 1e3,
+           100 * (double)p->park / t);
+}
 
 static int on_cp(void *o, const struct rm_epoch_stats *st)
 {
     struct cp *c = o;
 
-    if (st->epoch > 2 && c->epochs < 64) {   /* skip the first pass */
+    if (st->epoch > c->skip && c->epochs < 64) {   /* skip the warm-up */
         c->pauses[c->epochs++] = st->pause_ns;
         pause_parts_add(&c->parts, st);
+        suspend_add(&c->suspend, c->vm);
+        c->faults_sum += st->pause_faults;
         c->bytes_sum += st->bytes;
         c->dirty_sum += st->dirty_pages;
     }
@@ -219,10 +261,15 @@ static int checkpoints(struct gvm *g, uint64_t wss, bool compress,
     snprintf(cmd, sizeof(cmd), "DIRTY 0 %" PRIu64, wss);
     kv(g, cmd, &r);
     memset(c, 0, sizeof(*c));
+    c->vm = g->vm;
     /* With dirty logging on, a PVM guest re-faults every page it writes
      * after each harvest, so sweeping a large working set takes longer:
      * give each epoch time to dirty it. */
     c->want = wss > 50000 ? 4 : wss > 5000 ? 8 : 20;
+    /* The first pass, and for a large working set the checkpoints while
+     * its dirty set still grows (pages turning hot, the staging buffer
+     * growing with it: those first touches are the table of faults'). */
+    c->skip = wss >= 20000 ? 4 : 2;
     c->sleep_ms = 25 + (unsigned)(wss / 30);
     memset(&ctx, 0, sizeof(ctx));
     ctx.ops = &rm_kvm_save_ops;
@@ -1234,9 +1281,12 @@ int main(int argc, char **argv)
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     struct gvm g;
     double r0, r1, hp = 0;
+    bool only_pause;
     static const uint64_t sizes[] = { 1, 10, 100, 1000, 5000, 20000,
                                       100000 };
     static struct pause_parts parts[sizeof(sizes) / sizeof(sizes[0])];
+    static struct suspend_sum suspends[sizeof(sizes) / sizeof(sizes[0])];
+    static double faults[sizeof(sizes) / sizeof(sizes[0])];
     FILE *pdat;
     unsigned i;
 
@@ -1270,6 +1320,8 @@ int main(int argc, char **argv)
         colo_rows();
         return unmeasured ? 1 : 0;
     }
+    only_pause = getenv("REMUS_BENCH_ONLY") &&
+                 !strcmp(getenv("REMUS_BENCH_ONLY"), "pause");
     if (start(&g, 512, 2, 2))
         return 1;
     printf("Guest start (create to first answer of its service), 512 MiB, "
@@ -1280,15 +1332,17 @@ int main(int argc, char **argv)
         kv(&g, "DIRTY 0 16384", &r);
     }
     sleep_ms(200);
-    r0 = write_rate(&g, false, 1000, NULL);
-    r1 = write_rate(&g, true, 1000, &hp);
-    printf("| guest page-writes/s (64 MiB working set, flat out) | "
-           "value |\n|---|---|\n"
-           "| without dirty logging | %.0f |\n"
-           "| with dirty logging, harvest every 25 ms | %.0f |\n"
-           "| ratio with/without | %.2f |\n"
-           "| dirty-log harvest throughput (pages/s) | %.0f |\n\n",
-           r0, r1, r1 / r0, hp);
+    if (!only_pause) {
+        r0 = write_rate(&g, false, 1000, NULL);
+        r1 = write_rate(&g, true, 1000, &hp);
+        printf("| guest page-writes/s (64 MiB working set, flat out) | "
+               "value |\n|---|---|\n"
+               "| without dirty logging | %.0f |\n"
+               "| with dirty logging, harvest every 25 ms | %.0f |\n"
+               "| ratio with/without | %.2f |\n"
+               "| dirty-log harvest throughput (pages/s) | %.0f |\n\n",
+               r0, r1, r1 / r0, hp);
+    }
     {
         struct kv_reply r;
 
@@ -1296,7 +1350,9 @@ int main(int argc, char **argv)
     }
 
     printf("Checkpoints of a guest dirtying a working set flat out (the "
-           "first pass not counted; pause = suspend .. resume):\n\n"
+           "first pass not counted, nor from 20,000 pages on the next two "
+           "while the dirty set still grows; pause = suspend .. "
+           "resume):\n\n"
            "| working set (pages) | dirty pages/epoch | pause p50 (ms) | "
            "pause p99 (ms) | memcpy floor (ms) | pause / floor | "
            "bytes/epoch | compressed: dirty pages/epoch | compressed: "
@@ -1317,6 +1373,8 @@ int main(int argc, char **argv)
             continue;
         }
         parts[i] = a.parts;
+        suspends[i] = a.suspend;
+        faults[i] = (double)a.faults_sum / a.epochs;
         floor_ms = memcpy_floor_ms(&g, a.dirty_sum / a.epochs + 1);
         p50 = (double)a.pauses[a.epochs / 2] / 1e6;
         if (pdat)
@@ -1355,6 +1413,35 @@ int main(int argc, char **argv)
         printf("\nThe fixed cost of a pause (idle guest, 2 vCPUs: the "
                "working set of 1 page): mean %.1f us (goal: <= 150 us).\n",
                pause_parts_pause_us(&parts[0]));
+    printf("\nThe suspend of the same pauses in parts, along the vCPU "
+           "that parked last (the one the pause waited for; means in us): "
+           "kick = the priority boost, signals and eventfd write; wake = "
+           "from the kick to that vCPU seeing the request (its thread "
+           "scheduled, out of KVM_RUN or its idle poll); port I/O = "
+           "completing the I/O the kick interrupted (a KVM_RUN that exits "
+           "at once); state = reading its registers; park = from its state "
+           "read to the pause returning (the lock, the pauser woken):\n\n"
+           "| working set (pages) | checkpoints | suspend (us) | kick | "
+           "wake | port I/O | state | park |\n"
+           "|---|---|---|---|---|---|---|---|\n");
+    for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        char label[32];
+
+        if (!suspends[i].n)
+            continue;
+        snprintf(label, sizeof(label), "%" PRIu64, sizes[i]);
+        suspend_row(label, &suspends[i]);
+    }
+    printf("\nFirst touches in the same pauses: page faults of the "
+           "checkpointing thread from the suspend to the end of staging, "
+           "mean per pause (the staging buffer is made resident ahead, the "
+           "VM running, up to 1.25x the recent checkpoints' size):\n\n"
+           "| working set (pages) | faults per pause |\n|---|---|\n");
+    for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+        if (parts[i].n)
+            printf("| %" PRIu64 " | %.1f |\n", sizes[i], faults[i]);
+    if (only_pause)
+        return unmeasured ? 1 : 0;
 
     /* Full non-live save and restore of a 256 MiB guest. */
     if (start(&g, 256, 1, 2) == 0) {

@@ -70,61 +70,59 @@ class QMP:
         self.sock.close()
 
 
-class Guest:
-    """One QEMU process running the multiboot guest."""
+class QemuProcess:
+    """One QEMU process running the multiboot guest: @argv is its command
+    line but for the console, QMP and trace options, which this adds
+    (trace: @traces to NAME.trace, with timestamps)."""
 
-    def __init__(self, tmp, name, image, incoming=None, trace=False):
+    def __init__(self, tmp, name, argv, traces=()):
         self.name = name
         self.serial = os.path.join(tmp, name + ".serial")
         self.qmp_path = os.path.join(tmp, name + ".qmp")
         self.trace = os.path.join(tmp, name + ".trace")
         self.stderr = os.path.join(tmp, name + ".stderr")
-        argv = ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host",
-                "-smp", "1", "-m", str(MEM_MIB), "-kernel", image,
-                "-append", "dirty_rate=0 dirty_wss=%d" % WSS,
-                "-display", "none", "-monitor", "none", "-no-reboot",
-                "-serial", "file:" + self.serial,
-                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
-        if incoming:
-            argv += ["-incoming", incoming]
-        if trace:
-            argv += ["-trace", "colo_vm_state_change", "-D", self.trace,
-                     "-msg", "timestamp=on"]
+        argv = list(argv) + [
+            "-display", "none", "-monitor", "none", "-no-reboot",
+            "-serial", "file:" + self.serial,
+            "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
+        if traces:
+            argv += ["-D", self.trace, "-msg", "timestamp=on"]
+            for t in traces:
+                argv += ["-trace", t]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                      stderr=open(self.stderr, "w"))
         self.qmp = QMP(self.qmp_path)
 
-    def wait_workload(self, timeout=20.0):
+    def wait_console(self, ready, what, timeout, fail=()):
+        """Until the console shows @ready; a CPU exception, one of @fail
+        (pairs of text and what it means) or QEMU's end is an error."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if os.path.exists(self.serial):
+            try:
                 with open(self.serial, errors="replace") as f:
                     text = f.read()
-                if "CPU exception" in text:
-                    raise RuntimeError("%s: the guest faulted: %s"
-                                       % (self.name, text.strip()[-200:]))
-                if "page-writes/s" in text:
-                    return
+            except OSError:
+                text = ""
+            if "CPU exception" in text:
+                raise RuntimeError("%s: the guest faulted: %s"
+                                   % (self.name, text.strip()[-200:]))
+            for bad, why in fail:
+                if bad in text:
+                    raise RuntimeError("%s: %s" % (self.name, why))
+            if ready in text:
+                return
             if self.proc.poll() is not None:
                 break
             time.sleep(0.1)
-        raise RuntimeError("%s: the guest's workload did not start (%s)"
-                           % (self.name, self.tail_stderr()))
+        raise RuntimeError("%s: %s (%s)" % (self.name, what,
+                                           self.tail_stderr()))
 
     def tail_stderr(self):
         try:
             with open(self.stderr, errors="replace") as f:
-                return f.read().strip()[-300:] or "no message"
+                return f.read().strip()[-400:] or "no message"
         except OSError:
             return "no message"
-
-    def read_u64(self, addr):
-        out = self.qmp.cmd("human-monitor-command",
-                           **{"command-line": "xp /1gx 0x%x" % addr})
-        m = re.search(r":\s*0x([0-9a-fA-F]+)", out)
-        if not m:
-            raise RuntimeError("xp answered %r" % out)
-        return int(m.group(1), 16)
 
     def stop(self):
         try:
@@ -138,6 +136,31 @@ class Guest:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class Guest(QemuProcess):
+    """The guest with its memory workload, no network."""
+
+    def __init__(self, tmp, name, image, incoming=None, trace=False):
+        argv = ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host",
+                "-smp", "1", "-m", str(MEM_MIB), "-kernel", image,
+                "-append", "dirty_rate=0 dirty_wss=%d" % WSS]
+        if incoming:
+            argv += ["-incoming", incoming]
+        super().__init__(tmp, name, argv,
+                         ("colo_vm_state_change",) if trace else ())
+
+    def wait_workload(self, timeout=20.0):
+        self.wait_console("page-writes/s", "the guest's workload did not "
+                          "start", timeout)
+
+    def read_u64(self, addr):
+        out = self.qmp.cmd("human-monitor-command",
+                           **{"command-line": "xp /1gx 0x%x" % addr})
+        m = re.search(r":\s*0x([0-9a-fA-F]+)", out)
+        if not m:
+            raise RuntimeError("xp answered %r" % out)
+        return int(m.group(1), 16)
 
 
 def rate(g, addr, secs):

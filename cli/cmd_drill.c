@@ -12,6 +12,26 @@
 #include "cli/cli.h"
 #include "drill/drill.h"
 
+/* The pause by part, and what made its slowest 1% (after checkpoint 1). */
+static void print_pause_parts(const struct rm_drill_pause_parts *pp)
+{
+    unsigned i;
+
+    if (!pp->n)
+        return;
+    printf("  pause by part p50/p99/max   (ms; %" PRIu64 " checkpoints after "
+           "the first)\n", pp->n);
+    for (i = 0; i < RM_PAUSE_PHASES; i++)
+        printf("    %-25s %.3f / %.3f / %.3f\n", rm_pause_phase_name(i),
+               pp->p50_ms[i], pp->p99_ms[i], pp->max_ms[i]);
+    printf("  pause p99 / p50             %.1f (%.3f / %.3f ms)\n",
+           pp->pause_ms_p50 > 0 ? pp->pause_ms_p99 / pp->pause_ms_p50 : 0.0,
+           pp->pause_ms_p99, pp->pause_ms_p50);
+    printf("  the slowest pauses          %" PRIu64 " at or above p99: %.0f%% "
+           "of their time in %s\n", pp->tail_n, pp->tail_share * 100.0,
+           rm_pause_phase_name(pp->tail_part));
+}
+
 /* COLO's part of the report (after the common one). */
 static void print_colo(const struct rm_drill_report *rep)
 {
@@ -292,6 +312,7 @@ int cmd_drill(int argc, char **argv)
            rep.acked_ops, rep.acked_before_kill, rep.lost_ops,
            rep.survived ? "yes" : "NO", disk, rep.logs, pass ? "PASS" : "FAIL",
            rep.why[0] ? ": " : "", rep.why);
+    print_pause_parts(&rep.parts);
     if (rep.colo)
         print_colo(&rep);
     if (json && rm_drill_report_json(&rep, json, &err))

@@ -44,6 +44,7 @@ int cli_receive_parse(struct receive_args *a, int argc, char **argv)
         { "disk-sync", no_argument, NULL, 0x305 },
         { "metrics", required_argument, NULL, 0x306 },
         { "colo", no_argument, NULL, 0x307 },
+        { "colo-overlay-bytes", required_argument, NULL, 0x308 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -129,6 +130,13 @@ int cli_receive_parse(struct receive_args *a, int argc, char **argv)
             break;
         case 0x305: a->spec.disk_sync = true; break;
         case 0x307: rc->colo = true; a->kvm_only = "--colo"; break;
+        case 0x308:
+            if (cli_uint(CMD, "--colo-overlay-bytes", optarg, 65536,
+                         1ull << 40, &v))
+                return RM_EXIT_USAGE;
+            ro->colo_overlay_bytes = v;
+            a->kvm_only = "--colo-overlay-bytes";
+            break;
         case 0x306:
             if (cli_ops_metrics_opt(CMD, &a->ops, optarg))
                 return RM_EXIT_USAGE;
@@ -186,6 +194,16 @@ int cli_receive_resolve(struct receive_args *a)
                 "DIRTY): the replica's dirty pages are NOT sent back: its "
                 "own changes survive checkpoints\n");
         a->sc.receive.test_colo_drop_dirty = true;
+    }
+    if (ro->colo_overlay_bytes && !a->sc.receive.colo)
+        return cli_usage_error(CMD, "--colo-overlay-bytes without --colo: "
+                               "only a COLO replica writes to an overlay");
+    if (a->sc.receive.colo && a->spec.nr_disks &&
+        getenv("REMUS_TEST_COLO_NO_ASK")) {
+        fprintf(stderr, "remus receive: TEST MODE (REMUS_TEST_COLO_NO_ASK): "
+                "the replica does NOT ask for a checkpoint when its disk "
+                "overlay is half full: its writes fail past the cap\n");
+        a->sc.receive.test_colo_no_ask = true;
     }
     if (a->sc.receive.colo && a->spec.nr_disks &&
         getenv("REMUS_TEST_COLO_NO_FOLD")) {

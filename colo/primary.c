@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -48,6 +49,9 @@ struct rm_colo_primary {
     unsigned long *dirty;
     uint64_t nr_pfns;
     bool got_last;
+    bool replica_asked;            /* a ColoAsk since the last cut */
+    bool aborted;                  /* rm_colo_primary_abort(): why */
+    char abort_why[RM_ERROR_MSG_MAX];
     struct rm_colo_primary_stats st;
 };
 
@@ -154,6 +158,17 @@ int rm_colo_primary_message(struct rm_colo_primary *cp,
         return 0;
     case RM_CTL_COLO_DIRTY:
         return on_dirty(cp, msg, err);
+    case RM_CTL_COLO_ASK:
+        /* The replica's disk overlay is half full: a checkpoint (as for a
+         * full queue) before its writes would fail. */
+        pthread_mutex_lock(&cp->lock);
+        if (!cp->replica_asked)
+            LOG_INFO("COLO: the replica asks for a checkpoint: %s",
+                     msg->u.colo_ask.why);
+        cp->replica_asked = true;
+        cp->st.replica_asks++;
+        pthread_mutex_unlock(&cp->lock);
+        return 0;
     case RM_CTL_ACK:
         /* The replica holds the checkpoint: what the comparator held from
          * before its cut leaves, before the replica's next frame (which
@@ -261,16 +276,25 @@ int rm_colo_primary_cut(struct rm_colo_primary *cp, uint64_t epoch,
     }
     deadline = rm_deadline_ts((uint64_t)cp->cfg.dirty_timeout_ms * 1000000);
     pthread_mutex_lock(&cp->lock);
-    while (!cp->got_last && rc == 0)
+    while (!cp->got_last && !cp->aborted && rc == 0)
         rc = pthread_cond_timedwait(&cp->cond, &cp->lock, &deadline);
-    rc = cp->got_last ? 0 : -ETIMEDOUT;
+    if (cp->aborted)
+        rc = rm_error_set(err, -ECONNABORTED, "the replica's dirty pages of "
+                          "checkpoint %" PRIu64 " will not come: %s", epoch,
+                          cp->abort_why);
+    else if (!cp->got_last)
+        rc = rm_error_set(err, -ETIMEDOUT, "the replica's dirty pages of "
+                          "checkpoint %" PRIu64 " did not come within %u ms",
+                          epoch, cp->cfg.dirty_timeout_ms);
+    else
+        rc = 0;
+    /* An ask of the run this checkpoint ends came before its dirty pages
+     * (one channel, sent in that order): it is answered. */
+    if (!rc)
+        cp->replica_asked = false;
     pthread_mutex_unlock(&cp->lock);
-    if (rc) {
-        rm_error_set(err, rc, "the replica's dirty pages of checkpoint %"
-                     PRIu64 " did not come within %u ms", epoch,
-                     cp->cfg.dirty_timeout_ms);
+    if (rc)
         goto out;
-    }
     if (cp->next_switch != STAY)
         rc = switch_mode(cp, epoch, err);
 out:
@@ -279,6 +303,17 @@ out:
     cp->dirty = NULL;
     pthread_mutex_unlock(&cp->lock);
     return rc;
+}
+
+void rm_colo_primary_abort(struct rm_colo_primary *cp, const char *why)
+{
+    pthread_mutex_lock(&cp->lock);
+    if (!cp->aborted) {
+        cp->aborted = true;
+        snprintf(cp->abort_why, sizeof(cp->abort_why), "%s", why);
+        pthread_cond_broadcast(&cp->cond);
+    }
+    pthread_mutex_unlock(&cp->lock);
 }
 
 static enum rm_colo_cause cause_of(enum rm_diverge_cause c)
@@ -359,6 +394,13 @@ int rm_colo_primary_wait(struct rm_colo_primary *cp,
             *cause = cause_of(st.cause);
             break;
         }
+        pthread_mutex_lock(&cp->lock);
+        if (cp->replica_asked) {
+            pthread_mutex_unlock(&cp->lock);
+            *cause = RM_COLO_CAUSE_OVERFLOW;
+            break;
+        }
+        pthread_mutex_unlock(&cp->lock);
         if (cp->cfg.disks) {
             struct rm_disklog_stats ds;
 

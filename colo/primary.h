@@ -80,6 +80,12 @@ int rm_colo_primary_cut(struct rm_colo_primary *cp, uint64_t epoch,
                         unsigned long *dirty, uint64_t nr_pfns,
                         struct rm_error *err);
 
+/* The secondary is lost (or broke the protocol: @why says how): a cut
+ * waiting for the replica's dirty pages ends at once with -ECONNABORTED
+ * and @why, instead of keeping the VM suspended for the dirty timeout;
+ * so does every cut after.  Any thread. */
+void rm_colo_primary_abort(struct rm_colo_primary *cp, const char *why);
+
 /* Wait for the next checkpoint to be due; every millisecond or so
  * @keep_waiting(@opaque) may end the wait (it returns non-zero: that value
  * is returned).  Returns 0 when a checkpoint is due (why in *@cause). */
@@ -92,6 +98,10 @@ struct rm_colo_primary_stats {
                                                      * while comparing */
     uint64_t input_frames, input_errors;             /* mirrored */
     uint64_t replica_dirty_pages;                    /* in all */
+    uint64_t replica_asks;                           /* ColoAsk: checkpoints
+                                                      * the replica wanted
+                                                      * (counted as a full
+                                                      * queue) */
     bool buffered;                                   /* now */
     uint64_t fallbacks;                              /* to buffered mode */
     uint64_t buffered_checkpoints;                   /* taken in it */

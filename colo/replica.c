@@ -30,6 +30,7 @@ struct rm_colo_replica {
                                     * and stays so at commits */
     uint64_t *pfns;                /* a ColoDirty part being filled */
     bool test_drop_dirty;          /* TESTS ONLY */
+    bool test_no_ask;              /* TESTS ONLY */
     struct rm_colo_replica_stats st;
 };
 
@@ -61,6 +62,11 @@ void rm_colo_replica_test_drop_dirty(struct rm_colo_replica *cr)
     cr->test_drop_dirty = true;
 }
 
+void rm_colo_replica_test_no_ask(struct rm_colo_replica *cr)
+{
+    cr->test_no_ask = true;
+}
+
 /* The replica's input (its vCPU 0's thread): the mirrored frames. */
 static ssize_t replica_in(void *opaque, void *buf, size_t cap)
 {
@@ -83,6 +89,26 @@ static int replica_out(void *opaque, const void *frame, size_t len)
         cr->st.output_frames++;
     pthread_mutex_unlock(&cr->lock);
     return rc;
+}
+
+/* The replica needs a checkpoint (its vCPU's thread): ask the primary. */
+static void replica_ask(void *opaque, const char *why)
+{
+    struct rm_colo_replica *cr = opaque;
+    int rc = cr->test_no_ask ? 0 : rm_chan_send_colo_ask(cr->chan,
+                                                        RM_COLO_CAUSE_OVERFLOW,
+                                                        why);
+
+    pthread_mutex_lock(&cr->lock);
+    if (!cr->test_no_ask && !rc)
+        cr->st.asks++;
+    pthread_mutex_unlock(&cr->lock);
+    if (cr->test_no_ask)
+        LOG_WARN("COLO: TEST MODE: the replica does not ask for the "
+                 "checkpoint it needs (%s)", why);
+    else if (rc)
+        LOG_WARN("COLO: asking the primary for a checkpoint failed: %s",
+                 strerror(-rc));
 }
 
 /* Send the replica's dirty pages as ColoDirty parts. */
@@ -169,12 +195,22 @@ int rm_colo_replica_message(struct rm_colo_replica *cr,
     }
 }
 
+bool rm_colo_replica_ran_for(struct rm_colo_replica *cr, uint64_t epoch)
+{
+    bool ran;
+
+    pthread_mutex_lock(&cr->lock);
+    ran = cr->cut_epoch == epoch && cr->paused_at != 0;
+    pthread_mutex_unlock(&cr->lock);
+    return ran;
+}
+
 int rm_colo_replica_committed(struct rm_colo_replica *cr, uint64_t epoch,
                               struct rm_error *err)
 {
     struct rm_colo_net net = {
         .opaque = cr, .in_fd = rm_colo_inq_fd(cr->inq),
-        .in_read = replica_in, .out = replica_out,
+        .in_read = replica_in, .out = replica_out, .ask = replica_ask,
     };
     uint64_t input = 0;
     bool park = false, was_parked;

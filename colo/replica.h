@@ -53,6 +53,9 @@ struct rm_colo_replica *rm_colo_replica_new(const struct rm_colo_replica_ops *op
 /* TESTS ONLY: send an empty dirty list (the negative control of the
  * digest check: the replica's own changes then survive a checkpoint). */
 void rm_colo_replica_test_drop_dirty(struct rm_colo_replica *cr);
+/* TESTS ONLY: never ask for a checkpoint (the negative control of the
+ * overlay's ask: the replica's disk writes then fail past its cap). */
+void rm_colo_replica_test_no_ask(struct rm_colo_replica *cr);
 
 /* A COLO message from the primary (control thread).  0 for a message it
  * handled or does not know; -errno with the reason in @err for one that
@@ -60,6 +63,11 @@ void rm_colo_replica_test_drop_dirty(struct rm_colo_replica *cr);
 int rm_colo_replica_message(struct rm_colo_replica *cr,
                             const struct rm_ctl_msg *msg,
                             struct rm_error *err);
+
+/* Checkpoint @epoch was asked (ColoCheckpoint) while the replica ran: its
+ * own changes were in play, so the committed memory is worth checking
+ * against the primary's (rm_restore_mem_hashes).  Any thread. */
+bool rm_colo_replica_ran_for(struct rm_colo_replica *cr, uint64_t epoch);
 
 /* Checkpoint @epoch is committed and acknowledged (restore thread): run the
  * replica from it.  0 or -errno with the reason in @err. */
@@ -74,6 +82,7 @@ struct rm_colo_replica_stats {
     uint64_t dirty_pages_sent;     /* pfns sent back, in all */
     uint64_t output_frames;        /* the replica's frames sent back */
     uint64_t output_errors;
+    uint64_t asks;                 /* checkpoints asked (ColoAsk) */
     uint64_t pauses;               /* paused for a checkpoint .. ran again */
     uint64_t pause_ns_total, pause_ns_max;
 };

@@ -67,6 +67,35 @@ void rm_buf_release_tail(struct rm_buf *b, size_t keep)
         (void)madvise((void *)start, end - start, MADV_DONTNEED);
 }
 
+int rm_buf_prefault(struct rm_buf *b, size_t from, size_t upto)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), start, end, lim, a;
+    int rc;
+
+    if (upto > b->len) {
+        rc = rm_buf_reserve(b, upto - b->len);
+        if (rc)
+            return rc;
+    }
+    if (from >= upto)
+        return 0;
+    /* Whole pages inside the allocation only (its first and last may
+     * hold the allocator's own data); a partial first page is faulted
+     * in by the first append that reaches it, at most one fault. */
+    start = ((uintptr_t)b->data + from + page - 1) & ~(page - 1);
+    end = ((uintptr_t)b->data + upto + page - 1) & ~(page - 1);
+    lim = ((uintptr_t)b->data + b->cap) & ~(page - 1);
+    if (end > lim)
+        end = lim;
+    if (end <= start)
+        return 0;
+    if (madvise((void *)start, end - start, MADV_POPULATE_WRITE) == 0)
+        return 0;
+    for (a = start; a < end; a += page)   /* older kernels */
+        *(volatile uint8_t *)a = 0;
+    return 0;
+}
+
 void rm_buf_free(struct rm_buf *b)
 {
     free(b->data);

@@ -33,6 +33,11 @@ void rm_buf_reset(struct rm_buf *b);  /* len = 0, keeps the allocation */
  * max(@keep, len) bytes (madvise DONTNEED: resident memory drops, the
  * capacity stays, and a later append faults the pages in again). */
 void rm_buf_release_tail(struct rm_buf *b, size_t keep);
+/* Make the allocation hold at least @upto bytes and its bytes from @from
+ * to @upto resident (MADV_POPULATE_WRITE, or a write to each page where
+ * the kernel lacks it), so that appends up to @upto take no page fault.
+ * The contents beyond len are undefined.  0 or -ENOMEM. */
+int rm_buf_prefault(struct rm_buf *b, size_t from, size_t upto);
 void rm_buf_free(struct rm_buf *b);
 
 /* Name an anonymous mapping (/proc/PID/smaps and pmap show
@@ -110,6 +115,17 @@ int rm_pio_all(int fd, void *buf, size_t len, uint64_t off, bool write);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t rm_now_ns(void);
+
+/*
+ * Nanoseconds from @then to @now, 0 when @then is later: a time stamp
+ * written by another thread after @now was read (a message heard between
+ * reading the clock and taking the lock) is "just now", never an unsigned
+ * wrap to 584 years of silence.
+ */
+static inline uint64_t rm_ns_since(uint64_t now, uint64_t then)
+{
+    return now > then ? now - then : 0;
+}
 
 /*
  * Deadlines are monotonic: a wall-clock step (NTP, an operator) must never

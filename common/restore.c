@@ -59,6 +59,10 @@ struct rm_restore_priv {
     uint32_t *types;
     void **ptrs;
     uint8_t *scratch;         /* one page, for verify mode */
+    /* params.track_mem_hash: each pfn's page hash as last applied, and
+     * their XOR (rm_restore_mem_hashes) */
+    uint64_t *page_hash;
+    uint64_t mem_hash;
     bool disk_info_seen;
     bool disk_applying;       /* between begin_apply and end_apply */
 };
@@ -310,6 +314,71 @@ static int check_record(struct rm_restore_ctx *ctx,
 
 /* ------------------------------------------------------------ apply */
 
+/* One page's part of the memory hash (rm_restore_mem_hashes). */
+static uint64_t page_hash(uint64_t pfn, const void *page)
+{
+    uint64_t h = rm_hash_words(RM_FNV64_INIT, page, RM_PAGE_SIZE);
+
+    return rm_fnv64(h, &pfn, 8);
+}
+
+/* The memory before any page: zeros (a fresh replica's). */
+static int start_mem_hash(struct rm_restore_ctx *ctx)
+{
+    struct rm_restore_priv *p = ctx->priv;
+    static const uint8_t zero[RM_PAGE_SIZE];
+    uint64_t zh = rm_hash_words(RM_FNV64_INIT, zero, RM_PAGE_SIZE), pfn;
+
+    free(p->page_hash);
+    p->page_hash = malloc(ctx->nr_pfns * sizeof(*p->page_hash));
+    if (!p->page_hash)
+        return rm_error_set(ctx->err, -ENOMEM, "no memory for the hashes "
+                            "of %" PRIu64 " pages", ctx->nr_pfns);
+    p->mem_hash = 0;
+    for (pfn = 0; pfn < ctx->nr_pfns; pfn++) {
+        p->page_hash[pfn] = rm_fnv64(zh, &pfn, 8);
+        p->mem_hash ^= p->page_hash[pfn];
+    }
+    return 0;
+}
+
+int rm_restore_mem_hashes(struct rm_restore_ctx *ctx, uint64_t *expected,
+                          uint64_t *actual)
+{
+    struct rm_restore_priv *p = ctx->priv;
+    uint64_t pfn = 0, h = 0;
+    int rc = 0;
+
+    if (!p || !p->page_hash)
+        return -EINVAL;
+    while (pfn < ctx->nr_pfns && !rc) {
+        uint32_t n = ctx->nr_pfns - pfn < RM_PAGE_DATA_BATCH
+                         ? (uint32_t)(ctx->nr_pfns - pfn) : RM_PAGE_DATA_BATCH;
+        uint32_t i;
+
+        for (i = 0; i < n; i++) {
+            p->pfns[i] = pfn + i;
+            p->types[i] = RM_PT_NOTAB;
+            p->ptrs[i] = NULL;
+        }
+        rc = ctx->ops->map_pages(ctx, n, p->pfns, p->types, p->ptrs);
+        for (i = 0; i < n && !rc; i++) {
+            if (!p->ptrs[i])
+                rc = -EIO;
+            else
+                h ^= page_hash(pfn + i, p->ptrs[i]);
+        }
+        if (ctx->ops->unmap_pages)
+            ctx->ops->unmap_pages(ctx, n, p->ptrs);
+        pfn += n;
+    }
+    if (rc)
+        return rc;
+    *expected = p->mem_hash;
+    *actual = h;
+    return 0;
+}
+
 static int apply_page_data(struct rm_restore_ctx *ctx,
                            const struct rm_record *rec)
 {
@@ -370,6 +439,12 @@ static int apply_page_data(struct rm_restore_ctx *ctx,
                 }
             }
             ctx->pages_applied++;
+            if (p->page_hash) {
+                uint64_t nh = page_hash(p->pfns[i], p->ptrs[i]);
+
+                p->mem_hash ^= p->page_hash[p->pfns[i]] ^ nh;
+                p->page_hash[p->pfns[i]] = nh;
+            }
         }
         page += RM_PAGE_SIZE;
     }
@@ -407,7 +482,7 @@ static int apply_record(struct rm_restore_ctx *ctx,
             return rm_error_set(ctx->err, -EBADMSG,
                                 "the stream's static data gives the guest "
                                 "%" PRIu64 " pages", ctx->nr_pfns);
-        return 0;
+        return ctx->params.track_mem_hash ? start_mem_hash(ctx) : 0;
     case RM_REC_VERIFY:
         p->verify_mode = true;
         LOG_INFO("verify mode: comparing pages instead of writing them");
@@ -832,6 +907,7 @@ out:
     free(p->types);
     free(p->ptrs);
     free(p->scratch);
+    free(p->page_hash);
     free(p);
     ctx->priv = NULL;
     return rc;

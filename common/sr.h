@@ -120,6 +120,13 @@ struct rm_save_ops {
     /* Let the VM run again (checkpointed mode, and at the end of a save of
      * a VM that is to go on running).  */
     int (*resume)(struct rm_save_ctx *ctx);
+    /* Optional: when the last resume() let the VM run again (rm_now_ns()'s
+     * clock, taken by the backend as it released the vCPUs): the pause
+     * ends there.  What resume() takes after it (its thread preempted by
+     * the vCPUs it woke, on a host with few cores) is the VM running, not
+     * paused.  NULL, or 0 or a time outside the call: when resume()
+     * returned. */
+    uint64_t (*resumed_at)(struct rm_save_ctx *ctx);
 
     /* Called exactly once if setup was called.  Frees ctx->backend. */
     void (*cleanup)(struct rm_save_ctx *ctx);
@@ -156,6 +163,9 @@ struct rm_epoch_stats {
     uint64_t disk_late;       /* disk changes logged between the cut and
                                  the resume, the VM suspended: in flight
                                  at the cut, so in the next epoch */
+    uint64_t pause_faults;    /* page faults the checkpointing thread took
+                                 from the suspend to the end of staging
+                                 (first touches of the staging buffer) */
 };
 
 struct rm_save_callbacks {
@@ -356,6 +366,9 @@ struct rm_restore_params {
                                   (common/restore.c) */
     unsigned read_timeout_ms;  /* 0: none.  After this long with no byte,
                                   the channel counts as broken */
+    bool track_mem_hash;       /* keep the hash of the memory every page
+                               applied so far makes (COLO: see
+                               rm_restore_mem_hashes) */
     bool test_disk_on_arrival; /* TESTS ONLY: apply each checkpoint's disk
                                   writes as they arrive, not at its commit
                                   (DRBD's protocol C: the disk runs ahead
@@ -406,6 +419,21 @@ struct rm_restore_ctx {
  * that is cut or corrupt.
  */
 int rm_restore(struct rm_restore_ctx *ctx, struct rm_src *src);
+
+/*
+ * COLO (params.track_mem_hash): during rm_restore, from its
+ * checkpoint_committed callback.  *@expected: the hash of the memory that
+ * every page the stream carried so far, the latest of each, makes (the
+ * primary's memory at the last cut; pages never sent: zero); *@actual:
+ * the same hash of the replica's memory now, every page read through the
+ * backend's map_pages.  They differ when the replica's memory holds a
+ * change the checkpoints did not replace (a page the running replica
+ * wrote that was missing from its dirty list).  The hash: the XOR over
+ * the pfns of FNV-1a(pfn, rm_hash_words(page)).  0, -EINVAL (not
+ * tracking, or before the static data), or the backend's -errno.
+ */
+int rm_restore_mem_hashes(struct rm_restore_ctx *ctx, uint64_t *expected,
+                          uint64_t *actual);
 
 /* Bitmap helpers shared by the engines and backends. */
 #define RM_BITS_PER_LONG (8 * sizeof(unsigned long))

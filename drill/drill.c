@@ -332,6 +332,8 @@ static void read_epochs(struct drill *d)
         rep->dirty_per_epoch = (double)dirty / (double)n;
     }
     free(pause);
+    if (rm_drill_pause_parts_read(path, &rep->parts))
+        memset(&rep->parts, 0, sizeof(rep->parts));
 }
 
 static void read_failover_line(struct drill *d)
@@ -859,6 +861,29 @@ int rm_drill_report_json(const struct rm_drill_report *rep, const char *path,
             rep->disk_records, rep->cold_records, rep->cold_boot_ms,
             rep->disk_checked ? "true" : "false",
             rep->survived ? "true" : "false");
+    if (rep->parts.n) {
+        const struct rm_drill_pause_parts *pp = &rep->parts;
+        unsigned i;
+        const char *s;
+
+        /* "pause_parts": {"suspend": [p50, p99, max], ...} in ms; the
+         * part names as common/save.c says them, blanks as '_'. */
+        fprintf(f, ",\n  \"pause_parts\": {");
+        for (i = 0; i < RM_PAUSE_PHASES; i++) {
+            fprintf(f, "%s\"", i ? ", " : "");
+            for (s = rm_pause_phase_name(i); *s; s++)
+                fputc(*s == ' ' ? '_' : *s, f);
+            fprintf(f, "\": [%.3f, %.3f, %.3f]", pp->p50_ms[i],
+                    pp->p99_ms[i], pp->max_ms[i]);
+        }
+        fprintf(f, "},\n  \"pause_tail\": {\"checkpoints\": %" PRIu64
+                ", \"pause_ms_p50\": %.3f, \"pause_ms_p99\": %.3f, "
+                "\"slowest\": %" PRIu64 ", \"part\": \"", pp->n,
+                pp->pause_ms_p50, pp->pause_ms_p99, pp->tail_n);
+        for (s = rm_pause_phase_name(pp->tail_part); *s; s++)
+            fputc(*s == ' ' ? '_' : *s, f);
+        fprintf(f, "\", \"share\": %.3f}", pp->tail_share);
+    }
     if (rep->colo) {
         const struct rm_drill_colo *c = &rep->colo_st;
 

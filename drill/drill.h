@@ -15,6 +15,7 @@
 
 #include "common/err.h"
 #include "drill/drill_colo.h"
+#include "drill/pause_tail.h"
 
 struct rm_drill_cfg {
     const char *self;            /* path of the remus binary */
@@ -55,6 +56,8 @@ struct rm_drill_cfg {
 struct rm_drill_report {
     uint64_t epochs;
     double pause_ms_p50, pause_ms_p99, pause_ms_max;
+    struct rm_drill_pause_parts parts;   /* the pause by part, and the
+                                            part behind its tail */
     double bytes_per_epoch;
     double dirty_per_epoch;
     double failover_ms;          /* kill -> first reply from the replica */

@@ -89,6 +89,10 @@ static void peer_lost_locked(struct protect *p, int code, const char *why)
     p->peer_lost = true;
     rm_error_set(&p->peer_why, code, "%s", why);
     pthread_cond_broadcast(&p->cond);
+    /* A COLO cut waiting for the replica's dirty pages (the VM suspended)
+     * ends now, not at the dirty timeout. */
+    if (p->colo)
+        rm_colo_primary_abort(p->colo, why);
     /* Say so before closing: a secondary that is alive (it only stopped
      * acknowledging, or its messages do not reach us) must not read the
      * close as this primary's death and run a second copy of the VM.  At
@@ -196,6 +200,7 @@ static void ctl_message(void *o, const struct rm_ctl_msg *msg)
         break;
     case RM_CTL_COLO_OUTPUT:
     case RM_CTL_COLO_DIRTY:
+    case RM_CTL_COLO_ASK:
         colo_message(p, msg);
         break;
     case RM_CTL_FAILOVER:
@@ -1017,13 +1022,15 @@ out:
         rm_colo_primary_get_stats(p->colo, &cs);
         LOG_INFO("COLO: checkpoints asked by a mismatch %" PRIu64 ", a "
                  "timeout %" PRIu64 ", a full queue %" PRIu64 ", the "
-                 "interval %" PRIu64 "; %" PRIu64 " input frames mirrored, %"
+                 "interval %" PRIu64 " (the replica asked %" PRIu64 ": its "
+                 "disk overlay half full); %" PRIu64 " input frames mirrored, %"
                  PRIu64 " of the replica's dirty pages sent again; fallbacks "
                  "to buffered mode %" PRIu64 ", checkpoints in it %" PRIu64
                  "%s", cs.by_cause[RM_COLO_CAUSE_MISMATCH],
                  cs.by_cause[RM_COLO_CAUSE_TIMEOUT],
                  cs.by_cause[RM_COLO_CAUSE_OVERFLOW],
-                 cs.by_cause[RM_COLO_CAUSE_PERIODIC], cs.input_frames,
+                 cs.by_cause[RM_COLO_CAUSE_PERIODIC], cs.replica_asks,
+                 cs.input_frames,
                  cs.replica_dirty_pages, cs.fallbacks,
                  cs.buffered_checkpoints,
                  cs.buffered ? " (it ended in buffered mode)" : "");

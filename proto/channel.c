@@ -32,6 +32,7 @@ const char *rm_ctl_kind_name(enum rm_ctl_kind k)
     case RM_CTL_COLO_OUTPUT: return "colo output frame";
     case RM_CTL_COLO_CHECKPOINT: return "colo checkpoint";
     case RM_CTL_COLO_DIRTY: return "colo dirty pfns";
+    case RM_CTL_COLO_ASK: return "colo checkpoint wanted";
     case RM_CTL_AUTH: return "auth";
     default: return "unknown";
     }
@@ -390,6 +391,17 @@ int rm_ctl_decode(const uint8_t *buf, size_t len, struct rm_ctl_msg *out,
         out->kind = RM_CTL_COLO_DIRTY;
         rc = decode_colo_dirty(m->colo_dirty, out, err);
         break;
+    case REMUS__REMUS_MSG__BODY_COLO_ASK:
+        out->kind = RM_CTL_COLO_ASK;
+        out->u.colo_ask.cause = (enum rm_colo_cause)m->colo_ask->cause;
+        if (m->colo_ask->cause != RM_COLO_CAUSE_OVERFLOW)
+            rc = rm_error_set(err, -EBADMSG, "colo checkpoint wanted for "
+                              "unknown cause %u", m->colo_ask->cause);
+        else
+            rc = copy_text(out->u.colo_ask.why, sizeof(out->u.colo_ask.why),
+                           m->colo_ask->why, "the checkpoint wanted's "
+                           "reason", err);
+        break;
     default:
         rc = rm_error_set(err, -EBADMSG, "control message of unknown kind "
                           "%d", (int)m->body_case);
@@ -479,6 +491,7 @@ int rm_ctl_encode(const struct rm_ctl_msg *msg, uint8_t **frame, size_t *len)
     Remus__ColoFrame cf = REMUS__COLO_FRAME__INIT;
     Remus__ColoCheckpoint cc = REMUS__COLO_CHECKPOINT__INIT;
     Remus__ColoDirty cd = REMUS__COLO_DIRTY__INIT;
+    Remus__ColoAsk ca = REMUS__COLO_ASK__INIT;
     uint8_t *pfns = NULL;
     struct hello_disks hdisks;
     char backend[16], name[64], reason[RM_CTL_TEXT_MAX];
@@ -590,6 +603,13 @@ int rm_ctl_encode(const struct rm_ctl_msg *msg, uint8_t **frame, size_t *len)
         cc.buffered = msg->u.colo_checkpoint.buffered;
         m.body_case = REMUS__REMUS_MSG__BODY_COLO_CHECKPOINT;
         m.colo_checkpoint = &cc;
+        break;
+    case RM_CTL_COLO_ASK:
+        snprintf(reason, sizeof(reason), "%s", msg->u.colo_ask.why);
+        ca.cause = (uint32_t)msg->u.colo_ask.cause;
+        ca.why = reason;
+        m.body_case = REMUS__REMUS_MSG__BODY_COLO_ASK;
+        m.colo_ask = &ca;
         break;
     case RM_CTL_COLO_DIRTY: {
         uint32_t i;
@@ -910,6 +930,16 @@ int rm_chan_send_colo_checkpoint(struct rm_chan *ch, uint64_t epoch,
     m.u.colo_checkpoint.input_seq = input_seq;
     m.u.colo_checkpoint.cause = cause;
     m.u.colo_checkpoint.buffered = buffered;
+    return rm_chan_send(ch, &m);
+}
+
+int rm_chan_send_colo_ask(struct rm_chan *ch, enum rm_colo_cause cause,
+                          const char *why)
+{
+    struct rm_ctl_msg m = { .kind = RM_CTL_COLO_ASK };
+
+    m.u.colo_ask.cause = cause;
+    snprintf(m.u.colo_ask.why, sizeof(m.u.colo_ask.why), "%s", why);
     return rm_chan_send(ch, &m);
 }
 

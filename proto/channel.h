@@ -103,6 +103,7 @@ enum rm_ctl_kind {
     RM_CTL_COLO_OUTPUT,          /* u.colo_frame */
     RM_CTL_COLO_CHECKPOINT,
     RM_CTL_COLO_DIRTY,
+    RM_CTL_COLO_ASK,             /* the replica asks for a checkpoint */
 };
 
 struct rm_ctl_msg {
@@ -147,6 +148,10 @@ struct rm_ctl_msg {
             enum rm_colo_cause cause;
             bool buffered;                  /* the replica stops after it */
         } colo_checkpoint;
+        struct {
+            enum rm_colo_cause cause;       /* RM_COLO_CAUSE_OVERFLOW */
+            char why[RM_CTL_TEXT_MAX];
+        } colo_ask;
         struct {
             uint64_t epoch, output_seq;     /* epoch >= 1 */
             uint32_t count;                 /* pfns below, ascending */
@@ -213,6 +218,9 @@ int rm_chan_send_colo_frame(struct rm_chan *ch, bool input, uint64_t seq,
 int rm_chan_send_colo_checkpoint(struct rm_chan *ch, uint64_t epoch,
                                  uint64_t input_seq,
                                  enum rm_colo_cause cause, bool buffered);
+/* The replica needs a checkpoint soon (@why: for the primary's log). */
+int rm_chan_send_colo_ask(struct rm_chan *ch, enum rm_colo_cause cause,
+                          const char *why);
 /* One part of the replica's dirty pfns (at most RM_COLO_PFNS_MAX,
  * ascending); @last on the final part (which may be empty). */
 int rm_chan_send_colo_dirty(struct rm_chan *ch, uint64_t epoch,

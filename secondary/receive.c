@@ -63,6 +63,8 @@ struct receive {
     uint64_t last_progress_ns;
 
     struct rm_colo_replica *colo;  /* --colo (after the handshake) */
+    struct rm_restore_ctx *rctx;  /* COLO: the running restore's, for
+                                     its memory hashes at a commit */
     bool colo_broken;             /* under lock: COLO cannot go on */
     struct rm_error colo_why;
 };
@@ -175,13 +177,15 @@ static void *ctl_main(void *arg)
 static bool stream_keep_waiting(void *o)
 {
     struct receive *r = o;
-    uint64_t now = rm_now_ns();
     bool alive;
 
     pthread_mutex_lock(&r->lock);
+    /* The clock is read under the lock: the control thread stamps
+     * last_heard_ns under it, so the stamp is never after "now". */
     alive = !r->lost && !r->done && !r->stop_received &&
             !(r->cfg->stop_requested && *r->cfg->stop_requested) &&
-            now - r->last_heard_ns <= (uint64_t)r->hb_timeout_ms * 1000000;
+            rm_ns_since(rm_now_ns(), r->last_heard_ns) <=
+                (uint64_t)r->hb_timeout_ms * 1000000;
     if (alive && !r->stall_warned && !r->colo) {  /* COLO: idle is normal */
         r->stall_warned = true;
         LOG_WARN("no checkpoint data for %u ms after epoch %" PRIu64 ", but "
@@ -227,6 +231,39 @@ static bool primary_outlives_stream(struct receive *r)
     }
 }
 
+/*
+ * COLO: after a checkpoint the replica ran before, its memory must now be
+ * the primary's at the cut, every page it changed replaced.  A change its
+ * dirty list missed would stay, a mix of the two VMs that no output
+ * comparison can see: the replica is inconsistent, COLO cannot go on and
+ * it must never take over.  The whole memory is hashed (64 MiB: ~19 ms),
+ * only at COLO checkpoints the replica ran before (rare by design).
+ */
+static int colo_verify(struct receive *r, uint64_t epoch)
+{
+    struct rm_error why = { 0 };
+    uint64_t expected = 0, actual = 0;
+    int rc = rm_restore_mem_hashes(r->rctx, &expected, &actual);
+
+    if (rc)
+        rm_error_set(&why, rc, "checkpoint %" PRIu64 ": the replica's "
+                     "memory could not be checked: %s", epoch, strerror(-rc));
+    else if (expected != actual)
+        rc = rm_error_set(&why, -EPROTO, "checkpoint %" PRIu64 ": the "
+                          "replica's memory differs from the primary's at "
+                          "the cut (whole-memory hash %016" PRIx64 ", the "
+                          "pages sent make %016" PRIx64 "): a page the "
+                          "replica changed was missing from its dirty list; "
+                          "the replica is inconsistent and must not run",
+                          epoch, actual, expected);
+    if (rc) {
+        pthread_mutex_lock(&r->lock);
+        colo_break_locked(r, &why);
+        pthread_mutex_unlock(&r->lock);
+    }
+    return rc;
+}
+
 static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
                         uint64_t pages)
 {
@@ -254,6 +291,11 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
 
         if (write(r->cfg->commit_log_fd, line, (size_t)n) < 0)
             (void)0;
+    }
+    if (r->colo && rm_colo_replica_ran_for(r->colo, epoch)) {
+        rc = colo_verify(r, epoch);
+        if (rc)
+            return rc;            /* not acknowledged: protection ends */
     }
     rc = rm_chan_send_ack(&r->chan, epoch, digest, pages);
     if (r->colo) {
@@ -760,6 +802,8 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
         }
         if (cfg->test_colo_drop_dirty)
             rm_colo_replica_test_drop_dirty(r->colo);
+        if (cfg->test_colo_no_ask)
+            rm_colo_replica_test_no_ask(r->colo);
     }
     /* Paired: stop listening (later connections are refused at once
      * instead of waiting in the backlog). */
@@ -807,6 +851,10 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
      * (with -F -d alone they stay as they are: the hello said so). */
     rctx.disks = replicates_disks(&r->peer) ? cfg->disks : NULL;
     rctx.params.test_disk_on_arrival = cfg->test_disk_on_arrival;
+    /* COLO: the replica's memory is checked after the checkpoints it ran
+     * before (colo_verify). */
+    rctx.params.track_mem_hash = r->colo;
+    r->rctx = &rctx;
     /* ... unless the primary's heartbeats say it is alive. */
     r->stream_lower.keep_waiting = stream_keep_waiting;
     r->stream_lower.keep_waiting_arg = r;
@@ -916,11 +964,13 @@ out:
         res->colo_parked = cs.parked;
         LOG_INFO("COLO: the replica ran from %" PRIu64 " checkpoints, was "
                  "asked to pause for %" PRIu64 ", sent %" PRIu64 " dirty "
-                 "pages and %" PRIu64 " frames back (%" PRIu64 " failed); %"
-                 PRIu64 " checkpoints committed in buffered mode; its pause "
-                 "per checkpoint mean %.3f ms, max %.3f ms",
+                 "pages and %" PRIu64 " frames back (%" PRIu64 " failed), "
+                 "asked for %" PRIu64 " checkpoints (its disk overlay half "
+                 "full); %" PRIu64 " checkpoints committed in buffered mode; "
+                 "its pause per checkpoint mean %.3f ms, max %.3f ms",
                  cs.runs, cs.checkpoints_asked, cs.dirty_pages_sent,
-                 cs.output_frames, cs.output_errors, cs.buffered_commits,
+                 cs.output_frames, cs.output_errors, cs.asks,
+                 cs.buffered_commits,
                  cs.pauses ? (double)cs.pause_ns_total / (double)cs.pauses /
                              1e6 : 0.0,
                  (double)cs.pause_ns_max / 1e6);

@@ -106,6 +106,8 @@ struct rm_receive_cfg {
     struct rm_colo_replica_ops colo_ops;
     bool test_colo_drop_dirty;    /* TESTS ONLY: rm_colo_replica_test_
                                      drop_dirty (REMUS_TEST_COLO_DROP_DIRTY) */
+    bool test_colo_no_ask;        /* TESTS ONLY: rm_colo_replica_test_
+                                     no_ask (REMUS_TEST_COLO_NO_ASK) */
 
     /* The replica's disk images (common/disklog.h), or NULL: none (a
      * primary that replicates a disk is then refused at the handshake).

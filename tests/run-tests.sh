@@ -4,6 +4,7 @@
 # What runs, in order:
 #   lint    tests/lint/*: checks of the test scripts themselves (once)
 #   once    tests/once/*.sh: the project as a whole (a fresh Debian root)
+#           and checks of the lab's own scripts (no build used)
 #   unit    every executable BUILD/tests/test_* (cmocka; each case counts)
 #   integ.  every tests/integration/*.sh, once per build directory, with
 #           REMUS, BUILD and ROOT set

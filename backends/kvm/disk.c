@@ -202,6 +202,16 @@ static int32_t do_overlay_io(struct rm_vm *vm, unsigned call,
                  "guest request %u at %" PRIu64 " (+%" PRIu64 ") failed: %s",
                  d->path, rm_disk_overlay_bytes(d->ov), call, io->offset,
                  io->len, strerror(-rc));
+    if (!d->ov_asked && d->ov_ask &&
+        rm_disk_overlay_bytes(d->ov) >= d->ov_max / 2) {
+        char why[128];
+
+        d->ov_asked = true;
+        snprintf(why, sizeof(why), "the replica's disk overlay holds %"
+                 PRIu64 " of its %" PRIu64 " bytes",
+                 rm_disk_overlay_bytes(d->ov), d->ov_max);
+        d->ov_ask(d->ov_ask_opaque, why);
+    }
     return rc ? RM_HC_DISK_EIO : 0;
 }
 
@@ -331,7 +341,9 @@ const char *rm_vm_disk_path(const struct rm_vm *vm)
     return vm->disk.fd >= 0 ? vm->disk.path : NULL;
 }
 
-int rm_vm_disk_overlay_start(struct rm_vm *vm, struct rm_error *err)
+int rm_vm_disk_overlay_start(struct rm_vm *vm, uint64_t max_bytes,
+                             void (*ask)(void *opaque, const char *why),
+                             void *ask_opaque, struct rm_error *err)
 {
     struct vm_disk *d = &vm->disk;
     int rc = 0;
@@ -339,11 +351,17 @@ int rm_vm_disk_overlay_start(struct rm_vm *vm, struct rm_error *err)
     pthread_mutex_lock(&d->lock);
     if (d->fd < 0)
         goto out;
-    if (d->ov)
+    d->ov_ask = ask;
+    d->ov_ask_opaque = ask_opaque;
+    d->ov_asked = false;
+    if (d->ov) {
         rm_disk_overlay_clear(d->ov);
-    else if (!(d->ov = rm_disk_overlay_new(0)))
+    } else if (!(d->ov = rm_disk_overlay_new(max_bytes))) {
         rc = rm_error_set(err, -ENOMEM, "disk '%s': no memory for the "
                           "replica's overlay", d->path);
+    } else {
+        d->ov_max = max_bytes ? max_bytes : 256ull << 20;
+    }
 out:
     pthread_mutex_unlock(&d->lock);
     return rc;

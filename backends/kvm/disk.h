@@ -26,6 +26,10 @@ struct vm_disk {
     /* COLO's replica: its writes go here, not to the image (NULL: to the
      * image; disk_overlay.h) */
     struct rm_disk_overlay *ov;
+    uint64_t ov_max;         /* its cap */
+    void (*ov_ask)(void *opaque, const char *why);  /* at half of it */
+    void *ov_ask_opaque;
+    bool ov_asked;           /* since overlay_start */
 };
 
 /* Set @d to "no disk" (fd -1) and initialise its lock. */

@@ -28,6 +28,7 @@ struct kvm_backend {
     /* COLO, replica role */
     bool colo_started;            /* the replica has run */
     bool test_colo_no_fold;       /* TESTS ONLY */
+    uint64_t colo_overlay_bytes;  /* the replica's disk overlay's cap */
     unsigned long *colo_dirty;    /* colo_pause's bitmap */
 };
 
@@ -238,8 +239,10 @@ static int kvm_colo_run(struct rm_backend *b, const struct rm_colo_net *net,
     if (rc)
         return rc;
     /* Its disk writes from now on: an overlay over the checkpoint's image
-     * (what it wrote before this checkpoint is gone with its state). */
-    rc = rm_vm_disk_overlay_start(vm, err);
+     * (what it wrote before this checkpoint is gone with its state); half
+     * of it full asks for a checkpoint. */
+    rc = rm_vm_disk_overlay_start(vm, k->colo_overlay_bytes, net->ask,
+                                  net->opaque, err);
     if (rc)
         return rc;
     k->rarg.colo_ran = true;
@@ -462,6 +465,7 @@ int rm_kvm_backend_replica(const struct rm_kvm_replica_opts *o,
     k->rarg.max_mem_bytes = o->max_mem_bytes;
     k->rarg.expect = o->expect;
     k->test_colo_no_fold = o->test_colo_no_fold;
+    k->colo_overlay_bytes = o->colo_overlay_bytes;
     if (o->nr_disks > 1) {
         free(k);
         return rm_error_set(err, -EINVAL, "--disk given %u times: the "

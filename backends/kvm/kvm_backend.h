@@ -45,6 +45,9 @@ struct rm_kvm_replica_opts {
                                      one: the micro-VMM's disk 0) */
     unsigned nr_disks;
     bool disk_sync;               /* fdatasync before every ack */
+    uint64_t colo_overlay_bytes;  /* COLO: the replica's disk overlay
+                                     (0: 256 MiB); a checkpoint is asked
+                                     at half of it */
     bool test_colo_no_fold;       /* TESTS ONLY: a COLO takeover drops
                                      what the replica wrote since its
                                      checkpoint instead of keeping it */

@@ -151,6 +151,11 @@ static int s_resume(struct rm_save_ctx *ctx)
     return rm_vm_resume(ctx->backend);
 }
 
+static uint64_t s_resumed_at(struct rm_save_ctx *ctx)
+{
+    return rm_vm_resumed_ns(ctx->backend);
+}
+
 static void s_cleanup(struct rm_save_ctx *ctx)
 {
     ctx->backend = NULL;
@@ -169,6 +174,7 @@ const struct rm_save_ops rm_kvm_save_ops = {
     .harvest_dirty = s_harvest,
     .suspend = s_suspend,
     .resume = s_resume,
+    .resumed_at = s_resumed_at,
     .cleanup = s_cleanup,
 };
 

@@ -63,7 +63,9 @@ static void park(struct rm_vm *vm, struct vcpu *vc)
 {
     if (vc->snap && !vc->snap_valid && read_vcpu_blob(vc->fd, vc->snap) == 0)
         vc->snap_valid = true;
+    vc->t_state = rm_now_ns();
     pthread_mutex_lock(&vm->lock);
+    vm->pause_last_vcpu = vc->idx;
     vm->parked++;
     pthread_cond_broadcast(&vm->cond);
     while (vm->pause_req && !vm->stopping)
@@ -85,12 +87,14 @@ void *vcpu_main(void *arg)
         if (__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
             break;
         if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)) {
+            vc->t_seen = rm_now_ns();
             if (io_pending) {
                 /* Complete the port I/O so registers are consistent. */
                 vc->run->immediate_exit = 1;
                 ioctl(vc->fd, KVM_RUN, 0);
                 io_pending = false;
             }
+            vc->t_io = rm_now_ns();
             park(vm, vc);
             continue;
         }

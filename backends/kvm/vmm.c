@@ -348,11 +348,13 @@ int rm_vm_pause(struct rm_vm *vm)
         pthread_mutex_unlock(&vm->lock);
         return 0;
     }
+    vm->pause_t_enter = rm_now_ns();
     __atomic_store_n(&vm->pause_req, true, __ATOMIC_RELEASE);
     vm->paused_at_ns = rm_vm_guest_ns(vm);
     vcpus_urgent(vm, true);
     pthread_mutex_unlock(&vm->lock);
     kick_all(vm);
+    vm->pause_t_kicked = rm_now_ns();   /* read under the lock, after */
     pthread_mutex_lock(&vm->lock);
     while (vm->parked < want) {
         struct timespec ts = rm_deadline_ts(2000000);
@@ -364,8 +366,49 @@ int rm_vm_pause(struct rm_vm *vm)
             pthread_mutex_lock(&vm->lock);
         }
     }
+    vm->pause_t_return = rm_now_ns();
     pthread_mutex_unlock(&vm->lock);
     return 0;
+}
+
+/* The later of two times. */
+static uint64_t later(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+int rm_vm_suspend_parts(struct rm_vm *vm, struct rm_vm_suspend_parts *out)
+{
+    const struct vcpu *vc;
+    uint64_t b[6];
+    int rc = 0;
+
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&vm->lock);
+    if (!vm->pause_t_return || vm->pause_last_vcpu >= vm->nr_vcpus) {
+        rc = -ENODATA;
+        goto out;
+    }
+    /* The critical path: each step ends at its own stamp or at the end
+     * of the step before, whichever is later (a vCPU that saw the request
+     * while the kicks were still being sent overlapped them: that time is
+     * the kick's), so the parts add up to the whole. */
+    vc = &vm->vcpus[vm->pause_last_vcpu];
+    b[0] = vm->pause_t_enter;
+    b[1] = later(b[0], vm->pause_t_kicked);
+    b[2] = later(b[1], vc->t_seen);
+    b[3] = later(b[2], vc->t_io);
+    b[4] = later(b[3], vc->t_state);
+    b[5] = later(b[4], vm->pause_t_return);
+    out->kick = b[1] - b[0];
+    out->wake = b[2] - b[1];
+    out->io = b[3] - b[2];
+    out->state = b[4] - b[3];
+    out->park = b[5] - b[4];
+    out->total = b[5] - b[0];
+out:
+    pthread_mutex_unlock(&vm->lock);
+    return rc;
 }
 
 int rm_vm_resume(struct rm_vm *vm)
@@ -388,9 +431,20 @@ int rm_vm_resume(struct rm_vm *vm)
             ;
     __atomic_store_n(&vm->pause_req, false, __ATOMIC_RELEASE);
     vcpus_urgent(vm, false);      /* before they run the guest again */
+    vm->resumed_ns = rm_now_ns();
     pthread_cond_broadcast(&vm->cond);
     pthread_mutex_unlock(&vm->lock);
     return 0;
+}
+
+uint64_t rm_vm_resumed_ns(struct rm_vm *vm)
+{
+    uint64_t ns;
+
+    pthread_mutex_lock(&vm->lock);
+    ns = vm->resumed_ns;
+    pthread_mutex_unlock(&vm->lock);
+    return ns;
 }
 
 bool rm_vm_is_paused(const struct rm_vm *vm)

@@ -62,8 +62,10 @@ struct rm_vm_config {
      * Hot pages (manual-clear mode only).  On this PVM host every first
      * write to a page after a harvest is a write-protection fault costing
      * ~20 us, so a guest that rewrites a working set is throttled to the
-     * fault rate.  A page found dirty often enough (a score: +4 dirty,
-     * -1 clean, hot at 4 * hot_after) is left writable (its dirty bit is not cleared, so every harvest
+     * fault rate.  A page found dirty often enough (a score: +8 dirty,
+     * -1 clean, hot at 4 * hot_after: dirty in two harvests in a row, or
+     * in one of every six) is left writable (its dirty bit is not
+     * cleared, so every harvest
      * reports it and every checkpoint copies it) for up to hot_period
      * harvests, then re-protected so a page that went cold is tracked
      * again.  At most hot_pages_max pages are hot: the checkpoint pause
@@ -114,6 +116,30 @@ int rm_vm_start(struct rm_vm *vm, struct rm_error *err);
  */
 int rm_vm_pause(struct rm_vm *vm);
 int rm_vm_resume(struct rm_vm *vm);
+/* rm_now_ns() when the last rm_vm_resume() released the vCPUs (0: never):
+ * the pause's true end; the caller's own clock after the call may be
+ * later by the time the woken vCPUs, running the guest, held its CPU. */
+uint64_t rm_vm_resumed_ns(struct rm_vm *vm);
+/*
+ * The last rm_vm_pause() in parts (#21, goal 1), along the vCPU that
+ * parked last (the one the pause waited for): each step ends at its own
+ * time or the end of the step before, whichever is later, so the parts
+ * add up to the total (a step that overlapped the one before is charged
+ * to that one).  All in ns.  0, or -ENODATA before the first pause.
+ */
+struct rm_vm_suspend_parts {
+    uint64_t total;  /* rm_vm_pause() entry to return */
+    uint64_t kick;   /* entry to the kicks sent (the priority boost, the
+                        signals and the eventfd write) */
+    uint64_t wake;   /* kicks sent to that vCPU seeing the request (its
+                        thread scheduled, out of KVM_RUN or the poll) */
+    uint64_t io;     /* completing its interrupted port I/O (a KVM_RUN
+                        that exits at once) */
+    uint64_t state;  /* reading its registers and devices' state */
+    uint64_t park;   /* parked to rm_vm_pause() returning (the lock, the
+                        pauser woken) */
+};
+int rm_vm_suspend_parts(struct rm_vm *vm, struct rm_vm_suspend_parts *out);
 bool rm_vm_is_paused(const struct rm_vm *vm);
 
 /* Async-signal-safe: ask rm_vm_wait() to return (the VM is stopped). */
@@ -196,12 +222,17 @@ void rm_vm_disk_stats(struct rm_vm *vm, struct rm_vm_disk_stats *st);
 /*
  * COLO's replica (backends/kvm/disk_overlay.h): overlay_start() sends the
  * guest's disk writes to an empty overlay in memory from now on (the
- * image keeps the committed checkpoint's disk); overlay_clear() forgets
+ * image keeps the committed checkpoint's disk), of at most @max_bytes (0:
+ * 256 MiB; fixed by the first call); the first write that fills half of
+ * it calls @ask(@ask_opaque, why) (NULL: none), once until the next
+ * overlay_start(), from the writing vCPU's thread; overlay_clear() forgets
  * them (a checkpoint replaced the replica's state); overlay_fold() writes
  * them into the image (*@sectors of them), syncs, and ends the overlay
  * (a takeover).  Without a disk: nothing to do, 0.
  */
-int rm_vm_disk_overlay_start(struct rm_vm *vm, struct rm_error *err);
+int rm_vm_disk_overlay_start(struct rm_vm *vm, uint64_t max_bytes,
+                             void (*ask)(void *opaque, const char *why),
+                             void *ask_opaque, struct rm_error *err);
 void rm_vm_disk_overlay_clear(struct rm_vm *vm);
 int rm_vm_disk_overlay_fold(struct rm_vm *vm, uint64_t *sectors,
                             struct rm_error *err);
@@ -270,6 +301,10 @@ void rm_vm_debug_drop_vmm_dirty(struct rm_vm *vm, bool drop);
 void rm_vm_debug_drop_hot(struct rm_vm *vm, bool drop);
 /* Pages now hot (left writable, reported by every harvest). */
 uint64_t rm_vm_hot_pages(const struct rm_vm *vm);
+/* Tests only: how many of the @count pages from @first_pfn are hot (pages
+ * past the end of guest memory count as not hot). */
+uint64_t rm_vm_debug_hot_in(const struct rm_vm *vm, uint64_t first_pfn,
+                            uint64_t count);
 
 /* Bench/diagnostics: the KVM dirty-log capability in use. */
 const char *rm_vm_dirty_log_mode(const struct rm_vm *vm);

@@ -57,6 +57,9 @@ struct vcpu {
      * path); valid until the resume or a set_vcpu_state. */
     struct vcpu_blob *snap;
     bool snap_valid;
+    /* rm_now_ns() in this vCPU's last park: the pause request seen, the
+     * port I/O completed, the state read (rm_vm_suspend_parts) */
+    uint64_t t_seen, t_io, t_state;
 };
 
 struct rm_vm {
@@ -96,6 +99,12 @@ struct rm_vm {
 
     int64_t clock_offset_ns;     /* guest = host monotonic + offset */
     uint64_t paused_at_ns;       /* guest time frozen while paused */
+    uint64_t resumed_ns;         /* rm_now_ns() the last resume released
+                                    the vCPUs (under lock) */
+    /* rm_now_ns() in the last rm_vm_pause(): entered, kicks sent,
+     * returned; and the vCPU that parked last (under lock) */
+    uint64_t pause_t_enter, pause_t_kicked, pause_t_return;
+    uint32_t pause_last_vcpu;
 
     pthread_mutex_t stats_lock;
     struct rm_hc_stats stats;

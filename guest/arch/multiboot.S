@@ -11,9 +11,10 @@
  * for guest user mode (an `in` at CPL3 with IOPL 3 raises #GP there), and
  * it neither delivers `int n` from user mode (#UD) nor enters CPL0
  * reliably on `syscall` (all measured).  Exception delivery does work, so
- * the #GP handler (CPL0, emulated by PVM: slow, but it is only the console
- * and the TSC calibration) performs the faulting `in`/`out` itself
- * (opcodes EC, EE, E4 ib, E6 ib) and returns past it.
+ * the #GP handler (CPL0, emulated by PVM: slow, but it is only the console,
+ * the TSC calibration and the NIC's PCI probe) performs the faulting
+ * `in`/`out` itself (opcodes EC, EE, E4 ib, E6 ib; ED, EF: 32-bit through
+ * DX, for PCI configuration mechanism #1) and returns past it.
  * CPU exceptions 0-31 print "remus-guest: CPU exception N" on COM1 and
  * stop, instead of a silent triple fault.
  * The header uses the a.out kludge, so the loader needs no ELF support.
@@ -162,6 +163,10 @@ mb_gp:
     je      13f
     cmpb    $0xe6, (%rsi)
     je      14f
+    cmpb    $0xed, (%rsi)
+    je      16f
+    cmpb    $0xef, (%rsi)
+    je      17f
     pop     %rdx
     pop     %rsi
     mov     $13, %ebx
@@ -177,6 +182,10 @@ mb_gp:
 14: movzbl  1(%rsi), %edx             /* out imm8, al */
     outb    %al, %dx
     incq    24(%rsp)
+    jmp     15f
+16: inl     %dx, %eax                 /* in eax, dx (PCI config, i440fx) */
+    jmp     15f
+17: outl    %eax, %dx                 /* out dx, eax */
 15: incq    24(%rsp)
     incq    mb_port_emulations(%rip)
     pop     %rdx

@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include "guest/lib/rt.h"
 
+#ifdef RM_GUEST_MULTIBOOT
+#include "guest/arch/mb_e1000.h"
+#endif
+
 struct rm_guest_bootinfo *rt_bootinfo;
 
 void rt_init(struct rm_guest_bootinfo *bi)
@@ -12,7 +16,8 @@ void rt_init(struct rm_guest_bootinfo *bi)
 /*
  * Booted by a multiboot loader (QEMU): no remus VMM behind us.  The
  * console is COM1, the clock the TSC (calibrated with the PIT by
- * mb_main), there is no network, and halting writes QEMU's isa-debug-exit
+ * mb_main), the network an e1000 when the command line has ip=
+ * (guest/arch/mb_e1000.h), and halting writes QEMU's isa-debug-exit
  * port.  We run at CPL3 with IOPL 3: TCG allows the port I/O, PVM-based
  * KVM faults it and the #GP handler of guest/arch/multiboot.S does it.
  */
@@ -79,20 +84,37 @@ void hc(unsigned call, void *arg)
         break;
     }
     case RM_HC_NET_INFO:
-        memset(arg, 0, sizeof(struct rm_hc_net_info));
+        /* The NIC comes up with the first NET_INFO (net_init); without
+         * ip= on the command line or an e1000, no network, as before. */
+        if (mb_e1000_init() || mb_e1000_info(arg))
+            memset(arg, 0, sizeof(struct rm_hc_net_info));
         break;
-    case RM_HC_NET_READ:
-        ((struct rm_hc_net_io *)arg)->ret = 1;
+    case RM_HC_NET_READ: {
+        struct rm_hc_net_io *io = arg;
+        size_t n = 0;
+        int rc = mb_e1000_read((void *)(uintptr_t)io->data, io->len, &n);
+
+        io->ret = rc < 0 ? -1 : rc;
+        if (rc == 0)
+            io->len = n;
         break;
-    case RM_HC_NET_WRITE:
-        ((struct rm_hc_net_io *)arg)->ret = -1;
+    }
+    case RM_HC_NET_WRITE: {
+        struct rm_hc_net_io *io = arg;
+
+        io->ret = mb_e1000_write((const void *)(uintptr_t)io->data,
+                                 io->len) ? -1 : 0;
         break;
+    }
     case RM_HC_POLL: {
+        /* Spin on the receive ring (guest memory: no exit per check). */
         struct rm_hc_poll *p = arg;
 
-        while (rt_now_ns() < p->deadline_ns)
+        p->ready = (uint32_t)mb_e1000_rx_pending();
+        while (!p->ready && rt_now_ns() < p->deadline_ns) {
             cpu_relax();
-        p->ready = 0;
+            p->ready = (uint32_t)mb_e1000_rx_pending();
+        }
         break;
     }
     case RM_HC_HALT:

@@ -8,7 +8,8 @@
  *      stream ends -- never a crash or a hang.
  * Seeds (tests/fuzz/corpus/fuzz_proto): what rm_ctl_encode() produces for
  * each kind -- hello (also with disks), hello reply, ack, heartbeat, stop,
- * failover, stats, disk hashes, COLO's frame, checkpoint and dirty pfns
+ * failover, stats, disk hashes, COLO's frame, checkpoint, dirty pfns and
+ * ask
  * -- as bare messages (.msg) and length-prefixed frames (.frame), and a
  * session of several frames back to back (session.stream).
  */
@@ -70,6 +71,10 @@ static void round_trip(const struct rm_ctl_msg *m)
     if (m->kind == RM_CTL_COLO_CHECKPOINT &&
         memcmp(&again.u.colo_checkpoint, &m->u.colo_checkpoint,
                sizeof(m->u.colo_checkpoint)))
+        abort();
+    if (m->kind == RM_CTL_COLO_ASK &&
+        (again.u.colo_ask.cause != m->u.colo_ask.cause ||
+         strcmp(again.u.colo_ask.why, m->u.colo_ask.why)))
         abort();
     if (m->kind == RM_CTL_COLO_DIRTY &&
         (again.u.colo_dirty.count != m->u.colo_dirty.count ||

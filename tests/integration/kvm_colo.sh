@@ -22,7 +22,11 @@
 #    negative control: --colo-fallback 0 never switches; kill -9 of the
 #    primary in buffered mode: the replica resumes from its checkpoint;
 #  - a busy disk (1 MB/s against a 256 KiB disk log) asks for checkpoints
-#    (a full queue) at half the log's cap;
+#    (a full queue) at half the log's cap; so does the replica at half its
+#    disk overlay (--colo-overlay-bytes);
+#  - the replica's whole memory is checked after every checkpoint it ran
+#    before: one whose dirty pages are not sent back is caught at the
+#    first, and protection ends without a takeover;
 #  - refusals: --colo with -d (an unreplicated disk), --colo with -n, a COLO primary with a Remus secondary,
 #    --compare-timeout without --colo.
 . "$ROOT/tests/lib/kvm.sh"
@@ -181,18 +185,63 @@ grep "COLO: checkpoints asked" "$TMP/busy.pri.log"
     { echo "2 s of disk writes (1 MB/s against a 256 KiB log) asked fewer than 4 checkpoints"; exit 1; }
 check_convergence "$TMP/busy.pri.dig" "$TMP/busy.sec.dig" 4 "a busy disk"
 
+# -- the replica's disk overlay asks for checkpoints ----------------------------
+scenario "the replica's overlay asks for checkpoints"
+# The same 1 MB/s, the primary's log at its default cap (64 MiB: it never
+# asks here), the replica's overlay at 256 KiB: at half of it the replica
+# asks for a checkpoint (ColoAsk, counted as a full queue) before its
+# writes would fail.  Negative control: a replica that does not ask
+# (REMUS_TEST_COLO_NO_ASK) fails its guest's writes past the cap.
+overlay_run() {   # overlay_run TAG [receive env...]
+    local t=$1; shift
+    RECV_OPTS="--disk $TMP/rep.img --colo-overlay-bytes 262144" \
+        PRI_OPTS="--compare-timeout 3000" start_pair "$t" "$@"
+    kv 1 1 "DISKLOAD 2000" | grep -q "OK rate=2000" || { echo "DISKLOAD refused"; exit 1; }
+    sleep 2
+    kv 1 2 "DISKLOAD 0" | grep -q "OK rate=0" || { echo "DISKLOAD 0 refused"; exit 1; }
+    stop_pair
+}
+echo "disk = $TMP/pri.img" >> "$TMP/g.cfg"
+overlay_run ovask
+grep "COLO: checkpoints asked" "$TMP/ovask.pri.log"
+grep -o "asked for [0-9]* checkpoints (its disk overlay half full)" "$TMP/ovask.sec.log"
+asks=$(sed -n 's/.*the replica asked \([0-9]*\): its disk overlay.*/\1/p' "$TMP/ovask.pri.log")
+[ "${asks:-0}" -ge 4 ] || { echo "2 s at 1 MB/s against a 256 KiB overlay: the replica asked ${asks:-0} checkpoints, not 4 or more"; exit 1; }
+[ "$(by_cause ovask "full queue")" -ge 4 ] || { echo "the replica's asks made fewer than 4 checkpoints"; exit 1; }
+if grep "COLO replica's overlay.*failed" "$TMP/ovask.sec.log"; then
+    echo "the replica's disk writes failed although it asked for checkpoints"; exit 1
+fi
+check_convergence "$TMP/ovask.pri.dig" "$TMP/ovask.sec.dig" 4 "the overlay's asks"
+overlay_run ovnoask REMUS_TEST_COLO_NO_ASK=1
+grep -q "TEST MODE (REMUS_TEST_COLO_NO_ASK)" "$TMP/ovnoask.sec.log"
+failed=$(grep -c "COLO replica's overlay.*failed: No space left" "$TMP/ovnoask.sec.log" || true)
+[ "$failed" -gt 0 ] || { echo "negative control: a replica that never asks had no failed write"; tail -5 "$TMP/ovnoask.sec.log"; exit 1; }
+echo "negative control ok: without the ask, $failed of the replica's writes failed (overlay full)"
+cp "$TMP/g.cfg.nodisk" "$TMP/g.cfg"
+
 # -- negative control: the replica's dirty pages not sent back --------------
 scenario "negative control: no dirty pages back"
+# The replica's own changes then survive the checkpoint: its memory is a
+# mix of the two VMs.  The secondary checks the replica's whole memory
+# after every checkpoint it ran before (colo_verify): it finds the mix at
+# the first one, does not acknowledge it, never takes over, and ends the
+# protection; the primary runs on, unprotected, and says so.
 start_pair nodirty REMUS_TEST_COLO_DROP_DIRTY=1
 grep -q "TEST MODE" "$TMP/nodirty.sec.log"
 kv 1 1 "INCR a" "NOISE 64" > /dev/null
-n=$(wc -l < "$TMP/nodirty.stats")
-wait_until 10 "a periodic checkpoint" lines_at_least "$TMP/nodirty.stats" $((n + 2))
-stop_pair
-if check_convergence "$TMP/nodirty.pri.dig" "$TMP/nodirty.sec.dig" 3 "no dirty pages back"; then
-    echo "negative control: the digests agreed although the replica kept its own changes"; exit 1
+rc=0; wait_exit $SEC 10 || rc=$?
+if [ "$rc" = 0 ]; then
+    echo "the secondary exited 0 on a replica that kept its own changes"; exit 1
+elif [ "$rc" = 124 ]; then
+    echo "the secondary did not end on a replica that kept its own changes"; tail -5 "$TMP/nodirty.sec.log"; exit 1
 fi
-echo "negative control ok: without the dirty pages the replica's memory differs"
+grep -q "the replica's memory differs from the primary's at the cut" "$TMP/nodirty.sec.log" ||
+    { echo "the secondary did not say that the replica's memory differs"; tail -5 "$TMP/nodirty.sec.log"; exit 1; }
+grep -q "NOT taking over" "$TMP/nodirty.sec.log" || { echo "no 'NOT taking over'"; exit 1; }
+wait_for "$TMP/nodirty.pri.log" "the VM runs on UNPROTECTED" 10
+kill -INT $PRI 2>/dev/null || true; sleep 0.5; kill -INT $PRI 2>/dev/null || true; wait $PRI 2>/dev/null || true
+caught=$(grep -m1 -o "checkpoint [0-9]*: the replica.s memory differs from the primary.s" "$TMP/nodirty.sec.log")
+echo "negative control ok: $caught"
 
 # -- the primary dies ----------------------------------------------------------
 scenario "the primary dies"

@@ -12,7 +12,7 @@ for i in 1 2 3; do
     "$REMUS" drill --quiet --seed $((seed + i)) --after 1 --clients 3 \
         --json "$TMP/d$i.json" > "$TMP/d$i.out" 2>&1 || {
         cat "$TMP/d$i.out"; echo "drill $i (seed $((seed + i))) failed"; exit 1; }
-    for k in epochs pause_ms_p50 pause_ms_p99 failover_ms acked_ops lost_ops; do
+    for k in epochs pause_ms_p50 pause_ms_p99 failover_ms acked_ops lost_ops pause_parts pause_tail; do
         grep -q "\"$k\": " "$TMP/d$i.json" || { echo "no $k in the report"; exit 1; }
     done
     grep -q '"lost_ops": 0,' "$TMP/d$i.json" || { echo "drill $i lost acknowledged operations"; exit 1; }
@@ -26,18 +26,18 @@ done
 # deterministic, so outputs agree and checkpoints are rare (the periodic
 # ones, every 2 s): under 10 a second (a loaded machine adds timeouts)
 # where the Remus drills above take one every 25 ms (40).  Negative control: the same predicate on a Remus drill's
-# report fails.
+# report fails.  Its disk: the replica's writes since its checkpoint (an
+# overlay) are folded into its image at the takeover, so DISKCHECK and the
+# cold boot hold; negative control: a secondary that drops them
+# (REMUS_TEST_COLO_NO_FOLD) fails the drill on DISKCHECK.
 few_checkpoints() {   # few_checkpoints JSON: under 10 checkpoints/s under load
     awk -F': ' '/"epochs_per_s"/ { v = $2 + 0 } END { exit !(v < 10) }' "$1"
 }
-# (--disk 0: COLO with a disk stalls now and then -- the secondary hears
-# nothing from the primary after a checkpoint and ends protection, the
-# primary running on unprotected; cause not found yet, see the session
-# note of 2026-12-03 -- so its drill is not part of the suite yet)
-"$REMUS" drill --quiet --colo --disk 0 --seed $((seed + 7)) --after 1 --clients 3 \
+"$REMUS" drill --quiet --colo --seed $((seed + 7)) --after 1 --clients 3 \
     --json "$TMP/colo.json" > "$TMP/colo.out" 2>&1 || {
     cat "$TMP/colo.out"; echo "the COLO drill (seed $((seed + 7))) failed"; exit 1; }
 grep -q '"lost_ops": 0,' "$TMP/colo.json" || { echo "the COLO drill lost acknowledged operations"; exit 1; }
+grep -q '"disk_checked": true' "$TMP/colo.json" || { echo "the COLO drill's disk was not checked"; cat "$TMP/colo.json"; exit 1; }
 grep -q '"colo": {"sampled": true, "mode": "comparing"' "$TMP/colo.json" ||
     { echo "the COLO drill has no COLO status"; cat "$TMP/colo.json"; exit 1; }
 grep -q '"per_s_under_load": {"mismatch": 0.000,' "$TMP/colo.json" ||
@@ -48,6 +48,13 @@ if few_checkpoints "$TMP/d1.json"; then
 fi
 grep -E 'COLO|latency|epochs' "$TMP/colo.out"
 echo "negative control ok: the Remus drill's $(grep -o '"epochs_per_s": [0-9.]*' "$TMP/d1.json") is not few"
+rc=0
+REMUS_TEST_COLO_NO_FOLD=1 "$REMUS" drill --quiet --colo --kill-after 2 --after 1 \
+    --clients 3 --json "$TMP/cnf.json" > "$TMP/cnf.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || { cat "$TMP/cnf.out"; echo "a COLO drill whose takeover drops the overlay exited $rc, not 1"; exit 1; }
+grep -q '"why": "after the failover the replica.s disk does not match its memory: DISKCHECK: .*disk-mismatch' "$TMP/cnf.json" \
+    || { cat "$TMP/cnf.json"; echo "the JSON does not say the disk lost the replica's writes"; exit 1; }
+echo "negative control ok (COLO, overlay dropped at the takeover): $(grep '"why"' "$TMP/cnf.json")"
 if "$REMUS" drill --colo --no-buffer 2> "$TMP/e"; then exit 1; fi
 grep -q "not with --no-buffer" "$TMP/e" || { cat "$TMP/e"; exit 1; }
 

@@ -241,10 +241,18 @@ static int s_resume(struct rm_save_ctx *ctx)
     g->suspended = false;
     if (g->resume_delay_us)
         usleep(g->resume_delay_us);
+    g->released_ns = rm_now_ns();
+    if (g->resume_linger_us)
+        usleep(g->resume_linger_us);
     /* The guest runs from here until the next suspend. */
     if (g->workload)
         g->workload(g, g->workload_opaque);
     return 0;
+}
+
+static uint64_t s_resumed_at(struct rm_save_ctx *ctx)
+{
+    return ((struct mem_guest *)ctx->backend)->released_ns;
 }
 
 static void s_cleanup(struct rm_save_ctx *ctx)
@@ -265,6 +273,7 @@ const struct rm_save_ops mem_save_ops = {
     .harvest_dirty = s_harvest,
     .suspend = s_suspend,
     .resume = s_resume,
+    .resumed_at = s_resumed_at,
     .cleanup = s_cleanup,
 };
 

@@ -36,6 +36,11 @@ struct mem_guest {
 
     /* suspend / resume take at least this long (0: no delay). */
     unsigned suspend_delay_us, resume_delay_us;
+    /* resume(): after it lets the guest run (released_ns), it keeps its
+     * caller this long more, as a checkpointing thread preempted by the
+     * vCPUs it woke would be (mem_save_ops.resumed_at says when). */
+    unsigned resume_linger_us;
+    uint64_t released_ns;
 
     /* check_vm_state fails with -ESTALE on this call (0: never). */
     unsigned layout_change_at;

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "tests/support/case_filter.h"
+#include "tests/support/kvm_unit.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -203,14 +203,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replies_leave_when_both_agree),
     };
-    int rc;
 
     (void)argc;
     (void)argv;
-    rm_log_init(RM_LOG_ERROR, NULL);
-    rc = tu_kvm_test_setup(image, sizeof(image));
-    if (rc)
-        return rc;
-    tu_case_filter();
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_KVM_UNIT_MAIN(tests, image);
 }

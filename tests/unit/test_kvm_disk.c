@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "tests/support/case_filter.h"
+#include "tests/support/kvm_unit.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -257,14 +257,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_observer),
         cmocka_unit_test(test_read_pages_are_dirty),
     };
-    int rc;
 
     (void)argc;
     (void)argv;
-    rm_log_init(RM_LOG_ERROR, NULL);
-    rc = tu_kvm_test_setup(image, sizeof(image));
-    if (rc)
-        return rc;
-    tu_case_filter();
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TU_KVM_UNIT_MAIN(tests, image);
 }

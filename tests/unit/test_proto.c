@@ -83,11 +83,21 @@ struct live {
     pthread_mutex_t lock;
     uint64_t last_heard;
     int over, lost, acks;
+    int stall_once_ms;            /* progress() sleeps this long, once */
     char why[200];
 };
 
 static bool live_over(void *o) { return ((struct live *)o)->over; }
-static uint64_t live_progress(void *o) { (void)o; return 0; }
+static uint64_t live_progress(void *o)
+{
+    struct live *l = o;
+
+    if (l->stall_once_ms) {       /* this side does not run for a while */
+        usleep((useconds_t)l->stall_once_ms * 1000);
+        l->stall_once_ms = 0;
+    }
+    return 0;
+}
 static void live_lost(void *o, int code, const char *why)
 {
     struct live *l = o;
@@ -106,7 +116,14 @@ static void live_message(void *o, const struct rm_ctl_msg *m)
     }
 }
 
-struct live_run { struct rm_liveness cfg; };
+/* A liveness thread on one end of a pair, hearing the "primary" on the
+ * other: 20 ms heartbeats, a 200 ms timeout. */
+struct live_run {
+    struct pair p;
+    struct live l;
+    struct rm_liveness cfg;
+    pthread_t t;
+};
 
 static void *live_main(void *arg)
 {
@@ -114,46 +131,110 @@ static void *live_main(void *arg)
     return NULL;
 }
 
-static void test_liveness_slow_handler(void **state)
+/* Start it, last heard at @heard_ns. */
+static void live_start(struct live_run *run, uint64_t heard_ns)
 {
     static const struct rm_liveness_ops ops = {
         .over = live_over, .progress = live_progress, .lost = live_lost,
         .message = live_message,
     };
-    struct pair p;
-    struct live l = { .lock = PTHREAD_MUTEX_INITIALIZER };
-    struct live_run run;
+
+    memset(run, 0, sizeof(*run));
+    pthread_mutex_init(&run->l.lock, NULL);
+    pair_open(&run->p);
+    run->l.last_heard = heard_ns;
+    run->cfg = (struct rm_liveness){
+        .chan = &run->p.b, .lock = &run->l.lock, .hb_interval_ms = 20,
+        .hb_timeout_ms = 200, .peer = "primary",
+        .last_heard_ns = &run->l.last_heard, .ops = &ops,
+        .opaque = &run->l,
+    };
+    assert_int_equal(pthread_create(&run->t, NULL, live_main, run), 0);
+}
+
+/* The peer: @n heartbeats 20 ms apart (an ack after the @ack_after-th, 0:
+ * none), reading what it is sent. */
+static void live_peer_beats(struct live_run *run, int n, int ack_after)
+{
     struct rm_ctl_msg m;
-    pthread_t t;
     int i;
 
-    (void)state;
-    pair_open(&p);
-    l.last_heard = rm_now_ns();
-    run.cfg = (struct rm_liveness){
-        .chan = &p.b, .lock = &l.lock, .hb_interval_ms = 20,
-        .hb_timeout_ms = 200, .peer = "primary",
-        .last_heard_ns = &l.last_heard, .ops = &ops, .opaque = &l,
-    };
-    assert_int_equal(pthread_create(&t, NULL, live_main, &run), 0);
-    /* the peer: a heartbeat every 20 ms for 0.8 s, an ack at 0.1 s */
-    for (i = 0; i < 40; i++) {
-        assert_int_equal(rm_chan_send_heartbeat(&p.a, (uint64_t)i + 1, 0), 0);
-        if (i == 5)
-            assert_int_equal(rm_chan_send_ack(&p.a, 1, 0, 0), 0);
-        while (rm_chan_recv(&p.a, 0, &m) == 0)
+    for (i = 0; i < n; i++) {
+        assert_int_equal(rm_chan_send_heartbeat(&run->p.a, (uint64_t)i + 1,
+                                                0), 0);
+        if (ack_after && i + 1 == ack_after)
+            assert_int_equal(rm_chan_send_ack(&run->p.a, 1, 0, 0), 0);
+        while (rm_chan_recv(&run->p.a, 0, &m) == 0)
             ;                     /* its heartbeats */
         usleep(20000);
     }
-    pthread_mutex_lock(&l.lock);
-    l.over = 1;
-    pthread_mutex_unlock(&l.lock);
-    assert_int_equal(rm_chan_send_heartbeat(&p.a, 99, 0), 0);
-    pthread_join(t, NULL);
-    assert_int_equal(l.acks, 1);
-    if (l.lost)
-        fail_msg("the peer was declared lost: %s", l.why);
-    pair_close(&p);
+}
+
+/* End it; fail if it took the peer for lost. */
+static void live_stop(struct live_run *run)
+{
+    pthread_mutex_lock(&run->l.lock);
+    run->l.over = 1;
+    pthread_mutex_unlock(&run->l.lock);
+    assert_int_equal(rm_chan_send_heartbeat(&run->p.a, 99, 0), 0);
+    pthread_join(run->t, NULL);
+    pair_close(&run->p);
+    if (run->l.lost)
+        fail_msg("the peer was declared lost: %s", run->l.why);
+}
+
+static void test_liveness_slow_handler(void **state)
+{
+    static struct live_run run;
+
+    (void)state;
+    live_start(&run, rm_now_ns());
+    live_peer_beats(&run, 40, 6);  /* 0.8 s, an ack at 0.1 s */
+    live_stop(&run);
+    assert_int_equal(run.l.acks, 1);
+}
+
+/*
+ * A stamp written after this side read its clock (another thread heard a
+ * message between the clock read and the lock) is "just now", not 584
+ * years of silence: an unsigned "now - stamp" wrapped, and a COLO
+ * secondary whose idle stream read timed out took the live primary for
+ * stalled (about one `remus drill --colo` in four) and ended protection.
+ */
+static void test_liveness_stamp_after_clock(void **state)
+{
+    static struct live_run run;
+
+    (void)state;
+    assert_int_equal(rm_ns_since(7, 5), 2);
+    assert_int_equal(rm_ns_since(5, 7), 0);
+    /* stamped 100 ms after any clock read the thread makes at first */
+    live_start(&run, rm_now_ns() + 100000000);
+    live_peer_beats(&run, 5, 0);
+    live_stop(&run);
+}
+
+/*
+ * Both sides stalled at once (an overloaded host): this side's liveness
+ * thread does not run for 400 ms, and the peer sends nothing for 480 ms.
+ * The time this side did not run is not the peer's silence: the peer,
+ * heartbeating again, is not declared lost (both would have taken the
+ * other for dead: a primary running on unprotected, a replica taking
+ * over -- two live VMs, seen in kvm_drill on a loaded machine).
+ */
+static void test_liveness_both_stalled(void **state)
+{
+    static struct live_run run;
+
+    (void)state;
+    live_start(&run, rm_now_ns());
+    live_peer_beats(&run, 5, 0);
+    pthread_mutex_lock(&run.l.lock);
+    run.l.stall_once_ms = 400;    /* its next turn: 400 ms away */
+    pthread_mutex_unlock(&run.l.lock);
+    usleep(480000);               /* ... and the peer silent a bit longer */
+    live_peer_beats(&run, 10, 0);
+    live_stop(&run);
 }
 
 static void send_raw(int fd, const void *d, size_t n)
@@ -280,6 +361,17 @@ static void test_colo_roundtrip(void **state)
     assert_int_equal(rm_chan_recv(&p.a, 1000, m), 0);
     assert_int_equal(m->u.colo_dirty.count, 0);
     assert_true(m->u.colo_dirty.last);
+    /* the replica asks for a checkpoint; only a full queue's cause goes */
+    assert_int_equal(rm_chan_send_colo_ask(&p.b, RM_COLO_CAUSE_OVERFLOW,
+                                           "overlay half full"), 0);
+    assert_int_equal(rm_chan_recv(&p.a, 1000, m), 0);
+    assert_int_equal(m->kind, RM_CTL_COLO_ASK);
+    assert_int_equal(m->u.colo_ask.cause, RM_COLO_CAUSE_OVERFLOW);
+    assert_string_equal(m->u.colo_ask.why, "overlay half full");
+    assert_int_equal(rm_chan_send_colo_ask(&p.b, RM_COLO_CAUSE_MISMATCH,
+                                           "x"), 0);
+    assert_int_equal(rm_chan_recv(&p.a, 1000, m), -EBADMSG);
+    assert_non_null(strstr(p.a.err.msg, "unknown cause 1"));
     pair_close(&p);
     free(m);
 }
@@ -698,6 +790,8 @@ int main(void)
         cmocka_unit_test(test_handshake_deadline),
         cmocka_unit_test(test_frame_deadline),
         cmocka_unit_test(test_liveness_slow_handler),
+        cmocka_unit_test(test_liveness_stamp_after_clock),
+        cmocka_unit_test(test_liveness_both_stalled),
     };
 
     tu_case_filter();
