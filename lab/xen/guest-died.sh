@@ -11,7 +11,9 @@
 #    ("lab-mark: begin DOMID... : WHAT", scenario-lib.sh's op_begin).
 # A guest whose kernel panics crashes itself with no word from Xen:
 # guest-watch.sh, beside the scenario, reports it ("lab-mark: crashed DOMID
-# NAME: ..."), and that line is judged like Xen's.
+# NAME: ..."), and that line is judged like Xen's.  The throwaway guest of
+# warmup.sh ("lab-mark: warmup DOMID NAME"), booted before the scenario,
+# is left out: its death is not the scenario's, either way.
 # The markers are written to dom0's console, that is Xen's, so serial.log
 # holds them in order with Xen's messages; that order is what is judged.
 # Exit 0: every death found is a guest's own; the first line says which
@@ -48,6 +50,8 @@ function xen_state(d,    f, line, cs, rip) {
     return cs && rip
 }
 function death(d, line,    why, mixed) {
+    if (d in warm)
+        return    # the throwaway guest of warmup.sh: nothing of the scenario ran on it
     sub(/^[^(]*\(XEN\) */, "", line)
     mixed = xen_state(d)
     if (mixed) {
@@ -72,6 +76,9 @@ function death(d, line,    why, mixed) {
         own++; out[++n] = "on its own: domain " d " (" guest[d] ") died before any operation of ours on it: " line
         if (first == "") first = "domain " d " (" guest[d] ") died on its own before any operation of ours on it (" line ")"
     }
+}
+/lab-mark: warmup [0-9]+ / {
+    s = $0; sub(/.*lab-mark: warmup /, "", s); sub(/ .*/, "", s); warm[s] = 1; next
 }
 /lab-mark: guest [0-9]+ / {
     s = $0; sub(/.*lab-mark: guest /, "", s); split(s, f, " ")

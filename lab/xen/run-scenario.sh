@@ -40,11 +40,16 @@ mkdir -p "$p"
 # there too.
 cp "$SCEN" "$p/scenario-body.sh"; chmod +x "$p/scenario-body.sh"
 DEADLINE=$(( ${XEN_LAB_TIMEOUT:-900} - 180 ))
+# From the saved dom0, a throwaway guest boots first (warmup.sh says why);
+# XEN_LAB_WARMUP=0 skips it.
+WARMUP=0
+[ "${XEN_LAB_SNAPSHOT:-1}" = 0 ] || WARMUP=${XEN_LAB_WARMUP:-1}
 cat > "$p/scenario.sh" <<EOS
 #!/bin/sh
 tail -n +1 -f /results/scenario.log 2>/dev/null | sed 's/^/scenario: /' > /dev/console &
 ./guest-watch.sh &
 set -a; . ./scenario-env; set +a
+[ $WARMUP = 0 ] || ./warmup.sh
 ./scenario-body.sh &
 body=\$!
 # guest-watch.sh found the guest under test dead of the lab: stop now
@@ -81,7 +86,7 @@ cp "$CACHE/guest-vmlinuz" "$p/guest-vmlinuz"
 cp "$CACHE/guest.cpio.gz" "$p/guest.cpio.gz"
 cp "$HERE/guest.cfg" "$HERE/guest-net.cfg" "$HERE/guest-2vif.cfg" "$HERE/vif-lab" \
    "$HERE/vbd-lab" "$HERE/pvtypes.py" "$HERE/xlfile.py" \
-   "$HERE/scenario-lib.sh" "$HERE/guest-watch.sh" "$p/"
+   "$HERE/scenario-lib.sh" "$HERE/guest-watch.sh" "$HERE/warmup.sh" "$p/"
 cp "$ROOT/tests/support/plug_steps.sh" "$p/"   # the plug test of netbuf_plug.sh
 cp "$ROOT/tests/lib/cluster.sh" "$ROOT/tests/lib/wait.sh" "$p/"   # xenquorum
 # xenocf: the agent and the OCF shell library it sources (resource-agents,

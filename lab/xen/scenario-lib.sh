@@ -56,8 +56,7 @@ wait_counter() {
 start_pv_guest() {
     sed -e 's/^type = .*/type = "pv"/' -e 's/^name = .*/name = "labpv"/' \
         /payload/guest.cfg > /tmp/pv.cfg
-    xl create /tmp/pv.cfg
-    lab_guest labpv
+    create_guest /tmp/pv.cfg labpv
     wait_counter /var/log/xen/console/guest-labpv.log 4
 }
 
@@ -93,6 +92,19 @@ lab_mark() {
 lab_guest() {
     _d=$(xl domid "$1") || { echo "lab_guest: no domain $1"; return 1; }
     lab_mark "guest $_d $1"
+}
+
+# create_guest CFG NAME: create the domain of CFG (named NAME) paused,
+# announce it as a guest under test, then let it run.  Announced before
+# its first instruction: a guest that dies in its first second of boot is
+# still one under test (created and then announced, such a death could
+# reach Xen's log before the announcement, and was judged "not a guest
+# under test": stop 30's CI, xenfailback).  Exit status: xl create's, or
+# 1 when the announcement or the unpause failed.
+create_guest() {
+    xl create -p "$1" || return $?
+    lab_guest "$2" || return 1
+    xl unpause "$2" || { echo "create_guest: xl unpause $2 failed"; return 1; }
 }
 
 # op_begin WHAT DOMID... / op_end WHAT DOMID...: an operation of ours on

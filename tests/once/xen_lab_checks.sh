@@ -53,6 +53,23 @@ died "$T/after-op.log"
 [ "$rc" = 3 ] || { cat "$T/out"; echo "a death after an operation on the guest was judged retryable (exit $rc)"; exit 1; }
 grep -q 'died after "remus save" on it began' "$T/out" || { cat "$T/out"; echo "no reason given for not retrying"; exit 1; }
 
+# 2a. warmup.sh's throwaway guest (booted before the scenario, announced
+#     "lab-mark: warmup"): its death is left out of the verdict: alone, no
+#     death (1); beside the guest under test's own death, still retried (0).
+{ serial_head | grep -v "begins" | sed 's/guest 1 labguest/warmup 1 labwarmup/'
+  echo "(XEN) [   36.100000] d1v0 Triple fault - invoking HVM shutdown action 1"
+} > "$T/warm.log"
+died "$T/warm.log"
+[ "$rc" = 1 ] || { cat "$T/out"; echo "the warm-up guest's death was judged (exit $rc, not 1: none)"; exit 1; }
+{ serial_head | grep -v "begins" | sed 's/guest 1 labguest/warmup 1 labwarmup/'
+  echo "(XEN) [   36.100000] d1v0 Triple fault - invoking HVM shutdown action 1"
+  echo "lab-mark: guest 2 labguest"
+  echo "(XEN) [   60.100000] d2v0 Triple fault - invoking HVM shutdown action 1"
+} > "$T/warm2.log"
+died "$T/warm2.log"
+[ "$rc" = 0 ] && head -1 "$T/out" | grep -q "^domain 2 (labguest) died on its own" && ! grep -q "domain 1" "$T/out" ||
+    { cat "$T/out"; echo "beside a warm-up guest's death, the guest under test's own death is not judged alone (exit $rc)"; exit 1; }
+
 # 2b. With the dead domain's registers (guest-watch.sh's dead-DOMID.txt in
 #     the results): a guest under test whose vCPU holds Xen's own state
 #     (cs 0xe008, rip in Xen's text) died of nested SVM under TCG, even
@@ -283,4 +300,30 @@ grep -qx "lab-mark: end 3 : remus save" "$LAB_CONSOLE" || { cat "$LAB_CONSOLE"; 
   echo "(XEN) [   70.000000] d3v0 Unexpected vmexit: reason 0x400"; } > "$T/lib.log"
 died "$T/lib.log"
 [ "$rc" = 3 ] || { cat "$T/out"; echo "a death after op_begin's marker was judged retryable (exit $rc)"; exit 1; }
-echo "xen_lab_checks: guest-died.sh retries only a guest's own death; a rebooted guest fails the continuity check"
+
+# create_guest: the guest is announced before its first instruction (a
+# death at boot is then one of a guest under test): created paused, marked,
+# then unpaused, in that order; a failed create is its status.  A stand-in
+# xl writes its calls to the console, in order with the markers.
+mkdir -p "$T/cgbin"
+cat > "$T/cgbin/xl" <<'XL'
+#!/bin/sh
+echo "xl $*" >> "$LAB_CONSOLE"
+case "$1" in
+create) [ "$XL_CREATE_RC" = 0 ] || exit "$XL_CREATE_RC" ;;
+domid) echo 7 ;;
+esac
+exit 0
+XL
+chmod +x "$T/cgbin/xl"
+: > "$LAB_CONSOLE"
+PATH="$T/cgbin:$PATH" XL_CREATE_RC=0 create_guest /tmp/x.cfg labx > /dev/null ||
+    { cat "$LAB_CONSOLE"; echo "create_guest failed"; exit 1; }
+got=$(grep -v '^$' "$LAB_CONSOLE" | grep -v '^xl domid' | tr '\n' '|')
+[ "$got" = "xl create -p /tmp/x.cfg|lab-mark: guest 7 labx|xl unpause labx|" ] ||
+    { echo "create_guest did: '$got', not a paused create, the announcement, then the unpause"; exit 1; }
+: > "$LAB_CONSOLE"; rc=0
+PATH="$T/cgbin:$PATH" XL_CREATE_RC=3 create_guest /tmp/x.cfg labx > /dev/null || rc=$?
+[ "$rc" = 3 ] && ! grep -q "lab-mark\|unpause" "$LAB_CONSOLE" ||
+    { cat "$LAB_CONSOLE"; echo "create_guest after a failed xl create: exit $rc, not 3 with nothing more done"; exit 1; }
+echo "xen_lab_checks: guest-died.sh retries only a guest's own death; a rebooted guest fails the continuity check; create_guest announces a guest before it runs"

@@ -15,9 +15,10 @@ set -e
 . /payload/scenario-lib.sh
 n=${CHURN_ROUNDS:-8}
 pin() { [ "${CHURN_PIN:-0}" = 1 ] || return 0; xl vcpu-pin 0 all 0; xl vcpu-pin labguest all 1; }
-xl create /payload/guest.cfg
+xl create -p /payload/guest.cfg
 pin
 lab_guest labguest
+xl unpause labguest
 wait_counter /var/log/xen/console/guest-labguest.log 4 60
 ok=0
 for r in $(seq 1 "$n"); do

@@ -41,8 +41,7 @@ $R keygen /tmp/lab.key
 # seconds (lab/xen/README.md), and a failover is not what is tested here.
 
 echo "== 1. two VIFs, both held"
-xl create /payload/guest-2vif.cfg
-lab_guest labguest
+create_guest /payload/guest-2vif.cfg labguest
 dom=$(xl domid labguest)
 wait_counter $log 4 60 || fail "the guest does not count"
 for k in 0 1; do
@@ -126,8 +125,7 @@ dd if=/dev/zero of=/tmp/disk.img bs=1M count=8 2>/dev/null
 loopdev=$(losetup -f --show /tmp/disk.img) || fail "no loop device for the VBD"
 sed -e 's/^name = .*/name = "labdisk"/' /payload/guest.cfg > /tmp/disk.cfg
 echo "disk = [ \"vdev=xvda,access=rw,format=raw,script=/payload/vbd-lab,target=$loopdev\" ]" >> /tmp/disk.cfg
-xl create /tmp/disk.cfg || fail "xl create of a guest with a VBD on $loopdev failed"
-lab_guest labdisk
+create_guest /tmp/disk.cfg labdisk || fail "xl create of a guest with a VBD on $loopdev failed"
 ddom=$(xl domid labdisk)
 dlog=/var/log/xen/console/guest-labdisk.log
 wait_counter $dlog 4 60 || fail "the guest with a VBD does not count"

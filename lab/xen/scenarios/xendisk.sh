@@ -85,8 +85,7 @@ run() {
     disk_serve /tmp/b.img /dev/nbd1 /tmp/serveB.log || fail "serving /tmp/b.img"; SB=$SRV
     cfg labdisk /dev/nbd0 /tmp/a.cfg
     cfg labdisk /dev/nbd1 /tmp/b.cfg
-    xl create /tmp/a.cfg
-    lab_guest labdisk
+    create_guest /tmp/a.cfg labdisk
     dom=$(xl domid labdisk)
     plog=/var/log/xen/console/guest-labdisk.log
     wait_counter $plog 4 90 || fail "the guest does not count"

@@ -43,8 +43,7 @@ cp /tmp/a.cfg /tmp/b.cfg
 echo "disk = [ $(vbd xvda /dev/nbd0), $(vbd xvdb "$loopdev") ]" >> /tmp/a.cfg
 echo "disk = [ $(vbd xvda /dev/nbd1) ]" >> /tmp/b.cfg
 log=/var/log/xen/console/guest-labbench.log
-xl create /tmp/a.cfg
-lab_guest labbench
+create_guest /tmp/a.cfg labbench
 wait_counter $log 4 90 || fail "the guest does not count"
 
 # rate DEV FROM: $RATE, the MiB/s of DEV's first $N samples after line

@@ -38,8 +38,7 @@ took_over() {
 }
 
 ip link set lo up
-xl create /payload/guest-net.cfg
-lab_guest labguest
+create_guest /payload/guest-net.cfg labguest
 dom=$(xl domid labguest)
 wait_counter $clog/guest-labguest.log 4
 $R keygen /tmp/lab.key

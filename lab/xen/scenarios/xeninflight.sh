@@ -95,8 +95,7 @@ disk_serve /tmp/a.img /dev/nbd0 /tmp/serveA.log "--hold-while /tmp/hold" || fail
 disk_serve /tmp/b.img /dev/nbd1 /tmp/serveB.log || fail "serving /tmp/b.img"; SB=$SRV
 cfg labio /dev/nbd0 /tmp/a.cfg
 cfg labio /dev/nbd1 /tmp/b.cfg
-xl create /tmp/a.cfg
-lab_guest labio
+create_guest /tmp/a.cfg labio
 dom=$(xl domid labio)
 plog=/var/log/xen/console/guest-labio.log
 rlog=/var/log/xen/console/guest-labio--replica.log

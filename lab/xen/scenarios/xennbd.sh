@@ -62,8 +62,7 @@ guest() {
     sed -e "s/^name = .*/name = \"$1\"/" -e 's/^extra = "\(.*\)"/extra = "\1 lab_disk"/' \
         /payload/guest.cfg > /tmp/$1.cfg
     echo 'disk = [ "vdev=xvda,access=rw,format=raw,script=/payload/vbd-lab,target=/dev/nbd0" ]' >> /tmp/$1.cfg
-    xl create /tmp/$1.cfg
-    lab_guest $1
+    create_guest /tmp/$1.cfg $1
 }
 
 echo "== 1. dom0's I/O on /dev/nbd0 reaches the image"

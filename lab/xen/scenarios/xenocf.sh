@@ -73,8 +73,7 @@ expect nodeA monitor 0
 # create` it itself): under TCG a guest whose log-dirty is enabled in its
 # first seconds (boot, or just resumed) may triple-fault on its own
 # (lab/xen/README.md, "Spontaneous deaths").
-xl create /payload/guest-net.cfg
-lab_guest labguest
+create_guest /payload/guest-net.cfg labguest
 dom=$(xl domid labguest)
 wait_counter $clog/guest-labguest.log 4 120
 op_begin "agent promote" all

@@ -11,8 +11,7 @@ set -e
 . /payload/scenario-lib.sh
 R=/payload/remus
 log=/var/log/xen/console/guest-labguest.log
-xl create /payload/guest.cfg
-lab_guest labguest
+create_guest /payload/guest.cfg labguest
 dom=$(xl domid labguest)
 wait_counter $log 4 60
 sed "s/^memory = .*/memory = 100/" /payload/guest.cfg > /tmp/small.cfg

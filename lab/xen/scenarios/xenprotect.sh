@@ -15,8 +15,7 @@ avg_rtt() { busybox ping -c "$1" -W 5 10.80.0.2 > /tmp/ping.log 2>&1 || true; ta
 fail() { echo "FAIL: $*"; echo "--- receive"; tail -30 /tmp/recv.log; echo "--- protect"; tail -30 /tmp/prot.log; xl list; exit 1; }
 
 ip link set lo up
-xl create /payload/guest-net.cfg
-lab_guest labguest
+create_guest /payload/guest-net.cfg labguest
 dom=$(xl domid labguest)
 for i in $(seq 1 60); do if grep -q "guest: counter 4" $log 2>/dev/null; then break; fi; sleep 1; done
 grep -q "guest: eth0 up" $log || { tail $log; echo "the guest's network did not come up"; exit 1; }

@@ -40,8 +40,7 @@ mountpoint -q /dev/shm || mount -t tmpfs tmpfs /dev/shm
 cluster_up /tmp/q/cluster || fail "the cluster did not form"
 echo "cluster: p and s quorate with the arbiter's vote"
 
-xl create /payload/guest.cfg
-lab_guest labguest
+create_guest /payload/guest.cfg labguest
 dom=$(xl domid labguest)
 wait_counter $log 4 || fail "the guest does not count"
 

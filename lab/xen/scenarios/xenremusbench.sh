@@ -34,8 +34,7 @@ ip link set lo up
 $R keygen /tmp/lab.key
 sed -e 's/^name = .*/name = "labremus"/' /payload/guest.cfg > /tmp/g.cfg
 log=/var/log/xen/console/guest-labremus.log
-xl create /tmp/g.cfg
-lab_guest labremus
+create_guest /tmp/g.cfg labremus
 wait_counter $log 4 90 || fail "the guest does not count"
 dom=$(xl domid labremus)
 # ticks FROM TO: the guest's counter lines between lines FROM and TO of its log

@@ -11,8 +11,7 @@ R=/payload/remus
 clog=/var/log/xen/console
 fail() { echo "FAIL: $*"; echo "--- protect (with the receiver's relayed log)"; tail -40 /tmp/prot.log; xl list; exit 1; }
 ip link set lo up
-xl create /payload/guest-net.cfg
-lab_guest labguest
+create_guest /payload/guest-net.cfg labguest
 dom=$(xl domid labguest)
 wait_counter $clog/guest-labguest.log 4
 $R keygen /tmp/lab.key

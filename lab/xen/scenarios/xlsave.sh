@@ -12,8 +12,7 @@ set -e
 export PYTHONPATH=/usr/lib/xen-4.17/lib/python
 . /payload/scenario-lib.sh
 log=/var/log/xen/console/guest-labguest.log
-xl create /payload/guest.cfg
-lab_guest labguest
+create_guest /payload/guest.cfg labguest
 dom=$(xl domid labguest)
 wait_counter $log 4 60
 t0=$(date +%s)
