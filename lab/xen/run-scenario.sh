@@ -40,10 +40,10 @@ mkdir -p "$p"
 # there too.
 cp "$SCEN" "$p/scenario-body.sh"; chmod +x "$p/scenario-body.sh"
 DEADLINE=$(( ${XEN_LAB_TIMEOUT:-900} - 180 ))
-# From the saved dom0, a throwaway guest boots first (warmup.sh says why);
-# XEN_LAB_WARMUP=0 skips it.
+# XEN_LAB_WARMUP=1: from the saved dom0, a throwaway guest boots first
+# (warmup.sh says when that helped, and why it is off by default).
 WARMUP=0
-[ "${XEN_LAB_SNAPSHOT:-1}" = 0 ] || WARMUP=${XEN_LAB_WARMUP:-1}
+[ "${XEN_LAB_SNAPSHOT:-1}" = 0 ] || WARMUP=${XEN_LAB_WARMUP:-0}
 cat > "$p/scenario.sh" <<EOS
 #!/bin/sh
 tail -n +1 -f /results/scenario.log 2>/dev/null | sed 's/^/scenario: /' > /dev/console &
@@ -114,9 +114,9 @@ rm -f "$WORK/payload.tar"
 # the QMP socket are given per start).  The CPU model and TCG options:
 # lab/xen/README.md says why these.
 QEMU_MACHINE=(-accel "tcg,${XEN_LAB_TCG:-thread=multi}"
-    -cpu "${XEN_LAB_CPU:-Opteron_G3,+svm,+npt,+nrip-save,-rdtscp}" -m 6144 -smp "${XEN_LAB_SMP:-2}"
+    -cpu "${XEN_LAB_CPU:-Opteron_G3,+svm,+npt,+nrip-save,-rdtscp}" -m "${XEN_LAB_MEM:-3072}" -smp "${XEN_LAB_SMP:-2}"
     -nographic -no-reboot -kernel "$CACHE/xen.bin"
-    -append "dom0_mem=3072M,max:3072M console=com1 com1=115200,8n1 console_timestamps=boot loglvl=all guest_loglvl=all"
+    -append "dom0_mem=${XEN_LAB_DOM0_MEM:-2048M},max:${XEN_LAB_DOM0_MEM:-2048M} console=com1 com1=115200,8n1 console_timestamps=boot loglvl=all guest_loglvl=all"
     -initrd "$CACHE/vmlinuz console=hvc0 earlyprintk=xen rdinit=/init,$CACHE/dom0.cpio.gz")
 qemu_disks() {   # RESULTS-IMG PAYLOAD-IMG: the two disks, into DISKS
     DISKS=(-drive "file=$1,format=raw,if=virtio" -drive "file=$2,format=raw,if=virtio")

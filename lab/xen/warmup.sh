@@ -1,11 +1,15 @@
 #!/bin/sh
 # lab/xen/warmup.sh: runs in dom0 before a scenario started from the saved
-# dom0 (run-scenario.sh's wrapper; XEN_LAB_WARMUP=0 skips it).  The first
-# guest booted after QEMU restored the saved state died at boot in 3 of 4
-# starts measured here on 2026-12-03 (`scenarios/bootchurn.sh`: a triple
-# fault in its first seconds, with Xen's own state or a page fault pending
-# on a fetch of its own kernel text), and the guests booted after it in 1
-# of 8 (a hang).  So a throwaway guest takes that first boot: created
+# dom0 when XEN_LAB_WARMUP=1 (run-scenario.sh's wrapper; off by default).
+# With QEMU given 6 GiB, the first guest booted after QEMU restored the
+# saved state died at boot in 4 of 6 starts measured here on 2026-12-03
+# (`scenarios/bootchurn.sh`: a triple fault in its first seconds, with
+# Xen's own state or a page fault pending on a fetch of its own kernel
+# text), the guests booted after it rarely; with a warm-up guest first, 0
+# of 9.  With all memory below 4 GiB (the lab's default since; README,
+# "No memory above 4 GiB") the first guest died in 0 of 2 starts, a later
+# one in 1 of 4: no longer the first one's hazard, so the warm-up is off.
+# When on, a throwaway guest takes that first boot: created
 # paused, announced as "lab-mark: warmup DOMID NAME" (guest-died.sh
 # leaves a warm-up guest's death out of its verdict: nothing of the
 # scenario ran on it), run until it counts to 2, then destroyed; one that
