@@ -121,6 +121,15 @@ static void expect_request(struct fixture *f, uint64_t epoch)
     assert_int_equal(m.u.colo_checkpoint.epoch, epoch);
 }
 
+/* Open the fixture and start c's cut in a thread; returns once the cut
+ * has asked the secondary for its dirty pages. */
+static void start_cut(struct fixture *f, struct cut_run *c, pthread_t *t)
+{
+    fixture_open(f);
+    assert_int_equal(pthread_create(t, NULL, cut_main, c), 0);
+    expect_request(f, c->epoch);
+}
+
 static void dirty_msg(struct rm_ctl_msg *m, uint64_t epoch, uint64_t pfn)
 {
     memset(m, 0, sizeof(*m));
@@ -141,9 +150,7 @@ static void test_dirty_joins(void **state)
     pthread_t t;
 
     (void)state;
-    fixture_open(&f);
-    assert_int_equal(pthread_create(&t, NULL, cut_main, &c), 0);
-    expect_request(&f, 2);
+    start_cut(&f, &c, &t);
     dirty_msg(&m, 2, 17);
     assert_int_equal(rm_colo_primary_message(f.cp, &m, &err), 0);
     pthread_join(t, NULL);
@@ -168,9 +175,7 @@ static void test_bad_dirty_ends_cut(void **state)
     pthread_t t;
 
     (void)state;
-    fixture_open(&f);
-    assert_int_equal(pthread_create(&t, NULL, cut_main, &c), 0);
-    expect_request(&f, 2);
+    start_cut(&f, &c, &t);
     dirty_msg(&m, 2, NR_PFNS + 5);
     assert_int_equal(rm_colo_primary_message(f.cp, &m, &err), -EPROTO);
     assert_non_null(strstr(err.msg, "beyond the guest's 64 pages"));
@@ -193,9 +198,7 @@ static void test_lost_ends_cut(void **state)
     pthread_t t;
 
     (void)state;
-    fixture_open(&f);
-    assert_int_equal(pthread_create(&t, NULL, cut_main, &c), 0);
-    expect_request(&f, 2);
+    start_cut(&f, &c, &t);
     usleep(200000);               /* the cut is waiting by now */
     rm_colo_primary_abort(f.cp, "no message from the secondary for 500 ms");
     pthread_join(t, NULL);
