@@ -23,6 +23,7 @@
 # on the host from the serial log, as for any failure.
 # $XEN_BIN (default /usr/lib/xen-4.17/bin), $LAB_CONSOLE (default /dev/console) and $XEN_CONSOLE_LOGS (default
 # /var/log/xen/console) for tests.
+. "$(dirname "$0")/scenario-lib.sh"   # xen_death_line
 rounds=${1:-0}
 seen=" "
 dumped=" "
@@ -66,7 +67,7 @@ while :; do
         # Xen's word of its death, if any (a domain shut down for a
         # checkpoint has none): a dump taken before it (at a checkpoint) is
         # taken again, once, so that it shows the vCPU the domain died with
-        line=$(xl dmesg 2>/dev/null | grep -E "d${d}v[0-9]+ (Triple fault|Unexpected vmexit|Unhandled nested vmexit|Unhandled: vec)|Domain $d (\(vcpu#[0-9]+\) crashed on cpu#|reported crashed by domain)" | tail -1)
+        line=$(xen_death_line "$d")
         case "$dumped" in
             *" $d! "*) ;;
             *" $d "*) [ -z "$line" ] || { dumped="$dumped$d! "; dump_dead "$d" "$name" "$state"; } ;;

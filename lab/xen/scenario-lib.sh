@@ -87,6 +87,14 @@ lab_mark() {
     printf '%s\n' "$*" >> "${LAB_MARKS:-/tmp/lab-marks}"   # for guest-watch.sh
 }
 
+# xen_death_line DOMID: Xen's last word in `xl dmesg` of that domain's
+# death (a triple fault, an unexpected or unhandled nested vmexit, a
+# crash), empty when there is none; guest-died.sh judges the same messages
+# in the serial log.  For guest-watch.sh and warmup.sh.
+xen_death_line() {
+    xl dmesg 2>/dev/null | grep -E "d${1}v[0-9]+ (Triple fault|Unexpected vmexit|Unhandled nested vmexit|Unhandled: vec)|Domain $1 (\(vcpu#[0-9]+\) crashed on cpu#|reported crashed by domain)" | tail -1
+}
+
 # lab_guest NAME: the domain NAME (just created by the scenario) is a
 # guest under test.  Only such a guest's death can be retried.
 lab_guest() {

@@ -36,7 +36,7 @@ for try in 1 2; do
         esac
         sleep 1
     done
-    why=$(xl dmesg | grep -E "d${d}v[0-9]+ (Triple fault|Unexpected vmexit|Unhandled)|Domain $d .*crashed" | tail -1)
+    why=$(xen_death_line "$d")
     xl destroy labwarmup 2>/dev/null
     if [ $ok = 1 ]; then
         echo "lab: warm-up guest (domain $d) counted to 2 in $(( $(date +%s) - t0 )) s, destroyed"
