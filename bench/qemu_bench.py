@@ -205,6 +205,26 @@ def free_port():
     return port
 
 
+def start_colo(pri, sec, delay, uri, who):
+    """Turn on x-colo on both QEMUs, migrate pri to sec's incoming URI and
+    wait (60 s at most) until the migration is in COLO.  who() says the
+    QEMUs' last words for the error when it does not get there."""
+    caps = [{"capability": "x-colo", "state": True}]
+    sec.qmp.cmd("migrate-set-capabilities", capabilities=caps)
+    pri.qmp.cmd("migrate-set-capabilities", capabilities=caps)
+    pri.qmp.cmd("migrate-set-parameters", **{"x-checkpoint-delay": delay})
+    pri.qmp.cmd("migrate", uri=uri)
+    deadline = time.time() + 60
+    while True:
+        st = pri.qmp.cmd("query-migrate").get("status")
+        if st == "colo":
+            return
+        if st in ("failed", "cancelled") or time.time() > deadline:
+            raise RuntimeError("COLO did not start (migration status %s; %s)"
+                               % (st, who()))
+        time.sleep(0.1)
+
+
 def colo_run(tmp, image, addr, interval):
     port = free_port()
     sec = Guest(tmp, "colo%d-secondary" % interval, image,
@@ -212,21 +232,8 @@ def colo_run(tmp, image, addr, interval):
     pri = Guest(tmp, "colo%d-primary" % interval, image, trace=True)
     try:
         pri.wait_workload()
-        caps = [{"capability": "x-colo", "state": True}]
-        sec.qmp.cmd("migrate-set-capabilities", capabilities=caps)
-        pri.qmp.cmd("migrate-set-capabilities", capabilities=caps)
-        pri.qmp.cmd("migrate-set-parameters",
-                    **{"x-checkpoint-delay": interval})
-        pri.qmp.cmd("migrate", uri="tcp:127.0.0.1:%d" % port)
-        deadline = time.time() + 60
-        while True:
-            st = pri.qmp.cmd("query-migrate").get("status")
-            if st == "colo":
-                break
-            if st in ("failed", "cancelled") or time.time() > deadline:
-                raise RuntimeError("COLO did not start (migration status "
-                                   "%s; %s)" % (st, pri.tail_stderr()))
-            time.sleep(0.1)
+        start_colo(pri, sec, interval, "tcp:127.0.0.1:%d" % port,
+                   pri.tail_stderr)
         time.sleep(1.0)
         r, t0, t1 = rate(pri, addr, 4.0)
         st = pri.qmp.cmd("query-migrate").get("status")

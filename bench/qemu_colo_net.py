@@ -36,7 +36,7 @@ import time
 
 sys.dont_write_bytecode = True   # no bench/__pycache__ in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qemu_bench import QemuProcess, colo_pauses, pct  # noqa: E402
+from qemu_bench import QemuProcess, colo_pauses, pct, start_colo  # noqa: E402
 
 # i440fx (`pc`), not q35: QEMU 7.2's COLO secondary aborts on q35 at its
 # first checkpoint (memory_region_add_subregion_common: Assertion
@@ -227,23 +227,9 @@ def colo(tmp, image, delay):
         pri.wait_up()
         sec = Qemu(tmp, "colo%d-secondary" % delay, image, "tap1", sec_extra,
                    trace=True)
-        caps = [{"capability": "x-colo", "state": True}]
-        sec.qmp.cmd("migrate-set-capabilities", capabilities=caps)
-        pri.qmp.cmd("migrate-set-capabilities", capabilities=caps)
-        pri.qmp.cmd("migrate-set-parameters",
-                    **{"x-checkpoint-delay": delay})
-        pri.qmp.cmd("migrate", uri="tcp:%s:%d" % (lo, P_MIG))
-        deadline = time.time() + 60
-        while True:
-            st = pri.qmp.cmd("query-migrate").get("status")
-            if st == "colo":
-                break
-            if st in ("failed", "cancelled") or time.time() > deadline:
-                raise RuntimeError("COLO did not start (status %s; primary: "
-                                   "%s; secondary: %s)" % (
-                                       st, pri.tail_stderr(),
-                                       sec.tail_stderr()))
-            time.sleep(0.1)
+        start_colo(pri, sec, delay, "tcp:%s:%d" % (lo, P_MIG),
+                   lambda: "primary: %s; secondary: %s" % (
+                       pri.tail_stderr(), sec.tail_stderr()))
         time.sleep(1.0)
         load(1.0)
         r = load(SECONDS)
