@@ -69,7 +69,7 @@ int rm_xen_save_finish(struct rm_xen_host *h, uint32_t domid,
         return 0;
     if (!saved) {
         if (res->suspended)
-            rm_xen_resume_cancelled(h, domid, NULL);
+            rm_xen_resume_cancelled(h, domid, NULL, NULL);
         return 0;
     }
     return rm_xen_destroy(h, domid, err);

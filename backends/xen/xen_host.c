@@ -19,6 +19,7 @@
 #include <xenguest.h>
 #include <xenstore.h>
 
+#include "common/io.h"
 #include "common/log.h"
 
 struct rm_xen_host {
@@ -265,12 +266,19 @@ int rm_xen_suspend(struct rm_xen_host *h, uint32_t domid,
 }
 
 int rm_xen_resume_cancelled(struct rm_xen_host *h, uint32_t domid,
-                            struct rm_error *err)
+                            uint64_t *running_at, struct rm_error *err)
 {
     if (xc_domain_resume(h->xch, domid, 1))
         return rm_error_set(err, errno ? -errno : -EIO, "cannot resume "
                             "domain %u after its checkpoint: %s", domid,
                             strerror(errno));
+    if (running_at)
+        *running_at = rm_now_ns();
+    if (!xs_resume_domain(h->xsh, domid))
+        return rm_error_set(err, errno ? -errno : -EIO, "domain %u runs "
+                            "again, but xenstored could not be told so "
+                            "(XS_RESUME: %s): Xen's toolstack would not "
+                            "see its next suspend", domid, strerror(errno));
     return 0;
 }
 

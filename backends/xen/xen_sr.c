@@ -61,6 +61,7 @@ struct xen_save {
     xenforeignmemory_handle *fmem;
     uint32_t domid;
     bool logdirty;
+    uint64_t resumed_ns;   /* the last resume's rm_now_ns(), for resumed_at */
     /* The current batch's mapping (map_pages .. unmap_pages). */
     void *map;
     uint32_t map_count;
@@ -408,7 +409,17 @@ static int s_resume(struct rm_save_ctx *ctx)
 {
     struct xen_save *xs = ctx->backend;
 
-    return rm_xen_resume_cancelled(xs->arg->host, xs->domid, ctx->err);
+    return rm_xen_resume_cancelled(xs->arg->host, xs->domid,
+                                   &xs->resumed_ns, ctx->err);
+}
+
+/* The pause ends as the guest runs again, not after the xenstore round
+ * trip that follows (rm_xen_resume_cancelled). */
+static uint64_t s_resumed_at(struct rm_save_ctx *ctx)
+{
+    struct xen_save *xs = ctx->backend;
+
+    return xs->resumed_ns;
 }
 
 static void s_cleanup(struct rm_save_ctx *ctx)
@@ -443,6 +454,7 @@ const struct rm_save_ops rm_xen_save_ops = {
     .harvest_dirty = s_harvest_dirty,
     .suspend = s_suspend,
     .resume = s_resume,
+    .resumed_at = s_resumed_at,
     .cleanup = s_cleanup,
 };
 

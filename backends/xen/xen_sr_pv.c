@@ -43,6 +43,7 @@ struct pv_save {
     xenforeignmemory_handle *fmem;
     uint32_t domid;
     unsigned nr_vcpus;
+    uint64_t resumed_ns;   /* the last resume's rm_now_ns(), for resumed_at */
 
     struct rm_xen_pv_mem mem;       /* m2p, shared info, p2m */
 
@@ -303,7 +304,7 @@ static int pv_suspend(struct rm_save_ctx *ctx)
          * is suspended, and must not stay so because of our failure. */
         struct rm_error e = { 0 };
 
-        if (rm_xen_resume_cancelled(ps->arg->host, ps->domid, &e))
+        if (rm_xen_resume_cancelled(ps->arg->host, ps->domid, NULL, &e))
             LOG_WARN("domain %u stays suspended: %s", ps->domid,
                      rm_error_str(&e));
     }
@@ -314,7 +315,16 @@ static int pv_resume(struct rm_save_ctx *ctx)
 {
     struct pv_save *ps = ctx->backend;
 
-    return rm_xen_resume_cancelled(ps->arg->host, ps->domid, ctx->err);
+    return rm_xen_resume_cancelled(ps->arg->host, ps->domid,
+                                   &ps->resumed_ns, ctx->err);
+}
+
+/* As the guest runs again, before the xenstore round trip. */
+static uint64_t pv_resumed_at(struct rm_save_ctx *ctx)
+{
+    struct pv_save *ps = ctx->backend;
+
+    return ps->resumed_ns;
 }
 
 static int cr3_to_pfn(struct pv_save *ps, uint64_t cr3, uint64_t *out)
@@ -591,6 +601,7 @@ const struct rm_save_ops rm_xen_pv_save_ops = {
     .harvest_dirty = pv_no_harvest,
     .suspend = pv_suspend,
     .resume = pv_resume,
+    .resumed_at = pv_resumed_at,
     .cleanup = pv_cleanup,
 };
 

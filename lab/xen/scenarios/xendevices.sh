@@ -4,7 +4,9 @@
 #     protect --xen` to `remus receive --xen`: each VIF's output is held by
 #     its own plug qdisc until each checkpoint is acknowledged (pings
 #     through either VIF take about an interval); a clean stop removes
-#     every IFB and ingress redirect and the guest counts on.  Before that,
+#     every IFB and ingress redirect, the guest counts on, and Xen's own
+#     `xl save -c` suspends it (xenstored was told after each checkpoint
+#     that it runs again).  Before that,
 #     with the second VIF's ingress taken, the protection is refused naming
 #     it, and nothing is left on the first.
 #  2. A device model (libxl's key image/device-model-pid written by hand:
@@ -116,6 +118,18 @@ for k in 0 1; do
     [ -n "$(avg_rtt 10.80.$k.2 2)" ] || bad "no ping answered through vif$dom.$k after protect ended"
 done
 counts_on $log "$before" "the end of protection" || bad "the guest does not count on after protection ended"
+# Xen's own toolstack after remus: libxl sees a guest's suspend only through
+# xenstored's @releaseDomain, which xenstored fires once per shutdown until
+# it is told the domain runs again (XS_RESUME, after every resume); without
+# that, `xl save` waits 60 s for a suspend it cannot see and gives up.
+t0=$(date +%s)
+if ours $dom timeout 45 xl save -c labguest /tmp/after.save > /tmp/xlsave.log 2>&1; then
+    echo "xl save -c after protection ended: $(( $(date +%s) - t0 )) s"
+else
+    tail -4 /tmp/xlsave.log
+    bad "xl save -c of the guest failed after protection ended ($(( $(date +%s) - t0 )) s: xenstored not told that it runs again?)"
+fi
+rm -f /tmp/after.save
 xl destroy labguest
 xl destroy labguest--replica 2>/dev/null || true
 
