@@ -9,69 +9,19 @@
  * export.  Seeds (tests/fuzz/corpus/fuzz_nbd): a GO and one of each
  * request, an EXPORT_NAME session, and a transmission-only session.
  */
-#include <errno.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "nbd/export.h"
+#include "tests/support/fuzz_peer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define EXPORT_BYTES (64u << 10)
-
-struct client {
-    int fd;
-    const uint8_t *in;
-    size_t len;
-};
-
-/* Feed the input, then drain the replies until the server closes. */
-static void *client_main(void *arg)
-{
-    struct client *c = arg;
-    size_t off = 0;
-    uint8_t sink[65536];
-    bool fed = c->len == 0;
-
-    if (fed)
-        shutdown(c->fd, SHUT_WR);
-    for (;;) {
-        struct pollfd p = { .fd = c->fd,
-                            .events = POLLIN | (fed ? 0 : POLLOUT) };
-
-        if (poll(&p, 1, -1) < 0 && errno != EINTR)
-            break;
-        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t n = read(c->fd, sink, sizeof(sink));
-
-            if (n <= 0)
-                break;
-        }
-        if (!fed && (p.revents & POLLOUT)) {
-            ssize_t n = send(c->fd, c->in + off, c->len - off,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
-
-            if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                fed = true;         /* the server is gone */
-                continue;
-            }
-            if (n > 0)
-                off += (size_t)n;
-            if (off == c->len) {
-                fed = true;
-                shutdown(c->fd, SHUT_WR);
-            }
-        }
-    }
-    return NULL;
-}
 
 static struct rm_nbd_export *export_once(void)
 {
@@ -99,9 +49,8 @@ static struct rm_nbd_export *export_once(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct rm_nbd_export *e = export_once();
-    struct client c;
+    struct rm_fuzz_peer c = { 0 };
     struct rm_error err = { 0 };
-    pthread_t th;
     int sv[2];
 
     if (size < 1)
@@ -111,14 +60,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c.fd = sv[0];
     c.in = data + 1;
     c.len = size - 1;
-    if (pthread_create(&th, NULL, client_main, &c))
-        abort();
+    rm_fuzz_peer_start(&c);
     if (data[0] & 1)
         rm_nbd_serve_transmission(e, sv[1], NULL, NULL, &err);
     else
         rm_nbd_serve(e, sv[1], NULL, NULL, &err);
     close(sv[1]);
-    pthread_join(th, NULL);
+    rm_fuzz_peer_join(&c);
     close(sv[0]);
     return 0;
 }
