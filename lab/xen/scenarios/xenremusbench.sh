@@ -75,8 +75,25 @@ parts() {
               printf "suspend %.1f, harvest %.1f, disk cut %.1f, epoch %.1f, pages %.1f, state %.1f, resume %.1f",
                      t[8]/n/1000, t[9]/n/1000, t[10]/n/1000, t[11]/n/1000, t[12]/n/1000, t[13]/n/1000, t[14]/n/1000}' /tmp/stats
 }
-# first_suspend: wait (at most 600 s) until the checkpoints have begun
-first_suspend() { $W "$dom" 1 600 > /tmp/watch.first || fail "no checkpoint: $(cat /tmp/watch.first)"; }
+# measure_remus NAME: with remus protect ($PROT) started, wait for its
+# first checkpoint, then watch it and ping for $T s, and stop it (SIGTERM:
+# it must end cleanly); sets w_NAME (xen_pause_watch's line), rate_NAME
+# (counter lines/s), pings_NAME, own_NAME (its own pause p50) and
+# parts_NAME (its pause by part)
+measure_remus() {
+    $W "$dom" 1 600 > /tmp/watch.first || fail "no checkpoint ($1): $(cat /tmp/watch.first)"
+    pings_start "$1"
+    _a=$(here)
+    $W "$dom" "$T" 600 > "/tmp/watch.$1" || fail "remus ($1): $(cat "/tmp/watch.$1")"
+    _b=$(here)
+    _p=$(pings_end "$1")
+    kill -TERM $PROT; wait $PROT || fail "protect ($1) did not end cleanly"
+    _w=$(cat "/tmp/watch.$1")
+    _r=$(rate "$(ticks "$_a" "$_b")" "$(field "$_w" seconds)")
+    _o=$(stats_p50)
+    eval "w_$1=\$_w; rate_$1=\$_r; pings_$1=\$_p; own_$1=\$_o; parts_$1=\$(parts)"
+    echo "watch: $_w; remus's own pause p50 $_o ms over $(wc -l < /tmp/stats) checkpoints; counter lines/s $_r; pings $_p"
+}
 # row LABEL WATCH-LINE COUNTER-RATE PINGS: one protected row of the table
 row() {
     echo "| $1 | $(field "$2" rate) | $(field "$2" p50_ms) | $(field "$2" p99_ms) | $(field "$2" max_ms) | $(echo "$4" | cut -d' ' -f1) | $(echo "$4" | cut -d' ' -f2) | $(echo "$4" | cut -d' ' -f3) | $(ratio "$3" "$base") |"
@@ -94,19 +111,8 @@ op_begin "remus protect -b" $dom
 rm -f /tmp/stats
 $R protect --xen -F -n -d -b -i "$I" --progress 0 --stats-file /tmp/stats labremus > /tmp/prot.log 2>&1 &
 PROT=$!
-first_suspend
-pings_start bh
-a=$(here)
-$W "$dom" "$T" 600 > /tmp/watch.bh || fail "remus -b: $(cat /tmp/watch.bh)"
-b=$(here)
-pbh=$(pings_end bh)
-kill -TERM $PROT; wait $PROT || fail "protect -b did not end cleanly"
+measure_remus bh
 op_end "remus protect -b" $dom
-wbh=$(cat /tmp/watch.bh)
-bh_rate=$(rate "$(ticks "$a" "$b")" "$(field "$wbh" seconds)")
-bh_own=$(stats_p50)
-bh_parts=$(parts)
-echo "watch: $wbh; remus's own pause p50 $bh_own ms over $(wc -l < /tmp/stats) checkpoints; counter lines/s $bh_rate; pings $pbh"
 
 echo "== 3. remus protect --xen -i $I (to remus receive --xen; output held)"
 $R receive --xen --key-file /tmp/lab.key --config /tmp/g.cfg --listen 127.0.0.1:7071 --heartbeat 200 --heartbeat-timeout 10000 \
@@ -118,20 +124,10 @@ rm -f /tmp/stats
 $R protect --xen --key-file /tmp/lab.key -i "$I" --heartbeat 200 --heartbeat-timeout 10000 --progress 0 --stats-file /tmp/stats \
     labremus 127.0.0.1:7071 > /tmp/prot.log 2>&1 &
 PROT=$!
-first_suspend
-pings_start held
-a=$(here)
-$W "$dom" "$T" 600 > /tmp/watch.held || fail "remus: $(cat /tmp/watch.held)"
-b=$(here)
-pheld=$(pings_end held)
-kill -TERM $PROT; wait $PROT || fail "protect did not end cleanly"
+measure_remus held
 wait $RECV || fail "receive did not end cleanly"
 op_end "remus protect" $dom
-wh=$(cat /tmp/watch.held)
-held_rate=$(rate "$(ticks "$a" "$b")" "$(field "$wh" seconds)")
-held_own=$(stats_p50)
-held_parts=$(parts)
-echo "watch: $wh; remus's own pause p50 $held_own ms over $(wc -l < /tmp/stats) checkpoints; counter lines/s $held_rate; pings $pheld"
+
 echo "== 4. xl remus -F -n -d -b -i $I"
 # Its guest may die under it (a triple fault under nested SVM in TCG, the
 # lab's hazard): then the row is NOT MEASURED, the rows before it stand.
@@ -171,12 +167,12 @@ echo "xenremusbench: remus and xl remus on the same PVH guest (128 MiB, 1 vCPU, 
 echo "| row | checkpoints/s | suspended p50 (ms) | p99 (ms) | max (ms) | ping p50 (ms) | ping p99 (ms) | pings lost/sent | guest counter lines/s vs unprotected |"
 echo "|---|---|---|---|---|---|---|---|---|"
 echo "| unprotected | - | - | - | - | $(echo "$pb" | cut -d' ' -f1) | $(echo "$pb" | cut -d' ' -f2) | $(echo "$pb" | cut -d' ' -f3) | 1 ($base/s) |"
-row "remus protect --xen -F -n -d -b (its own pause p50 $bh_own ms)" "$wbh" "$bh_rate" "$pbh"
-row "remus protect --xen, output held (its own pause p50 $held_own ms)" "$wh" "$held_rate" "$pheld"
+row "remus protect --xen -F -n -d -b (its own pause p50 $own_bh ms)" "$w_bh" "$rate_bh" "$pings_bh"
+row "remus protect --xen, output held (its own pause p50 $own_held ms)" "$w_held" "$rate_held" "$pings_held"
 if [ -z "$xl_why" ]; then
     row "xl remus -F -n -d -b" "$wx" "$xl_rate" "$pxl"
 else
     echo "| xl remus -F -n -d -b | NOT MEASURED: $xl_why |"
 fi
-echo "remus's own pause by part (means, ms): -b: $bh_parts; output held: $held_parts"
-[ -n "$xl_why" ] || echo "suspended p50, remus -b / xl remus -b: $(ratio "$(field "$wbh" p50_ms)" "$(field "$wx" p50_ms)"); remus as it runs / xl remus -b: $(ratio "$(field "$wh" p50_ms)" "$(field "$wx" p50_ms)") (goal: <= 0.2)"
+echo "remus's own pause by part (means, ms): -b: $parts_bh; output held: $parts_held"
+[ -n "$xl_why" ] || echo "suspended p50, remus -b / xl remus -b: $(ratio "$(field "$w_bh" p50_ms)" "$(field "$wx" p50_ms)"); remus as it runs / xl remus -b: $(ratio "$(field "$w_held" p50_ms)" "$(field "$wx" p50_ms)") (goal: <= 0.2)"
