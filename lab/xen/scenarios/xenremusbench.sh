@@ -59,7 +59,7 @@ field() { echo "$1" | awk -v k="$2" '{for (i = 1; i < NF; i++) if ($i == k) prin
 pings_start() { busybox ping -i 0.2 -W 5 10.80.0.2 > "/tmp/ping.$1" 2>&1 & PING=$!; }
 pings_end() {
     kill -INT $PING 2>/dev/null || true; wait $PING 2>/dev/null || true
-    awk '/ bytes from / {for (i = 1; i <= NF; i++) if ($i ~ /^time=/) {sub(/time=/, "", $i); t[n++] = $i}}
+    awk '/ bytes from / {for (i = 1; i <= NF; i++) if ($i ~ /^time=/) {sub(/time=/, "", $i); t[n++] = $i + 0}}
          / packets transmitted/ {sent = $1}
          END {if (!n) {print "- - " sent "/" sent; exit}
               for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (t[j] < t[i]) {x = t[i]; t[i] = t[j]; t[j] = x}
@@ -81,10 +81,10 @@ parts() {
 # (counter lines/s), pings_NAME, own_NAME (its own pause p50) and
 # parts_NAME (its pause by part)
 measure_remus() {
-    $W "$dom" 1 600 > /tmp/watch.first || fail "no checkpoint ($1): $(cat /tmp/watch.first)"
+    $W "$dom" 1 600 > /tmp/watch.first 2>&1 || fail "no checkpoint ($1): $(cat /tmp/watch.first)"
     pings_start "$1"
     _a=$(here)
-    $W "$dom" "$T" 600 > "/tmp/watch.$1" || fail "remus ($1): $(cat "/tmp/watch.$1")"
+    $W "$dom" "$T" 600 > "/tmp/watch.$1" 2>&1 || fail "remus ($1): $(cat "/tmp/watch.$1")"
     _b=$(here)
     _p=$(pings_end "$1")
     kill -TERM $PROT; wait $PROT || fail "protect ($1) did not end cleanly"
@@ -135,11 +135,11 @@ op_begin "xl remus" $dom
 xl -vvv remus -F -n -d -b -i "$I" labremus dummy > /tmp/xlremus.log 2>&1 &
 XLR=$!
 xl_why=
-$W "$dom" 1 600 > /tmp/watch.first || xl_why="no first checkpoint: $(cat /tmp/watch.first)"
+$W "$dom" 1 600 > /tmp/watch.first 2>&1 || xl_why="no first checkpoint: $(cat /tmp/watch.first)"
 if [ -z "$xl_why" ]; then
     pings_start xl
     a=$(here)
-    $W "$dom" "$T" 600 > /tmp/watch.xl || xl_why=$(cat /tmp/watch.xl)
+    $W "$dom" "$T" 600 > /tmp/watch.xl 2>&1 || xl_why="the watch failed: $(cat /tmp/watch.xl)"
     b=$(here)
     pxl=$(pings_end xl)
 fi
