@@ -274,6 +274,12 @@ int rm_xen_resume_cancelled(struct rm_xen_host *h, uint32_t domid,
                             strerror(errno));
     if (running_at)
         *running_at = rm_now_ns();
+    return 0;
+}
+
+int rm_xen_told_running(struct rm_xen_host *h, uint32_t domid,
+                        struct rm_error *err)
+{
     if (!xs_resume_domain(h->xsh, domid))
         return rm_error_set(err, errno ? -errno : -EIO, "domain %u runs "
                             "again, but xenstored could not be told so "

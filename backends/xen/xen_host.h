@@ -78,18 +78,25 @@ int rm_xen_suspend(struct rm_xen_host *h, uint32_t domid,
 /*
  * Resume a guest suspended by rm_xen_suspend() in the same domain (the
  * suspend is cancelled: the guest's suspend call returns 1 and it keeps
- * its devices), as after every checkpoint; then tell xenstored that it
- * runs again (XS_RESUME, as libxl does after every resume).  Without that
- * xenstored keeps the domain marked shut down and never fires
- * @releaseDomain for its next suspend: Xen's own toolstack (`xl save`,
- * `xl migrate`, `xl remus`) would then wait 60 s for a suspend it cannot
- * see and give up.  @running_at (may be NULL): set to rm_now_ns() as the
- * guest runs again, before the xenstore round trip.  0 or -errno (the
- * guest may run when only xenstored could not be told: the message says
- * so).
+ * its devices), as after every checkpoint.  @running_at (may be NULL):
+ * set to rm_now_ns() as the guest runs again.  0 or -errno.
+ *
+ * xenstored is not told here (rm_xen_told_running): a checkpoint loop
+ * tells it once, when it ends; a single suspend and resume (an aborted
+ * save, page offlining) calls both.
  */
 int rm_xen_resume_cancelled(struct rm_xen_host *h, uint32_t domid,
                             uint64_t *running_at, struct rm_error *err);
+
+/*
+ * Tell xenstored that @domid runs again after suspends (XS_RESUME, as
+ * libxl does).  xenstored fires @releaseDomain once per shutdown until it
+ * is told, and Xen's own toolstack sees a suspend only through that
+ * watch: without it `xl save`, `xl migrate` or `xl remus` of the guest
+ * would wait 60 s for a suspend it cannot see and give up.  0 or -errno.
+ */
+int rm_xen_told_running(struct rm_xen_host *h, uint32_t domid,
+                        struct rm_error *err);
 
 /*
  * The dom0 network interfaces of the domain's VIFs (from the vif backend

@@ -668,6 +668,9 @@ int rm_xen_pv_offline_page(struct rm_xen_host *h, uint32_t domid,
         struct rm_error e2 = { 0 };
         int rc2 = rm_xen_resume_cancelled(h, domid, NULL, &e2);
 
+        if (!rc2)
+            rc2 = rm_xen_told_running(h, domid, &e2);
+
         if (rc2 && !rc) {
             rc = rc2;
             rm_error_set(err, rc2, "%s", rm_error_str(&e2));

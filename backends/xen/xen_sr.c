@@ -62,6 +62,8 @@ struct xen_save {
     uint32_t domid;
     bool logdirty;
     uint64_t resumed_ns;   /* the last resume's rm_now_ns(), for resumed_at */
+    bool resumed;          /* resumed after a suspend: xenstored is told
+                            * once, at cleanup (rm_xen_told_running) */
     /* The current batch's mapping (map_pages .. unmap_pages). */
     void *map;
     uint32_t map_count;
@@ -409,12 +411,15 @@ static int s_resume(struct rm_save_ctx *ctx)
 {
     struct xen_save *xs = ctx->backend;
 
-    return rm_xen_resume_cancelled(xs->arg->host, xs->domid,
-                                   &xs->resumed_ns, ctx->err);
+    int rc = rm_xen_resume_cancelled(xs->arg->host, xs->domid,
+                                     &xs->resumed_ns, ctx->err);
+
+    if (!rc)
+        xs->resumed = true;
+    return rc;
 }
 
-/* The pause ends as the guest runs again, not after the xenstore round
- * trip that follows (rm_xen_resume_cancelled). */
+/* The pause ends as the guest runs again (rm_xen_resume_cancelled). */
 static uint64_t s_resumed_at(struct rm_save_ctx *ctx)
 {
     struct xen_save *xs = ctx->backend;
@@ -428,6 +433,14 @@ static void s_cleanup(struct rm_save_ctx *ctx)
 
     if (!xs)
         return;
+    if (xs->resumed) {
+        /* Once, not after every checkpoint: the guest's suspends while it
+         * was protected were ours alone. */
+        struct rm_error e = { 0 };
+
+        if (rm_xen_told_running(xs->arg->host, xs->domid, &e))
+            LOG_WARN("%s", rm_error_str(&e));
+    }
     if (xs->map)
         xenforeignmemory_unmap(xs->fmem, xs->map, xs->map_count);
     if (xs->logdirty)

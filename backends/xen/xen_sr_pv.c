@@ -44,6 +44,8 @@ struct pv_save {
     uint32_t domid;
     unsigned nr_vcpus;
     uint64_t resumed_ns;   /* the last resume's rm_now_ns(), for resumed_at */
+    bool resumed;          /* resumed after a suspend: xenstored is told
+                            * once, at cleanup (rm_xen_told_running) */
 
     struct rm_xen_pv_mem mem;       /* m2p, shared info, p2m */
 
@@ -315,11 +317,15 @@ static int pv_resume(struct rm_save_ctx *ctx)
 {
     struct pv_save *ps = ctx->backend;
 
-    return rm_xen_resume_cancelled(ps->arg->host, ps->domid,
-                                   &ps->resumed_ns, ctx->err);
+    int rc = rm_xen_resume_cancelled(ps->arg->host, ps->domid,
+                                     &ps->resumed_ns, ctx->err);
+
+    if (!rc)
+        ps->resumed = true;
+    return rc;
 }
 
-/* As the guest runs again, before the xenstore round trip. */
+/* As the guest runs again (rm_xen_resume_cancelled). */
 static uint64_t pv_resumed_at(struct rm_save_ctx *ctx)
 {
     struct pv_save *ps = ctx->backend;
@@ -578,6 +584,14 @@ static void pv_cleanup(struct rm_save_ctx *ctx)
 
     if (!ps)
         return;
+    if (ps->resumed) {
+        /* Once, not after every checkpoint: the guest's suspends while it
+         * was protected were ours alone. */
+        struct rm_error e = { 0 };
+
+        if (rm_xen_told_running(ps->arg->host, ps->domid, &e))
+            LOG_WARN("%s", rm_error_str(&e));
+    }
     if (ps->map)
         xenforeignmemory_unmap(ps->fmem, ps->map, ps->map_count);
     rm_xen_pv_mem_close(&ps->mem);

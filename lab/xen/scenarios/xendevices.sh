@@ -5,8 +5,8 @@
 #     its own plug qdisc until each checkpoint is acknowledged (pings
 #     through either VIF take about an interval); a clean stop removes
 #     every IFB and ingress redirect, the guest counts on, and Xen's own
-#     `xl save -c` suspends it (xenstored was told after each checkpoint
-#     that it runs again).  Before that,
+#     `xl save -c` suspends it (xenstored was told, when protection
+#     ended, that it runs again).  Before that,
 #     with the second VIF's ingress taken, the protection is refused naming
 #     it, and nothing is left on the first.
 #  2. A device model (libxl's key image/device-model-pid written by hand:
@@ -120,7 +120,7 @@ done
 counts_on $log "$before" "the end of protection" || bad "the guest does not count on after protection ended"
 # Xen's own toolstack after remus: libxl sees a guest's suspend only through
 # xenstored's @releaseDomain, which xenstored fires once per shutdown until
-# it is told the domain runs again (XS_RESUME, after every resume); without
+# it is told the domain runs again (XS_RESUME, when protection ends); without
 # that, `xl save` waits 60 s for a suspend it cannot see and gives up.
 t0=$(date +%s)
 if ours $dom timeout 45 xl save -c labguest /tmp/after.save > /tmp/xlsave.log 2>&1; then
