@@ -68,8 +68,8 @@ int rm_xen_save_finish(struct rm_xen_host *h, uint32_t domid,
     if (o->keep)
         return 0;
     if (!saved) {
-        if (res->suspended && !rm_xen_resume_cancelled(h, domid, NULL, NULL))
-            rm_xen_told_running(h, domid, NULL);
+        if (res->suspended)
+            rm_xen_resume_for_good(h, domid, NULL);
         return 0;
     }
     return rm_xen_destroy(h, domid, err);

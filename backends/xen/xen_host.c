@@ -19,7 +19,6 @@
 #include <xenguest.h>
 #include <xenstore.h>
 
-#include "common/io.h"
 #include "common/log.h"
 
 struct rm_xen_host {
@@ -266,14 +265,12 @@ int rm_xen_suspend(struct rm_xen_host *h, uint32_t domid,
 }
 
 int rm_xen_resume_cancelled(struct rm_xen_host *h, uint32_t domid,
-                            uint64_t *running_at, struct rm_error *err)
+                            struct rm_error *err)
 {
     if (xc_domain_resume(h->xch, domid, 1))
         return rm_error_set(err, errno ? -errno : -EIO, "cannot resume "
                             "domain %u after its checkpoint: %s", domid,
                             strerror(errno));
-    if (running_at)
-        *running_at = rm_now_ns();
     return 0;
 }
 
@@ -286,6 +283,22 @@ int rm_xen_told_running(struct rm_xen_host *h, uint32_t domid,
                             "(XS_RESUME: %s): Xen's toolstack would not "
                             "see its next suspend", domid, strerror(errno));
     return 0;
+}
+
+void rm_xen_told_running_or_warn(struct rm_xen_host *h, uint32_t domid)
+{
+    struct rm_error e = { 0 };
+
+    if (rm_xen_told_running(h, domid, &e))
+        LOG_WARN("%s", rm_error_str(&e));
+}
+
+int rm_xen_resume_for_good(struct rm_xen_host *h, uint32_t domid,
+                           struct rm_error *err)
+{
+    int rc = rm_xen_resume_cancelled(h, domid, err);
+
+    return rc ? rc : rm_xen_told_running(h, domid, err);
 }
 
 int rm_xen_unpause(struct rm_xen_host *h, uint32_t domid,

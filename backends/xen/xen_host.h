@@ -78,15 +78,14 @@ int rm_xen_suspend(struct rm_xen_host *h, uint32_t domid,
 /*
  * Resume a guest suspended by rm_xen_suspend() in the same domain (the
  * suspend is cancelled: the guest's suspend call returns 1 and it keeps
- * its devices), as after every checkpoint.  @running_at (may be NULL):
- * set to rm_now_ns() as the guest runs again.  0 or -errno.
+ * its devices), as after every checkpoint.  0 or -errno.
  *
  * xenstored is not told here (rm_xen_told_running): a checkpoint loop
  * tells it once, when it ends; a single suspend and resume (an aborted
- * save, page offlining) calls both.
+ * save, page offlining) uses rm_xen_resume_for_good.
  */
 int rm_xen_resume_cancelled(struct rm_xen_host *h, uint32_t domid,
-                            uint64_t *running_at, struct rm_error *err);
+                            struct rm_error *err);
 
 /*
  * Tell xenstored that @domid runs again after suspends (XS_RESUME, as
@@ -97,6 +96,12 @@ int rm_xen_resume_cancelled(struct rm_xen_host *h, uint32_t domid,
  */
 int rm_xen_told_running(struct rm_xen_host *h, uint32_t domid,
                         struct rm_error *err);
+/* The same, for a cleanup: a failure is logged, not returned. */
+void rm_xen_told_running_or_warn(struct rm_xen_host *h, uint32_t domid);
+/* rm_xen_resume_cancelled, then rm_xen_told_running: the guest's last
+ * suspend for now.  0 or -errno. */
+int rm_xen_resume_for_good(struct rm_xen_host *h, uint32_t domid,
+                           struct rm_error *err);
 
 /*
  * The dom0 network interfaces of the domain's VIFs (from the vif backend

@@ -158,8 +158,7 @@ out:
         /* Undo: the guest runs on in its old domain. */
         if (!rm_xen_dominfo(h, domid, &old, &e2) && old.shutdown &&
             old.shutdown_reason == SHUTDOWN_suspend &&
-            (rm_xen_resume_cancelled(h, domid, NULL, &e2) ||
-             rm_xen_told_running(h, domid, &e2)))
+            rm_xen_resume_for_good(h, domid, &e2))
             LOG_WARN("%s", rm_error_str(&e2));
     }
     return rc;

@@ -666,10 +666,7 @@ int rm_xen_pv_offline_page(struct rm_xen_host *h, uint32_t domid,
         rc = offline(&o, res);
     if (!res->left_suspended) {
         struct rm_error e2 = { 0 };
-        int rc2 = rm_xen_resume_cancelled(h, domid, NULL, &e2);
-
-        if (!rc2)
-            rc2 = rm_xen_told_running(h, domid, &e2);
+        int rc2 = rm_xen_resume_for_good(h, domid, &e2);
 
         if (rc2 && !rc) {
             rc = rc2;

@@ -61,7 +61,6 @@ struct xen_save {
     xenforeignmemory_handle *fmem;
     uint32_t domid;
     bool logdirty;
-    uint64_t resumed_ns;   /* the last resume's rm_now_ns(), for resumed_at */
     bool resumed;          /* resumed after a suspend: xenstored is told
                             * once, at cleanup (rm_xen_told_running) */
     /* The current batch's mapping (map_pages .. unmap_pages). */
@@ -411,20 +410,10 @@ static int s_resume(struct rm_save_ctx *ctx)
 {
     struct xen_save *xs = ctx->backend;
 
-    int rc = rm_xen_resume_cancelled(xs->arg->host, xs->domid,
-                                     &xs->resumed_ns, ctx->err);
+    int rc = rm_xen_resume_cancelled(xs->arg->host, xs->domid, ctx->err);
 
-    if (!rc)
-        xs->resumed = true;
+    xs->resumed |= !rc;
     return rc;
-}
-
-/* The pause ends as the guest runs again (rm_xen_resume_cancelled). */
-static uint64_t s_resumed_at(struct rm_save_ctx *ctx)
-{
-    struct xen_save *xs = ctx->backend;
-
-    return xs->resumed_ns;
 }
 
 static void s_cleanup(struct rm_save_ctx *ctx)
@@ -433,14 +422,8 @@ static void s_cleanup(struct rm_save_ctx *ctx)
 
     if (!xs)
         return;
-    if (xs->resumed) {
-        /* Once, not after every checkpoint: the guest's suspends while it
-         * was protected were ours alone. */
-        struct rm_error e = { 0 };
-
-        if (rm_xen_told_running(xs->arg->host, xs->domid, &e))
-            LOG_WARN("%s", rm_error_str(&e));
-    }
+    if (xs->resumed)   /* once, not after every checkpoint */
+        rm_xen_told_running_or_warn(xs->arg->host, xs->domid);
     if (xs->map)
         xenforeignmemory_unmap(xs->fmem, xs->map, xs->map_count);
     if (xs->logdirty)
@@ -467,7 +450,6 @@ const struct rm_save_ops rm_xen_save_ops = {
     .harvest_dirty = s_harvest_dirty,
     .suspend = s_suspend,
     .resume = s_resume,
-    .resumed_at = s_resumed_at,
     .cleanup = s_cleanup,
 };
 

@@ -43,7 +43,6 @@ struct pv_save {
     xenforeignmemory_handle *fmem;
     uint32_t domid;
     unsigned nr_vcpus;
-    uint64_t resumed_ns;   /* the last resume's rm_now_ns(), for resumed_at */
     bool resumed;          /* resumed after a suspend: xenstored is told
                             * once, at cleanup (rm_xen_told_running) */
 
@@ -306,7 +305,7 @@ static int pv_suspend(struct rm_save_ctx *ctx)
          * is suspended, and must not stay so because of our failure. */
         struct rm_error e = { 0 };
 
-        if (rm_xen_resume_cancelled(ps->arg->host, ps->domid, NULL, &e))
+        if (rm_xen_resume_cancelled(ps->arg->host, ps->domid, &e))
             LOG_WARN("domain %u stays suspended: %s", ps->domid,
                      rm_error_str(&e));
     }
@@ -317,20 +316,10 @@ static int pv_resume(struct rm_save_ctx *ctx)
 {
     struct pv_save *ps = ctx->backend;
 
-    int rc = rm_xen_resume_cancelled(ps->arg->host, ps->domid,
-                                     &ps->resumed_ns, ctx->err);
+    int rc = rm_xen_resume_cancelled(ps->arg->host, ps->domid, ctx->err);
 
-    if (!rc)
-        ps->resumed = true;
+    ps->resumed |= !rc;
     return rc;
-}
-
-/* As the guest runs again (rm_xen_resume_cancelled). */
-static uint64_t pv_resumed_at(struct rm_save_ctx *ctx)
-{
-    struct pv_save *ps = ctx->backend;
-
-    return ps->resumed_ns;
 }
 
 static int cr3_to_pfn(struct pv_save *ps, uint64_t cr3, uint64_t *out)
@@ -584,14 +573,8 @@ static void pv_cleanup(struct rm_save_ctx *ctx)
 
     if (!ps)
         return;
-    if (ps->resumed) {
-        /* Once, not after every checkpoint: the guest's suspends while it
-         * was protected were ours alone. */
-        struct rm_error e = { 0 };
-
-        if (rm_xen_told_running(ps->arg->host, ps->domid, &e))
-            LOG_WARN("%s", rm_error_str(&e));
-    }
+    if (ps->resumed)   /* once, not after every checkpoint */
+        rm_xen_told_running_or_warn(ps->arg->host, ps->domid);
     if (ps->map)
         xenforeignmemory_unmap(ps->fmem, ps->map, ps->map_count);
     rm_xen_pv_mem_close(&ps->mem);
@@ -615,7 +598,6 @@ const struct rm_save_ops rm_xen_pv_save_ops = {
     .harvest_dirty = pv_no_harvest,
     .suspend = pv_suspend,
     .resume = pv_resume,
-    .resumed_at = pv_resumed_at,
     .cleanup = pv_cleanup,
 };
 
