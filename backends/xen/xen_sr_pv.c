@@ -308,6 +308,8 @@ static int pv_suspend(struct rm_save_ctx *ctx)
         if (rm_xen_resume_cancelled(ps->arg->host, ps->domid, &e))
             LOG_WARN("domain %u stays suspended: %s", ps->domid,
                      rm_error_str(&e));
+        else
+            ps->resumed = true;   /* cleanup tells xenstored */
     }
     return rc;
 }
