@@ -433,6 +433,19 @@ static int write_epoch_state(struct rm_save_ctx *ctx)
     return 0;
 }
 
+/* The state records the guest cannot change: after the resume. */
+static int write_epoch_state_running(struct rm_save_ctx *ctx)
+{
+    int rc;
+
+    if (!ctx->ops->end_of_checkpoint_running)
+        return 0;
+    rc = ctx->ops->end_of_checkpoint_running(ctx);
+    if (rc)
+        return rm_error_set(ctx->err, rc, "writing the VM state failed");
+    return 0;
+}
+
 /* EPOCH_INFO (remus streams) and CHECKPOINT: the end of a checkpoint. */
 static int write_epoch_trailer(struct rm_save_ctx *ctx, uint64_t epoch)
 {
@@ -725,11 +738,13 @@ restore_sink:
     if (t1 - t0 >= RM_SLOW_PAUSE_NS)
         log_slow_pause(st, t1 - t0);
 
-    /* The sealed epoch's disk writes and the trailer are staged with the
-     * VM running (a sealed epoch does not change): the disk adds nothing
-     * to the pause. */
+    /* The state the guest cannot change, the sealed epoch's disk writes
+     * and the trailer are staged with the VM running (a sealed epoch does
+     * not change): they add nothing to the pause. */
     ctx->w.sink = &p->stage_sink;
-    rc = send_disk_epoch(ctx, epoch, &st->disk_bytes);
+    rc = write_epoch_state_running(ctx);
+    if (!rc)
+        rc = send_disk_epoch(ctx, epoch, &st->disk_bytes);
     if (!rc)
         rc = write_epoch_trailer(ctx, epoch);
     ctx->w.sink = ctx->out;
@@ -905,6 +920,8 @@ static int run_plain(struct rm_save_ctx *ctx)
     if (rc)
         return rc;
     rc = write_epoch_state(ctx);
+    if (!rc)
+        rc = write_epoch_state_running(ctx);
     if (rc)
         return rc;
     /* The disk writes made since the full copy began, up to the suspend

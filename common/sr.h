@@ -73,6 +73,17 @@ struct rm_save_ops {
     int (*end_of_checkpoint)(struct rm_save_ctx *ctx);
 
     /*
+     * Optional.  Called once per checkpoint after end_of_checkpoint(),
+     * before the checkpoint's trailer: in checkpointed mode with the VM
+     * running again (after resume()), in the other modes at once, the VM
+     * still suspended.  Writes the state records whose content the guest
+     * cannot change (Xen HVM: the params only a toolstack sets), so that
+     * reading them costs the pause nothing.  What a guest can change while
+     * it runs belongs in end_of_checkpoint().  0 or -errno.
+     */
+    int (*end_of_checkpoint_running)(struct rm_save_ctx *ctx);
+
+    /*
      * Called once per iteration and per checkpoint before the dirty log is
      * harvested.  Return -ESTALE (with a reason) when the guest's memory
      * layout changed under us (Xen: the p2m generation count moved); the

@@ -31,27 +31,40 @@ int rm_xen_version(struct rm_xen_host *h, uint32_t *major, uint32_t *minor)
     return 0;
 }
 
-/* The HVM params a checkpoint carries (as Xen's own save does: the ones
- * that describe the guest's layout, not the host's wiring). */
-static const uint32_t saved_params[] = {
+/*
+ * The HVM params a checkpoint carries (as Xen's own save does: the ones
+ * that describe the guest's layout, not the host's wiring), in two kinds.
+ * The guest may set these itself (Xen's hvm_allow_set_param), so they are
+ * read in the pause, with the rest of its state:
+ */
+static const uint32_t guest_set_params[] = {
+    HVM_PARAM_VM86_TSS_SIZED,
+    HVM_PARAM_ACPI_IOPORTS_LOCATION,
+    HVM_PARAM_VM_GENERATION_ID_ADDR,
+    HVM_PARAM_X87_FIP_WIDTH,
+};
+#define NR_GUEST_SET_PARAMS \
+    (sizeof(guest_set_params) / sizeof(guest_set_params[0]))
+/* Only a toolstack sets these (the guest gets -EPERM): their value at the
+ * suspend is their value once it runs again, so they are read after the
+ * resume, at no cost to the pause (under TCG each read is ~0.4 ms). */
+static const uint32_t toolstack_params[] = {
     HVM_PARAM_STORE_PFN,
     HVM_PARAM_IOREQ_PFN,
     HVM_PARAM_BUFIOREQ_PFN,
     HVM_PARAM_PAGING_RING_PFN,
     HVM_PARAM_MONITOR_RING_PFN,
     HVM_PARAM_SHARING_RING_PFN,
-    HVM_PARAM_VM86_TSS_SIZED,
     HVM_PARAM_CONSOLE_PFN,
-    HVM_PARAM_ACPI_IOPORTS_LOCATION,
     HVM_PARAM_VIRIDIAN,
     HVM_PARAM_IDENT_PT,
-    HVM_PARAM_VM_GENERATION_ID_ADDR,
     HVM_PARAM_IOREQ_SERVER_PFN,
     HVM_PARAM_NR_IOREQ_SERVER_PAGES,
-    HVM_PARAM_X87_FIP_WIDTH,
     HVM_PARAM_MCA_CAP,
 };
-#define NR_SAVED_PARAMS (sizeof(saved_params) / sizeof(saved_params[0]))
+#define NR_TOOLSTACK_PARAMS \
+    (sizeof(toolstack_params) / sizeof(toolstack_params[0]))
+#define NR_SAVED_PARAMS (NR_GUEST_SET_PARAMS + NR_TOOLSTACK_PARAMS)
 
 /* ================================================================ save */
 
@@ -63,6 +76,13 @@ struct xen_save {
     bool logdirty;
     bool resumed;          /* resumed after a suspend: xenstored is told
                             * once, at cleanup (rm_xen_told_running) */
+    /* The HVM context's buffer, sized once (Xen's size for a domain is
+     * fixed by its vCPUs), sized again on -ENOSPC. */
+    uint8_t *hvm;
+    uint32_t hvm_size;
+    /* The params read in this checkpoint's pause (guest_set_params,
+     * zero: not set), for end_of_checkpoint_running's record. */
+    uint64_t guest_params[NR_GUEST_SET_PARAMS];
     /* The current batch's mapping (map_pages .. unmap_pages). */
     void *map;
     uint32_t map_count;
@@ -204,17 +224,63 @@ static int s_check_vm_state(struct rm_save_ctx *ctx)
     return 0;
 }
 
+/* One HVM param into *v.  0 or -errno, with a reason. */
+static int get_param(struct rm_save_ctx *ctx, uint32_t index, uint64_t *v)
+{
+    struct xen_save *xs = ctx->backend;
+
+    *v = 0;
+    if (xc_hvm_param_get(xs->xch, xs->domid, index, v))
+        return rm_error_set(ctx->err, errno ? -errno : -EIO, "cannot read "
+                            "HVM param %u of domain %u: %s", index,
+                            xs->domid, strerror(errno));
+    return 0;
+}
+
+/* The HVM context into xs->hvm; its length into *len.  0 or -errno. */
+static int get_hvm_context(struct rm_save_ctx *ctx, uint32_t *len)
+{
+    struct xen_save *xs = ctx->backend;
+    int tries, size = -1;
+
+    for (tries = 0; tries < 2; tries++) {
+        if (!xs->hvm) {
+            uint8_t *buf;
+
+            size = xc_domain_hvm_getcontext(xs->xch, xs->domid, NULL, 0);
+            if (size <= 0)
+                return rm_error_set(ctx->err, errno ? -errno : -EIO,
+                                    "cannot size domain %u's HVM context: "
+                                    "%s", xs->domid, strerror(errno));
+            buf = malloc((size_t)size);
+            if (!buf)
+                return rm_error_set(ctx->err, -ENOMEM, "out of memory");
+            xs->hvm = buf;
+            xs->hvm_size = (uint32_t)size;
+        }
+        size = xc_domain_hvm_getcontext(xs->xch, xs->domid, xs->hvm,
+                                        xs->hvm_size);
+        if (size > 0 || errno != ENOSPC)
+            break;
+        free(xs->hvm);          /* grew: size it again, once */
+        xs->hvm = NULL;
+    }
+    if (size <= 0)
+        return rm_error_set(ctx->err, errno ? -errno : -EIO, "cannot read "
+                            "domain %u's HVM context: %s", xs->domid,
+                            strerror(errno));
+    *len = (uint32_t)size;
+    return 0;
+}
+
+/* In the pause: TSC info, the HVM context, the params the guest sets. */
 static int s_end_of_checkpoint(struct rm_save_ctx *ctx)
 {
     struct xen_save *xs = ctx->backend;
     struct rm_x86_tsc_info tsc;
-    struct {
-        struct rm_hvm_params_hdr h;
-        struct rm_hvm_param p[NR_SAVED_PARAMS];
-    } params;
-    uint8_t *hvm = NULL;
-    int size, rc;
+    uint32_t len = 0;
     size_t i;
+    int rc;
 
     memset(&tsc, 0, sizeof(tsc));
     if (xc_domain_get_tsc_info(xs->xch, xs->domid, &tsc.mode, &tsc.nsec,
@@ -224,54 +290,54 @@ static int s_end_of_checkpoint(struct rm_save_ctx *ctx)
                             strerror(errno));
     rc = rm_stream_write_record(&ctx->w, RM_REC_X86_TSC_INFO, &tsc,
                                 sizeof(tsc));
-    if (rc)
-        return rc;
+    if (!rc)
+        rc = get_hvm_context(ctx, &len);
+    if (!rc)
+        rc = rm_stream_write_record(&ctx->w, RM_REC_HVM_CONTEXT, xs->hvm,
+                                    len);
+    for (i = 0; !rc && i < NR_GUEST_SET_PARAMS; i++)
+        rc = get_param(ctx, guest_set_params[i], &xs->guest_params[i]);
+    return rc;
+}
 
-    size = xc_domain_hvm_getcontext(xs->xch, xs->domid, NULL, 0);
-    if (size <= 0)
-        return rm_error_set(ctx->err, errno ? -errno : -EIO, "cannot size "
-                            "domain %u's HVM context: %s", xs->domid,
-                            strerror(errno));
-    hvm = malloc((size_t)size);
-    if (!hvm)
-        return rm_error_set(ctx->err, -ENOMEM, "out of memory");
-    size = xc_domain_hvm_getcontext(xs->xch, xs->domid, hvm,
-                                    (uint32_t)size);
-    if (size <= 0) {
-        rc = rm_error_set(ctx->err, errno ? -errno : -EIO, "cannot read "
-                          "domain %u's HVM context: %s", xs->domid,
-                          strerror(errno));
-        goto out;
-    }
-    rc = rm_stream_write_record(&ctx->w, RM_REC_HVM_CONTEXT, hvm,
-                                (uint32_t)size);
-    if (rc)
-        goto out;
+/* After the resume: the params only a toolstack sets, and the one
+ * HVM_PARAMS record with both kinds (the non-zero ones, as Xen's save). */
+static int s_end_of_checkpoint_running(struct rm_save_ctx *ctx)
+{
+    struct xen_save *xs = ctx->backend;
+    struct {
+        struct rm_hvm_params_hdr h;
+        struct rm_hvm_param p[NR_SAVED_PARAMS];
+    } params;
+    size_t i;
+    int rc;
 
     memset(&params, 0, sizeof(params));
     for (i = 0; i < NR_SAVED_PARAMS; i++) {
-        uint64_t v = 0;
+        uint32_t index;
+        uint64_t v;
 
-        if (xc_hvm_param_get(xs->xch, xs->domid, saved_params[i], &v)) {
-            rc = rm_error_set(ctx->err, errno ? -errno : -EIO, "cannot "
-                              "read HVM param %u of domain %u: %s",
-                              saved_params[i], xs->domid, strerror(errno));
-            goto out;
+        if (i < NR_GUEST_SET_PARAMS) {
+            index = guest_set_params[i];
+            v = xs->guest_params[i];
+        } else {
+            index = toolstack_params[i - NR_GUEST_SET_PARAMS];
+            rc = get_param(ctx, index, &v);
+            if (rc)
+                return rc;
         }
         if (v) {
-            params.p[params.h.count].index = saved_params[i];
+            params.p[params.h.count].index = index;
             params.p[params.h.count].value = v;
             params.h.count++;
         }
     }
-    if (params.h.count)
-        rc = rm_stream_write_record(&ctx->w, RM_REC_HVM_PARAMS, &params,
-                                    (uint32_t)(sizeof(params.h) +
-                                               params.h.count *
-                                               sizeof(params.p[0])));
-out:
-    free(hvm);
-    return rc;
+    if (!params.h.count)
+        return 0;
+    return rm_stream_write_record(&ctx->w, RM_REC_HVM_PARAMS, &params,
+                                  (uint32_t)(sizeof(params.h) +
+                                             params.h.count *
+                                             sizeof(params.p[0])));
 }
 
 static int s_map_pages(struct rm_save_ctx *ctx, uint32_t count,
@@ -432,6 +498,7 @@ static void s_cleanup(struct rm_save_ctx *ctx)
     if (xs->hb.hbuf)
         xc__hypercall_buffer_free_pages(xs->xch, &xs->hb,
                                         (int)xs->hbuf_pages);
+    free(xs->hvm);
     free(xs);
     ctx->backend = NULL;
 }
@@ -442,6 +509,7 @@ const struct rm_save_ops rm_xen_save_ops = {
     .start_of_stream = s_nop,
     .start_of_checkpoint = s_nop,
     .end_of_checkpoint = s_end_of_checkpoint,
+    .end_of_checkpoint_running = s_end_of_checkpoint_running,
     .check_vm_state = s_check_vm_state,
     .map_pages = s_map_pages,
     .unmap_pages = s_unmap_pages,

@@ -126,10 +126,6 @@ static int s_end_of_checkpoint(struct rm_save_ctx *ctx)
 
     if (g->dtype == RM_DHDR_TYPE_X86_HVM) {
         struct rm_x86_tsc_info tsc = { 0, 2000000, 123456789, 1, 0 };
-        struct {
-            struct rm_hvm_params_hdr h;
-            struct rm_hvm_param p[2];
-        } params = { { 2, 0 }, { { 1, 0xfeff0 }, { 2, 0xfeff1 } } };
         uint8_t ctxt[64];
 
         memset(ctxt, 0, sizeof(ctxt));
@@ -139,9 +135,6 @@ static int s_end_of_checkpoint(struct rm_save_ctx *ctx)
         if (!rc)
             rc = rm_stream_write_record(&ctx->w, RM_REC_HVM_CONTEXT, ctxt,
                                         sizeof(ctxt));
-        if (!rc)
-            rc = rm_stream_write_record(&ctx->w, RM_REC_HVM_PARAMS, &params,
-                                        sizeof(params));
         return rc;
     } else {
         struct {
@@ -160,6 +153,24 @@ static int s_end_of_checkpoint(struct rm_save_ctx *ctx)
                                         sizeof(dev));
         return rc;
     }
+}
+
+/* As Xen's HVM backend: the params record once the guest runs again. */
+static int s_end_of_checkpoint_running(struct rm_save_ctx *ctx)
+{
+    struct mem_guest *g = ctx->backend;
+    struct {
+        struct rm_hvm_params_hdr h;
+        struct rm_hvm_param p[2];
+    } params = { { 2, 0 }, { { 1, 0xfeff0 }, { 2, 0 } } };
+
+    g->late_states++;
+    g->late_suspended += g->suspended;
+    if (g->dtype != RM_DHDR_TYPE_X86_HVM)
+        return 0;
+    params.p[1].value = g->resumes;
+    return rm_stream_write_record(&ctx->w, RM_REC_HVM_PARAMS, &params,
+                                  sizeof(params));
 }
 
 static int s_check(struct rm_save_ctx *ctx)
@@ -266,6 +277,7 @@ const struct rm_save_ops mem_save_ops = {
     .start_of_stream = s_nop,
     .start_of_checkpoint = s_nop,
     .end_of_checkpoint = s_end_of_checkpoint,
+    .end_of_checkpoint_running = s_end_of_checkpoint_running,
     .check_vm_state = s_check,
     .map_pages = s_map,
     .enable_logdirty = s_logdirty_on,
@@ -380,6 +392,19 @@ static int r_process(struct rm_restore_ctx *ctx, const struct rm_record *rec)
         memcpy(&r->vcpu_state, d, 8);
         r->have_state = true;
         return 0;
+    case RM_REC_HVM_PARAMS: {
+        struct rm_hvm_params_hdr h;
+        struct rm_hvm_param p;
+
+        memcpy(&h, d, sizeof(h));
+        if (h.count >= 2 &&
+            rec->length >= sizeof(h) + 2 * sizeof(p)) {
+            memcpy(&p, d + sizeof(h) + sizeof(p), sizeof(p));
+            r->params_late_value = p.value;
+        }
+        r->params_applied++;
+        return 0;
+    }
     default:
         return 0;
     }

@@ -8,8 +8,9 @@
  * checkpoints), holes (pfns reported as XTAB), and a knob that makes
  * check_vm_state report a layout change at a given call.
  * Restore side: the replica's pages and the log of what was applied.
- * Domain type: x86 HVM (writes HVM_CONTEXT, HVM_PARAMS, X86_TSC_INFO,
- * X86_CPUID_POLICY, X86_MSR_POLICY) or remus KVM (KVM_VM_INFO, KVM_VCPU,
+ * Domain type: x86 HVM (writes HVM_CONTEXT, X86_TSC_INFO,
+ * X86_CPUID_POLICY, X86_MSR_POLICY, and HVM_PARAMS as Xen's backend does:
+ * in end_of_checkpoint_running) or remus KVM (KVM_VM_INFO, KVM_VCPU,
  * KVM_DEVICE).
  */
 #ifndef REMUS_TESTS_MEM_BACKEND_H
@@ -48,6 +49,9 @@ struct mem_guest {
 
     /* Counters */
     unsigned suspends, resumes, harvests;
+    /* end_of_checkpoint_running (HVM: writes HVM_PARAMS, its second value
+     * the resumes so far): calls, and calls with the guest suspended. */
+    unsigned late_states, late_suspended;
     bool suspended;
     bool logdirty;
 };
@@ -68,6 +72,9 @@ struct mem_replica {
     uint64_t vcpu_state;           /* applied state */
     bool have_state;
     bool completed;                /* stream_complete called */
+    /* HVM_PARAMS records applied, and the last one's second value. */
+    unsigned params_applied;
+    uint64_t params_late_value;
     unsigned records_processed;
     uint64_t max_pfns;             /* refuse larger guests (0: 1<<20) */
     /* map_pages refusals: the engine asked for a page the backend cannot

@@ -52,6 +52,11 @@ static void run_plain(uint32_t dtype, enum rm_save_mode mode,
     assert_true(r->have_state);
     assert_int_equal(r->vcpu_state, g->vcpu_state);
     assert_same_memory(g, r);
+    /* A plain save's late state is written at once, still suspended. */
+    assert_int_equal(g->late_states, 1);
+    assert_int_equal(g->late_suspended, 1);
+    if (dtype == RM_DHDR_TYPE_X86_HVM)
+        assert_int_equal(r->params_applied, 1);
     rm_buf_free(&out);
     mem_guest_free(g);
     mem_replica_free(r);
@@ -154,6 +159,41 @@ static void run_checkpointed(bool compress, uint64_t max_buffer_bytes)
 }
 
 static void test_checkpointed(void **s) { (void)s; run_checkpointed(false, 0); }
+
+/* end_of_checkpoint_running: once per checkpoint, with the guest running
+ * again, and its record is part of that checkpoint on the replica (Xen
+ * HVM reads its toolstack params there, out of the pause). */
+static void test_state_after_resume(void **state)
+{
+    struct mem_guest *g = mem_guest_new(NP, RM_DHDR_TYPE_X86_HVM, 6);
+    struct mem_replica *r = mem_replica_new();
+    struct tu_save_opts o = { .mode = RM_SAVE_CHECKPOINTED, .epochs = 5,
+                              .dirty_per_epoch = 10 };
+    struct tu_restore_log log = { 0 };
+    struct rm_buf out = { 0 };
+    struct rm_error err = { 0 };
+    struct rm_save_ctx sctx;
+    struct rm_restore_ctx rctx;
+
+    (void)state;
+    if (tu_save(g, &o, &out, &sctx, &err))
+        fail_msg("save: %s", rm_error_str(&err));
+    assert_int_equal(sctx.epoch, 5);
+    assert_int_equal(g->late_states, 5);
+    assert_int_equal(g->late_suspended, 0);
+    assert_int_equal(g->resumes, 5);
+    r->nr_pfns = NP;
+    if (tu_restore(out.data, out.len, r, false, true, &log, &rctx, &err))
+        fail_msg("restore: %s", rm_error_str(&err));
+    assert_int_equal(rctx.result, RM_RESTORE_COMPLETE);
+    assert_int_equal(log.commits, 5);
+    assert_int_equal(r->params_applied, 5);
+    /* The last checkpoint's record, read after its resume. */
+    assert_int_equal(r->params_late_value, 5);
+    rm_buf_free(&out);
+    mem_guest_free(g);
+    mem_replica_free(r);
+}
 
 /* A guest whose size is not a multiple of the bitmap's words (100 pages),
  * its first and last page dirty in every checkpoint: the word-at-a-time
@@ -801,6 +841,7 @@ int main(void)
         cmocka_unit_test(test_live_max_iters),
         cmocka_unit_test(test_live_max_factor),
         cmocka_unit_test(test_checkpointed),
+        cmocka_unit_test(test_state_after_resume),
         cmocka_unit_test(test_pause_breakdown),
         cmocka_unit_test(test_staging_ready_ahead),
         cmocka_unit_test(test_mem_hashes),
