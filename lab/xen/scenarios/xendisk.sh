@@ -49,15 +49,13 @@ cfg() {
         /payload/guest.cfg > "$3"
     echo "disk = [ \"vdev=xvda,access=rw,format=raw,script=/payload/vbd-lab,target=$2\" ]" >> "$3"
 }
-# records LOG: "N TOKEN" per "guest: disk N TOKEN" line of a console log
-records() { tr -d '\r' < "$1" | grep -a "guest: disk [0-9]" | awk '{print $3, $4}'; }
 # check IMG PLOG RLOG: IMG holds, for every record printed, the one the
 # last printer wrote (RLOG's over PLOG's), and nothing of this boot beyond
 # the replica's last record + 1.  Prints why not and fails.
 check() {
     boot=$(tr -d '\r' < "$2" | grep -a -m1 "guest: counter" | awk '{print $5}')
-    records "$2" > /tmp/p.rec
-    records "$3" > /tmp/r.rec
+    disk_records "$2" > /tmp/p.rec
+    disk_records "$3" > /tmp/r.rec
     # the last word on each N: the replica's lines after the primary's
     cat /tmp/p.rec /tmp/r.rec | awk '{t[$1] = $2} END {for (k in t) print k, t[k]}' | sort -n > /tmp/want.rec
     n=0; rmax=0
@@ -120,7 +118,7 @@ run() {
     counts_on $rlog "$before" "the primary's death (on the replica)" || fail "the replica does not count on"
     # blkfront reconnected: the replica writes four records of its own
     for i in $(seq 1 90); do
-        if [ "$(records $rlog | wc -l)" -ge 4 ]; then break; fi
+        if [ "$(disk_records $rlog | wc -l)" -ge 4 ]; then break; fi
         sleep 1
     done
     xl destroy labdisk
@@ -129,7 +127,7 @@ run() {
     kill -TERM $SA $SB 2>/dev/null || true; wait $SA || true; wait $SB || true
     cp $plog /tmp/$tag.plog; cp $rlog /tmp/$tag.rlog; cp /tmp/b.img /tmp/$tag.img
     cp /tmp/prot.log /tmp/$tag.prot.log; cp /tmp/recv.log /tmp/$tag.recv.log; cp /tmp/stats /tmp/$tag.stats
-    [ "$(records $rlog | wc -l)" -ge 4 ] || fail "the replica wrote fewer than 4 records: blkfront did not reconnect?"
+    [ "$(disk_records $rlog | wc -l)" -ge 4 ] || fail "the replica wrote fewer than 4 records: blkfront did not reconnect?"
 }
 
 echo "== 1. protected with its disk, then the primary dies"

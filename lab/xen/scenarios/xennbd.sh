@@ -48,7 +48,7 @@ records() {
     tr -d '\r' < "$2" > /tmp/records.log
     boot=$(grep -a -m1 "guest: counter" /tmp/records.log | awk '{print $5}')
     n=0
-    grep -a "guest: disk [0-9]" /tmp/records.log | awk '{print $3, $4}' > /tmp/records.list
+    disk_records /tmp/records.log > /tmp/records.list
     while read -r k tok; do
         got=$(dd if="$1" bs=512 skip="$k" count=1 2>/dev/null | tr -d '\0' | head -1)
         [ "$got" = "rec $k $boot $tok" ] || { echo "sector $k holds '$got', not 'rec $k $boot $tok'"; return 1; }
