@@ -87,10 +87,6 @@ lab_mark() {
     printf '%s\n' "$*" >> "${LAB_MARKS:-/tmp/lab-marks}"   # for guest-watch.sh
 }
 
-# xen_death_line DOMID: Xen's last word in `xl dmesg` of that domain's
-# death (a triple fault, an unexpected or unhandled nested vmexit, a
-# crash), empty when there is none; guest-died.sh judges the same messages
-# in the serial log.  For guest-watch.sh and warmup.sh.
 # disk_records LOG: "N TOKEN" for each "guest: disk N TOKEN" line of a
 # lab guest's console log (CRLF or not).  A kernel message the console
 # put on the same line ("...4989[   30.799163] Restarting tasks ... done."
@@ -100,6 +96,10 @@ disk_records() {
     tr -d '\r' < "$1" | grep -a "guest: disk [0-9]" | awk '{t = $4; sub(/\[.*/, "", t); print $3, t}'
 }
 
+# xen_death_line DOMID: Xen's last word in `xl dmesg` of that domain's
+# death (a triple fault, an unexpected or unhandled nested vmexit, a
+# crash), empty when there is none; guest-died.sh judges the same messages
+# in the serial log.  For guest-watch.sh and warmup.sh.
 xen_death_line() {
     xl dmesg 2>/dev/null | grep -E "d${1}v[0-9]+ (Triple fault|Unexpected vmexit|Unhandled nested vmexit|Unhandled: vec)|Domain $1 (\(vcpu#[0-9]+\) crashed on cpu#|reported crashed by domain)" | tail -1
 }

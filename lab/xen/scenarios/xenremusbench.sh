@@ -12,8 +12,8 @@
 #      secondary's buffering and acknowledgement);
 #   4. `xl remus -F -n -d -b`: Xen's own (Debian's libxl is built without
 #      network buffering, so -n; -b: to /dev/null, like row 2).
-#      Stopping it by a signal
-#      may leave the guest suspended or in log-dirty mode;
+#      Stopping it by a signal may leave the guest suspended or in
+#      log-dirty mode;
 #   5. `xl remus -F -n -d` to `xl migrate-receive -r` in the same dom0
 #      (`-s ''`: the receiver's command run by sh, no ssh): xl as it runs,
 #      the guest suspended while xl sends; compared with row 3.
@@ -141,8 +141,9 @@ op_end "remus protect" $dom
 # wx_NAME (the watch's line), xlrate_NAME, pxl_NAME, or xlwhy_NAME (why it
 # is NOT MEASURED).  Its guest may die under it (a triple fault under
 # nested SVM in TCG, the lab's hazard): then the row is NOT MEASURED, the
-# rows before it stand.  Stopped by SIGINT (a receiver of its own is
-# stopped first, so xl does not fail over onto a second guest).
+# rows before it stand.  Stopped by SIGINT, a receiver of its own with
+# it (pkill -f matches the receiver and, in row 5, xl remus itself, whose
+# arguments name it), so that no second guest is left running.
 measure_xl() {
     _n=$1; shift
     op_begin "xl remus ($_n)" $dom
