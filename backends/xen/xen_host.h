@@ -71,6 +71,14 @@ int rm_xen_dominfo(struct rm_xen_host *h, uint32_t domid,
  * until Xen reports it shut down for suspend.  A guest that does not
  * suspend in time gets its request withdrawn and -ETIMEDOUT; a guest that
  * crashed or shut down for another reason gets -ESRCH naming the reason.
+ *
+ * The first call for a domain holds its suspend event channel (as xl
+ * does: libxenguest's lock file, our end bound, Xen subscribed to signal
+ * it when the domain has suspended), so that each later suspend is asked
+ * and seen on it, not polled; rm_xen_told_running, or closing the host,
+ * lets it go (and withdraws the subscription).  A channel another process
+ * holds, or none: asked as above, and the domain's state polled (by
+ * hypercall: no xenstore round trip).
  */
 int rm_xen_suspend(struct rm_xen_host *h, uint32_t domid,
                    unsigned timeout_ms, struct rm_error *err);
@@ -89,7 +97,7 @@ int rm_xen_resume_cancelled(struct rm_xen_host *h, uint32_t domid,
 
 /*
  * Tell xenstored that @domid runs again after suspends (XS_RESUME, as
- * libxl does).  xenstored fires @releaseDomain once per shutdown until it
+ * libxl does), and let its suspend channel go (rm_xen_suspend).  xenstored fires @releaseDomain once per shutdown until it
  * is told, and Xen's own toolstack sees a suspend only through that
  * watch: without it `xl save`, `xl migrate` or `xl remus` of the guest
  * would wait 60 s for a suspend it cannot see and give up.  0 or -errno.
