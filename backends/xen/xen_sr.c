@@ -86,6 +86,15 @@ struct xen_save {
     /* The current batch's mapping (map_pages .. unmap_pages). */
     void *map;
     uint32_t map_count;
+    /* The pause's batches, already staged: unmapped once the guest runs
+     * again (munmap of foreign pages, ~6 us a page under TCG, is not
+     * the guest's to wait for). */
+    struct held_map {
+        void *map;
+        uint32_t count;
+    } *held;
+    size_t nr_held, held_cap;
+    uint64_t resumed_ns;   /* rm_now_ns() as the last resume let it run */
     xen_pfn_t gfns[RM_PAGE_DATA_BATCH];
     int errs[RM_PAGE_DATA_BATCH];
     /* The dirty log, in hypercall-safe memory. */
@@ -379,6 +388,37 @@ static int s_map_pages(struct rm_save_ctx *ctx, uint32_t count,
     return 0;
 }
 
+/* Unmap the batches the pause kept. */
+static void release_held(struct xen_save *xs)
+{
+    size_t i;
+
+    for (i = 0; i < xs->nr_held; i++)
+        xenforeignmemory_unmap(xs->fmem, xs->held[i].map,
+                               xs->held[i].count);
+    xs->nr_held = 0;
+}
+
+/* Keep the current batch's mapping until the resume.  false: no room. */
+static bool hold_batch(struct xen_save *xs)
+{
+    if (xs->nr_held == xs->held_cap) {
+        size_t cap = xs->held_cap ? xs->held_cap * 2 : 16;
+        struct held_map *n = realloc(xs->held, cap * sizeof(*n));
+
+        if (!n)
+            return false;
+        xs->held = n;
+        xs->held_cap = cap;
+    }
+    xs->held[xs->nr_held].map = xs->map;
+    xs->held[xs->nr_held].count = xs->map_count;
+    xs->nr_held++;
+    return true;
+}
+
+/* In a pause the mapping outlives the batch (released by s_resume, or
+ * s_cleanup); else it goes now. */
 static void s_unmap_pages(struct rm_save_ctx *ctx, uint32_t count,
                           void **ptrs)
 {
@@ -386,7 +426,7 @@ static void s_unmap_pages(struct rm_save_ctx *ctx, uint32_t count,
 
     (void)count;
     (void)ptrs;
-    if (xs->map)
+    if (xs->map && !(ctx->suspended && hold_batch(xs)))
         xenforeignmemory_unmap(xs->fmem, xs->map, xs->map_count);
     xs->map = NULL;
     xs->map_count = 0;
@@ -478,8 +518,17 @@ static int s_resume(struct rm_save_ctx *ctx)
 
     int rc = rm_xen_resume_cancelled(xs->arg->host, xs->domid, ctx->err);
 
+    xs->resumed_ns = rm_now_ns();
     xs->resumed |= !rc;
+    release_held(xs);
     return rc;
+}
+
+static uint64_t s_resumed_at(struct rm_save_ctx *ctx)
+{
+    struct xen_save *xs = ctx->backend;
+
+    return xs->resumed_ns;
 }
 
 static void s_cleanup(struct rm_save_ctx *ctx)
@@ -492,6 +541,8 @@ static void s_cleanup(struct rm_save_ctx *ctx)
         rm_xen_told_running_or_warn(xs->arg->host, xs->domid);
     if (xs->map)
         xenforeignmemory_unmap(xs->fmem, xs->map, xs->map_count);
+    release_held(xs);
+    free(xs->held);
     if (xs->logdirty)
         xc_shadow_control(xs->xch, xs->domid, XEN_DOMCTL_SHADOW_OP_OFF,
                           NULL, 0);
@@ -518,6 +569,7 @@ const struct rm_save_ops rm_xen_save_ops = {
     .harvest_dirty = s_harvest_dirty,
     .suspend = s_suspend,
     .resume = s_resume,
+    .resumed_at = s_resumed_at,
     .cleanup = s_cleanup,
 };
 
