@@ -21,33 +21,21 @@
 
 #include "common/log.h"
 
-/*
- * A guest's suspend event channel, held across the suspends of a
- * checkpoint loop (libxenguest's protocol, as xl uses it: a lock file
- * per domain, our end bound to the guest's port, and Xen told to signal
- * that port when the domain has suspended, XEN_DOMCTL_subscribe).  Our
- * notify asks the guest to suspend; Xen's signal wakes us when it has.
- */
-struct suspend_chan {
-    bool held;
-    uint32_t domid;
-    int port;              /* our end */
-    int lockfd;
-    bool tried;            /* for domid: could not be held, poll instead */
-};
-
 struct rm_xen_host {
     xc_interface *xch;
     xenforeignmemory_handle *fmem;
-    xenevtchn_handle *xce;     /* the suspend channel's only */
+    xenevtchn_handle *xce;
     struct xs_handle *xsh;
     xentoollog_logger_stdiostream *xtl;
-    struct suspend_chan sus;
 };
 
-static void suspend_chan_release(struct rm_xen_host *h);
-
 struct xc_interface_core *rm_xen_xch(struct rm_xen_host *h) { return h->xch; }
+
+struct xc_interface_core *rm_xen_xch_open_another(struct rm_xen_host *h)
+{
+    return xc_interface_open((xentoollog_logger *)h->xtl,
+                             (xentoollog_logger *)h->xtl, 0);
+}
 struct xenforeignmemory_handle *rm_xen_fmem(struct rm_xen_host *h)
 {
     return h->fmem;
@@ -67,7 +55,6 @@ void rm_xen_host_close(struct rm_xen_host *h)
 {
     if (!h)
         return;
-    suspend_chan_release(h);
     if (h->xsh)
         xs_close(h->xsh);
     if (h->xce)
@@ -127,7 +114,7 @@ fail:
 /* ------------------------------------------------------------ domains */
 
 /* rm_xen_dominfo without the name: hypercalls only, no xenstored round
- * trip (~2 ms under TCG); what a wait for a state polls. */
+ * trip (2-4 ms under TCG); what a wait for a state polls. */
 static int domain_state(struct rm_xen_host *h, uint32_t domid,
                         struct rm_xen_dominfo *out, struct rm_error *err)
 {
@@ -225,13 +212,14 @@ static const char *shutdown_reason_name(unsigned r)
     }
 }
 
-/* The guest's suspend event channel port (device/suspend/event-channel),
- * or -ENOENT when it published none. */
-static int guest_suspend_port(struct rm_xen_host *h, uint32_t domid)
+/* The guest's suspend event channel, when it published one: bound (once)
+ * and its local port returned; -ENOENT when there is none. */
+static int suspend_evtchn(struct rm_xen_host *h, uint32_t domid)
 {
     char path[96], *val;
     unsigned len;
     unsigned long port;
+    xenevtchn_port_or_error_t local;
 
     snprintf(path, sizeof(path), "/local/domain/%u/device/suspend/"
              "event-channel", domid);
@@ -240,101 +228,12 @@ static int guest_suspend_port(struct rm_xen_host *h, uint32_t domid)
         return -ENOENT;
     port = strtoul(val, NULL, 10);
     free(val);
-    return port && port < (1ul << 20) ? (int)port : -ENOENT;
-}
-
-static void suspend_chan_release(struct rm_xen_host *h)
-{
-    struct suspend_chan *c = &h->sus;
-
-    if (c->held) {
-        /* Xen signals VIRQ_DOM_EXC for this domain's suspends again
-         * (else xenstored, and a later `xl save`, would not see them) */
-        if (xc_domain_subscribe_for_suspend(h->xch, c->domid, 0) &&
-            errno != ESRCH)         /* gone: migrated away, destroyed */
-            LOG_WARN("domain %u: cannot withdraw the suspend subscription "
-                     "(%s): Xen's toolstack may not see its next suspend",
-                     c->domid, strerror(errno));
-        xc_suspend_evtchn_release(h->xch, h->xce, c->domid, c->port,
-                                  &c->lockfd);
-    }
-    memset(c, 0, sizeof(*c));
-}
-
-/* Hold @domid's suspend channel, once: true when held.  A guest without
- * one, or whose channel another process holds (xl save, xl remus), is
- * asked through xenstore (or a one-off bind) and polled. */
-static bool suspend_chan_hold(struct rm_xen_host *h, uint32_t domid)
-{
-    struct suspend_chan *c = &h->sus;
-    int gport, port, lockfd = -1;
-
-    if (c->domid == domid && (c->held || c->tried))
-        return c->held;
-    suspend_chan_release(h);
-    c->domid = domid;
-    c->tried = true;
-    gport = guest_suspend_port(h, domid);
-    if (gport < 0)
-        return false;
-    port = xc_suspend_evtchn_init_sane(h->xch, h->xce, domid, gport,
-                                       &lockfd);
-    if (port < 0) {
-        LOG_INFO("domain %u: its suspend event channel cannot be held (%s: "
-                 "another toolstack's?); its suspends are polled",
-                 domid, strerror(errno));
-        return false;
-    }
-    c->held = true;
-    c->port = port;
-    c->lockfd = lockfd;
-    LOG_INFO("domain %u: suspends asked and seen on its suspend event "
-             "channel (port %d here)", domid, port);
-    return true;
-}
-
-/* Wait at most @ms for the held channel's next signal, and re-arm it.
- * A signal may be stale (one is pending at binding): the caller looks at
- * the domain's state again either way. */
-static void suspend_chan_wait(struct rm_xen_host *h, unsigned ms)
-{
-    struct pollfd pfd = { .fd = xenevtchn_fd(h->xce), .events = POLLIN };
-    xenevtchn_port_or_error_t p;
-
-    if (poll(&pfd, 1, (int)ms) != 1)
-        return;
-    p = xenevtchn_pending(h->xce);
-    if (p >= 0)
-        xenevtchn_unmask(h->xce, (evtchn_port_t)p);
-}
-
-/* Ask @domid to suspend: through the held channel, else a one-off bind
- * of its suspend channel, else xenstore.  0 or -errno. */
-static int ask_suspend(struct rm_xen_host *h, uint32_t domid,
-                       const char *path, struct rm_error *err)
-{
-    int gport, port;
-
-    if (suspend_chan_hold(h, domid) &&
-        xenevtchn_notify(h->xce, (evtchn_port_t)h->sus.port) == 0)
-        return 0;
-    gport = h->sus.held ? -ENOENT : guest_suspend_port(h, domid);
-    if (gport > 0) {
-        port = xenevtchn_bind_interdomain(h->xce, domid,
-                                          (evtchn_port_t)gport);
-        if (port >= 0) {
-            int rc = xenevtchn_notify(h->xce, (evtchn_port_t)port);
-
-            xenevtchn_unbind(h->xce, (evtchn_port_t)port);
-            if (rc == 0)
-                return 0;
-        }
-    }
-    if (!xs_write(h->xsh, XBT_NULL, path, "suspend", 7))
-        return rm_error_set(err, -EIO, "cannot ask domain %u to suspend "
-                            "(writing %s): %s", domid, path,
-                            strerror(errno));
-    return 0;
+    if (!port)
+        return -ENOENT;
+    local = xenevtchn_bind_interdomain(h->xce, domid, (evtchn_port_t)port);
+    if (local < 0)
+        return -ENOENT;      /* fall back to xenstore */
+    return local;
 }
 
 int rm_xen_suspend(struct rm_xen_host *h, uint32_t domid,
@@ -342,15 +241,23 @@ int rm_xen_suspend(struct rm_xen_host *h, uint32_t domid,
 {
     struct rm_xen_dominfo di;
     char path[64];
-    uint64_t deadline = now_ms() + timeout_ms, now;
+    uint64_t deadline = now_ms() + timeout_ms;
     unsigned spin = 0;
-    int rc;
+    int port, rc;
 
+    port = suspend_evtchn(h, domid);
+    if (port >= 0) {
+        rc = xenevtchn_notify(h->xce, (evtchn_port_t)port);
+        xenevtchn_unbind(h->xce, (evtchn_port_t)port);
+        if (rc)
+            port = -1;
+    }
     snprintf(path, sizeof(path), "/local/domain/%u/control/shutdown",
              domid);
-    rc = ask_suspend(h, domid, path, err);
-    if (rc)
-        return rc;
+    if (port < 0 && !xs_write(h->xsh, XBT_NULL, path, "suspend", 7))
+        return rm_error_set(err, -EIO, "cannot ask domain %u to suspend "
+                            "(writing %s): %s", domid, path,
+                            strerror(errno));
     for (;;) {
         rc = domain_state(h, domid, &di, err);
         if (rc)
@@ -362,20 +269,12 @@ int rm_xen_suspend(struct rm_xen_host *h, uint32_t domid,
                                 "suspending (%s)", domid,
                                 di.crashed ? "crashed" : "shut down",
                                 shutdown_reason_name(di.shutdown_reason));
-        now = now_ms();
-        if (now >= deadline) {
+        if (now_ms() >= deadline) {
             xs_write(h->xsh, XBT_NULL, path, "", 0);
             return rm_error_set(err, -ETIMEDOUT, "domain %u did not "
                                 "suspend within %u ms (does its kernel "
                                 "handle control/shutdown = suspend?)",
                                 domid, timeout_ms);
-        }
-        if (h->sus.held && h->sus.domid == domid) {
-            /* Xen signals the suspend; look again at least every 50 ms
-             * (a crash or another shutdown is not signalled here) */
-            suspend_chan_wait(h, (unsigned)(deadline - now < 50 ?
-                                            deadline - now : 50));
-            continue;
         }
         /* Spin briefly first: a guest that suspends fast is seen fast. */
         if (++spin > 50)
@@ -396,8 +295,6 @@ int rm_xen_resume_cancelled(struct rm_xen_host *h, uint32_t domid,
 int rm_xen_told_running(struct rm_xen_host *h, uint32_t domid,
                         struct rm_error *err)
 {
-    if (h->sus.domid == domid)
-        suspend_chan_release(h);
     if (!xs_resume_domain(h->xsh, domid))
         return rm_error_set(err, errno ? -errno : -EIO, "domain %u runs "
                             "again, but xenstored could not be told so "

@@ -38,6 +38,10 @@ struct xenforeignmemory_handle;
 struct xs_handle;
 struct xenevtchn_handle;
 struct xc_interface_core *rm_xen_xch(struct rm_xen_host *h);
+/* A second libxenctrl handle with the host's logger, for a thread of its
+ * own (a handle is used by one thread at a time; the caller closes it,
+ * xc_interface_close).  NULL on failure, errno set. */
+struct xc_interface_core *rm_xen_xch_open_another(struct rm_xen_host *h);
 struct xenforeignmemory_handle *rm_xen_fmem(struct rm_xen_host *h);
 struct xs_handle *rm_xen_xsh(struct rm_xen_host *h);
 struct xenevtchn_handle *rm_xen_xce(struct rm_xen_host *h);
@@ -68,17 +72,11 @@ int rm_xen_dominfo(struct rm_xen_host *h, uint32_t domid,
  * Suspend the guest cooperatively: through its suspend event channel when
  * it published one (device/suspend/event-channel), else by writing
  * "suspend" to its control/shutdown node; then wait (at most @timeout_ms)
- * until Xen reports it shut down for suspend.  A guest that does not
+ * until Xen reports it shut down for suspend (its state polled by
+ * hypercall: a Linux guest publishes no suspend event channel, so Xen
+ * has nothing to signal us on).  A guest that does not
  * suspend in time gets its request withdrawn and -ETIMEDOUT; a guest that
  * crashed or shut down for another reason gets -ESRCH naming the reason.
- *
- * The first call for a domain holds its suspend event channel (as xl
- * does: libxenguest's lock file, our end bound, Xen subscribed to signal
- * it when the domain has suspended), so that each later suspend is asked
- * and seen on it, not polled; rm_xen_told_running, or closing the host,
- * lets it go (and withdraws the subscription).  A channel another process
- * holds, or none: asked as above, and the domain's state polled (by
- * hypercall: no xenstore round trip).
  */
 int rm_xen_suspend(struct rm_xen_host *h, uint32_t domid,
                    unsigned timeout_ms, struct rm_error *err);
@@ -97,7 +95,7 @@ int rm_xen_resume_cancelled(struct rm_xen_host *h, uint32_t domid,
 
 /*
  * Tell xenstored that @domid runs again after suspends (XS_RESUME, as
- * libxl does), and let its suspend channel go (rm_xen_suspend).  xenstored fires @releaseDomain once per shutdown until it
+ * libxl does).  xenstored fires @releaseDomain once per shutdown until it
  * is told, and Xen's own toolstack sees a suspend only through that
  * watch: without it `xl save`, `xl migrate` or `xl remus` of the guest
  * would wait 60 s for a suspend it cannot see and give up.  0 or -errno.
