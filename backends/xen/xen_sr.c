@@ -13,6 +13,7 @@
 #include <xenguest.h>
 #include <xen/hvm/params.h>
 
+#include "backends/xen/xen_hvm_pause.h"
 #include "common/log.h"
 
 _Static_assert(sizeof(struct rm_x86_cpuid_leaf) == sizeof(xen_cpuid_leaf_t),
@@ -34,17 +35,11 @@ int rm_xen_version(struct rm_xen_host *h, uint32_t *major, uint32_t *minor)
 /*
  * The HVM params a checkpoint carries (as Xen's own save does: the ones
  * that describe the guest's layout, not the host's wiring), in two kinds.
- * The guest may set these itself (Xen's hvm_allow_set_param), so they are
- * read in the pause, with the rest of its state:
+ * The guest may set some itself (Xen's hvm_allow_set_param): those are
+ * read in the pause, with the rest of its state (rm_xen_guest_set_params,
+ * backends/xen/xen_hvm_pause.h).
  */
-static const uint32_t guest_set_params[] = {
-    HVM_PARAM_VM86_TSS_SIZED,
-    HVM_PARAM_ACPI_IOPORTS_LOCATION,
-    HVM_PARAM_VM_GENERATION_ID_ADDR,
-    HVM_PARAM_X87_FIP_WIDTH,
-};
-#define NR_GUEST_SET_PARAMS \
-    (sizeof(guest_set_params) / sizeof(guest_set_params[0]))
+#define NR_GUEST_SET_PARAMS RM_XEN_NR_GUEST_SET_PARAMS
 /* Only a toolstack sets these (the guest gets -EPERM): their value at the
  * suspend is their value once it runs again, so they are read after the
  * resume, at no cost to the pause (in the lab ~0.03 ms each under TCG). */
@@ -76,10 +71,8 @@ struct xen_save {
     bool logdirty;
     bool resumed;          /* resumed after a suspend: xenstored is told
                             * once, at cleanup (rm_xen_told_running) */
-    /* The HVM context's buffer, sized once (Xen's size for a domain is
-     * fixed by its vCPUs), sized again on -ENOSPC. */
-    uint8_t *hvm;
-    uint32_t hvm_size;
+    /* The pause's state reads, beside the page copy, and the resume */
+    struct rm_xen_hvm_pause *pause;
     /* The params read in this checkpoint's pause (guest_set_params,
      * zero: not set), for end_of_checkpoint_running's record. */
     uint64_t guest_params[NR_GUEST_SET_PARAMS];
@@ -140,6 +133,9 @@ static int s_setup(struct rm_save_ctx *ctx)
     ctx->dtype = RM_DHDR_TYPE_X86_HVM;
     if (rm_xen_version(arg->host, &ctx->dhdr_major, &ctx->dhdr_minor))
         return rm_error_set(ctx->err, -EIO, "cannot read Xen's version");
+    rc = rm_xen_hvm_pause_open(&xs->pause, arg->host, arg->domid, ctx->err);
+    if (rc)
+        return rc;
     LOG_INFO("domain %u ('%s'): HVM%s, %" PRIu64 " pages populated, p2m of "
              "%" PRIu64 " pfns, %u vCPUs", arg->domid, di.name,
              di.hap ? " with HAP" : "", di.nr_pages, (uint64_t)nr,
@@ -246,66 +242,23 @@ static int get_param(struct rm_save_ctx *ctx, uint32_t index, uint64_t *v)
     return 0;
 }
 
-/* The HVM context into xs->hvm; its length into *len.  0 or -errno. */
-static int get_hvm_context(struct rm_save_ctx *ctx, uint32_t *len)
-{
-    struct xen_save *xs = ctx->backend;
-    int tries, size = -1;
-
-    for (tries = 0; tries < 2; tries++) {
-        if (!xs->hvm) {
-            uint8_t *buf;
-
-            size = xc_domain_hvm_getcontext(xs->xch, xs->domid, NULL, 0);
-            if (size <= 0)
-                return rm_error_set(ctx->err, errno ? -errno : -EIO,
-                                    "cannot size domain %u's HVM context: "
-                                    "%s", xs->domid, strerror(errno));
-            buf = malloc((size_t)size);
-            if (!buf)
-                return rm_error_set(ctx->err, -ENOMEM, "out of memory");
-            xs->hvm = buf;
-            xs->hvm_size = (uint32_t)size;
-        }
-        size = xc_domain_hvm_getcontext(xs->xch, xs->domid, xs->hvm,
-                                        xs->hvm_size);
-        if (size > 0 || errno != ENOSPC)
-            break;
-        free(xs->hvm);          /* grew: size it again, once */
-        xs->hvm = NULL;
-    }
-    if (size <= 0)
-        return rm_error_set(ctx->err, errno ? -errno : -EIO, "cannot read "
-                            "domain %u's HVM context: %s", xs->domid,
-                            strerror(errno));
-    *len = (uint32_t)size;
-    return 0;
-}
-
-/* In the pause: TSC info, the HVM context, the params the guest sets. */
+/* In the pause: TSC info, the HVM context (read from the suspend on,
+ * beside the pages), the params the guest sets (kept for
+ * end_of_checkpoint_running's record). */
 static int s_end_of_checkpoint(struct rm_save_ctx *ctx)
 {
     struct xen_save *xs = ctx->backend;
-    struct rm_x86_tsc_info tsc;
-    uint32_t len = 0;
-    size_t i;
-    int rc;
+    const struct rm_xen_hvm_pause_state *st;
+    int rc = rm_xen_hvm_pause_collect(xs->pause, &st, ctx->err);
 
-    memset(&tsc, 0, sizeof(tsc));
-    if (xc_domain_get_tsc_info(xs->xch, xs->domid, &tsc.mode, &tsc.nsec,
-                               &tsc.khz, &tsc.incarnation))
-        return rm_error_set(ctx->err, errno ? -errno : -EIO, "cannot read "
-                            "domain %u's TSC info: %s", xs->domid,
-                            strerror(errno));
-    rc = rm_stream_write_record(&ctx->w, RM_REC_X86_TSC_INFO, &tsc,
-                                sizeof(tsc));
+    if (rc)
+        return rc;
+    memcpy(xs->guest_params, st->guest_params, sizeof(xs->guest_params));
+    rc = rm_stream_write_record(&ctx->w, RM_REC_X86_TSC_INFO, &st->tsc,
+                                sizeof(st->tsc));
     if (!rc)
-        rc = get_hvm_context(ctx, &len);
-    if (!rc)
-        rc = rm_stream_write_record(&ctx->w, RM_REC_HVM_CONTEXT, xs->hvm,
-                                    len);
-    for (i = 0; !rc && i < NR_GUEST_SET_PARAMS; i++)
-        rc = get_param(ctx, guest_set_params[i], &xs->guest_params[i]);
+        rc = rm_stream_write_record(&ctx->w, RM_REC_HVM_CONTEXT, st->hvm,
+                                    st->hvm_len);
     return rc;
 }
 
@@ -327,7 +280,7 @@ static int s_end_of_checkpoint_running(struct rm_save_ctx *ctx)
         uint64_t v;
 
         if (i < NR_GUEST_SET_PARAMS) {
-            index = guest_set_params[i];
+            index = rm_xen_guest_set_params[i];
             v = xs->guest_params[i];
         } else {
             index = toolstack_params[i - NR_GUEST_SET_PARAMS];
@@ -506,19 +459,21 @@ static int s_harvest_dirty(struct rm_save_ctx *ctx, unsigned long *bitmap)
 static int s_suspend(struct rm_save_ctx *ctx)
 {
     struct xen_save *xs = ctx->backend;
+    int rc = rm_xen_suspend(xs->arg->host, xs->domid,
+                            xs->arg->suspend_timeout_ms ?
+                            xs->arg->suspend_timeout_ms : 30000, ctx->err);
 
-    return rm_xen_suspend(xs->arg->host, xs->domid,
-                          xs->arg->suspend_timeout_ms ?
-                          xs->arg->suspend_timeout_ms : 30000, ctx->err);
+    if (!rc)    /* its state is fixed now: read it beside the pages */
+        rm_xen_hvm_pause_begin(xs->pause);
+    return rc;
 }
 
 static int s_resume(struct rm_save_ctx *ctx)
 {
     struct xen_save *xs = ctx->backend;
 
-    int rc = rm_xen_resume_cancelled(xs->arg->host, xs->domid, ctx->err);
+    int rc = rm_xen_hvm_pause_resume(xs->pause, &xs->resumed_ns, ctx->err);
 
-    xs->resumed_ns = rm_now_ns();
     xs->resumed |= !rc;
     release_held(xs);
     return rc;
@@ -549,7 +504,7 @@ static void s_cleanup(struct rm_save_ctx *ctx)
     if (xs->hb.hbuf)
         xc__hypercall_buffer_free_pages(xs->xch, &xs->hb,
                                         (int)xs->hbuf_pages);
-    free(xs->hvm);
+    rm_xen_hvm_pause_close(xs->pause);
     free(xs);
     ctx->backend = NULL;
 }
