@@ -101,18 +101,9 @@ static void read_all(struct rm_xen_hvm_pause *p, xc_interface *xch)
             goto out;
         }
     }
-    /* Last, once the HVM context above holds the suspend as it happened
-     * (rax 0: a replica that resumes from it starts anew): the suspend
-     * hypercall's return value for this domain's own resume, 1,
-     * "cancelled" (HVM guests have the host's address width: 64-bit). */
+    /* For the resume, which sets the suspend's return value in it */
     p->what = "vCPU 0's context";
     if (xc_vcpu_getcontext(xch, p->domid, 0, &p->vcpu0)) {
-        rc = errno ? -errno : -EIO;
-        goto out;
-    }
-    p->vcpu0.x64.user_regs.rax = 1;
-    p->what = "vCPU 0's context (setting the suspend's return value)";
-    if (xc_vcpu_setcontext(xch, p->domid, 0, &p->vcpu0)) {
         rc = errno ? -errno : -EIO;
         goto out;
     }
@@ -250,8 +241,20 @@ int rm_xen_hvm_pause_resume(struct rm_xen_hvm_pause *p,
         *released_ns = rm_now_ns();
         return rc;
     }
-    /* The reads set the return value: the bare resumedomain is left */
-    if (xc_domain_resume(xch, p->domid, 0))
+    /*
+     * The suspend hypercall's return value, 1, "cancelled" (HVM guests
+     * have the host's address width: 64-bit), set here, at the resume,
+     * as libxenctrl does (the HVM context read above keeps rax 0: a
+     * replica that resumes from it starts anew).  Set by the thread
+     * right after its read, it measured no shorter a pause in the lab
+     * (suspended p50 9.5-9.8 ms against 9.4 here).
+     */
+    p->vcpu0.x64.user_regs.rax = 1;
+    if (xc_vcpu_setcontext(xch, p->domid, 0, &p->vcpu0))
+        rc = rm_error_set(err, errno ? -errno : -EIO, "cannot resume "
+                          "domain %u after its checkpoint (setting vCPU "
+                          "0's context): %s", p->domid, strerror(errno));
+    else if (xc_domain_resume(xch, p->domid, 0))
         rc = rm_error_set(err, errno ? -errno : -EIO, "cannot resume "
                           "domain %u after its checkpoint: %s", p->domid,
                           strerror(errno));

@@ -13,19 +13,18 @@
  * and unmapped per call).  The thread has its own libxenctrl handle: a handle is used by
  * one thread at a time, and the caller's is busy with the pages.
  *
- * The resume is split the same way.  What libxenctrl's
- * xc_domain_resume(fast=1) does for an HVM guest, vCPU 0's rax set to 1
- * (the guest's suspend hypercall returns "cancelled": it keeps its
- * devices and event channels), the thread does last, after its HVM
- * context read (which keeps rax as the suspend left it, 0: a replica
- * resuming from it starts anew).  rm_xen_hvm_pause_resume then only
- * issues the bare XEN_DOMCTL_resumedomain, as libxenctrl does for an HVM
- * guest in xc_domain_resume(fast=0) (which modifies nothing for an HVM
- * guest: Xen 4.17's xg_resume.c, xc_domain_resume_hvm).  Skipped on the
- * way: the domain info, callback IRQ param and Xen capabilities reads
- * that libxenctrl repeats on every resume (a guest that suspended
- * cooperatively has PV drivers, and HVM guests have the host's address
- * width).
+ * The resume (rm_xen_hvm_pause_resume) does what libxenctrl's
+ * xc_domain_resume(fast=1) does for an HVM guest, with the vCPU context
+ * the thread already read: vCPU 0's rax set to 1 (the guest's suspend
+ * hypercall returns "cancelled": it keeps its devices and event
+ * channels; the HVM context the replica gets keeps rax 0, as the suspend
+ * left it: a replica starts anew), then the bare XEN_DOMCTL_resumedomain,
+ * which libxenctrl issues for an HVM guest as its xc_domain_resume(fast=0)
+ * (that call modifies nothing for an HVM guest: Xen 4.17's xg_resume.c,
+ * xc_domain_resume_hvm).  Skipped on the way: the domain info, callback
+ * IRQ param and Xen capabilities reads that libxenctrl repeats on every
+ * resume (a guest that suspended cooperatively has PV drivers, and HVM
+ * guests have the host's address width).
  *
  * Not thread-safe itself: one save engine drives it.
  */
@@ -83,10 +82,10 @@ int rm_xen_hvm_pause_collect(struct rm_xen_hvm_pause *p,
 
 /*
  * Resume the domain, its suspend cancelled: after a pause whose reads were
- * collected without error (vCPU 0's return value set among them), the
- * bare resumedomain; otherwise (no collect, a failed read: a checkpoint
- * given up) libxenctrl's xc_domain_resume(fast=1), after waiting for
- * reads in flight.
+ * collected without error (vCPU 0's context among them), that context
+ * with the return value set, then the bare resumedomain; otherwise (no
+ * collect, a failed read: a checkpoint given up) libxenctrl's
+ * xc_domain_resume(fast=1), after waiting for reads in flight.
  * *released_ns: rm_now_ns() as the domain was let run (the resumedomain
  * call returned).  0 or -errno with @err.
  */
