@@ -247,7 +247,7 @@ int rm_xen_hvm_pause_resume(struct rm_xen_hvm_pause *p,
      * as libxenctrl does (the HVM context read above keeps rax 0: a
      * replica that resumes from it starts anew).  Set by the thread
      * right after its read, it measured no shorter a pause in the lab
-     * (suspended p50 9.5-9.8 ms against 9.4 here).
+     * (suspended p50 9.5-9.8 ms against 8.5-9.4 here).
      */
     p->vcpu0.x64.user_regs.rax = 1;
     if (xc_vcpu_setcontext(xch, p->domid, 0, &p->vcpu0))
