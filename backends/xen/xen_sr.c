@@ -87,6 +87,7 @@ struct xen_save {
         uint32_t count;
     } *held;
     size_t nr_held, held_cap;
+    uint64_t held_pages;
     uint64_t resumed_ns;   /* rm_now_ns() as the last resume let it run */
     xen_pfn_t gfns[RM_PAGE_DATA_BATCH];
     int errs[RM_PAGE_DATA_BATCH];
@@ -350,11 +351,23 @@ static void release_held(struct xen_save *xs)
         xenforeignmemory_unmap(xs->fmem, xs->held[i].map,
                                xs->held[i].count);
     xs->nr_held = 0;
+    xs->held_pages = 0;
 }
+
+/*
+ * At most this many pages stay mapped until the resume; past it a pause's
+ * batches are unmapped at once, as before.  A checkpoint's dirty set is
+ * far below it (~500 pages in the lab); a save that sends a large guest
+ * whole in one pause (not live) would otherwise hold every frame mapped
+ * at once (dom0 page tables for each, 2 MiB per GiB of guest).
+ */
+#define HELD_PAGES_MAX 16384u
 
 /* Keep the current batch's mapping until the resume.  false: no room. */
 static bool hold_batch(struct xen_save *xs)
 {
+    if (xs->held_pages + xs->map_count > HELD_PAGES_MAX)
+        return false;
     if (xs->nr_held == xs->held_cap) {
         size_t cap = xs->held_cap ? xs->held_cap * 2 : 16;
         struct held_map *n = realloc(xs->held, cap * sizeof(*n));
@@ -367,6 +380,7 @@ static bool hold_batch(struct xen_save *xs)
     xs->held[xs->nr_held].map = xs->map;
     xs->held[xs->nr_held].count = xs->map_count;
     xs->nr_held++;
+    xs->held_pages += xs->map_count;
     return true;
 }
 
