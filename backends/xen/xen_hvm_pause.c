@@ -26,7 +26,7 @@ struct rm_xen_hvm_pause {
     uint32_t domid;
     xc_interface *own_xch;     /* the thread's; NULL: reads in line */
     pthread_t thread;
-    bool have_thread;
+    bool have_thread, have_cond;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     /* Under lock: begin sets asked; the thread clears it, reads, sets
@@ -145,14 +145,15 @@ int rm_xen_hvm_pause_open(struct rm_xen_hvm_pause **out,
     p->host = h;
     p->domid = domid;
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->cond, NULL);
-    p->own_xch = rm_xen_xch_open_another(h);
+    p->have_cond = rm_cond_init_monotonic(&p->cond) == 0;
+    p->own_xch = p->have_cond ? rm_xen_xch_open_another(h) : NULL;
     if (p->own_xch && pthread_create(&p->thread, NULL, reader, p) == 0)
         p->have_thread = true;
     if (!p->have_thread) {
         LOG_WARN("domain %u: no thread of its own for the pause's state "
                  "reads (%s): read in line, the pause lasts longer",
-                 domid, p->own_xch ? "cannot start a thread" :
+                 domid, !p->have_cond ? "no condition variable" :
+                 p->own_xch ? "cannot start a thread" :
                  "cannot open a second libxenctrl handle");
         if (p->own_xch)
             xc_interface_close(p->own_xch);
@@ -187,7 +188,8 @@ void rm_xen_hvm_pause_close(struct rm_xen_hvm_pause *p)
     }
     if (p->own_xch)
         xc_interface_close(p->own_xch);
-    pthread_cond_destroy(&p->cond);
+    if (p->have_cond)
+        pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
     free(p->hvm);
     free(p);
