@@ -117,6 +117,16 @@ row() {
 }
 # per_page P50-MS PAGES: suspended ms per 100 pages of a checkpoint
 per_page() { awk -v t="$1" -v n="$2" 'BEGIN {if (n + 0 > 0) printf "%.2f", t * 100 / n; else print "-"}'; }
+# versus WHAT A-NAME A-WATCH A-PAGES B-NAME B-WATCH B-PAGES: A's suspended
+# p50 against B's, plain and per 100 pages (how many pages a checkpoint
+# carries differs between the tools and between runs: xl remus's cycle is
+# longer than its -i when it sends slowly)
+versus() {
+    _pa=$(per_page "$(field "$3" p50_ms)" "$4")
+    _pb=$(per_page "$(field "$6" p50_ms)" "$7")
+    echo "suspended p50, $1: $(ratio "$(field "$3" p50_ms)" "$(field "$6" p50_ms)") (goal: <= 0.2)"
+    echo "per 100 pages: $2 $_pa ms, $5 $_pb ms: $(ratio "$_pa" "$_pb")"
+}
 
 echo "== 1. unprotected, $T s"
 pings_start base
@@ -149,9 +159,9 @@ op_end "remus protect" $dom
 
 # measure_xl NAME XL-REMUS-ARGS...: xl remus on the guest for a row; sets
 # wx_NAME (the watch's line), xlrate_NAME, pxl_NAME, xlpg_NAME (pages per
-# checkpoint, p50), or xlwhy_NAME (why it is NOT MEASURED).  Its guest may die under it (a triple fault under
-# nested SVM in TCG, the lab's hazard): then the row is NOT MEASURED, the
-# rows before it stand.  Stopped by SIGINT, a receiver of its own with
+# checkpoint, p50), or xlwhy_NAME (why it is NOT MEASURED).  Its guest
+# may die under it (a triple fault under nested SVM in TCG, the lab's
+# hazard): then the row is NOT MEASURED, the rows before it stand.  Stopped by SIGINT, a receiver of its own with
 # it (pkill -f matches the receiver and, in row 5, xl remus itself, whose
 # arguments name it), so that no second guest is left running.
 measure_xl() {
@@ -223,15 +233,6 @@ else
     echo "| xl remus -F -n -d, to xl migrate-receive -r | NOT MEASURED: $xlwhy_r |"
 fi
 echo "remus's own pause by part (means, ms): -b: $parts_bh; output held: $parts_held"
-# The ratio, and the same per page: how many pages a checkpoint carries
-# differs between the tools and between runs (xl remus's cycle is longer
-# than its -i when it sends slowly), so suspended ms per 100 pages is
-# compared too
-if [ -z "$xlwhy_b" ]; then
-    echo "suspended p50, remus -b / xl remus -b: $(ratio "$(field "$w_bh" p50_ms)" "$(field "$wx_b" p50_ms)") (goal: <= 0.2)"
-    echo "per 100 pages: remus -b $(per_page "$(field "$w_bh" p50_ms)" "$pg_bh") ms, xl remus -b $(per_page "$(field "$wx_b" p50_ms)" "$xlpg_b") ms: $(ratio "$(per_page "$(field "$w_bh" p50_ms)" "$pg_bh")" "$(per_page "$(field "$wx_b" p50_ms)" "$xlpg_b")")"
-fi
-if [ -z "$xlwhy_r" ]; then
-    echo "suspended p50, remus as it runs / xl remus to its receiver: $(ratio "$(field "$w_held" p50_ms)" "$(field "$wx_r" p50_ms)") (goal: <= 0.2)"
-    echo "per 100 pages: remus as it runs $(per_page "$(field "$w_held" p50_ms)" "$pg_held") ms, xl remus to its receiver $(per_page "$(field "$wx_r" p50_ms)" "$xlpg_r") ms: $(ratio "$(per_page "$(field "$w_held" p50_ms)" "$pg_held")" "$(per_page "$(field "$wx_r" p50_ms)" "$xlpg_r")")"
-fi
+[ -n "$xlwhy_b" ] || versus "remus -b / xl remus -b" "remus -b" "$w_bh" "$pg_bh" "xl remus -b" "$wx_b" "$xlpg_b"
+[ -n "$xlwhy_r" ] || versus "remus as it runs / xl remus to its receiver" "remus as it runs" "$w_held" "$pg_held" \
+    "xl remus to its receiver" "$wx_r" "$xlpg_r"
