@@ -39,7 +39,6 @@ int rm_xen_version(struct rm_xen_host *h, uint32_t *major, uint32_t *minor)
  * read in the pause, with the rest of its state (rm_xen_guest_set_params,
  * backends/xen/xen_hvm_pause.h).
  */
-#define NR_GUEST_SET_PARAMS RM_XEN_NR_GUEST_SET_PARAMS
 /* Only a toolstack sets these (the guest gets -EPERM): their value at the
  * suspend is their value once it runs again, so they are read after the
  * resume, at no cost to the pause (in the lab ~0.03 ms each under TCG). */
@@ -59,7 +58,7 @@ static const uint32_t toolstack_params[] = {
 };
 #define NR_TOOLSTACK_PARAMS \
     (sizeof(toolstack_params) / sizeof(toolstack_params[0]))
-#define NR_SAVED_PARAMS (NR_GUEST_SET_PARAMS + NR_TOOLSTACK_PARAMS)
+#define NR_SAVED_PARAMS (RM_XEN_NR_GUEST_SET_PARAMS + NR_TOOLSTACK_PARAMS)
 
 /* ================================================================ save */
 
@@ -75,7 +74,7 @@ struct xen_save {
     struct rm_xen_hvm_pause *pause;
     /* The params read in this checkpoint's pause (guest_set_params,
      * zero: not set), for end_of_checkpoint_running's record. */
-    uint64_t guest_params[NR_GUEST_SET_PARAMS];
+    uint64_t guest_params[RM_XEN_NR_GUEST_SET_PARAMS];
     /* The current batch's mapping (map_pages .. unmap_pages). */
     void *map;
     uint32_t map_count;
@@ -280,11 +279,11 @@ static int s_end_of_checkpoint_running(struct rm_save_ctx *ctx)
         uint32_t index;
         uint64_t v;
 
-        if (i < NR_GUEST_SET_PARAMS) {
+        if (i < RM_XEN_NR_GUEST_SET_PARAMS) {
             index = rm_xen_guest_set_params[i];
             v = xs->guest_params[i];
         } else {
-            index = toolstack_params[i - NR_GUEST_SET_PARAMS];
+            index = toolstack_params[i - RM_XEN_NR_GUEST_SET_PARAMS];
             rc = get_param(ctx, index, &v);
             if (rc)
                 return rc;

@@ -61,7 +61,8 @@ ip addr add 10.80.0.1/24 dev vif$dom.0
 ticks() { sed -n "$1,$2p" $log | tr -d '\r' | grep -ac "^guest: counter "; }
 here() { wc -l < $log; }
 rate() { awk -v n="$1" -v t="$2" 'BEGIN {printf "%.2f", n / t}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.3g", a / b; else print "-"}'; }
+# ratio A B: A / B, "-" when either is not a number (a row not measured)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.3g", a / b; else print "-"}'; }
 field() { echo "$1" | awk -v k="$2" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}'; }
 # pings_start NAME / pings_end NAME: 5 pings a second through the VIF for
 # the row; the end prints "p50 P99 lost/sent" (rtt in ms)
@@ -74,10 +75,10 @@ pings_end() {
               for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (t[j] < t[i]) {x = t[i]; t[i] = t[j]; t[j] = x}
               printf "%.1f %.1f %d/%d\n", t[int((n - 1) / 2)], t[int((n - 1) * 99 / 100)], sent - n, sent}' "/tmp/ping.$1"
 }
-# stats_p50: remus's own pause p50 (ms) from its --stats-file
-stats_p50() { sort -n -k2 /tmp/stats | awk '{a[NR] = $2} END {printf "%.1f", a[int((NR + 1) / 2)] / 1000}'; }
 # p50 of the numbers on standard input ("-" for none)
 median() { sort -n | awk '{a[NR] = $1} END {if (!NR) print "-"; else print a[int((NR + 1) / 2)]}'; }
+# stats_p50: remus's own pause p50 (ms) from its --stats-file
+stats_p50() { awk '{printf "%.1f\n", $2 / 1000}' /tmp/stats | median; }
 # pages per checkpoint, p50: remus's from its --stats-file (column 3, the
 # first checkpoint, the initial copy's end, left out); xl remus's from its
 # log ("Checkpointed save: N/N", one line per checkpoint)
