@@ -11,6 +11,7 @@
 #include <xenguest.h>
 #include <xen/hvm/params.h>
 
+#include "backends/xen/xen_vcpu_domctl.h"
 #include "common/io.h"
 #include "common/log.h"
 
@@ -42,7 +43,11 @@ struct rm_xen_hvm_pause {
     uint8_t *hvm;              /* Xen's size for the domain (fixed by its
                                 * vCPUs; sized again on -ENOSPC) */
     uint32_t hvm_size;
-    vcpu_guest_context_any_t vcpu0;
+    /* vCPU 0's context as read: in vd's buffer, or (no vd: libxenctrl's
+     * calls) in vcpu0_copy */
+    struct rm_xen_vcpu_domctl *vd;
+    vcpu_guest_context_any_t *vcpu0;
+    vcpu_guest_context_any_t vcpu0_copy;
 };
 
 /* The HVM context into p->hvm, sized on first use.  0 or -errno. */
@@ -103,7 +108,13 @@ static void read_all(struct rm_xen_hvm_pause *p, xc_interface *xch)
     }
     /* For the resume, which sets the suspend's return value in it */
     p->what = "vCPU 0's context";
-    if (xc_vcpu_getcontext(xch, p->domid, 0, &p->vcpu0)) {
+    if (p->vd)
+        p->vcpu0 = rm_xen_vcpu_domctl_get(p->vd, 0);
+    else if (xc_vcpu_getcontext(xch, p->domid, 0, &p->vcpu0_copy) == 0)
+        p->vcpu0 = &p->vcpu0_copy;
+    else
+        p->vcpu0 = NULL;
+    if (!p->vcpu0) {
         rc = errno ? -errno : -EIO;
         goto out;
     }
@@ -144,6 +155,11 @@ int rm_xen_hvm_pause_open(struct rm_xen_hvm_pause **out,
         return rm_error_set(err, -ENOMEM, "out of memory");
     p->host = h;
     p->domid = domid;
+    p->vd = rm_xen_vcpu_domctl_open(domid);
+    if (!p->vd)
+        LOG_WARN("domain %u: the vCPU context and resume domctls go "
+                 "through libxenctrl (%s): the resume takes longer",
+                 domid, strerror(errno));
     pthread_mutex_init(&p->lock, NULL);
     p->have_cond = rm_cond_init_monotonic(&p->cond) == 0;
     p->own_xch = p->have_cond ? rm_xen_xch_open_another(h) : NULL;
@@ -191,6 +207,7 @@ void rm_xen_hvm_pause_close(struct rm_xen_hvm_pause *p)
     if (p->have_cond)
         pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
+    rm_xen_vcpu_domctl_close(p->vd);
     free(p->hvm);
     free(p);
 }
@@ -233,6 +250,7 @@ int rm_xen_hvm_pause_resume(struct rm_xen_hvm_pause *p,
 {
     xc_interface *xch = rm_xen_xch(p->host);
     bool ours = p->collected && p->rc == 0;
+    const char *what = NULL;
     int rc = 0;
 
     settle(p);
@@ -251,15 +269,23 @@ int rm_xen_hvm_pause_resume(struct rm_xen_hvm_pause *p,
      * right after its read, it measured no shorter a pause in the lab
      * (suspended p50 9.5-9.8 ms against 8.5-9.4 here).
      */
-    p->vcpu0.x64.user_regs.rax = 1;
-    if (xc_vcpu_setcontext(xch, p->domid, 0, &p->vcpu0))
-        rc = rm_error_set(err, errno ? -errno : -EIO, "cannot resume "
-                          "domain %u after its checkpoint (setting vCPU "
-                          "0's context): %s", p->domid, strerror(errno));
-    else if (xc_domain_resume(xch, p->domid, 0))
-        rc = rm_error_set(err, errno ? -errno : -EIO, "cannot resume "
-                          "domain %u after its checkpoint: %s", p->domid,
-                          strerror(errno));
+    p->vcpu0->x64.user_regs.rax = 1;
+    if (p->vd) {
+        rc = rm_xen_vcpu_domctl_set(p->vd, 0);
+        if (rc == 0)
+            rc = rm_xen_vcpu_domctl_resume(p->vd);
+        else
+            what = "setting vCPU 0's context";
+    } else if (xc_vcpu_setcontext(xch, p->domid, 0, p->vcpu0)) {
+        rc = errno ? -errno : -EIO;
+        what = "setting vCPU 0's context";
+    } else if (xc_domain_resume(xch, p->domid, 0)) {
+        rc = errno ? -errno : -EIO;
+    }
+    if (rc)
+        rm_error_set(err, rc, "cannot resume domain %u after its "
+                     "checkpoint%s%s%s: %s", p->domid, what ? " (" : "",
+                     what ? what : "", what ? ")" : "", strerror(-rc));
     *released_ns = rm_now_ns();
     return rc;
 }

@@ -8,10 +8,13 @@
  * the HVM params the guest may set and vCPU 0's register context are
  * fixed until the resume; reading them beside the page copy takes them
  * off the pause's critical path (in the lab under TCG, ~1-2 ms of Xen's
- * gethvmcontext and ~0.5-0.9 ms each of libxenctrl's get- and
- * setvcpucontext, each with a multi-page hypercall bounce buffer mapped
- * and unmapped per call).  The thread has its own libxenctrl handle: a handle is used by
- * one thread at a time, and the caller's is busy with the pages.
+ * gethvmcontext).  The thread has its own libxenctrl handle: a handle is
+ * used by one thread at a time, and the caller's is busy with the pages.
+ * vCPU 0's context is read, and set again at the resume, by domctls with
+ * hypercall buffers of their own allocated once (xen_vcpu_domctl.h:
+ * libxenctrl's calls map and unmap a two-page bounce buffer each time,
+ * ~0.4-0.6 ms a call in the lab against 0.06-0.2), or by libxenctrl's
+ * when those cannot be had.
  *
  * The resume (rm_xen_hvm_pause_resume) does what libxenctrl's
  * xc_domain_resume(fast=1) does for an HVM guest, with the vCPU context
@@ -20,8 +23,8 @@
  * channels; the HVM context the replica gets keeps rax 0, as the suspend
  * left it: a replica starts anew), then the bare XEN_DOMCTL_resumedomain,
  * which libxenctrl issues for an HVM guest as its xc_domain_resume(fast=0)
- * (that call modifies nothing for an HVM guest: Xen 4.17's xg_resume.c,
- * xc_domain_resume_hvm).  Skipped on the way: the domain info, callback
+ * after a domain info read (that call modifies nothing else for an HVM
+ * guest: Xen 4.17's xg_resume.c, xc_domain_resume_hvm).  Skipped on the way: the domain info, callback
  * IRQ param and Xen capabilities reads that libxenctrl repeats on every
  * resume (a guest that suspended cooperatively has PV drivers, and HVM
  * guests have the host's address width).
