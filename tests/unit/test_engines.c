@@ -62,6 +62,25 @@ static void run_plain(uint32_t dtype, enum rm_save_mode mode,
     mem_replica_free(r);
 }
 
+/* rm_bitmap_weight: bits set, zero words skipped, the last word's bits
+ * past nbits not counted. */
+static void test_bitmap_weight(void **state)
+{
+    unsigned long bm[4] = { 0 };
+
+    (void)state;
+    assert_int_equal(rm_bitmap_weight(bm, 4 * RM_BITS_PER_LONG), 0);
+    bm[0] = 0x5;                      /* 2 */
+    bm[2] = ~0ul;                     /* a whole word */
+    bm[3] = 0x3ul | (1ul << 40);      /* 2 below bit 40, one at 40 */
+    assert_int_equal(rm_bitmap_weight(bm, 4 * RM_BITS_PER_LONG),
+                     2 + RM_BITS_PER_LONG + 3);
+    /* 3 * 64 + 40 bits: bit 40 of the last word is past the end */
+    assert_int_equal(rm_bitmap_weight(bm, 3 * RM_BITS_PER_LONG + 40),
+                     2 + RM_BITS_PER_LONG + 2);
+    assert_int_equal(rm_bitmap_weight(bm, 1), 1);
+}
+
 static void test_nonlive_hvm(void **s) { (void)s; run_plain(RM_DHDR_TYPE_X86_HVM, RM_SAVE_NONLIVE, 0); }
 static void test_nonlive_kvm(void **s) { (void)s; run_plain(RM_DHDR_TYPE_REMUS_KVM, RM_SAVE_NONLIVE, 0); }
 static void test_live_busy(void **s) { (void)s; run_plain(RM_DHDR_TYPE_REMUS_KVM, RM_SAVE_LIVE, 30); }
@@ -834,6 +853,7 @@ static void test_commit_failure_refuses_to_run(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bitmap_weight),
         cmocka_unit_test(test_nonlive_hvm),
         cmocka_unit_test(test_nonlive_kvm),
         cmocka_unit_test(test_live_busy),
