@@ -250,7 +250,7 @@ int rm_xen_hvm_pause_resume(struct rm_xen_hvm_pause *p,
 {
     xc_interface *xch = rm_xen_xch(p->host);
     bool ours = p->collected && p->rc == 0;
-    const char *what = NULL;
+    const char *what = "";     /* the step that failed, if not the last */
     int rc = 0;
 
     settle(p);
@@ -275,17 +275,16 @@ int rm_xen_hvm_pause_resume(struct rm_xen_hvm_pause *p,
         if (rc == 0)
             rc = rm_xen_vcpu_domctl_resume(p->vd);
         else
-            what = "setting vCPU 0's context";
+            what = " (setting vCPU 0's context)";
     } else if (xc_vcpu_setcontext(xch, p->domid, 0, p->vcpu0)) {
         rc = errno ? -errno : -EIO;
-        what = "setting vCPU 0's context";
+        what = " (setting vCPU 0's context)";
     } else if (xc_domain_resume(xch, p->domid, 0)) {
         rc = errno ? -errno : -EIO;
     }
     if (rc)
         rm_error_set(err, rc, "cannot resume domain %u after its "
-                     "checkpoint%s%s%s: %s", p->domid, what ? " (" : "",
-                     what ? what : "", what ? ")" : "", strerror(-rc));
+                     "checkpoint%s: %s", p->domid, what, strerror(-rc));
     *released_ns = rm_now_ns();
     return rc;
 }

@@ -24,10 +24,11 @@
  * left it: a replica starts anew), then the bare XEN_DOMCTL_resumedomain,
  * which libxenctrl issues for an HVM guest as its xc_domain_resume(fast=0)
  * after a domain info read (that call modifies nothing else for an HVM
- * guest: Xen 4.17's xg_resume.c, xc_domain_resume_hvm).  Skipped on the way: the domain info, callback
- * IRQ param and Xen capabilities reads that libxenctrl repeats on every
- * resume (a guest that suspended cooperatively has PV drivers, and HVM
- * guests have the host's address width).
+ * guest: Xen 4.17's xg_resume.c, xc_domain_resume_hvm).  Skipped on the
+ * way: the domain info, callback IRQ param and Xen capabilities reads
+ * that libxenctrl repeats on every resume (a guest that suspended
+ * cooperatively has PV drivers, and HVM guests have the host's address
+ * width).
  *
  * Not thread-safe itself: one save engine drives it.
  */
