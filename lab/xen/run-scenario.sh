@@ -8,7 +8,7 @@
 # scenario.log, scenario.rc, xen-logs/ (guest consoles), xl-dmesg.log, and
 # the serial log of the whole boot (serial.log).  Exit: the scenario's.
 # A failed scenario whose guest under test died on its own (guest-died.sh)
-# is run again, at most XEN_LAB_RETRIES times (default 2), and one whose
+# is run again, at most XEN_LAB_RETRIES times (default 3), and one whose
 # guest died in a way that may be ours at most XEN_LAB_RETRY_OURS times
 # (default 1, reported "RETRIED: MAY BE OURS: ..."); each failed try
 # is kept in $XEN_LAB_OUT/NAME.try-N, and a pass after a retry prints one
@@ -26,7 +26,7 @@ CACHE_ROOT=${XEN_LAB_CACHE:-/var/cache/remus/xen-lab}
 KEY=$(cat "$HERE/build-image.sh" "$HERE"/rootfs/* | sha256sum | cut -c1-12)
 CACHE="$CACHE_ROOT/$KEY"
 OUT=${XEN_LAB_OUT:-$ROOT/build/xen-lab}/$NAME
-RETRIES=${XEN_LAB_RETRIES:-2}
+RETRIES=${XEN_LAB_RETRIES:-3}
 rm -rf "$OUT".try-*   # a previous run's failed tries
 WORK=$(mktemp -d /tmp/remus-xenlab.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
