@@ -104,6 +104,14 @@ xen_death_line() {
     xl dmesg 2>/dev/null | grep -E "d${1}v[0-9]+ (Triple fault|Unexpected vmexit|Unhandled nested vmexit|Unhandled: vec)|Domain $1 (\(vcpu#[0-9]+\) crashed on cpu#|reported crashed by domain)" | tail -1
 }
 
+# set_tsc_mode CFG MODE: the xl config CFG with tsc_mode MODE instead of
+# its own (guest.cfg's is "native": lab/xen/README.md says why); for the
+# tools that compare the modes (bootchurn.sh, suspchurn.sh).
+set_tsc_mode() {
+    sed -i '/^tsc_mode = /d' "$1"
+    echo "tsc_mode = \"$2\"" >> "$1"
+}
+
 # lab_guest NAME: the domain NAME (just created by the scenario) is a
 # guest under test.  Only such a guest's death can be retried.
 lab_guest() {

@@ -10,10 +10,7 @@
 n=${BOOTCHURN_BOOTS:-10}
 log=/var/log/xen/console/guest-labguest.log
 sed -e 's/^name = .*/name = "labguest"/' /payload/guest.cfg > /tmp/g.cfg
-if [ -n "${BOOTCHURN_TSC:-}" ]; then
-    sed -i '/^tsc_mode = /d' /tmp/g.cfg
-    echo "tsc_mode = \"$BOOTCHURN_TSC\"" >> /tmp/g.cfg
-fi
+[ -z "${BOOTCHURN_TSC:-}" ] || set_tsc_mode /tmp/g.cfg "$BOOTCHURN_TSC"
 deaths=0
 for b in $(seq 1 $n); do
     : > $log

@@ -12,8 +12,8 @@
 # default"), SUSPCHURN_CYCLES times (default 2).  A row's guest is not
 # announced (a death must not stop the count).  Per row: the checkpoints
 # (remus: its stats file's lines; xl: its "Checkpointed save" lines), and
-# whether the guest died (Xen's "Triple fault" or "crashed" for its
-# domain, or the domain crashed); at the end, per pair: rows, checkpoints,
+# whether the guest died (Xen's death message for its domain,
+# xen_death_line, or the domain crashed); at the end, per pair: rows, checkpoints,
 # deaths, deaths per 100 checkpoints (a guest that died at boot makes no
 # row: counted apart).
 set -e
@@ -29,9 +29,15 @@ checkpoints() {
     if [ "$1" = remus ]; then cat /tmp/stats 2>/dev/null | wc -l
     else grep -c "Checkpointed save" /tmp/xlremus.log 2>/dev/null || true; fi
 }
+# last_words TOOL N: the last N lines of the row's tool's log (xl's
+# without its debug lines)
+last_words() {
+    if [ "$1" = remus ]; then tail -"$2" /tmp/prot.log
+    else grep -v ': debug: ' /tmp/xlremus.log | tail -"$2"; fi
+}
 row() {   # TOOL TSC
-    sed -e 's/^name = .*/name = "labchurn"/' -e '/^tsc_mode = /d' /payload/guest.cfg > /tmp/c.cfg
-    echo "tsc_mode = \"$2\"" >> /tmp/c.cfg
+    sed -e 's/^name = .*/name = "labchurn"/' /payload/guest.cfg > /tmp/c.cfg
+    set_tsc_mode /tmp/c.cfg "$2"
     : > $log
     xl create /tmp/c.cfg > /tmp/create.log 2>&1 || { tail -3 /tmp/create.log; return 0; }
     dom=$(xl domid labchurn)
@@ -59,15 +65,17 @@ row() {   # TOOL TSC
     kill -KILL $tool 2>/dev/null || true; wait $tool 2>/dev/null || true
     n=$(checkpoints "$1")
     st=$(xl list labchurn 2>/dev/null | awk 'NR == 2 {print $5}')
-    died=$(xl dmesg | grep -a -E "d${dom}v[0-9]+ Triple fault|Domain $dom .*crashed" | tail -1 | tr -d '\r')
+    died=$(xen_death_line "$dom" | tr -d '\r')
     case $st in *c*) [ -n "$died" ] || died="state $st";; esac
     if [ -n "$died" ]; then
         echo "$1 $2 $n died" >> /tmp/churn.rows
         echo "row $1 $2: died after $n checkpoints: $died (state $st)"
-        if [ "$1" = remus ]; then tail -2 /tmp/prot.log; else grep -v ': debug: ' /tmp/xlremus.log | tail -2; fi
+        last_words "$1" 2
     else
         echo "$1 $2 $n ok $early" >> /tmp/churn.rows
-        echo "row $1 $2: $n checkpoints$( [ $early = 0 ] || echo ", the tool ended early: $( if [ "$1" = remus ]; then tail -1 /tmp/prot.log; else grep -v ': debug: ' /tmp/xlremus.log | tail -1; fi)") (state $st)"
+        why=
+        [ $early = 0 ] || why=", the tool ended early: $(last_words "$1" 1)"
+        echo "row $1 $2: $n checkpoints$why (state $st)"
     fi
     xl destroy labchurn 2>/dev/null || true
     for _i in $(seq 1 30); do xl list labchurn > /dev/null 2>&1 || break; sleep 1; done
