@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole suite against one or more build directories:
-#   tests/run-tests.sh [--lab-only|--no-lab] BUILD [BUILD ...]
+#   tests/run-tests.sh [--lab-only|--no-lab|--kvm-only] BUILD [BUILD ...]
 # What runs, in order:
 #   lint    tests/lint/*: checks of the test scripts themselves (once)
 #   once    tests/once/*.sh: the project as a whole (a fresh Debian root)
@@ -9,6 +9,8 @@
 #   integ.  every tests/integration/*.sh, once per build directory, with
 #           REMUS, BUILD and ROOT set
 #   lab     tests/lab/*.sh (the Xen lab), once, with the first build
+# --kvm-only runs only the unit and integration tests that need /dev/kvm
+# (what lab/kvm/run.sh runs inside its machine on a host without one).
 # ONLY=NAME[,NAME...] (what `make check T=...` sets) runs just the tests of
 # those names (test_auth, kvm_protect, xen_smoke, set_e_lists); TEST_CASE
 # (`make check T=test_auth C='*replay*'`) is a cmocka filter for the unit
@@ -73,6 +75,7 @@ run_unit() {
     short=$(basename "$bin")
     name="$(basename "$(dirname "$(dirname "$bin")")")/$short"
     selected "$short" || return 0
+    if [ "$LAB" = kvm ] && ! needs_kvm "$short" ""; then return 0; fi
     selected=$((selected + 1))
     out="$LOGDIR/$(echo "$name" | tr / _).log"
     CMOCKA_MESSAGE_OUTPUT=STDOUT TEST_CASE="${TEST_CASE:-}" \
@@ -145,6 +148,7 @@ run_integration() {   # run_integration BUILD SCRIPT
     local short
     short=$(basename "$2" .sh)
     selected "$short" || return 0
+    if [ "$LAB" = kvm ] && ! needs_kvm "$short" "$2"; then return 0; fi
     selected=$((selected + 1))
     run_script "$1/$short" "$2" "$1"
 }
@@ -197,8 +201,12 @@ run_lint_pipes() {
 LAB=all
 if [ "${1:-}" = "--lab-only" ]; then LAB=only; shift; fi
 if [ "${1:-}" = "--no-lab" ]; then LAB=none; shift; fi   # quick iterations
-[ $# -ge 1 ] || { echo "usage: $0 [--lab-only|--no-lab] BUILD_DIR..." >&2; exit 2; }
-if [ "$LAB" != only ]; then
+if [ "${1:-}" = "--kvm-only" ]; then LAB=kvm; shift; fi
+[ $# -ge 1 ] || { echo "usage: $0 [--lab-only|--no-lab|--kvm-only] BUILD_DIR..." >&2; exit 2; }
+if [ "$LAB" = kvm ] && ! have_kvm; then
+    echo "--kvm-only on a machine without /dev/kvm (lab/kvm/run.sh runs them elsewhere)" >&2; exit 2
+fi
+if [ "$LAB" != only ] && [ "$LAB" != kvm ]; then
     run_lint
     run_lint_pipes
     # tests/once/*.sh: about the project as a whole, run once
@@ -222,7 +230,7 @@ for build in "$@"; do
 done
 # The Xen lab (tests/lab/*.sh): real Xen in QEMU, once, with the first
 # build directory (its binaries run inside dom0; ASan builds would not).
-if [ "$LAB" != none ]; then
+if [ "$LAB" = all ] || [ "$LAB" = only ]; then
     echo "== Xen lab ($1)"
     TIMEOUT=${LAB_TIMEOUT:-1200}
     for script in tests/lab/*.sh; do
