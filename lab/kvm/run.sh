@@ -104,7 +104,7 @@ while kill -0 "$qemu" 2>/dev/null; do
 done
 wait "$qemu" || true
 wait "$shown" || true
-ended=$(grep -E '^kvm-lab: exit [0-9]+$' "$WORK/console.log" | tail -1 | awk '{print $3}')
+ended=$(grep -E '^kvm-lab: exit [0-9]+$' "$WORK/console.log" | tail -1 | awk '{print $3}' || true)
 if [ -z "$ended" ]; then
     if [ "$stalled" = 1 ]; then
         echo "FAIL  kvm-lab: the machine stopped: its console was silent for ${KVM_LAB_STALL:-300} s; its console's tail:"
