@@ -7,12 +7,14 @@
 # All from Debian packages: `apt-get download` + `dpkg-deb -x` (nothing
 # installed on the host but debootstrap, busybox-static, cpio) and
 # debootstrap from the mirror apt is configured with.
-# The cache key is a hash of this script and lab/xen/rootfs/*: a changed
+# The cache key is a hash of this script, lab/xen/rootfs/* and
+# lab/lib/root.sh: a changed
 # recipe rebuilds.  CACHE defaults to /var/cache/remus/xen-lab.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/../lib/root.sh"
 CACHE_ROOT=${XEN_LAB_CACHE:-/var/cache/remus/xen-lab}
-KEY=$(cat "$0" "$HERE"/rootfs/* 2>/dev/null | sha256sum | cut -c1-12)
+KEY=$(cat "$0" "$HERE"/rootfs/* "$HERE/../lib/root.sh" 2>/dev/null | sha256sum | cut -c1-12)
 CACHE="$CACHE_ROOT/$KEY"
 if [ -f "$CACHE/done" ]; then
     echo "xen-lab: image cached in $CACHE"
@@ -23,9 +25,7 @@ WORK=$(mktemp -d "$CACHE_ROOT/build.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 t0=$(date +%s)
 
-mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-[ -n "$mirror" ] || mirror=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
-[ -n "$mirror" ] || { echo "xen-lab: cannot find apt's Debian mirror"; exit 1; }
+mirror=$(apt_mirror)
 
 kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
 [ -n "$kpkg" ] || { echo "xen-lab: no linux-image-*-amd64 package found (apt-get update?)"; exit 1; }
@@ -43,20 +43,7 @@ debootstrap --variant=minbase \
     --include=xen-utils-4.17,kmod,iproute2,busybox,python3,libnl-3-200,libnl-route-3-200,libprotobuf-c1,libsodium23,libquorum5,libvotequorum8,libcpg4,libsystemd0,libmicrohttpd12,corosync,corosync-qdevice,corosync-qnetd \
     bookworm "$root" "$mirror" > "$WORK/debootstrap.log" 2>&1 ||
     { tail -20 "$WORK/debootstrap.log"; exit 1; }
-# The kernel's modules, without what a lab never loads (sound, GPUs, ...)
-mkdir -p "$root/lib/modules"
-cp -a "$WORK/x/lib/modules/$kver" "$root/lib/modules/"
-for d in sound drivers/gpu drivers/media drivers/infiniband drivers/net/wireless \
-         drivers/bluetooth net/bluetooth drivers/staging drivers/iio drivers/hid \
-         drivers/input drivers/usb drivers/scsi drivers/ata fs/ocfs2 fs/nls; do
-    rm -rf "$root/lib/modules/$kver/kernel/$d"
-done
-chroot "$root" depmod "$kver"
-rm -rf "$root"/usr/share/doc "$root"/usr/share/man "$root"/usr/share/locale \
-       "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-cp "$HERE/rootfs/init" "$root/init"
-chmod +x "$root/init"
-(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$CACHE/dom0.cpio.gz"
+root_pack "$root" "$WORK/x/lib/modules" "$kver" "$HERE/rootfs/init" "$CACHE/dom0.cpio.gz"
 
 echo "xen-lab: the PVH guest's initramfs"
 g="$WORK/guest"

@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 SCRIPTS = ['tests/integration/*.sh', 'tests/lib/*.sh', 'tests/soak/*.sh',
            'tests/support/*.sh',
            'tests/once/*.sh', 'tests/run-tests.sh', 'ocf/remus',
-           'lab/xen/*.sh', 'lab/kvm/*.sh', 'scripts/*.sh', '.ci/run']
+           'lab/xen/*.sh', 'lab/kvm/*.sh', 'lab/lib/*.sh', 'scripts/*.sh', '.ci/run']
 SYSTEM_PATH = ['/usr/sbin', '/usr/bin', '/sbin', '/bin']
 # Words of these scripts that name an executable on some hosts but are not
 # run as commands here (a path part, an awk word, an option value).
