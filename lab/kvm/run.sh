@@ -27,11 +27,11 @@ git rev-parse --git-dir > /dev/null 2>&1 ||
     { echo "kvm-lab: $ROOT is not a git checkout (the tree is packed from git ls-files)" >&2; exit 2; }
 
 # The root's packages: the Debian packages of every library the builds'
-# programs load (found by file name: with merged /usr, dpkg may know a
-# library under /lib and ldd name it under /usr/lib), and the programs
-# the KVM tests run.
+# programs load (asked of dpkg under each path the library may have: with
+# merged /usr, dpkg may know it under /lib where ldd names /usr/lib, or
+# under its symlink's target), and the programs the KVM tests run.
 lib_packages() {   # lib_packages BUILD...
-    local b f l r c
+    local b f l r c p
     for b in "$@"; do
         for f in "$b/remus" "$b"/tests/*; do
             if [ -f "$f" ] && [ -x "$f" ]; then ldd "$f" 2>/dev/null || true; fi
@@ -40,8 +40,8 @@ lib_packages() {   # lib_packages BUILD...
         r=$(readlink -f "$l")
         for c in "$l" "${l#/usr}" "$r" "${r#/usr}" /usr"$l" /usr"$r" ""; do
             [ -n "$c" ] || { echo "kvm-lab: no Debian package has $l" >&2; break; }
-            if dpkg -S "$c" > /dev/null 2>&1; then
-                dpkg -S "$c" | head -1 | cut -d: -f1; break
+            if p=$(dpkg -S "$c" 2>/dev/null); then
+                printf '%s\n' "$p" | head -1 | cut -d: -f1; break
             fi
         done
     done | sort -u
@@ -79,7 +79,6 @@ cat "$CACHE/root.cpio.gz" "$WORK/overlay.cpio.gz" > "$WORK/initrd"
 # thread=single: with thread=multi the machine's own kernel died within
 # a minute of running guests (lab/kvm/README.md).
 echo "kvm-lab: booting (QEMU TCG, SVM), the KVM tests of $*"
-: > "$WORK/console.log"
 timeout "${KVM_LAB_TIMEOUT:-3600}" qemu-system-x86_64 \
     -accel tcg,thread=single -cpu Opteron_G3,+svm,+npt \
     -m "${KVM_LAB_MEM:-4096}" -smp 2 -nographic -no-reboot \
