@@ -9,7 +9,8 @@
  * flight on DEV with Linux AIO (io_submit: the writing task returns to user
  * space at once, so the freezer of a Xen suspend does not wait for the
  * write; it is in blkfront's ring at the suspend).  Write number SEQ goes
- * to slot SEQ % 32 at 40 MiB + slot * KIB KiB; each of its 4 KiB blocks
+ * to slot SEQ % 96 at 40 MiB + slot * KIB KiB (the default KIB fills a
+ * 64 MiB disk to its end); each of its 4 KiB blocks
  * holds the line "aio SEQ SLOT BOOT-ID TOKEN" (TOKEN a fresh uuid).
  * On the console (stdout), one line each:
  *   guest: aio submit SEQ SLOT TOKEN         before io_submit
@@ -36,7 +37,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LAB_AIO_SLOTS 32
+/* A slot is reused 96 writes later: about 5 s at the guest's pace (2 in
+ * flight, 100 ms between a completion and its successor), the time the
+ * xeninflight scenario has to copy the replica's image after it saw the
+ * writes issued again complete (32 slots, 1.6 s, were too few on a loaded
+ * host: slot 813's write was overwritten by 845's before the copy). */
+#define LAB_AIO_SLOTS 96
 #define LAB_AIO_BASE (40ull << 20)
 #define LAB_AIO_BLOCK 4096
 #define LAB_AIO_MAX_DEPTH 8

@@ -63,12 +63,14 @@ slot_holds() {
     done
 }
 
-# reissued PLOG RLOG IMG: the writes the replica completed but never
+# reissued PLOG RLOG IMG LINES: the writes the replica completed but never
 # submitted (in flight at the cut it resumed from: blkfront issued them
 # again) are at least one, each submitted by the primary, each one's data
-# in IMG; every completion on the replica is whole, and it completed 3
-# of its own.  Prints why not and fails.  Leaves the writes issued again
-# in /tmp/aio.again ("SEQ TOKEN" lines).
+# in IMG (a copy of the replica's image taken when RLOG had LINES lines:
+# each of them completed within those, its slot not yet reused); every
+# completion on the replica is whole, and it completed 3 of its own.
+# Prints why not and fails.  Leaves the writes issued again in
+# /tmp/aio.again ("SEQ TOKEN" lines).
 reissued() {
     tr -d '\r' < "$1" | grep -a "^guest: aio submit " | awk '{print $4, $6}' | LC_ALL=C sort -u > /tmp/aio.psub
     tr -d '\r' < "$2" | grep -a "^guest: aio submit " | awk '{print $4, $6}' | LC_ALL=C sort -u > /tmp/aio.rsub
@@ -83,8 +85,14 @@ reissued() {
     [ -z "$stray" ] || { echo "the replica completed write $stray, which neither side submitted"; return 1; }
     own=$(awk '{print $1, $2}' /tmp/aio.rdone | LC_ALL=C sort -u | LC_ALL=C comm -12 - /tmp/aio.rsub | wc -l)
     [ "$own" -ge 3 ] || { echo "the replica completed only $own writes of its own"; return 1; }
+    head -n "$4" "$2" | tr -d '\r' > /tmp/aio.rcopy
     while read -r seq tok; do
         slot=$(tr -d '\r' < "$1" | grep -a "^guest: aio submit $seq .* $tok" | head -1 | awk '{print $5}')
+        grep -aq "^guest: aio done $seq $slot $tok" /tmp/aio.rcopy ||
+            { echo "write $seq, issued again, completed only after the copy of the image (the scenario copied too early)"; return 1; }
+        later=$(awk -v seq="$seq" -v slot="$slot" '$1 == "guest:" && $2 == "aio" && $3 == "submit" && $4 + 0 > seq + 0 && $5 == slot { print $4; exit }' /tmp/aio.rcopy)
+        [ -z "$later" ] ||
+            { echo "slot $slot of write $seq, issued again, was reused by write $later before the copy of the image (the scenario copied too late)"; return 1; }
         slot_holds "$3" "$seq" "$slot" "$tok" || return 1
     done < /tmp/aio.again
     echo "$(wc -l < /tmp/aio.again) write(s) the primary submitted, in flight at the cut, completed on the replica, issued again by blkfront ($(tr '\n' ' ' < /tmp/aio.again)), each one's data on its image; then $own of its own"
@@ -148,15 +156,23 @@ from=$(grep -a "FAILOVER" /tmp/recv.log | sed -n 's/.*resumed from checkpoint \(
 echo "the replica resumed from checkpoint $from, cut with the primary's disk requests held"
 [ -f $rlog ] || fail "no console log of the replica"
 # a copy of the replica's image soon after its first 3 completions, the
-# replica paused meanwhile: lab-aio reuses a slot 32 writes later, and the
-# writes issued again must still be in theirs
+# replica paused meanwhile: lab-aio reuses a slot 96 writes later, and the
+# writes issued again must still be in theirs.  The log's length once it
+# stopped growing (what the replica printed before the pause) tells the
+# check which completions and submissions came before the copy.
 for i in $(seq 1 900); do
     if [ "$(tr -d '\r' < $rlog | grep -ac "^guest: aio done ")" -ge 3 ]; then break; fi
     sleep 0.1
 done
 xl pause labio
+prev=-1; copy_lines=$(wc -l < $rlog)
+for _i in $(seq 1 20); do
+    if [ "$copy_lines" = "$prev" ]; then break; fi
+    sleep 0.5; prev=$copy_lines; copy_lines=$(wc -l < $rlog)
+done
 cp /tmp/b.img /tmp/b.snap
 xl unpause labio
+echo "the replica's image copied, its console log $copy_lines lines long"
 counts_on $rlog "$before" "the primary's death (on the replica)" || fail "the replica does not count on"
 for i in $(seq 1 90); do
     if [ "$(tr -d '\r' < $rlog | grep -ac "^guest: aio done ")" -ge 8 ]; then break; fi
@@ -168,12 +184,12 @@ kill -TERM $RECV 2>/dev/null || true; wait $RECV || true
 op_end "remus receive" new
 kill -TERM $SA $SB 2>/dev/null || true; wait $SA || true; wait $SB || true
 BOOT=$(tr -d '\r' < $plog | grep -a -m1 "guest: counter" | awk '{print $5}')
-reissued $plog $rlog /tmp/b.snap || fail "a write in flight at the cut was not issued again on the replica"
+reissued $plog $rlog /tmp/b.snap $copy_lines || fail "a write in flight at the cut was not issued again on the replica"
 # negative control of the check: the replica's completions of those
 # writes removed, as if blkfront had dropped them
 awk '{print $2}' /tmp/aio.again > /tmp/aio.again.tok
 grep -a -v -F -f /tmp/aio.again.tok $rlog > /tmp/rlog.dropped || true
-if reissued $plog /tmp/rlog.dropped /tmp/b.snap > /tmp/aio.neg; then
+if reissued $plog /tmp/rlog.dropped /tmp/b.snap $copy_lines > /tmp/aio.neg; then
     fail "negative control: the check passed without the writes issued again ($(cat /tmp/aio.neg))"
 fi
 echo "negative control ok: without them the check fails ($(cat /tmp/aio.neg))"
