@@ -12,6 +12,7 @@
 # /var/cache/remus/kvm-lab.  Prints the cache directory on its last line.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../lib/root.sh
 . "$HERE/../lib/root.sh"
 CACHE_ROOT=${KVM_LAB_CACHE:-/var/cache/remus/kvm-lab}
 KEY=$( { cat "$0" "$HERE/init" "$HERE/../lib/root.sh"; printf '%s\n' "$@"; } | sha256sum | cut -c1-12)
@@ -20,20 +21,9 @@ if [ -f "$CACHE/done" ]; then
     echo "$CACHE"
     exit 0
 fi
-mkdir -p "$CACHE"
-WORK=$(mktemp -d "$CACHE_ROOT/build.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-t0=$(date +%s)
-
+image_begin "$CACHE"
 mirror=$(apt_mirror)
-
-kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
-[ -n "$kpkg" ] || { echo "kvm-lab: no linux-image-*-amd64 package found (apt-get update?)" >&2; exit 1; }
-echo "kvm-lab: downloading $kpkg" >&2
-(cd "$WORK" && apt-get download -q "$kpkg" >/dev/null)
-mkdir -p "$WORK/x"
-dpkg-deb -x "$WORK"/*.deb "$WORK/x"
-kver=$(basename "$WORK"/x/lib/modules/*)
+kernel_unpack kvm-lab
 
 echo "kvm-lab: debootstrap of the root from $mirror with $# packages (a few minutes)" >&2
 root="$WORK/root"

@@ -1,6 +1,36 @@
 # shellcheck shell=bash
 # Source me (lab/xen/build-image.sh, lab/kvm/build-image.sh): what both
-# labs' image builds share.
+# labs' image builds share.  Under set -e: a failure ends the build.
+#
+# image_begin CACHE: a build into CACHE (a directory of the cache root,
+# named by the image's key) begins: makes CACHE, a scratch directory WORK
+# beside it (removed when the shell exits) and t0 (the start, for the
+# build's time).  The build touches CACHE/done last: a caller that finds
+# it reuses the image instead.
+image_begin() {
+    mkdir -p "$1"
+    WORK=$(mktemp -d "$(dirname "$1")/build.XXXXXX")
+    trap 'rm -rf "$WORK"' EXIT
+    # shellcheck disable=SC2034  # the caller's
+    t0=$(date +%s)
+}
+#
+# kernel_unpack WHO [PACKAGE...]: Debian's current linux-image-*-amd64
+# (and PACKAGE...) downloaded into WORK and unpacked into WORK/x; sets
+# kpkg (its name) and kver (its modules' directory name).  WHO prefixes
+# the progress line (stderr).  Fails, with why on stderr, when apt knows
+# no such kernel.
+kernel_unpack() {
+    local who=$1 d
+    shift
+    kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+    [ -n "$kpkg" ] || { echo "$who: no linux-image-*-amd64 package found (apt-get update?)" >&2; return 1; }
+    echo "$who: downloading $* $kpkg" >&2
+    (cd "$WORK" && apt-get download -q "$@" "$kpkg" >/dev/null)
+    mkdir -p "$WORK/x"
+    for d in "$WORK"/*.deb; do dpkg-deb -x "$d" "$WORK/x"; done
+    kver=$(basename "$WORK"/x/lib/modules/*)
+}
 #
 # apt_mirror: the Debian mirror apt is configured with, on stdout; fails
 # (with why, on stderr) when there is none.

@@ -12,6 +12,7 @@
 # recipe rebuilds.  CACHE defaults to /var/cache/remus/xen-lab.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../lib/root.sh
 . "$HERE/../lib/root.sh"
 CACHE_ROOT=${XEN_LAB_CACHE:-/var/cache/remus/xen-lab}
 KEY=$(cat "$0" "$HERE"/rootfs/* "$HERE/../lib/root.sh" 2>/dev/null | sha256sum | cut -c1-12)
@@ -20,22 +21,11 @@ if [ -f "$CACHE/done" ]; then
     echo "xen-lab: image cached in $CACHE"
     exit 0
 fi
-mkdir -p "$CACHE"
-WORK=$(mktemp -d "$CACHE_ROOT/build.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-t0=$(date +%s)
-
+image_begin "$CACHE"
 mirror=$(apt_mirror)
-
-kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
-[ -n "$kpkg" ] || { echo "xen-lab: no linux-image-*-amd64 package found (apt-get update?)"; exit 1; }
-echo "xen-lab: downloading xen-hypervisor-4.17-amd64 and $kpkg"
-(cd "$WORK" && apt-get download -q xen-hypervisor-4.17-amd64 "$kpkg" >/dev/null)
-mkdir -p "$WORK/x"
-for d in "$WORK"/*.deb; do dpkg-deb -x "$d" "$WORK/x"; done
+kernel_unpack xen-lab xen-hypervisor-4.17-amd64
 gunzip -c "$WORK"/x/boot/xen-4.17-amd64.gz > "$CACHE/xen.bin"
 cp "$WORK"/x/boot/vmlinuz-* "$CACHE/vmlinuz"
-kver=$(basename "$WORK"/x/lib/modules/*)
 
 echo "xen-lab: debootstrap of dom0 from $mirror (about a minute)"
 root="$WORK/root"
