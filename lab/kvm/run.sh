@@ -8,9 +8,10 @@
 # prints its verdict lines as they come and exits with its status: 0 when
 # every KVM test passed, 1 when one failed or the machine did not finish.
 # ONLY=NAME[,NAME...] as for run-tests.sh; CL_FORM_SECS (default 120 here)
-# how long tests/lib/cluster.sh waits for corosync.  KVM_LAB_TIMEOUT (seconds,
-# default 3600) bounds the whole run, TEST_TIMEOUT (default 600) each
-# test; KVM_LAB_MEM (MiB, default 4096); KVM_LAB_KEEP=1 keeps the work
+# how long tests/lib/cluster.sh waits for corosync; REMUS_TEST_SLOW
+# (default 4 here) scales the tests' waits and relay delays
+# (tests/lib/wait.sh).  KVM_LAB_TIMEOUT (seconds, default 3600) bounds
+# the whole run, TEST_TIMEOUT (default 1800 here) each test; KVM_LAB_MEM (MiB, default 4096); KVM_LAB_KEEP=1 keeps the work
 # directory (the whole console log is console.log there).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -68,8 +69,9 @@ cat > "$ov/kvm-lab.env" <<EOF
 KVM_LAB_ROOT='$ROOT'
 KVM_LAB_BUILDS='$*'
 KVM_LAB_ONLY='${ONLY:-}'
-TEST_TIMEOUT='${TEST_TIMEOUT:-600}'
+TEST_TIMEOUT='${TEST_TIMEOUT:-1800}'
 export CL_FORM_SECS='${CL_FORM_SECS:-120}'
+export REMUS_TEST_SLOW='${REMUS_TEST_SLOW:-4}'
 EOF
 (cd "$ov" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/overlay.cpio.gz"
 # Two archives one after the other: the kernel unpacks both, the second
@@ -92,7 +94,7 @@ qemu=$!
 # (default 300) is a machine that stopped, not a slow test.
 tail -n +1 -f --pid=$qemu "$WORK/console.raw" | sed -u 's/\r$//' |
     tee "$WORK/console.log" |
-    grep --line-buffered -E '^(ok |FAIL|SKIP|== |kvm-lab: [^a]|      why:)|^[0-9]+ passed,' &
+    grep --line-buffered -E '^(ok |FAIL|SKIP|== |kvm-lab: [^a]|      why:|      \| )|^[0-9]+ passed,' &
 shown=$!
 stalled=0
 while kill -0 "$qemu" 2>/dev/null; do

@@ -25,7 +25,7 @@ kernel_unpack() {
     shift
     kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
     [ -n "$kpkg" ] || { echo "$who: no linux-image-*-amd64 package found (apt-get update?)" >&2; return 1; }
-    echo "$who: downloading $* $kpkg" >&2
+    echo "$who: downloading ${*:+$* and }$kpkg" >&2
     (cd "$WORK" && apt-get download -q "$@" "$kpkg" >/dev/null)
     mkdir -p "$WORK/x"
     for d in "$WORK"/*.deb; do dpkg-deb -x "$d" "$WORK/x"; done

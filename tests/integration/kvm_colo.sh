@@ -32,7 +32,7 @@
 . "$ROOT/tests/lib/kvm.sh"
 ns_setup tapp taps tapb
 PORT=127.0.0.1:7796 PORT2=127.0.0.1:7797
-HB="--heartbeat 50 --heartbeat-timeout 1000"
+HB="--heartbeat 50 --heartbeat-timeout $(slow_ms 1000)"
 
 start_pair() {   # start_pair TAG [receive env...]: logs in $TMP/TAG.*; $PRI_OPTS
     tag=$1; shift   # and $RECV_OPTS add options to protect and receive
@@ -104,10 +104,11 @@ check_convergence "$TMP/clock.pri.dig" "$TMP/clock.sec.dig" 6 "replies that diff
 
 # -- fallback to buffered mode, and back ------------------------------------
 scenario "fallback to buffered mode and back"
-# Divergences at 3 a second or more: buffered (Remus) mode for 1.5 s, the
+# Divergences at 3 a second or more: buffered (Remus) mode for 1.5 s
+# (times REMUS_TEST_SLOW: the test reads the metrics meanwhile), the
 # replica paused, output released at each checkpoint's ack; then COLO
 # again.  `remus status` and the metrics show the mode and the causes.
-PRI_OPTS="--compare-timeout 3000 --colo-fallback 3 --colo-fallback-hold 1500 --metrics 127.0.0.1:9796" \
+PRI_OPTS="--compare-timeout 3000 --colo-fallback 3 --colo-fallback-hold $(slow_ms 1500) --metrics 127.0.0.1:9796" \
     start_pair fb
 kv 1 1 "INCR f" STATS STATS STATS STATS STATS STATS "INCR f" > "$TMP/fb.out"
 grep -q "^8 OK 2 " "$TMP/fb.out" || { echo "wrong replies: $(cat "$TMP/fb.out")"; exit 1; }

@@ -48,11 +48,14 @@ lost_unprotected() {
 scenario "1a. a relay that stops reading both connections"
 ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps $HB \
     --digest-every 1 --digest-file "$TMP/sa.digests" > "$TMP/sa.log" 2>&1 & SEC=$!; PIDS+=($SEC)
-ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7830 7831 stall 5000 \
+# (the relay stalls once $TMP/stall-a exists: after two checkpoints)
+ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7830 7831 stall "@$TMP/stall-a" \
     > "$TMP/mangle-a.log" 2>&1 & MANGLE=$!; PIDS+=($MANGLE)
 sleep 0.2
 ip netns exec "$NS" "$REMUS" protect -i 20 -u $HB --progress 0 "$TMP/g.cfg" $P \
     > "$TMP/pa.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+wait_until 60 "two checkpoints replicated" lines_at_least "$TMP/sa.digests" 2
+touch "$TMP/stall-a"
 wait_for "$TMP/mangle-a.log" "stalled" 30
 [ "$(wc -l < "$TMP/sa.digests")" -ge 2 ] || { echo "the stall came before protection ran"; cat "$TMP/pa.log"; exit 1; }
 lost_unprotected "$TMP/pa.log"
@@ -132,14 +135,19 @@ scenario "1e. only the stream stalls; the primary's heartbeats go on"
 # The secondary's timeout (1 s) is shorter than the primary's (4 s): its
 # stream goes silent first, and it must wait, not take over, until the
 # primary gives it up (with equal timeouts either may come first).
+# The stream stalls after two checkpoints (the relay waits for
+# $TMP/stall-e): the secondary has a replica to discard.
 ip netns exec "$NS" "$REMUS" receive --listen $PS --tap taps \
     --heartbeat 100 --heartbeat-timeout 1000 \
+    --digest-every 1 --digest-file "$TMP/se.digests" \
     > "$TMP/se.log" 2>&1 & SEC=$!; PIDS+=($SEC)
-ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7830 7831 stream-stall 3000 \
+ip netns exec "$NS" "$BUILD/tests/tcpmangle" 7830 7831 stream-stall "@$TMP/stall-e" \
     > "$TMP/mangle-e.log" 2>&1 & MANGLE=$!; PIDS+=($MANGLE)
 sleep 0.2
 ip netns exec "$NS" "$REMUS" protect -i 20 -u --heartbeat 100 --heartbeat-timeout 4000 \
     --progress 0 "$TMP/g.cfg" $P > "$TMP/pe.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+wait_until 60 "two checkpoints replicated" lines_at_least "$TMP/se.digests" 2
+touch "$TMP/stall-e"
 wait_for "$TMP/mangle-e.log" "stalled the stream" 30
 wait_for "$TMP/se.log" "waiting (not taking over)" 10 ||
     { echo "1e: the secondary did not see a live primary behind a silent stream"; exit 1; }

@@ -1,8 +1,23 @@
-# Source me.  wait_until SECONDS WHAT CMD [ARG...]: run CMD every 0.1 s
-# until it succeeds; after SECONDS, say what was not reached and return 1
-# (under set -e the script then fails: a wait that times out is a failure).
+# Source me.
+# REMUS_TEST_SLOW (a whole number, default 1): how many times slower than
+# the tests' own timings this machine runs them (the nested KVM lab, whose
+# machine QEMU emulates, sets it: lab/kvm/run.sh).  Every bound of
+# wait_until (and the waits built on it) is multiplied by it, and so are
+# the delays that order a scenario, through slow_ms: a relay that damages
+# the stream "6 s after it opened" must still do so after the protection's
+# first checkpoints.  Bounds only: nothing is asserted faster for it.
+SLOW=${REMUS_TEST_SLOW:-1}
+case $SLOW in
+''|*[!0-9]*|0) echo "REMUS_TEST_SLOW='$SLOW': want a whole number, 1 or more" >&2; exit 2 ;;
+esac
+# slow_ms MS: MS scaled by REMUS_TEST_SLOW, on stdout.
+slow_ms() { echo $(( $1 * SLOW )); }
+# wait_until SECONDS WHAT CMD [ARG...]: run CMD every 0.1 s until it
+# succeeds; after SECONDS (times REMUS_TEST_SLOW), say what was not
+# reached and return 1 (under set -e the script then fails: a wait that
+# times out is a failure).
 wait_until() {
-    local secs=$1 what=$2 i
+    local secs=$(( $1 * SLOW )) what=$2 i
     shift 2
     for ((i = 0; i < secs * 10; i++)); do
         if "$@"; then return 0; fi

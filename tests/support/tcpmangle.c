@@ -33,7 +33,12 @@
  *             every ack, but the secondary hears nothing from the
  *             primary on the control channel
  * In the other modes the control connection is relayed untouched.  Prints
- * what it did.
+ * what it did.  AFTER-MS is multiplied by REMUS_TEST_SLOW (a whole number,
+ * default 1; tests/lib/wait.sh): on a machine that many times slower the
+ * damage still comes after as many of the protection's checkpoints.
+ * AFTER-MS may be @FILE instead: MODE applies once FILE exists (the test
+ * creates it when the protection has gone as far as it wants, whatever
+ * the machine's speed), checked at each chunk relayed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -142,9 +147,26 @@ static int dial(int port)
     return fd;
 }
 
+/* When MODE applies: AFTER-MS after the stream opened, or once a file
+ * exists. */
+struct trigger {
+    uint64_t after_ns;
+    const char *file;          /* NULL: by time */
+};
+
+static bool armed(const struct trigger *t, uint64_t t_stream)
+{
+    if (!t_stream)
+        return false;
+    if (t->file)
+        return access(t->file, F_OK) == 0;
+    return rm_now_ns() - t_stream > t->after_ns;
+}
+
 int main(int argc, char **argv)
 {
     struct sockaddr_in a = { .sin_family = AF_INET };
+    struct trigger trig = { 0 };
     int lfd, one = 1, pairs[2][2], n = 0, after_ms;
     uint64_t t_stream = 0;
     bool done = false, truncate_mode, stall_mode, ptype_mode, mute_mode;
@@ -166,6 +188,19 @@ int main(int argc, char **argv)
         return 2;
     }
     after_ms = atoi(argv[4]);
+    if (getenv("REMUS_TEST_SLOW")) {
+        int slow = atoi(getenv("REMUS_TEST_SLOW"));
+
+        if (slow < 1 || slow > 1000) {
+            fprintf(stderr, "tcpmangle: REMUS_TEST_SLOW='%s': want 1 to "
+                    "1000\n", getenv("REMUS_TEST_SLOW"));
+            return 2;
+        }
+        after_ms *= slow;
+    }
+    if (argv[4][0] == '@')
+        trig.file = argv[4] + 1;
+    trig.after_ns = (uint64_t)after_ms * 1000000;
     lfd = socket(AF_INET, SOCK_STREAM, 0);
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (stall_mode || cut_mode || sstall_mode) {
@@ -213,8 +248,7 @@ int main(int argc, char **argv)
             got = read(p[i].fd, buf, sizeof(buf));
             if (got <= 0)
                 return 0;   /* one side closed: stop relaying */
-            if (i == 0 && mute_mode && t_stream &&
-                rm_now_ns() - t_stream > (uint64_t)after_ms * 1000000) {
+            if (i == 0 && mute_mode && armed(&trig, t_stream)) {
                 if (!done) {
                     printf("tcpmangle: muted the primary's control "
                            "messages\n");
@@ -224,9 +258,8 @@ int main(int argc, char **argv)
                 continue;
             }
             if (i == 2 && cut_mode) {
-                bool armed = rm_now_ns() - t_stream >
-                             (uint64_t)after_ms * 1000000;
-                size_t keep = disk_cut(&recs, buf, (size_t)got, armed);
+                size_t keep = disk_cut(&recs, buf, (size_t)got,
+                                       armed(&trig, t_stream));
 
                 if (keep != (size_t)-1) {
                     if (rm_write_all(to, buf, keep))
@@ -241,17 +274,16 @@ int main(int argc, char **argv)
             } else if (i == 2 && mute_mode) {
                 /* the stream is relayed untouched */
             } else if (i == 2 && ptype_mode) {
-                bool armed = !done && rm_now_ns() - t_stream >
-                                      (uint64_t)after_ms * 1000000;
+                bool now = !done && armed(&trig, t_stream);
 
-                if (retype(&recs, buf, (size_t)got, armed && !recs.target)) {
+                if (retype(&recs, buf, (size_t)got, now && !recs.target)) {
                     printf("tcpmangle: gave a PAGE_DATA page the type "
                            "L1TAB\n");
                     fflush(stdout);
                     done = true;
                 }
             } else if (i == 2 && !done && !stall_mode && !sstall_mode &&
-                rm_now_ns() - t_stream > (uint64_t)after_ms * 1000000) {
+                       armed(&trig, t_stream)) {
                 if (truncate_mode) {
                     if (rm_write_all(to, buf, (size_t)got / 2))
                         return 0;
@@ -270,8 +302,7 @@ int main(int argc, char **argv)
             }
             if (rm_write_all(to, buf, (size_t)got))
                 return 0;
-            if (i == 2 && sstall_mode && !frozen &&
-                rm_now_ns() - t_stream > (uint64_t)after_ms * 1000000) {
+            if (i == 2 && sstall_mode && !frozen && armed(&trig, t_stream)) {
                 printf("tcpmangle: stalled the stream (the control "
                        "connection is relayed on)\n");
                 fflush(stdout);
@@ -280,8 +311,7 @@ int main(int argc, char **argv)
             }
             /* Stall in the middle of a checkpoint: right after relaying
              * a chunk of the stream. */
-            if (i == 2 && stall_mode &&
-                rm_now_ns() - t_stream > (uint64_t)after_ms * 1000000) {
+            if (i == 2 && stall_mode && armed(&trig, t_stream)) {
                 printf("tcpmangle: stalled both connections\n");
                 fflush(stdout);
                 for (;;)
