@@ -162,7 +162,8 @@ run_script() {   # run_script LABEL SCRIPT [BUILD]
             fail_test "$name" "$out" "skipped although /dev/kvm is here: $(tail -1 "$out")"
         else
             local also=""
-            if [ -n "$KVM_LAB_BUILD" ] && [ "${KVM_LAB_LEFT_OUT#* "$(basename "$script" .sh)" }" != "$KVM_LAB_LEFT_OUT" ]; then
+            if [ -n "$KVM_LAB_BUILD" ] && [ "$build" = "$KVM_LAB_BUILD" ] &&
+               [ "${KVM_LAB_LEFT_OUT#* "$(basename "$script" .sh)" }" != "$KVM_LAB_LEFT_OUT" ]; then
                 also=" (not run in the nested KVM lab either: tests/run-tests.sh, KVM_LAB_LEFT_OUT, says why)"
             fi
             skipped=$((skipped + 1)); echo "SKIP  $name: $(tail -1 "$out")$also"
