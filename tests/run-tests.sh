@@ -57,7 +57,8 @@ selected() {   # selected NAME: is NAME among ONLY (or is ONLY empty)?
 have_kvm() { [ -z "${REMUS_TEST_HIDE_KVM:-}" ] && [ -c /dev/kvm ]; }
 needs_kvm() {  # needs_kvm NAME FILE: a test that runs guests on KVM
     case $1 in test_kvm_*|kvm_*|qemu_*) return 0 ;; esac
-    [ -f "$2" ] && grep -q 'tests/lib/kvm.sh' "$2"
+    # (the soak sources tests/lib/kvm.sh itself)
+    [ -f "$2" ] && grep -Eq 'tests/lib/kvm\.sh|tests/soak/soak\.sh' "$2"
 }
 # The KVM tests the nested KVM lab leaves out (lab/kvm/README.md says how
 # each failed there): on a machine without /dev/kvm they stay skipped,
@@ -65,8 +66,9 @@ needs_kvm() {  # needs_kvm NAME FILE: a test that runs guests on KVM
 # than the drill waits (15 s) under TCG; kvm_quorum: over its 600 s bound
 # there (corosync under TCG); pacemaker_pair: corosync and Pacemaker
 # under TCG, not yet made to hold there; systemd_units: runs make
-# install, and the lab's root has no build tools.
-KVM_LAB_LEFT_OUT=" kvm_drill kvm_quorum pacemaker_pair systemd_units "
+# install, and the lab's root has no build tools; soak_short: a corosync
+# cluster's faults, as kvm_quorum, and longer.
+KVM_LAB_LEFT_OUT=" kvm_drill kvm_quorum pacemaker_pair systemd_units soak_short "
 # to_kvm_lab NAME FILE BUILD: does this test run in the nested KVM lab
 # (this machine has no /dev/kvm, the lab runs, BUILD is its build, the
 # test holds there)?
