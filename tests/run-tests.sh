@@ -13,7 +13,7 @@
 #           first build that need /dev/kvm, inside lab/kvm/run.sh's
 #           machine (QEMU TCG, an SVM CPU: its kvm_amd has one), after
 #           the Xen lab (never two QEMU labs at once); the other builds'
-#           are skipped (the machine takes ~15 minutes a build).
+#           are skipped (the machine takes about 20 minutes a build).
 #           KVM_LAB=0: not run (those tests are then skipped, as in the
 #           other builds)
 # --kvm-only runs only the unit and integration tests that need /dev/kvm
@@ -69,12 +69,12 @@ needs_kvm() {  # needs_kvm NAME FILE: a test that runs guests on KVM
 # install, and the lab's root has no build tools; soak_short: a corosync
 # cluster's faults, as kvm_quorum, and longer.
 KVM_LAB_LEFT_OUT=" kvm_drill kvm_quorum pacemaker_pair systemd_units soak_short "
+left_out() { [ "${KVM_LAB_LEFT_OUT#* "$1" }" != "$KVM_LAB_LEFT_OUT" ]; }
 # to_kvm_lab NAME FILE BUILD: does this test run in the nested KVM lab
 # (this machine has no /dev/kvm, the lab runs, BUILD is its build, the
 # test holds there)?
 to_kvm_lab() {
-    [ "$KVM_LAB_BUILD" = "$3" ] && needs_kvm "$1" "$2" &&
-        [ "${KVM_LAB_LEFT_OUT#* "$1" }" = "$KVM_LAB_LEFT_OUT" ]
+    [ "$KVM_LAB_BUILD" = "$3" ] && needs_kvm "$1" "$2" && ! left_out "$1"
 }
 fail_test() {  # fail_test NAME LOG WHY
     failed=$((failed + 1)); failures+=("$1")
@@ -165,7 +165,7 @@ run_script() {   # run_script LABEL SCRIPT [BUILD]
         else
             local also=""
             if [ -n "$KVM_LAB_BUILD" ] && [ "$build" = "$KVM_LAB_BUILD" ] &&
-               [ "${KVM_LAB_LEFT_OUT#* "$(basename "$script" .sh)" }" != "$KVM_LAB_LEFT_OUT" ]; then
+               left_out "$(basename "$script" .sh)"; then
                 also=" (not run in the nested KVM lab either: tests/run-tests.sh, KVM_LAB_LEFT_OUT, says why)"
             fi
             skipped=$((skipped + 1)); echo "SKIP  $name: $(tail -1 "$out")$also"
@@ -234,8 +234,9 @@ run_lint_pipes() {
 }
 
 # run_kvm_lab BUILD NAMES: the nested KVM lab (KVM_LAB_RUN, default
-# lab/kvm/run.sh) runs BUILD's tests NAMES (a comma list); its verdict lines are shown as they come, the names under
-# kvm-lab/, and its closing counts are added to ours.  A lab that ends
+# lab/kvm/run.sh) runs BUILD's tests NAMES (a comma list); its verdict
+# lines are shown as they come, the names under kvm-lab/, and its closing
+# counts are added to ours.  A lab that ends
 # without them (its machine died or timed out) is one failure more.
 run_kvm_lab() {
     local out="$LOGDIR/kvm-lab.log" rc counts p f s r k
