@@ -8,14 +8,17 @@
 # installed on the host but debootstrap, busybox-static, cpio) and
 # debootstrap from the mirror apt is configured with.
 # The cache key is a hash of this script, lab/xen/rootfs/* and
-# lab/lib/root.sh: a changed
-# recipe rebuilds.  CACHE defaults to /var/cache/remus/xen-lab.
+# lab/lib/root.sh: a changed recipe rebuilds (`build-image.sh --key`
+# prints it).  CACHE defaults to /var/cache/remus/xen-lab.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../lib/root.sh
 . "$HERE/../lib/root.sh"
 CACHE_ROOT=${XEN_LAB_CACHE:-/var/cache/remus/xen-lab}
 KEY=$(cat "$0" "$HERE"/rootfs/* "$HERE/../lib/root.sh" 2>/dev/null | sha256sum | cut -c1-12)
+# --key: the key alone (run-scenario.sh and tests/once/xen_lab_retry.sh
+# find the image by it), nothing built
+if [ "${1:-}" = --key ]; then echo "$KEY"; exit 0; fi
 CACHE="$CACHE_ROOT/$KEY"
 if [ -f "$CACHE/done" ]; then
     echo "xen-lab: image cached in $CACHE"

@@ -23,7 +23,7 @@ SCEN="$HERE/scenarios/$NAME.sh"
 [ -f "$SCEN" ] || { echo "xen-lab: no scenario $SCEN"; exit 2; }
 "$HERE/build-image.sh"
 CACHE_ROOT=${XEN_LAB_CACHE:-/var/cache/remus/xen-lab}
-KEY=$(cat "$HERE/build-image.sh" "$HERE"/rootfs/* "$HERE/../lib/root.sh" | sha256sum | cut -c1-12)
+KEY=$("$HERE/build-image.sh" --key)
 CACHE="$CACHE_ROOT/$KEY"
 OUT=${XEN_LAB_OUT:-$ROOT/build/xen-lab}/$NAME
 RETRIES=${XEN_LAB_RETRIES:-3}

@@ -20,7 +20,7 @@ trap 'rm -rf "$T"' EXIT
 HERE="$ROOT/lab/xen"
 
 # A cached "image" under the key run-scenario.sh computes.
-KEY=$(cat "$HERE/build-image.sh" "$HERE"/rootfs/* "$HERE/../lib/root.sh" | sha256sum | cut -c1-12)
+KEY=$("$HERE/build-image.sh" --key)
 mkdir -p "$T/cache/$KEY" "$T/bin" "$T/build"
 for f in xen.bin vmlinuz dom0.cpio.gz guest.cpio.gz guest-vmlinuz; do echo x > "$T/cache/$KEY/$f"; done
 touch "$T/cache/$KEY/done"
