@@ -81,12 +81,16 @@ cat "$CACHE/root.cpio.gz" "$WORK/overlay.cpio.gz" > "$WORK/initrd"
 # thread=single: with thread=multi the machine's own kernel died within
 # a minute of running guests (lab/kvm/README.md).
 echo "kvm-lab: booting (QEMU TCG, SVM), the KVM tests of $*"
+# The console file exists before tail below opens it (QEMU's redirection
+# is made by the background shell, which may come later: tail then found
+# no file, gave up, and the run was judged unfinished).
+: > "$WORK/console.raw"
 timeout "${KVM_LAB_TIMEOUT:-3600}" qemu-system-x86_64 \
     -accel tcg,thread=single -cpu Opteron_G3,+svm,+npt \
     -m "${KVM_LAB_MEM:-4096}" -smp 2 -nographic -no-reboot \
     -kernel "$CACHE/vmlinuz" -initrd "$WORK/initrd" \
     -append "console=ttyS0 rdinit=/init quiet panic=-1" \
-    > "$WORK/console.raw" 2>&1 < /dev/null &
+    >> "$WORK/console.raw" 2>&1 < /dev/null &
 qemu=$!
 # The console, line by line as it comes (sed -u: a block-buffered filter
 # would hold the lines back), and a watchdog: init prints "kvm-lab:
