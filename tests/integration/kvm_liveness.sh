@@ -26,15 +26,6 @@ HB="--heartbeat 100 --heartbeat-timeout 2000"
 guest_cfg "$TMP/g.cfg" tapp "dirty_rate=0 dirty_wss=3000" 1
 
 pstate() { grep -o '"state": "[a-z-]*"' "$REMUS_RUN_DIR/tguest.primary.status.json" 2>/dev/null || true; }
-# gone PID SECONDS: the process ended within SECONDS
-gone() {
-    local i
-    for i in $(seq 1 $(( $2 * 10 ))); do
-        kill -0 "$1" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    return 1
-}
 # lost_unprotected LOG: the primary declared the secondary lost, runs on
 # unprotected, says so in its status, and its output flows again.
 lost_unprotected() {

@@ -67,16 +67,7 @@ protect_spawn() {
         --peer-opt=--tap=taps --peer-opt=--tap-netns="$NS" "$@" \
         "$TMP/g.cfg" "$NSS" > "$TMP/pri$n.log" 2>&1 & PRI=$!; PIDS+=($PRI)
 }
-# gone PID SECONDS: no process PID within SECONDS (any process, not only
-# our children).
-gone() {
-    local i
-    for i in $(seq 1 $(( $2 * 10 ))); do
-        kill -0 "$1" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    return 1
-}
+# gone (tests/lib/wait.sh) waits for any process, not only our children.
 must_fail "a live process is gone" gone $$ 1
 
 # -- a. acknowledged checkpoints, a clean stop ------------------------------

@@ -94,16 +94,11 @@ start_pri() {
         > "$TMP/pri$n.log" 2>&1 & PRI=$!; PIDS+=($PRI)
 }
 alive() { kill -0 "$1" 2>/dev/null; }
-# wait_exit PID SECONDS: wait for a child to end (SECONDS times
-# REMUS_TEST_SLOW); returns its exit status (124, said, when it still
-# runs).  Not in a subshell: it waits for our child.
+# wait_exit PID SECONDS: wait for a child to end (gone, tests/lib/wait.sh);
+# returns its exit status (124, said, when it still runs).  Not in a
+# subshell: it waits for our child.
 wait_exit() {
-    local i secs=$(( $2 * SLOW ))
-    for i in $(seq 1 $(( secs * 10 ))); do
-        alive "$1" || break
-        sleep 0.1
-    done
-    if alive "$1"; then echo "pid $1 did not exit within $secs s"; return 124; fi
+    gone "$1" "$2" || return 124
     wait "$1"
 }
 # acked_while_protected CLIENT KEY PRIMARY_LOG: up to 30 "INCR KEY"; prints

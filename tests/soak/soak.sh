@@ -106,7 +106,6 @@ value() {  # value CLIENT REQ -> the value of x, or empty
 }
 waitlog() { local i; for i in $(seq 1 ${3:-100}); do if grep -q "$2" "$1" 2>/dev/null; then return 0; fi; sleep 0.1; done; return 1; }
 alive() { kill -0 "$1" 2>/dev/null; }
-gone() { local i; for i in $(seq 1 ${2:-100}); do alive "$1" || return 0; sleep 0.1; done; return 1; }
 injected() {  # injected KIND: this round injects KIND
     [ "$INJECT" = "$1" ] || return 1
     [ "$INJECT_ROUNDS" = all ] || [[ " $INJECT_ROUNDS " == *" $round "* ]]
@@ -165,7 +164,7 @@ fail_round() {  # fail_round OUTCOME WHY: a crash beats every other failure
 check_exit() {  # check_exit ROLE PID WANT (run | exit:N | sigkill | any)
     local role=$1 pid=$2 want=$3 s
     # A side that must end gets a few seconds to do so.
-    case $want in run|any) ;; *) gone "$pid" 50 ;; esac
+    case $want in run|any) ;; *) gone "$pid" 5 ;; esac
     if alive "$pid"; then
         case $want in run|any) ;; *) fail_round wrong "the $role still runs (expected $want)" ;; esac
         return
@@ -284,13 +283,13 @@ for round in $(seq 1 "$N"); do
     clean-stop)
         kill -INT $PRI
         want_pri=run want_sec=exit:0
-        if ! gone $SEC 100; then outcome=hang; why="the secondary did not end"
+        if ! gone $SEC 10; then outcome=hang; why="the secondary did not end"
         elif ! grep -q "the replica is discarded" "$d/sec.log"; then outcome=wrong; why="the secondary did not discard"
         else outcome=clean-stop; check_value primary; fi ;;
     esac
     if injected segv-survivor; then
-        if [ $want_pri = run ]; then kill -SEGV $PRI; gone $PRI 50; fi
-        if [ $want_sec = run ]; then kill -SEGV $SEC; gone $SEC 50; fi
+        if [ $want_pri = run ]; then kill -SEGV $PRI; gone $PRI 5; fi
+        if [ $want_sec = run ]; then kill -SEGV $SEC; gone $SEC 5; fi
     fi
     # Each process ends (or runs on) as its fault implies; no process of
     # ours may die of a signal we did not send, logged or not.
