@@ -172,7 +172,8 @@ UNIT_TESTS := test_stream test_engines test_truncation test_proto \
 UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
               test_peer_spawn test_disklog test_nbd test_nbd_attach test_log \
               test_compare test_colo_input test_kvm_colo_net test_disk_overlay \
-              test_colo_primary test_drill_pause test_kvm_pause
+              test_colo_primary test_drill_pause test_kvm_pause test_drill_colo \
+              test_colo_replica
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap fuzz_nbd fuzz_compare fuzz_feed

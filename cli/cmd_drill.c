@@ -57,6 +57,16 @@ static void print_colo(const struct rm_drill_report *rep)
            c->ever_buffered ? "" : "never ", c->fallbacks,
            c->buffered_checkpoints, c->held_max_vm, c->held_max_replica,
            c->replica_pause_mean_ms, c->replica_pause_max_ms);
+    if (c->takeover_folded < 0)
+        printf("  COLO takeover's disk        not said by the secondary\n");
+    else
+        printf("  COLO takeover's disk        %" PRId64 " sectors the replica "
+               "wrote since its checkpoint folded into its image%s\n",
+               c->takeover_folded, c->takeover_folded ? "" : " (none: the "
+               "fold was not exercised)");
+    if (c->takeover_dropped)
+        printf("  COLO takeover's disk        %" PRIu64 " sectors DROPPED "
+               "(test mode)\n", c->takeover_dropped);
 }
 
 static void usage(FILE *out)
@@ -99,9 +109,14 @@ static void usage(FILE *out)
             "                        report adds the checkpoints by cause\n"
             "                        and per second, the mode, the fallbacks\n"
             "                        and the comparator's largest queues\n"
-            "                        seen under load; the primary dies 300\n"
-            "                        ms after a checkpoint, the replica\n"
-            "                        having run on (disk writes included)\n"
+            "                        seen under load, and what the takeover\n"
+            "                        folded into the disk; the primary dies\n"
+            "                        300 ms after the secondary committed a\n"
+            "                        checkpoint, the replica having run on\n"
+            "                        (disk writes included)\n"
+            "  --compare-timeout MS  COLO: protect --compare-timeout (how\n"
+            "                        long an output waits for the replica's;\n"
+            "                        default protect's, 20)\n"
             "  --image ELF           guest image (default: next to this binary)\n"
             "  --json FILE           write the report as JSON\n"
             "  --keep-logs DIR       keep all logs in DIR\n"
@@ -143,6 +158,7 @@ int cmd_drill(int argc, char **argv)
         { "disk", required_argument, NULL, 'D' },
         { "no-disk-replication", no_argument, NULL, 0x203 },
         { "colo", no_argument, NULL, 0x204 },
+        { "compare-timeout", required_argument, NULL, 0x205 },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -243,6 +259,11 @@ int cmd_drill(int argc, char **argv)
             break;
         case 0x203: cfg.no_disk_replication = true; break;
         case 0x204: cfg.colo = true; break;
+        case 0x205:
+            if (cli_uint("drill", "--compare-timeout", optarg, 1, 60000, &v))
+                return RM_EXIT_USAGE;
+            cfg.compare_timeout_ms = (unsigned)v;
+            break;
         case 'h': usage(stdout); return RM_EXIT_OK;
         default:
             return cli_usage_error("drill", "unknown option '%s'",
@@ -255,6 +276,9 @@ int cmd_drill(int argc, char **argv)
     if (cfg.hb_timeout_ms <= cfg.hb_interval_ms)
         return cli_usage_error("drill", "the heartbeat timeout must exceed "
                                "the heartbeat");
+    if (cfg.compare_timeout_ms && !cfg.colo)
+        return cli_usage_error("drill", "--compare-timeout is for COLO: "
+                               "add --colo");
     if (cfg.colo && cfg.no_buffer)
         return cli_usage_error("drill", "--colo compares the output: not "
                                "with --no-buffer");

@@ -14,11 +14,24 @@
 #include "common/io.h"
 #include "common/log.h"
 
+/* What committed() does with the checkpoint committing() took in. */
+enum rm_colo_next {
+    RM_COLO_NEXT_NONE,             /* nothing was committing */
+    RM_COLO_NEXT_RUN,              /* run the replica from it */
+    RM_COLO_NEXT_PARK,             /* stay paused from it on (buffered) */
+    RM_COLO_NEXT_STAY,             /* already parked: nothing */
+};
+
 struct rm_colo_replica {
     struct rm_colo_replica_ops ops;
     struct rm_chan *chan;
     struct rm_colo_inq *inq;
     uint64_t out_seq;              /* __atomic: the replica's frames sent */
+    /* Held while the replica is started (committed) or paused for a
+     * checkpoint (on_checkpoint): a request that comes between a commit's
+     * acknowledgement and the replica's start waits for it, or finds it
+     * not started.  Taken before lock, never inside it. */
+    pthread_mutex_t run_lock;
     pthread_mutex_t lock;
     /* under lock: */
     uint64_t cut_epoch;            /* the checkpoint under way (0: none) */
@@ -26,8 +39,17 @@ struct rm_colo_replica {
                                     * was not running) */
     uint64_t cut_input;            /* its input_seq */
     bool cut_buffered;             /* ... and its buffered mark */
+    bool cut_ran;                  /* ... and the replica ran before it
+                                    * paused for it */
+    enum rm_colo_next next;        /* committing() .. committed(): what */
+    uint64_t next_epoch;           /* ... for this checkpoint */
     bool parked;                   /* buffered mode: the replica is paused
                                     * and stays so at commits */
+    bool running;                  /* it runs from the last commit (not
+                                    * yet paused for the next request) */
+    bool at_checkpoint;            /* its state is the last commit's: it
+                                    * did not run from it (parked, or the
+                                    * next request came first) */
     uint64_t *pfns;                /* a ColoDirty part being filled */
     bool test_drop_dirty;          /* TESTS ONLY */
     bool test_no_ask;              /* TESTS ONLY */
@@ -53,6 +75,8 @@ struct rm_colo_replica *rm_colo_replica_new(const struct rm_colo_replica_ops *op
     }
     cr->ops = *ops;
     cr->chan = chan;
+    cr->at_checkpoint = true;      /* it has not run yet */
+    pthread_mutex_init(&cr->run_lock, NULL);
     pthread_mutex_init(&cr->lock, NULL);
     return cr;
 }
@@ -145,7 +169,7 @@ static int on_checkpoint(struct rm_colo_replica *cr,
 {
     const unsigned long *dirty = NULL;
     uint64_t nr_pfns = 0, epoch = msg->u.colo_checkpoint.epoch;
-    bool parked;
+    bool running;
     int rc;
 
     pthread_mutex_lock(&cr->lock);
@@ -160,12 +184,22 @@ static int on_checkpoint(struct rm_colo_replica *cr,
     cr->cut_input = msg->u.colo_checkpoint.input_seq;
     cr->cut_buffered = msg->u.colo_checkpoint.buffered;
     cr->st.checkpoints_asked++;
-    parked = cr->parked;
-    cr->paused_at = parked ? 0 : rm_now_ns();
     pthread_mutex_unlock(&cr->lock);
-    /* Parked, it did not run since it last paused: it changed nothing
-     * (no pages to send). */
-    rc = parked ? 0 : cr->ops.pause(cr->ops.opaque, &dirty, &nr_pfns, err);
+    /* Not running -- parked, or the request came before the last commit
+     * started it (committed() then leaves it paused) -- it changed nothing
+     * since that commit: no pages to send. */
+    pthread_mutex_lock(&cr->run_lock);
+    pthread_mutex_lock(&cr->lock);
+    running = cr->running;
+    cr->running = false;
+    cr->cut_ran = running;
+    if (running)
+        cr->paused_at = rm_now_ns();
+    else if (cr->parked)
+        cr->paused_at = 0;        /* the pause counted is up to the park */
+    pthread_mutex_unlock(&cr->lock);
+    rc = running ? cr->ops.pause(cr->ops.opaque, &dirty, &nr_pfns, err) : 0;
+    pthread_mutex_unlock(&cr->run_lock);
     if (rc) {
         rm_error_prefix(err, "pausing the replica for checkpoint %" PRIu64
                         ": ", epoch);
@@ -200,9 +234,51 @@ bool rm_colo_replica_ran_for(struct rm_colo_replica *cr, uint64_t epoch)
     bool ran;
 
     pthread_mutex_lock(&cr->lock);
-    ran = cr->cut_epoch == epoch && cr->paused_at != 0;
+    ran = cr->cut_epoch == epoch && cr->cut_ran;
     pthread_mutex_unlock(&cr->lock);
     return ran;
+}
+
+int rm_colo_replica_committing(struct rm_colo_replica *cr, uint64_t epoch,
+                               struct rm_error *err)
+{
+    enum rm_colo_next next = RM_COLO_NEXT_RUN;
+    uint64_t input = 0;
+    int rc = 0;
+
+    pthread_mutex_lock(&cr->lock);
+    if (cr->cut_epoch && cr->cut_epoch != epoch) {
+        rc = rm_error_set(err, -EPROTO, "checkpoint %" PRIu64 " committed, "
+                          "but COLO checkpoint %" PRIu64 " was asked",
+                          epoch, cr->cut_epoch);
+        goto out;
+    }
+    if (cr->cut_epoch) {
+        input = cr->cut_input;
+        if (cr->cut_buffered)
+            next = RM_COLO_NEXT_PARK;
+    } else if (cr->parked) {
+        /* Buffered mode: it stays paused, its memory now the
+         * checkpoint's. */
+        next = RM_COLO_NEXT_STAY;
+    } else if (epoch > 1) {
+        /* Its dirty pages were never asked for: the replica's memory is a
+         * mix of its own run and the checkpoint.  It must not run. */
+        rc = rm_error_set(err, -EPROTO, "checkpoint %" PRIu64 " came "
+                          "without a COLO checkpoint request: the "
+                          "replica's own changes were not replaced", epoch);
+        goto out;
+    }
+    /* From here a request is the next checkpoint's */
+    cr->cut_epoch = 0;
+    cr->next = next;
+    cr->next_epoch = epoch;
+out:
+    pthread_mutex_unlock(&cr->lock);
+    /* The input the checkpoint holds is not the replica's to read. */
+    if (!rc && next != RM_COLO_NEXT_STAY)
+        rc = rm_colo_inq_cut(cr->inq, input, err);
+    return rc;
 }
 
 int rm_colo_replica_committed(struct rm_colo_replica *cr, uint64_t epoch,
@@ -212,47 +288,29 @@ int rm_colo_replica_committed(struct rm_colo_replica *cr, uint64_t epoch,
         .opaque = cr, .in_fd = rm_colo_inq_fd(cr->inq),
         .in_read = replica_in, .out = replica_out, .ask = replica_ask,
     };
-    uint64_t input = 0;
-    bool park = false, was_parked;
+    enum rm_colo_next next;
+    uint64_t asked;
+    bool was_parked;
     int rc;
 
     pthread_mutex_lock(&cr->lock);
-    if (cr->cut_epoch && cr->cut_epoch != epoch) {
-        rc = rm_error_set(err, -EPROTO, "checkpoint %" PRIu64 " committed, "
-                          "but COLO checkpoint %" PRIu64 " was asked",
-                          epoch, cr->cut_epoch);
-        pthread_mutex_unlock(&cr->lock);
-        return rc;
-    }
+    next = cr->next_epoch == epoch ? cr->next : RM_COLO_NEXT_NONE;
+    cr->next = RM_COLO_NEXT_NONE;
     was_parked = cr->parked;
-    if (cr->cut_epoch) {
-        input = cr->cut_input;
-        park = cr->cut_buffered;
-    } else if (cr->parked) {
-        /* Buffered mode: it stays paused, its memory now the
-         * checkpoint's. */
+    if (next == RM_COLO_NEXT_STAY)
         cr->st.buffered_commits++;
-        pthread_mutex_unlock(&cr->lock);
-        return 0;
-    } else if (epoch > 1) {
-        /* Its dirty pages were never asked for: the replica's memory is a
-         * mix of its own run and the checkpoint.  It must not run. */
-        pthread_mutex_unlock(&cr->lock);
-        return rm_error_set(err, -EPROTO, "checkpoint %" PRIu64 " came "
-                            "without a COLO checkpoint request: the "
-                            "replica's own changes were not replaced",
-                            epoch);
-    }
-    cr->cut_epoch = 0;
     pthread_mutex_unlock(&cr->lock);
-    /* The input the checkpoint holds is not the replica's to read. */
-    rc = rm_colo_inq_cut(cr->inq, input, err);
-    if (rc)
-        return rc;
-    if (park) {
+    switch (next) {
+    case RM_COLO_NEXT_NONE:
+        return rm_error_set(err, -EPROTO, "checkpoint %" PRIu64 " committed "
+                            "without rm_colo_replica_committing()", epoch);
+    case RM_COLO_NEXT_STAY:
+        return 0;
+    case RM_COLO_NEXT_PARK:
         cr->ops.park(cr->ops.opaque);
         pthread_mutex_lock(&cr->lock);
         cr->parked = true;
+        cr->at_checkpoint = true;
         cr->st.buffered_commits++;
         pthread_mutex_unlock(&cr->lock);
         if (!was_parked)
@@ -260,11 +318,41 @@ int rm_colo_replica_committed(struct rm_colo_replica *cr, uint64_t epoch,
                      " (the primary's choice): the replica stays paused",
                      epoch);
         return 0;
+    case RM_COLO_NEXT_RUN:
+        break;
+    }
+    /*
+     * The acknowledgement went out before this (colo/replica.h): the
+     * primary may have asked for the next checkpoint already.  Then the
+     * replica does not run from this one: it stays paused at it, its state
+     * the checkpoint's (as parked: ops.park), the request is answered with
+     * no pages (on_checkpoint), and the next commit runs it.  Started
+     * anyway, it would change pages that answer no longer names (seen in
+     * the nested KVM lab, where a start takes long: the pause then found
+     * no replica running, and COLO ended).
+     */
+    pthread_mutex_lock(&cr->run_lock);
+    pthread_mutex_lock(&cr->lock);
+    asked = cr->cut_epoch;
+    pthread_mutex_unlock(&cr->lock);
+    if (asked) {
+        cr->ops.park(cr->ops.opaque);
+        pthread_mutex_lock(&cr->lock);
+        cr->at_checkpoint = true;
+        cr->st.runs_skipped++;
+        pthread_mutex_unlock(&cr->lock);
+        pthread_mutex_unlock(&cr->run_lock);
+        LOG_DBG("COLO: checkpoint %" PRIu64 " was asked before the replica "
+                "ran from %" PRIu64 ": it stays paused at %" PRIu64, asked,
+                epoch, epoch);
+        return 0;
     }
     rc = cr->ops.run(cr->ops.opaque, &net, err);
     if (!rc) {
         pthread_mutex_lock(&cr->lock);
         cr->parked = false;
+        cr->running = true;
+        cr->at_checkpoint = false;
         cr->st.runs++;
         if (cr->paused_at) {      /* paused for a checkpoint .. runs again */
             uint64_t ns = rm_now_ns() - cr->paused_at;
@@ -280,6 +368,7 @@ int rm_colo_replica_committed(struct rm_colo_replica *cr, uint64_t epoch,
             LOG_INFO("COLO: the replica runs again from checkpoint %" PRIu64,
                      epoch);
     }
+    pthread_mutex_unlock(&cr->run_lock);
     return rc;
 }
 
@@ -289,6 +378,7 @@ void rm_colo_replica_get_stats(struct rm_colo_replica *cr,
     pthread_mutex_lock(&cr->lock);
     *st = cr->st;
     st->parked = cr->parked;
+    st->at_checkpoint = cr->at_checkpoint;
     pthread_mutex_unlock(&cr->lock);
 }
 
@@ -298,6 +388,7 @@ void rm_colo_replica_free(struct rm_colo_replica *cr)
         return;
     rm_colo_inq_free(cr->inq);
     pthread_mutex_destroy(&cr->lock);
+    pthread_mutex_destroy(&cr->run_lock);
     free(cr->pfns);
     free(cr);
 }

@@ -21,7 +21,11 @@
  *                 no pages: a paused replica changed none) runs it again.
  * The acknowledgement goes out before the replica runs, so that the
  * primary's comparator has the checkpoint's release behind it when the
- * replica's first frame arrives (one channel, in order).
+ * replica's first frame arrives (one channel, in order): committing(E)
+ * takes E's request in before it, committed(E) runs the replica after it.
+ * The primary may ask for E+1 as soon as it has the acknowledgement,
+ * before the replica runs from E: then it does not (it stays paused at E
+ * and answers E+1 with no pages).
  */
 #ifndef REMUS_COLO_REPLICA_H
 #define REMUS_COLO_REPLICA_H
@@ -69,8 +73,17 @@ int rm_colo_replica_message(struct rm_colo_replica *cr,
  * against the primary's (rm_restore_mem_hashes).  Any thread. */
 bool rm_colo_replica_ran_for(struct rm_colo_replica *cr, uint64_t epoch);
 
-/* Checkpoint @epoch is committed and acknowledged (restore thread): run the
- * replica from it.  0 or -errno with the reason in @err. */
+/* Checkpoint @epoch is committed, not yet acknowledged (restore thread):
+ * take its request in (the input it holds is dropped), so that a request
+ * the primary sends once it has the acknowledgement is the next
+ * checkpoint's.  0, or -EPROTO with the reason in @err for a checkpoint
+ * the protocol did not lead to (then it must not be acknowledged). */
+int rm_colo_replica_committing(struct rm_colo_replica *cr, uint64_t epoch,
+                               struct rm_error *err);
+
+/* ... and acknowledged (restore thread): run the replica from it, or keep
+ * it paused at it (buffered mode; or the next checkpoint was asked before
+ * it ran: see colo/replica.c).  0 or -errno with the reason in @err. */
 int rm_colo_replica_committed(struct rm_colo_replica *cr, uint64_t epoch,
                               struct rm_error *err);
 
@@ -78,6 +91,11 @@ struct rm_colo_replica_stats {
     uint64_t runs;                 /* checkpoints the replica ran from */
     uint64_t buffered_commits;     /* committed while it stays paused */
     bool parked;                   /* now: buffered mode */
+    bool at_checkpoint;            /* now: its state is the last commit's
+                                      (parked, or it did not run from it:
+                                      the next checkpoint was asked first) */
+    uint64_t runs_skipped;         /* commits it did not run from: the next
+                                      checkpoint was asked before */
     uint64_t checkpoints_asked;    /* ColoCheckpoint received */
     uint64_t dirty_pages_sent;     /* pfns sent back, in all */
     uint64_t output_frames;        /* the replica's frames sent back */

@@ -424,6 +424,7 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
     struct drill *d;
     char gcfg[256], log_p[256], log_s[256], epochs[256], pcons[256];
     char scons[256], rundir[256], iv[16], hb[16], hbt[16], keyf[256];
+    char ct[16];
     const char *key = cfg->key_file;
     unsigned i, started = 0;
     struct kv_client probe;
@@ -434,6 +435,7 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
     int rc = 0, status;
 
     memset(rep, 0, sizeof(*rep));
+    rm_drill_colo_init(&rep->colo_st);
     if (geteuid() != 0)
         return rm_error_set(err, -EPERM, "the drill needs root (network "
                             "namespace, TAP devices)");
@@ -485,6 +487,7 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
     snprintf(scons, sizeof(scons), "%s/replica-console.log", d->dir);
     snprintf(rundir, sizeof(rundir), "%s/run", d->dir);
     snprintf(iv, sizeof(iv), "%u", cfg->interval_ms);
+    snprintf(ct, sizeof(ct), "%u", cfg->compare_timeout_ms);
     snprintf(hb, sizeof(hb), "%u", cfg->hb_interval_ms);
     snprintf(hbt, sizeof(hbt), "%u", cfg->hb_timeout_ms);
     setenv("REMUS_RUN_DIR", rundir, 1);
@@ -600,6 +603,10 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
             pargv[np++] = "-d";
         if (cfg->colo)
             pargv[np++] = "--colo";
+        if (cfg->colo && cfg->compare_timeout_ms) {
+            pargv[np++] = "--compare-timeout";
+            pargv[np++] = ct;
+        }
         pargv[np++] = gcfg;
         pargv[np++] = REPL_ADDR;
         pargv[np] = NULL;
@@ -673,9 +680,20 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
     /* COLO: that STATS reply differed (it carries the guest's clock) and
      * asked for a checkpoint; the replica runs on from it a while, on the
      * load, before the primary dies (what it wrote meanwhile must survive
-     * the takeover, disk included). */
-    if (cfg->colo)
+     * the takeover, disk included): from when the secondary committed it
+     * (up to 20 s: on a slow machine the replica's pause for a checkpoint
+     * can be longer than the 300 ms), not from the reply. */
+    if (cfg->colo) {
+        uint64_t taken = 0, committed = 0, give_up = rm_now_ns() +
+                                                      20000000000ull;
+
+        if (!rm_drill_colo_epoch(rundir, "drillvm", "primary", &taken))
+            while (rm_now_ns() < give_up &&
+                   (rm_drill_colo_epoch(rundir, "drillvm", "secondary",
+                                        &committed) || committed < taken))
+                sleep_ms(10);
         sleep_ms(300);
+    }
     {
         /* The processes' CPU under load: each runs a VM in COLO mode */
         uint64_t p1, s1, dt = rm_now_ns() - t_load;
@@ -896,7 +914,8 @@ int rm_drill_report_json(const struct rm_drill_report *rep, const char *path,
                 "\"buffered_checkpoints\": %" PRIu64 ", \"held_max_vm\": %"
                 PRIu64 ", \"held_max_replica\": %" PRIu64 ", "
                 "\"replica_pause_mean_ms\": %.3f, \"replica_pause_max_ms\": "
-                "%.3f}",
+                "%.3f, \"takeover_sectors_folded\": %" PRId64 ", "
+                "\"takeover_sectors_dropped\": %" PRIu64 "}",
                 c->sampled ? "true" : "false", c->mode,
                 c->ever_buffered ? "true" : "false", c->last[0], c->last[1],
                 c->last[2], c->last[3], rm_drill_colo_rate(c, 0),
@@ -904,7 +923,8 @@ int rm_drill_report_json(const struct rm_drill_report *rep, const char *path,
                 rm_drill_colo_rate(c, 3), c->fallbacks,
                 c->buffered_checkpoints, c->held_max_vm,
                 c->held_max_replica, c->replica_pause_mean_ms,
-                c->replica_pause_max_ms);
+                c->replica_pause_max_ms, c->takeover_folded,
+                c->takeover_dropped);
     }
     fprintf(f, "\n}\n");
     if (fclose(f))

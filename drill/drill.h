@@ -51,6 +51,8 @@ struct rm_drill_cfg {
                                     drill must fail) */
     bool colo;                   /* COLO mode (protect/receive --colo;
                                     no disk) */
+    unsigned compare_timeout_ms; /* COLO: protect --compare-timeout (0:
+                                    protect's default) */
 };
 
 struct rm_drill_report {

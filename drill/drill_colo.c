@@ -48,10 +48,43 @@ int rm_drill_colo_sample(struct rm_drill_colo *c, const char *run_dir,
     return 0;
 }
 
+void rm_drill_colo_init(struct rm_drill_colo *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->takeover_folded = -1;
+}
+
+int rm_drill_colo_epoch(const char *run_dir, const char *name,
+                        const char *role, uint64_t *epoch)
+{
+    struct rm_status st;
+    struct rm_error err = { 0 };
+    char path[512];
+    int rc;
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s.%s.status.json",
+                         run_dir, name, role) >= sizeof(path))
+        return -ENAMETOOLONG;
+    rc = rm_status_read(path, &st, &err);
+    if (rc == 0)
+        *epoch = st.epoch;
+    return rc;
+}
+
 void rm_drill_colo_log_line(struct rm_drill_colo *c, const char *line)
 {
     const char *p = strstr(line, "its pause per checkpoint mean ");
+    const char *folded = strstr(line, "COLO: ");
     double mean, max;
+    unsigned long long n;
+
+    if (folded && sscanf(folded, "COLO: %llu sectors the replica wrote "
+                         "since its checkpoint written into its image",
+                         &n) == 1 && strstr(folded, "written into its image"))
+        c->takeover_folded = (int64_t)n;
+    if (folded && sscanf(folded, "COLO: TEST MODE: %llu sectors", &n) == 1 &&
+        strstr(folded, "DROPPED"))
+        c->takeover_dropped = n;
 
     if (p && sscanf(p, "its pause per checkpoint mean %lf ms, max %lf ms",
                     &mean, &max) == 2) {

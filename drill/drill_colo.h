@@ -24,10 +24,24 @@ struct rm_drill_colo {
     /* The replica's pause per checkpoint (paused .. ran again), from the
      * secondary's closing COLO line (0: not found) */
     double replica_pause_mean_ms, replica_pause_max_ms;
+    /* The takeover, from the secondary's log: the sectors the replica
+     * wrote since its checkpoint that it wrote into its image (-1: not
+     * said), and those a test mode dropped instead */
+    int64_t takeover_folded;
+    uint64_t takeover_dropped;
 };
 
-/* A line of the secondary's log: the replica's pause, if it is the line
- * that says it. */
+/* Before the first sample or log line. */
+void rm_drill_colo_init(struct rm_drill_colo *c);
+
+/* The last checkpoint in NAME's @role ("primary", "secondary") status in
+ * @run_dir (the primary's last taken, the secondary's last committed):
+ * 0, or -errno when there is no status (yet). */
+int rm_drill_colo_epoch(const char *run_dir, const char *name,
+                        const char *role, uint64_t *epoch);
+
+/* A line of the secondary's log: the replica's pause or the takeover's
+ * sectors, if it is a line that says them. */
 void rm_drill_colo_log_line(struct rm_drill_colo *c, const char *line);
 
 /* Read NAME's primary status in the run directory @run_dir now; returns

@@ -86,13 +86,16 @@ static int kvm_activate(struct rm_backend *b, struct rm_error *err)
 
         rm_vm_pause(k->rarg.vm);
         if (k->test_colo_no_fold)
-            rm_vm_disk_overlay_clear(k->rarg.vm);
+            LOG_WARN("COLO: TEST MODE: %" PRIu64 " sectors the replica "
+                     "wrote since its checkpoint DROPPED",
+                     rm_vm_disk_overlay_clear(k->rarg.vm));
         rc = rm_vm_disk_overlay_fold(k->rarg.vm, &sectors, err);
         if (rc)
             return rc;
-        if (sectors)
-            LOG_INFO("COLO: %" PRIu64 " sectors the replica wrote since its "
-                     "checkpoint written into its image", sectors);
+        /* Said even when 0: the drill reads it (a takeover with nothing
+         * of the replica's to fold has not tested the fold). */
+        LOG_INFO("COLO: %" PRIu64 " sectors the replica wrote since its "
+                 "checkpoint written into its image", sectors);
         rm_vm_set_net_in(k->rarg.vm, NULL);
         rm_vm_set_net_out(k->rarg.vm, NULL, NULL);
         rm_vm_logdirty(k->rarg.vm, false);
