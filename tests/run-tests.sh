@@ -62,13 +62,12 @@ needs_kvm() {  # needs_kvm NAME FILE: a test that runs guests on KVM
 }
 # The KVM tests the nested KVM lab leaves out (lab/kvm/README.md says how
 # each failed there): on a machine without /dev/kvm they stay skipped,
-# each saying so.  kvm_drill: its COLO drill's replica answered later
-# than the drill waits (15 s) under TCG; kvm_quorum: over its 600 s bound
+# each saying so.  kvm_quorum: over its 600 s bound
 # there (corosync under TCG); pacemaker_pair: corosync and Pacemaker
 # under TCG, not yet made to hold there; systemd_units: runs make
 # install, and the lab's root has no build tools; soak_short: a corosync
 # cluster's faults, as kvm_quorum, and longer.
-KVM_LAB_LEFT_OUT=" kvm_drill kvm_quorum pacemaker_pair systemd_units soak_short "
+KVM_LAB_LEFT_OUT=" kvm_quorum pacemaker_pair systemd_units soak_short "
 left_out() { [ "${KVM_LAB_LEFT_OUT#* "$1" }" != "$KVM_LAB_LEFT_OUT" ]; }
 # to_kvm_lab NAME FILE BUILD: does this test run in the nested KVM lab
 # (this machine has no /dev/kvm, the lab runs, BUILD is its build, the

@@ -14,7 +14,7 @@ drill_failed() {   # drill_failed NAME MESSAGE
     local f
     cat "$TMP/$1.out"
     for f in "$TMP/$1.logs"/primary.log "$TMP/$1.logs"/secondary.log; do
-        [ -f "$f" ] && { echo "--- the last 40 lines of $f"; tail -n 40 "$f"; }
+        if [ -f "$f" ]; then echo "--- the last 40 lines of $f"; tail -n 40 "$f"; fi
     done
     echo "$2"; exit 1
 }
