@@ -8,46 +8,46 @@
 . "$ROOT/tests/lib/kvm.sh"
 ns_setup tapp taps tapb
 P1=127.0.0.1:7811 P2=127.0.0.1:7812
-HB="--heartbeat 50 --heartbeat-timeout 400"
+HB="--heartbeat 50 --heartbeat-timeout $(slow_ms 400)"
 guest_cfg "$TMP/g.cfg" tapp "dirty_rate=2000 dirty_wss=500" 1
 
 ip netns exec "$NS" "$REMUS" receive --listen $P1 --tap taps $HB > "$TMP/sa.log" 2>&1 & SA=$!; PIDS+=($SA)
 ip netns exec "$NS" "$REMUS" protect -i 20 $HB --progress 0 "$TMP/g.cfg" $P1 > "$TMP/pri.log" 2>&1 & PRI=$!; PIDS+=($PRI)
-kv 1 1 "INCR a" "INCR a" "INCR a" | tail -1 | grep -q "^3 OK 3 "
+kv 1 1 "INCR a" "INCR a" "INCR a" | tail -1 | grep -q "^3 OK 3 " || { echo "the protected VM did not count to 3"; exit 1; }
 sleep 1
 kill -9 $PRI                                   # the primary host dies
 wait_for "$TMP/sa.log" "FAILOVER" 10
-kv 2 4 "GET a" | grep -q "^4 OK 3 "            # served by the replica on A
+kv 2 4 "GET a" | grep -q "^4 OK 3 " || { echo "the replica on A does not serve a = 3"; exit 1; }
 echo "failover to A: $(grep FAILOVER "$TMP/sa.log")"
 
 # Refusals
-if NSX "$REMUS" reprotect -i 20 tguest 127.0.0.1:7899 2> "$TMP/e1"; then exit 1; fi
+if NSX "$REMUS" reprotect -i 20 tguest 127.0.0.1:7899 2> "$TMP/e1"; then echo "reprotect to no secondary succeeded"; exit 1; fi
 grep -q "not protected: cannot connect" "$TMP/e1" || { cat "$TMP/e1"; exit 1; }
-if "$REMUS" reprotect -n tguest $P2 2> "$TMP/e2"; then exit 1; fi
-grep -q "needs -F" "$TMP/e2"
-if "$REMUS" reprotect nosuchvm $P2 2> "$TMP/e3"; then exit 1; fi
-grep -q "no VM named 'nosuchvm'" "$TMP/e3"
-kv 2 5 "GET a" | grep -q "^5 OK 3 "            # refusals left the VM alone
+if "$REMUS" reprotect -n tguest $P2 2> "$TMP/e2"; then echo "reprotect -n without -F succeeded"; exit 1; fi
+grep -q "needs -F" "$TMP/e2" || { cat "$TMP/e2"; exit 1; }
+if "$REMUS" reprotect nosuchvm $P2 2> "$TMP/e3"; then echo "reprotect of an unknown VM succeeded"; exit 1; fi
+grep -q "no VM named 'nosuchvm'" "$TMP/e3" || { cat "$TMP/e3"; exit 1; }
+kv 2 5 "GET a" | grep -q "^5 OK 3 " || { echo "after the refusals the VM does not serve a = 3"; exit 1; }
 
 # Failback, then a clean stop: B discards its replica and exits 0
 ip netns exec "$NS" "$REMUS" receive --listen $P2 --tap tapb $HB > "$TMP/sb.log" 2>&1 & SB=$!; PIDS+=($SB)
-NSX "$REMUS" reprotect -i 20 $HB tguest $P2 2> "$TMP/rp1.log"
+NSX "$REMUS" reprotect -i 20 $HB tguest $P2 2> "$TMP/rp1.log" || { cat "$TMP/rp1.log"; echo "reprotect to B failed"; exit 1; }
 cat "$TMP/rp1.log"
-grep -q "protected again by $P2: full resync of [0-9]* pages" "$TMP/rp1.log"
+grep -q "protected again by $P2: full resync of [0-9]* pages" "$TMP/rp1.log" || { echo "no full resync said"; exit 1; }
 if "$REMUS" reprotect -i 20 tguest $P2 2> "$TMP/e4"; then exit 1; fi
 grep -q "already protected" "$TMP/e4" || { cat "$TMP/e4"; exit 1; }
-"$REMUS" status --json | grep -q '"state": "protecting"'
-"$REMUS" reprotect --stop tguest 2> "$TMP/stop.log"
+"$REMUS" status --json | grep -q '"state": "protecting"' || { echo "status does not say protecting"; "$REMUS" status --json; exit 1; }
+"$REMUS" reprotect --stop tguest 2> "$TMP/stop.log" || { cat "$TMP/stop.log"; echo "reprotect --stop failed"; exit 1; }
 grep -q "protection ended after [0-9]* checkpoints" "$TMP/stop.log" || { cat "$TMP/stop.log"; exit 1; }
 wait $SB || { echo "B did not exit 0 after a clean stop"; cat "$TMP/sb.log"; exit 1; }
-grep -q "the replica is discarded" "$TMP/sb.log"
-kv 2 6 "GET a" | grep -q "^6 OK 3 "            # the VM runs on, on A
+grep -q "the replica is discarded" "$TMP/sb.log" || { echo "B did not discard its replica"; cat "$TMP/sb.log"; exit 1; }
+kv 2 6 "GET a" | grep -q "^6 OK 3 " || { echo "after the stop the VM on A does not serve a = 3"; exit 1; }
 
 # Failback again, to B2; then A dies: B2 takes over with every acked write
 ip netns exec "$NS" "$REMUS" receive --listen $P2 --tap tapb $HB > "$TMP/sb2.log" 2>&1 & SB2=$!; PIDS+=($SB2)
-NSX "$REMUS" reprotect -i 20 $HB tguest $P2 2> "$TMP/rp2.log"
+NSX "$REMUS" reprotect -i 20 $HB tguest $P2 2> "$TMP/rp2.log" || { cat "$TMP/rp2.log"; echo "reprotect to B2 failed"; exit 1; }
 grep -q "protected again" "$TMP/rp2.log" || { cat "$TMP/rp2.log"; exit 1; }
-kv 3 7 "INCR a" "INCR a" | tail -1 | grep -q "^8 OK 5 "
+kv 3 7 "INCR a" "INCR a" | tail -1 | grep -q "^8 OK 5 " || { echo "the VM protected to B2 did not count to 5"; exit 1; }
 sleep 0.5
 kill -9 $SA                                    # the new primary dies
 wait_for "$TMP/sb2.log" "FAILOVER" 10
