@@ -22,7 +22,7 @@ ns_setup tapp taps
 MIB=4
 guest_cfg "$TMP/g.cfg" tapp "" 1
 echo "disk = $TMP/p.img" >> "$TMP/g.cfg"
-HB="--heartbeat 50 --heartbeat-timeout 600"
+HB="--heartbeat 50 --heartbeat-timeout $(slow_ms 600)"
 # stat_of LOG FIELD: a figure of the receiver's "disk replica:" line.
 stat_of() {
     grep -o "disk replica: .*" "$1" | tail -1 | grep -o "[0-9]* $2" | awk '{print $1}'

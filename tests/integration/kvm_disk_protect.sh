@@ -24,7 +24,7 @@ MIB=4
 guest_cfg "$TMP/g.cfg" tapp "" 1
 echo "disk = $TMP/p.img" >> "$TMP/g.cfg"
 guest_cfg "$TMP/nodisk.cfg" tapp "" 1
-HB="--heartbeat 50 --heartbeat-timeout 600"
+HB="--heartbeat 50 --heartbeat-timeout $(slow_ms 600)"
 # refused N: primary N's handshake was refused (its VM then runs on,
 # unprotected, as after any refusal: stopped here).
 refused() {
