@@ -559,11 +559,12 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
         colo_status(p);
     rm_quorum_sample(cfg->quorum, &p->quorum_sampled_ns,
                      &p->status.quorate_known, &p->status.quorate);
-    /* COLO's checkpoints come seldom: each is written (within the rate
-     * limit, the file would say the one before until the loop's next
-     * write, up to 200 ms on) */
+    /* COLO's checkpoints while it compares come seldom: each is written
+     * (within the rate limit, the file would say the one before until the
+     * loop's next write, up to 200 ms on).  Buffered, they come every
+     * interval: rate-limited. */
     rm_status_publish(&p->status, "protecting", &p->status_written_ns,
-                      p->colo != NULL);
+                      p->colo && !strcmp(p->status.colo_mode, "comparing"));
     print_progress(p, st);
     adapt_epoch(p, st);
 

@@ -343,12 +343,13 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
     }
     rm_quorum_sample(r->cfg->cluster, &r->quorum_sampled_ns,
                      &r->status.quorate_known, &r->status.quorate);
-    /* COLO's commits come seldom (on a mismatch, a timeout, the periodic
-     * one): each is written, or a commit that came within the rate limit
-     * of the one before would stay unsaid until the next, seconds on.
-     * (`remus drill --colo` waits on it before it kills the primary.) */
+    /* COLO's commits while it compares come seldom (on a mismatch, a
+     * timeout, the periodic one): each is written, or a commit that came
+     * within the rate limit of the one before would stay unsaid until the
+     * next, seconds on (`remus drill --colo` waits on it before it kills
+     * the primary).  Buffered, they come every interval: rate-limited. */
     rm_status_publish(&r->status, "replica", &r->status_written_ns,
-                      r->colo != NULL);
+                      r->colo && !strcmp(r->status.colo_mode, "comparing"));
     if (r->cfg->progress_ms &&
         now - r->last_progress_ns >= (uint64_t)r->cfg->progress_ms * 1000000) {
         r->last_progress_ns = now;
