@@ -9,19 +9,27 @@
 #include "common/io.h"
 #include "common/status.h"
 
+/* NAME's @role status in @run_dir.  0 or -errno (-ENOENT: none yet). */
+static int read_status(const char *run_dir, const char *name,
+                       const char *role, struct rm_status *st)
+{
+    struct rm_error err = { 0 };
+    char path[512];
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s.%s.status.json",
+                         run_dir, name, role) >= sizeof(path))
+        return -ENAMETOOLONG;
+    return rm_status_read(path, st, &err);
+}
+
 int rm_drill_colo_sample(struct rm_drill_colo *c, const char *run_dir,
                          const char *name)
 {
     struct rm_status st;
-    struct rm_error err = { 0 };
-    char path[512];
     unsigned i;
     int rc;
 
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s.primary.status.json",
-                         run_dir, name) >= sizeof(path))
-        return -ENAMETOOLONG;
-    rc = rm_status_read(path, &st, &err);
+    rc = read_status(run_dir, name, "primary", &st);
     if (rc)
         return rc;
     if (!st.colo_mode[0])
@@ -58,14 +66,8 @@ int rm_drill_colo_epoch(const char *run_dir, const char *name,
                         const char *role, uint64_t *epoch)
 {
     struct rm_status st;
-    struct rm_error err = { 0 };
-    char path[512];
-    int rc;
+    int rc = read_status(run_dir, name, role, &st);
 
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s.%s.status.json",
-                         run_dir, name, role) >= sizeof(path))
-        return -ENAMETOOLONG;
-    rc = rm_status_read(path, &st, &err);
     if (rc == 0)
         *epoch = st.epoch;
     return rc;

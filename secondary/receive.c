@@ -116,6 +116,14 @@ static void colo_break_locked(struct receive *r, const struct rm_error *why)
         shutdown(r->stream_fd, SHUT_RDWR);
 }
 
+/* The same, from a thread that does not hold r->lock. */
+static void colo_break(struct receive *r, const struct rm_error *why)
+{
+    pthread_mutex_lock(&r->lock);
+    colo_break_locked(r, why);
+    pthread_mutex_unlock(&r->lock);
+}
+
 static void ctl_message(void *o, const struct rm_ctl_msg *msg)
 {
     struct receive *r = o;
@@ -256,11 +264,8 @@ static int colo_verify(struct receive *r, uint64_t epoch)
                           "replica changed was missing from its dirty list; "
                           "the replica is inconsistent and must not run",
                           epoch, actual, expected);
-    if (rc) {
-        pthread_mutex_lock(&r->lock);
-        colo_break_locked(r, &why);
-        pthread_mutex_unlock(&r->lock);
-    }
+    if (rc)
+        colo_break(r, &why);
     return rc;
 }
 
@@ -302,9 +307,7 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
 
         rc = rm_colo_replica_committing(r->colo, epoch, &why);
         if (rc) {
-            pthread_mutex_lock(&r->lock);
-            colo_break_locked(r, &why);
-            pthread_mutex_unlock(&r->lock);
+            colo_break(r, &why);
             return rc;            /* not acknowledged: protection ends */
         }
     }
@@ -316,11 +319,8 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
          * vCPUs, for a takeover. */
         struct rm_error why = { 0 };
 
-        if (rm_colo_replica_committed(r->colo, epoch, &why)) {
-            pthread_mutex_lock(&r->lock);
-            colo_break_locked(r, &why);
-            pthread_mutex_unlock(&r->lock);
-        }
+        if (rm_colo_replica_committed(r->colo, epoch, &why))
+            colo_break(r, &why);
     }
     if (!r->trimmed) {
         /* The first commit ends the initial sync, whose records were the
@@ -979,7 +979,7 @@ out:
 
         rm_colo_replica_get_stats(r->colo, &cs);
         /* Its state the last commit's: a takeover resumes from it */
-        res->colo_parked = cs.at_checkpoint;
+        res->colo_at_checkpoint = cs.at_checkpoint;
         LOG_INFO("COLO: the replica ran from %" PRIu64 " checkpoints, was "
                  "asked to pause for %" PRIu64 ", sent %" PRIu64 " dirty "
                  "pages and %" PRIu64 " frames back (%" PRIu64 " failed), "

@@ -151,7 +151,7 @@ struct rm_receive_result {
     char peer_addr[64];           /* the primary's control address */
     bool handover;                /* FAILOVER because the primary asked
                                      (it paused its VM: a planned move) */
-    bool colo_parked;             /* COLO, at the end: the replica's state
+    bool colo_at_checkpoint;      /* COLO, at the end: the replica's state
                                      is the last checkpoint's (buffered
                                      mode, or it had not run from it): it
                                      resumes from the checkpoint */

@@ -182,8 +182,8 @@ void rm_secondary_run(struct rm_backend *be,
         res->outcome = RM_OUTCOME_FAILED;
         return;
     }
-    if (rc_cfg.colo && !rr->colo_parked)  /* it ran on from the checkpoint:
-                                           * its own state */
+    /* COLO, the replica ran on from the checkpoint: its own state */
+    if (rc_cfg.colo && !rr->colo_at_checkpoint)
         LOG_WARN("FAILOVER: %s; the replica went on from its own state "
                  "(COLO: it ran from checkpoint %" PRIu64 " on the same "
                  "input) %" PRIu64 " ms after the primary was declared "

@@ -105,7 +105,6 @@ value() {  # value CLIENT REQ -> the value of x, or empty
     kv "$1" "$2" "GET x" 2>/dev/null | awk '$2 == "OK" {print $3}'
 }
 waitlog() { local i; for i in $(seq 1 ${3:-100}); do if grep -q "$2" "$1" 2>/dev/null; then return 0; fi; sleep 0.1; done; return 1; }
-alive() { kill -0 "$1" 2>/dev/null; }
 injected() {  # injected KIND: this round injects KIND
     [ "$INJECT" = "$1" ] || return 1
     [ "$INJECT_ROUNDS" = all ] || [[ " $INJECT_ROUNDS " == *" $round "* ]]
