@@ -50,6 +50,8 @@ struct rm_save_priv {
      * are resident (written by a checkpoint or prefaulted) */
     size_t stage_ready;
     uint8_t *bounce;             /* stable copies of a running VM's pages */
+    uint64_t map_ns;             /* in ops->map_pages since take_checkpoint
+                                    began (rm_epoch_stats.pages_map_ns) */
 };
 
 void rm_save_params_default(struct rm_save_params *p, enum rm_save_mode m)
@@ -96,12 +98,15 @@ static int flush_batch(struct rm_save_ctx *ctx)
     struct rm_save_priv *p = ctx->priv;
     const struct rm_save_ops *ops = ctx->ops;
     uint32_t i, n = p->batch_count;
+    uint64_t t0;
     int rc;
 
     if (n == 0)
         return 0;
     memset(p->batch_ptrs, 0, n * sizeof(p->batch_ptrs[0]));
+    t0 = rm_now_ns();
     rc = ops->map_pages(ctx, n, p->batch_pfns, p->batch_types, p->batch_ptrs);
+    p->map_ns += rm_now_ns() - t0;
     if (rc) {
         rm_error_set(ctx->err, rc, "backend could not map %u pages", n);
         return rc;
@@ -704,7 +709,9 @@ static int take_checkpoint(struct rm_save_ctx *ctx, uint64_t epoch,
             goto restore_sink;
         }
     }
+    p->map_ns = 0;
     rc = send_pages(ctx, p->dirty, false);
+    st->pages_map_ns = p->map_ns;
     if (rc)
         goto restore_sink;
     phase_done(st, RM_PAUSE_PAGES, &tp);

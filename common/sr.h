@@ -177,6 +177,9 @@ struct rm_epoch_stats {
     uint64_t pause_faults;    /* page faults the checkpointing thread took
                                  from the suspend to the end of staging
                                  (first touches of the staging buffer) */
+    uint64_t pages_map_ns;    /* of phase_ns[RM_PAUSE_PAGES], the time in
+                                 ops->map_pages (the rest: the copy into
+                                 the staging buffer, the records) */
 };
 
 struct rm_save_callbacks {

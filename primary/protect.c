@@ -524,6 +524,11 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
                      (size_t)n < sizeof(line) - 24; ph++)
             n += snprintf(line + n, sizeof(line) - (size_t)n, " %" PRIu64,
                           st->phase_ns[ph] / 1000);
+        /* then the pause's page faults and its map time in us */
+        if (n > 0 && (size_t)n < sizeof(line) - 48)
+            n += snprintf(line + n, sizeof(line) - (size_t)n, " %" PRIu64
+                          " %" PRIu64, st->pause_faults,
+                          st->pages_map_ns / 1000);
         if (n > 0 && (size_t)n < sizeof(line) - 1)
             line[n++] = '\n';
 

@@ -97,7 +97,10 @@ echo "failover: the replica's disk holds the 100 acknowledged SETs"
 # write is ever in flight at a cut (disk_late, the 7th column, always 0)
 late=$(awk '$7 != 0' "$TMP/stats3" | wc -l)
 n=$(wc -l < "$TMP/stats3")
-[ "$n" -gt 10 ] && [ "$(awk 'NF != 14' "$TMP/stats3" | wc -l)" = 0 ] || { echo "stats: $n lines, not all of 14 columns (7, then the pause's parts)"; exit 1; }
+[ "$n" -gt 10 ] && [ "$(awk 'NF != 16' "$TMP/stats3" | wc -l)" = 0 ] || { echo "stats: $n lines, not all of 16 columns (7, the pause's 7 parts, its faults and map_us)"; exit 1; }
+# map_us (16th) is part of "pages" (12th): never more
+over=$(awk '$16 > $12' "$TMP/stats3" | wc -l)
+[ "$over" = 0 ] || { echo "$over checkpoints' map_us exceed their pages part"; exit 1; }
 [ "$late" = 0 ] || { echo "$late of $n checkpoints had disk writes in flight at the cut"; exit 1; }
 echo "P3: none of $n checkpoints had a disk write in flight at its cut"
 

@@ -361,6 +361,9 @@ static void test_staging_ready_ahead(void **state)
     for (i = 3; i < 12; i++) {
         faults += st[i].pause_faults;
         grew += st[i].dirty_pages - st[i - 1].dirty_pages;
+        /* the mapping is timed inside the pages part (a map call here) */
+        assert_true(st[i].pages_map_ns > 0);
+        assert_true(st[i].pages_map_ns <= st[i].phase_ns[RM_PAUSE_PAGES]);
     }
     printf("checkpoints 4-12: the dirty set grew by %llu pages, %llu page "
            "faults in their pauses\n", (unsigned long long)grew,

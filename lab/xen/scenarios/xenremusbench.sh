@@ -85,12 +85,13 @@ stats_p50() { awk '{printf "%.1f\n", $2 / 1000}' /tmp/stats | median; }
 stats_pages() { awk 'NR > 1 {print $3}' /tmp/stats | median; }
 xl_pages() { sed -n 's/.*Checkpointed save: \([0-9]*\)\/.*/\1/p' "$1" | median; }
 # parts: remus's own pause by part, means in ms over its checkpoints but the
-# first (the initial copy's end): --stats-file columns 8-14
+# first (the initial copy's end): --stats-file columns 8-14, then of pages
+# the mapping (16), and the page faults the pause took (15, a mean)
 parts() {
-    awk 'NR > 1 {n++; for (i = 8; i <= 14; i++) t[i] += $i}
+    awk 'NR > 1 {n++; for (i = 8; i <= 16; i++) t[i] += $i}
          END {if (!n) {print "-"; exit}
-              printf "suspend %.1f, harvest %.1f, disk cut %.1f, epoch %.1f, pages %.1f, state %.1f, resume %.1f",
-                     t[8]/n/1000, t[9]/n/1000, t[10]/n/1000, t[11]/n/1000, t[12]/n/1000, t[13]/n/1000, t[14]/n/1000}' /tmp/stats
+              printf "suspend %.1f, harvest %.1f, disk cut %.1f, epoch %.1f, pages %.1f (of which mapping %.1f), state %.1f, resume %.1f; page faults %.1f a pause",
+                     t[8]/n/1000, t[9]/n/1000, t[10]/n/1000, t[11]/n/1000, t[12]/n/1000, t[16]/n/1000, t[13]/n/1000, t[14]/n/1000, t[15]/n}' /tmp/stats
 }
 # measure_remus NAME: with remus protect ($PROT) started, wait for its
 # first checkpoint, then watch it and ping for $T s, and stop it (SIGTERM:
