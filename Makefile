@@ -126,7 +126,8 @@ KVM_OBJS := backends/kvm/vmm.o backends/kvm/vm_config.o backends/kvm/vcpu.o \
 
 # backends/xen/: the Xen backend
 XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
-            backends/xen/xen_hvm_pause.o backends/xen/xen_vcpu_domctl.o \
+            backends/xen/xen_hvm_pause.o backends/xen/xen_pause_domctl.o \
+            backends/xen/xen_suspend_wait.o \
             backends/xen/xen_sr_pv.o backends/xen/xen_pv_mem.o \
             backends/xen/xen_offline_pv.o backends/xen/xen_offline.o \
             backends/xen/xen_migrate.o backends/xen/xen_backend.o \
@@ -173,7 +174,7 @@ UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
               test_peer_spawn test_disklog test_nbd test_nbd_attach test_log \
               test_compare test_colo_input test_kvm_colo_net test_disk_overlay \
               test_colo_primary test_drill_pause test_kvm_pause test_drill_colo \
-              test_colo_replica
+              test_colo_replica test_xen_suspend_wait
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap fuzz_nbd fuzz_compare fuzz_feed

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,8 @@
 #include <xenguest.h>
 #include <xenstore.h>
 
+#include "backends/xen/xen_suspend_wait.h"
+#include "common/io.h"
 #include "common/log.h"
 
 struct rm_xen_host {
@@ -236,50 +239,118 @@ static int suspend_evtchn(struct rm_xen_host *h, uint32_t domid)
     return local;
 }
 
-int rm_xen_suspend(struct rm_xen_host *h, uint32_t domid,
-                   unsigned timeout_ms, struct rm_error *err)
+int rm_xen_suspend_ask(struct rm_xen_host *h, uint32_t domid,
+                       struct rm_error *err)
 {
-    struct rm_xen_dominfo di;
     char path[64];
-    uint64_t deadline = now_ms() + timeout_ms;
-    unsigned spin = 0;
     int port, rc;
 
     port = suspend_evtchn(h, domid);
     if (port >= 0) {
         rc = xenevtchn_notify(h->xce, (evtchn_port_t)port);
         xenevtchn_unbind(h->xce, (evtchn_port_t)port);
-        if (rc)
-            port = -1;
+        if (rc == 0)
+            return 0;
     }
     snprintf(path, sizeof(path), "/local/domain/%u/control/shutdown",
              domid);
-    if (port < 0 && !xs_write(h->xsh, XBT_NULL, path, "suspend", 7))
+    if (!xs_write(h->xsh, XBT_NULL, path, "suspend", 7))
         return rm_error_set(err, -EIO, "cannot ask domain %u to suspend "
                             "(writing %s): %s", domid, path,
                             strerror(errno));
+    return 0;
+}
+
+/* @domid's state by @poll's flags call, as rm_xen_dominfo's fields. */
+static int polled_state(const struct rm_xen_suspend_poll *poll,
+                        uint32_t domid, struct rm_xen_dominfo *di,
+                        struct rm_error *err)
+{
+    uint32_t f = 0;
+    int rc = poll->flags(poll->opaque, &f);
+
+    if (rc)
+        return rm_error_set(err, rc, "cannot query domain %u: %s", domid,
+                            strerror(-rc));
+    memset(di, 0, sizeof(*di));
+    di->domid = domid;
+    di->shutdown = f & XEN_DOMINF_shutdown;
+    di->dying = f & XEN_DOMINF_dying;
+    di->shutdown_reason = (f >> XEN_DOMINF_shutdownshift) &
+                          XEN_DOMINF_shutdownmask;
+    di->crashed = di->shutdown && di->shutdown_reason == SHUTDOWN_crash;
+    return 0;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+    struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
+                           .tv_nsec = (long)(ns % 1000000000ull) };
+
+    nanosleep(&ts, NULL);
+}
+
+int rm_xen_suspend_wait(struct rm_xen_host *h, uint32_t domid,
+                        unsigned timeout_ms,
+                        const struct rm_xen_suspend_poll *poll,
+                        struct rm_error *err)
+{
+    struct rm_xen_suspend_wait defaults, *w = &defaults;
+    struct rm_xen_dominfo di;
+    uint64_t t0 = rm_now_ns(), now, deadline;
+    unsigned polls = 0;
+    char path[64];
+    int rc;
+
+    deadline = t0 + (uint64_t)timeout_ms * 1000000ull;
+    rm_xen_suspend_wait_init(&defaults);
+    if (poll && poll->wait)
+        w = poll->wait;
     for (;;) {
-        rc = domain_state(h, domid, &di, err);
+        rc = poll && poll->flags ? polled_state(poll, domid, &di, err)
+                                 : domain_state(h, domid, &di, err);
         if (rc)
             return rc;
-        if (di.shutdown && di.shutdown_reason == SHUTDOWN_suspend)
+        now = rm_now_ns();
+        if (di.shutdown && di.shutdown_reason == SHUTDOWN_suspend) {
+            rm_xen_suspend_wait_seen(w, now - t0);
             return 0;
+        }
         if (di.shutdown || di.crashed || di.dying)
             return rm_error_set(err, -ESRCH, "domain %u %s instead of "
                                 "suspending (%s)", domid,
                                 di.crashed ? "crashed" : "shut down",
                                 shutdown_reason_name(di.shutdown_reason));
-        if (now_ms() >= deadline) {
+        if (now >= deadline) {
+            snprintf(path, sizeof(path), "/local/domain/%u/control/"
+                     "shutdown", domid);
             xs_write(h->xsh, XBT_NULL, path, "", 0);
             return rm_error_set(err, -ETIMEDOUT, "domain %u did not "
                                 "suspend within %u ms (does its kernel "
                                 "handle control/shutdown = suspend?)",
                                 domid, timeout_ms);
         }
-        /* Spin briefly first: a guest that suspends fast is seen fast. */
-        if (++spin > 50)
-            usleep(spin > 500 ? 2000 : 200);
+        switch (rm_xen_suspend_wait_step(w, now - t0, ++polls)) {
+        case RM_XEN_POLL_NOW:
+            sched_yield();
+            break;
+        case RM_XEN_POLL_SLEEP:
+            sleep_ns(RM_XEN_POLL_SLEEP_NS);
+            rm_xen_suspend_wait_slept(w, rm_now_ns() - now);
+            break;
+        case RM_XEN_POLL_SLEEP_LONG:
+            sleep_ns(RM_XEN_POLL_LONG_NS);
+            break;
+        }
     }
+}
+
+int rm_xen_suspend(struct rm_xen_host *h, uint32_t domid,
+                   unsigned timeout_ms, struct rm_error *err)
+{
+    int rc = rm_xen_suspend_ask(h, domid, err);
+
+    return rc ? rc : rm_xen_suspend_wait(h, domid, timeout_ms, NULL, err);
 }
 
 int rm_xen_resume_cancelled(struct rm_xen_host *h, uint32_t domid,

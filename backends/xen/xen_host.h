@@ -81,6 +81,26 @@ int rm_xen_dominfo(struct rm_xen_host *h, uint32_t domid,
 int rm_xen_suspend(struct rm_xen_host *h, uint32_t domid,
                    unsigned timeout_ms, struct rm_error *err);
 
+/* rm_xen_suspend() in its two steps, for a caller that polls its own way:
+ * the request (0 or -EIO naming the node it could not write), then the
+ * wait, as above. */
+int rm_xen_suspend_ask(struct rm_xen_host *h, uint32_t domid,
+                       struct rm_error *err);
+struct rm_xen_suspend_wait;
+struct rm_xen_suspend_poll {
+    /* When to poll (xen_suspend_wait.h), told every sleep and the freeze
+     * seen; NULL: its defaults, which never spin past the first polls. */
+    struct rm_xen_suspend_wait *wait;
+    /* The domain's XEN_DOMINF_* flags (a cheaper call than libxenctrl's
+     * domain info); NULL: that.  0 or -errno. */
+    int (*flags)(void *opaque, uint32_t *flags);
+    void *opaque;
+};
+int rm_xen_suspend_wait(struct rm_xen_host *h, uint32_t domid,
+                        unsigned timeout_ms,
+                        const struct rm_xen_suspend_poll *poll,
+                        struct rm_error *err);
+
 /*
  * Resume a guest suspended by rm_xen_suspend() in the same domain (the
  * suspend is cancelled: the guest's suspend call returns 1 and it keeps

@@ -11,7 +11,8 @@
 #include <xenguest.h>
 #include <xen/hvm/params.h>
 
-#include "backends/xen/xen_vcpu_domctl.h"
+#include "backends/xen/xen_pause_domctl.h"
+#include "backends/xen/xen_suspend_wait.h"
 #include "common/io.h"
 #include "common/log.h"
 
@@ -45,9 +46,11 @@ struct rm_xen_hvm_pause {
     uint32_t hvm_size;
     /* vCPU 0's context as read: in vd's buffer, or (no vd: libxenctrl's
      * calls) in vcpu0_copy */
-    struct rm_xen_vcpu_domctl *vd;
+    struct rm_xen_pause_domctl *vd;
     vcpu_guest_context_any_t *vcpu0;
     vcpu_guest_context_any_t vcpu0_copy;
+    /* When to poll for the suspend: this domain's recent freezes */
+    struct rm_xen_suspend_wait wait;
 };
 
 /* The HVM context into p->hvm, sized on first use.  0 or -errno. */
@@ -109,7 +112,7 @@ static void read_all(struct rm_xen_hvm_pause *p, xc_interface *xch)
     /* For the resume, which sets the suspend's return value in it */
     p->what = "vCPU 0's context";
     if (p->vd)
-        p->vcpu0 = rm_xen_vcpu_domctl_get(p->vd, 0);
+        p->vcpu0 = rm_xen_pause_domctl_get(p->vd, 0);
     else if (xc_vcpu_getcontext(xch, p->domid, 0, &p->vcpu0_copy) == 0)
         p->vcpu0 = &p->vcpu0_copy;
     else
@@ -155,7 +158,8 @@ int rm_xen_hvm_pause_open(struct rm_xen_hvm_pause **out,
         return rm_error_set(err, -ENOMEM, "out of memory");
     p->host = h;
     p->domid = domid;
-    p->vd = rm_xen_vcpu_domctl_open(domid);
+    rm_xen_suspend_wait_init(&p->wait);
+    p->vd = rm_xen_pause_domctl_open(domid);
     if (!p->vd)
         LOG_WARN("domain %u: the vCPU context and resume domctls go "
                  "through libxenctrl (%s): the resume takes longer",
@@ -207,7 +211,7 @@ void rm_xen_hvm_pause_close(struct rm_xen_hvm_pause *p)
     if (p->have_cond)
         pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
-    rm_xen_vcpu_domctl_close(p->vd);
+    rm_xen_pause_domctl_close(p->vd);
     free(p->hvm);
     free(p);
 }
@@ -224,6 +228,43 @@ void rm_xen_hvm_pause_begin(struct rm_xen_hvm_pause *p)
     p->asked = true;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
+}
+
+static int poll_flags(void *opaque, uint32_t *flags)
+{
+    struct rm_xen_hvm_pause *p = opaque;
+
+    return rm_xen_pause_domctl_flags(p->vd, flags);
+}
+
+int rm_xen_hvm_pause_suspend(struct rm_xen_hvm_pause *p, unsigned timeout_ms,
+                             struct rm_error *err)
+{
+    struct rm_xen_suspend_poll poll = {
+        .wait = &p->wait,
+        .flags = p->vd ? poll_flags : NULL,
+        .opaque = p,
+    };
+
+    uint64_t from, to;
+    bool spun = rm_xen_suspend_wait_window(&p->wait, &from, &to);
+    int rc;
+
+    settle(p);      /* the reader is idle: the domctl buffer is ours */
+    rc = rm_xen_suspend_ask(p->host, p->domid, err);
+    if (rc == 0)
+        rc = rm_xen_suspend_wait(p->host, p->domid, timeout_ms, &poll, err);
+    if (rc)
+        return rc;
+    if (!spun && rm_xen_suspend_wait_window(&p->wait, &from, &to))
+        LOG_INFO("domain %u: a sleep of %llu us between suspend polls "
+                 "takes %.1f ms here; polling without sleeping from %.1f "
+                 "to %.1f ms after each request (the guest's recent "
+                 "freezes)", p->domid, RM_XEN_POLL_SLEEP_NS / 1000,
+                 (double)p->wait.sleep_avg_ns / 1e6, (double)from / 1e6,
+                 (double)to / 1e6);
+    rm_xen_hvm_pause_begin(p);
+    return 0;
 }
 
 int rm_xen_hvm_pause_collect(struct rm_xen_hvm_pause *p,
@@ -271,9 +312,9 @@ int rm_xen_hvm_pause_resume(struct rm_xen_hvm_pause *p,
      */
     p->vcpu0->x64.user_regs.rax = 1;
     if (p->vd) {
-        rc = rm_xen_vcpu_domctl_set(p->vd, 0);
+        rc = rm_xen_pause_domctl_set(p->vd, 0);
         if (rc == 0)
-            rc = rm_xen_vcpu_domctl_resume(p->vd);
+            rc = rm_xen_pause_domctl_resume(p->vd);
         else
             what = " (setting vCPU 0's context)";
     } else if (xc_vcpu_setcontext(xch, p->domid, 0, p->vcpu0)) {

@@ -11,7 +11,7 @@
  * gethvmcontext).  The thread has its own libxenctrl handle: a handle is
  * used by one thread at a time, and the caller's is busy with the pages.
  * vCPU 0's context is read, and set again at the resume, by domctls with
- * hypercall buffers of their own allocated once (xen_vcpu_domctl.h:
+ * hypercall buffers of their own allocated once (xen_pause_domctl.h:
  * libxenctrl's calls map and unmap a two-page bounce buffer each time,
  * ~0.4-0.6 ms a call in the lab against 0.06-0.2), or by libxenctrl's
  * when those cannot be had.
@@ -74,6 +74,17 @@ void rm_xen_hvm_pause_close(struct rm_xen_hvm_pause *p);
 /* The domain has just suspended: start reading.  Never fails (a read's
  * failure is collect's to report). */
 void rm_xen_hvm_pause_begin(struct rm_xen_hvm_pause *p);
+
+/*
+ * A checkpoint's suspend: ask the guest (rm_xen_suspend_ask), wait until
+ * it has suspended, at most @timeout_ms (rm_xen_suspend_wait, polling the
+ * domain's state by the domctl of xen_pause_domctl.h when it could be
+ * had, at the times xen_suspend_wait.h gives from this domain's recent
+ * freezes), then rm_xen_hvm_pause_begin().  0 or -errno as
+ * rm_xen_suspend().
+ */
+int rm_xen_hvm_pause_suspend(struct rm_xen_hvm_pause *p, unsigned timeout_ms,
+                             struct rm_error *err);
 
 /*
  * Wait for this pause's reads (made now, in line, when no thread runs or

@@ -472,13 +472,11 @@ static int s_harvest_dirty(struct rm_save_ctx *ctx, unsigned long *bitmap)
 static int s_suspend(struct rm_save_ctx *ctx)
 {
     struct xen_save *xs = ctx->backend;
-    int rc = rm_xen_suspend(xs->arg->host, xs->domid,
-                            xs->arg->suspend_timeout_ms ?
-                            xs->arg->suspend_timeout_ms : 30000, ctx->err);
 
-    if (!rc)    /* its state is fixed now: read it beside the pages */
-        rm_xen_hvm_pause_begin(xs->pause);
-    return rc;
+    /* Suspended, its state is fixed: read beside the pages from then on */
+    return rm_xen_hvm_pause_suspend(xs->pause, xs->arg->suspend_timeout_ms ?
+                                    xs->arg->suspend_timeout_ms : 30000,
+                                    ctx->err);
 }
 
 static int s_resume(struct rm_save_ctx *ctx)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Three domctls of a checkpoint's resume, issued through libxencall with
- * hypercall buffers allocated once: get and set a vCPU's register context
- * (XEN_DOMCTL_get/setvcpucontext) and XEN_DOMCTL_resumedomain.
+ * The domctls of a checkpoint's pause, issued through libxencall with
+ * hypercall buffers allocated once: the domain's state, polled until it
+ * has suspended (XEN_DOMCTL_getdomaininfo), get and set a vCPU's register
+ * context (XEN_DOMCTL_get/setvcpucontext) and XEN_DOMCTL_resumedomain.
  *
  * Why not libxenctrl's xc_vcpu_getcontext/setcontext: each call bounces
  * the ~5 KiB context through two pages of hypercall memory mapped for
@@ -19,18 +20,18 @@
  * every call (EACCES): open() tries one get and gives up then, and the
  * caller goes on with libxenctrl.
  *
- * One thread at a time: the caller orders the calls (the pause's reader
- * thread gets, the engine's thread sets and resumes once it has waited
- * for the reader).
+ * One thread at a time: the caller orders the calls (the engine's thread
+ * polls for the suspend, then the pause's reader thread gets, the
+ * engine's thread sets and resumes once it has waited for the reader).
  */
-#ifndef REMUS_BACKENDS_XEN_XEN_VCPU_DOMCTL_H
-#define REMUS_BACKENDS_XEN_XEN_VCPU_DOMCTL_H
+#ifndef REMUS_BACKENDS_XEN_XEN_PAUSE_DOMCTL_H
+#define REMUS_BACKENDS_XEN_XEN_PAUSE_DOMCTL_H
 
 #include <stdint.h>
 
 #include <xenctrl.h>
 
-struct rm_xen_vcpu_domctl;   /* opaque */
+struct rm_xen_pause_domctl;   /* opaque */
 
 /*
  * For @domid: opens a libxencall handle and its two buffers, then reads
@@ -38,21 +39,26 @@ struct rm_xen_vcpu_domctl;   /* opaque */
  * domctls.  NULL with errno when any of it fails (the caller uses
  * libxenctrl instead; errno EACCES: another domctl interface version).
  */
-struct rm_xen_vcpu_domctl *rm_xen_vcpu_domctl_open(uint32_t domid);
+struct rm_xen_pause_domctl *rm_xen_pause_domctl_open(uint32_t domid);
 /* Frees the buffers and closes the handle.  NULL is fine. */
-void rm_xen_vcpu_domctl_close(struct rm_xen_vcpu_domctl *d);
+void rm_xen_pause_domctl_close(struct rm_xen_pause_domctl *d);
 
 /*
  * Read vCPU @vcpu's context into the handle's buffer and return it: the
- * caller may change it in place for rm_xen_vcpu_domctl_set().  Valid
+ * caller may change it in place for rm_xen_pause_domctl_set().  Valid
  * until the next get.  NULL with errno on failure.
  */
-vcpu_guest_context_any_t *rm_xen_vcpu_domctl_get(struct rm_xen_vcpu_domctl *d,
+vcpu_guest_context_any_t *rm_xen_pause_domctl_get(struct rm_xen_pause_domctl *d,
                                                  uint32_t vcpu);
 /* Set vCPU @vcpu's context from the buffer get() returned.  0 or -errno. */
-int rm_xen_vcpu_domctl_set(struct rm_xen_vcpu_domctl *d, uint32_t vcpu);
+int rm_xen_pause_domctl_set(struct rm_xen_pause_domctl *d, uint32_t vcpu);
+/* The domain's XEN_DOMINF_* flags (XEN_DOMCTL_getdomaininfo; libxenctrl's
+ * xc_domain_getinfo bounces the domctl through hypercall memory of its
+ * own on each call: 0.13-0.22 ms a poll in the lab).  0, -ESRCH (the
+ * domain is gone) or -errno. */
+int rm_xen_pause_domctl_flags(struct rm_xen_pause_domctl *d, uint32_t *flags);
 /* XEN_DOMCTL_resumedomain: the domain's shutdown (a suspend) is undone and
  * its vCPUs paused for it run again.  0 or -errno. */
-int rm_xen_vcpu_domctl_resume(struct rm_xen_vcpu_domctl *d);
+int rm_xen_pause_domctl_resume(struct rm_xen_pause_domctl *d);
 
 #endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #define RM_LOG_PREFIX "xen-domctl"
-#include "backends/xen/xen_vcpu_domctl.h"
+#include "backends/xen/xen_pause_domctl.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 
 #include <xencall.h>
 
-struct rm_xen_vcpu_domctl {
+struct rm_xen_pause_domctl {
     uint32_t domid;
     xencall_handle *xcall;
     struct xen_domctl *op;            /* one page of hypercall memory */
@@ -19,7 +19,7 @@ struct rm_xen_vcpu_domctl {
 #define PAGE 4096u
 
 /* Issue the domctl being built in d->op.  0 or -errno. */
-static int issue(struct rm_xen_vcpu_domctl *d)
+static int issue(struct rm_xen_pause_domctl *d)
 {
     d->op->interface_version = XEN_DOMCTL_INTERFACE_VERSION;
     d->op->domain = (domid_t)d->domid;
@@ -29,7 +29,7 @@ static int issue(struct rm_xen_vcpu_domctl *d)
     return 0;
 }
 
-static int vcpu_op(struct rm_xen_vcpu_domctl *d, uint32_t cmd, uint32_t vcpu)
+static int vcpu_op(struct rm_xen_pause_domctl *d, uint32_t cmd, uint32_t vcpu)
 {
     memset(d->op, 0, sizeof(*d->op));
     d->op->cmd = cmd;
@@ -38,7 +38,7 @@ static int vcpu_op(struct rm_xen_vcpu_domctl *d, uint32_t cmd, uint32_t vcpu)
     return issue(d);
 }
 
-vcpu_guest_context_any_t *rm_xen_vcpu_domctl_get(struct rm_xen_vcpu_domctl *d,
+vcpu_guest_context_any_t *rm_xen_pause_domctl_get(struct rm_xen_pause_domctl *d,
                                                  uint32_t vcpu)
 {
     int rc = vcpu_op(d, XEN_DOMCTL_getvcpucontext, vcpu);
@@ -50,19 +50,36 @@ vcpu_guest_context_any_t *rm_xen_vcpu_domctl_get(struct rm_xen_vcpu_domctl *d,
     return d->ctx;
 }
 
-int rm_xen_vcpu_domctl_set(struct rm_xen_vcpu_domctl *d, uint32_t vcpu)
+int rm_xen_pause_domctl_set(struct rm_xen_pause_domctl *d, uint32_t vcpu)
 {
     return vcpu_op(d, XEN_DOMCTL_setvcpucontext, vcpu);
 }
 
-int rm_xen_vcpu_domctl_resume(struct rm_xen_vcpu_domctl *d)
+int rm_xen_pause_domctl_resume(struct rm_xen_pause_domctl *d)
 {
     memset(d->op, 0, sizeof(*d->op));
     d->op->cmd = XEN_DOMCTL_resumedomain;
     return issue(d);
 }
 
-void rm_xen_vcpu_domctl_close(struct rm_xen_vcpu_domctl *d)
+int rm_xen_pause_domctl_flags(struct rm_xen_pause_domctl *d, uint32_t *flags)
+{
+    int rc;
+
+    memset(d->op, 0, sizeof(*d->op));
+    d->op->cmd = XEN_DOMCTL_getdomaininfo;
+    rc = issue(d);
+    if (rc)
+        return rc;
+    /* Xen answers with the first domain from this id on: ours is gone */
+    if (d->op->domain != d->domid ||
+        d->op->u.getdomaininfo.domain != d->domid)
+        return -ESRCH;
+    *flags = d->op->u.getdomaininfo.flags;
+    return 0;
+}
+
+void rm_xen_pause_domctl_close(struct rm_xen_pause_domctl *d)
 {
     if (!d)
         return;
@@ -75,9 +92,9 @@ void rm_xen_vcpu_domctl_close(struct rm_xen_vcpu_domctl *d)
     free(d);
 }
 
-struct rm_xen_vcpu_domctl *rm_xen_vcpu_domctl_open(uint32_t domid)
+struct rm_xen_pause_domctl *rm_xen_pause_domctl_open(uint32_t domid)
 {
-    struct rm_xen_vcpu_domctl *d = calloc(1, sizeof(*d));
+    struct rm_xen_pause_domctl *d = calloc(1, sizeof(*d));
     int saved;
 
     if (!d)
@@ -89,10 +106,10 @@ struct rm_xen_vcpu_domctl *rm_xen_vcpu_domctl_open(uint32_t domid)
         d->op = xencall_alloc_buffer_pages(d->xcall, 1);
     if (d->op)
         d->ctx = xencall_alloc_buffer_pages(d->xcall, d->ctx_pages);
-    if (d->ctx && rm_xen_vcpu_domctl_get(d, 0))
+    if (d->ctx && rm_xen_pause_domctl_get(d, 0))
         return d;
     saved = errno ? errno : EIO;
-    rm_xen_vcpu_domctl_close(d);
+    rm_xen_pause_domctl_close(d);
     errno = saved;
     return NULL;
 }
