@@ -10,15 +10,16 @@
  * off the pause's critical path (in the lab under TCG, ~1-2 ms of Xen's
  * gethvmcontext).  The thread has its own libxenctrl handle: a handle is
  * used by one thread at a time, and the caller's is busy with the pages.
- * vCPU 0's context is read, and set again at the resume, by domctls with
- * hypercall buffers of their own allocated once (xen_pause_domctl.h:
+ * vCPU 0's context is read, and set again with the suspend's return
+ * value, by the thread (at the resume when through libxenctrl), by
+ * domctls with hypercall buffers of their own allocated once (xen_pause_domctl.h:
  * libxenctrl's calls map and unmap a two-page bounce buffer each time,
  * ~0.4-0.6 ms a call in the lab against 0.06-0.2), or by libxenctrl's
  * when those cannot be had.
  *
  * The resume (rm_xen_hvm_pause_resume) does what libxenctrl's
  * xc_domain_resume(fast=1) does for an HVM guest, with the vCPU context
- * the thread already read: vCPU 0's rax set to 1 (the guest's suspend
+ * the thread already read (and set): vCPU 0's rax set to 1 (the guest's suspend
  * hypercall returns "cancelled": it keeps its devices and event
  * channels; the HVM context the replica gets keeps rax 0, as the suspend
  * left it: a replica starts anew), then the bare XEN_DOMCTL_resumedomain,
