@@ -17,6 +17,16 @@ static void seen_n(struct rm_xen_suspend_wait *w, unsigned n, uint64_t ns)
         rm_xen_suspend_wait_seen(w, ns);
 }
 
+/* A new wait whose short sleeps took @took_ns each, 20 of them. */
+static void init_slept(struct rm_xen_suspend_wait *w, uint64_t took_ns)
+{
+    unsigned i;
+
+    rm_xen_suspend_wait_init(w);
+    for (i = 0; i < 20; i++)
+        rm_xen_suspend_wait_slept(w, took_ns);
+}
+
 /* Nothing known: 50 polls at once, then every 200 us, after 1 s 2 ms. */
 static void test_defaults(void **state)
 {
@@ -41,12 +51,9 @@ static void test_accurate_sleeps_never_spin(void **state)
 {
     struct rm_xen_suspend_wait w;
     uint64_t t, from, to;
-    unsigned i;
 
     (void)state;
-    rm_xen_suspend_wait_init(&w);
-    for (i = 0; i < 20; i++)
-        rm_xen_suspend_wait_slept(&w, 260000);
+    init_slept(&w, 260000);
     seen_n(&w, 16, 50 * MS);
     assert_int_equal(rm_xen_suspend_wait_window(&w, &from, &to), 0);
     for (t = 0; t < 200 * MS; t += MS / 2)
@@ -60,12 +67,9 @@ static void test_oversleeping_spins_in_window(void **state)
 {
     struct rm_xen_suspend_wait w;
     uint64_t from, to;
-    unsigned i;
 
     (void)state;
-    rm_xen_suspend_wait_init(&w);
-    for (i = 0; i < 20; i++)
-        rm_xen_suspend_wait_slept(&w, 2500000);
+    init_slept(&w, 2500000);
     rm_xen_suspend_wait_seen(&w, 48 * MS);
     rm_xen_suspend_wait_seen(&w, 60 * MS);
     rm_xen_suspend_wait_seen(&w, 52 * MS);
@@ -99,9 +103,7 @@ static void test_window_follows_recent_freezes(void **state)
     unsigned i;
 
     (void)state;
-    rm_xen_suspend_wait_init(&w);
-    for (i = 0; i < 20; i++)
-        rm_xen_suspend_wait_slept(&w, 2500000);
+    init_slept(&w, 2500000);
     seen_n(&w, 16, 40 * MS);
     seen_n(&w, 15, 100 * MS);
     assert_int_equal(rm_xen_suspend_wait_window(&w, &from, &to), 1);
