@@ -104,7 +104,17 @@ bad=0 vacuous=0
 value() {  # value CLIENT REQ -> the value of x, or empty
     kv "$1" "$2" "GET x" 2>/dev/null | awk '$2 == "OK" {print $3}'
 }
-waitlog() { local i; for i in $(seq 1 ${3:-100}); do if grep -q "$2" "$1" 2>/dev/null; then return 0; fi; sleep 0.1; done; return 1; }
+# waitlog FILE PATTERN [TENTHS]: PATTERN in FILE within TENTHS tenths of
+# a second (default 100), times REMUS_TEST_SLOW; says so when not.
+waitlog() { wait_until $(( (${3:-100} + 9) / 10 )) "'$2' in $1" in_file "$1" "$2"; }
+# ended_or_took_over PID LOG: PID ended, or LOG says it took over
+ended_or_took_over() { ! alive "$1" || grep -q "FAILOVER" "$2"; }
+# both_decided: after a cut, the primary ran on or ended, and the
+# secondary took over or ended
+both_decided() {
+    { grep -q "runs on UNPROTECTED" "$d/pri.log" || ! alive "$PRI"; } &&
+        ended_or_took_over "$SEC" "$d/sec.log"
+}
 injected() {  # injected KIND: this round injects KIND
     [ "$INJECT" = "$1" ] || return 1
     [ "$INJECT_ROUNDS" = all ] || [[ " $INJECT_ROUNDS " == *" $round "* ]]
@@ -128,15 +138,15 @@ check_value() {  # check_value WHO
 # sync_fault: the *-sync faults, right after both sides started: the kill
 # lands in the initial sync of the disk.
 sync_fault() {
+    # (the kill lands when the sync's line came, or after the wait for it:
+    # what came of it is judged below, not by set -e ending the soak)
     if [ $ev = kill-primary-sync ]; then
-        waitlog "$d/sec.log" "chunks of 65536 bytes hashed" 100
+        waitlog "$d/sec.log" "chunks of 65536 bytes hashed" 100 || true
         kill -9 $PRI; reap $PRI
         want_pri=sigkill
         # it ends, or takes over (the kill came too late)
-        for i in $(seq 1 150); do
-            if ! alive $SEC || grep -q "FAILOVER" "$d/sec.log"; then break; fi
-            sleep 0.1
-        done
+        wait_until 15 "the secondary to end or take over" \
+            ended_or_took_over "$SEC" "$d/sec.log" || true
         if grep -q "FAILOVER" "$d/sec.log" ||
            { ! alive $SEC && ! grep -q "disk replica: 0 checkpoints applied" "$d/sec.log"; }; then
             outcome=vacuous; why="the kill came after the initial sync"
@@ -148,7 +158,7 @@ sync_fault() {
             outcome=no-takeover
         fi
     else
-        waitlog "$d/pri.log" "chunks differ from the secondary" 100
+        waitlog "$d/pri.log" "chunks differ from the secondary" 100 || true
         kill -9 $SEC; reap $SEC
         want_sec=sigkill want_pri=run
         if ! waitlog "$d/pri.log" "UNPROTECTED" 200; then outcome=hang; why="the primary did not run on"; fi
@@ -222,7 +232,9 @@ for round in $(seq 1 "$N"); do
     fi
     sleep 0.$((RANDOM % 10))
     if injected break-pair; then    # the primary loses its secondary
-        kill -STOP $SEC; waitlog "$d/pri.log" "secondary lost" 50; kill -CONT $SEC
+        kill -STOP $SEC
+        waitlog "$d/pri.log" "secondary lost" 50 || true   # judged below
+        kill -CONT $SEC
     fi
     # The round tests its fault only on a whole, keyed pair whose client
     # saw writes acknowledged: under load a side can give up on its own
@@ -260,11 +272,7 @@ for round in $(seq 1 "$N"); do
     cut-link|isolate-primary)
         if [ $ev = cut-link ]; then cluster_cut p s; else cluster_isolate p; fi
         # Wait until both sides have decided (each at most ~settle + stable).
-        for i in $(seq 1 250); do
-            if { grep -q "runs on UNPROTECTED" "$d/pri.log" || ! alive $PRI; } &&
-               { grep -q "FAILOVER" "$d/sec.log" || ! alive $SEC; }; then break; fi
-            sleep 0.1
-        done
+        wait_until 25 "both sides to decide" both_decided || true
         pri_runs=0 sec_runs=0
         if grep -q "runs on UNPROTECTED" "$d/pri.log" && alive $PRI; then pri_runs=1; fi
         if grep -q "FAILOVER" "$d/sec.log" && alive $SEC; then sec_runs=1; fi
