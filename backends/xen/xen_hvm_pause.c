@@ -110,7 +110,7 @@ static void read_all(struct rm_xen_hvm_pause *p, xc_interface *xch)
             goto out;
         }
     }
-    /* For the resume, which sets the suspend's return value in it */
+    /* For the suspend's return value, set in it below (or at the resume) */
     p->what = "vCPU 0's context";
     if (p->vd)
         p->vcpu0 = rm_xen_pause_domctl_get(p->vd, 0);
@@ -174,8 +174,9 @@ int rm_xen_hvm_pause_open(struct rm_xen_hvm_pause **out,
     rm_xen_suspend_wait_init(&p->wait);
     p->vd = rm_xen_pause_domctl_open(domid);
     if (!p->vd)
-        LOG_WARN("domain %u: the vCPU context and resume domctls go "
-                 "through libxenctrl (%s): the resume takes longer",
+        LOG_WARN("domain %u: the pause's domctls (suspend polls, vCPU "
+                 "context, resume) go through libxenctrl (%s): the pause "
+                 "takes longer",
                  domid, strerror(errno));
     pthread_mutex_init(&p->lock, NULL);
     p->have_cond = rm_cond_init_monotonic(&p->cond) == 0;
@@ -258,7 +259,6 @@ int rm_xen_hvm_pause_suspend(struct rm_xen_hvm_pause *p, unsigned timeout_ms,
         .flags = p->vd ? poll_flags : NULL,
         .opaque = p,
     };
-
     uint64_t from, to;
     bool spun = rm_xen_suspend_wait_window(&p->wait, &from, &to);
     int rc;
