@@ -17,6 +17,29 @@ static void seen_n(struct rm_xen_suspend_wait *w, unsigned n, uint64_t ns)
         rm_xen_suspend_wait_seen(w, ns);
 }
 
+/* What the wait must say at these points (since the request, polls) */
+struct want_step {
+    uint64_t since_ns;
+    unsigned polls;
+    enum rm_xen_poll_step step;
+};
+
+static void want_steps(const struct rm_xen_suspend_wait *w,
+                       const struct want_step *ws, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        enum rm_xen_poll_step got =
+            rm_xen_suspend_wait_step(w, ws[i].since_ns, ws[i].polls);
+
+        if (got != ws[i].step)
+            fail_msg("%.1f ms after the request, after %u polls: step %d, "
+                     "want %d", (double)ws[i].since_ns / MS, ws[i].polls,
+                     (int)got, (int)ws[i].step);
+    }
+}
+
 /* A new wait whose short sleeps took @took_ns each, 20 of them. */
 static void init_slept(struct rm_xen_suspend_wait *w, uint64_t took_ns)
 {
@@ -32,16 +55,16 @@ static void test_defaults(void **state)
 {
     struct rm_xen_suspend_wait w;
     uint64_t from, to;
+    static const struct want_step ws[] = {
+        { 0, 1, RM_XEN_POLL_NOW },
+        { 3 * MS, 49, RM_XEN_POLL_NOW },
+        { 3 * MS, 50, RM_XEN_POLL_SLEEP },
+        { 1000 * MS, 900, RM_XEN_POLL_SLEEP_LONG },
+    };
 
     (void)state;
     rm_xen_suspend_wait_init(&w);
-    assert_int_equal(rm_xen_suspend_wait_step(&w, 0, 1), RM_XEN_POLL_NOW);
-    assert_int_equal(rm_xen_suspend_wait_step(&w, 3 * MS, 49),
-                     RM_XEN_POLL_NOW);
-    assert_int_equal(rm_xen_suspend_wait_step(&w, 3 * MS, 50),
-                     RM_XEN_POLL_SLEEP);
-    assert_int_equal(rm_xen_suspend_wait_step(&w, 1000 * MS, 900),
-                     RM_XEN_POLL_SLEEP_LONG);
+    want_steps(&w, ws, sizeof(ws) / sizeof(ws[0]));
     assert_int_equal(rm_xen_suspend_wait_window(&w, &from, &to), 0);
 }
 
@@ -67,6 +90,14 @@ static void test_oversleeping_spins_in_window(void **state)
 {
     struct rm_xen_suspend_wait w;
     uint64_t from, to;
+    static const struct want_step in_window[] = {
+        { 0, 1, RM_XEN_POLL_SLEEP },
+        { 35 * MS, 10, RM_XEN_POLL_SLEEP },
+        { 36 * MS, 11, RM_XEN_POLL_NOW },
+        { 75 * MS, 5000, RM_XEN_POLL_NOW },
+        { 76 * MS, 5001, RM_XEN_POLL_SLEEP },
+        { 1500 * MS, 5400, RM_XEN_POLL_SLEEP_LONG },
+    };
 
     (void)state;
     init_slept(&w, 2500000);
@@ -81,17 +112,7 @@ static void test_oversleeping_spins_in_window(void **state)
     assert_int_equal(rm_xen_suspend_wait_window(&w, &from, &to), 1);
     assert_int_equal(from, 36 * MS);
     assert_int_equal(to, 76 * MS);
-    assert_int_equal(rm_xen_suspend_wait_step(&w, 0, 1), RM_XEN_POLL_SLEEP);
-    assert_int_equal(rm_xen_suspend_wait_step(&w, 35 * MS, 10),
-                     RM_XEN_POLL_SLEEP);
-    assert_int_equal(rm_xen_suspend_wait_step(&w, 36 * MS, 11),
-                     RM_XEN_POLL_NOW);
-    assert_int_equal(rm_xen_suspend_wait_step(&w, 75 * MS, 5000),
-                     RM_XEN_POLL_NOW);
-    assert_int_equal(rm_xen_suspend_wait_step(&w, 76 * MS, 5001),
-                     RM_XEN_POLL_SLEEP);
-    assert_int_equal(rm_xen_suspend_wait_step(&w, 1500 * MS, 5400),
-                     RM_XEN_POLL_SLEEP_LONG);
+    want_steps(&w, in_window, sizeof(in_window) / sizeof(in_window[0]));
 }
 
 /* Only the last 16 freezes count: a guest that got slower moves the
