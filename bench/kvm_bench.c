@@ -138,13 +138,6 @@ static uint64_t writes(struct gvm *g)
     return kv(g, "STATS", &r) ? 0 : r.value;
 }
 
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-    nanosleep(&ts, NULL);
-}
-
 /* Page-writes/s over @ms, optionally harvesting every 25 ms. */
 static double write_rate(struct gvm *g, bool logdirty, unsigned ms,
                          double *harvest_pages_s)
@@ -158,7 +151,7 @@ static double write_rate(struct gvm *g, bool logdirty, unsigned ms,
     w0 = writes(g);
     t0 = rm_now_ns();
     while (rm_now_ns() - t0 < (uint64_t)ms * 1000000) {
-        sleep_ms(25);
+        rm_sleep_ms(25);
         if (logdirty) {
             uint64_t h0 = rm_now_ns();
 
@@ -236,7 +229,7 @@ static int on_cp(void *o, const struct rm_epoch_stats *st)
         c->bytes_sum += st->bytes;
         c->dirty_sum += st->dirty_pages;
     }
-    sleep_ms(c->sleep_ms);
+    rm_sleep_ms(c->sleep_ms);
     return c->epochs < c->want;
 }
 
@@ -415,7 +408,7 @@ static double unprotected_rate(uint64_t wss)
         return 0;
     snprintf(cmd, sizeof(cmd), "DIRTY 0 %" PRIu64, wss);
     kv(&g, cmd, &r);
-    sleep_ms(300);
+    rm_sleep_ms(300);
     rate = write_rate(&g, false, 3000, NULL);
     stop(&g);
     return rate;
@@ -657,7 +650,7 @@ static int on_dcp(void *o, const struct rm_epoch_stats *st)
         c->disk_bytes += st->disk_bytes;
         c->dirty += st->dirty_pages;
     }
-    sleep_ms(c->sleep_ms);
+    rm_sleep_ms(c->sleep_ms);
     if (c->epochs == c->want)
         c->sample_err |= dstat(c->g, &c->s1);
     return c->epochs < c->want;
@@ -723,7 +716,7 @@ static int disk_unprotected(struct gvm *g, unsigned ms, double *rate,
 
     if (dstat(g, &a))
         return -1;
-    sleep_ms(ms);
+    rm_sleep_ms(ms);
     if (dstat(g, &b) || b.w == a.w)
         return -1;
     *rate = dstat_rate(&a, &b);
@@ -762,7 +755,7 @@ static int pause_pool(struct gvm *g, const char *cmd, struct pool *p,
         snprintf(why, whylen, "the guest refused %s", cmd);
         return -1;
     }
-    sleep_ms(200);
+    rm_sleep_ms(200);
     if (disk_checkpoints(g, 25, 2500, &c, why, whylen))
         return -1;
     if (p->n + c.epochs > sizeof(p->pauses) / sizeof(p->pauses[0])) {
@@ -857,7 +850,7 @@ static void disk_guest_rows(const char *dir)
         stop(&g);
         return;
     }
-    sleep_ms(300);
+    rm_sleep_ms(300);
     if (disk_unprotected(&g, 2000, &u0, &u0_lat)) {
         not_measured("guest disk writes, unprotected", "no write counted");
         stop(&g);
@@ -1331,7 +1324,7 @@ int main(int argc, char **argv)
 
         kv(&g, "DIRTY 0 16384", &r);
     }
-    sleep_ms(200);
+    rm_sleep_ms(200);
     if (!only_pause) {
         r0 = write_rate(&g, false, 1000, NULL);
         r1 = write_rate(&g, true, 1000, &hp);
@@ -1515,7 +1508,7 @@ int main(int argc, char **argv)
                 continue;
             }
             kv(&g, "DIRTY 0 16384", &r);
-            sleep_ms(200);
+            rm_sleep_ms(200);
             rm = write_rate(&g, true, 1000, &hpm);
             kv(&g, "DIRTY 0 0", &r);
             if (!checkpoints(&g, 1000, false, &a) && a.epochs)

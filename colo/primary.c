@@ -329,13 +329,6 @@ static enum rm_colo_cause cause_of(enum rm_diverge_cause c)
     return RM_COLO_CAUSE_MISMATCH;
 }
 
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-    nanosleep(&ts, NULL);
-}
-
 /* One more checkpoint asked by a divergence, at @now: are there
  * fallback_rate of them within the last second? */
 static bool divergence_rate_high(struct rm_colo_primary *cp, uint64_t now)
@@ -368,7 +361,7 @@ static int wait_buffered(struct rm_colo_primary *cp,
         rc = keep_waiting(opaque);
         if (rc)
             return rc;
-        sleep_ms(1);
+        rm_sleep_ms(1);
     }
     *cause = cp->next_cause = RM_COLO_CAUSE_PERIODIC;
     if (now - cp->since_ns >= (uint64_t)cp->hold_ms * 1000000)
@@ -418,7 +411,7 @@ int rm_colo_primary_wait(struct rm_colo_primary *cp,
         rc = keep_waiting(opaque);
         if (rc)
             return rc;
-        sleep_ms(1);
+        rm_sleep_ms(1);
     }
     cp->next_cause = *cause;
     if (*cause != RM_COLO_CAUSE_PERIODIC &&

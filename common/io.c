@@ -316,6 +316,21 @@ uint64_t rm_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+void rm_sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {
+        .tv_sec = (time_t)(ns / 1000000000ull),
+        .tv_nsec = (long)(ns % 1000000000ull),
+    };
+
+    nanosleep(&ts, NULL);
+}
+
+void rm_sleep_ms(unsigned ms)
+{
+    rm_sleep_ns((uint64_t)ms * 1000000ull);
+}
+
 int rm_cond_init_monotonic(pthread_cond_t *cond)
 {
     pthread_condattr_t attr;

@@ -115,6 +115,10 @@ int rm_pio_all(int fd, void *buf, size_t len, uint64_t off, bool write);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t rm_now_ns(void);
+/* Sleep @ns nanoseconds / @ms milliseconds (once: a signal may end it
+ * early, as nanosleep does). */
+void rm_sleep_ns(uint64_t ns);
+void rm_sleep_ms(unsigned ms);
 
 /*
  * Nanoseconds from @then to @now, 0 when @then is later: a time stamp

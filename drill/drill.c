@@ -366,13 +366,6 @@ static void progress(struct drill *d, const char *phase)
             (double)(rm_now_ns() - d->t_start) / 1e9, phase, total_acked(d));
 }
 
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-
-    nanosleep(&ts, NULL);
-}
-
 /* ------------------------------------------------------------ the disk */
 
 /* After the verification: the replica's disk against its memory. */
@@ -612,7 +605,7 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
         pargv[np] = NULL;
 
         d->secondary = spawn(sargv, log_s);
-        sleep_ms(200);
+        rm_sleep_ms(200);
         d->primary = spawn(pargv, log_p);
     }
     if (d->primary < 0 || d->secondary < 0) {
@@ -665,7 +658,7 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
         while (rm_now_ns() < kill_at) {
             uint64_t left = (kill_at - rm_now_ns()) / 1000000;
 
-            sleep_ms(left > step ? step : (unsigned)left + 1);
+            rm_sleep_ms(left > step ? step : (unsigned)left + 1);
             if (cfg->colo)
                 (void)rm_drill_colo_sample(&rep->colo_st, rundir, "drillvm");
             if (++n % (1000 / step) == 0 || rm_now_ns() >= kill_at)
@@ -691,8 +684,8 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
             while (rm_now_ns() < give_up &&
                    (rm_drill_colo_epoch(rundir, "drillvm", "secondary",
                                         &committed) || committed < taken))
-                sleep_ms(10);
-        sleep_ms(300);
+                rm_sleep_ms(10);
+        rm_sleep_ms(300);
     }
     {
         /* The processes' CPU under load: each runs a VM in COLO mode */
@@ -727,13 +720,13 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
             pthread_mutex_unlock(&d->lock);
             if (t)
                 break;
-            sleep_ms(5);
+            rm_sleep_ms(5);
         }
     }
     if (d->t_first_after) {
         rep->failover_ms = (double)(d->t_first_after - d->t_kill) / 1e6;
         progress(d, "replica answering");
-        sleep_ms(cfg->after_ms);
+        rm_sleep_ms(cfg->after_ms);
         progress(d, "after failover");
     }
 

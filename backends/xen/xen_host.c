@@ -282,14 +282,6 @@ static int polled_state(const struct rm_xen_suspend_poll *poll,
     return 0;
 }
 
-static void sleep_ns(uint64_t ns)
-{
-    struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
-                           .tv_nsec = (long)(ns % 1000000000ull) };
-
-    nanosleep(&ts, NULL);
-}
-
 int rm_xen_suspend_wait(struct rm_xen_host *h, uint32_t domid,
                         unsigned timeout_ms,
                         const struct rm_xen_suspend_poll *poll,
@@ -335,11 +327,11 @@ int rm_xen_suspend_wait(struct rm_xen_host *h, uint32_t domid,
             sched_yield();
             break;
         case RM_XEN_POLL_SLEEP:
-            sleep_ns(RM_XEN_POLL_SLEEP_NS);
+            rm_sleep_ns(RM_XEN_POLL_SLEEP_NS);
             rm_xen_suspend_wait_slept(w, rm_now_ns() - now);
             break;
         case RM_XEN_POLL_SLEEP_LONG:
-            sleep_ns(RM_XEN_POLL_LONG_NS);
+            rm_sleep_ns(RM_XEN_POLL_LONG_NS);
             break;
         }
     }
