@@ -153,6 +153,11 @@ struct rm_backend_ops {
      * committed checkpoint's state, as in Remus mode, until colo_run; its
      * disk overlay is emptied. */
     void (*colo_park)(struct rm_backend *b);
+    /* Replica role, from the session's control thread, at any time: the
+     * disk sectors the replica wrote since it last ran from a checkpoint
+     * (its overlay; what a takeover writes into its image), 0 before it
+     * ran or without a disk.  Optional (NULL: not told). */
+    uint64_t (*colo_written)(struct rm_backend *b);
 
     /* Free the backend.  A replica that never took over is discarded; a
      * VM this process runs (KVM) ends with it; a Xen domain that is the

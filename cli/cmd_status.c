@@ -46,8 +46,9 @@ static void print_colo(const struct rm_status *st)
                st->colo_held_replica);
     else
         printf("%-16s   COLO %s: checkpoints committed in buffered mode %"
+               PRIu64 "; sectors the replica wrote since its checkpoint %"
                PRIu64 "\n", "", st->colo_mode,
-               st->colo_buffered_checkpoints);
+               st->colo_buffered_checkpoints, st->colo_replica_sectors);
 }
 
 static bool alive(int pid)

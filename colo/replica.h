@@ -46,6 +46,10 @@ struct rm_colo_replica_ops {
     int (*pause)(void *opaque, const unsigned long **dirty, uint64_t *nr_pfns,
                  struct rm_error *err);
     void (*park)(void *opaque);      /* stays paused (buffered mode) */
+    /* Optional (NULL: not told): the disk sectors the replica wrote
+     * since it last ran from a checkpoint (the backend's colo_written;
+     * the session's control thread). */
+    uint64_t (*written)(void *opaque);
 };
 
 /* @chan: the control channel (not owned; outlives it).  NULL with the

@@ -281,6 +281,11 @@ int rm_metrics_render(struct rm_metrics *m, bool openmetrics, char **out,
         counter(&o, "remus_colo_buffered_checkpoints", "COLO: checkpoints "
                 "taken (primary) or committed (secondary) in buffered "
                 "mode.", st.colo_buffered_checkpoints);
+        if (!primary)
+            gauge(&o, "remus_colo_replica_written_sectors", "COLO: disk "
+                  "sectors the replica wrote since it ran from its "
+                  "checkpoint (a takeover writes them into its image).",
+                  (double)st.colo_replica_sectors);
     }
     if (st.colo_mode[0] && primary) {
         static const char *const causes[4] = {

@@ -160,6 +160,8 @@ int rm_status_to_json(const struct rm_status *st, char *buf, int len)
                       st->colo_held_primary, false);
         off = put_u64(buf, len, off, "colo_held_replica",
                       st->colo_held_replica, false);
+        off = put_u64(buf, len, off, "colo_replica_sectors",
+                      st->colo_replica_sectors, false);
     }
     off = put_u64(buf, len, off, "updated_unix_ms", st->updated_unix_ms,
                   true);
@@ -415,6 +417,9 @@ int rm_status_read(const char *path, struct rm_status *st,
         bad |= get_u64(js, "colo_fallbacks", &st->colo_fallbacks);
         bad |= get_u64(js, "colo_held_primary", &st->colo_held_primary);
         bad |= get_u64(js, "colo_held_replica", &st->colo_held_replica);
+        /* newer than the rest: a status an older remus wrote has none */
+        if (get_u64(js, "colo_replica_sectors", &st->colo_replica_sectors))
+            st->colo_replica_sectors = 0;
     } else {
         st->colo_mode[0] = '\0';
     }

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/err.h"
 
@@ -65,6 +66,10 @@ struct rm_status {
     uint64_t colo_fallbacks;           /* primary: to buffered mode */
     uint64_t colo_held_primary;        /* primary: the comparator's queues */
     uint64_t colo_held_replica;
+    uint64_t colo_replica_sectors;     /* secondary, comparing: the disk
+                                          sectors its replica wrote since
+                                          it ran from its checkpoint
+                                          (sampled every heartbeat) */
 
     /* For the observers only (not in the file): */
     bool ready;                        /* doing its job: the primary once
@@ -111,6 +116,13 @@ int rm_status_check_writer(const struct rm_status *st, struct rm_error *err);
 
 /* Wall-clock milliseconds since the epoch (for status timestamps). */
 uint64_t rm_unix_ms(void);
+
+/* COLO compares the VM's and the replica's outputs (not buffered, not
+ * Remus): its rare commits are each published (rm_status_publish force). */
+static inline bool rm_status_colo_comparing(const struct rm_status *st)
+{
+    return !strcmp(st->colo_mode, "comparing");
+}
 
 /*
  * Set @state, tell the observers, then set the update time and write the

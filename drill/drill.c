@@ -672,20 +672,20 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
     kv_close(&probe);
     /* COLO: that STATS reply differed (it carries the guest's clock) and
      * asked for a checkpoint; the replica runs on from it a while, on the
-     * load, before the primary dies (what it wrote meanwhile must survive
-     * the takeover, disk included): from when the secondary committed it
-     * (up to 20 s: on a slow machine the replica's pause for a checkpoint
-     * can be longer than the 300 ms), not from the reply. */
+     * load, before the primary dies: what it wrote meanwhile must survive
+     * the takeover, disk included.  So the kill waits until the secondary
+     * committed it and says its replica wrote a sector since, at least
+     * 300 ms after the commit (up to 20 s: on a slow machine the
+     * replica's pause for a checkpoint can be longer than that). */
     if (cfg->colo) {
-        uint64_t taken = 0, committed = 0, give_up = rm_now_ns() +
-                                                      20000000000ull;
+        struct rm_drill_colo_wait w;
 
-        if (!rm_drill_colo_epoch(rundir, "drillvm", "primary", &taken))
-            while (rm_now_ns() < give_up &&
-                   (rm_drill_colo_epoch(rundir, "drillvm", "secondary",
-                                        &committed) || committed < taken))
-                rm_sleep_ms(10);
-        rm_sleep_ms(300);
+        if (rm_drill_colo_wait_replica(rundir, "drillvm", 300, 20000, &w))
+            fprintf(stderr, "remus drill: warning: in %" PRIu64 " ms the "
+                    "secondary did not say that its replica wrote a disk "
+                    "sector since the primary's checkpoint %" PRIu64 " (its "
+                    "last commit %" PRIu64 "): the primary is killed "
+                    "anyway\n", w.waited_ms, w.taken, w.committed);
     }
     {
         /* The processes' CPU under load: each runs a VM in COLO mode */

@@ -73,6 +73,37 @@ int rm_drill_colo_epoch(const char *run_dir, const char *name,
     return rc;
 }
 
+int rm_drill_colo_wait_replica(const char *run_dir, const char *name,
+                               unsigned min_ms, unsigned timeout_ms,
+                               struct rm_drill_colo_wait *w)
+{
+    uint64_t start = rm_now_ns(), seen_at = 0, now;
+    struct rm_status st;
+    int rc;
+
+    memset(w, 0, sizeof(*w));
+    rc = rm_drill_colo_epoch(run_dir, name, "primary", &w->taken);
+    if (rc)
+        return rc;
+    for (;;) {
+        now = rm_now_ns();
+        w->waited_ms = (now - start) / 1000000;
+        if (!read_status(run_dir, name, "secondary", &st)) {
+            w->committed = st.epoch;
+            w->sectors = st.colo_replica_sectors;
+            if (w->committed >= w->taken) {
+                if (!seen_at)
+                    seen_at = now;
+                if (w->sectors && now - seen_at >= min_ms * 1000000ull)
+                    return 0;
+            }
+        }
+        if (w->waited_ms >= timeout_ms)
+            return -ETIMEDOUT;
+        rm_sleep_ms(10);
+    }
+}
+
 void rm_drill_colo_log_line(struct rm_drill_colo *c, const char *line)
 {
     const char *p = strstr(line, "its pause per checkpoint mean ");

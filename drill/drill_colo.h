@@ -40,6 +40,25 @@ void rm_drill_colo_init(struct rm_drill_colo *c);
 int rm_drill_colo_epoch(const char *run_dir, const char *name,
                         const char *role, uint64_t *epoch);
 
+/* Before the kill: the primary's last checkpoint committed on the
+ * secondary, and the replica run on from it long enough to have written
+ * to its disk (what the takeover must keep). */
+struct rm_drill_colo_wait {
+    uint64_t taken;               /* the primary's last checkpoint */
+    uint64_t committed;           /* the secondary's, at the last read */
+    uint64_t sectors;             /* its replica wrote since, then */
+    uint64_t waited_ms;
+};
+
+/* Wait until NAME's secondary status (in @run_dir) says it committed the
+ * checkpoint the primary's says it took (read once, first), and that its
+ * replica wrote a sector since, at least @min_ms after that commit was
+ * seen, reading every 10 ms.  0, or -ETIMEDOUT after @timeout_ms (what
+ * was seen last in @w), -ENOENT without the primary's status. */
+int rm_drill_colo_wait_replica(const char *run_dir, const char *name,
+                               unsigned min_ms, unsigned timeout_ms,
+                               struct rm_drill_colo_wait *w);
+
 /* A line of the secondary's log: the replica's pause or the takeover's
  * sectors, if it is a line that says them. */
 void rm_drill_colo_log_line(struct rm_drill_colo *c, const char *line);

@@ -569,7 +569,7 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
      * loop's next write, up to 200 ms on).  Buffered, they come every
      * interval: rate-limited. */
     rm_status_publish(&p->status, "protecting", &p->status_written_ns,
-                      p->colo && !strcmp(p->status.colo_mode, "comparing"));
+                      p->colo && rm_status_colo_comparing(&p->status));
     print_progress(p, st);
     adapt_epoch(p, st);
 

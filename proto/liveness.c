@@ -75,6 +75,8 @@ void rm_liveness_run(const struct rm_liveness *l)
                 break;
             }
             next_hb = now + (uint64_t)l->hb_interval_ms * 1000000;
+            if (ops->beat)
+                ops->beat(l->opaque);
         }
         rc = rm_chan_recv(l->chan, (int)l->hb_interval_ms, &msg);
         if (rc == -ETIMEDOUT)

@@ -11,7 +11,7 @@
  * Every @ops member is called with *@lock held and must not block, but
  * message(), which may take a while (COLO: a checkpoint request pauses the
  * replica and sends its dirty pages); the peer's silence is counted from
- * the end of that call.
+ * the end of that call; and beat(), called without it.
  */
 #ifndef REMUS_PROTO_LIVENESS_H
 #define REMUS_PROTO_LIVENESS_H
@@ -37,6 +37,11 @@ struct rm_liveness_ops {
     bool (*closing)(void *opaque);
     /* Any message from the peer but a heartbeat (an ack, stop, failover). */
     void (*message)(void *opaque, const struct rm_ctl_msg *msg);
+    /* Optional (NULL: none): after each heartbeat sent, WITHOUT *lock
+     * held: what this side reports about itself every heartbeat
+     * interval (it may write a small file; it must not wait on the
+     * peer). */
+    void (*beat)(void *opaque);
 };
 
 struct rm_liveness {

@@ -57,6 +57,9 @@ struct receive {
     bool stall_warned;            /* this stall of the stream was logged */
     bool trimmed;                 /* malloc_trim() after the first commit */
 
+    /* Written by the restore's thread (each commit) and, once the control
+     * thread runs, by it too (ctl_beat): under status_lock. */
+    pthread_mutex_t status_lock;
     struct rm_status status;
     uint64_t status_written_ns;
     uint64_t quorum_sampled_ns;   /* rm_quorum_sample() */
@@ -152,11 +155,42 @@ static void ctl_message(void *o, const struct rm_ctl_msg *msg)
     }
 }
 
+/* Every heartbeat interval (without r->lock): while COLO compares, the
+ * secondary commits seldom; what its replica wrote to disk since its
+ * checkpoint is published meanwhile (a takeover writes it into the image;
+ * `remus drill --colo` waits for some before it kills the primary). */
+static void ctl_beat(void *o)
+{
+    struct receive *r = o;
+    uint64_t sectors;
+
+    if (!r->colo || !r->cfg->colo_ops.written)
+        return;
+    /* Read under the lock: a count read before a commit's status (which
+     * says 0) must not be published after it, as that checkpoint's. */
+    pthread_mutex_lock(&r->status_lock);
+    sectors = r->cfg->colo_ops.written(r->cfg->colo_ops.opaque);
+    if (!strcmp(r->status.state, "replica") &&
+        rm_status_colo_comparing(&r->status) &&
+        sectors != r->status.colo_replica_sectors) {
+        /* The first write since the checkpoint is said at once (a commit's
+         * forced write of 0 just before must not hold it back); more,
+         * rate-limited. */
+        bool first = !r->status.colo_replica_sectors;
+
+        r->status.colo_replica_sectors = sectors;
+        rm_status_publish(&r->status, "replica", &r->status_written_ns,
+                          first);
+    }
+    pthread_mutex_unlock(&r->status_lock);
+}
+
 static const struct rm_liveness_ops ctl_ops = {
     .over = ctl_over,
     .progress = ctl_progress,
     .lost = ctl_lost,
     .message = ctl_message,
+    .beat = ctl_beat,
 };
 
 /* The control thread: heartbeats both ways, stop and handover requests. */
@@ -329,6 +363,7 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
         malloc_trim(0);
         r->trimmed = true;
     }
+    pthread_mutex_lock(&r->status_lock);
     r->status.epoch = epoch;
     r->status.acked_epoch = epoch;
     r->status.last_dirty_pages = pages;
@@ -340,6 +375,9 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
         snprintf(r->status.colo_mode, sizeof(r->status.colo_mode), "%s",
                  cs.parked ? "buffered" : "comparing");
         r->status.colo_buffered_checkpoints = cs.buffered_commits;
+        /* It runs from this checkpoint with an empty overlay (or stays
+         * paused at it); ctl_beat counts on from here. */
+        r->status.colo_replica_sectors = 0;
     }
     rm_quorum_sample(r->cfg->cluster, &r->quorum_sampled_ns,
                      &r->status.quorate_known, &r->status.quorate);
@@ -349,7 +387,8 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
      * next, seconds on (`remus drill --colo` waits on it before it kills
      * the primary).  Buffered, they come every interval: rate-limited. */
     rm_status_publish(&r->status, "replica", &r->status_written_ns,
-                      r->colo && !strcmp(r->status.colo_mode, "comparing"));
+                      r->colo && rm_status_colo_comparing(&r->status));
+    pthread_mutex_unlock(&r->status_lock);
     if (r->cfg->progress_ms &&
         now - r->last_progress_ns >= (uint64_t)r->cfg->progress_ms * 1000000) {
         r->last_progress_ns = now;
@@ -788,6 +827,7 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     r->err = err;
     r->lfd = r->ctl_fd = r->stream_fd = -1;
     pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->status_lock, NULL);
     snprintf(r->status.name, sizeof(r->status.name), "%s",
              cfg->name && *cfg->name ? cfg->name : "replica");
     snprintf(r->status.role, sizeof(r->status.role), "secondary");
@@ -951,12 +991,12 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     pthread_mutex_unlock(&r->lock);
 
 out:
-    r->status.looping = false;
     if (r->ctl_running) {
         if (r->ctl_fd >= 0)
             shutdown(r->ctl_fd, SHUT_RDWR);
         pthread_join(r->ctl_thread, NULL);
     }
+    r->status.looping = false;
     if (rc == 0 && res->end == RM_RECEIVE_FAILOVER) {
         r->status.failover_unix_ms = rm_unix_ms();
         snprintf(r->status.detail, sizeof(r->status.detail), "failover at "
@@ -999,6 +1039,7 @@ out:
     if (r->lfd >= 0 && r->lfd != cfg->listen_fd)
         close(r->lfd);
     pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->status_lock);
     free(r);
     return rc;
 }

@@ -47,6 +47,13 @@ static void colo_park_be(void *opaque)
     be->ops->colo_park(be);
 }
 
+static uint64_t colo_written_be(void *opaque)
+{
+    struct rm_backend *be = opaque;
+
+    return be->ops->colo_written(be);
+}
+
 static void write_status(struct rm_backend *be,
                          const struct rm_receive_result *r)
 {
@@ -126,6 +133,7 @@ void rm_secondary_run(struct rm_backend *be,
     rc_cfg.colo_ops.run = colo_run_be;
     rc_cfg.colo_ops.pause = colo_pause_be;
     rc_cfg.colo_ops.park = colo_park_be;
+    rc_cfg.colo_ops.written = be->ops->colo_written ? colo_written_be : NULL;
 
     rc = rm_receive_run(&rc_cfg, rr, &err);
     log_disk_stats(be->disk_replica);

@@ -381,6 +381,18 @@ uint64_t rm_vm_disk_overlay_clear(struct rm_vm *vm)
     return sectors;
 }
 
+uint64_t rm_vm_disk_overlay_sectors(struct rm_vm *vm)
+{
+    struct vm_disk *d = &vm->disk;
+    uint64_t sectors = 0;
+
+    pthread_mutex_lock(&d->lock);
+    if (d->ov)
+        sectors = rm_disk_overlay_sectors(d->ov);
+    pthread_mutex_unlock(&d->lock);
+    return sectors;
+}
+
 int rm_vm_disk_overlay_fold(struct rm_vm *vm, uint64_t *sectors,
                             struct rm_error *err)
 {

@@ -30,6 +30,10 @@ struct kvm_backend {
     bool test_colo_no_fold;       /* TESTS ONLY */
     uint64_t colo_overlay_bytes;  /* the replica's disk overlay's cap */
     unsigned long *colo_dirty;    /* colo_pause's bitmap */
+    pthread_mutex_t replica_lock; /* rarg.replica_lock: the session's
+                                     control thread's colo_pause and
+                                     colo_written against the restore's
+                                     end (which may destroy the replica) */
 };
 
 static struct kvm_backend *kb(struct rm_backend *b)
@@ -266,7 +270,9 @@ static int kvm_colo_run(struct rm_backend *b, const struct rm_colo_net *net,
     rc = rm_vm_start(vm, err);
     if (rc)
         return rc;
+    pthread_mutex_lock(&k->replica_lock);   /* colo_pause reads it */
     k->colo_started = true;
+    pthread_mutex_unlock(&k->replica_lock);
     return 0;
 }
 
@@ -274,25 +280,47 @@ static int kvm_colo_pause(struct rm_backend *b, const unsigned long **dirty,
                           uint64_t *nr_pfns, struct rm_error *err)
 {
     struct kvm_backend *k = kb(b);
+    struct rm_vm *vm;
+    uint64_t nr;
+    int rc = 0;
+
+    pthread_mutex_lock(&k->replica_lock);
     /* During the restore, the replica; after it, the VM it handed over
      * (a restore that failed destroyed it: then nothing runs). */
-    struct rm_vm *vm = k->rarg.replica ? k->rarg.replica : k->rarg.vm;
-    uint64_t nr;
-    int rc;
-
-    if (!vm || !k->colo_started)
-        return rm_error_set(err, -ENOENT, "the replica does not run");
+    vm = k->rarg.replica ? k->rarg.replica : k->rarg.vm;
+    if (!vm || !k->colo_started) {
+        rc = rm_error_set(err, -ENOENT, "the replica does not run");
+        goto out;
+    }
     rc = rm_vm_pause(vm);
-    if (rc)
-        return rm_error_set(err, rc, "pausing the replica");
+    if (rc) {
+        rm_error_set(err, rc, "pausing the replica");
+        goto out;
+    }
     nr = rm_vm_mem_bytes(vm) >> RM_PAGE_SHIFT;
     memset(k->colo_dirty, 0, RM_BITMAP_LONGS(nr) * sizeof(long));
     rc = rm_vm_harvest_dirty(vm, k->colo_dirty);
-    if (rc)
-        return rm_error_set(err, rc, "the replica's dirty log");
+    if (rc) {
+        rm_error_set(err, rc, "the replica's dirty log");
+        goto out;
+    }
     *dirty = k->colo_dirty;
     *nr_pfns = nr;
-    return 0;
+out:
+    pthread_mutex_unlock(&k->replica_lock);
+    return rc;
+}
+
+static uint64_t kvm_colo_written(struct rm_backend *b)
+{
+    struct kvm_backend *k = kb(b);
+    uint64_t sectors = 0;
+
+    pthread_mutex_lock(&k->replica_lock);
+    if (k->rarg.replica)
+        sectors = rm_vm_disk_overlay_sectors(k->rarg.replica);
+    pthread_mutex_unlock(&k->replica_lock);
+    return sectors;
 }
 
 static void kvm_colo_park(struct rm_backend *b)
@@ -353,6 +381,7 @@ static const struct rm_backend_ops kvm_ops = {
     .colo_run = kvm_colo_run,
     .colo_pause = kvm_colo_pause,
     .colo_park = kvm_colo_park,
+    .colo_written = kvm_colo_written,
     .close = kvm_close,
 };
 
@@ -366,6 +395,8 @@ static struct kvm_backend *kvm_new(void)
     k->b.kind = "kvm";
     k->b.in_process = true;
     k->release_fd = -1;
+    pthread_mutex_init(&k->replica_lock, NULL);
+    k->rarg.replica_lock = &k->replica_lock;
     return k;
 }
 

@@ -190,6 +190,18 @@ struct kvm_restore {
     size_t dev_len[NR_DEVICES + 1];
 };
 
+static void replica_lock(struct rm_kvm_restore_arg *arg)
+{
+    if (arg->replica_lock)
+        pthread_mutex_lock(arg->replica_lock);
+}
+
+static void replica_unlock(struct rm_kvm_restore_arg *arg)
+{
+    if (arg->replica_lock)
+        pthread_mutex_unlock(arg->replica_lock);
+}
+
 static int r_setup(struct rm_restore_ctx *ctx)
 {
     struct kvm_restore *k;
@@ -328,7 +340,9 @@ static int r_process(struct rm_restore_ctx *ctx, const struct rm_record *rec)
         rc = rm_vm_create(&cfg, &k->vm, ctx->err);
         if (rc)
             return rc;
+        replica_lock(k->arg);
         k->arg->replica = k->vm;
+        replica_unlock(k->arg);
         ctx->nr_pfns = vi.mem_bytes >> RM_PAGE_SHIFT;
         return 0;
     }
@@ -457,12 +471,14 @@ static void r_cleanup(struct rm_restore_ctx *ctx)
 
     if (!k)
         return;
+    replica_lock(k->arg);
     k->arg->replica = NULL;
     k->arg->state = NULL;
     if (k->completed && ctx->result != RM_RESTORE_NONE)
         k->arg->vm = k->vm;
     else
         rm_vm_destroy(k->vm);
+    replica_unlock(k->arg);
     for (i = 0; i < RM_KVM_MAX_VCPUS; i++)
         free(k->vcpu_blob[i]);
     for (i = 0; i <= NR_DEVICES; i++)

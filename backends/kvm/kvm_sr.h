@@ -14,6 +14,8 @@
 #ifndef REMUS_BACKENDS_KVM_KVM_SR_H
 #define REMUS_BACKENDS_KVM_KVM_SR_H
 
+#include <pthread.h>
+
 #include "backends/kvm/vmm.h"
 #include "common/sr.h"
 
@@ -31,6 +33,11 @@ struct rm_kvm_restore_arg {
     struct rm_vm *vm;          /* out: the restored VM (caller destroys) */
     struct rm_vm *replica;     /* the VM being restored (read-only view,
                                   valid while rm_restore runs) */
+    pthread_mutex_t *replica_lock;  /* optional (NULL: none): held while
+                                  replica is set or cleared and vm handed
+                                  over or destroyed, so that a reader in
+                                  another thread that holds it sees a
+                                  live VM or none */
     /* COLO: the replica has run since a checkpoint was applied, so a
      * failover keeps its current state (stream_complete applies no state
      * kept aside: it is older than the replica's memory). */

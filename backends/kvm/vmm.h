@@ -227,7 +227,8 @@ void rm_vm_disk_stats(struct rm_vm *vm, struct rm_vm_disk_stats *st);
  * it calls @ask(@ask_opaque, why) (NULL: none), once until the next
  * overlay_start(), from the writing vCPU's thread; overlay_clear() forgets
  * them (a checkpoint replaced the replica's state) and returns how many
- * sectors it forgot; overlay_fold() writes
+ * sectors it forgot; overlay_sectors() says how many it holds (any
+ * thread); overlay_fold() writes
  * them into the image (*@sectors of them), syncs, and ends the overlay
  * (a takeover).  Without a disk: nothing to do, 0.
  */
@@ -235,6 +236,7 @@ int rm_vm_disk_overlay_start(struct rm_vm *vm, uint64_t max_bytes,
                              void (*ask)(void *opaque, const char *why),
                              void *ask_opaque, struct rm_error *err);
 uint64_t rm_vm_disk_overlay_clear(struct rm_vm *vm);
+uint64_t rm_vm_disk_overlay_sectors(struct rm_vm *vm);
 int rm_vm_disk_overlay_fold(struct rm_vm *vm, uint64_t *sectors,
                             struct rm_error *err);
 

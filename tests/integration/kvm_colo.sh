@@ -198,6 +198,10 @@ overlay_run() {   # overlay_run TAG [receive env...]
     RECV_OPTS="--disk $TMP/rep.img --colo-overlay-bytes 262144" \
         PRI_OPTS="--compare-timeout 3000" start_pair "$t" "$@"
     kv 1 1 "DISKLOAD 2000" | grep -q "OK rate=2000" || { echo "DISKLOAD refused"; exit 1; }
+    # The secondary's status counts what its replica writes meanwhile
+    # (`remus drill --colo` waits on it before its kill).
+    wait_until 2 "the secondary's status to count the replica's writes" \
+        eval '"$REMUS" status | grep -Eq "sectors the replica wrote since its checkpoint [1-9]"'
     sleep 2
     kv 1 2 "DISKLOAD 0" | grep -q "OK rate=0" || { echo "DISKLOAD 0 refused"; exit 1; }
     stop_pair

@@ -64,6 +64,11 @@ grep -q '"per_s_under_load": {"mismatch": 0.000,' "$TMP/colo.json" ||
 # The takeover folded what the replica wrote since its checkpoint (none
 # would leave the fold untested: the drill kills the primary after the
 # replica ran on from its last checkpoint, but cannot make it write).
+# The kill waits for the secondary's status to say so (the drill warns
+# when 20 s pass without it): that wait is what this checks.
+if grep -q "did not say that its replica wrote" "$TMP/colo.out"; then
+    drill_failed colo "the COLO drill killed the primary before its replica wrote to its disk"
+fi
 grep -Eq '"takeover_sectors_folded": [1-9]' "$TMP/colo.json" ||
     drill_failed colo "the COLO drill's takeover had nothing of the replica's to fold: $(grep -o '"takeover_sectors_folded": -*[0-9]*' "$TMP/colo.json")"
 few_checkpoints "$TMP/colo.json" "$TMP/d1.json" ||

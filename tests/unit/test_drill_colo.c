@@ -11,6 +11,7 @@
 #include "tests/support/case_filter.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,11 +83,70 @@ static void test_status_epoch(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static void write_st(const char *role, uint64_t epoch, uint64_t sectors)
+{
+    struct rm_status st;
+    struct rm_error err = { 0 };
+
+    memset(&st, 0, sizeof(st));
+    snprintf(st.name, sizeof(st.name), "vm");
+    snprintf(st.role, sizeof(st.role), "%s", role);
+    snprintf(st.state, sizeof(st.state), "replica");
+    snprintf(st.colo_mode, sizeof(st.colo_mode), "comparing");
+    st.epoch = epoch;
+    st.colo_replica_sectors = sectors;
+    assert_int_equal(rm_status_write(&st, &err), 0);
+}
+
+/* The drill's kill waits for the checkpoint's commit and a sector the
+ * replica wrote since: each missing one keeps it waiting. */
+static void test_wait_replica(void **state)
+{
+    static const struct {
+        uint64_t committed, sectors;
+        unsigned min_ms;
+        int rc;
+    } cases[] = {
+        { 6, 5, 0, -ETIMEDOUT },     /* the checkpoint not committed yet */
+        { 7, 0, 0, -ETIMEDOUT },     /* committed, nothing written since */
+        { 7, 3, 0, 0 },
+        { 9, 1, 0, 0 },              /* a later one committed, and written */
+        { 7, 3, 25, 0 },             /* not before @min_ms */
+        { 7, 3, 80, -ETIMEDOUT },    /* nor after @timeout_ms */
+    };
+    char dir[] = "/tmp/test_drill_colo.XXXXXX";
+    struct rm_drill_colo_wait w;
+    char cmd[64];
+    unsigned i;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(setenv("REMUS_RUN_DIR", dir, 1), 0);
+    assert_int_equal(rm_drill_colo_wait_replica(dir, "vm", 0, 30, &w),
+                     -ENOENT);
+    write_st("primary", 7, 0);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        write_st("secondary", cases[i].committed, cases[i].sectors);
+        if (rm_drill_colo_wait_replica(dir, "vm", cases[i].min_ms, 40,
+                                       &w) != cases[i].rc)
+            fail_msg("case %u: committed %" PRIu64 ", %" PRIu64 " sectors: "
+                     "not %d", i, cases[i].committed, cases[i].sectors,
+                     cases[i].rc);
+        assert_int_equal(w.taken, 7);
+        assert_int_equal(w.committed, cases[i].committed);
+        assert_int_equal(w.sectors, cases[i].sectors);
+        assert_true(w.waited_ms >= (cases[i].rc ? 40 : cases[i].min_ms));
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_lines),
         cmocka_unit_test(test_status_epoch),
+        cmocka_unit_test(test_wait_replica),
     };
 
     tu_case_filter();

@@ -138,6 +138,7 @@ static void test_status_colo(void **state)
     st.colo_fallbacks = 1;
     st.colo_held_primary = 5;
     st.colo_held_replica = 2;
+    st.colo_replica_sectors = 40;
     assert_int_equal(rm_status_write(&st, &err), 0);
     assert_int_equal(rm_status_read(path, &back, &err), 0);
     assert_string_equal(back.colo_mode, "buffered");
@@ -148,6 +149,7 @@ static void test_status_colo(void **state)
     assert_int_equal(back.colo_fallbacks, 1);
     assert_int_equal(back.colo_held_primary, 5);
     assert_int_equal(back.colo_held_replica, 2);
+    assert_int_equal(back.colo_replica_sectors, 40);
     /* a mode without its counters: not a status file */
     f = fopen(path, "w");
     assert_non_null(f);
