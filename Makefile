@@ -100,7 +100,7 @@ OPS_OBJS := common/notify.o common/metrics.o common/metrics_http.o
 # proto/: the control channel (generated code + framing)
 PROTO_SRCS := proto/remus.proto
 PROTO_GEN_OBJS := $(patsubst %.proto,%.pb-c.o,$(PROTO_SRCS))
-PROTO_OBJS := proto/channel.o proto/timing.o proto/liveness.o proto/disks.o
+PROTO_OBJS := proto/ctl_msg.o proto/channel.o proto/timing.o proto/liveness.o proto/disks.o
 
 # netbuf/: output commit
 NETBUF_OBJS := netbuf/netbuf.o netbuf/netbuf_queue.o netbuf/netbuf_plug.o \
@@ -391,7 +391,7 @@ FUZZ_LIB_SRCS := $(COMMON_OBJS:.o=.c)
 B_FUZZERS := $(addprefix $(FUZZ_BUILD)/,$(FUZZERS))
 
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) tests/support/mem_backend.c \
-                 tests/support/testutil.c tests/support/fuzz_peer.c proto/channel.c proto/timing.c \
+                 tests/support/testutil.c tests/support/fuzz_peer.c proto/ctl_msg.c proto/channel.c proto/timing.c \
                  proto/disks.c $(NBD_OBJS:.o=.c) netbuf/frame_cmp.c netbuf/compare.c \
                  $(FUZZ_BUILD)/gen/proto/remus.pb-c.c
 	@mkdir -p $(dir $@)
