@@ -27,7 +27,7 @@ serve() {
     "$REMUS" disk serve "$img" --socket "$sock" "$@" >> "$TMP/serve.log" 2>&1 & SRV=$!; PIDS+=($SRV)
     wait_until 10 "the server on $sock" nbdinfo --size "$(uri "$sock")" > /dev/null 2>&1
 }
-alive() { kill -0 "$SRV" 2>/dev/null || { echo "the server died"; cat "$TMP/serve.log"; exit 1; }; }
+server_alive() { alive "$SRV" || { echo "the server died"; cat "$TMP/serve.log"; exit 1; }; }
 
 scenario "usage and image errors name what is wrong"
 truncate -s 16M "$TMP/d.img"
@@ -145,7 +145,7 @@ for c in unknown-client-flags option-bad-magic option-too-long unknown-export \
          bad-requests write-too-long request-bad-magic vanish-mid-write stall-mid-request \
          reads-nothing; do
     $PY "$ROOT/tests/support/nbd_bad.py" "$TMP/s" "$c" | sed 's/^/    /'
-    alive
+    server_alive
 done
 # nothing of the write cut short (nor of the refused ones) reached the image
 cmp -n 65536 "$TMP/h.img" /dev/zero || { echo "a write that never arrived whole changed the image"; exit 1; }

@@ -93,7 +93,6 @@ start_pri() {
         --console "$TMP/pri$n.console" "$TMP/g.cfg" 127.0.0.1:$port \
         > "$TMP/pri$n.log" 2>&1 & PRI=$!; PIDS+=($PRI)
 }
-alive() { kill -0 "$1" 2>/dev/null; }
 # wait_exit PID SECONDS: wait for a child to end (gone, tests/lib/wait.sh);
 # returns its exit status (124, said, when it still runs).  Not in a
 # subshell: it waits for our child.

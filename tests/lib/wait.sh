@@ -26,10 +26,11 @@ wait_until() {
     echo "timed out after ${secs} s waiting for: $what" >&2
     return 1
 }
-# ended PID: no process PID (a child of ours that ended counts: bash
-# reaps it at once).  gone PID SECONDS: PID ended within SECONDS (times
-# REMUS_TEST_SLOW); when not, says so and returns 1.
-ended() { ! kill -0 "$1" 2>/dev/null; }
+# alive PID: process PID runs; ended PID: it does not (a child of ours
+# that ended counts: bash reaps it at once).  gone PID SECONDS: PID ended
+# within SECONDS (times REMUS_TEST_SLOW); when not, says so and returns 1.
+alive() { kill -0 "$1" 2>/dev/null; }
+ended() { ! alive "$1"; }
 gone() { wait_until "$2" "pid $1 to end" ended "$1"; }
 # lines_at_least FILE N: FILE exists and has at least N lines.
 lines_at_least() { [ -f "$1" ] && [ "$(wc -l < "$1")" -ge "$2" ]; }
