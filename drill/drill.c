@@ -679,13 +679,19 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
      * replica's pause for a checkpoint can be longer than that). */
     if (cfg->colo) {
         struct rm_drill_colo_wait w;
+        int wrc = rm_drill_colo_wait_replica(rundir, "drillvm", 300, 20000,
+                                             &w);
 
-        if (rm_drill_colo_wait_replica(rundir, "drillvm", 300, 20000, &w))
+        if (wrc == -ETIMEDOUT)
             fprintf(stderr, "remus drill: warning: in %" PRIu64 " ms the "
                     "secondary did not say that its replica wrote a disk "
                     "sector since the primary's checkpoint %" PRIu64 " (its "
                     "last commit %" PRIu64 "): the primary is killed "
                     "anyway\n", w.waited_ms, w.taken, w.committed);
+        else if (wrc)
+            fprintf(stderr, "remus drill: warning: no status of the primary "
+                    "in %s (%s): the primary is killed without waiting for "
+                    "the replica's writes\n", rundir, strerror(-wrc));
     }
     {
         /* The processes' CPU under load: each runs a VM in COLO mode */

@@ -66,7 +66,7 @@ grep -q '"per_s_under_load": {"mismatch": 0.000,' "$TMP/colo.json" ||
 # replica ran on from its last checkpoint, but cannot make it write).
 # The kill waits for the secondary's status to say so (the drill warns
 # when 20 s pass without it): that wait is what this checks.
-if grep -q "did not say that its replica wrote" "$TMP/colo.out"; then
+if grep -q "remus drill: warning: .*the primary is killed" "$TMP/colo.out"; then
     drill_failed colo "the COLO drill killed the primary before its replica wrote to its disk"
 fi
 grep -Eq '"takeover_sectors_folded": [1-9]' "$TMP/colo.json" ||
