@@ -29,17 +29,29 @@ echo "moved $moved guest frames (the guest's code and data) to new host pages"
 kv 1 4 "GET a" "INCR a" | tail -1 | grep -q "^5 OK 4 " || { echo "the guest lost its state"; exit 1; }
 kill -0 $VM
 
-# Undo path: a failing map, a copy that does not verify
+# Undo path: a failing map, a copy that does not verify.  Each undo must
+# leave the frame on the host frame it had: the VM reads it again right
+# after the undo, still paused, and logs "left on host frame X (undone)"
+# (X the frame it read before the move) or "(moved back)".  Not compared
+# from outside across the run (a read before and one after), as it was:
+# the kernel can move a process's pages on its own (compaction,
+# khugepaged collapsing a region the move split), the likely cause of CI's
+# nested lab once seeing frame 0x200 on another host frame after a verify
+# undo (2026-12-05; not reproduced).
+undos_logged() { [ "$(grep -c "left on host frame" "$TMP/run.log")" -gt "$1" ]; }
 for f in map verify; do
-    g=$((0x200)); before=$(hostframe $g)
+    g=$((0x200)); n=$(grep -c "left on host frame" "$TMP/run.log" || true)
     if "$REMUS" offline-page --gfn --test-fault $f tguest $g 2> "$TMP/u.log"; then echo "--test-fault $f succeeded"; exit 1; fi
     cat "$TMP/u.log"
     [ $f = map ] && want="cannot map a fresh page" || want="does not match the original"
     grep -q "$want" "$TMP/u.log" || { echo "undo ($f): unexpected error"; exit 1; }
-    after=$(hostframe $g)
-    [ "$before" = "$after" ] || { echo "undo ($f): frame $g moved from $before to $after"; exit 1; }
+    wait_until 5 "the VM's log of the undo ($f)" undos_logged "$n"
+    line=$(grep "left on host frame" "$TMP/run.log" | tail -1)
+    case $line in
+    *"guest frame 0x200 left on host frame "*" (undone)") echo "undo ($f): ${line#*: }" ;;
+    *) echo "undo ($f): the frame did not go back where it was: $line"; exit 1 ;;
+    esac
 done
-[ "$(grep -c "left on host frame .* (undone)" "$TMP/run.log")" = 2 ] || { echo "the VM did not log both undos"; cat "$TMP/run.log"; exit 1; }
 kv 1 6 "INCR a" | grep -q "^6 OK 5 " || { echo "the guest is hurt after the undo"; exit 1; }
 
 # Refusals
