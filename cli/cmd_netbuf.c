@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "netbuf/netbuf_plug.h"
 
@@ -171,12 +171,10 @@ static int check(int argc, char **argv)
         printf("netbuf: an epoch was buffered and released\n");
     fflush(stdout);
     if (epochs) {
-        struct timespec t = { interval_ms / 1000,
-                              (interval_ms % 1000) * 1000000L };
         long e;
 
         for (e = 2; e < epochs + 2 && !stop_req; e++) {
-            nanosleep(&t, NULL);
+            rm_sleep_ms(interval_ms);
             rc = rm_netbuf_start_epoch(nb, (uint64_t)e);
             if (rc == 0)
                 rc = rm_netbuf_release(nb, (uint64_t)e);
@@ -198,13 +196,12 @@ static int check(int argc, char **argv)
         }
     }
     if (hold) {
-        struct timespec t = { 0, 100000000 };
         long ticks;
 
         if (!cfg.no_plug)
             rm_netbuf_passthrough(nb);   /* let traffic through meanwhile */
         for (ticks = 0; ticks < hold * 10 && !stop_req; ticks++)
-            nanosleep(&t, NULL);
+            rm_sleep_ms(100);
     }
     rm_netbuf_free(nb);
     printf("netbuf: torn down\n");

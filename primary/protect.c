@@ -600,16 +600,8 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
         p->next_due_ns += period;
         while ((now = rm_now_ns()) < p->next_due_ns) {
             uint64_t left = p->next_due_ns - now;
-            struct timespec ts = {
-                .tv_sec = (time_t)(left / 1000000000ull),
-                .tv_nsec = (long)(left % 1000000000ull),
-            };
 
-            if (left > 20000000ull) {
-                ts.tv_sec = 0;
-                ts.tv_nsec = 20000000L;
-            }
-            nanosleep(&ts, NULL);
+            rm_sleep_ns(left > 20000000ull ? 20000000ull : left);
             rm_status_tick(&p->status);     /* the loop is alive */
             if (handover_due(p))
                 return hand_over(p);

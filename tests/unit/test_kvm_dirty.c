@@ -226,12 +226,10 @@ static uint64_t hot_rounds(bool drop_hot, uint64_t *max_hot,
     rm_vm_resume(vm);
     *max_hot = 0;
     for (round = 0; round < 40; round++) {
-        struct timespec ts = { 0, 20000000 };
-
         if (round == 20)   /* the workload stops; pages go cold */
             assert_int_equal(kv_call(&c, "DIRTY 0 0", &r, 50,
                                      rm_now_ns() + 5000000000ull, NULL), 0);
-        nanosleep(&ts, NULL);
+        rm_sleep_ms(20);
         rm_vm_pause(vm);
         memset(bm, 0, RM_BITMAP_LONGS(pages) * sizeof(long));
         assert_int_equal(rm_vm_harvest_dirty(vm, bm), 0);
@@ -300,9 +298,7 @@ static void test_hot_pages_slow_sweep(void **state)
     assert_non_null(bm);
     assert_int_equal(rm_vm_logdirty(vm, true), 0);
     for (round = 0; round < 40; round++) {
-        struct timespec ts = { 0, 20000000 };
-
-        nanosleep(&ts, NULL);
+        rm_sleep_ms(20);
         rm_vm_pause(vm);
         memset(bm, 0, RM_BITMAP_LONGS(pages) * sizeof(long));
         assert_int_equal(rm_vm_harvest_dirty(vm, bm), 0);

@@ -21,9 +21,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "backends/kvm/vmm.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "tests/support/testutil.h"
 
@@ -49,9 +49,7 @@ static void test_suspend_parts(void **state)
     assert_int_equal(rm_vm_start(vm, &err), 0);
     memset(&sum, 0, sizeof(sum));
     for (i = 0; i < rounds; i++) {
-        struct timespec ts = { 0, 5000000 };
-
-        nanosleep(&ts, NULL);
+        rm_sleep_ms(5);
         assert_int_equal(rm_vm_pause(vm), 0);
         assert_int_equal(rm_vm_resume(vm), 0);
         assert_int_equal(rm_vm_suspend_parts(vm, &p), 0);
