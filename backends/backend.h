@@ -54,7 +54,7 @@ struct rm_colo_net {
     ssize_t (*in_read)(void *opaque, void *buf, size_t cap);
     int (*out)(void *opaque, const void *frame, size_t len);
     /* The replica needs a checkpoint soon (@why: its disk overlay is half
-     * full; past it its writes would fail).  Called at most once between
+     * full; past it its writes wait for one).  Called at most once between
      * two runs, from a replica vCPU's thread; may block on the session's
      * channel.  NULL: never asked. */
     void (*ask)(void *opaque, const char *why);

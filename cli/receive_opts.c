@@ -202,7 +202,8 @@ int cli_receive_resolve(struct receive_args *a)
         getenv("REMUS_TEST_COLO_NO_ASK")) {
         fprintf(stderr, "remus receive: TEST MODE (REMUS_TEST_COLO_NO_ASK): "
                 "the replica does NOT ask for a checkpoint when its disk "
-                "overlay is half full: its writes fail past the cap\n");
+                "overlay is half full: its writes wait at the cap for a periodic "
+                "checkpoint\n");
         a->sc.receive.test_colo_no_ask = true;
     }
     if (a->sc.receive.colo && a->spec.nr_disks &&

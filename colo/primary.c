@@ -160,7 +160,7 @@ int rm_colo_primary_message(struct rm_colo_primary *cp,
         return on_dirty(cp, msg, err);
     case RM_CTL_COLO_ASK:
         /* The replica's disk overlay is half full: a checkpoint (as for a
-         * full queue) before its writes would fail. */
+         * full queue) before its writes would wait for one. */
         pthread_mutex_lock(&cp->lock);
         if (!cp->replica_asked)
             LOG_INFO("COLO: the replica asks for a checkpoint: %s",

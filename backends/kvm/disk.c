@@ -28,11 +28,12 @@
 #include "common/io.h"
 #include "common/log.h"
 
-void disk_init(struct vm_disk *d)
+int disk_init(struct vm_disk *d)
 {
     memset(d, 0, sizeof(*d));
     d->fd = -1;
     pthread_mutex_init(&d->lock, NULL);
+    return rm_cond_init_monotonic(&d->ov_room);
 }
 
 int disk_open(struct vm_disk *d, const char *path, struct rm_error *err)
@@ -101,6 +102,7 @@ void disk_close(struct vm_disk *d)
     if (d->fd >= 0)
         close(d->fd);
     d->fd = -1;
+    pthread_cond_destroy(&d->ov_room);
     pthread_mutex_destroy(&d->lock);
 }
 
@@ -160,6 +162,94 @@ static int32_t check_io(struct rm_vm *vm, unsigned call,
     return 0;
 }
 
+/* COLO's replica: the overlay is emptied (a checkpoint, a takeover's fold):
+ * say what the writes that found it full waited, and wake them.  d->lock
+ * held. */
+static void overlay_emptied(struct vm_disk *d, const char *by)
+{
+    if (d->ov_full_said)
+        LOG_INFO("disk '%s': %s emptied the COLO replica's overlay: %" PRIu64
+                 " of its guest's writes had waited for it, %.1f ms in all",
+                 d->path, by, d->stats.overlay_waits - d->ov_waits_mark,
+                 (double)(d->stats.overlay_wait_ns - d->ov_wait_ns_mark) / 1e6);
+    d->ov_full_said = false;
+    d->ov_waits_mark = d->stats.overlay_waits;
+    d->ov_wait_ns_mark = d->stats.overlay_wait_ns;
+    pthread_cond_broadcast(&d->ov_room);
+}
+
+/* COLO's replica: half of the overlay full asks for a checkpoint, once
+ * until the next overlay_start.  d->lock held, d->ov set. */
+static void overlay_maybe_ask(struct vm_disk *d)
+{
+    char why[128];
+
+    if (d->ov_asked || !d->ov_ask ||
+        rm_disk_overlay_bytes(d->ov) < d->ov_max / 2)
+        return;
+    d->ov_asked = true;
+    snprintf(why, sizeof(why), "the replica's disk overlay holds %" PRIu64
+             " of its %" PRIu64 " bytes", rm_disk_overlay_bytes(d->ov),
+             d->ov_max);
+    d->ov_ask(d->ov_ask_opaque, why);
+}
+
+/*
+ * COLO's replica: store @io's write (@buf) or discard (NULL) in the
+ * overlay.  One that finds it full (-ENOSPC) waits, d->lock dropped, for
+ * the checkpoint that empties it, and stores then: the replica's guest
+ * sees no error, as the primary's writes wait at the disk log's cap.
+ * Never past a pause (that checkpoint pauses the replica first, and a
+ * takeover pauses it before it folds) nor the VM's end: then -EAGAIN,
+ * nothing stored, and the guest calls again (guest_abi.h).  d->lock
+ * held, d->ov set; d->ov may be gone on return (folded meanwhile: then
+ * -EAGAIN).
+ */
+static int overlay_store(struct rm_vm *vm, const struct rm_hc_disk_io *io,
+                         const uint8_t *buf)
+{
+    struct vm_disk *d = &vm->disk;
+    uint64_t t0 = 0;
+    int rc;
+
+    for (;;) {
+        struct timespec until;
+
+        rc = buf ? rm_disk_overlay_write(d->ov, io->offset, buf, io->len)
+                 : rm_disk_overlay_discard(d->ov, io->offset, io->len);
+        if (rc != -ENOSPC)
+            break;
+        if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE) ||
+            __atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
+            rc = -EAGAIN;
+            break;
+        }
+        if (!t0) {
+            t0 = rm_now_ns();
+            d->stats.overlay_waits++;
+            overlay_maybe_ask(d);   /* one write may jump past half */
+            if (!d->ov_full_said) {
+                d->ov_full_said = true;
+                LOG_INFO("disk '%s': the COLO replica's overlay is full (%"
+                         PRIu64 " of its %" PRIu64 " bytes): its guest's "
+                         "writes wait for the checkpoint that empties it",
+                         d->path, rm_disk_overlay_bytes(d->ov), d->ov_max);
+            }
+        }
+        /* The pause's kick does not reach a condition wait: look again
+         * every millisecond. */
+        until = rm_deadline_ts(1000000);
+        pthread_cond_timedwait(&d->ov_room, &d->lock, &until);
+        if (!d->ov) {
+            rc = -EAGAIN;
+            break;
+        }
+    }
+    if (t0)
+        d->stats.overlay_wait_ns += rm_now_ns() - t0;
+    return rc;
+}
+
 /* COLO's replica: the checked @io against the overlay over the image (no
  * observer: nothing of it is replicated).  d->lock held. */
 static int32_t do_overlay_io(struct rm_vm *vm, unsigned call,
@@ -182,7 +272,7 @@ static int32_t do_overlay_io(struct rm_vm *vm, unsigned call,
         }
         break;
     case RM_HC_DISK_WRITE:
-        rc = rm_disk_overlay_write(d->ov, io->offset, buf, io->len);
+        rc = overlay_store(vm, io, buf);
         if (!rc) {
             d->stats.writes++;
             d->stats.write_bytes += io->len;
@@ -192,26 +282,19 @@ static int32_t do_overlay_io(struct rm_vm *vm, unsigned call,
         d->stats.flushes++;
         break;
     case RM_HC_DISK_DISCARD:
-        rc = rm_disk_overlay_discard(d->ov, io->offset, io->len);
+        rc = overlay_store(vm, io, NULL);
         if (!rc)
             d->stats.discards++;
         break;
     }
+    if (rc == -EAGAIN)
+        return RM_HC_DISK_EAGAIN;
     if (rc)
         LOG_WARN("disk '%s' (COLO replica's overlay, %" PRIu64 " bytes): "
                  "guest request %u at %" PRIu64 " (+%" PRIu64 ") failed: %s",
                  d->path, rm_disk_overlay_bytes(d->ov), call, io->offset,
                  io->len, strerror(-rc));
-    if (!d->ov_asked && d->ov_ask &&
-        rm_disk_overlay_bytes(d->ov) >= d->ov_max / 2) {
-        char why[128];
-
-        d->ov_asked = true;
-        snprintf(why, sizeof(why), "the replica's disk overlay holds %"
-                 PRIu64 " of its %" PRIu64 " bytes",
-                 rm_disk_overlay_bytes(d->ov), d->ov_max);
-        d->ov_ask(d->ov_ask_opaque, why);
-    }
+    overlay_maybe_ask(d);
     return rc ? RM_HC_DISK_EIO : 0;
 }
 
@@ -354,6 +437,7 @@ int rm_vm_disk_overlay_start(struct rm_vm *vm, uint64_t max_bytes,
     d->ov_ask = ask;
     d->ov_ask_opaque = ask_opaque;
     d->ov_asked = false;
+    overlay_emptied(d, "a checkpoint");
     if (d->ov) {
         rm_disk_overlay_clear(d->ov);
     } else if (!(d->ov = rm_disk_overlay_new(max_bytes))) {
@@ -376,6 +460,7 @@ uint64_t rm_vm_disk_overlay_clear(struct rm_vm *vm)
     if (d->ov) {
         sectors = rm_disk_overlay_sectors(d->ov);
         rm_disk_overlay_clear(d->ov);
+        overlay_emptied(d, "a checkpoint");
     }
     pthread_mutex_unlock(&d->lock);
     return sectors;
@@ -412,6 +497,7 @@ int rm_vm_disk_overlay_fold(struct rm_vm *vm, uint64_t *sectors,
     }
     rm_disk_overlay_free(d->ov);
     d->ov = NULL;
+    overlay_emptied(d, "the takeover's fold");
 out:
     pthread_mutex_unlock(&d->lock);
     return rc;

@@ -30,10 +30,16 @@ struct vm_disk {
     void (*ov_ask)(void *opaque, const char *why);  /* at half of it */
     void *ov_ask_opaque;
     bool ov_asked;           /* since overlay_start */
+    bool ov_full_said;       /* since overlay_start: logged that it is full */
+    uint64_t ov_waits_mark, ov_wait_ns_mark;  /* stats then */
+    /* Broadcast when the overlay empties (start, clear, fold): a write
+     * that found it full waits on it (with d->lock). */
+    pthread_cond_t ov_room;
 };
 
-/* Set @d to "no disk" (fd -1) and initialise its lock. */
-void disk_init(struct vm_disk *d);
+/* Set @d to "no disk" (fd -1) and initialise its lock and condition.
+ * 0 or -errno. */
+int disk_init(struct vm_disk *d);
 /* Open @path read-write as the disk: it must exist, be a regular file or
  * a block device, writable, of a non-zero size that is a multiple of
  * RM_DISK_SECTOR.  0 or -errno with a reason naming @path. */

@@ -93,12 +93,16 @@ static int put(struct rm_disk_overlay *ov, uint64_t off, const uint8_t *src,
 static int store(struct rm_disk_overlay *ov, uint64_t off, const uint8_t *src,
                  uint64_t len)
 {
-    uint64_t done = 0;
+    uint64_t done = 0, first, last;
     int rc;
 
     if (!len)
         return 0;
-    if (!fits(ov, off / RM_OVERLAY_CHUNK, (off + len - 1) / RM_OVERLAY_CHUNK))
+    first = off / RM_OVERLAY_CHUNK;
+    last = (off + len - 1) / RM_OVERLAY_CHUNK;
+    if ((last - first + 1) * RM_OVERLAY_CHUNK > ov->max_bytes)
+        return -EFBIG;      /* not even an empty overlay holds it */
+    if (!fits(ov, first, last))
         return -ENOSPC;
     while (done < len) {
         uint64_t at = off + done;

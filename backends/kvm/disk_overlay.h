@@ -10,10 +10,10 @@
  *
  * Kept as 4 KiB chunks, each with a mask of the 512-byte sectors it holds.
  * A discard is a write of zeros.  At most max_bytes of chunks: a write
- * beyond that is refused (-ENOSPC) and the caller fails it to the replica
- * guest (its state is thrown away at the next checkpoint; a takeover
- * before it goes on from a guest that saw the error, logged by the
- * caller).  Not thread-safe: the caller serialises (the disk lock).
+ * beyond that is refused (-ENOSPC), and the caller waits for the next
+ * checkpoint to empty the overlay (disk.c); a write that not even an
+ * empty overlay would hold is refused for good (-EFBIG).  Not
+ * thread-safe: the caller serialises (the disk lock).
  */
 #ifndef REMUS_BACKENDS_KVM_DISK_OVERLAY_H
 #define REMUS_BACKENDS_KVM_DISK_OVERLAY_H
@@ -30,7 +30,9 @@ struct rm_disk_overlay *rm_disk_overlay_new(uint64_t max_bytes);
 void rm_disk_overlay_free(struct rm_disk_overlay *ov);
 
 /* Sector-aligned @off and @len (the caller checked them against the
- * disk).  0 or -ENOSPC / -ENOMEM (nothing of the write is kept then). */
+ * disk).  0; -ENOSPC: no room now (nothing of it kept), room in an empty
+ * overlay; -EFBIG: the chunks it spans are more than max_bytes (nothing
+ * kept); -ENOMEM. */
 int rm_disk_overlay_write(struct rm_disk_overlay *ov, uint64_t off,
                           const void *data, uint64_t len);
 int rm_disk_overlay_discard(struct rm_disk_overlay *ov, uint64_t off,

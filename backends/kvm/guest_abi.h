@@ -127,7 +127,9 @@ struct rm_hc_stats {
  * errno values): RM_HC_DISK_ENODEV no such disk, RM_HC_DISK_EINVAL bad
  * alignment / length / flags, RM_HC_DISK_ERANGE beyond the end,
  * RM_HC_DISK_EFAULT a data buffer outside guest memory, RM_HC_DISK_EIO
- * the host failed (the disk may hold the write or not).  The argument
+ * the host failed (the disk may hold the write or not), RM_HC_DISK_EAGAIN
+ * nothing was done, call again (a COLO replica's WRITE or DISCARD that
+ * waited for room in its disk overlay when the host paused the VM).  The argument
  * struct itself outside guest memory stops the guest, as for every call.
  * READ: the data arrives in [data, data + len).  DISCARD: the range reads
  * as zeros afterwards.  No call reaches the disk when ret != 0 except
@@ -143,6 +145,7 @@ struct rm_hc_stats {
 #define RM_HC_DISK_ERANGE (-34)
 #define RM_HC_DISK_EFAULT (-14)
 #define RM_HC_DISK_EIO (-5)
+#define RM_HC_DISK_EAGAIN (-11)
 
 struct rm_hc_disk_info {
     uint32_t disk;        /* in: 0 */

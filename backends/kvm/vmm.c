@@ -83,7 +83,8 @@ int rm_vm_create(const struct rm_vm_config *cfg, struct rm_vm **out,
     /* Its timed waits are monotonic (rm_vm_pause re-kicks every 2 ms). */
     rc = rm_cond_init_monotonic(&vm->cond);
     pthread_mutex_init(&vm->stats_lock, NULL);
-    disk_init(&vm->disk);
+    if (disk_init(&vm->disk) && !rc)
+        rc = -ENOMEM;
     vm->net_out = cfg->net_out ? cfg->net_out : rm_vm_tap_write;
     vm->net_out_opaque = cfg->net_out ? cfg->net_out_opaque : vm;
 

@@ -216,6 +216,9 @@ const char *rm_vm_disk_path(const struct rm_vm *vm);
 struct rm_vm_disk_stats {
     uint64_t reads, writes, flushes, discards, errors;
     uint64_t read_bytes, write_bytes;
+    /* COLO's replica: writes that found its overlay full and waited for
+     * the checkpoint that empties it, and their time in all */
+    uint64_t overlay_waits, overlay_wait_ns;
 };
 void rm_vm_disk_stats(struct rm_vm *vm, struct rm_vm_disk_stats *st);
 
@@ -225,12 +228,14 @@ void rm_vm_disk_stats(struct rm_vm *vm, struct rm_vm_disk_stats *st);
  * image keeps the committed checkpoint's disk), of at most @max_bytes (0:
  * 256 MiB; fixed by the first call); the first write that fills half of
  * it calls @ask(@ask_opaque, why) (NULL: none), once until the next
- * overlay_start(), from the writing vCPU's thread; overlay_clear() forgets
- * them (a checkpoint replaced the replica's state) and returns how many
- * sectors it forgot; overlay_sectors() says how many it holds (any
- * thread); overlay_fold() writes
- * them into the image (*@sectors of them), syncs, and ends the overlay
- * (a takeover).  Without a disk: nothing to do, 0.
+ * overlay_start(), from the writing vCPU's thread; a write that finds it
+ * full waits (its vCPU in the call) until one of start, clear or fold
+ * empties it, or until the VM is paused or stops (then the guest calls
+ * again: RM_HC_DISK_EAGAIN); overlay_clear() forgets them (a checkpoint
+ * replaced the replica's state) and returns how many sectors it forgot;
+ * overlay_sectors() says how many it holds (any thread); overlay_fold()
+ * writes them into the image (*@sectors of them), syncs, and ends the
+ * overlay (a takeover).  Without a disk: nothing to do, 0.
  */
 int rm_vm_disk_overlay_start(struct rm_vm *vm, uint64_t max_bytes,
                              void (*ask)(void *opaque, const char *why),

@@ -43,7 +43,11 @@ static int split(struct blk *b, unsigned call, uint32_t flags, uint64_t off,
         return RM_HC_DISK_ENODEV;
     while (len) {
         uint64_t n = len > b->max_io ? b->max_io : len;
-        int rc = blk_raw(call, 0, flags, off, data, n);
+        int rc;
+
+        do    /* EAGAIN: nothing done, call again */
+            rc = blk_raw(call, 0, flags, off, data, n);
+        while (rc == RM_HC_DISK_EAGAIN);
 
         if (rc) {
             b->errors++;

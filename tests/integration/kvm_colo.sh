@@ -190,9 +190,11 @@ check_convergence "$TMP/busy.pri.dig" "$TMP/busy.sec.dig" 4 "a busy disk"
 scenario "the replica's overlay asks for checkpoints"
 # The same 1 MB/s, the primary's log at its default cap (64 MiB: it never
 # asks here), the replica's overlay at 256 KiB: at half of it the replica
-# asks for a checkpoint (ColoAsk, counted as a full queue) before its
-# writes would fail.  Negative control: a replica that does not ask
-# (REMUS_TEST_COLO_NO_ASK) fails its guest's writes past the cap.
+# asks for a checkpoint (ColoAsk, counted as a full queue).  A write that
+# finds the overlay full anyway (the checkpoint late: a slow host) waits
+# for the checkpoint that empties it; no write of the replica's fails.
+# Negative control: a replica that does not ask (REMUS_TEST_COLO_NO_ASK)
+# fills its overlay, and its writes wait for the periodic checkpoints.
 overlay_run() {   # overlay_run TAG [receive env...]
     local t=$1; shift
     RECV_OPTS="--disk $TMP/rep.img --colo-overlay-bytes 262144" \
@@ -205,6 +207,9 @@ overlay_run() {   # overlay_run TAG [receive env...]
     sleep 2
     kv 1 2 "DISKLOAD 0" | grep -q "OK rate=0" || { echo "DISKLOAD 0 refused"; exit 1; }
     stop_pair
+    if grep "COLO replica's overlay.*failed" "$TMP/$t.sec.log"; then
+        echo "$t: the replica's disk writes failed"; exit 1
+    fi
 }
 echo "disk = $TMP/pri.img" >> "$TMP/g.cfg"
 overlay_run ovask
@@ -213,15 +218,18 @@ grep -o "asked for [0-9]* checkpoints (its disk overlay half full)" "$TMP/ovask.
 asks=$(sed -n 's/.*the replica asked \([0-9]*\): its disk overlay.*/\1/p' "$TMP/ovask.pri.log")
 [ "${asks:-0}" -ge 4 ] || { echo "2 s at 1 MB/s against a 256 KiB overlay: the replica asked ${asks:-0} checkpoints, not 4 or more"; exit 1; }
 [ "$(by_cause ovask "full queue")" -ge 4 ] || { echo "the replica's asks made fewer than 4 checkpoints"; exit 1; }
-if grep "COLO replica's overlay.*failed" "$TMP/ovask.sec.log"; then
-    echo "the replica's disk writes failed although it asked for checkpoints"; exit 1
-fi
+# (how many of its writes still found it full depends on this host's pace)
+echo "with the asks: $(grep -c "the COLO replica's overlay is full" "$TMP/ovask.sec.log" || true) times full"
 check_convergence "$TMP/ovask.pri.dig" "$TMP/ovask.sec.dig" 4 "the overlay's asks"
 overlay_run ovnoask REMUS_TEST_COLO_NO_ASK=1
 grep -q "TEST MODE (REMUS_TEST_COLO_NO_ASK)" "$TMP/ovnoask.sec.log"
-failed=$(grep -c "COLO replica's overlay.*failed: No space left" "$TMP/ovnoask.sec.log" || true)
-[ "$failed" -gt 0 ] || { echo "negative control: a replica that never asks had no failed write"; tail -5 "$TMP/ovnoask.sec.log"; exit 1; }
-echo "negative control ok: without the ask, $failed of the replica's writes failed (overlay full)"
+asks=$(sed -n 's/.*the replica asked \([0-9]*\): its disk overlay.*/\1/p' "$TMP/ovnoask.pri.log")
+[ "${asks:-x}" = 0 ] || { echo "negative control: a replica that never asks asked '${asks:-}'"; exit 1; }
+full=$(grep -c "the COLO replica's overlay is full" "$TMP/ovnoask.sec.log" || true)
+[ "$full" -gt 0 ] || { echo "negative control: a replica that never asks never filled its overlay"; tail -5 "$TMP/ovnoask.sec.log"; exit 1; }
+waited=$(grep -o "a checkpoint emptied the COLO replica's overlay: [0-9]* of its guest's writes had waited for it, [0-9.]* ms" "$TMP/ovnoask.sec.log" | head -1)
+[ -n "$waited" ] || { echo "negative control: no checkpoint emptied the full overlay"; tail -5 "$TMP/ovnoask.sec.log"; exit 1; }
+echo "negative control ok: without the ask its overlay filled $full times; no write failed ($waited)"
 cp "$TMP/g.cfg.nodisk" "$TMP/g.cfg"
 
 # -- negative control: the replica's dirty pages not sent back --------------

@@ -120,7 +120,9 @@ static void test_fold(void **state)
     close(fd);
 }
 
-/* Past its bound a write is refused whole, and what it held stays. */
+/* Past its bound a write is refused whole, and what it held stays: for
+ * now (-ENOSPC: the caller waits for a clear) when an empty overlay
+ * would hold it, for good (-EFBIG) when the chunks it spans would not. */
 static void test_bound(void **state)
 {
     struct rm_disk_overlay *ov = rm_disk_overlay_new(2 * RM_OVERLAY_CHUNK);
@@ -131,10 +133,15 @@ static void test_bound(void **state)
     assert_int_equal(rm_disk_overlay_write(ov, 0, w, 2 * RM_OVERLAY_CHUNK), 0);
     /* a rewrite of held chunks fits */
     assert_int_equal(rm_disk_overlay_write(ov, 512, w, 1024), 0);
-    assert_int_equal(rm_disk_overlay_write(ov, 4096, w, 3 * 4096),
-                     -ENOSPC);
+    assert_int_equal(rm_disk_overlay_write(ov, 8192, w, 2 * 4096), -ENOSPC);
     assert_int_equal(rm_disk_overlay_discard(ov, 8192, 512), -ENOSPC);
+    assert_int_equal(rm_disk_overlay_write(ov, 4096, w, 3 * 4096), -EFBIG);
+    /* two chunks' worth of bytes across three chunks */
+    assert_int_equal(rm_disk_overlay_write(ov, 512, w, 2 * 4096), -EFBIG);
     assert_int_equal(rm_disk_overlay_bytes(ov), 2 * RM_OVERLAY_CHUNK);
+    rm_disk_overlay_clear(ov);
+    assert_int_equal(rm_disk_overlay_write(ov, 8192, w, 2 * 4096), 0);
+    assert_int_equal(rm_disk_overlay_write(ov, 4096, w, 3 * 4096), -EFBIG);
     rm_disk_overlay_free(ov);
 }
 

@@ -4,8 +4,9 @@
  * every write after the image holds it and before the guest acknowledges
  * it (FUA, offsets, order), a failing observer fails the guest's write,
  * a replica's disk_override is opened instead of the description's disk,
- * and the guest pages the VMM fills on a disk read are in the dirty
- * harvest.  Runs in a private network namespace (root and /dev/kvm).
+ * the guest pages the VMM fills on a disk read are in the dirty harvest,
+ * and a COLO replica's write that finds its overlay full waits for room.
+ * Runs in a private network namespace (root and /dev/kvm).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -251,11 +252,112 @@ static void test_read_pages_are_dirty(void **state)
     unlink(path);
 }
 
+static void count_ask(void *opaque, const char *why)
+{
+    (void)why;
+    (*(int *)opaque)++;
+}
+
+/* The overlay's writes counted as waiting: up to 5 s for @n of them. */
+static uint64_t wait_waits(struct rm_vm *vm, uint64_t n)
+{
+    uint64_t until = rm_now_ns() + 5000000000ull;
+    struct rm_vm_disk_stats st;
+
+    for (;;) {
+        rm_vm_disk_stats(vm, &st);
+        if (st.overlay_waits >= n || rm_now_ns() > until)
+            return st.overlay_waits;
+        rm_sleep_ms(5);
+    }
+}
+
+/*
+ * COLO's replica: a write that finds its overlay full waits (no reply,
+ * no error) until a clear empties it; a pause meanwhile parks the vCPU
+ * (the guest calls again after the resume); a fold (a takeover) lets it
+ * through to the image.  Records go one per sector from sector 1
+ * (kvlog.h): with a two-chunk (8 KiB) overlay, records 1-15 fit and
+ * record 16 (sector 16, a third chunk) does not.
+ */
+static void test_overlay_full_waits(void **state)
+{
+    struct rm_error err = { 0 };
+    struct rm_vm_disk_stats st;
+    struct kv_client c;
+    struct kv_reply r;
+    struct rm_vm *vm;
+    char path[64], cmd[32];
+    uint64_t sectors;
+    int fd, i, asks = 0;
+
+    (void)state;
+    make_image(path, sizeof(path), &fd);
+    vm = boot(path, NULL, NULL, &c);
+    assert_int_equal(rm_vm_disk_overlay_start(vm, 8192, count_ask, &asks,
+                                              &err), 0);
+    for (i = 0; i < 15; i++) {
+        snprintf(cmd, sizeof(cmd), "SET f%d %d", i, i + 1);
+        call(&c, cmd, &r);
+        assert_true(r.ok);
+    }
+    assert_int_equal(asks, 1);          /* at half: once */
+    /* Full: no reply (not an error) while it waits. */
+    assert_int_equal(kv_call(&c, "SET f15 16", &r, 50,
+                             rm_now_ns() + 300000000ull, NULL), -ETIMEDOUT);
+    assert_int_equal(wait_waits(vm, 1), 1);
+    /* A pause parks it; after the resume the guest calls again and the
+     * write waits again. */
+    assert_int_equal(rm_vm_pause(vm), 0);
+    assert_int_equal(rm_vm_resume(vm), 0);
+    assert_int_equal(wait_waits(vm, 2), 2);
+    /* A clear (a checkpoint) lets it in. */
+    assert_int_equal(rm_vm_disk_overlay_clear(vm), 15);
+    call(&c, "GET f15", &r);
+    assert_true(r.ok);
+    assert_int_equal(r.value, 16);
+    /* Full again (sectors 17-31 fit in two chunks), then a takeover's
+     * fold: the waiting write goes to the image. */
+    for (i = 16; i < 31; i++) {
+        snprintf(cmd, sizeof(cmd), "SET f%d %d", i, i + 1);
+        call(&c, cmd, &r);
+        assert_true(r.ok);
+    }
+    assert_int_equal(kv_call(&c, "SET f31 32", &r, 50,
+                             rm_now_ns() + 300000000ull, NULL), -ETIMEDOUT);
+    assert_int_equal(wait_waits(vm, 3), 3);
+    assert_int_equal(rm_vm_pause(vm), 0);
+    assert_int_equal(rm_vm_disk_overlay_fold(vm, &sectors, &err), 0);
+    assert_int_equal(sectors, 16);      /* records 16-31 */
+    assert_int_equal(rm_vm_resume(vm), 0);
+    call(&c, "GET f31", &r);
+    assert_true(r.ok);
+    assert_int_equal(r.value, 32);
+    rm_vm_disk_stats(vm, &st);
+    printf("overlay: %llu writes waited, %.1f ms in all\n",
+           (unsigned long long)st.overlay_waits,
+           (double)st.overlay_wait_ns / 1e6);
+    assert_int_equal(st.errors, 0);
+    assert_int_equal(st.overlay_waits, 3);
+    /* Its record is on the image now (sector 32). */
+    {
+        uint8_t sec[512];
+
+        assert_int_equal(pread(fd, sec, sizeof(sec), 32 * 512), 512);
+        assert_non_null(memmem(sec, sizeof(sec), "f31", 3));
+    }
+    kv_close(&c);
+    rm_vm_destroy(vm);
+    close(fd);
+    unlink(path);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_observer),
         cmocka_unit_test(test_read_pages_are_dirty),
+        cmocka_unit_test(test_overlay_full_waits),
     };
 
     (void)argc;
