@@ -36,19 +36,20 @@ kill -0 $VM
 # from outside across the run (a read before and one after), as it was:
 # the kernel can move a process's pages on its own (compaction,
 # khugepaged collapsing a region the move split), the likely cause of CI's
-# nested lab once seeing frame 0x200 on another host frame after a verify
+# nested lab once seeing the frame on another host frame after a verify
 # undo (2026-12-05; not reproduced).
 undos_logged() { [ "$(grep -c "left on host frame" "$TMP/run.log")" -gt "$1" ]; }
+undo_gfn=0x200   # as the VM logs it
 for f in map verify; do
-    g=$((0x200)); n=$(grep -c "left on host frame" "$TMP/run.log" || true)
-    if "$REMUS" offline-page --gfn --test-fault $f tguest $g 2> "$TMP/u.log"; then echo "--test-fault $f succeeded"; exit 1; fi
+    n=$(grep -c "left on host frame" "$TMP/run.log" || true)
+    if "$REMUS" offline-page --gfn --test-fault $f tguest $undo_gfn 2> "$TMP/u.log"; then echo "--test-fault $f succeeded"; exit 1; fi
     cat "$TMP/u.log"
     [ $f = map ] && want="cannot map a fresh page" || want="does not match the original"
     grep -q "$want" "$TMP/u.log" || { echo "undo ($f): unexpected error"; exit 1; }
     wait_until 5 "the VM's log of the undo ($f)" undos_logged "$n"
     line=$(grep "left on host frame" "$TMP/run.log" | tail -1)
     case $line in
-    *"guest frame 0x200 left on host frame "*" (undone)") echo "undo ($f): ${line#*: }" ;;
+    *"guest frame $undo_gfn left on host frame "*" (undone)") echo "undo ($f): ${line#*: }" ;;
     *) echo "undo ($f): the frame did not go back where it was: $line"; exit 1 ;;
     esac
 done
