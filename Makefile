@@ -128,7 +128,8 @@ KVM_OBJS := backends/kvm/vmm.o backends/kvm/vm_config.o backends/kvm/vcpu.o \
 XEN_OBJS := backends/xen/xen_host.o backends/xen/xen_sr.o \
             backends/xen/xen_hvm_pause.o backends/xen/xen_pause_domctl.o \
             backends/xen/xen_suspend_wait.o \
-            backends/xen/xen_sr_pv.o backends/xen/xen_pv_mem.o \
+            backends/xen/xen_sr_pv_save.o backends/xen/xen_sr_pv_restore.o \
+            backends/xen/xen_pv_mem.o \
             backends/xen/xen_offline_pv.o backends/xen/xen_offline.o \
             backends/xen/xen_migrate.o backends/xen/xen_backend.o \
             backends/xen/xl_config.o backends/xen/xen_domain_sr.o \

@@ -3,8 +3,8 @@
  * Save a whole Xen domain into a libxc stream and restore one from it
  * (`remus save --xen`, `remus restore --xen`): the generic engines with
  * the ops the domain's type needs (HVM/PVH: backends/xen/xen_sr.c; 64-bit
- * PV: xen_sr_pv.c, non-live only), and the domain's fate around them, as
- * `xl save` and `xl restore` do it.
+ * PV, non-live only: xen_sr_pv_save.c, xen_sr_pv_restore.c), and the
+ * domain's fate around them, as `xl save` and `xl restore` do it.
  */
 #ifndef REMUS_BACKENDS_XEN_XEN_DOMAIN_SR_H
 #define REMUS_BACKENDS_XEN_XEN_DOMAIN_SR_H

@@ -3,8 +3,8 @@
  * A 64-bit PV guest's memory as dom0 sees it: Xen's m2p (machine frame ->
  * guest pfn, read only), the guest's shared info, its p2m (guest pfn ->
  * machine frame) read through the frame-list-list the guest publishes
- * there, and Xen's page types.  Shared by the PV save (xen_sr_pv.c) and
- * the PV page offlining (xen_offline_pv.c).
+ * there, and Xen's page types.  Shared by the PV save
+ * (xen_sr_pv_save.c) and the PV page offlining (xen_offline_pv.c).
  *
  * The p2m lives in guest memory and changes when the guest balloons:
  * read it while the guest is suspended for anything but its size.

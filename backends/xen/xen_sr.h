@@ -28,7 +28,8 @@
 #include "common/sr.h"
 
 extern const struct rm_save_ops rm_xen_save_ops;
-/* 64-bit PV guests, non-live only (backends/xen/xen_sr_pv.c). */
+/* 64-bit PV guests, non-live only (backends/xen/xen_sr_pv_save.c,
+ * xen_sr_pv_restore.c). */
 extern const struct rm_save_ops rm_xen_pv_save_ops;
 /* ... and their restore, into a domain `xl create -p` built from a
  * type = "pv" config (backend_arg: struct rm_xen_restore_arg). */
