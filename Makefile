@@ -142,8 +142,8 @@ XEN_OBJS += backends/open.o
 CLUSTER_OBJS := cluster/quorum.o cluster/hold.o
 
 # primary/ and secondary/
-PRIMARY_OBJS := primary/protect.o primary/session.o primary/control.o \
-                primary/peer_spawn.o
+PRIMARY_OBJS := primary/protect.o primary/connect.o primary/session.o \
+                primary/control.o primary/peer_spawn.o
 SECONDARY_OBJS := secondary/receive.o secondary/takeover.o secondary/session.o
 
 # drill/: the failover drill (orchestration + the guest service's client)

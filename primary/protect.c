@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define RM_LOG_PREFIX "primary"
 #include "primary/protect.h"
+#include "primary/connect.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,15 +15,12 @@
 #include <unistd.h>
 
 #include "cluster/quorum.h"
-#include "common/auth.h"
-#include "common/key_resolve.h"
 #include "colo/primary.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "netbuf/netbuf.h"
 #include "netbuf/netbuf_colo.h"
 #include "proto/channel.h"
-#include "proto/disks.h"
 #include "proto/liveness.h"
 #include "proto/timing.h"
 
@@ -31,18 +29,12 @@ struct protect {
     struct rm_protect_result *res;
     struct rm_error *err;
 
-    struct rm_chan chan;
-    bool have_chan;
-    int ctl_fd, stream_fd;
-    bool compress;                 /* negotiated */
-    /* With a key: the save engine writes to stream_sink, whose layer seals
-     * chunks onto stream_lower (the stream socket). */
-    struct rm_sink stream_lower, stream_sink;
-    /* What the save engine writes to: a layer over stream_sink that turns
-     * a failed stream write into the secondary's loss (guarded_writev). */
+    /* The connections (connect.h): the control channel, the stream. */
+    struct rm_peer_conn conn;
+    /* What the save engine writes to: a layer over conn.stream_sink that
+     * turns a failed stream write into the secondary's loss
+     * (guarded_writev). */
     struct rm_sink guard_sink;
-    struct rm_auth_sink auth_sink;
-    bool have_auth_sink;
 
     pthread_t ctl_thread;
     bool ctl_running;
@@ -60,8 +52,6 @@ struct protect {
     uint64_t last_heard_ns;
 
     /* epoch loop state (save thread only) */
-    uint64_t peer_buffer;          /* the secondary's checkpoint buffer
-                                      (handshake; 0: not said) */
     unsigned epoch_ms;             /* current interval: cfg->interval_ms,
                                       shorter while checkpoints near the
                                       secondary's buffer (adapt_epoch) */
@@ -97,19 +87,19 @@ static void peer_lost_locked(struct protect *p, int code, const char *why)
      * acknowledging, or its messages do not reach us) must not read the
      * close as this primary's death and run a second copy of the VM.  At
      * most 200 ms: a secondary that stopped reading will not read it. */
-    if (p->have_chan && p->ctl_fd >= 0 && !p->stopping) {
+    if (p->conn.have_chan && p->conn.ctl_fd >= 0 && !p->stopping) {
         char msg[sizeof(((struct rm_ctl_msg *)0)->u.stop.reason)];
 
         snprintf(msg, sizeof(msg), "the primary gave up its secondary: %s",
                  why);
-        if (rm_fd_set_send_timeout(p->ctl_fd, 200) == 0 &&
-            rm_chan_send_stop(&p->chan, msg) == 0)
+        if (rm_fd_set_send_timeout(p->conn.ctl_fd, 200) == 0 &&
+            rm_chan_send_stop(&p->conn.chan, msg) == 0)
             LOG_INFO("told the secondary that protection ends");
     }
-    if (p->stream_fd >= 0)
-        shutdown(p->stream_fd, SHUT_RDWR);
-    if (p->ctl_fd >= 0)
-        shutdown(p->ctl_fd, SHUT_RDWR);
+    if (p->conn.stream_fd >= 0)
+        shutdown(p->conn.stream_fd, SHUT_RDWR);
+    if (p->conn.ctl_fd >= 0)
+        shutdown(p->conn.ctl_fd, SHUT_RDWR);
 }
 
 /*
@@ -121,7 +111,7 @@ static int guarded_writev(struct rm_sink *s, const struct iovec *iov,
                           int iovcnt)
 {
     struct protect *p = s->layer;
-    int rc = rm_sink_writev(&p->stream_sink, iov, iovcnt);
+    int rc = rm_sink_writev(&p->conn.stream_sink, iov, iovcnt);
 
     if (rc) {
         char why[160];
@@ -232,7 +222,7 @@ static void *ctl_main(void *arg)
 {
     struct protect *p = arg;
     struct rm_liveness l = {
-        .chan = &p->chan, .lock = &p->lock,
+        .chan = &p->conn.chan, .lock = &p->lock,
         .hb_interval_ms = p->cfg->hb_interval_ms,
         .hb_timeout_ms = p->cfg->hb_timeout_ms, .peer = "secondary",
         .last_heard_ns = &p->last_heard_ns, .ops = &ctl_ops, .opaque = p,
@@ -322,11 +312,11 @@ static void adapt_epoch(struct protect *p, const struct rm_epoch_stats *st)
 {
     const struct rm_protect_cfg *cfg = p->cfg;
     uint64_t cost = st->dirty_pages * (RM_PAGE_SIZE + 8) + st->bytes;
-    uint64_t half = p->peer_buffer / 2;
+    uint64_t half = p->conn.peer_buffer / 2;
 
     /* The first checkpoint (the full copy) is applied as it arrives, never
      * buffered. */
-    if (!p->peer_buffer || st->epoch < 2)
+    if (!p->conn.peer_buffer || st->epoch < 2)
         return;
     if (cost > half) {
         uint64_t ms = (uint64_t)p->epoch_ms * half / cost;
@@ -337,8 +327,8 @@ static void adapt_epoch(struct protect *p, const struct rm_epoch_stats *st)
             LOG_WARN("checkpoint %" PRIu64 " costs about %" PRIu64 " KiB at "
                      "the secondary, its buffer is %" PRIu64 " KiB: epochs "
                      "shortened from %u to %u ms%s", st->epoch, cost >> 10,
-                     p->peer_buffer >> 10, was, p->epoch_ms,
-                     cost > p->peer_buffer ? " (this one is staged on the "
+                     p->conn.peer_buffer >> 10, was, p->epoch_ms,
+                     cost > p->conn.peer_buffer ? " (this one is staged on the "
                      "secondary's disk)" : "");
         p->over_buffer = true;
     } else if (cost < half / 2 && p->epoch_ms < cfg->interval_ms) {
@@ -402,7 +392,7 @@ static int hand_over(struct protect *p)
     pthread_mutex_unlock(&p->lock);
     snprintf(why, sizeof(why), "handover: the primary paused its VM after "
              "checkpoint %" PRIu64 " and hands over to the secondary", acked);
-    rc = rm_chan_send_failover(&p->chan, why);
+    rc = rm_chan_send_failover(&p->conn.chan, why);
     LOG_INFO("%s%s", why, rc ? " (the request could not be sent: the "
              "secondary will notice the silence)" : "");
     return -ECANCELED;
@@ -417,8 +407,8 @@ static int announce_stop(struct protect *p)
     pthread_mutex_lock(&p->lock);
     p->stopping = true;
     pthread_mutex_unlock(&p->lock);
-    if (p->have_chan)
-        rm_chan_send_stop(&p->chan, "protection stopped on the primary");
+    if (p->conn.have_chan)
+        rm_chan_send_stop(&p->conn.chan, "protection stopped on the primary");
     return 0;
 }
 
@@ -617,187 +607,7 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
     return 1;
 }
 
-/* ---------------------------------------------------- setup */
-
-/*
- * Put the sealed chunk layer on the stream connection and confirm the
- * connection with the session token as its first sealed chunk: the
- * secondary accepts the stream connection only when that chunk opens
- * with this session's stream key (a stranger who saw the token in clear
- * cannot take the stream's place).
- */
-static int attach_auth_sink(struct protect *p, const uint8_t *token,
-                            size_t len)
-{
-    int rc;
-
-    rm_sink_init_fd(&p->stream_lower, p->stream_fd);
-    rc = rm_auth_sink_attach(&p->auth_sink, &p->stream_sink,
-                             &p->stream_lower, &p->chan.stream_tx);
-    if (rc)
-        return rm_error_set(p->err, rc, "out of memory");
-    p->have_auth_sink = true;
-    /* The handshake's copy of the sending state is no longer needed. */
-    rm_auth_wipe(&p->chan.stream_tx, sizeof(p->chan.stream_tx));
-    rc = rm_sink_write(&p->stream_sink, token, len);
-    if (rc)
-        return rm_error_set(p->err, rc, "sending the sealed session token: "
-                            "%s", strerror(-rc));
-    /* Stream byte offsets count from the checkpoint stream's start. */
-    p->stream_sink.offset = 0;
-    return 0;
-}
-
-/*
- * The initial sync of the disks: log the guest's writes from now on, take
- * the secondary's chunk hashes and queue the chunks that differ (sent
- * before the first pass).  The secondary hashes its images first: allow it
- * RM_DISK_HASH_WAIT_MS plus one second per GiB.
- */
-#define RM_DISK_HASH_WAIT_MS 60000u
-static int sync_disks(struct protect *p, const struct rm_hello *mine)
-{
-    uint64_t bytes = 0, differ = 0, chunks = 0;
-    uint32_t i;
-    int rc;
-
-    for (i = 0; i < mine->nr_disks; i++)
-        bytes += mine->disks[i].size;
-    rm_disklog_start(p->cfg->disks);
-    rc = rm_disk_hashes_recv(&p->chan, p->cfg->disks, mine,
-                             (int)(RM_DISK_HASH_WAIT_MS + (bytes >> 20)),
-                             &differ, &chunks, p->err);
-    if (rc)
-        return rc;
-    LOG_INFO("disks: %" PRIu64 " of %" PRIu64 " chunks differ from the "
-             "secondary's images and are sent first", differ, chunks);
-    return 0;
-}
-
-/* The hello's disks: those replicated, and those -F -d leaves behind. */
-static void hello_disks(const struct rm_protect_cfg *cfg,
-                        struct rm_hello *mine)
-{
-    uint32_t i, n = 0;
-
-    for (i = 0; cfg->disks && i < rm_disklog_nr_disks(cfg->disks) &&
-         n < RM_DISK_MAX; i++, n++)
-        rm_disklog_disk(cfg->disks, i, &mine->disks[n].id,
-                        &mine->disks[n].size);
-    for (i = 0; i < cfg->nr_unreplicated && n < RM_DISK_MAX; i++, n++) {
-        mine->disks[n].id = cfg->unreplicated[i].id;
-        mine->disks[n].size = cfg->unreplicated[i].size;
-        mine->disks[n].unreplicated = true;
-    }
-    mine->nr_disks = n;
-}
-
-static int connect_peer(struct protect *p)
-{
-    const struct rm_protect_cfg *cfg = p->cfg;
-    struct rm_hello mine, peer;
-    int rc;
-
-    /* The secondary may still be starting: retry a refused connection. */
-    {
-        uint64_t until = rm_now_ns() +
-                         (uint64_t)cfg->connect_timeout_ms * 1000000;
-
-        for (;;) {
-            struct rm_error e = { 0 };
-
-            p->ctl_fd = rm_tcp_connect(&cfg->peer,
-                                       (int)cfg->connect_timeout_ms, &e);
-            if (p->ctl_fd >= 0)
-                break;
-            if (p->ctl_fd != -ECONNREFUSED || rm_now_ns() >= until) {
-                *p->err = e;
-                return p->ctl_fd;
-            }
-            usleep(50000);
-        }
-    }
-    rm_chan_init(&p->chan, p->ctl_fd);
-    p->have_chan = true;
-    rc = rm_chan_set_key(&p->chan, cfg->key);
-    if (rc)
-        return rm_error_set(p->err, rc, "%s", rm_error_str(&p->chan.err));
-
-    memset(&mine, 0, sizeof(mine));
-    mine.role = RM_ROLE_PRIMARY;
-    snprintf(mine.backend, sizeof(mine.backend), "%s", cfg->backend_name);
-    snprintf(mine.name, sizeof(mine.name), "%s", cfg->name);
-    mine.guest_bytes = cfg->guest_bytes;
-    mine.nr_vcpus = cfg->nr_vcpus;
-    mine.caps = cfg->compress ? RM_CAP_COMPRESSION : 0;
-    if (cfg->colo) {
-        mine.caps |= RM_CAP_COLO;
-        mine.required_caps |= RM_CAP_COLO;
-    }
-    mine.interval_ms = cfg->interval_ms;
-    mine.hb_interval_ms = cfg->hb_interval_ms;
-    mine.hb_timeout_ms = cfg->hb_timeout_ms;
-    mine.quorum = cfg->quorum != NULL;
-    if (cfg->quorum) {
-        mine.has_cpg = true;
-        rm_quorum_self(cfg->quorum, &mine.cpg_node, &mine.cpg_pid);
-    }
-    hello_disks(cfg, &mine);
-    rc = rm_chan_handshake_client(&p->chan, &mine, &peer,
-                                  (int)cfg->connect_timeout_ms);
-    if (rc)
-        return rm_error_set(p->err, rc, "handshake with %s:%u refused: %s",
-                            cfg->peer.host, cfg->peer.port,
-                            rm_error_str(&p->chan.err));
-    p->compress = (peer.caps & RM_CAP_COMPRESSION) != 0;
-    p->peer_buffer = peer.buffer_bytes;
-    if (cfg->quorum)    /* the handshake checked that the reply names it */
-        rm_quorum_bind_peer(cfg->quorum, peer.cpg_node, peer.cpg_pid);
-
-    /* The stream connection carries the session token from the hello. */
-    p->stream_fd = rm_tcp_connect(&cfg->peer, (int)cfg->connect_timeout_ms,
-                                  p->err);
-    if (p->stream_fd < 0)
-        return p->stream_fd;
-    rc = rm_write_all(p->stream_fd, peer.session, sizeof(peer.session));
-    if (rc)
-        return rm_error_set(p->err, rc, "sending the stream session token");
-    /* Every write to the peer has a deadline: hb_timeout_ms without
-     * progress (a secondary that stopped reading) fails it. */
-    rc = rm_fd_set_send_timeout(p->stream_fd, cfg->hb_timeout_ms);
-    if (!rc)
-        rc = rm_fd_set_send_timeout(p->ctl_fd, cfg->hb_timeout_ms);
-    if (rc)
-        return rm_error_set(p->err, rc, "setting the send deadline: %s",
-                            strerror(-rc));
-    rm_sink_init_fd(&p->stream_sink, p->stream_fd);
-    if (cfg->key) {
-        rc = attach_auth_sink(p, peer.session, sizeof(peer.session));
-        if (rc)
-            return rc;
-    }
-    if (cfg->disks) {
-        rc = sync_disks(p, &mine);
-        if (rc)
-            return rc;
-    }
-    if (!cfg->key) {
-        char peer_addr[96];
-
-        snprintf(peer_addr, sizeof(peer_addr), "the secondary at %s:%u",
-                 cfg->peer.host, cfg->peer.port);
-        rm_key_warn_insecure("this protection session", peer_addr);
-    }
-    LOG_INFO("protecting '%s' to %s:%u: interval %u ms, compression %s, "
-             "heartbeat %u/%u ms (the secondary's %u/%u ms), its checkpoint "
-             "buffer %" PRIu64 " MiB%s", cfg->name, cfg->peer.host,
-             cfg->peer.port, cfg->interval_ms, p->compress ? "on" : "off",
-             cfg->hb_interval_ms, cfg->hb_timeout_ms, peer.hb_interval_ms,
-             peer.hb_timeout_ms, peer.buffer_bytes >> 20,
-             cfg->key ? ", authenticated and encrypted (pre-shared key)"
-                      : "");
-    return 0;
-}
+/* ---------------------------------------------------- the session */
 
 /* The gate with cfg->quorum and no peer_lost_gate of the caller's: the
  * cluster decides; a VM that must not run on is paused (pause_vm) before
@@ -853,7 +663,7 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
     p->cfg = cfg;
     p->res = res;
     p->err = err;
-    p->ctl_fd = p->stream_fd = -1;
+    rm_peer_conn_init(&p->conn);
     p->epoch_ms = cfg->interval_ms;
     pthread_mutex_init(&p->lock, NULL);
     rc = rm_cond_init_monotonic(&p->cond);
@@ -883,14 +693,14 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
             goto out;
         }
         rm_sink_init_fd(&sink, devnull);
-        p->compress = cfg->compress;
+        p->conn.compress = cfg->compress;
     } else {
-        rc = connect_peer(p);
+        rc = rm_peer_connect(&p->conn, cfg, err);
         if (rc)
             goto out;
         if (cfg->colo) {
             struct rm_colo_primary_cfg cc = {
-                .chan = &p->chan, .netbuf = cfg->netbuf,
+                .chan = &p->conn.chan, .netbuf = cfg->netbuf,
                 .max_interval_ms = cfg->colo_max_interval_ms,
                 .dirty_timeout_ms = cfg->hb_timeout_ms,
                 .fallback_rate = cfg->colo_fallback_rate,
@@ -921,7 +731,7 @@ int rm_protect_run(const struct rm_protect_cfg *cfg,
     sctx.backend_arg = cfg->backend_arg;
     sctx.err = err;
     rm_save_params_default(&sctx.params, RM_SAVE_CHECKPOINTED);
-    sctx.params.compress = p->compress;
+    sctx.params.compress = p->conn.compress;
     sctx.cb.opaque = p;
     sctx.cb.suspended = on_suspended;
     sctx.cb.checkpoint = on_checkpoint;
@@ -993,8 +803,8 @@ out:
         pthread_mutex_lock(&p->lock);
         p->stopping = true;
         pthread_mutex_unlock(&p->lock);
-        if (p->ctl_fd >= 0)
-            shutdown(p->ctl_fd, SHUT_RDWR);
+        if (p->conn.ctl_fd >= 0)
+            shutdown(p->conn.ctl_fd, SHUT_RDWR);
         pthread_join(p->ctl_thread, NULL);
     }
     if (rc == 0 && res->end == RM_PROTECT_PEER_LOST) {
@@ -1039,14 +849,7 @@ out:
         /* The mirror stops before the channel it sends on goes. */
         rm_colo_primary_free(p->colo);
     }
-    if (p->have_auth_sink)
-        rm_auth_sink_free(&p->auth_sink);
-    if (p->have_chan)
-        rm_chan_destroy(&p->chan);
-    if (p->stream_fd >= 0)
-        close(p->stream_fd);
-    if (p->ctl_fd >= 0)
-        close(p->ctl_fd);
+    rm_peer_close(&p->conn);
     if (devnull >= 0)
         close(devnull);
     pthread_mutex_destroy(&p->lock);

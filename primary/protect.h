@@ -3,7 +3,7 @@
  * The primary: continuous protection of a running VM.
  *
  * rm_protect_run() connects to the secondary (a control connection, then a
- * stream connection), runs the save engine in checkpointed mode and, per
+ * stream connection: primary/connect.h), runs the save engine in checkpointed mode and, per
  * epoch, with the engine's callbacks:
  *   suspended  -> netbuf: output from now on belongs to the new epoch
  *   checkpoint -> wait for the secondary's ack of this epoch (and check its
