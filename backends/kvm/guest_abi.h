@@ -129,8 +129,9 @@ struct rm_hc_stats {
  * RM_HC_DISK_EFAULT a data buffer outside guest memory, RM_HC_DISK_EIO
  * the host failed (the disk may hold the write or not), RM_HC_DISK_EAGAIN
  * nothing was done, call again (a COLO replica's WRITE or DISCARD that
- * waited for room in its disk overlay when the host paused the VM).  The argument
- * struct itself outside guest memory stops the guest, as for every call.
+ * waited for room in its disk overlay when the host paused the VM).  The
+ * argument struct itself outside guest memory stops the guest, as for
+ * every call.
  * READ: the data arrives in [data, data + len).  DISCARD: the range reads
  * as zeros afterwards.  No call reaches the disk when ret != 0 except
  * EIO.  Several vCPUs may call at once: the calls are serialised.
