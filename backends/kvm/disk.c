@@ -167,12 +167,11 @@ static int32_t check_io(struct rm_vm *vm, unsigned call,
  * held. */
 static void overlay_emptied(struct vm_disk *d, const char *by)
 {
-    if (d->ov_full_said)
+    if (d->stats.overlay_waits > d->ov_waits_mark)
         LOG_INFO("disk '%s': %s emptied the COLO replica's overlay: %" PRIu64
                  " of its guest's writes had waited for it, %.1f ms in all",
                  d->path, by, d->stats.overlay_waits - d->ov_waits_mark,
                  (double)(d->stats.overlay_wait_ns - d->ov_wait_ns_mark) / 1e6);
-    d->ov_full_said = false;
     d->ov_waits_mark = d->stats.overlay_waits;
     d->ov_wait_ns_mark = d->stats.overlay_wait_ns;
     pthread_cond_broadcast(&d->ov_room);
@@ -226,15 +225,12 @@ static int overlay_store(struct rm_vm *vm, const struct rm_hc_disk_io *io,
         }
         if (!t0) {
             t0 = rm_now_ns();
-            d->stats.overlay_waits++;
             overlay_maybe_ask(d);   /* one write may jump past half */
-            if (!d->ov_full_said) {
-                d->ov_full_said = true;
+            if (d->stats.overlay_waits++ == d->ov_waits_mark)
                 LOG_INFO("disk '%s': the COLO replica's overlay is full (%"
                          PRIu64 " of its %" PRIu64 " bytes): its guest's "
                          "writes wait for the checkpoint that empties it",
                          d->path, rm_disk_overlay_bytes(d->ov), d->ov_max);
-            }
         }
         /* The pause's kick does not reach a condition wait: look again
          * every millisecond. */

@@ -30,8 +30,9 @@ struct vm_disk {
     void (*ov_ask)(void *opaque, const char *why);  /* at half of it */
     void *ov_ask_opaque;
     bool ov_asked;           /* since overlay_start */
-    bool ov_full_said;       /* since overlay_start: logged that it is full */
-    uint64_t ov_waits_mark, ov_wait_ns_mark;  /* stats then */
+    /* stats.overlay_waits and _wait_ns when it was last emptied: more
+     * waits since means it filled (and was said to) since */
+    uint64_t ov_waits_mark, ov_wait_ns_mark;
     /* Broadcast when the overlay empties (start, clear, fold): a write
      * that found it full waits on it (with d->lock). */
     pthread_cond_t ov_room;
