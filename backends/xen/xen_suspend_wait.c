@@ -27,6 +27,8 @@ int rm_xen_suspend_wait_window(const struct rm_xen_suspend_wait *w,
     }
     *from = lo / 4 * 3;
     *to = hi + hi / 4 + 1000000;
+    if (*to - *from > RM_XEN_SPIN_MAX_NS)
+        *to = *from + RM_XEN_SPIN_MAX_NS;
     return 1;
 }
 

@@ -21,7 +21,11 @@
  * caller yields the CPU between polls) from 3/4 of the shortest recent
  * freeze to 5/4 of the longest plus a millisecond, and sleep outside that
  * window: the spinning is bounded by how much the freezes vary, not paid
- * for the whole freeze.
+ * for the whole freeze.  And by RM_XEN_SPIN_MAX_NS from the window's
+ * start: one freeze that took seconds among the last 16 would otherwise
+ * have dom0 spin a CPU for seconds at each of the next 16 checkpoints; a
+ * freeze that ends after the window is seen by the sleeping polls, a
+ * sleep late.
  *
  * One struct per protected domain; one thread uses it.
  */
@@ -38,6 +42,8 @@
 #define RM_XEN_FAST_POLLS 50u          /* at once, with no window known */
 #define RM_XEN_OVERSLEEP 4u            /* sleeps this many times too long:
                                           spin in the window */
+#define RM_XEN_SPIN_MAX_NS 250000000ull /* the widest window (the lab's
+                                           freezes: 50-160 ms) */
 
 struct rm_xen_suspend_wait {
     uint64_t freeze_ns[RM_XEN_FREEZE_SAMPLES];
@@ -63,9 +69,9 @@ void rm_xen_suspend_wait_slept(struct rm_xen_suspend_wait *w,
 /* The domain was seen suspended @freeze_ns after the request. */
 void rm_xen_suspend_wait_seen(struct rm_xen_suspend_wait *w,
                               uint64_t freeze_ns);
-/* The window in which the caller spins, [*from, *to) after the request;
- * 0 (and both 0) when there is none: too few freezes seen, or sleeps
- * that take what they ask. */
+/* The window in which the caller spins, [*from, *to) after the request,
+ * at most RM_XEN_SPIN_MAX_NS wide; 0 (and both 0) when there is none: too
+ * few freezes seen, or sleeps that take what they ask. */
 int rm_xen_suspend_wait_window(const struct rm_xen_suspend_wait *w,
                                uint64_t *from, uint64_t *to);
 

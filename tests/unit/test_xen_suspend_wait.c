@@ -141,6 +141,37 @@ static void test_window_follows_recent_freezes(void **state)
                      RM_XEN_POLL_SLEEP);
 }
 
+/* One freeze of seconds among the last 16 does not have dom0 spin for
+ * seconds: the window is at most RM_XEN_SPIN_MAX_NS wide from its start,
+ * and the polls sleep after it. */
+static void test_window_width_capped(void **state)
+{
+    struct rm_xen_suspend_wait w;
+    uint64_t from, to;
+    static const struct want_step ws[] = {
+        { 37 * MS, 20, RM_XEN_POLL_SLEEP },
+        { 38 * MS, 21, RM_XEN_POLL_NOW },
+        { 287 * MS, 9000, RM_XEN_POLL_NOW },
+        { 288 * MS, 9001, RM_XEN_POLL_SLEEP },
+        { 3000 * MS, 9900, RM_XEN_POLL_SLEEP_LONG },
+    };
+
+    (void)state;
+    init_slept(&w, 2500000);
+    seen_n(&w, 15, 50 * MS);
+    seen_n(&w, 1, 5000 * MS);
+    assert_int_equal(rm_xen_suspend_wait_window(&w, &from, &to), 1);
+    assert_int_equal(from, 37500000);
+    assert_int_equal(to - from, RM_XEN_SPIN_MAX_NS);
+    want_steps(&w, ws, sizeof(ws) / sizeof(ws[0]));
+    /* freezes that vary less than the cap keep their window whole */
+    seen_n(&w, 16, 150 * MS);
+    seen_n(&w, 1, 60 * MS);
+    assert_int_equal(rm_xen_suspend_wait_window(&w, &from, &to), 1);
+    assert_int_equal(from, 45 * MS);
+    assert_int_equal(to, 188500000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -148,6 +179,7 @@ int main(void)
         cmocka_unit_test(test_accurate_sleeps_never_spin),
         cmocka_unit_test(test_oversleeping_spins_in_window),
         cmocka_unit_test(test_window_follows_recent_freezes),
+        cmocka_unit_test(test_window_width_capped),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
