@@ -146,7 +146,7 @@ static void tk_send(struct rm_quorum *q, uint32_t type, uint32_t to_node,
         e = cpg_mcast_joined(q->cpgh, CPG_TYPE_AGREED, &iov, 1);
         if (e != CS_ERR_TRY_AGAIN)
             break;
-        usleep(10000);
+        rm_sleep_ms(10);
     }
     if (e != CS_OK)
         LOG_ERR("group %s: cannot send to the group: %s", q->group.value,
@@ -991,7 +991,7 @@ int rm_fence_run(const char *cmd, const char *name, const char *peer,
                                 "finish within %u ms (killed): the primary "
                                 "is not known to be fenced", timeout_ms);
         }
-        usleep(20000);
+        rm_sleep_ms(20);
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         LOG_INFO("fence command succeeded: the primary is fenced");

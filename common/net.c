@@ -328,7 +328,7 @@ static int preauth_accept(struct rm_preauth *pa)
         if (e != EAGAIN && e != EINTR)
             LOG_WARN("accepting a connection failed: %s", strerror(e));
         if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
-            usleep(100000);
+            rm_sleep_ms(100);
         return 0;
     }
     tune(fd);

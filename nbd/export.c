@@ -174,7 +174,7 @@ void nbd_export_hold(struct rm_nbd_export *e, volatile sig_atomic_t *stop)
         if (!held)
             LOG_WARN("requests held while '%s' exists", e->hold_while);
         held = true;
-        usleep(10000);
+        rm_sleep_ms(10);
     }
     if (held)
         LOG_WARN("requests served again ('%s' is gone)", e->hold_while);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cluster/quorum.h"
+#include "common/io.h"
 #include "common/key_resolve.h"
 #include "common/log.h"
 #include "proto/disks.h"
@@ -116,7 +117,7 @@ int rm_peer_connect(struct rm_peer_conn *c, const struct rm_protect_cfg *cfg,
                 *err = e;
                 return c->ctl_fd;
             }
-            usleep(50000);
+            rm_sleep_ms(50);
         }
     }
     rm_chan_init(&c->chan, c->ctl_fd);

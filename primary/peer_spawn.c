@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/auth.h"
+#include "common/io.h"
 #include "common/log.h"
 
 #define CMD_MAX 4096
@@ -242,7 +243,7 @@ static int reap(pid_t pid, unsigned ms)
             return -errno;
         if (now_ms() >= deadline)
             return -ETIMEDOUT;
-        usleep(20000);
+        rm_sleep_ms(20);
     }
 }
 

@@ -16,6 +16,7 @@
 
 #include "cluster/quorum.h"
 #include "common/auth.h"
+#include "common/io.h"
 #include "common/key_resolve.h"
 #include "common/log.h"
 #include "common/net.h"
@@ -269,7 +270,7 @@ static bool primary_outlives_stream(struct receive *r)
             return false;
         if ((heard && now - failed >= half) || now - failed >= all)
             return true;
-        usleep(10000);
+        rm_sleep_ms(10);
     }
 }
 

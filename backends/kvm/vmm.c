@@ -514,7 +514,7 @@ void rm_vm_destroy(struct rm_vm *vm)
             while (pthread_tryjoin_np(vc->thread, NULL) == EBUSY) {
                 vc->run->immediate_exit = 1;
                 pthread_kill(vc->thread, KICK_SIGNAL);
-                usleep(1000);
+                rm_sleep_ms(1);
             }
         }
         if (vc->run)

@@ -16,6 +16,7 @@
 #include "backends/xen/xen_disks.h"
 #include "backends/xen/xen_host.h"
 #include "backends/xen/xen_sr.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "netbuf/netbuf.h"
 #include "netbuf/netbuf_plug.h"
@@ -85,7 +86,7 @@ static int xen_activate(struct rm_backend *b, struct rm_error *err)
      * be going away: give it a moment to free the name. */
     for (tries = 0; tries < 75 &&
          rm_xen_domid(x->host, b->vm_name, &other, &e2) == 0; tries++)
-        usleep(200000);
+        rm_sleep_ms(200);
     rm_error_clear(&e2);
     if (rm_xen_domid(x->host, b->vm_name, &other, &e2) == 0)
         LOG_WARN("a domain named '%s' (domain %u) still exists on this "
@@ -129,7 +130,7 @@ static int xen_wait(struct rm_backend *b, int ms)
             return 0;
         if (ms >= 0 && waited >= ms)
             return -ETIMEDOUT;
-        usleep(100000);
+        rm_sleep_ms(100);
         waited += 100;
     }
 }

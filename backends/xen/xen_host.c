@@ -467,7 +467,7 @@ int rm_xen_xl(const char *const *args, unsigned timeout_ms,
             return rm_error_set(err, -ETIMEDOUT, "%s did not finish within "
                                 "%u ms", cmd, timeout_ms);
         }
-        usleep(20000);
+        rm_sleep_ms(20);
     }
     if (w < 0)
         return rm_error_set(err, -errno, "waiting for %s: %s", cmd,
