@@ -65,6 +65,18 @@ for b in "$@"; do
     mkdir -p "$ov$ROOT/$(dirname "$b")"
     cp -a "$b" "$ov$ROOT/$b"
 done
+# systemd_units tests the installed units; `make install` needs build
+# tools, which the machine's root has not: each build is installed here,
+# into the root, at the prefix the test looks for there
+# (REMUS_TEST_INSTALLED/BUILD, tests/integration/systemd_units.sh).
+inst=/kvm-lab-inst
+for b in "$@"; do
+    n=$(basename "$b"); asan=0
+    [ "$n" != build-asan ] || asan=1
+    make -s --no-print-directory BUILD="$b" ASAN=$asan install DESTDIR="$ov" \
+        prefix="$inst/$n/usr" sysconfdir="$inst/$n/etc" > "$WORK/install-$n.log" 2>&1 ||
+        { echo "kvm-lab: make install of $b failed:" >&2; cat "$WORK/install-$n.log" >&2; exit 1; }
+done
 cat > "$ov/kvm-lab.env" <<EOF
 KVM_LAB_ROOT='$ROOT'
 KVM_LAB_BUILDS='$*'
@@ -72,6 +84,7 @@ KVM_LAB_ONLY='${ONLY:-}'
 TEST_TIMEOUT='${TEST_TIMEOUT:-1800}'
 export CL_FORM_SECS='${CL_FORM_SECS:-120}'
 export REMUS_TEST_SLOW='${REMUS_TEST_SLOW:-4}'
+export REMUS_TEST_INSTALLED='$inst'
 EOF
 (cd "$ov" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/overlay.cpio.gz"
 # Two archives one after the other: the kernel unpacks both, the second
