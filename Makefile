@@ -86,7 +86,7 @@ endif
 # ---------------------------------------------------------------- objects
 # common/: stream, engines, I/O, logging
 COMMON_OBJS := common/err.o common/log.o common/io.o common/stream.o
-COMMON_OBJS += common/save.o common/restore.o common/compress.o \
+COMMON_OBJS += common/save.o common/save_stage.o common/restore.o common/compress.o \
                common/status.o common/net.o common/ctlsock.o \
                common/stream_wrap.o common/stream_describe.o
 COMMON_OBJS += common/auth.o common/key_resolve.o
@@ -175,7 +175,7 @@ UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
               test_peer_spawn test_disklog test_nbd test_nbd_attach test_log \
               test_compare test_colo_input test_kvm_colo_net test_disk_overlay \
               test_colo_primary test_drill_pause test_kvm_pause test_drill_colo \
-              test_colo_replica test_xen_suspend_wait
+              test_colo_replica test_xen_suspend_wait test_save_stage
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap fuzz_nbd fuzz_compare fuzz_feed

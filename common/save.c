@@ -25,6 +25,7 @@
 #include "common/compress.h"
 #include "common/disklog.h"
 #include "common/log.h"
+#include "common/save_stage.h"
 
 struct rm_save_priv {
     unsigned long *dirty;        /* nr_pfns bits */
@@ -41,14 +42,10 @@ struct rm_save_priv {
     struct rm_compressor *comp;  /* params.compress only */
     bool comp_deferred;          /* staging raw: compress after resume */
     bool digest_deferred;        /* staging: digest the staged copies
-                                    after resume (finish_digest) */
+                                    after resume (rm_stage_digest) */
     struct rm_buf packed;        /* the compressed form of a staged CP */
-    /* trim_staging(): the sizes recent checkpoints needed (decaying) and
-     * what each buffer may hold resident */
-    size_t stage_hi, stage_kept, packed_hi, packed_kept;
-    /* ready_staging(): the first stage_ready bytes of the staging buffer
-     * are resident (written by a checkpoint or prefaulted) */
-    size_t stage_ready;
+    /* what each buffer keeps resident between checkpoints */
+    struct rm_stage_size stage_size, packed_size;
     uint8_t *bounce;             /* stable copies of a running VM's pages */
     uint64_t map_ns;             /* in ops->map_pages since take_checkpoint
                                     began (rm_epoch_stats.pages_map_ns) */
@@ -479,60 +476,6 @@ static int write_epoch_trailer(struct rm_save_ctx *ctx, uint64_t epoch)
 
 static int compress_stage(struct rm_save_ctx *ctx);
 
-/*
- * The page digest of a staged checkpoint, computed after the resume from
- * the staged copies (the bytes that go on the wire), in stream order, then
- * written into the staged REMUS_EPOCH_INFO record.  Keeps ~1 us per page
- * of hashing out of the pause.
- */
-static int finish_digest(struct rm_save_ctx *ctx)
-{
-    struct rm_save_priv *p = ctx->priv;
-    size_t off = 0, epoch_info = 0;
-    uint64_t digest = p->digest;
-
-    while (off + RM_RHDR_SIZE <= p->stage.len) {
-        struct rm_rhdr h;
-        size_t body = off + RM_RHDR_SIZE, padded;
-
-        memcpy(&h, p->stage.data + off, sizeof(h));
-        padded = ((size_t)h.length + 7) & ~(size_t)7;
-        if (body + padded > p->stage.len)
-            break;
-        if (h.type == RM_REC_PAGE_DATA) {
-            uint32_t count, i;
-            const uint8_t *data;
-
-            memcpy(&count, p->stage.data + body, 4);
-            data = p->stage.data + body + 8 + (size_t)count * 8;
-            for (i = 0; i < count; i++) {
-                uint64_t e, pfn;
-
-                memcpy(&e, p->stage.data + body + 8 + (size_t)i * 8, 8);
-                if (!rm_page_type_has_data(rm_ptype_of(e)))
-                    continue;
-                pfn = rm_pfn_of(e);
-                digest = rm_fnv64(digest, &pfn, 8);
-                digest = rm_hash_words(digest, data, RM_PAGE_SIZE);
-                data += RM_PAGE_SIZE;
-            }
-        } else if (h.type == RM_REC_EPOCH_INFO &&
-                   h.length == sizeof(struct rm_epoch_info)) {
-            epoch_info = body;
-        }
-        off = body + padded;
-    }
-    if (off != p->stage.len || (rm_dhdr_is_remus(ctx->dtype) && !epoch_info))
-        return rm_error_set(ctx->err, -EIO, "internal: staged checkpoint "
-                            "is malformed (digest pass at byte %zu)", off);
-    p->digest = digest;
-    if (epoch_info)      /* remus streams carry it in EPOCH_INFO */
-        memcpy(p->stage.data + epoch_info +
-               offsetof(struct rm_epoch_info, digest), &digest,
-               sizeof(digest));
-    return 0;
-}
-
 static const char *const pause_phase_names[RM_PAUSE_PHASES] = {
     [RM_PAUSE_SUSPEND] = "suspend",
     [RM_PAUSE_HARVEST] = "harvest",
@@ -576,59 +519,6 @@ static void log_slow_pause(const struct rm_epoch_stats *st, uint64_t ns)
                               (double)st->phase_ns[i] / 1e6);
     LOG_WARN("checkpoint %" PRIu64 ": the VM was paused %.1f s (%s)",
              st->epoch, (double)ns / 1e9, parts);
-}
-
-/*
- * The staging buffers keep room for what recent checkpoints needed, not
- * for the biggest one ever (a burst, or a first copy of all the guest's
- * memory): the primary's memory stays near the dirty set (#21, goal 6).
- * @hi follows the sizes staged, decaying by 1/32 a checkpoint; once what
- * the buffer may hold resident (@kept: its capacity until the first trim,
- * then the most it held since the last one; the live pre-copy staged
- * through it too) exceeds twice @hi + 1 MiB, the pages beyond 1.25 @hi
- * go back to the kernel (a bigger checkpoint later faults them in again).
- * A steady guest's checkpoints never trim: no first touches in its
- * pauses.
- */
-static bool trim_staging(struct rm_buf *b, size_t *hi, size_t *kept)
-{
-    size_t decayed = *hi - *hi / 32, keep;
-
-    *hi = b->len > decayed ? b->len : decayed;
-    if (!*kept)                 /* never trimmed: it may all be resident */
-        *kept = b->cap;
-    if (b->len > *kept)
-        *kept = b->len;
-    if (*kept <= 2 * *hi + ((size_t)1 << 20))
-        return false;
-    keep = *hi + *hi / 4;
-    rm_buf_release_tail(b, keep);
-    *kept = keep;
-    return true;
-}
-
-/*
- * After a checkpoint, the VM running: make the staging buffer resident up
- * to 1.25 times the size recent checkpoints needed (what trim_staging
- * keeps), so that a checkpoint up to a quarter bigger than any recent one
- * takes no page fault in its pause.  A first touch costs ~2.4 us a page on
- * this PVM host against ~0.75 us for the copy itself (#21, goal 2): in
- * the bench of 2026-12-03 the 100,000-page row faulted 45,000 and 17,000
- * pages in two of its four pauses as the dirty set grew by a fifth.  A
- * steady guest's checkpoints prefault nothing.
- */
-static void ready_staging(struct rm_save_priv *p, bool trimmed)
-{
-    size_t want = p->stage_hi + p->stage_hi / 4;
-
-    if (p->stage.len > p->stage_ready)       /* this checkpoint wrote it */
-        p->stage_ready = p->stage.len;
-    if (trimmed && p->stage_ready > p->stage_kept)
-        p->stage_ready = p->stage_kept;
-    if (want <= p->stage_ready)
-        return;
-    if (rm_buf_prefault(&p->stage, p->stage_ready, want) == 0)
-        p->stage_ready = want;
 }
 
 /* Page faults this thread has taken (minor and major). */
@@ -766,7 +656,8 @@ restore_sink:
 
     if (p->digest_deferred) {
         p->digest_deferred = false;
-        rc = finish_digest(ctx);
+        rc = rm_stage_digest(&p->stage, rm_dhdr_is_remus(ctx->dtype),
+                             &p->digest, ctx->err);
         if (rc)
             return rc;
     }
@@ -787,9 +678,10 @@ restore_sink:
         st->bytes = out->len;
     }
     t2 = rm_now_ns();
-    ready_staging(p, trim_staging(&p->stage, &p->stage_hi, &p->stage_kept));
+    rm_stage_ready(&p->stage, &p->stage_size,
+                   rm_stage_trim(&p->stage, &p->stage_size));
     if (p->comp)
-        trim_staging(&p->packed, &p->packed_hi, &p->packed_kept);
+        rm_stage_trim(&p->packed, &p->packed_size);
 
     st->dirty_pages = p->digest_pages;
     st->pause_ns = t1 - t0;

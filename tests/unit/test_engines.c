@@ -319,7 +319,7 @@ static void test_pause_breakdown(void **state)
  * No first touch of the staging buffer in a pause (#21, goal 2): a guest
  * whose dirty set grows by a fifth every epoch (300 pages, then 360, ...)
  * needs a bigger staging buffer every checkpoint; the engine makes it
- * resident ahead, the VM running (ready_staging), so the pauses after the
+ * resident ahead, the VM running (rm_stage_ready), so the pauses after the
  * first few take no page fault for it.  Without that, each pause faults in
  * about as many pages as the dirty set grew (~2,500 over checkpoints 4 to
  * 12 here).
