@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,22 +23,14 @@
 #include "proto/channel.h"
 #include "proto/disks.h"
 #include "proto/liveness.h"
+#include "secondary/accept.h"
 
 struct receive {
     const struct rm_receive_cfg *cfg;
     struct rm_receive_result *res;
     struct rm_error *err;
 
-    int lfd, ctl_fd, stream_fd;
-    struct rm_chan chan;
-    bool have_chan;
-    char ctl_addr[64], stream_addr[64];  /* the peers, for logs */
-    /* The restore engine reads stream_src; with a key its layer opens the
-     * sealed chunks that arrive on stream_lower (the stream socket). */
-    struct rm_src stream_lower, stream_src;
-    struct rm_auth_src auth_src;
-    bool have_auth_src;
-    struct rm_hello peer;
+    struct rm_primary_conn pc;    /* the accepted primary's connections */
     bool compress;
     unsigned hb_timeout_ms;       /* agreed in the handshake */
 
@@ -83,8 +74,8 @@ static void lose_primary_locked(struct receive *r, int code, const char *why)
     rm_error_set(&r->lost_why, code, "%s", why);
     LOG_WARN("primary lost: %s", why);
     /* Wakes the engine's read with EOF: it discards the open checkpoint. */
-    if (r->stream_fd >= 0)
-        shutdown(r->stream_fd, SHUT_RDWR);
+    if (r->pc.stream_fd >= 0)
+        shutdown(r->pc.stream_fd, SHUT_RDWR);
 }
 
 
@@ -116,8 +107,8 @@ static void colo_break_locked(struct receive *r, const struct rm_error *why)
     r->colo_broken = true;
     r->colo_why = *why;
     LOG_ERR("COLO: %s", rm_error_str(why));
-    if (r->stream_fd >= 0)
-        shutdown(r->stream_fd, SHUT_RDWR);
+    if (r->pc.stream_fd >= 0)
+        shutdown(r->pc.stream_fd, SHUT_RDWR);
 }
 
 /* The same, from a thread that does not hold r->lock. */
@@ -199,7 +190,7 @@ static void *ctl_main(void *arg)
 {
     struct receive *r = arg;
     struct rm_liveness l = {
-        .chan = &r->chan, .lock = &r->lock,
+        .chan = &r->pc.chan, .lock = &r->lock,
         .hb_interval_ms = r->cfg->hb_interval_ms,
         .hb_timeout_ms = r->hb_timeout_ms, .peer = "primary",
         .last_heard_ns = &r->last_heard_ns, .ops = &ctl_ops, .opaque = r,
@@ -346,7 +337,7 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
             return rc;            /* not acknowledged: protection ends */
         }
     }
-    rc = rm_chan_send_ack(&r->chan, epoch, digest, pages);
+    rc = rm_chan_send_ack(&r->pc.chan, epoch, digest, pages);
     if (r->colo) {
         /* After the ack (the primary releases what it held before the
          * cut before it sees the replica's next frame), even if it
@@ -399,374 +390,35 @@ static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
     return rc;
 }
 
-/* Milliseconds left until @deadline_ns (monotonic), at least 0. */
-static int ms_left(uint64_t deadline_ns)
-{
-    uint64_t now = rm_now_ns();
-
-    return now >= deadline_ns ? 0 : (int)((deadline_ns - now + 999999) /
-                                          1000000);
-}
-
-static void close_ctl(struct receive *r)
-{
-    if (r->have_chan)
-        rm_chan_destroy(&r->chan);
-    r->have_chan = false;
-    if (r->ctl_fd >= 0)
-        close(r->ctl_fd);
-    r->ctl_fd = -1;
-}
-
-/*
- * Before it authenticates, a connection has this long in all to send its
- * first message (the hello, or the stream's session token); up to
- * RM_PREAUTH_MAX such connections are served at once (common/net.h).
- */
-#define PREAUTH_MS 5000u
-
-/* A control connection in its handshake (common/net.h rm_preauth). */
-struct candidate {
-    struct rm_chan chan;
-    struct rm_hello mine, peer;
-};
-
-static void candidate_free(void *opaque)
-{
-    struct candidate *cd = opaque;
-
-    rm_chan_destroy(&cd->chan);
-    free(cd);
-}
-
-/*
- * A new control connection whose hello has arrived: its handshake's first
- * step.  0, 1 (keyed: its key proof comes next), or -errno: the peer's
- * refusal in (*out)->chan.err, or, with *ours set, our own failure in
- * r->err.
- */
-static int candidate_hello(struct receive *r, struct rm_preauth_conn *c,
-                           struct candidate **out, bool *ours)
-{
-    const struct rm_receive_cfg *cfg = r->cfg;
-    struct candidate *cd = calloc(1, sizeof(*cd));
-    struct rm_hello *mine;
-    int rc;
-
-    *out = cd;
-    *ours = true;
-    if (!cd)
-        return rm_error_set(r->err, -ENOMEM, "out of memory");
-    rm_chan_init(&cd->chan, c->fd);
-    rc = rm_chan_set_key(&cd->chan, cfg->key);
-    if (rc)
-        return rm_error_set(r->err, rc, "%s", rm_error_str(&cd->chan.err));
-    mine = &cd->mine;
-    mine->role = RM_ROLE_SECONDARY;
-    snprintf(mine->backend, sizeof(mine->backend), "%s", cfg->backend_name);
-    mine->caps = cfg->allow_compression ? RM_CAP_COMPRESSION : 0;
-    if (cfg->colo) {
-        mine->caps |= RM_CAP_COLO;
-        mine->required_caps |= RM_CAP_COLO;
-    }
-    mine->guest_bytes = cfg->max_guest_bytes;
-    mine->hb_interval_ms = cfg->hb_interval_ms;
-    mine->hb_timeout_ms = cfg->hb_timeout_ms;
-    mine->quorum = cfg->quorum;
-    if (cfg->cluster) {
-        mine->has_cpg = true;
-        rm_quorum_self(cfg->cluster, &mine->cpg_node, &mine->cpg_pid);
-    }
-    mine->buffer_bytes = cfg->buffer_bytes ? cfg->buffer_bytes
-                                           : RM_RESTORE_BUFFER_DEFAULT;
-    for (mine->nr_disks = 0; mine->nr_disks < cfg->nr_disks;
-         mine->nr_disks++) {
-        struct rm_hello_disk *d = &mine->disks[mine->nr_disks];
-
-        d->id = cfg->disk_ids[mine->nr_disks];
-        rc = rm_disk_replica_size(cfg->disks, d->id, &d->size, r->err);
-        if (rc)
-            return rc;
-    }
-    if (getrandom(mine->session, sizeof(mine->session), 0) !=
-        (ssize_t)sizeof(mine->session))
-        return rm_error_set(r->err, -EIO, "no randomness for the session");
-    *ours = false;
-    return rm_chan_server_hello(&cd->chan, mine, &cd->peer,
-                                ms_left(c->deadline_ns) + 1);
-}
-
-/*
- * Serve the control connections until one completes its handshake (0:
- * r->chan, r->ctl_fd, r->peer and @mine are its) or the wait ends.  A
- * handshake goes on one step at a time, each only once its message has
- * arrived whole: a keyed peer that sends a hello and then nothing holds up
- * nobody either.
- */
-static int serve_control(struct receive *r, struct rm_preauth *pa,
-                         struct rm_hello *mine)
-{
-    const struct rm_receive_cfg *cfg = r->cfg;
-    uint64_t deadline = cfg->accept_timeout_ms ?
-        rm_now_ns() + (uint64_t)cfg->accept_timeout_ms * 1000000 : 0;
-    unsigned refused = 0;
-    const char *why;
-    int rc;
-
-    for (;;) {
-        struct rm_error e = { 0 };
-        struct rm_preauth_conn c;
-        struct candidate *cd;
-        int timeout = deadline ? ms_left(deadline) : -1;
-
-        if (deadline && timeout == 0 && !refused)
-            return rm_error_set(r->err, -ETIMEDOUT, "no primary connected "
-                                "within %u ms", cfg->accept_timeout_ms);
-        if (deadline && timeout == 0)
-            return rm_error_set(r->err, -ETIMEDOUT, "no %sprimary paired "
-                                "within %u ms (%u connection%s refused)",
-                                cfg->key ? "authenticated " : "",
-                                cfg->accept_timeout_ms, refused,
-                                refused == 1 ? "" : "s");
-        if (cfg->stop_requested && *cfg->stop_requested)
-            return rm_error_set(r->err, -ECANCELED, "stopped while waiting "
-                                "for the primary");
-        /* Wake up now and then to notice a stop request. */
-        if (timeout < 0 || timeout > 200)
-            timeout = 200;
-        rm_status_tick(&r->status);        /* the loop is alive */
-        rc = rm_preauth_wait(pa, timeout, &c, &e);
-        if (rc == -ETIMEDOUT)
-            continue;
-        if (rc) {
-            *r->err = e;
-            return rc;
-        }
-        if (c.opaque) {
-            cd = c.opaque;
-            rc = rm_chan_server_proof(&cd->chan, ms_left(c.deadline_ns) + 1);
-        } else {
-            bool ours;
-
-            rc = candidate_hello(r, &c, &cd, &ours);
-            if (rc == 1) {
-                c.opaque = cd;
-                c.what = "key proof";
-                rm_preauth_add(pa, &c);
-                continue;
-            }
-            if (rc && ours) {
-                close(c.fd);
-                if (cd)
-                    candidate_free(cd);
-                return rc;
-            }
-        }
-        if (!rc) {
-            rm_chan_move(&r->chan, &cd->chan);
-            r->have_chan = true;
-            r->ctl_fd = c.fd;
-            snprintf(r->ctl_addr, sizeof(r->ctl_addr), "%s", c.addr);
-            *mine = cd->mine;
-            r->peer = cd->peer;
-            if (r->cfg->cluster)   /* the hello named it (checked) */
-                rm_quorum_bind_peer(r->cfg->cluster, r->peer.cpg_node,
-                                    r->peer.cpg_pid);
-            free(cd);
-            return 0;
-        }
-        why = rm_error_str(&cd->chan.err);
-        if (!strncmp(why, "refused the primary: ", 21))
-            why += 21;
-        LOG_WARN("refused the connection from %s: %s", c.addr, why);
-        refused++;
-        close(c.fd);
-        candidate_free(cd);
-        LOG_INFO("waiting for %s primary (%u connection%s refused)",
-                 cfg->key ? "an authenticated" : "a compatible", refused,
-                 refused == 1 ? "" : "s");
-    }
-}
-
-/*
- * Accept the primary's control connection and run the handshake.  A peer
- * that fails it (a stranger, an HTTP probe, a wrong key, an incompatible
- * primary) is logged and the next connection awaited, keyed or not
- * (within accept_timeout_ms): nobody can end the secondary by connecting.
- * Connections are served together (serve_control): an idle or slow peer
- * holds up nobody, and has PREAUTH_MS in all for its handshake's messages
- * to arrive.  @mine gets the agreed hello (with the session token).
- */
-static int accept_control(struct receive *r, struct rm_hello *mine)
-{
-    struct rm_preauth pa;
-    int rc;
-
-    rm_preauth_init(&pa, r->lfd, PREAUTH_MS, 0, true, RM_CHAN_MAX_FRAME,
-                    "hello");
-    pa.on_drop = candidate_free;
-    rc = serve_control(r, &pa, mine);
-    rm_preauth_close(&pa, rc ? "the secondary stopped waiting" :
-                              "another primary was accepted");
-    return rc;
-}
-
-/*
- * Check one candidate stream connection: the session token in clear, then
- * (with a key) the same token as the first sealed chunk.  0, or a reason
- * in @why.
- */
-static int check_stream(struct receive *r, int fd, const uint8_t *token,
-                        size_t token_len, int timeout_ms, char *why,
-                        size_t why_len)
-{
-    uint8_t got[RM_CTL_TOKEN_LEN];
-    int rc;
-
-    if (token_len != sizeof(got)) {
-        snprintf(why, why_len, "internal: token of %zu bytes", token_len);
-        return -EINVAL;
-    }
-    rm_src_init_fd(&r->stream_lower, fd);
-    r->stream_lower.timeout_ms = timeout_ms;
-    rc = rm_src_read_exact(&r->stream_lower, got, sizeof(got));
-    if (rc) {
-        snprintf(why, why_len, "it presented no session token (%s)",
-                 rc == -ETIMEDOUT ? "nothing within the time allowed"
-                                  : "it closed the connection");
-        return -EACCES;
-    }
-    if (sodium_memcmp(got, token, sizeof(got))) {
-        snprintf(why, why_len, "it did not present this session's token "
-                 "(unauthenticated peer)");
-        return -EACCES;
-    }
-    if (!r->cfg->key) {
-        rm_src_init_fd(&r->stream_src, fd);
-        return 0;
-    }
-    rc = rm_auth_src_attach(&r->auth_src, &r->stream_src, &r->stream_lower,
-                            &r->chan.stream_rx);
-    if (rc) {
-        snprintf(why, why_len, "out of memory");
-        return rc;
-    }
-    r->have_auth_src = true;
-    rc = rm_src_read_exact(&r->stream_src, got, sizeof(got));
-    if (rc || sodium_memcmp(got, token, sizeof(got))) {
-        if (r->auth_src.failed)
-            snprintf(why, why_len, "%s (not sealed with this session's "
-                     "stream key)", rm_error_str(&r->auth_src.err));
-        else if (rc)
-            snprintf(why, why_len, "it presented the token in clear but "
-                     "not its sealed confirmation (%s)", strerror(-rc));
-        else
-            snprintf(why, why_len, "its sealed session token does not "
-                     "match");
-        rm_auth_src_free(&r->auth_src);
-        r->have_auth_src = false;
-        return -EACCES;
-    }
-    /* Stream byte offsets count from the checkpoint stream's start. */
-    r->stream_src.offset = 0;
-    return 0;
-}
-
-/*
- * Serve the stream connections until one presents this session's token
- * (and, with a key, its sealed confirmation): 0 with r->stream_fd.  The
- * others are logged and closed: within 10 s in all.
- */
-static int serve_stream(struct receive *r, struct rm_preauth *pa,
-                        const uint8_t *token, size_t token_len)
-{
-    uint64_t deadline = rm_now_ns() + 10000ull * 1000000;
-    char why[RM_ERROR_MSG_MAX + 64] = "nothing";
-    unsigned refused = 0;
-    int rc;
-
-    for (;;) {
-        struct rm_error e = { 0 };
-        struct rm_preauth_conn c;
-        int left = ms_left(deadline);
-
-        if (left == 0)
-            return rm_error_set(r->err, -EACCES, "no stream connection "
-                                "presented this session's token within 10 "
-                                "s (%u refused; the last: %s)", refused,
-                                why);
-        rc = rm_preauth_wait(pa, left, &c, &e);
-        if (rc == -ETIMEDOUT)
-            continue;              /* the deadline reports the refusals */
-        if (rc) {
-            *r->err = e;
-            rm_error_prefix(r->err, "waiting for the stream connection: ");
-            return rc;
-        }
-        snprintf(r->stream_addr, sizeof(r->stream_addr), "%s", c.addr);
-        rc = check_stream(r, c.fd, token, token_len,
-                          ms_left(c.deadline_ns) + 1, why, sizeof(why));
-        if (!rc) {
-            r->stream_fd = c.fd;
-            return 0;
-        }
-        close(c.fd);
-        if (rc != -EACCES)
-            return rm_error_set(r->err, rc, "%s", why);
-        refused++;
-        LOG_WARN("refused a stream connection from %s: %s", r->stream_addr,
-                 why);
-    }
-}
-
-/*
- * Accept the stream connection (serve_stream).  As for the control
- * connection, candidates are served together and each has PREAUTH_MS to
- * send its token (and sealed confirmation) whole.
- */
-static int accept_stream(struct receive *r, const uint8_t *token,
-                         size_t token_len)
-{
-    struct rm_preauth pa;
-    int rc;
-
-    rm_preauth_init(&pa, r->lfd, PREAUTH_MS, (uint32_t)token_len,
-                    r->cfg->key != NULL, RM_AUTH_CHUNK_MAX + RM_AUTH_ABYTES,
-                    "session token");
-    rc = serve_stream(r, &pa, token, token_len);
-    rm_preauth_close(&pa, rc ? "the secondary stopped waiting" :
-                              "the stream connection was accepted");
-    return rc;
-}
-
 static int accept_peer(struct receive *r)
 {
     const struct rm_receive_cfg *cfg = r->cfg;
     struct rm_hello mine;
     int rc;
 
-    rc = accept_control(r, &mine);
+    rc = rm_accept_control(&r->pc, cfg, &r->status, &mine, r->err);
     /* Hashing the disks and the first, full checkpoint may take long:
      * the loop is back with the first commit (on_committed). */
     r->status.looping = false;
     if (rc)
         return rc;
-    r->compress = (mine.caps & r->peer.caps & RM_CAP_COMPRESSION) != 0;
+    r->compress = (mine.caps & r->pc.peer.caps & RM_CAP_COMPRESSION) != 0;
     r->hb_timeout_ms = mine.hb_timeout_ms;
     snprintf(r->res->name, sizeof(r->res->name), "%s",
-             cfg->name && *cfg->name ? cfg->name : r->peer.name);
+             cfg->name && *cfg->name ? cfg->name : r->pc.peer.name);
     snprintf(r->status.name, sizeof(r->status.name), "%s", r->res->name);
 
-    rc = accept_stream(r, mine.session, sizeof(mine.session));
+    rc = rm_accept_stream(&r->pc, cfg, mine.session, sizeof(mine.session),
+                          r->err);
     /* Each stream layer got its own copy of the receiving state. */
-    rm_auth_wipe(&r->chan.stream_rx, sizeof(r->chan.stream_rx));
+    rm_auth_wipe(&r->pc.chan.stream_rx, sizeof(r->pc.chan.stream_rx));
     if (rc)
         return rc;
-    if (r->peer.nr_disks) {
+    if (r->pc.peer.nr_disks) {
         /* The initial sync: the primary sends what differs. */
         rm_status_publish(&r->status, "hashing disks", &r->status_written_ns,
                           true);
-        rc = rm_disk_hashes_send(&r->chan, cfg->disks, &r->peer,
+        rc = rm_disk_hashes_send(&r->pc.chan, cfg->disks, &r->pc.peer,
                                  cfg->disk_chunk ? cfg->disk_chunk
                                                  : RM_DISK_CHUNK_DEFAULT,
                                  r->err);
@@ -774,13 +426,13 @@ static int accept_peer(struct receive *r)
             return rc;
     }
     if (!cfg->key)
-        rm_key_warn_insecure("this replication session", r->ctl_addr);
+        rm_key_warn_insecure("this replication session", r->pc.ctl_addr);
     LOG_INFO("replicating '%s' (%" PRIu64 " MiB, %u vcpus) from the "
              "primary at %s: interval %u ms, heartbeat %u/%u ms (the "
              "primary's %u/%u ms), compression %s%s",
-             r->res->name, r->peer.guest_bytes >> 20, r->peer.nr_vcpus,
-             r->ctl_addr, r->peer.interval_ms, cfg->hb_interval_ms,
-             r->hb_timeout_ms, r->peer.hb_interval_ms, r->peer.hb_timeout_ms,
+             r->res->name, r->pc.peer.guest_bytes >> 20, r->pc.peer.nr_vcpus,
+             r->pc.ctl_addr, r->pc.peer.interval_ms, cfg->hb_interval_ms,
+             r->hb_timeout_ms, r->pc.peer.hb_interval_ms, r->pc.peer.hb_timeout_ms,
              r->compress ? "on" : "off",
              cfg->key ? ", authenticated and encrypted (pre-shared key)"
                       : "");
@@ -826,7 +478,7 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     r->cfg = cfg;
     r->res = res;
     r->err = err;
-    r->lfd = r->ctl_fd = r->stream_fd = -1;
+    rm_primary_conn_init(&r->pc);
     pthread_mutex_init(&r->lock, NULL);
     pthread_mutex_init(&r->status_lock, NULL);
     snprintf(r->status.name, sizeof(r->status.name), "%s",
@@ -839,11 +491,11 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     r->status.observers = cfg->observers;
 
     if (cfg->listen_fd >= 0) {
-        r->lfd = cfg->listen_fd;
+        r->pc.lfd = cfg->listen_fd;
     } else {
-        r->lfd = rm_tcp_listen(&cfg->listen, err);
-        if (r->lfd < 0) {
-            rc = r->lfd;
+        r->pc.lfd = rm_tcp_listen(&cfg->listen, err);
+        if (r->pc.lfd < 0) {
+            rc = r->pc.lfd;
             goto out;
         }
     }
@@ -853,7 +505,7 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     if (rc)
         goto out;
     if (cfg->colo) {
-        r->colo = rm_colo_replica_new(&cfg->colo_ops, &r->chan, err);
+        r->colo = rm_colo_replica_new(&cfg->colo_ops, &r->pc.chan, err);
         if (!r->colo) {
             rc = err->code ? err->code : -ENOMEM;
             goto out;
@@ -865,22 +517,22 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     }
     /* Paired: stop listening (later connections are refused at once
      * instead of waiting in the backlog). */
-    if (r->lfd != cfg->listen_fd) {
-        close(r->lfd);
-        r->lfd = -1;
-    } else if (shutdown(r->lfd, SHUT_RDWR)) {
+    if (r->pc.lfd != cfg->listen_fd) {
+        close(r->pc.lfd);
+        r->pc.lfd = -1;
+    } else if (shutdown(r->pc.lfd, SHUT_RDWR)) {
         /* The caller's socket (it closes it): a shut down listening socket
          * listens no more on Linux. */
         LOG_WARN("cannot stop listening: %s", strerror(errno));
     }
     snprintf(r->status.peer, sizeof(r->status.peer), "primary '%s'",
-             r->peer.name);
-    snprintf(res->peer_addr, sizeof(res->peer_addr), "%s", r->ctl_addr);
-    r->status.interval_ms = r->peer.interval_ms;
+             r->pc.peer.name);
+    snprintf(res->peer_addr, sizeof(res->peer_addr), "%s", r->pc.ctl_addr);
+    r->status.interval_ms = r->pc.peer.interval_ms;
     rm_status_publish(&r->status, "syncing", &r->status_written_ns, true);
     /* Acks and heartbeats to a primary that stopped reading fail after
      * the heartbeat timeout instead of blocking the engine for good. */
-    rc = rm_fd_set_send_timeout(r->ctl_fd, r->hb_timeout_ms);
+    rc = rm_fd_set_send_timeout(r->pc.ctl_fd, r->hb_timeout_ms);
     if (rc) {
         rm_error_set(err, rc, "setting the send deadline: %s", strerror(-rc));
         goto out;
@@ -907,29 +559,29 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     rctx.cb.checkpoint_committed = on_committed;
     /* The replica's images, when the primary replicates a disk at all
      * (with -F -d alone they stay as they are: the hello said so). */
-    rctx.disks = replicates_disks(&r->peer) ? cfg->disks : NULL;
+    rctx.disks = replicates_disks(&r->pc.peer) ? cfg->disks : NULL;
     rctx.params.test_disk_on_arrival = cfg->test_disk_on_arrival;
     /* COLO: the replica's memory is checked after the checkpoints it ran
      * before (colo_verify). */
     rctx.params.track_mem_hash = r->colo;
     r->rctx = &rctx;
     /* ... unless the primary's heartbeats say it is alive. */
-    r->stream_lower.keep_waiting = stream_keep_waiting;
-    r->stream_lower.keep_waiting_arg = r;
-    r->stream_src.keep_waiting = stream_keep_waiting;
-    r->stream_src.keep_waiting_arg = r;
+    r->pc.stream_lower.keep_waiting = stream_keep_waiting;
+    r->pc.stream_lower.keep_waiting_arg = r;
+    r->pc.stream_src.keep_waiting = stream_keep_waiting;
+    r->pc.stream_src.keep_waiting_arg = r;
 
-    rc = rm_restore(&rctx, &r->stream_src);
-    if (r->have_auth_src && r->auth_src.failed) {
+    rc = rm_restore(&rctx, &r->pc.stream_src);
+    if (r->pc.have_auth_src && r->pc.auth_src.failed) {
         /* Name the real cause, not the engine's "read error". */
         LOG_WARN("%s (stream connection from %s)",
-                 rm_error_str(&r->auth_src.err), r->stream_addr);
+                 rm_error_str(&r->pc.auth_src.err), r->pc.stream_addr);
         if (rc)
             rm_error_force(err, rc, "no consistent state (no checkpoint "
                            "was completed): %s",
-                           rm_error_str(&r->auth_src.err));
+                           rm_error_str(&r->pc.auth_src.err));
         else
-            rctx.failover_reason = r->auth_src.err;
+            rctx.failover_reason = r->pc.auth_src.err;
     }
 
     if (r->colo) {
@@ -946,7 +598,7 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
 
         snprintf(why, sizeof(why), "COLO cannot go on: %s",
                  rm_error_str(&r->colo_why));
-        if (rm_chan_send_stop(&r->chan, why))
+        if (rm_chan_send_stop(&r->pc.chan, why))
             LOG_WARN("cannot tell the primary that protection ends");
         rc = rm_error_set(err, -EPROTO, "%s: NOT taking over, the primary "
                           "runs the VM; the replica is discarded and "
@@ -960,7 +612,7 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
         snprintf(why, sizeof(why), "the checkpoint stream failed (%s) "
                  "while the primary stayed alive",
                  rm_error_str(&rctx.failover_reason));
-        if (rm_chan_send_stop(&r->chan, why))
+        if (rm_chan_send_stop(&r->pc.chan, why))
             LOG_WARN("cannot tell the primary that protection ends");
         rc = rm_error_set(err, -ECONNABORTED, "%s (its control channel "
                           "went on): NOT taking over, the primary runs the "
@@ -993,8 +645,8 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
 
 out:
     if (r->ctl_running) {
-        if (r->ctl_fd >= 0)
-            shutdown(r->ctl_fd, SHUT_RDWR);
+        if (r->pc.ctl_fd >= 0)
+            shutdown(r->pc.ctl_fd, SHUT_RDWR);
         pthread_join(r->ctl_thread, NULL);
     }
     r->status.looping = false;
@@ -1011,10 +663,6 @@ out:
                  rm_error_str(err));
         rm_status_publish(&r->status, "failed", &r->status_written_ns, true);
     }
-    if (r->have_auth_src)
-        rm_auth_src_free(&r->auth_src);
-    if (r->stream_fd >= 0)
-        close(r->stream_fd);
     if (r->colo) {
         struct rm_colo_replica_stats cs;
 
@@ -1036,9 +684,7 @@ out:
                  (double)cs.pause_ns_max / 1e6);
     }
     rm_colo_replica_free(r->colo);   /* the replica is paused (above) */
-    close_ctl(r);
-    if (r->lfd >= 0 && r->lfd != cfg->listen_fd)
-        close(r->lfd);
+    rm_primary_conn_close(&r->pc, cfg->listen_fd);
     pthread_mutex_destroy(&r->lock);
     pthread_mutex_destroy(&r->status_lock);
     free(r);
