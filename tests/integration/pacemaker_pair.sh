@@ -54,15 +54,16 @@ cl_pcmk p cibadmin --create -o resources --xml-text "
 
 promoted_on() { cl_pcmk p crm_mon -1 2>/dev/null | awk '/Promoted:/ {gsub(/[\[\]]/, ""); print $NF}' | head -n 1; }
 show() { cl_pcmk p crm_mon -1 2>&1 | sed 's/^/  | /'; }
+promoted_with_replica() {  # promoted_with_replica [NODE]: sets $prom
+    prom=$(promoted_on)
+    [ -n "$prom" ] && { [ -z "${1:-}" ] || [ "$prom" = "$1" ]; } &&
+        cl_pcmk p crm_mon -1 2>/dev/null | grep -q "Unpromoted: \["
+}
+# Bounded by the clock (wait_clock): under TCG each crm_mon takes seconds.
 wait_promoted() {  # wait_promoted [NODE] -> promoted node in $prom
-    local i
-    for i in $(seq 1 600); do
-        prom=$(promoted_on)
-        if [ -n "$prom" ] && { [ -z "${1:-}" ] || [ "$prom" = "$1" ]; } &&
-           cl_pcmk p crm_mon -1 2>/dev/null | grep -q "Unpromoted: \["; then return 0; fi
-        sleep 0.1
-    done
-    echo "no promoted instance${1:+ on $1}:"; show; return 1
+    wait_clock 90 "a promoted instance${1:+ on $1} and an unpromoted one" \
+        promoted_with_replica "$@" && return 0
+    show; return 1
 }
 wait_promoted || exit 1
 echo "started: the VM runs on $prom"
@@ -83,10 +84,8 @@ echo "moved to $other by Pacemaker in $(( (t1 - t0) / 1000000 )) ms with every a
 kv 3 5 "INCR a" | grep -q " OK 4 " || { echo "no acknowledged write after the move"; exit 1; }
 
 cl_pcmk p crm_resource --resource vm-clone --meta --set-parameter target-role --parameter-value Stopped > /dev/null
-for i in $(seq 1 600); do
-    cl_pcmk p crm_mon -1 2>/dev/null | grep -Eq "Promoted:|Unpromoted:|Started:" || break
-    sleep 0.1
-done
+pair_gone() { ! cl_pcmk p crm_mon -1 2>/dev/null | grep -Eq "Promoted:|Unpromoted:|Started:"; }
+wait_clock 90 "Pacemaker to stop the pair" pair_gone || true
 if cl_pcmk p crm_mon -1 2>/dev/null | grep -Eq "Promoted:|Unpromoted:"; then echo "the pair did not stop"; show; exit 1; fi
 if kv 4 6 "GET a" > /dev/null 2>&1; then echo "the VM still answers after the stop"; exit 1; fi
 echo "stopped by Pacemaker"

@@ -26,6 +26,22 @@ wait_until() {
     echo "timed out after ${secs} s waiting for: $what" >&2
     return 1
 }
+# wait_clock SECONDS WHAT CMD [ARG...]: as wait_until, but bounded by the
+# clock rather than by its polls, for a CMD that itself takes long (under
+# TCG a crm_mon takes seconds: 10 polls a second for SECONDS would then
+# wait many times SECONDS).  CMD is run at least once.
+wait_clock() {
+    local secs=$(( $1 * SLOW )) what=$2 end
+    shift 2
+    end=$(( ${EPOCHREALTIME/./} + secs * 1000000 ))
+    until "$@"; do
+        if [ "${EPOCHREALTIME/./}" -ge "$end" ]; then
+            echo "timed out after ${secs} s waiting for: $what" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
 # alive PID: process PID runs; ended PID: it does not (a child of ours
 # that ended counts: bash reaps it at once).  gone PID SECONDS: PID ended
 # within SECONDS (times REMUS_TEST_SLOW); when not, says so and returns 1.
