@@ -144,7 +144,8 @@ CLUSTER_OBJS := cluster/quorum.o cluster/hold.o
 # primary/ and secondary/
 PRIMARY_OBJS := primary/protect.o primary/connect.o primary/session.o \
                 primary/control.o primary/peer_spawn.o
-SECONDARY_OBJS := secondary/accept.o secondary/receive.o secondary/takeover.o secondary/session.o
+SECONDARY_OBJS := secondary/accept.o secondary/receive.o secondary/takeover.o \
+                  secondary/session.o
 
 # drill/: the failover drill (orchestration + the guest service's client)
 DRILL_OBJS := drill/drill.o drill/kvclient.o drill/drill_disk.o drill/drill_colo.o \
