@@ -56,7 +56,7 @@ static void candidate_free(void *opaque)
  * A new control connection whose hello has arrived: its handshake's first
  * step.  0, 1 (keyed: its key proof comes next), or -errno: the peer's
  * refusal in (*out)->chan.err, or, with *ours set, our own failure in
- * err.
+ * @err.
  */
 static int candidate_hello(const struct rm_receive_cfg *cfg,
                            struct rm_preauth_conn *c, struct candidate **out,
