@@ -61,8 +61,8 @@ promoted_with_replica() {  # promoted_with_replica [NODE]: sets $prom
 }
 # Bounded by the clock (wait_clock): under TCG each crm_mon takes seconds.
 wait_promoted() {  # wait_promoted [NODE] -> promoted node in $prom
-    wait_clock 90 "a promoted instance${1:+ on $1} and an unpromoted one" \
-        promoted_with_replica "$@" && return 0
+    if wait_clock 90 "a promoted instance${1:+ on $1} and an unpromoted one" \
+        promoted_with_replica "$@"; then return 0; fi
     show; return 1
 }
 wait_promoted || exit 1
