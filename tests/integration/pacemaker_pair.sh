@@ -72,7 +72,10 @@ acked=$(kv 1 1 "INCR a" "INCR a" "INCR a" | awk '$2 == "OK" {v=$3} END {print v+
 # The unpromoted node must hold the replica before the move.
 if [ "$prom" = hostp ]; then other=hosts; else other=hostp; fi
 holds_replica() { cl_pcmk ${other#host} sh -c 'grep -q "\"state\": \"replica\"" /run/remus/tguest.secondary.status.json' 2>/dev/null; }
-wait_until 10 "$other holds the replica" holds_replica || { show; exit 1; }
+# (bounded by the clock: under TCG each check takes long; when it fails,
+# what the other node's status file and run directory hold)
+wait_clock 10 "$other holds the replica" holds_replica ||
+    { show; cl_pcmk ${other#host} sh -c 'ls -l /run/remus; cat /run/remus/tguest.secondary.status.json' 2>&1 | sed 's/^/  | /'; exit 1; }
 
 t0=$(date +%s%N)
 cl_pcmk p crm_resource --resource vm-clone --move --promoted --node "$other" > /dev/null
