@@ -139,7 +139,7 @@ XEN_OBJS += backends/open.o
 
 # cluster/: split-brain protection on corosync (quorum, qdevice, cpg) and
 # fencing
-CLUSTER_OBJS := cluster/quorum.o cluster/hold.o
+CLUSTER_OBJS := cluster/quorum.o cluster/hold.o cluster/fence.o
 
 # primary/ and secondary/
 PRIMARY_OBJS := primary/protect.o primary/connect.o primary/session.o \

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "cluster/quorum.h"
+#include "cluster/fence.h"
 #include "common/log.h"
 
 bool rm_takeover_allowed(const struct rm_takeover_policy *p,

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "backends/kvm/console.h"
-#include "cluster/quorum.h"
+#include "cluster/fence.h"
 #include "common/log.h"
 #include "common/ctlsock.h"
 #include "common/status.h"
