@@ -29,9 +29,14 @@ static uint64_t digest_be(void *opaque)
 
 /*
  * After the protection: wait for the VM this side still runs (holding its
- * token with quorum).  Returns the outcome of the VM's end.
+ * token with quorum).  A VM this process does not run (a Xen domain) is
+ * held, with @release, until it ends or *@release is raised (a stop was
+ * asked): its process stays to serve its control socket (`remus
+ * reprotect`, `remus status`); without @release (NULL) not at all.
+ * Returns the outcome of the VM's end.
  */
 static enum rm_outcome hold_vm(struct rm_backend *be, struct rm_quorum *q,
+                               volatile sig_atomic_t *release,
                                struct rm_primary_result *res)
 {
     char why[400];
@@ -39,7 +44,7 @@ static enum rm_outcome hold_vm(struct rm_backend *be, struct rm_quorum *q,
     enum rm_backend_end end;
     int rc;
 
-    rc = rm_hold_vm(be, q, NULL, why, sizeof(why));
+    rc = rm_hold_vm(be, q, release, why, sizeof(why));
     if (rc == -ENOLCK) {
         LOG_ERR("STOPPED the VM: %s", why);
         rm_error_set(&res->why, -ENOLCK, "%s", why);
@@ -139,8 +144,9 @@ void rm_primary_protect(struct rm_backend *be,
         break;
     case RM_PROTECT_PEER_LOST:
         LOG_WARN("secondary lost after %" PRIu64 " checkpoints: %s; the VM "
-                 "keeps running UNPROTECTED", pr->epochs,
-                 rm_error_str(&pr->why));
+                 "keeps running UNPROTECTED (`remus reprotect %s HOST:PORT` "
+                 "protects it again)", pr->epochs, rm_error_str(&pr->why),
+                 be->vm_name);
         break;
     default:
         LOG_INFO("protection stopped after %" PRIu64 " checkpoints (%" PRIu64
@@ -178,7 +184,7 @@ void rm_primary_run(struct rm_backend *be, const struct rm_primary_cfg *cfg,
             goto out;
         LOG_WARN("the VM keeps running UNPROTECTED");
         err = res->why;
-        hold_vm(be, NULL, res);
+        hold_vm(be, NULL, NULL, res);
         res->why = err;           /* hold_vm's reason is not this one */
         res->outcome = RM_OUTCOME_FAILED;
         goto out;
@@ -188,7 +194,11 @@ void rm_primary_run(struct rm_backend *be, const struct rm_primary_cfg *cfg,
         be->ops->wait(be, -1);    /* asked to stop: until it did */
         goto out;
     }
-    res->outcome = hold_vm(be, cfg->quorum, res);
+    /* A VM whose protection ended (its secondary lost, or a stop asked:
+     * then *stop_requested is raised already) is held as it runs, so
+     * that `remus reprotect` finds its process; a Xen domain until it
+     * ends or a stop is asked, as a replica that took over is held. */
+    res->outcome = hold_vm(be, cfg->quorum, cfg->stop_requested, res);
 out:
     rm_vm_control_stop(c.control);
 }

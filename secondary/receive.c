@@ -38,7 +38,9 @@ struct receive {
     bool ctl_running;
     pthread_mutex_t lock;
     /* under lock: */
-    bool stop_received;           /* clean STOP from the primary */
+    bool stop_received;           /* clean STOP from the primary, or a
+                                     stop asked here (stop_asked) */
+    bool stop_asked;              /* *cfg->stop_requested, seen by ctl_beat */
     bool lost;                      /* primary declared lost */
     bool handover;                  /* the primary asked for the failover */
     bool done;                    /* restore finished: ctl thread exits */
@@ -147,15 +149,49 @@ static void ctl_message(void *o, const struct rm_ctl_msg *msg)
     }
 }
 
-/* Every heartbeat interval (without r->lock): while COLO compares, the
- * secondary commits seldom; what its replica wrote to disk since its
- * checkpoint is published meanwhile (a takeover writes it into the image;
- * `remus drill --colo` waits for some before it kills the primary). */
+/*
+ * A stop asked here (SIGINT/SIGTERM to `remus receive`) while the primary
+ * streams: the engine's reads never wait long enough to look at it, so
+ * protection ends from here, as the primary's STOP ends it: the primary
+ * is told (it runs on unprotected), the stream is shut down, and the
+ * replica is discarded (no takeover).  From the control thread, the one
+ * that sends on the channel.
+ */
+static void stop_if_asked(struct receive *r)
+{
+    bool now = false;
+    uint64_t committed;
+
+    if (!r->cfg->stop_requested || !*r->cfg->stop_requested)
+        return;
+    pthread_mutex_lock(&r->lock);
+    committed = r->committed;
+    if (!r->done && !r->lost && !r->stop_received) {
+        r->stop_received = r->stop_asked = now = true;
+        if (r->pc.stream_fd >= 0)
+            shutdown(r->pc.stream_fd, SHUT_RDWR);
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (!now)
+        return;
+    LOG_INFO("asked to stop: protection ends here after checkpoint %" PRIu64
+             "; the replica is discarded", committed);
+    if (rm_chan_send_stop(&r->pc.chan, "the secondary was asked to stop"))
+        LOG_WARN("cannot tell the primary that protection ends (it will "
+                 "notice the silence)");
+}
+
+/* Every heartbeat interval (without r->lock): a stop asked here; while
+ * COLO compares, the secondary commits seldom: what its replica wrote to
+ * disk since its checkpoint is published meanwhile (a takeover writes it
+ * into the image; `remus drill --colo` waits for some before it kills the
+ * primary). */
 static void ctl_beat(void *o)
 {
     struct receive *r = o;
     uint64_t sectors;
 
+    stop_if_asked(r);
     if (!r->colo || !r->cfg->colo_ops.written)
         return;
     /* Read under the lock: a count read before a commit's status (which
@@ -637,7 +673,8 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
         }
     } else if (rc == 0) {
         res->end = RM_RECEIVE_STOPPED;
-        if (rctx.result == RM_RESTORE_FAILOVER)
+        res->stop_asked = r->stop_asked;
+        if (rctx.result == RM_RESTORE_FAILOVER && !r->stop_asked)
             LOG_WARN("stream ended after the primary's stop: %s",
                      rm_error_str(&rctx.failover_reason));
     }

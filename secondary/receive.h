@@ -151,6 +151,9 @@ struct rm_receive_result {
     char peer_addr[64];           /* the primary's control address */
     bool handover;                /* FAILOVER because the primary asked
                                      (it paused its VM: a planned move) */
+    bool stop_asked;              /* STOPPED because a stop was asked
+                                     here (cfg->stop_requested), not by
+                                     the primary */
     bool colo_at_checkpoint;      /* COLO, at the end: the replica's state
                                      is the last checkpoint's (buffered
                                      mode, or it had not run from it): it

@@ -149,8 +149,9 @@ void rm_secondary_run(struct rm_backend *be,
         return;
     }
     if (rr->end == RM_RECEIVE_STOPPED) {
-        LOG_INFO("the primary stopped protection after checkpoint %" PRIu64
-                 "; the replica is discarded", rr->committed_epoch);
+        LOG_INFO("%s after checkpoint %" PRIu64 "; the replica is "
+                 "discarded", rr->stop_asked ? "stopped on request"
+                 : "the primary stopped protection", rr->committed_epoch);
         res->outcome = RM_OUTCOME_OK;
         return;
     }

@@ -202,6 +202,16 @@ static int xen_protect_again(struct rm_backend *b,
     if (output == RM_AGAIN_COLO)
         return rm_error_set(err, -EOPNOTSUPP, "COLO (--colo) runs on the "
                             "KVM backend only");
+    /* The protection that used this backend's plugs and disk log has
+     * ended (the VM's control socket serves "protect" only then): they
+     * go, so that the new protection can hold the same VIFs (an IFB of
+     * the same name) and attach the same served disks (a disk server
+     * takes one log at a time). */
+    rm_netbuf_free(x->b.netbuf);
+    x->b.netbuf = NULL;
+    x->b.disklog = NULL;
+    rm_xen_disks_close(x->disks);
+    x->disks = NULL;
     memset(&o, 0, sizeof(o));
     o.no_netbuf = output == RM_AGAIN_DIRECT;
     snprintf(dom, sizeof(dom), "%u", x->domid);

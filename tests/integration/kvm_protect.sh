@@ -4,6 +4,8 @@
 #    replica (at commit) agree for the same epochs, under a dirtying load;
 #  - a clean stop (SIGINT) ends protection; the VM runs on; the secondary
 #    discards its replica and exits 0;
+#  - a stop of the secondary (SIGTERM) while it replicates ends protection
+#    from there: it exits 0 at once, never taking over; the VM runs on;
 #  - a refused handshake names the reason; -n needs -F;
 #  - the replication link cut between two host namespaces: the secondary
 #    fails over after the heartbeat timeout and the guest answers from it.
@@ -32,6 +34,26 @@ kv 1 3 "GET a" | grep -q "^3 OK 2 "      # the VM runs on, unprotected
 kill -INT $PRI; wait $PRI || true
 check_convergence "$TMP/pri.digests" "$TMP/sec.digests" 5 "convergence"
 convergence_controls "$TMP/pri.digests" "$TMP/sec.digests" 5
+
+# -- the secondary stopped (a service's stop: SIGTERM) while it replicates:
+# protection ends from there at once, the replica discarded; the primary
+# runs on, unprotected -------------------------------------------------------
+scenario "the secondary stopped while it replicates"
+ip netns exec "$NS" "$REMUS" receive --listen $PORT --tap taps > "$TMP/secs.log" 2>&1 & SEC=$!; PIDS+=($SEC)
+ip netns exec "$NS" "$REMUS" protect -i 20 --progress 0 "$TMP/g.cfg" $PORT > "$TMP/pris.log" 2>&1 & PRI=$!; PIDS+=($PRI)
+kv 2 1 "INCR s" | grep -q "^1 OK 1 " || { echo "no acknowledged write"; cat "$TMP/secs.log"; exit 1; }
+kill -TERM $SEC
+gone $SEC 5 || { echo "the secondary did not end on SIGTERM while it replicates"; cat "$TMP/secs.log"; exit 1; }
+rc=0; wait $SEC || rc=$?
+[ "$rc" = 0 ] || { echo "the stopped secondary exited $rc, not 0"; cat "$TMP/secs.log"; exit 1; }
+grep -q "stopped on request after checkpoint [0-9]*; the replica is discarded" "$TMP/secs.log" ||
+    { echo "the secondary does not say it stopped on request"; cat "$TMP/secs.log"; exit 1; }
+if grep -q "FAILOVER" "$TMP/secs.log"; then echo "the stopped secondary took over"; cat "$TMP/secs.log"; exit 1; fi
+wait_for "$TMP/pris.log" "the secondary stopped the protection" 10
+alive $PRI || { echo "the primary ended with its secondary"; cat "$TMP/pris.log"; exit 1; }
+kv 2 2 "INCR s" | grep -q "^2 OK 2 " || { echo "the VM does not run on after its secondary stopped"; exit 1; }
+kill -INT $PRI; sleep 0.3; kill -INT $PRI; wait $PRI || true
+echo "the secondary stopped on SIGTERM: protection ended from there, the VM ran on"
 
 # -- convergence with hot pages (a guest rewriting 1,024 pages flat out:
 scenario "convergence with hot pages"

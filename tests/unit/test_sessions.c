@@ -10,7 +10,11 @@
  *     secondary activates the replica (FAILED_OVER) at the last checkpoint;
  *   - a fence command that fails holds the takeover back (HELD_BACK, the
  *     replica never activated), one that succeeds lets it go on, with
- *     REMUS_NAME from this side's configuration.
+ *     REMUS_NAME from this side's configuration;
+ *   - a lost secondary: a VM the primary's process does not run (a Xen
+ *     domain) is held by it, its control socket served, until a stop;
+ *   - a stop asked of the secondary while the primary streams ends
+ *     protection from there (replica discarded, the primary runs on).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,6 +50,8 @@ struct mem_be {
     struct mem_guest *g;
     struct mem_replica *r;
     int paused, activated, stop_requests;
+    bool runs_on;                 /* a domain that runs by itself: wait()
+                                     times out until the case clears it */
 };
 
 static struct mem_be *mb(struct rm_backend *b)
@@ -81,9 +87,10 @@ static int m_activate(struct rm_backend *b, struct rm_error *err)
 
 static int m_wait(struct rm_backend *b, int ms)
 {
-    (void)b;
-    (void)ms;
-    return 0;
+    if (!__atomic_load_n(&mb(b)->runs_on, __ATOMIC_ACQUIRE))
+        return 0;
+    usleep((useconds_t)(ms < 0 || ms > 50 ? 50 : ms) * 1000);
+    return -ETIMEDOUT;
 }
 
 static void m_request_stop(struct rm_backend *b)
@@ -153,6 +160,7 @@ struct pair {
     struct rm_secondary_result sres;
     volatile sig_atomic_t pri_stop, pri_handover, sec_stop;
     int handover_rc;              /* `remus handover`'s request */
+    bool pri_returned;            /* rm_primary_run() returned */
     char handover_reply[600];
 };
 
@@ -169,6 +177,7 @@ static void *primary_main(void *arg)
     struct pair *p = arg;
 
     rm_primary_run(p->pri_be, &p->pc, &p->pres);
+    __atomic_store_n(&p->pri_returned, true, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -358,6 +367,107 @@ static void test_fence_then_takeover(void **state)
     pair_free(&p);
 }
 
+/* The secondary goes (its connections break): a VM this
+ * process does not run (a Xen domain: wait() times out while it runs) is
+ * held, its control socket served, until a stop is asked; then the run
+ * ends as a lost secondary, the VM running on. */
+/* Break the secondary's side of every connection the primary made to it
+ * (the sockets of this process bound to its port, but the listener). */
+static void cut_secondary(struct pair *p)
+{
+    int fd, cut = 0;
+
+    for (fd = 3; fd < 1024; fd++) {
+        struct sockaddr_in a;
+        socklen_t alen = sizeof(a);
+
+        if (fd == p->listen_fd ||
+            getsockname(fd, (struct sockaddr *)&a, &alen) ||
+            a.sin_family != AF_INET || ntohs(a.sin_port) != p->port)
+            continue;
+        shutdown(fd, SHUT_RDWR);
+        cut++;
+    }
+    assert_true(cut >= 2);        /* the control channel and the stream */
+}
+
+static void test_lost_secondary_holds_domain(void **state)
+{
+    struct pair p;
+    pthread_t st, pt;
+    struct rm_error err = { 0 };
+    char reply[200] = "";
+    int i;
+
+    (void)state;
+    pair_init(&p, NULL);
+    mb(p.pri_be)->runs_on = true;
+    assert_int_equal(pthread_create(&st, NULL, secondary_main, &p), 0);
+    assert_int_equal(pthread_create(&pt, NULL, primary_main, &p), 0);
+    usleep(400 * 1000);
+    /* The secondary's host goes: its connections break. */
+    cut_secondary(&p);
+    p.sec_stop = 1;               /* (its replica, taken over, ends) */
+    pthread_join(st, NULL);
+    /* Lost, and held: the process still answers for its VM. */
+    for (i = 0; i < 100; i++) {
+        if (rm_ctlsock_request(p.pri_be->vm_name, "status", -1, reply,
+                               sizeof(reply), &err) == 0 &&
+            !strcmp(reply, "ok unprotected"))
+            break;
+        usleep(50 * 1000);
+    }
+    assert_string_equal(reply, "ok unprotected");
+    usleep(300 * 1000);
+    assert_false(__atomic_load_n(&p.pri_returned, __ATOMIC_ACQUIRE));
+    p.pri_stop = 1;
+    pthread_join(pt, NULL);
+    assert_true(p.pres.started);
+    assert_int_equal(p.pres.protect.end, RM_PROTECT_PEER_LOST);
+    assert_int_equal(p.pres.outcome, RM_OUTCOME_OK);
+    assert_int_equal(mb(p.pri_be)->paused, 0);      /* it runs on */
+    assert_int_equal(mb(p.pri_be)->stop_requests, 0);
+    pair_free(&p);
+}
+
+/* A stop asked of the secondary while the primary streams (SIGTERM to
+ * `remus receive`, a service's stop): protection ends from there, at
+ * once, the replica discarded, never activated; the primary runs on. */
+static void test_secondary_stop_ends_protection(void **state)
+{
+    struct pair p;
+    pthread_t st, pt;
+    int i;
+
+    (void)state;
+    pair_init(&p, NULL);
+    assert_int_equal(pthread_create(&st, NULL, secondary_main, &p), 0);
+    assert_int_equal(pthread_create(&pt, NULL, primary_main, &p), 0);
+    usleep(400 * 1000);
+    p.sec_stop = 1;
+    /* Bounded: a secondary that never looks at its stop fails here. */
+    for (i = 0; i < 100 && pthread_tryjoin_np(st, NULL); i++)
+        usleep(50 * 1000);
+    if (i == 100) {
+        p.pri_stop = 1;           /* ends the pair, then fails */
+        pthread_join(pt, NULL);
+        pthread_join(st, NULL);
+        pair_free(&p);
+        fail_msg("the secondary did not stop within 5 s of being asked");
+    }
+    pthread_join(pt, NULL);
+    assert_int_equal(p.sres.outcome, RM_OUTCOME_OK);
+    assert_int_equal(p.sres.receive.end, RM_RECEIVE_STOPPED);
+    assert_true(p.sres.receive.stop_asked);
+    assert_true(p.sres.receive.committed_epoch >= 2);
+    assert_int_equal(mb(p.sec_be)->activated, 0);
+    assert_int_equal(p.pres.protect.end, RM_PROTECT_PEER_LOST);
+    assert_non_null(strstr(rm_error_str(&p.pres.protect.why),
+                           "the secondary stopped the protection"));
+    assert_int_equal(mb(p.pri_be)->paused, 0);
+    pair_free(&p);
+}
+
 static int setup(void **state)
 {
     char run[96];
@@ -390,6 +500,8 @@ int main(void)
         cmocka_unit_test(test_handover_activates),
         cmocka_unit_test(test_failed_fence_holds_back),
         cmocka_unit_test(test_fence_then_takeover),
+        cmocka_unit_test(test_lost_secondary_holds_domain),
+        cmocka_unit_test(test_secondary_stop_ends_protection),
     };
 
     tu_case_filter();
