@@ -608,6 +608,18 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     r->pc.stream_src.keep_waiting_arg = r;
 
     rc = rm_restore(&rctx, &r->pc.stream_src);
+    if (rc) {
+        bool asked;
+
+        pthread_mutex_lock(&r->lock);
+        asked = r->stop_asked;
+        pthread_mutex_unlock(&r->lock);
+        /* Stopped before the first checkpoint was whole: no replica. */
+        if (asked)
+            rc = rm_error_force(err, -ECANCELED, "stopped on request "
+                                "before the first checkpoint: no replica "
+                                "to discard");
+    }
     if (r->pc.have_auth_src && r->pc.auth_src.failed) {
         /* Name the real cause, not the engine's "read error". */
         LOG_WARN("%s (stream connection from %s)",

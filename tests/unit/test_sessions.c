@@ -433,17 +433,38 @@ static void test_lost_secondary_holds_domain(void **state)
 /* A stop asked of the secondary while the primary streams (SIGTERM to
  * `remus receive`, a service's stop): protection ends from there, at
  * once, the replica discarded, never activated; the primary runs on. */
+static bool file_has(const char *path, const char *what)
+{
+    char buf[4096];
+    size_t n;
+    FILE *f = fopen(path, "r");
+
+    if (!f)
+        return false;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, what) != NULL;
+}
+
 static void test_secondary_stop_ends_protection(void **state)
 {
     struct pair p;
     pthread_t st, pt;
+    char status[160];
     int i;
 
     (void)state;
     pair_init(&p, NULL);
     assert_int_equal(pthread_create(&st, NULL, secondary_main, &p), 0);
     assert_int_equal(pthread_create(&pt, NULL, primary_main, &p), 0);
-    usleep(400 * 1000);
+    /* A replica first (its status says so; slow under valgrind). */
+    snprintf(status, sizeof(status), "%s/run/memvm.secondary.status.json",
+             tmpdir);
+    for (i = 0; i < 400 && !file_has(status, "\"state\": \"replica\""); i++)
+        usleep(50 * 1000);
+    assert_true(i < 400);
+    usleep(200 * 1000);
     p.sec_stop = 1;
     /* Bounded: a secondary that never looks at its stop fails here. */
     for (i = 0; i < 100 && pthread_tryjoin_np(st, NULL); i++)
