@@ -6,10 +6,11 @@
 #     promote, demote, stop, twice each, probes);
 #  2. a protection pair on two "nodes" (run and state directories of their
 #     own), driven action by action as Pacemaker drives it: start both,
-#     promote A (the VM runs on A, protected to B), move the promoted role
-#     to B (demote A = handover, promote B), B's monitor protects the VM
-#     back to A, move it back to A, stop both; every acknowledged write
-#     survives each move.
+#     promote A (the VM runs on A, protected to B), kill B's receiver and
+#     restart B (A's monitor protects the VM to B again), move the
+#     promoted role to B (demote A = handover, promote B), B's monitor
+#     protects the VM back to A, move it back to A, stop both; every
+#     acknowledged write survives each move.
 . "$ROOT/tests/lib/kvm.sh"
 command -v ocf-tester >/dev/null || { echo "ocf-tester is missing (make deps: resource-agents)"; exit 1; }
 ns_setup tapp tapa tapb
@@ -59,6 +60,23 @@ wait_until 10 "B holds the replica" in_file "$TMP/nodeB/run/tguest.secondary.sta
 expect nodeB monitor 0
 kv 1 1 "INCR a" "INCR a" "INCR a" | tail -1 | grep -q "^3 OK 3 " || { echo "no acknowledged writes on A"; exit 1; }
 echo "pair: the VM runs on A, B holds its replica"
+
+# B's receiver dies (its node restarts, say): B's monitor reports the
+# failure, Pacemaker restarts B (stop, start), and A's next monitor
+# protects the VM, which `remus protect` runs on A unprotected since,
+# to B again.
+kill -KILL "$(cat "$TMP/nodeB/state/tguest/receive.pid")"
+wait_until 10 "A's protection to see B gone" in_file "$TMP/nodeA/run/tguest.primary.status.json" '"state": "unprotected"'
+expect nodeB monitor 1
+expect nodeB stop 0
+expect nodeB start 0
+expect nodeA monitor 8       # protects the VM to B again
+wait_until 20 "B holds the replica again" in_file "$TMP/nodeB/run/tguest.secondary.status.json" '"state": "replica"' || true
+grep -q '"state": "replica"' "$TMP/nodeB/run/tguest.secondary.status.json" ||
+    { echo "A's monitor did not protect the VM to B again after B's restart"; for f in "$TMP"/nodeA/state/tguest/*.log "$TMP"/nodeB/state/tguest/receive.log; do echo "--- $f"; tail -n 15 "$f"; done; exit 1; }
+wait_until 10 "A to be protecting" in_file "$TMP/nodeA/run/tguest.primary.status.json" '"state": "protecting"'
+expect nodeA monitor 8
+echo "B restarted: A's monitor protected the VM to it again"
 
 # Move A -> B
 t0=$(date +%s%N)

@@ -3,7 +3,9 @@
 # dom0 (run and state directories of their own, replica domains named
 # apart), driven action by action as Pacemaker drives a promotable clone:
 # start both (two replicas), promote A (the domain, started and booted by
-# the scenario, protected to B), move the promoted role to B (demote A = handover,
+# the scenario, protected to B), kill B's receiver and restart B (A's
+# protect holds the domain, A's monitor protects it to B again), move the
+# promoted role to B (demote A = handover,
 # promote B), B's monitor protects it back to A (reprotect, full resync),
 # B's node fails (its holder killed): A takes over, B's monitor fails and
 # its stop destroys B's domain; A's stop destroys A's: no domain left.  The guest counts on, same boot, through the move.
@@ -85,6 +87,44 @@ expect nodeA monitor 8
 expect nodeB monitor 0
 [ "$(cat /tmp/nodeA/state/labguest/domid)" = "$dom" ] || fail "A does not remember domain $dom"
 wait_counter $clog/guest-labguest.log 6 120
+
+# B's receiver dies (its node restarts, say): A's protect loses it and
+# holds its domain, which runs on unprotected; Pacemaker restarts B (its
+# stop destroys the replica domain the dead receiver left, which would
+# keep the next receiver from starting); A's monitor protects the domain
+# to B again.
+sleep 3
+before=$(mark $clog/guest-labguest.log)
+op_begin "restart B's receiver" all
+kill -9 "$(cat /tmp/nodeB/state/labguest/receive.pid)"
+for i in $(seq 1 60); do
+    if grep -q '"state": "unprotected"' /tmp/nodeA/run/labguest.primary.status.json 2>/dev/null; then break; fi
+    sleep 1
+done
+grep -q '"state": "unprotected"' /tmp/nodeA/run/labguest.primary.status.json ||
+    fail "A's protection did not see B's receiver go"
+kill -0 "$(cat /tmp/nodeA/state/labguest/protect.pid)" 2>/dev/null ||
+    fail "A's protect ended with its secondary: nothing holds the domain to protect it again"
+expect nodeA monitor 8
+expect nodeB monitor 1
+expect nodeB stop 0
+if xl domid labguest--rB > /dev/null 2>&1; then fail "B's stop left the replica domain of its dead receiver"; fi
+expect nodeB start 0
+wait_state nodeB secondary waiting 120
+for i in $(seq 1 40); do
+    ra nodeA monitor > /dev/null
+    if grep -q '"state": "protecting"' /tmp/nodeA/run/labguest.primary.status.json 2>/dev/null; then break; fi
+    sleep 3
+done
+grep -q '"state": "protecting"' /tmp/nodeA/run/labguest.primary.status.json 2>/dev/null ||
+    fail "A's monitor did not protect the domain to B again"
+wait_state nodeB secondary replica 120
+op_end "restart B's receiver" all
+expect nodeA monitor 8
+expect nodeB monitor 0
+[ "$(xl domid labguest)" = "$dom" ] || fail "labguest is not domain $dom any more"
+counts_on "$(guest_log)" "$before" "B's restart" || fail "the guest does not count on through B's restart"
+echo "B restarted: A protects labguest to it again: $(tail -1 /tmp/nodeA/state/labguest/reprotect.log)"
 sleep 3
 before=$(mark $clog/guest-labguest.log)
 
