@@ -60,6 +60,17 @@ wait_state() {
     fail "$1's $2 status is not '$3' after $4 s"
 }
 guest_log() { ls -t $clog/guest-labguest*.log 2>/dev/null | head -1; }
+# monitor_protects NODE WHY: NODE's monitor, as Pacemaker repeats it, until
+# NODE's primary protects (its reprotect runs in the background); else
+# fail WHY.
+monitor_protects() {
+    for _i in $(seq 1 40); do
+        ra "$1" monitor > /dev/null
+        if grep -q '"state": "protecting"' /tmp/$1/run/labguest.primary.status.json 2>/dev/null; then return 0; fi
+        sleep 3
+    done
+    fail "$2"
+}
 
 expect nodeA monitor 7
 op_begin "agent start" new
@@ -97,7 +108,7 @@ sleep 3
 before=$(mark $clog/guest-labguest.log)
 op_begin "restart B's receiver" all
 kill -9 "$(cat /tmp/nodeB/state/labguest/receive.pid)"
-for i in $(seq 1 60); do
+for _i in $(seq 1 60); do
     if grep -q '"state": "unprotected"' /tmp/nodeA/run/labguest.primary.status.json 2>/dev/null; then break; fi
     sleep 1
 done
@@ -111,13 +122,7 @@ expect nodeB stop 0
 if xl domid labguest--rB > /dev/null 2>&1; then fail "B's stop left the replica domain of its dead receiver"; fi
 expect nodeB start 0
 wait_state nodeB secondary waiting 120
-for i in $(seq 1 40); do
-    ra nodeA monitor > /dev/null
-    if grep -q '"state": "protecting"' /tmp/nodeA/run/labguest.primary.status.json 2>/dev/null; then break; fi
-    sleep 3
-done
-grep -q '"state": "protecting"' /tmp/nodeA/run/labguest.primary.status.json 2>/dev/null ||
-    fail "A's monitor did not protect the domain to B again"
+monitor_protects nodeA "A's monitor did not protect the domain to B again"
 wait_state nodeB secondary replica 120
 op_end "restart B's receiver" all
 expect nodeA monitor 8
@@ -146,13 +151,7 @@ expect nodeA monitor 0
 # B's monitor protects it back to A (A's demote started A's receiver; the
 # monitor above may have begun it already, in the background)
 wait_state nodeA secondary "waiting|syncing|replica" 120
-for i in $(seq 1 30); do
-    ra nodeB monitor > /dev/null
-    if grep -q '"state": "protecting"' /tmp/nodeB/run/labguest.primary.status.json 2>/dev/null; then break; fi
-    sleep 2
-done
-grep -q '"state": "protecting"' /tmp/nodeB/run/labguest.primary.status.json 2>/dev/null ||
-    fail "B's monitor did not protect the VM back to A"
+monitor_protects nodeB "B's monitor did not protect the VM back to A"
 wait_state nodeA secondary replica 120
 echo "B protects labguest to A again: $(tail -1 /tmp/nodeB/state/labguest/reprotect.log)"
 
