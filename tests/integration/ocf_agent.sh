@@ -7,7 +7,8 @@
 #  2. a protection pair on two "nodes" (run and state directories of their
 #     own), driven action by action as Pacemaker drives it: start both,
 #     promote A (the VM runs on A, protected to B), kill B's receiver and
-#     restart B (A's monitor protects the VM to B again), move the
+#     restart B (A's monitor protects the VM to B again), an operator
+#     stops A's protection and resumes it (B listens again), move the
 #     promoted role to B (demote A = handover, promote B), B's monitor
 #     protects the VM back to A, move it back to A, stop both; every
 #     acknowledged write survives each move.
@@ -77,6 +78,26 @@ grep -q '"state": "replica"' "$TMP/nodeB/run/tguest.secondary.status.json" ||
 wait_until 10 "A to be protecting" in_file "$TMP/nodeA/run/tguest.primary.status.json" '"state": "protecting"'
 expect nodeA monitor 8
 echo "B restarted: A's monitor protected the VM to it again"
+
+# An operator ends A's protection cleanly (`remus reprotect --stop`; the
+# VM runs on): B's receiver ends by itself (its primary stopped
+# protection), which is no failure of B's: B's monitor starts it again;
+# A's monitor leaves the operator's stop alone; the operator protects the
+# VM to B again.
+A_CTL=(env REMUS_RUN_DIR="$TMP/nodeA/run")
+"${A_CTL[@]}" "$REMUS" reprotect --stop tguest > "$TMP/rpstop.log" 2>&1 || { cat "$TMP/rpstop.log"; exit 1; }
+wait_until 10 "B's receiver to end" ended "$(cat "$TMP/nodeB/state/tguest/receive.pid")"
+expect nodeB monitor 0       # listening again
+wait_until 10 "B listening again" in_file "$TMP/nodeB/run/tguest.secondary.status.json" '"state": "waiting"'
+expect nodeA monitor 8
+sleep 1
+if [ -e "$TMP/nodeB/run/tguest.secondary.status.json" ] && grep -q '"state": "syncing\|"state": "replica' "$TMP/nodeB/run/tguest.secondary.status.json"; then
+    echo "A's monitor protected the VM again after an operator stopped it"; exit 1
+fi
+"${A_CTL[@]}" "$REMUS" reprotect -i 20 --heartbeat 50 --heartbeat-timeout 400 tguest 127.0.0.1:7862 > "$TMP/rp2.log" 2>&1 ||
+    { cat "$TMP/rp2.log"; tail -n 15 "$TMP/nodeB/state/tguest/receive.log"; exit 1; }
+wait_until 20 "B holds the replica again" in_file "$TMP/nodeB/run/tguest.secondary.status.json" '"state": "replica"'
+echo "an operator stopped A's protection: B listened again; protected again by hand"
 
 # Move A -> B
 t0=$(date +%s%N)
