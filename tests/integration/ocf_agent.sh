@@ -48,8 +48,10 @@ ra() {
 expect() {  # expect NODE ACTION RC
     local got t0; t0=$(date +%s%N); got=$(ra "$1" "$2")
     echo "$1 $2 -> $got in $(( ($(date +%s%N) - t0) / 1000000 )) ms" >> "$TMP/actions.log"
-    [ "$got" = "$3" ] || { echo "$2 on $1 returned $got, expected $3"; for f in "$TMP"/ra-*.log "$TMP"/node*/state/tguest/*.log; do echo "--- $f"; tail -n 15 "$f"; done; exit 1; }
+    [ "$got" = "$3" ] || { echo "$2 on $1 returned $got, expected $3"; agent_logs; exit 1; }
 }
+# agent_logs: the agent's and both nodes' remus logs, their tails
+agent_logs() { for f in "$TMP"/ra-*.log "$TMP"/node*/state/tguest/*.log; do echo "--- $f"; tail -n 15 "$f"; done; }
 trap 'ra nodeA stop >/dev/null; ra nodeB stop >/dev/null; cleanup' EXIT
 expect nodeA monitor 7
 expect nodeA start 0
@@ -74,7 +76,7 @@ expect nodeB start 0
 expect nodeA monitor 8       # protects the VM to B again
 wait_until 20 "B holds the replica again" in_file "$TMP/nodeB/run/tguest.secondary.status.json" '"state": "replica"' || true
 grep -q '"state": "replica"' "$TMP/nodeB/run/tguest.secondary.status.json" ||
-    { echo "A's monitor did not protect the VM to B again after B's restart"; for f in "$TMP"/nodeA/state/tguest/*.log "$TMP"/nodeB/state/tguest/receive.log; do echo "--- $f"; tail -n 15 "$f"; done; exit 1; }
+    { echo "A's monitor did not protect the VM to B again after B's restart"; agent_logs; exit 1; }
 wait_until 10 "A to be protecting" in_file "$TMP/nodeA/run/tguest.primary.status.json" '"state": "protecting"'
 expect nodeA monitor 8
 echo "B restarted: A's monitor protected the VM to it again"
@@ -95,7 +97,7 @@ if [ -e "$TMP/nodeB/run/tguest.secondary.status.json" ] && grep -q '"state": "sy
     echo "A's monitor protected the VM again after an operator stopped it"; exit 1
 fi
 "${A_CTL[@]}" "$REMUS" reprotect -i 20 --heartbeat 50 --heartbeat-timeout 400 tguest 127.0.0.1:7862 > "$TMP/rp2.log" 2>&1 ||
-    { cat "$TMP/rp2.log"; tail -n 15 "$TMP/nodeB/state/tguest/receive.log"; exit 1; }
+    { cat "$TMP/rp2.log"; agent_logs; exit 1; }
 wait_until 20 "B holds the replica again" in_file "$TMP/nodeB/run/tguest.secondary.status.json" '"state": "replica"'
 echo "an operator stopped A's protection: B listened again; protected again by hand"
 

@@ -106,8 +106,10 @@ if ! wait_clock 90 "Pacemaker to stop the pair" pair_gone; then
 fi
 if kv 4 6 "GET a" > /dev/null 2>&1; then echo "the VM still answers after the stop"; exit 1; fi
 # A failed action of the agent's during the run is shown (not judged).
-if cl_pcmk p crm_mon -1 2>/dev/null | grep -q "Failed Resource Actions"; then
-    echo "note: Pacemaker recorded failed actions:"; show | grep -A4 "Failed Resource Actions"
+mon=$(cl_pcmk p crm_mon -1 2>&1 || true)
+if printf '%s\n' "$mon" | grep -q "Failed Resource Actions"; then
+    echo "note: Pacemaker recorded failed actions:"
+    printf '%s\n' "$mon" | grep -A4 "Failed Resource Actions" | sed 's/^/  | /'
     node_logs hostp; node_logs hosts
 fi
 echo "stopped by Pacemaker"

@@ -367,10 +367,6 @@ static void test_fence_then_takeover(void **state)
     pair_free(&p);
 }
 
-/* The secondary goes (its connections break): a VM this
- * process does not run (a Xen domain: wait() times out while it runs) is
- * held, its control socket served, until a stop is asked; then the run
- * ends as a lost secondary, the VM running on. */
 /* Break the secondary's side of every connection the primary made to it
  * (the sockets of this process bound to its port, but the listener). */
 static void cut_secondary(struct pair *p)
@@ -391,6 +387,10 @@ static void cut_secondary(struct pair *p)
     assert_true(cut >= 2);        /* the control channel and the stream */
 }
 
+/* The secondary goes (its connections break): a VM this process does not
+ * run (a Xen domain: wait() times out while it runs) is held, its control
+ * socket served, until a stop is asked; then the run ends as a lost
+ * secondary, the VM running on. */
 static void test_lost_secondary_holds_domain(void **state)
 {
     struct pair p;
@@ -430,9 +430,7 @@ static void test_lost_secondary_holds_domain(void **state)
     pair_free(&p);
 }
 
-/* A stop asked of the secondary while the primary streams (SIGTERM to
- * `remus receive`, a service's stop): protection ends from there, at
- * once, the replica discarded, never activated; the primary runs on. */
+/* Does the file at @path hold @what (in its first 4 KiB)? */
 static bool file_has(const char *path, const char *what)
 {
     char buf[4096];
@@ -447,6 +445,9 @@ static bool file_has(const char *path, const char *what)
     return strstr(buf, what) != NULL;
 }
 
+/* A stop asked of the secondary while the primary streams (SIGTERM to
+ * `remus receive`, a service's stop): protection ends from there, at
+ * once, the replica discarded, never activated; the primary runs on. */
 static void test_secondary_stop_ends_protection(void **state)
 {
     struct pair p;
