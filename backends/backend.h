@@ -67,6 +67,12 @@ enum rm_again_output {
     RM_AGAIN_COLO,          /* compared with the replica's (COLO; KVM) */
 };
 
+/* What `remus reprotect` asks of a protection again. */
+struct rm_again_opts {
+    enum rm_again_output output;
+    bool no_disk;           /* -F -d: disks may go unreplicated (unsafe) */
+};
+
 /* COLO: called with every frame the protected VM receives, in order. */
 typedef void (*rm_colo_mirror_fn)(void *opaque, const void *frame,
                                   size_t len);
@@ -111,10 +117,12 @@ struct rm_backend_ops {
     /* A protected-role backend for the VM this one runs (a replica that
      * took over, or a protected VM whose secondary was lost), to protect
      * it again: it borrows the VM (its close ends the output commit,
-     * @output, and leaves the VM running, still this backend's).  NULL:
-     * not offered.  0 or -errno with the reason in @err (-EOPNOTSUPP: an
-     * @output it does not offer). */
-    int (*protect_again)(struct rm_backend *b, enum rm_again_output output,
+     * @o->output, and leaves the VM running, still this backend's); its
+     * disks replicated unless @o->no_disk, the rest as the VM was first
+     * protected (a replica that took over: the defaults).  NULL: not
+     * offered.  0 or -errno with the reason in @err (-EOPNOTSUPP: an
+     * output it does not offer). */
+    int (*protect_again)(struct rm_backend *b, const struct rm_again_opts *o,
                          struct rm_backend **out, struct rm_error *err);
     /* Optional (NULL: none): serve a control-socket request of the
      * backend's own (the micro-VMM: save, frame, offline-page) with the

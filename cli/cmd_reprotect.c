@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * remus reprotect [OPTIONS] NAME HOST:PORT: protect a running KVM VM again
+ * remus reprotect [OPTIONS] NAME HOST:PORT: protect a running VM again
  * (failback: after a failover, the replica that took over, in the `remus
- * receive` process that runs it) to a new or repaired secondary, with a
- * full resync, in one command.  remus reprotect --stop NAME ends it.
+ * receive` process that runs it; or a VM whose secondary was lost, in its
+ * `remus protect`) to a new or repaired secondary, with a full resync, in
+ * one command.  remus reprotect --stop NAME ends it.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,17 +24,21 @@ static void usage(FILE *out)
             "usage: remus reprotect [OPTIONS] NAME HOST:PORT\n"
             "       remus reprotect --stop NAME\n"
             "\n"
-            "Protect the running KVM VM NAME again, from the process that\n"
-            "runs it (after a failover: the `remus receive` whose replica took\n"
-            "over; or a `remus run`), to the `remus receive` at HOST:PORT: a\n"
-            "full resync, then a checkpoint every interval with the VM's\n"
-            "output held until acknowledged, as `remus protect`.  Returns\n"
-            "once the full resync is acknowledged; protection goes on in the\n"
-            "VM's process.  --stop ends it cleanly (the secondary discards\n"
-            "its replica).\n"
+            "Protect the running VM NAME (KVM, or a Xen domain) again, from\n"
+            "the process that runs or holds it (after a failover: the `remus\n"
+            "receive` whose replica took over; a `remus protect` that lost\n"
+            "its secondary; a `remus run`), to the `remus receive` at\n"
+            "HOST:PORT: a full resync, then a checkpoint every interval with\n"
+            "the VM's output held until acknowledged, as `remus protect`.\n"
+            "Returns once the full resync is acknowledged; protection goes on\n"
+            "in the VM's process.  --stop ends it cleanly (the secondary\n"
+            "discards its replica).\n"
             "\n"
             "  -i MS                    checkpoint interval (default 200)\n"
             "  -F -n                    no output buffering (unsafe)\n"
+            "  -F -d                    disks not replicated (unsafe; a Xen\n"
+            "                           domain whose disks are not served by\n"
+            "                           `remus disk serve` needs it)\n"
             "  --heartbeat MS           heartbeat period (default 100)\n"
             "  --heartbeat-timeout MS   secondary lost after (default 1000,\n"
             "                           or -i + 4 heartbeats when longer)\n"
@@ -61,14 +66,15 @@ int cmd_reprotect(int argc, char **argv)
     struct rm_hostport hp;
     struct rm_error err = { 0 };
     unsigned interval = 200, hb = 100, hbto = 0;
-    bool unsafe = false, nonet = false, stop = false, insecure = false;
+    bool unsafe = false, nonet = false, nodisk = false, stop = false;
+    bool insecure = false;
     bool colo = false;
     unsigned long long epoch = 0, pause = 0, dirty = 0;
-    char req[160], reply[600];
+    char req[192], reply[600];
     int c;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+i:Fnh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+i:Fndh", opts, NULL)) != -1) {
         switch (c) {
         case 'i':
             if (cli_uint32("reprotect", "-i", optarg, 1,
@@ -77,6 +83,7 @@ int cmd_reprotect(int argc, char **argv)
             break;
         case 'F': unsafe = true; break;
         case 'n': nonet = true; break;
+        case 'd': nodisk = true; break;
         case 'H':
             if (cli_uint32("reprotect", "--heartbeat", optarg, 1,
                            CLI_MS_MAX, &hb))
@@ -109,10 +116,16 @@ int cmd_reprotect(int argc, char **argv)
     if (colo && nonet)
         return cli_usage_error("reprotect", "--colo compares the VM's output "
                                "with the replica's: not with -n");
-    if (nonet && !unsafe)
-        return cli_usage_error("reprotect", "-n needs -F (unsafe mode): "
-                               "without output buffering the protection "
-                               "does not hold its promise");
+    if ((nonet || nodisk) && !unsafe)
+        return cli_usage_error("reprotect", "%s%sneeds -F (unsafe mode): "
+                               "without %s the protection does not hold "
+                               "its promise", nonet ? "-n " : "",
+                               nodisk ? "-d " : "",
+                               nonet ? "output buffering" :
+                               "disk replication");
+    if (colo && nodisk)
+        return cli_usage_error("reprotect", "--colo with -d: the replica's "
+                               "disk would not be the primary's");
     if (argc - optind != 2)
         return cli_usage_error("reprotect", "expected NAME and HOST:PORT");
     if (!hbto)                 /* not given: as protect (proto/timing.h) */
@@ -122,9 +135,10 @@ int cmd_reprotect(int argc, char **argv)
                                "exceed --heartbeat %u", hbto, hb);
     if (rm_parse_hostport(argv[optind + 1], &hp, &err))
         return cli_usage_error("reprotect", "%s", rm_error_str(&err));
-    snprintf(req, sizeof(req), "protect %s %u %u %u %d %s%s",
+    snprintf(req, sizeof(req), "protect %s %u %u %u %d %s%s%s",
              argv[optind + 1], interval, hb, hbto, nonet ? 0 : 1,
-             insecure ? "insecure" : "keyed", colo ? " colo" : "");
+             insecure ? "insecure" : "keyed", colo ? " colo" : "",
+             nodisk ? " nodisk" : "");
     if (rm_ctlsock_request(argv[optind], req, -1, reply, sizeof(reply), &err))
         return cli_fail("reprotect", "'%s' is not protected: %s",
                         argv[optind], rm_error_str(&err));

@@ -52,6 +52,7 @@ struct rm_vm_control {
     struct rm_ctlsock *sock;
     struct rm_backend *be;          /* the VM (not owned) */
     const struct rm_auth_key *key;  /* not owned */
+    volatile sig_atomic_t *process_stop;  /* not owned; or NULL */
     struct rm_quorum *quorum;       /* not owned */
     struct reprotect *rp;           /* NULL: none started */
 
@@ -164,27 +165,56 @@ static const char *end_reason(const struct rm_primary_result *r)
     return rm_error_str(&r->protect.why);
 }
 
-/* "protect HOST:PORT INTERVAL HB HB_TIMEOUT BUFFER keyed|insecure [colo]" */
+/* The flags after a protect request's mode ("colo", "nodisk"), into @ao;
+ * false: one it does not know, repeated, or both (as cmd_reprotect.c
+ * refuses them). */
+static bool protect_flags(const char *flags, bool buffer,
+                          struct rm_again_opts *ao)
+{
+    char copy[64], *save = NULL, *f;
+    bool colo = false;
+
+    ao->no_disk = false;
+    if (strlen(flags) >= sizeof(copy))
+        return false;
+    strcpy(copy, flags);
+    for (f = strtok_r(copy, " ", &save); f; f = strtok_r(NULL, " ", &save)) {
+        if (!strcmp(f, "colo") && !colo && buffer)
+            colo = true;
+        else if (!strcmp(f, "nodisk") && !ao->no_disk)
+            ao->no_disk = true;
+        else
+            return false;
+    }
+    ao->output = colo ? RM_AGAIN_COLO : buffer ? RM_AGAIN_BUFFERED
+                                               : RM_AGAIN_DIRECT;
+    return !(colo && ao->no_disk);
+}
+
+/* "protect HOST:PORT INTERVAL HB HB_TIMEOUT BUFFER keyed|insecure [colo]
+ * [nodisk]" */
 static void serve_protect(struct rm_vm_control *c, const char *req,
                           char *reply, size_t len)
 {
     struct rm_protect_cfg *pc;
     struct reprotect *rp;
     struct rm_error err = { 0 };
-    char peer[64], mode[16] = "keyed", colo[8] = "";
+    char peer[64], mode[16] = "keyed";
     unsigned iv, hb, hbto, buffer, waited;
     bool have_key = false;
+    struct rm_again_opts ao;
     enum rm_again_output output;
+    int flags = -1;
 
-    if (sscanf(req, "protect %63s %u %u %u %u %15s %7s", peer, &iv, &hb,
-               &hbto, &buffer, mode, colo) < 5 || !iv || !hb ||
-        hbto <= hb || (strcmp(mode, "keyed") && strcmp(mode, "insecure")) ||
-        (colo[0] && (strcmp(colo, "colo") || !buffer))) {
+    if (sscanf(req, "protect %63s %u %u %u %u %15s %n", peer, &iv, &hb,
+               &hbto, &buffer, mode, &flags) < 6 || flags < 0 || !iv ||
+        !hb || hbto <= hb ||
+        (strcmp(mode, "keyed") && strcmp(mode, "insecure")) ||
+        !protect_flags(req + flags, buffer, &ao)) {
         snprintf(reply, len, "error bad protect request");
         return;
     }
-    output = colo[0] ? RM_AGAIN_COLO : buffer ? RM_AGAIN_BUFFERED
-                                              : RM_AGAIN_DIRECT;
+    output = ao.output;
     pthread_mutex_lock(&c->lock);
     if (c->protecting) {
         snprintf(reply, len, "error this VM is already protected (to %s)",
@@ -247,17 +277,23 @@ static void serve_protect(struct rm_vm_control *c, const char *req,
         }
         rp->cfg.quorum = c->quorum;
     }
-    if (c->be->ops->protect_again(c->be, output, &rp->pbe, &err))
+    if (c->be->ops->protect_again(c->be, &ao, &rp->pbe, &err))
         goto fail;
     rp->cfg.stop_requested = &rp->stop;
+    /* The process's first signal from now on ends this protection (one
+     * that came before ended an earlier one). */
+    rp->cfg.protect.process_stop = c->process_stop;
+    if (c->process_stop)
+        *c->process_stop = 0;
     rp->cfg.control = c;
     if (pthread_create(&rp->thread, NULL, reprotect_main, rp)) {
         rm_error_set(&err, -EAGAIN, "cannot start the protection thread");
         goto fail;
     }
     c->rp = rp;
-    LOG_INFO("protecting '%s' again, to %s (full resync first%s)",
-             c->be->vm_name, peer, output == RM_AGAIN_COLO ? "; COLO" : "");
+    LOG_INFO("protecting '%s' again, to %s (full resync first%s%s)",
+             c->be->vm_name, peer, output == RM_AGAIN_COLO ? "; COLO" : "",
+             ao.no_disk ? "; disks NOT replicated (-F -d)" : "");
     /* Answer when the full resync is acknowledged, or protection ended. */
     for (waited = 0; waited < PROTECT_WAIT_MS; waited += 100) {
         struct pollfd pfd = { rp->stats_pipe[0], POLLIN, 0 };
@@ -411,6 +447,7 @@ static const struct rm_ctlsock_ops control_ops = {
 struct rm_vm_control *rm_vm_control_start(struct rm_backend *be,
                                           const struct rm_auth_key *key,
                                           struct rm_quorum *quorum,
+                                          volatile sig_atomic_t *process_stop,
                                           struct rm_error *err)
 {
     struct rm_vm_control *c = calloc(1, sizeof(*c));
@@ -422,6 +459,7 @@ struct rm_vm_control *rm_vm_control_start(struct rm_backend *be,
     c->be = be;
     c->key = key;
     c->quorum = quorum;
+    c->process_stop = process_stop;
     pthread_mutex_init(&c->lock, NULL);
     if (rm_cond_init_monotonic(&c->cond)) {
         pthread_mutex_destroy(&c->lock);

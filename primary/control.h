@@ -15,14 +15,15 @@
  *                to PEER" or "error ..." (nothing protects the VM; the
  *                handover did not happen, and why).
  *   "protect HOST:PORT INTERVAL_MS HB_MS HB_TIMEOUT_MS BUFFER(0|1)
- *    keyed|insecure"
+ *    keyed|insecure [colo] [nodisk]"
  *                protect the VM (again: a replica that took over, or a VM
  *                whose secondary was lost) to the `remus receive` at
  *                HOST:PORT, in a thread of this process, through the
  *                backend's protect_again op; with the key and the quorum
  *                handle this process runs with.  Answered once the first
  *                checkpoint (a full resync) is acknowledged: "ok EPOCH
- *                PAUSE_US DIRTY_PAGES BYTES SEND_US ACK_US".
+ *                PAUSE_US DIRTY_PAGES BYTES SEND_US ACK_US".  colo: COLO
+ *                (BUFFER 1); nodisk: the disks not replicated (-F -d).
  *   "unprotect"  end a protection started by "protect" cleanly.
  *   "status"     "ok protected PEER" or "ok unprotected".
  * Anything else goes to the backend's own requests (the control op of
@@ -52,12 +53,17 @@ struct rm_vm_control;
  * what a "protect" authenticates with (NULL: the host's default key, or
  * refused; "insecure" requests run without one); @quorum: the handle a
  * "protect" decides a lost secondary with (this process's, which holds
- * the VM's token), or NULL.  Neither is owned; both must outlive the
- * control.  NULL with the reason in @err.
+ * the VM's token), or NULL; @process_stop: the process's stop flag
+ * (SIGINT/SIGTERM) or NULL: raised while a "protect" runs, it ends that
+ * protection cleanly, as the process's own; it is lowered when such a
+ * protection starts, so that the first signal after it ends it (a second
+ * stops the VM, as the process's signals go).  None is owned; all must
+ * outlive the control.  NULL with the reason in @err.
  */
 struct rm_vm_control *rm_vm_control_start(struct rm_backend *be,
                                           const struct rm_auth_key *key,
                                           struct rm_quorum *quorum,
+                                          volatile sig_atomic_t *process_stop,
                                           struct rm_error *err);
 /* Stop serving; a protection started by "protect" is ended cleanly
  * first.  NULL is fine. */

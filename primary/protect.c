@@ -432,6 +432,13 @@ static void colo_status(struct protect *p)
     }
 }
 
+/* Is a clean stop asked (by either flag, protect.h)? */
+static bool stop_asked(const struct rm_protect_cfg *cfg)
+{
+    return (cfg->stop_requested && *cfg->stop_requested) ||
+           (cfg->process_stop && *cfg->process_stop);
+}
+
 /* COLO's wait between checkpoints: 0 to go on waiting, 2 for a handover,
  * 3 to stop, -ECONNRESET when the secondary is lost. */
 static int colo_keep_waiting(void *opaque)
@@ -449,7 +456,7 @@ static int colo_keep_waiting(void *opaque)
     }
     if (handover_due(p))
         return 2;
-    if (p->cfg->stop_requested && *p->cfg->stop_requested)
+    if (stop_asked(p->cfg))
         return 3;
     pthread_mutex_lock(&p->lock);
     rc = p->peer_lost ? -ECONNRESET : 0;
@@ -565,7 +572,7 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
 
     if (handover_due(p))
         return hand_over(p);
-    if (cfg->stop_requested && *cfg->stop_requested)
+    if (stop_asked(cfg))
         return announce_stop(p);
 
     if (p->colo) {
@@ -595,7 +602,7 @@ static int on_checkpoint(void *opaque, const struct rm_epoch_stats *st)
             rm_status_tick(&p->status);     /* the loop is alive */
             if (handover_due(p))
                 return hand_over(p);
-            if (cfg->stop_requested && *cfg->stop_requested)
+            if (stop_asked(cfg))
                 return announce_stop(p);
             pthread_mutex_lock(&p->lock);
             rc = p->peer_lost ? -ECONNRESET : 0;

@@ -112,6 +112,10 @@ struct rm_protect_cfg {
 
     /* Set asynchronously (signal handler) to end protection cleanly. */
     volatile sig_atomic_t *stop_requested;
+    /* Optional (NULL: none): a second flag that ends it as stop_requested
+     * does: for a protection started from a VM's control socket, the
+     * process's own (its SIGINT/SIGTERM), primary/control.h. */
+    volatile sig_atomic_t *process_stop;
 
     /* Optional planned switchover (Pacemaker moving the pair): when
      * *handover_requested becomes non-zero, the next epoch boundary pauses

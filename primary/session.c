@@ -169,7 +169,7 @@ void rm_primary_run(struct rm_backend *be, const struct rm_primary_cfg *cfg,
     c.control = NULL;
     if (cfg->serve_control && !cfg->protect.blackhole) {
         c.control = rm_vm_control_start(be, cfg->protect.key, cfg->quorum,
-                                        &err);
+                                        cfg->stop_requested, &err);
         if (!c.control)
             LOG_WARN("no control socket for '%s' (`remus handover` cannot "
                      "reach it): %s", be->vm_name, rm_error_str(&err));

@@ -52,7 +52,8 @@ static int copy_text(char *dst, size_t cap, const char *src, const char *what,
 }
 
 /* The hello's disks: at most RM_DISK_MAX, ids below it and unique, sizes
- * whole sectors. */
+ * whole sectors; an unreplicated one's (-F -d: only named) may be 0, not
+ * known (a Xen VBD whose backend has not connected). */
 static int decode_disks(const Remus__Hello *h, struct rm_hello *out,
                         struct rm_error *err)
 {
@@ -63,8 +64,10 @@ static int decode_disks(const Remus__Hello *h, struct rm_hello *out,
                             "%u)", h->n_disks, RM_DISK_MAX);
     for (i = 0; i < h->n_disks; i++) {
         const Remus__Disk *d = h->disks[i];
+        bool unreplicated = d->has_unreplicated && d->unreplicated;
 
-        if (d->id >= RM_DISK_MAX || !d->size || d->size % RM_DISK_SECTOR)
+        if (d->id >= RM_DISK_MAX || (!d->size && !unreplicated) ||
+            d->size % RM_DISK_SECTOR)
             return rm_error_set(err, -EBADMSG, "hello with disk %u of %"
                                 PRIu64 " bytes (ids below %u, sizes whole "
                                 "%u-byte sectors)", d->id, d->size,
@@ -75,7 +78,7 @@ static int decode_disks(const Remus__Hello *h, struct rm_hello *out,
                                     "twice", d->id);
         out->disks[i].id = d->id;
         out->disks[i].size = d->size;
-        out->disks[i].unreplicated = d->has_unreplicated && d->unreplicated;
+        out->disks[i].unreplicated = unreplicated;
     }
     out->nr_disks = (uint32_t)h->n_disks;
     return 0;

@@ -206,7 +206,7 @@ void rm_secondary_run(struct rm_backend *be,
     write_status(be, rr);
     if (cfg->serve_control) {
         control = rm_vm_control_start(be, cfg->receive.key, cfg->quorum,
-                                      &err);
+                                      NULL, &err);
         if (!control)
             LOG_WARN("no control socket for '%s' (`remus reprotect` cannot "
                      "reach it): %s", be->vm_name, rm_error_str(&err));

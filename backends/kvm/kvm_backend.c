@@ -157,12 +157,13 @@ static int netbuf_out(void *nb, const void *frame, size_t len);
 static struct kvm_backend *kvm_new(void);
 static void kvm_close(struct rm_backend *b);
 
-/* A backend borrowing @b's VM, its output as @output says. */
+/* A backend borrowing @b's VM, its output as @ao->output says. */
 static int kvm_protect_again(struct rm_backend *b,
-                             enum rm_again_output output,
+                             const struct rm_again_opts *ao,
                              struct rm_backend **out, struct rm_error *err)
 {
     struct kvm_backend *k = kb(b), *p;
+    enum rm_again_output output = ao->output;
     int rc;
 
     *out = NULL;
@@ -200,7 +201,7 @@ static int kvm_protect_again(struct rm_backend *b,
         }
         rm_vm_set_net_out(k->vm, netbuf_out, p->b.netbuf);
     }
-    rc = rm_kvm_disks_protect(k->vm, false, 0, &p->b, err);
+    rc = rm_kvm_disks_protect(k->vm, ao->no_disk, 0, &p->b, err);
     if (rc) {
         kvm_close(&p->b);
         return rc;

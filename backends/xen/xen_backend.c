@@ -36,6 +36,7 @@ struct xen_backend {
     struct xen_backend *owner;    /* protect_again: the backend that holds
                                      the domain (its wait() stops it) */
     struct rm_xen_disks *disks;   /* protected: its served disks, or NULL */
+    uint64_t disk_buffer_bytes;   /* protected: as asked (protect_again) */
 };
 
 static struct xen_backend *xb(struct rm_backend *b)
@@ -191,7 +192,7 @@ static void xen_close(struct rm_backend *b)
 /* The domain this backend holds, protected again (see backend.h): a
  * protected-role backend of its own whose stop goes through @b. */
 static int xen_protect_again(struct rm_backend *b,
-                             enum rm_again_output output,
+                             const struct rm_again_opts *ao,
                              struct rm_backend **out, struct rm_error *err)
 {
     struct xen_backend *x = xb(b);
@@ -199,7 +200,7 @@ static int xen_protect_again(struct rm_backend *b,
     char dom[16];
     int rc;
 
-    if (output == RM_AGAIN_COLO)
+    if (ao->output == RM_AGAIN_COLO)
         return rm_error_set(err, -EOPNOTSUPP, "COLO (--colo) runs on the "
                             "KVM backend only");
     /* The protection that used this backend's plugs and disk log has
@@ -213,7 +214,10 @@ static int xen_protect_again(struct rm_backend *b,
     rm_xen_disks_close(x->disks);
     x->disks = NULL;
     memset(&o, 0, sizeof(o));
-    o.no_netbuf = output == RM_AGAIN_DIRECT;
+    o.no_netbuf = ao->output == RM_AGAIN_DIRECT;
+    o.no_disk = ao->no_disk;
+    o.suspend_timeout_ms = x->sarg.suspend_timeout_ms;
+    o.disk_buffer_bytes = x->disk_buffer_bytes;
     snprintf(dom, sizeof(dom), "%u", x->domid);
     rc = rm_xen_backend_protect(dom, &o, out, err);
     if (rc == 0)
@@ -350,6 +354,7 @@ int rm_xen_backend_protect(const char *domain,
     x->sarg.host = x->host;
     x->sarg.domid = x->domid;
     x->sarg.suspend_timeout_ms = o->suspend_timeout_ms;
+    x->disk_buffer_bytes = o->disk_buffer_bytes;
     if (!o->no_netbuf) {
         rc = hold_vifs(x, &x->b.netbuf, err);
         if (rc)

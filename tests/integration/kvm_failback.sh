@@ -4,7 +4,7 @@
 # new secondary with a full resync; `--stop` ends that cleanly; when the
 # new primary dies in turn, the new secondary takes over with every
 # acknowledged write.  Refusals: no secondary listening, already
-# protected, -n without -F, an unknown VM.
+# protected, -n or -d without -F, an unknown VM.
 . "$ROOT/tests/lib/kvm.sh"
 ns_setup tapp taps tapb
 P1=127.0.0.1:7811 P2=127.0.0.1:7812
@@ -25,6 +25,8 @@ if NSX "$REMUS" reprotect -i 20 tguest 127.0.0.1:7899 2> "$TMP/e1"; then echo "r
 grep -q "not protected: cannot connect" "$TMP/e1" || { cat "$TMP/e1"; exit 1; }
 if "$REMUS" reprotect -n tguest $P2 2> "$TMP/e2"; then echo "reprotect -n without -F succeeded"; exit 1; fi
 grep -q "needs -F" "$TMP/e2" || { cat "$TMP/e2"; exit 1; }
+if "$REMUS" reprotect -d tguest $P2 2> "$TMP/e2d"; then echo "reprotect -d without -F succeeded"; exit 1; fi
+grep -q "error: -d needs -F" "$TMP/e2d" || { cat "$TMP/e2d"; exit 1; }
 if "$REMUS" reprotect nosuchvm $P2 2> "$TMP/e3"; then echo "reprotect of an unknown VM succeeded"; exit 1; fi
 grep -q "no VM named 'nosuchvm'" "$TMP/e3" || { cat "$TMP/e3"; exit 1; }
 kv 2 5 "GET a" | grep -q "^5 OK 3 " || { echo "after the refusals the VM does not serve a = 3"; exit 1; }

@@ -473,6 +473,18 @@ static void test_hello_disks(void **state)
     s.disks[0].size = 1000;
     assert_int_equal(hello_disks_roundtrip(&s, &out, &err), -EBADMSG);
     rm_error_clear(&err);
+    /* a size of 0: refused for a replicated disk; an unreplicated one's
+     * may be unknown (a Xen VBD whose backend never connected) */
+    s = p;
+    s.disks[0].size = 0;
+    assert_int_equal(hello_disks_roundtrip(&s, &out, &err), -EBADMSG);
+    assert_non_null(strstr(err.msg, "disk 0 of 0 bytes"));
+    rm_error_clear(&err);
+    s = p;
+    s.disks[1].size = 0;
+    assert_int_equal(hello_disks_roundtrip(&s, &out, &err), 0);
+    assert_int_equal(out.disks[1].size, 0);
+    assert_true(out.disks[1].unreplicated);
     s = p;
     s.disks[1].id = 0;
     assert_int_equal(hello_disks_roundtrip(&s, &out, &err), -EBADMSG);

@@ -14,7 +14,12 @@
  *   - a lost secondary: a VM the primary's process does not run (a Xen
  *     domain) is held by it, its control socket served, until a stop;
  *   - a stop asked of the secondary while the primary streams ends
- *     protection from there (replica discarded, the primary runs on).
+ *     protection from there (replica discarded, the primary runs on);
+ *   - `remus reprotect`'s request reaches the held VM's backend as asked
+ *     (its output, -F -d), and a malformed one is refused before it;
+ *   - the process's first signal ends a reprotection of a VM it runs
+ *     (one that came before the reprotection does not), a second stops
+ *     the VM.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -52,6 +57,10 @@ struct mem_be {
     int paused, activated, stop_requests;
     bool runs_on;                 /* a domain that runs by itself: wait()
                                      times out until the case clears it */
+    int agains;                   /* protect_again() calls, */
+    struct rm_again_opts again;   /* the last one's options */
+    bool again_works;             /* protect_again() lends the guest */
+    bool borrowed;                /* the guest is another mem_be's */
 };
 
 static struct mem_be *mb(struct rm_backend *b)
@@ -89,13 +98,19 @@ static int m_wait(struct rm_backend *b, int ms)
 {
     if (!__atomic_load_n(&mb(b)->runs_on, __ATOMIC_ACQUIRE))
         return 0;
+    if (ms < 0 && b->in_process) {   /* a VM this process runs: until it
+                                        is stopped */
+        while (!__atomic_load_n(&mb(b)->stop_requests, __ATOMIC_ACQUIRE))
+            usleep(20 * 1000);
+        return 0;
+    }
     usleep((useconds_t)(ms < 0 || ms > 50 ? 50 : ms) * 1000);
     return -ETIMEDOUT;
 }
 
 static void m_request_stop(struct rm_backend *b)
 {
-    mb(b)->stop_requests++;
+    __atomic_add_fetch(&mb(b)->stop_requests, 1, __ATOMIC_RELEASE);
 }
 
 static enum rm_backend_end m_end(struct rm_backend *b, int64_t *code,
@@ -108,16 +123,47 @@ static enum rm_backend_end m_end(struct rm_backend *b, int64_t *code,
 
 static void m_close(struct rm_backend *b)
 {
-    mem_guest_free(mb(b)->g);
+    if (!mb(b)->borrowed)
+        mem_guest_free(mb(b)->g);
     mem_replica_free(mb(b)->r);
     free(b);
+}
+
+static const struct rm_backend_ops mem_be_ops;
+
+/* Records what it was asked; then lends its guest to a protected-role
+ * mem_be when again_works, else refuses.  (A VM's own borrowing, its
+ * output and disks, is the backends': kvm_failback, the Xen lab's
+ * xenfailback and xendevices.) */
+static int m_protect_again(struct rm_backend *b,
+                           const struct rm_again_opts *o,
+                           struct rm_backend **out, struct rm_error *err)
+{
+    struct mem_be *m = mb(b), *lent;
+
+    *out = NULL;
+    m->again = *o;
+    m->agains++;
+    if (!m->again_works)
+        return rm_error_set(err, -EOPNOTSUPP, "recorded (output %d, "
+                            "no_disk %d)", (int)o->output, (int)o->no_disk);
+    lent = calloc(1, sizeof(*lent));
+    if (!lent)
+        return rm_error_set(err, -ENOMEM, "out of memory");
+    lent->b = m->b;               /* name, kind, sizes */
+    lent->b.ops = &mem_be_ops;
+    lent->b.in_process = false;
+    lent->g = m->g;
+    lent->borrowed = true;
+    *out = &lent->b;
+    return 0;
 }
 
 static const struct rm_backend_ops mem_be_ops = {
     .save_ops = m_save_ops, .pause = m_pause,
     .restore_ops = m_restore_ops, .activate = m_activate,
     .wait = m_wait, .request_stop = m_request_stop, .end = m_end,
-    .close = m_close,
+    .protect_again = m_protect_again, .close = m_close,
 };
 
 static void dirty_some(struct mem_guest *g, void *opaque)
@@ -387,37 +433,49 @@ static void cut_secondary(struct pair *p)
     assert_true(cut >= 2);        /* the control channel and the stream */
 }
 
-/* The secondary goes (its connections break): a VM this process does not
- * run (a Xen domain: wait() times out while it runs) is held, its control
- * socket served, until a stop is asked; then the run ends as a lost
- * secondary, the VM running on. */
-static void test_lost_secondary_holds_domain(void **state)
+/* A pair whose secondary went (its connections broke) while the primary
+ * protected a VM that runs on (@in_process: one its process runs, as KVM;
+ * else a Xen domain: wait() times out while it runs): on return the
+ * primary holds it, its control socket answering "unprotected"; @pt its
+ * thread. */
+static void lose_secondary(struct pair *p, bool in_process, pthread_t *pt)
 {
-    struct pair p;
-    pthread_t st, pt;
     struct rm_error err = { 0 };
     char reply[200] = "";
+    pthread_t st;
     int i;
 
-    (void)state;
-    pair_init(&p, NULL);
-    mb(p.pri_be)->runs_on = true;
-    assert_int_equal(pthread_create(&st, NULL, secondary_main, &p), 0);
-    assert_int_equal(pthread_create(&pt, NULL, primary_main, &p), 0);
+    pair_init(p, NULL);
+    mb(p->pri_be)->runs_on = true;
+    p->pri_be->in_process = in_process;
+    assert_int_equal(pthread_create(&st, NULL, secondary_main, p), 0);
+    assert_int_equal(pthread_create(pt, NULL, primary_main, p), 0);
     usleep(400 * 1000);
     /* The secondary's host goes: its connections break. */
-    cut_secondary(&p);
-    p.sec_stop = 1;               /* (its replica, taken over, ends) */
+    cut_secondary(p);
+    p->sec_stop = 1;              /* (its replica, taken over, ends) */
     pthread_join(st, NULL);
     /* Lost, and held: the process still answers for its VM. */
     for (i = 0; i < 100; i++) {
-        if (rm_ctlsock_request(p.pri_be->vm_name, "status", -1, reply,
+        if (rm_ctlsock_request(p->pri_be->vm_name, "status", -1, reply,
                                sizeof(reply), &err) == 0 &&
             !strcmp(reply, "ok unprotected"))
             break;
         usleep(50 * 1000);
     }
     assert_string_equal(reply, "ok unprotected");
+}
+
+/* The secondary goes: the VM is held, its control socket served, until a
+ * stop is asked; then the run ends as a lost secondary, the VM running
+ * on. */
+static void test_lost_secondary_holds_domain(void **state)
+{
+    struct pair p;
+    pthread_t pt;
+
+    (void)state;
+    lose_secondary(&p, false, &pt);
     usleep(300 * 1000);
     assert_false(__atomic_load_n(&p.pri_returned, __ATOMIC_ACQUIRE));
     p.pri_stop = 1;
@@ -427,6 +485,131 @@ static void test_lost_secondary_holds_domain(void **state)
     assert_int_equal(p.pres.outcome, RM_OUTCOME_OK);
     assert_int_equal(mb(p.pri_be)->paused, 0);      /* it runs on */
     assert_int_equal(mb(p.pri_be)->stop_requests, 0);
+    pair_free(&p);
+}
+
+/* `remus reprotect`'s requests to a held VM (cli/cmd_reprotect.c writes
+ * them): each well-formed one reaches the backend's protect_again with
+ * the output and -F -d it asked for, its refusal answered; a malformed
+ * one is refused before the backend is asked. */
+static void test_reprotect_request_options(void **state)
+{
+    static const struct {
+        const char *req;
+        int output;               /* enum rm_again_output; -1: refused */
+        bool no_disk;
+    } cases[] = {
+        { "protect 127.0.0.1:9 10 50 3000 1 insecure", RM_AGAIN_BUFFERED,
+          false },
+        { "protect 127.0.0.1:9 10 50 3000 1 insecure nodisk",
+          RM_AGAIN_BUFFERED, true },
+        { "protect 127.0.0.1:9 10 50 3000 0 insecure nodisk",
+          RM_AGAIN_DIRECT, true },
+        { "protect 127.0.0.1:9 10 50 3000 1 insecure colo", RM_AGAIN_COLO,
+          false },
+        { "protect 127.0.0.1:9 10 50 3000 0 insecure colo", -1, false },
+        { "protect 127.0.0.1:9 10 50 3000 1 insecure colo nodisk", -1,
+          false },
+        { "protect 127.0.0.1:9 10 50 3000 1 insecure nodisk nodisk", -1,
+          false },
+        { "protect 127.0.0.1:9 10 50 3000 1 insecure nodisks", -1, false },
+        { "protect 127.0.0.1:9 10 50 3000 1", -1, false },
+        { "protect 127.0.0.1:9 10 50 50 1 keyed", -1, false },
+    };
+    struct pair p;
+    pthread_t pt;
+    unsigned i;
+
+    (void)state;
+    lose_secondary(&p, false, &pt);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct rm_error err = { 0 };
+        char reply[600] = "";
+        int before = mb(p.pri_be)->agains;
+
+        /* Every answer here is an error: a refusal, or the backend's. */
+        assert_true(rm_ctlsock_request(p.pri_be->vm_name, cases[i].req, -1,
+                                       reply, sizeof(reply), &err) < 0);
+        if (cases[i].output < 0) {
+            assert_non_null(strstr(rm_error_str(&err),
+                                   "bad protect request"));
+            assert_int_equal(mb(p.pri_be)->agains, before);
+            continue;
+        }
+        assert_non_null(strstr(rm_error_str(&err), "recorded"));
+        assert_int_equal(mb(p.pri_be)->agains, before + 1);
+        assert_int_equal(mb(p.pri_be)->again.output, cases[i].output);
+        assert_int_equal(mb(p.pri_be)->again.no_disk, cases[i].no_disk);
+    }
+    p.pri_stop = 1;
+    pthread_join(pt, NULL);
+    assert_int_equal(p.pres.protect.end, RM_PROTECT_PEER_LOST);
+    pair_free(&p);
+}
+
+/* Ask the VM's control socket @req; its answer, or the error's text. */
+static const char *ask(const char *req, char *reply, size_t len)
+{
+    struct rm_error err = { 0 };
+
+    if (rm_ctlsock_request("memvm", req, -1, reply, len, &err))
+        snprintf(reply, len, "%s", rm_error_str(&err));
+    return reply;
+}
+
+/* A VM this process runs (KVM), held after its secondary was lost, then
+ * protected again to a new secondary (`remus reprotect`): the process's
+ * first signal after that ends the reprotection cleanly (the new
+ * secondary discards its replica; the VM runs on, held), even when a
+ * signal came before the reprotection (that one ended nothing running);
+ * a second signal (request_stop, as cli/cli_stop.c) stops the VM. */
+static void test_reprotect_ends_on_first_signal(void **state)
+{
+    struct pair p, q;             /* q: the new secondary only */
+    pthread_t pt, qt;
+    char req[96], reply[600];
+    int i;
+
+    (void)state;
+    lose_secondary(&p, true, &pt);
+    mb(p.pri_be)->again_works = true;
+    p.pri_stop = 1;               /* a first signal while it is held */
+    usleep(200 * 1000);
+    assert_false(__atomic_load_n(&p.pri_returned, __ATOMIC_ACQUIRE));
+    pair_init(&q, NULL);
+    q.key = p.key;                /* the pair's key */
+    assert_int_equal(pthread_create(&qt, NULL, secondary_main, &q), 0);
+    snprintf(req, sizeof(req), "protect 127.0.0.1:%u 10 50 3000 1 keyed",
+             (unsigned)q.port);
+    assert_non_null(strstr(ask(req, reply, sizeof(reply)), "ok "));
+    usleep(300 * 1000);           /* it goes on (the earlier signal spent) */
+    assert_non_null(strstr(ask("status", reply, sizeof(reply)),
+                           "ok protected 127.0.0.1:"));
+    p.pri_stop = 1;               /* the first signal since */
+    for (i = 0; i < 100 && pthread_tryjoin_np(qt, NULL); i++)
+        usleep(50 * 1000);
+    if (i == 100) {
+        ask("unprotect", reply, sizeof(reply));
+        pthread_join(qt, NULL);
+        m_request_stop(p.pri_be);
+        pthread_join(pt, NULL);
+        pair_free(&q);
+        pair_free(&p);
+        fail_msg("the reprotection did not end within 5 s of a signal");
+    }
+    assert_int_equal(q.sres.outcome, RM_OUTCOME_OK);
+    assert_int_equal(q.sres.receive.end, RM_RECEIVE_STOPPED);
+    assert_false(q.sres.receive.stop_asked);
+    assert_int_equal(mb(q.sec_be)->activated, 0);
+    assert_string_equal(ask("status", reply, sizeof(reply)),
+                        "ok unprotected");
+    usleep(200 * 1000);           /* the VM runs on, held */
+    assert_false(__atomic_load_n(&p.pri_returned, __ATOMIC_ACQUIRE));
+    assert_int_equal(mb(p.pri_be)->stop_requests, 0);
+    m_request_stop(p.pri_be);     /* the second signal */
+    pthread_join(pt, NULL);
+    assert_int_equal(p.pres.outcome, RM_OUTCOME_OK);
+    pair_free(&q);
     pair_free(&p);
 }
 
@@ -524,6 +707,8 @@ int main(void)
         cmocka_unit_test(test_fence_then_takeover),
         cmocka_unit_test(test_lost_secondary_holds_domain),
         cmocka_unit_test(test_secondary_stop_ends_protection),
+        cmocka_unit_test(test_reprotect_request_options),
+        cmocka_unit_test(test_reprotect_ends_on_first_signal),
     };
 
     tu_case_filter();

@@ -15,7 +15,10 @@
 #  3. A PVH guest with a disk (VBD, blkback on a loop device in dom0) is
 #     refused without -F -d, the message naming the VBD; with -F -d (into a
 #     blackhole: no secondary needed) it is protected, with a warning naming
-#     the disk that is NOT replicated.
+#     the disk that is NOT replicated.  Its secondary lost (SIGKILL), the
+#     -F -d protection holds the domain: `remus reprotect` without -F -d
+#     is refused naming the VBD, -d without -F is a usage error, with
+#     -F -d it is protected again (the warning again), stopped cleanly.
 #  4. A page populated above that guest's highest frame while it is
 #     protected (tests/support/xen_grow_p2m: its p2m grows, as with memory
 #     hotplug) aborts the protection with the reason; the guest counts on.
@@ -27,8 +30,10 @@ R=/payload/remus
 log=/var/log/xen/console/guest-labguest.log
 fails=0
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-fail() { echo "FAIL: $*"; echo "--- receive"; tail -30 /tmp/recv.log 2>/dev/null; echo "--- protect"
-         tail -30 /tmp/prot.log 2>/dev/null; xl list
+fail() { echo "FAIL: $*"
+         for f in /tmp/recv.log /tmp/prot.log /tmp/rrecv.log /tmp/hprot.log /tmp/rrecv2.log; do
+             if [ -s $f ]; then echo "--- $f"; tail -30 $f; fi; done
+         xl list
          # Guests left running (a replica that took over beside its primary)
          # can starve dom0 under TCG: pause them so that the results come back.
          for d in $(xl list | awk 'NR > 2 {print $1}'); do xl pause "$d" || true; done
@@ -176,6 +181,64 @@ op_end "remus protect -F -d" $ddom
 tail -3 /tmp/dprot.log
 [ $rc = 0 ] || bad "protect -F -d did not end cleanly (exit $rc)"
 
+echo "== 3c. its secondary lost, the -F -d protection holds the domain; reprotect needs -F -d too"
+dd if=/dev/zero of=/tmp/disk-r.img bs=1M count=8 2>/dev/null
+rloop=$(losetup -f --show /tmp/disk-r.img) || fail "no loop device for the replica's VBD"
+sed -e "s|target=$loopdev|target=$rloop|" /tmp/disk.cfg > /tmp/disk-r.cfg
+TIMING="--heartbeat 200 --heartbeat-timeout 4000"
+listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+start_recv() {  # PORT LOG: a receiver for labdisk, listening, its pid in $RR
+    $R -v receive --xen --key-file /tmp/lab.key --config /tmp/disk-r.cfg --listen 127.0.0.1:$1 \
+        $TIMING --progress 0 > $2 2>&1 &
+    RR=$!
+    for i in $(seq 1 90); do if listening $1; then return 0; fi
+        kill -0 $RR 2>/dev/null || fail "receive on :$1 ended before listening: $(tail -3 $2)"; sleep 1; done
+    fail "receive is not listening on :$1 after 90 s"
+}
+op_begin "remus receive (3c)" new
+start_recv 7072 /tmp/rrecv.log
+op_begin "remus protect -F -d (3c)" $ddom
+$R -v protect --xen -F -d --key-file /tmp/lab.key -i 500 $TIMING --progress 0 --stats-file /tmp/hstats \
+    labdisk 127.0.0.1:7072 > /tmp/hprot.log 2>&1 &
+HPROT=$!
+hacked() { cat /tmp/hstats 2>/dev/null | wc -l; }
+for i in $(seq 1 120); do if [ "$(hacked)" -ge 3 ]; then break; fi
+    kill -0 $HPROT 2>/dev/null || fail "protect -F -d to a secondary ended early: $(tail -3 /tmp/hprot.log)"; sleep 1; done
+[ "$(hacked)" -ge 3 ] || fail "protect -F -d to a secondary: not 3 checkpoints in 120 s"
+kill -9 $RR; wait $RR 2>/dev/null || true         # the secondary's host dies
+op_end "remus receive (3c)" new
+xl destroy labdisk--replica 2>/dev/null || true  # (what that host ran)
+for i in $(seq 1 60); do if grep -q "secondary lost" /tmp/hprot.log; then break; fi; sleep 1; done
+grep -q "secondary lost" /tmp/hprot.log || fail "protect did not lose its secondary in 60 s: $(tail -3 /tmp/hprot.log)"
+kill -0 $HPROT 2>/dev/null || fail "protect -F -d ended after losing its secondary (it must hold the domain): $(tail -3 /tmp/hprot.log)"
+op_begin "remus receive (3c, again)" new
+start_recv 7073 /tmp/rrecv2.log
+rc=0; $R reprotect -i 500 $TIMING labdisk 127.0.0.1:7073 2> /tmp/rp0.err || rc=$?
+cat /tmp/rp0.err
+[ $rc = 1 ] || bad "reprotect without -F -d of a domain with an unserved VBD: exit $rc, not 1"
+grep -q "does not replicate: xvda" /tmp/rp0.err || bad "reprotect's refusal does not name the VBD"
+grep -q "use -F -d" /tmp/rp0.err || bad "reprotect's refusal does not say -F -d"
+rc=0; $R reprotect -d labdisk 127.0.0.1:7073 2> /tmp/rp1.err || rc=$?
+[ $rc = 2 ] || bad "reprotect -d without -F: exit $rc, not 2"
+grep -q "needs -F" /tmp/rp1.err || bad "reprotect -d without -F does not say -F: $(cat /tmp/rp1.err)"
+kill -0 $RR 2>/dev/null || fail "the refusals ended the receiver: $(tail -3 /tmp/rrecv2.log)"
+$R reprotect -F -d -i 500 $TIMING labdisk 127.0.0.1:7073 2> /tmp/rp2.err || fail "reprotect -F -d: $(cat /tmp/rp2.err)"
+cat /tmp/rp2.err
+grep -q "protected again by 127.0.0.1:7073" /tmp/rp2.err || bad "reprotect -F -d said: $(cat /tmp/rp2.err)"
+grep -q "disks NOT replicated (-F -d)" /tmp/hprot.log || bad "the reprotection does not say that the disks are not replicated"
+[ "$(grep -c "NOT replicated: xvda (phy:$loopdev)" /tmp/hprot.log)" -ge 2 ] || bad "the reprotection's warning does not name the unreplicated VBD"
+hmark=$(mark $dlog)
+$R reprotect --stop labdisk 2> /tmp/rp3.err || bad "reprotect --stop: $(cat /tmp/rp3.err)"
+rc=0; for i in $(seq 1 30); do kill -0 $RR 2>/dev/null || break; sleep 1; done; wait $RR || rc=$?
+op_end "remus receive (3c, again)" new
+[ $rc = 0 ] || bad "the receiver of the reprotection exited $rc after its clean stop, not 0"
+kill -TERM $HPROT 2>/dev/null || true
+rc=0; wait $HPROT || rc=$?
+op_end "remus protect -F -d (3c)" $ddom
+[ $rc = 0 ] || bad "protect -F -d holding the domain exited $rc on SIGTERM, not 0"
+counts_on $dlog "$hmark" "the reprotection with -F -d" || bad "the guest does not count on after the reprotection"
+losetup -d $rloop || true
+
 echo "== 4. the p2m grows under protection: aborted, saying so"
 xl mem-max labdisk 192 || true    # room for the page added below
 op_begin "remus protect (the p2m grows)" $ddom
@@ -199,7 +262,7 @@ xl destroy labdisk
 losetup -d $loopdev || true
 
 if [ $fails != 0 ]; then
-    for f in /tmp/recv.log /tmp/prot.log /tmp/dprot.log /tmp/gprot.log; do echo "--- $f"; tail -15 $f 2>/dev/null; done
+    for f in /tmp/recv.log /tmp/prot.log /tmp/dprot.log /tmp/hprot.log /tmp/rrecv2.log /tmp/gprot.log; do echo "--- $f"; tail -15 $f 2>/dev/null; done
     echo "xendevices: $fails check(s) failed"; exit 1
 fi
-echo "xendevices: both VIFs held and released by their plugs; a device model refused; a VBD refused, named, and with -F -d protected with a warning; a grown p2m aborts the protection"
+echo "xendevices: both VIFs held and released by their plugs; a device model refused; a VBD refused, named, and with -F -d protected with a warning, and reprotected with -F -d after its secondary was lost; a grown p2m aborts the protection"
