@@ -742,10 +742,15 @@ static int failover(struct rm_restore_ctx *ctx, int why)
     ctx->failover_reason = *ctx->err;
     if (!ctx->failover_reason.code)
         rm_error_set(&ctx->failover_reason, why, "stream ended");
-    LOG_WARN("the stream ended: the replica stays at checkpoint %" PRIu64
-             ", discarding %zu records of the incomplete one: %s",
-             ctx->committed_epoch,
-             p->nbuf, rm_error_str(&ctx->failover_reason));
+    if (ctx->cb.end_expected && ctx->cb.end_expected(ctx->cb.opaque))
+        LOG_INFO("the stream ended as asked: the replica stays at "
+                 "checkpoint %" PRIu64 ", discarding %zu records of the "
+                 "incomplete one", ctx->committed_epoch, p->nbuf);
+    else
+        LOG_WARN("the stream ended: the replica stays at checkpoint %"
+                 PRIu64 ", discarding %zu records of the incomplete one: %s",
+                 ctx->committed_epoch, p->nbuf,
+                 rm_error_str(&ctx->failover_reason));
     drop_buffer(p);
     rm_error_clear(ctx->err);
     rc = ctx->ops->stream_complete(ctx);

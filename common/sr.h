@@ -361,6 +361,10 @@ struct rm_restore_callbacks {
                                 uint64_t digest, uint64_t pages);
     /* Optional: a page differed in verify mode. */
     void (*verify_mismatch)(void *opaque, uint64_t pfn);
+    /* Optional (NULL: never): the stream has just ended; was that asked
+     * for (a stop asked of the secondary shuts it)?  Then its end is
+     * logged as news, not as a warning. */
+    bool (*end_expected)(void *opaque);
 };
 
 enum rm_restore_result {

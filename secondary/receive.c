@@ -331,6 +331,18 @@ static int colo_verify(struct receive *r, uint64_t epoch)
     return rc;
 }
 
+/* The restore engine's end_expected: a stop asked here shut the stream. */
+static bool end_was_asked(void *opaque)
+{
+    struct receive *r = opaque;
+    bool asked;
+
+    pthread_mutex_lock(&r->lock);
+    asked = r->stop_asked;
+    pthread_mutex_unlock(&r->lock);
+    return asked;
+}
+
 static int on_committed(void *opaque, uint64_t epoch, uint64_t digest,
                         uint64_t pages)
 {
@@ -593,6 +605,7 @@ int rm_receive_run(const struct rm_receive_cfg *cfg,
     rctx.params.max_buffer_bytes = cfg->buffer_bytes;
     rctx.cb.opaque = r;
     rctx.cb.checkpoint_committed = on_committed;
+    rctx.cb.end_expected = end_was_asked;
     /* The replica's images, when the primary replicates a disk at all
      * (with -F -d alone they stay as they are: the hello said so). */
     rctx.disks = replicates_disks(&r->pc.peer) ? cfg->disks : NULL;

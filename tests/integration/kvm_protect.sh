@@ -49,6 +49,7 @@ rc=0; wait $SEC || rc=$?
 grep -q "stopped on request after checkpoint [0-9]*; the replica is discarded" "$TMP/secs.log" ||
     { echo "the secondary does not say it stopped on request"; cat "$TMP/secs.log"; exit 1; }
 if grep -q "FAILOVER" "$TMP/secs.log"; then echo "the stopped secondary took over"; cat "$TMP/secs.log"; exit 1; fi
+if grep -q "warning: the stream ended" "$TMP/secs.log"; then echo "the stopped secondary warns of the stream's end it asked for"; cat "$TMP/secs.log"; exit 1; fi
 wait_for "$TMP/pris.log" "the secondary stopped the protection" 10
 alive $PRI || { echo "the primary ended with its secondary"; cat "$TMP/pris.log"; exit 1; }
 kv 2 2 "INCR s" | grep -q "^2 OK 2 " || { echo "the VM does not run on after its secondary stopped"; exit 1; }
