@@ -44,6 +44,7 @@
 #include "secondary/session.h"
 #include "tests/support/case_filter.h"
 #include "common/ctlsock.h"
+#include "common/log.h"
 #include "tests/support/mem_backend.h"
 
 static char tmpdir[64];
@@ -635,10 +636,14 @@ static void test_secondary_stop_ends_protection(void **state)
 {
     struct pair p;
     pthread_t st, pt;
-    char status[160];
+    char status[160], logged[16384];
+    FILE *log = tmpfile();
+    size_t n;
     int i;
 
     (void)state;
+    assert_non_null(log);
+    rm_log_init(RM_LOG_INFO, log);  /* what the stop logs, read below */
     pair_init(&p, NULL);
     assert_int_equal(pthread_create(&st, NULL, secondary_main, &p), 0);
     assert_int_equal(pthread_create(&pt, NULL, primary_main, &p), 0);
@@ -658,9 +663,20 @@ static void test_secondary_stop_ends_protection(void **state)
         pthread_join(pt, NULL);
         pthread_join(st, NULL);
         pair_free(&p);
+        rm_log_init(RM_LOG_INFO, NULL);
+        fclose(log);
         fail_msg("the secondary did not stop within 5 s of being asked");
     }
     pthread_join(pt, NULL);
+    rm_log_init(RM_LOG_INFO, NULL);
+    rewind(log);
+    n = fread(logged, 1, sizeof(logged) - 1, log);
+    logged[n] = 0;
+    fclose(log);
+    fputs(logged, stderr);
+    /* The stream's end was asked for: news, not a warning. */
+    assert_non_null(strstr(logged, "the stream ended as asked"));
+    assert_null(strstr(logged, "warning: the stream ended"));
     assert_int_equal(p.sres.outcome, RM_OUTCOME_OK);
     assert_int_equal(p.sres.receive.end, RM_RECEIVE_STOPPED);
     assert_true(p.sres.receive.stop_asked);
