@@ -166,19 +166,22 @@ static void stop_if_asked(struct receive *r)
         return;
     pthread_mutex_lock(&r->lock);
     committed = r->committed;
-    if (!r->done && !r->lost && !r->stop_received) {
+    if (!r->done && !r->lost && !r->stop_received)
         r->stop_received = r->stop_asked = now = true;
-        if (r->pc.stream_fd >= 0)
-            shutdown(r->pc.stream_fd, SHUT_RDWR);
-    }
     pthread_mutex_unlock(&r->lock);
     if (!now)
         return;
     LOG_INFO("asked to stop: protection ends here after checkpoint %" PRIu64
              "; the replica is discarded", committed);
+    /* The primary first: a stream shut before it reads this would break
+     * its next write, and it would take the stop for a lost secondary. */
     if (rm_chan_send_stop(&r->pc.chan, "the secondary was asked to stop"))
         LOG_WARN("cannot tell the primary that protection ends (it will "
                  "notice the silence)");
+    pthread_mutex_lock(&r->lock);
+    if (r->pc.stream_fd >= 0)
+        shutdown(r->pc.stream_fd, SHUT_RDWR);
+    pthread_mutex_unlock(&r->lock);
 }
 
 /* Every heartbeat interval (without r->lock): a stop asked here; while

@@ -273,9 +273,38 @@ static void pair_init(struct pair *p, const char *fence_cmd)
     p->pc.serve_control = true;   /* handover: through the VM's socket */
 }
 
-/* Run both sessions; after @ms, raise *@flag (the primary's stop), or
- * for &p->pri_handover ask the VM's control socket for a handover, as
- * `remus handover` does. */
+/* Does the file at @path hold @what (in its first 4 KiB)? */
+static bool file_has(const char *path, const char *what)
+{
+    char buf[4096];
+    size_t n;
+    FILE *f = fopen(path, "r");
+
+    if (!f)
+        return false;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, what) != NULL;
+}
+
+/* Until the secondary holds a replica (its status says so, after the
+ * first checkpoint; slow under valgrind), at most 20 s. */
+static bool wait_replica(void)
+{
+    char status[160];
+    int i;
+
+    snprintf(status, sizeof(status), "%s/run/memvm.secondary.status.json",
+             tmpdir);
+    for (i = 0; i < 400 && !file_has(status, "\"state\": \"replica\""); i++)
+        usleep(50 * 1000);
+    return i < 400;
+}
+
+/* Run both sessions; @ms after the secondary holds a replica, raise
+ * *@flag (the primary's stop), or for &p->pri_handover ask the VM's
+ * control socket for a handover, as `remus handover` does. */
 static void pair_run(struct pair *p, volatile sig_atomic_t *flag, int ms)
 {
     pthread_t st, pt;
@@ -283,6 +312,7 @@ static void pair_run(struct pair *p, volatile sig_atomic_t *flag, int ms)
 
     assert_int_equal(pthread_create(&st, NULL, secondary_main, p), 0);
     assert_int_equal(pthread_create(&pt, NULL, primary_main, p), 0);
+    wait_replica();               /* (the assertions below say if not) */
     usleep((useconds_t)ms * 1000);
     if (flag == &p->pri_handover)
         p->handover_rc = rm_ctlsock_request(p->pri_be->vm_name, "handover",
@@ -614,21 +644,6 @@ static void test_reprotect_ends_on_first_signal(void **state)
     pair_free(&p);
 }
 
-/* Does the file at @path hold @what (in its first 4 KiB)? */
-static bool file_has(const char *path, const char *what)
-{
-    char buf[4096];
-    size_t n;
-    FILE *f = fopen(path, "r");
-
-    if (!f)
-        return false;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    return strstr(buf, what) != NULL;
-}
-
 /* A stop asked of the secondary while the primary streams (SIGTERM to
  * `remus receive`, a service's stop): protection ends from there, at
  * once, the replica discarded, never activated; the primary runs on. */
@@ -636,7 +651,7 @@ static void test_secondary_stop_ends_protection(void **state)
 {
     struct pair p;
     pthread_t st, pt;
-    char status[160], logged[16384];
+    char logged[16384];
     FILE *log = tmpfile();
     size_t n;
     int i;
@@ -647,12 +662,7 @@ static void test_secondary_stop_ends_protection(void **state)
     pair_init(&p, NULL);
     assert_int_equal(pthread_create(&st, NULL, secondary_main, &p), 0);
     assert_int_equal(pthread_create(&pt, NULL, primary_main, &p), 0);
-    /* A replica first (its status says so; slow under valgrind). */
-    snprintf(status, sizeof(status), "%s/run/memvm.secondary.status.json",
-             tmpdir);
-    for (i = 0; i < 400 && !file_has(status, "\"state\": \"replica\""); i++)
-        usleep(50 * 1000);
-    assert_true(i < 400);
+    assert_true(wait_replica());  /* a replica first */
     usleep(200 * 1000);
     p.sec_stop = 1;
     /* Bounded: a secondary that never looks at its stop fails here. */
