@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Helpers for lab scenarios (sourced in dom0 from /payload/scenario-lib.sh;
 # tests/once/xen_lab_checks.sh sources it on the host with fixture
 # logs).  The lab guest prints "guest: counter N boot ID" on its console
@@ -165,6 +166,18 @@ wait_listen() {
         sleep 1
     done
     return 1
+}
+
+# wait_acked STATS N SECS PID: until the stats file STATS (--stats-file:
+# a line per acknowledged checkpoint) has N lines, at most SECS s; 1 when
+# PID (the protect) ended first or time ran out.
+wait_acked() {
+    for _i in $(seq 1 "$3"); do
+        if [ "$(cat "$1" 2>/dev/null | wc -l)" -ge "$2" ]; then return 0; fi
+        kill -0 "$4" 2>/dev/null || break
+        sleep 1
+    done
+    [ "$(cat "$1" 2>/dev/null | wc -l)" -ge "$2" ]
 }
 
 # disk_serve IMG DEV LOG [OPTS]: `remus -v disk serve IMG --device DEV

@@ -72,20 +72,12 @@ op_begin "remus receive" new
 $R -v receive --xen --key-file /tmp/lab.key --config /payload/guest-2vif.cfg --listen 127.0.0.1:7070 \
     --heartbeat 200 --heartbeat-timeout 10000 --progress 0 > /tmp/recv.log 2>&1 &
 RECV=$!
-for i in $(seq 1 90); do
-    if ss -Hltn 'sport = :7070' 2>/dev/null | grep -q .; then break; fi
-    kill -0 $RECV 2>/dev/null || fail "receive ended before listening"
-    sleep 1
-done
-ss -Hltn 'sport = :7070' | grep -q . || fail "receive is not listening after 90 s"
+wait_listen 7070 $RECV || fail "receive is not listening (or ended) after 90 s"
 op_begin "remus protect" $dom
 $R -v protect --xen --key-file /tmp/lab.key -i 1000 --heartbeat 200 --heartbeat-timeout 10000 \
     --progress 2000 --stats-file /tmp/stats labguest 127.0.0.1:7070 > /tmp/prot.log 2>&1 &
 PROT=$!
-acked() { cat /tmp/stats 2>/dev/null | wc -l; }
-for i in $(seq 1 120); do if [ "$(acked)" -ge 5 ]; then break; fi
-    kill -0 $PROT 2>/dev/null || fail "protect ended early"; sleep 1; done
-[ "$(acked)" -ge 5 ] || fail "not 5 checkpoints acknowledged in 120 s"
+wait_acked /tmp/stats 5 120 $PROT || fail "not 5 checkpoints acknowledged in 120 s (or protect ended)"
 grep "plug qdisc\|VIFs is held" /tmp/prot.log || true
 ifbs=""
 for k in 0 1; do
@@ -110,7 +102,7 @@ rc=0; wait $PROT || rc=$?
 op_end "remus protect" $dom
 echo "remus protect exited $rc after SIGTERM"; tail -5 /tmp/prot.log
 [ $rc = 0 ] || bad "protect did not end cleanly on SIGTERM (exit $rc)"
-for i in $(seq 1 30); do kill -0 $RECV 2>/dev/null || break; sleep 1; done
+for _ in $(seq 1 30); do kill -0 $RECV 2>/dev/null || break; sleep 1; done
 if kill -0 $RECV 2>/dev/null; then bad "receive still runs 30 s after the primary's clean stop"; kill -9 $RECV; fi
 rc=0; wait $RECV || rc=$?
 op_end "remus receive" new
@@ -169,10 +161,7 @@ echo "== 3b. with -F -d: protected, the disk named as NOT replicated"
 op_begin "remus protect -F -d" $ddom
 $R -v protect --xen -F -d -b -i 500 --progress 0 --stats-file /tmp/dstats labdisk > /tmp/dprot.log 2>&1 &
 DPROT=$!
-dacked() { cat /tmp/dstats 2>/dev/null | wc -l; }
-for i in $(seq 1 90); do if [ "$(dacked)" -ge 3 ]; then break; fi
-    kill -0 $DPROT 2>/dev/null || break; sleep 1; done
-[ "$(dacked)" -ge 3 ] || bad "protect -F -d: not 3 checkpoints in 90 s"
+wait_acked /tmp/dstats 3 90 $DPROT || bad "protect -F -d: not 3 checkpoints in 90 s"
 grep -q "NOT replicated: xvda (phy:$loopdev)" /tmp/dprot.log || bad "no warning naming the unreplicated VBD"
 grep "NOT replicated" /tmp/dprot.log || true
 kill -TERM $DPROT 2>/dev/null || true
@@ -186,14 +175,11 @@ dd if=/dev/zero of=/tmp/disk-r.img bs=1M count=8 2>/dev/null
 rloop=$(losetup -f --show /tmp/disk-r.img) || fail "no loop device for the replica's VBD"
 sed -e "s|target=$loopdev|target=$rloop|" /tmp/disk.cfg > /tmp/disk-r.cfg
 TIMING="--heartbeat 200 --heartbeat-timeout 4000"
-listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 start_recv() {  # PORT LOG: a receiver for labdisk, listening, its pid in $RR
     $R -v receive --xen --key-file /tmp/lab.key --config /tmp/disk-r.cfg --listen 127.0.0.1:$1 \
         $TIMING --progress 0 > $2 2>&1 &
     RR=$!
-    for i in $(seq 1 90); do if listening $1; then return 0; fi
-        kill -0 $RR 2>/dev/null || fail "receive on :$1 ended before listening: $(tail -3 $2)"; sleep 1; done
-    fail "receive is not listening on :$1 after 90 s"
+    wait_listen $1 $RR || fail "receive on :$1 is not listening (or ended) after 90 s: $(tail -3 $2)"
 }
 op_begin "remus receive (3c)" new
 start_recv 7072 /tmp/rrecv.log
@@ -201,14 +187,11 @@ op_begin "remus protect -F -d (3c)" $ddom
 $R -v protect --xen -F -d --key-file /tmp/lab.key -i 500 $TIMING --progress 0 --stats-file /tmp/hstats \
     labdisk 127.0.0.1:7072 > /tmp/hprot.log 2>&1 &
 HPROT=$!
-hacked() { cat /tmp/hstats 2>/dev/null | wc -l; }
-for i in $(seq 1 120); do if [ "$(hacked)" -ge 3 ]; then break; fi
-    kill -0 $HPROT 2>/dev/null || fail "protect -F -d to a secondary ended early: $(tail -3 /tmp/hprot.log)"; sleep 1; done
-[ "$(hacked)" -ge 3 ] || fail "protect -F -d to a secondary: not 3 checkpoints in 120 s"
+wait_acked /tmp/hstats 3 120 $HPROT || fail "protect -F -d to a secondary: not 3 checkpoints in 120 s (or it ended): $(tail -3 /tmp/hprot.log)"
 kill -9 $RR; wait $RR 2>/dev/null || true         # the secondary's host dies
 op_end "remus receive (3c)" new
 xl destroy labdisk--replica 2>/dev/null || true  # (what that host ran)
-for i in $(seq 1 60); do if grep -q "secondary lost" /tmp/hprot.log; then break; fi; sleep 1; done
+for _ in $(seq 1 60); do if grep -q "secondary lost" /tmp/hprot.log; then break; fi; sleep 1; done
 grep -q "secondary lost" /tmp/hprot.log || fail "protect did not lose its secondary in 60 s: $(tail -3 /tmp/hprot.log)"
 kill -0 $HPROT 2>/dev/null || fail "protect -F -d ended after losing its secondary (it must hold the domain): $(tail -3 /tmp/hprot.log)"
 op_begin "remus receive (3c, again)" new
@@ -229,7 +212,7 @@ grep -q "disks NOT replicated (-F -d)" /tmp/hprot.log || bad "the reprotection d
 [ "$(grep -c "NOT replicated: xvda (phy:$loopdev)" /tmp/hprot.log)" -ge 2 ] || bad "the reprotection's warning does not name the unreplicated VBD"
 hmark=$(mark $dlog)
 $R reprotect --stop labdisk 2> /tmp/rp3.err || bad "reprotect --stop: $(cat /tmp/rp3.err)"
-rc=0; for i in $(seq 1 30); do kill -0 $RR 2>/dev/null || break; sleep 1; done; wait $RR || rc=$?
+rc=0; for _ in $(seq 1 30); do kill -0 $RR 2>/dev/null || break; sleep 1; done; wait $RR || rc=$?
 op_end "remus receive (3c, again)" new
 [ $rc = 0 ] || bad "the receiver of the reprotection exited $rc after its clean stop, not 0"
 kill -TERM $HPROT 2>/dev/null || true
@@ -244,13 +227,10 @@ xl mem-max labdisk 192 || true    # room for the page added below
 op_begin "remus protect (the p2m grows)" $ddom
 $R -v protect --xen -F -d -b -i 500 --progress 0 --stats-file /tmp/gstats labdisk > /tmp/gprot.log 2>&1 &
 GPROT=$!
-gacked() { cat /tmp/gstats 2>/dev/null | wc -l; }
-for i in $(seq 1 90); do if [ "$(gacked)" -ge 2 ]; then break; fi
-    kill -0 $GPROT 2>/dev/null || break; sleep 1; done
-[ "$(gacked)" -ge 2 ] || bad "protect (p2m): not 2 checkpoints in 90 s"
+wait_acked /tmp/gstats 2 90 $GPROT || bad "protect (p2m): not 2 checkpoints in 90 s"
 gmark=$(mark $dlog)
 /payload/xen_grow_p2m $ddom 0x120000 || bad "xen_grow_p2m could not populate pfn 0x120000 of domain $ddom"
-for i in $(seq 1 30); do kill -0 $GPROT 2>/dev/null || break; sleep 1; done
+for _ in $(seq 1 30); do kill -0 $GPROT 2>/dev/null || break; sleep 1; done
 if kill -0 $GPROT 2>/dev/null; then bad "protect goes on 30 s after the p2m grew"; kill -TERM $GPROT; fi
 rc=0; wait $GPROT || rc=$?
 op_end "remus protect (the p2m grows)" $ddom
