@@ -20,12 +20,17 @@
 # timeouts scale with it); CL_FORM_SECS: how long the cluster may take to
 # form or heal (default 30).  Also sourced in the Xen lab's dom0
 # (lab/xen/scenarios/xenquorum.sh).
+# Every wait here is bounded by the clock (wait_clock: under TCG one
+# corosync-quorumtool or crm_mon takes seconds), and one for the cluster
+# ends at once when a daemon it started has exited (corosync has aborted
+# as a cluster formed), saying which, with the end of its log.
 # All daemons run as root from Debian's corosync, corosync-qdevice and
 # corosync-qnetd packages, with their files under DIR (nothing in /etc or
 # /var is touched): corosync -c with a private /run (its lock file),
 # qdevice/qnetd -S lock_file,local_socket_file.
 CL=rq$$
 CL_PIDS=()
+declare -A CL_DAEMON=()   # "HOST/LOG" -> pid of the daemon logging there, for cl_dead
 cl_ip() { case $1 in p) echo 10.78.0.1;; s) echo 10.78.0.2;; a) echo 10.78.0.3;; esac; }
 # A second address per host, for the replication stream only (corosync
 # does not use it): cutting it cuts replication, not the cluster.
@@ -103,26 +108,29 @@ cluster_up() {
     ip netns exec "${CL}a" corosync-qnetd -f -s off -l 10.78.0.3 \
         -S "lock_file=$CLDIR/a/qnetd.pid,local_socket_file=$CLDIR/a/qnetd.sock" \
         > "$CLDIR/a/qnetd.log" 2>&1 & CL_PIDS+=($!); CL_QNETD=$!
+    CL_DAEMON[a/qnetd.log]=$CL_QNETD
     for h in p s; do
         cl_conf $h
         # A private /run: corosync's lock is /var/run/corosync.pid.
         ip netns exec "$CL$h" sh -c 'mount -t tmpfs tmpfs /run &&
             exec corosync -f -c "$1"' sh "$CLDIR/$h/corosync.conf" \
             > "$CLDIR/$h/corosync.out" 2>&1 & CL_PIDS+=($!)
+        CL_DAEMON[$h/corosync.out]=$!
     done
     # qdevice needs corosync's IPC up (slow to come under TCG in the lab).
     for h in p s; do
-        wait_until "${CL_FORM_SECS:-30}" "corosync on host $h" \
-            ip netns exec "$CL$h" sh -c 'corosync-cmapctl -g totem.cluster_name > /dev/null 2>&1' ||
-            { echo "corosync did not start on $h:"; tail -n 8 "$CLDIR/$h/corosync.out"; return 1; }
+        cl_corosync_up() { cl_dead || ip netns exec "$CL$1" sh -c 'corosync-cmapctl -g totem.cluster_name > /dev/null 2>&1'; }
+        if ! wait_clock "${CL_FORM_SECS:-30}" "corosync on host $h" cl_corosync_up $h || cl_dead -v; then
+            echo "corosync did not start on $h:"; tail -n 8 "$CLDIR/$h/corosync.out"; return 1
+        fi
     done
     for h in p s; do
         ip netns exec "$CL$h" corosync-qdevice -f -d \
             -S "lock_file=$CLDIR/$h/qdevice.pid,local_socket_file=$CLDIR/$h/qdevice.sock" \
             > "$CLDIR/$h/qdevice.log" 2>&1 & CL_PIDS+=($!)
+        CL_DAEMON[$h/qdevice.log]=$!
     done
-    local i
-    if wait_until "${CL_FORM_SECS:-30}" "both hosts quorate with 3 votes" both_quorate; then return 0; fi
+    if cl_formed "both hosts quorate with 3 votes"; then return 0; fi
     echo "the cluster did not form (logs in $CLDIR)"
     cl_show p; cl_show s
     for h in p s; do
@@ -141,6 +149,26 @@ cl_votes() {
         grep -Eq "^Total votes: +$2\$" <<< "$out"
 }
 both_quorate() { cl_votes p 3 && cl_votes s 3; }
+# cl_dead [-v]: 0 when a daemon cluster_up started has exited (-v: says
+# which, each with the end of its log); cluster_arbiter_down's qnetd aside.
+cl_dead() {
+    local k dead=1
+    for k in $(printf '%s\n' "${!CL_DAEMON[@]}" | sort); do
+        if ! kill -0 "${CL_DAEMON[$k]}" 2>/dev/null; then
+            dead=0
+            if [ "${1:-}" != -v ]; then break; fi
+            echo "host ${k%%/*}: the daemon that logs to ${k#*/} has exited:"
+            tail -n 8 "$CLDIR/$k" 2>/dev/null | sed 's/^/    /' || true
+        fi
+    done
+    return $dead
+}
+# cl_formed WHAT: wait (by the clock) until both hosts are quorate with 3
+# votes; 1 at once when a daemon has exited (says which).
+cl_formed() {
+    cl_quorate_or_dead() { cl_dead || both_quorate; }
+    wait_clock "${CL_FORM_SECS:-30}" "$1" cl_quorate_or_dead && ! cl_dead -v
+}
 cluster_quorate() {
     ip netns exec "$CL$1" corosync-quorumtool -s 2>/dev/null | grep -Eq "^Quorate: +Yes"
 }
@@ -165,7 +193,7 @@ cluster_heal() {
             ip -n "$CL$h" route del blackhole "$r" 2>/dev/null || true
         done
     done
-    if wait_until "${CL_FORM_SECS:-30}" "both hosts quorate with 3 votes" both_quorate; then return 0; fi
+    if cl_formed "both hosts quorate with 3 votes (healed)"; then return 0; fi
     echo "the cluster did not heal"; cl_show p; cl_show s
     return 1
 }
@@ -198,12 +226,15 @@ cluster_pacemaker_up() {
             > "$d/pacemakerd.out" 2>&1 & CL_PIDS+=($!)
     done
     both_online() { cl_pcmk p crm_mon -1 2>/dev/null | grep -Eq "Online: \[ host[ps] host[ps] \]"; }
-    if wait_until 60 "both Pacemaker nodes online" both_online; then return 0; fi
+    if wait_clock 60 "both Pacemaker nodes online" both_online; then return 0; fi
     echo "Pacemaker did not come up (logs in $CLDIR/*/pcmk)"
     cl_pcmk p crm_mon -1 2>&1 | head -20
     return 1
 }
-cluster_arbiter_down() { kill "$CL_QNETD" 2>/dev/null || true; wait "$CL_QNETD" 2>/dev/null || true; }
+cluster_arbiter_down() {
+    unset 'CL_DAEMON[a/qnetd.log]'
+    kill "$CL_QNETD" 2>/dev/null || true; wait "$CL_QNETD" 2>/dev/null || true
+}
 cluster_down() {
     local p h
     # corosync cut off from its peer can take long over a SIGTERM: give
@@ -219,4 +250,5 @@ cluster_down() {
     for p in "${CL_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     for h in p s a w; do ip netns del "$CL$h" 2>/dev/null || true; done
     CL_PIDS=()
+    CL_DAEMON=()
 }
