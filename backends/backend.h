@@ -118,8 +118,9 @@ struct rm_backend_ops {
      * took over, or a protected VM whose secondary was lost), to protect
      * it again: it borrows the VM (its close ends the output commit,
      * @o->output, and leaves the VM running, still this backend's); its
-     * disks replicated unless @o->no_disk, the rest as the VM was first
-     * protected (a replica that took over: the defaults).  NULL: not
+     * disks replicated unless @o->no_disk, with the disk buffer (and on
+     * Xen the suspend timeout) the VM was first protected with (a replica
+     * that took over: the defaults).  NULL: not
      * offered.  0 or -errno with the reason in @err (-EOPNOTSUPP: an
      * output it does not offer). */
     int (*protect_again)(struct rm_backend *b, const struct rm_again_opts *o,

@@ -25,6 +25,7 @@ struct kvm_backend {
     int release_fd;
     bool borrowed;                /* protect_again: the VM is another
                                      backend's: close leaves it running */
+    uint64_t disk_buffer_bytes;   /* protected: as asked (protect_again) */
     /* COLO, replica role */
     bool colo_started;            /* the replica has run */
     bool test_colo_no_fold;       /* TESTS ONLY */
@@ -201,7 +202,8 @@ static int kvm_protect_again(struct rm_backend *b,
         }
         rm_vm_set_net_out(k->vm, netbuf_out, p->b.netbuf);
     }
-    rc = rm_kvm_disks_protect(k->vm, ao->no_disk, 0, &p->b, err);
+    rc = rm_kvm_disks_protect(k->vm, ao->no_disk, k->disk_buffer_bytes,
+                              &p->b, err);
     if (rc) {
         kvm_close(&p->b);
         return rc;
@@ -438,6 +440,7 @@ int rm_kvm_backend_protect(const struct rm_vm_config *cfg,
     k->b.guest_bytes = cfg->mem_bytes;
     k->b.nr_vcpus = cfg->nr_vcpus;
     k->release_fd = o->release_log_fd;
+    k->disk_buffer_bytes = o->disk_buffer_bytes;
     rc = rm_vm_create(cfg, &k->vm, err);
     if (!rc)
         rc = rm_kvm_disks_protect(k->vm, o->no_disk,
