@@ -232,7 +232,11 @@ static void pair_init(struct pair *p, const char *fence_cmd)
 {
     struct sockaddr_in a = { .sin_family = AF_INET };
     socklen_t alen = sizeof(a);
+    char status[160];
 
+    snprintf(status, sizeof(status), "%s/run/memvm.secondary.status.json",
+             tmpdir);
+    unlink(status);               /* an earlier pair's (wait_replica) */
     memset(p, 0, sizeof(*p));
     rm_auth_random(&p->key, sizeof(p->key));
     p->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -289,7 +293,8 @@ static bool file_has(const char *path, const char *what)
 }
 
 /* Until the secondary holds a replica (its status says so, after the
- * first checkpoint; slow under valgrind), at most 20 s. */
+ * first checkpoint; slow under valgrind), at most 20 s.  (pair_init
+ * removes an earlier pair's status.) */
 static bool wait_replica(void)
 {
     char status[160];
@@ -461,7 +466,10 @@ static void cut_secondary(struct pair *p)
         shutdown(fd, SHUT_RDWR);
         cut++;
     }
-    assert_true(cut >= 2);        /* the control channel and the stream */
+    /* The control channel and the stream; the first cut may be enough:
+     * the secondary closes the other one as soon as it sees it go (a
+     * closed fd is not found). */
+    assert_true(cut >= 1);
 }
 
 /* A pair whose secondary went (its connections broke) while the primary
@@ -481,7 +489,8 @@ static void lose_secondary(struct pair *p, bool in_process, pthread_t *pt)
     p->pri_be->in_process = in_process;
     assert_int_equal(pthread_create(&st, NULL, secondary_main, p), 0);
     assert_int_equal(pthread_create(pt, NULL, primary_main, p), 0);
-    usleep(400 * 1000);
+    assert_true(wait_replica());  /* both connections are up */
+    usleep(100 * 1000);
     /* The secondary's host goes: its connections break. */
     cut_secondary(p);
     p->sec_stop = 1;              /* (its replica, taken over, ends) */
