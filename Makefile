@@ -256,10 +256,14 @@ BENCHES := kvm_bench xen_pause_watch
 B_BENCHES := $(addprefix $(BUILD)/bench/,$(BENCHES))
 # What the benches share: the pause's parts, summed and printed.
 BENCH_OBJS := $(BUILD)/bench/pause_parts.o
+# kvm_bench's own files beside its main (bench/kvm_bench.h).
+KVM_BENCH_OBJS := $(addprefix $(BUILD)/bench/,bench_guest.o e2e_rows.o \
+                    disk_rows.o resync_rows.o)
+$(BUILD)/bench/kvm_bench: $(KVM_BENCH_OBJS)
 
 $(B_BENCHES): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BENCH_OBJS) $(LIBREMUS)
 	@$(if $(Q),echo "  LINK    $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BENCH_OBJS) $(LIBREMUS) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBREMUS) $(LDLIBS)
 
 # Then the same guest under QEMU (bench/qemu_bench.py), QEMU COLO with the
 # guest's NIC and colo-compare (bench/qemu_colo_net.py), many VMs at once
