@@ -119,8 +119,7 @@ cluster_up() {
     done
     # qdevice needs corosync's IPC up (slow to come under TCG in the lab).
     for h in p s; do
-        cl_corosync_up() { cl_dead || ip netns exec "$CL$1" sh -c 'corosync-cmapctl -g totem.cluster_name > /dev/null 2>&1'; }
-        if ! wait_clock "${CL_FORM_SECS:-30}" "corosync on host $h" cl_corosync_up $h || cl_dead -v; then
+        if ! cl_wait "corosync on host $h" cl_corosync_ipc $h; then
             echo "corosync did not start on $h:"; tail -n 8 "$CLDIR/$h/corosync.out"; return 1
         fi
     done
@@ -130,7 +129,7 @@ cluster_up() {
             > "$CLDIR/$h/qdevice.log" 2>&1 & CL_PIDS+=($!)
         CL_DAEMON[$h/qdevice.log]=$!
     done
-    if cl_formed "both hosts quorate with 3 votes"; then return 0; fi
+    if cl_wait "both hosts quorate with 3 votes" both_quorate; then return 0; fi
     echo "the cluster did not form (logs in $CLDIR)"
     cl_show p; cl_show s
     for h in p s; do
@@ -149,6 +148,7 @@ cl_votes() {
         grep -Eq "^Total votes: +$2\$" <<< "$out"
 }
 both_quorate() { cl_votes p 3 && cl_votes s 3; }
+cl_corosync_ipc() { ip netns exec "$CL$1" sh -c 'corosync-cmapctl -g totem.cluster_name > /dev/null 2>&1'; }
 # cl_dead [-v]: 0 when a daemon cluster_up started has exited (-v: says
 # which, each with the end of its log); cluster_arbiter_down's qnetd aside.
 cl_dead() {
@@ -163,11 +163,14 @@ cl_dead() {
     done
     return $dead
 }
-# cl_formed WHAT: wait (by the clock) until both hosts are quorate with 3
-# votes; 1 at once when a daemon has exited (says which).
-cl_formed() {
-    cl_quorate_or_dead() { cl_dead || both_quorate; }
-    wait_clock "${CL_FORM_SECS:-30}" "$1" cl_quorate_or_dead && ! cl_dead -v
+# cl_wait WHAT CMD [ARG...]: wait (by the clock, CL_FORM_SECS) until CMD
+# succeeds; 1 at once when a daemon cluster_up started has exited (says
+# which, cl_dead -v).
+cl_wait() {
+    local what=$1
+    shift
+    cl_cmd_or_dead() { cl_dead || "$@"; }
+    wait_clock "${CL_FORM_SECS:-30}" "$what" cl_cmd_or_dead "$@" && ! cl_dead -v
 }
 cluster_quorate() {
     ip netns exec "$CL$1" corosync-quorumtool -s 2>/dev/null | grep -Eq "^Quorate: +Yes"
@@ -193,7 +196,7 @@ cluster_heal() {
             ip -n "$CL$h" route del blackhole "$r" 2>/dev/null || true
         done
     done
-    if cl_formed "both hosts quorate with 3 votes (healed)"; then return 0; fi
+    if cl_wait "both hosts quorate with 3 votes (healed)" both_quorate; then return 0; fi
     echo "the cluster did not heal"; cl_show p; cl_show s
     return 1
 }

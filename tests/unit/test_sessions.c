@@ -472,6 +472,16 @@ static void cut_secondary(struct pair *p)
     assert_true(cut >= 1);
 }
 
+/* Ask the VM's control socket @req; its answer, or the error's text. */
+static const char *ask(const char *req, char *reply, size_t len)
+{
+    struct rm_error err = { 0 };
+
+    if (rm_ctlsock_request("memvm", req, -1, reply, len, &err))
+        snprintf(reply, len, "%s", rm_error_str(&err));
+    return reply;
+}
+
 /* A pair whose secondary went (its connections broke) while the primary
  * protected a VM that runs on (@in_process: one its process runs, as KVM;
  * else a Xen domain: wait() times out while it runs): on return the
@@ -479,7 +489,6 @@ static void cut_secondary(struct pair *p)
  * thread. */
 static void lose_secondary(struct pair *p, bool in_process, pthread_t *pt)
 {
-    struct rm_error err = { 0 };
     char reply[200] = "";
     pthread_t st;
     int i;
@@ -496,13 +505,9 @@ static void lose_secondary(struct pair *p, bool in_process, pthread_t *pt)
     p->sec_stop = 1;              /* (its replica, taken over, ends) */
     pthread_join(st, NULL);
     /* Lost, and held: the process still answers for its VM. */
-    for (i = 0; i < 100; i++) {
-        if (rm_ctlsock_request(p->pri_be->vm_name, "status", -1, reply,
-                               sizeof(reply), &err) == 0 &&
-            !strcmp(reply, "ok unprotected"))
-            break;
+    for (i = 0; i < 100 && strcmp(ask("status", reply, sizeof(reply)),
+                                  "ok unprotected"); i++)
         usleep(50 * 1000);
-    }
     assert_string_equal(reply, "ok unprotected");
 }
 
@@ -585,16 +590,6 @@ static void test_reprotect_request_options(void **state)
     pthread_join(pt, NULL);
     assert_int_equal(p.pres.protect.end, RM_PROTECT_PEER_LOST);
     pair_free(&p);
-}
-
-/* Ask the VM's control socket @req; its answer, or the error's text. */
-static const char *ask(const char *req, char *reply, size_t len)
-{
-    struct rm_error err = { 0 };
-
-    if (rm_ctlsock_request("memvm", req, -1, reply, len, &err))
-        snprintf(reply, len, "%s", rm_error_str(&err));
-    return reply;
 }
 
 /* A VM this process runs (KVM), held after its secondary was lost, then

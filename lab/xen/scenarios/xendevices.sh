@@ -30,10 +30,13 @@ R=/payload/remus
 log=/var/log/xen/console/guest-labguest.log
 fails=0
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-fail() { echo "FAIL: $*"
-         for f in /tmp/recv.log /tmp/prot.log /tmp/rrecv.log /tmp/hprot.log /tmp/rrecv2.log; do
-             if [ -s $f ]; then echo "--- $f"; tail -30 $f; fi; done
-         xl list
+logs() {  # logs N: the last N lines of each remus log written so far
+    for f in /tmp/recv.log /tmp/prot.log /tmp/dprot.log /tmp/rrecv.log /tmp/hprot.log \
+             /tmp/rrecv2.log /tmp/gprot.log; do
+        if [ -s $f ]; then echo "--- $f"; tail -"$1" $f; fi
+    done
+}
+fail() { echo "FAIL: $*"; logs 30; xl list
          # Guests left running (a replica that took over beside its primary)
          # can starve dom0 under TCG: pause them so that the results come back.
          for d in $(xl list | awk 'NR > 2 {print $1}'); do xl pause "$d" || true; done
@@ -242,7 +245,7 @@ xl destroy labdisk
 losetup -d $loopdev || true
 
 if [ $fails != 0 ]; then
-    for f in /tmp/recv.log /tmp/prot.log /tmp/dprot.log /tmp/hprot.log /tmp/rrecv2.log /tmp/gprot.log; do echo "--- $f"; tail -15 $f 2>/dev/null; done
+    logs 15
     echo "xendevices: $fails check(s) failed"; exit 1
 fi
 echo "xendevices: both VIFs held and released by their plugs; a device model refused; a VBD refused, named, and with -F -d protected with a warning, and reprotected with -F -d after its secondary was lost; a grown p2m aborts the protection"
