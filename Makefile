@@ -143,7 +143,7 @@ CLUSTER_OBJS := cluster/quorum.o cluster/hold.o cluster/fence.o
 
 # primary/ and secondary/
 PRIMARY_OBJS := primary/protect.o primary/connect.o primary/session.o \
-                primary/control.o primary/peer_spawn.o
+                primary/control.o primary/protect_request.o primary/peer_spawn.o
 SECONDARY_OBJS := secondary/accept.o secondary/receive.o secondary/takeover.o \
                   secondary/session.o
 
@@ -176,7 +176,8 @@ UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
               test_peer_spawn test_disklog test_nbd test_nbd_attach test_log \
               test_compare test_colo_input test_kvm_colo_net test_disk_overlay \
               test_colo_primary test_drill_pause test_kvm_pause test_drill_colo \
-              test_colo_replica test_xen_suspend_wait test_save_stage
+              test_colo_replica test_xen_suspend_wait test_save_stage \
+              test_protect_request
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
 FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap fuzz_nbd fuzz_compare fuzz_feed

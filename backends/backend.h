@@ -71,6 +71,9 @@ enum rm_again_output {
 struct rm_again_opts {
     enum rm_again_output output;
     bool no_disk;           /* -F -d: disks may go unreplicated (unsafe) */
+    uint64_t netbuf_max_bytes;    /* bound on held output (0: default); a
+                                     backend without one refuses it */
+    unsigned compare_timeout_ms;  /* COLO's (0: default) */
 };
 
 /* COLO: called with every frame the protected VM receives, in order. */
@@ -120,9 +123,10 @@ struct rm_backend_ops {
      * @o->output, and leaves the VM running, still this backend's); its
      * disks replicated unless @o->no_disk, with the disk buffer (and on
      * Xen the suspend timeout) the VM was first protected with (a replica
-     * that took over: the defaults).  NULL: not
-     * offered.  0 or -errno with the reason in @err (-EOPNOTSUPP: an
-     * output it does not offer). */
+     * that took over: the defaults); the output bound and COLO's compare
+     * timeout as @o says.  NULL: not offered.  0 or -errno with the
+     * reason in @err (-EOPNOTSUPP: an output or an option it does not
+     * offer). */
     int (*protect_again)(struct rm_backend *b, const struct rm_again_opts *o,
                          struct rm_backend **out, struct rm_error *err);
     /* Optional (NULL: none): serve a control-socket request of the

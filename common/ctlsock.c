@@ -119,7 +119,7 @@ static void send_reply(int cfd, char *reply, size_t len)
 
 static void serve_one(struct rm_ctlsock *s, int cfd)
 {
-    char req[256] = { 0 }, reply[600] = "";
+    char req[RM_CTLSOCK_REQ_MAX + 2] = { 0 }, reply[600] = "";
     char cbuf[CMSG_SPACE(sizeof(int))];
     struct iovec iov = { req, sizeof(req) - 1 };
     struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
@@ -142,8 +142,14 @@ static void serve_one(struct rm_ctlsock *s, int cfd)
     for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
         if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
             memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-    req[strcspn(req, "\n")] = '\0';
-    s->ops->serve(s->opaque, req, fd, reply, sizeof(reply));
+    if ((size_t)n > RM_CTLSOCK_REQ_MAX + 1 ||
+        ((size_t)n == RM_CTLSOCK_REQ_MAX + 1 && req[n - 1])) {
+        snprintf(reply, sizeof(reply), "error request longer than %u bytes",
+                 RM_CTLSOCK_REQ_MAX);
+    } else {
+        req[strcspn(req, "\n")] = '\0';
+        s->ops->serve(s->opaque, req, fd, reply, sizeof(reply));
+    }
     if (fd >= 0)
         close(fd);
     if (!reply[0])
@@ -317,6 +323,9 @@ int rm_ctlsock_request(const char *name, const char *req, int fd,
     size_t got = 0;
     int s, rc;
 
+    if (strlen(req) > RM_CTLSOCK_REQ_MAX)
+        return rm_error_set(err, -E2BIG, "request longer than %u bytes",
+                            RM_CTLSOCK_REQ_MAX);
     rc = sock_path(name, path, sizeof(path), err);
     if (rc)
         return rc;

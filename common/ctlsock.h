@@ -22,11 +22,13 @@
 #include "common/err.h"
 
 #define RM_CTLSOCK_CLIENT_MS 2000u
+#define RM_CTLSOCK_REQ_MAX 511u   /* bytes in a request line, at most */
 
 struct rm_ctlsock;
 
 struct rm_ctlsock_ops {
-    /* Serve one request @req (NUL-terminated, at most 255 bytes) with the
+    /* Serve one request @req (NUL-terminated, at most RM_CTLSOCK_REQ_MAX
+     * bytes: a longer one is refused before) with the
      * descriptor @fd the client sent (-1: none; the server closes it after
      * the call).  Write the answer line into @reply ("ok ..." or "error
      * ...", with or without the newline).  Called in the serving thread. */

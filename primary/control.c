@@ -22,6 +22,7 @@
 #include "common/key_resolve.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "primary/protect_request.h"
 #include "primary/session.h"
 
 /* How long "handover" waits for the protection to end. */
@@ -165,56 +166,22 @@ static const char *end_reason(const struct rm_primary_result *r)
     return rm_error_str(&r->protect.why);
 }
 
-/* The flags after a protect request's mode ("colo", "nodisk"), into @ao;
- * false: one it does not know, repeated, or both (as cmd_reprotect.c
- * refuses them). */
-static bool protect_flags(const char *flags, bool buffer,
-                          struct rm_again_opts *ao)
-{
-    char copy[64], *save = NULL, *f;
-    bool colo = false;
-
-    ao->no_disk = false;
-    if (strlen(flags) >= sizeof(copy))
-        return false;
-    strcpy(copy, flags);
-    for (f = strtok_r(copy, " ", &save); f; f = strtok_r(NULL, " ", &save)) {
-        if (!strcmp(f, "colo") && !colo && buffer)
-            colo = true;
-        else if (!strcmp(f, "nodisk") && !ao->no_disk)
-            ao->no_disk = true;
-        else
-            return false;
-    }
-    ao->output = colo ? RM_AGAIN_COLO : buffer ? RM_AGAIN_BUFFERED
-                                               : RM_AGAIN_DIRECT;
-    return !(colo && ao->no_disk);
-}
-
-/* "protect HOST:PORT INTERVAL HB HB_TIMEOUT BUFFER keyed|insecure [colo]
- * [nodisk]" */
-static void serve_protect(struct rm_vm_control *c, const char *req,
+/* "protect ..." (primary/protect_request.h) */
+static void serve_protect(struct rm_vm_control *c, const char *line,
                           char *reply, size_t len)
 {
     struct rm_protect_cfg *pc;
     struct reprotect *rp;
     struct rm_error err = { 0 };
-    char peer[64], mode[16] = "keyed";
-    unsigned iv, hb, hbto, buffer, waited;
+    struct rm_protect_request req;
+    unsigned waited;
     bool have_key = false;
-    struct rm_again_opts ao;
-    enum rm_again_output output;
-    int flags = -1;
 
-    if (sscanf(req, "protect %63s %u %u %u %u %15s %n", peer, &iv, &hb,
-               &hbto, &buffer, mode, &flags) < 6 || flags < 0 || !iv ||
-        !hb || hbto <= hb ||
-        (strcmp(mode, "keyed") && strcmp(mode, "insecure")) ||
-        !protect_flags(req + flags, buffer, &ao)) {
-        snprintf(reply, len, "error bad protect request");
+    if (rm_protect_request_parse(line, &req, &err)) {
+        snprintf(reply, len, "error bad protect request: %s",
+                 rm_error_str(&err));
         return;
     }
-    output = ao.output;
     pthread_mutex_lock(&c->lock);
     if (c->protecting) {
         snprintf(reply, len, "error this VM is already protected (to %s)",
@@ -235,24 +202,17 @@ static void serve_protect(struct rm_vm_control *c, const char *req,
         snprintf(reply, len, "error out of resources");
         return;
     }
-    snprintf(rp->peer, sizeof(rp->peer), "%s", peer);
+    snprintf(rp->peer, sizeof(rp->peer), "%s", req.peer);
     pc = &rp->cfg.protect;
     rm_protect_cfg_init(pc);
-    if (rm_parse_hostport(peer, &pc->peer, &err))
+    if (rm_parse_hostport(req.peer, &pc->peer, &err))
         goto fail;
-    pc->interval_ms = iv;
-    pc->hb_interval_ms = hb;
-    pc->hb_timeout_ms = hbto;
+    rm_protect_request_apply(&req, pc);
     pc->stats_fd = rp->stats_pipe[1];
-    if (output == RM_AGAIN_COLO) {   /* as protect --colo, its defaults */
-        pc->colo = true;
-        pc->compress = false;
-        pc->colo_fallback_rate = iv >= 1000 ? 1 : 1000 / iv;
-    }
     /* The key this VM's process ran with; else the host's default key
      * ($REMUS_KEY_FILE, /etc/remus/remus.key); none only when asked. */
-    if (!strcmp(mode, "insecure")) {
-        rm_key_warn_insecure("reprotection", peer);
+    if (req.insecure) {
+        rm_key_warn_insecure("reprotection", req.peer);
     } else if (c->key) {
         pc->key = c->key;
     } else if (rm_key_resolve(NULL, false, &rp->own_key, &have_key,
@@ -277,7 +237,7 @@ static void serve_protect(struct rm_vm_control *c, const char *req,
         }
         rp->cfg.quorum = c->quorum;
     }
-    if (c->be->ops->protect_again(c->be, &ao, &rp->pbe, &err))
+    if (c->be->ops->protect_again(c->be, &req.again, &rp->pbe, &err))
         goto fail;
     rp->cfg.stop_requested = &rp->stop;
     /* The process's first signal from now on ends this protection (one
@@ -292,8 +252,9 @@ static void serve_protect(struct rm_vm_control *c, const char *req,
     }
     c->rp = rp;
     LOG_INFO("protecting '%s' again, to %s (full resync first%s%s)",
-             c->be->vm_name, peer, output == RM_AGAIN_COLO ? "; COLO" : "",
-             ao.no_disk ? "; disks NOT replicated (-F -d)" : "");
+             c->be->vm_name, req.peer,
+             req.again.output == RM_AGAIN_COLO ? "; COLO" : "",
+             req.again.no_disk ? "; disks NOT replicated (-F -d)" : "");
     /* Answer when the full resync is acknowledged, or protection ended. */
     for (waited = 0; waited < PROTECT_WAIT_MS; waited += 100) {
         struct pollfd pfd = { rp->stats_pipe[0], POLLIN, 0 };
@@ -310,13 +271,13 @@ static void serve_protect(struct rm_vm_control *c, const char *req,
         }
         if (stopping(c)) {
             snprintf(reply, len, "error the VM's process is ending: the "
-                     "protection to %s is stopped", peer);
+                     "protection to %s is stopped", req.peer);
             reprotect_end(c);
             return;
         }
     }
     snprintf(reply, len, "error no checkpoint acknowledged by %s in %u s; "
-             "protection goes on trying", peer, PROTECT_WAIT_MS / 1000);
+             "protection goes on trying", req.peer, PROTECT_WAIT_MS / 1000);
     return;
 fail:
     snprintf(reply, len, "error %s", rm_error_str(&err));

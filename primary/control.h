@@ -15,15 +15,15 @@
  *                to PEER" or "error ..." (nothing protects the VM; the
  *                handover did not happen, and why).
  *   "protect HOST:PORT INTERVAL_MS HB_MS HB_TIMEOUT_MS BUFFER(0|1)
- *    keyed|insecure [colo] [nodisk]"
+ *    keyed|insecure [FLAG ...]" (primary/protect_request.h)
  *                protect the VM (again: a replica that took over, or a VM
  *                whose secondary was lost) to the `remus receive` at
  *                HOST:PORT, in a thread of this process, through the
  *                backend's protect_again op; with the key and the quorum
  *                handle this process runs with.  Answered once the first
  *                checkpoint (a full resync) is acknowledged: "ok EPOCH
- *                PAUSE_US DIRTY_PAGES BYTES SEND_US ACK_US".  colo: COLO
- *                (BUFFER 1); nodisk: the disks not replicated (-F -d).
+ *                PAUSE_US DIRTY_PAGES BYTES SEND_US ACK_US"; a bad
+ *                request: "error bad protect request: WHAT".
  *   "unprotect"  end a protection started by "protect" cleanly.
  *   "status"     "ok protected PEER" or "ok unprotected".
  * Anything else goes to the backend's own requests (the control op of

@@ -183,13 +183,16 @@ static int kvm_protect_again(struct rm_backend *b,
         struct rm_netbuf_queue_cfg nq;
 
         memset(&nq, 0, sizeof(nq));
+        nq.max_bytes = ao->netbuf_max_bytes;
         nq.sink = rm_vm_tap_write;
         nq.sink_opaque = k->vm;
         p->b.netbuf = rm_netbuf_queue_new(&nq, err);
     } else if (output == RM_AGAIN_COLO) {
         struct rm_compare_cfg cc;
 
-        memset(&cc, 0, sizeof(cc));   /* the comparator's defaults */
+        memset(&cc, 0, sizeof(cc));   /* 0: the comparator's defaults */
+        cc.timeout_ns = (uint64_t)ao->compare_timeout_ms * 1000000;
+        cc.max_bytes = ao->netbuf_max_bytes;
         cc.sink = rm_vm_tap_write;
         cc.sink_opaque = k->vm;
         cc.start_held = true;         /* no replica runs before checkpoint 1 */

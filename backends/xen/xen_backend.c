@@ -203,6 +203,10 @@ static int xen_protect_again(struct rm_backend *b,
     if (ao->output == RM_AGAIN_COLO)
         return rm_error_set(err, -EOPNOTSUPP, "COLO (--colo) runs on the "
                             "KVM backend only");
+    if (ao->netbuf_max_bytes)
+        return rm_error_set(err, -EOPNOTSUPP, "--netbuf-max-bytes bounds "
+                            "the micro-VMM's output queue: a Xen domain's "
+                            "output is held by its VIFs' plug qdiscs");
     /* The protection that used this backend's plugs and disk log has
      * ended (the VM's control socket serves "protect" only then): they
      * go, so that the new protection can hold the same VIFs (an IFB of

@@ -294,9 +294,16 @@ if NSX "$REMUS" reprotect -i 20 $HB tguest $PORT2 2> "$TMP/ho.rp0"; then
 fi
 grep -q "COLO" "$TMP/ho.rp0" || { cat "$TMP/ho.rp0"; exit 1; }
 # (the secondary that refused it waits for the next primary)
-NSX "$REMUS" reprotect --colo -i 20 $HB tguest $PORT2 2> "$TMP/ho.rp" || { cat "$TMP/ho.rp"; exit 1; }
+# (with COLO's options, as protect's: a periodic checkpoint every 150 ms,
+# not the default 2000)
+NSX "$REMUS" reprotect --colo -i 20 --colo-max-interval 150 --compare-timeout 40 \
+    --netbuf-max-bytes 4194304 $HB tguest $PORT2 2> "$TMP/ho.rp" || { cat "$TMP/ho.rp"; exit 1; }
 kv 3 5 "INCR h" "INCR h" | tail -1 | grep -q "^6 OK 5 " || { echo "no replies after the reprotection"; exit 1; }
 wait_until 5 "the reprotection's COLO status" eval '"$REMUS" status | grep -q "COLO comparing: checkpoints by cause"'
+periodic() { "$REMUS" status | grep -o "periodic [0-9]*" | head -1 | awk '{print $2}'; }
+n0=$(periodic); sleep 4; n1=$(periodic)
+echo "reprotect --colo-max-interval 150: $((n1 - n0)) periodic checkpoints in 4 s (the default, 2000 ms: 2)"
+[ $((n1 - n0)) -ge 6 ] || { echo "the reprotection did not take --colo-max-interval"; "$REMUS" status; exit 1; }
 # the host that took over dies: the third goes on from its replica's state
 kill -9 $SEC; wait $SEC 2>/dev/null || true
 wait_for "$TMP/ho.sb.log" "FAILOVER" 20

@@ -4,7 +4,8 @@
 # new secondary with a full resync; `--stop` ends that cleanly; when the
 # new primary dies in turn, the new secondary takes over with every
 # acknowledged write.  Refusals: no secondary listening, already
-# protected, -n or -d without -F, an unknown VM.
+# protected, -n or -d without -F, a COLO option without --colo, an
+# output bound with -n, an unknown VM.
 . "$ROOT/tests/lib/kvm.sh"
 ns_setup tapp taps tapb
 P1=127.0.0.1:7811 P2=127.0.0.1:7812
@@ -27,13 +28,17 @@ if "$REMUS" reprotect -n tguest $P2 2> "$TMP/e2"; then echo "reprotect -n withou
 grep -q "needs -F" "$TMP/e2" || { cat "$TMP/e2"; exit 1; }
 if "$REMUS" reprotect -d tguest $P2 2> "$TMP/e2d"; then echo "reprotect -d without -F succeeded"; exit 1; fi
 grep -q "error: -d needs -F" "$TMP/e2d" || { cat "$TMP/e2d"; exit 1; }
+if "$REMUS" reprotect --compare-timeout 40 tguest $P2 2> "$TMP/e2c"; then echo "reprotect --compare-timeout without --colo succeeded"; exit 1; fi
+grep -q "error: --compare-timeout is for COLO: add --colo" "$TMP/e2c" || { cat "$TMP/e2c"; exit 1; }
+if "$REMUS" reprotect -F -n --netbuf-max-bytes 65536 tguest $P2 2> "$TMP/e2n"; then echo "reprotect -n --netbuf-max-bytes succeeded"; exit 1; fi
+grep -q "error: --netbuf-max-bytes bounds held output: not with -n" "$TMP/e2n" || { cat "$TMP/e2n"; exit 1; }
 if "$REMUS" reprotect nosuchvm $P2 2> "$TMP/e3"; then echo "reprotect of an unknown VM succeeded"; exit 1; fi
 grep -q "no VM named 'nosuchvm'" "$TMP/e3" || { cat "$TMP/e3"; exit 1; }
 kv 2 5 "GET a" | grep -q "^5 OK 3 " || { echo "after the refusals the VM does not serve a = 3"; exit 1; }
 
 # Failback, then a clean stop: B discards its replica and exits 0
 ip netns exec "$NS" "$REMUS" receive --listen $P2 --tap tapb $HB > "$TMP/sb.log" 2>&1 & SB=$!; PIDS+=($SB)
-NSX "$REMUS" reprotect -i 20 $HB tguest $P2 2> "$TMP/rp1.log" || { cat "$TMP/rp1.log"; echo "reprotect to B failed"; exit 1; }
+NSX "$REMUS" reprotect -i 20 -u --netbuf-max-bytes 1048576 $HB tguest $P2 2> "$TMP/rp1.log" || { cat "$TMP/rp1.log"; echo "reprotect to B failed"; exit 1; }
 cat "$TMP/rp1.log"
 grep -q "protected again by $P2: full resync of [0-9]* pages" "$TMP/rp1.log" || { echo "no full resync said"; exit 1; }
 if "$REMUS" reprotect -i 20 tguest $P2 2> "$TMP/e4"; then exit 1; fi

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "backends/backend.h"
@@ -537,29 +538,65 @@ static void test_lost_secondary_holds_domain(void **state)
  * them): each well-formed one reaches the backend's protect_again with
  * the output and -F -d it asked for, its refusal answered; a malformed
  * one is refused before the backend is asked. */
+/* @req (with its NUL) to VM @name's control socket as it is, whatever
+ * its length; the answer line into @reply.  0 or -1. */
+static int raw_request(const char *name, const char *req, char *reply,
+                       size_t len)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    ssize_t n;
+    size_t got = 0;
+    int s;
+
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s.sock",
+             getenv("REMUS_RUN_DIR"), name);
+    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) ||
+        write(s, req, strlen(req) + 1) != (ssize_t)(strlen(req) + 1)) {
+        if (s >= 0)
+            close(s);
+        return -1;
+    }
+    while (got + 1 < len && (n = read(s, reply + got, len - 1 - got)) > 0)
+        got += (size_t)n;
+    reply[got] = '\0';
+    close(s);
+    return 0;
+}
+
 static void test_reprotect_request_options(void **state)
 {
     static const struct {
         const char *req;
         int output;               /* enum rm_again_output; -1: refused */
         bool no_disk;
+        uint64_t netbuf_max;
+        unsigned compare_ms;
     } cases[] = {
         { "protect 127.0.0.1:9 10 50 3000 1 insecure", RM_AGAIN_BUFFERED,
-          false },
+          false, 0, 0 },
         { "protect 127.0.0.1:9 10 50 3000 1 insecure nodisk",
-          RM_AGAIN_BUFFERED, true },
+          RM_AGAIN_BUFFERED, true, 0, 0 },
         { "protect 127.0.0.1:9 10 50 3000 0 insecure nodisk",
-          RM_AGAIN_DIRECT, true },
+          RM_AGAIN_DIRECT, true, 0, 0 },
         { "protect 127.0.0.1:9 10 50 3000 1 insecure colo", RM_AGAIN_COLO,
-          false },
-        { "protect 127.0.0.1:9 10 50 3000 0 insecure colo", -1, false },
+          false, 0, 0 },
+        { "protect 127.0.0.1:9 10 50 3000 0 insecure colo", -1, false, 0, 0 },
         { "protect 127.0.0.1:9 10 50 3000 1 insecure colo nodisk", -1,
-          false },
+          false, 0, 0 },
         { "protect 127.0.0.1:9 10 50 3000 1 insecure nodisk nodisk", -1,
-          false },
-        { "protect 127.0.0.1:9 10 50 3000 1 insecure nodisks", -1, false },
-        { "protect 127.0.0.1:9 10 50 3000 1", -1, false },
-        { "protect 127.0.0.1:9 10 50 50 1 keyed", -1, false },
+          false, 0, 0 },
+        { "protect 127.0.0.1:9 10 50 3000 1 insecure nodisks", -1, false, 0, 0 },
+        { "protect 127.0.0.1:9 10 50 3000 1", -1, false, 0, 0 },
+        { "protect 127.0.0.1:9 10 50 50 1 keyed", -1, false, 0, 0 },
+        /* the options the backend applies, as `remus reprotect` sends them */
+        { "protect 127.0.0.1:9 10 50 3000 1 insecure netbuf-max=65536",
+          RM_AGAIN_BUFFERED, false, 65536, 0 },
+        { "protect 127.0.0.1:9 10 50 3000 1 insecure colo netbuf-max=8192 "
+          "compare-timeout=45 colo-max-interval=300", RM_AGAIN_COLO, false,
+          8192, 45 },
+        { "protect 127.0.0.1:9 10 50 3000 1 insecure compare-timeout=45", -1,
+          false, 0, 0 },
     };
     struct pair p;
     pthread_t pt;
@@ -585,6 +622,30 @@ static void test_reprotect_request_options(void **state)
         assert_int_equal(mb(p.pri_be)->agains, before + 1);
         assert_int_equal(mb(p.pri_be)->again.output, cases[i].output);
         assert_int_equal(mb(p.pri_be)->again.no_disk, cases[i].no_disk);
+        assert_true(mb(p.pri_be)->again.netbuf_max_bytes ==
+                    cases[i].netbuf_max);
+        assert_int_equal(mb(p.pri_be)->again.compare_timeout_ms,
+                         cases[i].compare_ms);
+    }
+    {   /* longer than a request may be: refused before it is sent */
+        struct rm_error err = { 0 };
+        char req[RM_CTLSOCK_REQ_MAX + 40], reply[600] = "";
+        int before = mb(p.pri_be)->agains;
+
+        snprintf(req, sizeof(req), "protect 127.0.0.1:9 10 50 3000 1 insecure");
+        memset(req + strlen(req), ' ', sizeof(req) - strlen(req) - 1);
+        req[sizeof(req) - 1] = '\0';
+        assert_int_equal(rm_ctlsock_request(p.pri_be->vm_name, req, -1,
+                                            reply, sizeof(reply), &err),
+                         -E2BIG);
+        assert_non_null(strstr(rm_error_str(&err), "longer than 511"));
+        assert_int_equal(mb(p.pri_be)->agains, before);
+        /* ... and by the VM's process, from a client that sends it anyway
+         * (not cut to a shorter request that may mean something else) */
+        assert_int_equal(raw_request(p.pri_be->vm_name, req, reply,
+                                     sizeof(reply)), 0);
+        assert_non_null(strstr(reply, "error request longer than 511"));
+        assert_int_equal(mb(p.pri_be)->agains, before);
     }
     p.pri_stop = 1;
     pthread_join(pt, NULL);

@@ -119,6 +119,11 @@ ping_ok || fail "the guest does not answer pings at B: $(tail -2 /tmp/ping.log)"
 if $R handover labguest 2> /tmp/e1; then fail "a handover of an unprotected VM succeeded"; fi
 grep -q "'labguest' is not being protected here" /tmp/e1 || fail "refusal said: $(cat /tmp/e1)"
 if $R reprotect -i 500 labguest 127.0.0.1:7079 2> /tmp/e2; then fail "a reprotect to nowhere succeeded"; fi
+# an option of the micro-VMM's: refused by the Xen domain's process, named
+if $R reprotect -i 500 --netbuf-max-bytes 65536 labguest 127.0.0.1:7079 2> /tmp/e3; then
+    fail "a reprotect with --netbuf-max-bytes succeeded"
+fi
+grep -q "netbuf-max-bytes bounds the micro-VMM's output queue" /tmp/e3 || fail "--netbuf-max-bytes refused as: $(cat /tmp/e3)"
 echo "refusals: $(tail -1 /tmp/e1 | cut -c1-120); $(tail -1 /tmp/e2 | cut -c1-120)"
 ping_ok || fail "a refusal disturbed the guest"
 kill -TERM $RB
