@@ -148,7 +148,8 @@ SECONDARY_OBJS := secondary/accept.o secondary/receive.o secondary/takeover.o \
                   secondary/session.o
 
 # drill/: the failover drill (orchestration + the guest service's client)
-DRILL_OBJS := drill/drill.o drill/kvclient.o drill/drill_disk.o drill/drill_colo.o \
+DRILL_OBJS := drill/drill.o drill/drill_clients.o drill/drill_report.o \
+              drill/kvclient.o drill/drill_disk.o drill/drill_colo.o \
               drill/proc_cpu.o drill/pause_tail.o
 
 # cli/: the remus binary's subcommands

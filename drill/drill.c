@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The failover drill (drill.h).
+ * The failover drill (drill.h): the run, phase by phase, and the
+ * processes and network it runs in; its clients are drill_clients.c, its
+ * report drill_report.c.
  *
  * Topology, inside a network namespace private to the drill process (it
  * vanishes with the process, so a crashed drill leaves nothing behind):
@@ -34,14 +36,10 @@
 #include "common/auth.h"
 #include "common/io.h"
 #include "common/log.h"
-#include "drill/drill_disk.h"
+#include "drill/drill_run.h"
 #include "drill/proc_cpu.h"
-#include "drill/kvclient.h"
 
-#define GUEST_IP "10.77.0.2"
-#define GUEST_PORT 7000
 #define REPL_ADDR "127.0.0.1:7790"
-#define MAX_CLIENTS 64
 
 void rm_drill_cfg_default(struct rm_drill_cfg *cfg)
 {
@@ -58,41 +56,6 @@ void rm_drill_cfg_default(struct rm_drill_cfg *cfg)
     cfg->compress = true;
     cfg->disk_mib = 16;
 }
-
-struct drill;
-
-struct client {
-    struct drill *d;
-    unsigned idx;
-    pthread_t thread;
-    struct kv_client kc;
-    uint64_t acked;
-    uint64_t acked_at_kill;
-    uint64_t lost;
-    uint64_t doubled;
-    bool interrupted;            /* stopped with a request that the guest
-                                    may have applied, unanswered */
-    int error;
-    uint32_t *lat_us;            /* request latencies while protected */
-    size_t nlat;
-};
-
-#define MAX_LAT_SAMPLES 262144
-
-struct drill {
-    const struct rm_drill_cfg *cfg;
-    struct rm_drill_report *rep;
-    char dir[128];
-    pid_t primary, secondary;
-    volatile int stop;
-    uint64_t t_kill;              /* 0 until the kill */
-    uint64_t t_first_after;       /* first reply to a request sent later */
-    uint64_t t_start;
-    struct client clients[MAX_CLIENTS];
-    uint64_t want[MAX_CLIENTS];   /* each key's value on the replica */
-    struct rm_drill_disk disk;
-    pthread_mutex_t lock;
-};
 
 /* ------------------------------------------------------------ processes */
 
@@ -161,209 +124,13 @@ static int setup_network(struct drill *d, struct rm_error *err)
     return 0;
 }
 
-/* ------------------------------------------------------------ clients */
-
-static void *client_main(void *arg)
-{
-    struct client *c = arg;
-    struct drill *d = c->d;
-    char cmd[32];
-
-    snprintf(cmd, sizeof(cmd), "INCR k%u", c->idx);
-    while (!d->stop) {
-        struct kv_reply r;
-        uint64_t sent = rm_now_ns();
-        uint64_t expected;
-        int rc = kv_call(&c->kc, cmd, &r, 20, sent + 30000000000ull,
-                         &d->stop);
-
-        if (rc == -EINTR) {
-            c->interrupted = true;
-            break;
-        }
-        if (rc) {
-            c->error = rc;
-            break;
-        }
-        if (!r.ok) {
-            c->error = -EPROTO;
-            break;
-        }
-        if (!d->t_kill && c->lat_us && c->nlat < MAX_LAT_SAMPLES) {
-            uint64_t us = (rm_now_ns() - sent) / 1000;
-
-            c->lat_us[c->nlat++] = us > UINT32_MAX ? UINT32_MAX
-                                                   : (uint32_t)us;
-        }
-        expected = c->acked + 1;
-        if (r.value < expected)
-            c->lost += expected - r.value;      /* acked state vanished */
-        else if (r.value > expected)
-            c->doubled += r.value - expected;   /* applied twice */
-        c->acked = r.value;
-        pthread_mutex_lock(&d->lock);
-        if (d->t_kill && sent > d->t_kill && !d->t_first_after)
-            d->t_first_after = rm_now_ns();
-        pthread_mutex_unlock(&d->lock);
-    }
-    return NULL;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-/* Request latency percentiles over every client's samples. */
-static void latency_report(struct drill *d, unsigned nclients)
-{
-    size_t n = 0, k = 0;
-    uint32_t *all;
-    unsigned i;
-
-    for (i = 0; i < nclients; i++)
-        n += d->clients[i].nlat;
-    if (!n || !(all = malloc(n * sizeof(*all))))
-        return;
-    for (i = 0; i < nclients; i++) {
-        memcpy(all + k, d->clients[i].lat_us,
-               d->clients[i].nlat * sizeof(*all));
-        k += d->clients[i].nlat;
-    }
-    qsort(all, n, sizeof(*all), cmp_u32);
-    d->rep->latency_ms_p50 = all[n / 2] / 1000.0;
-    d->rep->latency_ms_p99 = all[(n * 99) / 100] / 1000.0;
-    d->rep->latency_ms_max = all[n - 1] / 1000.0;
-    free(all);
-}
-
-/* A client that stopped with an error, or a drill in which nothing was
- * acknowledged before the kill, fails the drill (rep->why, if not set). */
-static void judge_clients(struct drill *d, unsigned started)
-{
-    struct rm_drill_report *rep = d->rep;
-    unsigned i;
-
-    for (i = 0; i < started && !rep->why[0]; i++) {
-        const struct client *c = &d->clients[i];
-
-        if (c->error)
-            snprintf(rep->why, sizeof(rep->why), "client %u stopped early "
-                     "with an error after %" PRIu64 " acknowledged "
-                     "operations: %s", i, c->acked, strerror(-c->error));
-    }
-    if (!rep->why[0] && started && rep->acked_before_kill == 0)
-        snprintf(rep->why, sizeof(rep->why), "no operation was acknowledged "
-                 "before the kill: the drill tested nothing");
-}
-
-static uint64_t total_acked(struct drill *d)
-{
-    uint64_t n = 0;
-    unsigned i;
-
-    for (i = 0; i < d->cfg->clients; i++)
-        n += d->clients[i].acked;
-    return n;
-}
-
-/* ------------------------------------------------------------ analysis */
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static uint64_t count_lines(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    uint64_t n = 0;
-    int c;
-
-    if (!f)
-        return 0;
-    while ((c = getc(f)) != EOF)
-        n += c == '\n';
-    fclose(f);
-    return n;
-}
-
-static void read_epochs(struct drill *d)
-{
-    struct rm_drill_report *rep = d->rep;
-    char path[256], line[256];
-    uint64_t *pause = NULL, n = 0, cap = 0, bytes = 0, dirty = 0;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/epochs.txt", d->dir);
-    f = fopen(path, "r");
-    if (!f)
-        return;
-    while (fgets(line, sizeof(line), f)) {
-        unsigned long long e, p, dp, b;
-
-        if (sscanf(line, "%llu %llu %llu %llu", &e, &p, &dp, &b) != 4)
-            continue;
-        if (n == cap) {
-            uint64_t *np = realloc(pause, (cap ? cap * 2 : 1024) *
-                                   sizeof(*np));
-
-            if (!np)
-                break;
-            pause = np;
-            cap = cap ? cap * 2 : 1024;
-        }
-        pause[n++] = p;
-        bytes += b;
-        dirty += dp;
-    }
-    fclose(f);
-    rep->epochs = n;
-    if (n) {
-        qsort(pause, n, sizeof(*pause), cmp_u64);
-        rep->pause_ms_p50 = (double)pause[n / 2] / 1000.0;
-        rep->pause_ms_p99 = (double)pause[(n * 99) / 100] / 1000.0;
-        rep->pause_ms_max = (double)pause[n - 1] / 1000.0;
-        rep->bytes_per_epoch = (double)bytes / (double)n;
-        rep->dirty_per_epoch = (double)dirty / (double)n;
-    }
-    free(pause);
-    if (rm_drill_pause_parts_read(path, &rep->parts))
-        memset(&rep->parts, 0, sizeof(rep->parts));
-}
-
-static void read_failover_line(struct drill *d)
-{
-    char path[256], line[1024];
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/secondary.log", d->dir);
-    f = fopen(path, "r");
-    if (!f)
-        return;
-    while (fgets(line, sizeof(line), f)) {
-        const char *p = strstr(line, "resumed from checkpoint ");
-        const char *c = strstr(line, "it ran from checkpoint ");  /* COLO */
-
-        if (p)
-            d->rep->committed_epoch = strtoull(p + 24, NULL, 10);
-        else if (c)
-            d->rep->committed_epoch = strtoull(c + 23, NULL, 10);
-        rm_drill_colo_log_line(&d->rep->colo_st, line);
-    }
-    fclose(f);
-}
-
-static void progress(struct drill *d, const char *phase)
+void drill_progress(struct drill *d, const char *phase)
 {
     if (d->cfg->quiet)
         return;
     fprintf(stderr, "remus drill: %5.1fs  %-22s acked ops %" PRIu64 "\n",
-            (double)(rm_now_ns() - d->t_start) / 1e9, phase, total_acked(d));
+            (double)(rm_now_ns() - d->t_start) / 1e9, phase,
+            drill_total_acked(d));
 }
 
 /* ------------------------------------------------------------ the disk */
@@ -375,7 +142,7 @@ static void replica_diskcheck(struct drill *d)
     struct kv_client kc;
     char why[160];
 
-    if (kv_open(&kc, 888888, GUEST_IP, GUEST_PORT)) {
+    if (kv_open(&kc, 888888, DRILL_GUEST_IP, DRILL_GUEST_PORT)) {
         snprintf(rep->why, sizeof(rep->why), "no client for DISKCHECK");
         return;
     }
@@ -393,42 +160,37 @@ static void cold_boot(struct drill *d, unsigned nkeys)
     struct rm_drill_report *rep = d->rep;
     struct rm_drill_cold c = {
         .self = cfg->self, .image = cfg->image, .dir = d->dir,
-        .ip = GUEST_IP, .port = GUEST_PORT, .tap = "taps",
+        .ip = DRILL_GUEST_IP, .port = DRILL_GUEST_PORT, .tap = "taps",
         .memory_mib = cfg->memory_mib, .vcpus = cfg->vcpus,
         .want = d->want, .n = nkeys,
     };
     char why[220];
 
-    progress(d, "cold boot of its disk");
+    drill_progress(d, "cold boot of its disk");
     if (rm_drill_cold_boot(&d->disk, &c, &rep->cold_boot_ms,
                            &rep->cold_records, why, sizeof(why))) {
         snprintf(rep->why, sizeof(rep->why), "%s", why);
         return;
     }
     rep->disk_checked = true;
-    progress(d, "cold boot: every op");
+    drill_progress(d, "cold boot: every op");
 }
 
 /* ------------------------------------------------------------ the drill */
 
-int rm_drill_run(const struct rm_drill_cfg *cfg,
-                 struct rm_drill_report *rep, struct rm_error *err)
-{
-    struct drill *d;
-    char gcfg[256], log_p[256], log_s[256], epochs[256], pcons[256];
-    char scons[256], rundir[256], iv[16], hb[16], hbt[16], keyf[256];
-    char ct[16];
-    const char *key = cfg->key_file;
-    unsigned i, started = 0;
+/* What the load phase measures from (its probe: a client of its own). */
+struct load {
     struct kv_client probe;
-    struct kv_reply r;
-    uint64_t seed, t_load = 0, writes0 = 0, epochs0 = 0;
-    uint64_t cpu_p0 = UINT64_MAX, cpu_s0 = UINT64_MAX;
-    FILE *f;
-    int rc = 0, status;
+    uint64_t t_load;              /* the load began */
+    uint64_t writes0;             /* the guest's writes then */
+    uint64_t epochs0;             /* checkpoints then */
+    uint64_t cpu_p0, cpu_s0;      /* the processes' CPU then (UINT64_MAX:
+                                     unknown) */
+};
 
-    memset(rep, 0, sizeof(*rep));
-    rm_drill_colo_init(&rep->colo_st);
+/* Refuse what cannot run before anything is made. */
+static int check_cfg(const struct rm_drill_cfg *cfg, struct rm_error *err)
+{
     if (geteuid() != 0)
         return rm_error_set(err, -EPERM, "the drill needs root (network "
                             "namespace, TAP devices)");
@@ -438,101 +200,90 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
     if (!cfg->image || access(cfg->image, R_OK))
         return rm_error_set(err, -ENOENT, "guest image '%s' not found "
                             "(run make)", cfg->image ? cfg->image : "");
-    if (cfg->clients < 1 || cfg->clients > MAX_CLIENTS)
-        return rm_error_set(err, -EINVAL, "1..%d clients", MAX_CLIENTS);
+    if (cfg->clients < 1 || cfg->clients > DRILL_MAX_CLIENTS)
+        return rm_error_set(err, -EINVAL, "1..%d clients", DRILL_MAX_CLIENTS);
+    if (cfg->insecure && cfg->key_file)
+        return rm_error_set(err, -EINVAL, "--insecure and --key-file "
+                            "contradict each other");
+    if (cfg->colo && (cfg->no_disk_replication || cfg->no_buffer))
+        return rm_error_set(err, -EINVAL, "a COLO drill runs with its output "
+                            "compared and its disk replicated (not %s)",
+                            cfg->no_buffer ? "--no-buffer" :
+                            "--no-disk-replication");
     if (cfg->key_file) {
         /* Refuse an unusable key now, not after two failed starts. */
         struct rm_auth_key k;
+        int rc = rm_auth_key_load(cfg->key_file, &k, err);
 
-        rc = rm_auth_key_load(cfg->key_file, &k, err);
         rm_auth_wipe(&k, sizeof(k));
         if (rc)
             return rc;
     }
-    d = calloc(1, sizeof(*d));
-    if (!d)
-        return -ENOMEM;
-    d->cfg = cfg;
-    d->rep = rep;
-    d->primary = d->secondary = -1;
-    pthread_mutex_init(&d->lock, NULL);
+    return 0;
+}
+
+/* The drill's log directory, key, disk images, guest description and
+ * network; then the banner. */
+static int prepare(struct drill *d, struct rm_error *err)
+{
+    const struct rm_drill_cfg *cfg = d->cfg;
+    struct rm_drill_report *rep = d->rep;
+    uint64_t seed;
+    FILE *f;
+    int rc;
+
     seed = cfg->seed ? cfg->seed : (uint64_t)time(NULL) ^ (uint64_t)getpid();
     srandom((unsigned)seed);
     rep->kill_after_ms = cfg->kill_after_ms ? cfg->kill_after_ms
                                             : 2000 + (unsigned)(random() % 3000);
-
     if (cfg->keep_dir) {
         snprintf(d->dir, sizeof(d->dir), "%s", cfg->keep_dir);
         mkdir(d->dir, 0755);
     } else {
         snprintf(d->dir, sizeof(d->dir), "/tmp/remus-drill.XXXXXX");
-        if (!mkdtemp(d->dir)) {
-            rc = rm_error_set(err, -errno, "mkdtemp: %s", strerror(errno));
-            goto out_free;
-        }
+        if (!mkdtemp(d->dir))
+            return rm_error_set(err, -errno, "mkdtemp: %s", strerror(errno));
     }
     snprintf(rep->logs, sizeof(rep->logs), "%s", d->dir);
-    snprintf(gcfg, sizeof(gcfg), "%s/guest.cfg", d->dir);
-    snprintf(log_p, sizeof(log_p), "%s/primary.log", d->dir);
-    snprintf(log_s, sizeof(log_s), "%s/secondary.log", d->dir);
-    snprintf(epochs, sizeof(epochs), "%s/epochs.txt", d->dir);
-    snprintf(pcons, sizeof(pcons), "%s/primary-console.log", d->dir);
-    snprintf(scons, sizeof(scons), "%s/replica-console.log", d->dir);
-    snprintf(rundir, sizeof(rundir), "%s/run", d->dir);
-    snprintf(iv, sizeof(iv), "%u", cfg->interval_ms);
-    snprintf(ct, sizeof(ct), "%u", cfg->compare_timeout_ms);
-    snprintf(hb, sizeof(hb), "%u", cfg->hb_interval_ms);
-    snprintf(hbt, sizeof(hbt), "%u", cfg->hb_timeout_ms);
-    setenv("REMUS_RUN_DIR", rundir, 1);
-    if (cfg->insecure && cfg->key_file) {
-        rc = rm_error_set(err, -EINVAL, "--insecure and --key-file "
-                          "contradict each other");
-        goto out_free;
-    }
-    if (!key && !cfg->insecure) {
+    snprintf(d->path_cfg, sizeof(d->path_cfg), "%s/guest.cfg", d->dir);
+    snprintf(d->log_p, sizeof(d->log_p), "%s/primary.log", d->dir);
+    snprintf(d->log_s, sizeof(d->log_s), "%s/secondary.log", d->dir);
+    snprintf(d->epochs, sizeof(d->epochs), "%s/epochs.txt", d->dir);
+    snprintf(d->rundir, sizeof(d->rundir), "%s/run", d->dir);
+    setenv("REMUS_RUN_DIR", d->rundir, 1);
+    d->key = cfg->key_file;
+    if (!d->key && !cfg->insecure) {
         /* A key of this drill's own, in its (private) log directory. */
-        snprintf(keyf, sizeof(keyf), "%s/drill.key", d->dir);
-        unlink(keyf);
-        rc = rm_auth_key_generate(keyf, err);
+        snprintf(d->keyf, sizeof(d->keyf), "%s/drill.key", d->dir);
+        unlink(d->keyf);
+        rc = rm_auth_key_generate(d->keyf, err);
         if (rc)
-            goto out_free;
-        key = keyf;
-    }
-
-    if (cfg->colo && (cfg->no_disk_replication || cfg->no_buffer)) {
-        rc = rm_error_set(err, -EINVAL, "a COLO drill runs with its output "
-                          "compared and its disk replicated (not %s)",
-                          cfg->no_buffer ? "--no-buffer" :
-                          "--no-disk-replication");
-        goto out_free;
+            return rc;
+        d->key = d->keyf;
     }
     rep->colo = cfg->colo;
     if (cfg->disk_mib) {
         rc = rm_drill_disk_images(d->dir, cfg->disk_mib, &d->disk, err);
         if (rc)
-            goto out_free;
+            return rc;
         rep->disk_mib = cfg->disk_mib;
     }
-    f = fopen(gcfg, "w");
-    if (!f) {
-        rc = rm_error_set(err, -errno, "cannot write %s", gcfg);
-        goto out_free;
-    }
+    f = fopen(d->path_cfg, "w");
+    if (!f)
+        return rm_error_set(err, -errno, "cannot write %s", d->path_cfg);
     fprintf(f, "name = drillvm\nmemory = %u\nvcpus = %u\nimage = %s\n"
-            "ip = " GUEST_IP "\nnetmask = 255.255.255.0\ntap = tapp\n"
+            "ip = " DRILL_GUEST_IP "\nnetmask = 255.255.255.0\ntap = tapp\n"
             "cmdline = \"dirty_rate=%" PRIu64 " dirty_wss=%" PRIu64 "\"\n",
             cfg->memory_mib, cfg->vcpus, cfg->image, cfg->dirty_rate,
             cfg->dirty_wss);
     if (cfg->disk_mib)
         fprintf(f, "disk = %s\n", d->disk.primary);
-    if (fclose(f)) {
-        rc = rm_error_set(err, -EIO, "cannot write %s", gcfg);
-        goto out_free;
-    }
+    if (fclose(f))
+        return rm_error_set(err, -EIO, "cannot write %s", d->path_cfg);
 
     rc = setup_network(d, err);
     if (rc)
-        goto out_free;
+        return rc;
     d->t_start = rm_now_ns();
     if (!cfg->quiet)
         fprintf(stderr, "remus drill: guest %u MiB, %u vcpus, workload %"
@@ -542,134 +293,145 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
                 cfg->memory_mib, cfg->vcpus, cfg->dirty_rate, cfg->dirty_wss,
                 cfg->interval_ms, cfg->hb_interval_ms, cfg->hb_timeout_ms,
                 cfg->clients, rep->kill_after_ms / 1000.0, seed, d->dir);
-    {
-        char *sargv[20] = { (char *)cfg->self, "receive", "--listen",
-                            REPL_ADDR, "--tap", "taps", "--heartbeat", hb,
-                            "--heartbeat-timeout", hbt, "--console", scons,
-                            "--insecure" };
-        char *pargv[28];
-        int np = 0, ns = 12;
+    return 0;
+}
 
-        if (key) {
-            sargv[ns++] = "--key-file";
-            sargv[ns++] = (char *)key;
-        } else {
-            sargv[ns++] = "--insecure";
-        }
-        if (cfg->disk_mib) {
-            sargv[ns++] = "--disk";
-            sargv[ns++] = d->disk.replica;
-        }
-        if (cfg->colo)
-            sargv[ns++] = "--colo";
-        sargv[ns] = NULL;
-        if (key) {
-            pargv[np++] = (char *)cfg->self;
-            pargv[np++] = "protect";
-            pargv[np++] = "--key-file";
-            pargv[np++] = (char *)key;
-        } else {
-            pargv[np++] = (char *)cfg->self;
-            pargv[np++] = "protect";
-            pargv[np++] = "--insecure";
-        }
+/* `remus receive` and `remus protect`, as a user runs them. */
+static int start_pair(struct drill *d, struct rm_error *err)
+{
+    const struct rm_drill_cfg *cfg = d->cfg;
+    char iv[16], hb[16], hbt[16], ct[16], pcons[256], scons[256];
+    char *sargv[20] = { (char *)cfg->self, "receive", "--listen",
+                        REPL_ADDR, "--tap", "taps", "--heartbeat", hb,
+                        "--heartbeat-timeout", hbt, "--console", scons };
+    char *pargv[28];
+    int np = 0, ns = 12;
 
-        pargv[np++] = "-i";
-        pargv[np++] = iv;
-        pargv[np++] = "--heartbeat";
-        pargv[np++] = hb;
-        pargv[np++] = "--heartbeat-timeout";
-        pargv[np++] = hbt;
-        pargv[np++] = "--stats-file";
-        pargv[np++] = epochs;
-        pargv[np++] = "--progress";
-        pargv[np++] = "0";
-        pargv[np++] = "--console";
-        pargv[np++] = pcons;
-        if (!cfg->compress)
-            pargv[np++] = "-u";
-        if (cfg->no_buffer || cfg->no_disk_replication)
-            pargv[np++] = "-F";
-        if (cfg->no_buffer)
-            pargv[np++] = "-n";
-        if (cfg->no_disk_replication)
-            pargv[np++] = "-d";
-        if (cfg->colo)
-            pargv[np++] = "--colo";
-        if (cfg->colo && cfg->compare_timeout_ms) {
-            pargv[np++] = "--compare-timeout";
-            pargv[np++] = ct;
-        }
-        pargv[np++] = gcfg;
-        pargv[np++] = REPL_ADDR;
-        pargv[np] = NULL;
-
-        d->secondary = spawn(sargv, log_s);
-        rm_sleep_ms(200);
-        d->primary = spawn(pargv, log_p);
+    snprintf(iv, sizeof(iv), "%u", cfg->interval_ms);
+    snprintf(ct, sizeof(ct), "%u", cfg->compare_timeout_ms);
+    snprintf(hb, sizeof(hb), "%u", cfg->hb_interval_ms);
+    snprintf(hbt, sizeof(hbt), "%u", cfg->hb_timeout_ms);
+    snprintf(pcons, sizeof(pcons), "%s/primary-console.log", d->dir);
+    snprintf(scons, sizeof(scons), "%s/replica-console.log", d->dir);
+    if (d->key) {
+        sargv[ns++] = "--key-file";
+        sargv[ns++] = (char *)d->key;
+    } else {
+        sargv[ns++] = "--insecure";
     }
-    if (d->primary < 0 || d->secondary < 0) {
-        rc = rm_error_set(err, -errno, "cannot start remus: %s",
-                          strerror(errno));
-        goto out_stop;
+    if (cfg->disk_mib) {
+        sargv[ns++] = "--disk";
+        sargv[ns++] = d->disk.replica;
     }
+    if (cfg->colo)
+        sargv[ns++] = "--colo";
+    sargv[ns] = NULL;
+    pargv[np++] = (char *)cfg->self;
+    pargv[np++] = "protect";
+    if (d->key) {
+        pargv[np++] = "--key-file";
+        pargv[np++] = (char *)d->key;
+    } else {
+        pargv[np++] = "--insecure";
+    }
+    pargv[np++] = "-i";
+    pargv[np++] = iv;
+    pargv[np++] = "--heartbeat";
+    pargv[np++] = hb;
+    pargv[np++] = "--heartbeat-timeout";
+    pargv[np++] = hbt;
+    pargv[np++] = "--stats-file";
+    pargv[np++] = d->epochs;
+    pargv[np++] = "--progress";
+    pargv[np++] = "0";
+    pargv[np++] = "--console";
+    pargv[np++] = pcons;
+    if (!cfg->compress)
+        pargv[np++] = "-u";
+    if (cfg->no_buffer || cfg->no_disk_replication)
+        pargv[np++] = "-F";
+    if (cfg->no_buffer)
+        pargv[np++] = "-n";
+    if (cfg->no_disk_replication)
+        pargv[np++] = "-d";
+    if (cfg->colo)
+        pargv[np++] = "--colo";
+    if (cfg->colo && cfg->compare_timeout_ms) {
+        pargv[np++] = "--compare-timeout";
+        pargv[np++] = ct;
+    }
+    pargv[np++] = d->path_cfg;
+    pargv[np++] = REPL_ADDR;
+    pargv[np] = NULL;
 
-    /* Wait for the protected guest to answer. */
-    if (kv_open(&probe, 999999, GUEST_IP, GUEST_PORT) ||
-        kv_call(&probe, "STATS", &r, 50, rm_now_ns() + 20000000000ull,
+    d->secondary = spawn(sargv, d->log_s);
+    rm_sleep_ms(200);
+    d->primary = spawn(pargv, d->log_p);
+    if (d->primary < 0 || d->secondary < 0)
+        return rm_error_set(err, -errno, "cannot start remus: %s",
+                            strerror(errno));
+    return 0;
+}
+
+/* Wait for the protected guest to answer; what the load is measured
+ * from. */
+static int wait_guest(struct drill *d, struct load *ld, struct rm_error *err)
+{
+    struct kv_reply r;
+
+    if (kv_open(&ld->probe, 999999, DRILL_GUEST_IP, DRILL_GUEST_PORT) ||
+        kv_call(&ld->probe, "STATS", &r, 50, rm_now_ns() + 20000000000ull,
                 NULL)) {
-        rc = rm_error_set(err, -ETIMEDOUT, "the protected guest did not "
-                          "answer within 20 s; see %s and %s", log_p, log_s);
-        kv_close(&probe);
-        goto out_stop;
+        kv_close(&ld->probe);
+        return rm_error_set(err, -ETIMEDOUT, "the protected guest did not "
+                            "answer within 20 s; see %s and %s", d->log_p,
+                            d->log_s);
     }
-    progress(d, "guest up, protected");
-    if (rm_proc_cpu_ns(d->primary, &cpu_p0) || rm_proc_cpu_ns(d->secondary,
-                                                              &cpu_s0))
-        cpu_p0 = cpu_s0 = UINT64_MAX;
-    t_load = rm_now_ns();
-    writes0 = r.value;
-    epochs0 = count_lines(epochs);
+    drill_progress(d, "guest up, protected");
+    if (rm_proc_cpu_ns(d->primary, &ld->cpu_p0) ||
+        rm_proc_cpu_ns(d->secondary, &ld->cpu_s0))
+        ld->cpu_p0 = ld->cpu_s0 = UINT64_MAX;
+    ld->t_load = rm_now_ns();
+    ld->writes0 = r.value;
+    ld->epochs0 = drill_count_lines(d->epochs);
+    return 0;
+}
 
-    for (i = 0; i < cfg->clients; i++) {
-        struct client *c = &d->clients[i];
+/* Run until the kill, with live progress. */
+static void run_until_kill(struct drill *d)
+{
+    uint64_t kill_at = rm_now_ns() +
+                       (uint64_t)d->rep->kill_after_ms * 1000000ull;
+    /* COLO: its status every 250 ms (queues, mode, causes), from 250 ms
+     * into the load on (the status of the probe's STATS, a mismatch, may
+     * be published up to 200 ms late) */
+    unsigned step = d->cfg->colo ? 250 : 1000, n = 0;
 
-        c->d = d;
-        c->idx = i;
-        c->lat_us = malloc(MAX_LAT_SAMPLES * sizeof(*c->lat_us));
-        if (kv_open(&c->kc, 1000 + i, GUEST_IP, GUEST_PORT) ||
-            pthread_create(&c->thread, NULL, client_main, c)) {
-            rc = rm_error_set(err, -EAGAIN, "cannot start client %u", i);
-            goto out_clients;
-        }
-        started++;
+    while (rm_now_ns() < kill_at) {
+        uint64_t left = (kill_at - rm_now_ns()) / 1000000;
+
+        rm_sleep_ms(left > step ? step : (unsigned)left + 1);
+        if (d->cfg->colo)
+            (void)rm_drill_colo_sample(&d->rep->colo_st, d->rundir,
+                                       "drillvm");
+        if (++n % (1000 / step) == 0 || rm_now_ns() >= kill_at)
+            drill_progress(d, "protected, under load");
     }
+}
 
-    /* Run until the kill, with live progress. */
-    {
-        uint64_t kill_at = rm_now_ns() +
-                           (uint64_t)rep->kill_after_ms * 1000000ull;
+/* Just before the kill: the guest's write rate and the processes' CPU
+ * under load; COLO: the replica has written since its checkpoint. */
+static void before_kill(struct drill *d, struct load *ld)
+{
+    struct rm_drill_report *rep = d->rep;
+    struct kv_reply r;
+    uint64_t p1, s1, dt;
 
-        /* COLO: its status every 250 ms (queues, mode, causes), from
-         * 250 ms into the load on (the status of the probe's STATS, a
-         * mismatch, may be published up to 200 ms late) */
-        unsigned step = cfg->colo ? 250 : 1000, n = 0;
-
-        while (rm_now_ns() < kill_at) {
-            uint64_t left = (kill_at - rm_now_ns()) / 1000000;
-
-            rm_sleep_ms(left > step ? step : (unsigned)left + 1);
-            if (cfg->colo)
-                (void)rm_drill_colo_sample(&rep->colo_st, rundir, "drillvm");
-            if (++n % (1000 / step) == 0 || rm_now_ns() >= kill_at)
-                progress(d, "protected, under load");
-        }
-    }
-    if (kv_call(&probe, "STATS", &r, 50, rm_now_ns() + 2000000000ull,
-                NULL) == 0 && r.value >= writes0)
-        rep->guest_writes_per_s = (double)(r.value - writes0) /
-                                  ((double)(rm_now_ns() - t_load) / 1e9);
-    kv_close(&probe);
+    if (kv_call(&ld->probe, "STATS", &r, 50, rm_now_ns() + 2000000000ull,
+                NULL) == 0 && r.value >= ld->writes0)
+        rep->guest_writes_per_s = (double)(r.value - ld->writes0) /
+                                  ((double)(rm_now_ns() - ld->t_load) / 1e9);
+    kv_close(&ld->probe);
     /* COLO: that STATS reply differed (it carries the guest's clock) and
      * asked for a checkpoint; the replica runs on from it a while, on the
      * load, before the primary dies: what it wrote meanwhile must survive
@@ -677,10 +439,10 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
      * committed it and says its replica wrote a sector since, at least
      * 300 ms after the commit (up to 20 s: on a slow machine the
      * replica's pause for a checkpoint can be longer than that). */
-    if (cfg->colo) {
+    if (d->cfg->colo) {
         struct rm_drill_colo_wait w;
-        int wrc = rm_drill_colo_wait_replica(rundir, "drillvm", 300, 20000,
-                                             &w);
+        int wrc = rm_drill_colo_wait_replica(d->rundir, "drillvm", 300,
+                                             20000, &w);
 
         if (wrc == -ETIMEDOUT)
             fprintf(stderr, "remus drill: warning: in %" PRIu64 " ms the "
@@ -691,116 +453,86 @@ int rm_drill_run(const struct rm_drill_cfg *cfg,
         else if (wrc)
             fprintf(stderr, "remus drill: warning: no status of the primary "
                     "in %s (%s): the primary is killed without waiting for "
-                    "the replica's writes\n", rundir, strerror(-wrc));
+                    "the replica's writes\n", d->rundir, strerror(-wrc));
     }
-    {
-        /* The processes' CPU under load: each runs a VM in COLO mode */
-        uint64_t p1, s1, dt = rm_now_ns() - t_load;
+    /* The processes' CPU under load: each runs a VM in COLO mode */
+    dt = rm_now_ns() - ld->t_load;
+    if (ld->cpu_p0 != UINT64_MAX && dt && !rm_proc_cpu_ns(d->primary, &p1) &&
+        !rm_proc_cpu_ns(d->secondary, &s1)) {
+        rep->primary_cpu = (double)(p1 - ld->cpu_p0) / (double)dt;
+        rep->secondary_cpu = (double)(s1 - ld->cpu_s0) / (double)dt;
+    }
+}
 
-        if (cpu_p0 != UINT64_MAX && dt && !rm_proc_cpu_ns(d->primary, &p1) &&
-            !rm_proc_cpu_ns(d->secondary, &s1)) {
-            rep->primary_cpu = (double)(p1 - cpu_p0) / (double)dt;
-            rep->secondary_cpu = (double)(s1 - cpu_s0) / (double)dt;
-        }
-    }
+static void kill_primary(struct drill *d)
+{
+    int status;
+
     pthread_mutex_lock(&d->lock);
     d->t_kill = rm_now_ns();
     pthread_mutex_unlock(&d->lock);
     kill(d->primary, SIGKILL);
     waitpid(d->primary, &status, 0);
     d->primary = -1;
-    rep->acked_before_kill = total_acked(d);
-    for (i = 0; i < started; i++)
-        d->clients[i].acked_at_kill = d->clients[i].acked;
-    progress(d, "PRIMARY KILLED (-9)");
+    drill_clients_mark_kill(d);
+    drill_progress(d, "PRIMARY KILLED (-9)");
+}
 
-    /* Wait for the replica to answer, then keep the load on a while. */
-    {
-        uint64_t give_up = rm_now_ns() + 15000000000ull;
+/* Wait for the replica to answer, then keep the load on a while. */
+static void wait_replica(struct drill *d)
+{
+    uint64_t give_up = rm_now_ns() + 15000000000ull;
 
-        while (rm_now_ns() < give_up) {
-            uint64_t t;
+    while (rm_now_ns() < give_up) {
+        uint64_t t;
 
-            pthread_mutex_lock(&d->lock);
-            t = d->t_first_after;
-            pthread_mutex_unlock(&d->lock);
-            if (t)
-                break;
-            rm_sleep_ms(5);
-        }
+        pthread_mutex_lock(&d->lock);
+        t = d->t_first_after;
+        pthread_mutex_unlock(&d->lock);
+        if (t)
+            break;
+        rm_sleep_ms(5);
     }
     if (d->t_first_after) {
-        rep->failover_ms = (double)(d->t_first_after - d->t_kill) / 1e6;
-        progress(d, "replica answering");
-        rm_sleep_ms(cfg->after_ms);
-        progress(d, "after failover");
+        d->rep->failover_ms = (double)(d->t_first_after - d->t_kill) / 1e6;
+        drill_progress(d, "replica answering");
+        rm_sleep_ms(d->cfg->after_ms);
+        drill_progress(d, "after failover");
     }
+}
 
-out_clients:
-    d->stop = 1;
-    for (i = 0; i < started; i++)
-        pthread_join(d->clients[i].thread, NULL);
+static void stop_processes(struct drill *d)
+{
+    int status;
 
-    /* Verify: every acknowledged increment is in the replica's state. */
-    if (!rc && d->t_first_after) {
-        rep->survived = true;
-        for (i = 0; i < started; i++) {
-            struct client *c = &d->clients[i];
-            char cmd[32];
-
-            rep->acked_ops += c->acked;
-            rep->lost_ops += c->lost;
-            snprintf(cmd, sizeof(cmd), "GET k%u", i);
-            if (kv_call(&c->kc, cmd, &r, 50, rm_now_ns() + 5000000000ull,
-                        NULL) || !r.ok) {
-                rep->survived = false;
-                snprintf(rep->why, sizeof(rep->why), "the replica stopped "
-                         "answering during verification");
-                break;
-            }
-            d->want[i] = r.value;
-            if (r.value < c->acked)
-                rep->lost_ops += c->acked - r.value;
-            /* One increment beyond the acknowledged ones is the request
-             * the drill's end interrupted; more is a double application. */
-            if (c->doubled || r.value > c->acked + (c->interrupted ? 1 : 0))
-                snprintf(rep->why, sizeof(rep->why), "client %u: an "
-                         "operation was applied twice", i);
-        }
-    } else if (!rc) {
-        snprintf(rep->why, sizeof(rep->why), "the replica never answered "
-                 "after the primary died");
-    }
-    if (!rc)
-        judge_clients(d, started);
-    if (!rc && cfg->disk_mib && rep->survived && !rep->why[0])
-        replica_diskcheck(d);
-    latency_report(d, started);
-    for (i = 0; i < started; i++) {
-        kv_close(&d->clients[i].kc);
-        free(d->clients[i].lat_us);
-        d->clients[i].lat_us = NULL;
-    }
-
-out_stop:
     if (d->primary > 0) {
         kill(d->primary, SIGKILL);
         waitpid(d->primary, &status, 0);
+        d->primary = -1;
     }
     if (d->secondary > 0) {
         /* With a disk to check, the secondary's host dies too: nothing
          * but what is on its image survives. */
-        kill(d->secondary, cfg->disk_mib ? SIGKILL : SIGTERM);
+        kill(d->secondary, d->cfg->disk_mib ? SIGKILL : SIGTERM);
         waitpid(d->secondary, &status, 0);
         d->secondary = -1;
     }
+}
+
+/* With both processes gone: the cold boot of the replica's disk, what the
+ * logs say, the verdict; a passed drill's logs are removed. */
+static void conclude(struct drill *d, const struct load *ld, int rc)
+{
+    const struct rm_drill_cfg *cfg = d->cfg;
+    struct rm_drill_report *rep = d->rep;
+
     if (!rc && cfg->disk_mib && rep->survived && !rep->why[0])
-        cold_boot(d, started);
-    read_epochs(d);
-    if (d->t_kill && t_load && d->t_kill > t_load)
-        rep->epochs_per_s = (double)(rep->epochs - epochs0) /
-                            ((double)(d->t_kill - t_load) / 1e9);
-    read_failover_line(d);
+        cold_boot(d, d->started);
+    drill_read_epochs(d);
+    if (d->t_kill && ld->t_load && d->t_kill > ld->t_load)
+        rep->epochs_per_s = (double)(rep->epochs - ld->epochs0) /
+                            ((double)(d->t_kill - ld->t_load) / 1e9);
+    drill_read_failover_line(d);
     if (!rc && !rep->why[0]) {
         if (!rep->survived)
             snprintf(rep->why, sizeof(rep->why), "the guest did not survive");
@@ -818,115 +550,66 @@ out_stop:
             snprintf(rep->logs, sizeof(rep->logs), "(removed: the drill "
                      "passed)");
     }
+}
+
+int rm_drill_run(const struct rm_drill_cfg *cfg,
+                 struct rm_drill_report *rep, struct rm_error *err)
+{
+    struct drill *d;
+    struct load ld;
+    int rc;
+
+    memset(rep, 0, sizeof(*rep));
+    rm_drill_colo_init(&rep->colo_st);
+    rc = check_cfg(cfg, err);
+    if (rc)
+        return rc;
+    d = calloc(1, sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    d->cfg = cfg;
+    d->rep = rep;
+    d->primary = d->secondary = -1;
+    pthread_mutex_init(&d->lock, NULL);
+    memset(&ld, 0, sizeof(ld));
+    ld.probe.fd = -1;
+    ld.cpu_p0 = ld.cpu_s0 = UINT64_MAX;
+
+    rc = prepare(d, err);
+    if (rc)
+        goto out_free;
+    rc = start_pair(d, err);
+    if (!rc)
+        rc = wait_guest(d, &ld, err);
+    if (rc)
+        goto out_stop;
+    rc = drill_clients_start(d, err);
+    if (!rc) {
+        run_until_kill(d);
+        before_kill(d, &ld);
+        kill_primary(d);
+        wait_replica(d);
+    }
+    kv_close(&ld.probe);           /* (closed already unless a client
+                                      could not start) */
+    drill_clients_stop(d);
+    if (!rc) {
+        /* Verify: every acknowledged increment is in the replica's state. */
+        if (d->t_first_after)
+            drill_clients_verify(d);
+        else
+            snprintf(rep->why, sizeof(rep->why), "the replica never "
+                     "answered after the primary died");
+        drill_clients_judge(d);
+        if (cfg->disk_mib && rep->survived && !rep->why[0])
+            replica_diskcheck(d);
+    }
+    drill_clients_end(d);
+out_stop:
+    stop_processes(d);
+    conclude(d, &ld, rc);
 out_free:
     pthread_mutex_destroy(&d->lock);
     free(d);
     return rc;
-}
-
-int rm_drill_report_json(const struct rm_drill_report *rep, const char *path,
-                         struct rm_error *err)
-{
-    FILE *f = fopen(path, "w");
-    const char *p;
-
-    if (!f)
-        return rm_error_set(err, -errno, "cannot write %s: %s", path,
-                            strerror(errno));
-    fprintf(f, "{\n  \"result\": \"%s\",\n  \"why\": \"",
-            rep->passed ? "PASS" : "FAIL");
-    for (p = rep->why; *p; p++) {         /* a JSON string */
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if ((unsigned char)*p < 0x20)
-            fprintf(f, "\\u%04x", (unsigned char)*p);
-        else
-            fputc(*p, f);
-    }
-    fprintf(f, "\",\n"
-            "  \"epochs\": %" PRIu64 ",\n"
-            "  \"pause_ms_p50\": %.3f,\n"
-            "  \"pause_ms_p99\": %.3f,\n"
-            "  \"pause_ms_max\": %.3f,\n"
-            "  \"bytes_per_epoch\": %.0f,\n"
-            "  \"dirty_pages_per_epoch\": %.1f,\n"
-            "  \"failover_ms\": %.1f,\n"
-            "  \"acked_ops\": %" PRIu64 ",\n"
-            "  \"acked_before_kill\": %" PRIu64 ",\n"
-            "  \"lost_ops\": %" PRIu64 ",\n"
-            "  \"replica_checkpoint\": %" PRIu64 ",\n"
-            "  \"kill_after_ms\": %u,\n"
-            "  \"epochs_per_s\": %.1f,\n"
-            "  \"latency_ms_p50\": %.3f,\n"
-            "  \"latency_ms_p99\": %.3f,\n"
-            "  \"latency_ms_max\": %.3f,\n"
-            "  \"guest_writes_per_s\": %.0f,\n"
-            "  \"primary_cpu\": %.3f,\n"
-            "  \"secondary_cpu\": %.3f,\n"
-            "  \"disk_mib\": %u,\n"
-            "  \"disk_records\": %" PRIu64 ",\n"
-            "  \"cold_boot_records\": %" PRIu64 ",\n"
-            "  \"cold_boot_ms\": %.1f,\n"
-            "  \"disk_checked\": %s,\n"
-            "  \"survived\": %s", rep->epochs, rep->pause_ms_p50, rep->pause_ms_p99,
-            rep->pause_ms_max, rep->bytes_per_epoch, rep->dirty_per_epoch,
-            rep->failover_ms, rep->acked_ops, rep->acked_before_kill,
-            rep->lost_ops, rep->committed_epoch, rep->kill_after_ms,
-            rep->epochs_per_s, rep->latency_ms_p50, rep->latency_ms_p99,
-            rep->latency_ms_max, rep->guest_writes_per_s, rep->primary_cpu,
-            rep->secondary_cpu, rep->disk_mib,
-            rep->disk_records, rep->cold_records, rep->cold_boot_ms,
-            rep->disk_checked ? "true" : "false",
-            rep->survived ? "true" : "false");
-    if (rep->parts.n) {
-        const struct rm_drill_pause_parts *pp = &rep->parts;
-        unsigned i;
-        const char *s;
-
-        /* "pause_parts": {"suspend": [p50, p99, max], ...} in ms; the
-         * part names as common/save.c says them, blanks as '_'. */
-        fprintf(f, ",\n  \"pause_parts\": {");
-        for (i = 0; i < RM_PAUSE_PHASES; i++) {
-            fprintf(f, "%s\"", i ? ", " : "");
-            for (s = rm_pause_phase_name(i); *s; s++)
-                fputc(*s == ' ' ? '_' : *s, f);
-            fprintf(f, "\": [%.3f, %.3f, %.3f]", pp->p50_ms[i],
-                    pp->p99_ms[i], pp->max_ms[i]);
-        }
-        fprintf(f, "},\n  \"pause_tail\": {\"checkpoints\": %" PRIu64
-                ", \"pause_ms_p50\": %.3f, \"pause_ms_p99\": %.3f, "
-                "\"slowest\": %" PRIu64 ", \"part\": \"", pp->n,
-                pp->pause_ms_p50, pp->pause_ms_p99, pp->tail_n);
-        for (s = rm_pause_phase_name(pp->tail_part); *s; s++)
-            fputc(*s == ' ' ? '_' : *s, f);
-        fprintf(f, "\", \"share\": %.3f}", pp->tail_share);
-    }
-    if (rep->colo) {
-        const struct rm_drill_colo *c = &rep->colo_st;
-
-        fprintf(f, ",\n  \"colo\": {\"sampled\": %s, \"mode\": \"%s\", "
-                "\"ever_buffered\": %s, \"checkpoints\": {\"mismatch\": %"
-                PRIu64 ", \"timeout\": %" PRIu64 ", \"overflow\": %" PRIu64
-                ", \"periodic\": %" PRIu64 "}, \"per_s_under_load\": "
-                "{\"mismatch\": %.3f, \"timeout\": %.3f, \"overflow\": %.3f, "
-                "\"periodic\": %.3f}, \"fallbacks\": %" PRIu64 ", "
-                "\"buffered_checkpoints\": %" PRIu64 ", \"held_max_vm\": %"
-                PRIu64 ", \"held_max_replica\": %" PRIu64 ", "
-                "\"replica_pause_mean_ms\": %.3f, \"replica_pause_max_ms\": "
-                "%.3f, \"takeover_sectors_folded\": %" PRId64 ", "
-                "\"takeover_sectors_dropped\": %" PRIu64 "}",
-                c->sampled ? "true" : "false", c->mode,
-                c->ever_buffered ? "true" : "false", c->last[0], c->last[1],
-                c->last[2], c->last[3], rm_drill_colo_rate(c, 0),
-                rm_drill_colo_rate(c, 1), rm_drill_colo_rate(c, 2),
-                rm_drill_colo_rate(c, 3), c->fallbacks,
-                c->buffered_checkpoints, c->held_max_vm,
-                c->held_max_replica, c->replica_pause_mean_ms,
-                c->replica_pause_max_ms, c->takeover_folded,
-                c->takeover_dropped);
-    }
-    fprintf(f, "\n}\n");
-    if (fclose(f))
-        return rm_error_set(err, -EIO, "writing %s failed", path);
-    return 0;
 }

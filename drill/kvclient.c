@@ -23,6 +23,7 @@ int kv_open(struct kv_client *c, uint32_t id, const char *ip, uint16_t port)
     c->dst.sin_port = htons(port);
     if (inet_pton(AF_INET, ip, &c->dst.sin_addr) != 1) {
         close(c->fd);
+        c->fd = -1;
         return -EINVAL;
     }
     c->id = id;
