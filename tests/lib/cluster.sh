@@ -6,8 +6,9 @@
 #                           primary's host, corosync node 1), .2 (the
 #                           secondary's, node 2), .3 (the arbiter: qnetd);
 #                           corosync + corosync-qdevice on p and s, qnetd
-#                           on a; waits until both nodes are quorate with
-#                           the qdevice's vote
+#                           on a (the qdevices started once both corosyncs
+#                           are one membership); waits until both nodes are
+#                           quorate with the qdevice's vote
 #   cluster_cut A B         drop all traffic between hosts A and B (p s a)
 #   cluster_cut_replication A B   drop only the replication addresses
 #                           (10.79.0.N, which corosync does not use)
@@ -123,6 +124,14 @@ cluster_up() {
             echo "corosync did not start on $h:"; tail -n 8 "$CLDIR/$h/corosync.out"; return 1
         fi
     done
+    # ... and both corosyncs in one membership, each counting the
+    # other's vote: a qdevice's nodeinfo reaching a corosync that does not
+    # know its sender yet aborts it (votequorum.c:2123, "Assertion
+    # `sender_node != NULL'", corosync/corosync#63; seen as the cluster
+    # formed in the nested lab).
+    if ! cl_wait "both corosyncs one membership of 2" both_members; then
+        echo "the corosyncs did not join (logs in $CLDIR)"; cl_show p; cl_show s; return 1
+    fi
     for h in p s; do
         ip netns exec "$CL$h" corosync-qdevice -f -d \
             -S "lock_file=$CLDIR/$h/qdevice.pid,local_socket_file=$CLDIR/$h/qdevice.sock" \
@@ -148,6 +157,7 @@ cl_votes() {
         grep -Eq "^Total votes: +$2\$" <<< "$out"
 }
 both_quorate() { cl_votes p 3 && cl_votes s 3; }
+both_members() { cl_votes p 2 && cl_votes s 2; }
 cl_corosync_ipc() { ip netns exec "$CL$1" sh -c 'corosync-cmapctl -g totem.cluster_name > /dev/null 2>&1'; }
 # cl_dead [-v]: 0 when a daemon cluster_up started has exited (-v: says
 # which, each with the end of its log); cluster_arbiter_down's qnetd aside.
