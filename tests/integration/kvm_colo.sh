@@ -303,7 +303,7 @@ wait_until 5 "the reprotection's COLO status" eval '"$REMUS" status | grep -q "C
 periodic() { "$REMUS" status | grep -o "periodic [0-9]*" | head -1 | awk '{print $2}'; }
 n0=$(periodic); sleep 4; n1=$(periodic)
 echo "reprotect --colo-max-interval 150: $((n1 - n0)) periodic checkpoints in 4 s (the default, 2000 ms: 2)"
-[ $((n1 - n0)) -ge 6 ] || { echo "the reprotection did not take --colo-max-interval"; "$REMUS" status; exit 1; }
+[ $((n1 - n0)) -ge 6 ] || { "$REMUS" status; echo "the reprotection did not take --colo-max-interval"; exit 1; }
 # the host that took over dies: the third goes on from its replica's state
 kill -9 $SEC; wait $SEC 2>/dev/null || true
 wait_for "$TMP/ho.sb.log" "FAILOVER" 20

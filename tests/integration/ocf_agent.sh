@@ -8,9 +8,11 @@
 #     own), driven action by action as Pacemaker drives it: start both,
 #     promote A (the VM runs on A, protected to B), kill B's receiver and
 #     restart B (A's monitor protects the VM to B again), an operator
-#     stops A's protection and resumes it (B listens again), move the
-#     promoted role to B (demote A = handover, promote B), B's monitor
-#     protects the VM back to A, move it back to A, stop both; every
+#     stops A's protection and resumes it (B listens again), B's receiver
+#     dies again and B restarts, then move the promoted role to B before
+#     A's monitor (demote A = protect to B again, handover; promote B),
+#     B's monitor protects the VM back to A, move it back to A; a move
+#     to a B that stalls fails and the VM runs on at A; stop both; every
 #     acknowledged write survives each move.
 . "$ROOT/tests/lib/kvm.sh"
 command -v ocf-tester >/dev/null || { echo "ocf-tester is missing (make deps: resource-agents)"; exit 1; }
@@ -42,6 +44,7 @@ ra() {
     OCF_RESKEY_interval=20 OCF_RESKEY_heartbeat=50 OCF_RESKEY_heartbeat_timeout=400 \
     OCF_RESKEY_run_dir="$TMP/$1/run" OCF_RESKEY_state_dir="$TMP/$1/state" \
     OCF_RESKEY_key_file="$REMUS_KEY_FILE" \
+    OCF_RESKEY_CRM_meta_timeout="${META_TIMEOUT:-60000}" \
         "$AGENT" "$2" >> "$TMP/ra-$1.log" 2>&1 || rc=$?
     echo $rc
 }
@@ -101,11 +104,20 @@ fi
 wait_until 20 "B holds the replica again" in_file "$TMP/nodeB/run/tguest.secondary.status.json" '"state": "replica"'
 echo "an operator stopped A's protection: B listened again; protected again by hand"
 
-# Move A -> B
+# Move A -> B while the VM is not protected: B's receiver dies again,
+# Pacemaker restarts B, and the move comes before A's next monitor.  A's
+# demote protects the VM to B again first, then hands it over (stopped
+# unprotected, its state would be lost: B, holding no replica, would
+# start the VM afresh from its config).
+kill -KILL "$(cat "$TMP/nodeB/state/tguest/receive.pid")"
+wait_until 10 "A's protection to see B gone" in_file "$TMP/nodeA/run/tguest.primary.status.json" '"state": "unprotected"'
+expect nodeB monitor 1
+expect nodeB stop 0
+expect nodeB start 0
 t0=$(date +%s%N)
 expect nodeA demote 0
 expect nodeB promote 0
-kv 2 4 "GET a" | grep -q "^4 OK 3 " || { echo "B lost acknowledged writes"; exit 1; }
+kv 2 4 "GET a" | grep -q "^4 OK 3 " || { agent_logs; echo "B lost acknowledged writes (a move while the VM was not protected)"; exit 1; }
 t1=$(date +%s%N)
 expect nodeB monitor 8       # also protects the VM back to A
 expect nodeA monitor 0
@@ -122,11 +134,30 @@ expect nodeA monitor 8
 expect nodeB monitor 0
 echo "moved back to A with every acknowledged write"
 
+# A move that cannot hand the VM over: B's receiver is gone and what
+# listens at its address now never answers (a stalled peer).  The demote
+# fails within its timeout (20 s, less 15, and 8 for the reprotection
+# under way to end) and the VM runs on at A.
+kill -KILL "$(cat "$TMP/nodeB/state/tguest/receive.pid")"
+wait_until 10 "A's protection to see B gone" in_file "$TMP/nodeA/run/tguest.primary.status.json" '"state": "unprotected"'
+python3 -c 'import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 7862)); s.listen(8); held = []
+while True: held.append(s.accept()[0])' & STALL=$!; PIDS+=($STALL)
+wait_until 10 "the stalled listener" eval 'ss -Hltn "sport = :7862" | grep -q .'
+META_TIMEOUT=20000 expect nodeA demote 1
+grep -q "not protected to the peer.*no handover without a replica" "$TMP/ra-nodeA.log" ||
+    { echo "the failed demote does not say why"; tail -n 5 "$TMP/ra-nodeA.log"; exit 1; }
+kv 5 8 "INCR a" | grep -q "^8 OK 6 " || { agent_logs; echo "after a demote that could not hand over, the VM does not run on at A"; exit 1; }
+expect nodeA monitor 8
+echo "a demote with no replica to hand over to failed; the VM runs on at A"
+kill $STALL; wait $STALL 2>/dev/null || true
+
 expect nodeA stop 0
 expect nodeB stop 0
 expect nodeA monitor 7
 expect nodeB monitor 7
-if kv 5 8 "GET a" > /dev/null 2>&1; then echo "the VM still runs after both stops"; exit 1; fi
+if kv 6 9 "GET a" > /dev/null 2>&1; then echo "the VM still runs after both stops"; exit 1; fi
 echo "stopped on both nodes"
 echo "actions (node action -> rc, time):"; sed 's/^/  /' "$TMP/actions.log"
 
