@@ -181,7 +181,8 @@ UNIT_TESTS += test_auth test_net test_local test_sessions test_xen_nohv \
               test_protect_request
 
 # Fuzz harnesses (libFuzzer): tests/fuzz/fuzz_NAME.c
-FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap fuzz_nbd fuzz_compare fuzz_feed
+FUZZERS := fuzz_stream fuzz_restore fuzz_proto fuzz_wrap fuzz_nbd fuzz_compare fuzz_feed \
+           fuzz_protect_request
 
 # ------------------------------------------------------------------ rules
 B_LIB_OBJS := $(addprefix $(BUILD)/,$(LIB_OBJS))
@@ -401,6 +402,7 @@ B_FUZZERS := $(addprefix $(FUZZ_BUILD)/,$(FUZZERS))
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) tests/support/mem_backend.c \
                  tests/support/testutil.c tests/support/fuzz_peer.c proto/ctl_msg.c proto/channel.c proto/timing.c \
                  proto/disks.c $(NBD_OBJS:.o=.c) netbuf/frame_cmp.c netbuf/compare.c \
+                 primary/protect_request.c \
                  $(FUZZ_BUILD)/gen/proto/remus.pb-c.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
