@@ -77,8 +77,8 @@ int rm_drill_colo_wait_replica(const char *run_dir, const char *name,
                                unsigned min_ms, unsigned timeout_ms,
                                struct rm_drill_colo_wait *w)
 {
-    uint64_t start = rm_now_ns(), seen_at = 0, seen_epoch = 0, now, latest;
-    struct rm_status st, pst;
+    uint64_t start = rm_now_ns(), seen_at = 0, now;
+    struct rm_status st;
     int rc;
 
     memset(w, 0, sizeof(*w));
@@ -88,24 +88,14 @@ int rm_drill_colo_wait_replica(const char *run_dir, const char *name,
     for (;;) {
         now = rm_now_ns();
         w->waited_ms = (now - start) / 1000000;
-        /* The primary's latest checkpoint: one taken since the wait began
-         * (the one the last reply's mismatch asked for may come after the
-         * first read) must be committed too, or the replica is paused for
-         * it and writes nothing the takeover would keep. */
-        latest = read_status(run_dir, name, "primary", &pst) ? w->taken
-                                                              : pst.epoch;
         if (!read_status(run_dir, name, "secondary", &st)) {
             w->committed = st.epoch;
             w->sectors = st.colo_replica_sectors;
-            if (w->committed >= w->taken && w->committed >= latest) {
-                if (!seen_at || seen_epoch != w->committed) {
-                    seen_at = now;           /* from this commit on */
-                    seen_epoch = w->committed;
-                }
+            if (w->committed >= w->taken) {
+                if (!seen_at)
+                    seen_at = now;
                 if (w->sectors && now - seen_at >= min_ms * 1000000ull)
                     return 0;
-            } else {
-                seen_at = 0;
             }
         }
         if (w->waited_ms >= timeout_ms)

@@ -51,8 +51,7 @@ struct rm_drill_colo_wait {
 };
 
 /* Wait until NAME's secondary status (in @run_dir) says it committed the
- * checkpoint the primary's says it took (read first), and every one the
- * primary took since (one in flight pauses the replica), and that its
+ * checkpoint the primary's says it took (read once, first), and that its
  * replica wrote a sector since, at least @min_ms after that commit was
  * seen, reading every 10 ms.  0, or -ETIMEDOUT after @timeout_ms (what
  * was seen last in @w), -ENOENT without the primary's status. */
